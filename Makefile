@@ -1,0 +1,41 @@
+# Signoff: `make run` starts the whole stack locally; `make test` runs every check.
+# Both bootstrap from scratch on a fresh machine (uv, then the locked workspace).
+SHELL := /bin/bash
+# uv from PATH if present, else the copy `bootstrap` installs with pip (run as a module, so it
+# works whatever the user's script directory is).
+UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+
+.PHONY: bootstrap browser run test lint typecheck pytest bench clean
+
+bootstrap:
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	@$(UV) sync --frozen --quiet
+
+run: bootstrap
+	@$(UV) run --frozen signoff-devstack run
+
+lint: bootstrap
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+
+typecheck: bootstrap
+	$(UV) run --frozen mypy libs/common/src services/api/src services/dispatcher/src services/expirer/src services/realtime/src tools/devstack/src tests bench
+
+# The browser tests (tests/web) drive Debian's Chromium, never a downloaded one; installed here
+# when missing (needs root, as in CI containers).
+browser:
+	@[ -x /usr/bin/chromium ] || { [ "$$(id -u)" = 0 ] || { echo "tests/web need Chromium: sudo apt-get install -y chromium"; exit 1; }; \
+		apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+pytest: bootstrap browser
+	$(UV) run --frozen pytest
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf .signoff .pytest_cache .mypy_cache .ruff_cache
+
+# Benchmarks (not part of `make test`): starts its own stack on free ports, ~6 minutes.
+bench: bootstrap
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get install -y -qq wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null 2>&1)) || echo "wrk not installed: using the aiohttp load generator"; }
+	$(UV) run --frozen python -m bench $(SCENARIOS)

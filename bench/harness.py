@@ -1,0 +1,102 @@
+"""What every scenario shares: the local stack on free ports, an owner with a key and a JWT,
+and the result record each scenario returns."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from signoff_devstack.processes import Proc, mongo_url, spawn_service, start_mongod, start_tansu, wait_healthy
+
+ADMIN = {"email": "bench@signoff.local", "password": "bench-password-1234"}
+
+
+@dataclass
+class Result:
+    name: str
+    measure: dict[str, Any]
+    baseline: dict[str, Any] | None
+    ratio: float | None
+    target: str
+    met: bool | None
+    notes: list[str] = field(default_factory=list)
+    series: dict[str, list[float]] = field(default_factory=dict)
+
+
+@dataclass
+class BenchStack:
+    root: Path
+    mongo: Proc
+    kafka: Proc
+    secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    procs: list[Proc] = field(default_factory=list)
+
+    @classmethod
+    def start(cls) -> BenchStack:
+        root = Path(tempfile.mkdtemp(prefix="signoff-bench-"))
+        mongo = start_mongod(root / "mongo", root / "logs")
+        kafka = start_tansu(root / "logs")
+        return cls(root, mongo, kafka)
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {
+            "SIGNOFF_MONGO_URL": mongo_url(self.mongo.port),
+            "SIGNOFF_KAFKA_BOOTSTRAP": f"127.0.0.1:{self.kafka.port}",
+            "SIGNOFF_SECRET_KEY": self.secret,
+            "SIGNOFF_BOOTSTRAP_ADMIN_EMAIL": ADMIN["email"],
+            "SIGNOFF_BOOTSTRAP_ADMIN_PASSWORD": ADMIN["password"],
+            "SIGNOFF_DISPATCHER_ALLOWED_NETWORKS": "127.0.0.0/8",
+            "SIGNOFF_LOG_LEVEL": "WARNING",
+            **extra,
+        }
+
+    def service(self, name: str, *, instance: str | None = None, **extra: str) -> Proc:
+        proc = wait_healthy(spawn_service(name, self.logs, self.env(**extra), name=instance))
+        self.procs.append(proc)
+        return proc
+
+    def process(self, name: str, module: str, port: int, **extra: str) -> Proc:
+        from signoff_devstack.processes import _spawn, healthy, wait_until
+
+        env = {**self.env(**extra), "SIGNOFF_HTTP_PORT": str(port), "SIGNOFF_INSTANCE": name}
+        proc = _spawn(name, [sys.executable, "-m", module], self.logs, port, env)
+        wait_until(lambda: healthy(port, "/docs"), 60, f"waiting for {name}", proc)
+        self.procs.append(proc)
+        return proc
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
+        self.kafka.stop()
+        self.mongo.stop()
+
+
+@dataclass
+class Account:
+    api_key: str
+    token: str
+
+    @classmethod
+    def create(cls, api_base: str) -> Account:
+        with httpx.Client(base_url=api_base, timeout=30) as client:
+            token = client.post("/api/v1/auth/login", json=ADMIN).raise_for_status().json()["token"]
+            key = client.post(
+                "/api/v1/api-keys", json={"label": "bench"}, headers={"Authorization": f"Bearer {token}"}
+            )
+            return cls(api_key=key.raise_for_status().json()["key"], token=token)
+
+    def agent(self, api_base: str, **body: Any) -> str:
+        with httpx.Client(base_url=api_base, timeout=30, headers={"x-api-key": self.api_key}) as client:
+            resp = client.post("/api/v1/agents", json={"name": "bench", **body}).raise_for_status()
+            agent_id: str = resp.json()["id"]
+            return agent_id

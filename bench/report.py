@@ -1,0 +1,81 @@
+"""Write bench/results/<stamp>.json, a Markdown summary and PNG plots."""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import asdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from bench.harness import Result
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def _fmt(d: dict[str, object] | None) -> str:
+    if not d:
+        return "—"
+    return ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in d.items())
+
+
+def markdown(results: list[Result], stamp: str) -> str:
+    lines = [
+        f"# Signoff benchmark {stamp}",
+        "",
+        f"Machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}, "
+        f"{_cpus()} CPUs. Ratios compare with a baseline measured in the same run.",
+        "",
+        "| scenario | measured | baseline | ratio | target | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        met = "yes" if r.met else ("no" if r.met is False else "—")
+        ratio = f"{r.ratio:.2f}x" if r.ratio is not None else "—"
+        lines.append(f"| {r.name} | {_fmt(r.measure)} | {_fmt(r.baseline)} | {ratio} | {r.target} | {met} |")
+    for r in results:
+        if r.notes:
+            lines += ["", f"**{r.name}**: " + " ".join(r.notes)]
+    return "\n".join(lines) + "\n"
+
+
+def _cpus() -> int:
+    import os
+
+    return os.cpu_count() or 0
+
+
+def plots(results: list[Result], stamp: str) -> list[Path]:
+    paths = []
+    for r in results:
+        if not r.series:
+            continue
+        fig, ax = plt.subplots(figsize=(6, 3.2))
+        for label, values in r.series.items():
+            ax.plot(range(1, len(values) + 1), values, marker="o", label=label)
+        ax.set_title(r.name)
+        ax.set_xlabel("round / sample")
+        ax.legend()
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        path = RESULTS / f"{stamp}-{r.name.lower().replace(' ', '-').replace('/', '')}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def write(results: list[Result], stamp: str) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{stamp}.json").write_text(json.dumps([asdict(r) for r in results], indent=2, default=str))
+    md = markdown(results, stamp)
+    images = plots(results, stamp)
+    md += "\n" + "\n".join(f"![{p.stem}]({p.name})" for p in images) + "\n"
+    path = RESULTS / f"{stamp}.md"
+    path.write_text(md)
+    (RESULTS / "latest.md").write_text(md)
+    return path

@@ -1,0 +1,103 @@
+"""Credential formats shared by the API (which issues them) and realtime (which checks them).
+
+API keys are random, shown once, and stored as SHA-256 (they carry 240 bits of entropy, so a
+fast hash is the right tool; passwords use a slow KDF in the API). User sessions are HS256 JWTs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from signoff_common.clock import utcnow
+from signoff_common.mongo import API_KEYS, Database
+
+API_KEY_PREFIX = "sk_"
+JWT_ALGORITHM = "HS256"
+JWT_AUDIENCE = "signoff"
+
+
+def generate_api_key() -> str:
+    return API_KEY_PREFIX + secrets.token_urlsafe(30)
+
+
+def hash_secret(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def display_prefix(key: str) -> str:
+    """The part of a key safe to show in lists, enough to tell keys apart."""
+    return key[:10]
+
+
+def issue_user_token(user_id: str, secret: str, ttl_seconds: int, is_admin: bool = False) -> str:
+    now = int(time.time())
+    claims = {
+        "sub": user_id,
+        "aud": JWT_AUDIENCE,
+        "iat": now,
+        "exp": now + ttl_seconds,
+        "adm": is_admin,
+        "typ": "user",
+    }
+    return jwt.encode(claims, secret, algorithm=JWT_ALGORITHM)
+
+
+def decode_user_token(token: str, secret: str) -> dict[str, Any]:
+    """Raises ``jwt.InvalidTokenError`` on anything but a valid, unexpired HS256 user token."""
+    claims: dict[str, Any] = jwt.decode(
+        token,
+        secret,
+        algorithms=[JWT_ALGORITHM],
+        audience=JWT_AUDIENCE,
+        options={"require": ["exp", "iat", "sub", "aud"]},
+    )
+    if claims.get("typ") != "user":
+        raise jwt.InvalidTokenError("not a user token")
+    return claims
+
+
+@dataclass(frozen=True)
+class KeyOwner:
+    key_id: str
+    owner_id: str
+
+
+class ApiKeyResolver:
+    """Looks API keys up by hash with a short cache: the hot path skips a round trip, and a
+    revoked key stops working within ``ttl`` seconds on every replica."""
+
+    def __init__(self, db: Database, ttl: float = 5.0, max_entries: int = 10_000) -> None:
+        self._coll = db[API_KEYS]
+        self._ttl = ttl
+        self._max = max_entries
+        self._cache: dict[str, tuple[float, KeyOwner | None]] = {}
+        self._touched: dict[str, float] = {}
+
+    async def resolve(self, key: str) -> KeyOwner | None:
+        if not key.startswith(API_KEY_PREFIX) or len(key) > 200:
+            return None
+        digest = hash_secret(key)
+        now = time.monotonic()
+        hit = self._cache.get(digest)
+        if hit and hit[0] > now:
+            owner = hit[1]
+        else:
+            doc = await self._coll.find_one({"key_hash": digest, "revoked_at": None}, {"owner_id": 1})
+            owner = KeyOwner(doc["_id"], doc["owner_id"]) if doc else None
+            if len(self._cache) >= self._max:
+                self._cache.clear()
+            self._cache[digest] = (now + self._ttl, owner)
+        if owner and now - self._touched.get(owner.key_id, 0.0) > 60:
+            # last_used is coarse (a minute) so it never costs a write per request.
+            self._touched[owner.key_id] = now
+            await self._coll.update_one({"_id": owner.key_id}, {"$set": {"last_used_at": utcnow()}})
+        return owner
+
+    def forget(self, key_hash: str) -> None:
+        self._cache.pop(key_hash, None)

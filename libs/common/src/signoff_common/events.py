@@ -1,0 +1,129 @@
+"""Event contracts. One frozen model per event type; the topic name is the type.
+
+Every event carries a sortable unique ``id`` (the webhook-id and the resume cursor), the channel
+and owner it belongs to, and typed ``data``. Consumers must be idempotent on ``id``: Kafka
+delivers at least once and the outbox relay may publish an event twice after a crash.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from signoff_common.clock import utcnow
+from signoff_common.ids import new_id
+from signoff_common.views import DeliveryStatus, MessageView
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class MessageData(_Frozen):
+    message: MessageView
+
+
+class DeliveryStatusData(_Frozen):
+    delivery_id: str
+    event_id: str
+    event_type: str
+    message_id: str | None = None
+    url: str
+    status: DeliveryStatus
+    attempts: int = 0
+    last_status_code: int | None = None
+    last_error: str | None = None
+    next_attempt_at: datetime | None = None
+
+
+class AgentStatusData(_Frozen):
+    agent_id: str
+    status: Literal["active", "busy", "error", "offline"]
+    message: str | None = None
+    last_activity_at: datetime
+
+
+class _Event(_Frozen):
+    id: str = Field(default_factory=lambda: new_id("evt"))
+    occurred_at: datetime = Field(default_factory=utcnow)
+    channel_id: str
+    owner_id: str
+
+
+class MessageCreated(_Event):
+    type: Literal["message.created"] = "message.created"
+    data: MessageData
+
+
+class ReviewResponded(_Event):
+    type: Literal["review.responded"] = "review.responded"
+    data: MessageData
+
+
+class ReviewExpired(_Event):
+    type: Literal["review.expired"] = "review.expired"
+    data: MessageData
+
+
+class DeliveryStatusChanged(_Event):
+    type: Literal["delivery.status"] = "delivery.status"
+    data: DeliveryStatusData
+
+
+class AgentStatusChanged(_Event):
+    type: Literal["agent.status"] = "agent.status"
+    data: AgentStatusData
+
+
+Event = Annotated[
+    MessageCreated | ReviewResponded | ReviewExpired | DeliveryStatusChanged | AgentStatusChanged,
+    Field(discriminator="type"),
+]
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def delivery_status_event(
+    delivery: dict[str, Any], status: DeliveryStatus, now: datetime, changes: dict[str, Any] | None = None
+) -> DeliveryStatusChanged:
+    """The ``delivery.status`` event for a delivery document after ``changes`` are applied: the one
+    shape the dispatcher (attempt outcomes) and the API (manual re-queues) both emit."""
+    merged = {**delivery, **(changes or {})}
+    return DeliveryStatusChanged(
+        channel_id=delivery["channel_id"],
+        owner_id=delivery["owner_id"],
+        occurred_at=now,
+        data=DeliveryStatusData(
+            delivery_id=delivery["_id"],
+            event_id=delivery["event_id"],
+            event_type=delivery["event_type"],
+            message_id=delivery.get("message_id"),
+            url=delivery["url"],
+            status=status,
+            attempts=merged.get("attempt_count", 0),
+            last_status_code=merged.get("last_status_code"),
+            last_error=merged.get("last_error"),
+            next_attempt_at=merged.get("next_attempt_at") if status == "sent" else None,
+        ),
+    )
+
+
+def parse_event(raw: bytes | str | dict[str, Any]) -> Event:
+    if isinstance(raw, dict):
+        return EVENT_ADAPTER.validate_python(raw)
+    return EVENT_ADAPTER.validate_json(raw)
+
+
+def event_to_document(event: Event) -> dict[str, Any]:
+    """The form an event takes inside a MongoDB outbox array (BSON-friendly, datetimes kept)."""
+    return event.model_dump(mode="python", by_alias=True)
+
+
+def event_to_json(event: Event) -> bytes:
+    return event.model_dump_json(by_alias=True).encode()
+
+
+# Socket.IO and webhook names use Placet's colon form: ``review.responded`` -> ``review:responded``.
+def wire_name(event_type: str) -> str:
+    return event_type.replace(".", ":")

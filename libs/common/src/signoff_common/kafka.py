@@ -1,0 +1,54 @@
+"""Kafka producer lifecycle and topic set-up, shared by every service that publishes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from signoff_common.settings import ServiceSettings
+from signoff_common.topics import all_topics
+
+log = logging.getLogger(__name__)
+
+
+def create_producer(settings: ServiceSettings) -> AIOKafkaProducer:
+    """acks=all so a record counts as published only once the broker stored it."""
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id=settings.instance or "signoff",
+        acks="all",
+        enable_idempotence=settings.kafka_idempotence,
+        linger_ms=2,
+        request_timeout_ms=10_000,
+        retry_backoff_ms=200,
+    )
+
+
+async def ensure_topics(settings: ServiceSettings) -> None:
+    """Create the event topics if missing. Safe to call from every replica at once."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, client_id=f"{settings.instance}-admin"
+    )
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [t for t in all_topics(settings.topic_prefix) if t not in existing]
+        if not wanted:
+            return
+        with contextlib.suppress(TopicAlreadyExistsError):
+            await admin.create_topics(
+                [NewTopic(t, settings.topic_partitions, 1) for t in wanted], timeout_ms=10_000
+            )
+        log.info("created topics", extra={"topics": wanted})
+    finally:
+        await admin.close()
+
+
+async def check_producer(producer: AIOKafkaProducer, timeout: float = 2.0) -> None:
+    """Readiness: the producer can reach the cluster and read metadata."""
+    await asyncio.wait_for(producer.client.fetch_all_metadata(), timeout)

@@ -1,0 +1,123 @@
+"""MongoDB client lifecycle, collection names and the indexes every query relies on."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Final
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import OperationFailure
+
+from signoff_common.settings import ServiceSettings
+
+Doc = dict[str, Any]
+Database = AsyncDatabase[Doc]
+
+USERS: Final = "users"
+API_KEYS: Final = "api_keys"
+AGENTS: Final = "agents"
+MESSAGES: Final = "messages"
+DELIVERIES: Final = "deliveries"
+INBOUND_WEBHOOKS: Final = "inbound_webhooks"
+TRIGGERS: Final = "triggers"
+EVENTS: Final = "events"
+LEASES: Final = "leases"
+LOGIN_ATTEMPTS: Final = "login_attempts"
+RATE_LIMITS: Final = "rate_limits"
+
+# Documents with events still to publish; partial, so it only ever holds the few pending ones.
+OUTBOX_INDEX = IndexModel(
+    [("outbox.id", ASCENDING)],
+    name="outbox_pending",
+    partialFilterExpression={"outbox.0": {"$exists": True}},
+)
+
+INDEXES: Final[dict[str, list[IndexModel]]] = {
+    USERS: [IndexModel([("email", ASCENDING)], unique=True)],
+    API_KEYS: [
+        IndexModel([("key_hash", ASCENDING)], unique=True),
+        IndexModel([("owner_id", ASCENDING), ("created_at", DESCENDING)]),
+    ],
+    AGENTS: [IndexModel([("owner_id", ASCENDING), ("created_at", DESCENDING)]), OUTBOX_INDEX],
+    MESSAGES: [
+        IndexModel([("channel_id", ASCENDING), ("_id", DESCENDING)]),
+        IndexModel(
+            [("channel_id", ASCENDING), ("client_id", ASCENDING)],
+            unique=True,
+            partialFilterExpression={"client_id": {"$type": "string"}},
+            name="client_id_unique",
+        ),
+        IndexModel(
+            [("channel_id", ASCENDING), ("correlation_id", ASCENDING)],
+            partialFilterExpression={"correlation_id": {"$type": "string"}},
+            name="correlation_id",
+        ),
+        IndexModel(
+            [("review.expires_at", ASCENDING)],
+            partialFilterExpression={"review.status": "pending"},
+            name="pending_reviews_by_deadline",
+        ),
+        IndexModel(
+            [("owner_id", ASCENDING), ("review.status", ASCENDING), ("_id", DESCENDING)],
+            name="reviews_by_owner",
+        ),
+        IndexModel([("group_id", ASCENDING), ("_id", ASCENDING)], sparse=True),
+        # The dispatcher's reconciliation walks messages whose webhook is not settled yet.
+        IndexModel(
+            [("updated_at", ASCENDING)],
+            partialFilterExpression={"delivery_status": "sent"},
+            name="undelivered_by_update",
+        ),
+        OUTBOX_INDEX,
+    ],
+    DELIVERIES: [
+        IndexModel([("event_id", ASCENDING), ("url", ASCENDING)], unique=True),
+        IndexModel([("message_id", ASCENDING), ("created_at", ASCENDING)]),
+        IndexModel(
+            [("next_attempt_at", ASCENDING)],
+            partialFilterExpression={"state": "pending"},
+            name="due_deliveries",
+        ),
+        # Recover: an agent's failed deliveries since a time.
+        IndexModel([("channel_id", ASCENDING), ("state", ASCENDING), ("updated_at", ASCENDING)]),
+        OUTBOX_INDEX,
+    ],
+    INBOUND_WEBHOOKS: [
+        IndexModel([("token_hash", ASCENDING)], unique=True),
+        IndexModel([("channel_id", ASCENDING)]),
+    ],
+    TRIGGERS: [IndexModel([("channel_id", ASCENDING)])],
+    EVENTS: [
+        IndexModel([("expire_at", ASCENDING)], expireAfterSeconds=0),
+        IndexModel([("owner_id", ASCENDING), ("_id", ASCENDING)]),
+        IndexModel([("channel_id", ASCENDING), ("_id", ASCENDING)]),
+    ],
+    LOGIN_ATTEMPTS: [IndexModel([("expire_at", ASCENDING)], expireAfterSeconds=0)],
+    RATE_LIMITS: [IndexModel([("expire_at", ASCENDING)], expireAfterSeconds=0)],
+}
+
+
+def create_client(settings: ServiceSettings) -> AsyncMongoClient[Doc]:
+    """Create the process's one client. Call inside a lifespan, never at import time."""
+    return AsyncMongoClient(
+        settings.mongo_url,
+        tz_aware=True,
+        serverSelectionTimeoutMS=settings.mongo_timeout_ms,
+        connectTimeoutMS=settings.mongo_timeout_ms,
+        appname=settings.instance or "signoff",
+    )
+
+
+async def ensure_indexes(db: Database) -> None:
+    """Create every index (idempotent; concurrent callers at start-up are harmless)."""
+    for name, models in INDEXES.items():
+        try:
+            await db[name].create_indexes(models)
+        except OperationFailure as exc:  # a racing replica created it with the same spec
+            if exc.code not in (85, 86):
+                raise
+
+
+async def ping(db: Database, timeout: float = 2.0) -> None:
+    await asyncio.wait_for(db.command("ping"), timeout)

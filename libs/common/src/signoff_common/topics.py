@@ -1,0 +1,27 @@
+"""Kafka topic names. Topic name = event type, optionally prefixed (one cluster, many stacks)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+MESSAGE_CREATED: Final = "message.created"
+REVIEW_RESPONDED: Final = "review.responded"
+REVIEW_EXPIRED: Final = "review.expired"
+DELIVERY_STATUS: Final = "delivery.status"
+AGENT_STATUS: Final = "agent.status"
+
+ALL_EVENT_TYPES: Final[tuple[str, ...]] = (
+    MESSAGE_CREATED,
+    REVIEW_RESPONDED,
+    REVIEW_EXPIRED,
+    DELIVERY_STATUS,
+    AGENT_STATUS,
+)
+
+
+def topic_for(event_type: str, prefix: str = "") -> str:
+    return f"{prefix}{event_type}"
+
+
+def all_topics(prefix: str = "") -> list[str]:
+    return [topic_for(t, prefix) for t in ALL_EVENT_TYPES]

@@ -1,0 +1,137 @@
+"""Agents (= channels): CRUD, webhook settings, signing secrets, status pings."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from signoff_api.schemas import DEFAULT_WEBHOOK_EVENTS, AgentIn, AgentOut, AgentPatch, PingIn
+from signoff_common.clock import utcnow
+from signoff_common.events import AgentStatusChanged, AgentStatusData, event_to_document
+from signoff_common.http_errors import ApiError, not_found
+from signoff_common.ids import new_id
+from signoff_common.mongo import AGENTS, Database, Doc
+from signoff_common.secretbox import SecretBox
+from signoff_common.webhook_signature import new_secret as new_signing_secret
+
+HIDDEN = {"outbox": 0, "outbox_dead": 0}
+
+
+def agent_out(doc: Doc) -> AgentOut:
+    return AgentOut(
+        id=doc["_id"],
+        name=doc["name"],
+        description=doc.get("description"),
+        webhook_url=doc.get("webhook_url"),
+        webhook_headers={name: "***" for name in doc.get("webhook_header_names", [])},
+        webhook_enabled=doc.get("webhook_enabled", True),
+        webhook_disabled_reason=doc.get("webhook_disabled_reason"),
+        webhook_events=doc.get("webhook_events", DEFAULT_WEBHOOK_EVENTS),
+        webhook_retry_schedule=doc.get("retry_schedule"),
+        status=doc.get("status"),
+        status_message=doc.get("status_message"),
+        last_activity_at=doc.get("last_activity_at"),
+        created_at=doc["created_at"],
+    )
+
+
+def _headers_fields(box: SecretBox, headers: dict[str, str] | None) -> Doc:
+    if not headers:
+        return {"webhook_headers_enc": None, "webhook_header_names": []}
+    return {"webhook_headers_enc": box.seal(json.dumps(headers)), "webhook_header_names": sorted(headers)}
+
+
+async def create_agent(db: Database, box: SecretBox, owner_id: str, body: AgentIn) -> tuple[Doc, str]:
+    now = utcnow()
+    secret = new_signing_secret()
+    doc: Doc = {
+        "_id": new_id("agt"),
+        "owner_id": owner_id,
+        "name": body.name,
+        "description": body.description,
+        "webhook_url": body.webhook_url,
+        "webhook_enabled": True,
+        "webhook_events": list(body.webhook_events),
+        "retry_schedule": body.webhook_retry_schedule,
+        "signing_secrets": [{"secret_enc": box.seal(secret), "created_at": now, "expires_at": None}],
+        "created_at": now,
+        "updated_at": now,
+        **_headers_fields(box, body.webhook_headers),
+    }
+    await db[AGENTS].insert_one(doc)
+    return doc, secret
+
+
+async def get_agent(db: Database, owner_id: str, agent_id: str) -> Doc:
+    doc = await db[AGENTS].find_one({"_id": agent_id, "owner_id": owner_id}, HIDDEN)
+    if doc is None:
+        raise not_found("agent")
+    return doc
+
+
+async def list_agents(db: Database, owner_id: str) -> list[Doc]:
+    return await db[AGENTS].find({"owner_id": owner_id}, HIDDEN).sort("created_at", 1).limit(1000).to_list()
+
+
+async def patch_agent(db: Database, box: SecretBox, owner_id: str, agent_id: str, body: AgentPatch) -> Doc:
+    given = body.model_fields_set
+    update: dict[str, Any] = {"updated_at": utcnow()}
+    for name in ("name", "description", "webhook_url"):
+        if name in given:
+            if name == "name" and body.name is None:
+                raise ApiError(422, "validation_error", "name cannot be null", "name")
+            update[name] = getattr(body, name)
+    if "webhook_events" in given:
+        if body.webhook_events is None:
+            raise ApiError(422, "validation_error", "webhookEvents cannot be null", "webhookEvents")
+        update["webhook_events"] = list(body.webhook_events)
+    if "webhook_retry_schedule" in given:
+        update["retry_schedule"] = body.webhook_retry_schedule
+    if "webhook_headers" in given:
+        update |= _headers_fields(box, body.webhook_headers)
+    if "webhook_url" in given or body.webhook_enabled:
+        # A new URL, or an explicit re-enable, lifts a disable caused by a 410 answer.
+        update |= {"webhook_enabled": True, "webhook_disabled_reason": None}
+    elif body.webhook_enabled is False:
+        update |= {"webhook_enabled": False, "webhook_disabled_reason": "disabled by owner"}
+    doc = await db[AGENTS].find_one_and_update(
+        {"_id": agent_id, "owner_id": owner_id}, {"$set": update}, projection=HIDDEN, return_document=True
+    )
+    if doc is None:
+        raise not_found("agent")
+    return doc
+
+
+async def delete_agent(db: Database, owner_id: str, agent_id: str) -> None:
+    result = await db[AGENTS].delete_one({"_id": agent_id, "owner_id": owner_id})
+    if result.deleted_count == 0:
+        raise not_found("agent")
+
+
+async def ping(db: Database, owner_id: str, body: PingIn) -> Doc:
+    now = utcnow()
+    event = AgentStatusChanged(
+        channel_id=body.agent_id,
+        owner_id=owner_id,
+        occurred_at=now,
+        data=AgentStatusData(
+            agent_id=body.agent_id, status=body.status, message=body.message, last_activity_at=now
+        ),
+    )
+    doc = await db[AGENTS].find_one_and_update(
+        {"_id": body.agent_id, "owner_id": owner_id},
+        {
+            "$set": {
+                "status": body.status,
+                "status_message": body.message,
+                "last_activity_at": now,
+                "updated_at": now,
+            },
+            "$push": {"outbox": event_to_document(event)},
+        },
+        projection=HIDDEN,
+        return_document=True,
+    )
+    if doc is None:
+        raise not_found("agent")
+    return doc

@@ -1,0 +1,192 @@
+"""The API process: settings -> MongoDB -> caches -> outbox relay -> routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+
+from signoff_api import auth, web
+from signoff_api.context import ApiContext, ChannelCache
+from signoff_api.limits import BodyLimit
+from signoff_api.routes import agents, inbound, keys, messages, reviews, stats, webhooks
+from signoff_api.routes import auth as auth_routes
+from signoff_api.settings import ApiSettings
+from signoff_api.telemetry import RequestMetrics
+from signoff_common.credentials import ApiKeyResolver
+from signoff_common.http_errors import install_error_handlers
+from signoff_common.kafka import check_producer, create_producer, ensure_topics
+from signoff_common.lease import Lease
+from signoff_common.mongo import AGENTS, MESSAGES
+from signoff_common.observability import Check, probe_routes
+from signoff_common.outbox import OutboxRelay
+from signoff_common.runtime import Runtime
+from signoff_common.secretbox import SecretBox
+
+log = logging.getLogger(__name__)
+
+
+OPENAPI_TAGS = [
+    {"name": "messages", "description": "Post messages and reviews; read them back (Placet Agent API v1)."},
+    {"name": "reviews", "description": "Pending reviews, the human inbox, and responses."},
+    {"name": "agents", "description": "Agents are channels: webhook settings, status pings."},
+    {"name": "accounts", "description": "Login, users."},
+    {"name": "api keys", "description": "Agent API keys, shown once and stored hashed."},
+    {"name": "inbound webhooks", "description": "Token URLs and signed triggers that post into channels."},
+]
+
+
+PUBLIC_PATHS = ("/api/v1/auth/login", "/api/webhooks/execute/{token}", "/api/triggers/{trigger_id}")
+
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "field": {"type": "string"},
+            },
+        }
+    },
+}
+
+
+def _error_response(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def _document_schema(app: FastAPI) -> None:
+    """Describe what FastAPI cannot infer: credentials (read in one dependency, see deps.py) and
+    the one error shape every 4xx/5xx uses (instead of FastAPI's default 422 body)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+            tags=app.openapi_tags,
+        )
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "apiKey": {
+                "type": "apiKey",
+                "in": "header",
+                "name": "x-api-key",
+                "description": "Agent API key (sk_…)",
+            },
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "User JWT from /api/v1/auth/login, or an API key",
+            },
+        }
+        components = schema["components"].setdefault("schemas", {})
+        components["Error"] = ERROR_SCHEMA
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        for path, ops in schema.get("paths", {}).items():
+            for op in ops.values():
+                op["security"] = [] if path in PUBLIC_PATHS else [{"apiKey": []}, {"bearer": []}]
+                responses = op.setdefault("responses", {})
+                for code in [c for c in responses if c.startswith("4") or c.startswith("5")]:
+                    responses[code] = _error_response(responses[code].get("description") or "Error")
+                responses["4XX"] = _error_response("Client error: the code and message say what is wrong")
+                responses["503"] = _error_response("MongoDB unreachable; retry after Retry-After seconds")
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def create_app(settings: ApiSettings) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await Runtime.open(settings)
+        ctx = ApiContext(
+            settings=settings,
+            runtime=runtime,
+            keys=ApiKeyResolver(runtime.db, ttl=settings.auth_cache_seconds),
+            channels=ChannelCache(runtime.db, ttl=settings.auth_cache_seconds),
+            box=SecretBox(settings.secret_key.get_secret_value()),
+        )
+        if settings.bootstrap_admin_email and settings.bootstrap_admin_password:
+            await auth.ensure_admin(
+                runtime.db,
+                settings.bootstrap_admin_email,
+                settings.bootstrap_admin_password.get_secret_value(),
+            )
+        relay = OutboxRelay(
+            runtime.db,
+            lambda: create_producer(settings),
+            [MESSAGES, AGENTS],
+            topic_prefix=settings.topic_prefix,
+            lease=Lease(runtime.db, "outbox-relay:api", runtime.instance_id, settings.relay_lease_seconds),
+            # Topics are created by the relay, not at start-up, so the API starts and answers
+            # even while Kafka is down.
+            prepare=lambda: ensure_topics(settings),
+        )
+        ctx.extras["relay"] = relay
+        app.state.ctx = ctx
+        relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+        try:
+            yield
+        finally:
+            relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay_task
+            await runtime.close()
+
+    app = FastAPI(
+        title="Signoff API",
+        version="0.1.0",
+        description="Human sign-off for AI agents. Compatible with Placet's Agent API v1.",
+        lifespan=lifespan,
+        openapi_tags=OPENAPI_TAGS,
+    )
+    install_error_handlers(app)
+    for router in (
+        messages.router,
+        reviews.router,
+        agents.router,
+        webhooks.router,
+        inbound.router,
+        auth_routes.router,
+        keys.router,
+        stats.router,
+        web.router,
+    ):
+        app.include_router(router)
+    app.mount("/static", web.assets(), name="static")
+
+    def checks(request: Request) -> dict[str, Check]:
+        ctx: ApiContext = request.app.state.ctx
+        relay = ctx.extras["relay"]
+        assert isinstance(relay, OutboxRelay)
+
+        async def kafka() -> None:
+            await check_producer(relay.producer)
+
+        return {"mongodb": ctx.runtime.check_mongo, "kafka": kafka}
+
+    for route in probe_routes(checks):
+        app.router.routes.append(route)
+
+    _document_schema(app)
+    app.add_middleware(RequestMetrics)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app

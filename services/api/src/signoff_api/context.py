@@ -1,0 +1,58 @@
+"""What the API process holds while it runs; built in the lifespan, reached through deps."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from signoff_api.settings import ApiSettings
+from signoff_common.credentials import ApiKeyResolver
+from signoff_common.mongo import AGENTS, Database
+from signoff_common.runtime import Runtime
+from signoff_common.secretbox import SecretBox
+
+
+class ChannelCache:
+    """channel id -> owner id, cached briefly: the message hot path needs it on every call.
+    A deleted channel keeps accepting messages for at most ``ttl`` seconds on other replicas."""
+
+    def __init__(self, db: Database, ttl: float) -> None:
+        self._coll = db[AGENTS]
+        self._ttl = ttl
+        self._cache: dict[str, tuple[float, str | None]] = {}
+
+    async def owner_of(self, channel_id: str) -> str | None:
+        now = time.monotonic()
+        hit = self._cache.get(channel_id)
+        if hit and hit[0] > now:
+            return hit[1]
+        doc = await self._coll.find_one({"_id": channel_id}, {"owner_id": 1})
+        owner = doc["owner_id"] if doc else None
+        if len(self._cache) > 50_000:
+            self._cache.clear()
+        self._cache[channel_id] = (now + self._ttl, owner)
+        return owner
+
+    def forget(self, channel_id: str) -> None:
+        self._cache.pop(channel_id, None)
+
+
+@dataclass
+class ApiContext:
+    settings: ApiSettings
+    runtime: Runtime
+    keys: ApiKeyResolver
+    channels: ChannelCache
+    box: SecretBox
+    extras: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def db(self) -> Database:
+        return self.runtime.db
+
+    def outbox_written(self) -> None:
+        """Nudge this process's relay after a write that queued an event. The change stream
+        would wake it too; this saves that round trip when this replica holds the relay lease."""
+        relay = self.extras.get("relay")
+        if relay is not None:
+            relay.wake()  # type: ignore[attr-defined]

@@ -1,0 +1,102 @@
+"""Inbound token webhooks (Chatalot compatible): a secret URL that posts into one channel.
+
+The token is 64 URL-safe random characters, shown once, stored as SHA-256. Unknown and disabled
+tokens get the same 404 after the same single indexed lookup, so a caller learns nothing.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from signoff_api.schemas import check_url
+from signoff_common.clock import utcnow
+from signoff_common.credentials import hash_secret
+from signoff_common.http_errors import ApiError, not_found
+from signoff_common.ids import new_id
+from signoff_common.mongo import INBOUND_WEBHOOKS, Database, Doc
+
+
+class ExecuteIn(BaseModel):
+    """Chatalot's payload. Unknown fields are ignored so Discord/Slack-style senders still work."""
+
+    model_config = ConfigDict(extra="ignore")
+    content: str = Field(min_length=1, max_length=4000)
+    username: str | None = Field(default=None, min_length=1, max_length=64)
+    avatar_url: str | None = None
+
+    _avatar = field_validator("avatar_url")(check_url)
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(48)  # 48 bytes -> 64 URL-safe characters
+
+
+async def create(
+    db: Database, owner_id: str, channel_id: str, name: str, avatar_url: str | None
+) -> tuple[Doc, str]:
+    token = new_token()
+    doc: Doc = {
+        "_id": new_id("whk"),
+        "owner_id": owner_id,
+        "channel_id": channel_id,
+        "name": name,
+        "avatar_url": avatar_url,
+        "active": True,
+        "token_hash": hash_secret(token),
+        "created_at": utcnow(),
+        "last_used_at": None,
+    }
+    await db[INBOUND_WEBHOOKS].insert_one(doc)
+    return doc, token
+
+
+def view(doc: Doc) -> dict[str, Any]:
+    return {
+        "id": doc["_id"],
+        "channelId": doc["channel_id"],
+        "name": doc["name"],
+        "avatarUrl": doc.get("avatar_url"),
+        "active": doc["active"],
+        "createdAt": doc["created_at"],
+        "lastUsedAt": doc.get("last_used_at"),
+    }
+
+
+async def list_for_channel(db: Database, owner_id: str, channel_id: str) -> list[Doc]:
+    return (
+        await db[INBOUND_WEBHOOKS]
+        .find({"owner_id": owner_id, "channel_id": channel_id})
+        .sort("created_at", 1)
+        .to_list()
+    )
+
+
+async def update(db: Database, owner_id: str, webhook_id: str, changes: dict[str, Any]) -> Doc:
+    if not changes:
+        doc = await db[INBOUND_WEBHOOKS].find_one({"_id": webhook_id, "owner_id": owner_id})
+    else:
+        doc = await db[INBOUND_WEBHOOKS].find_one_and_update(
+            {"_id": webhook_id, "owner_id": owner_id}, {"$set": changes}, return_document=True
+        )
+    if doc is None:
+        raise not_found("webhook")
+    return doc
+
+
+async def delete(db: Database, owner_id: str, webhook_id: str) -> None:
+    result = await db[INBOUND_WEBHOOKS].delete_one({"_id": webhook_id, "owner_id": owner_id})
+    if result.deleted_count == 0:
+        raise not_found("webhook")
+
+
+async def resolve(db: Database, token: str) -> Doc:
+    """The active webhook for ``token``, or the one 404 every failure shares."""
+    doc = None
+    if 20 <= len(token) <= 200:
+        doc = await db[INBOUND_WEBHOOKS].find_one({"token_hash": hash_secret(token)})
+    if doc is None or not doc.get("active"):
+        raise ApiError(404, "not_found", "unknown or disabled webhook")
+    return doc

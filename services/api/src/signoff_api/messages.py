@@ -1,0 +1,320 @@
+"""Messages and reviews: creation (the hot path), queries, responses.
+
+Every state change is one single-document write that also appends its event to the document's
+``outbox`` array; the relay publishes it. No request handler talks to Kafka.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from signoff_api.reviews import ReviewError, normalise_payload, validate_response
+from signoff_api.schemas import MessageIn
+from signoff_api.settings import ApiSettings
+from signoff_common.clock import as_utc, utcnow
+from signoff_common.events import MessageCreated, MessageData, ReviewResponded, event_to_document
+from signoff_common.http_errors import ApiError, not_found
+from signoff_common.ids import new_id
+from signoff_common.mongo import MESSAGES, Database, Doc
+from signoff_common.secretbox import SecretBox
+from signoff_common.views import MESSAGE_PROJECTION, MessageView, message_view
+
+
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":"), default=str))
+
+
+def _review_error(exc: ReviewError) -> ApiError:
+    return ApiError(
+        422,
+        "invalid_review" if exc.field.startswith("review") else "invalid_response",
+        exc.message,
+        exc.field,
+    )
+
+
+def request_hash(body: MessageIn) -> str:
+    canonical = json.dumps(body.model_dump(mode="json", exclude={"client_id"}), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def check_limits(settings: ApiSettings, body: MessageIn) -> None:
+    if len(body.text) > settings.max_text_chars:
+        raise ApiError(
+            413, "text_too_large", f"text is limited to {settings.max_text_chars} characters", "text"
+        )
+    if body.metadata is not None and _json_size(body.metadata) > settings.max_metadata_bytes:
+        raise ApiError(
+            413,
+            "metadata_too_large",
+            f"metadata is limited to {settings.max_metadata_bytes} bytes",
+            "metadata",
+        )
+    if body.review and _json_size(body.review.payload) > settings.max_payload_bytes:
+        raise ApiError(
+            413,
+            "payload_too_large",
+            f"review.payload is limited to {settings.max_payload_bytes} bytes",
+            "review.payload",
+        )
+
+
+def build_review(settings: ApiSettings, body: MessageIn, box: SecretBox, now: datetime) -> Doc | None:
+    review = body.review
+    if review is None:
+        return None
+    try:
+        payload = normalise_payload(review.type, review.payload)
+    except ReviewError as exc:
+        raise _review_error(exc) from None
+    if review.expires_at is not None:
+        expires_at = as_utc(review.expires_at)
+        if expires_at <= now:
+            raise ApiError(422, "invalid_review", "expiresAt must be in the future", "review.expiresAt")
+    else:
+        expires_at = now + timedelta(seconds=review.expires_in_seconds or settings.review_default_ttl_seconds)
+    if expires_at > now + timedelta(seconds=settings.review_max_ttl_seconds):
+        raise ApiError(
+            422,
+            "invalid_review",
+            f"a review may stay open at most {settings.review_max_ttl_seconds} seconds",
+            "review.expiresInSeconds" if review.expires_at is None else "review.expiresAt",
+        )
+    doc: Doc = {"type": review.type, "payload": payload, "status": "pending", "expires_at": expires_at}
+    if review.callback:
+        doc["callback"] = {"url": review.callback.url, "method": review.callback.method}
+        if review.callback.headers:
+            doc["callback"]["headers_enc"] = box.seal(json.dumps(review.callback.headers))
+    return doc
+
+
+async def create_message(
+    db: Database,
+    settings: ApiSettings,
+    box: SecretBox,
+    owner_id: str,
+    body: MessageIn,
+    *,
+    sender_type: str = "agent",
+    sender_name: str | None = None,
+    sender_avatar_url: str | None = None,
+    correlation_id: str | None = None,
+) -> tuple[MessageView, bool]:
+    """Insert a message with its ``message.created`` event. Returns (view, replayed)."""
+    check_limits(settings, body)
+    now = utcnow()
+    review = build_review(settings, body, box, now)
+    group_id = None
+    if body.iteration_of:
+        prev = await db[MESSAGES].find_one(
+            {"_id": body.iteration_of, "channel_id": body.channel_id}, {"group_id": 1}
+        )
+        if prev is None:
+            raise ApiError(
+                422, "invalid_iteration", "iterationOf names no message in this channel", "iterationOf"
+            )
+        group_id = prev.get("group_id") or prev["_id"]
+    doc: Doc = {
+        "_id": new_id("msg"),
+        "channel_id": body.channel_id,
+        "owner_id": owner_id,
+        "sender_type": sender_type,
+        "text": body.text,
+        "status": body.status,
+        "created_at": now,
+        "updated_at": now,
+    }
+    optional = {
+        "sender_name": sender_name,
+        "sender_avatar_url": sender_avatar_url,
+        "metadata": body.metadata,
+        "webhook_url": body.webhook_url,
+        "iteration_of": body.iteration_of,
+        "group_id": group_id,
+        "client_id": body.client_id,
+        "correlation_id": correlation_id,
+        "review": review,
+    }
+    doc.update({k: v for k, v in optional.items() if v is not None})
+    if body.client_id:
+        doc["request_hash"] = request_hash(body)
+    if review is not None:
+        doc["delivery_status"] = "sent"
+    view = message_view(doc)
+    event = MessageCreated(
+        channel_id=body.channel_id, owner_id=owner_id, occurred_at=now, data=MessageData(message=view)
+    )
+    doc["outbox"] = [event_to_document(event)]
+    try:
+        await db[MESSAGES].insert_one(doc)
+    except DuplicateKeyError:
+        if not body.client_id:
+            raise
+        return await _replay(db, body), True
+    return view, False
+
+
+async def _replay(db: Database, body: MessageIn) -> MessageView:
+    existing = await db[MESSAGES].find_one(
+        {"channel_id": body.channel_id, "client_id": body.client_id}, {"outbox": 0}
+    )
+    if existing is None:  # deleted between the insert and this read
+        raise ApiError(409, "idempotency_conflict", "clientId was used by a deleted message", "clientId")
+    if existing.get("request_hash") != request_hash(body):
+        raise ApiError(
+            409, "idempotency_conflict", "clientId was already used with a different request body", "clientId"
+        )
+    return message_view(existing)
+
+
+async def get_message(db: Database, owner_id: str, message_id: str, channel_id: str | None) -> Doc:
+    query: Doc = {"_id": message_id, "owner_id": owner_id}
+    if channel_id:
+        query["channel_id"] = channel_id
+    doc = await db[MESSAGES].find_one(query, MESSAGE_PROJECTION)
+    if doc is None:
+        raise not_found("message")
+    return doc
+
+
+async def list_messages(
+    db: Database,
+    owner_id: str,
+    channel_id: str,
+    limit: int,
+    cursor: str | None,
+    search: str | None,
+    correlation_id: str | None = None,
+) -> tuple[list[MessageView], str | None]:
+    query: Doc = {"channel_id": channel_id, "owner_id": owner_id}
+    if cursor:
+        query["_id"] = {"$lt": cursor}
+    if search:
+        query["text"] = {"$regex": re.escape(search), "$options": "i"}
+    if correlation_id:
+        query["correlation_id"] = correlation_id
+    docs = await db[MESSAGES].find(query, MESSAGE_PROJECTION).sort("_id", -1).limit(limit + 1).to_list()
+    next_cursor = docs[limit - 1]["_id"] if len(docs) > limit else None
+    return [message_view(d) for d in docs[:limit]], next_cursor
+
+
+async def list_reviews(
+    db: Database, owner_id: str, channel_id: str | None, limit: int, cursor: str | None
+) -> tuple[list[MessageView], str | None]:
+    query: Doc = {"owner_id": owner_id, "review.status": "pending"}
+    if channel_id:
+        query["channel_id"] = channel_id
+    if cursor:
+        query["_id"] = {"$lt": cursor}
+    docs = await db[MESSAGES].find(query, MESSAGE_PROJECTION).sort("_id", -1).limit(limit + 1).to_list()
+    next_cursor = docs[limit - 1]["_id"] if len(docs) > limit else None
+    return [message_view(d) for d in docs[:limit]], next_cursor
+
+
+async def respond(
+    db: Database, owner_id: str, message_id: str, responder_id: str, response: Any
+) -> MessageView:
+    """Record the first response to a pending review; 409 for any later one."""
+    doc = await get_message(db, owner_id, message_id, None)
+    review = doc.get("review")
+    if not review:
+        raise not_found("review")
+    now = utcnow()
+    _ensure_open(review, now)
+    try:
+        clean = validate_response(review["type"], review.get("payload") or {}, response)
+    except ReviewError as exc:
+        raise _review_error(exc) from None
+    answered = {
+        **doc,
+        "delivery_status": "sent",
+        "review": {
+            **review,
+            "status": "completed",
+            "response": clean,
+            "responded_by": responder_id,
+            "responded_at": now,
+        },
+    }
+    view = message_view(answered)
+    event = ReviewResponded(
+        channel_id=doc["channel_id"], owner_id=owner_id, occurred_at=now, data=MessageData(message=view)
+    )
+    updated = await db[MESSAGES].find_one_and_update(
+        # The deadline is part of the condition: an overdue review the expirer has not reached
+        # yet is already closed.
+        {
+            "_id": message_id,
+            "owner_id": owner_id,
+            "review.status": "pending",
+            "review.expires_at": {"$gt": now},
+        },
+        {
+            "$set": {
+                "review.status": "completed",
+                "review.response": clean,
+                "review.responded_by": responder_id,
+                "review.responded_at": now,
+                "delivery_status": "sent",
+                "updated_at": now,
+            },
+            "$push": {"outbox": event_to_document(event)},
+        },
+        projection={"_id": 1},
+        return_document=ReturnDocument.AFTER,
+    )
+    if updated is None:
+        current = await get_message(db, owner_id, message_id, None)
+        _ensure_open(current["review"], now)
+        raise ApiError(409, "review_closed", "the review is no longer pending")
+    return view
+
+
+def _ensure_open(review: Doc, now: datetime) -> None:
+    if review["status"] == "completed":
+        raise ApiError(409, "already_responded", "this review already has a response")
+    if review["status"] == "expired" or as_utc(review["expires_at"]) <= now:
+        raise ApiError(409, "review_expired", "this review expired before it was answered")
+
+
+async def acknowledge(db: Database, owner_id: str, message_id: str, channel_id: str | None) -> None:
+    query: Doc = {"_id": message_id, "owner_id": owner_id}
+    if channel_id:
+        query["channel_id"] = channel_id
+    now = utcnow()
+    result = await db[MESSAGES].update_one(
+        query, {"$set": {"delivery_status": "agent_received", "acknowledged_at": now, "updated_at": now}}
+    )
+    if result.matched_count == 0:
+        raise not_found("message")
+
+
+async def iterations(
+    db: Database, owner_id: str, message_id: str, channel_id: str | None
+) -> tuple[str, list[MessageView]]:
+    doc = await get_message(db, owner_id, message_id, channel_id)
+    group_id = doc.get("group_id") or doc["_id"]
+    docs = await (
+        db[MESSAGES]
+        .find({"owner_id": owner_id, "$or": [{"_id": group_id}, {"group_id": group_id}]}, MESSAGE_PROJECTION)
+        .sort("_id", 1)
+        .limit(1000)
+        .to_list()
+    )
+    return group_id, [message_view(d) for d in docs]
+
+
+async def delete_message(db: Database, owner_id: str, message_id: str, channel_id: str | None) -> None:
+    query: Doc = {"_id": message_id, "owner_id": owner_id}
+    if channel_id:
+        query["channel_id"] = channel_id
+    result = await db[MESSAGES].delete_one(query)
+    if result.deleted_count == 0:
+        raise not_found("message")

@@ -1,0 +1,264 @@
+"""Review types: what a payload may hold and what a human's response must look like.
+
+Pure functions over plain data, so every rule has a table test. A bad payload or response raises
+:class:`ReviewError` naming the field at fault; routes turn it into a 422.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import date
+from typing import Any
+
+MAX_OPTIONS = 100
+MAX_FIELDS = 100
+MAX_LABEL = 200
+MAX_ID = 100
+MAX_COMMENT = 4000
+MAX_TEXT = 20_000
+OPTION_STYLES = ("primary", "secondary", "success", "danger", "warning", "default")
+FIELD_TYPES = ("text", "textarea", "number", "email", "url", "select", "checkbox", "date")
+DEFAULT_APPROVAL_OPTIONS = [
+    {"id": "approve", "label": "Approve", "style": "primary"},
+    {"id": "reject", "label": "Reject", "style": "danger"},
+]
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
+
+
+class ReviewError(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def _str(value: Any, field: str, max_len: int, required: bool = True) -> str | None:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ReviewError(field, "must be a non-empty string")
+    if len(value) > max_len:
+        raise ReviewError(field, f"must be at most {max_len} characters")
+    return value
+
+
+def _bool(value: Any, field: str, default: bool = False) -> bool:
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise ReviewError(field, "must be true or false")
+    return value
+
+
+def _options(raw: Any, field: str, styled: bool) -> list[dict[str, Any]]:
+    if not isinstance(raw, list) or not raw:
+        raise ReviewError(field, "must be a non-empty list of options")
+    if len(raw) > MAX_OPTIONS:
+        raise ReviewError(field, f"at most {MAX_OPTIONS} options")
+    seen: set[str] = set()
+    out = []
+    for i, opt in enumerate(raw):
+        where = f"{field}[{i}]"
+        if not isinstance(opt, dict):
+            raise ReviewError(where, "must be an object with id and label")
+        oid = _str(opt.get("id"), f"{where}.id", MAX_ID)
+        assert oid is not None
+        if oid in seen:
+            raise ReviewError(f"{where}.id", f"duplicate option id {oid!r}")
+        seen.add(oid)
+        clean: dict[str, Any] = {"id": oid, "label": _str(opt.get("label"), f"{where}.label", MAX_LABEL)}
+        if styled:
+            style = opt.get("style", "default")
+            if style not in OPTION_STYLES:
+                raise ReviewError(f"{where}.style", f"must be one of {', '.join(OPTION_STYLES)}")
+            clean["style"] = style
+        description = _str(opt.get("description"), f"{where}.description", 1000, required=False)
+        if description:
+            clean["description"] = description
+        out.append(clean)
+    return out
+
+
+def _form_fields(raw: Any) -> list[dict[str, Any]]:
+    field = "review.payload.fields"
+    if not isinstance(raw, list) or not raw:
+        raise ReviewError(field, "must be a non-empty list of fields")
+    if len(raw) > MAX_FIELDS:
+        raise ReviewError(field, f"at most {MAX_FIELDS} fields")
+    seen: set[str] = set()
+    out = []
+    for i, spec in enumerate(raw):
+        where = f"{field}[{i}]"
+        if not isinstance(spec, dict):
+            raise ReviewError(where, "must be an object with name, label and type")
+        name = _str(spec.get("name"), f"{where}.name", MAX_ID)
+        assert name is not None
+        if name in seen:
+            raise ReviewError(f"{where}.name", f"duplicate field name {name!r}")
+        seen.add(name)
+        ftype = spec.get("type", "text")
+        if ftype not in FIELD_TYPES:
+            raise ReviewError(f"{where}.type", f"must be one of {', '.join(FIELD_TYPES)}")
+        clean: dict[str, Any] = {
+            "name": name,
+            "label": _str(spec.get("label", name), f"{where}.label", MAX_LABEL),
+            "type": ftype,
+            "required": _bool(spec.get("required"), f"{where}.required"),
+        }
+        for key in ("placeholder", "description"):
+            text = _str(spec.get(key), f"{where}.{key}", 1000, required=False)
+            if text:
+                clean[key] = text
+        if ftype == "select":
+            clean["options"] = _options(spec.get("options"), f"{where}.options", styled=False)
+        for key in ("min", "max"):
+            if spec.get(key) is not None:
+                if not _is_number(spec[key]):
+                    raise ReviewError(f"{where}.{key}", "must be a number")
+                clean[key] = spec[key]
+        if "default" in spec:
+            clean["default"] = spec["default"]
+        out.append(clean)
+    return out
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def normalise_payload(review_type: str, payload: Any) -> dict[str, Any]:
+    """Validate a review payload and return its stored form."""
+    if payload is None:
+        payload = {}
+    if not isinstance(payload, dict):
+        raise ReviewError("review.payload", "must be an object")
+    if review_type == "approval":
+        raw = payload.get("options")
+        options = _options(raw, "review.payload.options", styled=True) if raw else DEFAULT_APPROVAL_OPTIONS
+        return {**payload, "options": options}
+    if review_type == "selection":
+        return {
+            **payload,
+            "options": _options(payload.get("options"), "review.payload.options", styled=False),
+            "multiple": _bool(payload.get("multiple"), "review.payload.multiple"),
+        }
+    if review_type == "form":
+        return {**payload, "fields": _form_fields(payload.get("fields"))}
+    if review_type == "text-input":
+        out = dict(payload)
+        _str(payload.get("placeholder"), "review.payload.placeholder", 1000, required=False)
+        out["multiline"] = _bool(payload.get("multiline"), "review.payload.multiline")
+        for key in ("minLength", "maxLength"):
+            if payload.get(key) is not None and (
+                not isinstance(payload[key], int) or isinstance(payload[key], bool) or payload[key] < 0
+            ):
+                raise ReviewError(f"review.payload.{key}", "must be a non-negative integer")
+        return out
+    if review_type == "freeform":
+        return payload
+    raise ReviewError("review.type", "must be one of approval, selection, form, text-input, freeform")
+
+
+def validate_response(review_type: str, payload: dict[str, Any], response: Any) -> Any:
+    """Check a human's response against its review; returns the response to store."""
+    if review_type == "freeform":
+        return response
+    if not isinstance(response, dict):
+        raise ReviewError("response", "must be an object")
+    if review_type == "approval":
+        ids = [o["id"] for o in payload.get("options", [])]
+        selected = response.get("selectedOption")
+        if not isinstance(selected, str) or selected not in ids:
+            raise ReviewError("response.selectedOption", f"must be one of {', '.join(ids)}")
+        out: dict[str, Any] = {"selectedOption": selected}
+        comment = _str(response.get("comment"), "response.comment", MAX_COMMENT, required=False)
+        if comment is not None:
+            out["comment"] = comment
+        _no_extra(response, {"selectedOption", "comment"})
+        return out
+    if review_type == "selection":
+        known = {o["id"] for o in payload.get("options", [])}
+        chosen = response.get("selectedIds")
+        if not isinstance(chosen, list) or not chosen or not all(isinstance(c, str) for c in chosen):
+            raise ReviewError("response.selectedIds", "must be a non-empty list of option ids")
+        unknown = [c for c in chosen if c not in known]
+        if unknown:
+            raise ReviewError("response.selectedIds", f"unknown option id {unknown[0]!r}")
+        if len(set(chosen)) != len(chosen):
+            raise ReviewError("response.selectedIds", "ids must not repeat")
+        if not payload.get("multiple") and len(chosen) != 1:
+            raise ReviewError("response.selectedIds", "exactly one option must be selected")
+        _no_extra(response, {"selectedIds"})
+        return {"selectedIds": chosen}
+    if review_type == "form":
+        return _validate_form(payload.get("fields", []), response)
+    if review_type == "text-input":
+        text = response.get("text")
+        if not isinstance(text, str):
+            raise ReviewError("response.text", "must be a string")
+        min_len = payload.get("minLength") or 0
+        max_len = min(payload.get("maxLength") or MAX_TEXT, MAX_TEXT)
+        if len(text) < max(min_len, 1):
+            raise ReviewError("response.text", f"must be at least {max(min_len, 1)} characters")
+        if len(text) > max_len:
+            raise ReviewError("response.text", f"must be at most {max_len} characters")
+        _no_extra(response, {"text"})
+        return {"text": text}
+    raise ReviewError("review.type", f"unknown review type {review_type!r}")
+
+
+def _no_extra(response: dict[str, Any], allowed: set[str]) -> None:
+    extra = sorted(set(response) - allowed)
+    if extra:
+        raise ReviewError(f"response.{extra[0]}", "is not a field of this review type")
+
+
+def _validate_form(fields: list[dict[str, Any]], response: dict[str, Any]) -> dict[str, Any]:
+    by_name = {f["name"]: f for f in fields}
+    _no_extra(response, set(by_name))
+    out: dict[str, Any] = {}
+    for spec in fields:
+        name = spec["name"]
+        where = f"response.{name}"
+        value = response.get(name)
+        if value is None or value == "":
+            if spec.get("required"):
+                raise ReviewError(where, f"{spec.get('label', name)} is required")
+            continue
+        ftype = spec["type"]
+        if ftype in ("text", "textarea"):
+            if not isinstance(value, str):
+                raise ReviewError(where, "must be a string")
+            if len(value) > MAX_TEXT:
+                raise ReviewError(where, f"must be at most {MAX_TEXT} characters")
+        elif ftype == "number":
+            if not _is_number(value):
+                raise ReviewError(where, "must be a number")
+            if spec.get("min") is not None and value < spec["min"]:
+                raise ReviewError(where, f"must be at least {spec['min']}")
+            if spec.get("max") is not None and value > spec["max"]:
+                raise ReviewError(where, f"must be at most {spec['max']}")
+        elif ftype == "email":
+            if not isinstance(value, str) or not _EMAIL.match(value):
+                raise ReviewError(where, "must be an e-mail address")
+        elif ftype == "url":
+            if not isinstance(value, str) or not _URL.match(value):
+                raise ReviewError(where, "must be an http(s) URL")
+        elif ftype == "select":
+            ids = [o["id"] for o in spec.get("options", [])]
+            if value not in ids:
+                raise ReviewError(where, f"must be one of {', '.join(ids)}")
+        elif ftype == "checkbox":
+            if not isinstance(value, bool):
+                raise ReviewError(where, "must be true or false")
+        elif ftype == "date":
+            try:
+                date.fromisoformat(value) if isinstance(value, str) else None
+            except ValueError:
+                raise ReviewError(where, "must be a date (YYYY-MM-DD)") from None
+            if not isinstance(value, str):
+                raise ReviewError(where, "must be a date (YYYY-MM-DD)")
+        out[name] = value
+    return out

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from signoff_api import auth
+from signoff_api.deps import Ctx, CurrentAdmin, CurrentUser
+from signoff_api.schemas import LoginIn, LoginOut, UserIn
+from signoff_common.credentials import hash_secret, issue_user_token
+from signoff_common.http_errors import ApiError
+from signoff_common.mongo import USERS
+
+router = APIRouter(prefix="/api/v1", tags=["accounts"])
+
+
+@router.post("/auth/login", response_model=LoginOut, responses={401: {}, 429: {}})
+async def login(body: LoginIn, request: Request, ctx: Ctx) -> LoginOut:
+    """Exchange e-mail and password for a user JWT. Throttled per e-mail and per client address."""
+    email = auth.normalise_email(body.email)
+    client = request.client.host if request.client else "unknown"
+    s = ctx.settings
+    limits = {
+        f"email:{hash_secret(email)}": s.login_max_failures,
+        f"addr:{client}": s.login_max_failures_per_address,
+    }
+    keys = list(limits)
+    await auth.check_throttle(ctx.db, limits)
+    user = await ctx.db[USERS].find_one({"email": email})
+    if not await auth.verify_password(user["password_hash"] if user else None, body.password) or not user:
+        await auth.record_failure(ctx.db, keys, s.login_window_seconds)
+        raise ApiError(401, "invalid_credentials", "wrong e-mail or password")
+    token = issue_user_token(
+        user["_id"], s.secret_key.get_secret_value(), s.jwt_ttl_seconds, bool(user.get("is_admin"))
+    )
+    return LoginOut(token=token, expires_in=s.jwt_ttl_seconds, user=auth.user_view(user))
+
+
+@router.get("/auth/me")
+async def me(user: CurrentUser, ctx: Ctx) -> dict[str, Any]:
+    doc = await ctx.db[USERS].find_one({"_id": user.owner_id})
+    if doc is None:
+        raise ApiError(401, "unauthorized", "the user of this token no longer exists")
+    return auth.user_view(doc)
+
+
+@router.post("/users", status_code=201)
+async def create_user(body: UserIn, _: CurrentAdmin, ctx: Ctx) -> dict[str, Any]:
+    """Admins create users; each user owns their own agents, messages and keys."""
+    doc = await auth.create_user(ctx.db, body.email, body.password, body.is_admin)
+    return auth.user_view(doc)
+
+
+@router.get("/users")
+async def list_users(_: CurrentAdmin, ctx: Ctx) -> dict[str, Any]:
+    docs = await ctx.db[USERS].find({}).sort("created_at", 1).limit(1000).to_list()
+    return {"data": [auth.user_view(d) for d in docs]}

@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response
+
+from signoff_api import messages
+from signoff_api.deps import Ctx, CurrentPrincipal, CurrentUser
+from signoff_api.schemas import AckOut, IterationsOut, MessageIn, MessagePage, UserMessageIn
+from signoff_common.http_errors import ApiError, not_found
+from signoff_common.views import MessageView, message_view
+
+router = APIRouter(prefix="/api/v1/messages", tags=["messages"])
+
+Channel = Annotated[str, Query(min_length=1, max_length=100, description="Agent/channel id")]
+OptChannel = Annotated[str | None, Query(max_length=100, description="Agent/channel id")]
+
+
+async def _own_channel(ctx: Ctx, owner_id: str, channel_id: str) -> None:
+    if await ctx.channels.owner_of(channel_id) != owner_id:
+        raise not_found("channel")
+
+
+@router.post("", status_code=201, response_model=MessageView)
+async def create_message(
+    body: MessageIn,
+    who: CurrentPrincipal,
+    ctx: Ctx,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> Response:
+    """Post a message, optionally asking for a review. ``clientId`` (or an ``Idempotency-Key``
+    header) makes retries safe: the same key returns the original message."""
+    if idempotency_key and body.client_id and idempotency_key != body.client_id:
+        raise ApiError(422, "validation_error", "Idempotency-Key and clientId differ", "clientId")
+    if idempotency_key and not body.client_id:
+        body = body.model_copy(update={"client_id": idempotency_key})
+    await _own_channel(ctx, who.owner_id, body.channel_id)
+    view, replayed = await messages.create_message(ctx.db, ctx.settings, ctx.box, who.owner_id, body)
+    ctx.outbox_written()
+    # Serialised once here; returning the model would make FastAPI validate it again.
+    return Response(
+        view.model_dump_json(),
+        status_code=201,
+        media_type="application/json",
+        headers={"Idempotent-Replayed": "true"} if replayed else None,
+    )
+
+
+@router.post("/user", status_code=201, response_model=MessageView)
+async def create_user_message(body: UserMessageIn, user: CurrentUser, ctx: Ctx) -> MessageView:
+    """A human's own message into a channel (emits ``message.created``, which the agent's
+    webhook can receive)."""
+    await _own_channel(ctx, user.owner_id, body.channel_id)
+    view, _ = await messages.create_message(
+        ctx.db,
+        ctx.settings,
+        ctx.box,
+        user.owner_id,
+        MessageIn(channel_id=body.channel_id, text=body.text, metadata=body.metadata),
+        sender_type="user",
+    )
+    return view
+
+
+@router.get("", response_model=MessagePage)
+async def list_messages(
+    channel: Channel,
+    who: CurrentPrincipal,
+    ctx: Ctx,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    # NUL cannot appear in a MongoDB regular expression; refuse it as bad input.
+    search: Annotated[str | None, Query(max_length=200, pattern="^[^\x00]*$")] = None,
+    correlation_id: Annotated[str | None, Query(alias="correlationId", max_length=100)] = None,
+) -> MessagePage:
+    """Newest first. Pass ``nextCursor`` back as ``cursor`` for the next page."""
+    data, next_cursor = await messages.list_messages(
+        ctx.db, who.owner_id, channel, limit, cursor, search, correlation_id
+    )
+    return MessagePage(data=data, next_cursor=next_cursor)
+
+
+@router.get("/iterations/{message_id}", response_model=IterationsOut)
+async def get_iterations(
+    message_id: str, who: CurrentPrincipal, ctx: Ctx, channel: OptChannel = None
+) -> IterationsOut:
+    group_id, items = await messages.iterations(ctx.db, who.owner_id, message_id, channel)
+    return IterationsOut(group_id=group_id, iterations=items)
+
+
+@router.get("/{message_id}", response_model=MessageView)
+async def get_message(
+    message_id: str, who: CurrentPrincipal, ctx: Ctx, channel: OptChannel = None
+) -> MessageView:
+    return message_view(await messages.get_message(ctx.db, who.owner_id, message_id, channel))
+
+
+@router.delete("/{message_id}", status_code=204)
+async def delete_message(
+    message_id: str, who: CurrentPrincipal, ctx: Ctx, channel: OptChannel = None
+) -> Response:
+    await messages.delete_message(ctx.db, who.owner_id, message_id, channel)
+    return Response(status_code=204)
+
+
+@router.post("/{message_id}/ack", response_model=AckOut)
+async def ack(message_id: str, who: CurrentPrincipal, ctx: Ctx, channel: OptChannel = None) -> AckOut:
+    """The agent confirms it received the response; delivery status becomes ``agent_received``."""
+    await messages.acknowledge(ctx.db, who.owner_id, message_id, channel)
+    return AckOut()

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from signoff_api import messages
+from signoff_api.deps import Ctx, CurrentPrincipal, CurrentUser
+from signoff_api.schemas import MessagePage, RespondIn
+from signoff_common.http_errors import not_found
+from signoff_common.views import MessageView, message_view
+
+router = APIRouter(prefix="/api/v1/reviews", tags=["reviews"])
+
+Limit = Annotated[int, Query(ge=1, le=200)]
+Cursor = Annotated[str | None, Query(max_length=100)]
+
+
+@router.get("/pending", response_model=MessagePage)
+async def pending(
+    who: CurrentPrincipal,
+    ctx: Ctx,
+    channel: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> MessagePage:
+    """Pending reviews of one channel (or all of the caller's channels), newest first."""
+    data, nxt = await messages.list_reviews(ctx.db, who.owner_id, channel, limit, cursor)
+    return MessagePage(data=data, next_cursor=nxt)
+
+
+@router.get("/inbox", response_model=MessagePage)
+async def inbox(user: CurrentUser, ctx: Ctx, limit: Limit = 50, cursor: Cursor = None) -> MessagePage:
+    """A human's inbox: pending reviews across all their channels."""
+    data, nxt = await messages.list_reviews(ctx.db, user.owner_id, None, limit, cursor)
+    return MessagePage(data=data, next_cursor=nxt)
+
+
+@router.get("/{message_id}", response_model=MessageView)
+async def get_review(
+    message_id: str,
+    who: CurrentPrincipal,
+    ctx: Ctx,
+    channel: Annotated[str | None, Query(max_length=100)] = None,
+) -> MessageView:
+    """The message carrying the review (the review id is the message id, as in Placet)."""
+    doc = await messages.get_message(ctx.db, who.owner_id, message_id, channel)
+    if not doc.get("review"):
+        raise not_found("review")
+    return message_view(doc)
+
+
+@router.post("/{message_id}/respond", response_model=MessageView, responses={409: {}, 422: {}})
+async def respond(message_id: str, body: RespondIn, user: CurrentUser, ctx: Ctx) -> MessageView:
+    """Answer a review. The first response wins; later ones (or after expiry) get 409."""
+    view = await messages.respond(ctx.db, user.owner_id, message_id, user.owner_id, body.response)
+    ctx.outbox_written()
+    return view

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from signoff_common.settings import ServiceSettings
+
+
+class ApiSettings(ServiceSettings):
+    http_port: int = 8101
+    # The URL people and agents use (the edge); inbound webhook URLs are built from it.
+    public_url: str = "http://127.0.0.1:8000"
+    # First admin, created at start-up when no user has this e-mail (``make run`` sets these).
+    bootstrap_admin_email: str | None = None
+    bootstrap_admin_password: SecretStr | None = None
+    jwt_ttl_seconds: int = Field(default=12 * 3600, ge=60)
+    # Review deadlines: the default when a message names none, and the longest allowed.
+    review_default_ttl_seconds: int = Field(default=24 * 3600, ge=1)
+    review_max_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=1)
+    # Size limits (documented in the README). The body limit applies before parsing.
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    max_text_chars: int = Field(default=20_000, ge=1)
+    max_metadata_bytes: int = Field(default=16 * 1024, ge=64)
+    max_payload_bytes: int = Field(default=64 * 1024, ge=64)
+    # Login throttling: failures allowed per e-mail, and per client address, within the window.
+    login_max_failures: int = Field(default=10, ge=1)
+    login_max_failures_per_address: int = Field(default=100, ge=1)
+    login_window_seconds: int = Field(default=900, ge=1)
+    # How long an API-key or channel lookup is cached; also the upper bound for revocation lag.
+    auth_cache_seconds: float = Field(default=5.0, ge=0)
+    # Inbound token webhooks: executions allowed per webhook per minute (429 beyond).
+    inbound_rate_per_minute: int = Field(default=60, ge=1)
+    # Signed triggers: body limit, allowed clock skew, and how long a rotated-out secret still works.
+    trigger_max_body_bytes: int = Field(default=64 * 1024, ge=256)
+    trigger_tolerance_seconds: int = Field(default=300, ge=1)
+    trigger_rotation_grace_seconds: int = Field(default=24 * 3600, ge=0)
+    # Outbox relay lease: a crashed relay is replaced by another replica after this long.
+    relay_lease_seconds: float = Field(default=10.0, gt=0)

@@ -1,0 +1,281 @@
+"""Signed triggers (Planasonix style): outside systems post JSON signed with Standard Webhooks.
+
+The signature is checked over the raw body bytes; the timestamp must be within the tolerance;
+the ``webhook-id`` makes the call idempotent (a replay or the sender's own retry returns the
+original correlation id and creates nothing). ``mapping`` turns the JSON into a message with
+JSON pointers; ``required`` names pointers that must be present. Bodies are never logged.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import time
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+from signoff_common.clock import as_utc, utcnow
+from signoff_common.http_errors import ApiError, not_found
+from signoff_common.ids import new_id
+from signoff_common.mongo import TRIGGERS, Database, Doc
+from signoff_common.secretbox import SecretBox
+from signoff_common.views import ReviewType
+from signoff_common.webhook_signature import matches, new_secret
+
+_MISSING = object()
+
+
+class Mapping(BaseModel):
+    """Where each message field comes from, as JSON pointers (RFC 6901) into the request body."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    text: str = Field(description="Pointer to the message text, e.g. /event")
+    status: str | None = Field(default=None, description="Pointer to info|success|warning|error")
+    review_type: ReviewType | None = Field(default=None, description="Ask for this review type")
+    review_payload: str | None = Field(default=None, description="Pointer to the review payload object")
+    metadata: dict[str, str] = Field(default_factory=dict, description="metadata key -> pointer")
+
+    @field_validator("text", "status", "review_payload")
+    @classmethod
+    def _pointer(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_pointer(value)
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _pointers(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > 50:
+            raise ValueError("at most 50 metadata pointers")
+        for pointer in value.values():
+            check_pointer(pointer)
+        return value
+
+
+def check_pointer(pointer: str) -> None:
+    if pointer != "" and not pointer.startswith("/"):
+        raise ValueError(f"{pointer!r} is not a JSON pointer (it must start with /)")
+    if len(pointer) > 500:
+        raise ValueError("JSON pointers are limited to 500 characters")
+
+
+def check_pointers(value: list[str] | None) -> list[str] | None:
+    for pointer in value or []:
+        check_pointer(pointer)
+    return value
+
+
+def check_cidrs(value: list[str] | None) -> list[str] | None:
+    for cidr in value or []:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise ValueError(f"{cidr!r} is not an IP address or CIDR") from None
+    return value
+
+
+def resolve_pointer(doc: Any, pointer: str) -> Any:
+    """RFC 6901 lookup; returns ``_MISSING`` when the path does not exist."""
+    if pointer == "":
+        return doc
+    node = doc
+    for raw in pointer[1:].split("/"):
+        token = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict):
+            if token not in node:
+                return _MISSING
+            node = node[token]
+        elif isinstance(node, list):
+            if not token.isdigit() or int(token) >= len(node):
+                return _MISSING
+            node = node[int(token)]
+        else:
+            return _MISSING
+    return node
+
+
+def map_body(body: Any, mapping: Mapping, required: list[str]) -> dict[str, Any]:
+    """Build the message fields from a trigger body; 422 naming every missing required pointer."""
+    missing = [p for p in required if resolve_pointer(body, p) is _MISSING]
+    text = resolve_pointer(body, mapping.text)
+    if text is _MISSING and mapping.text not in missing:
+        missing.append(mapping.text)
+    if missing:
+        raise ApiError(422, "missing_keys", f"required keys missing: {', '.join(missing)}", field=missing[0])
+    out: dict[str, Any] = {"text": text if isinstance(text, str) else json.dumps(text)}
+    if mapping.status:
+        status = resolve_pointer(body, mapping.status)
+        if status not in ("info", "success", "warning", "error"):
+            raise ApiError(
+                422, "invalid_mapping", "status must be info, success, warning or error", mapping.status
+            )
+        out["status"] = status
+    if mapping.review_type:
+        payload = resolve_pointer(body, mapping.review_payload) if mapping.review_payload else {}
+        out["review"] = {"type": mapping.review_type, "payload": {} if payload is _MISSING else payload}
+    metadata = {k: v for k, p in mapping.metadata.items() if (v := resolve_pointer(body, p)) is not _MISSING}
+    if metadata:
+        out["metadata"] = metadata
+    return out
+
+
+class TriggerIn(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    name: str = Field(min_length=1, max_length=64)
+    mapping: Mapping
+    required: list[str] = Field(default_factory=list, max_length=50)
+    allow_ips: list[str] = Field(default_factory=list, max_length=50, description="CIDRs allowed to call")
+
+    _required = field_validator("required")(lambda v: check_pointers(v))
+    _cidrs = field_validator("allow_ips")(lambda v: check_cidrs(v))
+
+
+class TriggerPatch(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    name: str | None = Field(default=None, min_length=1, max_length=64)
+    mapping: Mapping | None = None
+    required: list[str] | None = None
+    allow_ips: list[str] | None = None
+    active: bool | None = None
+
+    _required = field_validator("required")(lambda v: check_pointers(v))
+    _cidrs = field_validator("allow_ips")(lambda v: check_cidrs(v))
+
+
+def view(doc: Doc, public_url: str) -> dict[str, Any]:
+    return {
+        "id": doc["_id"],
+        "channelId": doc["channel_id"],
+        "name": doc["name"],
+        "url": f"{public_url.rstrip('/')}/api/triggers/{doc['_id']}",
+        "mapping": doc["mapping"],
+        "required": doc["required"],
+        "allowIps": doc["allow_ips"],
+        "active": doc["active"],
+        "createdAt": doc["created_at"],
+        "lastUsedAt": doc.get("last_used_at"),
+    }
+
+
+async def create(
+    db: Database, box: SecretBox, owner_id: str, channel_id: str, body: TriggerIn
+) -> tuple[Doc, str]:
+    secret = new_secret()
+    now = utcnow()
+    doc: Doc = {
+        "_id": new_id("trg"),
+        "owner_id": owner_id,
+        "channel_id": channel_id,
+        "name": body.name,
+        "mapping": body.mapping.model_dump(by_alias=True, exclude_none=True),
+        "required": body.required,
+        "allow_ips": body.allow_ips,
+        "active": True,
+        "secrets": [{"secret_enc": box.seal(secret), "created_at": now, "expires_at": None}],
+        "created_at": now,
+        "last_used_at": None,
+    }
+    await db[TRIGGERS].insert_one(doc)
+    return doc, secret
+
+
+async def get(db: Database, owner_id: str, trigger_id: str) -> Doc:
+    doc = await db[TRIGGERS].find_one({"_id": trigger_id, "owner_id": owner_id})
+    if doc is None:
+        raise not_found("trigger")
+    return doc
+
+
+async def patch(db: Database, owner_id: str, trigger_id: str, body: TriggerPatch) -> Doc:
+    changes: dict[str, Any] = {}
+    for name in body.model_fields_set:
+        value = getattr(body, name)
+        if value is None:
+            raise ApiError(422, "validation_error", f"{to_camel(name)} cannot be null", to_camel(name))
+        changes[name] = (
+            value.model_dump(by_alias=True, exclude_none=True) if isinstance(value, Mapping) else value
+        )
+    if not changes:
+        return await get(db, owner_id, trigger_id)
+    doc = await db[TRIGGERS].find_one_and_update(
+        {"_id": trigger_id, "owner_id": owner_id}, {"$set": changes}, return_document=True
+    )
+    if doc is None:
+        raise not_found("trigger")
+    return doc
+
+
+async def rotate(
+    db: Database, box: SecretBox, owner_id: str, trigger_id: str, grace_seconds: int
+) -> tuple[Doc, str]:
+    """New secret now; the current one keeps working for ``grace_seconds``; older ones are dropped."""
+    doc = await get(db, owner_id, trigger_id)
+    now = utcnow()
+    secret = new_secret()
+    kept = [
+        {**s, "expires_at": now + timedelta(seconds=grace_seconds)}
+        for s in doc["secrets"]
+        if s.get("expires_at") is None and grace_seconds > 0
+    ]
+    fresh = [{"secret_enc": box.seal(secret), "created_at": now, "expires_at": None}, *kept]
+    updated = await db[TRIGGERS].find_one_and_update(
+        {"_id": trigger_id, "owner_id": owner_id}, {"$set": {"secrets": fresh}}, return_document=True
+    )
+    if updated is None:
+        raise not_found("trigger")
+    return updated, secret
+
+
+def valid_secrets(doc: Doc, box: SecretBox, now: datetime) -> list[str]:
+    return [
+        box.open(s["secret_enc"])
+        for s in doc["secrets"]
+        if s.get("expires_at") is None or as_utc(s["expires_at"]) > now
+    ]
+
+
+VerifyFailure = Literal["missing_headers", "invalid_timestamp", "timestamp_out_of_range", "invalid_signature"]
+
+
+def verify(
+    headers: dict[str, str], body: bytes, secrets_: list[str], tolerance: int, now: float | None = None
+) -> str:
+    """Check Standard Webhooks headers; returns the webhook-id or raises 401 with a reason code."""
+    msg_id = headers.get("webhook-id", "")
+    stamp = headers.get("webhook-timestamp", "")
+    sig = headers.get("webhook-signature", "")
+    if not msg_id or not stamp or not sig or len(msg_id) > 200:
+        raise _unauthorized(
+            "missing_headers", "webhook-id, webhook-timestamp and webhook-signature are required"
+        )
+    try:
+        timestamp = int(stamp)
+    except ValueError:
+        raise _unauthorized("invalid_timestamp", "webhook-timestamp must be Unix seconds") from None
+    current = time.time() if now is None else now
+    if abs(current - timestamp) > tolerance:
+        raise _unauthorized(
+            "timestamp_out_of_range", f"webhook-timestamp must be within {tolerance} s of now"
+        )
+    if not matches(secrets_, msg_id, timestamp, body, sig):
+        raise _unauthorized("invalid_signature", "no signature matches a current secret of this trigger")
+    return msg_id
+
+
+def _unauthorized(code: VerifyFailure, message: str) -> ApiError:
+    return ApiError(401, code, message)
+
+
+def address_allowed(allow: list[str], client: str | None) -> bool:
+    if not allow:
+        return True
+    if client is None:
+        return False
+    try:
+        addr = ipaddress.ip_address(client)
+    except ValueError:
+        return False
+    return any(addr in ipaddress.ip_network(cidr, strict=False) for cidr in allow)

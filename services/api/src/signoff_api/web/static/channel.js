@@ -1,0 +1,129 @@
+// One channel (agent): its messages newest-last, older pages on demand, and a composer for the
+// human's own messages.
+
+import { api } from "./api.js";
+import { h } from "./dom.js";
+import { MessageList } from "./messages.js";
+
+const PAGE = 50;
+
+export function channelView(root, { channelId, channels }) {
+  const agent = channels.get(channelId);
+  const title = h("h1", { id: "view-title", tabindex: "-1" }, agent ? agent.name : "Channel");
+  const status = h("span", { class: "channel-status" });
+  const older = h("button", { type: "button", class: "btn btn-small", hidden: true }, "Load older messages");
+  const listEl = h("div", { class: "messages", role: "log", "aria-label": "Messages", "aria-live": "polite" });
+  const empty = h("p", { class: "muted empty" }, "No messages yet.");
+  const error = h("p", { class: "form-error", role: "alert", hidden: true });
+  const scroller = h("div", { class: "scroller" }, older, empty, listEl);
+  const list = new MessageList(listEl, {
+    channelName: (id) => channels.name(id),
+    onChange: () => { empty.hidden = list.size > 0; },
+  });
+  let cursor = null;
+
+  const input = h("textarea", { id: "composer", rows: 2, placeholder: "Write a message to the agent…", required: true });
+  const send = h("button", { type: "submit", class: "btn btn-primary" }, "Send");
+  const composer = h("form", { class: "composer", "aria-label": "Send a message" },
+    h("label", { for: "composer", class: "visually-hidden" }, "Message"), input, send);
+  composer.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const text = input.value.trim();
+    if (!text) return;
+    send.disabled = true;
+    error.hidden = true;
+    try {
+      const message = await api("/api/v1/messages/user", { method: "POST", body: { channelId, text } });
+      input.value = "";
+      list.upsert(message);
+      scrollToEnd(true);
+    } catch (err) {
+      error.textContent = err.message;
+      error.hidden = false;
+    } finally {
+      send.disabled = false;
+      input.focus();
+    }
+  });
+  input.addEventListener("keydown", (event) => {
+    // Enter sends, Shift+Enter is a new line (chat convention).
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      composer.requestSubmit();
+    }
+  });
+
+  root.append(h("div", { class: "channel" },
+    h("header", { class: "view-head" },
+      h("div", { class: "title-row" }, title, status),
+      h("nav", { class: "view-actions", "aria-label": "Channel" },
+        h("a", { class: "btn btn-small", href: `#/c/${encodeURIComponent(channelId)}/settings` }, "Agent settings"))),
+    error, scroller, composer));
+
+  const nearEnd = () => scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 120;
+  const scrollToEnd = (force = false) => {
+    if (force || nearEnd()) scroller.scrollTop = scroller.scrollHeight;
+  };
+
+  const showStatus = () => {
+    const a = channels.get(channelId);
+    status.replaceChildren(a ? channels.statusDot(a) : "");
+  };
+  showStatus();
+
+  async function load() {
+    try {
+      const page = await api("/api/v1/messages", { query: { channel: channelId, limit: PAGE } });
+      const stick = list.size === 0 || nearEnd();
+      for (const m of page.data.slice().reverse()) list.upsert(m);
+      if (list.size === page.data.length) {
+        cursor = page.nextCursor;
+        older.hidden = !cursor;
+      }
+      empty.hidden = list.size > 0;
+      if (stick) scrollToEnd(true);
+    } catch (err) {
+      error.textContent = err.status === 404 ? "This channel does not exist (or is not yours)." : err.message;
+      error.hidden = false;
+    }
+  }
+
+  older.addEventListener("click", async () => {
+    if (!cursor) return;
+    older.disabled = true;
+    const height = scroller.scrollHeight;
+    try {
+      const page = await api("/api/v1/messages", { query: { channel: channelId, limit: PAGE, cursor } });
+      for (const m of page.data) list.upsert(m);
+      cursor = page.nextCursor;
+      older.hidden = !cursor;
+      scroller.scrollTop += scroller.scrollHeight - height;
+    } catch (err) {
+      error.textContent = err.message;
+      error.hidden = false;
+    } finally {
+      older.disabled = false;
+    }
+  });
+
+  load();
+  return {
+    title: agent ? agent.name : "Channel",
+    onEvent(name, data) {
+      if (data.channelId !== channelId) return;
+      if (name === "message:created" || name === "review:responded" || name === "review:expired") {
+        const stick = nearEnd();
+        list.upsert(data);
+        if (stick) scrollToEnd(true);
+      } else if (name === "delivery:status") list.deliveryChanged(data);
+      else if (name === "agent:status") showStatus();
+    },
+    onChannels() {
+      const a = channels.get(channelId);
+      if (a) title.textContent = a.name;
+      showStatus();
+    },
+    resync: load,
+    destroy() { list.clear(); },
+  };
+}

@@ -1,0 +1,306 @@
+"""Outbound webhook management: delivery history, manual retry, test sends, recovery after an
+outage, signing-secret rotation.
+
+The API never sends webhooks itself and never imports the dispatcher: it writes delivery
+documents (or re-queues them, stamping ``requeued_at``), and the dispatcher - woken by a change
+stream on that field - claims and sends them. The document shapes are the dispatcher's (see
+``signoff_dispatcher.delivery``); only the fields touched here are written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+from pymongo import ASCENDING, DESCENDING, UpdateOne
+
+from signoff_api.agents import get_agent
+from signoff_api.messages import get_message
+from signoff_common.clock import as_utc, iso, utcnow
+from signoff_common.events import delivery_status_event, event_to_document
+from signoff_common.http_errors import ApiError
+from signoff_common.ids import new_id
+from signoff_common.mongo import AGENTS, DELIVERIES, MESSAGES, Database, Doc
+from signoff_common.secretbox import SecretBox
+from signoff_common.views import DeliveryStatus
+from signoff_common.webhook_signature import new_secret as new_signing_secret
+
+# How long a rotated-out signing secret keeps being used (both signatures are sent meanwhile).
+ROTATION_GRACE = timedelta(hours=24)
+# Rotated-out secrets kept at most, besides the current one (rotating twice in a row is fine).
+MAX_OLD_SECRETS = 2
+# How long a test send waits for the dispatcher: its request timeout (10 s) plus a margin.
+TEST_WAIT_SECONDS = 20.0
+# Recovery re-queues at most this many deliveries per call; the answer says if more remain.
+RECOVER_LIMIT = 10_000
+LIST_LIMIT = 100
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True)
+
+
+class AttemptOut(_Out):
+    at: datetime
+    duration_ms: float
+    status_code: int | None = None
+    error_kind: str | None = Field(
+        default=None,
+        description="timeout, connect_error, ssrf_refused, redirect_not_followed, http_status, invalid_url",
+    )
+    error: str | None = None
+    body: str | None = Field(default=None, description="First 1 KB of the response body")
+    by: str | None = Field(default=None, description="The dispatcher process that made the attempt")
+
+
+class DeliveryOut(_Out):
+    id: str
+    event_id: str = Field(description="Also the webhook-id header: stable across retries")
+    event_type: str
+    message_id: str | None = None
+    url: str
+    source: str = Field(description="message, agent, callback or test: where the URL came from")
+    method: str = "POST"
+    state: str = Field(description="pending, delivered or failed")
+    status: DeliveryStatus
+    attempt_count: int
+    next_attempt_at: datetime | None = None
+    last_status_code: int | None = None
+    last_error: str | None = None
+    attempts: list[AttemptOut]
+    created_at: datetime
+    updated_at: datetime
+
+
+class DeliveryList(_Out):
+    data: list[DeliveryOut]
+
+
+class RetryOut(_Out):
+    requeued: list[DeliveryOut]
+
+
+class TestOut(_Out):
+    delivered: bool
+    delivery: DeliveryOut
+    attempt: AttemptOut
+
+
+class RecoverOut(_Out):
+    requeued: int
+    since: datetime
+    more: bool = Field(description="True if more failed deliveries remain; call again")
+
+
+class SecretRotated(_Out):
+    webhook_secret: str = Field(description="The new signing secret (whsec_…); shown only here")
+    previous_expires_at: datetime | None = Field(
+        description="Until then, requests carry signatures by both the old and the new secret"
+    )
+
+
+def delivery_out(doc: Doc) -> DeliveryOut:
+    return DeliveryOut(
+        id=doc["_id"],
+        event_id=doc["event_id"],
+        event_type=doc["event_type"],
+        message_id=doc.get("message_id"),
+        url=doc["url"],
+        source=doc.get("source", "agent"),
+        method=doc.get("method", "POST"),
+        state=doc["state"],
+        status=doc["status"],
+        attempt_count=doc.get("attempt_count", 0),
+        next_attempt_at=doc.get("next_attempt_at") if doc["state"] == "pending" else None,
+        last_status_code=doc.get("last_status_code"),
+        last_error=doc.get("last_error"),
+        attempts=[AttemptOut(**a) for a in doc.get("attempts", [])],
+        created_at=doc["created_at"],
+        updated_at=doc["updated_at"],
+    )
+
+
+_HIDDEN = {"outbox": 0, "body": 0, "headers_enc": 0}
+
+
+async def list_deliveries(db: Database, owner_id: str, message_id: str, channel_id: str | None) -> list[Doc]:
+    await get_message(db, owner_id, message_id, channel_id)
+    return (
+        await db[DELIVERIES]
+        .find({"message_id": message_id, "owner_id": owner_id}, _HIDDEN)
+        .sort("created_at", ASCENDING)
+        .limit(LIST_LIMIT)
+        .to_list()
+    )
+
+
+def _requeue(doc: Doc, now: datetime) -> UpdateOne:
+    """Make a delivery due now with a fresh retry round, same body and webhook-id. A delivery
+    in flight (claimed) keeps its claim: its attempt is happening right now."""
+    event = delivery_status_event(doc, "sent", now, {"next_attempt_at": now})
+    in_flight = doc["state"] == "pending" and doc.get("claim")
+    fields: Doc = {"requeued_at": now, "updated_at": now}
+    if not in_flight:
+        fields |= {
+            "state": "pending",
+            "status": "sent",
+            "next_attempt_at": now,
+            "round_attempts": 0,
+            "claim": None,
+        }
+    return UpdateOne(
+        {"_id": doc["_id"], "claim": doc.get("claim")},
+        {"$set": fields, "$push": {"outbox": event_to_document(event)}},
+    )
+
+
+async def _mark_sent(db: Database, message_ids: list[str], now: datetime) -> None:
+    if message_ids:
+        await db[MESSAGES].update_many(
+            {"_id": {"$in": message_ids}, "delivery_status": "webhook_failed"},
+            {"$set": {"delivery_status": "sent", "updated_at": now}},
+        )
+
+
+async def retry_message(db: Database, owner_id: str, message_id: str, channel_id: str | None) -> list[Doc]:
+    """Re-send a message's failed deliveries (or, if none failed, its latest one)."""
+    await get_message(db, owner_id, message_id, channel_id)
+    docs = await (
+        db[DELIVERIES]
+        .find({"message_id": message_id, "owner_id": owner_id, "source": {"$ne": "test"}}, {"outbox": 0})
+        .sort("created_at", DESCENDING)
+        .limit(LIST_LIMIT)
+        .to_list()
+    )
+    if not docs:
+        raise ApiError(409, "no_delivery", "this message has no webhook delivery to retry")
+    chosen = [d for d in docs if d["state"] == "failed"] or docs[:1]
+    now = utcnow()
+    await db[DELIVERIES].bulk_write([_requeue(d, now) for d in chosen], ordered=False)
+    await _mark_sent(
+        db, [d["message_id"] for d in chosen if d.get("event_type", "").startswith("review.")], now
+    )
+    ids = [d["_id"] for d in chosen]
+    return await db[DELIVERIES].find({"_id": {"$in": ids}}, _HIDDEN).sort("created_at", ASCENDING).to_list()
+
+
+async def recover(db: Database, owner_id: str, agent_id: str, since: datetime | None) -> RecoverOut:
+    """Re-queue an agent's deliveries that failed since ``since`` (default: the last 24 h)."""
+    await get_agent(db, owner_id, agent_id)
+    now = utcnow()
+    start = as_utc(since) if since else now - timedelta(hours=24)
+    docs = await (
+        db[DELIVERIES]
+        .find(
+            {"channel_id": agent_id, "owner_id": owner_id, "state": "failed", "updated_at": {"$gte": start}},
+            {"outbox": 0, "attempts": 0, "body": 0},
+        )
+        .sort("updated_at", ASCENDING)
+        .limit(RECOVER_LIMIT + 1)
+        .to_list()
+    )
+    batch = docs[:RECOVER_LIMIT]
+    for first in range(0, len(batch), 500):
+        chunk = batch[first : first + 500]
+        await db[DELIVERIES].bulk_write([_requeue(d, now) for d in chunk], ordered=False)
+        await _mark_sent(
+            db, [d["message_id"] for d in chunk if d.get("event_type", "").startswith("review.")], now
+        )
+    return RecoverOut(requeued=len(batch), since=start, more=len(docs) > RECOVER_LIMIT)
+
+
+async def send_test(db: Database, owner_id: str, agent_id: str, wait: float = TEST_WAIT_SECONDS) -> TestOut:
+    """Queue a signed ``webhook:test`` event to the agent's default URL and wait for the
+    dispatcher's attempt (one attempt, no retries)."""
+    agent = await get_agent(db, owner_id, agent_id)
+    if not agent.get("webhook_url"):
+        raise ApiError(409, "no_webhook_url", "the agent has no default webhook URL", "webhookUrl")
+    now = utcnow()
+    delivery_id = new_id("dlv")
+    body = {"event": "webhook:test", "channelId": agent_id, "message_id": None, "sent_at": iso(now)}
+    doc: Doc = {
+        "_id": delivery_id,
+        "event_id": new_id("evt"),
+        "event_type": "webhook.test",
+        "channel_id": agent_id,
+        "owner_id": owner_id,
+        "message_id": None,
+        "url": agent["webhook_url"],
+        "host": _host_key(agent["webhook_url"]),
+        "method": "POST",
+        "source": "test",
+        "headers_enc": agent.get("webhook_headers_enc"),
+        "body": json.dumps(body, separators=(",", ":")),
+        "schedule": [],
+        "state": "pending",
+        "status": "sent",
+        "attempt_count": 0,
+        "round_attempts": 0,
+        "attempts": [],
+        "next_attempt_at": now,
+        "claim": None,
+        "requeued_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+    pipeline: list[dict[str, Any]] = [{"$match": {"documentKey._id": delivery_id, "operationType": "update"}}]
+    # Watch first, then insert: the dispatcher's update cannot slip in before we listen.
+    async with await db[DELIVERIES].watch(pipeline, full_document="updateLookup") as stream:
+        await db[DELIVERIES].insert_one(doc)
+        try:
+            async with asyncio.timeout(wait):
+                async for change in stream:
+                    current = change.get("fullDocument")
+                    if current and current.get("attempt_count", 0) >= 1 and current.get("attempts"):
+                        return TestOut(
+                            delivered=current["state"] == "delivered",
+                            delivery=delivery_out(current),
+                            attempt=AttemptOut(**current["attempts"][-1]),
+                        )
+        except TimeoutError:
+            pass
+    # Nobody took it: withdraw it so a dispatcher coming back later does not send a stale test.
+    await db[DELIVERIES].delete_one({"_id": delivery_id, "attempt_count": 0, "claim": None})
+    raise ApiError(
+        503,
+        "dispatcher_unavailable",
+        f"no dispatcher attempted the test delivery within {wait:.0f} s",
+        headers={"Retry-After": "5"},
+    )
+
+
+def _host_key(url: str) -> str:
+    # Same key as the dispatcher's per-host lanes (host:port, lower case).
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{(parts.hostname or '').lower()}:{port}"
+
+
+async def rotate_secret(db: Database, box: SecretBox, owner_id: str, agent_id: str) -> SecretRotated:
+    """New current secret; the old one stays valid (and signs too) for ``ROTATION_GRACE``."""
+    for _ in range(5):
+        agent = await get_agent(db, owner_id, agent_id)
+        now = utcnow()
+        old: list[Doc] = agent.get("signing_secrets") or []
+        live = [s for s in old if s.get("expires_at") is None or as_utc(s["expires_at"]) > now]
+        retiring = [
+            {**s, "expires_at": now + ROTATION_GRACE} if s.get("expires_at") is None else s for s in live
+        ]
+        retiring.sort(key=lambda s: as_utc(s["created_at"]), reverse=True)
+        retiring = retiring[:MAX_OLD_SECRETS]
+        secret = new_signing_secret()
+        updated = [{"secret_enc": box.seal(secret), "created_at": now, "expires_at": None}, *retiring]
+        # Conditional on the list we read: two rotations at once cannot drop each other's secret.
+        result = await db[AGENTS].update_one(
+            {"_id": agent_id, "owner_id": owner_id, "signing_secrets": old},
+            {"$set": {"signing_secrets": updated, "updated_at": now}},
+        )
+        if result.modified_count == 1:
+            previous = max((as_utc(s["expires_at"]) for s in retiring), default=None)
+            return SecretRotated(webhook_secret=secret, previous_expires_at=previous)
+    raise ApiError(409, "conflict", "the signing secrets changed concurrently; try again")

@@ -1,0 +1,105 @@
+"""The agents (channels) deliveries are for: URL settings and signing secrets, read from MongoDB
+with a cache that a change stream keeps honest. An owner's rotation, re-enable or URL change
+reaches the next request within milliseconds; a lost stream just falls back to the TTL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from datetime import datetime
+from typing import Any
+
+from pymongo.errors import PyMongoError
+
+from signoff_common.mongo import AGENTS, Database, Doc
+from signoff_common.secretbox import SecretBox
+from signoff_dispatcher.signing import live_secrets
+
+log = logging.getLogger(__name__)
+
+_FIELDS = {
+    "owner_id": 1,
+    "webhook_url": 1,
+    "webhook_enabled": 1,
+    "webhook_events": 1,
+    "webhook_headers_enc": 1,
+    "retry_schedule": 1,
+    "signing_secrets": 1,
+}
+
+
+class AgentDirectory:
+    def __init__(self, db: Database, box: SecretBox, ttl: float = 30.0) -> None:
+        self._coll = db[AGENTS]
+        self._db = db
+        self._box = box
+        self._ttl = ttl
+        self._cache: dict[str, tuple[float, Doc | None]] = {}
+        self._opened: dict[str, str] = {}
+
+    async def get_many(self, ids: set[str]) -> dict[str, Doc | None]:
+        now = time.monotonic()
+        found: dict[str, Doc | None] = {}
+        missing: list[str] = []
+        for agent_id in ids:
+            hit = self._cache.get(agent_id)
+            if hit and hit[0] > now:
+                found[agent_id] = hit[1]
+            else:
+                missing.append(agent_id)
+        if missing:
+            docs = {d["_id"]: d for d in await self._coll.find({"_id": {"$in": missing}}, _FIELDS).to_list()}
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            for agent_id in missing:
+                doc = docs.get(agent_id)
+                self._cache[agent_id] = (now + self._ttl, doc)
+                found[agent_id] = doc
+        return found
+
+    async def get(self, agent_id: str) -> Doc | None:
+        return (await self.get_many({agent_id}))[agent_id]
+
+    def forget(self, agent_id: str) -> None:
+        self._cache.pop(agent_id, None)
+
+    def open(self, sealed: str) -> str:
+        plain = self._opened.get(sealed)
+        if plain is None:
+            plain = self._box.open(sealed)
+            if len(self._opened) > 100_000:
+                self._opened.clear()
+            self._opened[sealed] = plain
+        return plain
+
+    def secrets(self, agent: Doc | None, now: datetime) -> list[str]:
+        if not agent:
+            return []
+        return [self.open(s["secret_enc"]) for s in live_secrets(agent.get("signing_secrets") or [], now)]
+
+    def headers(self, sealed: str | None) -> dict[str, str]:
+        if not sealed:
+            return {}
+        value = json.loads(self.open(sealed))
+        return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+    async def watch(self) -> None:
+        """Drop cached agents as they change. Runs until cancelled."""
+        pipeline: list[dict[str, Any]] = [
+            {"$match": {"operationType": {"$in": ["update", "replace", "delete"]}}},
+            {"$project": {"documentKey": 1}},
+        ]
+        while True:
+            try:
+                async with await self._coll.watch(pipeline) as stream:
+                    # Changes made while no stream was open are unknown: start from a clean cache.
+                    self._cache.clear()
+                    async for change in stream:
+                        self.forget(change["documentKey"]["_id"])
+            except asyncio.CancelledError:
+                raise
+            except PyMongoError:
+                log.warning("agent change stream interrupted; reopening", exc_info=True)
+                await asyncio.sleep(1.0)

@@ -1,0 +1,167 @@
+"""MongoDB operations on deliveries: insert (deduplicated on event x URL), claim, renew,
+record, release. Every write after a claim is conditional on the claim token, so a replica whose
+lease lapsed can never overwrite the work of the one that took over."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo import ASCENDING, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError
+
+from signoff_common.mongo import DELIVERIES, MESSAGES, Database, Doc
+
+DUPLICATE_KEY = 11000
+GROUP_LIMIT = 1000
+
+
+class GroupedWrites:
+    """Single-document updates from many concurrent attempts, sent as one unordered bulk write
+    per event-loop turn: at hundreds of deliveries a second, one round trip per outcome would
+    cost more than the HTTP requests themselves."""
+
+    def __init__(self, coll: AsyncCollection[Doc]) -> None:
+        self._coll = coll
+        self._pending: list[tuple[UpdateOne, Doc | None, asyncio.Future[bool]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def update(self, filter_: Doc, update: Doc, applied: Doc | None = None) -> bool:
+        """Apply ``update`` to the document matching ``filter_``. Returns whether it matched;
+        ``applied`` is a filter that finds the document only if this update landed, used to
+        tell the ops of a bulk apart when not all of them matched."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((UpdateOne(filter_, update), applied, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        while self._pending:
+            await asyncio.sleep(0)  # let the writers of this loop turn join the batch
+            batch, self._pending = self._pending[:GROUP_LIMIT], self._pending[GROUP_LIMIT:]
+            try:
+                result = await self._coll.bulk_write([op for op, _, _ in batch], ordered=False)
+                everything = result.matched_count == len(batch)
+                for _, applied, future in batch:
+                    ok = (
+                        everything
+                        or applied is None
+                        or await self._coll.count_documents(applied, limit=1) == 1
+                    )
+                    if not future.done():
+                        future.set_result(ok)
+            except Exception as exc:  # every waiter learns the write failed
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+
+
+class DeliveryStore:
+    def __init__(self, db: Database, instance: str, lease_seconds: float) -> None:
+        self._db = db
+        self.coll = db[DELIVERIES]
+        self._instance = instance
+        self._lease = timedelta(seconds=lease_seconds)
+        self._counter = itertools.count()
+        self._outcomes = GroupedWrites(self.coll)
+        self._mirrors = GroupedWrites(db[MESSAGES])
+
+    def new_claim(self) -> str:
+        return f"{self._instance}:{next(self._counter)}"
+
+    def lease_end(self, now: datetime) -> datetime:
+        return now + self._lease
+
+    async def insert_new(self, docs: list[Doc]) -> list[Doc]:
+        """Insert what is not there yet; returns the documents actually inserted. A Kafka record
+        seen twice (redelivery, or the relay publishing twice) hits the unique index and
+        creates nothing."""
+        if not docs:
+            return []
+        try:
+            await self.coll.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(err.get("code") != DUPLICATE_KEY for err in errors):
+                raise
+            skipped = {err["index"] for err in errors}
+            return [doc for i, doc in enumerate(docs) if i not in skipped]
+        return docs
+
+    async def claim_due(self, now: datetime, limit: int) -> list[Doc]:
+        """Claim up to ``limit`` due deliveries (retries that are due, and leases that lapsed)."""
+        if limit <= 0:
+            return []
+        due = {"state": "pending", "next_attempt_at": {"$lte": now}}
+        ids = [
+            d["_id"]
+            for d in await self.coll.find(due, {"_id": 1})
+            .sort("next_attempt_at", ASCENDING)
+            .limit(limit)
+            .to_list()
+        ]
+        if not ids:
+            return []
+        claim = self.new_claim()
+        await self.coll.update_many(
+            {"_id": {"$in": ids}, **due},
+            {"$set": {"claim": claim, "next_attempt_at": self.lease_end(now)}},
+        )
+        # Another replica may have won some of them between the find and the update.
+        return await self.coll.find({"_id": {"$in": ids}, "claim": claim}, {"outbox": 0}).to_list()
+
+    async def renew(self, claims: dict[str, str], now: datetime) -> None:
+        """Extend the leases of everything this process holds (queued or in flight)."""
+        if not claims:
+            return
+        until = self.lease_end(now)
+        ops = [
+            UpdateOne({"_id": _id, "claim": claim, "state": "pending"}, {"$set": {"next_attempt_at": until}})
+            for _id, claim in claims.items()
+        ]
+        for start in range(0, len(ops), 1000):
+            await self.coll.bulk_write(ops[start : start + 1000], ordered=False)
+
+    async def record(self, doc: Doc, update: Doc, attempt_at: datetime, by: str) -> bool:
+        """Apply an outcome; False if the claim was lost to another replica."""
+        return await self._outcomes.update(
+            {"_id": doc["_id"], "claim": doc["claim"]},
+            update,
+            applied={"_id": doc["_id"], "attempts": {"$elemMatch": {"at": attempt_at, "by": by}}},
+        )
+
+    async def release(self, docs: list[Doc], at: datetime) -> None:
+        """Give claimed deliveries back, due at ``at`` (shutdown, or an open circuit)."""
+        ops = [
+            UpdateOne(
+                {"_id": d["_id"], "claim": d["claim"], "state": "pending"},
+                {"$set": {"claim": None, "next_attempt_at": at}},
+            )
+            for d in docs
+        ]
+        if ops:
+            await self.coll.bulk_write(ops, ordered=False)
+
+    async def next_due(self) -> datetime | None:
+        first = await self.coll.find_one(
+            {"state": "pending"}, {"next_attempt_at": 1}, sort=[("next_attempt_at", ASCENDING)]
+        )
+        value: Any = first.get("next_attempt_at") if first else None
+        return value if isinstance(value, datetime) else None
+
+    async def count_due(self, now: datetime) -> int:
+        return await self.coll.count_documents(
+            {"state": "pending", "next_attempt_at": {"$lte": now}}, limit=100_000
+        )
+
+    async def mirror_status(self, message_id: str, status: str, now: datetime) -> None:
+        """Copy the delivery status onto the message, unless the agent already acknowledged it
+        (``agent_received`` is the last word)."""
+        await self._mirrors.update(
+            {"_id": message_id, "delivery_status": {"$nin": ["agent_received", status]}},
+            {"$set": {"delivery_status": status, "updated_at": now}},
+        )

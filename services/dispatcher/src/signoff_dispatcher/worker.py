@@ -1,0 +1,354 @@
+"""The delivery engine of one dispatcher process.
+
+Events become delivery documents (``accept``, called by the Kafka handler). Documents this
+process just created are claimed in the same insert and go straight to the per-host lanes, so a
+response reaches its agent without waiting for a poll. Everything else - retries that fall due,
+work beyond what fits in memory, leases a crashed replica left behind, manual re-queues - is
+claimed by the sweep, which sleeps until the earliest due time it knows of.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo.errors import PyMongoError
+
+from signoff_common.clock import as_utc, utcnow
+from signoff_common.events import Event
+from signoff_common.mongo import AGENTS, MESSAGES, Database, Doc
+from signoff_dispatcher import metrics
+from signoff_dispatcher.agents import AgentDirectory
+from signoff_dispatcher.circuit import Breakers, CircuitPolicy
+from signoff_dispatcher.delivery import REVIEW_EVENTS, Attempt, new_delivery, record_attempt
+from signoff_dispatcher.lanes import Lanes
+from signoff_dispatcher.payload import body_for, render
+from signoff_dispatcher.retry import RetryPolicy, Verdict, next_delay, verdict
+from signoff_dispatcher.sender import Sender
+from signoff_dispatcher.settings import DispatcherSettings
+from signoff_dispatcher.signing import signed_headers
+from signoff_dispatcher.store import DeliveryStore
+from signoff_dispatcher.targets import message_of, needs_callback_headers, target_for
+
+log = logging.getLogger(__name__)
+
+_OUTCOME_LABEL = {"webhook_delivered": "delivered", "webhook_failed": "failed"}
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: DispatcherSettings,
+        db: Database,
+        agents: AgentDirectory,
+        sender: Sender,
+        instance: str,
+    ) -> None:
+        self._settings = settings
+        self._db = db
+        self._agents = agents
+        self._sender = sender
+        self.instance = instance
+        self.store = DeliveryStore(db, instance, settings.dispatcher_lease_seconds)
+        self._breakers = Breakers(
+            CircuitPolicy(
+                window=settings.dispatcher_circuit_window,
+                min_calls=settings.dispatcher_circuit_min_calls,
+                failure_ratio=settings.dispatcher_circuit_failure_ratio,
+                open_seconds=settings.dispatcher_circuit_open_seconds,
+            )
+        )
+        self._policy = RetryPolicy(
+            jitter=settings.dispatcher_retry_jitter,
+            retry_after_max=settings.dispatcher_retry_after_max_seconds,
+        )
+        self._lanes: Lanes[Doc] = Lanes(
+            self._attempt, settings.dispatcher_per_host_concurrency, settings.dispatcher_concurrency
+        )
+        # delivery id -> claim token, for everything this process holds; renewed together.
+        self._held: dict[str, str] = {}
+        self._recording: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._wake_at: datetime | None = None
+        self._rng = random.Random()  # noqa: S311 - jitter, not secrecy
+        metrics.HELD.set_function(lambda: len(self._held))
+        metrics.OPEN_CIRCUITS.set_function(self._breakers.open_count)
+
+    # --- events -> deliveries ---------------------------------------------------------------
+
+    async def accept(self, events: Sequence[Event]) -> int:
+        """Create the deliveries ``events`` call for; returns how many were new."""
+        wanted = [e for e in events if body_for(e) is not None]
+        if not wanted:
+            return 0
+        agents = await self._agents.get_many({e.channel_id for e in wanted})
+        callback_headers = await self._callback_headers(
+            [e for e in wanted if needs_callback_headers(e, agents.get(e.channel_id))]
+        )
+        now = utcnow()
+        room = self._settings.dispatcher_max_held - len(self._held)
+        claim = self.store.new_claim()
+        docs: list[Doc] = []
+        for event in wanted:
+            agent = agents.get(event.channel_id)
+            message = message_of(event)
+            message_id = message.id if message else None
+            target = target_for(event, agent, callback_headers.get(message_id or ""))
+            body = body_for(event)
+            if target is None or body is None:
+                continue
+            # Claimed at insert while there is room in memory; beyond that it waits in MongoDB.
+            mine = len(docs) < room
+            doc = new_delivery(
+                event_id=event.id,
+                event_type=event.type,
+                channel_id=event.channel_id,
+                owner_id=event.owner_id,
+                message_id=message_id,
+                target=target,
+                body=render(body),
+                schedule=self._schedule(agent),
+                now=now,
+                due_at=self.store.lease_end(now) if mine else now,
+                claim=claim if mine else None,
+            )
+            doc["event_at"] = event.occurred_at
+            docs.append(doc)
+        inserted = await self.store.insert_new(docs)
+        for doc in inserted:
+            if doc["claim"]:
+                self._submit(doc)
+            else:
+                self.wake()
+        return len(inserted)
+
+    def _schedule(self, agent: Doc | None) -> list[int]:
+        own = agent.get("retry_schedule") if agent else None
+        return list(own) if own is not None else list(self._settings.dispatcher_retry_schedule)
+
+    async def _callback_headers(self, events: list[Event]) -> dict[str, str]:
+        ids = [m.id for m in map(message_of, events) if m is not None]
+        if not ids:
+            return {}
+        docs = (
+            await self._db[MESSAGES].find({"_id": {"$in": ids}}, {"review.callback.headers_enc": 1}).to_list()
+        )
+        out: dict[str, str] = {}
+        for doc in docs:
+            sealed = ((doc.get("review") or {}).get("callback") or {}).get("headers_enc")
+            if sealed:
+                out[doc["_id"]] = sealed
+        return out
+
+    # --- attempts ---------------------------------------------------------------------------
+
+    def _submit(self, doc: Doc) -> None:
+        self._held[doc["_id"]] = doc["claim"]
+        self._lanes.submit(doc["host"], doc)
+
+    async def _attempt(self, doc: Doc) -> None:
+        """Runs inside the host's lane slot: only the HTTP request. Recording the outcome (a
+        MongoDB round trip) happens after the slot is freed, so the next request to this host
+        does not wait for it."""
+        recording = False
+        try:
+            recording = await self._request(doc)
+        finally:
+            if not recording:
+                self._held.pop(doc["_id"], None)
+
+    async def _request(self, doc: Doc) -> bool:
+        circuit = self._breakers[doc["host"]]
+        if not circuit.allow():
+            # The host keeps failing: give its queued work back, due when a probe may go.
+            later = utcnow() + timedelta(seconds=max(1.0, circuit.retry_in()))
+            parked = [doc, *self._lanes.take_queued(doc["host"])]
+            await self.store.release(parked, later)
+            for d in parked:
+                self._held.pop(d["_id"], None)
+            self.wake_at(later)
+            return False
+        agent = await self._agents.get(doc["channel_id"])
+        now = utcnow()
+        try:
+            extra = self._agents.headers(doc.get("headers_enc"))
+        except (ValueError, TypeError):
+            log.error(
+                "stored webhook headers unreadable; sending without them", extra={"delivery": doc["_id"]}
+            )
+            extra = {}
+        body = doc["body"].encode()
+        headers = signed_headers(
+            doc["event_id"], int(time.time()), body, self._agents.secrets(agent, now), extra
+        )
+        attempt = await self._sender.post(doc["url"], doc.get("method", "POST"), body, headers)
+        decision = verdict(attempt.status_code, attempt.error_kind)
+        if attempt.error_kind != "ssrf_refused":
+            circuit.record(decision is not Verdict.RETRY)
+        delay = None
+        if decision is Verdict.RETRY:
+            delay = next_delay(
+                doc.get("schedule", []),
+                doc.get("round_attempts", 0) + 1,
+                attempt.retry_after,
+                self._policy,
+                self._rng,
+            )
+        task = asyncio.create_task(self._record(doc, attempt, decision, delay))
+        self._recording.add(task)
+        task.add_done_callback(self._recording.discard)
+        return True
+
+    async def _record(self, doc: Doc, attempt: Attempt, decision: Verdict, delay: float | None) -> None:
+        try:
+            await self._record_once(doc, attempt, decision, delay)
+        except Exception:
+            # Not recorded: the claim lapses and the delivery is attempted again (at least once).
+            log.exception("recording an attempt failed", extra={"delivery": doc["_id"]})
+        finally:
+            self._held.pop(doc["_id"], None)
+
+    async def _record_once(self, doc: Doc, attempt: Attempt, decision: Verdict, delay: float | None) -> None:
+        finished = utcnow()
+        outcome = record_attempt(
+            doc, attempt, decision, delay, finished, self._settings.dispatcher_attempts_kept
+        )
+        self._observe(doc, attempt.status_code, attempt.error_kind, attempt.duration_ms, finished)
+        if decision is Verdict.GONE and doc.get("source") == "agent":
+            # Before the outcome is visible: whoever sees the delivery failed sees the URL disabled.
+            await self._disable_default_url(doc, finished)
+        if not await self.store.record(doc, outcome.update, attempt.at, attempt.by):
+            metrics.LEASES_LOST.inc()
+            log.warning("claim lost before the outcome was recorded", extra={"delivery": doc["_id"]})
+            return
+        if outcome.state != "pending":
+            label = "gone" if decision is Verdict.GONE else _OUTCOME_LABEL[outcome.status]
+            metrics.DELIVERIES.labels("refused" if attempt.error_kind == "ssrf_refused" else label).inc()
+            if doc["event_type"] in REVIEW_EVENTS and doc.get("message_id"):
+                await self.store.mirror_status(doc["message_id"], outcome.status, finished)
+        if outcome.next_attempt_at is not None:
+            self.wake_at(outcome.next_attempt_at)
+
+    def _observe(
+        self, doc: Doc, status: int | None, kind: str | None, duration_ms: float, at: datetime
+    ) -> None:
+        metrics.ATTEMPTS.labels(f"{status // 100}xx" if status else (kind or "error")).inc()
+        metrics.ATTEMPT_SECONDS.observe(duration_ms / 1000)
+        if doc.get("attempt_count", 0) == 0 and isinstance(doc.get("event_at"), datetime):
+            metrics.EVENT_TO_WEBHOOK_SECONDS.observe(max(0.0, (at - as_utc(doc["event_at"])).total_seconds()))
+
+    async def _disable_default_url(self, doc: Doc, now: datetime) -> None:
+        # Only if the URL is still the one that answered 410: an owner may have changed it since.
+        await self._db[AGENTS].update_one(
+            {"_id": doc["channel_id"], "webhook_url": doc["url"]},
+            {
+                "$set": {
+                    "webhook_enabled": False,
+                    "webhook_disabled_reason": f"the receiver answered 410 Gone at {now.isoformat()}",
+                    "updated_at": now,
+                }
+            },
+        )
+        self._agents.forget(doc["channel_id"])
+        log.info("default webhook URL disabled after 410", extra={"agent": doc["channel_id"]})
+
+    # --- the sweep: due retries, overflow, orphaned leases ------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def wake_at(self, when: datetime) -> None:
+        if self._wake_at is None or when < self._wake_at:
+            self._wake_at = when
+            self._wake.set()
+
+    async def sweep_once(self) -> float:
+        """Claim what is due and fits; return how long the sweep may sleep."""
+        now = utcnow()
+        room = self._settings.dispatcher_max_held - len(self._held)
+        batch = min(room, self._settings.dispatcher_claim_batch)
+        if self._wake_at is not None and self._wake_at <= now:
+            self._wake_at = None
+        claimed = await self.store.claim_due(now, batch)
+        for doc in claimed:
+            self._submit(doc)
+        if claimed and len(claimed) == batch:
+            return 0.0
+        interval = self._settings.dispatcher_sweep_interval_seconds
+        if room <= 0:
+            return min(interval, 0.2)
+        hints = [await self.store.next_due(), self._wake_at]
+        soonest = min((as_utc(h) for h in hints if h is not None), default=None)
+        if soonest is None:
+            return interval
+        return min(interval, max(0.02, (soonest - utcnow()).total_seconds()))
+
+    async def sweep_loop(self) -> None:
+        while True:
+            try:
+                self._wake.clear()
+                delay = await self.sweep_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("delivery sweep failed; retrying", exc_info=True)
+                delay = 1.0
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+
+    async def renew_loop(self) -> None:
+        """Keep the leases of held deliveries alive; a process that stops renewing (crashed,
+        frozen) loses them to the next sweep of any replica."""
+        period = self._settings.dispatcher_lease_seconds / 3
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self.store.renew(dict(self._held), utcnow())
+            except PyMongoError:
+                log.warning("lease renewal failed", exc_info=True)
+
+    async def gauge_loop(self, period: float = 5.0) -> None:
+        while True:
+            with contextlib.suppress(PyMongoError):
+                metrics.DUE.set(await self.store.count_due(utcnow()))
+            await asyncio.sleep(period)
+
+    async def watch_requeues(self) -> None:
+        """Wake the sweep when the API re-queues work (manual retry, recover, test sends)."""
+        pipeline: list[dict[str, Any]] = [
+            {
+                "$match": {
+                    "$or": [
+                        {"operationType": "insert", "fullDocument.requeued_at": {"$exists": True}},
+                        {"updateDescription.updatedFields.requeued_at": {"$exists": True}},
+                    ]
+                }
+            },
+            {"$project": {"_id": 1}},
+        ]
+        while True:
+            try:
+                async with await self.store.coll.watch(pipeline) as stream:
+                    self.wake()
+                    async for _change in stream:
+                        self.wake()
+            except asyncio.CancelledError:
+                raise
+            except PyMongoError:
+                log.warning("delivery change stream interrupted; reopening", exc_info=True)
+                await asyncio.sleep(1.0)
+
+    async def close(self, grace: float = 5.0) -> None:
+        unstarted = await self._lanes.close(grace)
+        if self._recording:
+            await asyncio.wait(set(self._recording), timeout=grace)
+        with contextlib.suppress(PyMongoError):
+            # Hand back what never started so another replica takes it now, not after the lease.
+            await self.store.release(unstarted, utcnow())

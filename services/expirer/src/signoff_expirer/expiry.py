@@ -1,0 +1,94 @@
+"""Close reviews nobody answered before their deadline.
+
+Each review is expired with a conditional update on ``status: pending`` that also appends the
+``review.expired`` event to the message's outbox: a human response racing the deadline either
+lands first (and the update matches nothing) or loses (and gets 409); never both. Several
+expirers may run at once: the same condition makes each review expire exactly once, and the
+event rides in the same single-document write, so there is one event per expiry.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from prometheus_client import Counter, Histogram
+from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError
+
+from signoff_common.clock import as_utc
+from signoff_common.events import MessageData, ReviewExpired, event_to_document
+from signoff_common.mongo import MESSAGES, Database, Doc
+from signoff_common.views import MESSAGE_PROJECTION, message_view
+
+log = logging.getLogger(__name__)
+
+EXPIRED = Counter("signoff_reviews_expired_total", "Reviews closed by the expirer")
+LATENESS = Histogram(
+    "signoff_expirer_lateness_seconds",
+    "How long after its deadline a due review was found",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 15.0, 60.0, 300.0),
+)
+
+# Served by the partial index ``pending_reviews_by_deadline``.
+_PENDING: Doc = {"review.status": "pending", "review.expires_at": {"$type": "date"}}
+
+
+def expiry_update(doc: Doc, now: datetime) -> UpdateOne:
+    """The conditional update that expires one review and records its event."""
+    expired = {**doc, "review": {**doc["review"], "status": "expired", "expired_at": now}}
+    event = ReviewExpired(
+        channel_id=doc["channel_id"],
+        owner_id=doc["owner_id"],
+        occurred_at=now,
+        data=MessageData(message=message_view(expired)),
+    )
+    return UpdateOne(
+        {"_id": doc["_id"], "review.status": "pending"},
+        {
+            "$set": {"review.status": "expired", "review.expired_at": now, "updated_at": now},
+            "$push": {"outbox": event_to_document(event)},
+        },
+    )
+
+
+async def expire_due(db: Database, now: datetime, batch: int) -> tuple[int, int]:
+    """Expire up to ``batch`` overdue reviews. Returns (found, expired by this call)."""
+    due = await (
+        db[MESSAGES]
+        .find(
+            {"review.status": "pending", "review.expires_at": {"$lte": now}},
+            MESSAGE_PROJECTION,
+        )
+        .sort("review.expires_at", 1)
+        .limit(batch)
+        .to_list()
+    )
+    if not due:
+        return 0, 0
+    for doc in due:
+        LATENESS.observe(max(0.0, (now - as_utc(doc["review"]["expires_at"])).total_seconds()))
+    try:
+        result = await db[MESSAGES].bulk_write([expiry_update(d, now) for d in due], ordered=False)
+        modified = result.modified_count
+    except BulkWriteError as exc:
+        # Unordered: the other updates went through. A document that cannot take the update
+        # (say, at the size limit) is logged and retried next pass rather than stalling the rest.
+        modified = int(exc.details.get("nModified", 0))
+        log.error(
+            "some reviews could not be expired",
+            extra={"errors": [e.get("errmsg") for e in exc.details.get("writeErrors", [])][:5]},
+        )
+    EXPIRED.inc(modified)
+    return len(due), modified
+
+
+async def next_deadline(db: Database) -> datetime | None:
+    """The earliest deadline still pending, so the loop can wake right at it."""
+    doc = await db[MESSAGES].find_one(
+        _PENDING,
+        {"review.expires_at": 1},
+        sort=[("review.expires_at", 1)],
+        hint="pending_reviews_by_deadline",
+    )
+    return as_utc(doc["review"]["expires_at"]) if doc else None

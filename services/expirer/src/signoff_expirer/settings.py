@@ -1,0 +1,12 @@
+from __future__ import annotations
+
+from pydantic import Field
+
+from signoff_common.settings import ServiceSettings
+
+
+class ExpirerSettings(ServiceSettings):
+    http_port: int = 8104
+    # How often to look for reviews past their deadline.
+    expirer_interval: float = Field(default=1.0, gt=0, validation_alias="SIGNOFF_EXPIRER_INTERVAL")
+    expirer_batch: int = Field(default=1000, ge=1, validation_alias="SIGNOFF_EXPIRER_BATCH")

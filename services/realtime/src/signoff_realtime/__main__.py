@@ -1,0 +1,12 @@
+from signoff_common.runtime import serve
+from signoff_realtime.app import create_app
+from signoff_realtime.settings import RealtimeSettings
+
+
+def main() -> None:
+    settings = RealtimeSettings()
+    serve(create_app(settings), settings, "realtime")
+
+
+if __name__ == "__main__":
+    main()

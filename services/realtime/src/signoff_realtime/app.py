@@ -1,0 +1,72 @@
+"""The realtime process: one ASGI app. Socket.IO (namespace ``/ws`` under ``/socket.io/``) wraps
+a FastAPI app with the long-poll, SSE and probe routes. The lifespan opens MongoDB, binds the
+sockets to it and positions the Kafka feed before the first request is served."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import socketio
+from fastapi import FastAPI, Request
+from starlette.types import ASGIApp
+
+from signoff_common.credentials import ApiKeyResolver
+from signoff_common.http_errors import install_error_handlers
+from signoff_common.observability import Check, probe_routes
+from signoff_common.runtime import Runtime
+from signoff_realtime.fanout import Fanout
+from signoff_realtime.feed import EventFeed
+from signoff_realtime.gateway import Gateway
+from signoff_realtime.history import RecentEvents
+from signoff_realtime.metrics import WAITERS
+from signoff_realtime.principals import Authenticator
+from signoff_realtime.routes import router
+from signoff_realtime.settings import RealtimeSettings
+from signoff_realtime.sockets import Sockets
+from signoff_realtime.waiters import Waiters
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: RealtimeSettings) -> ASGIApp:
+    waiters = Waiters()
+    fanout = Fanout(waiters, RecentEvents(settings.recent_events))
+    sockets = Sockets(settings, fanout)
+    WAITERS.set_function(lambda: len(waiters))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await Runtime.open(settings)
+        auth = Authenticator(ApiKeyResolver(runtime.db), settings.secret_key.get_secret_value())
+        feed = EventFeed(settings, fanout.publish)
+        app.state.gateway = Gateway(settings, runtime, auth, waiters, fanout, feed)
+        sockets.bind(runtime.db, auth)
+        feed_task = asyncio.create_task(feed.run(), name="kafka-feed")
+        try:
+            await asyncio.wait_for(feed.ready.wait(), settings.feed_start_timeout_seconds)
+        except TimeoutError:
+            # Serve anyway (long-poll still answers from MongoDB); /readyz says Kafka is missing.
+            log.warning("Kafka feed not positioned at start-up; continuing without it")
+        try:
+            yield
+        finally:
+            feed_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await feed_task
+            await sockets.close()
+            await runtime.close()
+
+    api = FastAPI(title="Signoff realtime", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
+    install_error_handlers(api)
+    api.include_router(router)
+
+    def checks(request: Request) -> dict[str, Check]:
+        gateway: Gateway = request.app.state.gateway
+        return {"mongodb": gateway.runtime.check_mongo, "kafka": gateway.feed.check}
+
+    api.router.routes.extend(probe_routes(checks))
+    app: ASGIApp = socketio.ASGIApp(sockets.server, other_asgi_app=api, socketio_path="socket.io")
+    return app

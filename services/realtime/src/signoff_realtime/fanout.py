@@ -1,0 +1,102 @@
+"""Hands every consumed event, once, to everything in this process waiting for it: long-poll
+waiters, SSE streams, Socket.IO rooms, and the recent-events memory used by resume."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+
+from signoff_common.clock import utcnow
+from signoff_common.events import Event
+from signoff_realtime.history import RecentEvents
+from signoff_realtime.metrics import DUPLICATES, FANOUT_LATENCY
+from signoff_realtime.waiters import Waiters
+
+
+class SeenIds:
+    """The last ``capacity`` event ids: Kafka delivers at least once and the relay may publish an
+    event twice after a crash, and clients must see each event once."""
+
+    def __init__(self, capacity: int) -> None:
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._capacity = capacity
+
+    def first_time(self, event_id: str) -> bool:
+        if event_id in self._ids:
+            return False
+        self._ids[event_id] = None
+        if len(self._ids) > self._capacity:
+            self._ids.popitem(last=False)
+        return True
+
+
+class Subscription:
+    """One owner's events (optionally some channels only), queued for one consumer: an SSE
+    stream, or a socket while it replays what it missed. A consumer that falls ``maxsize``
+    events behind is marked ``overflowed`` and should close; its client resumes from its cursor."""
+
+    def __init__(self, owner_id: str, channels: frozenset[str] | None, maxsize: int) -> None:
+        self.owner_id = owner_id
+        self.channels = channels
+        self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
+        self.overflowed = asyncio.Event()
+
+    def wants(self, event: Event) -> bool:
+        return self.channels is None or event.channel_id in self.channels
+
+    def offer(self, event: Event) -> None:
+        if self.overflowed.is_set():
+            return  # after a gap nothing more: the consumer must not skip past what was dropped
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed.set()
+
+    def drain(self) -> list[Event]:
+        out = []
+        while not self.queue.empty():
+            out.append(self.queue.get_nowait())
+        return out
+
+
+Emit = Callable[[Event], Awaitable[None]]
+
+
+class Fanout:
+    def __init__(self, waiters: Waiters, recent: RecentEvents, seen_capacity: int = 50_000) -> None:
+        self.waiters = waiters
+        self.recent = recent
+        self._seen = SeenIds(seen_capacity)
+        self._subs: dict[str, set[Subscription]] = {}
+        self._emit: Emit | None = None
+
+    def attach_sockets(self, emit: Emit) -> None:
+        self._emit = emit
+
+    def subscribe(self, owner_id: str, channels: frozenset[str] | None, maxsize: int) -> Subscription:
+        sub = Subscription(owner_id, channels, maxsize)
+        self._subs.setdefault(owner_id, set()).add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        subs = self._subs.get(sub.owner_id)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._subs[sub.owner_id]
+
+    async def publish(self, event: Event) -> None:
+        if not self._seen.first_time(event.id):
+            DUPLICATES.inc()
+            return
+        self.recent.add(event)
+        self.waiters.wake(event)
+        for sub in self._subs.get(event.owner_id, ()):
+            if sub.wants(event):
+                sub.offer(event)
+        # Subscriptions are fed and the socket rooms resolved in one step, with no await between:
+        # a socket moving from its replay subscription to its rooms gets each event exactly once.
+        if self._emit is not None:
+            await self._emit(event)
+        FANOUT_LATENCY.observe(max(0.0, (utcnow() - event.occurred_at).total_seconds()))

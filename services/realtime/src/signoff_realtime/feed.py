@@ -1,0 +1,113 @@
+"""The Kafka feed: every event of every topic, in every replica.
+
+No consumer group: each replica assigns itself every partition and starts at the end, so a
+waiter or socket on any replica hears about a response handled anywhere. Nothing is committed;
+the truth is in MongoDB and a restarted replica needs only what happens from then on. If the
+connection fails, the feed resumes from the offsets it had reached, so a broker hiccup loses no
+event for the clients still connected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import ValidationError
+
+from signoff_common.events import Event, parse_event
+from signoff_common.kafka import ensure_topics
+from signoff_common.settings import ServiceSettings
+from signoff_common.topics import all_topics
+from signoff_realtime.metrics import EVENTS_CONSUMED
+
+log = logging.getLogger(__name__)
+
+
+class FeedNotReadyError(RuntimeError):
+    pass
+
+
+class EventFeed:
+    def __init__(self, settings: ServiceSettings, publish: Callable[[Event], Awaitable[None]]) -> None:
+        self._settings = settings
+        self._publish = publish
+        self._positions: dict[TopicPartition, int] = {}
+        # Set once the consumer holds every partition at a known offset: from then on, every
+        # event published is seen. Start-up waits for it so a fresh replica misses nothing.
+        self.ready = asyncio.Event()
+
+    async def check(self) -> None:
+        if not self.ready.is_set():
+            raise FeedNotReadyError("Kafka feed not positioned")
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self._consume()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.ready.clear()
+                log.warning("Kafka feed failed; reconnecting", exc_info=True)
+                await asyncio.sleep(1.0)
+
+    async def _consume(self) -> None:
+        await ensure_topics(self._settings)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._settings.kafka_bootstrap,
+            client_id=f"{self._settings.instance or 'realtime'}-feed",
+            group_id=None,
+            enable_auto_commit=False,
+            # Where a remembered offset no longer exists (a broker that lost its data): go live.
+            auto_offset_reset="latest",
+            fetch_max_wait_ms=self._settings.kafka_fetch_max_wait_ms,
+        )
+        await consumer.start()
+        try:
+            await self._position(consumer)
+            self.ready.set()
+            log.info("Kafka feed positioned", extra={"partitions": len(self._positions)})
+            while True:
+                batches = await consumer.getmany(timeout_ms=1000, max_records=500)
+                for tp, records in batches.items():
+                    for record in records:
+                        self._positions[tp] = record.offset + 1
+                        await self._handle(record.value)
+        finally:
+            await consumer.stop()
+
+    async def _position(self, consumer: AIOKafkaConsumer) -> None:
+        await consumer.topics()  # refreshes cluster metadata
+        partitions: list[TopicPartition] = []
+        for topic in all_topics(self._settings.topic_prefix):
+            found = consumer.partitions_for_topic(topic)
+            if not found:
+                raise FeedNotReadyError(f"topic {topic} has no partitions yet")
+            partitions += [TopicPartition(topic, p) for p in sorted(found)]
+        consumer.assign(partitions)
+        fresh = [tp for tp in partitions if tp not in self._positions]
+        if fresh:
+            await consumer.seek_to_end(*fresh)
+        for tp in partitions:
+            if tp in self._positions:
+                consumer.seek(tp, self._positions[tp])
+        # Resolve every offset now, not lazily at the first fetch.
+        for tp in partitions:
+            self._positions[tp] = await consumer.position(tp)
+
+    async def _handle(self, raw: bytes | None) -> None:
+        if raw is None:
+            return
+        try:
+            event = parse_event(raw)
+        except ValidationError:
+            log.error("unparseable event skipped", extra={"size": len(raw)})
+            return
+        EVENTS_CONSUMED.labels(event.type).inc()
+        try:
+            await self._publish(event)
+        except Exception:
+            # One client's failure must not stop the feed for everyone else.
+            log.warning("fan-out of an event failed", exc_info=True, extra={"event_id": event.id})

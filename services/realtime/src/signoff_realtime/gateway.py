@@ -1,0 +1,22 @@
+"""What the running gateway holds, built once in the lifespan and shared by routes and sockets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from signoff_common.runtime import Runtime
+from signoff_realtime.fanout import Fanout
+from signoff_realtime.feed import EventFeed
+from signoff_realtime.principals import Authenticator
+from signoff_realtime.settings import RealtimeSettings
+from signoff_realtime.waiters import Waiters
+
+
+@dataclass
+class Gateway:
+    settings: RealtimeSettings
+    runtime: Runtime
+    auth: Authenticator
+    waiters: Waiters
+    fanout: Fanout
+    feed: EventFeed

@@ -1,0 +1,27 @@
+"""Prometheus metrics of the realtime gateway. Gauges read live counts when scraped."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_CONSUMED = Counter(
+    "signoff_realtime_events_consumed_total", "Events read from Kafka (before dedupe)", ["type"]
+)
+DUPLICATES = Counter(
+    "signoff_realtime_duplicate_events_total", "Events dropped because their id was already seen"
+)
+# From the moment the state changed (event occurred_at) until this process handed the event to
+# every local waiter, socket and stream: the latency a human's answer takes to reach an agent.
+FANOUT_LATENCY = Histogram(
+    "signoff_realtime_fanout_latency_seconds",
+    "Time from an event's occurrence to its fan-out in this process",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+WAITERS = Gauge("signoff_realtime_waiters", "Long-poll requests waiting for a review outcome")
+SOCKETS = Gauge("signoff_realtime_sockets", "Connected Socket.IO clients on /ws")
+STREAMS = Gauge("signoff_realtime_sse_streams", "Open SSE streams")
+WAITS = Counter("signoff_realtime_waits_total", "Long-poll answers by status", ["status"])
+REPLAYED = Counter("signoff_realtime_replayed_events_total", "Missed events sent on resume", ["via"])
+DROPPED_STREAMS = Counter(
+    "signoff_realtime_slow_streams_closed_total", "SSE streams closed because the client fell behind"
+)

@@ -1,0 +1,51 @@
+"""Who is calling: an agent with an API key or a human with a user JWT. Both act for one owner,
+and both see exactly that owner's channels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import jwt
+
+from signoff_common.credentials import API_KEY_PREFIX, ApiKeyResolver, decode_user_token
+
+
+@dataclass(frozen=True)
+class Principal:
+    owner_id: str
+    kind: Literal["api_key", "user"]
+
+
+class BadCredentialsError(Exception):
+    """Missing, malformed, unknown, revoked or expired; the message is safe to show."""
+
+
+def credential_from_headers(authorization: str | None, x_api_key: str | None) -> str:
+    """The API key or token of an HTTP request (``x-api-key`` wins, as in the API)."""
+    if x_api_key:
+        return x_api_key.strip()
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise BadCredentialsError("Authorization must be 'Bearer <API key or token>'")
+        return value.strip()
+    raise BadCredentialsError("missing credentials: send x-api-key or Authorization: Bearer")
+
+
+class Authenticator:
+    def __init__(self, keys: ApiKeyResolver, secret: str) -> None:
+        self._keys = keys
+        self._secret = secret
+
+    async def principal(self, credential: str) -> Principal:
+        if credential.startswith(API_KEY_PREFIX):
+            owner = await self._keys.resolve(credential)
+            if owner is None:
+                raise BadCredentialsError("invalid or revoked API key")
+            return Principal(owner.owner_id, "api_key")
+        try:
+            claims = decode_user_token(credential, self._secret)
+        except jwt.InvalidTokenError:
+            raise BadCredentialsError("invalid or expired token") from None
+        return Principal(str(claims["sub"]), "user")

@@ -1,0 +1,88 @@
+"""HTTP routes of the gateway: long-poll and SSE. Thin: parse, call one domain function, answer."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from signoff_common.http_errors import not_found, unauthorized
+from signoff_realtime import sse
+from signoff_realtime.channels import UnknownChannelError, owned
+from signoff_realtime.gateway import Gateway
+from signoff_realtime.history import valid_event_id
+from signoff_realtime.longpoll import parse_timeout_ms, wait_for_review
+from signoff_realtime.principals import BadCredentialsError, Principal, credential_from_headers
+
+router = APIRouter(prefix="/api/v1")
+
+
+def _gateway(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+Gw = Annotated[Gateway, Depends(_gateway)]
+
+
+async def _principal(
+    gw: Gw,
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> Principal:
+    try:
+        return await gw.auth.principal(credential_from_headers(authorization, x_api_key))
+    except BadCredentialsError as exc:
+        raise unauthorized(str(exc)) from None
+
+
+CurrentPrincipal = Annotated[Principal, Depends(_principal)]
+ChannelParam = Annotated[str | None, Query(max_length=100)]
+
+
+@router.get("/reviews/{review_id}/wait", tags=["reviews"])
+async def wait(
+    review_id: str,
+    who: CurrentPrincipal,
+    gw: Gw,
+    channel: ChannelParam = None,
+    timeout: Annotated[str | None, Query(max_length=32, description="milliseconds")] = None,
+) -> JSONResponse:
+    """Long-poll: the review's outcome, or ``status: "pending"`` when ``timeout`` ms pass first."""
+    ms = parse_timeout_ms(timeout, gw.settings.wait_default_ms, gw.settings.wait_max_ms)
+    body: dict[str, Any] | None = await wait_for_review(
+        gw.runtime.db, gw.waiters, who.owner_id, review_id, channel, ms / 1000
+    )
+    if body is None:
+        raise not_found("review")
+    return JSONResponse(body)
+
+
+@router.get("/events", tags=["events"])
+async def events(
+    request: Request,
+    who: CurrentPrincipal,
+    gw: Gw,
+    channel: ChannelParam = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    since: Annotated[str | None, Query(alias="lastEventId", max_length=64)] = None,
+) -> StreamingResponse:
+    """Server-sent events of the caller's channels (or one), resumable with ``Last-Event-ID``."""
+    channels = None
+    if channel:
+        try:
+            channels = await owned(gw.runtime.db, who.owner_id, [channel])
+        except UnknownChannelError:
+            raise not_found("channel") from None
+    cursor = last_event_id or since
+    body = sse.stream(
+        gw.runtime.db,
+        gw.fanout,
+        gw.settings,
+        who.owner_id,
+        channels,
+        cursor if valid_event_id(cursor) else None,
+        request.is_disconnected,
+    )
+    return StreamingResponse(body, media_type="text/event-stream", headers=sse.HEADERS)

@@ -1,0 +1,227 @@
+"""Socket.IO on namespace ``/ws``: authenticated at connect, one room per owner or channel.
+
+A client authenticates in the handshake ``auth``: ``{"token": <user JWT or API key>}`` or
+``{"apiKey": <key>}`` (an ``Authorization`` / ``x-api-key`` header works too). Optional
+``channels`` narrows it to some of its owner's channels (default: all of them, including channels
+created later, through the owner's room). Optional ``lastEventId`` replays what it missed.
+
+Joining: the connect handler subscribes the socket to live events *before* reading what it
+missed, sends the missed events, then the live ones that queued up meanwhile, and only then joins
+its rooms — in one step with no await, so each event arrives once and in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import socketio
+from pymongo.errors import PyMongoError
+
+from signoff_common.events import Event
+from signoff_common.mongo import Database
+from signoff_realtime.channels import UnknownChannelError, owned
+from signoff_realtime.fanout import Fanout, Subscription
+from signoff_realtime.history import events_since, valid_event_id
+from signoff_realtime.metrics import REPLAYED, SOCKETS
+from signoff_realtime.payloads import event_name, payload
+from signoff_realtime.principals import Authenticator, BadCredentialsError, Principal, credential_from_headers
+from signoff_realtime.settings import RealtimeSettings
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "/ws"
+# How long a resumed socket is shielded from live copies of events it was replayed from history
+# (an event can be stored before this process consumed it; it then arrives live as well).
+REPLAY_SHIELD_SECONDS = 60.0
+
+
+def owner_room(owner_id: str) -> str:
+    return f"owner:{owner_id}"
+
+
+def channel_room(channel_id: str) -> str:
+    return f"channel:{channel_id}"
+
+
+def origin_checker(allowed: list[str]) -> Any:
+    """Engine.IO origin check: the page's own origin (the edge) and the configured ones."""
+    allow_all = "*" in allowed
+
+    def check(origin: str | None, environ: dict[str, Any]) -> bool:
+        if origin is None or allow_all or origin in allowed:
+            return True
+        # Same origin: TLS ends at the edge, so only the host part is compared.
+        host = environ.get("HTTP_HOST", "")
+        return bool(host) and origin.split("://", 1)[-1] == host
+
+    return check
+
+
+def _refused(code: str, message: str) -> socketio.exceptions.ConnectionRefusedError:
+    return socketio.exceptions.ConnectionRefusedError(message, {"code": code})
+
+
+@dataclass
+class _Socket:
+    principal: Principal
+    channels: frozenset[str] | None
+    joiner: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+class Sockets:
+    def __init__(self, settings: RealtimeSettings, fanout: Fanout) -> None:
+        self._settings = settings
+        self._fanout = fanout
+        self._db: Database | None = None
+        self._auth: Authenticator | None = None
+        self._sockets: dict[str, _Socket] = {}
+        # sid -> (until, ids replayed from history and not yet seen live)
+        self._replayed: dict[str, tuple[float, set[str]]] = {}
+        self.server = socketio.AsyncServer(
+            async_mode="asgi",
+            cors_allowed_origins=origin_checker(settings.cors_origins),
+            logger=False,
+            engineio_logger=False,
+        )
+        self.server.on("connect", self._connect, namespace=NAMESPACE)
+        self.server.on("disconnect", self._disconnect, namespace=NAMESPACE)
+        SOCKETS.set_function(lambda: len(self._sockets))
+        fanout.attach_sockets(self.emit)
+
+    def bind(self, db: Database, auth: Authenticator) -> None:
+        """Called by the lifespan once MongoDB is open; no connection is accepted before."""
+        self._db = db
+        self._auth = auth
+
+    async def emit(self, event: Event) -> None:
+        if not self._sockets:
+            return
+        await self.server.emit(
+            event_name(event),
+            payload(event),
+            to=[owner_room(event.owner_id), channel_room(event.channel_id)],
+            skip_sid=self._already_replayed(event.id),
+            namespace=NAMESPACE,
+        )
+
+    def _already_replayed(self, event_id: str) -> list[str]:
+        skip: list[str] = []
+        if not self._replayed:
+            return skip
+        now = time.monotonic()
+        for sid, (until, ids) in list(self._replayed.items()):
+            if until < now:
+                del self._replayed[sid]
+            elif event_id in ids:
+                ids.discard(event_id)
+                skip.append(sid)
+        return skip
+
+    async def close(self) -> None:
+        for sock in list(self._sockets.values()):
+            if sock.joiner:
+                sock.joiner.cancel()
+
+    async def _connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
+        if self._db is None or self._auth is None:
+            raise _refused("unavailable", "starting up; try again")
+        auth = auth if isinstance(auth, dict) else {}
+        try:
+            credential = auth.get("token") or auth.get("apiKey")
+            if not isinstance(credential, str) or not credential:
+                credential = credential_from_headers(
+                    environ.get("HTTP_AUTHORIZATION"), environ.get("HTTP_X_API_KEY")
+                )
+            principal = await self._auth.principal(credential)
+            wanted = auth.get("channels")
+            channels = None
+            if wanted is not None:
+                if not isinstance(wanted, list) or not wanted:
+                    raise UnknownChannelError("channels must be a non-empty list of channel ids")
+                channels = await owned(self._db, principal.owner_id, wanted)
+        except BadCredentialsError as exc:
+            raise _refused("unauthorized", str(exc)) from None
+        except UnknownChannelError as exc:
+            raise _refused("not_found", str(exc)) from None
+        except PyMongoError:
+            raise _refused("unavailable", "storage unavailable; try again") from None
+        last = auth.get("lastEventId")
+        sub = self._fanout.subscribe(principal.owner_id, channels, self._settings.sse_queue_size)
+        sock = _Socket(principal, channels)
+        self._sockets[sid] = sock
+        sock.joiner = asyncio.create_task(
+            self._join(sid, sock, sub, last if valid_event_id(last) else None), name=f"ws-join-{sid}"
+        )
+
+    async def _disconnect(self, sid: str, reason: Any = None) -> None:
+        sock = self._sockets.pop(sid, None)
+        self._replayed.pop(sid, None)
+        if sock and sock.joiner and not sock.joiner.done():
+            sock.joiner.cancel()
+
+    async def _join(self, sid: str, sock: _Socket, sub: Subscription, last_event_id: str | None) -> None:
+        try:
+            if not await self._until_connected(sid):
+                self._sockets.pop(sid, None)
+                return
+            owner_id = sock.principal.owner_id
+            sent: set[str] = set()
+            if last_event_id is not None and self._db is not None:
+                missed = await events_since(
+                    self._db,
+                    self._fanout.recent,
+                    owner_id,
+                    last_event_id,
+                    sock.channels,
+                    timedelta(seconds=self._settings.resume_window_seconds),
+                    self._settings.resume_limit,
+                )
+                for event in missed:
+                    await self._send(sid, event)
+                    sent.add(event.id)
+                REPLAYED.labels("socket").inc(len(missed))
+            while pending := [e for e in sub.drain() if e.id not in sent]:
+                for event in pending:
+                    await self._send(sid, event)
+            if sub.overflowed.is_set() or not self.server.manager.is_connected(sid, NAMESPACE):
+                # Fell behind while catching up: drop it; it reconnects with its last event id.
+                await self.server.disconnect(sid, namespace=NAMESPACE)
+                return
+            # No await from the last drain to here (see Fanout.publish): the manager's plain
+            # room entry is synchronous, so no event can slip between queue and rooms.
+            rooms = (
+                [owner_room(owner_id)] if sock.channels is None else [channel_room(c) for c in sock.channels]
+            )
+            for room in rooms:
+                self.server.manager.basic_enter_room(sid, NAMESPACE, room)
+            if sent:
+                self._replayed[sid] = (time.monotonic() + REPLAY_SHIELD_SECONDS, sent)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.warning("socket join failed; disconnecting it", exc_info=True, extra={"sid": sid})
+            with contextlib.suppress(Exception):
+                await self.server.disconnect(sid, namespace=NAMESPACE)
+        finally:
+            self._fanout.unsubscribe(sub)
+
+    async def _until_connected(self, sid: str) -> bool:
+        """The connect handler returns before the server acknowledges the connection; anything
+        sent to the client must come after that acknowledgement, which follows within a few
+        loop iterations."""
+        for attempt in range(400):
+            if self.server.manager.is_connected(sid, NAMESPACE):
+                return True
+            if sid not in self._sockets:
+                return False
+            await asyncio.sleep(0 if attempt < 20 else 0.005)
+        return False
+
+    async def _send(self, sid: str, event: Event) -> None:
+        await self.server.emit(event_name(event), payload(event), to=sid, namespace=NAMESPACE)

@@ -1,0 +1,80 @@
+"""``GET /api/v1/events``: the owner's events as a ``text/event-stream``.
+
+Each event is one frame: ``id:`` (the event id, which the browser's EventSource sends back as
+``Last-Event-ID`` when it reconnects), ``event:`` (``review:responded`` …) and ``data:`` (the
+same JSON a socket receives). A comment line every few seconds keeps proxies from closing an
+idle stream and lets the server notice a client that left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+
+from signoff_common.events import Event
+from signoff_common.mongo import Database
+from signoff_realtime.fanout import Fanout
+from signoff_realtime.history import events_since
+from signoff_realtime.metrics import DROPPED_STREAMS, REPLAYED, STREAMS
+from signoff_realtime.payloads import event_name, payload
+from signoff_realtime.settings import RealtimeSettings
+
+HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# How long a browser waits before reconnecting after the stream drops.
+RETRY_MS = 2000
+
+
+def frame(event: Event) -> str:
+    data = json.dumps(payload(event), separators=(",", ":"))
+    return f"id: {event.id}\nevent: {event_name(event)}\ndata: {data}\n\n"
+
+
+async def stream(
+    db: Database,
+    fanout: Fanout,
+    settings: RealtimeSettings,
+    owner_id: str,
+    channels: frozenset[str] | None,
+    last_event_id: str | None,
+    disconnected: Callable[[], Awaitable[bool]],
+) -> AsyncIterator[str]:
+    # Subscribed before history is read, so nothing falls between the two.
+    sub = fanout.subscribe(owner_id, channels, settings.sse_queue_size)
+    STREAMS.inc()
+    try:
+        yield f"retry: {RETRY_MS}\n: connected\n\n"
+        sent: set[str] = set()
+        if last_event_id is not None:
+            missed = await events_since(
+                db,
+                fanout.recent,
+                owner_id,
+                last_event_id,
+                channels,
+                timedelta(seconds=settings.resume_window_seconds),
+                settings.resume_limit,
+            )
+            for event in missed:
+                sent.add(event.id)
+                yield frame(event)
+            REPLAYED.labels("sse").inc(len(missed))
+        while True:
+            if sub.overflowed.is_set() and sub.queue.empty():
+                # The client read too slowly and events were dropped: end the stream; it resumes
+                # from the last id it got and reads the rest from history.
+                DROPPED_STREAMS.inc()
+                return
+            try:
+                event = await asyncio.wait_for(sub.queue.get(), settings.sse_heartbeat_seconds)
+            except TimeoutError:
+                if await disconnected():
+                    return
+                yield ": heartbeat\n\n"
+                continue
+            if event.id not in sent:
+                yield frame(event)
+    finally:
+        fanout.unsubscribe(sub)
+        STREAMS.dec()

@@ -1,0 +1,33 @@
+"""RFC 6901 JSON pointers used by trigger mappings (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from signoff_api.triggers import _MISSING, resolve_pointer
+
+DOC: dict[str, Any] = {"a": {"b": [10, {"c": "deep"}]}, "x/y": 1, "m~n": 2, "": 3, "zero": 0, "nul": None}
+
+
+@pytest.mark.parametrize(
+    ("pointer", "expected"),
+    [
+        ("", DOC),
+        ("/a/b/0", 10),
+        ("/a/b/1/c", "deep"),
+        ("/x~1y", 1),
+        ("/m~0n", 2),
+        ("/", 3),
+        ("/zero", 0),
+        ("/nul", None),
+        ("/a/b/2", _MISSING),
+        ("/a/b/-1", _MISSING),
+        ("/a/b/01x", _MISSING),
+        ("/a/missing", _MISSING),
+        ("/zero/deeper", _MISSING),
+    ],
+)
+def test_resolve_pointer(pointer: str, expected: Any) -> None:
+    assert resolve_pointer(DOC, pointer) is expected or resolve_pointer(DOC, pointer) == expected

@@ -1,0 +1,122 @@
+"""Session fixtures: real mongod (replica set), real Tansu broker, the four services and the
+Caddy edge, started with the same launcher code ``make run`` uses."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from signoff_devstack.processes import (
+    Proc,
+    mongo_url,
+    spawn_service,
+    start_caddy,
+    start_mongod,
+    start_tansu,
+    wait_healthy,
+)
+from tests.support.receiver import Receiver
+from tests.support.stack import RunningStack
+
+ADMIN_EMAIL = "admin@tests.local"
+ADMIN_PASSWORD = "admin-password-for-tests"
+
+
+@dataclass
+class Infra:
+    mongo: Proc
+    kafka: Proc
+    log_dir: Path
+
+    @property
+    def mongo_url(self) -> str:
+        return mongo_url(self.mongo.port)
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka.port}"
+
+    def service_env(self, **extra: str) -> dict[str, str]:
+        return {
+            "SIGNOFF_MONGO_URL": self.mongo_url,
+            "SIGNOFF_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+            "SIGNOFF_SECRET_KEY": "test-secret-key-" + "x" * 32,
+            "SIGNOFF_LOG_LEVEL": "INFO",
+            # Tests deliver webhooks to receivers on loopback: allowed explicitly, guard stays on.
+            "SIGNOFF_DISPATCHER_ALLOWED_NETWORKS": "127.0.0.0/8",
+            **extra,
+        }
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
+    base = tmp_path_factory.mktemp("infra")
+    logs = base / "logs"
+    mongo = start_mongod(base / "mongo", logs)
+    kafka = start_tansu(logs)
+    yield Infra(mongo, kafka, logs)
+    kafka.stop()
+    mongo.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(infra: Infra) -> Iterator[RunningStack]:
+    env = infra.service_env(
+        SIGNOFF_BOOTSTRAP_ADMIN_EMAIL=ADMIN_EMAIL,
+        SIGNOFF_BOOTSTRAP_ADMIN_PASSWORD=ADMIN_PASSWORD,
+        # Login throttling is tested with its own e-mails and forwarded addresses.
+        SIGNOFF_LOGIN_MAX_FAILURES="5",
+        # Every test client is 127.0.0.1: the per-address limit is tested on its own API process.
+        SIGNOFF_LOGIN_MAX_FAILURES_PER_ADDRESS="100000",
+    )
+    procs = {
+        name: spawn_service(name, infra.log_dir, env) for name in ("api", "realtime", "dispatcher", "expirer")
+    }
+    try:
+        for proc in procs.values():
+            wait_healthy(proc)
+        from signoff_devstack.processes import free_port
+
+        edge_port = free_port()
+        procs["caddy"] = start_caddy(infra.log_dir, edge_port, procs["api"].port, procs["realtime"].port)
+        url = f"http://127.0.0.1:{edge_port}"
+        login = httpx.post(
+            f"{url}/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+        )
+        login.raise_for_status()
+        yield RunningStack(
+            url=url,
+            api_url=f"http://127.0.0.1:{procs['api'].port}",
+            mongo_url=infra.mongo_url,
+            kafka_bootstrap=infra.kafka_bootstrap,
+            env=env,
+            procs=procs,
+            admin_token=login.json()["token"],
+        )
+    finally:
+        for proc in reversed(list(procs.values())):
+            proc.stop()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    rec = await Receiver().start()
+    yield rec
+    await rec.stop()
+
+
+@pytest.fixture
+async def owner(stack: RunningStack) -> AsyncIterator[object]:
+    created = await stack.new_owner()
+    yield created
+    await created.agent.aclose()
+    await created.human.aclose()
+
+
+def unique(prefix: str = "t") -> str:
+    return f"{prefix}-{secrets.token_hex(4)}"

@@ -1,0 +1,266 @@
+"""Table tests for the pure rules: verdicts, retry spacing, Retry-After, circuit breaking,
+URL priority, body shape, signing headers."""
+
+from __future__ import annotations
+
+import random
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from standardwebhooks import Webhook
+
+from signoff_common.events import MessageCreated, MessageData, ReviewExpired, ReviewResponded
+from signoff_common.views import CallbackView, MessageView, ReviewView
+from signoff_common.webhook_signature import new_secret
+from signoff_dispatcher.circuit import Circuit, CircuitPolicy, State
+from signoff_dispatcher.payload import body_for, render
+from signoff_dispatcher.retry import RetryPolicy, Verdict, jittered, next_delay, parse_retry_after, verdict
+from signoff_dispatcher.signing import live_secrets, signed_headers
+from signoff_dispatcher.targets import target_for
+
+NOW = datetime(2026, 4, 1, 14, 32, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "expected"),
+    [
+        (200, None, Verdict.DELIVERED),
+        (201, None, Verdict.DELIVERED),
+        (204, None, Verdict.DELIVERED),
+        (299, None, Verdict.DELIVERED),
+        (301, "redirect_not_followed", Verdict.FAIL),
+        (302, "redirect_not_followed", Verdict.FAIL),
+        (307, "redirect_not_followed", Verdict.FAIL),
+        (400, "http_status", Verdict.FAIL),
+        (401, "http_status", Verdict.FAIL),
+        (403, "http_status", Verdict.FAIL),
+        (404, "http_status", Verdict.FAIL),
+        (408, "http_status", Verdict.RETRY),
+        (409, "http_status", Verdict.FAIL),
+        (410, "http_status", Verdict.GONE),
+        (413, "http_status", Verdict.FAIL),
+        (422, "http_status", Verdict.FAIL),
+        (429, "http_status", Verdict.RETRY),
+        (500, "http_status", Verdict.RETRY),
+        (502, "http_status", Verdict.RETRY),
+        (503, "http_status", Verdict.RETRY),
+        (504, "http_status", Verdict.RETRY),
+        (None, "timeout", Verdict.RETRY),
+        (None, "connect_error", Verdict.RETRY),
+        (None, "ssrf_refused", Verdict.FAIL),
+        (None, "invalid_url", Verdict.FAIL),
+    ],
+)
+def test_verdicts(status: int | None, kind: str | None, expected: Verdict) -> None:
+    assert verdict(status, kind) is expected
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        (None, None),
+        ("", None),
+        ("0", 0.0),
+        ("7", 7.0),
+        (" 120 ", 120.0),
+        ("-5", None),
+        ("soon", None),
+        ("Wed, 01 Apr 2026 14:33:00 GMT", 60.0),
+        ("Wed, 01 Apr 2026 14:00:00 GMT", 0.0),  # in the past: no extra wait
+    ],
+)
+def test_retry_after(value: str | None, seconds: float | None) -> None:
+    assert parse_retry_after(value, NOW) == seconds
+
+
+DEFAULT = [5, 300, 1800, 7200, 18000, 36000, 36000]
+
+
+@pytest.mark.parametrize(
+    ("attempts", "retry_after", "low", "high"),
+    [
+        (1, None, 4.0, 6.0),
+        (2, None, 240.0, 360.0),
+        (3, None, 1440.0, 2160.0),
+        (4, None, 5760.0, 8640.0),
+        (7, None, 28800.0, 43200.0),
+        (1, 60.0, 60.0, 60.0),  # longer than the schedule: honoured
+        (2, 1.0, 240.0, 360.0),  # shorter than the schedule: the schedule wins
+        (1, 99999.0, 3600.0, 3600.0),  # capped at retry_after_max
+    ],
+)
+def test_next_delay(attempts: int, retry_after: float | None, low: float, high: float) -> None:
+    rng = random.Random(attempts)
+    for _ in range(50):
+        delay = next_delay(DEFAULT, attempts, retry_after, RetryPolicy(jitter=0.2, retry_after_max=3600), rng)
+        assert delay is not None
+        assert low <= delay <= high
+
+
+@pytest.mark.parametrize(("schedule", "attempts"), [(DEFAULT, 8), ([60, 300, 900], 4), ([], 1), ([1], 0)])
+def test_schedule_spent(schedule: list[int], attempts: int) -> None:
+    assert next_delay(schedule, attempts, None, RetryPolicy()) is None
+
+
+def test_jitter_spreads_both_ways() -> None:
+    rng = random.Random(7)
+    values = [jittered(100, 0.2, rng) for _ in range(500)]
+    assert min(values) < 90 < 110 < max(values)
+    assert all(80 <= v <= 120 for v in values)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _state(circuit: Circuit) -> State:
+    # A call, not an attribute: mypy would otherwise narrow the state across record() calls.
+    return circuit.state
+
+
+def test_circuit_opens_on_failure_ratio_then_probes() -> None:
+    clock = Clock()
+    circuit = Circuit(CircuitPolicy(window=10, min_calls=5, failure_ratio=0.8, open_seconds=30), clock)
+    for _ in range(4):
+        assert circuit.allow()
+        circuit.record(False)
+    assert _state(circuit) is State.CLOSED  # too few calls to judge
+    circuit.record(False)
+    assert _state(circuit) is State.OPEN
+    assert not circuit.allow()
+    assert circuit.retry_in() == 30
+    clock.now = 31
+    assert circuit.allow()  # the probe
+    assert _state(circuit) is State.HALF_OPEN
+    assert not circuit.allow()  # one probe at a time
+    circuit.record(False)
+    assert _state(circuit) is State.OPEN
+    clock.now = 62
+    assert circuit.allow()
+    circuit.record(True)
+    assert _state(circuit) is State.CLOSED
+    assert circuit.allow()
+
+
+def test_circuit_stays_closed_below_ratio() -> None:
+    circuit = Circuit(CircuitPolicy(window=10, min_calls=5, failure_ratio=0.8), Clock())
+    for ok in [True, False, False, True, False, False, True, False, False, True]:
+        circuit.record(ok)
+    assert _state(circuit) is State.CLOSED
+
+
+def _view(**kw: Any) -> MessageView:
+    review = kw.pop("review", None)
+    return MessageView(id="msg_1", channel_id="agt_1", text="t", created_at=NOW, review=review, **kw)
+
+
+REVIEW = ReviewView(
+    type="approval",
+    status="completed",
+    response={"selectedOption": "approve", "comment": "ship it"},
+    responded_at=NOW,
+    callback=CallbackView(url="https://cb.example/hook", method="PUT"),
+)
+AGENT = {
+    "webhook_url": "https://agent.example/hook",
+    "webhook_enabled": True,
+    "webhook_events": ["review:responded", "review:expired"],
+}
+
+
+def _responded(**kw: Any) -> ReviewResponded:
+    return ReviewResponded(
+        channel_id="agt_1", owner_id="usr_1", data=MessageData(message=_view(review=REVIEW, **kw))
+    )
+
+
+@pytest.mark.parametrize(
+    ("message_url", "agent", "url", "source", "method"),
+    [
+        ("https://msg.example/h", AGENT, "https://msg.example/h", "message", "POST"),
+        (None, AGENT, "https://agent.example/hook", "agent", "POST"),
+        (None, {**AGENT, "webhook_enabled": False}, "https://cb.example/hook", "callback", "PUT"),
+        (None, {**AGENT, "webhook_events": ["review:expired"]}, "https://cb.example/hook", "callback", "PUT"),
+        (None, {**AGENT, "webhook_url": None}, "https://cb.example/hook", "callback", "PUT"),
+        (None, None, "https://cb.example/hook", "callback", "PUT"),
+    ],
+)
+def test_url_priority(
+    message_url: str | None, agent: dict[str, Any] | None, url: str, source: str, method: str
+) -> None:
+    target = target_for(_responded(webhook_url=message_url), agent, "sealed")
+    assert target is not None
+    assert (target.url, target.source, target.method) == (url, source, method)
+
+
+def test_no_target_without_any_url() -> None:
+    review = REVIEW.model_copy(update={"callback": None})
+    event = ReviewResponded(channel_id="agt_1", owner_id="u", data=MessageData(message=_view(review=review)))
+    assert target_for(event, None) is None
+
+
+@pytest.mark.parametrize(
+    ("sender", "events", "delivered"),
+    [
+        ("user", ["message:created"], True),
+        ("webhook", ["review:responded", "message:created"], True),
+        ("user", ["review:responded", "review:expired"], False),  # not subscribed
+        ("agent", ["message:created"], False),  # the agent's own message is not echoed
+    ],
+)
+def test_message_created_only_for_subscribers(sender: str, events: list[str], delivered: bool) -> None:
+    event = MessageCreated(
+        channel_id="agt_1", owner_id="u", data=MessageData(message=_view(sender_type=sender))
+    )
+    target = target_for(event, {**AGENT, "webhook_events": events})
+    assert (target is not None) is delivered
+
+
+def test_placet_bodies() -> None:
+    responded = body_for(_responded())
+    assert responded == {
+        "event": "review:responded",
+        "channelId": "agt_1",
+        "message_id": "msg_1",
+        "review_type": "approval",
+        "response": {"selectedOption": "approve", "comment": "ship it"},
+        "responded_at": "2026-04-01T14:32:00.000Z",
+    }
+    expired = ReviewExpired(
+        channel_id="agt_1",
+        owner_id="u",
+        occurred_at=NOW + timedelta(hours=1),
+        data=MessageData(message=_view(review=REVIEW.model_copy(update={"status": "expired"}))),
+    )
+    body = body_for(expired)
+    assert body is not None
+    assert body["event"] == "review:expired"
+    assert body["expired_at"] == "2026-04-01T15:32:00.000Z"
+    assert render({"a": "é", "b": [1]}) == '{"a":"é","b":[1]}'
+
+
+def test_signed_headers_verify_with_standardwebhooks_during_rotation() -> None:
+    old, new = new_secret(), new_secret()
+    body = render({"event": "review:responded"}).encode()
+    ts = int(time.time())
+    headers = signed_headers("evt_1", ts, body, [new, old], {"X-Team": "a", "webhook-id": "forged"})
+    assert headers["webhook-id"] == "evt_1"
+    assert headers["X-Team"] == "a"
+    assert len(headers["webhook-signature"].split(" ")) == 2
+    for secret in (old, new):
+        assert Webhook(secret).verify(body, headers) == {"event": "review:responded"}
+
+
+def test_live_secrets_drop_expired_ones() -> None:
+    records = [
+        {"secret_enc": "a", "created_at": NOW - timedelta(days=3), "expires_at": NOW - timedelta(days=1)},
+        {"secret_enc": "b", "created_at": NOW - timedelta(days=2), "expires_at": NOW + timedelta(hours=1)},
+        {"secret_enc": "c", "created_at": NOW, "expires_at": None},
+    ]
+    assert [r["secret_enc"] for r in live_secrets(records, NOW)] == ["c", "b"]

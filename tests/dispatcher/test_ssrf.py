@@ -1,0 +1,229 @@
+"""Table tests for the SSRF guard's pure checks, and the resolver against the real system
+resolver (``localhost`` resolves without a network)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from signoff_dispatcher.ssrf import (
+    AddressRefusedError,
+    GuardedResolver,
+    check_url,
+    embedded_ipv4,
+    ip_literal,
+    parse_ipv4_spelling,
+    refusal,
+)
+
+LOOPBACK = [ipaddress.ip_network("127.0.0.0/8")]
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("8.8.8.8", None),
+        ("1.1.1.1", None),
+        ("93.184.216.34", None),
+        ("2606:4700:4700::1111", None),
+        ("2a00:1450:4001:80b::200e", None),
+        ("127.0.0.1", "loopback"),
+        ("127.255.255.254", "loopback"),
+        ("10.0.0.1", "private"),
+        ("10.255.255.255", "private"),
+        ("172.16.0.1", "private"),
+        ("172.31.255.255", "private"),
+        ("192.168.1.1", "private"),
+        ("169.254.169.254", "link-local"),  # cloud metadata
+        ("169.254.0.1", "link-local"),
+        ("100.64.0.1", "CGNAT"),
+        ("100.127.255.254", "CGNAT"),
+        ("0.0.0.0", "unspecified"),
+        ("0.1.2.3", "unspecified"),
+        ("224.0.0.1", "multicast"),
+        ("239.255.255.250", "multicast"),
+        ("240.0.0.1", "reserved"),
+        ("255.255.255.255", "reserved"),
+        ("192.0.0.8", "IETF protocol"),
+        ("192.0.2.1", "documentation"),
+        ("198.51.100.7", "documentation"),
+        ("203.0.113.9", "documentation"),
+        ("198.18.0.1", "benchmarking"),
+        ("192.88.99.1", "6to4 relay"),
+        ("::1", "loopback"),
+        ("::", "unspecified"),
+        ("fe80::1", "link-local"),
+        ("fc00::1", "unique-local"),
+        ("fd12:3456:789a::1", "unique-local"),
+        ("fec0::1", "site-local"),
+        ("ff02::1", "multicast"),
+        ("2001:db8::1", "documentation"),
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "IETF special-purpose"),  # Teredo
+        ("100::1", "discard-only"),
+        ("64:ff9b:1::a00:1", "NAT64 local-use"),
+        # IPv6 forms that carry an IPv4 address are judged by that address.
+        ("::ffff:127.0.0.1", "IPv4-mapped form of a loopback"),
+        ("::ffff:7f00:1", "IPv4-mapped form of a loopback"),
+        ("::ffff:10.1.2.3", "IPv4-mapped form of a private"),
+        ("::ffff:169.254.169.254", "IPv4-mapped form of a link-local"),
+        ("::ffff:8.8.8.8", None),
+        ("64:ff9b::127.0.0.1", "NAT64 form of a loopback"),
+        ("64:ff9b::a9fe:a9fe", "NAT64 form of a link-local"),
+        ("64:ff9b::808:808", None),
+        ("2002:7f00:1::", "6to4 form of a loopback"),
+        ("2002:a00:1::1", "6to4 form of a private"),
+        ("2002:c0a8:101::", "6to4 form of a private"),
+        ("2002:808:808::1", None),
+        ("::127.0.0.1", "IPv4-compatible form of a loopback"),
+        ("::10.0.0.1", "IPv4-compatible form of a private"),
+        ("::ffff:0:127.0.0.1", "IPv4-translated form of a loopback"),
+    ],
+)
+def test_address_refusals(address: str, reason: str | None) -> None:
+    got = refusal(ipaddress.ip_address(address))
+    if reason is None:
+        assert got is None
+    else:
+        assert got is not None
+        assert reason in got
+
+
+@pytest.mark.parametrize(
+    ("address", "allowed"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::ffff:127.0.0.1", True),  # the allow-list applies to the embedded address too
+        ("10.0.0.1", False),
+        ("::1", False),  # only the IPv4 loopback network was allowed
+        ("169.254.169.254", False),
+    ],
+)
+def test_allow_list_is_explicit(address: str, allowed: bool) -> None:
+    assert (refusal(ipaddress.ip_address(address), LOOPBACK) is None) is allowed
+
+
+@pytest.mark.parametrize(
+    ("spelling", "address"),
+    [
+        ("2130706433", "127.0.0.1"),
+        ("0x7f000001", "127.0.0.1"),
+        ("0X7F000001", "127.0.0.1"),
+        ("017700000001", "127.0.0.1"),
+        ("0177.0.0.1", "127.0.0.1"),
+        ("0x7f.0.0.1", "127.0.0.1"),
+        ("127.1", "127.0.0.1"),
+        ("127.0.1", "127.0.0.1"),
+        ("0x7f.1", "127.0.0.1"),
+        ("167772161", "10.0.0.1"),
+        ("0xa9fea9fe", "169.254.169.254"),
+        ("0251.0376.0251.0376", "169.254.169.254"),
+        ("8.8.8.8", "8.8.8.8"),
+        ("0", "0.0.0.0"),
+        ("127.0.0.1.", "127.0.0.1"),
+    ],
+)
+def test_ipv4_spellings(spelling: str, address: str) -> None:
+    assert parse_ipv4_spelling(spelling) == ipaddress.IPv4Address(address)
+
+
+@pytest.mark.parametrize(
+    "name", ["example.com", "hooks.example", "1.2.3.example", "0x7g", "08.1.1.1x", "a.b"]
+)
+def test_names_are_not_spellings(name: str) -> None:
+    assert parse_ipv4_spelling(name) is None
+
+
+@pytest.mark.parametrize("bad", ["256.0.0.1", "1.2.3.256", "4294967296", "1.16777216"])
+def test_out_of_range_spellings_are_errors(bad: str) -> None:
+    with pytest.raises(ValueError, match="out of range"):
+        parse_ipv4_spelling(bad)
+
+
+@pytest.mark.parametrize(
+    ("host", "address"),
+    [
+        ("[::1]", "::1"),
+        ("fe80::1%eth0", "fe80::1"),
+        ("::ffff:127.0.0.1", "::ffff:127.0.0.1"),
+        ("2130706433", "127.0.0.1"),
+        ("example.com", None),
+    ],
+)
+def test_ip_literal(host: str, address: str | None) -> None:
+    expected = ipaddress.ip_address(address) if address else None
+    assert ip_literal(host) == expected
+
+
+def test_embedded_forms_name_themselves() -> None:
+    assert embedded_ipv4(ipaddress.IPv6Address("2606:4700::1111")) is None
+    assert embedded_ipv4(ipaddress.IPv6Address("::1")) is None
+    form = embedded_ipv4(ipaddress.IPv6Address("64:ff9b::c0a8:1"))
+    assert form == ("NAT64", ipaddress.IPv4Address("192.168.0.1"))
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("https://hooks.example.com/x", None),  # names are checked by the resolver
+        ("http://8.8.8.8/hook", None),
+        ("http://127.0.0.1:8080/hook", "loopback"),
+        ("http://[::1]/hook", "loopback"),
+        ("http://[::ffff:127.0.0.1]/hook", "IPv4-mapped"),
+        ("http://[::ffff:a9fe:a9fe]/latest/meta-data", "link-local"),
+        ("http://[64:ff9b::a00:1]/", "NAT64"),
+        ("http://[fd00::1]/", "unique-local"),
+        ("http://169.254.169.254/latest/meta-data/", "link-local"),
+        ("http://100.100.100.200/", "CGNAT"),  # Alibaba metadata
+        ("http://2130706433/", "loopback"),
+        ("http://0x7f000001/", "loopback"),
+        ("http://0177.0.0.1/", "loopback"),
+        ("http://167772161/", "private"),
+        ("http://0xa9fea9fe/", "link-local"),
+        ("http://10.1/", "private"),
+        ("http://0/", "unspecified"),
+        ("http://user:pw@192.168.0.10/", "private"),
+        ("http://256.256.256.256/", "out of range"),
+        ("ftp://example.com/", "scheme"),
+        ("file:///etc/passwd", "scheme"),
+        ("gopher://127.0.0.1/", "scheme"),
+        ("http:///nohost", "no host"),
+        ("http://example.com:99999/", "malformed"),
+    ],
+)
+def test_check_url(url: str, reason: str | None) -> None:
+    got = check_url(url)
+    if reason is None:
+        assert got is None
+    else:
+        assert got is not None
+        assert reason in got
+
+
+def test_check_url_allow_list() -> None:
+    assert check_url("http://127.0.0.1:9/x", LOOPBACK) is None
+    assert check_url("http://2130706433:9/x", LOOPBACK) is None
+    refused = check_url("http://10.0.0.1/x", LOOPBACK)
+    assert refused is not None
+    assert "private" in refused
+
+
+async def test_resolver_refuses_a_name_that_resolves_inside() -> None:
+    resolver = GuardedResolver()
+    try:
+        with pytest.raises(AddressRefusedError, match="loopback"):
+            await resolver.resolve("localhost", 80)
+        with pytest.raises(AddressRefusedError, match="loopback"):
+            await resolver.resolve("2130706433", 80)  # a spelling aiohttp would hand to DNS
+    finally:
+        await resolver.close()
+
+
+async def test_resolver_pins_vetted_addresses_when_allowed() -> None:
+    resolver = GuardedResolver(LOOPBACK)
+    try:
+        records = await resolver.resolve("127.1", 8080)
+        assert [(r["host"], r["port"]) for r in records] == [("127.0.0.1", 8080)]
+    finally:
+        await resolver.close()

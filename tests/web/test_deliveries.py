@@ -1,0 +1,53 @@
+"""The delivery view of a message: every attempt with its status, latency and error, and a
+retry button that re-sends a failed webhook."""
+
+from __future__ import annotations
+
+import pytest
+from aiohttp import web
+from playwright.async_api import expect
+
+from tests.support.receiver import Received, Receiver
+from tests.support.stack import Owner
+from tests.web.conftest import Tab, sign_in
+
+pytestmark = pytest.mark.slow
+
+
+async def test_retry_a_failed_delivery(tab: Tab, user: Owner, receiver: Receiver) -> None:
+    async def refuse(_: web.Request, __: Received) -> web.StreamResponse:
+        return web.json_response({"error": "not today"}, status=400)
+
+    # 400 fails at once, without automatic retries: only the button sends it again.
+    receiver.routes["/flaky"] = refuse
+    agent = await user.create_agent(name="flaky-bot", webhookUrl=receiver.url("/flaky"))
+    msg = await user.post_message(
+        agent["id"], text="Restart the cluster?", review={"type": "approval", "payload": {}}
+    )
+    page = tab.page
+    await sign_in(page, user, f"#/c/{agent['id']}")
+    bubble = page.locator(f"#msg-{msg['id']}")
+    await bubble.get_by_role("button", name="Approve").click()
+    await receiver.wait_for("/flaky")
+    await expect(bubble.locator("[data-delivery]")).to_have_attribute("data-delivery", "webhook_failed")
+
+    await bubble.get_by_role("button", name="Deliveries").click()
+    panel = bubble.get_by_role("region", name="Webhook deliveries")
+    delivery = panel.locator(".delivery")
+    await expect(delivery).to_have_attribute("data-state", "failed")
+    first = delivery.locator("tbody tr").first
+    await expect(first.locator("td").nth(1)).to_have_text("400")
+    await expect(first.locator("td").nth(2)).to_contain_text(" ms")
+    await expect(first.locator("td").nth(3)).to_contain_text("http_status")
+    await expect(delivery.locator(".url")).to_have_text(receiver.url("/flaky"))
+
+    del receiver.routes["/flaky"]  # the receiver is fixed: answers 200 from now on
+    await panel.get_by_role("button", name="Retry delivery").click()
+    hooks = await receiver.wait_for("/flaky", count=2)
+    assert hooks[0].headers["webhook-id"] == hooks[1].headers["webhook-id"]
+    assert hooks[0].body == hooks[1].body
+    # delivery:status events refresh the open panel and the badge, no reload.
+    await expect(delivery).to_have_attribute("data-state", "delivered")
+    await expect(delivery.locator("tbody tr")).to_have_count(2)
+    await expect(delivery.locator("tbody tr").nth(1).locator("td").nth(1)).to_have_text("200")
+    await expect(bubble.locator("[data-delivery]")).to_have_attribute("data-delivery", "webhook_delivered")

@@ -1,0 +1,192 @@
+"""GET /api/v1/stats/*: the operator numbers. Table tests of the pure pieces, then the
+endpoints against real deliveries to real receivers (owner-scoped)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from signoff_api.stats import AttemptRow, Bucket, age_seconds, bucket_seconds, host_health, rate, series
+from tests.support.receiver import Received, Receiver
+from tests.support.stack import Owner, RunningStack, eventually
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("window", "expected"), [(300, 10), (60, 2), (3600, 120), (301, 11), (1, 1), (29, 1)]
+)
+def test_bucket_seconds(window: int, expected: int) -> None:
+    assert bucket_seconds(window) == expected
+
+
+@pytest.mark.parametrize(
+    ("rows", "delivered", "failed"),
+    [
+        ([], [0, 0, 0], [0, 0, 0]),
+        ([AttemptRow(0, True, 2), AttemptRow(0, False, 1), AttemptRow(2, True, 5)], [2, 0, 5], [1, 0, 0]),
+        # The instant the window ends belongs to the last bucket; before the window, nowhere.
+        ([AttemptRow(3, True, 1), AttemptRow(-1, True, 9)], [0, 0, 1], [0, 0, 0]),
+        ([AttemptRow(1, False, 3), AttemptRow(1, False, 4)], [0, 0, 0], [0, 7, 0]),
+    ],
+)
+def test_series_fills_every_bucket(rows: list[AttemptRow], delivered: list[int], failed: list[int]) -> None:
+    out = series(rows, T0, 30, 10)
+    assert [b.at for b in out] == [T0, T0 + timedelta(seconds=10), T0 + timedelta(seconds=20)]
+    assert [b.delivered for b in out] == delivered
+    assert [b.failed for b in out] == failed
+
+
+def _buckets(delivered: list[int]) -> list[Bucket]:
+    return [Bucket(at=T0, delivered=d, failed=99) for d in delivered]
+
+
+@pytest.mark.parametrize(
+    ("delivered", "size", "expected"),
+    [
+        ([], 10, 0.0),
+        ([0] * 30, 10, 0.0),
+        ([100] * 24 + [10] * 6, 10, 1.0),  # only the last 60 s count; failures never
+        ([60], 60, 1.0),
+        ([5, 5], 120, 0.042),  # a bucket longer than the span: rate over that bucket
+        ([1, 2, 3], 10, 0.2),  # fewer buckets than the span: over what there is
+    ],
+)
+def test_rate(delivered: list[int], size: int, expected: float) -> None:
+    assert rate(_buckets(delivered), size) == expected
+
+
+OK, BAD = True, False
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "is_open", "attempts", "failures"),
+    [
+        ([BAD] * 10, True, 10, 10),
+        ([BAD] * 9, False, 9, 9),  # too few calls to judge
+        ([OK] + [BAD] * 15, False, 16, 15),  # the latest succeeded: closed again
+        ([BAD] * 8 + [OK] * 2, True, 10, 8),  # 80 % is enough
+        ([BAD] * 7 + [OK] * 3, False, 10, 7),
+        ([BAD] * 20 + [OK] * 50, True, 20, 20),  # only the breaker window counts
+        ([BAD, OK] * 20, False, 20, 10),
+        ([], False, 0, 0),
+    ],
+)
+def test_host_health(outcomes: list[bool], is_open: bool, attempts: int, failures: int) -> None:
+    [health] = host_health({"h:80": outcomes})
+    assert (health.open, health.attempts, health.failures) == (is_open, attempts, failures)
+
+
+def test_host_health_lists_open_then_most_failing() -> None:
+    hosts = host_health({"a:80": [OK] * 5, "b:80": [BAD, OK, BAD], "c:80": [BAD] * 12, "d:80": [BAD] * 3})
+    assert [h.host for h in hosts] == ["c:80", "d:80", "b:80", "a:80"]
+    assert hosts[0].open
+    assert not any(h.open for h in hosts[1:])
+    assert len(host_health({f"h{i}:80": [BAD] for i in range(50)})) == 20
+
+
+@pytest.mark.parametrize(
+    ("oldest", "expected"),
+    [
+        (None, None),
+        (T0 - timedelta(seconds=90), 90.0),
+        (T0 + timedelta(seconds=5), 0.0),  # clock skew never gives a negative age
+        (datetime(2025, 12, 31, 23, 59, 0), 60.0),  # naive = UTC, as MongoDB returns it
+    ],
+)
+def test_age_seconds(oldest: datetime | None, expected: float | None) -> None:
+    assert age_seconds(oldest, T0) == expected
+
+
+async def _overview(client: Any) -> dict[str, Any]:
+    resp = await client.get("/api/v1/stats/overview")
+    assert resp.status_code == 200, resp.text
+    data: dict[str, Any] = resp.json()
+    return data
+
+
+async def _refuse(_: web.Request, __: Received) -> web.StreamResponse:
+    return web.Response(status=400)
+
+
+@pytest.fixture
+async def failing() -> AsyncIterator[Receiver]:
+    """A receiver on its own host:port (so its own circuit) that refuses everything at /down."""
+    rec = await Receiver().start()
+    rec.routes["/down"] = _refuse
+    yield rec
+    await rec.stop()
+
+
+async def test_overview_counts_real_deliveries(
+    stack: RunningStack, owner: Owner, receiver: Receiver, failing: Receiver
+) -> None:
+    empty = await _overview(owner.human)
+    assert (empty["attempts"], empty["openCircuits"], empty["pendingReviews"]["total"]) == (0, 0, 0)
+    assert empty["pendingReviews"]["oldestAgeSeconds"] is None
+    assert len(empty["series"]) == 30
+    assert empty["bucketSeconds"] == 10
+
+    good = await owner.create_agent(webhookUrl=receiver.url("/up"))
+    bad = await owner.create_agent(webhookUrl=failing.url("/down"))
+    approval = {"type": "approval", "payload": {}}
+    for _ in range(2):
+        msg = await owner.post_message(good["id"], review=approval)
+        assert (await owner.respond(msg["id"], {"selectedOption": "approve"})).status_code == 200
+    for _ in range(10):
+        msg = await owner.post_message(bad["id"], review=approval)
+        assert (await owner.respond(msg["id"], {"selectedOption": "reject"})).status_code == 200
+    waiting = [await owner.post_message(good["id"], review=approval) for _ in range(2)]
+    await receiver.wait_for("/up", count=2)
+    await failing.wait_for("/down", count=10)
+
+    async def settled() -> dict[str, Any] | None:
+        data = await _overview(owner.human)
+        return data if data["delivered"] == 2 and data["failedDeliveries"] == 10 else None
+
+    data = await eventually(settled, timeout=20, what="2 delivered, 10 failed")
+    assert data["failedAttempts"] == 10
+    assert data["attempts"] == 12
+    assert sum(b["delivered"] for b in data["series"]) == 2
+    assert sum(b["failed"] for b in data["series"]) == 10
+    assert data["deliveriesPerSecond"] == pytest.approx(2 / 60, abs=0.001)
+    assert data["openCircuits"] == 1
+    assert data["hosts"] == [
+        {"host": f"127.0.0.1:{failing.port}", "attempts": 10, "failures": 10, "open": True},
+        {"host": f"127.0.0.1:{receiver.port}", "attempts": 2, "failures": 0, "open": False},
+    ]
+    pending = data["pendingReviews"]
+    assert pending["total"] == 2
+    assert pending["byChannel"] == {good["id"]: 2}
+    assert datetime.fromisoformat(pending["oldestAt"]) == datetime.fromisoformat(waiting[0]["createdAt"])
+    assert pending["oldestAgeSeconds"] >= 0
+
+    same = await owner.agent.get("/api/v1/stats/pending")  # an API key works too
+    assert same.status_code == 200
+    assert same.json()["byChannel"] == {good["id"]: 2}
+
+    # Another owner sees none of it.
+    stranger = await stack.new_owner()
+    try:
+        theirs = await _overview(stranger.human)
+        assert (theirs["attempts"], theirs["pendingReviews"]["total"], theirs["hosts"]) == (0, 0, [])
+    finally:
+        await stranger.agent.aclose()
+        await stranger.human.aclose()
+
+
+@pytest.mark.parametrize("window", ["10", "3601", "x"])
+async def test_overview_window_is_validated(owner: Owner, window: str) -> None:
+    resp = await owner.human.get("/api/v1/stats/overview", params={"window": window})
+    assert resp.status_code == 422
+    assert resp.json()["error"]["field"] == "window"
+
+
+async def test_stats_need_credentials(stack: RunningStack) -> None:
+    async with stack.client() as anonymous:
+        assert (await anonymous.get("/api/v1/stats/overview")).status_code == 401
+        assert (await anonymous.get("/api/v1/stats/pending")).status_code == 401

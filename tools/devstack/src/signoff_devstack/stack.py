@@ -1,0 +1,192 @@
+"""The whole local stack as one object: what ``make run`` starts and supervises."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from signoff_devstack.processes import (
+    SERVICES,
+    Proc,
+    StackError,
+    free_port,
+    mongo_url,
+    spawn_service,
+    start_caddy,
+    start_mongod,
+    start_tansu,
+    wait_healthy,
+)
+
+log = logging.getLogger("signoff.devstack")
+
+ADMIN_EMAIL = "admin@signoff.local"
+
+
+def load_env_file(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            key, sep, value = line.partition("=")
+            if sep and key.strip() and not key.startswith("#"):
+                values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def secret_key(state_dir: Path) -> str:
+    """Generated once per checkout and kept, so stored secrets stay readable across runs."""
+    path = state_dir / "secret_key"
+    if not path.exists():
+        state_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+@dataclass
+class Stack:
+    state_dir: Path
+    edge_port: int = 8000
+    dispatchers: int = 1
+    procs: list[Proc] = field(default_factory=list)
+    service_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.edge_port}"
+
+    @property
+    def local_env_path(self) -> Path:
+        return self.state_dir / "local.env"
+
+    def start(self) -> dict[str, str]:
+        """Start everything; returns the credentials written to ``local.env``."""
+        started = time.monotonic()
+        logs = self.state_dir / "logs"
+        first_start = not self.local_env_path.exists()
+        mongo = start_mongod(self.state_dir / "mongo", logs)
+        self.procs.append(mongo)
+        log.info("mongod ready on 127.0.0.1:%s (replica set rs0)", mongo.port)
+        tansu = start_tansu(logs)
+        self.procs.append(tansu)
+        log.info("tansu (Kafka API) ready on 127.0.0.1:%s", tansu.port)
+        self.service_env = {
+            "SIGNOFF_MONGO_URL": mongo_url(mongo.port),
+            "SIGNOFF_KAFKA_BOOTSTRAP": f"127.0.0.1:{tansu.port}",
+            "SIGNOFF_SECRET_KEY": secret_key(self.state_dir),
+            "SIGNOFF_PUBLIC_URL": self.url,
+        }
+        password = secrets.token_urlsafe(12)
+        api_env = dict(self.service_env)
+        if first_start:
+            api_env |= {
+                "SIGNOFF_BOOTSTRAP_ADMIN_EMAIL": ADMIN_EMAIL,
+                "SIGNOFF_BOOTSTRAP_ADMIN_PASSWORD": password,
+            }
+        services = [spawn_service("api", logs, api_env)]
+        services.append(spawn_service("realtime", logs, self.service_env))
+        for n in range(self.dispatchers):
+            name = "dispatcher" if self.dispatchers == 1 else f"dispatcher-{n + 1}"
+            services.append(spawn_service("dispatcher", logs, self.service_env, name=name))
+        services.append(spawn_service("expirer", logs, self.service_env))
+        self.procs.extend(services)
+        for proc in services:
+            wait_healthy(proc)
+            log.info("%s up on 127.0.0.1:%s", proc.name, proc.port)
+        self.procs.append(start_caddy(logs, self.edge_port, services[0].port, services[1].port))
+        log.info("edge (caddy) on %s", self.url)
+        if first_start:
+            self._bootstrap(password)
+        log.info("stack ready in %.1fs", time.monotonic() - started)
+        return load_env_file(self.local_env_path)
+
+    def _bootstrap(self, password: str) -> None:
+        with httpx.Client(base_url=self.url, timeout=10) as client:
+            login = client.post("/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": password})
+            login.raise_for_status()
+            token = login.json()["token"]
+            key = client.post(
+                "/api/v1/api-keys",
+                json={"label": "local agent key"},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            key.raise_for_status()
+        values = {
+            "SIGNOFF_URL": self.url,
+            "SIGNOFF_API_KEY": key.json()["key"],
+            "SIGNOFF_ADMIN_EMAIL": ADMIN_EMAIL,
+            "SIGNOFF_ADMIN_PASSWORD": password,
+        }
+        self.local_env_path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+        self.local_env_path.chmod(0o600)
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
+        self.procs.clear()
+
+    def supervise(self, stop: threading.Event) -> int:
+        """Block until ``stop`` is set (exit 0) or a child dies (exit 1, stack torn down)."""
+        while not stop.wait(0.5):
+            for proc in self.procs:
+                if not proc.alive:
+                    log.error(
+                        "!!! %s exited with code %s; stopping the stack. %s",
+                        proc.name,
+                        proc.popen.returncode,
+                        proc.tail(),
+                    )
+                    return 1
+        return 0
+
+
+def run(state_dir: Path, edge_port: int) -> int:
+    stack = Stack(state_dir=state_dir, edge_port=edge_port)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        creds = stack.start()
+    except (StackError, httpx.HTTPError, OSError) as exc:
+        log.error("stack failed to start: %s", exc)
+        stack.stop()
+        return 1
+    print(
+        json.dumps({"url": stack.url, "docs": f"{stack.url}/docs", "local_env": str(stack.local_env_path)}),
+        flush=True,
+    )
+    print(
+        f"\nSignoff is running at {stack.url}\n"
+        f"  API docs:   {stack.url}/docs\n"
+        f"  Health:     {stack.url}/healthz\n"
+        f"  Admin:      {creds.get('SIGNOFF_ADMIN_EMAIL')} / {creds.get('SIGNOFF_ADMIN_PASSWORD')}\n"
+        f"  API key:    {creds.get('SIGNOFF_API_KEY')}\n"
+        f"  Credentials in {stack.local_env_path} (source it: set -a; . {stack.local_env_path}; set +a)\n"
+        f"  Logs in {state_dir / 'logs'}\n"
+        "Press Ctrl-C to stop.\n",
+        flush=True,
+    )
+    code = stack.supervise(stop)
+    log.info("stopping the stack")
+    stack.stop()
+    return code
+
+
+def env_port(default: int = 8000) -> int:
+    raw = os.environ.get("SIGNOFF_PORT", str(default))
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"SIGNOFF_PORT must be a port number, got {raw!r}") from None
+
+
+__all__ = ["SERVICES", "Stack", "env_port", "free_port", "run"]
