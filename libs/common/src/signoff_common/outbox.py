@@ -8,6 +8,13 @@ the outbox. A change stream wakes it; nothing sleeps-and-polls except a slow saf
 Only the lease holder relays, so a fleet of API replicas publishes each event once in the normal
 case. After a crash between publish and pull an event can be published twice: consumers dedupe
 on event id.
+
+An acknowledgement alone is not trusted: before pulling a batch the relay asks the cluster
+(without auto-creating anything) whether it is still the cluster the topics were prepared on and
+whether every partition it wrote to exists. A broker that came back without its data (the local
+memory-only one does; so does a Kafka swapped behind the same address) acknowledges writes to
+partitions it does not have and drops them. Such a batch stays in the outbox and is published
+again after the topics are recreated.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from datetime import timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.protocol.metadata import MetadataRequest
+from aiokafka.structs import RecordMetadata
 from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 from pymongo import UpdateOne
@@ -38,6 +47,10 @@ DEAD = Counter("signoff_outbox_dead_total", "Outbox entries that could not be pa
 OLDEST = Gauge("signoff_outbox_oldest_age_seconds", "Age of the oldest unpublished event seen")
 
 _WATCH_PIPELINE_OPS = ["insert", "update", "replace"]
+
+
+class BrokerStateLostError(Exception):
+    """The broker acknowledged records it cannot have kept; the batch must be published again."""
 
 
 def events_document(event: Event, retention: timedelta) -> Doc:
@@ -86,6 +99,8 @@ class OutboxRelay:
         self._prepare = prepare
         self._prepared = False
         self.producer_started = False
+        # The cluster id the topics were prepared on; a different one means the broker lost them.
+        self._cluster_id: str | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -101,6 +116,7 @@ class OutboxRelay:
                     if not self.producer_started:
                         await self.producer.start()
                         self.producer_started = True
+                        self._cluster_id = (await self._cluster_view([])).cluster_id
                     if not await self._lease.hold():
                         if watcher:
                             watcher.cancel()
@@ -115,6 +131,10 @@ class OutboxRelay:
                         await asyncio.wait_for(self._wake.wait(), timeout=min(self._sweep, 3.0))
                 except asyncio.CancelledError:
                     raise
+                except BrokerStateLostError as exc:
+                    log.warning("broker lost published records; recreating topics and republishing: %s", exc)
+                    self._prepared = False
+                    await self._reset_producer()
                 except Exception:
                     # Kafka or MongoDB unavailable: events stay in the outbox; try again shortly.
                     log.warning("outbox relay pass failed; retrying", exc_info=True)
@@ -212,7 +232,8 @@ class OutboxRelay:
         # Send in order; the producer keeps per-partition order, and the key (channel id) maps a
         # channel to one partition, so one channel's events arrive in the order written.
         if events:
-            await asyncio.wait_for(self._send_all(events), self._publish_timeout)
+            written = await asyncio.wait_for(self._send_all(events), self._publish_timeout)
+            await asyncio.wait_for(self._confirm(written), self._publish_timeout)
             await self._remember(events)
         if pulls:
             await self._db[collection].bulk_write(pulls, ordered=False)
@@ -221,14 +242,32 @@ class OutboxRelay:
         OLDEST.set(0)
         return len(events)
 
-    async def _send_all(self, events: list[Event]) -> None:
+    async def _send_all(self, events: list[Event]) -> list[RecordMetadata]:
         futures = [
             await self.producer.send(
                 topic_for(e.type, self._prefix), event_to_json(e), key=e.channel_id.encode()
             )
             for e in events
         ]
-        await asyncio.gather(*futures)
+        return list(await asyncio.gather(*futures))
+
+    async def _cluster_view(self, topics: list[str]) -> Any:
+        """Metadata straight from a broker, never creating topics (a Kafka metadata request may)."""
+        client = self.producer.client
+        request = MetadataRequest(topics, allow_auto_topic_creation=False)
+        return await client.send(client.get_random_node(), request)
+
+    async def _confirm(self, written: list[RecordMetadata]) -> None:
+        partitions = {(r.topic, r.partition) for r in written}
+        view = await self._cluster_view(sorted({topic for topic, _ in partitions}))
+        if self._cluster_id is not None and view.cluster_id != self._cluster_id:
+            raise BrokerStateLostError(f"cluster id changed from {self._cluster_id} to {view.cluster_id}")
+        present = {
+            (topic[1], part[1]) for topic in view.topics if topic[0] == 0 for part in topic[3] if part[0] == 0
+        }
+        missing = sorted(partitions - present)
+        if missing:
+            raise BrokerStateLostError(f"acknowledged partitions missing from the cluster: {missing}")
 
     async def _remember(self, events: list[Event]) -> None:
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -176,7 +177,19 @@ def tansu_binary() -> Path:
 def start_tansu(log_dir: Path, port: int | None = None, name: str = "tansu") -> Proc:
     port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"
-    argv = [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url]
+    # Memory-only: a restarted broker is a new, empty cluster, so it gets a new cluster id (the
+    # outbox relay notices the change and republishes what the old one acknowledged and lost).
+    cluster = f"signoff-{secrets.token_hex(6)}"
+    argv = [
+        str(tansu_binary()),
+        "broker",
+        "--listener-url",
+        url,
+        "--advertised-listener-url",
+        url,
+        "--cluster-id",
+        cluster,
+    ]
     proc = _spawn(name, argv, log_dir, port, {"RUST_LOG": "warn"})
     wait_until(lambda: port_open(port), 30, "waiting for tansu to listen", proc)
     return proc
