@@ -190,6 +190,17 @@ def test_embedded_forms_name_themselves() -> None:
         ("gopher://127.0.0.1/", "scheme"),
         ("http:///nohost", "no host"),
         ("http://example.com:99999/", "malformed"),
+        # Spellings that only become an address after yarl's IDNA / Unicode normalisation: aiohttp
+        # connects to such a literal without asking the resolver, so check_url must see it too.
+        ("http://127\u30020\u30020\u30021:8080/", "loopback"),  # ideographic full stops
+        ("http://10\uff0e0\uff0e0\uff0e5/", "private"),  # fullwidth full stops
+        ("http://\u2460\u24ea.0.0.5/", "private"),  # enclosed digits one and zero
+        ("http://\uff11\uff10.0.0.5/", "private"),  # fullwidth digits
+        ("http://169.254.169.254.:80/", "link-local"),  # trailing dot
+        ("http://127.0.0.1:0080/", "loopback"),  # port with leading zeros
+        ("http://ok.example:%38%30/", "malformed"),  # percent-encoded port
+        ("http://ok.example\\@127.0.0.1/", "malformed"),  # backslash in the authority
+        ("http://b\u00fccher.example/", None),  # a real IDN name: resolved (and checked) as punycode
     ],
 )
 def test_check_url(url: str, reason: str | None) -> None:

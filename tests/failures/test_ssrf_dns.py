@@ -1,7 +1,10 @@
 """SSRF through DNS: a small DNS server on loopback answers names with private, mixed and
 metadata addresses, and the dispatcher is pointed at it (``SIGNOFF_DISPATCHER_DNS_SERVERS``).
-A name answering with loopback (allow-listed in tests) is delivered, which proves the lookups
-really go to this server; every other name is refused at once, without a retry."""
+A name answering with 127.0.0.1 (the only address allow-listed here) is delivered, which proves
+the lookups really go to this server; every other name is refused at once, without a retry.
+
+The spelling tricks (IDN, Unicode digits and dots that normalise into an IP literal, odd ports)
+aim at 127.0.0.2: refused like any loopback address, and harmless should the guard ever miss."""
 
 from __future__ import annotations
 
@@ -31,6 +34,9 @@ RECORDS: dict[str, list[str]] = {
     "metadata.test": ["169.254.169.254"],
     "cgnat.test": ["100.64.0.9"],
     "mapped.test": ["::ffff:10.0.0.5"],
+    "loop2.test": ["127.0.0.2"],
+    # "prívate.test" as it goes on the wire (IDNA): the guard must check what is really looked up.
+    "xn--prvate-4va.test": ["10.0.0.5"],
 }
 
 
@@ -77,6 +83,7 @@ async def private(infra: Infra, dns: int) -> AsyncIterator[tuple[Proc, Proc]]:
         SIGNOFF_TOPIC_PREFIX=f"dns{tag}.",
         SIGNOFF_DISPATCHER_GROUP_ID=f"dns{tag}",
         SIGNOFF_DISPATCHER_DNS_SERVERS=f"127.0.0.1:{dns}",
+        SIGNOFF_DISPATCHER_ALLOWED_NETWORKS="127.0.0.1/32",
         SIGNOFF_BOOTSTRAP_ADMIN_EMAIL=ADMIN["email"],
         SIGNOFF_BOOTSTRAP_ADMIN_PASSWORD=ADMIN["password"],
     )
@@ -103,6 +110,14 @@ async def test_names_resolving_to_internal_addresses_are_refused(
         "cgnat": (f"http://cgnat.test:{port}/x", "100.64"),
         "mapped": (f"http://mapped.test:{port}/x", ""),
         "userinfo": (f"http://ok.test:{port}@private.test:{port}/x", "private"),
+        "loopback name": (f"http://loop2.test:{port}/x", "loopback"),
+        "idn": (f"http://pr\u00edvate.test:{port}/x", "private"),
+        "ideographic dots": (f"http://127\u30020\u30020\u30022:{port}/x", "loopback"),
+        "enclosed digits": (f"http://\u2460\u2461\u2466.0.0.2:{port}/x", "loopback"),
+        "fullwidth digits": (f"http://\uff11\uff12\uff17.0.0.2:{port}/x", "loopback"),
+        "hex spelling": (f"http://0x7f.0.0.2:{port}/x", "loopback"),
+        "port spelling": (f"http://127.0.0.2:00{port}/x", "loopback"),
+        "trailing dot": (f"http://127.0.0.2.:{port}/x", "loopback"),
     }
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api.port}", timeout=30) as client:
         human, agent_h = await admin_headers(client, ADMIN)

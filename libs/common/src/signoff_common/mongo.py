@@ -104,7 +104,7 @@ def create_client(settings: ServiceSettings) -> AsyncMongoClient[Doc]:
         settings.mongo_url,
         tz_aware=True,
         serverSelectionTimeoutMS=settings.mongo_timeout_ms,
-        connectTimeoutMS=settings.mongo_timeout_ms,
+        connectTimeoutMS=settings.mongo_connect_timeout_ms,
         appname=settings.instance or "signoff",
     )
 

@@ -13,7 +13,11 @@ class ServiceSettings(BaseSettings):
     mongo_url: str = "mongodb://127.0.0.1:27017/?replicaSet=rs0"
     mongo_db: str = "signoff"
     # Short server-selection timeout: with MongoDB down, requests fail fast (503) instead of hanging.
-    mongo_timeout_ms: int = Field(default=2000, ge=100)
+    # It only ever waits while no usable server is known, so a healthy but busy MongoDB never trips it.
+    mongo_timeout_ms: int = Field(default=1000, ge=100)
+    # Opening a connection and each heartbeat: kept longer, so a slow moment on a busy host does not
+    # mark a healthy server unreachable.
+    mongo_connect_timeout_ms: int = Field(default=3000, ge=100)
     kafka_bootstrap: str = "127.0.0.1:9092"
     topic_prefix: str = ""
     topic_partitions: int = Field(default=6, ge=1)

@@ -23,11 +23,21 @@ class _Out(BaseModel):
 def check_url(value: str | None) -> str | None:
     if value is None:
         return None
+    if len(value) > 2048:
+        raise ValueError("must be at most 2048 characters")
+    if any(c.isspace() or ord(c) < 32 or c == "\\" for c in value):
+        raise ValueError("must not contain whitespace, control characters or backslashes")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an absolute http(s) URL")
-    if len(value) > 2048:
-        raise ValueError("must be at most 2048 characters")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ValueError("has an invalid port (a number from 1 to 65535)")
+    # Where it may point is decided by the dispatcher's SSRF guard at connect time, not here:
+    # DNS answers change between saving a URL and delivering to it.
     return value
 
 

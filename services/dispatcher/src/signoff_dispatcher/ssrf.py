@@ -17,10 +17,10 @@ import ipaddress
 import socket
 from collections.abc import Sequence
 from typing import Final
-from urllib.parse import urlsplit
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
+from yarl import URL
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -167,12 +167,17 @@ def ip_literal(host: str) -> IPAddress | None:
 
 def check_url(url: str, allowed: Sequence[Network] = ()) -> str | None:
     """Refusal reason for a URL before any connection, or None to go ahead (names are then
-    checked by the resolver when aiohttp connects)."""
+    checked by the resolver when aiohttp connects).
+
+    The URL is read with yarl, the parser aiohttp itself uses, so the host checked is the host
+    connected to: yarl applies IDNA and Unicode normalisation, which turns ``127。0。0。1``
+    (ideographic full stops) or ``①②⑦.0.0.1`` (enclosed digits) into an IP literal that aiohttp
+    then connects to without asking the resolver."""
     try:
-        parts = urlsplit(url)
-        host = parts.hostname
+        parts = URL(url)
+        host = parts.raw_host
         _ = parts.port  # raises on a bad port
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         return f"malformed URL: {exc}"
     if parts.scheme not in ("http", "https"):
         return f"scheme {parts.scheme or '(none)'!r} is not allowed; use http or https"
