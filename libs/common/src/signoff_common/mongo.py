@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any, Final
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure
 
@@ -13,6 +15,15 @@ from signoff_common.settings import ServiceSettings
 
 Doc = dict[str, Any]
 Database = AsyncDatabase[Doc]
+Collection = AsyncCollection[Doc]
+
+
+@functools.lru_cache(maxsize=256)
+def collection(db: Database, name: str) -> Collection:
+    """``db[name]``, built once: pymongo constructs a new collection object on every ``db[name]``,
+    which showed up at 1.6 % of the API's CPU on the message hot path."""
+    return db[name]
+
 
 USERS: Final = "users"
 API_KEYS: Final = "api_keys"

@@ -157,6 +157,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         description="Human sign-off for AI agents. Compatible with Placet's Agent API v1.",
         lifespan=lifespan,
         openapi_tags=OPENAPI_TAGS,
+        telemetry=settings.fastapi_telemetry(),  # type: ignore[arg-type]
     )
     install_error_handlers(app)
     for router in (

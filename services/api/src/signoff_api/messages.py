@@ -22,7 +22,7 @@ from signoff_common.clock import as_utc, utcnow
 from signoff_common.events import MessageCreated, MessageData, ReviewResponded, event_to_document
 from signoff_common.http_errors import ApiError, not_found
 from signoff_common.ids import new_id
-from signoff_common.mongo import MESSAGES, Database, Doc
+from signoff_common.mongo import MESSAGES, Database, Doc, collection
 from signoff_common.secretbox import SecretBox
 from signoff_common.views import MESSAGE_PROJECTION, MessageView, message_view
 
@@ -113,7 +113,7 @@ async def create_message(
     review = build_review(settings, body, box, now)
     group_id = None
     if body.iteration_of:
-        prev = await db[MESSAGES].find_one(
+        prev = await collection(db, MESSAGES).find_one(
             {"_id": body.iteration_of, "channel_id": body.channel_id}, {"group_id": 1}
         )
         if prev is None:
@@ -153,7 +153,7 @@ async def create_message(
     )
     doc["outbox"] = [event_to_document(event)]
     try:
-        await db[MESSAGES].insert_one(doc)
+        await collection(db, MESSAGES).insert_one(doc)
     except DuplicateKeyError:
         if not body.client_id:
             raise
@@ -162,7 +162,7 @@ async def create_message(
 
 
 async def _replay(db: Database, body: MessageIn) -> MessageView:
-    existing = await db[MESSAGES].find_one(
+    existing = await collection(db, MESSAGES).find_one(
         {"channel_id": body.channel_id, "client_id": body.client_id}, {"outbox": 0}
     )
     if existing is None:  # deleted between the insert and this read
@@ -178,7 +178,7 @@ async def get_message(db: Database, owner_id: str, message_id: str, channel_id: 
     query: Doc = {"_id": message_id, "owner_id": owner_id}
     if channel_id:
         query["channel_id"] = channel_id
-    doc = await db[MESSAGES].find_one(query, MESSAGE_PROJECTION)
+    doc = await collection(db, MESSAGES).find_one(query, MESSAGE_PROJECTION)
     if doc is None:
         raise not_found("message")
     return doc
@@ -200,7 +200,13 @@ async def list_messages(
         query["text"] = {"$regex": re.escape(search), "$options": "i"}
     if correlation_id:
         query["correlation_id"] = correlation_id
-    docs = await db[MESSAGES].find(query, MESSAGE_PROJECTION).sort("_id", -1).limit(limit + 1).to_list()
+    docs = (
+        await collection(db, MESSAGES)
+        .find(query, MESSAGE_PROJECTION)
+        .sort("_id", -1)
+        .limit(limit + 1)
+        .to_list()
+    )
     next_cursor = docs[limit - 1]["_id"] if len(docs) > limit else None
     return [message_view(d) for d in docs[:limit]], next_cursor
 
@@ -213,7 +219,13 @@ async def list_reviews(
         query["channel_id"] = channel_id
     if cursor:
         query["_id"] = {"$lt": cursor}
-    docs = await db[MESSAGES].find(query, MESSAGE_PROJECTION).sort("_id", -1).limit(limit + 1).to_list()
+    docs = (
+        await collection(db, MESSAGES)
+        .find(query, MESSAGE_PROJECTION)
+        .sort("_id", -1)
+        .limit(limit + 1)
+        .to_list()
+    )
     next_cursor = docs[limit - 1]["_id"] if len(docs) > limit else None
     return [message_view(d) for d in docs[:limit]], next_cursor
 
@@ -247,7 +259,7 @@ async def respond(
     event = ReviewResponded(
         channel_id=doc["channel_id"], owner_id=owner_id, occurred_at=now, data=MessageData(message=view)
     )
-    updated = await db[MESSAGES].find_one_and_update(
+    updated = await collection(db, MESSAGES).find_one_and_update(
         # The deadline is part of the condition: an overdue review the expirer has not reached
         # yet is already closed.
         {
@@ -289,7 +301,7 @@ async def acknowledge(db: Database, owner_id: str, message_id: str, channel_id: 
     if channel_id:
         query["channel_id"] = channel_id
     now = utcnow()
-    result = await db[MESSAGES].update_one(
+    result = await collection(db, MESSAGES).update_one(
         query, {"$set": {"delivery_status": "agent_received", "acknowledged_at": now, "updated_at": now}}
     )
     if result.matched_count == 0:
@@ -302,7 +314,7 @@ async def iterations(
     doc = await get_message(db, owner_id, message_id, channel_id)
     group_id = doc.get("group_id") or doc["_id"]
     docs = await (
-        db[MESSAGES]
+        collection(db, MESSAGES)
         .find({"owner_id": owner_id, "$or": [{"_id": group_id}, {"group_id": group_id}]}, MESSAGE_PROJECTION)
         .sort("_id", 1)
         .limit(1000)
@@ -315,6 +327,6 @@ async def delete_message(db: Database, owner_id: str, message_id: str, channel_i
     query: Doc = {"_id": message_id, "owner_id": owner_id}
     if channel_id:
         query["channel_id"] = channel_id
-    result = await db[MESSAGES].delete_one(query)
+    result = await collection(db, MESSAGES).delete_one(query)
     if result.deleted_count == 0:
         raise not_found("message")

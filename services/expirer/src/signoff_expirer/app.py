@@ -24,7 +24,7 @@ MIN_SLEEP = 0.05
 
 async def expiry_pass(runtime: Runtime, settings: ExpirerSettings) -> float:
     """Expire what is due; return how long to sleep before the next pass."""
-    found, expired = await expire_due(runtime.db, utcnow(), settings.expirer_batch)
+    found, expired = await expire_due(runtime.db, utcnow(), settings.expirer_batch, settings.expirer_parallel)
     if expired:
         log.info("expired reviews", extra={"count": expired})
     if found >= settings.expirer_batch:

@@ -10,3 +10,5 @@ class ExpirerSettings(ServiceSettings):
     # How often to look for reviews past their deadline.
     expirer_interval: float = Field(default=1.0, gt=0, validation_alias="SIGNOFF_EXPIRER_INTERVAL")
     expirer_batch: int = Field(default=1000, ge=1, validation_alias="SIGNOFF_EXPIRER_BATCH")
+    # How many bulk writes a batch is split into and sent at once.
+    expirer_parallel: int = Field(default=4, ge=1, le=32, validation_alias="SIGNOFF_EXPIRER_PARALLEL")
