@@ -15,6 +15,7 @@ from signoff_realtime.history import RecentEvents, valid_event_id
 from signoff_realtime.longpoll import answer, parse_timeout_ms
 from signoff_realtime.payloads import event_name, payload
 from signoff_realtime.sockets import origin_checker
+from signoff_realtime.wait_endpoint import review_id_of
 from signoff_realtime.waiters import Waiters
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
@@ -181,3 +182,19 @@ def test_recent_events_after_a_cursor_include_later_consumed_smaller_ids() -> No
 )
 def test_event_id_cursor_validation(value: object, ok: bool) -> None:
     assert valid_event_id(value) is ok
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/api/v1/reviews/msg_1/wait", "msg_1"),
+        ("/api/v1/reviews/msg_1/wait/", None),
+        ("/api/v1/reviews//wait", None),
+        ("/api/v1/reviews/a/b/wait", None),
+        ("/api/v1/reviews/msg_1", None),
+        ("/api/v1/events", None),
+        ("/x/api/v1/reviews/msg_1/wait", None),
+    ],
+)
+def test_only_long_poll_paths_go_to_the_plain_wait_endpoint(path: str, expected: str | None) -> None:
+    assert review_id_of(path) == expected

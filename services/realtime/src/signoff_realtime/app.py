@@ -1,5 +1,6 @@
 """The realtime process: one ASGI app. Socket.IO (namespace ``/ws`` under ``/socket.io/``) wraps
-a FastAPI app with the long-poll, SSE and probe routes. The lifespan opens MongoDB, binds the
+the long-poll endpoint (plain ASGI, see :mod:`signoff_realtime.wait_endpoint`), which wraps a
+FastAPI app with the SSE and probe routes. The lifespan opens MongoDB, binds the
 sockets to it and positions the Kafka feed before the first request is served."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import AsyncIterator
 
 import socketio
 from fastapi import FastAPI, Request
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from signoff_common.credentials import ApiKeyResolver
 from signoff_common.http_errors import install_error_handlers
@@ -26,6 +27,7 @@ from signoff_realtime.principals import Authenticator
 from signoff_realtime.routes import router
 from signoff_realtime.settings import RealtimeSettings
 from signoff_realtime.sockets import Sockets
+from signoff_realtime.wait_endpoint import WaitEndpoint, review_id_of
 from signoff_realtime.waiters import Waiters
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,7 @@ def create_app(settings: RealtimeSettings) -> ASGIApp:
     waiters = Waiters()
     fanout = Fanout(waiters, RecentEvents(settings.recent_events))
     sockets = Sockets(settings, fanout)
+    long_poll = WaitEndpoint(settings, waiters)
     WAITERS.set_function(lambda: len(waiters))
 
     @contextlib.asynccontextmanager
@@ -44,6 +47,7 @@ def create_app(settings: RealtimeSettings) -> ASGIApp:
         feed = EventFeed(settings, fanout.publish)
         app.state.gateway = Gateway(settings, runtime, auth, waiters, fanout, feed)
         sockets.bind(runtime.db, auth)
+        long_poll.bind(runtime.db, auth)
         feed_task = asyncio.create_task(feed.run(), name="kafka-feed")
         try:
             await asyncio.wait_for(feed.ready.wait(), settings.feed_start_timeout_seconds)
@@ -59,7 +63,14 @@ def create_app(settings: RealtimeSettings) -> ASGIApp:
             await sockets.close()
             await runtime.close()
 
-    api = FastAPI(title="Signoff realtime", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
+    api = FastAPI(
+        title="Signoff realtime",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        telemetry=settings.fastapi_telemetry(),  # type: ignore[arg-type]
+    )
     install_error_handlers(api)
     api.include_router(router)
 
@@ -68,5 +79,13 @@ def create_app(settings: RealtimeSettings) -> ASGIApp:
         return {"mongodb": gateway.runtime.check_mongo, "kafka": gateway.feed.check}
 
     api.router.routes.extend(probe_routes(checks))
-    app: ASGIApp = socketio.ASGIApp(sockets.server, other_asgi_app=api, socketio_path="socket.io")
+
+    async def http(scope: Scope, receive: Receive, send: Send) -> None:
+        review_id = review_id_of(scope["path"]) if scope["type"] == "http" else None
+        if review_id is None:
+            await api(scope, receive, send)
+        else:
+            await long_poll(scope, receive, send, review_id)
+
+    app: ASGIApp = socketio.ASGIApp(sockets.server, other_asgi_app=http, socketio_path="socket.io")
     return app

@@ -9,13 +9,14 @@ that word, so it is kept; ``timedOut: true`` says why it came back.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from typing import Any
 
 from signoff_common.mongo import MESSAGES, Database, Doc
 from signoff_common.views import MESSAGE_PROJECTION, MessageView, message_view
 from signoff_realtime.metrics import WAITS
-from signoff_realtime.waiters import Waiters
+from signoff_realtime.waiters import Outcome, Waiters
 
 _LEADING_INT = re.compile(r"\s*([+-]?\d+)")
 
@@ -44,11 +45,28 @@ def answer(view: MessageView, *, timed_out: bool = False) -> dict[str, Any]:
     return body
 
 
+def encode(body: dict[str, Any]) -> bytes:
+    """The answer's bytes, as Starlette's ``JSONResponse`` renders them."""
+    return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
 async def find_review(db: Database, owner_id: str, review_id: str, channel_id: str | None) -> Doc | None:
     query: Doc = {"_id": review_id, "owner_id": owner_id, "review": {"$type": "object"}}
     if channel_id:
         query["channel_id"] = channel_id
     return await db[MESSAGES].find_one(query, MESSAGE_PROJECTION)
+
+
+async def current_answer(
+    db: Database, owner_id: str, review_id: str, channel_id: str | None
+) -> dict[str, Any] | None:
+    doc = await find_review(db, owner_id, review_id, channel_id)
+    return None if doc is None else answer(message_view(doc))
+
+
+def _time_out(outcome: asyncio.Future[Outcome]) -> None:
+    if not outcome.done():
+        outcome.set_exception(TimeoutError())
 
 
 async def wait_for_review(
@@ -58,21 +76,27 @@ async def wait_for_review(
     review_id: str,
     channel_id: str | None,
     timeout: float,
-) -> dict[str, Any] | None:
-    """The long-poll answer, or None when the review does not exist or is not the owner's."""
+) -> bytes | None:
+    """The long-poll answer (JSON), or None when the review does not exist or is not the owner's.
+
+    A parked poll holds only its future, a timer and the encoded timed-out answer: not the
+    MongoDB document nor the view model (ten thousand parked polls are the normal case)."""
     with waiters.register(review_id) as outcome:
-        doc = await find_review(db, owner_id, review_id, channel_id)
-        if doc is None:
+        body = await current_answer(db, owner_id, review_id, channel_id)
+        if body is None:
             return None
-        view = message_view(doc)
-        assert view.review is not None
-        if view.review.status == "pending":
+        if body["status"] == "pending":
+            timed_out = encode({**body, "timedOut": True})
+            del body  # not kept alive in this frame for the whole wait
+            # The timer resolves the waiter's own future: no wait_for task, no second future.
+            timer = asyncio.get_running_loop().call_later(timeout, _time_out, outcome)
             try:
-                event = await asyncio.wait_for(outcome, timeout)
+                event = await outcome
             except TimeoutError:
                 WAITS.labels("pending").inc()
-                return answer(view, timed_out=True)
-            view = event.data.message
-    body = answer(view)
+                return timed_out
+            finally:
+                timer.cancel()
+            body = answer(event.data.message)
     WAITS.labels(body["status"]).inc()
-    return body
+    return encode(body)

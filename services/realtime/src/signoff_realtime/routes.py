@@ -1,18 +1,18 @@
-"""HTTP routes of the gateway: long-poll and SSE. Thin: parse, call one domain function, answer."""
+"""HTTP routes of the gateway: SSE. Thin: parse, call one domain function, answer. (The long-poll
+is a plain ASGI callable in front of these: see :mod:`signoff_realtime.wait_endpoint`.)"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
 from signoff_common.http_errors import not_found, unauthorized
 from signoff_realtime import sse
 from signoff_realtime.channels import UnknownChannelError, owned
 from signoff_realtime.gateway import Gateway
 from signoff_realtime.history import valid_event_id
-from signoff_realtime.longpoll import parse_timeout_ms, wait_for_review
 from signoff_realtime.principals import BadCredentialsError, Principal, credential_from_headers
 
 router = APIRouter(prefix="/api/v1")
@@ -39,24 +39,6 @@ async def _principal(
 
 CurrentPrincipal = Annotated[Principal, Depends(_principal)]
 ChannelParam = Annotated[str | None, Query(max_length=100)]
-
-
-@router.get("/reviews/{review_id}/wait", tags=["reviews"])
-async def wait(
-    review_id: str,
-    who: CurrentPrincipal,
-    gw: Gw,
-    channel: ChannelParam = None,
-    timeout: Annotated[str | None, Query(max_length=32, description="milliseconds")] = None,
-) -> JSONResponse:
-    """Long-poll: the review's outcome, or ``status: "pending"`` when ``timeout`` ms pass first."""
-    ms = parse_timeout_ms(timeout, gw.settings.wait_default_ms, gw.settings.wait_max_ms)
-    body: dict[str, Any] | None = await wait_for_review(
-        gw.runtime.db, gw.waiters, who.owner_id, review_id, channel, ms / 1000
-    )
-    if body is None:
-        raise not_found("review")
-    return JSONResponse(body)
 
 
 @router.get("/events", tags=["events"])

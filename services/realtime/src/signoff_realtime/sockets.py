@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import engineio
 import socketio
 from pymongo.errors import PyMongoError
 
@@ -100,15 +101,22 @@ class Sockets:
         self._auth = auth
 
     async def emit(self, event: Event) -> None:
+        """One event to its owner's and channel's rooms. The packet is encoded once and put on
+        each client's Engine.IO send queue directly: ``AsyncServer.emit`` would create and await
+        one task per client, which was most of the fan-out time with a thousand clients on a
+        channel. Each socket's own writer task still does the sending, in queue order."""
         if not self._sockets:
             return
-        await self.server.emit(
-            event_name(event),
-            payload(event),
-            to=[owner_room(event.owner_id), channel_room(event.channel_id)],
-            skip_sid=self._already_replayed(event.id),
-            namespace=NAMESPACE,
-        )
+        skip = set(self._already_replayed(event.id))
+        data = [event_name(event), payload(event)]
+        encoded = self.server.packet_class(socketio.packet.EVENT, namespace=NAMESPACE, data=data).encode()
+        message = engineio.packet.Packet(engineio.packet.MESSAGE, encoded)
+        rooms = [owner_room(event.owner_id), channel_room(event.channel_id)]
+        engine_sockets = self.server.eio.sockets
+        for sid, eio_sid in self.server.manager.get_participants(NAMESPACE, rooms):
+            socket = engine_sockets.get(eio_sid)
+            if sid not in skip and socket is not None and not socket.closed:
+                socket.queue.put_nowait(message)
 
     def _already_replayed(self, event_id: str) -> list[str]:
         skip: list[str] = []

@@ -37,6 +37,8 @@ class Waiters:
                 waiting.discard(future)
                 if not waiting:
                     del self._by_review[review_id]
+            if future.done() and not future.cancelled():
+                future.exception()  # a timeout set as the task was cancelled: mark it seen
             future.cancel()  # a no-op once resolved; stops a late wake from touching it
 
     def wake(self, event: Event) -> int:
