@@ -46,7 +46,24 @@ PUBLISHED = Counter("signoff_outbox_published_total", "Events published by the o
 DEAD = Counter("signoff_outbox_dead_total", "Outbox entries that could not be parsed")
 OLDEST = Gauge("signoff_outbox_oldest_age_seconds", "Age of the oldest unpublished event seen")
 
-_WATCH_PIPELINE_OPS = ["insert", "update", "replace"]
+# Wake only for writes that carry outbox entries. Claims, lease renewals and the relay's own pulls
+# (which leave ``outbox: []``) woke a drain each and found nothing: about three wasted wakes per
+# webhook delivery. A write missed here would still be found by the periodic sweep.
+_OUTBOX_KEYS = {
+    "$filter": {
+        "input": {"$objectToArray": {"$ifNull": ["$updateDescription.updatedFields", {}]}},
+        "cond": {
+            "$and": [
+                {"$regexMatch": {"input": "$$this.k", "regex": "^outbox(\\.|$)"}},
+                {"$ne": ["$$this.v", []]},
+            ]
+        },
+    }
+}
+_CARRIES_OUTBOX: list[dict[str, Any]] = [
+    {"operationType": {"$in": ["insert", "replace"]}, "fullDocument.outbox.0": {"$exists": True}},
+    {"operationType": "update", "$expr": {"$gt": [{"$size": _OUTBOX_KEYS}, 0]}},
+]
 
 
 class BrokerStateLostError(Exception):
@@ -160,12 +177,7 @@ class OutboxRelay:
 
     async def _watch(self) -> None:
         pipeline: list[dict[str, Any]] = [
-            {
-                "$match": {
-                    "ns.coll": {"$in": self._collections},
-                    "operationType": {"$in": _WATCH_PIPELINE_OPS},
-                }
-            },
+            {"$match": {"ns.coll": {"$in": self._collections}, "$or": _CARRIES_OUTBOX}},
             {"$project": {"operationType": 1}},
         ]
         while True:
