@@ -184,6 +184,19 @@ async def get_message(db: Database, owner_id: str, message_id: str, channel_id: 
     return doc
 
 
+async def _newest_first(db: Database, query: Doc, limit: int) -> tuple[list[MessageView], str | None]:
+    """One page of matching messages, newest first, and the cursor for the next page."""
+    docs = (
+        await collection(db, MESSAGES)
+        .find(query, MESSAGE_PROJECTION)
+        .sort("_id", -1)
+        .limit(limit + 1)
+        .to_list()
+    )
+    next_cursor = docs[limit - 1]["_id"] if len(docs) > limit else None
+    return [message_view(d) for d in docs[:limit]], next_cursor
+
+
 async def list_messages(
     db: Database,
     owner_id: str,
@@ -200,15 +213,7 @@ async def list_messages(
         query["text"] = {"$regex": re.escape(search), "$options": "i"}
     if correlation_id:
         query["correlation_id"] = correlation_id
-    docs = (
-        await collection(db, MESSAGES)
-        .find(query, MESSAGE_PROJECTION)
-        .sort("_id", -1)
-        .limit(limit + 1)
-        .to_list()
-    )
-    next_cursor = docs[limit - 1]["_id"] if len(docs) > limit else None
-    return [message_view(d) for d in docs[:limit]], next_cursor
+    return await _newest_first(db, query, limit)
 
 
 async def list_reviews(
@@ -219,15 +224,7 @@ async def list_reviews(
         query["channel_id"] = channel_id
     if cursor:
         query["_id"] = {"$lt": cursor}
-    docs = (
-        await collection(db, MESSAGES)
-        .find(query, MESSAGE_PROJECTION)
-        .sort("_id", -1)
-        .limit(limit + 1)
-        .to_list()
-    )
-    next_cursor = docs[limit - 1]["_id"] if len(docs) > limit else None
-    return [message_view(d) for d in docs[:limit]], next_cursor
+    return await _newest_first(db, query, limit)
 
 
 async def respond(
