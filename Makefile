@@ -35,7 +35,7 @@ test: lint typecheck pytest
 clean:
 	rm -rf .signoff .pytest_cache .mypy_cache .ruff_cache
 
-# Benchmarks (not part of `make test`): starts its own stack on free ports, ~6 minutes.
+# Benchmarks (not part of `make test`): starts its own stack on free ports, ~3-5 minutes.
 bench: bootstrap
 	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get install -y -qq wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null 2>&1)) || echo "wrk not installed: using the aiohttp load generator"; }
 	$(UV) run --frozen python -m bench $(SCENARIOS)
