@@ -28,7 +28,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.protocol.metadata import MetadataRequest
-from aiokafka.structs import RecordMetadata
+from aiokafka.structs import RecordMetadata, TopicPartition
 from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 from pymongo import UpdateOne
@@ -152,6 +152,7 @@ class OutboxRelay:
                     log.warning("broker lost published records; recreating topics and republishing: %s", exc)
                     self._prepared = False
                     await self._reset_producer()
+                    await asyncio.sleep(0.2)
                 except Exception:
                     # Kafka or MongoDB unavailable: events stay in the outbox; try again shortly.
                     log.warning("outbox relay pass failed; retrying", exc_info=True)
@@ -263,20 +264,26 @@ class OutboxRelay:
         ]
         return list(await asyncio.gather(*futures))
 
-    async def _cluster_view(self, topics: list[str]) -> Any:
+    async def _cluster_view(self, topics: list[str], node: int | None = None) -> Any:
         """Metadata straight from a broker, never creating topics (a Kafka metadata request may)."""
         client = self.producer.client
         request = MetadataRequest(topics, allow_auto_topic_creation=False)
-        return await client.send(client.get_random_node(), request)
+        return await client.send(client.get_random_node() if node is None else node, request)
 
     async def _confirm(self, written: list[RecordMetadata]) -> None:
         partitions = {(r.topic, r.partition) for r in written}
-        view = await self._cluster_view(sorted({topic for topic, _ in partitions}))
+        # Ask a broker that took one of the writes: in a multi-broker cluster another may not
+        # know a just-created topic yet, and a false alarm would only cost a republish.
+        first = written[0]
+        leader = self.producer.client.cluster.leader_for_partition(
+            TopicPartition(first.topic, first.partition)
+        )
+        view = await self._cluster_view(sorted({topic for topic, _ in partitions}), leader)
         if self._cluster_id is not None and view.cluster_id != self._cluster_id:
             raise BrokerStateLostError(f"cluster id changed from {self._cluster_id} to {view.cluster_id}")
-        present = {
-            (topic[1], part[1]) for topic in view.topics if topic[0] == 0 for part in topic[3] if part[0] == 0
-        }
+        # A partition the broker lists exists, whatever its momentary state (a leader election
+        # answers LEADER_NOT_AVAILABLE); an unknown topic (error 3) lists none.
+        present = {(topic[1], part[1]) for topic in view.topics for part in topic[3]}
         missing = sorted(partitions - present)
         if missing:
             raise BrokerStateLostError(f"acknowledged partitions missing from the cluster: {missing}")
