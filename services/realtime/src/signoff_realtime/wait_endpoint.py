@@ -10,10 +10,8 @@ limits, the same ``{"error": {...}}`` answers (401, 404, 405, 422, 503).
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-from typing import Any
 from urllib.parse import parse_qsl
 
 from pymongo.errors import ConnectionFailure
@@ -21,7 +19,7 @@ from starlette.types import Receive, Scope, Send
 
 from signoff_common.http_errors import ApiError, error_body, not_found, unauthorized
 from signoff_common.mongo import Database
-from signoff_realtime.longpoll import parse_timeout_ms, wait_for_review
+from signoff_realtime.longpoll import encode, parse_timeout_ms, wait_for_review
 from signoff_realtime.principals import Authenticator, BadCredentialsError, credential_from_headers
 from signoff_realtime.settings import RealtimeSettings
 from signoff_realtime.waiters import Waiters
@@ -73,11 +71,11 @@ class WaitEndpoint:
             body = await self._answer(scope, review_id)
         except ApiError as exc:
             await _respond(
-                send, exc.status, _encode(error_body(exc.code, exc.message, exc.field)), exc.headers
+                send, exc.status, encode(error_body(exc.code, exc.message, exc.field)), exc.headers
             )
         except ConnectionFailure as exc:  # includes ServerSelectionTimeoutError
             log.warning("MongoDB unavailable: %s", type(exc).__name__)
-            body = _encode(error_body("unavailable", "the database is unavailable; retry shortly"))
+            body = encode(error_body("unavailable", "the database is unavailable; retry shortly"))
             await _respond(send, 503, body, {"Retry-After": "2"})
         else:
             await _respond(send, 200, body)
@@ -103,10 +101,6 @@ class WaitEndpoint:
         if body is None:
             raise not_found("review")
         return body
-
-
-def _encode(body: dict[str, Any]) -> bytes:
-    return json.dumps(body, separators=(",", ":")).encode()
 
 
 async def _respond(send: Send, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
