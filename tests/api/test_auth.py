@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 
 import httpx
 import jwt
 
+from signoff_common.clock import utcnow
+from signoff_common.credentials import hash_secret
 from signoff_devstack.processes import start_service
 from tests.conftest import Infra
 from tests.support.stack import Owner, RunningStack
@@ -49,7 +52,7 @@ async def test_api_keys_list_and_revoke(stack: RunningStack, owner: Owner) -> No
     created = await owner.human.post("/api/v1/api-keys", json={"label": "ci"})
     assert created.status_code == 201
     key = created.json()["key"]
-    assert key.startswith("sk_")
+    assert key.startswith("hp_")  # Placet's prefix: its MCP server refuses any other
     listed = (await owner.human.get("/api/v1/api-keys")).json()["data"]
     assert {k["label"] for k in listed} == {"test", "ci"}
     assert all("key" not in k and key not in str(k) for k in listed)
@@ -60,6 +63,22 @@ async def test_api_keys_list_and_revoke(stack: RunningStack, owner: Owner) -> No
         # Revocation is immediate on the replica that handled it and within the cache TTL elsewhere.
         assert (await client.get("/api/v1/agents")).status_code == 401
     assert (await owner.agent.post("/api/v1/api-keys", json={"label": "x"})).status_code == 403
+
+
+async def test_keys_issued_as_sk_keep_working(stack: RunningStack, owner: Owner) -> None:
+    """Keys issued before the switch to ``hp_`` are stored as the hash of an ``sk_`` key."""
+    legacy = "sk_" + secrets.token_urlsafe(30)
+    async with stack.mongo() as client:
+        await client.signoff.api_keys.insert_one(
+            {"_id": "key_legacy_" + secrets.token_hex(4), "owner_id": owner.user_id, "key_hash": hash_secret(legacy),
+             "prefix": legacy[:10], "label": "legacy", "created_at": utcnow(), "revoked_at": None}
+        )  # fmt: skip
+    async with stack.client(**{"x-api-key": legacy}) as client:
+        assert (await client.get("/api/v1/agents")).status_code == 200
+    async with stack.client(Authorization=f"Bearer {legacy}") as client:
+        assert (await client.get("/api/v1/agents")).status_code == 200
+    async with stack.client(**{"x-api-key": "sk_" + secrets.token_urlsafe(30)}) as client:
+        assert (await client.get("/api/v1/agents")).status_code == 401
 
 
 async def test_other_owner_cannot_revoke_my_key(stack: RunningStack, owner: Owner) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from signoff_api import messages as messages_store
 from tests.support.stack import Owner, RunningStack
 
 APPROVAL = {"type": "approval", "payload": {}}
@@ -30,9 +31,10 @@ async def test_agent_crud_and_secret_shown_once(owner: Owner) -> None:
     assert patched.json()["name"] == "renamed"
     assert patched.json()["webhookHeaders"] == {"X-Token": "***"}
     assert patched.json()["webhookUrl"] is None
-    listed = (await owner.agent.get("/api/v1/agents")).json()["data"]
+    listed = (await owner.agent.get("/api/v1/agents")).json()
     assert [a["id"] for a in listed] == [agent_id]
-    assert (await owner.agent.delete(f"/api/v1/agents/{agent_id}")).status_code == 204
+    deleted = await owner.agent.delete(f"/api/v1/agents/{agent_id}")
+    assert (deleted.status_code, deleted.json()) == (200, {"deleted": True})
     assert (await owner.agent.get(f"/api/v1/agents/{agent_id}")).status_code == 404
 
 
@@ -64,7 +66,10 @@ async def test_secrets_are_not_stored_in_clear(stack: RunningStack, owner: Owner
         ({"name": "x", "webhookHeaders": {"X": "a\r\nInjected: 1"}}, "webhookHeaders"),
         ({"name": "x", "webhookRetrySchedule": [0]}, "webhookRetrySchedule"),
         ({"name": "x", "webhookEvents": ["everything"]}, "webhookEvents.0"),
-        ({"name": "x", "unknownField": 1}, "unknownField"),
+        ({"name": "x", "tag": "t" * 65}, "tag"),
+        ({"name": "x", "avatarUrl": "not a url"}, "avatarUrl"),
+        ({"name": "x", "webhookFormat": "slack"}, "webhookFormat"),
+        ({"name": "x", "webhookAuth": {"username": "a:b", "password": "p"}}, "webhookAuth.username"),
     ],
 )
 async def test_agent_validation(owner: Owner, body: dict[str, Any], field: str) -> None:
@@ -106,18 +111,15 @@ async def test_every_review_type_is_accepted(owner: Owner) -> None:
         (
             {"channelId": "{agent}", "text": "x", "review": {"type": "selection", "payload": {}}},
             422,
-            "review.payload.options",
+            "review.payload.items",
         ),
         (
             {"channelId": "{agent}", "text": "x", "review": {**APPROVAL, "expiresInSeconds": 0}},
             422,
             "review.expiresInSeconds",
         ),
-        (
-            {"channelId": "{agent}", "text": "x", "review": {**APPROVAL, "expiresInSeconds": 10**9}},
-            422,
-            "review.expiresInSeconds",
-        ),
+        ({"channelId": "{agent}"}, 422, "text"),
+        ({"channelId": "{agent}", "text": "", "attachmentIds": []}, 422, "text"),
         (
             {
                 "channelId": "{agent}",
@@ -232,22 +234,67 @@ async def test_pagination_search_get_delete(owner: Owner) -> None:
     assert regex["data"] == []
     one = await owner.agent.get(f"/api/v1/messages/{ids[2]}", params={"channel": agent["id"]})
     assert one.json()["text"].startswith("note 2")
-    assert (
-        await owner.agent.delete(f"/api/v1/messages/{ids[2]}", params={"channel": agent["id"]})
-    ).status_code == 204
+    deleted = await owner.agent.delete(f"/api/v1/messages/{ids[2]}", params={"channel": agent["id"]})
+    assert (deleted.status_code, deleted.json()) == (200, {"deleted": True})
     assert (await owner.agent.get(f"/api/v1/messages/{ids[2]}")).status_code == 404
 
 
 async def test_iterations_chain(owner: Owner) -> None:
     agent = await owner.create_agent()
     v1 = await owner.post_message(agent["id"], text="draft 1", review=APPROVAL)
+    assert (v1["iteration"], v1["iterationGroupId"]) == (None, None)  # standalone, as in Placet
+    early = await owner.agent.post(
+        "/api/v1/messages", json={"channelId": agent["id"], "text": "too soon", "iterationOf": v1["id"]}
+    )
+    assert early.status_code == 409, early.text  # the review is still pending
+    assert early.json()["error"]["field"] == "iterationOf"
+    plain = await owner.post_message(agent["id"], text="no review")
+    no_review = await owner.agent.post(
+        "/api/v1/messages", json={"channelId": agent["id"], "text": "x", "iterationOf": plain["id"]}
+    )
+    assert no_review.status_code == 409
+    answered = await owner.human.post(
+        f"/api/v1/reviews/{v1['id']}/respond",
+        json={"response": {"selectedOption": "reject"}, "feedback": "Add Q2 data"},
+    )
+    assert answered.json()["review"]["feedback"] == "Add Q2 data"
+    assert answered.json()["review"]["completedAt"] is not None
     v2 = await owner.post_message(agent["id"], text="draft 2", review=APPROVAL, iterationOf=v1["id"])
+    assert (v2["iteration"], v2["iterationGroupId"]) == (2, v1["id"])
+    await owner.respond(v2["id"], {"selectedOption": "reject"})
     v3 = await owner.post_message(agent["id"], text="draft 3", review=APPROVAL, iterationOf=v2["id"])
+    assert (v3["iteration"], v3["iterationGroupId"]) == (3, v1["id"])
     chain = (
         await owner.agent.get(f"/api/v1/messages/iterations/{v3['id']}", params={"channel": agent["id"]})
     ).json()
     assert chain["groupId"] == v1["id"]
-    assert [m["id"] for m in chain["iterations"]] == [v1["id"], v2["id"], v3["id"]]
+    assert [(m["id"], m["iteration"]) for m in chain["iterations"]] == [
+        (v1["id"], 1),
+        (v2["id"], 2),
+        (v3["id"], 3),
+    ]
+    assert chain["iterations"][0]["review"]["feedback"] == "Add Q2 data"
+    for member in (v1, v2, v3):
+        refused = await owner.agent.delete(f"/api/v1/messages/{member['id']}")
+        assert refused.status_code == 409, refused.text
+    assert (await owner.agent.get(f"/api/v1/messages/{v1['id']}")).status_code == 200
+
+
+async def test_iteration_numbers_are_backfilled(stack: RunningStack, owner: Owner) -> None:
+    """Chains stored before messages carried numbers are numbered when the API starts."""
+    agent = await owner.create_agent()
+    root = await owner.post_message(agent["id"], text="old root", review=APPROVAL)
+    await owner.respond(root["id"], {"selectedOption": "reject"})
+    follow = await owner.post_message(agent["id"], text="old v2", review=APPROVAL, iterationOf=root["id"])
+    async with stack.mongo() as client:
+        messages = client.signoff.messages
+        # As a pre-iteration release stored them: no numbers, no group on the root.
+        await messages.update_one({"_id": root["id"]}, {"$unset": {"iteration": "", "group_id": ""}})
+        await messages.update_one({"_id": follow["id"]}, {"$unset": {"iteration": ""}})
+        assert (await messages_store.backfill_iterations(client.signoff)) == 2
+        assert (await messages_store.backfill_iterations(client.signoff)) == 0
+    chain = (await owner.agent.get(f"/api/v1/messages/iterations/{follow['id']}")).json()
+    assert [m["iteration"] for m in chain["iterations"]] == [1, 2]
 
 
 async def test_ack_sets_agent_received(owner: Owner) -> None:
@@ -265,9 +312,15 @@ async def test_status_ping(owner: Owner) -> None:
     resp = await owner.agent.post(
         "/api/v1/status/ping", json={"agentId": agent["id"], "status": "busy", "message": "crunching"}
     )
-    assert resp.status_code == 200, resp.text
+    assert resp.status_code == 201, resp.text  # Placet answers its ping with 201
     assert resp.json()["status"] == "busy"
-    assert resp.json()["lastActivityAt"] is not None
+    assert resp.json()["lastActiveAt"] is not None
+    since = resp.json()["statusSince"]
+    again = await owner.agent.post("/api/v1/status/ping", json={"agentId": agent["id"], "status": "busy"})
+    assert again.json()["statusSince"] == since  # unchanged status keeps its start
+    assert again.json()["statusMessage"] is None
+    moved = await owner.agent.post("/api/v1/status/ping", json={"agentId": agent["id"], "status": "active"})
+    assert moved.json()["statusSince"] > since
     bad = await owner.agent.post("/api/v1/status/ping", json={"agentId": agent["id"], "status": "asleep"})
     assert bad.status_code == 422
 
@@ -298,7 +351,7 @@ async def test_owners_never_see_each_other(stack: RunningStack, owner: Owner) ->
         assert (await other.agent.get("/api/v1/messages", params={"channel": agent["id"]})).json()[
             "data"
         ] == []
-        assert (await other.agent.get("/api/v1/agents")).json()["data"] == []
+        assert (await other.agent.get("/api/v1/agents")).json() == []
         assert (await other.human.get("/api/v1/reviews/inbox")).json()["data"] == []
         still = (await owner.agent.get(f"/api/v1/reviews/{msg['id']}")).json()
         assert still["review"]["status"] == "pending"

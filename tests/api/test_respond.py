@@ -119,12 +119,14 @@ async def test_inbox_and_pending(owner: Owner) -> None:
     await owner.post_message(a2["id"], text="no review")
     inbox = (await owner.human.get("/api/v1/reviews/inbox")).json()["data"]
     assert [m["id"] for m in inbox] == [m2["id"], m1["id"]]
-    pending = (await owner.agent.get("/api/v1/reviews/pending", params={"channel": a1["id"]})).json()["data"]
+    pending = (await owner.agent.get("/api/v1/reviews/pending", params={"channel": a1["id"]})).json()
     assert [m["id"] for m in pending] == [m1["id"]]
     await owner.respond(m1["id"], {"selectedOption": "reject"})
     inbox = (await owner.human.get("/api/v1/reviews/inbox", params={"limit": 1})).json()
     assert [m["id"] for m in inbox["data"]] == [m2["id"]]
-    assert inbox["nextCursor"] is None
+    assert inbox["nextCursor"] == m2["id"]  # a full page always carries a cursor, as in Placet
+    rest = (await owner.human.get("/api/v1/reviews/inbox", params={"limit": 1, "cursor": m2["id"]})).json()
+    assert rest == {"data": [], "nextCursor": None}
 
 
 async def test_user_message_is_sender_user(owner: Owner) -> None:

@@ -28,6 +28,58 @@ FORM = normalise_payload(
     },
 )
 TEXT = normalise_payload("text-input", {"maxLength": 5})
+PLACET_SINGLE = normalise_payload(
+    "selection", {"mode": "single", "items": [{"id": "a", "label": "A"}, {"id": "b", "label": "B"}]}
+)
+PLACET_MULTI = {**PLACET_SINGLE, "mode": "multi"}
+# Placet's twelve field types, with its select options as plain strings and as {value, label}.
+FORM12 = normalise_payload(
+    "form",
+    {
+        "fields": [
+            {"name": "title", "type": "text", "label": "Title", "required": True},
+            {"name": "body", "type": "textarea", "label": "Body"},
+            {"name": "n", "type": "number", "label": "N", "min": 0},
+            {"name": "mail", "type": "email", "label": "Mail"},
+            {"name": "site", "type": "url", "label": "Site"},
+            {"name": "tier", "type": "select", "label": "Tier", "options": ["free", "pro"]},
+            {
+                "name": "env",
+                "type": "select",
+                "label": "Env",
+                "options": [{"value": "prod", "label": "Prod"}],
+            },
+            {"name": "ok", "type": "checkbox", "label": "OK", "defaultValue": True},
+            {"name": "day", "type": "date", "label": "Day"},
+            {"name": "at", "type": "time", "label": "At"},
+            {"name": "when", "type": "datetime", "label": "When"},
+            {"name": "load", "type": "range", "label": "Load", "min": 0, "max": 100, "step": 5, "unit": "%"},
+            {"name": "secret", "type": "password", "label": "Secret"},
+        ],
+        "submitLabel": "Deploy",
+        "dismissLabel": "Not now",
+    },
+)
+FORM12_ANSWER = {
+    "title": "t", "body": "b", "n": 3, "mail": "a@b.co", "site": "https://x.io", "tier": "pro", "env": "prod",
+    "ok": True, "day": "2026-01-31", "at": "14:30", "when": "2026-01-31T14:30", "load": 55, "secret": "hunter2",
+}  # fmt: skip
+
+
+def test_placet_payloads_are_kept_as_sent() -> None:
+    assert PLACET_SINGLE == {
+        "mode": "single",
+        "items": [{"id": "a", "label": "A"}, {"id": "b", "label": "B"}],
+    }
+    assert FORM12["submitLabel"] == "Deploy"
+    fields = {f["name"]: f for f in FORM12["fields"]}
+    assert fields["tier"]["options"] == [{"value": "free", "label": "free"}, {"value": "pro", "label": "pro"}]
+    assert fields["ok"]["defaultValue"] is True
+    assert (fields["load"]["step"], fields["load"]["unit"]) == (5, "%")
+    ghost = normalise_payload(
+        "approval", {"options": [{"id": "x", "label": "X", "style": "ghost"}], "allowComment": True}
+    )
+    assert ghost["options"][0]["style"] == "ghost" and ghost["allowComment"] is True
 
 
 def test_approval_defaults_to_approve_and_reject() -> None:
@@ -56,7 +108,7 @@ def test_approval_defaults_to_approve_and_reject() -> None:
             "review.payload.options",
         ),
         ("approval", [], "review.payload"),
-        ("selection", {}, "review.payload.options"),
+        ("selection", {}, "review.payload.items"),
         ("selection", {"options": [{"id": "a", "label": "A"}], "multiple": "yes"}, "review.payload.multiple"),
         ("form", {}, "review.payload.fields"),
         ("form", {"fields": [{"name": "a", "type": "colour"}]}, "review.payload.fields[0].type"),
@@ -66,6 +118,22 @@ def test_approval_defaults_to_approve_and_reject() -> None:
         ("form", {"fields": [{"name": f"f{i}"} for i in range(101)]}, "review.payload.fields"),
         ("text-input", {"maxLength": -1}, "review.payload.maxLength"),
         ("text-input", {"multiline": 1}, "review.payload.multiline"),
+        ("text-input", {"prefill": 5}, "review.payload.prefill"),
+        ("selection", {"mode": "many", "items": [{"id": "a", "label": "A"}]}, "review.payload.mode"),
+        ("selection", {"mode": "single", "items": []}, "review.payload.items"),
+        ("approval", {"allowComment": "yes"}, "review.payload.allowComment"),
+        ("approval", {"submitLabel": ""}, "review.payload.submitLabel"),
+        ("form", {"fields": [{"name": "r", "type": "range", "step": 0}]}, "review.payload.fields[0].step"),
+        (
+            "form",
+            {"fields": [{"name": "r", "type": "range", "min": 5, "max": 1}]},
+            "review.payload.fields[0].max",
+        ),
+        (
+            "form",
+            {"fields": [{"name": "s", "type": "select", "options": [3]}]},
+            "review.payload.fields[0].options[0]",
+        ),
         ("survey", {}, "review.type"),
     ],
 )
@@ -112,7 +180,13 @@ def test_bad_payloads_name_the_field(review_type: str, payload: Any, field: str)
         ),
         ("text-input", TEXT, {"text": "hello"}, {"text": "hello"}),
         ("freeform", {}, {"anything": [1, {"deep": None}]}, {"anything": [1, {"deep": None}]}),
-        ("freeform", {}, [1, 2, 3], [1, 2, 3]),
+        # Placet's new vocabulary.
+        ("selection", PLACET_MULTI, {"selectedIds": ["b", "a"]}, {"selectedIds": ["b", "a"]}),
+        ("selection", PLACET_SINGLE, {"selectedIds": ["a"]}, {"selectedIds": ["a"]}),
+        ("form", FORM12, FORM12_ANSWER, FORM12_ANSWER),
+        ("form", FORM12, {"_dismissed": True}, {"_dismissed": True}),
+        ("text-input", {"dismissLabel": "Skip"}, {"_dismissed": True}, {"_dismissed": True}),
+        ("approval", {**APPROVAL, "dismissLabel": "Later"}, {"_dismissed": True}, {"_dismissed": True}),
     ],
 )
 def test_good_responses_are_stored(review_type: str, payload: Any, response: Any, stored: Any) -> None:
@@ -125,6 +199,15 @@ def test_good_responses_are_stored(review_type: str, payload: Any, response: Any
         ("approval", APPROVAL, {"selectedOption": "maybe"}, "response.selectedOption"),
         ("approval", APPROVAL, {}, "response.selectedOption"),
         ("approval", APPROVAL, "approve", "response"),
+        ("freeform", {}, [1, 2, 3], "response"),
+        ("approval", APPROVAL, {"_dismissed": True}, "response.selectedOption"),  # no dismissLabel
+        ("selection", PLACET_SINGLE, {"selectedIds": ["a", "b"]}, "response.selectedIds"),
+        ("selection", PLACET_MULTI, {"selectedIds": ["c"]}, "response.selectedIds"),
+        ("form", FORM12, {**FORM12_ANSWER, "at": "25:00"}, "response.at"),
+        ("form", FORM12, {**FORM12_ANSWER, "when": "tomorrow"}, "response.when"),
+        ("form", FORM12, {**FORM12_ANSWER, "load": 101}, "response.load"),
+        ("form", FORM12, {**FORM12_ANSWER, "tier": "gold"}, "response.tier"),
+        ("form", FORM12, {**FORM12_ANSWER, "secret": 5}, "response.secret"),
         ("approval", APPROVAL, {"selectedOption": "approve", "extra": 1}, "response.extra"),
         ("approval", APPROVAL, {"selectedOption": "approve", "comment": "x" * 4001}, "response.comment"),
         ("selection", SELECT_ONE, {"selectedIds": []}, "response.selectedIds"),

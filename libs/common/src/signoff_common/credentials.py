@@ -17,9 +17,17 @@ import jwt
 from signoff_common.clock import utcnow
 from signoff_common.mongo import API_KEYS, Database
 
-API_KEY_PREFIX = "sk_"
+# New keys start with Placet's ``hp_`` (its MCP server refuses any other prefix); keys issued
+# before that change start with ``sk_`` and keep working.
+API_KEY_PREFIX = "hp_"
+API_KEY_PREFIXES = ("hp_", "sk_")
 JWT_ALGORITHM = "HS256"
 JWT_AUDIENCE = "signoff"
+
+
+def is_api_key(credential: str) -> bool:
+    """Whether a bearer credential is shaped like an API key (rather than a user JWT)."""
+    return credential.startswith(API_KEY_PREFIXES)
 
 
 def generate_api_key() -> str:
@@ -80,7 +88,7 @@ class ApiKeyResolver:
         self._touched: dict[str, float] = {}
 
     async def resolve(self, key: str) -> KeyOwner | None:
-        if not key.startswith(API_KEY_PREFIX) or len(key) > 200:
+        if not is_api_key(key) or len(key) > 200:
             return None
         digest = hash_secret(key)
         now = time.monotonic()

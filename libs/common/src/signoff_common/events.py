@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from signoff_common.clock import utcnow
 from signoff_common.ids import new_id
-from signoff_common.views import DeliveryStatus, MessageView
+from signoff_common.views import FULL, DeliveryStatus, MessageView
 
 
 class _Frozen(BaseModel):
@@ -57,6 +57,13 @@ class MessageCreated(_Event):
     data: MessageData
 
 
+class MessageUpdated(_Event):
+    """A streamed message's text or status steps changed (realtime only; no webhook)."""
+
+    type: Literal["message.updated"] = "message.updated"
+    data: MessageData
+
+
 class ReviewResponded(_Event):
     type: Literal["review.responded"] = "review.responded"
     data: MessageData
@@ -78,7 +85,12 @@ class AgentStatusChanged(_Event):
 
 
 Event = Annotated[
-    MessageCreated | ReviewResponded | ReviewExpired | DeliveryStatusChanged | AgentStatusChanged,
+    MessageCreated
+    | MessageUpdated
+    | ReviewResponded
+    | ReviewExpired
+    | DeliveryStatusChanged
+    | AgentStatusChanged,
     Field(discriminator="type"),
 ]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
@@ -117,11 +129,11 @@ def parse_event(raw: bytes | str | dict[str, Any]) -> Event:
 
 def event_to_document(event: Event) -> dict[str, Any]:
     """The form an event takes inside a MongoDB outbox array (BSON-friendly, datetimes kept)."""
-    return event.model_dump(mode="python", by_alias=True)
+    return event.model_dump(mode="python", by_alias=True, context=FULL)
 
 
 def event_to_json(event: Event) -> bytes:
-    return event.model_dump_json(by_alias=True).encode()
+    return event.model_dump_json(by_alias=True, context=FULL).encode()
 
 
 # Socket.IO and webhook names use Placet's colon form: ``review.responded`` -> ``review:responded``.

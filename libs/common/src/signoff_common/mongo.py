@@ -74,6 +74,20 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
             name="reviews_by_owner",
         ),
         IndexModel([("group_id", ASCENDING), ("_id", ASCENDING)], sparse=True),
+        # One number per place in an iteration chain (two racing follow-ups cannot share one).
+        IndexModel(
+            [("group_id", ASCENDING), ("iteration", ASCENDING)],
+            unique=True,
+            partialFilterExpression={"iteration": {"$type": "number"}},
+            name="iteration_unique",
+        ),
+        # A streamed message is addressed by its streamId, unique within the owner's channel.
+        IndexModel(
+            [("owner_id", ASCENDING), ("stream_id", ASCENDING)],
+            unique=True,
+            partialFilterExpression={"stream_id": {"$type": "string"}},
+            name="stream_id_unique",
+        ),
         # The dispatcher's reconciliation walks messages whose webhook is not settled yet.
         IndexModel(
             [("updated_at", ASCENDING)],

@@ -35,7 +35,7 @@ from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError, PyMongoError
 
 from signoff_common.clock import as_utc, utcnow
-from signoff_common.events import Event, event_to_json, parse_event
+from signoff_common.events import Event, event_to_document, event_to_json, parse_event
 from signoff_common.lease import Lease
 from signoff_common.mongo import EVENTS, Database, Doc
 from signoff_common.topics import topic_for
@@ -71,7 +71,7 @@ class BrokerStateLostError(Exception):
 
 
 def events_document(event: Event, retention: timedelta) -> Doc:
-    doc = event.model_dump(mode="python", by_alias=True)
+    doc = event_to_document(event)
     doc["_id"] = doc.pop("id")
     doc["occurred_at"] = as_utc(event.occurred_at)
     doc["expire_at"] = utcnow() + retention

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 MESSAGE_CREATED: Final = "message.created"
+MESSAGE_UPDATED: Final = "message.updated"
 REVIEW_RESPONDED: Final = "review.responded"
 REVIEW_EXPIRED: Final = "review.expired"
 DELIVERY_STATUS: Final = "delivery.status"
@@ -12,6 +13,7 @@ AGENT_STATUS: Final = "agent.status"
 
 ALL_EVENT_TYPES: Final[tuple[str, ...]] = (
     MESSAGE_CREATED,
+    MESSAGE_UPDATED,
     REVIEW_RESPONDED,
     REVIEW_EXPIRED,
     DELIVERY_STATUS,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializationInfo, field_serializer
 from pydantic.alias_generators import to_camel
 
 from signoff_common.clock import as_utc
@@ -19,6 +19,19 @@ ReviewStatus = Literal["pending", "completed", "expired"]
 MessageStatus = Literal["info", "success", "warning", "error"]
 SenderType = Literal["agent", "user", "webhook", "system"]
 DeliveryStatus = Literal["sent", "webhook_delivered", "webhook_failed", "agent_received"]
+WebhookFormat = Literal["placet", "processa"]
+
+# Serialise with this context where the full response must survive (event records, outbox,
+# webhook bodies); every other dump (REST answers, sockets, SSE) hides password answers.
+FULL = {"full": True}
+REDACTED = "***REDACTED***"  # Placet's marker
+
+
+def password_fields(payload: dict[str, Any]) -> list[str]:
+    fields = payload.get("fields")
+    if not isinstance(fields, list):
+        return []
+    return [f["name"] for f in fields if isinstance(f, dict) and f.get("type") == "password" and "name" in f]
 
 
 class _View(BaseModel):
@@ -40,7 +53,45 @@ class ReviewView(_View):
     response: Any = None
     responded_by: str | None = None
     responded_at: datetime | None = None
+    completed_at: datetime | None = None
+    feedback: str | None = None
+    modified_file_ids: dict[str, str] | None = None
     callback: CallbackView | None = None
+
+    @field_serializer("response")
+    def _hide_passwords(self, response: Any, info: SerializationInfo) -> Any:
+        # As Placet: a password typed into a form reaches the agent's webhook, never a screen.
+        if not isinstance(response, dict) or self.type != "form" or (info.context or {}).get("full"):
+            return response
+        hidden = [name for name in password_fields(self.payload) if response.get(name)]
+        return {**response, **dict.fromkeys(hidden, REDACTED)} if hidden else response
+
+
+StreamState = Literal["streaming", "complete", "aborted"]
+
+
+class StatusEventView(_View):
+    """A progress step of a streamed message (``POST …/streams/{streamId}/status``)."""
+
+    id: str
+    channel_id: str
+    stream_id: str
+    index: int
+    text: str
+    tool_hint: bool = False
+    created_at: datetime
+
+
+class AttachmentView(_View):
+    id: str
+    channel_id: str
+    message_id: str | None = None
+    filename: str
+    mime_type: str
+    size: int
+    plugin_type: str = "file"
+    text_content: str | None = Field(default=None, description="Inline text of text attachments (<= 64 KB)")
+    created_at: datetime
 
 
 class MessageView(_View):
@@ -49,18 +100,27 @@ class MessageView(_View):
     sender_type: SenderType = "agent"
     sender_name: str | None = None
     sender_avatar_url: str | None = None
-    text: str
-    status: MessageStatus = "info"
+    sender_id: str | None = None
+    text: str | None = None
+    status: MessageStatus | None = None
     metadata: dict[str, Any] | None = None
     webhook_url: str | None = None
+    webhook_format: WebhookFormat | None = None
     iteration_of: str | None = None
     group_id: str | None = None
+    iteration: int | None = Field(default=None, description="1 = root of an iteration chain, 2+ = revisions")
+    iteration_group_id: str | None = Field(default=None, description="Root message id of the chain")
+    attachments: list[AttachmentView] = Field(default_factory=list)
+    stream_id: str | None = None
+    stream_state: StreamState | None = None
+    status_events: list[StatusEventView] = Field(default_factory=list)
     client_id: str | None = None
     correlation_id: str | None = None
     delivery_status: DeliveryStatus | None = None
     acknowledged: bool = False
     review: ReviewView | None = None
     created_at: datetime
+    updated_at: datetime | None = None
 
 
 # Projection for reading a message to show it: internal fields never leave the database.
@@ -85,6 +145,9 @@ def message_view(doc: dict[str, Any]) -> MessageView:
             response=review.get("response"),
             responded_by=review.get("responded_by"),
             responded_at=_dt(review.get("responded_at")),
+            completed_at=_dt(review.get("completed_at") or review.get("responded_at")),
+            feedback=review.get("feedback"),
+            modified_file_ids=review.get("modified_file_ids"),
             callback=(
                 CallbackView(url=callback["url"], method=callback.get("method", "POST")) if callback else None
             ),
@@ -97,16 +160,27 @@ def message_view(doc: dict[str, Any]) -> MessageView:
         sender_type=doc.get("sender_type", "agent"),
         sender_name=doc.get("sender_name"),
         sender_avatar_url=doc.get("sender_avatar_url"),
-        text=doc["text"],
-        status=doc.get("status", "info"),
+        sender_id=doc.get("sender_id")
+        or (doc["channel_id"] if doc.get("sender_type", "agent") == "agent" else None),
+        text=doc.get("text"),
+        status=doc.get("status"),
         metadata=doc.get("metadata"),
         webhook_url=doc.get("webhook_url"),
+        webhook_format=doc.get("webhook_format"),
         iteration_of=doc.get("iteration_of"),
         group_id=doc.get("group_id"),
+        # Only chain members carry a number (the root becomes 1 when its first follow-up lands).
+        iteration=doc.get("iteration"),
+        iteration_group_id=doc.get("group_id") or (doc["_id"] if doc.get("iteration") else None),
+        attachments=[AttachmentView.model_validate(a) for a in doc.get("attachments") or ()],
+        stream_id=doc.get("stream_id"),
+        stream_state=doc.get("stream_state"),
+        status_events=[StatusEventView.model_validate(e) for e in doc.get("status_events") or ()],
         client_id=doc.get("client_id"),
         correlation_id=doc.get("correlation_id"),
         delivery_status=doc.get("delivery_status"),
         acknowledged=bool(doc.get("acknowledged_at")),
         review=review_view,
         created_at=created,
+        updated_at=_dt(doc.get("updated_at")),
     )

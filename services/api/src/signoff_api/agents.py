@@ -5,7 +5,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from signoff_api.schemas import DEFAULT_WEBHOOK_EVENTS, AgentIn, AgentOut, AgentPatch, PingIn
+from signoff_api.schemas import (
+    DEFAULT_WEBHOOK_EVENTS,
+    AgentIn,
+    AgentOut,
+    AgentPatch,
+    CommandsIn,
+    PingIn,
+    SetWebhookIn,
+    WebhookAuthIn,
+)
 from signoff_common.clock import utcnow
 from signoff_common.events import AgentStatusChanged, AgentStatusData, event_to_document
 from signoff_common.http_errors import ApiError, not_found
@@ -18,18 +27,27 @@ HIDDEN = {"outbox": 0, "outbox_dead": 0}
 
 
 def agent_out(doc: Doc) -> AgentOut:
+    auth_user = doc.get("webhook_auth_username")
     return AgentOut(
         id=doc["_id"],
+        owner_id=doc["owner_id"],
         name=doc["name"],
         description=doc.get("description"),
+        avatar_url=doc.get("avatar_url"),
+        tag=doc.get("tag"),
+        commands=doc.get("commands") or [],
         webhook_url=doc.get("webhook_url"),
         webhook_headers={name: "***" for name in doc.get("webhook_header_names", [])},
+        webhook_auth={"username": auth_user, "password": "***"} if auth_user else None,
+        webhook_format=doc.get("webhook_format", "placet"),
         webhook_enabled=doc.get("webhook_enabled", True),
         webhook_disabled_reason=doc.get("webhook_disabled_reason"),
         webhook_events=doc.get("webhook_events", DEFAULT_WEBHOOK_EVENTS),
         webhook_retry_schedule=doc.get("retry_schedule"),
-        status=doc.get("status"),
+        status=doc.get("status") or "offline",
         status_message=doc.get("status_message"),
+        status_since=doc.get("status_since"),
+        last_active_at=doc.get("last_activity_at"),
         last_activity_at=doc.get("last_activity_at"),
         created_at=doc["created_at"],
     )
@@ -41,6 +59,14 @@ def _headers_fields(box: SecretBox, headers: dict[str, str] | None) -> Doc:
     return {"webhook_headers_enc": box.seal(json.dumps(headers)), "webhook_header_names": sorted(headers)}
 
 
+def _auth_fields(box: SecretBox, auth: WebhookAuthIn | None) -> Doc:
+    # The username is shown back (masked password), so it is kept in clear beside the sealed pair.
+    if auth is None:
+        return {"webhook_auth_enc": None, "webhook_auth_username": None}
+    sealed = box.seal(json.dumps({"username": auth.username, "password": auth.password}))
+    return {"webhook_auth_enc": sealed, "webhook_auth_username": auth.username}
+
+
 async def create_agent(db: Database, box: SecretBox, owner_id: str, body: AgentIn) -> tuple[Doc, str]:
     now = utcnow()
     secret = new_signing_secret()
@@ -49,7 +75,10 @@ async def create_agent(db: Database, box: SecretBox, owner_id: str, body: AgentI
         "owner_id": owner_id,
         "name": body.name,
         "description": body.description,
+        "avatar_url": body.avatar_url,
+        "tag": body.tag,
         "webhook_url": body.webhook_url,
+        "webhook_format": body.webhook_format,
         "webhook_enabled": True,
         "webhook_events": list(body.webhook_events),
         "retry_schedule": body.webhook_retry_schedule,
@@ -57,6 +86,7 @@ async def create_agent(db: Database, box: SecretBox, owner_id: str, body: AgentI
         "created_at": now,
         "updated_at": now,
         **_headers_fields(box, body.webhook_headers),
+        **_auth_fields(box, body.webhook_auth),
     }
     await db[AGENTS].insert_one(doc)
     return doc, secret
@@ -76,10 +106,11 @@ async def list_agents(db: Database, owner_id: str) -> list[Doc]:
 async def patch_agent(db: Database, box: SecretBox, owner_id: str, agent_id: str, body: AgentPatch) -> Doc:
     given = body.model_fields_set
     update: dict[str, Any] = {"updated_at": utcnow()}
-    for name in ("name", "description", "webhook_url"):
+    for name in ("name", "description", "webhook_url", "avatar_url", "tag", "webhook_format"):
         if name in given:
-            if name == "name" and body.name is None:
-                raise ApiError(422, "validation_error", "name cannot be null", "name")
+            if name in ("name", "webhook_format") and getattr(body, name) is None:
+                field = "webhookFormat" if name == "webhook_format" else name
+                raise ApiError(422, "validation_error", f"{field} cannot be null", field)
             update[name] = getattr(body, name)
     if "webhook_events" in given:
         if body.webhook_events is None:
@@ -89,17 +120,56 @@ async def patch_agent(db: Database, box: SecretBox, owner_id: str, agent_id: str
         update["retry_schedule"] = body.webhook_retry_schedule
     if "webhook_headers" in given:
         update |= _headers_fields(box, body.webhook_headers)
+    if "webhook_auth" in given:
+        update |= _auth_fields(box, body.webhook_auth)
     if "webhook_url" in given or body.webhook_enabled:
         # A new URL, or an explicit re-enable, lifts a disable caused by a 410 answer.
         update |= {"webhook_enabled": True, "webhook_disabled_reason": None}
     elif body.webhook_enabled is False:
         update |= {"webhook_enabled": False, "webhook_disabled_reason": "disabled by owner"}
+    return await _update(db, owner_id, agent_id, update)
+
+
+async def _update(db: Database, owner_id: str, agent_id: str, update: Doc) -> Doc:
     doc = await db[AGENTS].find_one_and_update(
         {"_id": agent_id, "owner_id": owner_id}, {"$set": update}, projection=HIDDEN, return_document=True
     )
     if doc is None:
         raise not_found("agent")
     return doc
+
+
+async def set_webhook(db: Database, box: SecretBox, owner_id: str, body: SetWebhookIn) -> Doc:
+    """Placet's agent self-service: the agent registers its own default webhook. Headers and
+    auth are replaced (absent = cleared), as a fresh registration should."""
+    update: Doc = {
+        "webhook_url": body.url,
+        "webhook_enabled": True,
+        "webhook_disabled_reason": None,
+        "updated_at": utcnow(),
+        **_headers_fields(box, body.headers),
+        **_auth_fields(box, body.auth),
+    }
+    return await _update(db, owner_id, body.channel_id, update)
+
+
+async def delete_webhook(db: Database, box: SecretBox, owner_id: str, channel_id: str) -> Doc:
+    update: Doc = {
+        "webhook_url": None,
+        "updated_at": utcnow(),
+        **_headers_fields(box, None),
+        **_auth_fields(box, None),
+    }
+    return await _update(db, owner_id, channel_id, update)
+
+
+async def set_commands(db: Database, owner_id: str, agent_id: str, body: CommandsIn) -> Doc:
+    names = [c.command for c in body.commands]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise ApiError(422, "validation_error", f"command {dup!r} is listed twice", "commands")
+    commands = [c.model_dump(exclude_none=True, by_alias=True) for c in body.commands]
+    return await _update(db, owner_id, agent_id, {"commands": commands, "updated_at": utcnow()})
 
 
 async def delete_agent(db: Database, owner_id: str, agent_id: str) -> None:
@@ -120,15 +190,27 @@ async def ping(db: Database, owner_id: str, body: PingIn) -> Doc:
     )
     doc = await db[AGENTS].find_one_and_update(
         {"_id": body.agent_id, "owner_id": owner_id},
-        {
-            "$set": {
-                "status": body.status,
-                "status_message": body.message,
-                "last_activity_at": now,
-                "updated_at": now,
-            },
-            "$push": {"outbox": event_to_document(event)},
-        },
+        [
+            {
+                "$set": {
+                    # statusSince moves only when the status changes; a repeated ping keeps it.
+                    # (An update pipeline reads "$…" strings as field paths: values go in $literal.)
+                    "status_since": {
+                        "$cond": [{"$eq": ["$status", body.status]}, "$status_since", {"$literal": now}]
+                    },
+                    "status": {"$literal": body.status},
+                    "status_message": {"$literal": body.message},
+                    "last_activity_at": {"$literal": now},
+                    "updated_at": {"$literal": now},
+                    "outbox": {
+                        "$concatArrays": [
+                            {"$ifNull": ["$outbox", []]},
+                            [{"$literal": event_to_document(event)}],
+                        ]
+                    },
+                }
+            }
+        ],
         projection=HIDDEN,
         return_document=True,
     )

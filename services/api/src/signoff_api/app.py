@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 
 from signoff_api import auth, web
+from signoff_api import messages as messages_store
 from signoff_api.context import ApiContext, ChannelCache
 from signoff_api.limits import BodyLimit
 from signoff_api.routes import agents, inbound, keys, messages, reviews, stats, webhooks
@@ -87,7 +88,7 @@ def _document_schema(app: FastAPI) -> None:
                 "type": "apiKey",
                 "in": "header",
                 "name": "x-api-key",
-                "description": "Agent API key (sk_…)",
+                "description": "Agent API key (hp_…; keys issued as sk_… keep working)",
             },
             "bearer": {
                 "type": "http",
@@ -130,6 +131,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
                 settings.bootstrap_admin_email,
                 settings.bootstrap_admin_password.get_secret_value(),
             )
+        # Idempotent, and a no-op once done: number chains stored before iterations were.
+        await messages_store.backfill_iterations(runtime.db)
         relay = OutboxRelay(
             runtime.db,
             lambda: create_producer(settings),

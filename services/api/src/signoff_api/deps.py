@@ -9,7 +9,7 @@ import jwt
 from fastapi import Depends, Request
 
 from signoff_api.context import ApiContext
-from signoff_common.credentials import API_KEY_PREFIX, decode_user_token
+from signoff_common.credentials import decode_user_token, is_api_key
 from signoff_common.http_errors import ApiError, unauthorized
 
 
@@ -45,7 +45,7 @@ async def _principal(request: Request) -> Principal:
         token = value.strip()
     if not token:
         raise unauthorized("missing credentials: send x-api-key or Authorization: Bearer")
-    if token.startswith(API_KEY_PREFIX):
+    if is_api_key(token):
         owner = await ctx.keys.resolve(token)
         if owner is None:
             raise unauthorized("invalid or revoked API key")

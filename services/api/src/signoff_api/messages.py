@@ -15,8 +15,9 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from signoff_api import files
 from signoff_api.reviews import ReviewError, normalise_payload, validate_response
-from signoff_api.schemas import MessageIn
+from signoff_api.schemas import CONTENT_FIELDS, MessageIn
 from signoff_api.settings import ApiSettings
 from signoff_common.clock import as_utc, utcnow
 from signoff_common.events import MessageCreated, MessageData, ReviewResponded, event_to_document
@@ -46,7 +47,12 @@ def request_hash(body: MessageIn) -> str:
 
 
 def check_limits(settings: ApiSettings, body: MessageIn) -> None:
-    if len(body.text) > settings.max_text_chars:
+    if not body.has_content():
+        # Checked here rather than in the model so the error can name a field.
+        raise ApiError(
+            422, "validation_error", f"a message must contain at least one of: {CONTENT_FIELDS}", "text"
+        )
+    if body.text is not None and len(body.text) > settings.max_text_chars:
         raise ApiError(
             413, "text_too_large", f"text is limited to {settings.max_text_chars} characters", "text"
         )
@@ -74,25 +80,67 @@ def build_review(settings: ApiSettings, body: MessageIn, box: SecretBox, now: da
         payload = normalise_payload(review.type, review.payload)
     except ReviewError as exc:
         raise _review_error(exc) from None
-    if review.expires_at is not None:
+    # As Placet: expiresInSeconds wins over expiresAt, and a deadline past the maximum is capped
+    # (not refused), so an agent asking for "a week" still gets a review.
+    longest = settings.review_max_ttl_seconds
+    if review.expires_in_seconds is not None:
+        expires_at = now + timedelta(seconds=min(review.expires_in_seconds, longest))
+    elif review.expires_at is not None:
         expires_at = as_utc(review.expires_at)
         if expires_at <= now:
             raise ApiError(422, "invalid_review", "expiresAt must be in the future", "review.expiresAt")
+        expires_at = min(expires_at, now + timedelta(seconds=longest))
     else:
-        expires_at = now + timedelta(seconds=review.expires_in_seconds or settings.review_default_ttl_seconds)
-    if expires_at > now + timedelta(seconds=settings.review_max_ttl_seconds):
-        raise ApiError(
-            422,
-            "invalid_review",
-            f"a review may stay open at most {settings.review_max_ttl_seconds} seconds",
-            "review.expiresInSeconds" if review.expires_at is None else "review.expiresAt",
-        )
+        expires_at = now + timedelta(seconds=min(settings.review_default_ttl_seconds, longest))
     doc: Doc = {"type": review.type, "payload": payload, "status": "pending", "expires_at": expires_at}
     if review.callback:
         doc["callback"] = {"url": review.callback.url, "method": review.callback.method}
         if review.callback.headers:
             doc["callback"]["headers_enc"] = box.seal(json.dumps(review.callback.headers))
     return doc
+
+
+async def _iteration(db: Database, body: MessageIn) -> tuple[str, int] | None:
+    """(group id, iteration number) of a follow-up. As Placet: only a review that is closed
+    (completed or expired) can be iterated on; the chain's root becomes iteration 1 and each
+    follow-up takes the next number in the group (branches included)."""
+    if not body.iteration_of:
+        return None
+    messages = collection(db, MESSAGES)
+    prev = await messages.find_one(
+        {"_id": body.iteration_of, "channel_id": body.channel_id}, {"group_id": 1, "review.status": 1}
+    )
+    if prev is None:
+        raise ApiError(
+            422, "invalid_iteration", "iterationOf names no message in this channel", "iterationOf"
+        )
+    status = (prev.get("review") or {}).get("status")
+    if status not in ("completed", "expired"):
+        raise ApiError(
+            409,
+            "iteration_not_allowed",
+            "iterationOf must name a message whose review is completed or expired"
+            + (" (it is still pending)" if status == "pending" else " (it has no review)"),
+            "iterationOf",
+        )
+    group_id: str = prev.get("group_id") or prev["_id"]
+    # The root joins its own group the first time it is iterated on.
+    await messages.update_one(
+        {"_id": group_id, "iteration": {"$exists": False}}, {"$set": {"group_id": group_id, "iteration": 1}}
+    )
+    last = await messages.find_one({"group_id": group_id}, {"iteration": 1}, sort=[("iteration", -1)])
+    return group_id, ((last or {}).get("iteration") or 1) + 1
+
+
+async def _attachments(db: Database, settings: ApiSettings, owner_id: str, body: MessageIn) -> list[Doc]:
+    found: list[Doc] = []
+    if body.attachment_ids:
+        found += await files.resolve_attachments(db, owner_id, body.channel_id, body.attachment_ids)
+    if body.text_attachments:
+        found += await files.store_text_attachments(
+            db, settings, owner_id, body.channel_id, body.text_attachments
+        )
+    return found
 
 
 async def create_message(
@@ -103,44 +151,49 @@ async def create_message(
     body: MessageIn,
     *,
     sender_type: str = "agent",
+    sender_id: str | None = None,
     sender_name: str | None = None,
     sender_avatar_url: str | None = None,
     correlation_id: str | None = None,
+    _retries: int = 3,
 ) -> tuple[MessageView, bool]:
     """Insert a message with its ``message.created`` event. Returns (view, replayed)."""
     check_limits(settings, body)
     now = utcnow()
     review = build_review(settings, body, box, now)
-    group_id = None
-    if body.iteration_of:
-        prev = await collection(db, MESSAGES).find_one(
-            {"_id": body.iteration_of, "channel_id": body.channel_id}, {"group_id": 1}
-        )
-        if prev is None:
-            raise ApiError(
-                422, "invalid_iteration", "iterationOf names no message in this channel", "iterationOf"
-            )
-        group_id = prev.get("group_id") or prev["_id"]
+    chain = await _iteration(db, body)
+    metadata = body.metadata
+    if review is not None and review["type"] == "freeform" and review["payload"].get("plugin") is not None:
+        # Placet copies the renderer's name to metadata.plugin, where the inbox looks for it.
+        metadata = {**(metadata or {}), "plugin": review["payload"]["plugin"]}
+    attachments = await _attachments(db, settings, owner_id, body)
+    message_id = new_id("msg")
     doc: Doc = {
-        "_id": new_id("msg"),
+        "_id": message_id,
         "channel_id": body.channel_id,
         "owner_id": owner_id,
         "sender_type": sender_type,
-        "text": body.text,
-        "status": body.status,
         "created_at": now,
         "updated_at": now,
     }
     optional = {
+        "text": body.text,
+        "status": body.status,
+        "sender_id": sender_id,
         "sender_name": sender_name,
         "sender_avatar_url": sender_avatar_url,
-        "metadata": body.metadata,
+        "metadata": metadata,
         "webhook_url": body.webhook_url,
+        "webhook_format": body.webhook_format,
         "iteration_of": body.iteration_of,
-        "group_id": group_id,
+        "group_id": chain[0] if chain else None,
+        "iteration": chain[1] if chain else None,
         "client_id": body.client_id,
         "correlation_id": correlation_id,
         "review": review,
+        "attachments": [{**a, "message_id": message_id} for a in attachments] or None,
+        "stream_id": body.stream_id,
+        "stream_state": (body.stream_state or "streaming") if body.stream_id else None,
     }
     doc.update({k: v for k, v in optional.items() if v is not None})
     if body.client_id:
@@ -154,11 +207,32 @@ async def create_message(
     doc["outbox"] = [event_to_document(event)]
     try:
         await collection(db, MESSAGES).insert_one(doc)
-    except DuplicateKeyError:
+    except DuplicateKeyError as exc:
+        if "iteration_unique" in str(exc) and _retries > 0:
+            # Two follow-ups raced for the same number: take the next one.
+            return await create_message(
+                db, settings, box, owner_id, body, sender_type=sender_type, sender_id=sender_id,
+                sender_name=sender_name, sender_avatar_url=sender_avatar_url,
+                correlation_id=correlation_id, _retries=_retries - 1,
+            )  # fmt: skip
+        if "stream_id_unique" in str(exc):
+            # As Placet: the first POST of a stream is idempotent; a re-POST returns the draft.
+            return await _existing_stream(db, owner_id, body), True
         if not body.client_id:
             raise
         return await _replay(db, body), True
+    if attachments:
+        await files.link(db, message_id, attachments)
     return view, False
+
+
+async def _existing_stream(db: Database, owner_id: str, body: MessageIn) -> MessageView:
+    existing = await collection(db, MESSAGES).find_one(
+        {"owner_id": owner_id, "stream_id": body.stream_id}, MESSAGE_PROJECTION
+    )
+    if existing is None or existing["channel_id"] != body.channel_id:
+        raise ApiError(409, "stream_exists", "this streamId is in use in another channel", "streamId")
+    return message_view(existing)
 
 
 async def _replay(db: Database, body: MessageIn) -> MessageView:
@@ -187,13 +261,10 @@ async def get_message(db: Database, owner_id: str, message_id: str, channel_id: 
 async def _newest_first(db: Database, query: Doc, limit: int) -> tuple[list[MessageView], str | None]:
     """One page of matching messages, newest first, and the cursor for the next page."""
     docs = (
-        await collection(db, MESSAGES)
-        .find(query, MESSAGE_PROJECTION)
-        .sort("_id", -1)
-        .limit(limit + 1)
-        .to_list()
+        await collection(db, MESSAGES).find(query, MESSAGE_PROJECTION).sort("_id", -1).limit(limit).to_list()
     )
-    next_cursor = docs[limit - 1]["_id"] if len(docs) > limit else None
+    # As Placet: a full page always carries a cursor (the next page may then be empty).
+    next_cursor = docs[limit - 1]["_id"] if len(docs) >= limit else None
     return [message_view(d) for d in docs[:limit]], next_cursor
 
 
@@ -228,7 +299,13 @@ async def list_reviews(
 
 
 async def respond(
-    db: Database, owner_id: str, message_id: str, responder_id: str, response: Any
+    db: Database,
+    owner_id: str,
+    message_id: str,
+    responder_id: str,
+    response: Any,
+    feedback: str | None = None,
+    modified_file_ids: dict[str, str] | None = None,
 ) -> MessageView:
     """Record the first response to a pending review; 409 for any later one."""
     doc = await get_message(db, owner_id, message_id, None)
@@ -241,17 +318,18 @@ async def respond(
         clean = validate_response(review["type"], review.get("payload") or {}, response)
     except ReviewError as exc:
         raise _review_error(exc) from None
-    answered = {
-        **doc,
-        "delivery_status": "sent",
-        "review": {
-            **review,
-            "status": "completed",
-            "response": clean,
-            "responded_by": responder_id,
-            "responded_at": now,
-        },
+    outcome: Doc = {
+        "status": "completed",
+        "response": clean,
+        "responded_by": responder_id,
+        "responded_at": now,
+        "completed_at": now,
     }
+    if feedback is not None:
+        outcome["feedback"] = feedback
+    if modified_file_ids is not None:
+        outcome["modified_file_ids"] = modified_file_ids
+    answered = {**doc, "delivery_status": "sent", "review": {**review, **outcome}}
     view = message_view(answered)
     event = ReviewResponded(
         channel_id=doc["channel_id"], owner_id=owner_id, occurred_at=now, data=MessageData(message=view)
@@ -267,10 +345,7 @@ async def respond(
         },
         {
             "$set": {
-                "review.status": "completed",
-                "review.response": clean,
-                "review.responded_by": responder_id,
-                "review.responded_at": now,
+                **{f"review.{k}": v for k, v in outcome.items()},
                 "delivery_status": "sent",
                 "updated_at": now,
             },
@@ -313,7 +388,7 @@ async def iterations(
     docs = await (
         collection(db, MESSAGES)
         .find({"owner_id": owner_id, "$or": [{"_id": group_id}, {"group_id": group_id}]}, MESSAGE_PROJECTION)
-        .sort("_id", 1)
+        .sort([("iteration", 1), ("_id", 1)])
         .limit(1000)
         .to_list()
     )
@@ -324,6 +399,40 @@ async def delete_message(db: Database, owner_id: str, message_id: str, channel_i
     query: Doc = {"_id": message_id, "owner_id": owner_id}
     if channel_id:
         query["channel_id"] = channel_id
-    result = await collection(db, MESSAGES).delete_one(query)
+    messages = collection(db, MESSAGES)
+    doc = await messages.find_one(query, {"group_id": 1})
+    if doc is None:
+        raise not_found("message")
+    # As Placet: a member of an iteration chain with other messages stays (agents walk chains).
+    group_id = doc.get("group_id")
+    if group_id and await messages.find_one({"group_id": group_id, "_id": {"$ne": message_id}}, {"_id": 1}):
+        raise ApiError(
+            409, "iteration_chain", "this message is part of an iteration chain with other messages", "id"
+        )
+    result = await messages.delete_one(query)
     if result.deleted_count == 0:
         raise not_found("message")
+
+
+async def backfill_iterations(db: Database) -> int:
+    """Number the follow-ups stored before messages carried ``iteration`` (root = 1, then each
+    message one more than the one it follows). Idempotent; cheap when there is nothing to do."""
+    messages = collection(db, MESSAGES)
+    groups = await messages.distinct(
+        "group_id", {"group_id": {"$type": "string"}, "iteration": {"$exists": False}}
+    )
+    done = 0
+    for group_id in groups:
+        chain = (
+            await messages.find({"$or": [{"_id": group_id}, {"group_id": group_id}]}, {"iteration": 1})
+            .sort("_id", 1)
+            .to_list()
+        )
+        # Numbered in creation order, as new follow-ups are; the root (1) joins its own group.
+        for number, doc in enumerate(chain, start=1):
+            if "iteration" not in doc:
+                await messages.update_one(
+                    {"_id": doc["_id"]}, {"$set": {"iteration": number, "group_id": group_id}}
+                )
+                done += 1
+    return done

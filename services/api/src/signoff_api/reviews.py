@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import date
+from datetime import date, datetime, time
 from typing import Any
 
 MAX_OPTIONS = 100
@@ -17,8 +17,15 @@ MAX_LABEL = 200
 MAX_ID = 100
 MAX_COMMENT = 4000
 MAX_TEXT = 20_000
-OPTION_STYLES = ("primary", "secondary", "success", "danger", "warning", "default")
-FIELD_TYPES = ("text", "textarea", "number", "email", "url", "select", "checkbox", "date")
+OPTION_STYLES = ("primary", "secondary", "success", "danger", "warning", "default", "ghost")
+# Placet's twelve form field types.
+FIELD_TYPES = (
+    "text", "textarea", "number", "email", "url", "select", "checkbox", "date", "time", "datetime", "range",
+    "password",
+)  # fmt: skip
+SELECTION_MODES = ("single", "multi")
+# Accepted as an answer to any review whose payload has a dismissLabel.
+DISMISSED = {"_dismissed": True}
 DEFAULT_APPROVAL_OPTIONS = [
     {"id": "approve", "label": "Approve", "style": "primary"},
     {"id": "reject", "label": "Reject", "style": "danger"},
@@ -81,6 +88,39 @@ def _options(raw: Any, field: str, styled: bool) -> list[dict[str, Any]]:
     return out
 
 
+def _select_options(raw: Any, field: str) -> list[dict[str, Any]]:
+    """A select field's options as Placet writes them (plain strings or ``{value, label}``) or as
+    ``{id, label}``; stored as ``{value, label}``, whose ``value`` is the answer."""
+    if not isinstance(raw, list) or not raw:
+        raise ReviewError(field, "must be a non-empty list of options")
+    if len(raw) > MAX_OPTIONS:
+        raise ReviewError(field, f"at most {MAX_OPTIONS} options")
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for i, opt in enumerate(raw):
+        where = f"{field}[{i}]"
+        if isinstance(opt, str):
+            value = _str(opt, where, MAX_LABEL)
+            label = value
+        elif isinstance(opt, dict):
+            key = "value" if "value" in opt else "id"
+            value = _str(opt.get(key), f"{where}.{key}", MAX_LABEL)
+            label = _str(opt.get("label", value), f"{where}.label", MAX_LABEL)
+        else:
+            raise ReviewError(where, "must be a string or an object with value and label")
+        assert value is not None
+        if value in seen:
+            raise ReviewError(where, f"duplicate option {value!r}")
+        seen.add(value)
+        out.append({"value": value, "label": label})
+    return out
+
+
+def _number(spec: dict[str, Any], key: str, where: str) -> None:
+    if spec.get(key) is not None and not _is_number(spec[key]):
+        raise ReviewError(f"{where}.{key}", "must be a number")
+
+
 def _form_fields(raw: Any) -> list[dict[str, Any]]:
     field = "review.payload.fields"
     if not isinstance(raw, list) or not raw:
@@ -101,25 +141,24 @@ def _form_fields(raw: Any) -> list[dict[str, Any]]:
         ftype = spec.get("type", "text")
         if ftype not in FIELD_TYPES:
             raise ReviewError(f"{where}.type", f"must be one of {', '.join(FIELD_TYPES)}")
+        # Unknown keys (Placet's or a client's own) are kept as sent; the known ones are checked.
         clean: dict[str, Any] = {
+            **spec,
             "name": name,
             "label": _str(spec.get("label", name), f"{where}.label", MAX_LABEL),
             "type": ftype,
             "required": _bool(spec.get("required"), f"{where}.required"),
         }
-        for key in ("placeholder", "description"):
-            text = _str(spec.get(key), f"{where}.{key}", 1000, required=False)
-            if text:
-                clean[key] = text
+        for key in ("placeholder", "description", "unit"):
+            _str(spec.get(key), f"{where}.{key}", 1000, required=False)
         if ftype == "select":
-            clean["options"] = _options(spec.get("options"), f"{where}.options", styled=False)
-        for key in ("min", "max"):
-            if spec.get(key) is not None:
-                if not _is_number(spec[key]):
-                    raise ReviewError(f"{where}.{key}", "must be a number")
-                clean[key] = spec[key]
-        if "default" in spec:
-            clean["default"] = spec["default"]
+            clean["options"] = _select_options(spec.get("options"), f"{where}.options")
+        for key in ("min", "max", "step"):
+            _number(spec, key, where)
+        if spec.get("step") is not None and spec["step"] <= 0:
+            raise ReviewError(f"{where}.step", "must be greater than 0")
+        if _is_number(spec.get("min")) and _is_number(spec.get("max")) and spec["min"] > spec["max"]:
+            raise ReviewError(f"{where}.max", "must not be below min")
         out.append(clean)
     return out
 
@@ -128,27 +167,56 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _labels(payload: dict[str, Any]) -> None:
+    for key in ("submitLabel", "dismissLabel"):
+        _str(payload.get(key), f"review.payload.{key}", MAX_LABEL, required=False)
+
+
+def selection_items(payload: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
+    """(items, multi) of a selection payload, in Placet's form (``items``, ``mode``) or the older
+    ``options``/``multiple`` alias."""
+    if "items" in payload:
+        return payload["items"], payload.get("mode") == "multi"
+    return payload.get("options") or [], bool(payload.get("multiple"))
+
+
+def _selection(payload: dict[str, Any]) -> dict[str, Any]:
+    if "items" in payload or "options" not in payload:
+        # Placet's shape is stored as sent (agents read their own payload back unchanged).
+        _options(payload.get("items"), "review.payload.items", styled=False)
+        mode = payload.get("mode", "single")
+        if mode not in SELECTION_MODES:
+            raise ReviewError("review.payload.mode", "must be single or multi")
+        return payload
+    return {
+        **payload,
+        "options": _options(payload.get("options"), "review.payload.options", styled=False),
+        "multiple": _bool(payload.get("multiple"), "review.payload.multiple"),
+    }
+
+
 def normalise_payload(review_type: str, payload: Any) -> dict[str, Any]:
     """Validate a review payload and return its stored form."""
     if payload is None:
         payload = {}
     if not isinstance(payload, dict):
         raise ReviewError("review.payload", "must be an object")
+    _labels(payload)
     if review_type == "approval":
         raw = payload.get("options")
         options = _options(raw, "review.payload.options", styled=True) if raw else DEFAULT_APPROVAL_OPTIONS
+        _bool(payload.get("allowComment"), "review.payload.allowComment")
         return {**payload, "options": options}
     if review_type == "selection":
-        return {
-            **payload,
-            "options": _options(payload.get("options"), "review.payload.options", styled=False),
-            "multiple": _bool(payload.get("multiple"), "review.payload.multiple"),
-        }
+        return _selection(payload)
     if review_type == "form":
         return {**payload, "fields": _form_fields(payload.get("fields"))}
     if review_type == "text-input":
         out = dict(payload)
         _str(payload.get("placeholder"), "review.payload.placeholder", 1000, required=False)
+        if payload.get("prefill") is not None and not isinstance(payload["prefill"], str):
+            raise ReviewError("review.payload.prefill", "must be a string")
+        _bool(payload.get("markdown"), "review.payload.markdown")
         out["multiline"] = _bool(payload.get("multiline"), "review.payload.multiline")
         for key in ("minLength", "maxLength"):
             if payload.get(key) is not None and (
@@ -163,10 +231,13 @@ def normalise_payload(review_type: str, payload: Any) -> dict[str, Any]:
 
 def validate_response(review_type: str, payload: dict[str, Any], response: Any) -> Any:
     """Check a human's response against its review; returns the response to store."""
+    if response == DISMISSED and payload.get("dismissLabel"):
+        return dict(DISMISSED)
+    if not isinstance(response, dict):
+        # Placet's contract: a response is always a JSON object, freeform included.
+        raise ReviewError("response", "must be an object")
     if review_type == "freeform":
         return response
-    if not isinstance(response, dict):
-        raise ReviewError("response", "must be an object")
     if review_type == "approval":
         ids = [o["id"] for o in payload.get("options", [])]
         selected = response.get("selectedOption")
@@ -179,7 +250,8 @@ def validate_response(review_type: str, payload: dict[str, Any], response: Any) 
         _no_extra(response, {"selectedOption", "comment"})
         return out
     if review_type == "selection":
-        known = {o["id"] for o in payload.get("options", [])}
+        items, multi = selection_items(payload)
+        known = {o["id"] for o in items}
         chosen = response.get("selectedIds")
         if not isinstance(chosen, list) or not chosen or not all(isinstance(c, str) for c in chosen):
             raise ReviewError("response.selectedIds", "must be a non-empty list of option ids")
@@ -188,7 +260,7 @@ def validate_response(review_type: str, payload: dict[str, Any], response: Any) 
             raise ReviewError("response.selectedIds", f"unknown option id {unknown[0]!r}")
         if len(set(chosen)) != len(chosen):
             raise ReviewError("response.selectedIds", "ids must not repeat")
-        if not payload.get("multiple") and len(chosen) != 1:
+        if not multi and len(chosen) != 1:
             raise ReviewError("response.selectedIds", "exactly one option must be selected")
         _no_extra(response, {"selectedIds"})
         return {"selectedIds": chosen}
@@ -228,12 +300,12 @@ def _validate_form(fields: list[dict[str, Any]], response: dict[str, Any]) -> di
                 raise ReviewError(where, f"{spec.get('label', name)} is required")
             continue
         ftype = spec["type"]
-        if ftype in ("text", "textarea"):
+        if ftype in ("text", "textarea", "password"):
             if not isinstance(value, str):
                 raise ReviewError(where, "must be a string")
             if len(value) > MAX_TEXT:
                 raise ReviewError(where, f"must be at most {MAX_TEXT} characters")
-        elif ftype == "number":
+        elif ftype in ("number", "range"):
             if not _is_number(value):
                 raise ReviewError(where, "must be a number")
             if spec.get("min") is not None and value < spec["min"]:
@@ -247,7 +319,7 @@ def _validate_form(fields: list[dict[str, Any]], response: dict[str, Any]) -> di
             if not isinstance(value, str) or not _URL.match(value):
                 raise ReviewError(where, "must be an http(s) URL")
         elif ftype == "select":
-            ids = [o["id"] for o in spec.get("options", [])]
+            ids = [o.get("value", o.get("id")) for o in spec.get("options", [])]
             if value not in ids:
                 raise ReviewError(where, f"must be one of {', '.join(ids)}")
         elif ftype == "checkbox":
@@ -260,5 +332,23 @@ def _validate_form(fields: list[dict[str, Any]], response: dict[str, Any]) -> di
                 raise ReviewError(where, "must be a date (YYYY-MM-DD)") from None
             if not isinstance(value, str):
                 raise ReviewError(where, "must be a date (YYYY-MM-DD)")
+        elif ftype in ("time", "datetime"):
+            parse, shape = (
+                (time.fromisoformat, "HH:MM")
+                if ftype == "time"
+                else (datetime.fromisoformat, "YYYY-MM-DDTHH:MM")
+            )
+            if not _parses(parse, value):
+                raise ReviewError(where, f"must be a {ftype} ({shape})")
         out[name] = value
     return out
+
+
+def _parses(parse: Any, value: Any) -> bool:
+    if not isinstance(value, str) or len(value) > 40:
+        return False
+    try:
+        parse(value)
+    except ValueError:
+        return False
+    return True

@@ -6,14 +6,23 @@ from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from signoff_common.views import MessageStatus, MessageView, ReviewType
+from signoff_common.views import MessageStatus, MessageView, ReviewType, StreamState, WebhookFormat
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    """Agent-facing bodies: unknown fields are ignored, as Placet's schemas do, so a client
+    written for Placet (or a newer Signoff) is never refused for a field this one lacks."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+class _StrictIn(_In):
+    """Bodies no Placet client sends (accounts, keys): a misspelt field is an error there."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class _Out(BaseModel):
@@ -69,34 +78,71 @@ class CallbackIn(_In):
 class ReviewIn(_In):
     type: ReviewType
     payload: dict[str, Any] = Field(default_factory=dict)
-    expires_in_seconds: int | None = Field(default=None, ge=1)
+    expires_in_seconds: int | None = Field(
+        default=None, ge=1, description="Wins over expiresAt; longer than the maximum (36 h) is capped"
+    )
     expires_at: datetime | None = None
     callback: CallbackIn | None = None
 
-    @model_validator(mode="after")
-    def _one_deadline(self) -> ReviewIn:
-        if self.expires_in_seconds is not None and self.expires_at is not None:
-            raise ValueError("give expiresInSeconds or expiresAt, not both")
-        return self
+
+class TextAttachmentIn(_In):
+    content: str = Field(min_length=1)
+    filename: str = Field(default="content.md", min_length=1, max_length=255)
+    mime_type: str = Field(default="text/markdown", min_length=1, max_length=255)
+
+
+CONTENT_FIELDS = "text, review, status, attachmentIds, textAttachments"
 
 
 class MessageIn(_In):
     channel_id: str = Field(min_length=1, max_length=100)
-    text: str = Field(min_length=1)
-    status: MessageStatus = "info"
+    text: str | None = None
+    status: MessageStatus | None = None
     review: ReviewIn | None = None
     metadata: dict[str, Any] | None = None
     webhook_url: str | None = None
+    webhook_format: WebhookFormat | None = Field(
+        default=None, description="Body of this message's webhooks: placet (default) or processa"
+    )
+    attachment_ids: list[str] | None = Field(default=None, max_length=20)
+    text_attachments: list[TextAttachmentIn] | None = Field(default=None, max_length=20)
     iteration_of: str | None = Field(default=None, min_length=1, max_length=100)
     client_id: str | None = Field(default=None, min_length=1, max_length=200)
+    stream_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9._:-]+$",
+        description="Starts a streamed draft; PATCH /api/v1/messages/streams/{streamId} fills it in",
+    )
+    stream_state: StreamState | None = None
 
     _url = field_validator("webhook_url")(check_url)
+
+    def has_content(self) -> bool:
+        content = (self.text, self.review, self.status, self.attachment_ids, self.text_attachments)
+        return any(content) or bool(self.stream_id)
+
+
+class StreamPatchIn(_In):
+    channel_id: str = Field(min_length=1, max_length=100)
+    text: str = Field(description="The whole text so far (replaces, not appends)")
+    complete: bool = False
+    stream_state: StreamState | None = Field(default=None, description="complete or aborted close the stream")
+
+
+class StatusEventIn(_In):
+    channel_id: str = Field(min_length=1, max_length=100)
+    text: str = Field(min_length=1, max_length=1000)
+    tool_hint: bool = False
 
 
 class UserMessageIn(_In):
     channel_id: str = Field(min_length=1, max_length=100)
-    text: str = Field(min_length=1)
+    text: str | None = None
+    attachment_ids: list[str] | None = Field(default=None, max_length=20)
     metadata: dict[str, Any] | None = None
+    client_id: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 class MessagePage(_Out):
@@ -110,7 +156,17 @@ class IterationsOut(_Out):
 
 
 class RespondIn(_In):
-    response: Any = Field(description="Answer shaped by the review type (see the review types table)")
+    response: dict[str, Any] = Field(
+        description="Answer shaped by the review type (see the review types table)"
+    )
+    feedback: str | None = Field(default=None, max_length=4000, description="What the human wants changed")
+    modified_file_ids: dict[str, str] | None = Field(
+        default=None, max_length=20, description="Original attachment id -> id of the human's edited file"
+    )
+
+
+class DeletedOut(_Out):
+    deleted: bool = True
 
 
 class AckOut(_Out):
@@ -132,11 +188,52 @@ def check_schedule(value: list[int] | None) -> list[int] | None:
     return value
 
 
+class WebhookAuthIn(_In):
+    """HTTP Basic credentials sent on the agent's webhook deliveries (stored encrypted)."""
+
+    username: str = Field(min_length=1, max_length=200, pattern=r"^[^:\x00-\x1f\x7f]*$")
+    password: str = Field(max_length=1000, pattern=r"^[^\x00-\x1f\x7f]*$")
+
+
+class CommandIn(_In):
+    command: str = Field(min_length=1, max_length=64)
+    description: str = Field(max_length=500)
+    accepts_args: bool | None = None
+    arg_hint: str | None = Field(default=None, max_length=200)
+
+
+class CommandsIn(_In):
+    commands: list[CommandIn] = Field(max_length=100)
+
+
+class SetWebhookIn(_In):
+    channel_id: str = Field(min_length=1, max_length=100)
+    url: str
+    headers: Headers | None = None
+    auth: WebhookAuthIn | None = None
+
+    _url = field_validator("url")(check_url)
+    _headers = field_validator("headers")(check_headers)
+
+
+class DeleteWebhookIn(_In):
+    channel_id: str = Field(min_length=1, max_length=100)
+
+
+Tag = Field(default=None, max_length=64)
+
+
 class AgentIn(_In):
     name: str = Field(min_length=1, max_length=100)
     description: str | None = Field(default=None, max_length=1000)
+    avatar_url: str | None = None
+    tag: str | None = Tag
     webhook_url: str | None = None
     webhook_headers: Headers | None = None
+    webhook_auth: WebhookAuthIn | None = None
+    webhook_format: WebhookFormat = Field(
+        default="placet", description="Webhook body: placet, or processa (draft.approved / draft.rejected)"
+    )
     webhook_events: list[WebhookEvent] = Field(
         default_factory=lambda: list(DEFAULT_WEBHOOK_EVENTS),
         description="Events POSTed to the default webhook URL; add message:created for human messages",
@@ -147,15 +244,19 @@ class AgentIn(_In):
 
     _schedule = field_validator("webhook_retry_schedule")(check_schedule)
 
-    _url = field_validator("webhook_url")(check_url)
+    _url = field_validator("webhook_url", "avatar_url")(check_url)
     _headers = field_validator("webhook_headers")(check_headers)
 
 
 class AgentPatch(_In):
     name: str | None = Field(default=None, min_length=1, max_length=100)
     description: str | None = Field(default=None, max_length=1000)
+    avatar_url: str | None = None
+    tag: str | None = Tag
     webhook_url: str | None = None
     webhook_headers: Headers | None = None
+    webhook_auth: WebhookAuthIn | None = None
+    webhook_format: WebhookFormat | None = None
     webhook_enabled: bool | None = Field(
         default=None, description="Set true to re-enable a default URL disabled by a 410 answer"
     )
@@ -164,25 +265,42 @@ class AgentPatch(_In):
 
     _schedule = field_validator("webhook_retry_schedule")(check_schedule)
 
-    _url = field_validator("webhook_url")(check_url)
+    _url = field_validator("webhook_url", "avatar_url")(check_url)
     _headers = field_validator("webhook_headers")(check_headers)
+
+
+class CommandOut(_Out):
+    command: str
+    description: str
+    accepts_args: bool | None = None
+    arg_hint: str | None = None
 
 
 class AgentOut(_Out):
     id: str
+    owner_id: str
     name: str
     description: str | None = None
+    avatar_url: str | None = None
+    tag: str | None = None
+    commands: list[CommandOut] = Field(default_factory=list)
     webhook_url: str | None = None
     webhook_headers: dict[str, str] = Field(
         default_factory=dict, description="Header names; values are stored encrypted and never returned"
     )
+    webhook_auth: dict[str, str] | None = Field(
+        default=None, description="{username, password: '***'}; the password is stored encrypted"
+    )
+    webhook_format: WebhookFormat = "placet"
     webhook_enabled: bool = True
     webhook_disabled_reason: str | None = None
     webhook_events: list[WebhookEvent] = Field(default_factory=lambda: list(DEFAULT_WEBHOOK_EVENTS))
     webhook_retry_schedule: list[int] | None = None
-    status: AgentStatus | None = None
+    status: AgentStatus = "offline"
     status_message: str | None = None
-    last_activity_at: datetime | None = None
+    status_since: datetime | None = None
+    last_active_at: datetime | None = None
+    last_activity_at: datetime | None = Field(default=None, description="Alias of lastActiveAt")
     created_at: datetime
 
 
@@ -196,7 +314,7 @@ class PingIn(_In):
     message: str | None = Field(default=None, max_length=1000)
 
 
-class LoginIn(_In):
+class LoginIn(_StrictIn):
     email: str = Field(min_length=3, max_length=320)
     password: str = Field(min_length=1, max_length=1024)
 
@@ -208,13 +326,13 @@ class LoginOut(_Out):
     user: dict[str, Any]
 
 
-class UserIn(_In):
+class UserIn(_StrictIn):
     email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
     password: str = Field(min_length=8, max_length=1024)
     is_admin: bool = False
 
 
-class ApiKeyIn(_In):
+class ApiKeyIn(_StrictIn):
     label: str = Field(min_length=1, max_length=100)
 
 

@@ -15,7 +15,8 @@ class ApiSettings(ServiceSettings):
     jwt_ttl_seconds: int = Field(default=12 * 3600, ge=60)
     # Review deadlines: the default when a message names none, and the longest allowed.
     review_default_ttl_seconds: int = Field(default=24 * 3600, ge=1)
-    review_max_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=1)
+    # Placet caps a requested deadline at 36 h (MAX_REVIEW_DURATION_SECONDS); longer ones are capped.
+    review_max_ttl_seconds: int = Field(default=36 * 3600, ge=1)
     # Size limits (documented in the README). The body limit applies before parsing.
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     max_text_chars: int = Field(default=20_000, ge=1)

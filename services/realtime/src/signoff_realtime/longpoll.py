@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from signoff_common.mongo import MESSAGES, Database, Doc
-from signoff_common.views import MESSAGE_PROJECTION, MessageView, message_view
+from signoff_common.views import FULL, MESSAGE_PROJECTION, MessageView, message_view
 from signoff_realtime.metrics import WAITS
 from signoff_realtime.waiters import Outcome, Waiters
 
@@ -37,8 +37,10 @@ def answer(view: MessageView, *, timed_out: bool = False) -> dict[str, Any]:
     assert review is not None, "only messages with a review are waited on"
     body: dict[str, Any] = {
         "status": review.status,
-        "message": view.model_dump(mode="json"),
-        "response": review.response if review.status == "completed" else None,
+        # The long-poll is how the agent receives the answer: full, password answers included
+        # (as the webhook and as Placet's wait endpoint).
+        "message": view.model_dump(mode="json", context=FULL),
+        "response": review.response if review.status == "completed" else None,  # attribute: full
     }
     if timed_out:
         body["timedOut"] = True

@@ -8,7 +8,7 @@ from typing import Literal
 
 import jwt
 
-from signoff_common.credentials import API_KEY_PREFIX, ApiKeyResolver, decode_user_token
+from signoff_common.credentials import ApiKeyResolver, decode_user_token, is_api_key
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class Authenticator:
         self._secret = secret
 
     async def principal(self, credential: str) -> Principal:
-        if credential.startswith(API_KEY_PREFIX):
+        if is_api_key(credential):
             owner = await self._keys.resolve(credential)
             if owner is None:
                 raise BadCredentialsError("invalid or revoked API key")

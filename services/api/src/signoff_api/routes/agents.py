@@ -1,12 +1,20 @@
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import APIRouter, Response
+from fastapi import APIRouter
 
 from signoff_api import agents
 from signoff_api.deps import Ctx, CurrentPrincipal
-from signoff_api.schemas import AgentCreated, AgentIn, AgentOut, AgentPatch, PingIn
+from signoff_api.schemas import (
+    AgentCreated,
+    AgentIn,
+    AgentOut,
+    AgentPatch,
+    CommandsIn,
+    DeletedOut,
+    DeleteWebhookIn,
+    PingIn,
+    SetWebhookIn,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["agents"])
 
@@ -19,10 +27,28 @@ async def create_agent(body: AgentIn, who: CurrentPrincipal, ctx: Ctx) -> AgentC
     return AgentCreated(webhook_secret=secret, **agents.agent_out(doc).model_dump())
 
 
-@router.get("/agents")
-async def list_agents(who: CurrentPrincipal, ctx: Ctx) -> dict[str, Any]:
-    docs = await agents.list_agents(ctx.db, who.owner_id)
-    return {"data": [agents.agent_out(d).model_dump() for d in docs]}
+@router.get("/agents", response_model=list[AgentOut])
+async def list_agents(who: CurrentPrincipal, ctx: Ctx) -> list[AgentOut]:
+    """Every agent of the caller, oldest first: a bare array, as Placet answers."""
+    return [agents.agent_out(d) for d in await agents.list_agents(ctx.db, who.owner_id)]
+
+
+@router.post("/agents/setWebhook", response_model=AgentOut)
+async def set_webhook(body: SetWebhookIn, who: CurrentPrincipal, ctx: Ctx) -> AgentOut:
+    """The agent registers its default webhook URL (with optional headers and Basic auth)."""
+    return agents.agent_out(await agents.set_webhook(ctx.db, ctx.box, who.owner_id, body))
+
+
+@router.post("/agents/deleteWebhook", response_model=AgentOut)
+async def delete_webhook(body: DeleteWebhookIn, who: CurrentPrincipal, ctx: Ctx) -> AgentOut:
+    """Remove the channel's default webhook URL, headers and auth."""
+    return agents.agent_out(await agents.delete_webhook(ctx.db, ctx.box, who.owner_id, body.channel_id))
+
+
+@router.put("/agents/{agent_id}/commands", response_model=AgentOut)
+async def set_commands(agent_id: str, body: CommandsIn, who: CurrentPrincipal, ctx: Ctx) -> AgentOut:
+    """Replace the slash commands the agent offers in the inbox."""
+    return agents.agent_out(await agents.set_commands(ctx.db, who.owner_id, agent_id, body))
 
 
 @router.get("/agents/{agent_id}", response_model=AgentOut)
@@ -35,14 +61,14 @@ async def patch_agent(agent_id: str, body: AgentPatch, who: CurrentPrincipal, ct
     return agents.agent_out(await agents.patch_agent(ctx.db, ctx.box, who.owner_id, agent_id, body))
 
 
-@router.delete("/agents/{agent_id}", status_code=204)
-async def delete_agent(agent_id: str, who: CurrentPrincipal, ctx: Ctx) -> Response:
+@router.delete("/agents/{agent_id}", response_model=DeletedOut)
+async def delete_agent(agent_id: str, who: CurrentPrincipal, ctx: Ctx) -> DeletedOut:
     await agents.delete_agent(ctx.db, who.owner_id, agent_id)
     ctx.channels.forget(agent_id)
-    return Response(status_code=204)
+    return DeletedOut()
 
 
-@router.post("/status/ping", response_model=AgentOut)
+@router.post("/status/ping", status_code=201, response_model=AgentOut)
 async def status_ping(body: PingIn, who: CurrentPrincipal, ctx: Ctx) -> AgentOut:
     """Report the agent's state; updates its last activity and emits ``agent.status``."""
     return agents.agent_out(await agents.ping(ctx.db, who.owner_id, body))

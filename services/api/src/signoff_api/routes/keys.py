@@ -27,7 +27,7 @@ def key_out(doc: Doc) -> ApiKeyOut:
 
 @router.post("", status_code=201, response_model=ApiKeyCreated)
 async def create_key(body: ApiKeyIn, user: CurrentUser, ctx: Ctx) -> ApiKeyCreated:
-    """Create an agent API key (``sk_…``). The key is returned once; only its hash is stored."""
+    """Create an agent API key (``hp_…``). The key is returned once; only its hash is stored."""
     key = generate_api_key()
     doc = {
         "_id": new_id("key"),

@@ -4,15 +4,26 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
 
-from signoff_api import messages
+from signoff_api import messages, streams
 from signoff_api.deps import Ctx, CurrentPrincipal, CurrentUser
-from signoff_api.schemas import AckOut, IterationsOut, MessageIn, MessagePage, UserMessageIn
+from signoff_api.schemas import (
+    AckOut,
+    DeletedOut,
+    IterationsOut,
+    MessageIn,
+    MessagePage,
+    StatusEventIn,
+    StreamPatchIn,
+    UserMessageIn,
+)
 from signoff_common.http_errors import ApiError, not_found
-from signoff_common.views import MessageView, message_view
+from signoff_common.views import MessageView, StatusEventView, message_view
 
 router = APIRouter(prefix="/api/v1/messages", tags=["messages"])
 
 Channel = Annotated[str, Query(min_length=1, max_length=100, description="Agent/channel id")]
+# As Placet: larger pages are capped, not refused.
+MAX_PAGE = 100
 OptChannel = Annotated[str | None, Query(max_length=100, description="Agent/channel id")]
 
 
@@ -51,13 +62,24 @@ async def create_user_message(body: UserMessageIn, user: CurrentUser, ctx: Ctx) 
     """A human's own message into a channel (emits ``message.created``, which the agent's
     webhook can receive)."""
     await _own_channel(ctx, user.owner_id, body.channel_id)
+    if not (body.text or body.attachment_ids):
+        raise ApiError(
+            422, "validation_error", "a message must contain at least text or attachmentIds", "text"
+        )
     view, _ = await messages.create_message(
         ctx.db,
         ctx.settings,
         ctx.box,
         user.owner_id,
-        MessageIn(channel_id=body.channel_id, text=body.text, metadata=body.metadata),
+        MessageIn(
+            channel_id=body.channel_id,
+            text=body.text,
+            metadata=body.metadata,
+            attachment_ids=body.attachment_ids,
+            client_id=body.client_id,
+        ),
         sender_type="user",
+        sender_id=user.owner_id,
     )
     return view
 
@@ -67,7 +89,7 @@ async def list_messages(
     channel: Channel,
     who: CurrentPrincipal,
     ctx: Ctx,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    limit: Annotated[int, Query(ge=1, description="Page size, default 50; above 100 is capped")] = 50,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
     # NUL cannot appear in a MongoDB regular expression; refuse it as bad input.
     search: Annotated[str | None, Query(max_length=200, pattern="^[^\x00]*$")] = None,
@@ -75,9 +97,28 @@ async def list_messages(
 ) -> MessagePage:
     """Newest first. Pass ``nextCursor`` back as ``cursor`` for the next page."""
     data, next_cursor = await messages.list_messages(
-        ctx.db, who.owner_id, channel, limit, cursor, search, correlation_id
+        ctx.db, who.owner_id, channel, min(limit, MAX_PAGE), cursor, search, correlation_id
     )
     return MessagePage(data=data, next_cursor=next_cursor)
+
+
+@router.patch("/streams/{stream_id}", response_model=MessageView)
+async def patch_stream(stream_id: str, body: StreamPatchIn, who: CurrentPrincipal, ctx: Ctx) -> MessageView:
+    """Replace a streamed draft's text; ``complete: true`` (or ``streamState``) closes it. A
+    closed stream answers 409."""
+    view = await streams.patch_stream(ctx.db, ctx.settings, who.owner_id, stream_id, body)
+    ctx.outbox_written()
+    return view
+
+
+@router.post("/streams/{stream_id}/status", status_code=201, response_model=StatusEventView)
+async def stream_status(
+    stream_id: str, body: StatusEventIn, who: CurrentPrincipal, ctx: Ctx
+) -> StatusEventView:
+    """Append a progress step (e.g. "searching the docs…") to a streaming draft."""
+    created = await streams.append_status(ctx.db, who.owner_id, stream_id, body)
+    ctx.outbox_written()
+    return created
 
 
 @router.get("/iterations/{message_id}", response_model=IterationsOut)
@@ -95,12 +136,13 @@ async def get_message(
     return message_view(await messages.get_message(ctx.db, who.owner_id, message_id, channel))
 
 
-@router.delete("/{message_id}", status_code=204)
+@router.delete("/{message_id}", response_model=DeletedOut)
 async def delete_message(
     message_id: str, who: CurrentPrincipal, ctx: Ctx, channel: OptChannel = None
-) -> Response:
+) -> DeletedOut:
+    """Retract a message. A message with follow-up iterations is refused with 409."""
     await messages.delete_message(ctx.db, who.owner_id, message_id, channel)
-    return Response(status_code=204)
+    return DeletedOut()
 
 
 @router.post("/{message_id}/ack", response_model=AckOut)

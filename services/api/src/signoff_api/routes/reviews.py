@@ -12,21 +12,20 @@ from signoff_common.views import MessageView, message_view
 
 router = APIRouter(prefix="/api/v1/reviews", tags=["reviews"])
 
-Limit = Annotated[int, Query(ge=1, le=200)]
+Limit = Annotated[int, Query(ge=1, le=200)]  # the human inbox keeps its pagination
 Cursor = Annotated[str | None, Query(max_length=100)]
 
 
-@router.get("/pending", response_model=MessagePage)
+@router.get("/pending", response_model=list[MessageView])
 async def pending(
     who: CurrentPrincipal,
     ctx: Ctx,
     channel: Annotated[str | None, Query(max_length=100)] = None,
-    limit: Limit = 50,
-    cursor: Cursor = None,
-) -> MessagePage:
-    """Pending reviews of one channel (or all of the caller's channels), newest first."""
-    data, nxt = await messages.list_reviews(ctx.db, who.owner_id, channel, limit, cursor)
-    return MessagePage(data=data, next_cursor=nxt)
+) -> list[MessageView]:
+    """Every pending review of one channel (or of all the caller's channels), newest first: a
+    bare array, as Placet answers (at most 1,000; the inbox below pages)."""
+    data, _ = await messages.list_reviews(ctx.db, who.owner_id, channel, 1000, None)
+    return data
 
 
 @router.get("/inbox", response_model=MessagePage)
@@ -53,6 +52,8 @@ async def get_review(
 @router.post("/{message_id}/respond", response_model=MessageView, responses={409: {}, 422: {}})
 async def respond(message_id: str, body: RespondIn, user: CurrentUser, ctx: Ctx) -> MessageView:
     """Answer a review. The first response wins; later ones (or after expiry) get 409."""
-    view = await messages.respond(ctx.db, user.owner_id, message_id, user.owner_id, body.response)
+    view = await messages.respond(
+        ctx.db, user.owner_id, message_id, user.owner_id, body.response, body.feedback, body.modified_file_ids
+    )
     ctx.outbox_written()
     return view

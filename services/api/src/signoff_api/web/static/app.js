@@ -26,7 +26,7 @@ class Channels {
 
   async load() {
     const [agents, pending] = await Promise.all([api("/api/v1/agents"), api("/api/v1/stats/pending")]);
-    this.agents = new Map(agents.data.map((a) => [a.id, a]));
+    this.agents = new Map(agents.map((a) => [a.id, a]));
     this.pending = pending.byChannel || {};
     this.onChange();
   }

@@ -1,0 +1,92 @@
+"""Streamed messages: a draft created with ``streamId`` whose text grows until it is complete.
+
+Every change is one conditional write on the draft (still ``streaming``) that also queues a
+``message.updated`` event, which realtime pushes over Socket.IO and SSE.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ReturnDocument
+
+from signoff_api.schemas import StatusEventIn, StreamPatchIn
+from signoff_api.settings import ApiSettings
+from signoff_common.clock import utcnow
+from signoff_common.events import MessageData, MessageUpdated, event_to_document
+from signoff_common.http_errors import ApiError, not_found
+from signoff_common.ids import new_id
+from signoff_common.mongo import MESSAGES, Database, Doc, collection
+from signoff_common.views import MESSAGE_PROJECTION, MessageView, StatusEventView, message_view
+
+MAX_STATUS_EVENTS = 500
+
+
+async def _change(
+    db: Database, owner_id: str, channel_id: str, stream_id: str, build: Any
+) -> tuple[Doc, MessageView]:
+    """Apply ``build(draft) -> $set fields`` to the streaming draft, with its event, atomically."""
+    messages = collection(db, MESSAGES)
+    key = {"owner_id": owner_id, "channel_id": channel_id, "stream_id": stream_id}
+    for _ in range(5):
+        draft = await messages.find_one(key, MESSAGE_PROJECTION)
+        if draft is None:
+            raise not_found("stream")
+        if draft.get("stream_state") != "streaming":
+            raise ApiError(
+                409, "stream_closed", f"this stream is {draft.get('stream_state')}; it cannot change"
+            )
+        now = utcnow()
+        changes: Doc = {**build(draft, now), "updated_at": now}
+        view = message_view({**draft, **changes})
+        event = MessageUpdated(
+            channel_id=channel_id, owner_id=owner_id, occurred_at=now, data=MessageData(message=view)
+        )
+        # Conditional on the version read, so concurrent patches never lose a status step.
+        done = await messages.find_one_and_update(
+            {**key, "stream_state": "streaming", "updated_at": draft["updated_at"]},
+            {"$set": changes, "$push": {"outbox": event_to_document(event)}},
+            projection={"_id": 1},
+            return_document=ReturnDocument.AFTER,
+        )
+        if done is not None:
+            return {**draft, **changes}, view
+    raise ApiError(409, "stream_busy", "the stream changed concurrently; retry")
+
+
+async def patch_stream(
+    db: Database, settings: ApiSettings, owner_id: str, stream_id: str, body: StreamPatchIn
+) -> MessageView:
+    if len(body.text) > settings.max_text_chars:
+        raise ApiError(
+            413, "text_too_large", f"text is limited to {settings.max_text_chars} characters", "text"
+        )
+
+    def build(_: Doc, __: Any) -> Doc:
+        state = body.stream_state or ("complete" if body.complete else "streaming")
+        return {"text": body.text, "stream_state": state}
+
+    _, view = await _change(db, owner_id, body.channel_id, stream_id, build)
+    return view
+
+
+async def append_status(db: Database, owner_id: str, stream_id: str, body: StatusEventIn) -> StatusEventView:
+    created: dict[str, Any] = {}
+
+    def build(draft: Doc, now: Any) -> Doc:
+        events = list(draft.get("status_events") or [])
+        if len(events) >= MAX_STATUS_EVENTS:
+            raise ApiError(413, "too_many_status_events", f"at most {MAX_STATUS_EVENTS} status steps", "text")
+        created.update(
+            id=new_id("sev"),
+            channel_id=body.channel_id,
+            stream_id=stream_id,
+            index=len(events),
+            text=body.text,
+            tool_hint=body.tool_hint,
+            created_at=now,
+        )
+        return {"status_events": [*events, dict(created)]}
+
+    await _change(db, owner_id, body.channel_id, stream_id, build)
+    return StatusEventView.model_validate(created)
