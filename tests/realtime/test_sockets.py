@@ -81,7 +81,7 @@ async def test_every_event_type_arrives_with_the_api_payloads(stack: RunningStac
         ping = await owner.agent.post(
             "/api/v1/status/ping", json={"agentId": channel, "status": "busy", "message": "thinking"}
         )
-        assert ping.status_code == 200, ping.text
+        assert ping.status_code == 201, ping.text
         status = await inbox.wait_for(_is("agent:status", agentId=channel), what="agent:status")
         assert status.payload["status"] == "busy"
         assert status.payload["message"] == "thinking"
