@@ -79,7 +79,8 @@ def test_placet_payloads_are_kept_as_sent() -> None:
     ghost = normalise_payload(
         "approval", {"options": [{"id": "x", "label": "X", "style": "ghost"}], "allowComment": True}
     )
-    assert ghost["options"][0]["style"] == "ghost" and ghost["allowComment"] is True
+    assert ghost["options"][0]["style"] == "ghost"
+    assert ghost["allowComment"] is True
 
 
 def test_approval_defaults_to_approve_and_reject() -> None:
