@@ -348,9 +348,9 @@ async def test_owners_never_see_each_other(stack: RunningStack, owner: Owner) ->
         for resp in await asyncio.gather(*checks):
             assert resp.status_code == 404, (resp.request.method, resp.request.url, resp.text)
             assert agent["id"] not in resp.text
-        assert (await other.agent.get("/api/v1/messages", params={"channel": agent["id"]})).json()[
-            "data"
-        ] == []
+        for path in ("/api/v1/messages", "/api/v1/reviews/pending"):
+            listed = await other.agent.get(path, params={"channel": agent["id"]})
+            assert listed.status_code == 404, listed.text
         assert (await other.agent.get("/api/v1/agents")).json() == []
         assert (await other.human.get("/api/v1/reviews/inbox")).json()["data"] == []
         still = (await owner.agent.get(f"/api/v1/reviews/{msg['id']}")).json()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from signoff_api.settings import ApiSettings
 from signoff_common.credentials import ApiKeyResolver
+from signoff_common.http_errors import not_found
 from signoff_common.mongo import AGENTS, Database
 from signoff_common.runtime import Runtime
 from signoff_common.secretbox import SecretBox
@@ -49,6 +50,12 @@ class ApiContext:
     @property
     def db(self) -> Database:
         return self.runtime.db
+
+    async def own_channel(self, owner_id: str, channel_id: str) -> None:
+        """404 unless ``channel_id`` is one of ``owner_id``'s channels (another owner's is the
+        same 404 as a missing one)."""
+        if await self.channels.owner_of(channel_id) != owner_id:
+            raise not_found("channel")
 
     def outbox_written(self) -> None:
         """Nudge this process's relay after a write that queued an event. The change stream

@@ -276,8 +276,12 @@ async def list_messages(
     cursor: str | None,
     search: str | None,
     correlation_id: str | None = None,
+    *,
+    with_attachments: bool = False,
 ) -> tuple[list[MessageView], str | None]:
     query: Doc = {"channel_id": channel_id, "owner_id": owner_id}
+    if with_attachments:
+        query["attachments.0"] = {"$exists": True}
     if cursor:
         query["_id"] = {"$lt": cursor}
     if search:

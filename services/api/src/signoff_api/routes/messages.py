@@ -16,7 +16,7 @@ from signoff_api.schemas import (
     StreamPatchIn,
     UserMessageIn,
 )
-from signoff_common.http_errors import ApiError, not_found
+from signoff_common.http_errors import ApiError
 from signoff_common.views import MessageView, StatusEventView, message_view
 
 router = APIRouter(prefix="/api/v1/messages", tags=["messages"])
@@ -25,11 +25,6 @@ Channel = Annotated[str, Query(min_length=1, max_length=100, description="Agent/
 # As Placet: larger pages are capped, not refused.
 MAX_PAGE = 100
 OptChannel = Annotated[str | None, Query(max_length=100, description="Agent/channel id")]
-
-
-async def _own_channel(ctx: Ctx, owner_id: str, channel_id: str) -> None:
-    if await ctx.channels.owner_of(channel_id) != owner_id:
-        raise not_found("channel")
 
 
 @router.post("", status_code=201, response_model=MessageView)
@@ -45,7 +40,7 @@ async def create_message(
         raise ApiError(422, "validation_error", "Idempotency-Key and clientId differ", "clientId")
     if idempotency_key and not body.client_id:
         body = body.model_copy(update={"client_id": idempotency_key})
-    await _own_channel(ctx, who.owner_id, body.channel_id)
+    await ctx.own_channel(who.owner_id, body.channel_id)
     view, replayed = await messages.create_message(ctx.db, ctx.settings, ctx.box, who.owner_id, body)
     ctx.outbox_written()
     # Serialised once here; returning the model would make FastAPI validate it again.
@@ -61,7 +56,7 @@ async def create_message(
 async def create_user_message(body: UserMessageIn, user: CurrentUser, ctx: Ctx) -> MessageView:
     """A human's own message into a channel (emits ``message.created``, which the agent's
     webhook can receive)."""
-    await _own_channel(ctx, user.owner_id, body.channel_id)
+    await ctx.own_channel(user.owner_id, body.channel_id)
     if not (body.text or body.attachment_ids):
         raise ApiError(
             422, "validation_error", "a message must contain at least text or attachmentIds", "text"
@@ -94,10 +89,19 @@ async def list_messages(
     # NUL cannot appear in a MongoDB regular expression; refuse it as bad input.
     search: Annotated[str | None, Query(max_length=200, pattern="^[^\x00]*$")] = None,
     correlation_id: Annotated[str | None, Query(alias="correlationId", max_length=100)] = None,
+    has_attachments: Annotated[str | None, Query(description="true: only messages with attachments")] = None,
 ) -> MessagePage:
     """Newest first. Pass ``nextCursor`` back as ``cursor`` for the next page."""
+    await ctx.own_channel(who.owner_id, channel)
     data, next_cursor = await messages.list_messages(
-        ctx.db, who.owner_id, channel, min(limit, MAX_PAGE), cursor, search, correlation_id
+        ctx.db,
+        who.owner_id,
+        channel,
+        min(limit, MAX_PAGE),
+        cursor,
+        search,
+        correlation_id,
+        with_attachments=has_attachments == "true",
     )
     return MessagePage(data=data, next_cursor=next_cursor)
 

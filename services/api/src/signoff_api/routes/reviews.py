@@ -24,6 +24,8 @@ async def pending(
 ) -> list[MessageView]:
     """Every pending review of one channel (or of all the caller's channels), newest first: a
     bare array, as Placet answers (at most 1,000; the inbox below pages)."""
+    if channel is not None:
+        await ctx.own_channel(who.owner_id, channel)
     data, _ = await messages.list_reviews(ctx.db, who.owner_id, channel, 1000, None)
     return data
 
