@@ -76,11 +76,11 @@ def _options(raw: Any, field: str, styled: bool) -> list[dict[str, Any]]:
             raise ReviewError(f"{where}.id", f"duplicate option id {oid!r}")
         seen.add(oid)
         clean: dict[str, Any] = {"id": oid, "label": _str(opt.get("label"), f"{where}.label", MAX_LABEL)}
-        if styled:
-            style = opt.get("style", "default")
-            if style not in OPTION_STYLES:
+        if styled and "style" in opt:
+            # Absent stays absent (stored as sent, as Placet does); the inbox draws it plain.
+            if opt["style"] not in OPTION_STYLES:
                 raise ReviewError(f"{where}.style", f"must be one of {', '.join(OPTION_STYLES)}")
-            clean["style"] = style
+            clean["style"] = opt["style"]
         description = _str(opt.get("description"), f"{where}.description", 1000, required=False)
         if description:
             clean["description"] = description
