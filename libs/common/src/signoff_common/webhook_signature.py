@@ -44,6 +44,8 @@ def matches(secrets_: list[str], msg_id: str, timestamp: int, body: bytes, heade
     offered = [part.strip() for part in header.split(" ") if part.strip().startswith("v1,")]
     for secret in secrets_:
         expected = signature(secret, msg_id, timestamp, body)
-        if any(hmac.compare_digest(expected, sig) for sig in offered):
+        # Compared as bytes: compare_digest refuses str with non-ASCII characters (a hostile
+        # header must be a 401, not an exception).
+        if any(hmac.compare_digest(expected.encode(), sig.encode("utf-8", "replace")) for sig in offered):
             return True
     return False

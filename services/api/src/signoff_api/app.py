@@ -14,6 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from signoff_api import auth, web
 from signoff_api import messages as messages_store
 from signoff_api.context import ApiContext, ChannelCache
+from signoff_api.jsonguard import JsonGuard
 from signoff_api.limits import BodyLimit
 from signoff_api.routes import agents, inbound, keys, messages, reviews, stats, webhooks
 from signoff_api.routes import auth as auth_routes
@@ -192,5 +193,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
 
     _document_schema(app)
     app.add_middleware(RequestMetrics)
+    # Inside BodyLimit: the guard buffers only bodies that already passed the size cap.
+    app.add_middleware(JsonGuard)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

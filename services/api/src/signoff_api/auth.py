@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from signoff_common.clock import utcnow
+from signoff_common.clock import as_utc, utcnow
 from signoff_common.http_errors import ApiError
 from signoff_common.ids import new_id
 from signoff_common.mongo import LOGIN_ATTEMPTS, USERS, Database, Doc
@@ -66,12 +67,43 @@ async def ensure_admin(db: Database, email: str, password: str) -> None:
         await create_user(db, email, password, is_admin=True)
 
 
-async def check_throttle(db: Database, limits: dict[str, int]) -> None:
-    """``limits`` maps a throttle key (e-mail or address) to the failures it may accumulate."""
+# Argon2 verifications running at once in this process: a burst of logins queues here instead of
+# taking every core (each costs ~50 ms of CPU).
+_VERIFYING = asyncio.Semaphore(2)
+
+
+def _counted(now: datetime, window_seconds: int, step: int) -> list[Doc]:
+    """An update pipeline adding ``step`` to a key's failures within its window (a new window
+    starts at ``step``)."""
+    live = {"$gt": ["$expire_at", now]}
+    return [
+        {
+            "$set": {
+                "failures": {"$cond": [live, {"$add": [{"$ifNull": ["$failures", 0]}, step]}, max(step, 0)]},
+                "expire_at": {"$cond": [live, "$expire_at", now + timedelta(seconds=window_seconds)]},
+            }
+        }
+    ]
+
+
+async def _count(db: Database, key: str, now: datetime, window_seconds: int) -> Doc | None:
+    return await db[LOGIN_ATTEMPTS].find_one_and_update(
+        {"_id": key}, _counted(now, window_seconds, 1), upsert=True, return_document=ReturnDocument.AFTER
+    )
+
+
+async def reserve_attempt(db: Database, limits: dict[str, int], window_seconds: int) -> None:
+    """Count this login attempt as a failure *before* the password is checked (one atomic update per
+    throttle key), so parallel guesses cannot all pass a check made earlier; a success gives it
+    back (``release_attempt``). ``limits`` maps a key (e-mail or address) to the failures allowed."""
     now = utcnow()
-    async for doc in db[LOGIN_ATTEMPTS].find({"_id": {"$in": list(limits)}, "expire_at": {"$gt": now}}):
-        if doc.get("failures", 0) >= limits[doc["_id"]]:
-            retry = max(1, int((doc["expire_at"] - now).total_seconds()))
+    for key, limit in limits.items():
+        try:
+            doc = await _count(db, key, now, window_seconds)
+        except DuplicateKeyError:  # two first attempts raced to create the counter
+            doc = await _count(db, key, now, window_seconds)
+        if doc is not None and doc["failures"] > limit:
+            retry = max(1, int((as_utc(doc["expire_at"]) - now).total_seconds()))
             raise ApiError(
                 429,
                 "too_many_attempts",
@@ -80,33 +112,15 @@ async def check_throttle(db: Database, limits: dict[str, int]) -> None:
             )
 
 
-async def record_failure(db: Database, keys: list[str], window_seconds: int) -> None:
+async def release_attempt(db: Database, keys: list[str], window_seconds: int) -> None:
     now = utcnow()
     for key in keys:
-        await db[LOGIN_ATTEMPTS].update_one(
-            {"_id": key},
-            [
-                {
-                    "$set": {
-                        "failures": {
-                            "$cond": [
-                                {"$gt": ["$expire_at", now]},
-                                {"$add": [{"$ifNull": ["$failures", 0]}, 1]},
-                                1,
-                            ]
-                        },
-                        "expire_at": {
-                            "$cond": [
-                                {"$gt": ["$expire_at", now]},
-                                "$expire_at",
-                                now + timedelta(seconds=window_seconds),
-                            ]
-                        },
-                    }
-                }
-            ],
-            upsert=True,
-        )
+        await db[LOGIN_ATTEMPTS].update_one({"_id": key}, _counted(now, window_seconds, -1))
+
+
+async def verify_bounded(stored: str | None, password: str) -> bool:
+    async with _VERIFYING:
+        return await verify_password(stored, password)
 
 
 def user_view(doc: Doc) -> dict[str, Any]:

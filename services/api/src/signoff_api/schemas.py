@@ -53,16 +53,39 @@ def check_url(value: str | None) -> str | None:
 Headers = dict[str, str]
 
 
+# RFC 9110 token characters: what a header name may be made of.
+_TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+# Headers that frame or route the request (hop-by-hop, RFC 9110 §7.6.1) or that Signoff itself
+# sets (the body's type and length, the Standard Webhooks signature): a user value there would
+# desynchronise the request or forge a signature.
+RESERVED_HEADERS = frozenset(
+    {
+        "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te",
+        "trailer", "transfer-encoding", "upgrade", "expect", "host", "content-length", "content-type",
+        "content-encoding", "webhook-id", "webhook-timestamp", "webhook-signature",
+    }
+)  # fmt: skip
+
+
+def _field_value_ok(value: str) -> bool:
+    # Visible ASCII, space and tab inside; nothing that aiohttp (or a receiver) would refuse.
+    return all(c == "\t" or 32 <= ord(c) < 127 for c in value) and value == value.strip(" \t")
+
+
 def check_headers(value: Headers | None) -> Headers | None:
     if value is None:
         return None
     if len(value) > 20:
         raise ValueError("at most 20 headers")
     for name, val in value.items():
-        if not name or len(name) > 100 or not all(33 <= ord(c) < 127 and c != ":" for c in name):
-            raise ValueError(f"invalid header name {name!r}")
-        if len(val) > 4096 or any(c in val for c in "\r\n\0"):
-            raise ValueError(f"invalid value for header {name!r}")
+        if not name or len(name) > 100 or not set(name) <= _TCHAR:
+            raise ValueError(f"invalid header name {name!r} (letters, digits and !#$%&'*+-.^_`|~ only)")
+        if name.lower() in RESERVED_HEADERS:
+            raise ValueError(
+                f"header {name!r} is set by Signoff or frames the request; it cannot be overridden"
+            )
+        if len(val) > 4096 or not _field_value_ok(val):
+            raise ValueError(f"invalid value for header {name!r} (printable ASCII, no control characters)")
     return value
 
 

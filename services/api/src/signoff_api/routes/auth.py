@@ -25,11 +25,11 @@ async def login(body: LoginIn, request: Request, ctx: Ctx) -> LoginOut:
         f"addr:{client}": s.login_max_failures_per_address,
     }
     keys = list(limits)
-    await auth.check_throttle(ctx.db, limits)
+    await auth.reserve_attempt(ctx.db, limits, s.login_window_seconds)
     user = await ctx.db[USERS].find_one({"email": email})
-    if not await auth.verify_password(user["password_hash"] if user else None, body.password) or not user:
-        await auth.record_failure(ctx.db, keys, s.login_window_seconds)
+    if not await auth.verify_bounded(user["password_hash"] if user else None, body.password) or not user:
         raise ApiError(401, "invalid_credentials", "wrong e-mail or password")
+    await auth.release_attempt(ctx.db, keys, s.login_window_seconds)
     token = issue_user_token(
         user["_id"], s.secret_key.get_secret_value(), s.jwt_ttl_seconds, bool(user.get("is_admin"))
     )
