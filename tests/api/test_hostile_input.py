@@ -145,12 +145,12 @@ async def test_trigger_with_a_non_ascii_signature_is_401(owner: Owner) -> None:
     resp = await owner.agent.post(
         f"/api/triggers/{trig['id']}",
         content=b'{"summary": "x"}',
-        headers={
-            "content-type": "application/json",
-            "webhook-id": "m1",
-            "webhook-timestamp": str(int(time.time())),
-            "webhook-signature": "v1,é".encode(),
-        },
+        headers=[
+            (b"content-type", b"application/json"),
+            (b"webhook-id", b"m1"),
+            (b"webhook-timestamp", str(int(time.time())).encode()),
+            (b"webhook-signature", "v1,é".encode()),
+        ],
     )
     assert resp.status_code == 401, resp.text
 
@@ -190,7 +190,7 @@ _bad_key = st.dictionaries(
 def _hostile(draw: st.DrawFn) -> Any:
     """One hostile leaf (or key), wrapped in up to four levels of lists and objects whose other
     members are harmless."""
-    value = draw(st.one_of(_hostile_leaf, _bad_key))
+    value: Any = draw(st.one_of(_hostile_leaf, _bad_key))
     for wrap in draw(st.lists(st.sampled_from(["list", "dict"]), max_size=4)):
         siblings = draw(st.lists(_plain_leaf, max_size=2))
         if wrap == "list":
@@ -258,3 +258,16 @@ def test_no_hostile_json_reaches_a_5xx_or_the_database(
     after = agent.get("/api/v1/messages", params={"channel": channel, "limit": 100}).json()["data"]
     assert after == before
     assert human.get(f"/api/v1/reviews/{review}").json()["review"]["status"] == "pending"
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "text/plain"])
+async def test_oversize_chunked_body_is_413(owner: Owner, content_type: str) -> None:
+    async def chunks() -> Any:
+        for _ in range(30):
+            yield b" " * 10_000  # 300 KB without a Content-Length
+
+    resp = await owner.agent.post(
+        "/api/v1/messages", content=chunks(), headers={"content-type": content_type}
+    )
+    assert resp.status_code == 413, resp.text
+    assert resp.json()["error"]["code"] == "payload_too_large"

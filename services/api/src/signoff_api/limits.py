@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -38,9 +39,15 @@ class BodyLimit:
                     raise _TooLargeError
             return message
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLargeError:
+        async def guarded_send(message: Message) -> None:
+            # Once the body ran over, whatever the app makes of the error (FastAPI turns an
+            # exception while reading into a 400 "error parsing the body") is replaced by the 413.
+            if not rejected:
+                await send(message)
+
+        with contextlib.suppress(_TooLargeError):
+            await self.app(scope, limited, guarded_send)
+        if rejected:
             await self._reject(send)
 
     async def _reject(self, send: Send) -> None:
