@@ -23,6 +23,24 @@ async def test_every_service_is_healthy_and_ready(stack: RunningStack) -> None:
             assert "python_info" in metrics.text
         edge = await client.get(f"{stack.url}/healthz")
         assert edge.status_code == 200
+        # Metrics are scraped per service, never served on the public origin.
+        hidden = await client.get(f"{stack.url}/metrics")
+        assert hidden.status_code == 404
+        assert "python_info" not in hidden.text
+
+
+async def test_api_docs_load_nothing_from_another_origin(stack: RunningStack) -> None:
+    async with httpx.AsyncClient(base_url=stack.url, timeout=10) as client:
+        page = await client.get("/docs")
+        assert page.status_code == 200
+        assert "script-src 'self';" in page.headers["content-security-policy"]
+        assert "http" not in page.text  # every asset is a same-origin path
+        assert "<script>" not in page.text  # no inline script
+        for asset in ("/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css", "/docs/init.js"):
+            got = await client.get(asset)
+            assert got.status_code == 200, asset
+            assert len(got.content) > 50, asset
+        assert (await client.get("/openapi.json")).json()["info"]["title"] == "Signoff API"
 
 
 async def test_message_created_reaches_kafka_and_events_collection(stack: RunningStack, owner: Owner) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 
-from signoff_api import auth, web
+from signoff_api import apidocs, auth, web
 from signoff_api import messages as messages_store
 from signoff_api.context import ApiContext, ChannelCache
 from signoff_api.jsonguard import JsonGuard
@@ -162,6 +162,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
         lifespan=lifespan,
         openapi_tags=OPENAPI_TAGS,
         telemetry=settings.fastapi_telemetry(),  # type: ignore[arg-type]
+        docs_url=None,  # served by apidocs, from this origin
+        redoc_url=None,
     )
     install_error_handlers(app)
     for router in (
@@ -177,6 +179,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     ):
         app.include_router(router)
     app.mount("/static", web.assets(), name="static")
+    app.include_router(apidocs.router)
+    app.mount("/docs/assets", apidocs.assets(), name="docs-assets")
 
     def checks(request: Request) -> dict[str, Check]:
         ctx: ApiContext = request.app.state.ctx
