@@ -298,3 +298,21 @@ async def test_trigger_validation(owner: Owner, body: dict[str, Any], field: str
     resp = await owner.agent.post(f"/api/v1/agents/{agent['id']}/triggers", json=body)
     assert resp.status_code == 422, resp.text
     assert resp.json()["error"]["field"] == field
+
+
+async def test_concurrent_trigger_rotations_lose_no_shown_secret(stack: RunningStack, owner: Owner) -> None:
+    """Every secret a rotation answered with must verify afterwards, however the rotations race."""
+    _, trig = await _trigger(owner)
+    url = f"/api/triggers/{trig['id']}"
+    for round_ in range(3):
+        answers = await asyncio.gather(
+            *(owner.agent.post(f"/api/v1/triggers/{trig['id']}/rotate") for _ in range(2))
+        )
+        assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+        async with httpx.AsyncClient(base_url=stack.url, timeout=30) as caller:
+            for n, answer in enumerate(answers):
+                body = json.dumps({**PAYLOAD, "export_id": f"race_{round_}_{n}"}).encode()
+                resp = await caller.post(
+                    url, content=body, headers=_sign(answer.json()["secret"], f"race-{round_}-{n}", body)
+                )
+                assert resp.status_code == 202, (round_, n, resp.text)

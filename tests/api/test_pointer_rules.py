@@ -25,6 +25,10 @@ DOC: dict[str, Any] = {"a": {"b": [10, {"c": "deep"}]}, "x/y": 1, "m~n": 2, "": 
         ("/a/b/2", _MISSING),
         ("/a/b/-1", _MISSING),
         ("/a/b/01x", _MISSING),
+        ("/a/b/01", _MISSING),  # RFC 6901: no leading zeros in an array index
+        ("/a/b/00", _MISSING),
+        ("/a/b/+1", _MISSING),
+        ("/a/b/\uff11", _MISSING),  # a fullwidth digit is not an index
         ("/a/missing", _MISSING),
         ("/zero/deeper", _MISSING),
     ],

@@ -27,8 +27,20 @@ class ServiceSettings(BaseSettings):
     # when records arrive (measured: 253 ms produce->consume at 500, 8 ms at 10), so keep it short;
     # real Kafka answers as soon as data arrives, and an idle consumer's extra fetches are cheap.
     kafka_fetch_max_wait_ms: int = Field(default=10, ge=1, le=500)
-    # Signs user JWTs and encrypts stored signing secrets and webhook headers. Required.
+    # Signs user JWTs and encrypts stored secrets, unless the two settings below are given. Required.
     secret_key: SecretStr
+    # Keys for stored secrets, comma-separated, newest first: new secrets are sealed with the first,
+    # every listed key still opens its own (see secretbox.py and `signoff-api rotate-secrets`).
+    secret_keys: SecretStr | None = None
+
+    def box_keys(self) -> list[str]:
+        """The keys for :class:`signoff_common.secretbox.SecretBox`, newest first."""
+        if self.secret_keys is not None:
+            listed = [k.strip() for k in self.secret_keys.get_secret_value().split(",") if k.strip()]
+            if listed:
+                return listed
+        return [self.secret_key.get_secret_value()]
+
     host: str = "127.0.0.1"
     http_port: int = 8100
     # Proxies whose X-Forwarded-For is believed (the edge). Compose sets "*" on its private network.

@@ -1,9 +1,20 @@
+import sys
+
 from signoff_api.app import create_app
 from signoff_api.settings import ApiSettings
 from signoff_common.runtime import serve
 
+USAGE = "usage: signoff-api [rotate-secrets]"
+
 
 def main() -> None:
+    args = sys.argv[1:]
+    if args == ["rotate-secrets"]:
+        from signoff_api.rotation import main as rotate
+
+        sys.exit(rotate())
+    if args:
+        sys.exit(USAGE)
     settings = ApiSettings()
     serve(create_app(settings), settings, "api")
 

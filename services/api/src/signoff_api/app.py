@@ -124,7 +124,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             runtime=runtime,
             keys=ApiKeyResolver(runtime.db, ttl=settings.auth_cache_seconds),
             channels=ChannelCache(runtime.db, ttl=settings.auth_cache_seconds),
-            box=SecretBox(settings.secret_key.get_secret_value()),
+            box=SecretBox(settings.box_keys()),
         )
         if settings.bootstrap_admin_email and settings.bootstrap_admin_password:
             await auth.ensure_admin(

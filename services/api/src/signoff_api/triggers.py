@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import time
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -17,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
+from signoff_api import secret_lists
 from signoff_common.clock import as_utc, utcnow
 from signoff_common.http_errors import ApiError, not_found
 from signoff_common.ids import new_id
@@ -77,6 +79,9 @@ def check_cidrs(value: list[str] | None) -> list[str] | None:
     return value
 
 
+_ARRAY_INDEX = re.compile(r"0|[1-9][0-9]*")
+
+
 def resolve_pointer(doc: Any, pointer: str) -> Any:
     """RFC 6901 lookup; returns ``_MISSING`` when the path does not exist."""
     if pointer == "":
@@ -89,7 +94,8 @@ def resolve_pointer(doc: Any, pointer: str) -> Any:
                 return _MISSING
             node = node[token]
         elif isinstance(node, list):
-            if not token.isdigit() or int(token) >= len(node):
+            # RFC 6901 array indexes: "0" or digits without a leading zero (so "01" names nothing).
+            if not _ARRAY_INDEX.fullmatch(token) or int(token) >= len(node):
                 return _MISSING
             node = node[int(token)]
         else:
@@ -212,21 +218,16 @@ async def rotate(
     db: Database, box: SecretBox, owner_id: str, trigger_id: str, grace_seconds: int
 ) -> tuple[Doc, str]:
     """New secret now; the current one keeps working for ``grace_seconds``; older ones are dropped."""
-    doc = await get(db, owner_id, trigger_id)
-    now = utcnow()
-    secret = new_secret()
-    kept = [
-        {**s, "expires_at": now + timedelta(seconds=grace_seconds)}
-        for s in doc["secrets"]
-        if s.get("expires_at") is None and grace_seconds > 0
-    ]
-    fresh = [{"secret_enc": box.seal(secret), "created_at": now, "expires_at": None}, *kept]
-    updated = await db[TRIGGERS].find_one_and_update(
-        {"_id": trigger_id, "owner_id": owner_id}, {"$set": {"secrets": fresh}}, return_document=True
-    )
-    if updated is None:
-        raise not_found("trigger")
-    return updated, secret
+    query = {"_id": trigger_id, "owner_id": owner_id}
+    try:
+        secret, _ = await secret_lists.rotate(
+            db[TRIGGERS], query, "secrets", box, new_secret, timedelta(seconds=grace_seconds), max_old=1
+        )
+    except ApiError as exc:
+        if exc.status == 404:
+            raise not_found("trigger") from None
+        raise
+    return await get(db, owner_id, trigger_id), secret
 
 
 def valid_secrets(doc: Doc, box: SecretBox, now: datetime) -> list[str]:

@@ -84,7 +84,7 @@ def create_app(settings: DispatcherSettings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         runtime = await Runtime.open(settings)
         instance = f"{settings.instance or 'dispatcher'}-{runtime.instance_id}"
-        agents = AgentDirectory(runtime.db, SecretBox(settings.secret_key.get_secret_value()))
+        agents = AgentDirectory(runtime.db, SecretBox(settings.box_keys()))
         sender = Sender(settings, instance)
         worker = Worker(settings, runtime.db, agents, sender, instance)
         broker = build_broker(settings, worker)
