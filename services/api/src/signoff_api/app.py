@@ -16,7 +16,7 @@ from signoff_api import messages as messages_store
 from signoff_api.context import ApiContext, ChannelCache
 from signoff_api.jsonguard import JsonGuard
 from signoff_api.limits import BodyLimit
-from signoff_api.routes import agents, inbound, keys, messages, reviews, stats, webhooks
+from signoff_api.routes import agents, inbound, keys, messages, reviews, stats, triggers, webhooks
 from signoff_api.routes import auth as auth_routes
 from signoff_api.settings import ApiSettings
 from signoff_api.telemetry import RequestMetrics
@@ -172,6 +172,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         agents.router,
         webhooks.router,
         inbound.router,
+        triggers.router,
         auth_routes.router,
         keys.router,
         stats.router,

@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import datetime, timedelta
-from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from signoff_api.schemas import UserOut
 from signoff_common.clock import as_utc, utcnow
 from signoff_common.http_errors import ApiError
 from signoff_common.ids import new_id
@@ -123,10 +123,7 @@ async def verify_bounded(stored: str | None, password: str) -> bool:
         return await verify_password(stored, password)
 
 
-def user_view(doc: Doc) -> dict[str, Any]:
-    return {
-        "id": doc["_id"],
-        "email": doc["email"],
-        "isAdmin": bool(doc.get("is_admin")),
-        "createdAt": doc["created_at"],
-    }
+def user_view(doc: Doc) -> UserOut:
+    return UserOut(
+        id=doc["_id"], email=doc["email"], is_admin=bool(doc.get("is_admin")), created_at=doc["created_at"]
+    )

@@ -11,7 +11,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from signoff_api.schemas import check_url
+from signoff_api import ratelimit
+from signoff_api.context import ApiContext
+from signoff_api.messages import create_message
+from signoff_api.schemas import InboundWebhookOut, MessageIn, check_url
 from signoff_common.clock import utcnow
 from signoff_common.credentials import hash_secret
 from signoff_common.http_errors import ApiError, not_found
@@ -53,16 +56,16 @@ async def create(
     return doc, token
 
 
-def view(doc: Doc) -> dict[str, Any]:
-    return {
-        "id": doc["_id"],
-        "channelId": doc["channel_id"],
-        "name": doc["name"],
-        "avatarUrl": doc.get("avatar_url"),
-        "active": doc["active"],
-        "createdAt": doc["created_at"],
-        "lastUsedAt": doc.get("last_used_at"),
-    }
+def view(doc: Doc) -> InboundWebhookOut:
+    return InboundWebhookOut(
+        id=doc["_id"],
+        channel_id=doc["channel_id"],
+        name=doc["name"],
+        avatar_url=doc.get("avatar_url"),
+        active=doc["active"],
+        created_at=doc["created_at"],
+        last_used_at=doc.get("last_used_at"),
+    )
 
 
 async def list_for_channel(db: Database, owner_id: str, channel_id: str) -> list[Doc]:
@@ -90,6 +93,23 @@ async def delete(db: Database, owner_id: str, webhook_id: str) -> None:
     result = await db[INBOUND_WEBHOOKS].delete_one({"_id": webhook_id, "owner_id": owner_id})
     if result.deleted_count == 0:
         raise not_found("webhook")
+
+
+async def execute(ctx: ApiContext, token: str, body: ExecuteIn) -> None:
+    """Post a token webhook's payload into its channel (rate limited per webhook)."""
+    hook = await resolve(ctx.db, token)
+    await ratelimit.hit(ctx.db, f"whk:{hook['_id']}", ctx.settings.inbound_rate_per_minute)
+    await create_message(
+        ctx.db,
+        ctx.settings,
+        ctx.box,
+        hook["owner_id"],
+        MessageIn(channel_id=hook["channel_id"], text=body.content),
+        sender_type="webhook",
+        sender_name=body.username or hook["name"],
+        sender_avatar_url=body.avatar_url or hook.get("avatar_url"),
+    )
+    await ctx.db[INBOUND_WEBHOOKS].update_one({"_id": hook["_id"]}, {"$set": {"last_used_at": utcnow()}})
 
 
 async def resolve(db: Database, token: str) -> Doc:

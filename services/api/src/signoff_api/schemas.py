@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -166,6 +166,15 @@ class UserMessageIn(_In):
     attachment_ids: list[str] | None = Field(default=None, max_length=20)
     metadata: dict[str, Any] | None = None
     client_id: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+T = TypeVar("T")
+
+
+class DataList(_Out, Generic[T]):
+    """``{data: [...]}``: the list shape of Signoff's own (non-Placet) collections."""
+
+    data: list[T]
 
 
 class MessagePage(_Out):
@@ -342,11 +351,18 @@ class LoginIn(_StrictIn):
     password: str = Field(min_length=1, max_length=1024)
 
 
+class UserOut(_Out):
+    id: str
+    email: str
+    is_admin: bool = False
+    created_at: datetime
+
+
 class LoginOut(_Out):
     token: str
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth token type, not a secret
     expires_in: int
-    user: dict[str, Any]
+    user: UserOut
 
 
 class UserIn(_StrictIn):
@@ -369,3 +385,41 @@ class ApiKeyOut(_Out):
 
 class ApiKeyCreated(ApiKeyOut):
     key: str = Field(description="The API key; shown only in this response")
+
+
+class InboundWebhookOut(_Out):
+    id: str
+    channel_id: str
+    name: str
+    avatar_url: str | None = None
+    active: bool
+    created_at: datetime
+    last_used_at: datetime | None = None
+
+
+class InboundWebhookCreated(InboundWebhookOut):
+    token: str = Field(description="Shown only in this response; stored as SHA-256")
+    url: str = Field(description="POST {content, username?, avatar_url?} here")
+
+
+class TriggerOut(_Out):
+    id: str
+    channel_id: str
+    name: str
+    url: str
+    mapping: dict[str, Any]
+    required: list[str]
+    allow_ips: list[str]
+    active: bool
+    created_at: datetime
+    last_used_at: datetime | None = None
+
+
+class TriggerCreated(TriggerOut):
+    secret: str = Field(description="Signing secret (whsec_…); shown only in this response")
+
+
+class TriggerFired(_Out):
+    correlation_id: str | None
+    message_id: str
+    replayed: bool

@@ -15,10 +15,13 @@ import time
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from signoff_api import secret_lists
+from signoff_api.context import ApiContext
+from signoff_api.messages import create_message
+from signoff_api.schemas import MessageIn, TriggerFired, TriggerOut
 from signoff_common.clock import as_utc, utcnow
 from signoff_common.http_errors import ApiError, not_found
 from signoff_common.ids import new_id
@@ -151,19 +154,71 @@ class TriggerPatch(BaseModel):
     _cidrs = field_validator("allow_ips")(lambda v: check_cidrs(v))
 
 
-def view(doc: Doc, public_url: str) -> dict[str, Any]:
-    return {
-        "id": doc["_id"],
-        "channelId": doc["channel_id"],
-        "name": doc["name"],
-        "url": f"{public_url.rstrip('/')}/api/triggers/{doc['_id']}",
-        "mapping": doc["mapping"],
-        "required": doc["required"],
-        "allowIps": doc["allow_ips"],
-        "active": doc["active"],
-        "createdAt": doc["created_at"],
-        "lastUsedAt": doc.get("last_used_at"),
-    }
+def view(doc: Doc, public_url: str) -> TriggerOut:
+    return TriggerOut(
+        id=doc["_id"],
+        channel_id=doc["channel_id"],
+        name=doc["name"],
+        url=f"{public_url.rstrip('/')}/api/triggers/{doc['_id']}",
+        mapping=doc["mapping"],
+        required=doc["required"],
+        allow_ips=doc["allow_ips"],
+        active=doc["active"],
+        created_at=doc["created_at"],
+        last_used_at=doc.get("last_used_at"),
+    )
+
+
+async def list_for_channel(db: Database, owner_id: str, channel_id: str) -> list[Doc]:
+    return (
+        await db[TRIGGERS]
+        .find({"owner_id": owner_id, "channel_id": channel_id})
+        .sort("created_at", 1)
+        .to_list()
+    )
+
+
+async def delete(db: Database, owner_id: str, trigger_id: str) -> None:
+    result = await db[TRIGGERS].delete_one({"_id": trigger_id, "owner_id": owner_id})
+    if result.deleted_count == 0:
+        raise not_found("trigger")
+
+
+async def fire(
+    ctx: ApiContext, trigger_id: str, client_host: str | None, headers: dict[str, str], raw: bytes
+) -> TriggerFired:
+    """Verify a signed call and post its mapped message. A repeated ``webhook-id`` returns the
+    original correlation id and creates nothing."""
+    s = ctx.settings
+    doc = await ctx.db[TRIGGERS].find_one({"_id": trigger_id})
+    if doc is None or not doc.get("active"):
+        raise ApiError(404, "not_found", "unknown or disabled trigger")
+    if not address_allowed(doc["allow_ips"], client_host):
+        raise ApiError(403, "address_not_allowed", "this address may not call the trigger")
+    if len(raw) > s.trigger_max_body_bytes:
+        raise ApiError(
+            413, "payload_too_large", f"trigger bodies are limited to {s.trigger_max_body_bytes} bytes"
+        )
+    webhook_id = verify(headers, raw, valid_secrets(doc, ctx.box, utcnow()), s.trigger_tolerance_seconds)
+    try:
+        payload = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(422, "invalid_json", "request body is not valid JSON") from None
+    fields = map_body(payload, Mapping.model_validate(doc["mapping"]), doc["required"])
+    try:
+        message = MessageIn.model_validate(
+            {**fields, "channelId": doc["channel_id"], "clientId": f"trigger:{webhook_id}"}
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ApiError(422, "invalid_mapping", f"mapped {where}: {first['msg']}", where) from None
+    view_, replayed = await create_message(
+        ctx.db, s, ctx.box, doc["owner_id"], message, sender_type="webhook", sender_name=doc["name"],
+        correlation_id=new_id("cor"),
+    )  # fmt: skip
+    await ctx.db[TRIGGERS].update_one({"_id": trigger_id}, {"$set": {"last_used_at": utcnow()}})
+    return TriggerFired(correlation_id=view_.correlation_id, message_id=view_.id, replayed=replayed)
 
 
 async def create(

@@ -1,12 +1,10 @@
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 
 from signoff_api import auth
 from signoff_api.deps import Ctx, CurrentAdmin, CurrentUser
-from signoff_api.schemas import LoginIn, LoginOut, UserIn
+from signoff_api.schemas import DataList, LoginIn, LoginOut, UserIn, UserOut
 from signoff_common.credentials import hash_secret, issue_user_token
 from signoff_common.http_errors import ApiError
 from signoff_common.mongo import USERS
@@ -36,22 +34,22 @@ async def login(body: LoginIn, request: Request, ctx: Ctx) -> LoginOut:
     return LoginOut(token=token, expires_in=s.jwt_ttl_seconds, user=auth.user_view(user))
 
 
-@router.get("/auth/me")
-async def me(user: CurrentUser, ctx: Ctx) -> dict[str, Any]:
+@router.get("/auth/me", response_model=UserOut)
+async def me(user: CurrentUser, ctx: Ctx) -> UserOut:
     doc = await ctx.db[USERS].find_one({"_id": user.owner_id})
     if doc is None:
         raise ApiError(401, "unauthorized", "the user of this token no longer exists")
     return auth.user_view(doc)
 
 
-@router.post("/users", status_code=201)
-async def create_user(body: UserIn, _: CurrentAdmin, ctx: Ctx) -> dict[str, Any]:
+@router.post("/users", status_code=201, response_model=UserOut)
+async def create_user(body: UserIn, _: CurrentAdmin, ctx: Ctx) -> UserOut:
     """Admins create users; each user owns their own agents, messages and keys."""
     doc = await auth.create_user(ctx.db, body.email, body.password, body.is_admin)
     return auth.user_view(doc)
 
 
-@router.get("/users")
-async def list_users(_: CurrentAdmin, ctx: Ctx) -> dict[str, Any]:
+@router.get("/users", response_model=DataList[UserOut])
+async def list_users(_: CurrentAdmin, ctx: Ctx) -> DataList[UserOut]:
     docs = await ctx.db[USERS].find({}).sort("created_at", 1).limit(1000).to_list()
-    return {"data": [auth.user_view(d) for d in docs]}
+    return DataList(data=[auth.user_view(d) for d in docs])

@@ -1,11 +1,9 @@
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Response
 
 from signoff_api.deps import Ctx, CurrentUser
-from signoff_api.schemas import ApiKeyCreated, ApiKeyIn, ApiKeyOut
+from signoff_api.schemas import ApiKeyCreated, ApiKeyIn, ApiKeyOut, DataList
 from signoff_common.clock import utcnow
 from signoff_common.credentials import display_prefix, generate_api_key, hash_secret
 from signoff_common.http_errors import not_found
@@ -43,8 +41,8 @@ async def create_key(body: ApiKeyIn, user: CurrentUser, ctx: Ctx) -> ApiKeyCreat
     return ApiKeyCreated(key=key, **key_out(doc).model_dump())
 
 
-@router.get("")
-async def list_keys(user: CurrentUser, ctx: Ctx) -> dict[str, Any]:
+@router.get("", response_model=DataList[ApiKeyOut])
+async def list_keys(user: CurrentUser, ctx: Ctx) -> DataList[ApiKeyOut]:
     docs = await (
         ctx.db[API_KEYS]
         .find({"owner_id": user.owner_id, "revoked_at": None})
@@ -52,7 +50,7 @@ async def list_keys(user: CurrentUser, ctx: Ctx) -> dict[str, Any]:
         .limit(1000)
         .to_list()
     )
-    return {"data": [key_out(d).model_dump() for d in docs]}
+    return DataList(data=[key_out(d) for d in docs])
 
 
 @router.delete("/{key_id}", status_code=204)
