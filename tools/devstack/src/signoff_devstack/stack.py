@@ -14,7 +14,9 @@ from pathlib import Path
 
 import httpx
 
+from signoff_devstack.guard import StartRefusedError, check_edge_port, check_mongo_data_dir, claim
 from signoff_devstack.processes import (
+    REPO_ROOT,
     SERVICES,
     Proc,
     StackError,
@@ -40,6 +42,25 @@ def load_env_file(path: Path) -> dict[str, str]:
             if sep and key.strip() and not key.startswith("#"):
                 values[key.strip()] = value.strip().strip("'\"")
     return values
+
+
+def update_env_file(path: Path, updates: dict[str, str]) -> None:
+    """Set ``KEY=value`` lines in place (appending keys not there yet), keeping every other line."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    pending = dict(updates)
+    out: list[str] = []
+    for line in lines:
+        key = line.partition("=")[0].strip()
+        if key in pending:
+            out.append(f"{key}={pending.pop(key)}")
+        elif key not in updates:  # a key set twice keeps only its first, updated line
+            out.append(line)
+    out.extend(f"{k}={v}" for k, v in pending.items())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(f"{line}\n" for line in out))
+    tmp.chmod(0o600)
+    os.replace(tmp, path)
 
 
 def secret_key(state_dir: Path) -> str:
@@ -106,6 +127,9 @@ class Stack:
         log.info("edge (caddy) on %s", self.url)
         if first_start:
             self._bootstrap(password)
+        else:
+            # Credentials stay; the URL is this run's (an earlier run may have used another port).
+            update_env_file(self.local_env_path, {"SIGNOFF_URL": self.url})
         log.info("stack ready in %.1fs", time.monotonic() - started)
         return load_env_file(self.local_env_path)
 
@@ -154,6 +178,27 @@ def run(state_dir: Path, edge_port: int) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    # Before any child starts: this state directory free, nothing left over on its data
+    # directory, the edge port free. Otherwise one sentence, not a child's exit code and logs.
+    try:
+        lock = claim(state_dir, stack.url)
+    except (StartRefusedError, OSError) as exc:
+        log.error("%s", exc)
+        return 1
+    try:
+        return _run_claimed(stack, stop)
+    finally:
+        lock.release()
+
+
+def _run_claimed(stack: Stack, stop: threading.Event) -> int:
+    state_dir = stack.state_dir
+    try:
+        check_mongo_data_dir(state_dir / "mongo")
+        check_edge_port(stack.edge_port)
+    except (StartRefusedError, OSError) as exc:
+        log.error("%s", exc)
+        return 1
     try:
         creds = stack.start()
     except (StackError, httpx.HTTPError, OSError) as exc:
@@ -170,7 +215,8 @@ def run(state_dir: Path, edge_port: int) -> int:
         f"  Health:     {stack.url}/healthz\n"
         f"  Admin:      {creds.get('SIGNOFF_ADMIN_EMAIL')} / {creds.get('SIGNOFF_ADMIN_PASSWORD')}\n"
         f"  API key:    {creds.get('SIGNOFF_API_KEY')}\n"
-        f"  Credentials in {stack.local_env_path} (source it: set -a; . {stack.local_env_path}; set +a)\n"
+        f"  Settings:   {stack.local_env_path} is current for this run (SIGNOFF_URL={stack.url})\n"
+        f"              source it: set -a; . {stack.local_env_path}; set +a\n"
         f"  Logs in {state_dir / 'logs'}\n"
         "Press Ctrl-C to stop.\n",
         flush=True,
@@ -181,6 +227,12 @@ def run(state_dir: Path, edge_port: int) -> int:
     return code
 
 
+def env_state_dir() -> Path:
+    """``$SIGNOFF_HOME/.signoff``, or ``.signoff`` in the checkout when SIGNOFF_HOME is unset."""
+    home = os.environ.get("SIGNOFF_HOME", "").strip()
+    return (Path(home).expanduser() if home else REPO_ROOT) / ".signoff"
+
+
 def env_port(default: int = 8000) -> int:
     raw = os.environ.get("SIGNOFF_PORT", str(default))
     try:
@@ -189,4 +241,4 @@ def env_port(default: int = 8000) -> int:
         raise SystemExit(f"SIGNOFF_PORT must be a port number, got {raw!r}") from None
 
 
-__all__ = ["SERVICES", "Stack", "env_port", "free_port", "run"]
+__all__ = ["SERVICES", "Stack", "env_port", "env_state_dir", "free_port", "run", "update_env_file"]

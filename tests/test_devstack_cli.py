@@ -1,0 +1,318 @@
+"""``signoff-devstack run`` (what ``make run`` calls) as a newcomer meets it: a second start while
+one runs, a taken port, a restart on another port, and the README's first-review snippet, each
+against the real command started as a subprocess with its own SIGNOFF_HOME and SIGNOFF_PORT."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from signoff_devstack.guard import PID_FILE
+from signoff_devstack.processes import REPO_ROOT, free_port
+from signoff_devstack.stack import load_env_file
+
+pytestmark = pytest.mark.slow
+
+DEVSTACK = Path(sys.executable).parent / "signoff-devstack"
+READY_TIMEOUT = 150.0  # 2 busy cores; about 7 s on a quiet machine
+REFUSAL_TIMEOUT = 30.0
+
+
+def _env(home: Path, port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNOFF_")}
+    return env | {"SIGNOFF_HOME": str(home), "SIGNOFF_PORT": str(port)}
+
+
+def _leftovers(home: Path) -> list[int]:
+    """Processes whose output goes into ``home`` (every child the stack starts logs to
+    ``<home>/.signoff/logs``), whatever session or process group they are in."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            target = os.readlink(entry / "fd" / "1")
+        except OSError:
+            continue
+        if target.startswith(f"{home}/"):
+            found.append(int(entry.name))
+    return found
+
+
+def _kill_leftovers(home: Path) -> list[int]:
+    pids = _leftovers(home)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return pids
+
+
+@dataclass
+class Run:
+    """One ``signoff-devstack run`` process, its stdout and stderr in files outside its home."""
+
+    home: Path
+    port: int
+    popen: subprocess.Popen[bytes]
+    out_path: Path
+    err_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def stdout(self) -> str:
+        return self.out_path.read_text(errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        return self.err_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.popen.poll() is not None:
+                pytest.fail(
+                    f"devstack exited with {self.popen.returncode} while starting:\n{self.stderr[-3000:]}"
+                )
+            if f'"url": "{self.url}"' in self.stdout:
+                try:
+                    if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+            time.sleep(0.2)
+        pytest.fail(f"devstack not ready after {timeout:.0f}s:\n{self.stderr[-3000:]}")
+
+    def wait_exit(self, timeout: float) -> int:
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail(f"devstack still running after {timeout:.0f}s:\n{self.stderr[-3000:]}")
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """SIGTERM to its process group, as Ctrl-C would; SIGKILL if it does not stop in time."""
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.popen.returncode
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(10)
+        _kill_leftovers(self.home)
+
+
+@dataclass
+class Launcher:
+    """Starts runs, at most one long-lived stack at a time, and cleans up every one of them."""
+
+    logs: Path
+    home: Path
+    current: Run | None = None
+    runs: list[Run] = field(default_factory=list)
+
+    def launch(self, home: Path, port: int) -> Run:
+        n = len(self.runs)
+        out_path, err_path = self.logs / f"run{n}.out", self.logs / f"run{n}.err"
+        with out_path.open("wb") as out, err_path.open("wb") as err:
+            popen = subprocess.Popen(
+                [str(DEVSTACK), "run"],
+                stdout=out,
+                stderr=err,
+                env=_env(home, port),
+                cwd=REPO_ROOT,
+                start_new_session=True,
+            )
+        run = Run(home, port, popen, out_path, err_path)
+        self.runs.append(run)
+        return run
+
+    def refused(self, home: Path, port: int) -> Run:
+        """A start expected to give up before starting anything."""
+        run = self.launch(home, port)
+        run.wait_exit(REFUSAL_TIMEOUT)
+        return run
+
+    def running(self) -> Run:
+        """The stack in ``self.home``, started if none is running."""
+        if self.current is None or self.current.popen.poll() is not None:
+            self.start(free_port())
+        assert self.current is not None
+        return self.current
+
+    def start(self, port: int) -> Run:
+        self.current = self.launch(self.home, port)
+        self.current.wait_ready()
+        return self.current
+
+    def stop_current(self) -> Run:
+        assert self.current is not None
+        run, self.current = self.current, None
+        code = run.stop()
+        assert code == 0, run.stderr[-3000:]
+        return run
+
+    def close(self) -> None:
+        for run in self.runs:
+            run.stop()
+            _kill_leftovers(run.home)
+
+
+@pytest.fixture(scope="module")
+def launcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launcher]:
+    launcher = Launcher(logs=tmp_path_factory.mktemp("devstack-logs"), home=tmp_path_factory.mktemp("home"))
+    try:
+        yield launcher
+    finally:
+        launcher.close()
+
+
+def _assert_no_child_output(err: str) -> None:
+    """A refusal is one sentence: no traceback, no child's exit code or logs."""
+    assert "Traceback" not in err, err
+    assert "mongod" not in err, err
+    assert "exited with" not in err, err
+    assert len(err.strip().splitlines()) == 1, err
+
+
+def test_second_start_in_the_same_home_says_it_is_already_running(launcher: Launcher) -> None:
+    first = launcher.running()
+    expected = (
+        f"Signoff is already running at {first.url} (pid {first.popen.pid}). Stop it with Ctrl-C in "
+        "its terminal, or run another copy with `SIGNOFF_PORT` and `SIGNOFF_HOME`."
+    )
+    mongod_log = first.home / ".signoff" / "logs" / "mongod.log"
+    log_size = mongod_log.stat().st_size
+    # Same port (`make run` twice), then another port: the home is what is taken.
+    for port in (first.port, free_port()):
+        second = launcher.refused(first.home, port)
+        assert second.popen.returncode != 0
+        err = second.stderr
+        assert expected in err, err
+        _assert_no_child_output(err)
+    # Nothing of the second start reached the first stack, which is still up.
+    assert mongod_log.stat().st_size == log_size
+    assert first.popen.poll() is None
+    assert httpx.get(f"{first.url}/healthz", timeout=5).status_code == 200
+    assert (first.home / ".signoff" / PID_FILE).read_text().split() == [str(first.popen.pid), first.url]
+
+
+def test_port_taken_by_another_program_is_named(launcher: Launcher, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        run = launcher.refused(home, port)
+    err = run.stderr
+    assert run.popen.returncode != 0
+    assert f"Port {port} on 127.0.0.1 is already in use by another program" in err, err
+    assert "`SIGNOFF_PORT" in err
+    _assert_no_child_output(err)
+    assert not (home / ".signoff" / "mongo").exists()  # refused before any child started
+    assert not (home / ".signoff" / PID_FILE).exists()
+    assert _leftovers(home) == []
+
+
+def test_port_taken_by_a_signoff_from_another_home_is_named(launcher: Launcher, tmp_path: Path) -> None:
+    first = launcher.running()
+    home = tmp_path / "home"
+    run = launcher.refused(home, first.port)
+    err = run.stderr
+    assert run.popen.returncode != 0
+    assert f"Port {first.port} is taken by another Signoff stack" in err, err
+    assert "SIGNOFF_PORT=" in err
+    _assert_no_child_output(err)
+    assert not (home / ".signoff" / "mongo").exists()
+    assert first.popen.poll() is None
+
+
+def _first_review_snippet() -> str:
+    readme = (REPO_ROOT / "README.md").read_text()
+    found = re.search(r"Your first review:\s*\n```bash\n(.*?)\n```", readme, re.DOTALL)
+    assert found, "README.md has no bash block after 'Your first review:'"
+    return found.group(1)
+
+
+def test_readme_first_review_snippet_works_as_written(launcher: Launcher) -> None:
+    run = launcher.running()
+    snippet = _first_review_snippet()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNOFF_")}
+    # From the directory holding .signoff, as a newcomer in the checkout would.
+    done = subprocess.run(
+        ["bash", "-c", snippet], cwd=run.home, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    message = json.loads(done.stdout)
+    assert message["text"] == "Deploy v2.1 to production?"
+    assert message["review"]["type"] == "approval"
+    assert message["review"]["status"] == "pending"
+    key = load_env_file(run.home / ".signoff" / "local.env")["SIGNOFF_API_KEY"]
+    with httpx.Client(base_url=run.url, headers={"x-api-key": key}, timeout=10) as client:
+        stored = client.get(f"/api/v1/reviews/{message['id']}", params={"channel": message["channelId"]})
+        assert stored.status_code == 200, stored.text
+        assert stored.json()["review"]["status"] == "pending"
+        pending = client.get("/api/v1/reviews/pending", params={"channel": message["channelId"]})
+        assert pending.status_code == 200, pending.text
+        assert [m["id"] for m in pending.json()] == [message["id"]]
+
+
+def test_restart_on_another_port_rewrites_signoff_url(launcher: Launcher) -> None:
+    first = launcher.running()
+    local_env = first.home / ".signoff" / "local.env"
+    pid_file = first.home / ".signoff" / PID_FILE
+    before_text = local_env.read_text()
+    before = load_env_file(local_env)
+    assert before["SIGNOFF_URL"] == first.url
+    launcher.stop_current()  # a clean stop: exit 0, children gone, pid file removed
+    assert _leftovers(first.home) == []
+    assert not pid_file.exists()
+    # A pid file left by a run that is gone must not block the next start.
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    pid_file.write_text(f"{gone.pid}\n{first.url}\n")
+
+    new_port = free_port()
+    while new_port == first.port:
+        new_port = free_port()
+    second = launcher.start(new_port)
+    after = load_env_file(local_env)
+    assert after["SIGNOFF_URL"] == second.url != first.url
+    assert {k: v for k, v in after.items() if k != "SIGNOFF_URL"} == {
+        k: v for k, v in before.items() if k != "SIGNOFF_URL"
+    }
+    # Only the SIGNOFF_URL line changed.
+    assert local_env.read_text() == before_text.replace(
+        f"SIGNOFF_URL={first.url}\n", f"SIGNOFF_URL={second.url}\n"
+    )
+    assert f"{local_env} is current for this run (SIGNOFF_URL={second.url})" in second.stdout
+    assert pid_file.read_text().split() == [str(second.popen.pid), second.url]
+    # The kept key works on the new port.
+    listed = httpx.get(
+        f"{second.url}/api/v1/agents", headers={"x-api-key": after["SIGNOFF_API_KEY"]}, timeout=10
+    )
+    assert listed.status_code == 200, listed.text
+    launcher.stop_current()
+    assert _leftovers(first.home) == []
+    assert not pid_file.exists()
