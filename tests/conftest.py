@@ -73,6 +73,9 @@ def stack(infra: Infra) -> Iterator[RunningStack]:
         SIGNOFF_LOGIN_MAX_FAILURES="5",
         # Every test client is 127.0.0.1: the per-address limit is tested on its own API process.
         SIGNOFF_LOGIN_MAX_FAILURES_PER_ADDRESS="100000",
+        # Realtime re-checks open connections' credentials every second (default 5 s): the
+        # revocation tests then span several rounds quickly.
+        SIGNOFF_REALTIME_REVALIDATE_SECONDS="1",
     )
     procs = {
         name: spawn_service(name, infra.log_dir, env) for name in ("api", "realtime", "dispatcher", "expirer")

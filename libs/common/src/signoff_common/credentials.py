@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,3 +110,23 @@ class ApiKeyResolver:
 
     def forget(self, key_hash: str) -> None:
         self._cache.pop(key_hash, None)
+
+    async def active(self, key_hashes: Iterable[str], batch: int = 1000) -> dict[str, KeyOwner]:
+        """The keys among ``key_hashes`` (SHA-256 digests, as stored) that exist and are not
+        revoked, read from MongoDB now rather than the cache: one query per ``batch`` digests.
+        The cache is refreshed with the answer, so a key found revoked is refused at once here."""
+        digests = list(dict.fromkeys(key_hashes))
+        found: dict[str, KeyOwner] = {}
+        for start in range(0, len(digests), batch):
+            chunk = digests[start : start + batch]
+            cursor = self._coll.find(
+                {"key_hash": {"$in": chunk}, "revoked_at": None}, {"key_hash": 1, "owner_id": 1}
+            )
+            async for doc in cursor:
+                found[doc["key_hash"]] = KeyOwner(doc["_id"], doc["owner_id"])
+        expires = time.monotonic() + self._ttl
+        if len(self._cache) + len(digests) > self._max:
+            self._cache.clear()
+        for digest in digests[: self._max]:
+            self._cache[digest] = (expires, found.get(digest))
+        return found

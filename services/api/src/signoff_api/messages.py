@@ -333,7 +333,7 @@ async def respond(
         outcome["feedback"] = feedback
     if modified_file_ids is not None:
         outcome["modified_file_ids"] = modified_file_ids
-    answered = {**doc, "delivery_status": "sent", "review": {**review, **outcome}}
+    answered = {**doc, "delivery_status": "sent", "updated_at": now, "review": {**review, **outcome}}
     view = message_view(answered)
     event = ReviewResponded(
         channel_id=doc["channel_id"], owner_id=owner_id, occurred_at=now, data=MessageData(message=view)

@@ -37,7 +37,7 @@ _PENDING: Doc = {"review.status": "pending", "review.expires_at": {"$type": "dat
 
 def expiry_update(doc: Doc, now: datetime) -> UpdateOne:
     """The conditional update that expires one review and records its event."""
-    expired = {**doc, "review": {**doc["review"], "status": "expired", "expired_at": now}}
+    expired = {**doc, "updated_at": now, "review": {**doc["review"], "status": "expired", "expired_at": now}}
     event = ReviewExpired(
         channel_id=doc["channel_id"],
         owner_id=doc["owner_id"],

@@ -1,7 +1,8 @@
 """The realtime process: one ASGI app. Socket.IO (namespace ``/ws`` under ``/socket.io/``) wraps
 the long-poll endpoint (plain ASGI, see :mod:`signoff_realtime.wait_endpoint`), which wraps a
 FastAPI app with the SSE and probe routes. The lifespan opens MongoDB, binds the
-sockets to it and positions the Kafka feed before the first request is served."""
+sockets to it and positions the Kafka feed before the first request is served; it also runs the
+credential watch that closes sockets and streams whose credential was revoked or expired."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from signoff_realtime.gateway import Gateway
 from signoff_realtime.history import RecentEvents
 from signoff_realtime.metrics import WAITERS
 from signoff_realtime.principals import Authenticator
+from signoff_realtime.revocation import CredentialWatch
 from signoff_realtime.routes import router
 from signoff_realtime.settings import RealtimeSettings
 from signoff_realtime.sockets import Sockets
@@ -43,12 +45,15 @@ def create_app(settings: RealtimeSettings) -> ASGIApp:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await Runtime.open(settings)
-        auth = Authenticator(ApiKeyResolver(runtime.db), settings.secret_key.get_secret_value())
+        keys = ApiKeyResolver(runtime.db)
+        auth = Authenticator(keys, settings.secret_key.get_secret_value())
+        watch = CredentialWatch(runtime.db, keys, settings.realtime_revalidate_seconds)
         feed = EventFeed(settings, fanout.publish)
-        app.state.gateway = Gateway(settings, runtime, auth, waiters, fanout, feed)
-        sockets.bind(runtime.db, auth)
+        app.state.gateway = Gateway(settings, runtime, auth, waiters, fanout, feed, watch)
+        sockets.bind(runtime.db, auth, watch)
         long_poll.bind(runtime.db, auth)
         feed_task = asyncio.create_task(feed.run(), name="kafka-feed")
+        watch_task = asyncio.create_task(watch.run(), name="credential-watch")
         try:
             await asyncio.wait_for(feed.ready.wait(), settings.feed_start_timeout_seconds)
         except TimeoutError:
@@ -57,9 +62,10 @@ def create_app(settings: RealtimeSettings) -> ASGIApp:
         try:
             yield
         finally:
-            feed_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await feed_task
+            for task in (watch_task, feed_task):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await sockets.close()
             await runtime.close()
 

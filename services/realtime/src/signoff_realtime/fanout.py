@@ -4,6 +4,7 @@ waiters, SSE streams, Socket.IO rooms, and the recent-events memory used by resu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
@@ -39,7 +40,8 @@ class Subscription:
     def __init__(self, owner_id: str, channels: frozenset[str] | None, maxsize: int) -> None:
         self.owner_id = owner_id
         self.channels = channels
-        self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
+        # ``None`` is no event: a wake-up for a consumer waiting on the queue (see ``interrupt``).
+        self.queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize)
         self.overflowed = asyncio.Event()
 
     def wants(self, event: Event) -> bool:
@@ -53,10 +55,18 @@ class Subscription:
         except asyncio.QueueFull:
             self.overflowed.set()
 
+    def interrupt(self) -> None:
+        """Wake a consumer waiting on the queue so it looks at its own state (a full queue needs
+        no wake-up: its consumer is not waiting)."""
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(None)
+
     def drain(self) -> list[Event]:
         out = []
         while not self.queue.empty():
-            out.append(self.queue.get_nowait())
+            event = self.queue.get_nowait()
+            if event is not None:
+                out.append(event)
         return out
 
 

@@ -8,6 +8,7 @@ from signoff_common.runtime import Runtime
 from signoff_realtime.fanout import Fanout
 from signoff_realtime.feed import EventFeed
 from signoff_realtime.principals import Authenticator
+from signoff_realtime.revocation import CredentialWatch
 from signoff_realtime.settings import RealtimeSettings
 from signoff_realtime.waiters import Waiters
 
@@ -20,3 +21,4 @@ class Gateway:
     waiters: Waiters
     fanout: Fanout
     feed: EventFeed
+    watch: CredentialWatch

@@ -25,3 +25,16 @@ REPLAYED = Counter("signoff_realtime_replayed_events_total", "Missed events sent
 DROPPED_STREAMS = Counter(
     "signoff_realtime_slow_streams_closed_total", "SSE streams closed because the client fell behind"
 )
+WATCHED_CREDENTIALS = Gauge(
+    "signoff_realtime_watched_credentials", "Distinct credentials of open sockets and SSE streams"
+)
+REVALIDATIONS = Counter(
+    "signoff_realtime_credential_revalidations_total",
+    "Rounds re-checking the credentials of open connections, by outcome",
+    ["outcome"],
+)
+REVOKED_CONNECTIONS = Counter(
+    "signoff_realtime_revoked_connections_total",
+    "Sockets and SSE streams closed because their credential no longer holds",
+    ["reason"],
+)

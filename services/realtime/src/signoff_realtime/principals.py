@@ -3,18 +3,24 @@ and both see exactly that owner's channels."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import jwt
 
-from signoff_common.credentials import ApiKeyResolver, decode_user_token, is_api_key
+from signoff_common.credentials import ApiKeyResolver, decode_user_token, hash_secret, is_api_key
 
 
 @dataclass(frozen=True)
 class Principal:
     owner_id: str
     kind: Literal["api_key", "user"]
+    # What open sockets and streams are re-checked by (see revocation.py): the SHA-256 of the
+    # credential (for an API key, the stored ``key_hash``), never the credential itself.
+    credential_id: str = field(default="", repr=False)
+    key_id: str | None = None
+    # A user token's ``exp`` (epoch seconds).
+    expires_at: float | None = None
 
 
 class BadCredentialsError(Exception):
@@ -43,9 +49,9 @@ class Authenticator:
             owner = await self._keys.resolve(credential)
             if owner is None:
                 raise BadCredentialsError("invalid or revoked API key")
-            return Principal(owner.owner_id, "api_key")
+            return Principal(owner.owner_id, "api_key", hash_secret(credential), owner.key_id)
         try:
             claims = decode_user_token(credential, self._secret)
         except jwt.InvalidTokenError:
             raise BadCredentialsError("invalid or expired token") from None
-        return Principal(str(claims["sub"]), "user")
+        return Principal(str(claims["sub"]), "user", hash_secret(credential), None, float(claims["exp"]))

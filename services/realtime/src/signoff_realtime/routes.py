@@ -62,9 +62,10 @@ async def events(
         gw.runtime.db,
         gw.fanout,
         gw.settings,
-        who.owner_id,
+        who,
         channels,
         cursor if valid_event_id(cursor) else None,
         request.is_disconnected,
+        gw.watch,
     )
     return StreamingResponse(body, media_type="text/event-stream", headers=sse.HEADERS)

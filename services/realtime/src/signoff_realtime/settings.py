@@ -29,3 +29,7 @@ class RealtimeSettings(ServiceSettings):
     recent_events: int = Field(default=5_000, ge=100)
     # How long start-up waits for the Kafka consumer to hold its partitions before serving.
     feed_start_timeout_seconds: float = Field(default=10.0, gt=0)
+    # How often open sockets and SSE streams have their credential re-checked (one MongoDB query
+    # for all their API keys, one for their users); a revoked key, an expired token or a removed
+    # user loses its connections within about this long. SIGNOFF_REALTIME_REVALIDATE_SECONDS.
+    realtime_revalidate_seconds: float = Field(default=5.0, gt=0)

@@ -8,6 +8,10 @@ created later, through the owner's room). Optional ``lastEventId`` replays what 
 Joining: the connect handler subscribes the socket to live events *before* reading what it
 missed, sends the missed events, then the live ones that queued up meanwhile, and only then joins
 its rooms — in one step with no await, so each event arrives once and in order.
+
+A socket whose credential stops holding (a revoked API key, an expired token, a removed user; see
+:mod:`signoff_realtime.revocation`) receives ``auth:revoked`` (``{"code": "credentials_revoked",
+"message": …}``), then is disconnected from ``/ws`` and its Engine.IO connection closed.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from signoff_realtime.history import events_since, valid_event_id
 from signoff_realtime.metrics import REPLAYED, SOCKETS
 from signoff_realtime.payloads import event_name, payload
 from signoff_realtime.principals import Authenticator, BadCredentialsError, Principal, credential_from_headers
+from signoff_realtime.revocation import CODE, CredentialWatch, Watched
 from signoff_realtime.settings import RealtimeSettings
 
 log = logging.getLogger(__name__)
@@ -40,6 +45,13 @@ NAMESPACE = "/ws"
 # How long a resumed socket is shielded from live copies of events it was replayed from history
 # (an event can be stored before this process consumed it; it then arrives live as well).
 REPLAY_SHIELD_SECONDS = 60.0
+# The event a socket gets before it is closed for a credential that no longer holds.
+REVOKED_EVENT = "auth:revoked"
+# A revoked socket's client hangs up by itself once told (both the Python and the JS client
+# do); one still connected this long after is cut off, its transport closed by the server.
+HANG_UP_GRACE_SECONDS = 5.0
+# How long that forced close may wait for its queued packets to go out.
+CLOSE_TIMEOUT_SECONDS = 10.0
 
 
 def owner_room(owner_id: str) -> str:
@@ -73,6 +85,9 @@ class _Socket:
     principal: Principal
     channels: frozenset[str] | None
     joiner: asyncio.Task[None] | None = field(default=None, repr=False)
+    watched: Watched | None = field(default=None, repr=False)
+    # The message for the client once its credential was found revoked; the socket is closing.
+    revoked: str | None = None
 
 
 class Sockets:
@@ -81,7 +96,9 @@ class Sockets:
         self._fanout = fanout
         self._db: Database | None = None
         self._auth: Authenticator | None = None
+        self._watch: CredentialWatch | None = None
         self._sockets: dict[str, _Socket] = {}
+        self._closing: set[asyncio.Task[None]] = set()
         # sid -> (until, ids replayed from history and not yet seen live)
         self._replayed: dict[str, tuple[float, set[str]]] = {}
         self.server = socketio.AsyncServer(
@@ -95,10 +112,11 @@ class Sockets:
         SOCKETS.set_function(lambda: len(self._sockets))
         fanout.attach_sockets(self.emit)
 
-    def bind(self, db: Database, auth: Authenticator) -> None:
+    def bind(self, db: Database, auth: Authenticator, watch: CredentialWatch) -> None:
         """Called by the lifespan once MongoDB is open; no connection is accepted before."""
         self._db = db
         self._auth = auth
+        self._watch = watch
 
     async def emit(self, event: Event) -> None:
         """One event to its owner's and channel's rooms. The packet is encoded once and put on
@@ -135,9 +153,11 @@ class Sockets:
         for sock in list(self._sockets.values()):
             if sock.joiner:
                 sock.joiner.cancel()
+        for task in list(self._closing):
+            task.cancel()
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
-        if self._db is None or self._auth is None:
+        if self._db is None or self._auth is None or self._watch is None:
             raise _refused("unavailable", "starting up; try again")
         auth = auth if isinstance(auth, dict) else {}
         try:
@@ -163,20 +183,65 @@ class Sockets:
         sub = self._fanout.subscribe(principal.owner_id, channels, self._settings.sse_queue_size)
         sock = _Socket(principal, channels)
         self._sockets[sid] = sock
+        sock.watched = self._watch.watch(principal, lambda message: self._revoke(sid, message))
         sock.joiner = asyncio.create_task(
             self._join(sid, sock, sub, last if valid_event_id(last) else None), name=f"ws-join-{sid}"
         )
 
     async def _disconnect(self, sid: str, reason: Any = None) -> None:
-        sock = self._sockets.pop(sid, None)
+        sock = self._forget(sid)
         self._replayed.pop(sid, None)
         if sock and sock.joiner and not sock.joiner.done():
             sock.joiner.cancel()
 
+    def _forget(self, sid: str) -> _Socket | None:
+        sock = self._sockets.pop(sid, None)
+        if sock is not None and sock.watched is not None:
+            sock.watched.release()
+        return sock
+
+    def _revoke(self, sid: str, message: str) -> None:
+        """The credential watch found this socket's credential no longer holds. Closes it now
+        if the connection is acknowledged; otherwise its joiner does, once it is."""
+        sock = self._sockets.get(sid)
+        if sock is None or sock.revoked is not None:
+            return
+        sock.revoked = message
+        if self.server.manager.is_connected(sid, NAMESPACE):
+            self._close_later(sid, message)
+
+    def _close_later(self, sid: str, message: str) -> None:
+        task = asyncio.create_task(self._close_revoked(sid, message), name=f"ws-revoke-{sid}")
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _close_revoked(self, sid: str, message: str) -> None:
+        eio_sid = self.server.manager.eio_sid_from_sid(sid, NAMESPACE)
+        try:
+            await self.server.emit(
+                REVOKED_EVENT, {"code": CODE, "message": message}, to=sid, namespace=NAMESPACE
+            )
+            # Leaves its rooms at once: nothing more is queued for it from here on.
+            await self.server.disconnect(sid, namespace=NAMESPACE)
+        except Exception:
+            log.warning("closing a revoked socket failed", exc_info=True, extra={"sid": sid})
+        if eio_sid is None:
+            return
+        # Closing the transport at once would race the client's own hang-up (a polling client's
+        # goodbye then meets a closed session); a client that stays is cut off after a while.
+        await asyncio.sleep(HANG_UP_GRACE_SECONDS)
+        if eio_sid in self.server.eio.sockets:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.server.eio.disconnect(eio_sid), CLOSE_TIMEOUT_SECONDS)
+
     async def _join(self, sid: str, sock: _Socket, sub: Subscription, last_event_id: str | None) -> None:
         try:
             if not await self._until_connected(sid):
-                self._sockets.pop(sid, None)
+                self._forget(sid)
+                return
+            if sock.revoked is not None:
+                # Found revoked before its connection was acknowledged (see _revoke).
+                self._close_later(sid, sock.revoked)
                 return
             owner_id = sock.principal.owner_id
             sent: set[str] = set()
@@ -197,6 +262,8 @@ class Sockets:
             while pending := [e for e in sub.drain() if e.id not in sent]:
                 for event in pending:
                     await self._send(sid, event)
+            if sock.revoked is not None:
+                return  # being closed (see _revoke): it must not join its rooms
             if sub.overflowed.is_set() or not self.server.manager.is_connected(sid, NAMESPACE):
                 # Fell behind while catching up: drop it; it reconnects with its last event id.
                 await self.server.disconnect(sid, namespace=NAMESPACE)

@@ -4,6 +4,11 @@ Each event is one frame: ``id:`` (the event id, which the browser's EventSource 
 ``Last-Event-ID`` when it reconnects), ``event:`` (``review:responded`` …) and ``data:`` (the
 same JSON a socket receives). A comment line every few seconds keeps proxies from closing an
 idle stream and lets the server notice a client that left.
+
+A stream whose credential stops holding (a revoked API key, an expired token, a removed user; see
+:mod:`signoff_realtime.revocation`) gets one last frame, ``event: error`` with
+``{"code": "credentials_revoked", "message": …}`` and no ``id:`` (it is not an event to resume
+from), and ends.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from signoff_realtime.fanout import Fanout
 from signoff_realtime.history import events_since
 from signoff_realtime.metrics import DROPPED_STREAMS, REPLAYED, STREAMS
 from signoff_realtime.payloads import event_name, payload
+from signoff_realtime.principals import Principal
+from signoff_realtime.revocation import CODE, CredentialWatch
 from signoff_realtime.settings import RealtimeSettings
 
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -31,17 +38,31 @@ def frame(event: Event) -> str:
     return f"id: {event.id}\nevent: {event_name(event)}\ndata: {data}\n\n"
 
 
+def revoked_frame(message: str) -> str:
+    data = json.dumps({"code": CODE, "message": message}, separators=(",", ":"))
+    return f"event: error\ndata: {data}\n\n"
+
+
 async def stream(
     db: Database,
     fanout: Fanout,
     settings: RealtimeSettings,
-    owner_id: str,
+    principal: Principal,
     channels: frozenset[str] | None,
     last_event_id: str | None,
     disconnected: Callable[[], Awaitable[bool]],
+    watch: CredentialWatch,
 ) -> AsyncIterator[str]:
+    owner_id = principal.owner_id
     # Subscribed before history is read, so nothing falls between the two.
     sub = fanout.subscribe(owner_id, channels, settings.sse_queue_size)
+    revoked: list[str] = []
+
+    def revoke(message: str) -> None:
+        revoked.append(message)
+        sub.interrupt()
+
+    watched = watch.watch(principal, revoke)
     STREAMS.inc()
     try:
         yield f"retry: {RETRY_MS}\n: connected\n\n"
@@ -57,24 +78,30 @@ async def stream(
                 settings.resume_limit,
             )
             for event in missed:
+                if revoked:
+                    break
                 sent.add(event.id)
                 yield frame(event)
             REPLAYED.labels("sse").inc(len(missed))
         while True:
+            if revoked:
+                yield revoked_frame(revoked[0])
+                return
             if sub.overflowed.is_set() and sub.queue.empty():
                 # The client read too slowly and events were dropped: end the stream; it resumes
                 # from the last id it got and reads the rest from history.
                 DROPPED_STREAMS.inc()
                 return
             try:
-                event = await asyncio.wait_for(sub.queue.get(), settings.sse_heartbeat_seconds)
+                item = await asyncio.wait_for(sub.queue.get(), settings.sse_heartbeat_seconds)
             except TimeoutError:
                 if await disconnected():
                     return
                 yield ": heartbeat\n\n"
                 continue
-            if event.id not in sent:
-                yield frame(event)
+            if item is not None and item.id not in sent:
+                yield frame(item)
     finally:
+        watched.release()
         fanout.unsubscribe(sub)
         STREAMS.dec()
