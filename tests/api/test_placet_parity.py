@@ -281,3 +281,22 @@ async def test_streamed_message_grows_live_and_closes(stack: RunningStack, owner
         "/api/v1/messages/streams/nope", json={"channelId": channel, "text": "x"}
     )
     assert missing.status_code == 404
+
+
+async def test_retried_message_with_attachments_is_one_message(owner: Owner) -> None:
+    agent = await owner.create_agent()
+    body = {
+        "channelId": agent["id"],
+        "text": "report attached",
+        "clientId": "report-1",
+        "textAttachments": [{"content": "# Report\n\nall good", "filename": "report.md"}],
+    }
+    first = await owner.agent.post("/api/v1/messages", json=body)
+    assert first.status_code == 201, first.text
+    again = await owner.agent.post("/api/v1/messages", json=body)
+    assert again.status_code == 201, again.text
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"]
+    files = (await owner.agent.get("/api/v1/files", params={"channel": agent["id"]})).json()
+    assert len(files) == 1  # the retry stored no second copy of the text
+    assert first.json()["attachments"][0]["textContent"] == "# Report\n\nall good"

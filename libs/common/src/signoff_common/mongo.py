@@ -36,6 +36,10 @@ EVENTS: Final = "events"
 LEASES: Final = "leases"
 LOGIN_ATTEMPTS: Final = "login_attempts"
 RATE_LIMITS: Final = "rate_limits"
+# Uploaded files: one record per file (owner, channel, message, state) in FILES, the bytes in the
+# GridFS bucket FILE_BUCKET (collections ``blobs.files`` and ``blobs.chunks``, same ids).
+FILES: Final = "files"
+FILE_BUCKET: Final = "blobs"
 
 # Documents with events still to publish; partial, so it only ever holds the few pending ones.
 OUTBOX_INDEX = IndexModel(
@@ -120,6 +124,14 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
     ],
     LOGIN_ATTEMPTS: [IndexModel([("expire_at", ASCENDING)], expireAfterSeconds=0)],
     RATE_LIMITS: [IndexModel([("expire_at", ASCENDING)], expireAfterSeconds=0)],
+    FILES: [
+        IndexModel([("channel_id", ASCENDING), ("created_at", DESCENDING)]),
+        # Records of uploads that never arrived go away on their own (set until the bytes land).
+        IndexModel([("expire_at", ASCENDING)], expireAfterSeconds=0),
+    ],
+    # The GridFS spec's own indexes, created here so no request pays for creating them.
+    f"{FILE_BUCKET}.files": [IndexModel([("filename", ASCENDING), ("uploadDate", ASCENDING)])],
+    f"{FILE_BUCKET}.chunks": [IndexModel([("files_id", ASCENDING), ("n", ASCENDING)], unique=True)],
 }
 
 

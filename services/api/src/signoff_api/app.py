@@ -16,7 +16,18 @@ from signoff_api import messages as messages_store
 from signoff_api.context import ApiContext, ChannelCache
 from signoff_api.jsonguard import JsonGuard
 from signoff_api.limits import BodyLimit
-from signoff_api.routes import agents, inbound, keys, messages, reviews, stats, triggers, webhooks
+from signoff_api.routes import (
+    agents,
+    files,
+    inbound,
+    keys,
+    messages,
+    plugins,
+    reviews,
+    stats,
+    triggers,
+    webhooks,
+)
 from signoff_api.routes import auth as auth_routes
 from signoff_api.settings import ApiSettings
 from signoff_api.telemetry import RequestMetrics
@@ -40,10 +51,19 @@ OPENAPI_TAGS = [
     {"name": "accounts", "description": "Login, users."},
     {"name": "api keys", "description": "Agent API keys, shown once and stored hashed."},
     {"name": "inbound webhooks", "description": "Token URLs and signed triggers that post into channels."},
+    {"name": "files", "description": "Uploads through signed URLs, stored in MongoDB GridFS; downloads."},
+    {"name": "plugins", "description": "The freeform review renderers the inbox ships."},
 ]
 
 
-PUBLIC_PATHS = ("/api/v1/auth/login", "/api/webhooks/execute/{token}", "/api/triggers/{trigger_id}")
+PUBLIC_PATHS = (
+    "/api/v1/auth/login",
+    "/api/webhooks/execute/{token}",
+    "/api/triggers/{trigger_id}",
+    # Signed URLs: the signature in the path is the credential.
+    "/api/v1/files/upload/{token}",
+    "/api/v1/files/signed/{token}",
+)
 
 
 ERROR_SCHEMA = {
@@ -176,6 +196,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
         auth_routes.router,
         keys.router,
         stats.router,
+        files.router,
+        plugins.router,
         web.router,
     ):
         app.include_router(router)
@@ -199,6 +221,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     _document_schema(app)
     app.add_middleware(RequestMetrics)
     # Inside BodyLimit: the guard buffers only bodies that already passed the size cap.
-    app.add_middleware(JsonGuard)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(JsonGuard, skip=files.streams_own_body)
+    # File uploads stream their body under SIGNOFF_MAX_UPLOAD_BYTES instead (routes/files.py).
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, exempt=files.streams_own_body)
     return app

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -108,11 +109,19 @@ class JsonGuard:
     """ASGI middleware: buffers a JSON request body (already capped by ``BodyLimit``), checks it
     with :func:`inspect`, and replays it to the app or answers 422."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, skip: Callable[[Scope], bool] | None = None) -> None:
         self.app = app
+        # Requests whose body is not JSON to buffer (streamed file uploads, which may be sent
+        # without a Content-Type).
+        self.skip = skip
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in _METHODS or not _is_json(scope):
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in _METHODS
+            or not _is_json(scope)
+            or (self.skip is not None and self.skip(scope))
+        ):
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []

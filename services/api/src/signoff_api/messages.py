@@ -166,6 +166,14 @@ async def create_message(
     if review is not None and review["type"] == "freeform" and review["payload"].get("plugin") is not None:
         # Placet copies the renderer's name to metadata.plugin, where the inbox looks for it.
         metadata = {**(metadata or {}), "plugin": review["payload"]["plugin"]}
+    if body.client_id and (body.attachment_ids or body.text_attachments):
+        # A retry must not try to attach the same files again (or store its texts twice): the
+        # original answers first. (Without attachments the unique index finds the retry cheaper.)
+        known = await collection(db, MESSAGES).find_one(
+            {"channel_id": body.channel_id, "client_id": body.client_id}, {"_id": 1}
+        )
+        if known is not None:
+            return await _replay(db, body), True
     attachments = await _attachments(db, settings, owner_id, body)
     message_id = new_id("msg")
     doc: Doc = {

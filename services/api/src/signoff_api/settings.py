@@ -36,3 +36,8 @@ class ApiSettings(ServiceSettings):
     trigger_rotation_grace_seconds: int = Field(default=24 * 3600, ge=0)
     # Outbox relay lease: a crashed relay is replaced by another replica after this long.
     relay_lease_seconds: float = Field(default=10.0, gt=0)
+    # Files (GridFS): the largest upload, streamed to MongoDB chunk by chunk (413 beyond), and how
+    # long the signed upload and download URLs stay valid.
+    max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
+    file_upload_url_ttl_seconds: int = Field(default=15 * 60, ge=1)
+    file_download_url_ttl_seconds: int = Field(default=5 * 60, ge=1)
