@@ -64,7 +64,11 @@ async def test_operator_page_live(tab: Tab, user: Owner, receiver: Receiver) -> 
 
 async def test_phone_width_and_keyboard(browser: Browser, stack: RunningStack, user: Owner) -> None:
     agent = await user.create_agent(name="pocket-bot")
-    msg = await user.post_message(agent["id"], text="Approve from your phone?", review=APPROVAL)
+    msg = await user.post_message(
+        agent["id"],
+        text="Approve from your phone?",
+        review={"type": "approval", "payload": {"allowComment": True}},
+    )
     context = await browser.new_context(
         base_url=stack.url, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
     )

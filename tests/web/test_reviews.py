@@ -17,11 +17,12 @@ pytestmark = pytest.mark.slow
 APPROVAL = {
     "type": "approval",
     "payload": {
+        "allowComment": True,
         "options": [
             {"id": "ship", "label": "Ship it", "style": "success"},
             {"id": "hold", "label": "Hold", "style": "warning"},
             {"id": "kill", "label": "Cancel release", "style": "danger"},
-        ]
+        ],
     },
 }
 SELECTION = {
@@ -98,7 +99,7 @@ async def test_answer_each_review_type(tab: Tab, user: Owner, receiver: Receiver
     await expect(card.get_by_text("Frankfurt and Dublin")).to_be_visible()
     await card.get_by_label("Europe").check()
     await card.get_by_label("Asia Pacific").check()
-    await card.get_by_role("button", name="Submit").click()
+    await card.get_by_role("button", name="Confirm Selection").click()
     await expect(card.locator(".review")).to_have_attribute("data-review-status", "completed")
     assert (await stored(user, ids["selection"]))["response"] == {"selectedIds": ["eu", "ap"]}
 

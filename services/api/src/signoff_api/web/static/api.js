@@ -39,11 +39,23 @@ export function setUnauthorizedHandler(fn) {
 }
 
 export async function api(path, { method = "GET", body, query, auth = true } = {}) {
+  const resp = await request(path, { method, body, query, auth, accept: "application/json" });
+  if (resp.status === 204) return null;
+  return parseJson(await resp.text());
+}
+
+/** A file with the user's JWT (a plain link cannot send it), as a Blob. Errors are ApiErrors. */
+export async function apiBlob(path, { query } = {}) {
+  const resp = await request(path, { query, accept: "*/*" });
+  return resp.blob();
+}
+
+async function request(path, { method = "GET", body, query, auth = true, accept }) {
   const url = new URL(path, location.origin);
   for (const [k, v] of Object.entries(query || {})) {
     if (v !== undefined && v !== null && v !== "") url.searchParams.set(k, v);
   }
-  const headers = { Accept: "application/json" };
+  const headers = { Accept: accept };
   const current = session.load();
   if (auth && current) headers.Authorization = `Bearer ${current.token}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
@@ -53,17 +65,8 @@ export async function api(path, { method = "GET", body, query, auth = true } = {
   } catch {
     throw new ApiError(0, "network_error", "cannot reach the server; check your connection");
   }
-  if (resp.status === 204) return null;
-  let data = null;
-  const text = await resp.text();
-  if (text) {
-    try {
-      data = JSON.parse(text);
-    } catch {
-      data = null;
-    }
-  }
   if (!resp.ok) {
+    const data = parseJson(await resp.text());
     const err = (data && data.error) || {};
     if (resp.status === 401 && auth) onUnauthorized();
     const retry = resp.headers.get("Retry-After");
@@ -71,5 +74,14 @@ export async function api(path, { method = "GET", body, query, auth = true } = {
     if (resp.status === 429 && retry) message += ` (retry in ${retry} s)`;
     throw new ApiError(resp.status, err.code || "error", message, err.field);
   }
-  return data;
+  return resp;
+}
+
+function parseJson(text) {
+  if (!text) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
 }

@@ -111,7 +111,7 @@ export function channelView(root, { channelId, channels }) {
     title: agent ? agent.name : "Channel",
     onEvent(name, data) {
       if (data.channelId !== channelId) return;
-      if (name === "message:created" || name === "review:responded" || name === "review:expired") {
+      if (name === "message:created" || name === "message:updated" || name === "review:responded" || name === "review:expired") {
         const stick = nearEnd();
         list.upsert(data);
         if (stick) scrollToEnd(true);

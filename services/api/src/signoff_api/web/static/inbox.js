@@ -38,7 +38,9 @@ export function inboxView(root, { channels }) {
     title: "Inbox",
     onEvent(name, data) {
       if (name === "message:created" && data.review && data.review.status === "pending") list.upsert(data);
-      else if ((name === "review:responded" || name === "review:expired") && list.has(data.id)) list.upsert(data);
+      else if ((name === "review:responded" || name === "review:expired" || name === "message:updated") && list.has(data.id)) {
+        list.upsert(data);
+      }
       else if (name === "delivery:status") list.deliveryChanged(data);
     },
     onChannels() {},

@@ -1,9 +1,14 @@
-// Messages as chat bubbles (newest last), their review cards and their webhook deliveries.
+// Messages as chat bubbles (newest last), their review cards, attachments and webhook
+// deliveries. A streamed message (streamState "streaming") is re-rendered in place as its
+// message:updated events arrive, with its progress steps (statusEvents) under the text.
 
-import { api } from "./api.js";
+import { api, apiBlob } from "./api.js";
 import { clear, h, timeEl } from "./dom.js";
 import { renderMarkdown } from "./markdown.js";
 import { reviewCard } from "./reviews.js";
+
+// Attachments whose textContent (sent by the API for small text files) is previewed inline.
+const PREVIEW_TYPES = new Set(["text/markdown", "text/plain"]);
 
 const DELIVERY_LABELS = {
   sent: "Webhook queued",
@@ -42,7 +47,11 @@ export class MessageList {
     const { eventId: _eventId, ...message } = incoming;
     const existing = this.items.get(message.id);
     if (existing && !newer(message, existing.message)) return false;
-    const el = this.render(message, note);
+    // A pending review that did not change keeps its card, so a half-filled answer survives an
+    // update of the message around it (streamed text, delivery status).
+    const keep = existing && samePendingReview(existing.message, message)
+      ? existing.el.querySelector(":scope > .review") : null;
+    const el = this.render(message, note, keep);
     if (existing) {
       const hadPanel = existing.panel;
       existing.el.replaceWith(el);
@@ -80,17 +89,20 @@ export class MessageList {
     } else if (item.panel) item.panel.reload();
   }
 
-  render(message, note) {
+  render(message, note, keepCard = null) {
     const mine = message.senderType === "user";
+    const streaming = message.streamState === "streaming";
     const el = h("article", {
-      class: `msg msg-${message.status || "info"} from-${message.senderType || "agent"}${mine ? " mine" : ""}`,
+      class: `msg msg-${message.status || "info"} from-${message.senderType || "agent"}${mine ? " mine" : ""}${streaming ? " is-streaming" : ""}`,
       id: `msg-${message.id}`,
-      dataset: { messageId: message.id },
+      dataset: message.streamState ? { messageId: message.id, streamState: message.streamState } : { messageId: message.id },
       "aria-label": `Message from ${senderLabel(message, this.channelName)}`,
+      "aria-busy": streaming ? "true" : null,
     });
     const sender = senderLabel(message, this.channelName);
     const channel = this.channelName(message.channelId);
     const href = `#/c/${encodeURIComponent(message.channelId)}`;
+    const iteration = Number.isInteger(message.iteration) && message.iteration >= 2 ? message.iteration : null;
     const head = h("header", { class: "msg-head" },
       // In the inbox the channel matters: the sender links to it, or the channel is named.
       this.showChannel && sender === channel
@@ -98,15 +110,30 @@ export class MessageList {
         : h("span", { class: "sender" }, sender),
       this.showChannel && sender !== channel ? h("a", { class: "msg-channel", href }, `#${channel}`) : null,
       message.status && message.status !== "info" ? h("span", { class: `badge badge-${message.status}` }, message.status) : null,
+      iteration ? h("span", {
+        class: "badge badge-iteration", title: `Revision ${iteration} of an earlier request`, dataset: { iteration: String(iteration) },
+      }, `v${iteration}`) : null,
+      streaming ? h("span", { class: "streaming", role: "status" },
+        h("span", { class: "typing", "aria-hidden": "true" }, h("span", {}), h("span", {}), h("span", {})),
+        h("span", { class: "streaming-text" }, "writing…")) : null,
+      message.streamState === "aborted" ? h("span", { class: "badge badge-aborted", title: "The agent stopped before finishing" }, "stopped") : null,
       timeEl(message.createdAt),
     );
-    const body = h("div", { class: "md" });
-    // The only innerHTML in the app: renderMarkdown escapes the text before adding markup.
-    body.innerHTML = renderMarkdown(message.text);
-    el.append(head, body);
+    el.append(head);
+    const text = typeof message.text === "string" ? message.text : "";
+    if (text || streaming) {
+      const body = h("div", { class: "md" });
+      // The only innerHTML of agent text: renderMarkdown escapes the text before adding markup.
+      body.innerHTML = renderMarkdown(text);
+      el.append(body);
+    }
+    const steps = Array.isArray(message.statusEvents) ? message.statusEvents : [];
+    if (steps.length) el.append(statusSteps(steps, streaming));
+    const files = Array.isArray(message.attachments) ? message.attachments : [];
+    if (files.length) el.append(attachmentList(files));
     if (note) el.append(h("p", { class: "note", role: "status" }, note));
     if (message.review) {
-      el.append(reviewCard(message, {
+      el.append(keepCard || reviewCard(message, {
         onAnswered: (updated, why) => this.upsert({ ...updated, _rev: Date.now() }, why ? `Not saved: ${why}` : ""),
       }));
     }
@@ -149,15 +176,102 @@ export class MessageList {
 
 function newer(candidate, existing) {
   // Replayed or duplicate events must not undo a newer state (e.g. a late message:created after
-  // the review was answered). A review that left "pending" never goes back.
+  // the review was answered, or a streamed draft's earlier text). A review that left "pending"
+  // never goes back; an older updatedAt never replaces a newer one.
   if (candidate._rev) return true;
   const { _rev: _a, ...left } = candidate;
   const { _rev: _b, ...right } = existing;
   const a = candidate.review;
   const b = existing.review;
   if (a && b && b.status !== "pending" && a.status === "pending") return false;
+  const was = Date.parse(existing.updatedAt || "");
+  const now = Date.parse(candidate.updatedAt || "");
+  if (Number.isFinite(was) && Number.isFinite(now) && now < was) return false;
+  if (existing.streamState && existing.streamState !== "streaming" && candidate.streamState === "streaming") return false;
   if (candidate.deliveryStatus !== existing.deliveryStatus) return true;
   return JSON.stringify(left) !== JSON.stringify(right);
+}
+
+function samePendingReview(before, after) {
+  const a = before.review;
+  const b = after.review;
+  return Boolean(a && b && a.status === "pending" && b.status === "pending"
+    && JSON.stringify(a) === JSON.stringify(b));
+}
+
+/** A streamed message's progress steps: a live list while it streams, folded away after. */
+function statusSteps(steps, streaming) {
+  const sorted = steps.slice().sort((x, y) => (x.index ?? 0) - (y.index ?? 0));
+  const list = h("ol", { class: "status-steps", "aria-label": "Progress" },
+    sorted.map((s, i) => h("li", {
+      class: `step${s.toolHint ? " step-tool" : ""}${streaming && i === sorted.length - 1 ? " step-current" : ""}`,
+      dataset: { index: String(s.index ?? i) },
+    }, s.toolHint ? h("span", { class: "step-kind" }, "tool") : null, h("span", { class: "step-text" }, s.text))));
+  if (streaming) return list;
+  return h("details", { class: "steps" }, h("summary", {}, `${sorted.length} step${sorted.length === 1 ? "" : "s"}`), list);
+}
+
+/** Files attached to a message: a download link each and, for small text, a safe preview. */
+function attachmentList(files) {
+  return h("ul", { class: "attachments", "aria-label": "Attachments" }, files.map((file) => {
+    const name = file.filename || "file";
+    const link = h("a", {
+      class: "att-name", href: `/api/v1/files/${encodeURIComponent(file.id)}/download`, download: name,
+      title: `Download ${name}`,
+    }, name);
+    const status = h("span", { class: "att-status", role: "status" });
+    link.addEventListener("click", (event) => {
+      // The API wants the user's JWT, which a plain link cannot send: fetch, then save the blob.
+      event.preventDefault();
+      download(file, link, status);
+    });
+    const mime = String(file.mimeType || "").toLowerCase().split(";")[0].trim();
+    let preview = null;
+    if (PREVIEW_TYPES.has(mime) && typeof file.textContent === "string") {
+      let content;
+      if (mime === "text/markdown") {
+        content = h("div", { class: "md att-preview" });
+        // renderMarkdown escapes the file's text before adding its fixed set of tags.
+        content.innerHTML = renderMarkdown(file.textContent);
+      } else content = h("pre", { class: "att-preview att-text" }, file.textContent);
+      preview = h("details", { class: "att-details", open: true }, h("summary", {}, "Preview"), content);
+    }
+    return h("li", { class: "attachment", dataset: { attachmentId: file.id } },
+      h("div", { class: "att-head" },
+        link,
+        h("span", { class: "att-meta muted" }, [mime || "file", formatSize(file.size)].filter(Boolean).join(" · ")),
+        status),
+      preview);
+  }));
+}
+
+async function download(file, link, status) {
+  if (link.getAttribute("aria-disabled") === "true") return;
+  link.setAttribute("aria-disabled", "true");
+  status.classList.remove("att-error");
+  status.textContent = "Downloading…";
+  try {
+    const blob = await apiBlob(`/api/v1/files/${encodeURIComponent(file.id)}/download`);
+    const url = URL.createObjectURL(blob);
+    const save = h("a", { href: url, download: file.filename || "file", class: "visually-hidden" });
+    document.body.append(save);
+    save.click();
+    save.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    status.textContent = "";
+  } catch (err) {
+    status.classList.add("att-error");
+    status.textContent = err.status === 404 ? "File not found." : `Download failed: ${err.message}`;
+  } finally {
+    link.removeAttribute("aria-disabled");
+  }
+}
+
+function formatSize(bytes) {
+  if (typeof bytes !== "number" || !Number.isFinite(bytes) || bytes < 0) return "";
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(bytes < 10 * 1024 ? 1 : 0)} KB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 }
 
 function order(a, b) {

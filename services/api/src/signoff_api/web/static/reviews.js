@@ -1,11 +1,25 @@
 // Review cards: the controls for each of the five review types, the answer, and the outcome.
 // A 422 from the API names the field at fault ("response.<name>"); its message is shown next to
-// that field. Nothing from the payload is rendered as HTML: labels and descriptions are text.
+// that field. Nothing from the payload is rendered as HTML: labels and descriptions are text
+// (the one exception is a markdown text-input's preview, which goes through markdown.js).
+//
+// The payloads are Placet's (Agent API v1): approval options with a style (ghost included) and
+// allowComment; selection as {mode, items} or the older {multiple, options}; the twelve form
+// field types with defaultValue; text-input with prefill/markdown; submitLabel and dismissLabel
+// on every type. A dismiss button answers {"_dismissed": true}. Any card can carry optional
+// feedback for the agent, sent next to the response.
 
 import { api } from "./api.js";
 import { h, newId, timeEl } from "./dom.js";
+import { renderMarkdown } from "./markdown.js";
 
-const STYLES = new Set(["primary", "secondary", "success", "danger", "warning", "default"]);
+const STYLES = new Set(["primary", "secondary", "success", "danger", "warning", "default", "ghost"]);
+const DISMISSED = "_dismissed";
+const MASK = "••••••••";
+const DEFAULT_APPROVAL = [
+  { id: "approve", label: "Approve", style: "primary" },
+  { id: "reject", label: "Reject", style: "danger" },
+];
 
 /**
  * The card for `message.review`. `onAnswered(message)` gets the updated message after a
@@ -13,8 +27,10 @@ const STYLES = new Set(["primary", "secondary", "success", "danger", "warning", 
  */
 export function reviewCard(message, { onAnswered }) {
   const review = message.review;
+  const payload = review.payload || {};
+  const dismissed = isDismissed(review.response);
   const card = h("section", {
-    class: `review review-${review.status}`,
+    class: `review review-${review.status}${dismissed ? " review-dismissed" : ""}`,
     "aria-label": `${typeLabel(review.type)} review`,
     dataset: { reviewType: review.type, reviewStatus: review.status },
   });
@@ -29,8 +45,18 @@ export function reviewCard(message, { onAnswered }) {
   const general = h("p", { class: "form-error", role: "alert", hidden: true });
   const form = h("form", { class: "review-form", novalidate: true });
   const fields = new Map(); // API field name -> error element
-  const controls = BUILDERS[review.type](review.payload || {}, fields);
-  form.append(controls.element, general);
+  const build = BUILDERS[review.type] || BUILDERS.freeform;
+  const controls = build(payload, fields);
+  const feedback = feedbackBox();
+  const dismissLabel = typeof payload.dismissLabel === "string" && payload.dismissLabel.trim() ? payload.dismissLabel : null;
+  // The primary submit button comes first in the form, so Enter in a one-line input uses it.
+  const actions = h("div", { class: "actions", role: "group", "aria-label": "Answer" },
+    controls.actions,
+    dismissLabel ? h("button", {
+      type: "submit", class: "btn btn-outline btn-dismiss", name: DISMISSED, value: "1", formnovalidate: true,
+    }, dismissLabel) : null,
+    feedback.toggle);
+  form.append(controls.element, feedback.element, actions, general);
   card.append(form);
 
   const setBusy = (busy) => {
@@ -65,11 +91,14 @@ export function reviewCard(message, { onAnswered }) {
 
   const submit = async (response) => {
     clearErrors();
+    const body = { response };
+    const note = feedback.value();
+    if (note) body.feedback = note;
     setBusy(true);
     try {
       const updated = await api(`/api/v1/reviews/${encodeURIComponent(message.id)}/respond`, {
         method: "POST",
-        body: { response },
+        body,
       });
       onAnswered(updated);
     } catch (err) {
@@ -93,6 +122,10 @@ export function reviewCard(message, { onAnswered }) {
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const submitter = event.submitter;
+    if (submitter && submitter.name === DISMISSED) {
+      submit({ [DISMISSED]: true });
+      return;
+    }
     let response;
     try {
       response = controls.collect(submitter);
@@ -110,9 +143,21 @@ export function typeLabel(type) {
   return { approval: "Approval", selection: "Selection", form: "Form", "text-input": "Text", freeform: "JSON" }[type] || type;
 }
 
+/** Placet's selection (`items`, `mode`) or the older alias (`options`, `multiple`). */
+export function selectionItems(payload) {
+  if (Array.isArray(payload.items)) return { items: payload.items, multi: payload.mode === "multi" };
+  return { items: Array.isArray(payload.options) ? payload.options : [], multi: Boolean(payload.multiple) };
+}
+
+function isDismissed(response) {
+  return Boolean(response && typeof response === "object" && response[DISMISSED] === true);
+}
+
 function statusBadge(review) {
-  const text = { pending: "Pending", completed: "Answered", expired: "Expired" }[review.status] || review.status;
-  const badge = h("span", { class: `badge badge-${review.status}` }, text);
+  const dismissed = review.status === "completed" && isDismissed(review.response);
+  const text = dismissed ? "Dismissed"
+    : { pending: "Pending", completed: "Answered", expired: "Expired" }[review.status] || review.status;
+  const badge = h("span", { class: `badge badge-${dismissed ? "dismissed" : review.status}` }, text);
   if (review.status === "pending" && review.expiresAt) {
     return h("span", { class: "review-meta" }, badge, " · expires ", timeEl(review.expiresAt, { withDate: true }));
   }
@@ -123,9 +168,24 @@ function outcome(review) {
   if (review.status === "expired") {
     return h("p", { class: "review-outcome" }, "Nobody answered before the deadline.");
   }
+  const at = review.respondedAt || review.completedAt;
+  const when = at ? [" at ", timeEl(at, { withDate: true })] : null;
+  const feedback = typeof review.feedback === "string" && review.feedback.trim()
+    ? h("div", { class: "feedback-shown" },
+      h("span", { class: "feedback-label" }, "Feedback for the agent"),
+      h("p", { class: "feedback-text" }, review.feedback))
+    : null;
+  if (isDismissed(review.response)) {
+    const label = (review.payload || {}).dismissLabel;
+    return h("div", { class: "review-outcome" },
+      h("p", { class: "answer answer-dismissed" }, "Dismissed", when,
+        typeof label === "string" && label ? [" (", h("q", {}, label), ")"] : null),
+      feedback);
+  }
   return h("div", { class: "review-outcome" },
-    h("p", {}, "Answered", review.respondedAt ? [" at ", timeEl(review.respondedAt, { withDate: true })] : null, ":"),
+    h("p", {}, "Answered", when, ":"),
     responseSummary(review),
+    feedback,
   );
 }
 
@@ -133,24 +193,49 @@ function responseSummary(review) {
   const r = review.response;
   const payload = review.payload || {};
   if (review.type === "approval" && r && r.selectedOption) {
-    const opt = (payload.options || []).find((o) => o.id === r.selectedOption);
+    const options = Array.isArray(payload.options) && payload.options.length ? payload.options : DEFAULT_APPROVAL;
+    const opt = options.find((o) => o.id === r.selectedOption);
     return h("div", { class: "answer" },
       h("span", { class: `chip chip-${styleOf(opt)}` }, opt ? opt.label : r.selectedOption),
       r.comment ? h("p", { class: "answer-comment" }, r.comment) : null);
   }
   if (review.type === "selection" && r && Array.isArray(r.selectedIds)) {
-    const labels = new Map((payload.options || []).map((o) => [o.id, o.label]));
+    const labels = new Map(selectionItems(payload).items.map((o) => [o.id, o.label]));
     return h("ul", { class: "answer chips" }, r.selectedIds.map((id) => h("li", { class: "chip" }, labels.get(id) || id)));
   }
   if (review.type === "text-input" && r && typeof r.text === "string") {
+    if (payload.markdown) {
+      const quote = h("blockquote", { class: "answer md" });
+      // renderMarkdown escapes the source before adding its fixed set of tags.
+      quote.innerHTML = renderMarkdown(r.text);
+      return quote;
+    }
     return h("blockquote", { class: "answer" }, r.text);
   }
-  if (review.type === "form" && r && typeof r === "object") {
-    const labels = new Map((payload.fields || []).map((f) => [f.name, f.label || f.name]));
+  if (review.type === "form" && r && typeof r === "object" && !Array.isArray(r)) {
+    const specs = new Map((payload.fields || []).map((f) => [f.name, f]));
+    // Fields in the form's order, then anything else the response holds.
+    const names = [...specs.keys()].filter((k) => k in r).concat(Object.keys(r).filter((k) => !specs.has(k)));
     return h("dl", { class: "answer answer-form" },
-      Object.entries(r).map(([k, v]) => [h("dt", {}, labels.get(k) || k), h("dd", {}, formatValue(v))]));
+      names.map((k) => {
+        const spec = specs.get(k);
+        return [h("dt", {}, (spec && spec.label) || k), h("dd", { dataset: { field: k } }, formatFieldValue(spec, r[k]))];
+      }));
   }
   return h("pre", { class: "answer json" }, JSON.stringify(r, null, 2));
+}
+
+function formatFieldValue(spec, v) {
+  const type = spec ? spec.type || "text" : null;
+  // A password never reaches a screen: the API already answers "***REDACTED***".
+  if (type === "password") return v === null || v === undefined || v === "" ? "—" : MASK;
+  if (type === "select") {
+    const opt = selectOptions(spec).find((o) => o.value === v);
+    if (opt) return opt.label;
+  }
+  if (type === "range" && spec.unit && typeof v === "number") return `${v} ${spec.unit}`;
+  if (type === "datetime" && typeof v === "string") return v.replace("T", " ");
+  return formatValue(v);
 }
 
 function formatValue(v) {
@@ -163,61 +248,122 @@ function styleOf(option) {
   return option && STYLES.has(option.style) ? option.style : "default";
 }
 
+/** A select field's options as {value, label}: the API stores them so; older ones were {id, label}. */
+function selectOptions(spec) {
+  return (Array.isArray(spec.options) ? spec.options : []).map((o) => {
+    if (typeof o === "string") return { value: o, label: o };
+    const value = String(o.value ?? o.id ?? "");
+    return { value, label: o.label === undefined || o.label === null ? value : String(o.label) };
+  });
+}
+
 function errorFor(fields, apiField, inputId) {
   const el = h("p", { class: "field-error", id: `${inputId}-error`, role: "alert", hidden: true, dataset: { for: inputId, field: apiField } });
   fields.set(apiField, el);
   return el;
 }
 
-// --- one builder per review type: {element, collect(submitter) -> response} ---
+function submitButton(label, fallback) {
+  const text = typeof label === "string" && label.trim() ? label : fallback;
+  return h("button", { type: "submit", class: "btn btn-primary" }, text);
+}
+
+/** The optional note for the agent: hidden behind a small toggle until wanted. */
+function feedbackBox() {
+  const id = newId("feedback");
+  // At most 4000 characters, the API's limit; any other refusal shows as the card's error.
+  const area = h("textarea", { id, name: "feedback", rows: 2, maxlength: 4000 });
+  const element = h("div", { class: "field feedback", id: `${id}-box`, hidden: true },
+    h("label", { for: id, class: "label" }, "Feedback for the agent ", h("span", { class: "optional" }, "(optional)")),
+    area);
+  const toggle = h("button", {
+    type: "button", class: "btn btn-small btn-quiet feedback-toggle", "aria-expanded": "false", "aria-controls": `${id}-box`,
+  }, "Add feedback");
+  const open = () => {
+    element.hidden = false;
+    toggle.setAttribute("aria-expanded", "true");
+    toggle.textContent = "Remove feedback";
+  };
+  // Closing it again means "no feedback after all": a hidden box is not sent.
+  toggle.addEventListener("click", () => {
+    if (element.hidden) {
+      open();
+      area.focus();
+    } else {
+      element.hidden = true;
+      toggle.setAttribute("aria-expanded", "false");
+      toggle.textContent = "Add feedback";
+    }
+  });
+  return { element, toggle, open, value: () => (element.hidden ? "" : area.value.trim()) };
+}
+
+function initialValue(spec) {
+  if (spec.defaultValue !== undefined && spec.defaultValue !== null) return spec.defaultValue;
+  if (spec.default !== undefined && spec.default !== null) return spec.default; // older payloads
+  return undefined;
+}
+
+function isNumber(v) {
+  return typeof v === "number" && Number.isFinite(v);
+}
+
+// --- one builder per review type: {element, actions, collect(submitter) -> response} ---
+
+const INPUT_TYPES = {
+  text: "text", number: "number", email: "email", url: "url", date: "date", time: "time",
+  datetime: "datetime-local", password: "password",
+};
 
 const BUILDERS = {
   approval(payload, fields) {
-    const options = payload.options && payload.options.length ? payload.options : [
-      { id: "approve", label: "Approve", style: "primary" },
-      { id: "reject", label: "Reject", style: "danger" },
-    ];
+    const options = Array.isArray(payload.options) && payload.options.length ? payload.options : DEFAULT_APPROVAL;
     const commentId = newId("comment");
+    const comment = payload.allowComment === true
+      ? h("textarea", { id: commentId, name: "comment", rows: 2, maxlength: 4000, "aria-describedby": `${commentId}-error` })
+      : null;
     const element = h("div", { class: "approval" },
-      h("label", { for: commentId, class: "label" }, "Comment ", h("span", { class: "optional" }, "(optional)")),
-      h("textarea", { id: commentId, name: "comment", rows: 2, "aria-describedby": `${commentId}-error` }),
-      errorFor(fields, "response.comment", commentId),
-      h("div", { class: "actions", role: "group", "aria-label": "Answer" },
-        options.map((o) => h("button", {
-          type: "submit", class: `btn btn-${styleOf(o)}`, name: "selectedOption", value: o.id,
-        }, o.label))),
+      comment ? [
+        h("label", { for: commentId, class: "label" }, "Comment ", h("span", { class: "optional" }, "(optional)")),
+        comment,
+        errorFor(fields, "response.comment", commentId),
+      ] : null,
       errorFor(fields, "response.selectedOption", `${commentId}-choice`),
     );
+    const actions = options.map((o) => h("button", {
+      type: "submit", class: `btn btn-${styleOf(o)}`, name: "selectedOption", value: o.id,
+    }, o.label));
     return {
       element,
+      actions,
       collect(submitter) {
-        const comment = element.querySelector("textarea").value.trim();
-        const selected = submitter && submitter.value ? submitter.value : null;
+        const text = comment ? comment.value.trim() : "";
+        const selected = submitter && submitter.name === "selectedOption" ? submitter.value : null;
         if (!selected) throw Object.assign(new Error("choose one of the buttons"), { field: "response.selectedOption" });
-        return comment ? { selectedOption: selected, comment } : { selectedOption: selected };
+        return text ? { selectedOption: selected, comment: text } : { selectedOption: selected };
       },
     };
   },
 
   selection(payload, fields) {
-    const multiple = Boolean(payload.multiple);
+    const { items, multi } = selectionItems(payload);
     const group = newId("sel");
     const legendId = `${group}-legend`;
-    const element = h("fieldset", { class: "selection", "aria-describedby": `${group}-error` },
-      h("legend", { id: legendId }, multiple ? "Choose one or more" : "Choose one"),
-      (payload.options || []).map((o) => {
+    const element = h("fieldset", { class: "selection", "aria-describedby": `${group}-error`, dataset: { mode: multi ? "multi" : "single" } },
+      h("legend", { id: legendId }, multi ? "Choose one or more" : "Choose one"),
+      items.map((o) => {
         const id = newId("opt");
         return h("div", { class: "choice" },
-          h("input", { type: multiple ? "checkbox" : "radio", id, name: group, value: o.id }),
+          h("input", { type: multi ? "checkbox" : "radio", id, name: group, value: o.id }),
           h("label", { for: id }, h("span", { class: "choice-label" }, o.label),
             o.description ? h("span", { class: "choice-desc" }, o.description) : null));
       }),
       h("p", { class: "field-error", id: `${group}-error`, role: "alert", hidden: true, dataset: { field: "response.selectedIds" } }),
-      h("div", { class: "actions" }, h("button", { type: "submit", class: "btn btn-primary" }, "Submit")),
     );
     fields.set("response.selectedIds", element.querySelector(".field-error"));
     return {
       element,
+      actions: [submitButton(payload.submitLabel, "Confirm Selection")],
       collect() {
         return { selectedIds: [...element.querySelectorAll("input:checked")].map((i) => i.value) };
       },
@@ -225,7 +371,7 @@ const BUILDERS = {
   },
 
   form(payload, fields) {
-    const specs = payload.fields || [];
+    const specs = Array.isArray(payload.fields) ? payload.fields : [];
     const inputs = [];
     const element = h("div", { class: "form-fields" },
       specs.map((spec) => {
@@ -237,42 +383,67 @@ const BUILDERS = {
           common["aria-required"] = "true";
         }
         if (spec.placeholder) common.placeholder = spec.placeholder;
-        let input;
         const type = spec.type || "text";
+        const initial = initialValue(spec);
+        let input;
+        let extra = null;
         if (type === "textarea") input = h("textarea", { ...common, rows: 3 });
         else if (type === "select") {
           input = h("select", common, h("option", { value: "" }, "Choose…"),
-            (spec.options || []).map((o) => h("option", { value: o.id }, o.label)));
+            selectOptions(spec).map((o) => h("option", { value: o.value }, o.label)));
         } else if (type === "checkbox") input = h("input", { ...common, type: "checkbox" });
-        else {
-          const attrs = { ...common, type: { number: "number", email: "email", url: "url", date: "date" }[type] || "text" };
+        else if (type === "range") {
+          const min = isNumber(spec.min) ? spec.min : 0;
+          const max = isNumber(spec.max) ? spec.max : 100;
+          const step = isNumber(spec.step) ? spec.step : 1;
+          input = h("input", { ...common, type: "range", min, max, step });
+          // Placet: defaultValue ?? min ?? 0.
+          let start = typeof initial === "string" && initial.trim() !== "" ? Number(initial) : initial;
+          if (!isNumber(start)) start = isNumber(spec.min) ? spec.min : 0;
+          input.value = String(start);
+          const unit = typeof spec.unit === "string" && spec.unit ? ` ${spec.unit}` : "";
+          const output = h("output", { for: id, class: "range-value", "aria-hidden": "true" });
+          const show = () => {
+            output.textContent = `${input.value}${unit}`;
+            input.setAttribute("aria-valuetext", `${input.value}${unit}`);
+          };
+          show();
+          input.addEventListener("input", show);
+          extra = h("div", { class: "range-row" }, input, output);
+        } else {
+          const attrs = { ...common, type: INPUT_TYPES[type] || "text" };
           if (type === "number") {
-            attrs.step = "any";
-            if (spec.min !== undefined) attrs.min = spec.min;
-            if (spec.max !== undefined) attrs.max = spec.max;
+            attrs.step = isNumber(spec.step) ? spec.step : "any";
+            if (isNumber(spec.min)) attrs.min = spec.min;
+            if (isNumber(spec.max)) attrs.max = spec.max;
           }
+          if (type === "password") attrs.autocomplete = "new-password";
+          if (type === "email") attrs.autocomplete = "off";
           input = h("input", attrs);
         }
-        if (spec.default !== undefined && spec.default !== null) {
-          if (type === "checkbox") input.checked = Boolean(spec.default);
-          else input.value = String(spec.default);
+        if (initial !== undefined && type !== "range") {
+          if (type === "checkbox") input.checked = initial === true || initial === "true";
+          else if (type === "datetime" && /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}/.test(String(initial))) {
+            input.value = String(initial).slice(0, 16).replace(" ", "T");
+          } else if (type === "time" && /^\d{2}:\d{2}/.test(String(initial))) input.value = String(initial).slice(0, 5);
+          else input.value = String(initial);
         }
         inputs.push({ spec, input, type });
         const label = h("label", { for: id, class: "label" }, spec.label || spec.name,
           spec.required ? [" ", h("span", { class: "req", "aria-hidden": "true", title: "required" }, "*")] : null);
         const hint = [];
-        if (type === "number" && (spec.min !== undefined || spec.max !== undefined)) {
+        if (type === "number" && (isNumber(spec.min) || isNumber(spec.max))) {
           hint.push(h("span", { class: "hint" }, rangeHint(spec)));
         }
         if (spec.description) hint.push(h("span", { class: "hint" }, spec.description));
         return h("div", { class: `field field-${type}` },
-          type === "checkbox" ? h("div", { class: "check" }, input, label) : [label, input],
+          type === "checkbox" ? h("div", { class: "check" }, input, label) : [label, extra || input],
           hint, errorFor(fields, `response.${spec.name}`, id));
       }),
-      h("div", { class: "actions" }, h("button", { type: "submit", class: "btn btn-primary" }, "Submit")),
     );
     return {
       element,
+      actions: [submitButton(payload.submitLabel, "Submit")],
       collect() {
         const out = {};
         for (const { spec, input, type } of inputs) {
@@ -282,7 +453,7 @@ const BUILDERS = {
           }
           const raw = input.value;
           if (raw === "") continue; // absent: the API says whether it was required
-          if (type === "number") {
+          if (type === "number" || type === "range") {
             const n = Number(raw);
             out[spec.name] = Number.isFinite(n) ? n : raw;
           } else out[spec.name] = raw;
@@ -294,22 +465,46 @@ const BUILDERS = {
 
   "text-input"(payload, fields) {
     const id = newId("text");
-    const attrs = { id, name: "text", "aria-describedby": `${id}-error`, required: true, "aria-required": "true" };
-    if (payload.placeholder) attrs.placeholder = payload.placeholder;
-    if (payload.maxLength) attrs.maxlength = payload.maxLength;
-    if (payload.minLength) attrs.minlength = payload.minLength;
-    const input = payload.multiline ? h("textarea", { ...attrs, rows: 4 }) : h("input", { ...attrs, type: "text" });
-    const limits = [];
-    if (payload.minLength) limits.push(`at least ${payload.minLength}`);
-    if (payload.maxLength) limits.push(`at most ${payload.maxLength}`);
+    const markdown = payload.markdown === true;
+    const attrs = { id, name: "text", "aria-describedby": `${id}-error ${id}-hint`, required: true, "aria-required": "true" };
+    attrs.placeholder = typeof payload.placeholder === "string" && payload.placeholder ? payload.placeholder : "Type your response…";
+    const max = Number.isInteger(payload.maxLength) && payload.maxLength > 0 ? payload.maxLength : null;
+    const min = Number.isInteger(payload.minLength) && payload.minLength > 0 ? payload.minLength : null;
+    if (max) attrs.maxlength = max;
+    if (min) attrs.minlength = min;
+    const multiline = payload.multiline || markdown;
+    const input = multiline ? h("textarea", { ...attrs, rows: markdown ? 6 : 4 }) : h("input", { ...attrs, type: "text" });
+    if (typeof payload.prefill === "string") input.value = payload.prefill;
+    let limits = "";
+    if (min && max) limits = `${min}–${max} characters`;
+    else if (min) limits = `at least ${min} characters`;
+    else if (max) limits = `at most ${max} characters`;
+    const counter = h("span", { class: "counter", "aria-live": "off" });
+    const preview = markdown ? h("div", { class: "md md-preview" }) : null;
+    const previewBox = markdown ? h("details", { class: "preview" }, h("summary", {}, "Preview"), preview) : null;
+    const refresh = () => {
+      counter.textContent = max ? `${input.value.length} / ${max}` : "";
+      // renderMarkdown escapes the source before adding its fixed set of tags.
+      if (preview && previewBox.open) preview.innerHTML = renderMarkdown(input.value);
+    };
+    input.addEventListener("input", refresh);
+    if (previewBox) previewBox.addEventListener("toggle", refresh);
+    refresh();
     const element = h("div", { class: "text-input" },
       h("label", { for: id, class: "label" }, "Your answer ", h("span", { class: "req", "aria-hidden": "true" }, "*")),
       input,
-      limits.length ? h("span", { class: "hint" }, `${limits.join(", ")} characters`) : null,
+      h("span", { class: "hint", id: `${id}-hint` },
+        [markdown ? "Markdown supported" : "", limits].filter(Boolean).join(" · "),
+        max && (markdown || limits) ? " · " : "",
+        counter),
+      previewBox,
       errorFor(fields, "response.text", id),
-      h("div", { class: "actions" }, h("button", { type: "submit", class: "btn btn-primary" }, "Submit")),
     );
-    return { element, collect: () => ({ text: input.value }) };
+    return {
+      element,
+      actions: [submitButton(payload.submitLabel, "Submit")],
+      collect: () => ({ text: input.value.trim() }),
+    };
   },
 
   freeform(payload, fields) {
@@ -325,10 +520,10 @@ const BUILDERS = {
       h("label", { for: id, class: "label" }, "Response (JSON)"),
       editor,
       errorFor(fields, "response", id),
-      h("div", { class: "actions" }, h("button", { type: "submit", class: "btn btn-primary" }, "Submit")),
     );
     return {
       element,
+      actions: [submitButton(payload.submitLabel, "Submit")],
       collect() {
         try {
           return JSON.parse(editor.value);
@@ -341,7 +536,7 @@ const BUILDERS = {
 };
 
 function rangeHint(spec) {
-  if (spec.min !== undefined && spec.max !== undefined) return `between ${spec.min} and ${spec.max}`;
-  if (spec.min !== undefined) return `at least ${spec.min}`;
+  if (isNumber(spec.min) && isNumber(spec.max)) return `between ${spec.min} and ${spec.max}`;
+  if (isNumber(spec.min)) return `at least ${spec.min}`;
   return `at most ${spec.max}`;
 }
