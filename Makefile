@@ -5,7 +5,7 @@ SHELL := /bin/bash
 # works whatever the user's script directory is).
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
-.PHONY: bootstrap browser run test lint typecheck pytest bench clean
+.PHONY: bootstrap browser promtool run test lint typecheck pytest bench clean
 
 bootstrap:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -19,7 +19,7 @@ lint: bootstrap
 	$(UV) run --frozen ruff format --check .
 
 typecheck: bootstrap
-	$(UV) run --frozen mypy libs/common/src services/api/src services/dispatcher/src services/expirer/src services/realtime/src tools/devstack/src tests bench
+	$(UV) run --frozen mypy libs/common/src services/api/src services/dispatcher/src services/expirer/src services/realtime/src tools/devstack/src clients/sdk/src clients/mcp/src clients/cli/src tests bench
 
 # The browser tests (tests/web) drive Debian's Chromium, never a downloaded one; installed here
 # when missing (needs root, as in CI containers).
@@ -27,7 +27,14 @@ browser:
 	@[ -x /usr/bin/chromium ] || { [ "$$(id -u)" = 0 ] || { echo "tests/web need Chromium: sudo apt-get install -y chromium"; exit 1; }; \
 		apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
-pytest: bootstrap browser
+# tests/test_observability.py checks and unit-tests deploy/prometheus/alerts.yml with promtool from
+# Debian's prometheus package, installed here when missing (needs root, as in CI containers;
+# without recommends, so no node exporter; in containers the packaged service is not started).
+promtool:
+	@command -v promtool >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] || { echo "tests/test_observability.py needs promtool: sudo apt-get install -y prometheus"; exit 1; }; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
+pytest: bootstrap browser promtool
 	$(UV) run --frozen pytest
 
 test: lint typecheck pytest

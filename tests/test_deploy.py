@@ -111,6 +111,6 @@ def test_caddyfile_routes_match_between_local_and_compose() -> None:
 
 
 def test_prometheus_scrapes_every_service() -> None:
-    config = yaml.safe_load((REPO_ROOT / "deploy" / "prometheus.yml").read_text())
+    config = yaml.safe_load((REPO_ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
     names = config["scrape_configs"][0]["dns_sd_configs"][0]["names"]
     assert sorted(names) == sorted(SERVICES)

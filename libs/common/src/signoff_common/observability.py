@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import sys
@@ -10,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -55,6 +57,26 @@ def configure_logging(service: str, level: str = "INFO") -> None:
 
 Check = Callable[[], Awaitable[None]]
 
+# Whether each dependency (mongodb, kafka) answered this process's last check: 1 or 0. Refreshed by
+# every /readyz and every /metrics scrape, so an alert sees "MongoDB unreachable" from any service
+# even where nothing polls /readyz (docker-compose health checks use /healthz).
+DEPENDENCY_UP = Gauge(
+    "signoff_dependency_up", "Whether the dependency answered the last readiness check", ["dependency"]
+)
+# Checks run at scrape time give up after this long (each check has its own shorter timeout).
+SCRAPE_CHECK_TIMEOUT = 3.0
+
+
+async def _run_check(name: str, check: Check) -> tuple[bool, str]:
+    started = time.perf_counter()
+    try:
+        await check()
+    except Exception as exc:
+        DEPENDENCY_UP.labels(name).set(0)
+        return False, f"unavailable: {type(exc).__name__}"
+    DEPENDENCY_UP.labels(name).set(1)
+    return True, f"ok ({(time.perf_counter() - started) * 1000:.0f} ms)"
+
 
 def probe_routes(checks: Callable[[Request], dict[str, Check]]) -> list[Route]:
     """``/healthz`` (process up), ``/readyz`` (every named dependency answers), ``/metrics``."""
@@ -66,20 +88,21 @@ def probe_routes(checks: Callable[[Request], dict[str, Check]]) -> list[Route]:
         results: dict[str, str] = {}
         ok = True
         for name, check in checks(request).items():
-            started = time.perf_counter()
-            try:
-                await check()
-                results[name] = f"ok ({(time.perf_counter() - started) * 1000:.0f} ms)"
-            except Exception as exc:
-                ok = False
-                results[name] = f"unavailable: {type(exc).__name__}"
+            passed, results[name] = await _run_check(name, check)
+            ok = ok and passed
         return JSONResponse(
             {"status": "ok" if ok else "unavailable", "checks": results},
             status_code=200 if ok else 503,
             headers=None if ok else {"Retry-After": "2"},
         )
 
-    async def metrics(_: Request) -> Response:
+    async def metrics(request: Request) -> Response:
+        # Refresh signoff_dependency_up first (concurrently, bounded): the scrape is the clock.
+        with contextlib.suppress(Exception):
+            named = checks(request)
+            await asyncio.wait_for(
+                asyncio.gather(*(_run_check(n, c) for n, c in named.items())), SCRAPE_CHECK_TIMEOUT
+            )
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return [

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from signoff_common.clock import utcnow
 from signoff_common.observability import Check, probe_routes
 from signoff_common.runtime import Runtime
+from signoff_expirer import backlog
 from signoff_expirer.expiry import expire_due, next_deadline
 from signoff_expirer.settings import ExpirerSettings
 
@@ -59,12 +60,16 @@ def create_app(settings: ExpirerSettings) -> Starlette:
         app.state.runtime = runtime
         stopping = asyncio.Event()
         task = asyncio.create_task(expiry_loop(runtime, settings, stopping))
+        # Backlog metrics (pending reviews, outbox age, response time): see backlog.py.
+        metrics_task = asyncio.create_task(backlog.run(runtime.db), name="backlog-metrics")
         try:
             yield
         finally:
+            metrics_task.cancel()
             # Let the current pass finish its bulk write rather than cutting it off.
             stopping.set()
             await task
+            await asyncio.gather(metrics_task, return_exceptions=True)
             await runtime.close()
 
     def checks(request: Request) -> dict[str, Check]:
