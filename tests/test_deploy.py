@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import tomllib
 from typing import Any
@@ -62,13 +63,28 @@ def test_compose_infrastructure() -> None:
 def test_dockerfile_skips_only_locked_packages() -> None:
     dockerfile = (REPO_ROOT / "Dockerfile").read_text()
     locked = {p["name"] for p in tomllib.loads((REPO_ROOT / "uv.lock").read_text())["package"]}
-    skipped = [
-        line.split("--no-install-package")[1].split()[0]
-        for line in dockerfile.splitlines()
-        if "--no-install-package" in line
-    ]
+    skipped = re.findall(r"--no-install-package ([\w.-]+)", dockerfile)
     assert skipped
     assert set(skipped) <= locked
+
+
+def test_dockerfile_layers_every_workspace_member() -> None:
+    """Dependencies are installed from every member's pyproject.toml before any source is copied
+    (the cached layer), and every member's source is copied after."""
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    root = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    members = sorted(
+        str(path.parent.relative_to(REPO_ROOT))
+        for pattern in root["tool"]["uv"]["workspace"]["members"]
+        for path in REPO_ROOT.glob(f"{pattern}/pyproject.toml")
+    )
+    assert members
+    deps_layer = dockerfile.index("--no-install-workspace")
+    for member in members:
+        copied = dockerfile.index(f"COPY {member}/pyproject.toml {member}/")
+        assert copied < deps_layer, member
+        top = member.split("/")[0]
+        assert dockerfile.index(f"COPY {top} {top}") > deps_layer, member
 
 
 def _adapt(env: dict[str, str]) -> dict[str, Any]:

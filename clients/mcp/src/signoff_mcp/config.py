@@ -1,0 +1,83 @@
+"""Settings from the environment: Signoff's names first, Placet's MCP server's names as well, so
+a client configured for Placet's server starts this one unchanged."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+Transport = Literal["stdio", "http"]
+KEY_PREFIXES = ("hp_", "sk_")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    api_url: str
+    api_key: str | None = None
+    default_channel: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 3002
+    path: str = "/mcp"
+    # Longest a wait_for_review (or waitInline) call holds before answering "timeout".
+    connection_timeout_ms: int = 300_000
+    transport: Transport = "stdio"
+
+
+def _first(env: Mapping[str, str], *names: str) -> str | None:
+    for name in names:
+        value = env.get(name, "").strip()
+        if value:
+            return value
+    return None
+
+
+def _int(env: Mapping[str, str], default: int, *names: str) -> int:
+    raw = _first(env, *names)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{names[0]} must be an integer, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{names[0]} must be positive")
+    return value
+
+
+def load(env: Mapping[str, str] | None = None, transport: Transport | None = None) -> Settings:
+    """Read the settings; ``transport`` (from the command line) wins over ``MCP_TRANSPORT``."""
+    env = os.environ if env is None else env
+    url = _first(env, "SIGNOFF_URL", "PLACET_API_URL")
+    if not url:
+        raise ConfigError("SIGNOFF_URL (or PLACET_API_URL) environment variable is required")
+    key = _first(env, "SIGNOFF_API_KEY", "PLACET_API_KEY")
+    if key is not None and not key.startswith(KEY_PREFIXES):
+        raise ConfigError('SIGNOFF_API_KEY (or PLACET_API_KEY) must start with "hp_"')
+    # stdio unless asked for HTTP: an MCP client that launches the command speaks stdio.
+    named = (_first(env, "SIGNOFF_MCP_TRANSPORT", "MCP_TRANSPORT") or "stdio").lower()
+    if named not in ("stdio", "http", "streamable-http"):
+        raise ConfigError(f"MCP_TRANSPORT must be stdio or http, got {named!r}")
+    chosen: Transport = transport or ("stdio" if named == "stdio" else "http")
+    if chosen == "stdio" and key is None:
+        raise ConfigError(
+            "SIGNOFF_API_KEY (or PLACET_API_KEY) environment variable is required for stdio mode"
+        )
+    path = _first(env, "SIGNOFF_MCP_PATH", "MCP_PATH") or "/mcp"
+    return Settings(
+        api_url=url.rstrip("/"),
+        api_key=key,
+        default_channel=_first(env, "SIGNOFF_DEFAULT_CHANNEL", "PLACET_DEFAULT_CHANNEL"),
+        host=_first(env, "SIGNOFF_MCP_HOST") or "127.0.0.1",
+        port=_int(env, 3002, "SIGNOFF_MCP_PORT", "MCP_PORT"),
+        path=path if path.startswith("/") else "/" + path,
+        connection_timeout_ms=_int(
+            env, 300_000, "SIGNOFF_MCP_CONNECTION_TIMEOUT_MS", "MCP_CONNECTION_TIMEOUT_MS"
+        ),
+        transport=chosen,
+    )

@@ -1,0 +1,65 @@
+"""Server-sent events (``GET /api/v1/events``), read line by line.
+
+The parser follows the SSE rules the server relies on: ``id:`` sets the id to resume from,
+``event:`` names the event, ``data:`` lines are joined, ``:`` starts a comment (the heartbeat),
+and a blank line ends an event. ``retry:`` says how long to wait before reconnecting.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from signoff.errors import Unauthorized
+from signoff.models import Event
+
+DEFAULT_RETRY_MS = 2000
+
+
+class EventParser:
+    def __init__(self) -> None:
+        self.last_event_id: str | None = None
+        self.retry_ms = DEFAULT_RETRY_MS
+        self._id: str | None = None
+        self._type = ""
+        self._data: list[str] = []
+
+    def feed(self, line: str) -> Event | None:
+        """One line (without its newline); the finished event when ``line`` is blank."""
+        if line == "":
+            return self._dispatch()
+        if line.startswith(":"):
+            return None
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._type = value
+        elif name == "id" and "\x00" not in value:
+            self._id = value
+        elif name == "retry" and value.isdigit():
+            self.retry_ms = int(value)
+        return None
+
+    def _dispatch(self) -> Event | None:
+        event_id, event_type, data = self._id, self._type or "message", self._data
+        self._id, self._type, self._data = None, "", []
+        if not data:
+            return None
+        if event_id is not None:
+            self.last_event_id = event_id
+        text = "\n".join(data)
+        payload: Any
+        try:
+            payload = json.loads(text)
+        except json.JSONDecodeError:
+            payload = text
+        if (
+            event_type == "error"
+            and isinstance(payload, dict)
+            and payload.get("code") == "credentials_revoked"
+        ):
+            # The server's last frame before it ends a stream whose credential stopped holding.
+            raise Unauthorized(401, payload["code"], str(payload.get("message", "credentials revoked")))
+        return Event(id=event_id, type=event_type, data=payload)

@@ -1,0 +1,172 @@
+"""Backlog metrics read from MongoDB, for dashboards and alerts: pending reviews (how many, how
+old the oldest is, how many fall due soon), the outbox (its oldest unpublished event, wherever it
+waits), and how long humans take to answer.
+
+They live in the expirer because it already watches the review deadlines and no other service
+owns "the whole backlog". Every expirer replica computes the same numbers from the same data:
+aggregate them across replicas with ``max`` (gauges) or ``max by (le)`` (the histogram), never
+``sum``.
+
+The outbox age here is read from the documents themselves, so it keeps growing while Kafka is
+down (the relay's own ``signoff_outbox_oldest_age_seconds`` is only updated by passes that reach
+the broker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from signoff_common.clock import as_utc, utcnow
+from signoff_common.ids import id_time_ms
+from signoff_common.mongo import INDEXES, MESSAGES, OUTBOX_INDEX, Database
+
+log = logging.getLogger(__name__)
+
+# "Near expiry": deadlines closer than this count in signoff_reviews_expiring_soon.
+EXPIRING_SOON_SECONDS = 900
+REFRESH_SECONDS = 15.0
+# Every collection whose documents carry an outbox has its partial index.
+OUTBOX_COLLECTIONS = tuple(name for name, models in INDEXES.items() if OUTBOX_INDEX in models)
+
+PENDING = Gauge("signoff_reviews_pending", "Reviews waiting for a human answer")
+OLDEST_PENDING = Gauge(
+    "signoff_reviews_oldest_pending_age_seconds", "Age of the oldest pending review (0 when none)"
+)
+EXPIRING_SOON = Gauge(
+    "signoff_reviews_expiring_soon",
+    f"Pending reviews whose deadline is less than {EXPIRING_SOON_SECONDS} s away",
+)
+OUTBOX_OLDEST = Gauge(
+    "signoff_outbox_backlog_oldest_age_seconds",
+    "Age of the oldest event still waiting in any outbox, read from MongoDB (0 when none)",
+)
+OUTBOX_DOCUMENTS = Gauge("signoff_outbox_backlog_documents", "Documents holding unpublished outbox events")
+RESPONSE_SECONDS = Histogram(
+    "signoff_review_response_seconds",
+    "From a review's creation to the human's answer",
+    buckets=(5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 43200, 86400, 129600),
+)
+REFRESH_ERRORS = Counter(
+    "signoff_backlog_refresh_errors_total", "Backlog metric refreshes that failed (MongoDB unreachable)"
+)
+
+# Served by the partial index ``pending_reviews_by_deadline`` (as the expiry queries are).
+_PENDING: dict[str, Any] = {"review.status": "pending", "review.expires_at": {"$type": "date"}}
+_HAS_OUTBOX: dict[str, Any] = {"outbox.0": {"$exists": True}}
+
+
+def _updated(field: str) -> dict[str, Any]:
+    # updatedFields keys are dotted paths ("review.status"); $getField reads such a key literally.
+    return {"$getField": {"field": field, "input": "$updateDescription.updatedFields"}}
+
+
+# The API's respond() sets review.status to "completed" together with review.completed_at.
+_ANSWERS: list[dict[str, Any]] = [
+    {"$match": {"operationType": "update", "$expr": {"$eq": [_updated("review.status"), "completed"]}}},
+    {"$project": {"documentKey": 1, "completed_at": _updated("review.completed_at")}},
+]
+
+
+async def refresh_reviews(db: Database, now: datetime) -> None:
+    soon = now + timedelta(seconds=EXPIRING_SOON_SECONDS)
+    rows = await (
+        await db[MESSAGES].aggregate(
+            [
+                {"$match": _PENDING},
+                {
+                    "$group": {
+                        "_id": None,
+                        "n": {"$sum": 1},
+                        "oldest": {"$min": "$created_at"},
+                        "soon": {"$sum": {"$cond": [{"$lte": ["$review.expires_at", soon]}, 1, 0]}},
+                    }
+                },
+            ],
+            hint="pending_reviews_by_deadline",
+        )
+    ).to_list()
+    row: dict[str, Any] = rows[0] if rows else {"n": 0, "oldest": None, "soon": 0}
+    PENDING.set(int(row["n"]))
+    EXPIRING_SOON.set(int(row["soon"]))
+    oldest = row["oldest"]
+    age = (now - as_utc(oldest)).total_seconds() if isinstance(oldest, datetime) else 0.0
+    OLDEST_PENDING.set(max(0.0, age))
+
+
+async def refresh_outbox(db: Database, now: datetime) -> None:
+    documents = 0
+    oldest_ms: int | None = None
+    for name in OUTBOX_COLLECTIONS:
+        coll = db[name]
+        documents += await coll.count_documents(_HAS_OUTBOX, hint="outbox_pending")
+        first = await coll.find_one(
+            _HAS_OUTBOX, {"outbox.id": 1}, sort=[("outbox.id", 1)], hint="outbox_pending"
+        )
+        for entry in (first or {}).get("outbox", []):
+            with contextlib.suppress(ValueError, TypeError, AttributeError):
+                stamp = id_time_ms(entry["id"])
+                oldest_ms = stamp if oldest_ms is None else min(oldest_ms, stamp)
+    OUTBOX_DOCUMENTS.set(documents)
+    age = 0.0 if oldest_ms is None else now.timestamp() - oldest_ms / 1000
+    OUTBOX_OLDEST.set(max(0.0, age))
+
+
+def response_seconds(message_id: Any, completed_at: Any) -> float | None:
+    """Seconds from the message's creation (its id carries the time) to the answer, or None for
+    anything that does not look like one of ours."""
+    if not isinstance(message_id, str) or not isinstance(completed_at, datetime):
+        return None
+    try:
+        created_ms = id_time_ms(message_id)
+    except ValueError:
+        return None
+    seconds = as_utc(completed_at).timestamp() - created_ms / 1000
+    # Reviews live at most 36 h; anything outside [0, 2 days] is not a timestamp we made.
+    return seconds if 0 <= seconds <= 2 * 86400 else None
+
+
+async def watch_answers(db: Database) -> None:
+    """Observe every review answer as it happens (a change stream on messages)."""
+    while True:
+        try:
+            async with await db[MESSAGES].watch(_ANSWERS) as stream:
+                async for change in stream:
+                    seconds = response_seconds(change["documentKey"].get("_id"), change.get("completed_at"))
+                    if seconds is not None:
+                        RESPONSE_SECONDS.observe(seconds)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.warning("answer change stream interrupted; reopening", exc_info=True)
+            await asyncio.sleep(1.0)
+
+
+async def refresh(db: Database) -> None:
+    now = utcnow()
+    await refresh_reviews(db, now)
+    await refresh_outbox(db, now)
+
+
+async def refresh_loop(db: Database, period: float = REFRESH_SECONDS) -> None:
+    while True:
+        try:
+            await refresh(db)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            REFRESH_ERRORS.inc()
+            log.warning("backlog metrics refresh failed; will retry", exc_info=True)
+        await asyncio.sleep(period)
+
+
+async def run(db: Database) -> None:
+    """Both loops, until cancelled (the expirer's lifespan starts and cancels this)."""
+    async with asyncio.TaskGroup() as group:
+        group.create_task(refresh_loop(db), name="backlog-refresh")
+        group.create_task(watch_answers(db), name="answer-watch")

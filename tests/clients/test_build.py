@@ -1,0 +1,62 @@
+"""The three client packages build as wheels (``uv build --package``), with what they need."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[2]
+
+
+def uv() -> list[str]:
+    found = shutil.which("uv")
+    if found:
+        return [found]
+    python = shutil.which("python3")
+    if (
+        python
+        and subprocess.run([python, "-m", "uv", "--version"], capture_output=True, check=False).returncode
+        == 0
+    ):
+        return [python, "-m", "uv"]
+    pytest.fail("uv is needed to build the wheels (make bootstrap installs it)")
+
+
+@pytest.mark.parametrize(
+    ("package", "module", "script"),
+    [
+        ("signoff", "signoff", None),
+        ("signoff-mcp", "signoff_mcp", "signoff-mcp"),
+        ("signoff-cli", "signoff_cli", "signoff"),
+    ],
+)
+def test_wheel_builds(tmp_path: Path, package: str, module: str, script: str | None) -> None:
+    built = subprocess.run(
+        [*uv(), "build", "--package", package, "--wheel", "--out-dir", str(tmp_path), "--quiet"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr
+    [wheel] = tmp_path.glob("*.whl")
+    assert wheel.name.startswith(package.replace("-", "_") + "-0.1.0-py3-none-any")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        assert f"{module}/__init__.py" in names
+        assert f"{module}/py.typed" in names
+        # Nothing of the services travels with the clients: they speak HTTP only.
+        assert not [n for n in names if n.startswith(("signoff_api", "signoff_common", "signoff_realtime"))]
+        info = next(n for n in names if n.endswith(".dist-info/METADATA"))
+        metadata = archive.read(info).decode()
+        assert f"Name: {package}\n" in metadata
+        assert "signoff-common" not in metadata
+        assert "signoff-api" not in metadata
+        if script:
+            entry_points = archive.read(info.replace("METADATA", "entry_points.txt")).decode()
+            assert f"{script} = {module}.__main__:main" in entry_points

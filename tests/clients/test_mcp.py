@@ -1,0 +1,294 @@
+"""``signoff-mcp`` as an MCP client sees it: started over stdio (and streamable HTTP) by the
+``mcp`` client library, against the real stack; the human answers over REST."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from mcp_types import CallToolResult, TextContent
+
+from signoff_mcp import config
+from tests.clients.support import answer_next
+from tests.support.stack import Owner, RunningStack
+
+PLACET_TOOLS = {
+    "send_message",
+    "send_review_message",
+    "wait_for_review",
+    "get_pending_reviews",
+    "list_channels",
+    "create_channel",
+    "ping_status",
+    "get_messages",
+    "get_message",
+    "delete_message",
+    "get_iteration_chain",
+    "list_plugins",
+}
+SERVER = str(Path(sys.executable).parent / "signoff-mcp")
+APPROVAL = {
+    "options": [
+        {"id": "approve", "label": "Approve", "style": "primary"},
+        {"id": "reject", "label": "Reject", "style": "danger"},
+    ],
+    "allowComment": True,
+}
+
+
+@asynccontextmanager
+async def stdio_server(env: dict[str, str]) -> AsyncIterator[Client]:
+    params = StdioServerParameters(command=SERVER, args=["--stdio"], env=env)
+    async with Client(params, read_timeout_seconds=60) as client:
+        yield client
+
+
+def text_of(result: CallToolResult) -> str:
+    [content] = result.content
+    assert isinstance(content, TextContent)
+    return content.text
+
+
+async def call(client: Client, tool: str, arguments: dict[str, Any], **options: Any) -> Any:
+    result = await client.call_tool(tool, arguments, **options)
+    assert not result.is_error, text_of(result)
+    return json.loads(text_of(result))
+
+
+async def test_stdio_tools_and_a_review(stack: RunningStack, owner: Owner) -> None:
+    env = {"SIGNOFF_URL": stack.url, "SIGNOFF_API_KEY": owner.api_key}
+    async with stdio_server(env) as mcp:
+        tools = {t.name: t for t in (await mcp.list_tools()).tools}
+        assert set(tools) >= PLACET_TOOLS
+        review_params = tools["send_review_message"].input_schema
+        assert set(review_params["required"]) == {"channelId", "reviewType", "reviewPayload"}
+        assert "waitInline" in review_params["properties"]
+
+        channel = (await call(mcp, "create_channel", {"name": "mcp-agent", "description": "via MCP"}))["id"]
+        assert [c["id"] for c in await call(mcp, "list_channels", {})] == [channel]
+        pinged = await call(mcp, "ping_status", {"agentId": channel, "status": "busy", "message": "working"})
+        assert (pinged["status"], pinged["statusMessage"]) == ("busy", "working")
+
+        note = await call(
+            mcp, "send_message", {"channelId": channel, "text": "## Build\nAll green", "status": "success"}
+        )
+        assert note["status"] == "success"
+        fetched = await call(mcp, "get_message", {"channelId": channel, "messageId": note["id"]})
+        assert fetched["deliveryStatus"] == "agent_received"  # the tool acknowledged it
+
+        sent = await call(
+            mcp,
+            "send_review_message",
+            {
+                "channelId": channel,
+                "text": "Deploy v2.1?",
+                "reviewType": "approval",
+                "reviewPayload": APPROVAL,
+            },
+        )
+        assert (sent["status"], sent["expiresAt"] is not None) == ("pending", True)
+        mid = sent["messageId"]
+        assert [m["id"] for m in await call(mcp, "get_pending_reviews", {"channelId": channel})] == [mid]
+
+        # Nobody answers within the call's own timeout: progress while it waits, then "timeout".
+        progress: list[tuple[float, float | None, str | None]] = []
+
+        async def on_progress(done: float, total: float | None, message: str | None) -> None:
+            progress.append((done, total, message))
+
+        arguments = {"channelId": channel, "messageId": mid, "connectionTimeoutMs": 1500}
+        timed_out = await call(mcp, "wait_for_review", arguments, progress_callback=on_progress)
+        assert (timed_out["status"], timed_out["messageId"]) == ("timeout", mid)
+        assert progress
+        assert progress[0][2] is not None
+        assert progress[0][2].startswith("Waiting for review")
+
+        human = asyncio.create_task(
+            answer_next(owner, channel, {"selectedOption": "approve", "comment": "go"})
+        )
+        done = await call(
+            mcp, "wait_for_review", {"channelId": channel, "messageId": mid}, progress_callback=on_progress
+        )
+        await human
+        assert done["status"] == "completed"
+        assert done["message"]["review"]["response"] == {"selectedOption": "approve", "comment": "go"}
+        assert progress[-1][2] == "Review completed."
+        assert await call(mcp, "get_pending_reviews", {"channelId": channel}) == []
+
+        # waitInline, answered during the call; then an iteration of it.
+        human = asyncio.create_task(answer_next(owner, channel, {"selectedIds": ["b"]}))
+        inline = await call(
+            mcp,
+            "send_review_message",
+            {
+                "channelId": channel,
+                "text": "Which one?",
+                "reviewType": "selection",
+                "reviewPayload": {
+                    "mode": "single",
+                    "items": [{"id": "a", "label": "A"}, {"id": "b", "label": "B"}],
+                },
+                "waitInline": True,
+            },
+        )
+        await human
+        assert inline["status"] == "completed"
+        assert inline["message"]["review"]["response"] == {"selectedIds": ["b"]}
+        v2 = await call(
+            mcp,
+            "send_review_message",
+            {"channelId": channel, "reviewType": "approval", "reviewPayload": {}, "iterationOf": mid},
+        )
+        chain = await call(mcp, "get_iteration_chain", {"channelId": channel, "messageId": v2["messageId"]})
+        assert chain["groupId"] == mid
+        assert [m["iteration"] for m in chain["iterations"]] == [1, 2]
+
+        page = await call(mcp, "get_messages", {"channelId": channel, "limit": 2})
+        assert len(page["data"]) == 2
+        assert page["nextCursor"]
+        found = await call(mcp, "get_messages", {"channelId": channel, "search": "BUILD"})
+        assert [m["id"] for m in found["data"]] == [note["id"]]
+
+        deleted = await mcp.call_tool("delete_message", {"channelId": channel, "messageId": note["id"]})
+        assert text_of(deleted) == '{"deleted":true}'
+        plugins = await call(mcp, "list_plugins", {})
+        assert all({"name", "displayName", "version"} <= set(p) for p in plugins)
+
+        missing = await mcp.call_tool("get_message", {"channelId": channel, "messageId": "msg_missing"})
+        assert missing.is_error
+        assert "404" in text_of(missing)
+        no_channel = await mcp.call_tool("get_pending_reviews", {})
+        assert no_channel.is_error
+
+
+async def test_placet_configuration_and_default_channel(stack: RunningStack, owner: Owner) -> None:
+    channel = (await owner.create_agent(name="default"))["id"]
+    env = {
+        "PLACET_API_URL": stack.url + "/",
+        "PLACET_API_KEY": owner.api_key,
+        "PLACET_DEFAULT_CHANNEL": channel,
+    }
+    async with stdio_server(env) as mcp:
+        tools = {t.name: t for t in (await mcp.list_tools()).tools}
+        params = tools["send_message"].input_schema
+        assert "channelId" not in params.get("required", [])
+        assert channel in params["properties"]["channelId"]["description"]
+        sent = await call(mcp, "send_message", {"text": "to the default channel"})
+        assert sent["channelId"] == channel
+        # Plugin renderers become send_<plugin>_message tools, as on Placet's server.
+        plugin_tools = sorted(n for n in tools if n not in PLACET_TOOLS)
+        assert plugin_tools
+        assert all(n.startswith("send_") and n.endswith("_message") for n in plugin_tools)
+        pending = await call(mcp, plugin_tools[0], {"pluginData": {"data": {"x": 1}}})
+        review = await call(mcp, "get_message", {"messageId": pending["messageId"]})
+        assert review["review"]["type"] == "freeform"
+        assert review["review"]["payload"]["plugin"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def http_server(stack: RunningStack) -> Iterator[str]:
+    """``signoff-mcp --http`` without a configured key: each MCP session brings its own, in
+    ``x-api-key``, as with Placet's HTTP server."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGNOFF_", "PLACET_"))}
+    env |= {"SIGNOFF_URL": stack.url, "MCP_PORT": str(port)}
+    proc = subprocess.Popen([SERVER, "--http"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "exited"
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).json() == {"status": "ok"}:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("signoff-mcp --http did not come up")
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        if proc.stderr:
+            proc.stderr.close()
+
+
+async def test_streamable_http(http_server: str, owner: Owner) -> None:
+    agent = await owner.create_agent(name="over-http")
+    async with (
+        httpx2.AsyncClient(headers={"x-api-key": owner.api_key}, timeout=30) as http,
+        Client(streamable_http_client(http_server, http_client=http), read_timeout_seconds=30) as mcp,
+    ):
+        assert {t.name for t in (await mcp.list_tools()).tools} >= PLACET_TOOLS
+        assert agent["id"] in [c["id"] for c in await call(mcp, "list_channels", {})]
+    async with (
+        httpx2.AsyncClient(timeout=30) as anonymous,
+        Client(streamable_http_client(http_server, http_client=anonymous), read_timeout_seconds=30) as mcp,
+    ):
+        refused = await mcp.call_tool("list_channels", {})
+        assert refused.is_error
+        assert "x-api-key" in text_of(refused)
+
+
+@pytest.mark.parametrize(
+    ("env", "transport", "expected"),
+    [
+        ({"SIGNOFF_URL": "http://s/", "SIGNOFF_API_KEY": "hp_a"}, None, {"api_url": "http://s", "transport": "stdio"}),
+        ({"PLACET_API_URL": "http://p:3001/", "PLACET_API_KEY": "hp_b", "PLACET_DEFAULT_CHANNEL": "ch-1",
+          "MCP_PORT": "4000", "MCP_PATH": "/custom", "MCP_CONNECTION_TIMEOUT_MS": "60000"}, None,
+         {"api_url": "http://p:3001", "api_key": "hp_b", "default_channel": "ch-1", "port": 4000, "path": "/custom",
+          "connection_timeout_ms": 60000}),
+        ({"SIGNOFF_URL": "http://s", "PLACET_API_URL": "http://p", "SIGNOFF_API_KEY": "hp_s", "PLACET_API_KEY": "hp_p"},
+         None, {"api_url": "http://s", "api_key": "hp_s"}),
+        ({"SIGNOFF_URL": "http://s", "MCP_TRANSPORT": "http"}, None, {"transport": "http", "api_key": None}),
+        ({"SIGNOFF_URL": "http://s", "SIGNOFF_API_KEY": ""}, "http", {"api_key": None}),
+    ],
+    ids=["signoff", "placet", "signoff-wins", "http-without-key", "empty-key-unset"],
+)  # fmt: skip
+def test_config(env: dict[str, str], transport: config.Transport | None, expected: dict[str, Any]) -> None:
+    settings = config.load(env, transport)
+    assert {k: getattr(settings, k) for k in expected} == expected
+
+
+@pytest.mark.parametrize(
+    ("env", "transport", "message"),
+    [
+        ({}, None, "PLACET_API_URL"),
+        ({"SIGNOFF_URL": "http://s", "SIGNOFF_API_KEY": "bad-key"}, None, "hp_"),
+        ({"SIGNOFF_URL": "http://s"}, "stdio", "required for stdio"),
+        ({"SIGNOFF_URL": "http://s", "SIGNOFF_API_KEY": "hp_x", "MCP_PORT": "x"}, None, "integer"),
+        (
+            {"SIGNOFF_URL": "http://s", "SIGNOFF_API_KEY": "hp_x", "MCP_TRANSPORT": "ws"},
+            None,
+            "stdio or http",
+        ),
+    ],
+)
+def test_config_errors(env: dict[str, str], transport: config.Transport | None, message: str) -> None:
+    with pytest.raises(config.ConfigError, match=message):
+        config.load(env, transport)
