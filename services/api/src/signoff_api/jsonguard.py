@@ -17,6 +17,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from signoff_api.limits import send_error
+
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_DEPTH = 64
 _METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -140,21 +142,7 @@ class JsonGuard:
             return
         field = problem.field or None
         text = f"{field}: {problem.message}" if field else problem.message
-        error: dict[str, Any] = {"code": "validation_error", "message": text}
-        if field:
-            error["field"] = field
-        payload = json.dumps({"error": error}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 422,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(payload)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": payload})
+        await send_error(send, 422, "validation_error", text, field)
 
 
 def _replay(first: list[Message], receive: Receive) -> Receive:

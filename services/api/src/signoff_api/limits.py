@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from signoff_common.http_errors import error_body
+
 
 class BodyLimit:
     """``exempt`` names the requests whose route streams the body under a limit of its own (file
@@ -56,25 +58,15 @@ class BodyLimit:
             await self._reject(send)
 
     async def _reject(self, send: Send) -> None:
-        body = json.dumps(
-            {
-                "error": {
-                    "code": "payload_too_large",
-                    "message": f"request body exceeds {self.max_bytes} bytes",
-                }
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_error(send, 413, "payload_too_large", f"request body exceeds {self.max_bytes} bytes")
+
+
+async def send_error(send: Send, status: int, code: str, message: str, field: str | None = None) -> None:
+    """Answer with the one error shape straight from ASGI middleware (before any route runs)."""
+    body = json.dumps(error_body(code, message, field)).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 class _TooLargeError(Exception):
