@@ -10,7 +10,6 @@ stream on that field - claims and sends them. The document shapes are the dispat
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,13 +20,14 @@ from pymongo import ASCENDING, DESCENDING, UpdateOne
 
 from signoff_api.agents import get_agent
 from signoff_api.messages import get_message
-from signoff_common.clock import as_utc, iso, utcnow
+from signoff_common.clock import as_utc, utcnow
 from signoff_common.events import delivery_status_event, event_to_document
 from signoff_common.http_errors import ApiError
 from signoff_common.ids import new_id
 from signoff_common.mongo import AGENTS, DELIVERIES, MESSAGES, Database, Doc
 from signoff_common.secretbox import SecretBox
 from signoff_common.views import DeliveryStatus
+from signoff_common.webhook_bodies import render, sample_body
 from signoff_common.webhook_signature import new_secret as new_signing_secret
 
 # How long a rotated-out signing secret keeps being used (both signatures are sent meanwhile).
@@ -222,7 +222,7 @@ async def send_test(db: Database, owner_id: str, agent_id: str, wait: float = TE
         raise ApiError(409, "no_webhook_url", "the agent has no default webhook URL", "webhookUrl")
     now = utcnow()
     delivery_id = new_id("dlv")
-    body = {"event": "webhook:test", "channelId": agent_id, "message_id": None, "sent_at": iso(now)}
+    body = sample_body(agent_id, agent.get("webhook_format"), now)
     doc: Doc = {
         "_id": delivery_id,
         "event_id": new_id("evt"),
@@ -235,7 +235,7 @@ async def send_test(db: Database, owner_id: str, agent_id: str, wait: float = TE
         "method": "POST",
         "source": "test",
         "headers_enc": agent.get("webhook_headers_enc"),
-        "body": json.dumps(body, separators=(",", ":")),
+        "body": render(body),
         "schedule": [],
         "state": "pending",
         "status": "sent",

@@ -5,6 +5,7 @@ reaches the next request within milliseconds; a lost stream just falls back to t
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import time
@@ -25,6 +26,8 @@ _FIELDS = {
     "webhook_enabled": 1,
     "webhook_events": 1,
     "webhook_headers_enc": 1,
+    "webhook_auth_enc": 1,
+    "webhook_format": 1,
     "retry_schedule": 1,
     "signing_secrets": 1,
 }
@@ -84,6 +87,15 @@ class AgentDirectory:
             return {}
         value = json.loads(self.open(sealed))
         return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+    def basic_auth(self, agent: Doc | None) -> dict[str, str]:
+        """``Authorization: Basic …`` from the agent's ``webhookAuth`` (stored sealed), or nothing."""
+        sealed = agent.get("webhook_auth_enc") if agent else None
+        if not sealed:
+            return {}
+        pair = json.loads(self.open(sealed))
+        token = base64.b64encode(f"{pair['username']}:{pair['password']}".encode()).decode()
+        return {"Authorization": f"Basic {token}"}
 
     async def watch(self) -> None:
         """Drop cached agents as they change. Runs until cancelled."""

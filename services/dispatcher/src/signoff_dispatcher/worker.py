@@ -28,7 +28,7 @@ from signoff_dispatcher.agents import AgentDirectory
 from signoff_dispatcher.circuit import Breakers, CircuitPolicy
 from signoff_dispatcher.delivery import REVIEW_EVENTS, Attempt, new_delivery, record_attempt
 from signoff_dispatcher.lanes import Lanes
-from signoff_dispatcher.payload import body_for, render
+from signoff_dispatcher.payload import body_for, format_of, render
 from signoff_dispatcher.retry import RetryPolicy, Verdict, next_delay, verdict
 from signoff_dispatcher.sender import Sender
 from signoff_dispatcher.settings import DispatcherSettings
@@ -37,6 +37,8 @@ from signoff_dispatcher.store import DeliveryStore
 from signoff_dispatcher.targets import message_of, needs_callback_headers, target_for
 
 log = logging.getLogger(__name__)
+
+AUTH_SOURCES = ("agent", "message", "test")
 
 _OUTCOME_LABEL = {"webhook_delivered": "delivered", "webhook_failed": "failed"}
 
@@ -108,7 +110,7 @@ class Worker:
             message = message_of(event)
             message_id = message.id if message else None
             target = target_for(event, agent, callback_headers.get(message_id or ""))
-            body = body_for(event)
+            body = body_for(event, format_of(message, agent))
             if target is None or body is None:
                 continue
             # Claimed at insert while there is room in memory; beyond that it waits in MongoDB.
@@ -185,8 +187,11 @@ class Worker:
         agent = await self._agents.get(doc["channel_id"])
         now = utcnow()
         try:
-            extra = self._agents.headers(doc.get("headers_enc"))
-        except (ValueError, TypeError):
+            # As Placet: the agent's Basic auth goes to its own URLs (its default, a message's
+            # override, the test), never to a legacy callback; custom headers may override it.
+            auth = self._agents.basic_auth(agent) if doc.get("source") in AUTH_SOURCES else {}
+            extra = {**auth, **self._agents.headers(doc.get("headers_enc"))}
+        except (ValueError, TypeError, KeyError):
             log.error(
                 "stored webhook headers unreadable; sending without them", extra={"delivery": doc["_id"]}
             )
