@@ -49,3 +49,15 @@ def matches(secrets_: list[str], msg_id: str, timestamp: int, body: bytes, heade
         if any(hmac.compare_digest(expected.encode(), sig.encode("utf-8", "replace")) for sig in offered):
             return True
     return False
+
+
+# Headers that frame or route a request (hop-by-hop, RFC 9110 §7.6.1) or that the webhook itself
+# sets (its body's type and length, the Standard Webhooks signature). The API refuses them in
+# webhookHeaders; the dispatcher drops them from stored headers all the same.
+RESERVED_HEADERS = frozenset(
+    {
+        "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te",
+        "trailer", "transfer-encoding", "upgrade", "expect", "host", "content-length", "content-type",
+        "content-encoding", "webhook-id", "webhook-timestamp", "webhook-signature",
+    }
+)  # fmt: skip

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from signoff_common.views import MessageStatus, MessageView, ReviewType, StreamState, WebhookFormat
+from signoff_common.webhook_signature import RESERVED_HEADERS
 
 
 class _In(BaseModel):
@@ -55,16 +56,6 @@ Headers = dict[str, str]
 
 # RFC 9110 token characters: what a header name may be made of.
 _TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-# Headers that frame or route the request (hop-by-hop, RFC 9110 §7.6.1) or that Signoff itself
-# sets (the body's type and length, the Standard Webhooks signature): a user value there would
-# desynchronise the request or forge a signature.
-RESERVED_HEADERS = frozenset(
-    {
-        "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te",
-        "trailer", "transfer-encoding", "upgrade", "expect", "host", "content-length", "content-type",
-        "content-encoding", "webhook-id", "webhook-timestamp", "webhook-signature",
-    }
-)  # fmt: skip
 
 
 def _field_value_ok(value: str) -> bool:

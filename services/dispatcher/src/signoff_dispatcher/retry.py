@@ -24,8 +24,10 @@ SSRF = "ssrf_refused"
 REDIRECT = "redirect_not_followed"
 HTTP = "http_status"
 CIRCUIT = "circuit_open"
+INVALID_REQUEST = "invalid_request"
+INTERNAL = "internal_error"
 
-RETRYABLE_ERRORS = frozenset({TIMEOUT, CONNECT})
+RETRYABLE_ERRORS = frozenset({TIMEOUT, CONNECT, INTERNAL})
 
 
 def verdict(status: int | None, error_kind: str | None) -> Verdict:

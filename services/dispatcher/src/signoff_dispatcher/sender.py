@@ -72,6 +72,10 @@ class Sender:
                 break
             left -= len(chunk)
 
+    @property
+    def instance_name(self) -> str:
+        return self._instance
+
     async def post(self, url: str, method: str, body: bytes, headers: dict[str, str]) -> Attempt:
         at = utcnow()
         started = time.perf_counter()
@@ -126,3 +130,9 @@ class Sender:
             return done(None, retry.CONNECT, f"{type(exc).__name__}: {exc}"[:500])
         except asyncio.CancelledError:
             raise
+        except (ValueError, TypeError) as exc:
+            # The request cannot be built (aiohttp refuses a header, say): trying again will not help.
+            return done(None, retry.INVALID_REQUEST, f"request refused before sending: {exc}"[:500])
+        except Exception as exc:
+            # Whatever else goes wrong is still an attempt with a reason, never a lost outcome.
+            return done(None, retry.INTERNAL, f"{type(exc).__name__}: {exc}"[:500])

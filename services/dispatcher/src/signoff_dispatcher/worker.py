@@ -23,13 +23,14 @@ from pymongo.errors import PyMongoError
 from signoff_common.clock import as_utc, utcnow
 from signoff_common.events import Event
 from signoff_common.mongo import AGENTS, MESSAGES, Database, Doc
+from signoff_common.webhook_signature import RESERVED_HEADERS
 from signoff_dispatcher import metrics
 from signoff_dispatcher.agents import AgentDirectory
 from signoff_dispatcher.circuit import Breakers, CircuitPolicy
 from signoff_dispatcher.delivery import REVIEW_EVENTS, Attempt, new_delivery, record_attempt
 from signoff_dispatcher.lanes import Lanes
 from signoff_dispatcher.payload import body_for, format_of, render
-from signoff_dispatcher.retry import RetryPolicy, Verdict, next_delay, verdict
+from signoff_dispatcher.retry import INTERNAL, RetryPolicy, Verdict, next_delay, verdict
 from signoff_dispatcher.sender import Sender
 from signoff_dispatcher.settings import DispatcherSettings
 from signoff_dispatcher.signing import signed_headers
@@ -39,6 +40,13 @@ from signoff_dispatcher.targets import message_of, needs_callback_headers, targe
 log = logging.getLogger(__name__)
 
 AUTH_SOURCES = ("agent", "message", "test")
+
+
+def lane_key(doc: Doc) -> str:
+    """Concurrency and circuit breakers are per tenant and host: one tenant's failing or slow
+    endpoint can neither open another tenant's circuit nor take its request slots."""
+    return f"{doc['owner_id']}|{doc['host']}"
+
 
 _OUTCOME_LABEL = {"webhook_delivered": "delivered", "webhook_failed": "failed"}
 
@@ -160,7 +168,7 @@ class Worker:
 
     def _submit(self, doc: Doc) -> None:
         self._held[doc["_id"]] = (doc["claim"], as_utc(doc["next_attempt_at"]))
-        self._lanes.submit(doc["host"], doc)
+        self._lanes.submit(lane_key(doc), doc)
 
     async def _attempt(self, doc: Doc) -> None:
         """Runs inside the host's lane slot: only the HTTP request. Recording the outcome (a
@@ -174,33 +182,26 @@ class Worker:
                 self._held.pop(doc["_id"], None)
 
     async def _request(self, doc: Doc) -> bool:
-        circuit = self._breakers[doc["host"]]
+        key = lane_key(doc)
+        circuit = self._breakers[key]
         if not circuit.allow():
-            # The host keeps failing: give its queued work back, due when a probe may go.
+            # The endpoint keeps failing: give its queued work back, due when a probe may go.
             later = utcnow() + timedelta(seconds=max(1.0, circuit.retry_in()))
-            parked = [doc, *self._lanes.take_queued(doc["host"])]
+            parked = [doc, *self._lanes.take_queued(key)]
             await self.store.release(parked, later)
             for d in parked:
                 self._held.pop(d["_id"], None)
             self.wake_at(later)
             return False
-        agent = await self._agents.get(doc["channel_id"])
-        now = utcnow()
+        # From here on the circuit may have granted its one probe: every path records an outcome.
         try:
-            # As Placet: the agent's Basic auth goes to its own URLs (its default, a message's
-            # override, the test), never to a legacy callback; custom headers may override it.
-            auth = self._agents.basic_auth(agent) if doc.get("source") in AUTH_SOURCES else {}
-            extra = {**auth, **self._agents.headers(doc.get("headers_enc"))}
-        except (ValueError, TypeError, KeyError):
-            log.error(
-                "stored webhook headers unreadable; sending without them", extra={"delivery": doc["_id"]}
-            )
-            extra = {}
-        body = doc["body"].encode()
-        headers = signed_headers(
-            doc["event_id"], int(time.time()), body, self._agents.secrets(agent, now), extra
-        )
-        attempt = await self._sender.post(doc["url"], doc.get("method", "POST"), body, headers)
+            attempt = await self._send(doc)
+        except Exception as exc:
+            log.exception("preparing an attempt failed", extra={"delivery": doc["_id"]})
+            attempt = Attempt(
+                at=utcnow(), duration_ms=0.0, status_code=None, error_kind=INTERNAL,
+                error=f"{type(exc).__name__}: {exc}"[:500], body=None, by=self._sender.instance_name,
+            )  # fmt: skip
         decision = verdict(attempt.status_code, attempt.error_kind)
         if attempt.error_kind != "ssrf_refused":
             circuit.record(decision is not Verdict.RETRY)
@@ -217,6 +218,27 @@ class Worker:
         self._recording.add(task)
         task.add_done_callback(self._recording.discard)
         return True
+
+    async def _send(self, doc: Doc) -> Attempt:
+        agent = await self._agents.get(doc["channel_id"])
+        now = utcnow()
+        try:
+            # As Placet: the agent's Basic auth goes to its own URLs (its default, a message's
+            # override, the test), never to a legacy callback; custom headers may override it.
+            auth = self._agents.basic_auth(agent) if doc.get("source") in AUTH_SOURCES else {}
+            stored = self._agents.headers(doc.get("headers_enc"))
+            # Framing and signature headers never pass, even from documents older than the check.
+            extra = {**auth, **{k: v for k, v in stored.items() if k.lower() not in RESERVED_HEADERS}}
+        except (ValueError, TypeError, KeyError):
+            log.error(
+                "stored webhook headers unreadable; sending without them", extra={"delivery": doc["_id"]}
+            )
+            extra = {}
+        body = doc["body"].encode()
+        headers = signed_headers(
+            doc["event_id"], int(time.time()), body, self._agents.secrets(agent, now), extra
+        )
+        return await self._sender.post(doc["url"], doc.get("method", "POST"), body, headers)
 
     async def _record(self, doc: Doc, attempt: Attempt, decision: Verdict, delay: float | None) -> None:
         try:
