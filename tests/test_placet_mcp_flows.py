@@ -296,3 +296,59 @@ async def test_expired_review_ends_the_wait(stack: RunningStack, owner: Owner) -
         assert result["message"]["review"]["status"] == "expired"
     finally:
         await c.aclose()
+
+
+async def test_file_and_streamed_message_flows(stack: RunningStack, owner: Owner) -> None:
+    """The flows an agent runs next to the MCP tools: Placet's presigned upload (register, PUT the
+    bytes, attach by id), download back, and a streamed reply that grows and completes."""
+    c = PlacetClient(stack.url, owner.api_key)
+    try:
+        channel = (await c.create_agent({"name": "files-and-streams"}))["id"]
+        ticket = await c._call(
+            "POST", "/api/v1/files/upload", {"filename": "report.md", "mimeType": "text/markdown"}
+        )
+        assert ticket["fileKey"] == ticket["id"]
+        payload = b"# Q1\n\nRevenue up.\n"
+        async with httpx.AsyncClient(timeout=30) as raw:
+            # The upload URL carries its own signature; Placet's clients PUT to it without the key.
+            put = await raw.put(stack.url + httpx.URL(ticket["uploadUrl"]).raw_path.decode(), content=payload)
+            assert put.status_code == 200, put.text
+        msg = await c.send_message(
+            {
+                "channelId": channel,
+                "text": "Please review the attached report.",
+                "attachmentIds": [ticket["id"]],
+            }
+        )
+        (attachment,) = msg["attachments"]
+        assert (attachment["filename"], attachment["textContent"]) == ("report.md", payload.decode())
+        listed = await c._call("GET", f"/api/v1/files?channel={channel}")
+        assert [f["id"] for f in listed] == [ticket["id"]]
+        async with httpx.AsyncClient(
+            base_url=stack.url, headers={"x-api-key": owner.api_key}, timeout=30
+        ) as http:
+            got = await http.get(f"/api/v1/files/{ticket['id']}/download")
+            assert got.content == payload
+            link = (await http.get(f"/api/v1/files/{ticket['id']}/presign-download")).json()["downloadUrl"]
+        async with httpx.AsyncClient(timeout=30) as anon:
+            assert (await anon.get(stack.url + httpx.URL(link).raw_path.decode())).content == payload
+
+        draft = await c.send_message(
+            {"channelId": channel, "text": "Thinking", "streamId": "turn-1", "streamState": "streaming"}
+        )
+        assert draft["streamState"] == "streaming"
+        for text in ("Thinking about", "Thinking about the report"):
+            await c._call("PATCH", "/api/v1/messages/streams/turn-1", {"channelId": channel, "text": text})
+        done = await c._call(
+            "PATCH",
+            "/api/v1/messages/streams/turn-1",
+            {"channelId": channel, "text": "Done: looks good.", "complete": True},
+        )
+        assert (done["id"], done["streamState"], done["text"]) == (
+            draft["id"],
+            "complete",
+            "Done: looks good.",
+        )
+        assert (await c.get_message(draft["id"], channel))["text"] == "Done: looks good."
+    finally:
+        await c.aclose()
