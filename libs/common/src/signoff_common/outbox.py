@@ -163,6 +163,9 @@ class OutboxRelay:
             if watcher:
                 watcher.cancel()
             await self.close()
+            # A clean stop hands the relay on at once instead of after the lease's TTL.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._lease.release(), 2)
 
     async def _reset_producer(self) -> None:
         """A producer whose broker vanished can retry its queued batches forever; start afresh.

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
-from signoff_devstack.stack import env_port, env_state_dir, run
+from signoff_devstack.stack import env_port, env_state_dir, parse_replicas, run
 
 
 def main() -> None:
@@ -22,7 +23,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="[signoff] %(message)s", stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     state_dir: Path = args.state_dir or env_state_dir()
-    sys.exit(run(state_dir.resolve(), args.port or env_port()))
+    replicas = parse_replicas(os.environ.get("SIGNOFF_REPLICAS", ""))
+    sys.exit(run(state_dir.resolve(), args.port or env_port(), replicas))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -205,12 +205,20 @@ def caddy_binary() -> Path:
     return Path(found)
 
 
-def start_caddy(log_dir: Path, port: int, api_port: int, realtime_port: int) -> Proc:
+def _upstreams(ports: int | Sequence[int]) -> str:
+    # Space-separated: the Caddyfile substitutes the variable before reading its tokens, so
+    # several replicas become several upstreams of one reverse_proxy.
+    return " ".join(f"127.0.0.1:{p}" for p in ([ports] if isinstance(ports, int) else ports))
+
+
+def start_caddy(
+    log_dir: Path, port: int, api_port: int | Sequence[int], realtime_port: int | Sequence[int]
+) -> Proc:
     env = {
         "SIGNOFF_EDGE_BIND": "127.0.0.1",
         "SIGNOFF_EDGE_PORT": str(port),
-        "SIGNOFF_API_UPSTREAM": f"127.0.0.1:{api_port}",
-        "SIGNOFF_REALTIME_UPSTREAM": f"127.0.0.1:{realtime_port}",
+        "SIGNOFF_API_UPSTREAM": _upstreams(api_port),
+        "SIGNOFF_REALTIME_UPSTREAM": _upstreams(realtime_port),
     }
     argv = [str(caddy_binary()), "run", "--config", str(CADDYFILE), "--adapter", "caddyfile"]
     proc = _spawn("caddy", argv, log_dir, port, env)

@@ -78,8 +78,11 @@ class Stack:
     state_dir: Path
     edge_port: int = 8000
     dispatchers: int = 1
+    # service -> replicas (SIGNOFF_REPLICAS); ``dispatchers`` is kept for existing callers.
+    replicas: dict[str, int] = field(default_factory=dict)
     procs: list[Proc] = field(default_factory=list)
     service_env: dict[str, str] = field(default_factory=dict)
+    _service_of: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -113,17 +116,25 @@ class Stack:
                 "SIGNOFF_BOOTSTRAP_ADMIN_EMAIL": ADMIN_EMAIL,
                 "SIGNOFF_BOOTSTRAP_ADMIN_PASSWORD": password,
             }
-        services = [spawn_service("api", logs, api_env)]
-        services.append(spawn_service("realtime", logs, self.service_env))
-        for n in range(self.dispatchers):
-            name = "dispatcher" if self.dispatchers == 1 else f"dispatcher-{n + 1}"
-            services.append(spawn_service("dispatcher", logs, self.service_env, name=name))
-        services.append(spawn_service("expirer", logs, self.service_env))
+        counts = {"dispatcher": self.dispatchers, **self.replicas}
+        services: list[Proc] = []
+        by_service: dict[str, list[Proc]] = {}
+        for service in SERVICES:
+            count = counts.get(service, 1)
+            for n in range(count):
+                name = service if count == 1 else f"{service}-{n + 1}"
+                env = api_env if service == "api" else self.service_env
+                proc = spawn_service(service, logs, env, name=name)
+                by_service.setdefault(service, []).append(proc)
+                services.append(proc)
+                self._service_of[name] = (service, env)
         self.procs.extend(services)
         for proc in services:
             wait_healthy(proc)
             log.info("%s up on 127.0.0.1:%s", proc.name, proc.port)
-        self.procs.append(start_caddy(logs, self.edge_port, services[0].port, services[1].port))
+        api_ports = [p.port for p in by_service["api"]]
+        realtime_ports = [p.port for p in by_service["realtime"]]
+        self.procs.append(start_caddy(logs, self.edge_port, api_ports, realtime_ports))
         log.info("edge (caddy) on %s", self.url)
         if first_start:
             self._bootstrap(password)
@@ -158,10 +169,23 @@ class Stack:
             proc.stop()
         self.procs.clear()
 
+    def _restartable(self, proc: Proc) -> bool:
+        known = self._service_of.get(proc.name)
+        return known is not None and {"dispatcher": self.dispatchers, **self.replicas}.get(known[0], 1) > 1
+
     def supervise(self, stop: threading.Event) -> int:
-        """Block until ``stop`` is set (exit 0) or a child dies (exit 1, stack torn down)."""
+        """Block until ``stop`` is set (exit 0) or a child dies (exit 1, stack torn down). A
+        replica of a service that runs several is restarted on its port instead: the others
+        carry the load meanwhile, as in production."""
         while not stop.wait(0.5):
-            for proc in self.procs:
+            for i, proc in enumerate(self.procs):
+                if not proc.alive and self._restartable(proc):
+                    service, env = self._service_of[proc.name]
+                    log.warning("%s exited with code %s; restarting it", proc.name, proc.popen.returncode)
+                    self.procs[i] = spawn_service(
+                        service, self.state_dir / "logs", env, port=proc.port, name=proc.name
+                    )
+                    continue
                 if not proc.alive:
                     log.error(
                         "!!! %s exited with code %s; stopping the stack. %s",
@@ -173,8 +197,22 @@ class Stack:
         return 0
 
 
-def run(state_dir: Path, edge_port: int) -> int:
-    stack = Stack(state_dir=state_dir, edge_port=edge_port)
+def parse_replicas(raw: str) -> dict[str, int]:
+    """``"api=2 realtime=2 dispatcher=3 expirer=2"`` (spaces or commas) -> counts per service."""
+    counts: dict[str, int] = {}
+    for item in raw.replace(",", " ").split():
+        service, sep, number = item.partition("=")
+        if not sep or service not in SERVICES or not number.isdigit() or not 1 <= int(number) <= 16:
+            raise SystemExit(
+                f"SIGNOFF_REPLICAS: {item!r} is not service=N with a service among "
+                f'{", ".join(SERVICES)} and N from 1 to 16 (e.g. "api=2 dispatcher=3")'
+            )
+        counts[service] = int(number)
+    return counts
+
+
+def run(state_dir: Path, edge_port: int, replicas: dict[str, int] | None = None) -> int:
+    stack = Stack(state_dir=state_dir, edge_port=edge_port, replicas=replicas or {})
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -241,4 +279,13 @@ def env_port(default: int = 8000) -> int:
         raise SystemExit(f"SIGNOFF_PORT must be a port number, got {raw!r}") from None
 
 
-__all__ = ["SERVICES", "Stack", "env_port", "env_state_dir", "free_port", "run", "update_env_file"]
+__all__ = [
+    "SERVICES",
+    "Stack",
+    "env_port",
+    "env_state_dir",
+    "free_port",
+    "parse_replicas",
+    "run",
+    "update_env_file",
+]
