@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from signoff_common import tracing
 from signoff_common.clock import utcnow
 from signoff_common.ids import new_id
 from signoff_common.views import FULL, DeliveryStatus, MessageView
@@ -50,6 +51,8 @@ class _Event(_Frozen):
     occurred_at: datetime = Field(default_factory=utcnow)
     channel_id: str
     owner_id: str
+    # The W3C trace of the request that caused the event (see signoff_common.tracing).
+    traceparent: str | None = Field(default_factory=tracing.current)
 
 
 class MessageCreated(_Event):

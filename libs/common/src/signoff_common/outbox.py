@@ -261,7 +261,10 @@ class OutboxRelay:
     async def _send_all(self, events: list[Event]) -> list[RecordMetadata]:
         futures = [
             await self.producer.send(
-                topic_for(e.type, self._prefix), event_to_json(e), key=e.channel_id.encode()
+                topic_for(e.type, self._prefix),
+                event_to_json(e),
+                key=e.channel_id.encode(),
+                headers=[("traceparent", e.traceparent.encode())] if e.traceparent else None,
             )
             for e in events
         ]

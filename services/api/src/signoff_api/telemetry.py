@@ -8,6 +8,8 @@ import time
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from signoff_common import tracing
+
 REQUESTS = Counter("signoff_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
     "signoff_http_request_seconds",
@@ -27,6 +29,13 @@ class RequestMetrics:
             return
         started = time.perf_counter()
         status = 500
+        incoming = next(
+            (v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"traceparent"), None
+        )
+        # The caller's trace continues here (a new span of it), else this request starts one;
+        # every event written by the request carries it on (signoff_common.tracing).
+        parent = tracing.parse(incoming)
+        token = tracing.CURRENT.set(tracing.child(parent) if parent else tracing.new())
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -37,6 +46,7 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            tracing.CURRENT.reset(token)
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
             LATENCY.labels(scope["method"], path).observe(time.perf_counter() - started)

@@ -20,6 +20,7 @@ from typing import Any
 
 from pymongo.errors import PyMongoError
 
+from signoff_common import tracing
 from signoff_common.clock import as_utc, utcnow
 from signoff_common.events import Event
 from signoff_common.mongo import AGENTS, MESSAGES, Database, Doc
@@ -137,6 +138,8 @@ class Worker:
                 claim=claim if mine else None,
             )
             doc["event_at"] = event.occurred_at
+            if event.traceparent:
+                doc["traceparent"] = event.traceparent
             docs.append(doc)
         inserted = await self.store.insert_new(docs)
         for doc in inserted:
@@ -175,9 +178,12 @@ class Worker:
         MongoDB round trip) happens after the slot is freed, so the next request to this host
         does not wait for it."""
         recording = False
+        # Log lines about this attempt carry the trace of the request that caused its event.
+        token = tracing.CURRENT.set(doc.get("traceparent"))
         try:
             recording = await self._request(doc)
         finally:
+            tracing.CURRENT.reset(token)
             if not recording:
                 self._held.pop(doc["_id"], None)
 
@@ -234,6 +240,9 @@ class Worker:
                 "stored webhook headers unreadable; sending without them", extra={"delivery": doc["_id"]}
             )
             extra = {}
+        if doc.get("traceparent"):
+            # The receiver's span is a child of the request that caused the event.
+            extra["traceparent"] = tracing.child(doc["traceparent"])
         body = doc["body"].encode()
         headers = signed_headers(
             doc["event_id"], int(time.time()), body, self._agents.secrets(agent, now), extra
