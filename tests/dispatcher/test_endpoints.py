@@ -3,6 +3,8 @@ rotation, and owner isolation - against the real dispatcher and a real receiver.
 
 from __future__ import annotations
 
+import asyncio
+
 from standardwebhooks import Webhook
 
 from tests.dispatcher.flows import answer, answered, deliveries, settled
@@ -125,6 +127,18 @@ async def test_secret_rotation_sends_both_signatures(owner: Owner, receiver: Rec
     # The new secret is never shown again.
     shown = (await owner.agent.get(f"/api/v1/agents/{agent['id']}")).text
     assert new not in shown
+
+
+async def test_concurrent_secret_rotations_keep_every_shown_secret(owner: Owner, receiver: Receiver) -> None:
+    agent = await owner.create_agent(webhookUrl=receiver.url("/raced"))
+    rotations = await asyncio.gather(
+        *(owner.agent.post(f"/api/v1/agents/{agent['id']}/webhook/secret/rotate") for _ in range(2))
+    )
+    assert [r.status_code for r in rotations] == [200, 200]
+    await answered(owner, agent["id"])
+    [got] = await receiver.wait_for("/raced")
+    for shown in (r.json()["webhookSecret"] for r in rotations):
+        assert Webhook(shown).verify(got.body, got.headers)["event"] == "review:responded"
 
 
 async def test_other_owners_get_404(stack: RunningStack, owner: Owner, receiver: Receiver) -> None:

@@ -34,6 +34,7 @@ class ApiSettings(ServiceSettings):
     trigger_max_body_bytes: int = Field(default=64 * 1024, ge=256)
     trigger_tolerance_seconds: int = Field(default=300, ge=1)
     trigger_rotation_grace_seconds: int = Field(default=24 * 3600, ge=0)
+    webhook_rotation_grace_seconds: int = Field(default=24 * 3600, ge=0)
     # Outbox relay lease: a crashed relay is replaced by another replica after this long.
     relay_lease_seconds: float = Field(default=10.0, gt=0)
     # Files (GridFS): the largest upload, streamed to MongoDB chunk by chunk (413 beyond), and how

@@ -18,11 +18,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from pymongo import ASCENDING, DESCENDING, UpdateOne
 
+from signoff_api import secret_lists
 from signoff_api.agents import get_agent
 from signoff_api.messages import get_message
 from signoff_common.clock import as_utc, utcnow
 from signoff_common.events import delivery_status_event, event_to_document
-from signoff_common.http_errors import ApiError
+from signoff_common.http_errors import ApiError, not_found
 from signoff_common.ids import new_id
 from signoff_common.mongo import AGENTS, DELIVERIES, MESSAGES, Database, Doc
 from signoff_common.secretbox import SecretBox
@@ -30,7 +31,8 @@ from signoff_common.views import DeliveryStatus
 from signoff_common.webhook_bodies import render, sample_body
 from signoff_common.webhook_signature import new_secret as new_signing_secret
 
-# How long a rotated-out signing secret keeps being used (both signatures are sent meanwhile).
+# How long a rotated-out signing secret keeps being used by default (both signatures are sent
+# meanwhile); SIGNOFF_WEBHOOK_ROTATION_GRACE_SECONDS.
 ROTATION_GRACE = timedelta(hours=24)
 # Rotated-out secrets kept at most, besides the current one (rotating twice in a row is fine).
 MAX_OLD_SECRETS = 2
@@ -281,26 +283,18 @@ def _host_key(url: str) -> str:
     return f"{(parts.hostname or '').lower()}:{port}"
 
 
-async def rotate_secret(db: Database, box: SecretBox, owner_id: str, agent_id: str) -> SecretRotated:
-    """New current secret; the old one stays valid (and signs too) for ``ROTATION_GRACE``."""
-    for _ in range(5):
-        agent = await get_agent(db, owner_id, agent_id)
-        now = utcnow()
-        old: list[Doc] = agent.get("signing_secrets") or []
-        live = [s for s in old if s.get("expires_at") is None or as_utc(s["expires_at"]) > now]
-        retiring = [
-            {**s, "expires_at": now + ROTATION_GRACE} if s.get("expires_at") is None else s for s in live
-        ]
-        retiring.sort(key=lambda s: as_utc(s["created_at"]), reverse=True)
-        retiring = retiring[:MAX_OLD_SECRETS]
-        secret = new_signing_secret()
-        updated = [{"secret_enc": box.seal(secret), "created_at": now, "expires_at": None}, *retiring]
-        # Conditional on the list we read: two rotations at once cannot drop each other's secret.
-        result = await db[AGENTS].update_one(
-            {"_id": agent_id, "owner_id": owner_id, "signing_secrets": old},
-            {"$set": {"signing_secrets": updated, "updated_at": now}},
+async def rotate_secret(
+    db: Database, box: SecretBox, owner_id: str, agent_id: str, grace: timedelta = ROTATION_GRACE
+) -> SecretRotated:
+    """New current secret; the old one stays valid (and signs too) for ``grace``."""
+    query = {"_id": agent_id, "owner_id": owner_id}
+    try:
+        secret, written = await secret_lists.rotate(
+            db[AGENTS], query, "signing_secrets", box, new_signing_secret, grace, MAX_OLD_SECRETS
         )
-        if result.modified_count == 1:
-            previous = max((as_utc(s["expires_at"]) for s in retiring), default=None)
-            return SecretRotated(webhook_secret=secret, previous_expires_at=previous)
-    raise ApiError(409, "conflict", "the signing secrets changed concurrently; try again")
+    except ApiError as exc:
+        if exc.status == 404:
+            raise not_found("agent") from None
+        raise
+    previous = max((as_utc(s["expires_at"]) for s in written[1:]), default=None)
+    return SecretRotated(webhook_secret=secret, previous_expires_at=previous)

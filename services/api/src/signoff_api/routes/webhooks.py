@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -54,6 +54,7 @@ async def recover_webhooks(
 
 @router.post("/agents/{agent_id}/webhook/secret/rotate", response_model=SecretRotated)
 async def rotate_secret(agent_id: str, who: CurrentPrincipal, ctx: Ctx) -> SecretRotated:
-    """Issue a new signing secret (shown once). The old one keeps signing for 24 h: requests
-    carry both signatures until then."""
-    return await webhooks.rotate_secret(ctx.db, ctx.box, who.owner_id, agent_id)
+    """Issue a new signing secret (shown once). The old one keeps signing for the grace period
+    (24 h by default): requests carry both signatures until then."""
+    grace = timedelta(seconds=ctx.settings.webhook_rotation_grace_seconds)
+    return await webhooks.rotate_secret(ctx.db, ctx.box, who.owner_id, agent_id, grace)
