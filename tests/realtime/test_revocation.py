@@ -21,8 +21,8 @@ from httpx_sse import aconnect_sse
 from pymongo import AsyncMongoClient
 
 from signoff_common.credentials import ApiKeyResolver, issue_user_token
+from signoff_common.principals import Principal
 from signoff_devstack.processes import Proc
-from signoff_realtime.principals import Principal
 from signoff_realtime.revocation import CredentialWatch
 from tests.realtime.clients import Inbox, Received, socket_client
 from tests.support.stack import Owner, RunningStack, eventually

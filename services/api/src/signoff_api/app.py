@@ -38,6 +38,7 @@ from signoff_common.lease import Lease
 from signoff_common.mongo import AGENTS, MESSAGES
 from signoff_common.observability import Check, probe_routes
 from signoff_common.outbox import OutboxRelay
+from signoff_common.principals import Authenticator
 from signoff_common.runtime import Runtime
 from signoff_common.secretbox import SecretBox
 
@@ -139,10 +140,12 @@ def create_app(settings: ApiSettings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await Runtime.open(settings)
+        keys = ApiKeyResolver(runtime.db, ttl=settings.auth_cache_seconds)
         ctx = ApiContext(
             settings=settings,
             runtime=runtime,
-            keys=ApiKeyResolver(runtime.db, ttl=settings.auth_cache_seconds),
+            keys=keys,
+            auth=Authenticator(keys, settings.secret_key.get_secret_value()),
             channels=ChannelCache(runtime.db, ttl=settings.auth_cache_seconds),
             box=SecretBox(settings.box_keys()),
         )

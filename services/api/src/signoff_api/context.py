@@ -9,6 +9,7 @@ from signoff_api.settings import ApiSettings
 from signoff_common.credentials import ApiKeyResolver
 from signoff_common.http_errors import not_found
 from signoff_common.mongo import AGENTS, Database
+from signoff_common.principals import Authenticator
 from signoff_common.runtime import Runtime
 from signoff_common.secretbox import SecretBox
 
@@ -45,6 +46,7 @@ class ApiContext:
     keys: ApiKeyResolver
     channels: ChannelCache
     box: SecretBox
+    auth: Authenticator
     extras: dict[str, object] = field(default_factory=dict)
 
     @property

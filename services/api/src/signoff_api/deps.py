@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated
 
-import jwt
 from fastapi import Depends, Request
 
 from signoff_api.context import ApiContext
-from signoff_common.credentials import decode_user_token, is_api_key
 from signoff_common.http_errors import ApiError, unauthorized
+from signoff_common.principals import BadCredentialsError, Principal, credential_from_headers
 
 
 async def _context(request: Request) -> ApiContext:
@@ -22,39 +20,17 @@ async def _context(request: Request) -> ApiContext:
 Ctx = Annotated[ApiContext, Depends(_context)]
 
 
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: an agent (API key) or a human (JWT). Both act for one owner."""
-
-    owner_id: str
-    kind: Literal["api_key", "user"]
-    is_admin: bool = False
-    key_id: str | None = None
-
-
 async def _principal(request: Request) -> Principal:
     # Headers are read directly: declaring them as FastAPI parameters costs measurably more on
-    # the message hot path, and the OpenAPI security scheme below documents them instead.
+    # the message hot path, and the OpenAPI security scheme documents them instead.
     ctx: ApiContext = request.app.state.ctx
-    authorization = request.headers.get("authorization")
-    token = request.headers.get("x-api-key")
-    if token is None and authorization:
-        scheme, _, value = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not value:
-            raise unauthorized("Authorization must be 'Bearer <API key or token>'")
-        token = value.strip()
-    if not token:
-        raise unauthorized("missing credentials: send x-api-key or Authorization: Bearer")
-    if is_api_key(token):
-        owner = await ctx.keys.resolve(token)
-        if owner is None:
-            raise unauthorized("invalid or revoked API key")
-        return Principal(owner.owner_id, "api_key", key_id=owner.key_id)
     try:
-        claims = decode_user_token(token, ctx.settings.secret_key.get_secret_value())
-    except jwt.InvalidTokenError:
-        raise unauthorized("invalid or expired token") from None
-    return Principal(str(claims["sub"]), "user", is_admin=bool(claims.get("adm")))
+        credential = credential_from_headers(
+            request.headers.get("authorization"), request.headers.get("x-api-key")
+        )
+        return await ctx.auth.principal(credential)
+    except BadCredentialsError as exc:
+        raise unauthorized(str(exc)) from None
 
 
 CurrentPrincipal = Annotated[Principal, Depends(_principal)]

@@ -18,13 +18,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from signoff_common.credentials import ApiKeyResolver
 from signoff_common.http_errors import install_error_handlers
 from signoff_common.observability import Check, probe_routes
+from signoff_common.principals import Authenticator
 from signoff_common.runtime import Runtime
 from signoff_realtime.fanout import Fanout
 from signoff_realtime.feed import EventFeed
 from signoff_realtime.gateway import Gateway
 from signoff_realtime.history import RecentEvents
 from signoff_realtime.metrics import WAITERS
-from signoff_realtime.principals import Authenticator
 from signoff_realtime.revocation import CredentialWatch
 from signoff_realtime.routes import router
 from signoff_realtime.settings import RealtimeSettings

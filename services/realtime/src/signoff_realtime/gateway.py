@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from signoff_common.principals import Authenticator
 from signoff_common.runtime import Runtime
 from signoff_realtime.fanout import Fanout
 from signoff_realtime.feed import EventFeed
-from signoff_realtime.principals import Authenticator
 from signoff_realtime.revocation import CredentialWatch
 from signoff_realtime.settings import RealtimeSettings
 from signoff_realtime.waiters import Waiters

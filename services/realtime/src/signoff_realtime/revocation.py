@@ -32,8 +32,8 @@ from pymongo.errors import PyMongoError
 
 from signoff_common.credentials import ApiKeyResolver
 from signoff_common.mongo import USERS, Database
+from signoff_common.principals import Principal
 from signoff_realtime.metrics import REVALIDATIONS, REVOKED_CONNECTIONS, WATCHED_CREDENTIALS
-from signoff_realtime.principals import Principal
 
 log = logging.getLogger(__name__)
 

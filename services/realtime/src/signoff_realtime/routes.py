@@ -9,11 +9,11 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from signoff_common.http_errors import not_found, unauthorized
+from signoff_common.principals import BadCredentialsError, Principal, credential_from_headers
 from signoff_realtime import sse
 from signoff_realtime.channels import UnknownChannelError, owned
 from signoff_realtime.gateway import Gateway
 from signoff_realtime.history import valid_event_id
-from signoff_realtime.principals import BadCredentialsError, Principal, credential_from_headers
 
 router = APIRouter(prefix="/api/v1")
 

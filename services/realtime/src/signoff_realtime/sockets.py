@@ -30,12 +30,12 @@ from pymongo.errors import PyMongoError
 
 from signoff_common.events import Event
 from signoff_common.mongo import Database
+from signoff_common.principals import Authenticator, BadCredentialsError, Principal, credential_from_headers
 from signoff_realtime.channels import UnknownChannelError, owned
 from signoff_realtime.fanout import Fanout, Subscription
 from signoff_realtime.history import events_since, valid_event_id
 from signoff_realtime.metrics import REPLAYED, SOCKETS
 from signoff_realtime.payloads import event_name, payload
-from signoff_realtime.principals import Authenticator, BadCredentialsError, Principal, credential_from_headers
 from signoff_realtime.revocation import CODE, CredentialWatch, Watched
 from signoff_realtime.settings import RealtimeSettings
 

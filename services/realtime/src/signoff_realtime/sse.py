@@ -20,11 +20,11 @@ from datetime import timedelta
 
 from signoff_common.events import Event
 from signoff_common.mongo import Database
+from signoff_common.principals import Principal
 from signoff_realtime.fanout import Fanout
 from signoff_realtime.history import events_since
 from signoff_realtime.metrics import DROPPED_STREAMS, REPLAYED, STREAMS
 from signoff_realtime.payloads import event_name, payload
-from signoff_realtime.principals import Principal
 from signoff_realtime.revocation import CODE, CredentialWatch
 from signoff_realtime.settings import RealtimeSettings
 

@@ -19,8 +19,8 @@ from starlette.types import Receive, Scope, Send
 
 from signoff_common.http_errors import ApiError, error_body, not_found, unauthorized
 from signoff_common.mongo import Database
+from signoff_common.principals import Authenticator, BadCredentialsError, credential_from_headers
 from signoff_realtime.longpoll import encode, parse_timeout_ms, wait_for_review
-from signoff_realtime.principals import Authenticator, BadCredentialsError, credential_from_headers
 from signoff_realtime.settings import RealtimeSettings
 from signoff_realtime.waiters import Waiters
 

@@ -1,5 +1,6 @@
 """Who is calling: an agent with an API key or a human with a user JWT. Both act for one owner,
-and both see exactly that owner's channels."""
+and both see exactly that owner's channels. The one authenticator the API and the realtime
+gateway share, so a credential means the same thing on every endpoint."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ class Principal:
     key_id: str | None = None
     # A user token's ``exp`` (epoch seconds).
     expires_at: float | None = None
+    is_admin: bool = False
 
 
 class BadCredentialsError(Exception):
@@ -54,4 +56,11 @@ class Authenticator:
             claims = decode_user_token(credential, self._secret)
         except jwt.InvalidTokenError:
             raise BadCredentialsError("invalid or expired token") from None
-        return Principal(str(claims["sub"]), "user", hash_secret(credential), None, float(claims["exp"]))
+        return Principal(
+            str(claims["sub"]),
+            "user",
+            hash_secret(credential),
+            None,
+            float(claims["exp"]),
+            is_admin=bool(claims.get("adm")),
+        )
