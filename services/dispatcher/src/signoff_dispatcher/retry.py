@@ -23,7 +23,6 @@ CONNECT = "connect_error"
 SSRF = "ssrf_refused"
 REDIRECT = "redirect_not_followed"
 HTTP = "http_status"
-CIRCUIT = "circuit_open"
 INVALID_REQUEST = "invalid_request"
 INTERNAL = "internal_error"
 
