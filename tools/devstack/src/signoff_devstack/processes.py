@@ -20,7 +20,7 @@ from typing import IO
 
 import httpx
 from pymongo import MongoClient
-from pymongo.errors import OperationFailure, PyMongoError
+from pymongo.errors import OperationFailure
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 CADDYFILE = REPO_ROOT / "deploy" / "Caddyfile"
@@ -259,16 +259,3 @@ def healthy(port: int, path: str = "/healthz") -> bool:
 
 def wait_ready(proc: Proc, timeout: float = 30) -> None:
     wait_until(lambda: healthy(proc.port, "/readyz"), timeout, f"waiting for {proc.name} /readyz", proc)
-
-
-def mongo_reachable(port: int) -> bool:
-    client: MongoClient[dict[str, object]] = MongoClient(
-        f"127.0.0.1:{port}", directConnection=True, serverSelectionTimeoutMS=500
-    )
-    try:
-        client.admin.command("ping")
-        return True
-    except PyMongoError:
-        return False
-    finally:
-        client.close()
