@@ -5,6 +5,7 @@
 import { api, apiBlob } from "./api.js";
 import { clear, h, timeEl } from "./dom.js";
 import { renderMarkdown } from "./markdown.js";
+import { pluginView } from "./plugins.js";
 import { reviewCard } from "./reviews.js";
 
 // Attachments whose textContent (sent by the API for small text files) is previewed inline.
@@ -127,6 +128,8 @@ export class MessageList {
       body.innerHTML = renderMarkdown(text);
       el.append(body);
     }
+    const plugin = pluginView(message);
+    if (plugin) el.append(plugin);
     const steps = Array.isArray(message.statusEvents) ? message.statusEvents : [];
     if (steps.length) el.append(statusSteps(steps, streaming));
     const files = Array.isArray(message.attachments) ? message.attachments : [];
