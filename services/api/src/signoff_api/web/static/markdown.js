@@ -21,11 +21,13 @@ function inline(escaped) {
   };
   let s = escaped;
   s = s.replace(/`([^`\n]+)`/g, (_, code) => hold(`<code>${code}</code>`));
-  // [label](http(s)://…): the URL is already escaped, so it cannot close the attribute.
-  s = s.replace(/\[([^\]\n]+)\]\((https?:\/\/[^\s()<>]+)\)/gi, (_, label, url) =>
+  // [label](http(s)://…): the URL is already escaped, so it cannot close the attribute, and it
+  // cannot contain a placeholder (HOLD is outside every URL character class below): nothing
+  // restored later can land inside an attribute.
+  s = s.replace(/\[([^\]\n]+)\]\((https?:\/\/[^\s()<>\u0000]+)\)/gi, (_, label, url) =>
     hold(`<a href="${url}" target="_blank" rel="noopener noreferrer nofollow">${emphasis(label)}</a>`));
   // Bare http(s) URLs become links too.
-  s = s.replace(/(^|[\s(])(https?:\/\/[^\s<>()]+[^\s<>().,;:!?'"])/gi, (_, before, url) =>
+  s = s.replace(/(^|[\s(])(https?:\/\/[^\s<>()\u0000]+[^\s<>().,;:!?'"\u0000])/gi, (_, before, url) =>
     before + hold(`<a href="${url}" target="_blank" rel="noopener noreferrer nofollow">${url}</a>`));
   s = emphasis(s);
   s = s.replace(/\n/g, "<br>");
