@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -273,3 +274,19 @@ async def test_basic_auth_reaches_the_receiver_and_is_stored_sealed(
                 assert "s3cr3t-pass" not in str(doc), name
     finally:
         await mongo.close()
+
+
+async def test_an_expired_review_reaches_processa_as_rejected(owner: Owner) -> None:
+    async with ProcessaReceiver() as processa:
+        agent = await owner.create_agent(webhookUrl=processa.url, webhookFormat="processa")
+        msg = await owner.post_message(
+            agent["id"],
+            text="Send promo blast",
+            review={"type": "approval", "payload": {"options": OPTIONS}, "expiresInSeconds": 1},
+        )
+        await _until(lambda: bool(processa.rejected))
+        assert processa.rejected == [(msg["id"], "expired")]
+        assert processa.executed == []
+        body = json.loads(processa.raw[0])
+        assert set(body) == {"event", "draft", "timestamp"}
+        assert set(body["draft"]) == {"id", "title", "rejectionReason", "reviewedAt"}

@@ -53,7 +53,10 @@ class AttemptOut(_Out):
     status_code: int | None = None
     error_kind: str | None = Field(
         default=None,
-        description="timeout, connect_error, ssrf_refused, redirect_not_followed, http_status, invalid_url",
+        description=(
+            "timeout, connect_error, ssrf_refused, redirect_not_followed, http_status, invalid_url, "
+            "invalid_request, internal_error"
+        ),
     )
     error: str | None = None
     body: str | None = Field(default=None, description="First 1 KB of the response body")

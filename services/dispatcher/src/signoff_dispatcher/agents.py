@@ -33,6 +33,18 @@ _FIELDS = {
 }
 
 
+def basic_auth_header(pair: object) -> dict[str, str]:
+    """The Basic ``Authorization`` header for a stored ``{username, password}``. As Placet, only
+    when both are non-empty strings; anything else sends no credentials."""
+    if not isinstance(pair, dict):
+        return {}
+    username, password = pair.get("username"), pair.get("password")
+    if not (isinstance(username, str) and username and isinstance(password, str) and password):
+        return {}
+    token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    return {"Authorization": f"Basic {token}"}
+
+
 class AgentDirectory:
     def __init__(self, db: Database, box: SecretBox, ttl: float = 30.0) -> None:
         self._coll = db[AGENTS]
@@ -89,13 +101,15 @@ class AgentDirectory:
         return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
 
     def basic_auth(self, agent: Doc | None) -> dict[str, str]:
-        """``Authorization: Basic …`` from the agent's ``webhookAuth`` (stored sealed), or nothing."""
+        """``Authorization: Basic …`` from the agent's ``webhookAuth`` (stored sealed), or nothing.
+
+        Opened from the agent document at send time rather than copied into each delivery: the
+        secret then exists once, sealed, and a changed or removed ``webhookAuth`` applies to the
+        retries and manual re-sends still pending. Raises ``ValueError`` if it cannot be opened."""
         sealed = agent.get("webhook_auth_enc") if agent else None
         if not sealed:
             return {}
-        pair = json.loads(self.open(sealed))
-        token = base64.b64encode(f"{pair['username']}:{pair['password']}".encode()).decode()
-        return {"Authorization": f"Basic {token}"}
+        return basic_auth_header(json.loads(self.open(sealed)))
 
     async def watch(self) -> None:
         """Drop cached agents as they change. Runs until cancelled."""

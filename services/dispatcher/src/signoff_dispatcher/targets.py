@@ -1,5 +1,6 @@
 """Where an event goes. First that exists wins: the message's ``webhookUrl`` -> the agent's
-default URL (if enabled and subscribed to the event) -> the review's legacy ``callback``.
+default URL (if enabled and subscribed to the event) -> the review's legacy ``callback``. The
+first two carry the agent's custom headers and Basic auth; the callback only its own headers.
 
 Human messages (``message:created`` from a user or an inbound webhook) go only to an agent's
 default URL, and only if the agent subscribed to ``message:created``.
@@ -56,7 +57,11 @@ def target_for(
         return None
     message = event.data.message
     if message.webhook_url:
-        return Target(message.webhook_url, "message")
+        # As Placet: a message's own URL still gets the agent's custom headers (and its Basic
+        # auth, added at send time), whether or not the agent's default URL is enabled.
+        return Target(
+            message.webhook_url, "message", headers_enc=agent.get("webhook_headers_enc") if agent else None
+        )
     chosen = agent_target(agent, name)
     if chosen is not None:
         return chosen

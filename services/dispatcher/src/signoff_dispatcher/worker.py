@@ -43,6 +43,10 @@ log = logging.getLogger(__name__)
 AUTH_SOURCES = ("agent", "message", "test")
 
 
+class UnreadableSecretError(RuntimeError):
+    """A sealed credential no configured key opens (``SIGNOFF_SECRET_KEYS`` lost the old key)."""
+
+
 def lane_key(doc: Doc) -> str:
     """Concurrency and circuit breakers are per tenant and host: one tenant's failing or slow
     endpoint can neither open another tenant's circuit nor take its request slots."""
@@ -228,18 +232,29 @@ class Worker:
     async def _send(self, doc: Doc) -> Attempt:
         agent = await self._agents.get(doc["channel_id"])
         now = utcnow()
+        # As Placet: the agent's Basic auth goes to its own URLs (its default, a message's
+        # override, the test), never to a legacy callback; custom headers may override it.
+        auth: dict[str, str] = {}
+        if doc.get("source") in AUTH_SOURCES:
+            try:
+                auth = self._agents.basic_auth(agent)
+            except (ValueError, TypeError):
+                # Sending without them would earn a certain 401 that fails for good; this is a
+                # retried internal error that names the cause. ``from None``: whatever the
+                # decoder said about the plaintext stays out of the logs and the attempt.
+                raise UnreadableSecretError("the agent's stored webhookAuth cannot be opened") from None
         try:
-            # As Placet: the agent's Basic auth goes to its own URLs (its default, a message's
-            # override, the test), never to a legacy callback; custom headers may override it.
-            auth = self._agents.basic_auth(agent) if doc.get("source") in AUTH_SOURCES else {}
             stored = self._agents.headers(doc.get("headers_enc"))
-            # Framing and signature headers never pass, even from documents older than the check.
-            extra = {**auth, **{k: v for k, v in stored.items() if k.lower() not in RESERVED_HEADERS}}
-        except (ValueError, TypeError, KeyError):
+        except (ValueError, TypeError):
             log.error(
                 "stored webhook headers unreadable; sending without them", extra={"delivery": doc["_id"]}
             )
-            extra = {}
+            stored = {}
+        # Framing and signature headers never pass, even from documents older than the check.
+        custom = {k: v for k, v in stored.items() if k.lower() not in RESERVED_HEADERS}
+        if any(k.lower() == "authorization" for k in custom):
+            auth = {}  # whatever its case, the custom one wins: never two Authorization headers
+        extra = {**auth, **custom}
         if doc.get("traceparent"):
             # The receiver's span is a child of the request that caused the event.
             extra["traceparent"] = tracing.child(doc["traceparent"])
