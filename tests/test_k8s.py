@@ -29,9 +29,9 @@ import pytest
 import yaml
 from kubernetes_validate import utils as kv  # type: ignore[import-untyped]
 from pydantic_settings import BaseSettings
+from signoff_service import probes as observability
 
 from signoff_api.settings import ApiSettings
-from signoff_common import observability
 from signoff_devstack.processes import CADDYFILE, REPO_ROOT
 from signoff_dispatcher import metrics as dispatcher_metrics
 from signoff_dispatcher.consumer import build_broker
@@ -523,9 +523,9 @@ def test_public_origin_is_the_same_everywhere(target: str) -> None:
 
 
 def test_grace_periods_cover_each_services_drain() -> None:
-    common = REPO_ROOT / "libs" / "common" / "src" / "signoff_common"
+    service = REPO_ROOT / "libs" / "service" / "src" / "signoff_service"
     dispatcher = REPO_ROOT / "services" / "dispatcher" / "src" / "signoff_dispatcher"
-    http_drain = literal_keyword(common / "runtime.py", "run", "timeout_graceful_shutdown")
+    http_drain = literal_keyword(service / "serve.py", "run", "timeout_graceful_shutdown")
     consumer_drain = literal_keyword(dispatcher / "consumer.py", "KafkaBroker", "graceful_timeout")
     webhook_drain = literal_keyword(dispatcher / "app.py", "close", "grace")
     closing = 5.0  # lifespan shutdown after the drains: cancel loops, close clients

@@ -22,6 +22,7 @@ import prometheus_client
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
+from signoff_service.probes import probe_routes
 from starlette.applications import Starlette
 
 # Imported for their metrics: the label names each service's metrics carry.
@@ -33,7 +34,6 @@ import signoff_realtime.metrics
 from signoff_common.clock import utcnow
 from signoff_common.ids import new_id
 from signoff_common.mongo import create_client, ensure_indexes
-from signoff_common.observability import probe_routes
 from signoff_common.settings import ServiceSettings
 from signoff_devstack.processes import REPO_ROOT
 from signoff_expirer import backlog

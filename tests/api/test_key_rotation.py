@@ -1,5 +1,6 @@
-"""Stored-secret encryption keys rotate: MultiFernet with SIGNOFF_SECRET_KEYS, tokens of the earlier
-AES-GCM box still open, and `signoff-api rotate-secrets` re-seals everything under the newest key."""
+"""Keys rotate. Stored-secret encryption: MultiFernet with SIGNOFF_SECRET_KEYS, tokens of the
+earlier AES-GCM box still open, and `signoff-api rotate-secrets` re-seals everything under the
+newest key. User-token signing: SIGNOFF_JWT_KEYS, each token naming its key in ``kid``."""
 
 from __future__ import annotations
 
@@ -8,14 +9,19 @@ import hashlib
 import os
 import subprocess
 import sys
+import time
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pydantic import ValidationError
 from pymongo import AsyncMongoClient
 
+from signoff_common.jwt_keys import JWT_AUDIENCE, JwtKeys
 from signoff_common.secretbox import SecretBox
+from signoff_common.settings import ServiceSettings
 from signoff_devstack.processes import start_service
 from tests.conftest import Infra
 from tests.support.stack import admin_headers
@@ -123,3 +129,82 @@ async def test_rotate_secrets_command(infra: Infra) -> None:
         assert "cannot open agents/" in bad.stderr
     finally:
         await mongo.close()
+
+
+JWT_OLD = "jwt-old-" + "j" * 32
+JWT_NEW = "jwt-new-" + "k" * 32
+
+
+def _claims(sub: str = "usr_1", ttl: int = 60) -> dict[str, Any]:
+    now = int(time.time())
+    return {"sub": sub, "aud": JWT_AUDIENCE, "iat": now, "exp": now + ttl, "typ": "user"}
+
+
+def test_jwt_keys_verify_their_own_tokens_by_kid() -> None:
+    old, both, new = JwtKeys([JWT_OLD]), JwtKeys([JWT_NEW, JWT_OLD]), JwtKeys([JWT_NEW])
+    token = old.sign(_claims())
+    assert jwt.get_unverified_header(token)["kid"] == old.current
+    assert both.verify(token)["sub"] == "usr_1"  # still valid while the old key is listed
+    fresh = both.sign(_claims())
+    assert jwt.get_unverified_header(fresh)["kid"] == new.current != old.current
+    assert new.verify(fresh)["sub"] == "usr_1"
+    with pytest.raises(jwt.InvalidTokenError, match="unknown or retired"):
+        new.verify(token)  # the old key was dropped
+    # A token naming a listed key but signed by another is refused by the signature check.
+    forged = jwt.encode(_claims(), JWT_OLD, algorithm="HS256", headers={"kid": new.current})
+    with pytest.raises(jwt.InvalidSignatureError):
+        new.verify(forged)
+    # No kid: refused (every token this service issues names its key).
+    with pytest.raises(jwt.InvalidTokenError):
+        old.verify(jwt.encode(_claims(), JWT_OLD, algorithm="HS256"))
+    with pytest.raises(ValueError, match="at least one"):
+        JwtKeys([])
+
+
+def test_jwt_keys_are_not_the_stored_secret_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIGNOFF_SECRET_KEY", OLD)
+    settings = ServiceSettings()
+    token = settings.jwt_signing_keys().sign(_claims())
+    # Signed under a key derived from the secret key, never the secret key itself.
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(token, OLD, algorithms=["HS256"], audience=JWT_AUDIENCE)
+    monkeypatch.setenv("SIGNOFF_JWT_KEYS", f"{JWT_NEW}, {JWT_OLD}")
+    assert ServiceSettings().jwt_signing_keys().current == JwtKeys([JWT_NEW]).current
+    monkeypatch.setenv("SIGNOFF_JWT_KEYS", f"{JWT_NEW},short")
+    with pytest.raises(ValidationError, match="at least 32 characters"):
+        ServiceSettings()
+
+
+async def test_jwt_signing_key_rotation_keeps_sessions_until_the_old_key_is_dropped(infra: Infra) -> None:
+    """Three restarts of a real API: old key only, then new key first (old sessions still work,
+    new ones are signed by the new key), then new key only (old sessions are refused)."""
+    admin = {"email": "admin@jwt-rotation.test", "password": "admin-password-jwt"}
+    base = infra.service_env(
+        SIGNOFF_MONGO_DB="jwt_rotation",
+        SIGNOFF_BOOTSTRAP_ADMIN_EMAIL=admin["email"],
+        SIGNOFF_BOOTSTRAP_ADMIN_PASSWORD=admin["password"],
+    )
+
+    async def session(keys: str, token: str | None) -> tuple[int | None, str]:
+        """(status of /auth/me with ``token``, a fresh login token) on an API run with ``keys``."""
+        api = start_service("api", infra.log_dir, {**base, "SIGNOFF_JWT_KEYS": keys}, name="api-jwt")
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api.port}", timeout=30) as client:
+                status = None
+                if token is not None:
+                    me = await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+                    status = me.status_code
+                login = await client.post("/api/v1/auth/login", json=admin)
+                assert login.status_code == 200, login.text
+                return status, login.json()["token"]
+        finally:
+            api.stop()
+
+    _, old_token = await session(JWT_OLD, None)
+    status, new_token = await session(f"{JWT_NEW},{JWT_OLD}", old_token)
+    assert status == 200
+    assert jwt.get_unverified_header(new_token)["kid"] == JwtKeys([JWT_NEW]).current
+    status, _ = await session(JWT_NEW, old_token)
+    assert status == 401
+    status, _ = await session(JWT_NEW, new_token)
+    assert status == 200

@@ -196,6 +196,12 @@ async def test_agent_self_service_webhook_and_commands(stack: RunningStack, owne
         f"/api/v1/agents/{channel}/commands", json={"commands": [cmds["commands"][1]] * 2}
     )
     assert dup.status_code == 422
+    # A bad item is named in the one field-path format (list positions in brackets).
+    bad = await owner.agent.put(
+        f"/api/v1/agents/{channel}/commands", json={"commands": [cmds["commands"][0], {"command": 5}]}
+    )
+    assert bad.status_code == 422, bad.text
+    assert bad.json()["error"]["field"] == "commands[1].command"
     cleared = await owner.agent.post("/api/v1/agents/deleteWebhook", json={"channelId": channel})
     assert cleared.status_code == 200
     assert (

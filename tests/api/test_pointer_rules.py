@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from signoff_api.triggers import _MISSING, resolve_pointer
+from signoff_common.http_errors import field_path
 
 DOC: dict[str, Any] = {"a": {"b": [10, {"c": "deep"}]}, "x/y": 1, "m~n": 2, "": 3, "zero": 0, "nul": None}
 
@@ -35,3 +36,18 @@ DOC: dict[str, Any] = {"a": {"b": [10, {"c": "deep"}]}, "x/y": 1, "m~n": 2, "": 
 )
 def test_resolve_pointer(pointer: str, expected: Any) -> None:
     assert resolve_pointer(DOC, pointer) is expected or resolve_pointer(DOC, pointer) == expected
+
+
+@pytest.mark.parametrize(
+    ("loc", "path"),
+    [
+        (("body", "review", "payload", "fields", 0, "name"), "review.payload.fields[0].name"),
+        (("body", "commands", 1, "command"), "commands[1].command"),
+        (("query", "limit"), "limit"),
+        (("body",), ""),
+        ((0, "a"), "[0].a"),
+        (("review", "body"), "review.body"),  # only a leading location is dropped
+    ],
+)
+def test_error_field_paths_have_one_format(loc: tuple[str | int, ...], path: str) -> None:
+    assert field_path(loc) == path

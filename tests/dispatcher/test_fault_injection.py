@@ -14,16 +14,16 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from signoff_common.clock import utcnow
-from signoff_common.mongo import AGENTS, DELIVERIES, Database, Doc, ensure_indexes
+from signoff_common.deliveries import Attempt, new_delivery
+from signoff_common.documents import AgentDoc, DeliveryDoc
+from signoff_common.mongo import AGENTS, DELIVERIES, Database, Doc, collection, ensure_indexes
 from signoff_common.secretbox import SecretBox
 from signoff_common.webhook_signature import new_secret
 from signoff_dispatcher.agents import AgentDirectory
 from signoff_dispatcher.circuit import State
-from signoff_dispatcher.delivery import Attempt, new_delivery
 from signoff_dispatcher.sender import Sender
 from signoff_dispatcher.settings import DispatcherSettings
 from signoff_dispatcher.store import DeliveryStore
-from signoff_dispatcher.targets import Target
 from signoff_dispatcher.worker import Worker, lane_key
 from tests.conftest import Infra
 from tests.support.receiver import Receiver
@@ -48,11 +48,11 @@ class FaultyAgents(AgentDirectory):
         super().__init__(db, box)
         self.fault = fault
 
-    async def get(self, agent_id: str) -> Doc | None:
+    async def get(self, agent_id: str) -> AgentDoc | None:
         self.fault.at("agent")
         return await super().get(agent_id)
 
-    def secrets(self, agent: Doc | None, now: datetime) -> list[str]:
+    def secrets(self, agent: AgentDoc | None, now: datetime) -> list[str]:
         self.fault.at("sign")
         return super().secrets(agent, now)
 
@@ -70,7 +70,7 @@ class FaultySender(Sender):
 class FaultyStore(DeliveryStore):
     fault: Fault
 
-    async def record(self, doc: Doc, update: Doc, attempt_at: datetime, by: str) -> bool:
+    async def record(self, doc: DeliveryDoc, update: Doc, attempt_at: datetime, by: str) -> bool:
         self.fault.at("record")
         return await super().record(doc, update, attempt_at, by)
 
@@ -108,10 +108,10 @@ async def test_a_fault_at_any_step_leaves_nothing_stuck(infra: Infra, receiver: 
     )  # fmt: skip
     doc = new_delivery(
         event_id=f"evt_{step}", event_type="review.responded", channel_id="agt_f", owner_id="usr_f",
-        message_id=None, target=Target(receiver.url(f"/{step}"), "agent"), body='{"event":"review:responded"}',
+        message_id=None, url=receiver.url(f"/{step}"), source="agent", body='{"event":"review:responded"}',
         schedule=[1], now=now, due_at=now, claim=None,
     )  # fmt: skip
-    await db[DELIVERIES].insert_one(doc)
+    await collection(db, DELIVERIES).insert_one(doc)
     try:
         deadline = time.monotonic() + 30
         final: dict[str, Any] | None = None

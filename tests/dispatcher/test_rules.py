@@ -6,18 +6,21 @@ from __future__ import annotations
 import random
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from standardwebhooks import Webhook
 
+from signoff_common.documents import AgentDoc, SecretDoc
 from signoff_common.events import MessageCreated, MessageData, ReviewExpired, ReviewResponded
+from signoff_common.settings import CircuitPolicy
+from signoff_common.signing_secrets import live
 from signoff_common.views import CallbackView, MessageView, ReviewView
 from signoff_common.webhook_signature import new_secret
-from signoff_dispatcher.circuit import Circuit, CircuitPolicy, State
+from signoff_dispatcher.circuit import Circuit, State
 from signoff_dispatcher.payload import body_for, render
 from signoff_dispatcher.retry import RetryPolicy, Verdict, jittered, next_delay, parse_retry_after, verdict
-from signoff_dispatcher.signing import live_secrets, signed_headers
+from signoff_dispatcher.signing import signed_headers
 from signoff_dispatcher.targets import target_for
 
 NOW = datetime(2026, 4, 1, 14, 32, tzinfo=UTC)
@@ -194,7 +197,7 @@ def _responded(**kw: Any) -> ReviewResponded:
 def test_url_priority(
     message_url: str | None, agent: dict[str, Any] | None, url: str, source: str, method: str
 ) -> None:
-    target = target_for(_responded(webhook_url=message_url), agent, "sealed")
+    target = target_for(_responded(webhook_url=message_url), cast("AgentDoc | None", agent), "sealed")
     assert target is not None
     assert (target.url, target.source, target.method) == (url, source, method)
 
@@ -218,7 +221,7 @@ def test_message_created_only_for_subscribers(sender: str, events: list[str], de
     event = MessageCreated(
         channel_id="agt_1", owner_id="u", data=MessageData(message=_view(sender_type=sender))
     )
-    target = target_for(event, {**AGENT, "webhook_events": events})
+    target = target_for(event, cast(AgentDoc, {**AGENT, "webhook_events": events}))
     assert (target is not None) is delivered
 
 
@@ -258,9 +261,9 @@ def test_signed_headers_verify_with_standardwebhooks_during_rotation() -> None:
 
 
 def test_live_secrets_drop_expired_ones() -> None:
-    records = [
+    records: list[SecretDoc] = [
         {"secret_enc": "a", "created_at": NOW - timedelta(days=3), "expires_at": NOW - timedelta(days=1)},
         {"secret_enc": "b", "created_at": NOW - timedelta(days=2), "expires_at": NOW + timedelta(hours=1)},
         {"secret_enc": "c", "created_at": NOW, "expires_at": None},
     ]
-    assert [r["secret_enc"] for r in live_secrets(records, NOW)] == ["c", "b"]
+    assert [r["secret_enc"] for r in live(records, NOW)] == ["c", "b"]

@@ -8,11 +8,12 @@ import asyncio
 import base64
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from aiohttp import web
 
+from signoff_common.documents import AgentDoc
 from signoff_common.events import MessageData, ReviewResponded
 from signoff_common.views import CallbackView, MessageView, ReviewView
 from signoff_dispatcher.agents import basic_auth_header
@@ -89,7 +90,7 @@ def _event(webhook_url: str | None, callback: bool = True) -> ReviewResponded:
 def test_which_targets_carry_the_agents_headers(
     message_url: str | None, agent: dict[str, Any] | None, source: str, headers_enc: str | None
 ) -> None:
-    target = target_for(_event(message_url), agent, "sealed-callback-headers")
+    target = target_for(_event(message_url), cast("AgentDoc | None", agent), "sealed-callback-headers")
     assert target is not None
     assert (target.source, target.headers_enc) == (source, headers_enc)
 

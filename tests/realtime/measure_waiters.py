@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 from aiokafka import AIOKafkaProducer
@@ -24,6 +24,7 @@ from pymongo import AsyncMongoClient
 
 from signoff_common.clock import utcnow
 from signoff_common.credentials import generate_api_key, hash_secret
+from signoff_common.documents import MessageDoc
 from signoff_common.events import MessageData, ReviewResponded, event_to_json
 from signoff_common.ids import new_id
 from signoff_common.views import message_view
@@ -112,7 +113,9 @@ async def measure(n: int, base: Path) -> None:
                         },
                     }
                     event = ReviewResponded(
-                        channel_id="agt_m", owner_id="usr_m", data=MessageData(message=message_view(answered))
+                        channel_id="agt_m",
+                        owner_id="usr_m",
+                        data=MessageData(message=message_view(cast(MessageDoc, answered))),
                     )
                     await producer.send("review.responded", event_to_json(event), key=b"agt_m")
                 await producer.flush()

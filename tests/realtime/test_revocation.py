@@ -21,6 +21,7 @@ from httpx_sse import aconnect_sse
 from pymongo import AsyncMongoClient
 
 from signoff_common.credentials import ApiKeyResolver, issue_user_token
+from signoff_common.jwt_keys import JwtKeys, derived_jwt_key
 from signoff_common.principals import Principal
 from signoff_devstack.processes import Proc
 from signoff_realtime.revocation import CredentialWatch
@@ -198,9 +199,9 @@ async def test_a_user_token_that_expires_loses_its_connections(
     stack: RunningStack, owner: Owner, second_realtime: Proc
 ) -> None:
     agent = await owner.create_agent(name="short session")
-    secret = stack.env["SIGNOFF_SECRET_KEY"]
+    keys = JwtKeys([derived_jwt_key(stack.env["SIGNOFF_SECRET_KEY"])])
     ttl = 6
-    token = issue_user_token(owner.user_id, secret, ttl_seconds=ttl)
+    token = issue_user_token(owner.user_id, keys, ttl_seconds=ttl)
     expires = time.time() + ttl
     second = f"http://127.0.0.1:{second_realtime.port}"
     async with (

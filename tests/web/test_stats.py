@@ -10,7 +10,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from signoff_api.settings import ApiSettings
 from signoff_api.stats import AttemptRow, Bucket, age_seconds, bucket_seconds, host_health, rate, series
+from signoff_common.settings import CircuitPolicy
+from signoff_dispatcher.settings import DispatcherSettings
 from tests.support.receiver import Received, Receiver
 from tests.support.stack import Owner, RunningStack, eventually
 
@@ -77,16 +80,32 @@ OK, BAD = True, False
     ],
 )
 def test_host_health(outcomes: list[bool], is_open: bool, attempts: int, failures: int) -> None:
-    [health] = host_health({"h:80": outcomes})
+    [health] = host_health({"h:80": outcomes}, CircuitPolicy())
     assert (health.open, health.attempts, health.failures) == (is_open, attempts, failures)
 
 
 def test_host_health_lists_open_then_most_failing() -> None:
-    hosts = host_health({"a:80": [OK] * 5, "b:80": [BAD, OK, BAD], "c:80": [BAD] * 12, "d:80": [BAD] * 3})
+    hosts = host_health(
+        {"a:80": [OK] * 5, "b:80": [BAD, OK, BAD], "c:80": [BAD] * 12, "d:80": [BAD] * 3}, CircuitPolicy()
+    )
     assert [h.host for h in hosts] == ["c:80", "d:80", "b:80", "a:80"]
     assert hosts[0].open
     assert not any(h.open for h in hosts[1:])
-    assert len(host_health({f"h{i}:80": [BAD] for i in range(50)})) == 20
+    assert len(host_health({f"h{i}:80": [BAD] for i in range(50)}, CircuitPolicy())) == 20
+
+
+def test_host_health_follows_the_configured_breaker_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The operator page once kept its own copy of the default policy: with the dispatchers set to
+    # open after 4 calls it still waited for 10. Both now read SIGNOFF_DISPATCHER_CIRCUIT_*.
+    monkeypatch.setenv("SIGNOFF_DISPATCHER_CIRCUIT_MIN_CALLS", "4")
+    monkeypatch.setenv("SIGNOFF_DISPATCHER_CIRCUIT_WINDOW", "6")
+    api = ApiSettings(secret_key="k" * 32)
+    dispatcher = DispatcherSettings(secret_key="k" * 32)
+    assert api.circuit_policy() == dispatcher.circuit_policy()
+    [health] = host_health({"h:80": [BAD] * 4}, api.circuit_policy())
+    assert health.open
+    [health] = host_health({"h:80": [BAD] * 4 + [OK] * 10}, api.circuit_policy())
+    assert (health.attempts, health.failures) == (6, 4)
 
 
 @pytest.mark.parametrize(

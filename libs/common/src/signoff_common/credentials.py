@@ -1,7 +1,10 @@
 """Credential formats shared by the API (which issues them) and realtime (which checks them).
 
 API keys are random, shown once, and stored as SHA-256 (they carry 240 bits of entropy, so a
-fast hash is the right tool; passwords use a slow KDF in the API). User sessions are HS256 JWTs.
+fast hash is the right tool; passwords use a slow KDF in the API). User sessions are HS256 JWTs
+signed with :class:`JwtKeys`: the newest key signs and names itself in the token's ``kid``
+header, every listed key still verifies its own tokens, so a signing key is rotated by putting a
+new one first and dropping the old one once its tokens have expired (``SIGNOFF_JWT_KEYS``).
 """
 
 from __future__ import annotations
@@ -16,14 +19,13 @@ from typing import Any
 import jwt
 
 from signoff_common.clock import utcnow
-from signoff_common.mongo import API_KEYS, Database
+from signoff_common.jwt_keys import JWT_AUDIENCE, JwtKeys
+from signoff_common.mongo import API_KEYS, Database, collection
 
 # New keys start with Placet's ``hp_`` (its MCP server refuses any other prefix); keys issued
 # before that change start with ``sk_`` and keep working.
 API_KEY_PREFIX = "hp_"
 API_KEY_PREFIXES = ("hp_", "sk_")
-JWT_ALGORITHM = "HS256"
-JWT_AUDIENCE = "signoff"
 
 
 def is_api_key(credential: str) -> bool:
@@ -44,7 +46,7 @@ def display_prefix(key: str) -> str:
     return key[:10]
 
 
-def issue_user_token(user_id: str, secret: str, ttl_seconds: int, is_admin: bool = False) -> str:
+def issue_user_token(user_id: str, keys: JwtKeys, ttl_seconds: int, is_admin: bool = False) -> str:
     now = int(time.time())
     claims = {
         "sub": user_id,
@@ -54,18 +56,12 @@ def issue_user_token(user_id: str, secret: str, ttl_seconds: int, is_admin: bool
         "adm": is_admin,
         "typ": "user",
     }
-    return jwt.encode(claims, secret, algorithm=JWT_ALGORITHM)
+    return keys.sign(claims)
 
 
-def decode_user_token(token: str, secret: str) -> dict[str, Any]:
+def decode_user_token(token: str, keys: JwtKeys) -> dict[str, Any]:
     """Raises ``jwt.InvalidTokenError`` on anything but a valid, unexpired HS256 user token."""
-    claims: dict[str, Any] = jwt.decode(
-        token,
-        secret,
-        algorithms=[JWT_ALGORITHM],
-        audience=JWT_AUDIENCE,
-        options={"require": ["exp", "iat", "sub", "aud"]},
-    )
+    claims = keys.verify(token)
     if claims.get("typ") != "user":
         raise jwt.InvalidTokenError("not a user token")
     return claims
@@ -82,7 +78,7 @@ class ApiKeyResolver:
     revoked key stops working within ``ttl`` seconds on every replica."""
 
     def __init__(self, db: Database, ttl: float = 5.0, max_entries: int = 10_000) -> None:
-        self._coll = db[API_KEYS]
+        self._coll = collection(db, API_KEYS)
         self._ttl = ttl
         self._max = max_entries
         self._cache: dict[str, tuple[float, KeyOwner | None]] = {}

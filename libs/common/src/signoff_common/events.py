@@ -7,6 +7,7 @@ delivers at least once and the outbox relay may publish an event twice after a c
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -14,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from signoff_common import tracing
 from signoff_common.clock import utcnow
+from signoff_common.documents import AgentStatus, DeliveryDoc
 from signoff_common.ids import new_id
 from signoff_common.views import FULL, DeliveryStatus, MessageView
 
@@ -41,7 +43,7 @@ class DeliveryStatusData(_Frozen):
 
 class AgentStatusData(_Frozen):
     agent_id: str
-    status: Literal["active", "busy", "error", "offline"]
+    status: AgentStatus
     message: str | None = None
     last_activity_at: datetime
 
@@ -100,11 +102,11 @@ EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 
 
 def delivery_status_event(
-    delivery: dict[str, Any], status: DeliveryStatus, now: datetime, changes: dict[str, Any] | None = None
+    delivery: DeliveryDoc, status: DeliveryStatus, now: datetime, changes: Mapping[str, Any] | None = None
 ) -> DeliveryStatusChanged:
     """The ``delivery.status`` event for a delivery document after ``changes`` are applied: the one
     shape the dispatcher (attempt outcomes) and the API (manual re-queues) both emit."""
-    merged = {**delivery, **(changes or {})}
+    merged: dict[str, Any] = {**delivery, **(changes or {})}
     return DeliveryStatusChanged(
         channel_id=delivery["channel_id"],
         owner_id=delivery["owner_id"],

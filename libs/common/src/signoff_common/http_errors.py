@@ -1,19 +1,12 @@
 """The one error shape every HTTP service answers with: ``{"error": {"code", "message", "field"?}}``.
 
-A public contract shared by the API and the realtime gateway, so both install the same handlers."""
+A public contract shared by the API and the realtime gateway (which install the same handlers,
+``signoff_service.errors``) and by the domain code that raises :class:`ApiError`."""
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Sequence
 from typing import Any
-
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
-log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
@@ -49,65 +42,19 @@ def error_body(code: str, message: str, field: str | None = None) -> dict[str, A
     return {"error": body}
 
 
-def _loc_to_field(loc: Any) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    return ".".join(parts)
+_LOCATIONS = ("body", "query", "path", "header")
 
 
-_FASTAPI_BODY_PARSE_ERROR = "There was an error parsing the body"
-
-_STATUS_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "payload_too_large",
-    429: "rate_limited",
-}
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(
-            error_body(exc.code, exc.message, exc.field), status_code=exc.status, headers=exc.headers
-        )
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request", "type": ""}
-        kind = str(first.get("type", ""))
-        if kind in ("json_invalid", "json_type"):
-            return JSONResponse(error_body("invalid_json", "request body is not valid JSON"), status_code=422)
-        field = _loc_to_field(first.get("loc", ()))
-        message = str(first.get("msg", "invalid value"))
-        if field:
-            message = f"{field}: {message}"
-        return JSONResponse(error_body("validation_error", message, field or None), status_code=422)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 400 and exc.detail == _FASTAPI_BODY_PARSE_ERROR:
-            # FastAPI raises this for bodies that are not UTF-8; same answer as malformed JSON.
-            return JSONResponse(
-                error_body("invalid_json", "request body is not valid UTF-8 JSON"), status_code=422
-            )
-        code = _STATUS_CODES.get(exc.status_code, "error")
-        return JSONResponse(
-            error_body(code, str(exc.detail)),
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
-        )
-
-    @app.exception_handler(ConnectionFailure)
-    async def database_down(_: Request, exc: ConnectionFailure) -> JSONResponse:
-        log.warning("MongoDB unavailable: %s", type(exc).__name__)
-        return JSONResponse(
-            error_body("unavailable", "the database is unavailable; retry shortly"),
-            status_code=503,
-            headers={"Retry-After": "2"},
-        )
-
-    app.add_exception_handler(ServerSelectionTimeoutError, database_down)  # type: ignore[arg-type]
+def field_path(loc: Sequence[str | int]) -> str:
+    """The one field-path format of every error: ``review.payload.fields[0].name`` (names joined
+    by dots, list positions in brackets), from a pydantic error location. The request part a
+    location starts with (``body``, ``query`` …) is left out."""
+    path = ""
+    for i, part in enumerate(loc):
+        if i == 0 and part in _LOCATIONS:
+            continue
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path

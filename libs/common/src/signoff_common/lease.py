@@ -13,12 +13,12 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from signoff_common.clock import utcnow
-from signoff_common.mongo import LEASES, Database
+from signoff_common.mongo import LEASES, Database, collection
 
 
 class Lease:
     def __init__(self, db: Database, name: str, holder: str, ttl: float) -> None:
-        self._coll = db[LEASES]
+        self._coll = collection(db, LEASES)
         self._name = name
         self._holder = holder
         self._ttl = ttl

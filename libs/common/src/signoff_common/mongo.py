@@ -4,41 +4,77 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from typing import Any, Final
+from collections.abc import Mapping
+from typing import Any, Final, Generic, TypeVar, cast
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure
 
+from signoff_common.documents import (
+    AgentDoc,
+    ApiKeyDoc,
+    DeliveryDoc,
+    EventDoc,
+    FileDoc,
+    InboundWebhookDoc,
+    LeaseDoc,
+    LoginAttemptsDoc,
+    MessageDoc,
+    RateLimitDoc,
+    TriggerDoc,
+    UserDoc,
+)
 from signoff_common.settings import ServiceSettings
 
+# Queries, updates and projections: free-form (MongoDB's query language is not worth typing).
+# Stored documents are typed: see signoff_common.documents.
 Doc = dict[str, Any]
 Database = AsyncDatabase[Doc]
 Collection = AsyncCollection[Doc]
 
+D = TypeVar("D", bound=Mapping[str, Any])
+
+
+class CollectionName(str, Generic[D]):
+    """A collection's name that also names the type of its documents, so
+    ``collection(db, MESSAGES)`` is an ``AsyncCollection[MessageDoc]``."""
+
+    __slots__ = ()
+
 
 @functools.lru_cache(maxsize=256)
-def collection(db: Database, name: str) -> Collection:
-    """``db[name]``, built once: pymongo constructs a new collection object on every ``db[name]``,
-    which showed up at 1.6 % of the API's CPU on the message hot path."""
+def _cached(db: Database, name: str) -> Collection:
     return db[name]
 
 
-USERS: Final = "users"
-API_KEYS: Final = "api_keys"
-AGENTS: Final = "agents"
-MESSAGES: Final = "messages"
-DELIVERIES: Final = "deliveries"
-INBOUND_WEBHOOKS: Final = "inbound_webhooks"
-TRIGGERS: Final = "triggers"
-EVENTS: Final = "events"
-LEASES: Final = "leases"
-LOGIN_ATTEMPTS: Final = "login_attempts"
-RATE_LIMITS: Final = "rate_limits"
+def collection(db: Database, name: CollectionName[D]) -> AsyncCollection[D]:
+    """The typed collection ``name``, built once: pymongo constructs a new collection object on
+    every ``db[name]``, which showed up at 1.6 % of the API's CPU on the message hot path."""
+    return cast("AsyncCollection[D]", _cached(db, name))
+
+
+def untyped(db: Database, name: str) -> Collection:
+    """The collection for aggregations and change streams: their results are rows and change
+    events, not the collection's documents."""
+    return _cached(db, name)
+
+
+USERS: Final = CollectionName[UserDoc]("users")
+API_KEYS: Final = CollectionName[ApiKeyDoc]("api_keys")
+AGENTS: Final = CollectionName[AgentDoc]("agents")
+MESSAGES: Final = CollectionName[MessageDoc]("messages")
+DELIVERIES: Final = CollectionName[DeliveryDoc]("deliveries")
+INBOUND_WEBHOOKS: Final = CollectionName[InboundWebhookDoc]("inbound_webhooks")
+TRIGGERS: Final = CollectionName[TriggerDoc]("triggers")
+EVENTS: Final = CollectionName[EventDoc]("events")
+LEASES: Final = CollectionName[LeaseDoc]("leases")
+LOGIN_ATTEMPTS: Final = CollectionName[LoginAttemptsDoc]("login_attempts")
+RATE_LIMITS: Final = CollectionName[RateLimitDoc]("rate_limits")
 # Uploaded files: one record per file (owner, channel, message, state) in FILES, the bytes in the
 # GridFS bucket FILE_BUCKET (collections ``blobs.files`` and ``blobs.chunks``, same ids).
-FILES: Final = "files"
+FILES: Final = CollectionName[FileDoc]("files")
 FILE_BUCKET: Final = "blobs"
 
 # Documents with events still to publish; partial, so it only ever holds the few pending ones.

@@ -24,20 +24,22 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.protocol.metadata import MetadataRequest
 from aiokafka.structs import RecordMetadata, TopicPartition
 from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 from pymongo import UpdateOne
-from pymongo.errors import BulkWriteError, PyMongoError
+from pymongo.errors import BulkWriteError
 
+from signoff_common import loops
 from signoff_common.clock import as_utc, utcnow
+from signoff_common.documents import EventDoc
 from signoff_common.events import Event, event_to_document, event_to_json, parse_event
+from signoff_common.kafka_metadata import cluster_view
 from signoff_common.lease import Lease
-from signoff_common.mongo import EVENTS, Database, Doc
+from signoff_common.mongo import EVENTS, Database, Doc, collection
 from signoff_common.topics import topic_for
 
 log = logging.getLogger(__name__)
@@ -70,16 +72,16 @@ class BrokerStateLostError(Exception):
     """The broker acknowledged records it cannot have kept; the batch must be published again."""
 
 
-def events_document(event: Event, retention: timedelta) -> Doc:
-    doc = event_to_document(event)
-    doc["_id"] = doc.pop("id")
-    doc["occurred_at"] = as_utc(event.occurred_at)
-    doc["expire_at"] = utcnow() + retention
-    return doc
+def events_document(event: Event, retention: timedelta) -> EventDoc:
+    fields = event_to_document(event)
+    fields["_id"] = fields.pop("id")
+    fields["occurred_at"] = as_utc(event.occurred_at)
+    fields["expire_at"] = utcnow() + retention
+    return cast(EventDoc, fields)
 
 
-def event_from_events_document(doc: Doc) -> Event:
-    data = dict(doc)
+def event_from_events_document(doc: EventDoc) -> Event:
+    data: dict[str, Any] = dict(doc)
     data["id"] = data.pop("_id")
     data.pop("expire_at", None)
     return parse_event(data)
@@ -133,7 +135,7 @@ class OutboxRelay:
                     if not self.producer_started:
                         await self.producer.start()
                         self.producer_started = True
-                        self._cluster_id = (await self._cluster_view([])).cluster_id
+                        self._cluster_id = (await cluster_view(self.producer.client, [])).cluster_id
                     if not await self._lease.hold():
                         if watcher:
                             watcher.cancel()
@@ -146,8 +148,6 @@ class OutboxRelay:
                     await self.drain()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), timeout=min(self._sweep, 3.0))
-                except asyncio.CancelledError:
-                    raise
                 except BrokerStateLostError as exc:
                     log.warning("broker lost published records; recreating topics and republishing: %s", exc)
                     self._prepared = False
@@ -184,18 +184,14 @@ class OutboxRelay:
             {"$match": {"ns.coll": {"$in": self._collections}, "$or": _CARRIES_OUTBOX}},
             {"$project": {"operationType": 1}},
         ]
-        while True:
-            try:
-                async with await self._db.watch(pipeline) as stream:
-                    # Anything written while we were not watching is picked up by this drain.
-                    self._wake.set()
-                    async for _change in stream:
-                        self._wake.set()
-            except asyncio.CancelledError:
-                raise
-            except PyMongoError:
-                log.warning("outbox change stream interrupted; reopening", exc_info=True)
-                await asyncio.sleep(1.0)
+        # On open, a drain picks up anything written while no stream was open.
+        await loops.watch(
+            self._db,
+            pipeline,
+            lambda _: self._wake.set(),
+            what="outbox change stream",
+            on_open=self._wake.set,
+        )
 
     async def drain(self) -> int:
         """Publish every pending outbox event; returns how many were published."""
@@ -270,12 +266,6 @@ class OutboxRelay:
         ]
         return list(await asyncio.gather(*futures))
 
-    async def _cluster_view(self, topics: list[str], node: int | None = None) -> Any:
-        """Metadata straight from a broker, never creating topics (a Kafka metadata request may)."""
-        client = self.producer.client
-        request = MetadataRequest(topics, allow_auto_topic_creation=False)
-        return await client.send(client.get_random_node() if node is None else node, request)
-
     async def _confirm(self, written: list[RecordMetadata]) -> None:
         partitions = {(r.topic, r.partition) for r in written}
         # Ask a broker that took one of the writes: in a multi-broker cluster another may not
@@ -284,19 +274,16 @@ class OutboxRelay:
         leader = self.producer.client.cluster.leader_for_partition(
             TopicPartition(first.topic, first.partition)
         )
-        view = await self._cluster_view(sorted({topic for topic, _ in partitions}), leader)
+        view = await cluster_view(self.producer.client, sorted({topic for topic, _ in partitions}), leader)
         if self._cluster_id is not None and view.cluster_id != self._cluster_id:
             raise BrokerStateLostError(f"cluster id changed from {self._cluster_id} to {view.cluster_id}")
-        # A partition the broker lists exists, whatever its momentary state (a leader election
-        # answers LEADER_NOT_AVAILABLE); an unknown topic (error 3) lists none.
-        present = {(topic[1], part[1]) for topic in view.topics for part in topic[3]}
-        missing = sorted(partitions - present)
+        missing = sorted(partitions - view.partitions)
         if missing:
             raise BrokerStateLostError(f"acknowledged partitions missing from the cluster: {missing}")
 
     async def _remember(self, events: list[Event]) -> None:
         try:
-            await self._db[EVENTS].insert_many(
+            await collection(self._db, EVENTS).insert_many(
                 [events_document(e, self._retention) for e in events], ordered=False
             )
         except BulkWriteError as exc:

@@ -10,6 +10,7 @@ from typing import Literal
 import jwt
 
 from signoff_common.credentials import ApiKeyResolver, decode_user_token, hash_secret, is_api_key
+from signoff_common.jwt_keys import JwtKeys
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,9 @@ def credential_from_headers(authorization: str | None, x_api_key: str | None) ->
 
 
 class Authenticator:
-    def __init__(self, keys: ApiKeyResolver, secret: str) -> None:
+    def __init__(self, keys: ApiKeyResolver, jwt_keys: JwtKeys) -> None:
         self._keys = keys
-        self._secret = secret
+        self._jwt_keys = jwt_keys
 
     async def principal(self, credential: str) -> Principal:
         if is_api_key(credential):
@@ -53,7 +54,7 @@ class Authenticator:
                 raise BadCredentialsError("invalid or revoked API key")
             return Principal(owner.owner_id, "api_key", hash_secret(credential), owner.key_id)
         try:
-            claims = decode_user_token(credential, self._secret)
+            claims = decode_user_token(credential, self._jwt_keys)
         except jwt.InvalidTokenError:
             raise BadCredentialsError("invalid or expired token") from None
         return Principal(

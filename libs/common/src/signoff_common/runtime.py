@@ -1,21 +1,14 @@
-"""Process lifecycle shared by every service: one MongoDB client, readiness checks, uvicorn.
-
-SIGTERM handling comes from uvicorn: it stops accepting connections, lets in-flight requests
-finish (up to the graceful timeout), then runs the lifespan shutdown, where consumers commit and
-background loops finish their current item.
-"""
+"""What every running service owns: one MongoDB client and its readiness check (the HTTP
+server around it: ``signoff_service.serve``)."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
 
-import uvicorn
 from pymongo import AsyncMongoClient
-from starlette.types import ASGIApp
 
 from signoff_common.mongo import Database, Doc, create_client, ensure_indexes, ping
-from signoff_common.observability import configure_logging
 from signoff_common.settings import ServiceSettings
 
 
@@ -42,18 +35,3 @@ class Runtime:
 
     async def close(self) -> None:
         await self.client.close()
-
-
-def serve(app: ASGIApp, settings: ServiceSettings, service: str) -> None:
-    configure_logging(settings.instance or service, settings.log_level)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.http_port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-        lifespan="on",
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
-    )

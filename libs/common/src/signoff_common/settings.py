@@ -3,8 +3,12 @@ lifespan, so a bad value fails start-up with a clear message instead of at first
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from dataclasses import dataclass
+
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from signoff_common.jwt_keys import JwtKeys, derived_jwt_key
 
 
 class ServiceSettings(BaseSettings):
@@ -27,7 +31,8 @@ class ServiceSettings(BaseSettings):
     # when records arrive (measured: 253 ms produce->consume at 500, 8 ms at 10), so keep it short;
     # real Kafka answers as soon as data arrives, and an idle consumer's extra fetches are cheap.
     kafka_fetch_max_wait_ms: int = Field(default=10, ge=1, le=500)
-    # Signs user JWTs and encrypts stored secrets, unless the two settings below are given. Required.
+    # Encrypts stored secrets and signs user JWTs (under a derived key), unless the settings below
+    # are given. Required.
     secret_key: SecretStr
     # Keys for stored secrets, comma-separated, newest first: new secrets are sealed with the first,
     # every listed key still opens its own (see secretbox.py and `signoff-api rotate-secrets`).
@@ -40,6 +45,28 @@ class ServiceSettings(BaseSettings):
             if listed:
                 return listed
         return [self.secret_key.get_secret_value()]
+
+    # User-token signing keys, comma-separated, newest first: the first signs, every listed key
+    # still verifies the tokens it signed (each token names its key in ``kid``). Unset: one key
+    # derived from secret_key. Rotate by adding a new key first; drop the old one after the
+    # token lifetime (SIGNOFF_JWT_TTL_SECONDS, 12 h by default).
+    jwt_keys: SecretStr | None = None
+
+    def jwt_signing_keys(self) -> JwtKeys:
+        if self.jwt_keys is not None:
+            listed = [k.strip() for k in self.jwt_keys.get_secret_value().split(",") if k.strip()]
+            if listed:
+                return JwtKeys(listed)
+        return JwtKeys([derived_jwt_key(self.secret_key.get_secret_value())])
+
+    @field_validator("jwt_keys")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and any(
+            len(k.strip()) < 32 for k in value.get_secret_value().split(",") if k.strip()
+        ):
+            raise ValueError("each JWT signing key must be at least 32 characters")
+        return value
 
     host: str = "127.0.0.1"
     http_port: int = 8100
@@ -56,3 +83,37 @@ class ServiceSettings(BaseSettings):
     def fastapi_telemetry(self) -> dict[str, bool]:
         """The ``telemetry=`` argument for this service's FastAPI app."""
         return {"tracing": self.otel, "metrics": self.otel, "logs": self.otel}
+
+
+@dataclass(frozen=True)
+class CircuitPolicy:
+    """When a host's circuit breaker opens: among its last ``window`` attempt results (at least
+    ``min_calls``), the failure ratio reaches ``failure_ratio``; it stays open ``open_seconds``.
+    The dispatcher's breakers run it; the API's operator page estimates open hosts with it."""
+
+    window: int = 20
+    min_calls: int = 10
+    failure_ratio: float = 0.8
+    open_seconds: float = 30.0
+
+    def trips(self, results: list[bool]) -> bool:
+        """Whether these results (at most ``window`` of them, any order) open the circuit."""
+        return len(results) >= self.min_calls and results.count(False) / len(results) >= self.failure_ratio
+
+
+class CircuitSettings(ServiceSettings):
+    """The breaker policy's settings, read by the dispatcher (which runs the breakers) and the API
+    (which reports them), so setting ``SIGNOFF_DISPATCHER_CIRCUIT_*`` changes both alike."""
+
+    dispatcher_circuit_window: int = Field(default=20, ge=1)
+    dispatcher_circuit_min_calls: int = Field(default=10, ge=1)
+    dispatcher_circuit_failure_ratio: float = Field(default=0.8, gt=0, le=1)
+    dispatcher_circuit_open_seconds: float = Field(default=30.0, gt=0)
+
+    def circuit_policy(self) -> CircuitPolicy:
+        return CircuitPolicy(
+            window=self.dispatcher_circuit_window,
+            min_calls=self.dispatcher_circuit_min_calls,
+            failure_ratio=self.dispatcher_circuit_failure_ratio,
+            open_seconds=self.dispatcher_circuit_open_seconds,
+        )

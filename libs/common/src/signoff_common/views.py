@@ -7,12 +7,15 @@ API, the realtime gateway and the dispatcher can never disagree on what a messag
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializationInfo, field_serializer
 from pydantic.alias_generators import to_camel
 
 from signoff_common.clock import as_utc
+
+if TYPE_CHECKING:  # documents.py imports the literals below
+    from signoff_common.documents import MessageDoc
 
 ReviewType = Literal["approval", "selection", "form", "text-input", "freeform"]
 ReviewStatus = Literal["pending", "completed", "expired"]
@@ -131,7 +134,7 @@ def _dt(value: Any) -> datetime | None:
     return as_utc(value) if isinstance(value, datetime) else None
 
 
-def message_view(doc: dict[str, Any]) -> MessageView:
+def message_view(doc: MessageDoc) -> MessageView:
     """Build the public view of a stored message document."""
     review = doc.get("review")
     review_view = None

@@ -1,8 +1,9 @@
 import sys
 
+from signoff_service.serve import serve
+
 from signoff_api.app import create_app
 from signoff_api.settings import ApiSettings
-from signoff_common.runtime import serve
 
 USAGE = "usage: signoff-api [rotate-secrets]"
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypedDict
 
 from signoff_api.schemas import (
-    DEFAULT_WEBHOOK_EVENTS,
     AgentIn,
     AgentOut,
     AgentPatch,
@@ -15,18 +14,20 @@ from signoff_api.schemas import (
     SetWebhookIn,
     WebhookAuthIn,
 )
+from signoff_common import signing_secrets
 from signoff_common.clock import utcnow
+from signoff_common.documents import DEFAULT_AGENT_STATUS, DEFAULT_WEBHOOK_EVENTS, AgentDoc
 from signoff_common.events import AgentStatusChanged, AgentStatusData, event_to_document
 from signoff_common.http_errors import ApiError, not_found
 from signoff_common.ids import new_id
-from signoff_common.mongo import AGENTS, Database, Doc
+from signoff_common.mongo import AGENTS, Database, Doc, collection
 from signoff_common.secretbox import SecretBox
 from signoff_common.webhook_signature import new_secret as new_signing_secret
 
 HIDDEN = {"outbox": 0, "outbox_dead": 0}
 
 
-def agent_out(doc: Doc) -> AgentOut:
+def agent_out(doc: AgentDoc) -> AgentOut:
     auth_user = doc.get("webhook_auth_username")
     return AgentOut(
         id=doc["_id"],
@@ -42,9 +43,9 @@ def agent_out(doc: Doc) -> AgentOut:
         webhook_format=doc.get("webhook_format", "placet"),
         webhook_enabled=doc.get("webhook_enabled", True),
         webhook_disabled_reason=doc.get("webhook_disabled_reason"),
-        webhook_events=doc.get("webhook_events", DEFAULT_WEBHOOK_EVENTS),
+        webhook_events=doc.get("webhook_events", list(DEFAULT_WEBHOOK_EVENTS)),
         webhook_retry_schedule=doc.get("retry_schedule"),
-        status=doc.get("status") or "offline",
+        status=doc.get("status") or DEFAULT_AGENT_STATUS,
         status_message=doc.get("status_message"),
         status_since=doc.get("status_since"),
         last_active_at=doc.get("last_activity_at"),
@@ -53,13 +54,23 @@ def agent_out(doc: Doc) -> AgentOut:
     )
 
 
-def _headers_fields(box: SecretBox, headers: dict[str, str] | None) -> Doc:
+class _HeaderFields(TypedDict):
+    webhook_headers_enc: str | None
+    webhook_header_names: list[str]
+
+
+class _AuthFields(TypedDict):
+    webhook_auth_enc: str | None
+    webhook_auth_username: str | None
+
+
+def _headers_fields(box: SecretBox, headers: dict[str, str] | None) -> _HeaderFields:
     if not headers:
         return {"webhook_headers_enc": None, "webhook_header_names": []}
     return {"webhook_headers_enc": box.seal(json.dumps(headers)), "webhook_header_names": sorted(headers)}
 
 
-def _auth_fields(box: SecretBox, auth: WebhookAuthIn | None) -> Doc:
+def _auth_fields(box: SecretBox, auth: WebhookAuthIn | None) -> _AuthFields:
     # The username is shown back (masked password), so it is kept in clear beside the sealed pair.
     if auth is None:
         return {"webhook_auth_enc": None, "webhook_auth_username": None}
@@ -67,10 +78,10 @@ def _auth_fields(box: SecretBox, auth: WebhookAuthIn | None) -> Doc:
     return {"webhook_auth_enc": sealed, "webhook_auth_username": auth.username}
 
 
-async def create_agent(db: Database, box: SecretBox, owner_id: str, body: AgentIn) -> tuple[Doc, str]:
+async def create_agent(db: Database, box: SecretBox, owner_id: str, body: AgentIn) -> tuple[AgentDoc, str]:
     now = utcnow()
     secret = new_signing_secret()
-    doc: Doc = {
+    doc: AgentDoc = {
         "_id": new_id("agt"),
         "owner_id": owner_id,
         "name": body.name,
@@ -82,28 +93,44 @@ async def create_agent(db: Database, box: SecretBox, owner_id: str, body: AgentI
         "webhook_enabled": True,
         "webhook_events": list(body.webhook_events),
         "retry_schedule": body.webhook_retry_schedule,
-        "signing_secrets": [{"secret_enc": box.seal(secret), "created_at": now, "expires_at": None}],
+        "signing_secrets": signing_secrets.first(box, secret, now),
         "created_at": now,
         "updated_at": now,
-        **_headers_fields(box, body.webhook_headers),
-        **_auth_fields(box, body.webhook_auth),
     }
-    await db[AGENTS].insert_one(doc)
+    # (Set one by one: mypy does not merge partial TypedDicts into a total=False one.)
+    headers, auth = _headers_fields(box, body.webhook_headers), _auth_fields(box, body.webhook_auth)
+    doc["webhook_headers_enc"], doc["webhook_header_names"] = (
+        headers["webhook_headers_enc"],
+        headers["webhook_header_names"],
+    )
+    doc["webhook_auth_enc"], doc["webhook_auth_username"] = (
+        auth["webhook_auth_enc"],
+        auth["webhook_auth_username"],
+    )
+    await collection(db, AGENTS).insert_one(doc)
     return doc, secret
 
 
-async def get_agent(db: Database, owner_id: str, agent_id: str) -> Doc:
-    doc = await db[AGENTS].find_one({"_id": agent_id, "owner_id": owner_id}, HIDDEN)
+async def get_agent(db: Database, owner_id: str, agent_id: str) -> AgentDoc:
+    doc = await collection(db, AGENTS).find_one({"_id": agent_id, "owner_id": owner_id}, HIDDEN)
     if doc is None:
         raise not_found("agent")
     return doc
 
 
-async def list_agents(db: Database, owner_id: str) -> list[Doc]:
-    return await db[AGENTS].find({"owner_id": owner_id}, HIDDEN).sort("created_at", 1).limit(1000).to_list()
+async def list_agents(db: Database, owner_id: str) -> list[AgentDoc]:
+    return (
+        await collection(db, AGENTS)
+        .find({"owner_id": owner_id}, HIDDEN)
+        .sort("created_at", 1)
+        .limit(1000)
+        .to_list()
+    )
 
 
-async def patch_agent(db: Database, box: SecretBox, owner_id: str, agent_id: str, body: AgentPatch) -> Doc:
+async def patch_agent(
+    db: Database, box: SecretBox, owner_id: str, agent_id: str, body: AgentPatch
+) -> AgentDoc:
     given = body.model_fields_set
     update: dict[str, Any] = {"updated_at": utcnow()}
     for name in ("name", "description", "webhook_url", "avatar_url", "tag", "webhook_format"):
@@ -130,8 +157,8 @@ async def patch_agent(db: Database, box: SecretBox, owner_id: str, agent_id: str
     return await _update(db, owner_id, agent_id, update)
 
 
-async def _update(db: Database, owner_id: str, agent_id: str, update: Doc) -> Doc:
-    doc = await db[AGENTS].find_one_and_update(
+async def _update(db: Database, owner_id: str, agent_id: str, update: Doc) -> AgentDoc:
+    doc = await collection(db, AGENTS).find_one_and_update(
         {"_id": agent_id, "owner_id": owner_id}, {"$set": update}, projection=HIDDEN, return_document=True
     )
     if doc is None:
@@ -139,7 +166,7 @@ async def _update(db: Database, owner_id: str, agent_id: str, update: Doc) -> Do
     return doc
 
 
-async def set_webhook(db: Database, box: SecretBox, owner_id: str, body: SetWebhookIn) -> Doc:
+async def set_webhook(db: Database, box: SecretBox, owner_id: str, body: SetWebhookIn) -> AgentDoc:
     """Placet's agent self-service: the agent registers its own default webhook. Headers and
     auth are replaced (absent = cleared), as a fresh registration should."""
     update: Doc = {
@@ -153,7 +180,7 @@ async def set_webhook(db: Database, box: SecretBox, owner_id: str, body: SetWebh
     return await _update(db, owner_id, body.channel_id, update)
 
 
-async def delete_webhook(db: Database, box: SecretBox, owner_id: str, channel_id: str) -> Doc:
+async def delete_webhook(db: Database, box: SecretBox, owner_id: str, channel_id: str) -> AgentDoc:
     update: Doc = {
         "webhook_url": None,
         "updated_at": utcnow(),
@@ -163,7 +190,7 @@ async def delete_webhook(db: Database, box: SecretBox, owner_id: str, channel_id
     return await _update(db, owner_id, channel_id, update)
 
 
-async def set_commands(db: Database, owner_id: str, agent_id: str, body: CommandsIn) -> Doc:
+async def set_commands(db: Database, owner_id: str, agent_id: str, body: CommandsIn) -> AgentDoc:
     names = [c.command for c in body.commands]
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
@@ -173,12 +200,12 @@ async def set_commands(db: Database, owner_id: str, agent_id: str, body: Command
 
 
 async def delete_agent(db: Database, owner_id: str, agent_id: str) -> None:
-    result = await db[AGENTS].delete_one({"_id": agent_id, "owner_id": owner_id})
+    result = await collection(db, AGENTS).delete_one({"_id": agent_id, "owner_id": owner_id})
     if result.deleted_count == 0:
         raise not_found("agent")
 
 
-async def ping(db: Database, owner_id: str, body: PingIn) -> Doc:
+async def ping(db: Database, owner_id: str, body: PingIn) -> AgentDoc:
     now = utcnow()
     event = AgentStatusChanged(
         channel_id=body.agent_id,
@@ -188,7 +215,7 @@ async def ping(db: Database, owner_id: str, body: PingIn) -> Doc:
             agent_id=body.agent_id, status=body.status, message=body.message, last_activity_at=now
         ),
     )
-    doc = await db[AGENTS].find_one_and_update(
+    doc = await collection(db, AGENTS).find_one_and_update(
         {"_id": body.agent_id, "owner_id": owner_id},
         [
             {

@@ -10,6 +10,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
+from signoff_service.errors import install_error_handlers
+from signoff_service.probes import Check, probe_routes
 
 from signoff_api import apidocs, auth, web
 from signoff_api import messages as messages_store
@@ -32,11 +34,9 @@ from signoff_api.routes import auth as auth_routes
 from signoff_api.settings import ApiSettings
 from signoff_api.telemetry import RequestMetrics
 from signoff_common.credentials import ApiKeyResolver
-from signoff_common.http_errors import install_error_handlers
 from signoff_common.kafka import check_producer, create_producer, ensure_topics
 from signoff_common.lease import Lease
 from signoff_common.mongo import AGENTS, MESSAGES
-from signoff_common.observability import Check, probe_routes
 from signoff_common.outbox import OutboxRelay
 from signoff_common.principals import Authenticator
 from signoff_common.runtime import Runtime
@@ -141,11 +141,13 @@ def create_app(settings: ApiSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await Runtime.open(settings)
         keys = ApiKeyResolver(runtime.db, ttl=settings.auth_cache_seconds)
+        jwt_keys = settings.jwt_signing_keys()
         ctx = ApiContext(
             settings=settings,
             runtime=runtime,
             keys=keys,
-            auth=Authenticator(keys, settings.secret_key.get_secret_value()),
+            auth=Authenticator(keys, jwt_keys),
+            jwt_keys=jwt_keys,
             channels=ChannelCache(runtime.db, ttl=settings.auth_cache_seconds),
             box=SecretBox(settings.box_keys()),
         )
@@ -167,7 +169,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             # even while Kafka is down.
             prepare=lambda: ensure_topics(settings),
         )
-        ctx.extras["relay"] = relay
+        ctx.relay = relay
         app.state.ctx = ctx
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
         try:
@@ -210,8 +212,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
 
     def checks(request: Request) -> dict[str, Check]:
         ctx: ApiContext = request.app.state.ctx
-        relay = ctx.extras["relay"]
-        assert isinstance(relay, OutboxRelay)
+        relay = ctx.relay
+        assert relay is not None, "the lifespan sets the relay before serving"
 
         async def kafka() -> None:
             await check_producer(relay.producer)

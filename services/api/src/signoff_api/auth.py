@@ -18,9 +18,10 @@ from pymongo.errors import DuplicateKeyError
 
 from signoff_api.schemas import UserOut
 from signoff_common.clock import as_utc, utcnow
+from signoff_common.documents import LoginAttemptsDoc, UserDoc
 from signoff_common.http_errors import ApiError
 from signoff_common.ids import new_id
-from signoff_common.mongo import LOGIN_ATTEMPTS, USERS, Database, Doc
+from signoff_common.mongo import LOGIN_ATTEMPTS, USERS, Database, Doc, collection
 
 _hasher = PasswordHasher()
 # Verified against when the e-mail is unknown, so both paths cost one Argon2 verification.
@@ -45,8 +46,8 @@ def normalise_email(email: str) -> str:
     return email.strip().lower()
 
 
-async def create_user(db: Database, email: str, password: str, is_admin: bool = False) -> Doc:
-    doc = {
+async def create_user(db: Database, email: str, password: str, is_admin: bool = False) -> UserDoc:
+    doc: UserDoc = {
         "_id": new_id("usr"),
         "email": normalise_email(email),
         "password_hash": await hash_password(password),
@@ -54,14 +55,14 @@ async def create_user(db: Database, email: str, password: str, is_admin: bool = 
         "created_at": utcnow(),
     }
     try:
-        await db[USERS].insert_one(doc)
+        await collection(db, USERS).insert_one(doc)
     except DuplicateKeyError:
         raise ApiError(409, "email_taken", "a user with this e-mail already exists", "email") from None
     return doc
 
 
 async def ensure_admin(db: Database, email: str, password: str) -> None:
-    if await db[USERS].find_one({"email": normalise_email(email)}, {"_id": 1}):
+    if await collection(db, USERS).find_one({"email": normalise_email(email)}, {"_id": 1}):
         return
     with contextlib.suppress(ApiError):  # another replica created it first
         await create_user(db, email, password, is_admin=True)
@@ -86,8 +87,8 @@ def _counted(now: datetime, window_seconds: int, step: int) -> list[Doc]:
     ]
 
 
-async def _count(db: Database, key: str, now: datetime, window_seconds: int) -> Doc | None:
-    return await db[LOGIN_ATTEMPTS].find_one_and_update(
+async def _count(db: Database, key: str, now: datetime, window_seconds: int) -> LoginAttemptsDoc | None:
+    return await collection(db, LOGIN_ATTEMPTS).find_one_and_update(
         {"_id": key}, _counted(now, window_seconds, 1), upsert=True, return_document=ReturnDocument.AFTER
     )
 
@@ -115,7 +116,7 @@ async def reserve_attempt(db: Database, limits: dict[str, int], window_seconds: 
 async def release_attempt(db: Database, keys: list[str], window_seconds: int) -> None:
     now = utcnow()
     for key in keys:
-        await db[LOGIN_ATTEMPTS].update_one({"_id": key}, _counted(now, window_seconds, -1))
+        await collection(db, LOGIN_ATTEMPTS).update_one({"_id": key}, _counted(now, window_seconds, -1))
 
 
 async def verify_bounded(stored: str | None, password: str) -> bool:
@@ -123,7 +124,7 @@ async def verify_bounded(stored: str | None, password: str) -> bool:
         return await verify_password(stored, password)
 
 
-def user_view(doc: Doc) -> UserOut:
+def user_view(doc: UserDoc) -> UserOut:
     return UserOut(
         id=doc["_id"], email=doc["email"], is_admin=bool(doc.get("is_admin")), created_at=doc["created_at"]
     )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from signoff_api.settings import ApiSettings
 from signoff_common.credentials import ApiKeyResolver
 from signoff_common.http_errors import not_found
-from signoff_common.mongo import AGENTS, Database
+from signoff_common.jwt_keys import JwtKeys
+from signoff_common.mongo import AGENTS, Database, collection
+from signoff_common.outbox import OutboxRelay
 from signoff_common.principals import Authenticator
 from signoff_common.runtime import Runtime
 from signoff_common.secretbox import SecretBox
@@ -19,7 +21,7 @@ class ChannelCache:
     A deleted channel keeps accepting messages for at most ``ttl`` seconds on other replicas."""
 
     def __init__(self, db: Database, ttl: float) -> None:
-        self._coll = db[AGENTS]
+        self._coll = collection(db, AGENTS)
         self._ttl = ttl
         self._cache: dict[str, tuple[float, str | None]] = {}
 
@@ -47,7 +49,9 @@ class ApiContext:
     channels: ChannelCache
     box: SecretBox
     auth: Authenticator
-    extras: dict[str, object] = field(default_factory=dict)
+    jwt_keys: JwtKeys
+    # This process's outbox relay (set once the lifespan has built it).
+    relay: OutboxRelay | None = None
 
     @property
     def db(self) -> Database:
@@ -62,6 +66,5 @@ class ApiContext:
     def outbox_written(self) -> None:
         """Nudge this process's relay after a write that queued an event. The change stream
         would wake it too; this saves that round trip when this replica holds the relay lease."""
-        relay = self.extras.get("relay")
-        if relay is not None:
-            relay.wake()  # type: ignore[attr-defined]
+        if self.relay is not None:
+            self.relay.wake()

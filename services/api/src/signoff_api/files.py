@@ -31,9 +31,10 @@ from pymongo import ReturnDocument
 from signoff_api.schemas import TextAttachmentIn
 from signoff_api.settings import ApiSettings
 from signoff_common.clock import utcnow
+from signoff_common.documents import AttachmentDoc, FileDoc, FileState
 from signoff_common.http_errors import ApiError, not_found
 from signoff_common.ids import new_id
-from signoff_common.mongo import FILE_BUCKET, FILES, Database, Doc, collection
+from signoff_common.mongo import FILE_BUCKET, FILES, Database, Doc, collection, untyped
 
 # Placet inlines the content of small text files into message answers (``textContent``).
 TEXT_CONTENT_MAX_BYTES: Final = 64 * 1024
@@ -53,7 +54,6 @@ _MIME = re.compile(
 )
 
 Purpose = Literal["upload", "download"]
-FileState = Literal["pending", "uploading", "ready"]
 
 
 # --- validation ------------------------------------------------------------------------------
@@ -125,9 +125,9 @@ def verify_token(key: bytes, purpose: Purpose, token: str, now: datetime) -> str
 # --- records ---------------------------------------------------------------------------------
 
 
-def attachment_doc(record: Doc, text_content: str | None = None) -> Doc:
+def attachment_doc(record: FileDoc, text_content: str | None = None) -> AttachmentDoc:
     """The stored attachment form of a file record (what messages embed)."""
-    doc: Doc = {
+    doc: AttachmentDoc = {
         "id": record["_id"],
         "channel_id": record.get("channel_id"),
         "message_id": record.get("message_id"),
@@ -144,7 +144,7 @@ def attachment_doc(record: Doc, text_content: str | None = None) -> Doc:
 
 def _new_record(
     owner_id: str, channel_id: str | None, filename: str, mime_type: str, now: datetime, state: FileState
-) -> Doc:
+) -> FileDoc:
     return {
         "_id": new_id("file"),
         "owner_id": owner_id,
@@ -166,7 +166,7 @@ async def create_upload(
     channel_id: str | None,
     filename: str,
     mime_type: str,
-) -> tuple[Doc, str, datetime]:
+) -> tuple[FileDoc, str, datetime]:
     """Register a file to be uploaded: (record, upload token, token expiry)."""
     now = utcnow()
     record = _new_record(
@@ -196,8 +196,8 @@ class _BlobWriter:
     reading and deleting still go through ``AsyncGridFSBucket``."""
 
     def __init__(self, db: Database, file_id: str, limit: int) -> None:
-        self._chunks = collection(db, f"{FILE_BUCKET}.chunks")
-        self._files = collection(db, f"{FILE_BUCKET}.files")
+        self._chunks = untyped(db, f"{FILE_BUCKET}.chunks")
+        self._files = untyped(db, f"{FILE_BUCKET}.files")
         self._id = file_id
         self._limit = limit
         self._buffer = bytearray()
@@ -252,11 +252,11 @@ class _TooLargeError(Exception):
 
 async def discard_blob(db: Database, file_id: str) -> None:
     """Remove a file's bytes, complete or partial (a partial one has chunks and no file document)."""
-    await collection(db, f"{FILE_BUCKET}.chunks").delete_many({"files_id": file_id})
-    await collection(db, f"{FILE_BUCKET}.files").delete_one({"_id": file_id})
+    await untyped(db, f"{FILE_BUCKET}.chunks").delete_many({"files_id": file_id})
+    await untyped(db, f"{FILE_BUCKET}.files").delete_one({"_id": file_id})
 
 
-async def _write_blob(db: Database, record: Doc, chunks: AsyncIterator[bytes], limit: int) -> int:
+async def _write_blob(db: Database, record: FileDoc, chunks: AsyncIterator[bytes], limit: int) -> int:
     """Stream ``chunks`` into GridFS as the bytes of ``record``; its size. On any failure (too
     large, client gone, database error) whatever was written is deleted before re-raising."""
     writer = _BlobWriter(db, record["_id"], limit)
@@ -278,7 +278,7 @@ async def receive_upload(
     token: str,
     content_length: int | None,
     chunks: AsyncIterator[bytes],
-) -> Doc:
+) -> FileDoc:
     """The body of a signed upload URL: stream it into GridFS and mark the file ready."""
     now = utcnow()
     file_id = verify_token(url_signing_key(settings), "upload", token, now)
@@ -338,7 +338,7 @@ async def receive_upload(
 # --- reading ---------------------------------------------------------------------------------
 
 
-async def get_file(db: Database, owner_id: str, file_id: str) -> Doc:
+async def get_file(db: Database, owner_id: str, file_id: str) -> FileDoc:
     """The owner's file record; 404 for a missing one and for another owner's."""
     record = await collection(db, FILES).find_one({"_id": file_id, "owner_id": owner_id})
     if record is None:
@@ -346,12 +346,12 @@ async def get_file(db: Database, owner_id: str, file_id: str) -> Doc:
     return record
 
 
-def require_uploaded(record: Doc) -> None:
+def require_uploaded(record: FileDoc) -> None:
     if record.get("state") != "ready":
         raise ApiError(409, "not_uploaded", "this file's bytes have not been uploaded yet")
 
 
-async def list_files(db: Database, owner_id: str, channel_id: str, limit: int) -> list[Doc]:
+async def list_files(db: Database, owner_id: str, channel_id: str, limit: int) -> list[FileDoc]:
     """Uploaded files of a channel, newest first."""
     cursor = (
         collection(db, FILES)
@@ -362,7 +362,7 @@ async def list_files(db: Database, owner_id: str, channel_id: str, limit: int) -
     return await cursor.to_list()
 
 
-async def open_blob(db: Database, record: Doc) -> AsyncIterator[bytes]:
+async def open_blob(db: Database, record: FileDoc) -> AsyncIterator[bytes]:
     """The file's bytes, one GridFS chunk at a time. Opened before it is returned, so a missing
     blob is a 404 rather than a response that breaks off."""
     require_uploaded(record)
@@ -382,7 +382,7 @@ async def open_blob(db: Database, record: Doc) -> AsyncIterator[bytes]:
     return chunks()
 
 
-async def read_text(db: Database, record: Doc) -> str | None:
+async def read_text(db: Database, record: FileDoc) -> str | None:
     """A small text file's content (Placet's ``textContent``), or None for other files."""
     if (
         base_type(record["mime_type"]) not in TEXT_MIME_TYPES
@@ -401,7 +401,7 @@ def download_url(settings: ApiSettings, file_id: str) -> tuple[str, datetime]:
     return f"{settings.public_url.rstrip('/')}/api/v1/files/signed/{token}", expires_at
 
 
-async def record_for_link(db: Database, settings: ApiSettings, token: str) -> Doc:
+async def record_for_link(db: Database, settings: ApiSettings, token: str) -> FileDoc:
     file_id = verify_token(url_signing_key(settings), "download", token, utcnow())
     record = await collection(db, FILES).find_one({"_id": file_id})
     if record is None:
@@ -429,7 +429,7 @@ async def store_text(
     filename: str,
     mime_type: str,
     prefix: str = "",
-) -> Doc:
+) -> FileDoc:
     """Store ``content`` as a ready file (unattached); returns its record. ``prefix`` goes before
     the field names in errors (``textAttachments[0].`` for a message's text attachments)."""
     data = content.encode("utf-8")
@@ -460,7 +460,7 @@ async def store_text(
 
 async def resolve_attachments(
     db: Database, owner_id: str, channel_id: str, attachment_ids: Sequence[str]
-) -> list[Doc]:
+) -> list[AttachmentDoc]:
     """The attachment documents for uploaded files ``attachment_ids`` (in that order). Raises
     ApiError 422 naming ``attachmentIds[i]`` for an id that is unknown, not the owner's, of another
     channel, not yet uploaded, or already attached to another message."""
@@ -468,7 +468,7 @@ async def resolve_attachments(
     found = {
         r["_id"]: r async for r in collection(db, FILES).find({"_id": {"$in": ids}, "owner_id": owner_id})
     }
-    out: list[Doc] = []
+    out: list[AttachmentDoc] = []
     for i, file_id in enumerate(ids):
         field = f"attachmentIds[{i}]"
 
@@ -493,7 +493,7 @@ async def resolve_attachments(
 
 async def store_text_attachments(
     db: Database, settings: ApiSettings, owner_id: str, channel_id: str, items: Sequence[TextAttachmentIn]
-) -> list[Doc]:
+) -> list[AttachmentDoc]:
     """Store each inline text as a file and return its attachment document, with ``text_content``
     (at most 64 KB; larger content answers 413 naming ``textAttachments[i].content``)."""
     # Every item is checked before any is stored, so a refused message leaves no files behind.
@@ -503,7 +503,7 @@ async def store_text_attachments(
             raise text_too_large(f"{prefix}content")
         check_filename(item.filename, f"{prefix}filename")
         check_mime_type(item.mime_type, f"{prefix}mimeType")
-    out: list[Doc] = []
+    out: list[AttachmentDoc] = []
     for i, item in enumerate(items):
         record = await store_text(
             db, owner_id, channel_id, item.content, item.filename, item.mime_type, f"textAttachments[{i}]."
@@ -512,11 +512,13 @@ async def store_text_attachments(
     return out
 
 
-async def link(db: Database, message_id: str, attachments: Sequence[Doc]) -> None:
+async def link(db: Database, message_id: str, attachments: Sequence[AttachmentDoc]) -> None:
     """Mark the files as attached to ``message_id`` (after the message is inserted)."""
     by_channel: dict[str, list[str]] = {}
     for attachment in attachments:
-        by_channel.setdefault(attachment["channel_id"], []).append(attachment["id"])
+        channel_id = attachment.get("channel_id")
+        if channel_id is not None:  # always set on a message's attachments
+            by_channel.setdefault(channel_id, []).append(attachment["id"])
     for channel_id, ids in by_channel.items():
         # Conditional on message_id being unset: of two messages racing for one file, the first
         # to link keeps it.

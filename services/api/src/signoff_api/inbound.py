@@ -17,9 +17,10 @@ from signoff_api.messages import create_message
 from signoff_api.schemas import InboundWebhookOut, MessageIn, check_url
 from signoff_common.clock import utcnow
 from signoff_common.credentials import hash_secret
+from signoff_common.documents import InboundWebhookDoc
 from signoff_common.http_errors import ApiError, not_found
 from signoff_common.ids import new_id
-from signoff_common.mongo import INBOUND_WEBHOOKS, Database, Doc
+from signoff_common.mongo import INBOUND_WEBHOOKS, Database, collection
 
 
 class ExecuteIn(BaseModel):
@@ -39,9 +40,9 @@ def new_token() -> str:
 
 async def create(
     db: Database, owner_id: str, channel_id: str, name: str, avatar_url: str | None
-) -> tuple[Doc, str]:
+) -> tuple[InboundWebhookDoc, str]:
     token = new_token()
-    doc: Doc = {
+    doc: InboundWebhookDoc = {
         "_id": new_id("whk"),
         "owner_id": owner_id,
         "channel_id": channel_id,
@@ -52,11 +53,11 @@ async def create(
         "created_at": utcnow(),
         "last_used_at": None,
     }
-    await db[INBOUND_WEBHOOKS].insert_one(doc)
+    await collection(db, INBOUND_WEBHOOKS).insert_one(doc)
     return doc, token
 
 
-def view(doc: Doc) -> InboundWebhookOut:
+def view(doc: InboundWebhookDoc) -> InboundWebhookOut:
     return InboundWebhookOut(
         id=doc["_id"],
         channel_id=doc["channel_id"],
@@ -68,20 +69,20 @@ def view(doc: Doc) -> InboundWebhookOut:
     )
 
 
-async def list_for_channel(db: Database, owner_id: str, channel_id: str) -> list[Doc]:
+async def list_for_channel(db: Database, owner_id: str, channel_id: str) -> list[InboundWebhookDoc]:
     return (
-        await db[INBOUND_WEBHOOKS]
+        await collection(db, INBOUND_WEBHOOKS)
         .find({"owner_id": owner_id, "channel_id": channel_id})
         .sort("created_at", 1)
         .to_list()
     )
 
 
-async def update(db: Database, owner_id: str, webhook_id: str, changes: dict[str, Any]) -> Doc:
+async def update(db: Database, owner_id: str, webhook_id: str, changes: dict[str, Any]) -> InboundWebhookDoc:
     if not changes:
-        doc = await db[INBOUND_WEBHOOKS].find_one({"_id": webhook_id, "owner_id": owner_id})
+        doc = await collection(db, INBOUND_WEBHOOKS).find_one({"_id": webhook_id, "owner_id": owner_id})
     else:
-        doc = await db[INBOUND_WEBHOOKS].find_one_and_update(
+        doc = await collection(db, INBOUND_WEBHOOKS).find_one_and_update(
             {"_id": webhook_id, "owner_id": owner_id}, {"$set": changes}, return_document=True
         )
     if doc is None:
@@ -90,7 +91,7 @@ async def update(db: Database, owner_id: str, webhook_id: str, changes: dict[str
 
 
 async def delete(db: Database, owner_id: str, webhook_id: str) -> None:
-    result = await db[INBOUND_WEBHOOKS].delete_one({"_id": webhook_id, "owner_id": owner_id})
+    result = await collection(db, INBOUND_WEBHOOKS).delete_one({"_id": webhook_id, "owner_id": owner_id})
     if result.deleted_count == 0:
         raise not_found("webhook")
 
@@ -109,14 +110,16 @@ async def execute(ctx: ApiContext, token: str, body: ExecuteIn) -> None:
         sender_name=body.username or hook["name"],
         sender_avatar_url=body.avatar_url or hook.get("avatar_url"),
     )
-    await ctx.db[INBOUND_WEBHOOKS].update_one({"_id": hook["_id"]}, {"$set": {"last_used_at": utcnow()}})
+    await collection(ctx.db, INBOUND_WEBHOOKS).update_one(
+        {"_id": hook["_id"]}, {"$set": {"last_used_at": utcnow()}}
+    )
 
 
-async def resolve(db: Database, token: str) -> Doc:
+async def resolve(db: Database, token: str) -> InboundWebhookDoc:
     """The active webhook for ``token``, or the one 404 every failure shares."""
     doc = None
     if 20 <= len(token) <= 200:
-        doc = await db[INBOUND_WEBHOOKS].find_one({"token_hash": hash_secret(token)})
+        doc = await collection(db, INBOUND_WEBHOOKS).find_one({"token_hash": hash_secret(token)})
     if doc is None or not doc.get("active"):
         raise ApiError(404, "not_found", "unknown or disabled webhook")
     return doc

@@ -10,7 +10,7 @@ import hashlib
 import json
 import re
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
@@ -19,8 +19,10 @@ from signoff_api import files
 from signoff_api.reviews import ReviewError, normalise_payload, validate_response
 from signoff_api.schemas import CONTENT_FIELDS, MessageIn
 from signoff_api.settings import ApiSettings
+from signoff_common import review_state
 from signoff_common.clock import as_utc, utcnow
-from signoff_common.events import MessageCreated, MessageData, ReviewResponded, event_to_document
+from signoff_common.documents import AttachmentDoc, CallbackDoc, MessageDoc, ReviewDoc
+from signoff_common.events import MessageCreated, MessageData, event_to_document
 from signoff_common.http_errors import ApiError, not_found
 from signoff_common.ids import new_id
 from signoff_common.mongo import MESSAGES, Database, Doc, collection
@@ -72,7 +74,7 @@ def check_limits(settings: ApiSettings, body: MessageIn) -> None:
         )
 
 
-def build_review(settings: ApiSettings, body: MessageIn, box: SecretBox, now: datetime) -> Doc | None:
+def build_review(settings: ApiSettings, body: MessageIn, box: SecretBox, now: datetime) -> ReviewDoc | None:
     review = body.review
     if review is None:
         return None
@@ -92,11 +94,12 @@ def build_review(settings: ApiSettings, body: MessageIn, box: SecretBox, now: da
         expires_at = min(expires_at, now + timedelta(seconds=longest))
     else:
         expires_at = now + timedelta(seconds=min(settings.review_default_ttl_seconds, longest))
-    doc: Doc = {"type": review.type, "payload": payload, "status": "pending", "expires_at": expires_at}
+    doc: ReviewDoc = {"type": review.type, "payload": payload, "status": "pending", "expires_at": expires_at}
     if review.callback:
-        doc["callback"] = {"url": review.callback.url, "method": review.callback.method}
+        callback: CallbackDoc = {"url": review.callback.url, "method": review.callback.method}
         if review.callback.headers:
-            doc["callback"]["headers_enc"] = box.seal(json.dumps(review.callback.headers))
+            callback["headers_enc"] = box.seal(json.dumps(review.callback.headers))
+        doc["callback"] = callback
     return doc
 
 
@@ -114,7 +117,7 @@ async def _iteration(db: Database, body: MessageIn) -> tuple[str, int] | None:
         raise ApiError(
             422, "invalid_iteration", "iterationOf names no message in this channel", "iterationOf"
         )
-    status = (prev.get("review") or {}).get("status")
+    status = prev["review"]["status"] if "review" in prev else None
     if status not in ("completed", "expired"):
         raise ApiError(
             409,
@@ -129,11 +132,13 @@ async def _iteration(db: Database, body: MessageIn) -> tuple[str, int] | None:
         {"_id": group_id, "iteration": {"$exists": False}}, {"$set": {"group_id": group_id, "iteration": 1}}
     )
     last = await messages.find_one({"group_id": group_id}, {"iteration": 1}, sort=[("iteration", -1)])
-    return group_id, ((last or {}).get("iteration") or 1) + 1
+    return group_id, ((last.get("iteration") if last else None) or 1) + 1
 
 
-async def _attachments(db: Database, settings: ApiSettings, owner_id: str, body: MessageIn) -> list[Doc]:
-    found: list[Doc] = []
+async def _attachments(
+    db: Database, settings: ApiSettings, owner_id: str, body: MessageIn
+) -> list[AttachmentDoc]:
+    found: list[AttachmentDoc] = []
     if body.attachment_ids:
         found += await files.resolve_attachments(db, owner_id, body.channel_id, body.attachment_ids)
     if body.text_attachments:
@@ -176,7 +181,7 @@ async def create_message(
             return await _replay(db, body), True
     attachments = await _attachments(db, settings, owner_id, body)
     message_id = new_id("msg")
-    doc: Doc = {
+    fields: Doc = {
         "_id": message_id,
         "channel_id": body.channel_id,
         "owner_id": owner_id,
@@ -203,7 +208,9 @@ async def create_message(
         "stream_id": body.stream_id,
         "stream_state": (body.stream_state or "streaming") if body.stream_id else None,
     }
-    doc.update({k: v for k, v in optional.items() if v is not None})
+    fields.update({k: v for k, v in optional.items() if v is not None})
+    # (Assembled as a plain dict, absent fields left out; typed from here on.)
+    doc = cast(MessageDoc, fields)
     if body.client_id:
         doc["request_hash"] = request_hash(body)
     if review is not None:
@@ -256,7 +263,7 @@ async def _replay(db: Database, body: MessageIn) -> MessageView:
     return message_view(existing)
 
 
-async def get_message(db: Database, owner_id: str, message_id: str, channel_id: str | None) -> Doc:
+async def get_message(db: Database, owner_id: str, message_id: str, channel_id: str | None) -> MessageDoc:
     query: Doc = {"_id": message_id, "owner_id": owner_id}
     if channel_id:
         query["channel_id"] = channel_id
@@ -330,50 +337,19 @@ async def respond(
         clean = validate_response(review["type"], review.get("payload") or {}, response)
     except ReviewError as exc:
         raise _review_error(exc) from None
-    outcome: Doc = {
-        "status": "completed",
-        "response": clean,
-        "responded_by": responder_id,
-        "responded_at": now,
-        "completed_at": now,
-    }
-    if feedback is not None:
-        outcome["feedback"] = feedback
-    if modified_file_ids is not None:
-        outcome["modified_file_ids"] = modified_file_ids
-    answered = {**doc, "delivery_status": "sent", "updated_at": now, "review": {**review, **outcome}}
-    view = message_view(answered)
-    event = ReviewResponded(
-        channel_id=doc["channel_id"], owner_id=owner_id, occurred_at=now, data=MessageData(message=view)
-    )
+    answer = review_state.Answer(clean, responder_id, feedback, modified_file_ids)
+    completion = review_state.completed(doc, answer, now)
     updated = await collection(db, MESSAGES).find_one_and_update(
-        # The deadline is part of the condition: an overdue review the expirer has not reached
-        # yet is already closed.
-        {
-            "_id": message_id,
-            "owner_id": owner_id,
-            "review.status": "pending",
-            "review.expires_at": {"$gt": now},
-        },
-        {
-            "$set": {
-                **{f"review.{k}": v for k, v in outcome.items()},
-                "delivery_status": "sent",
-                "updated_at": now,
-            },
-            "$push": {"outbox": event_to_document(event)},
-        },
-        projection={"_id": 1},
-        return_document=ReturnDocument.AFTER,
+        completion.filter, completion.update, projection={"_id": 1}, return_document=ReturnDocument.AFTER
     )
     if updated is None:
         current = await get_message(db, owner_id, message_id, None)
         _ensure_open(current["review"], now)
         raise ApiError(409, "review_closed", "the review is no longer pending")
-    return view
+    return completion.view
 
 
-def _ensure_open(review: Doc, now: datetime) -> None:
+def _ensure_open(review: ReviewDoc, now: datetime) -> None:
     if review["status"] == "completed":
         raise ApiError(409, "already_responded", "this review already has a response")
     if review["status"] == "expired" or as_utc(review["expires_at"]) <= now:

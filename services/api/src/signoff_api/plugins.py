@@ -13,10 +13,10 @@ from typing import Any
 
 from pydantic import Field
 
-from signoff_api.schemas import _Out
+from signoff_api.schemas import Out
 
 
-class PluginManifest(_Out):
+class PluginManifest(Out):
     name: str
     display_name: str
     description: str

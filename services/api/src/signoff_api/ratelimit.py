@@ -9,14 +9,14 @@ from pymongo import ReturnDocument
 
 from signoff_common.clock import utcnow
 from signoff_common.http_errors import ApiError
-from signoff_common.mongo import RATE_LIMITS, Database
+from signoff_common.mongo import RATE_LIMITS, Database, collection
 
 
 async def hit(db: Database, key: str, limit: int, window_seconds: int = 60) -> None:
     """Count one request against ``key``; 429 with ``Retry-After`` once ``limit`` is passed."""
     now = time.time()
     window = int(now // window_seconds)
-    doc = await db[RATE_LIMITS].find_one_and_update(
+    doc = await collection(db, RATE_LIMITS).find_one_and_update(
         {"_id": f"{key}:{window}"},
         {"$inc": {"n": 1}, "$setOnInsert": {"expire_at": utcnow() + timedelta(seconds=2 * window_seconds)}},
         upsert=True,

@@ -17,7 +17,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from signoff_api.settings import ApiSettings
-from signoff_common.mongo import AGENTS, DELIVERIES, MESSAGES, TRIGGERS, Database, Doc, create_client
+from signoff_common.mongo import (
+    AGENTS,
+    DELIVERIES,
+    MESSAGES,
+    TRIGGERS,
+    Database,
+    Doc,
+    create_client,
+)
 from signoff_common.secretbox import SecretBox
 
 # collection -> (scalar paths holding a sealed value, array fields whose items carry ``secret_enc``)

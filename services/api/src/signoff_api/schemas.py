@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
+from signoff_common.documents import DEFAULT_AGENT_STATUS, DEFAULT_WEBHOOK_EVENTS, AgentStatus, WebhookEvent
 from signoff_common.views import MessageStatus, MessageView, ReviewType, StreamState, WebhookFormat
 from signoff_common.webhook_signature import RESERVED_HEADERS
 
@@ -26,7 +27,9 @@ class _StrictIn(_In):
     model_config = ConfigDict(extra="forbid")
 
 
-class _Out(BaseModel):
+class Out(BaseModel):
+    """The base of every response model: snake_case in Python, camelCase on the wire."""
+
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True)
 
 
@@ -162,18 +165,18 @@ class UserMessageIn(_In):
 T = TypeVar("T")
 
 
-class DataList(_Out, Generic[T]):
+class DataList(Out, Generic[T]):
     """``{data: [...]}``: the list shape of Signoff's own (non-Placet) collections."""
 
     data: list[T]
 
 
-class MessagePage(_Out):
+class MessagePage(Out):
     data: list[MessageView]
     next_cursor: str | None = None
 
 
-class IterationsOut(_Out):
+class IterationsOut(Out):
     group_id: str
     iterations: list[MessageView]
 
@@ -188,17 +191,12 @@ class RespondIn(_In):
     )
 
 
-class DeletedOut(_Out):
+class DeletedOut(Out):
     deleted: bool = True
 
 
-class AckOut(_Out):
+class AckOut(Out):
     acknowledged: bool = True
-
-
-AgentStatus = Literal["active", "busy", "error", "offline"]
-WebhookEvent = Literal["review:responded", "review:expired", "message:created"]
-DEFAULT_WEBHOOK_EVENTS: list[WebhookEvent] = ["review:responded", "review:expired"]
 
 
 def check_schedule(value: list[int] | None) -> list[int] | None:
@@ -292,14 +290,14 @@ class AgentPatch(_In):
     _headers = field_validator("webhook_headers")(check_headers)
 
 
-class CommandOut(_Out):
+class CommandOut(Out):
     command: str
     description: str
     accepts_args: bool | None = None
     arg_hint: str | None = None
 
 
-class AgentOut(_Out):
+class AgentOut(Out):
     id: str
     owner_id: str
     name: str
@@ -319,7 +317,7 @@ class AgentOut(_Out):
     webhook_disabled_reason: str | None = None
     webhook_events: list[WebhookEvent] = Field(default_factory=lambda: list(DEFAULT_WEBHOOK_EVENTS))
     webhook_retry_schedule: list[int] | None = None
-    status: AgentStatus = "offline"
+    status: AgentStatus = DEFAULT_AGENT_STATUS
     status_message: str | None = None
     status_since: datetime | None = None
     last_active_at: datetime | None = None
@@ -342,14 +340,14 @@ class LoginIn(_StrictIn):
     password: str = Field(min_length=1, max_length=1024)
 
 
-class UserOut(_Out):
+class UserOut(Out):
     id: str
     email: str
     is_admin: bool = False
     created_at: datetime
 
 
-class LoginOut(_Out):
+class LoginOut(Out):
     token: str
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth token type, not a secret
     expires_in: int
@@ -366,7 +364,7 @@ class ApiKeyIn(_StrictIn):
     label: str = Field(min_length=1, max_length=100)
 
 
-class ApiKeyOut(_Out):
+class ApiKeyOut(Out):
     id: str
     prefix: str
     label: str
@@ -378,7 +376,7 @@ class ApiKeyCreated(ApiKeyOut):
     key: str = Field(description="The API key; shown only in this response")
 
 
-class InboundWebhookOut(_Out):
+class InboundWebhookOut(Out):
     id: str
     channel_id: str
     name: str
@@ -393,7 +391,7 @@ class InboundWebhookCreated(InboundWebhookOut):
     url: str = Field(description="POST {content, username?, avatar_url?} here")
 
 
-class TriggerOut(_Out):
+class TriggerOut(Out):
     id: str
     channel_id: str
     name: str
@@ -410,7 +408,7 @@ class TriggerCreated(TriggerOut):
     secret: str = Field(description="Signing secret (whsec_…); shown only in this response")
 
 
-class TriggerFired(_Out):
+class TriggerFired(Out):
     correlation_id: str | None
     message_id: str
     replayed: bool

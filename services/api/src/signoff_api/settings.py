@@ -2,10 +2,13 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 
-from signoff_common.settings import ServiceSettings
+from signoff_common.settings import CircuitSettings
 
 
-class ApiSettings(ServiceSettings):
+class ApiSettings(CircuitSettings):
+    """API settings. The circuit-breaker policy is the dispatcher's (SIGNOFF_DISPATCHER_CIRCUIT_*),
+    read here too so the operator page estimates open circuits as the dispatchers run them."""
+
     http_port: int = 8101
     # The URL people and agents use (the edge); inbound webhook URLs are built from it.
     public_url: str = "http://127.0.0.1:8000"

@@ -7,8 +7,8 @@ health the operator page shows, and have table tests.
 
 Circuit breakers live in each dispatcher's memory (its ``signoff_webhook_open_circuits`` gauge
 is the global truth). Per owner they are *estimated* here from the recorded attempts with the
-dispatcher's default policy: a host whose last attempts are mostly failures, the latest one
-included, is reported as open.
+dispatchers' policy (the same SIGNOFF_DISPATCHER_CIRCUIT_* settings): a host whose last attempts
+trip it, the latest one a failure, is reported as open.
 """
 
 from __future__ import annotations
@@ -19,16 +19,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import Field
 
+from signoff_api.schemas import Out
 from signoff_common.clock import as_utc, utcnow
-from signoff_common.mongo import AGENTS, DELIVERIES, MESSAGES, Database
+from signoff_common.mongo import AGENTS, DELIVERIES, MESSAGES, Database, collection, untyped
+from signoff_common.settings import CircuitPolicy
 
-# The dispatcher's default breaker policy (signoff_dispatcher.circuit.CircuitPolicy).
-CIRCUIT_WINDOW = 20
-CIRCUIT_MIN_CALLS = 10
-CIRCUIT_FAILURE_RATIO = 0.8
 # deliveriesPerSecond is the rate over this trailing span (the chart shows the whole window).
 RATE_SECONDS = 60
 MAX_HOSTS = 20
@@ -37,31 +34,27 @@ WINDOW_MAX = 3600
 BUCKETS = 30
 
 
-class _Out(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True)
-
-
-class Bucket(_Out):
+class Bucket(Out):
     at: datetime = Field(description="Start of the bucket")
     delivered: int = Field(description="Attempts answered with 2xx")
     failed: int = Field(description="Attempts that did not get a 2xx")
 
 
-class HostHealth(_Out):
+class HostHealth(Out):
     host: str
     attempts: int = Field(description="Recent attempts considered (at most the breaker window)")
     failures: int
     open: bool = Field(description="Estimated: the dispatcher's breaker would hold this host open")
 
 
-class PendingReviews(_Out):
+class PendingReviews(Out):
     total: int
     oldest_at: datetime | None = None
     oldest_age_seconds: float | None = None
     by_channel: dict[str, int] = Field(default_factory=dict)
 
 
-class Overview(_Out):
+class Overview(Out):
     generated_at: datetime
     window_seconds: int
     bucket_seconds: int
@@ -118,18 +111,14 @@ def rate(buckets: list[Bucket], size: int, span: int = RATE_SECONDS) -> float:
     return round(sum(b.delivered for b in recent) / (take * size), 3)
 
 
-def host_health(recent: Mapping[str, list[bool]]) -> list[HostHealth]:
+def host_health(recent: Mapping[str, list[bool]], policy: CircuitPolicy) -> list[HostHealth]:
     """``recent`` maps a host to its latest attempt outcomes, newest first. Open hosts first,
     then the most failing."""
     out = []
     for host, outcomes in recent.items():
-        window = outcomes[:CIRCUIT_WINDOW]
+        window = outcomes[: policy.window]
         failures = window.count(False)
-        is_open = (
-            len(window) >= CIRCUIT_MIN_CALLS
-            and failures / len(window) >= CIRCUIT_FAILURE_RATIO
-            and not window[0]
-        )
+        is_open = policy.trips(window) and not window[0]
         out.append(HostHealth(host=host, attempts=len(window), failures=failures, open=is_open))
     out.sort(key=lambda h: (not h.open, -h.failures, h.host))
     return out[:MAX_HOSTS]
@@ -144,7 +133,7 @@ def age_seconds(oldest: datetime | None, now: datetime) -> float | None:
 async def pending_reviews(db: Database, owner_id: str, now: datetime | None = None) -> PendingReviews:
     now = now or utcnow()
     rows = await (
-        await db[MESSAGES].aggregate(
+        await untyped(db, MESSAGES).aggregate(
             [
                 {"$match": {"owner_id": owner_id, "review.status": "pending"}},
                 {"$group": {"_id": "$channel_id", "n": {"$sum": 1}, "oldest": {"$min": "$created_at"}}},
@@ -166,16 +155,20 @@ def _ok(attempt: str) -> dict[str, Any]:
     return {"$and": [{"$gte": [code, 200]}, {"$lt": [code, 300]}]}
 
 
-async def overview(db: Database, owner_id: str, window: int = WINDOW_DEFAULT) -> Overview:
+async def overview(
+    db: Database, owner_id: str, policy: CircuitPolicy, window: int = WINDOW_DEFAULT
+) -> Overview:
     now = utcnow()
     size = bucket_seconds(window)
     start = now - timedelta(seconds=window)
-    channels = [a["_id"] for a in await db[AGENTS].find({"owner_id": owner_id}, {"_id": 1}).to_list()]
+    channels = [
+        a["_id"] for a in await collection(db, AGENTS).find({"owner_id": owner_id}, {"_id": 1}).to_list()
+    ]
     # The (channel_id, state, updated_at) index narrows this to the owner's recently touched
     # deliveries; an attempt in the window always moved its delivery's updated_at into it.
     scope = {"channel_id": {"$in": channels}, "owner_id": owner_id, "updated_at": {"$gte": start}}
     facets = await (
-        await db[DELIVERIES].aggregate(
+        await untyped(db, DELIVERIES).aggregate(
             [
                 {"$match": scope},
                 {
@@ -216,7 +209,7 @@ async def overview(db: Database, owner_id: str, window: int = WINDOW_DEFAULT) ->
                             {
                                 "$group": {
                                     "_id": "$host",
-                                    "recent": {"$firstN": {"input": _ok("$attempts"), "n": CIRCUIT_WINDOW}},
+                                    "recent": {"$firstN": {"input": _ok("$attempts"), "n": policy.window}},
                                 }
                             },
                         ],
@@ -250,7 +243,9 @@ async def overview(db: Database, owner_id: str, window: int = WINDOW_DEFAULT) ->
     facet = facets[0] if facets else {"buckets": [], "hosts": [], "states": []}
     rows = [AttemptRow(int(r["_id"]["bucket"]), bool(r["_id"]["ok"]), r["n"]) for r in facet["buckets"]]
     buckets = series(rows, start, window, size)
-    hosts = host_health({str(h["_id"] or "?"): [bool(x) for x in h["recent"]] for h in facet["hosts"]})
+    hosts = host_health(
+        {str(h["_id"] or "?"): [bool(x) for x in h["recent"]] for h in facet["hosts"]}, policy
+    )
     states = facet["states"][0] if facet["states"] else {"failed": 0, "retrying": 0}
     delivered = sum(b.delivered for b in buckets)
     failed = sum(b.failed for b in buckets)

@@ -6,13 +6,16 @@ Every change is one conditional write on the draft (still ``streaming``) that al
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, cast
 
 from pymongo import ReturnDocument
 
 from signoff_api.schemas import StatusEventIn, StreamPatchIn
 from signoff_api.settings import ApiSettings
 from signoff_common.clock import utcnow
+from signoff_common.documents import MessageDoc
 from signoff_common.events import MessageData, MessageUpdated, event_to_document
 from signoff_common.http_errors import ApiError, not_found
 from signoff_common.ids import new_id
@@ -22,9 +25,11 @@ from signoff_common.views import MESSAGE_PROJECTION, MessageView, StatusEventVie
 MAX_STATUS_EVENTS = 500
 
 
-async def _change(
-    db: Database, owner_id: str, channel_id: str, stream_id: str, build: Any
-) -> tuple[Doc, MessageView]:
+# Given the draft and the time, the fields to $set on it.
+Build = Callable[[MessageDoc, datetime], Doc]
+
+
+async def _change(db: Database, owner_id: str, channel_id: str, stream_id: str, build: Build) -> MessageView:
     """Apply ``build(draft) -> $set fields`` to the streaming draft, with its event, atomically."""
     messages = collection(db, MESSAGES)
     key = {"owner_id": owner_id, "channel_id": channel_id, "stream_id": stream_id}
@@ -38,7 +43,7 @@ async def _change(
             )
         now = utcnow()
         changes: Doc = {**build(draft, now), "updated_at": now}
-        view = message_view({**draft, **changes})
+        view = message_view(cast(MessageDoc, {**draft, **changes}))
         event = MessageUpdated(
             channel_id=channel_id, owner_id=owner_id, occurred_at=now, data=MessageData(message=view)
         )
@@ -50,7 +55,7 @@ async def _change(
             return_document=ReturnDocument.AFTER,
         )
         if done is not None:
-            return {**draft, **changes}, view
+            return view
     raise ApiError(409, "stream_busy", "the stream changed concurrently; retry")
 
 
@@ -62,18 +67,17 @@ async def patch_stream(
             413, "text_too_large", f"text is limited to {settings.max_text_chars} characters", "text"
         )
 
-    def build(_: Doc, __: Any) -> Doc:
+    def build(_: MessageDoc, __: datetime) -> Doc:
         state = body.stream_state or ("complete" if body.complete else "streaming")
         return {"text": body.text, "stream_state": state}
 
-    _, view = await _change(db, owner_id, body.channel_id, stream_id, build)
-    return view
+    return await _change(db, owner_id, body.channel_id, stream_id, build)
 
 
 async def append_status(db: Database, owner_id: str, stream_id: str, body: StatusEventIn) -> StatusEventView:
     created: dict[str, Any] = {}
 
-    def build(draft: Doc, now: Any) -> Doc:
+    def build(draft: MessageDoc, now: datetime) -> Doc:
         events = list(draft.get("status_events") or [])
         if len(events) >= MAX_STATUS_EVENTS:
             raise ApiError(413, "too_many_status_events", f"at most {MAX_STATUS_EVENTS} status steps", "text")

@@ -12,20 +12,21 @@ import ipaddress
 import json
 import re
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
-from signoff_api import secret_lists
 from signoff_api.context import ApiContext
 from signoff_api.messages import create_message
 from signoff_api.schemas import MessageIn, TriggerFired, TriggerOut
-from signoff_common.clock import as_utc, utcnow
-from signoff_common.http_errors import ApiError, not_found
+from signoff_common import signing_secrets
+from signoff_common.clock import utcnow
+from signoff_common.documents import TriggerDoc
+from signoff_common.http_errors import ApiError, field_path, not_found
 from signoff_common.ids import new_id
-from signoff_common.mongo import TRIGGERS, Database, Doc
+from signoff_common.mongo import TRIGGERS, Database, collection
 from signoff_common.secretbox import SecretBox
 from signoff_common.views import ReviewType
 from signoff_common.webhook_signature import matches, new_secret
@@ -154,7 +155,7 @@ class TriggerPatch(BaseModel):
     _cidrs = field_validator("allow_ips")(lambda v: check_cidrs(v))
 
 
-def view(doc: Doc, public_url: str) -> TriggerOut:
+def view(doc: TriggerDoc, public_url: str) -> TriggerOut:
     return TriggerOut(
         id=doc["_id"],
         channel_id=doc["channel_id"],
@@ -169,9 +170,9 @@ def view(doc: Doc, public_url: str) -> TriggerOut:
     )
 
 
-async def list_for_channel(db: Database, owner_id: str, channel_id: str) -> list[Doc]:
+async def list_for_channel(db: Database, owner_id: str, channel_id: str) -> list[TriggerDoc]:
     return (
-        await db[TRIGGERS]
+        await collection(db, TRIGGERS)
         .find({"owner_id": owner_id, "channel_id": channel_id})
         .sort("created_at", 1)
         .to_list()
@@ -179,7 +180,7 @@ async def list_for_channel(db: Database, owner_id: str, channel_id: str) -> list
 
 
 async def delete(db: Database, owner_id: str, trigger_id: str) -> None:
-    result = await db[TRIGGERS].delete_one({"_id": trigger_id, "owner_id": owner_id})
+    result = await collection(db, TRIGGERS).delete_one({"_id": trigger_id, "owner_id": owner_id})
     if result.deleted_count == 0:
         raise not_found("trigger")
 
@@ -190,7 +191,7 @@ async def fire(
     """Verify a signed call and post its mapped message. A repeated ``webhook-id`` returns the
     original correlation id and creates nothing."""
     s = ctx.settings
-    doc = await ctx.db[TRIGGERS].find_one({"_id": trigger_id})
+    doc = await collection(ctx.db, TRIGGERS).find_one({"_id": trigger_id})
     if doc is None or not doc.get("active"):
         raise ApiError(404, "not_found", "unknown or disabled trigger")
     if not address_allowed(doc["allow_ips"], client_host):
@@ -199,7 +200,9 @@ async def fire(
         raise ApiError(
             413, "payload_too_large", f"trigger bodies are limited to {s.trigger_max_body_bytes} bytes"
         )
-    webhook_id = verify(headers, raw, valid_secrets(doc, ctx.box, utcnow()), s.trigger_tolerance_seconds)
+    webhook_id = verify(
+        headers, raw, signing_secrets.opened(ctx.box, doc["secrets"], utcnow()), s.trigger_tolerance_seconds
+    )
     try:
         payload = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
@@ -211,22 +214,22 @@ async def fire(
         )
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
+        where = field_path(first["loc"])
         raise ApiError(422, "invalid_mapping", f"mapped {where}: {first['msg']}", where) from None
     view_, replayed = await create_message(
         ctx.db, s, ctx.box, doc["owner_id"], message, sender_type="webhook", sender_name=doc["name"],
         correlation_id=new_id("cor"),
     )  # fmt: skip
-    await ctx.db[TRIGGERS].update_one({"_id": trigger_id}, {"$set": {"last_used_at": utcnow()}})
+    await collection(ctx.db, TRIGGERS).update_one({"_id": trigger_id}, {"$set": {"last_used_at": utcnow()}})
     return TriggerFired(correlation_id=view_.correlation_id, message_id=view_.id, replayed=replayed)
 
 
 async def create(
     db: Database, box: SecretBox, owner_id: str, channel_id: str, body: TriggerIn
-) -> tuple[Doc, str]:
+) -> tuple[TriggerDoc, str]:
     secret = new_secret()
     now = utcnow()
-    doc: Doc = {
+    doc: TriggerDoc = {
         "_id": new_id("trg"),
         "owner_id": owner_id,
         "channel_id": channel_id,
@@ -235,22 +238,22 @@ async def create(
         "required": body.required,
         "allow_ips": body.allow_ips,
         "active": True,
-        "secrets": [{"secret_enc": box.seal(secret), "created_at": now, "expires_at": None}],
+        "secrets": signing_secrets.first(box, secret, now),
         "created_at": now,
         "last_used_at": None,
     }
-    await db[TRIGGERS].insert_one(doc)
+    await collection(db, TRIGGERS).insert_one(doc)
     return doc, secret
 
 
-async def get(db: Database, owner_id: str, trigger_id: str) -> Doc:
-    doc = await db[TRIGGERS].find_one({"_id": trigger_id, "owner_id": owner_id})
+async def get(db: Database, owner_id: str, trigger_id: str) -> TriggerDoc:
+    doc = await collection(db, TRIGGERS).find_one({"_id": trigger_id, "owner_id": owner_id})
     if doc is None:
         raise not_found("trigger")
     return doc
 
 
-async def patch(db: Database, owner_id: str, trigger_id: str, body: TriggerPatch) -> Doc:
+async def patch(db: Database, owner_id: str, trigger_id: str, body: TriggerPatch) -> TriggerDoc:
     changes: dict[str, Any] = {}
     for name in body.model_fields_set:
         value = getattr(body, name)
@@ -261,7 +264,7 @@ async def patch(db: Database, owner_id: str, trigger_id: str, body: TriggerPatch
         )
     if not changes:
         return await get(db, owner_id, trigger_id)
-    doc = await db[TRIGGERS].find_one_and_update(
+    doc = await collection(db, TRIGGERS).find_one_and_update(
         {"_id": trigger_id, "owner_id": owner_id}, {"$set": changes}, return_document=True
     )
     if doc is None:
@@ -271,26 +274,24 @@ async def patch(db: Database, owner_id: str, trigger_id: str, body: TriggerPatch
 
 async def rotate(
     db: Database, box: SecretBox, owner_id: str, trigger_id: str, grace_seconds: int
-) -> tuple[Doc, str]:
+) -> tuple[TriggerDoc, str]:
     """New secret now; the current one keeps working for ``grace_seconds``; older ones are dropped."""
     query = {"_id": trigger_id, "owner_id": owner_id}
     try:
-        secret, _ = await secret_lists.rotate(
-            db[TRIGGERS], query, "secrets", box, new_secret, timedelta(seconds=grace_seconds), max_old=1
+        secret, _ = await signing_secrets.rotate(
+            collection(db, TRIGGERS),
+            query,
+            "secrets",
+            box,
+            new_secret,
+            timedelta(seconds=grace_seconds),
+            max_old=1,
         )
     except ApiError as exc:
         if exc.status == 404:
             raise not_found("trigger") from None
         raise
     return await get(db, owner_id, trigger_id), secret
-
-
-def valid_secrets(doc: Doc, box: SecretBox, now: datetime) -> list[str]:
-    return [
-        box.open(s["secret_enc"])
-        for s in doc["secrets"]
-        if s.get("expires_at") is None or as_utc(s["expires_at"]) > now
-    ]
 
 
 VerifyFailure = Literal["missing_headers", "invalid_timestamp", "timestamp_out_of_range", "invalid_signature"]

@@ -3,8 +3,8 @@ outage, signing-secret rotation.
 
 The API never sends webhooks itself and never imports the dispatcher: it writes delivery
 documents (or re-queues them, stamping ``requeued_at``), and the dispatcher - woken by a change
-stream on that field - claims and sends them. The document shapes are the dispatcher's (see
-``signoff_dispatcher.delivery``); only the fields touched here are written.
+stream on that field - claims and sends them. Both build and change deliveries with the same
+functions, ``signoff_common.deliveries``.
 """
 
 from __future__ import annotations
@@ -12,20 +12,20 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
-from pymongo import ASCENDING, DESCENDING, UpdateOne
+from pydantic import Field
+from pymongo import ASCENDING, DESCENDING
 
-from signoff_api import secret_lists
 from signoff_api.agents import get_agent
 from signoff_api.messages import get_message
+from signoff_api.schemas import Out
+from signoff_common import signing_secrets
 from signoff_common.clock import as_utc, utcnow
-from signoff_common.events import delivery_status_event, event_to_document
+from signoff_common.deliveries import REVIEW_EVENTS, message_status, new_delivery, requeue
+from signoff_common.documents import DeliveryDoc
 from signoff_common.http_errors import ApiError, not_found
 from signoff_common.ids import new_id
-from signoff_common.mongo import AGENTS, DELIVERIES, MESSAGES, Database, Doc
+from signoff_common.mongo import AGENTS, DELIVERIES, MESSAGES, Database, collection, untyped
 from signoff_common.secretbox import SecretBox
 from signoff_common.views import DeliveryStatus
 from signoff_common.webhook_bodies import render, sample_body
@@ -43,11 +43,7 @@ RECOVER_LIMIT = 10_000
 LIST_LIMIT = 100
 
 
-class _Out(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True)
-
-
-class AttemptOut(_Out):
+class AttemptOut(Out):
     at: datetime
     duration_ms: float
     status_code: int | None = None
@@ -63,7 +59,7 @@ class AttemptOut(_Out):
     by: str | None = Field(default=None, description="The dispatcher process that made the attempt")
 
 
-class DeliveryOut(_Out):
+class DeliveryOut(Out):
     id: str
     event_id: str = Field(description="Also the webhook-id header: stable across retries")
     event_type: str
@@ -82,34 +78,34 @@ class DeliveryOut(_Out):
     updated_at: datetime
 
 
-class DeliveryList(_Out):
+class DeliveryList(Out):
     data: list[DeliveryOut]
 
 
-class RetryOut(_Out):
+class RetryOut(Out):
     requeued: list[DeliveryOut]
 
 
-class TestOut(_Out):
+class TestOut(Out):
     delivered: bool
     delivery: DeliveryOut
     attempt: AttemptOut
 
 
-class RecoverOut(_Out):
+class RecoverOut(Out):
     requeued: int
     since: datetime
     more: bool = Field(description="True if more failed deliveries remain; call again")
 
 
-class SecretRotated(_Out):
+class SecretRotated(Out):
     webhook_secret: str = Field(description="The new signing secret (whsec_…); shown only here")
     previous_expires_at: datetime | None = Field(
         description="Until then, requests carry signatures by both the old and the new secret"
     )
 
 
-def delivery_out(doc: Doc) -> DeliveryOut:
+def delivery_out(doc: DeliveryDoc) -> DeliveryOut:
     return DeliveryOut(
         id=doc["_id"],
         event_id=doc["event_id"],
@@ -133,10 +129,12 @@ def delivery_out(doc: Doc) -> DeliveryOut:
 _HIDDEN = {"outbox": 0, "body": 0, "headers_enc": 0}
 
 
-async def list_deliveries(db: Database, owner_id: str, message_id: str, channel_id: str | None) -> list[Doc]:
+async def list_deliveries(
+    db: Database, owner_id: str, message_id: str, channel_id: str | None
+) -> list[DeliveryDoc]:
     await get_message(db, owner_id, message_id, channel_id)
     return (
-        await db[DELIVERIES]
+        await collection(db, DELIVERIES)
         .find({"message_id": message_id, "owner_id": owner_id}, _HIDDEN)
         .sort("created_at", ASCENDING)
         .limit(LIST_LIMIT)
@@ -144,39 +142,25 @@ async def list_deliveries(db: Database, owner_id: str, message_id: str, channel_
     )
 
 
-def _requeue(doc: Doc, now: datetime) -> UpdateOne:
-    """Make a delivery due now with a fresh retry round, same body and webhook-id. A delivery
-    in flight (claimed) keeps its claim: its attempt is happening right now."""
-    event = delivery_status_event(doc, "sent", now, {"next_attempt_at": now})
-    in_flight = doc["state"] == "pending" and doc.get("claim")
-    fields: Doc = {"requeued_at": now, "updated_at": now}
-    if not in_flight:
-        fields |= {
-            "state": "pending",
-            "status": "sent",
-            "next_attempt_at": now,
-            "round_attempts": 0,
-            "claim": None,
-        }
-    return UpdateOne(
-        {"_id": doc["_id"], "claim": doc.get("claim")},
-        {"$set": fields, "$push": {"outbox": event_to_document(event)}},
-    )
-
-
-async def _mark_sent(db: Database, message_ids: list[str], now: datetime) -> None:
+async def _requeue(db: Database, docs: list[DeliveryDoc], now: datetime) -> None:
+    """Re-queue ``docs`` and mark their reviews' messages as being sent again."""
+    await collection(db, DELIVERIES).bulk_write([requeue(d, now) for d in docs], ordered=False)
+    message_ids = [
+        message_id
+        for d in docs
+        if d["event_type"] in REVIEW_EVENTS and (message_id := d.get("message_id")) is not None
+    ]
     if message_ids:
-        await db[MESSAGES].update_many(
-            {"_id": {"$in": message_ids}, "delivery_status": "webhook_failed"},
-            {"$set": {"delivery_status": "sent", "updated_at": now}},
-        )
+        await collection(db, MESSAGES).update_many(*message_status(message_ids, "sent", now))
 
 
-async def retry_message(db: Database, owner_id: str, message_id: str, channel_id: str | None) -> list[Doc]:
+async def retry_message(
+    db: Database, owner_id: str, message_id: str, channel_id: str | None
+) -> list[DeliveryDoc]:
     """Re-send a message's failed deliveries (or, if none failed, its latest one)."""
     await get_message(db, owner_id, message_id, channel_id)
     docs = await (
-        db[DELIVERIES]
+        collection(db, DELIVERIES)
         .find({"message_id": message_id, "owner_id": owner_id, "source": {"$ne": "test"}}, {"outbox": 0})
         .sort("created_at", DESCENDING)
         .limit(LIST_LIMIT)
@@ -186,12 +170,14 @@ async def retry_message(db: Database, owner_id: str, message_id: str, channel_id
         raise ApiError(409, "no_delivery", "this message has no webhook delivery to retry")
     chosen = [d for d in docs if d["state"] == "failed"] or docs[:1]
     now = utcnow()
-    await db[DELIVERIES].bulk_write([_requeue(d, now) for d in chosen], ordered=False)
-    await _mark_sent(
-        db, [d["message_id"] for d in chosen if d.get("event_type", "").startswith("review.")], now
-    )
+    await _requeue(db, chosen, now)
     ids = [d["_id"] for d in chosen]
-    return await db[DELIVERIES].find({"_id": {"$in": ids}}, _HIDDEN).sort("created_at", ASCENDING).to_list()
+    return (
+        await collection(db, DELIVERIES)
+        .find({"_id": {"$in": ids}}, _HIDDEN)
+        .sort("created_at", ASCENDING)
+        .to_list()
+    )
 
 
 async def recover(db: Database, owner_id: str, agent_id: str, since: datetime | None) -> RecoverOut:
@@ -200,7 +186,7 @@ async def recover(db: Database, owner_id: str, agent_id: str, since: datetime | 
     now = utcnow()
     start = as_utc(since) if since else now - timedelta(hours=24)
     docs = await (
-        db[DELIVERIES]
+        collection(db, DELIVERIES)
         .find(
             {"channel_id": agent_id, "owner_id": owner_id, "state": "failed", "updated_at": {"$gte": start}},
             {"outbox": 0, "attempts": 0, "body": 0},
@@ -211,11 +197,7 @@ async def recover(db: Database, owner_id: str, agent_id: str, since: datetime | 
     )
     batch = docs[:RECOVER_LIMIT]
     for first in range(0, len(batch), 500):
-        chunk = batch[first : first + 500]
-        await db[DELIVERIES].bulk_write([_requeue(d, now) for d in chunk], ordered=False)
-        await _mark_sent(
-            db, [d["message_id"] for d in chunk if d.get("event_type", "").startswith("review.")], now
-        )
+        await _requeue(db, batch[first : first + 500], now)
     return RecoverOut(requeued=len(batch), since=start, more=len(docs) > RECOVER_LIMIT)
 
 
@@ -223,40 +205,32 @@ async def send_test(db: Database, owner_id: str, agent_id: str, wait: float = TE
     """Queue a signed ``webhook:test`` event to the agent's default URL and wait for the
     dispatcher's attempt (one attempt, no retries)."""
     agent = await get_agent(db, owner_id, agent_id)
-    if not agent.get("webhook_url"):
+    url = agent.get("webhook_url")
+    if not url:
         raise ApiError(409, "no_webhook_url", "the agent has no default webhook URL", "webhookUrl")
     now = utcnow()
-    delivery_id = new_id("dlv")
-    body = sample_body(agent_id, agent.get("webhook_format"), now)
-    doc: Doc = {
-        "_id": delivery_id,
-        "event_id": new_id("evt"),
-        "event_type": "webhook.test",
-        "channel_id": agent_id,
-        "owner_id": owner_id,
-        "message_id": None,
-        "url": agent["webhook_url"],
-        "host": _host_key(agent["webhook_url"]),
-        "method": "POST",
-        "source": "test",
-        "headers_enc": agent.get("webhook_headers_enc"),
-        "body": render(body),
-        "schedule": [],
-        "state": "pending",
-        "status": "sent",
-        "attempt_count": 0,
-        "round_attempts": 0,
-        "attempts": [],
-        "next_attempt_at": now,
-        "claim": None,
-        "requeued_at": now,
-        "created_at": now,
-        "updated_at": now,
-    }
+    # One attempt, no retries; requeued_at wakes the dispatchers' change streams at once.
+    doc = new_delivery(
+        event_id=new_id("evt"),
+        event_type="webhook.test",
+        channel_id=agent_id,
+        owner_id=owner_id,
+        message_id=None,
+        url=url,
+        source="test",
+        headers_enc=agent.get("webhook_headers_enc"),
+        body=render(sample_body(agent_id, agent.get("webhook_format"), now)),
+        schedule=[],
+        now=now,
+        due_at=now,
+        claim=None,
+    )
+    doc["requeued_at"] = now
+    delivery_id = doc["_id"]
     pipeline: list[dict[str, Any]] = [{"$match": {"documentKey._id": delivery_id, "operationType": "update"}}]
     # Watch first, then insert: the dispatcher's update cannot slip in before we listen.
-    async with await db[DELIVERIES].watch(pipeline, full_document="updateLookup") as stream:
-        await db[DELIVERIES].insert_one(doc)
+    async with await untyped(db, DELIVERIES).watch(pipeline, full_document="updateLookup") as stream:
+        await collection(db, DELIVERIES).insert_one(doc)
         try:
             async with asyncio.timeout(wait):
                 async for change in stream:
@@ -270,7 +244,7 @@ async def send_test(db: Database, owner_id: str, agent_id: str, wait: float = TE
         except TimeoutError:
             pass
     # Nobody took it: withdraw it so a dispatcher coming back later does not send a stale test.
-    await db[DELIVERIES].delete_one({"_id": delivery_id, "attempt_count": 0, "claim": None})
+    await collection(db, DELIVERIES).delete_one({"_id": delivery_id, "attempt_count": 0, "claim": None})
     raise ApiError(
         503,
         "dispatcher_unavailable",
@@ -279,25 +253,18 @@ async def send_test(db: Database, owner_id: str, agent_id: str, wait: float = TE
     )
 
 
-def _host_key(url: str) -> str:
-    # Same key as the dispatcher's per-host lanes (host:port, lower case).
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return f"{(parts.hostname or '').lower()}:{port}"
-
-
 async def rotate_secret(
     db: Database, box: SecretBox, owner_id: str, agent_id: str, grace: timedelta = ROTATION_GRACE
 ) -> SecretRotated:
     """New current secret; the old one stays valid (and signs too) for ``grace``."""
     query = {"_id": agent_id, "owner_id": owner_id}
     try:
-        secret, written = await secret_lists.rotate(
-            db[AGENTS], query, "signing_secrets", box, new_signing_secret, grace, MAX_OLD_SECRETS
+        secret, written = await signing_secrets.rotate(
+            collection(db, AGENTS), query, "signing_secrets", box, new_signing_secret, grace, MAX_OLD_SECRETS
         )
     except ApiError as exc:
         if exc.status == 404:
             raise not_found("agent") from None
         raise
-    previous = max((as_utc(s["expires_at"]) for s in written[1:]), default=None)
+    previous = max((as_utc(end) for s in written[1:] if (end := s["expires_at"]) is not None), default=None)
     return SecretRotated(webhook_secret=secret, previous_expires_at=previous)

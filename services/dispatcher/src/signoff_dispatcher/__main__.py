@@ -1,6 +1,7 @@
 import gc
 
-from signoff_common.runtime import serve
+from signoff_service.serve import serve
+
 from signoff_dispatcher.app import create_app
 from signoff_dispatcher.settings import DispatcherSettings
 

@@ -4,7 +4,6 @@ reaches the next request within milliseconds; a lost stream just falls back to t
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
@@ -12,11 +11,10 @@ import time
 from datetime import datetime
 from typing import Any
 
-from pymongo.errors import PyMongoError
-
-from signoff_common.mongo import AGENTS, Database, Doc
+from signoff_common import loops, signing_secrets
+from signoff_common.documents import AgentDoc
+from signoff_common.mongo import AGENTS, Database, collection, untyped
 from signoff_common.secretbox import SecretBox
-from signoff_dispatcher.signing import live_secrets
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +45,16 @@ def basic_auth_header(pair: object) -> dict[str, str]:
 
 class AgentDirectory:
     def __init__(self, db: Database, box: SecretBox, ttl: float = 30.0) -> None:
-        self._coll = db[AGENTS]
+        self._coll = collection(db, AGENTS)
         self._db = db
         self._box = box
         self._ttl = ttl
-        self._cache: dict[str, tuple[float, Doc | None]] = {}
+        self._cache: dict[str, tuple[float, AgentDoc | None]] = {}
         self._opened: dict[str, str] = {}
 
-    async def get_many(self, ids: set[str]) -> dict[str, Doc | None]:
+    async def get_many(self, ids: set[str]) -> dict[str, AgentDoc | None]:
         now = time.monotonic()
-        found: dict[str, Doc | None] = {}
+        found: dict[str, AgentDoc | None] = {}
         missing: list[str] = []
         for agent_id in ids:
             hit = self._cache.get(agent_id)
@@ -74,7 +72,7 @@ class AgentDirectory:
                 found[agent_id] = doc
         return found
 
-    async def get(self, agent_id: str) -> Doc | None:
+    async def get(self, agent_id: str) -> AgentDoc | None:
         return (await self.get_many({agent_id}))[agent_id]
 
     def forget(self, agent_id: str) -> None:
@@ -89,10 +87,12 @@ class AgentDirectory:
             self._opened[sealed] = plain
         return plain
 
-    def secrets(self, agent: Doc | None, now: datetime) -> list[str]:
+    def secrets(self, agent: AgentDoc | None, now: datetime) -> list[str]:
         if not agent:
             return []
-        return [self.open(s["secret_enc"]) for s in live_secrets(agent.get("signing_secrets") or [], now)]
+        return [
+            self.open(s["secret_enc"]) for s in signing_secrets.live(agent.get("signing_secrets") or [], now)
+        ]
 
     def headers(self, sealed: str | None) -> dict[str, str]:
         if not sealed:
@@ -100,7 +100,7 @@ class AgentDirectory:
         value = json.loads(self.open(sealed))
         return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
 
-    def basic_auth(self, agent: Doc | None) -> dict[str, str]:
+    def basic_auth(self, agent: AgentDoc | None) -> dict[str, str]:
         """``Authorization: Basic …`` from the agent's ``webhookAuth`` (stored sealed), or nothing.
 
         Opened from the agent document at send time rather than copied into each delivery: the
@@ -117,15 +117,11 @@ class AgentDirectory:
             {"$match": {"operationType": {"$in": ["update", "replace", "delete"]}}},
             {"$project": {"documentKey": 1}},
         ]
-        while True:
-            try:
-                async with await self._coll.watch(pipeline) as stream:
-                    # Changes made while no stream was open are unknown: start from a clean cache.
-                    self._cache.clear()
-                    async for change in stream:
-                        self.forget(change["documentKey"]["_id"])
-            except asyncio.CancelledError:
-                raise
-            except PyMongoError:
-                log.warning("agent change stream interrupted; reopening", exc_info=True)
-                await asyncio.sleep(1.0)
+        await loops.watch(
+            untyped(self._db, AGENTS),
+            pipeline,
+            lambda change: self.forget(change["documentKey"]["_id"]),
+            what="agent change stream",
+            # Changes made while no stream was open are unknown: start from a clean cache.
+            on_open=self._cache.clear,
+        )

@@ -7,17 +7,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from faststream.kafka import KafkaBroker
+from signoff_service.probes import Check, probe_routes
 from starlette.applications import Starlette
 from starlette.requests import Request
 
+from signoff_common import loops
 from signoff_common.kafka import create_producer, ensure_topics
 from signoff_common.lease import Lease
 from signoff_common.mongo import DELIVERIES
-from signoff_common.observability import Check, probe_routes
 from signoff_common.outbox import OutboxRelay
 from signoff_common.runtime import Runtime
 from signoff_common.secretbox import SecretBox
@@ -48,18 +49,6 @@ class Dispatcher:
             raise KafkaUnavailableError("not consuming")
 
 
-async def _forever(name: str, step: Callable[[], Awaitable[None]], period: float) -> None:
-    """Run ``step`` every ``period`` seconds; a failure is logged, never fatal."""
-    while True:
-        await asyncio.sleep(period)
-        try:
-            await step()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.warning("%s failed; will retry", name, exc_info=True)
-
-
 async def _consume(settings: DispatcherSettings, dispatcher: Dispatcher) -> None:
     """Join the consumer group once Kafka answers; until then the service runs without it
     (deliveries already in MongoDB keep going out) and /readyz says so."""
@@ -70,8 +59,6 @@ async def _consume(settings: DispatcherSettings, dispatcher: Dispatcher) -> None
             dispatcher.consuming.set()
             log.info("consumer group joined", extra={"group": settings.dispatcher_group_id})
             return
-        except asyncio.CancelledError:
-            raise
         except Exception:
             log.warning("cannot start the Kafka consumer; retrying", exc_info=True)
             with contextlib.suppress(Exception):
@@ -124,18 +111,18 @@ def create_app(settings: DispatcherSettings) -> Starlette:
             for topic, value in (await consumer_lag(broker)).items():
                 metrics.CONSUMER_LAG.labels(topic).set(value)
 
-        loops = {
+        background = {
             "relay": relay.run(),
             "sweep": worker.sweep_loop(),
             "renew": worker.renew_loop(),
             "requeues": worker.watch_requeues(),
             "agents": agents.watch(),
             "gauges": worker.gauge_loop(),
-            "reconcile": _forever("reconciliation", reconcile, interval),
-            "lag": _forever("consumer lag", lag, 5.0),
+            "reconcile": loops.every("reconciliation", interval, reconcile, wait_first=True),
+            "lag": loops.every("consumer lag", 5.0, lag, wait_first=True),
             "consume": _consume(settings, dispatcher),
         }
-        tasks = [asyncio.create_task(coro, name=name) for name, coro in loops.items()]
+        tasks = [asyncio.create_task(coro, name=name) for name, coro in background.items()]
         try:
             await asyncio.wait_for(dispatcher.consuming.wait(), settings.dispatcher_start_timeout_seconds)
         except TimeoutError:

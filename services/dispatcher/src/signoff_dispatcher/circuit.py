@@ -14,19 +14,13 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from signoff_common.settings import CircuitPolicy
+
 
 class State(enum.Enum):
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"
-
-
-@dataclass(frozen=True)
-class CircuitPolicy:
-    window: int = 20
-    min_calls: int = 10
-    failure_ratio: float = 0.8
-    open_seconds: float = 30.0
 
 
 @dataclass
@@ -69,11 +63,7 @@ class Circuit:
         self.results.append(ok)
         while len(self.results) > self.policy.window:
             self.results.popleft()
-        failures = self.results.count(False)
-        if (
-            len(self.results) >= self.policy.min_calls
-            and failures / len(self.results) >= self.policy.failure_ratio
-        ):
+        if self.policy.trips(list(self.results)):
             self._open()
 
     def _open(self) -> None:

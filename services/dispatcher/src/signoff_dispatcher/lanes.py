@@ -61,8 +61,6 @@ class Lanes(Generic[Job]):
                 try:
                     async with self._slots:
                         await self._run(job)
-                except asyncio.CancelledError:
-                    raise
                 except Exception:
                     # The job's lease lapses and another pass retries it; the lane goes on.
                     log.exception("delivery job failed", extra={"host": host})

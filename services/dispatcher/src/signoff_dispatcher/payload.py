@@ -3,15 +3,15 @@ formats themselves are contracts in :mod:`signoff_common.webhook_bodies`)."""
 
 from __future__ import annotations
 
+from signoff_common.documents import AgentDoc
 from signoff_common.views import MessageView
 from signoff_common.webhook_bodies import body_for, render
 
 __all__ = ["body_for", "format_of", "render"]
 
 
-def format_of(message: MessageView | None, agent: dict[str, object] | None) -> str:
+def format_of(message: MessageView | None, agent: AgentDoc | None) -> str:
     """The message's own ``webhookFormat`` wins over its agent's; Placet's by default."""
     if message is not None and message.webhook_format:
         return message.webhook_format
-    fmt = agent.get("webhook_format") if agent else None
-    return fmt if isinstance(fmt, str) else "placet"
+    return (agent.get("webhook_format") if agent else None) or "placet"

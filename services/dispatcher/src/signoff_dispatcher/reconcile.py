@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from pydantic import ValidationError
 
 from signoff_common.clock import as_utc, utcnow
+from signoff_common.documents import MessageDoc
 from signoff_common.events import (
     Event,
     MessageData,
@@ -24,7 +25,7 @@ from signoff_common.events import (
     ReviewResponded,
     parse_event,
 )
-from signoff_common.mongo import DELIVERIES, EVENTS, MESSAGES, Database, Doc
+from signoff_common.mongo import DELIVERIES, EVENTS, MESSAGES, Database, collection
 from signoff_common.outbox import event_from_events_document
 from signoff_common.views import message_view
 from signoff_dispatcher import metrics
@@ -35,20 +36,20 @@ log = logging.getLogger(__name__)
 CLOSED = {"completed": "review.responded", "expired": "review.expired"}
 
 
-async def _original_event(db: Database, doc: Doc, event_type: str) -> Event | None:
+async def _original_event(db: Database, doc: MessageDoc, event_type: str) -> Event | None:
     for raw in doc.get("outbox") or []:
         if raw.get("type") == event_type:
             try:
                 return parse_event(raw)
             except ValidationError:
                 return None
-    stored = await db[EVENTS].find_one(
+    stored = await collection(db, EVENTS).find_one(
         {"channel_id": doc["channel_id"], "type": event_type, "data.message.id": doc["_id"]}
     )
     return event_from_events_document(stored) if stored else None
 
 
-def _synthesised(doc: Doc, event_type: str) -> Event:
+def _synthesised(doc: MessageDoc, event_type: str) -> Event:
     view = message_view(doc)
     review = doc["review"]
     if event_type == "review.responded":
@@ -73,7 +74,7 @@ async def reconcile_pass(
     """Check messages changed in (since, until]; returns the new high-water mark and how many
     deliveries were created."""
     docs = (
-        await db[MESSAGES]
+        await collection(db, MESSAGES)
         .find(
             {
                 "delivery_status": "sent",
@@ -88,7 +89,11 @@ async def reconcile_pass(
     )
     if not docs:
         return until, 0
-    have = set(await db[DELIVERIES].distinct("message_id", {"message_id": {"$in": [d["_id"] for d in docs]}}))
+    have = set(
+        await collection(db, DELIVERIES).distinct(
+            "message_id", {"message_id": {"$in": [d["_id"] for d in docs]}}
+        )
+    )
     events: list[Event] = []
     for doc in docs:
         if doc["_id"] in have:

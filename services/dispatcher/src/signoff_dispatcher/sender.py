@@ -11,8 +11,8 @@ from aiohttp.resolver import AsyncResolver
 from yarl import URL
 
 from signoff_common.clock import utcnow
+from signoff_common.deliveries import BODY_EXCERPT, Attempt
 from signoff_dispatcher import retry
-from signoff_dispatcher.delivery import BODY_EXCERPT, Attempt
 from signoff_dispatcher.settings import DispatcherSettings
 from signoff_dispatcher.ssrf import AddressRefusedError, GuardedResolver, check_url
 

@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from signoff_common.settings import ServiceSettings
+from signoff_common.settings import CircuitSettings
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -24,7 +24,7 @@ def _split(value: object) -> object:
     return value
 
 
-class DispatcherSettings(ServiceSettings):
+class DispatcherSettings(CircuitSettings):
     http_port: int = 8103
     # Kafka consumer group: every dispatcher replica in one group splits the partitions.
     dispatcher_group_id: str = "signoff-dispatcher"
@@ -53,12 +53,7 @@ class DispatcherSettings(ServiceSettings):
     # DNS servers the guard resolves with ("10.0.0.2, 10.0.0.3:5353"); empty = the system resolver.
     # Pin them when the system resolver is not one you trust to answer every lookup.
     dispatcher_dns_servers: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    # Circuit breaker per host: opens when, among at least ``min_calls`` recent attempts, the
-    # failure ratio reaches ``failure_ratio``; after ``open_seconds`` one probe is let through.
-    dispatcher_circuit_window: int = Field(default=20, ge=1)
-    dispatcher_circuit_min_calls: int = Field(default=10, ge=1)
-    dispatcher_circuit_failure_ratio: float = Field(default=0.8, gt=0, le=1)
-    dispatcher_circuit_open_seconds: float = Field(default=30.0, gt=0)
+    # Circuit breaker per host: SIGNOFF_DISPATCHER_CIRCUIT_* (see CircuitSettings).
     # Longest the due-delivery sweep sleeps when nothing tells it of earlier work.
     dispatcher_sweep_interval_seconds: float = Field(default=5.0, gt=0)
     dispatcher_claim_batch: int = Field(default=200, ge=1)

@@ -4,22 +4,13 @@ secrets and the request carries both signatures, so receivers can switch at thei
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
-from typing import Any
 
-from signoff_common.clock import as_utc
 from signoff_common.webhook_signature import signature_header
 
 # Never taken from user-supplied headers: they would break or forge the signature.
 RESERVED = frozenset(
     {"webhook-id", "webhook-timestamp", "webhook-signature", "content-type", "content-length", "host"}
 )
-
-
-def live_secrets(secrets: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
-    """The secret records still valid at ``now``, newest first."""
-    alive = [s for s in secrets if s.get("expires_at") is None or as_utc(s["expires_at"]) > now]
-    return sorted(alive, key=lambda s: as_utc(s["created_at"]), reverse=True)
 
 
 def signed_headers(

@@ -13,7 +13,10 @@ from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
-from signoff_common.mongo import DELIVERIES, MESSAGES, Database, Doc
+from signoff_common.deliveries import message_status
+from signoff_common.documents import DeliveryDoc
+from signoff_common.mongo import DELIVERIES, MESSAGES, Database, Doc, collection
+from signoff_common.views import DeliveryStatus
 
 DUPLICATE_KEY = 11000
 GROUP_LIMIT = 1000
@@ -24,7 +27,7 @@ class GroupedWrites:
     per event-loop turn: at hundreds of deliveries a second, one round trip per outcome would
     cost more than the HTTP requests themselves."""
 
-    def __init__(self, coll: AsyncCollection[Doc]) -> None:
+    def __init__(self, coll: AsyncCollection[Any]) -> None:
         self._coll = coll
         self._pending: list[tuple[UpdateOne, Doc | None, asyncio.Future[bool]]] = []
         self._task: asyncio.Task[None] | None = None
@@ -63,12 +66,12 @@ class GroupedWrites:
 class DeliveryStore:
     def __init__(self, db: Database, instance: str, lease_seconds: float) -> None:
         self._db = db
-        self.coll = db[DELIVERIES]
+        self.coll = collection(db, DELIVERIES)
         self._instance = instance
         self._lease = timedelta(seconds=lease_seconds)
         self._counter = itertools.count()
         self._outcomes = GroupedWrites(self.coll)
-        self._mirrors = GroupedWrites(db[MESSAGES])
+        self._mirrors = GroupedWrites(collection(db, MESSAGES))
 
     def new_claim(self) -> str:
         return f"{self._instance}:{next(self._counter)}"
@@ -76,7 +79,7 @@ class DeliveryStore:
     def lease_end(self, now: datetime) -> datetime:
         return now + self._lease
 
-    async def insert_new(self, docs: list[Doc]) -> list[Doc]:
+    async def insert_new(self, docs: list[DeliveryDoc]) -> list[DeliveryDoc]:
         """Insert what is not there yet; returns the documents actually inserted. A Kafka record
         seen twice (redelivery, or the relay publishing twice) hits the unique index and
         creates nothing."""
@@ -92,7 +95,7 @@ class DeliveryStore:
             return [doc for i, doc in enumerate(docs) if i not in skipped]
         return docs
 
-    async def claim_due(self, now: datetime, limit: int) -> list[Doc]:
+    async def claim_due(self, now: datetime, limit: int) -> list[DeliveryDoc]:
         """Claim up to ``limit`` due deliveries (retries that are due, and leases that lapsed)."""
         if limit <= 0:
             return []
@@ -126,7 +129,7 @@ class DeliveryStore:
         for start in range(0, len(ops), 1000):
             await self.coll.bulk_write(ops[start : start + 1000], ordered=False)
 
-    async def record(self, doc: Doc, update: Doc, attempt_at: datetime, by: str) -> bool:
+    async def record(self, doc: DeliveryDoc, update: Doc, attempt_at: datetime, by: str) -> bool:
         """Apply an outcome; False if the claim was lost to another replica."""
         return await self._outcomes.update(
             {"_id": doc["_id"], "claim": doc["claim"]},
@@ -134,7 +137,7 @@ class DeliveryStore:
             applied={"_id": doc["_id"], "attempts": {"$elemMatch": {"at": attempt_at, "by": by}}},
         )
 
-    async def release(self, docs: list[Doc], at: datetime) -> None:
+    async def release(self, docs: list[DeliveryDoc], at: datetime) -> None:
         """Give claimed deliveries back, due at ``at`` (shutdown, or an open circuit)."""
         ops = [
             UpdateOne(
@@ -158,10 +161,7 @@ class DeliveryStore:
             {"state": "pending", "next_attempt_at": {"$lte": now}}, limit=100_000
         )
 
-    async def mirror_status(self, message_id: str, status: str, now: datetime) -> None:
+    async def mirror_status(self, message_id: str, status: DeliveryStatus, now: datetime) -> None:
         """Copy the delivery status onto the message, unless the agent already acknowledged it
         (``agent_received`` is the last word)."""
-        await self._mirrors.update(
-            {"_id": message_id, "delivery_status": {"$nin": ["agent_received", status]}},
-            {"$set": {"delivery_status": status, "updated_at": now}},
-        )
+        await self._mirrors.update(*message_status([message_id], status, now))

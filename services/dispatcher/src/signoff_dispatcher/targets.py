@@ -9,12 +9,12 @@ default URL, and only if the agent subscribed to ``message:created``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
+from signoff_common.documents import DEFAULT_WEBHOOK_EVENTS, AgentDoc
 from signoff_common.events import Event, MessageCreated, ReviewExpired, ReviewResponded, wire_name
 from signoff_common.views import MessageView
 
-DEFAULT_EVENTS = ("review:responded", "review:expired")
 HUMAN_SENDERS = ("user", "webhook")
 
 Source = Literal["message", "agent", "callback", "test"]
@@ -35,16 +35,17 @@ def message_of(event: Event) -> MessageView | None:
     return None
 
 
-def agent_target(agent: dict[str, Any] | None, event_name: str) -> Target | None:
-    if not agent or not agent.get("webhook_url") or not agent.get("webhook_enabled", True):
+def agent_target(agent: AgentDoc | None, event_name: str) -> Target | None:
+    url = agent.get("webhook_url") if agent else None
+    if not agent or not url or not agent.get("webhook_enabled", True):
         return None
-    if event_name not in agent.get("webhook_events", DEFAULT_EVENTS):
+    if event_name not in agent.get("webhook_events", DEFAULT_WEBHOOK_EVENTS):
         return None
-    return Target(agent["webhook_url"], "agent", headers_enc=agent.get("webhook_headers_enc"))
+    return Target(url, "agent", headers_enc=agent.get("webhook_headers_enc"))
 
 
 def target_for(
-    event: Event, agent: dict[str, Any] | None, callback_headers_enc: str | None = None
+    event: Event, agent: AgentDoc | None, callback_headers_enc: str | None = None
 ) -> Target | None:
     """The one URL ``event`` is delivered to, or None. ``agent`` is the channel's stored
     document; ``callback_headers_enc`` the sealed headers of the review's legacy callback."""
@@ -71,7 +72,7 @@ def target_for(
     return None
 
 
-def needs_callback_headers(event: Event, agent: dict[str, Any] | None) -> bool:
+def needs_callback_headers(event: Event, agent: AgentDoc | None) -> bool:
     """Whether the target is the legacy callback (its headers live on the message document)."""
     target = target_for(event, agent)
     return target is not None and target.source == "callback"

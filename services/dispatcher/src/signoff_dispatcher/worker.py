@@ -20,15 +20,16 @@ from typing import Any
 
 from pymongo.errors import PyMongoError
 
-from signoff_common import tracing
+from signoff_common import loops, tracing
 from signoff_common.clock import as_utc, utcnow
+from signoff_common.deliveries import REVIEW_EVENTS, Attempt, Result, new_delivery, record_attempt
+from signoff_common.documents import AgentDoc, DeliveryDoc
 from signoff_common.events import Event
-from signoff_common.mongo import AGENTS, MESSAGES, Database, Doc
+from signoff_common.mongo import AGENTS, DELIVERIES, MESSAGES, Database, collection, untyped
 from signoff_common.webhook_signature import RESERVED_HEADERS
 from signoff_dispatcher import metrics
 from signoff_dispatcher.agents import AgentDirectory
-from signoff_dispatcher.circuit import Breakers, CircuitPolicy
-from signoff_dispatcher.delivery import REVIEW_EVENTS, Attempt, new_delivery, record_attempt
+from signoff_dispatcher.circuit import Breakers
 from signoff_dispatcher.lanes import Lanes
 from signoff_dispatcher.payload import body_for, format_of, render
 from signoff_dispatcher.retry import INTERNAL, RetryPolicy, Verdict, next_delay, verdict
@@ -47,13 +48,20 @@ class UnreadableSecretError(RuntimeError):
     """A sealed credential no configured key opens (``SIGNOFF_SECRET_KEYS`` lost the old key)."""
 
 
-def lane_key(doc: Doc) -> str:
+def lane_key(doc: DeliveryDoc) -> str:
     """Concurrency and circuit breakers are per tenant and host: one tenant's failing or slow
     endpoint can neither open another tenant's circuit nor take its request slots."""
     return f"{doc['owner_id']}|{doc['host']}"
 
 
 _OUTCOME_LABEL = {"webhook_delivered": "delivered", "webhook_failed": "failed"}
+# What each verdict does to the delivery (410 fails it; the default URL is disabled besides).
+RESULTS: dict[Verdict, Result] = {
+    Verdict.DELIVERED: "delivered",
+    Verdict.RETRY: "retry",
+    Verdict.FAIL: "failed",
+    Verdict.GONE: "failed",
+}
 
 
 def leases_to_renew(held: dict[str, tuple[str, datetime]], now: datetime, period: float) -> dict[str, str]:
@@ -79,19 +87,12 @@ class Worker:
         self._sender = sender
         self.instance = instance
         self.store = DeliveryStore(db, instance, settings.dispatcher_lease_seconds)
-        self._breakers = Breakers(
-            CircuitPolicy(
-                window=settings.dispatcher_circuit_window,
-                min_calls=settings.dispatcher_circuit_min_calls,
-                failure_ratio=settings.dispatcher_circuit_failure_ratio,
-                open_seconds=settings.dispatcher_circuit_open_seconds,
-            )
-        )
+        self._breakers = Breakers(settings.circuit_policy())
         self._policy = RetryPolicy(
             jitter=settings.dispatcher_retry_jitter,
             retry_after_max=settings.dispatcher_retry_after_max_seconds,
         )
-        self._lanes: Lanes[Doc] = Lanes(
+        self._lanes: Lanes[DeliveryDoc] = Lanes(
             self._attempt, settings.dispatcher_per_host_concurrency, settings.dispatcher_concurrency
         )
         # delivery id -> (claim token, lease end), for everything this process holds.
@@ -117,7 +118,7 @@ class Worker:
         now = utcnow()
         room = self._settings.dispatcher_max_held - len(self._held)
         claim = self.store.new_claim()
-        docs: list[Doc] = []
+        docs: list[DeliveryDoc] = []
         for event in wanted:
             agent = agents.get(event.channel_id)
             message = message_of(event)
@@ -134,16 +135,18 @@ class Worker:
                 channel_id=event.channel_id,
                 owner_id=event.owner_id,
                 message_id=message_id,
-                target=target,
+                url=target.url,
+                source=target.source,
+                method=target.method,
+                headers_enc=target.headers_enc,
                 body=render(body),
                 schedule=self._schedule(agent),
                 now=now,
                 due_at=self.store.lease_end(now) if mine else now,
                 claim=claim if mine else None,
+                event_at=event.occurred_at,
+                traceparent=event.traceparent,
             )
-            doc["event_at"] = event.occurred_at
-            if event.traceparent:
-                doc["traceparent"] = event.traceparent
             docs.append(doc)
         inserted = await self.store.insert_new(docs)
         for doc in inserted:
@@ -153,7 +156,7 @@ class Worker:
                 self.wake()
         return len(inserted)
 
-    def _schedule(self, agent: Doc | None) -> list[int]:
+    def _schedule(self, agent: AgentDoc | None) -> list[int]:
         own = agent.get("retry_schedule") if agent else None
         return list(own) if own is not None else list(self._settings.dispatcher_retry_schedule)
 
@@ -162,22 +165,27 @@ class Worker:
         if not ids:
             return {}
         docs = (
-            await self._db[MESSAGES].find({"_id": {"$in": ids}}, {"review.callback.headers_enc": 1}).to_list()
+            await collection(self._db, MESSAGES)
+            .find({"_id": {"$in": ids}}, {"review.callback.headers_enc": 1})
+            .to_list()
         )
         out: dict[str, str] = {}
         for doc in docs:
-            sealed = ((doc.get("review") or {}).get("callback") or {}).get("headers_enc")
+            callback = doc["review"].get("callback") if "review" in doc else None
+            sealed = callback.get("headers_enc") if callback else None
             if sealed:
                 out[doc["_id"]] = sealed
         return out
 
     # --- attempts ---------------------------------------------------------------------------
 
-    def _submit(self, doc: Doc) -> None:
-        self._held[doc["_id"]] = (doc["claim"], as_utc(doc["next_attempt_at"]))
+    def _submit(self, doc: DeliveryDoc) -> None:
+        claim = doc.get("claim")
+        assert claim is not None, "only claimed deliveries are submitted"
+        self._held[doc["_id"]] = (claim, as_utc(doc["next_attempt_at"]))
         self._lanes.submit(lane_key(doc), doc)
 
-    async def _attempt(self, doc: Doc) -> None:
+    async def _attempt(self, doc: DeliveryDoc) -> None:
         """Runs inside the host's lane slot: only the HTTP request. Recording the outcome (a
         MongoDB round trip) happens after the slot is freed, so the next request to this host
         does not wait for it."""
@@ -191,7 +199,7 @@ class Worker:
             if not recording:
                 self._held.pop(doc["_id"], None)
 
-    async def _request(self, doc: Doc) -> bool:
+    async def _request(self, doc: DeliveryDoc) -> bool:
         key = lane_key(doc)
         circuit = self._breakers[key]
         if not circuit.allow():
@@ -229,7 +237,7 @@ class Worker:
         task.add_done_callback(self._recording.discard)
         return True
 
-    async def _send(self, doc: Doc) -> Attempt:
+    async def _send(self, doc: DeliveryDoc) -> Attempt:
         agent = await self._agents.get(doc["channel_id"])
         now = utcnow()
         # As Placet: the agent's Basic auth goes to its own URLs (its default, a message's
@@ -264,7 +272,9 @@ class Worker:
         )
         return await self._sender.post(doc["url"], doc.get("method", "POST"), body, headers)
 
-    async def _record(self, doc: Doc, attempt: Attempt, decision: Verdict, delay: float | None) -> None:
+    async def _record(
+        self, doc: DeliveryDoc, attempt: Attempt, decision: Verdict, delay: float | None
+    ) -> None:
         try:
             await self._record_once(doc, attempt, decision, delay)
         except Exception:
@@ -273,10 +283,12 @@ class Worker:
         finally:
             self._held.pop(doc["_id"], None)
 
-    async def _record_once(self, doc: Doc, attempt: Attempt, decision: Verdict, delay: float | None) -> None:
+    async def _record_once(
+        self, doc: DeliveryDoc, attempt: Attempt, decision: Verdict, delay: float | None
+    ) -> None:
         finished = utcnow()
         outcome = record_attempt(
-            doc, attempt, decision, delay, finished, self._settings.dispatcher_attempts_kept
+            doc, attempt, RESULTS[decision], delay, finished, self._settings.dispatcher_attempts_kept
         )
         self._observe(doc, attempt.status_code, attempt.error_kind, attempt.duration_ms, finished)
         if decision is Verdict.GONE and doc.get("source") == "agent":
@@ -289,22 +301,23 @@ class Worker:
         if outcome.state != "pending":
             label = "gone" if decision is Verdict.GONE else _OUTCOME_LABEL[outcome.status]
             metrics.DELIVERIES.labels("refused" if attempt.error_kind == "ssrf_refused" else label).inc()
-            if doc["event_type"] in REVIEW_EVENTS and doc.get("message_id"):
-                await self.store.mirror_status(doc["message_id"], outcome.status, finished)
+            message_id = doc.get("message_id")
+            if doc["event_type"] in REVIEW_EVENTS and message_id:
+                await self.store.mirror_status(message_id, outcome.status, finished)
         if outcome.next_attempt_at is not None:
             self.wake_at(outcome.next_attempt_at)
 
     def _observe(
-        self, doc: Doc, status: int | None, kind: str | None, duration_ms: float, at: datetime
+        self, doc: DeliveryDoc, status: int | None, kind: str | None, duration_ms: float, at: datetime
     ) -> None:
         metrics.ATTEMPTS.labels(f"{status // 100}xx" if status else (kind or "error")).inc()
         metrics.ATTEMPT_SECONDS.observe(duration_ms / 1000)
         if doc.get("attempt_count", 0) == 0 and isinstance(doc.get("event_at"), datetime):
             metrics.EVENT_TO_WEBHOOK_SECONDS.observe(max(0.0, (at - as_utc(doc["event_at"])).total_seconds()))
 
-    async def _disable_default_url(self, doc: Doc, now: datetime) -> None:
+    async def _disable_default_url(self, doc: DeliveryDoc, now: datetime) -> None:
         # Only if the URL is still the one that answered 410: an owner may have changed it since.
-        await self._db[AGENTS].update_one(
+        await collection(self._db, AGENTS).update_one(
             {"_id": doc["channel_id"], "webhook_url": doc["url"]},
             {
                 "$set": {
@@ -353,8 +366,6 @@ class Worker:
             try:
                 self._wake.clear()
                 delay = await self.sweep_once()
-            except asyncio.CancelledError:
-                raise
             except Exception:
                 log.warning("delivery sweep failed; retrying", exc_info=True)
                 delay = 1.0
@@ -389,10 +400,10 @@ class Worker:
         return len(due)
 
     async def gauge_loop(self, period: float = 5.0) -> None:
-        while True:
-            with contextlib.suppress(PyMongoError):
-                metrics.DUE.set(await self.store.count_due(utcnow()))
-            await asyncio.sleep(period)
+        async def count() -> None:
+            metrics.DUE.set(await self.store.count_due(utcnow()))
+
+        await loops.every("due-delivery gauge", period, count)
 
     async def watch_requeues(self) -> None:
         """Wake the sweep when the API re-queues work (manual retry, recover, test sends)."""
@@ -407,17 +418,13 @@ class Worker:
             },
             {"$project": {"_id": 1}},
         ]
-        while True:
-            try:
-                async with await self.store.coll.watch(pipeline) as stream:
-                    self.wake()
-                    async for _change in stream:
-                        self.wake()
-            except asyncio.CancelledError:
-                raise
-            except PyMongoError:
-                log.warning("delivery change stream interrupted; reopening", exc_info=True)
-                await asyncio.sleep(1.0)
+        await loops.watch(
+            untyped(self._db, DELIVERIES),
+            pipeline,
+            lambda _: self.wake(),
+            what="delivery change stream",
+            on_open=self.wake,
+        )
 
     async def close(self, grace: float = 5.0) -> None:
         unstarted = await self._lanes.close(grace)

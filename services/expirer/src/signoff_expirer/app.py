@@ -6,11 +6,11 @@ import logging
 from collections.abc import AsyncIterator
 
 from prometheus_client import Counter
+from signoff_service.probes import Check, probe_routes
 from starlette.applications import Starlette
 from starlette.requests import Request
 
 from signoff_common.clock import utcnow
-from signoff_common.observability import Check, probe_routes
 from signoff_common.runtime import Runtime
 from signoff_expirer import backlog
 from signoff_expirer.expiry import expire_due, next_deadline

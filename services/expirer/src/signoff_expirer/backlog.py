@@ -22,9 +22,10 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from signoff_common import loops
 from signoff_common.clock import as_utc, utcnow
 from signoff_common.ids import id_time_ms
-from signoff_common.mongo import INDEXES, MESSAGES, OUTBOX_INDEX, Database
+from signoff_common.mongo import INDEXES, MESSAGES, OUTBOX_INDEX, Database, untyped
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ _ANSWERS: list[dict[str, Any]] = [
 async def refresh_reviews(db: Database, now: datetime) -> None:
     soon = now + timedelta(seconds=EXPIRING_SOON_SECONDS)
     rows = await (
-        await db[MESSAGES].aggregate(
+        await untyped(db, MESSAGES).aggregate(
             [
                 {"$match": _PENDING},
                 {
@@ -133,18 +134,13 @@ def response_seconds(message_id: Any, completed_at: Any) -> float | None:
 
 async def watch_answers(db: Database) -> None:
     """Observe every review answer as it happens (a change stream on messages)."""
-    while True:
-        try:
-            async with await db[MESSAGES].watch(_ANSWERS) as stream:
-                async for change in stream:
-                    seconds = response_seconds(change["documentKey"].get("_id"), change.get("completed_at"))
-                    if seconds is not None:
-                        RESPONSE_SECONDS.observe(seconds)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.warning("answer change stream interrupted; reopening", exc_info=True)
-            await asyncio.sleep(1.0)
+
+    def observe(change: loops.Change) -> None:
+        seconds = response_seconds(change["documentKey"].get("_id"), change.get("completed_at"))
+        if seconds is not None:
+            RESPONSE_SECONDS.observe(seconds)
+
+    await loops.watch(untyped(db, MESSAGES), _ANSWERS, observe, what="answer change stream")
 
 
 async def refresh(db: Database) -> None:
@@ -154,15 +150,7 @@ async def refresh(db: Database) -> None:
 
 
 async def refresh_loop(db: Database, period: float = REFRESH_SECONDS) -> None:
-    while True:
-        try:
-            await refresh(db)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            REFRESH_ERRORS.inc()
-            log.warning("backlog metrics refresh failed; will retry", exc_info=True)
-        await asyncio.sleep(period)
+    await loops.every("backlog metrics refresh", period, lambda: refresh(db), on_error=REFRESH_ERRORS.inc)
 
 
 async def run(db: Database) -> None:

@@ -1,10 +1,10 @@
 """Close reviews nobody answered before their deadline.
 
-Each review is expired with a conditional update on ``status: pending`` that also appends the
-``review.expired`` event to the message's outbox: a human response racing the deadline either
-lands first (and the update matches nothing) or loses (and gets 409); never both. Several
-expirers may run at once: the same condition makes each review expire exactly once, and the
-event rides in the same single-document write, so there is one event per expiry.
+Each review is expired with ``review_state.expired``: a conditional update on ``status: pending``
+that also appends the ``review.expired`` event to the message's outbox, so a human response
+racing the deadline either lands first (and the update matches nothing) or loses (and gets 409),
+never both. Several expirers may run at once: the same condition makes each review expire
+exactly once, and the event rides in the same single-document write.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ import logging
 from datetime import datetime
 
 from prometheus_client import Counter, Histogram
-from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
 
+from signoff_common import review_state
 from signoff_common.clock import as_utc
-from signoff_common.events import MessageData, ReviewExpired, event_to_document
-from signoff_common.mongo import MESSAGES, Database, Doc
-from signoff_common.views import MESSAGE_PROJECTION, message_view
+from signoff_common.documents import MessageDoc
+from signoff_common.mongo import MESSAGES, Database, Doc, collection
+from signoff_common.views import MESSAGE_PROJECTION
 
 log = logging.getLogger(__name__)
 
@@ -35,24 +35,6 @@ LATENESS = Histogram(
 _PENDING: Doc = {"review.status": "pending", "review.expires_at": {"$type": "date"}}
 
 
-def expiry_update(doc: Doc, now: datetime) -> UpdateOne:
-    """The conditional update that expires one review and records its event."""
-    expired = {**doc, "updated_at": now, "review": {**doc["review"], "status": "expired", "expired_at": now}}
-    event = ReviewExpired(
-        channel_id=doc["channel_id"],
-        owner_id=doc["owner_id"],
-        occurred_at=now,
-        data=MessageData(message=message_view(expired)),
-    )
-    return UpdateOne(
-        {"_id": doc["_id"], "review.status": "pending"},
-        {
-            "$set": {"review.status": "expired", "review.expired_at": now, "updated_at": now},
-            "$push": {"outbox": event_to_document(event)},
-        },
-    )
-
-
 async def expire_due(db: Database, now: datetime, batch: int, parallel: int = 4) -> tuple[int, int]:
     """Expire up to ``batch`` overdue reviews. Returns (found, expired by this call).
 
@@ -60,7 +42,7 @@ async def expire_due(db: Database, now: datetime, batch: int, parallel: int = 4)
     write's updates one after another, so a single stream of 1,000 left its other threads idle
     (10,000 due reviews took 5.2 s to expire that way)."""
     due = await (
-        db[MESSAGES]
+        collection(db, MESSAGES)
         .find(
             {"review.status": "pending", "review.expires_at": {"$lte": now}},
             MESSAGE_PROJECTION,
@@ -80,9 +62,11 @@ async def expire_due(db: Database, now: datetime, batch: int, parallel: int = 4)
     return len(due), modified
 
 
-async def _expire_chunk(db: Database, due: list[Doc], now: datetime) -> int:
+async def _expire_chunk(db: Database, due: list[MessageDoc], now: datetime) -> int:
     try:
-        result = await db[MESSAGES].bulk_write([expiry_update(d, now) for d in due], ordered=False)
+        result = await collection(db, MESSAGES).bulk_write(
+            [review_state.expired(d, now) for d in due], ordered=False
+        )
         return result.modified_count
     except BulkWriteError as exc:
         # Unordered: the other updates went through. A document that cannot take the update
@@ -96,7 +80,7 @@ async def _expire_chunk(db: Database, due: list[Doc], now: datetime) -> int:
 
 async def next_deadline(db: Database) -> datetime | None:
     """The earliest deadline still pending, so the loop can wake right at it."""
-    doc = await db[MESSAGES].find_one(
+    doc = await collection(db, MESSAGES).find_one(
         _PENDING,
         {"review.expires_at": 1},
         sort=[("review.expires_at", 1)],

@@ -1,4 +1,5 @@
-from signoff_common.runtime import serve
+from signoff_service.serve import serve
+
 from signoff_realtime.app import create_app
 from signoff_realtime.settings import RealtimeSettings
 

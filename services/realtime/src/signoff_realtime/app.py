@@ -13,11 +13,11 @@ from collections.abc import AsyncIterator
 
 import socketio
 from fastapi import FastAPI, Request
+from signoff_service.errors import install_error_handlers
+from signoff_service.probes import Check, probe_routes
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from signoff_common.credentials import ApiKeyResolver
-from signoff_common.http_errors import install_error_handlers
-from signoff_common.observability import Check, probe_routes
 from signoff_common.principals import Authenticator
 from signoff_common.runtime import Runtime
 from signoff_realtime.fanout import Fanout
@@ -46,7 +46,7 @@ def create_app(settings: RealtimeSettings) -> ASGIApp:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await Runtime.open(settings)
         keys = ApiKeyResolver(runtime.db)
-        auth = Authenticator(keys, settings.secret_key.get_secret_value())
+        auth = Authenticator(keys, settings.jwt_signing_keys())
         watch = CredentialWatch(runtime.db, keys, settings.realtime_revalidate_seconds)
         feed = EventFeed(settings, fanout.publish)
         app.state.gateway = Gateway(settings, runtime, auth, waiters, fanout, feed, watch)

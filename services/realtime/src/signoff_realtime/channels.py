@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from signoff_common.mongo import AGENTS, Database
+from signoff_common.mongo import AGENTS, Database, collection
 
 MAX_CHANNELS = 500
 
@@ -16,7 +16,7 @@ async def owned(db: Database, owner_id: str, wanted: list[str]) -> frozenset[str
     if len(wanted) > MAX_CHANNELS or not all(isinstance(c, str) and 0 < len(c) <= 100 for c in wanted):
         raise UnknownChannelError(f"channels must be at most {MAX_CHANNELS} channel ids")
     unique = frozenset(wanted)
-    found = await db[AGENTS].count_documents({"_id": {"$in": list(unique)}, "owner_id": owner_id})
+    found = await collection(db, AGENTS).count_documents({"_id": {"$in": list(unique)}, "owner_id": owner_id})
     if found != len(unique):
         raise UnknownChannelError("channel not found")
     return unique

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
+from signoff_common import loops
 from signoff_common.events import Event, parse_event
 from signoff_common.kafka import ensure_topics
 from signoff_common.settings import ServiceSettings
@@ -43,15 +44,7 @@ class EventFeed:
             raise FeedNotReadyError("Kafka feed not positioned")
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self._consume()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.ready.clear()
-                log.warning("Kafka feed failed; reconnecting", exc_info=True)
-                await asyncio.sleep(1.0)
+        await loops.forever("Kafka feed", self._consume, on_error=self.ready.clear)
 
     async def _consume(self) -> None:
         await ensure_topics(self._settings)

@@ -24,7 +24,7 @@ from datetime import timedelta
 from signoff_common.clock import utcnow
 from signoff_common.events import Event
 from signoff_common.ids import id_time_ms, min_id
-from signoff_common.mongo import EVENTS, Database, Doc
+from signoff_common.mongo import EVENTS, Database, Doc, collection
 from signoff_common.outbox import event_from_events_document
 
 _EVENT_ID = re.compile(r"^evt_[0-9a-z]{26}$")
@@ -69,7 +69,7 @@ async def events_since(
     """Events of the owner (optionally of some channels) the client missed after ``last_id``,
     within the resume window, in id order, at most ``limit`` of them."""
     query: Doc = {"owner_id": owner_id, "occurred_at": {"$gte": utcnow() - window}}
-    anchor = await db[EVENTS].find_one({"_id": last_id, "owner_id": owner_id}, {"expire_at": 1})
+    anchor = await collection(db, EVENTS).find_one({"_id": last_id, "owner_id": owner_id}, {"expire_at": 1})
     if anchor is None:
         query["_id"] = {"$gt": last_id}
     else:
@@ -77,7 +77,7 @@ async def events_since(
         query["$or"] = [{"_id": {"$gt": last_id}}, {"expire_at": {"$gt": anchor["expire_at"]}}]
     if channels is not None:
         query["channel_id"] = {"$in": sorted(channels)}
-    docs = await db[EVENTS].find(query).sort("_id", 1).limit(limit).to_list()
+    docs = await collection(db, EVENTS).find(query).sort("_id", 1).limit(limit).to_list()
     merged = {doc["_id"]: event_from_events_document(doc) for doc in docs}
     for event in recent.after(owner_id, last_id):
         if channels is None or event.channel_id in channels:

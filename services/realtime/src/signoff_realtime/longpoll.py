@@ -13,7 +13,8 @@ import json
 import re
 from typing import Any
 
-from signoff_common.mongo import MESSAGES, Database, Doc
+from signoff_common.documents import MessageDoc
+from signoff_common.mongo import MESSAGES, Database, Doc, collection
 from signoff_common.views import FULL, MESSAGE_PROJECTION, MessageView, message_view
 from signoff_realtime.metrics import WAITS
 from signoff_realtime.waiters import Outcome, Waiters
@@ -52,11 +53,13 @@ def encode(body: dict[str, Any]) -> bytes:
     return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
-async def find_review(db: Database, owner_id: str, review_id: str, channel_id: str | None) -> Doc | None:
+async def find_review(
+    db: Database, owner_id: str, review_id: str, channel_id: str | None
+) -> MessageDoc | None:
     query: Doc = {"_id": review_id, "owner_id": owner_id, "review": {"$type": "object"}}
     if channel_id:
         query["channel_id"] = channel_id
-    return await db[MESSAGES].find_one(query, MESSAGE_PROJECTION)
+    return await collection(db, MESSAGES).find_one(query, MESSAGE_PROJECTION)
 
 
 async def current_answer(

@@ -31,7 +31,7 @@ from typing import Literal
 from pymongo.errors import PyMongoError
 
 from signoff_common.credentials import ApiKeyResolver
-from signoff_common.mongo import USERS, Database
+from signoff_common.mongo import USERS, Database, collection
 from signoff_common.principals import Principal
 from signoff_realtime.metrics import REVALIDATIONS, REVOKED_CONNECTIONS, WATCHED_CREDENTIALS
 
@@ -79,7 +79,7 @@ class Watched:
 
 class CredentialWatch:
     def __init__(self, db: Database, keys: ApiKeyResolver, period: float, batch: int = 1000) -> None:
-        self._users = db[USERS]
+        self._users = collection(db, USERS)
         self._keys = keys
         self._period = period
         self._batch = batch

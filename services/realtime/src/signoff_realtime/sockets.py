@@ -277,8 +277,6 @@ class Sockets:
                 self.server.manager.basic_enter_room(sid, NAMESPACE, room)
             if sent:
                 self._replayed[sid] = (time.monotonic() + REPLAY_SHIELD_SECONDS, sent)
-        except asyncio.CancelledError:
-            raise
         except Exception:
             log.warning("socket join failed; disconnecting it", exc_info=True, extra={"sid": sid})
             with contextlib.suppress(Exception):

@@ -7,7 +7,7 @@ from signoff_api.deps import Ctx, CurrentAdmin, CurrentUser
 from signoff_api.schemas import DataList, LoginIn, LoginOut, UserIn, UserOut
 from signoff_common.credentials import hash_secret, issue_user_token
 from signoff_common.http_errors import ApiError
-from signoff_common.mongo import USERS
+from signoff_common.mongo import USERS, collection
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 
@@ -24,19 +24,17 @@ async def login(body: LoginIn, request: Request, ctx: Ctx) -> LoginOut:
     }
     keys = list(limits)
     await auth.reserve_attempt(ctx.db, limits, s.login_window_seconds)
-    user = await ctx.db[USERS].find_one({"email": email})
+    user = await collection(ctx.db, USERS).find_one({"email": email})
     if not await auth.verify_bounded(user["password_hash"] if user else None, body.password) or not user:
         raise ApiError(401, "invalid_credentials", "wrong e-mail or password")
     await auth.release_attempt(ctx.db, keys, s.login_window_seconds)
-    token = issue_user_token(
-        user["_id"], s.secret_key.get_secret_value(), s.jwt_ttl_seconds, bool(user.get("is_admin"))
-    )
+    token = issue_user_token(user["_id"], ctx.jwt_keys, s.jwt_ttl_seconds, bool(user.get("is_admin")))
     return LoginOut(token=token, expires_in=s.jwt_ttl_seconds, user=auth.user_view(user))
 
 
 @router.get("/auth/me", response_model=UserOut)
 async def me(user: CurrentUser, ctx: Ctx) -> UserOut:
-    doc = await ctx.db[USERS].find_one({"_id": user.owner_id})
+    doc = await collection(ctx.db, USERS).find_one({"_id": user.owner_id})
     if doc is None:
         raise ApiError(401, "unauthorized", "the user of this token no longer exists")
     return auth.user_view(doc)
@@ -51,5 +49,5 @@ async def create_user(body: UserIn, _: CurrentAdmin, ctx: Ctx) -> UserOut:
 
 @router.get("/users", response_model=DataList[UserOut])
 async def list_users(_: CurrentAdmin, ctx: Ctx) -> DataList[UserOut]:
-    docs = await ctx.db[USERS].find({}).sort("created_at", 1).limit(1000).to_list()
+    docs = await collection(ctx.db, USERS).find({}).sort("created_at", 1).limit(1000).to_list()
     return DataList(data=[auth.user_view(d) for d in docs])

@@ -16,9 +16,9 @@ from starlette.types import Scope
 
 from signoff_api import files
 from signoff_api.deps import Ctx, CurrentPrincipal
-from signoff_api.schemas import _In, _Out
+from signoff_api.schemas import Out, _In
+from signoff_common.documents import FileDoc
 from signoff_common.http_errors import ApiError
-from signoff_common.mongo import Doc
 
 router = APIRouter(prefix="/api/v1/files", tags=["files"])
 
@@ -72,7 +72,7 @@ class UploadIn(_In):
     )
 
 
-class UploadOut(_Out):
+class UploadOut(Out):
     id: str = Field(description="The file id: put it in a message's attachmentIds")
     file_key: str = Field(description="Same as id (Placet's name for it)")
     upload_url: str = Field(description="PUT the raw bytes here, without credentials, before expiresAt")
@@ -88,7 +88,7 @@ class StoreTextIn(_In):
     mime_type: str = Field(default="text/markdown", min_length=1, max_length=255)
 
 
-class FileOut(_Out):
+class FileOut(Out):
     id: str
     channel_id: str | None = None
     message_id: str | None = None
@@ -100,12 +100,12 @@ class FileOut(_Out):
     created_at: datetime
 
 
-class DownloadLinkOut(_Out):
+class DownloadLinkOut(Out):
     download_url: str = Field(description="GET without credentials before expiresAt")
     expires_at: datetime
 
 
-def file_out(record: Doc, text_content: str | None = None) -> FileOut:
+def file_out(record: FileDoc, text_content: str | None = None) -> FileOut:
     return FileOut.model_validate(files.attachment_doc(record, text_content))
 
 
@@ -117,7 +117,7 @@ def content_disposition(filename: str, mime_type: str) -> str:
     return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
-def _download(record: Doc, body: AsyncIterator[bytes]) -> StreamingResponse:
+def _download(record: FileDoc, body: AsyncIterator[bytes]) -> StreamingResponse:
     return StreamingResponse(
         body,
         headers={

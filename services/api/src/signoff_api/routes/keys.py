@@ -6,14 +6,15 @@ from signoff_api.deps import Ctx, CurrentUser
 from signoff_api.schemas import ApiKeyCreated, ApiKeyIn, ApiKeyOut, DataList
 from signoff_common.clock import utcnow
 from signoff_common.credentials import display_prefix, generate_api_key, hash_secret
+from signoff_common.documents import ApiKeyDoc
 from signoff_common.http_errors import not_found
 from signoff_common.ids import new_id
-from signoff_common.mongo import API_KEYS, Doc
+from signoff_common.mongo import API_KEYS, collection
 
 router = APIRouter(prefix="/api/v1/api-keys", tags=["api keys"])
 
 
-def key_out(doc: Doc) -> ApiKeyOut:
+def key_out(doc: ApiKeyDoc) -> ApiKeyOut:
     return ApiKeyOut(
         id=doc["_id"],
         prefix=doc["prefix"],
@@ -27,7 +28,7 @@ def key_out(doc: Doc) -> ApiKeyOut:
 async def create_key(body: ApiKeyIn, user: CurrentUser, ctx: Ctx) -> ApiKeyCreated:
     """Create an agent API key (``hp_…``). The key is returned once; only its hash is stored."""
     key = generate_api_key()
-    doc = {
+    doc: ApiKeyDoc = {
         "_id": new_id("key"),
         "owner_id": user.owner_id,
         "key_hash": hash_secret(key),
@@ -37,14 +38,14 @@ async def create_key(body: ApiKeyIn, user: CurrentUser, ctx: Ctx) -> ApiKeyCreat
         "last_used_at": None,
         "revoked_at": None,
     }
-    await ctx.db[API_KEYS].insert_one(doc)
+    await collection(ctx.db, API_KEYS).insert_one(doc)
     return ApiKeyCreated(key=key, **key_out(doc).model_dump())
 
 
 @router.get("", response_model=DataList[ApiKeyOut])
 async def list_keys(user: CurrentUser, ctx: Ctx) -> DataList[ApiKeyOut]:
     docs = await (
-        ctx.db[API_KEYS]
+        collection(ctx.db, API_KEYS)
         .find({"owner_id": user.owner_id, "revoked_at": None})
         .sort("created_at", -1)
         .limit(1000)
@@ -56,7 +57,7 @@ async def list_keys(user: CurrentUser, ctx: Ctx) -> DataList[ApiKeyOut]:
 @router.delete("/{key_id}", status_code=204)
 async def revoke_key(key_id: str, user: CurrentUser, ctx: Ctx) -> Response:
     """Revoke at once here; other replicas stop accepting it within the auth cache TTL (5 s)."""
-    doc = await ctx.db[API_KEYS].find_one_and_update(
+    doc = await collection(ctx.db, API_KEYS).find_one_and_update(
         {"_id": key_id, "owner_id": user.owner_id, "revoked_at": None},
         {"$set": {"revoked_at": utcnow()}},
     )

@@ -23,7 +23,7 @@ async def overview(
 ) -> Overview:
     """Webhook deliveries per second, failures, estimated open circuits per host, and the
     review backlog, over the last ``window`` seconds."""
-    return await stats.overview(ctx.db, who.owner_id, window)
+    return await stats.overview(ctx.db, who.owner_id, ctx.settings.circuit_policy(), window)
 
 
 @router.get("/pending", response_model=PendingReviews)

@@ -42,12 +42,14 @@ export class MessageList {
     clear(this.container);
   }
 
-  /** Insert or replace; keeps the list sorted oldest first. Returns true if it was new. */
-  upsert(incoming, note = "") {
+  /** Insert or replace; keeps the list sorted oldest first. Returns true if it was new.
+   * ``force`` replaces whatever is shown: for what this tab itself learned (its own answer, a
+   * delivery status event) rather than a copy of the message from the server. */
+  upsert(incoming, note = "", force = false) {
     // Events carry the message plus its eventId; the list keeps the message alone.
     const { eventId: _eventId, ...message } = incoming;
     const existing = this.items.get(message.id);
-    if (existing && !newer(message, existing.message)) return false;
+    if (existing && !force && !newer(message, existing.message)) return false;
     // A pending review that did not change keeps its card, so a half-filled answer survives an
     // update of the message around it (streamed text, delivery status).
     const keep = existing && samePendingReview(existing.message, message)
@@ -86,7 +88,7 @@ export class MessageList {
     const item = this.items.get(data.messageId);
     if (!item) return;
     if (String(data.eventType || "").startsWith("review.") && item.message.deliveryStatus !== "agent_received") {
-      this.upsert({ ...item.message, deliveryStatus: data.status, _rev: Date.now() });
+      this.upsert({ ...item.message, deliveryStatus: data.status }, "", true);
     } else if (item.panel) item.panel.reload();
   }
 
@@ -137,7 +139,7 @@ export class MessageList {
     if (note) el.append(h("p", { class: "note", role: "status" }, note));
     if (message.review) {
       el.append(keepCard || reviewCard(message, {
-        onAnswered: (updated, why) => this.upsert({ ...updated, _rev: Date.now() }, why ? `Not saved: ${why}` : ""),
+        onAnswered: (updated, why) => this.upsert(updated, why ? `Not saved: ${why}` : "", true),
       }));
     }
     // A webhook goes out when a review is answered or expires (or, if the agent asked for
@@ -178,21 +180,19 @@ export class MessageList {
 }
 
 function newer(candidate, existing) {
-  // Replayed or duplicate events must not undo a newer state (e.g. a late message:created after
-  // the review was answered, or a streamed draft's earlier text). A review that left "pending"
-  // never goes back; an older updatedAt never replaces a newer one.
-  if (candidate._rev) return true;
-  const { _rev: _a, ...left } = candidate;
-  const { _rev: _b, ...right } = existing;
+  // Every change to a message moves its updatedAt (the server stamps each write), so a copy is
+  // newer exactly when its updatedAt is later: replayed or duplicate events (a late
+  // message:created after the review was answered, a streamed draft's earlier text) never undo a
+  // newer state. A review that left "pending" never goes back, whatever the clocks say. The
+  // delivery status is compared too: the dispatcher's copy of it onto the message arrives as
+  // its own event.
   const a = candidate.review;
   const b = existing.review;
   if (a && b && b.status !== "pending" && a.status === "pending") return false;
-  const was = Date.parse(existing.updatedAt || "");
-  const now = Date.parse(candidate.updatedAt || "");
-  if (Number.isFinite(was) && Number.isFinite(now) && now < was) return false;
-  if (existing.streamState && existing.streamState !== "streaming" && candidate.streamState === "streaming") return false;
-  if (candidate.deliveryStatus !== existing.deliveryStatus) return true;
-  return JSON.stringify(left) !== JSON.stringify(right);
+  const was = Date.parse(existing.updatedAt || existing.createdAt || "");
+  const now = Date.parse(candidate.updatedAt || candidate.createdAt || "");
+  if (Number.isFinite(was) && Number.isFinite(now) && now !== was) return now > was;
+  return candidate.deliveryStatus !== existing.deliveryStatus;
 }
 
 function samePendingReview(before, after) {

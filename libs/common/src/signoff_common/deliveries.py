@@ -1,13 +1,7 @@
-"""Delivery documents: one per event x URL, the unit of work, retry and audit.
-
-Shape (``deliveries`` collection)::
-
-    _id, event_id, event_type ("review.responded" … or "webhook.test"), channel_id, owner_id,
-    message_id, url, host, method, source, headers_enc, body (the exact JSON text sent),
-    schedule (retry delays, fixed at creation), state pending|delivered|failed,
-    status sent|webhook_delivered|webhook_failed, attempt_count, round_attempts (since the last
-    manual re-queue), attempts [capped list], next_attempt_at, claim, last_status_code,
-    last_error, created_at, updated_at, outbox [delivery.status events]
+"""Delivery documents (:class:`DeliveryDoc`): one per event x URL, the unit of work, retry and
+audit. The one home of every change to them, used by the dispatcher (creating, recording
+attempts) and the API (test sends, manual re-queues), and of the delivery status a review's
+message mirrors.
 
 A pending delivery is due when ``next_attempt_at`` has passed. Claiming it pushes
 ``next_attempt_at`` to the end of the lease and stamps a ``claim`` token, so one index answers
@@ -19,17 +13,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from pymongo import UpdateOne
+
+from signoff_common.documents import AttemptDoc, DeliveryDoc, DeliverySource, DeliveryState
 from signoff_common.events import delivery_status_event, event_to_document
 from signoff_common.ids import new_id
-from signoff_common.mongo import Doc
 from signoff_common.views import DeliveryStatus
-from signoff_dispatcher.retry import Verdict
-from signoff_dispatcher.targets import Target
 
 BODY_EXCERPT = 1024
+# The events whose delivery status the message mirrors (``delivery_status`` on the message).
 REVIEW_EVENTS = ("review.responded", "review.expired")
+
+# What one attempt means for its delivery (the dispatcher's retry rules decide which).
+Result = Literal["delivered", "retry", "failed"]
 
 
 def host_key(url: str) -> str:
@@ -50,7 +49,7 @@ class Attempt:
     retry_after: float | None = None
     by: str = ""
 
-    def document(self) -> Doc:
+    def document(self) -> AttemptDoc:
         return {
             "at": self.at,
             "duration_ms": round(self.duration_ms, 2),
@@ -69,25 +68,31 @@ def new_delivery(
     channel_id: str,
     owner_id: str,
     message_id: str | None,
-    target: Target,
+    url: str,
+    source: DeliverySource,
     body: str,
     schedule: list[int],
     now: datetime,
     due_at: datetime,
     claim: str | None,
-) -> Doc:
-    return {
+    method: str = "POST",
+    headers_enc: str | None = None,
+    event_at: datetime | None = None,
+    traceparent: str | None = None,
+) -> DeliveryDoc:
+    """A delivery created pending: due at ``due_at``, held by ``claim`` if one is given."""
+    doc: DeliveryDoc = {
         "_id": new_id("dlv"),
         "event_id": event_id,
         "event_type": event_type,
         "channel_id": channel_id,
         "owner_id": owner_id,
         "message_id": message_id,
-        "url": target.url,
-        "host": host_key(target.url),
-        "method": target.method,
-        "source": target.source,
-        "headers_enc": target.headers_enc,
+        "url": url,
+        "host": host_key(url),
+        "method": method,
+        "source": source,
+        "headers_enc": headers_enc,
         "body": body,
         "schedule": list(schedule),
         "state": "pending",
@@ -102,30 +107,35 @@ def new_delivery(
         "created_at": now,
         "updated_at": now,
     }
+    if event_at is not None:
+        doc["event_at"] = event_at
+    if traceparent:
+        doc["traceparent"] = traceparent
+    return doc
 
 
 @dataclass(frozen=True)
 class Outcome:
     """What recording one attempt does to the delivery."""
 
-    update: Doc
-    state: str
+    update: dict[str, Any]
+    state: DeliveryState
     status: DeliveryStatus
     next_attempt_at: datetime | None
 
 
 def record_attempt(
-    doc: Doc,
+    doc: DeliveryDoc,
     attempt: Attempt,
-    verdict: Verdict,
+    result: Result,
     retry_delay: float | None,
     now: datetime,
     attempts_kept: int,
 ) -> Outcome:
-    """The update for one finished attempt: delivered, failed for good, or due again later."""
-    count = doc.get("attempt_count", 0) + 1
-    common: Doc = {
-        "attempt_count": count,
+    """The update for one finished attempt: delivered, failed for good, or due again later (a
+    retry without a delay left in the schedule fails)."""
+    common: dict[str, Any] = {
+        "attempt_count": doc.get("attempt_count", 0) + 1,
         "round_attempts": doc.get("round_attempts", 0) + 1,
         "last_status_code": attempt.status_code,
         "last_error": attempt.error,
@@ -134,22 +144,57 @@ def record_attempt(
         "claim": None,
     }
     push_attempt = {"$each": [attempt.document()], "$slice": -attempts_kept}
+    state: DeliveryState
     status: DeliveryStatus
     next_at: datetime | None
-    if verdict is Verdict.DELIVERED:
+    if result == "delivered":
         state, status, next_at = "delivered", "webhook_delivered", None
         fields = {**common, "state": state, "status": status, "delivered_at": now}
-    elif verdict is Verdict.RETRY and retry_delay is not None:
+    elif result == "retry" and retry_delay is not None:
         state, status, next_at = "pending", "sent", now + timedelta(seconds=retry_delay)
         fields = {**common, "state": state, "next_attempt_at": next_at}
     else:
         state, status, next_at = "failed", "webhook_failed", None
         fields = {**common, "state": state, "status": status, "failed_at": now}
-    update: Doc = {"$set": fields, "$push": {"attempts": push_attempt}}
-    if status != doc.get("status") or verdict is Verdict.RETRY:
+    update: dict[str, Any] = {"$set": fields, "$push": {"attempts": push_attempt}}
+    if status != doc.get("status") or state == "pending":
         # Every status change, and every scheduled retry, is announced on delivery.status.
         event = delivery_status_event(doc, status, now, fields)
         update["$push"]["outbox"] = event_to_document(event)
     if next_at is None:
         update["$unset"] = {"next_attempt_at": ""}
     return Outcome(update, state, status, next_at)
+
+
+def requeue(doc: DeliveryDoc, now: datetime) -> UpdateOne:
+    """Make a delivery due now with a fresh retry round, same body and webhook-id (a manual
+    retry or a recovery). A delivery in flight (claimed) keeps its claim: its attempt is happening
+    right now. ``requeued_at`` is what wakes the dispatchers' change streams."""
+    event = delivery_status_event(doc, "sent", now, {"next_attempt_at": now})
+    in_flight = doc["state"] == "pending" and doc.get("claim")
+    fields: dict[str, Any] = {"requeued_at": now, "updated_at": now}
+    if not in_flight:
+        fields |= {
+            "state": "pending",
+            "status": "sent",
+            "next_attempt_at": now,
+            "round_attempts": 0,
+            "claim": None,
+        }
+    return UpdateOne(
+        {"_id": doc["_id"], "claim": doc.get("claim")},
+        {"$set": fields, "$push": {"outbox": event_to_document(event)}},
+    )
+
+
+def message_status(
+    message_ids: list[str], status: DeliveryStatus, now: datetime
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(filter, update) mirroring a review's delivery status onto its message(s): the one way
+    ``delivery_status`` changes after a review is answered or expired, for the dispatcher
+    (outcomes) and the API (re-queues). ``agent_received`` (the agent acknowledged) is the last
+    word, and an unchanged status is not rewritten."""
+    return (
+        {"_id": {"$in": message_ids}, "delivery_status": {"$nin": ["agent_received", status]}},
+        {"$set": {"delivery_status": status, "updated_at": now}},
+    )

@@ -1,0 +1,82 @@
+"""The services' long-running loops: restart after a failure, and MongoDB change streams that
+reopen when interrupted. One home, so every loop logs, waits and recovers the same way."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, NoReturn
+
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+log = logging.getLogger(__name__)
+
+Change = Mapping[str, Any]
+
+
+async def forever(
+    what: str,
+    run: Callable[[], Awaitable[None]],
+    *,
+    errors: tuple[type[BaseException], ...] = (Exception,),
+    on_error: Callable[[], None] | None = None,
+    delay: float = 1.0,
+) -> NoReturn:
+    """Run ``run`` again whenever it returns or raises one of ``errors`` (logged, then ``delay``
+    seconds later), until cancelled. Cancellation is never caught."""
+    while True:
+        try:
+            await run()
+        except errors:
+            if on_error is not None:
+                on_error()
+            log.warning("%s interrupted; restarting", what, exc_info=True)
+        await asyncio.sleep(delay)
+
+
+async def watch(
+    source: AsyncCollection[Any] | AsyncDatabase[Any],
+    pipeline: Sequence[Mapping[str, Any]],
+    on_change: Callable[[Change], None],
+    *,
+    what: str,
+    on_open: Callable[[], None] | None = None,
+    **options: Any,
+) -> NoReturn:
+    """Follow a change stream for good, reopening it after an interruption. ``on_open`` runs each
+    time a stream is open: what changed while none was open is unknown, so callers re-read
+    (drain, clear a cache) there."""
+
+    async def follow() -> None:
+        async with await source.watch(list(pipeline), **options) as stream:
+            if on_open is not None:
+                on_open()
+            async for change in stream:
+                on_change(change)
+
+    await forever(what, follow, errors=(PyMongoError,))
+
+
+async def every(
+    what: str,
+    period: float,
+    step: Callable[[], Awaitable[None]],
+    *,
+    wait_first: bool = False,
+    on_error: Callable[[], None] | None = None,
+) -> NoReturn:
+    """Run ``step`` every ``period`` seconds until cancelled; a failure is logged (and
+    ``on_error`` called), never fatal."""
+    if wait_first:
+        await asyncio.sleep(period)
+    while True:
+        try:
+            await step()
+        except Exception:
+            if on_error is not None:
+                on_error()
+            log.warning("%s failed; will retry", what, exc_info=True)
+        await asyncio.sleep(period)
