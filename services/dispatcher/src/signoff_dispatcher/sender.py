@@ -12,9 +12,9 @@ from yarl import URL
 
 from signoff_common.clock import utcnow
 from signoff_common.deliveries import BODY_EXCERPT, Attempt
+from signoff_common.ssrf import AddressRefusedError, GuardedResolver, check_url
 from signoff_dispatcher import retry
 from signoff_dispatcher.settings import DispatcherSettings
-from signoff_dispatcher.ssrf import AddressRefusedError, GuardedResolver, check_url
 
 # Response bytes read past the recorded excerpt to keep the connection reusable.
 DRAIN_LIMIT = 64 * 1024

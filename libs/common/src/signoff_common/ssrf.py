@@ -1,4 +1,4 @@
-"""SSRF guard: which addresses a webhook may reach.
+"""SSRF guard: which addresses an outbound request (a webhook, a Slack message) may reach.
 
 Checked at connect time, not when the URL is saved: DNS can change between the two. The
 resolver (``GuardedResolver``) resolves every A/AAAA record, refuses the whole host if any
@@ -7,8 +7,10 @@ what was checked (no second lookup to rebind). aiohttp skips the resolver for IP
 those are checked on the URL before the request (``check_url``), including the odd IPv4
 spellings ``inet_aton`` accepts (``2130706433``, ``0x7f.1``, ``0177.0.0.1``).
 
-The allow-list (``SIGNOFF_DISPATCHER_ALLOWED_NETWORKS``) is the only way past the guard; it is
-empty in production and holds loopback in tests and benchmarks.
+The allow-list (``SIGNOFF_DISPATCHER_ALLOWED_NETWORKS``, ``SIGNOFF_NOTIFIER_ALLOWED_NETWORKS``) is
+the only way past the guard; it is empty in production and holds loopback in tests and
+benchmarks. It lives in the contracts library because every service that sends to a URL a user
+typed (the dispatcher, the notifier) must refuse the same addresses.
 """
 
 from __future__ import annotations
