@@ -6,9 +6,11 @@ from __future__ import annotations
 import random
 import time
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 from standardwebhooks import Webhook
 
 from signoff_common.documents import AgentDoc, SecretDoc
@@ -18,6 +20,7 @@ from signoff_common.signing_secrets import live
 from signoff_common.views import CallbackView, MessageView, ReviewView
 from signoff_common.webhook_signature import new_secret
 from signoff_dispatcher.circuit import Circuit, State
+from signoff_dispatcher.consumer import consumer_lag
 from signoff_dispatcher.payload import body_for, render
 from signoff_dispatcher.retry import RetryPolicy, Verdict, jittered, next_delay, parse_retry_after, verdict
 from signoff_dispatcher.signing import signed_headers
@@ -267,3 +270,15 @@ def test_live_secrets_drop_expired_ones() -> None:
         {"secret_enc": "c", "created_at": NOW, "expires_at": None},
     ]
     assert [r["secret_enc"] for r in live(records, NOW)] == ["c", "b"]
+
+
+async def test_consumer_lag_reports_every_subscribed_topic_even_without_partitions() -> None:
+    # After a rebalance leaves this replica none of a topic's partitions, its lag there is 0, not
+    # the last value it saw (the gauge kept that value for good before).
+    consumer = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:1")
+    consumer.subscribe(["review.responded", "review.expired"])
+    broker = SimpleNamespace(subscribers=[SimpleNamespace(consumer=consumer)])
+    try:
+        assert await consumer_lag(broker) == {"review.responded": 0, "review.expired": 0}  # type: ignore[arg-type]
+    finally:
+        await consumer.stop()

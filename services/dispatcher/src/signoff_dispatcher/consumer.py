@@ -105,6 +105,10 @@ async def consumer_lag(broker: KafkaBroker) -> dict[str, int]:
         consumer = getattr(sub, "consumer", None)
         if not isinstance(consumer, AIOKafkaConsumer):
             continue
+        # Every subscribed topic gets a value, 0 when a rebalance left this replica none of its
+        # partitions: the gauge would otherwise keep the last lag it saw there for good.
+        for topic in consumer.subscription():
+            lag.setdefault(topic, 0)
         for tp in consumer.assignment():
             high = consumer.highwater(tp)
             if high is None:
