@@ -1,4 +1,4 @@
-"""Session fixtures: real mongod (replica set), real Tansu broker, the four services and the
+"""Session fixtures: real mongod (replica set), real Tansu broker, the five services and the
 Caddy edge, started with the same launcher code ``make run`` uses."""
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ class Infra:
             "SIGNOFF_LOG_LEVEL": "INFO",
             # Tests deliver webhooks to receivers on loopback: allowed explicitly, guard stays on.
             "SIGNOFF_DISPATCHER_ALLOWED_NETWORKS": "127.0.0.0/8",
+            "SIGNOFF_NOTIFIER_ALLOWED_NETWORKS": "127.0.0.0/8",
             **extra,
         }
 
@@ -78,7 +79,8 @@ def stack(infra: Infra) -> Iterator[RunningStack]:
         SIGNOFF_REALTIME_REVALIDATE_SECONDS="1",
     )
     procs = {
-        name: spawn_service(name, infra.log_dir, env) for name in ("api", "realtime", "dispatcher", "expirer")
+        name: spawn_service(name, infra.log_dir, env)
+        for name in ("api", "realtime", "dispatcher", "expirer", "notifier")
     }
     try:
         for proc in procs.values():

@@ -47,11 +47,29 @@ class SecretDoc(TypedDict):
     expires_at: datetime | None
 
 
+class QuietHoursDoc(TypedDict):
+    """Local times (``HH:MM``) in an IANA time zone; ``start`` after ``end`` spans midnight."""
+
+    start: str
+    end: str
+    time_zone: str
+
+
+class NotificationPrefsDoc(TypedDict, total=False):
+    """How a user wants to be told about reviews (the notifier reads it at send time)."""
+
+    email: bool  # absent = on
+    slack_webhook_enc: str | None  # sealed Slack incoming-webhook URL (the URL is a credential)
+    slack_webhook_host: str | None  # what screens show instead of the URL
+    quiet_hours: QuietHoursDoc | None
+
+
 class UserDoc(TypedDict, total=False):
     _id: Required[str]
     email: Required[str]
     password_hash: Required[str]
     is_admin: bool
+    notifications: NotificationPrefsDoc
     created_at: Required[datetime]
 
 
@@ -93,6 +111,8 @@ class AgentDoc(TypedDict, total=False):
     webhook_auth_username: str | None
     retry_schedule: list[int] | None
     signing_secrets: list[SecretDoc]
+    slack_webhook_enc: str | None  # sealed Slack incoming-webhook URL for the whole channel
+    slack_webhook_host: str | None
     status: AgentStatus
     status_message: str | None
     status_since: datetime
@@ -109,12 +129,19 @@ class CallbackDoc(TypedDict, total=False):
     headers_enc: str
 
 
+class EscalationStepDoc(TypedDict):
+    after_seconds: int  # after the review was created
+    notify: list[str]  # users' e-mails, lower case
+
+
 class ReviewDoc(TypedDict, total=False):
     type: Required[ReviewType]
     payload: dict[str, Any]
     status: Required[ReviewStatus]
     expires_at: datetime
     callback: CallbackDoc
+    reminders: list[int]  # seconds before expires_at at which the notifier reminds
+    escalation: list[EscalationStepDoc]
     response: Any
     responded_by: str
     responded_at: datetime
@@ -225,6 +252,55 @@ class DeliveryDoc(TypedDict, total=False):
     updated_at: Required[datetime]
     outbox: list[OutboxEntry]
     outbox_dead: list[OutboxEntry]
+
+
+NotificationKind = Literal["email", "slack"]
+# pending: due at next_attempt_at (new, deferred by quiet hours, retrying, or scheduled: reminders
+# and escalations); the rest are final.
+NotificationState = Literal["pending", "sent", "failed", "cancelled", "skipped"]
+# Who a notification is for: a user, a channel's own Slack webhook, or an escalation e-mail that
+# names no user (recorded as skipped, so the operator sees it).
+RecipientKind = Literal["user", "channel", "address"]
+
+
+class NotificationAttemptDoc(TypedDict):
+    at: datetime
+    duration_ms: float
+    error_kind: str | None
+    error: str | None  # never the URL or the SMTP credentials
+    by: str  # the notifier process that made it
+
+
+class NotificationDoc(TypedDict, total=False):
+    """One review x recipient x kind x purpose (see :mod:`signoff_common.notifications`): the
+    unit of work, retry and audit of the notifier, claimed with a lease like a delivery."""
+
+    _id: Required[str]
+    key: Required[str]  # message|recipient|kind|purpose, unique: a redelivered event adds nothing
+    message_id: Required[str]
+    channel_id: Required[str]
+    owner_id: Required[str]  # the channel's owner: whose operator page lists it
+    kind: Required[NotificationKind]
+    # "review" (it arrived), "reminder:<i>", "escalation:<i>", "outcome" (a Slack message updated)
+    purpose: Required[str]
+    recipient_kind: Required[RecipientKind]
+    recipient_id: Required[str]  # user id, channel id, or the e-mail of an unknown escalation
+    responder_id: str | None  # the user its answer links answer as
+    address: str | None  # e-mail address (kind email)
+    escalation: bool  # quiet hours do not hold it back
+    state: Required[NotificationState]
+    attempt_count: int
+    attempts: list[NotificationAttemptDoc]
+    next_attempt_at: datetime
+    deferred_until: datetime | None  # last held back by quiet hours until then
+    claim: str | None
+    last_error: str | None
+    sent_at: datetime
+    finished_at: datetime
+    link_used_at: datetime  # an answer link or Slack button of it was used (single use)
+    response_url_enc: str | None  # sealed Slack response_url an outcome replaces the message through
+    created_at: Required[datetime]
+    updated_at: Required[datetime]
 
 
 class InboundWebhookDoc(TypedDict, total=False):

@@ -22,6 +22,7 @@ from signoff_common.documents import (
     LeaseDoc,
     LoginAttemptsDoc,
     MessageDoc,
+    NotificationDoc,
     RateLimitDoc,
     TriggerDoc,
     UserDoc,
@@ -75,6 +76,8 @@ RATE_LIMITS: Final = CollectionName[RateLimitDoc]("rate_limits")
 # Uploaded files: one record per file (owner, channel, message, state) in FILES, the bytes in the
 # GridFS bucket FILE_BUCKET (collections ``blobs.files`` and ``blobs.chunks``, same ids).
 FILES: Final = CollectionName[FileDoc]("files")
+# The notifier's work and audit log: one document per review x recipient x kind x purpose.
+NOTIFICATIONS: Final = CollectionName[NotificationDoc]("notifications")
 FILE_BUCKET: Final = "blobs"
 
 # Documents with events still to publish; partial, so it only ever holds the few pending ones.
@@ -164,6 +167,16 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
         IndexModel([("channel_id", ASCENDING), ("created_at", DESCENDING)]),
         # Records of uploads that never arrived go away on their own (set until the bytes land).
         IndexModel([("expire_at", ASCENDING)], expireAfterSeconds=0),
+    ],
+    NOTIFICATIONS: [
+        IndexModel([("key", ASCENDING)], unique=True),
+        IndexModel(
+            [("next_attempt_at", ASCENDING)],
+            partialFilterExpression={"state": "pending"},
+            name="due_notifications",
+        ),
+        IndexModel([("message_id", ASCENDING), ("created_at", ASCENDING)]),
+        IndexModel([("owner_id", ASCENDING), ("_id", DESCENDING)]),
     ],
     # The GridFS spec's own indexes, created here so no request pays for creating them.
     f"{FILE_BUCKET}.files": [IndexModel([("filename", ASCENDING), ("uploadDate", ASCENDING)])],

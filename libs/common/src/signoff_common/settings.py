@@ -12,7 +12,9 @@ from signoff_common.jwt_keys import JwtKeys, derived_jwt_key
 
 
 class ServiceSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SIGNOFF_", extra="ignore")
+    # hide_input_in_errors: a refused value is often a secret (a JWT key too short, an SMTP URL with
+    # its password); the start-up error names the setting and the reason, never the value.
+    model_config = SettingsConfigDict(env_prefix="SIGNOFF_", extra="ignore", hide_input_in_errors=True)
 
     mongo_url: str = "mongodb://127.0.0.1:27017/?replicaSet=rs0"
     mongo_db: str = "signoff"

@@ -20,10 +20,13 @@ from signoff_api.jsonguard import JsonGuard
 from signoff_api.limits import BodyLimit
 from signoff_api.routes import (
     agents,
+    answers,
     files,
     inbound,
+    integrations,
     keys,
     messages,
+    notifications,
     plugins,
     reviews,
     stats,
@@ -54,6 +57,10 @@ OPENAPI_TAGS = [
     {"name": "inbound webhooks", "description": "Token URLs and signed triggers that post into channels."},
     {"name": "files", "description": "Uploads through signed URLs, stored in MongoDB GridFS; downloads."},
     {"name": "plugins", "description": "The freeform review renderers the inbox ships."},
+    {
+        "name": "notifications",
+        "description": "E-mail and Slack: preferences, the notification log, Slack's callbacks.",
+    },
 ]
 
 
@@ -64,6 +71,8 @@ PUBLIC_PATHS = (
     # Signed URLs: the signature in the path is the credential.
     "/api/v1/files/upload/{token}",
     "/api/v1/files/signed/{token}",
+    # Signed by Slack with the app's signing secret.
+    "/api/integrations/slack/actions",
 )
 
 
@@ -203,6 +212,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
         stats.router,
         files.router,
         plugins.router,
+        notifications.router,
+        integrations.router,
+        answers.router,
         web.router,
     ):
         app.include_router(router)

@@ -16,8 +16,9 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from signoff_api import files
+from signoff_api.auth import normalise_email
 from signoff_api.reviews import ReviewError, normalise_payload, validate_response
-from signoff_api.schemas import CONTENT_FIELDS, MessageIn
+from signoff_api.schemas import CONTENT_FIELDS, MessageIn, ReviewIn
 from signoff_api.settings import ApiSettings
 from signoff_common import review_state
 from signoff_common.clock import as_utc, utcnow
@@ -95,12 +96,37 @@ def build_review(settings: ApiSettings, body: MessageIn, box: SecretBox, now: da
     else:
         expires_at = now + timedelta(seconds=min(settings.review_default_ttl_seconds, longest))
     doc: ReviewDoc = {"type": review.type, "payload": payload, "status": "pending", "expires_at": expires_at}
+    _notification_policy(review, doc, (expires_at - now).total_seconds())
     if review.callback:
         callback: CallbackDoc = {"url": review.callback.url, "method": review.callback.method}
         if review.callback.headers:
             callback["headers_enc"] = box.seal(json.dumps(review.callback.headers))
         doc["callback"] = callback
     return doc
+
+
+def _notification_policy(review: ReviewIn, doc: ReviewDoc, lifetime: float) -> None:
+    """Store ``reminders`` and ``escalation`` (the notifier carries them out), refusing any that
+    could never happen before the deadline."""
+    for i, seconds in enumerate(review.reminders or []):
+        if seconds >= lifetime:
+            raise ApiError(
+                422, "invalid_review", f"must be less than the review's lifetime ({lifetime:.0f} s)",
+                f"review.reminders[{i}]",
+            )  # fmt: skip
+    for i, step in enumerate(review.escalation or []):
+        if step.after_seconds >= lifetime:
+            raise ApiError(
+                422, "invalid_review", f"must be less than the review's lifetime ({lifetime:.0f} s)",
+                f"review.escalation[{i}].afterSeconds",
+            )  # fmt: skip
+    if review.reminders:
+        doc["reminders"] = sorted(set(review.reminders), reverse=True)
+    if review.escalation:
+        doc["escalation"] = [
+            {"after_seconds": step.after_seconds, "notify": sorted({normalise_email(e) for e in step.notify})}
+            for step in review.escalation
+        ]
 
 
 async def _iteration(db: Database, body: MessageIn) -> tuple[str, int] | None:

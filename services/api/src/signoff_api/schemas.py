@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -92,6 +92,14 @@ class CallbackIn(_In):
     _headers = field_validator("headers")(check_headers)
 
 
+Email = Annotated[str, Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
+
+
+class EscalationStepIn(_In):
+    after_seconds: int = Field(ge=1, description="Seconds after the review was created")
+    notify: list[Email] = Field(min_length=1, max_length=20, description="E-mails of the users to tell")
+
+
 class ReviewIn(_In):
     type: ReviewType
     payload: dict[str, Any] = Field(default_factory=dict)
@@ -100,6 +108,12 @@ class ReviewIn(_In):
     )
     expires_at: datetime | None = None
     callback: CallbackIn | None = None
+    reminders: list[Annotated[int, Field(ge=1)]] | None = Field(
+        default=None, max_length=10, description="Seconds before the deadline at which the notifier reminds"
+    )
+    escalation: list[EscalationStepIn] | None = Field(
+        default=None, max_length=5, description="Who else the notifier tells, and when"
+    )
 
 
 class TextAttachmentIn(_In):

@@ -45,3 +45,7 @@ class ApiSettings(CircuitSettings):
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
     file_upload_url_ttl_seconds: int = Field(default=15 * 60, ge=1)
     file_download_url_ttl_seconds: int = Field(default=5 * 60, ge=1)
+    # Slack's interactive callbacks (POST /api/integrations/slack/actions) are checked with the Slack
+    # app's signing secret and a timestamp window; unset, that endpoint answers 404.
+    slack_signing_secret: SecretStr | None = None
+    slack_tolerance_seconds: int = Field(default=300, ge=1)

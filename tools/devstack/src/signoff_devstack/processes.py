@@ -1,5 +1,5 @@
 """Start and stop the real servers the stack needs: mongod (one-node replica set), Tansu, Caddy
-and the four Signoff services. ``make run`` and the test fixtures both use this module, so the
+and the five Signoff services. ``make run`` and the test fixtures both use this module, so the
 tests run exactly what a developer runs."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pymongo.errors import OperationFailure
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 CADDYFILE = REPO_ROOT / "deploy" / "Caddyfile"
-SERVICES = ("api", "realtime", "dispatcher", "expirer")
+SERVICES = ("api", "realtime", "dispatcher", "expirer", "notifier")
 
 
 class StackError(RuntimeError):

@@ -1,0 +1,13 @@
+from signoff_service.serve import serve
+
+from signoff_notifier.app import create_app
+from signoff_notifier.settings import NotifierSettings
+
+
+def main() -> None:
+    settings = NotifierSettings()
+    serve(create_app(settings), settings, "notifier")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,289 @@
+"""The notifier's and the answer paths' pure pieces, table-tested: quiet hours, answer-link
+tokens, Slack's request signature, who is told what and when, escaping, the SMTP URL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from signoff_api import slack
+from signoff_common import answer_links
+from signoff_common.answer_links import AnswerLink, LinkError
+from signoff_common.documents import AgentDoc, MessageDoc, QuietHoursDoc, UserDoc
+from signoff_common.http_errors import ApiError
+from signoff_notifier import content, planner
+from signoff_notifier.quiet import quiet_until
+from signoff_notifier.settings import NotifierSettings
+
+T0 = datetime(2026, 3, 28, 22, 30, tzinfo=UTC)  # a Saturday; Europe/Berlin goes to summer time next night
+
+
+def q(start: str, end: str, zone: str = "UTC") -> QuietHoursDoc:
+    return {"start": start, "end": end, "time_zone": zone}
+
+
+@pytest.mark.parametrize(
+    ("now", "quiet", "until"),
+    [
+        (T0, None, None),
+        (T0, q("22:00", "07:00"), datetime(2026, 3, 29, 7, 0, tzinfo=UTC)),  # spans midnight, evening side
+        (T0.replace(hour=3), q("22:00", "07:00"), datetime(2026, 3, 28, 7, 0, tzinfo=UTC)),  # morning side
+        (T0.replace(hour=7), q("22:00", "07:00"), None),  # end is exclusive
+        (T0.replace(hour=22, minute=0), q("22:00", "07:00"), datetime(2026, 3, 29, 7, 0, tzinfo=UTC)),
+        (T0.replace(hour=12), q("22:00", "07:00"), None),
+        (T0.replace(hour=12), q("09:00", "17:00"), datetime(2026, 3, 28, 17, 0, tzinfo=UTC)),
+        (T0.replace(hour=18), q("09:00", "17:00"), None),
+        (T0, q("08:00", "08:00"), None),  # empty window
+        # 23:30 in Berlin (UTC+1); the night's end at 07:00 is already summer time (UTC+2).
+        (T0, q("22:00", "07:00", "Europe/Berlin"), datetime(2026, 3, 29, 5, 0, tzinfo=UTC)),
+        (T0, q("22:00", "07:00", "America/New_York"), None),  # 18:30 there
+        (T0, q("22:00", "07:00", "Not/AZone"), None),  # unreadable: never holds back
+        (T0, q("25:00", "07:00"), None),
+        (T0, q("", ""), None),
+    ],
+)
+def test_quiet_hours(now: datetime, quiet: QuietHoursDoc | None, until: datetime | None) -> None:
+    assert quiet_until(now, quiet) == until
+
+
+KEY = answer_links.link_key("test-secret-key-" + "x" * 32)
+LINK = AnswerLink("ntf_1", "msg_1", "usr_1", "approve", int((T0 + timedelta(hours=1)).timestamp()))
+
+
+def test_answer_link_round_trip_and_key_derivation() -> None:
+    token = answer_links.sign(KEY, LINK)
+    assert answer_links.verify(KEY, token, T0) == LINK
+    # URL-safe as it is, and keyed by a derived key, never the secret itself.
+    assert all(c.isalnum() or c in "-_." for c in token)
+    assert ("test-secret-key-" + "x" * 32).encode() != KEY
+    assert answer_links.link_key("another-secret-key-xxxxxxxxxxxxxxxx") != KEY
+
+
+@pytest.mark.parametrize(
+    ("mangle", "code"),
+    [
+        (lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"), "invalid_link"),
+        (lambda t: t.split(".")[0], "invalid_link"),
+        (lambda t: "." + t.split(".")[1], "invalid_link"),
+        (lambda t: t + ".extra", "invalid_link"),
+        (lambda t: "x" * 1200, "invalid_link"),
+        (
+            lambda t: answer_links.sign(answer_links.link_key("other-secret-key-xxxxxxxxxxxxxxxx"), LINK),
+            "invalid_link",
+        ),
+        (
+            lambda t: answer_links.sign(KEY, AnswerLink("n", "m", "r", "o", int(T0.timestamp()))),
+            "link_expired",
+        ),
+        # Signed but not a token's shape (only a key holder could make one; still refused).
+        (lambda t: _signed_body(b'{"n": 1}'), "invalid_link"),
+        (lambda t: _signed_body(b'["n", "m", "r", "o", "soon"]'), "invalid_link"),
+        (lambda t: _signed_body(b"not json"), "invalid_link"),
+    ],
+)
+def test_answer_link_refusals(mangle: Any, code: str) -> None:
+    with pytest.raises(LinkError) as caught:
+        answer_links.verify(KEY, mangle(answer_links.sign(KEY, LINK)), T0)
+    assert caught.value.code == code
+
+
+def _signed_body(raw: bytes) -> str:
+    import base64
+    import hashlib
+    import hmac
+
+    body = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    mac = (
+        base64.urlsafe_b64encode(hmac.new(KEY, body.encode(), hashlib.sha256).digest()).rstrip(b"=").decode()
+    )
+    return f"{body}.{mac}"
+
+
+SECRET = b"8f742231b10e8888abcd99yyyzzz85a5"
+BODY = b"payload=%7B%22type%22%3A%22block_actions%22%7D"
+NOW = 1_700_000_000.0
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "signature", "body", "code"),
+    [
+        ("1700000000", slack.signature(SECRET, "1700000000", BODY), BODY, None),
+        ("1699999701", slack.signature(SECRET, "1699999701", BODY), BODY, None),  # 299 s old
+        ("1699999699", slack.signature(SECRET, "1699999699", BODY), BODY, "timestamp_out_of_range"),
+        ("1700000301", slack.signature(SECRET, "1700000301", BODY), BODY, "timestamp_out_of_range"),
+        ("1700000000", slack.signature(SECRET, "1700000000", BODY), BODY + b"&x=1", "invalid_signature"),
+        ("1700000000", slack.signature(b"other", "1700000000", BODY), BODY, "invalid_signature"),
+        ("1700000000", slack.signature(SECRET, "1700000001", BODY), BODY, "invalid_signature"),
+        ("1700000000", "v1=" + slack.signature(SECRET, "1700000000", BODY)[3:], BODY, "invalid_signature"),
+        ("1700000000", "", BODY, "missing_headers"),
+        (None, slack.signature(SECRET, "1700000000", BODY), BODY, "missing_headers"),
+        ("17e8", "v0=00", BODY, "invalid_timestamp"),
+        ("-1", "v0=00", BODY, "invalid_timestamp"),
+        ("1" * 40, "v0=00", BODY, "invalid_timestamp"),
+    ],
+)
+def test_slack_signature(timestamp: str | None, signature: str, body: bytes, code: str | None) -> None:
+    if code is None:
+        slack.verify(SECRET, timestamp, signature, body, NOW, 300)
+        return
+    with pytest.raises(ApiError) as caught:
+        slack.verify(SECRET, timestamp, signature, body, NOW, 300)
+    assert caught.value.status == 401
+    assert caught.value.code == code
+
+
+NOW_PLAN = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def _message(**review: Any) -> MessageDoc:
+    return {
+        "_id": "msg_1",
+        "channel_id": "agt_1",
+        "owner_id": "usr_owner",
+        "text": "Deploy?",
+        "created_at": NOW_PLAN,
+        "review": {
+            "type": "approval",
+            "status": "pending",
+            "expires_at": NOW_PLAN + timedelta(minutes=10),
+            "payload": {"options": [{"id": "ok", "label": "OK"}]},
+            **review,  # type: ignore[typeddict-item]
+        },
+    }
+
+
+def _user(uid: str, **prefs: Any) -> UserDoc:
+    return {
+        "_id": uid,
+        "email": f"{uid}@x.test",
+        "password_hash": "",
+        "created_at": NOW_PLAN,
+        "notifications": prefs,
+    }  # type: ignore[typeddict-item]
+
+
+AGENT: AgentDoc = {
+    "_id": "agt_1",
+    "owner_id": "usr_owner",
+    "name": "bot",
+    "created_at": NOW_PLAN,
+    "members": [{"user_id": "usr_member", "email": "usr_member@x.test", "added_at": NOW_PLAN}],
+}
+USERS = {
+    "usr_owner": _user("usr_owner"),
+    "usr_member": _user("usr_member", email=False, slack_webhook_enc="sealed"),
+}
+
+
+def _keys(docs: list[Any]) -> set[tuple[str, str, str, str]]:
+    return {(d["purpose"], d["recipient_id"], d["kind"], d["state"]) for d in docs}
+
+
+def test_plan_owner_and_members_by_their_preferences() -> None:
+    docs = planner.plan(_message(), AGENT, USERS, {}, NOW_PLAN, email_ready=True)
+    assert _keys(docs) == {
+        ("review", "usr_owner", "email", "pending"),
+        ("review", "usr_member", "slack", "pending"),
+    }
+    assert all(d["next_attempt_at"] == NOW_PLAN for d in docs)
+    assert {d["responder_id"] for d in docs} == {"usr_owner", "usr_member"}
+
+
+def test_plan_reminders_escalation_channel_slack_and_what_cannot_be_sent() -> None:
+    message = _message(
+        reminders=[300, 3600],  # 3600 s before a 10-minute deadline has passed already: dropped
+        escalation=[
+            {"after_seconds": 120, "notify": ["esc@x.test", "ghost@x.test"]},
+            {"after_seconds": 900, "notify": ["esc@x.test"]},  # after the deadline: dropped
+        ],
+    )
+    agent: AgentDoc = {**AGENT, "members": [], "slack_webhook_enc": "sealed"}
+    docs = planner.plan(message, agent, USERS, {"esc@x.test": _user("usr_esc")}, NOW_PLAN, email_ready=False)
+    assert _keys(docs) == {
+        ("review", "usr_owner", "email", "skipped"),
+        ("review", "agt_1", "slack", "pending"),
+        ("reminder:0", "usr_owner", "email", "skipped"),
+        ("reminder:0", "agt_1", "slack", "pending"),
+        ("escalation:0", "usr_esc", "email", "skipped"),
+        ("escalation:0", "ghost@x.test", "email", "skipped"),
+    }
+    due = {(d["purpose"], d["recipient_id"]): d.get("next_attempt_at") for d in docs}
+    assert due[("reminder:0", "agt_1")] == NOW_PLAN + timedelta(minutes=5)
+    skipped = {d["recipient_id"]: d["last_error"] for d in docs if d["state"] == "skipped"}
+    assert skipped["ghost@x.test"] == planner.NO_SUCH_USER
+    assert skipped["usr_owner"] == planner.EMAIL_NOT_CONFIGURED
+    assert all(d["escalation"] == d["purpose"].startswith("escalation") for d in docs)
+    assert len({d["key"] for d in docs}) == len(docs)
+
+
+def test_plan_nothing_for_closed_or_overdue_reviews() -> None:
+    assert planner.plan(_message(status="completed"), AGENT, USERS, {}, NOW_PLAN, True) == []
+    assert planner.plan(_message(expires_at=NOW_PLAN), AGENT, USERS, {}, NOW_PLAN, True) == []
+
+
+def test_choices_and_escaping() -> None:
+    assert (
+        content.choices(
+            {
+                "type": "selection",
+                "status": "pending",
+                "payload": {"mode": "multi", "items": [{"id": "a", "label": "A"}]},
+            }
+        )
+        == []
+    )
+    assert content.choices(
+        {"type": "selection", "status": "pending", "payload": {"options": [{"id": "a", "label": "A"}]}}
+    ) == [content.Choice("a", "A")]
+    assert content.choices({"type": "form", "status": "pending", "payload": {}}) == []
+    assert content.mrkdwn("<!here> & <@U1>") == "&lt;!here&gt; &amp; &lt;@U1&gt;"
+    notice = content.Notice(
+        "reminder:0", "ops <team>", "<script>x</script>\n# Title", "approval", NOW_PLAN, "http://x/#/c/a"
+    )
+    subject, text, page = content.email(notice, [(content.Choice("ok", "O<k>"), 'http://x/a/t?"q')])
+    assert subject == "[Signoff] Reminder: review waiting: <script>x</script>"
+    assert "<script>" not in page
+    assert "O&lt;k&gt;" in page
+    assert 'href="http://x/a/t?&quot;q"' in page
+    assert 'O<k>: http://x/a/t?"q' in text
+
+
+@pytest.mark.parametrize(
+    ("env", "server", "error"),
+    [
+        ({}, None, None),
+        ({"SIGNOFF_SMTP_URL": "smtp://mail.local:2525"}, ("mail.local", 2525, "none", None, None), None),
+        ({"SIGNOFF_SMTP_URL": "smtp://mail.local"}, ("mail.local", 25, "none", None, None), None),
+        (
+            {"SIGNOFF_SMTP_URL": "smtps://u%40x:p%3Ass@mail.local"},
+            ("mail.local", 465, "implicit", "u@x", "p:ss"),
+            None,
+        ),
+        (
+            {"SIGNOFF_SMTP_URL": "smtp://u:pw@mail.local:587", "SIGNOFF_SMTP_STARTTLS": "true"},
+            ("mail.local", 587, "starttls", "u", "pw"),
+            None,
+        ),
+        ({"SIGNOFF_SMTP_URL": "smtp://u:pw@mail.local:587"}, None, "in clear"),
+        ({"SIGNOFF_SMTP_URL": "http://mail.local"}, None, "smtp://"),
+        ({"SIGNOFF_SMTP_URL": "smtp://mail.local:99999"}, None, "invalid port"),
+        ({"SIGNOFF_NOTIFIER_LEASE_SECONDS": "5"}, None, "lease"),
+    ],
+)
+def test_smtp_settings(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], server: Any, error: str | None
+) -> None:
+    monkeypatch.setenv("SIGNOFF_SECRET_KEY", "k" * 32)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    if error:
+        with pytest.raises(ValueError, match=error) as caught:
+            NotifierSettings()
+        assert "pw" not in str(caught.value)
+        return
+    parsed = NotifierSettings().smtp_server()
+    assert (
+        None if parsed is None else (parsed.host, parsed.port, parsed.tls, parsed.username, parsed.password)
+    ) == server
