@@ -19,6 +19,7 @@ COPY services/api/pyproject.toml services/api/
 COPY services/dispatcher/pyproject.toml services/dispatcher/
 COPY services/expirer/pyproject.toml services/expirer/
 COPY services/realtime/pyproject.toml services/realtime/
+COPY services/notifier/pyproject.toml services/notifier/
 COPY tools/devstack/pyproject.toml tools/devstack/
 COPY clients/sdk/pyproject.toml clients/sdk/
 COPY clients/mcp/pyproject.toml clients/mcp/

@@ -15,7 +15,7 @@ import yaml
 
 from signoff_devstack.processes import CADDYFILE, REPO_ROOT, caddy_binary
 
-SERVICES = ("api", "realtime", "dispatcher", "expirer")
+SERVICES = ("api", "realtime", "dispatcher", "expirer", "notifier")
 
 
 def _compose() -> dict[str, Any]:
@@ -46,6 +46,10 @@ def test_compose_runs_every_service_from_its_entry_point() -> None:
     assert "scale" not in json.dumps(services["dispatcher"])  # scaled from the CLI, no fixed replica count
     assert "container_name" not in json.dumps(services["dispatcher"])  # would forbid --scale
     assert "ports" not in services["dispatcher"]
+    # The notifier scales the same way, and runs without SMTP until one is configured.
+    assert "scale" not in json.dumps(services["notifier"])
+    assert "ports" not in services["notifier"]
+    assert services["notifier"]["environment"]["SIGNOFF_SMTP_URL"] == "${SIGNOFF_SMTP_URL:-}"
 
 
 def test_compose_infrastructure() -> None:

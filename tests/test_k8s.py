@@ -37,18 +37,20 @@ from signoff_dispatcher import metrics as dispatcher_metrics
 from signoff_dispatcher.consumer import build_broker
 from signoff_dispatcher.settings import DispatcherSettings
 from signoff_expirer.settings import ExpirerSettings
+from signoff_notifier.settings import NotifierSettings
 from signoff_realtime.settings import RealtimeSettings
 from signoff_realtime.wait_endpoint import review_id_of
 
 K8S = REPO_ROOT / "deploy" / "k8s"
 TARGETS = {"base": K8S / "base", "small": K8S / "overlays" / "small", "large": K8S / "overlays" / "large"}
 OVERLAYS = ("small", "large")
-SERVICES = ("api", "realtime", "dispatcher", "expirer")
+SERVICES = ("api", "realtime", "dispatcher", "expirer", "notifier")
 SETTINGS: dict[str, type[BaseSettings]] = {
     "api": ApiSettings,
     "realtime": RealtimeSettings,
     "dispatcher": DispatcherSettings,
     "expirer": ExpirerSettings,
+    "notifier": NotifierSettings,
 }
 # The oldest Kubernetes the manifests are meant for, and the newest the schemas know.
 KUBERNETES_VERSIONS = ("1.30.0", kv.latest_version())
@@ -543,6 +545,14 @@ def test_grace_periods_cover_each_services_drain() -> None:
         assert budget <= grace["dispatcher"] <= budget + 10
         # The current expiry pass finishes its bulk writes (bounded by MongoDB's timeouts).
         assert 10 <= grace["expirer"] <= 30
+        # The notifier: the consumer's batch, then sends in flight.
+        notifier = REPO_ROOT / "services" / "notifier" / "src" / "signoff_notifier"
+        budget = (
+            literal_keyword(notifier / "consumer.py", "KafkaBroker", "graceful_timeout")
+            + literal_keyword(notifier / "app.py", "close", "grace")
+            + closing
+        )
+        assert budget <= grace["notifier"] <= budget + 10
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -720,7 +730,14 @@ def test_network_policies(target: str) -> None:
         )
         assert egress_ports == ({53, 27017, 9092} if uses_kafka else {53, 27017}), name
         open_egress = [rule for rule in _peers(target, name, "Egress") if "to" in rule]
-        if name == "dispatcher":
+        if name == "notifier":
+            # Slack and mail servers on public addresses, on their ports only.
+            (rule,) = open_egress
+            assert {p["port"] for p in rule["ports"]} == {443, 25, 465, 587}
+            blocks = {peer["ipBlock"]["cidr"]: set(peer["ipBlock"]["except"]) for peer in rule["to"]}
+            assert {"10.0.0.0/8", "169.254.0.0/16", "100.64.0.0/10"} <= blocks["0.0.0.0/0"]
+            assert "fc00::/7" in blocks["::/0"]
+        elif name == "dispatcher":
             # Receivers anywhere public, never the private ranges its SSRF guard refuses.
             (rule,) = open_egress
             blocks = {peer["ipBlock"]["cidr"]: set(peer["ipBlock"]["except"]) for peer in rule["to"]}

@@ -30,6 +30,7 @@ import signoff_api.telemetry
 import signoff_common.outbox
 import signoff_dispatcher.metrics
 import signoff_expirer.app
+import signoff_notifier.metrics
 import signoff_realtime.metrics
 from signoff_common.clock import utcnow
 from signoff_common.ids import new_id
@@ -43,7 +44,7 @@ from tests.support.stack import Owner, RunningStack, eventually
 PROMETHEUS = REPO_ROOT / "deploy" / "prometheus"
 GRAFANA = REPO_ROOT / "deploy" / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "signoff.json"
-SERVICES = ("api", "realtime", "dispatcher", "expirer")
+SERVICES = ("api", "realtime", "dispatcher", "expirer", "notifier")
 # Series Prometheus makes itself rather than scraping them.
 SYNTHETIC = {"up"}
 # Labels Prometheus attaches to every scraped series (deploy/prometheus/*.yml), plus le on buckets.
@@ -53,6 +54,7 @@ _MODULES = (
     signoff_common.outbox,
     signoff_dispatcher.metrics,
     signoff_expirer.app,
+    signoff_notifier.metrics,
     signoff_realtime.metrics,
 )
 
@@ -333,7 +335,7 @@ def signoff_dispatcher_metrics_lag() -> str:
 
 async def test_every_service_reports_its_dependencies(stack: RunningStack) -> None:
     expected = {"api": {"mongodb", "kafka"}, "realtime": {"mongodb", "kafka"}}
-    expected |= {"dispatcher": {"mongodb", "kafka"}, "expirer": {"mongodb"}}
+    expected |= {"dispatcher": {"mongodb", "kafka"}, "expirer": {"mongodb"}, "notifier": {"mongodb", "kafka"}}
     async with httpx.AsyncClient(timeout=15) as client:
         for name, deps in expected.items():
             text = (await client.get(f"http://127.0.0.1:{stack.procs[name].port}/metrics")).text

@@ -29,7 +29,7 @@ class Mail:
     def part(self, kind: str) -> str:
         body = self.message.get_body(preferencelist=(kind,))
         assert body is not None, f"no {kind} part"
-        return str(body.get_content())  # type: ignore[attr-defined]
+        return str(body.get_content())
 
     def links(self) -> list[str]:
         return re.findall(r"https?://\S+/a/[A-Za-z0-9_.-]+", self.part("plain"))

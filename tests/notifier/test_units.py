@@ -4,14 +4,14 @@ tokens, Slack's request signature, who is told what and when, escaping, the SMTP
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Unpack
 
 import pytest
 
 from signoff_api import slack
 from signoff_common import answer_links
 from signoff_common.answer_links import AnswerLink, LinkError
-from signoff_common.documents import AgentDoc, MessageDoc, QuietHoursDoc, UserDoc
+from signoff_common.documents import AgentDoc, MessageDoc, NotificationPrefsDoc, QuietHoursDoc, UserDoc
 from signoff_common.http_errors import ApiError
 from signoff_notifier import content, planner
 from signoff_notifier.quiet import quiet_until
@@ -154,14 +154,14 @@ def _message(**review: Any) -> MessageDoc:
     }
 
 
-def _user(uid: str, **prefs: Any) -> UserDoc:
+def _user(uid: str, **prefs: Unpack[NotificationPrefsDoc]) -> UserDoc:
     return {
         "_id": uid,
         "email": f"{uid}@x.test",
         "password_hash": "",
         "created_at": NOW_PLAN,
         "notifications": prefs,
-    }  # type: ignore[typeddict-item]
+    }
 
 
 AGENT: AgentDoc = {
