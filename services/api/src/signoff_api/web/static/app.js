@@ -8,6 +8,7 @@ import { channelView } from "./channel.js";
 import { clear, h } from "./dom.js";
 import { inboxView } from "./inbox.js";
 import { LiveStream } from "./live.js";
+import { notificationsView } from "./notifications.js";
 import { opsView } from "./ops.js";
 import { settingsView } from "./settings.js";
 
@@ -137,6 +138,7 @@ class Shell {
       inbox: h("a", { href: "#/inbox", class: "nav-link" }, "Inbox ", h("span", { class: "count", id: "inbox-count" })),
       channels: h("a", { href: "#/channels", class: "nav-link only-narrow" }, "Channels"),
       ops: h("a", { href: "#/ops", class: "nav-link" }, "Operator"),
+      notifications: h("a", { href: "#/notifications", class: "nav-link" }, "Notifications"),
     };
     this.channelList = h("ul", { class: "channel-list" });
     this.sidebar = h("nav", { class: "sidebar", "aria-label": "Channels" },
@@ -231,6 +233,7 @@ class Shell {
     let route;
     if (parts[0] === "c" && parts[1]) route = { name: parts[2] === "settings" ? "settings" : "channel", channelId: parts[1] };
     else if (parts[0] === "ops") route = { name: "ops" };
+    else if (parts[0] === "notifications") route = { name: "notifications" };
     else if (parts[0] === "channels") route = { name: "channels" };
     else route = { name: "inbox" };
     if (this.view) this.view.destroy();
@@ -247,6 +250,7 @@ class Shell {
     if (route.name === "channel") this.view = channelView(this.main, ctx);
     else if (route.name === "settings") this.view = settingsView(this.main, ctx);
     else if (route.name === "ops") this.view = opsView(this.main, ctx);
+    else if (route.name === "notifications") this.view = notificationsView(this.main);
     else if (route.name === "channels") this.view = channelsOnly(this.main);
     else this.view = inboxView(this.main, ctx);
     this.renderChannels();

@@ -4,6 +4,7 @@
 
 import { api } from "./api.js";
 import { clear, formatAge, h, timeEl } from "./dom.js";
+import { notificationLog } from "./notifications.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const REFRESH_MS = 5000;
@@ -22,6 +23,8 @@ export function opsView(root, { channels }) {
   const backlog = h("div", { class: "table-wrap" });
   const updated = h("p", { class: "muted", role: "status" });
   const error = h("p", { class: "form-error", role: "alert", hidden: true });
+  // E-mail and Slack notices with their attempts (the notifier's log).
+  const notices = notificationLog({ limit: 10 });
   root.append(h("div", { class: "ops" },
     h("header", { class: "view-head" }, h("h1", { id: "view-title", tabindex: "-1" }, "Operator"), updated),
     h("div", { class: "scroller" }, error, tiles,
@@ -29,7 +32,8 @@ export function opsView(root, { channels }) {
         h("h2", { id: "chart-title" }, "Webhook attempts, last 5 minutes"), chart),
       h("div", { class: "two-col" },
         h("section", { class: "card", "aria-labelledby": "hosts-title" }, h("h2", { id: "hosts-title" }, "Receivers"), hosts),
-        h("section", { class: "card", "aria-labelledby": "backlog-title" }, h("h2", { id: "backlog-title" }, "Pending reviews by channel"), backlog)))));
+        h("section", { class: "card", "aria-labelledby": "backlog-title" }, h("h2", { id: "backlog-title" }, "Pending reviews by channel"), backlog)),
+      h("section", { class: "card", "aria-labelledby": "notices-title" }, h("h2", { id: "notices-title" }, "Notifications"), notices.el))));
 
   let data = null;
   let timer = null;
@@ -140,9 +144,13 @@ export function opsView(root, { channels }) {
     title: "Operator",
     onEvent(name) {
       if (name === "delivery:status" || name.startsWith("review:") || name === "message:created") soon();
+      if (name.startsWith("review:") || name === "message:created") setTimeout(notices.refresh, 1000);
     },
     onChannels() { render(); },
-    resync: load,
+    resync() {
+      load();
+      notices.refresh();
+    },
     destroy() {
       clearInterval(timer);
       clearInterval(tick);

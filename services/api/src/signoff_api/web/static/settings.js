@@ -4,6 +4,7 @@
 
 import { api } from "./api.js";
 import { clear, copyButton, h, newId, secretBox, timeEl } from "./dom.js";
+import { channelSlackSection, preferencesSection } from "./notifications.js";
 
 const EVENTS = [
   ["review:responded", "Review answered"],
@@ -47,6 +48,8 @@ export function settingsView(root, { channelId, channels }) {
         secretSection(agent),
         inboundSection(agent),
         triggerSection(agent),
+        channelSlackSection(agent),
+        preferencesSection(),
       );
     } catch (err) {
       clear(body).append(h("p", { class: "form-error", role: "alert" }, err.message));
