@@ -21,7 +21,9 @@ from signoff_common.mongo import (
     AGENTS,
     DELIVERIES,
     MESSAGES,
+    NOTIFICATIONS,
     TRIGGERS,
+    USERS,
     Database,
     Doc,
     create_client,
@@ -30,7 +32,9 @@ from signoff_common.secretbox import SecretBox
 
 # collection -> (scalar paths holding a sealed value, array fields whose items carry ``secret_enc``)
 SEALED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    AGENTS: (("webhook_headers_enc", "webhook_auth_enc"), ("signing_secrets",)),
+    AGENTS: (("webhook_headers_enc", "webhook_auth_enc", "slack_webhook_enc"), ("signing_secrets",)),
+    USERS: (("notifications.slack_webhook_enc",), ()),
+    NOTIFICATIONS: (("response_url_enc",), ()),
     TRIGGERS: ((), ("secrets",)),
     MESSAGES: (("review.callback.headers_enc",), ()),
     DELIVERIES: (("headers_enc",), ()),
