@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from signoff_common.events import AgentStatusChanged, AgentStatusData, MessageData, ReviewResponded
+from signoff_common.membership import Reach
 from signoff_common.views import MessageView, ReviewView
 from signoff_realtime.fanout import SeenIds, Subscription
 from signoff_realtime.history import RecentEvents, valid_event_id
@@ -163,8 +164,8 @@ def test_recent_events_after_a_cursor_include_later_consumed_smaller_ids() -> No
     for event in (a, c, b):  # b consumed after c although its id is smaller
         recent.add(event)
     recent.add(_responded("msg_x", owner="usr_other"))
-    assert [e.id for e in recent.after("usr_1", c.id)] == [b.id]
-    assert [e.id for e in recent.after("usr_1", a.id)] == [c.id, b.id]
+    assert [e.id for e in recent.after(Reach("usr_1"), c.id)] == [b.id]
+    assert [e.id for e in recent.after(Reach("usr_1"), a.id)] == [c.id, b.id]
 
 
 @pytest.mark.parametrize(

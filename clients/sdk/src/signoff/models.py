@@ -37,6 +37,24 @@ class Callback(ApiModel):
     method: str = "POST"
 
 
+class OnExpire(ApiModel):
+    response: Any
+
+
+class Quorum(ApiModel):
+    approvals: int
+    approved: int = 0
+
+
+class Vote(ApiModel):
+    """One reviewer's vote on a quorum review."""
+
+    user_id: str
+    email: str
+    response: Any
+    voted_at: datetime
+
+
 class Review(ApiModel):
     """The review a message carries. Its id is the message's id."""
 
@@ -51,6 +69,10 @@ class Review(ApiModel):
     feedback: str | None = None
     modified_file_ids: dict[str, str] | None = None
     callback: Callback | None = None
+    on_expire: OnExpire | None = None
+    default_response: Any = Field(default=None, description="onExpire's response, once the review expired")
+    quorum: Quorum | None = None
+    votes: list[Vote] | None = None
 
     @property
     def answer(self) -> AnswerValue | None:
@@ -144,6 +166,7 @@ class Agent(ApiModel):
     last_active_at: datetime | None = None
     last_activity_at: datetime | None = None
     created_at: datetime
+    role: Literal["owner", "member"] = "owner"
     webhook_secret: str | None = Field(
         default=None, description="The signing secret (whsec_…), only in the answer that created the agent"
     )

@@ -84,6 +84,15 @@ class ApiKeyDoc(TypedDict, total=False):
     revoked_at: datetime | None
 
 
+class MemberDoc(TypedDict):
+    """A reviewer the channel's owner shared the channel with (see
+    :mod:`signoff_common.membership`): reads and answers its reviews, manages nothing."""
+
+    user_id: str
+    email: str
+    added_at: datetime
+
+
 class CommandDoc(TypedDict, total=False):
     command: Required[str]
     description: str
@@ -113,6 +122,7 @@ class AgentDoc(TypedDict, total=False):
     signing_secrets: list[SecretDoc]
     slack_webhook_enc: str | None  # sealed Slack incoming-webhook URL for the whole channel
     slack_webhook_host: str | None
+    members: list[MemberDoc]
     status: AgentStatus
     status_message: str | None
     status_since: datetime
@@ -127,6 +137,29 @@ class CallbackDoc(TypedDict, total=False):
     url: Required[str]
     method: str
     headers_enc: str
+
+
+class OnExpireDoc(TypedDict):
+    """What a review becomes when nobody answers in time: ``response`` is validated like a human
+    answer when the message is created, and copied to ``default_response`` on expiry."""
+
+    response: Any
+
+
+class QuorumDoc(TypedDict):
+    """An approval review that needs ``approvals`` distinct reviewers to approve (see
+    :mod:`signoff_common.quorum`)."""
+
+    approvals: int
+
+
+class VoteDoc(TypedDict):
+    """One reviewer's answer to a quorum review."""
+
+    user_id: str
+    email: str
+    response: Any
+    at: datetime
 
 
 class EscalationStepDoc(TypedDict):
@@ -149,6 +182,10 @@ class ReviewDoc(TypedDict, total=False):
     expired_at: datetime
     feedback: str
     modified_file_ids: dict[str, str]
+    on_expire: OnExpireDoc
+    default_response: Any  # on_expire's response, once the review expired with it
+    quorum: QuorumDoc
+    votes: list[VoteDoc]  # [] from creation on quorum reviews (votes are counted by $size)
 
 
 class AttachmentDoc(TypedDict, total=False):

@@ -17,7 +17,7 @@ from signoff_common import tracing
 from signoff_common.clock import utcnow
 from signoff_common.documents import AgentStatus, DeliveryDoc
 from signoff_common.ids import new_id
-from signoff_common.views import FULL, DeliveryStatus, MessageView
+from signoff_common.views import FULL, DeliveryStatus, MessageView, VoteView
 
 
 class _Frozen(BaseModel):
@@ -26,6 +26,11 @@ class _Frozen(BaseModel):
 
 class MessageData(_Frozen):
     message: MessageView
+
+
+class VoteData(_Frozen):
+    message: MessageView  # as it reads after the vote (all votes so far)
+    vote: VoteView  # the vote this event is about
 
 
 class DeliveryStatusData(_Frozen):
@@ -79,6 +84,14 @@ class ReviewExpired(_Event):
     data: MessageData
 
 
+class ReviewVoted(_Event):
+    """A reviewer voted on a quorum review (realtime only; no webhook). The vote that decides the
+    review is followed, in the same write, by the review's one ``review.responded``."""
+
+    type: Literal["review.voted"] = "review.voted"
+    data: VoteData
+
+
 class DeliveryStatusChanged(_Event):
     type: Literal["delivery.status"] = "delivery.status"
     data: DeliveryStatusData
@@ -94,6 +107,7 @@ Event = Annotated[
     | MessageUpdated
     | ReviewResponded
     | ReviewExpired
+    | ReviewVoted
     | DeliveryStatusChanged
     | AgentStatusChanged,
     Field(discriminator="type"),

@@ -93,7 +93,12 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
         IndexModel([("key_hash", ASCENDING)], unique=True),
         IndexModel([("owner_id", ASCENDING), ("created_at", DESCENDING)]),
     ],
-    AGENTS: [IndexModel([("owner_id", ASCENDING), ("created_at", DESCENDING)]), OUTBOX_INDEX],
+    AGENTS: [
+        IndexModel([("owner_id", ASCENDING), ("created_at", DESCENDING)]),
+        # The channels shared with a user (signoff_common.membership).
+        IndexModel([("members.user_id", ASCENDING)], sparse=True, name="channels_by_member"),
+        OUTBOX_INDEX,
+    ],
     MESSAGES: [
         IndexModel([("channel_id", ASCENDING), ("_id", DESCENDING)]),
         IndexModel(

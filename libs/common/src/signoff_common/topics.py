@@ -8,6 +8,7 @@ MESSAGE_CREATED: Final = "message.created"
 MESSAGE_UPDATED: Final = "message.updated"
 REVIEW_RESPONDED: Final = "review.responded"
 REVIEW_EXPIRED: Final = "review.expired"
+REVIEW_VOTED: Final = "review.voted"
 DELIVERY_STATUS: Final = "delivery.status"
 AGENT_STATUS: Final = "agent.status"
 
@@ -16,6 +17,7 @@ ALL_EVENT_TYPES: Final[tuple[str, ...]] = (
     MESSAGE_UPDATED,
     REVIEW_RESPONDED,
     REVIEW_EXPIRED,
+    REVIEW_VOTED,
     DELIVERY_STATUS,
     AGENT_STATUS,
 )

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SerializationInfo, field_serializer
 from pydantic.alias_generators import to_camel
 
+from signoff_common import quorum
 from signoff_common.clock import as_utc
 
 if TYPE_CHECKING:  # documents.py imports the literals below
-    from signoff_common.documents import MessageDoc
+    from signoff_common.documents import MessageDoc, VoteDoc
 
 ReviewType = Literal["approval", "selection", "form", "text-input", "freeform"]
 ReviewStatus = Literal["pending", "completed", "expired"]
@@ -48,6 +49,24 @@ class CallbackView(_View):
     method: str = "POST"
 
 
+class OnExpireView(_View):
+    response: Any
+
+
+class QuorumView(_View):
+    approvals: int = Field(description="Distinct reviewers who must choose an approving option")
+    approved: int = Field(default=0, description="Distinct reviewers who chose one so far")
+
+
+class VoteView(_View):
+    """One reviewer's answer to a quorum review: who, what, when."""
+
+    user_id: str
+    email: str
+    response: Any
+    voted_at: datetime
+
+
 class ReviewView(_View):
     type: ReviewType
     payload: dict[str, Any] = Field(default_factory=dict)
@@ -60,14 +79,30 @@ class ReviewView(_View):
     feedback: str | None = None
     modified_file_ids: dict[str, str] | None = None
     callback: CallbackView | None = None
+    on_expire: OnExpireView | None = Field(
+        default=None, description="The answer the review takes if nobody answers before expiresAt"
+    )
+    default_response: Any = Field(
+        default=None, description="Set when the review expired: onExpire's response, now in force"
+    )
+    quorum: QuorumView | None = None
+    votes: list[VoteView] | None = Field(default=None, description="Each reviewer's vote (quorum reviews)")
 
-    @field_serializer("response")
+    @field_serializer("response", "default_response")
     def _hide_passwords(self, response: Any, info: SerializationInfo) -> Any:
         # As Placet: a password typed into a form reaches the agent's webhook, never a screen.
         if not isinstance(response, dict) or self.type != "form" or (info.context or {}).get("full"):
             return response
         hidden = [name for name in password_fields(self.payload) if response.get(name)]
         return {**response, **dict.fromkeys(hidden, REDACTED)} if hidden else response
+
+    @field_serializer("on_expire")
+    def _hide_default_passwords(
+        self, on_expire: OnExpireView | None, info: SerializationInfo
+    ) -> dict[str, Any] | None:
+        if on_expire is None:
+            return None
+        return {"response": self._hide_passwords(on_expire.response, info)}
 
 
 StreamState = Literal["streaming", "complete", "aborted"]
@@ -134,12 +169,21 @@ def _dt(value: Any) -> datetime | None:
     return as_utc(value) if isinstance(value, datetime) else None
 
 
+def vote_view(vote: VoteDoc) -> VoteView:
+    voted_at = _dt(vote["at"])
+    assert voted_at is not None, "stored votes always have their time"
+    return VoteView(
+        user_id=vote["user_id"], email=vote["email"], response=vote["response"], voted_at=voted_at
+    )
+
+
 def message_view(doc: MessageDoc) -> MessageView:
     """Build the public view of a stored message document."""
     review = doc.get("review")
     review_view = None
     if review:
         callback = review.get("callback")
+        on_expire = review.get("on_expire")
         review_view = ReviewView(
             type=review["type"],
             payload=review.get("payload") or {},
@@ -154,6 +198,17 @@ def message_view(doc: MessageDoc) -> MessageView:
             callback=(
                 CallbackView(url=callback["url"], method=callback.get("method", "POST")) if callback else None
             ),
+            on_expire=OnExpireView(response=on_expire["response"]) if on_expire else None,
+            default_response=review.get("default_response"),
+            quorum=(
+                QuorumView(
+                    approvals=review["quorum"]["approvals"],
+                    approved=quorum.approvals(review.get("payload") or {}, review.get("votes", [])),
+                )
+                if "quorum" in review
+                else None
+            ),
+            votes=[vote_view(v) for v in review["votes"]] if "votes" in review else None,
         )
     created = _dt(doc.get("created_at"))
     assert created is not None, "stored messages always have created_at"

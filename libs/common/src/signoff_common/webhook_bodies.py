@@ -13,11 +13,14 @@ keep Placet's body whatever the format):
   leading ``#`` (at most 200 characters, else ``"Review <id>"``); ``content`` the message's
   ``metadata.content`` when there is one (Processa's content is an object such as
   ``{to, subject, body}``), else the message text; ``metadata`` the rest of the message metadata.
-* **Approved** when the chosen option's id is one of ``approve``, ``approved``, ``accept``,
-  ``accepted``, ``yes``, ``ok``, or its style is ``primary`` or ``success``; any other answer
-  (including ``{"_dismissed": true}``) is **rejected**, with ``rejectionReason`` taken from the
-  reviewer's comment, else their feedback (absent when neither was given).
-* An **expired** review is ``draft.rejected`` with ``rejectionReason: "expired"``.
+* **Approved** when the chosen option approves (:mod:`signoff_common.quorum`: its id is one of
+  ``approve``, ``approved``, ``accept``, ``accepted``, ``yes``, ``ok``, or its style is
+  ``primary`` or ``success``); any other answer (including ``{"_dismissed": true}``) is
+  **rejected**, with ``rejectionReason`` taken from the reviewer's comment, else their feedback
+  (absent when neither was given).
+* An **expired** review is ``draft.rejected`` with ``rejectionReason: "expired"``, also when its
+  ``onExpire`` default approves: Processa has no notion of a default, and a receiver written for
+  it must never read an approval that no human gave. The Placet body carries the default.
 * ``reviewedAt`` is when the review was answered (or expired); ``timestamp`` when the event
   happened.
 """
@@ -28,13 +31,12 @@ import json
 from datetime import datetime
 from typing import Any, Literal
 
+from signoff_common import quorum
 from signoff_common.clock import iso
 from signoff_common.events import Event, MessageCreated, ReviewExpired, ReviewResponded, wire_name
 from signoff_common.views import FULL, MessageView
 
 WebhookFormat = Literal["placet", "processa"]
-APPROVING_IDS = frozenset({"approve", "approved", "accept", "accepted", "yes", "ok"})
-APPROVING_STYLES = frozenset({"primary", "success"})
 
 
 def _when(value: datetime | None) -> str | None:
@@ -66,6 +68,11 @@ def placet_body(event: Event) -> dict[str, Any] | None:
         if message.iteration_group_id:
             body["iterationGroupId"] = message.iteration_group_id
             body["iteration"] = message.iteration
+        # Signoff's additions come last, so the keys Placet sends keep their order and bytes.
+        if review and review.default_response is not None:
+            body["defaultResponse"] = review.default_response
+        if review and review.votes is not None:
+            body["votes"] = [v.model_dump(mode="json", context=FULL) for v in review.votes]
         return body
     if isinstance(event, MessageCreated):
         message = event.data.message
@@ -77,16 +84,6 @@ def placet_body(event: Event) -> dict[str, Any] | None:
             "created_at": iso(message.created_at),
         }
     return None
-
-
-def approves(message: MessageView) -> bool:
-    review = message.review
-    if review is None or not isinstance(review.response, dict):
-        return False
-    chosen = review.response.get("selectedOption")
-    options = {o.get("id"): o for o in review.payload.get("options", []) if isinstance(o, dict)}
-    option = options.get(chosen) or {}
-    return chosen in APPROVING_IDS or option.get("style") in APPROVING_STYLES
 
 
 def _title(message: MessageView) -> str:
@@ -109,7 +106,7 @@ def processa_body(event: Event) -> dict[str, Any] | None:
     content = metadata.pop("content", message.text)
     draft: dict[str, Any] = {"id": message.id, "title": _title(message)}
     expired = isinstance(event, ReviewExpired)
-    if not expired and approves(message):
+    if not expired and quorum.approves(review.payload, review.response):
         event_name = "draft.approved"
         draft |= {"content": content, "metadata": metadata}
     else:

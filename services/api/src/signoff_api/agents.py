@@ -20,6 +20,7 @@ from signoff_common.documents import DEFAULT_AGENT_STATUS, DEFAULT_WEBHOOK_EVENT
 from signoff_common.events import AgentStatusChanged, AgentStatusData, event_to_document
 from signoff_common.http_errors import ApiError, not_found
 from signoff_common.ids import new_id
+from signoff_common.membership import Reach
 from signoff_common.mongo import AGENTS, Database, Doc, collection
 from signoff_common.secretbox import SecretBox
 from signoff_common.webhook_signature import new_secret as new_signing_secret
@@ -52,6 +53,24 @@ def agent_out(doc: AgentDoc) -> AgentOut:
         last_activity_at=doc.get("last_activity_at"),
         created_at=doc["created_at"],
     )
+
+
+def member_out(doc: AgentDoc) -> AgentOut:
+    """A channel as the users it was shared with see it: what it is and how it is doing, none of
+    its webhook settings (managing them is the owner's)."""
+    hidden: dict[str, Any] = {
+        "webhook_url": None,
+        "webhook_headers": {},
+        "webhook_auth": None,
+        "webhook_events": [],
+        "webhook_retry_schedule": None,
+        "webhook_disabled_reason": None,
+    }
+    return agent_out(doc).model_copy(update={**hidden, "role": "member"})
+
+
+def visible_out(doc: AgentDoc, reach: Reach) -> AgentOut:
+    return agent_out(doc) if doc["owner_id"] == reach.owner_id else member_out(doc)
 
 
 class _HeaderFields(TypedDict):
@@ -118,14 +137,24 @@ async def get_agent(db: Database, owner_id: str, agent_id: str) -> AgentDoc:
     return doc
 
 
-async def list_agents(db: Database, owner_id: str) -> list[AgentDoc]:
-    return (
+async def visible_agent(db: Database, reach: Reach, agent_id: str) -> AgentOut:
+    """An agent its owner or a member reads (each sees their own view of it)."""
+    doc = await collection(db, AGENTS).find_one({"_id": agent_id, **reach.channels()}, HIDDEN)
+    if doc is None:
+        raise not_found("agent")
+    return visible_out(doc, reach)
+
+
+async def visible_agents(db: Database, reach: Reach) -> list[AgentOut]:
+    """The caller's agents and those shared with them, oldest first."""
+    docs = (
         await collection(db, AGENTS)
-        .find({"owner_id": owner_id}, HIDDEN)
+        .find(reach.channels(), HIDDEN)
         .sort("created_at", 1)
         .limit(1000)
         .to_list()
     )
+    return [visible_out(d, reach) for d in docs]
 
 
 async def patch_agent(

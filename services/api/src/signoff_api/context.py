@@ -6,12 +6,14 @@ import time
 from dataclasses import dataclass
 
 from signoff_api.settings import ApiSettings
+from signoff_common import membership
 from signoff_common.credentials import ApiKeyResolver
 from signoff_common.http_errors import not_found
 from signoff_common.jwt_keys import JwtKeys
+from signoff_common.membership import Reach
 from signoff_common.mongo import AGENTS, Database, collection
 from signoff_common.outbox import OutboxRelay
-from signoff_common.principals import Authenticator
+from signoff_common.principals import Authenticator, Principal
 from signoff_common.runtime import Runtime
 from signoff_common.secretbox import SecretBox
 
@@ -62,6 +64,18 @@ class ApiContext:
         same 404 as a missing one)."""
         if await self.channels.owner_of(channel_id) != owner_id:
             raise not_found("channel")
+
+    async def reach(self, who: Principal) -> Reach:
+        """The channels ``who`` may read and answer in (see signoff_common.membership)."""
+        return await membership.reach_of(self.db, who)
+
+    async def readable_channel(self, who: Principal, channel_id: str) -> str:
+        """The owner of ``channel_id`` if ``who`` may read it (its owner, or a user it was shared
+        with); 404 otherwise. Membership is read fresh: a removed member loses it at once."""
+        owner = await self.channels.owner_of(channel_id)
+        if owner is not None and (owner == who.owner_id or channel_id in (await self.reach(who)).shared):
+            return owner
+        raise not_found("channel")
 
     def outbox_written(self) -> None:
         """Nudge this process's relay after a write that queued an event. The change stream

@@ -34,6 +34,7 @@ from signoff_common.clock import utcnow
 from signoff_common.documents import AttachmentDoc, FileDoc, FileState
 from signoff_common.http_errors import ApiError, not_found
 from signoff_common.ids import new_id
+from signoff_common.membership import Reach
 from signoff_common.mongo import FILE_BUCKET, FILES, Database, Doc, collection, untyped
 
 # Placet inlines the content of small text files into message answers (``textContent``).
@@ -338,9 +339,10 @@ async def receive_upload(
 # --- reading ---------------------------------------------------------------------------------
 
 
-async def get_file(db: Database, owner_id: str, file_id: str) -> FileDoc:
-    """The owner's file record; 404 for a missing one and for another owner's."""
-    record = await collection(db, FILES).find_one({"_id": file_id, "owner_id": owner_id})
+async def get_file(db: Database, reach: Reach, file_id: str) -> FileDoc:
+    """The file record, if it is the caller's or in a channel shared with them; 404 for a missing
+    one and for anyone else's."""
+    record = await collection(db, FILES).find_one({"_id": file_id, **reach.scope()})
     if record is None:
         raise not_found("file")
     return record

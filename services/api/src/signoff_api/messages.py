@@ -20,13 +20,14 @@ from signoff_api.auth import normalise_email
 from signoff_api.reviews import ReviewError, normalise_payload, validate_response
 from signoff_api.schemas import CONTENT_FIELDS, MessageIn, ReviewIn
 from signoff_api.settings import ApiSettings
-from signoff_common import review_state
+from signoff_common import membership, quorum, review_state
 from signoff_common.clock import as_utc, utcnow
 from signoff_common.documents import AttachmentDoc, CallbackDoc, MessageDoc, ReviewDoc
 from signoff_common.events import MessageCreated, MessageData, event_to_document
 from signoff_common.http_errors import ApiError, not_found
 from signoff_common.ids import new_id
-from signoff_common.mongo import MESSAGES, Database, Doc, collection
+from signoff_common.membership import Reach
+from signoff_common.mongo import AGENTS, MESSAGES, USERS, Database, Doc, collection
 from signoff_common.secretbox import SecretBox
 from signoff_common.views import MESSAGE_PROJECTION, MessageView, message_view
 
@@ -96,6 +97,12 @@ def build_review(settings: ApiSettings, body: MessageIn, box: SecretBox, now: da
     else:
         expires_at = now + timedelta(seconds=min(settings.review_default_ttl_seconds, longest))
     doc: ReviewDoc = {"type": review.type, "payload": payload, "status": "pending", "expires_at": expires_at}
+    if review.on_expire is not None:
+        doc["on_expire"] = {"response": _default_response(review.type, payload, review.on_expire.response)}
+    if review.quorum is not None:
+        _check_quorum(review.type, payload)
+        doc["quorum"] = {"approvals": review.quorum.approvals}
+        doc["votes"] = []
     _notification_policy(review, doc, (expires_at - now).total_seconds())
     if review.callback:
         callback: CallbackDoc = {"url": review.callback.url, "method": review.callback.method}
@@ -127,6 +134,27 @@ def _notification_policy(review: ReviewIn, doc: ReviewDoc, lifetime: float) -> N
             {"after_seconds": step.after_seconds, "notify": sorted({normalise_email(e) for e in step.notify})}
             for step in review.escalation
         ]
+
+
+def _default_response(review_type: str, payload: dict[str, Any], response: Any) -> Any:
+    """``onExpire.response``, checked exactly as a human's answer to this review would be."""
+    try:
+        return validate_response(review_type, payload, response)
+    except ReviewError as exc:
+        raise ApiError(422, "invalid_review", exc.message, f"review.onExpire.{exc.field}") from None
+
+
+def _check_quorum(review_type: str, payload: dict[str, Any]) -> None:
+    if review_type != "approval":
+        raise ApiError(422, "invalid_review", "only approval reviews take a quorum", "review.quorum")
+    if not quorum.can_decide(payload):
+        raise ApiError(
+            422,
+            "invalid_review",
+            "a quorum needs an approving option (id approve, approved, accept, accepted, yes or ok, "
+            "or style primary or success) and one that does not approve",
+            "review.payload.options",
+        )
 
 
 async def _iteration(db: Database, body: MessageIn) -> tuple[str, int] | None:
@@ -289,8 +317,9 @@ async def _replay(db: Database, body: MessageIn) -> MessageView:
     return message_view(existing)
 
 
-async def get_message(db: Database, owner_id: str, message_id: str, channel_id: str | None) -> MessageDoc:
-    query: Doc = {"_id": message_id, "owner_id": owner_id}
+async def get_message(db: Database, reach: Reach, message_id: str, channel_id: str | None) -> MessageDoc:
+    """The message, if it is in a channel ``reach`` covers (else 404, as for a missing one)."""
+    query: Doc = {"_id": message_id, **reach.scope()}
     if channel_id:
         query["channel_id"] = channel_id
     doc = await collection(db, MESSAGES).find_one(query, MESSAGE_PROJECTION)
@@ -333,9 +362,9 @@ async def list_messages(
 
 
 async def list_reviews(
-    db: Database, owner_id: str, channel_id: str | None, limit: int, cursor: str | None
+    db: Database, reach: Reach, channel_id: str | None, limit: int, cursor: str | None
 ) -> tuple[list[MessageView], str | None]:
-    query: Doc = {"owner_id": owner_id, "review.status": "pending"}
+    query: Doc = {**reach.scope(), "review.status": "pending"}
     if channel_id:
         query["channel_id"] = channel_id
     if cursor:
@@ -345,15 +374,16 @@ async def list_reviews(
 
 async def respond(
     db: Database,
-    owner_id: str,
+    reach: Reach,
     message_id: str,
     responder_id: str,
     response: Any,
     feedback: str | None = None,
     modified_file_ids: dict[str, str] | None = None,
 ) -> MessageView:
-    """Record the first response to a pending review; 409 for any later one."""
-    doc = await get_message(db, owner_id, message_id, None)
+    """Record the first response to a pending review; 409 for any later one. On a quorum review
+    the response is the responder's vote."""
+    doc = await get_message(db, reach, message_id, None)
     review = doc.get("review")
     if not review:
         raise not_found("review")
@@ -363,16 +393,43 @@ async def respond(
         clean = validate_response(review["type"], review.get("payload") or {}, response)
     except ReviewError as exc:
         raise _review_error(exc) from None
+    if "quorum" in review:
+        if feedback is not None or modified_file_ids is not None:
+            field = "feedback" if feedback is not None else "modifiedFileIds"
+            raise ApiError(422, "invalid_response", "a quorum vote is its response alone", field)
+        return await _vote(db, reach, doc, responder_id, clean)
     answer = review_state.Answer(clean, responder_id, feedback, modified_file_ids)
     completion = review_state.completed(doc, answer, now)
     updated = await collection(db, MESSAGES).find_one_and_update(
         completion.filter, completion.update, projection={"_id": 1}, return_document=ReturnDocument.AFTER
     )
     if updated is None:
-        current = await get_message(db, owner_id, message_id, None)
+        current = await get_message(db, reach, message_id, None)
         _ensure_open(current["review"], now)
         raise ApiError(409, "review_closed", "the review is no longer pending")
     return completion.view
+
+
+async def _vote(db: Database, reach: Reach, doc: MessageDoc, voter_id: str, response: Any) -> MessageView:
+    """Record ``voter_id``'s vote (see ``review_state.voted``). A concurrent vote makes the
+    conditional update miss; the vote is then rebuilt from a fresh read. Each miss means another
+    vote landed, and a review has at most one vote per reviewer, so this ends."""
+    agent = await collection(db, AGENTS).find_one({"_id": doc["channel_id"]}, {"owner_id": 1, "members": 1})
+    voter = await collection(db, USERS).find_one({"_id": voter_id}, {"email": 1})
+    if agent is None or voter is None:
+        raise not_found("review")
+    reviewers = membership.reviewers(agent)
+    for _ in range(2 * len(reviewers) + 2):
+        now = utcnow()
+        _ensure_open(doc["review"], now)
+        if any(v["user_id"] == voter_id for v in doc["review"].get("votes", [])):
+            raise ApiError(409, "already_voted", "you already voted on this review")
+        vote = review_state.Vote(voter_id, voter["email"], response)
+        ballot = review_state.voted(doc, vote, reviewers, now)
+        if await collection(db, MESSAGES).find_one_and_update(ballot.filter, ballot.update, {"_id": 1}):
+            return ballot.view
+        doc = await get_message(db, reach, doc["_id"], None)
+    raise ApiError(409, "vote_contention", "too many votes landed at once; send it again", "response")
 
 
 def _ensure_open(review: ReviewDoc, now: datetime) -> None:
@@ -397,7 +454,7 @@ async def acknowledge(db: Database, owner_id: str, message_id: str, channel_id: 
 async def iterations(
     db: Database, owner_id: str, message_id: str, channel_id: str | None
 ) -> tuple[str, list[MessageView]]:
-    doc = await get_message(db, owner_id, message_id, channel_id)
+    doc = await get_message(db, Reach(owner_id), message_id, channel_id)
     group_id = doc.get("group_id") or doc["_id"]
     docs = await (
         collection(db, MESSAGES)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from signoff_common.documents import DEFAULT_AGENT_STATUS, DEFAULT_WEBHOOK_EVENTS, AgentStatus, WebhookEvent
+from signoff_common.membership import MAX_MEMBERS
 from signoff_common.views import MessageStatus, MessageView, ReviewType, StreamState, WebhookFormat
 from signoff_common.webhook_signature import RESERVED_HEADERS
 
@@ -92,6 +93,20 @@ class CallbackIn(_In):
     _headers = field_validator("headers")(check_headers)
 
 
+class OnExpireIn(_In):
+    response: dict[str, Any] = Field(
+        description="The answer the review takes if nobody answers in time; checked like a human's"
+    )
+
+
+class QuorumIn(_In):
+    approvals: int = Field(
+        ge=1,
+        le=MAX_MEMBERS + 1,
+        description="Distinct reviewers (the owner and the channel's members) who must approve",
+    )
+
+
 Email = Annotated[str, Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
 
 
@@ -108,6 +123,8 @@ class ReviewIn(_In):
     )
     expires_at: datetime | None = None
     callback: CallbackIn | None = None
+    on_expire: OnExpireIn | None = None
+    quorum: QuorumIn | None = Field(default=None, description="Approval reviews only")
     reminders: list[Annotated[int, Field(ge=1)]] | None = Field(
         default=None, max_length=10, description="Seconds before the deadline at which the notifier reminds"
     )
@@ -337,6 +354,10 @@ class AgentOut(Out):
     last_active_at: datetime | None = None
     last_activity_at: datetime | None = Field(default=None, description="Alias of lastActiveAt")
     created_at: datetime
+    role: Literal["owner", "member"] = Field(
+        default="owner",
+        description="member: the channel was shared with you; its webhook settings are not shown",
+    )
 
 
 class AgentCreated(AgentOut):
@@ -426,3 +447,13 @@ class TriggerFired(Out):
     correlation_id: str | None
     message_id: str
     replayed: bool
+
+
+class MemberIn(_StrictIn):
+    email: str = Field(min_length=3, max_length=320, description="An existing user's e-mail")
+
+
+class MemberOut(Out):
+    user_id: str
+    email: str
+    added_at: datetime

@@ -23,6 +23,7 @@ from pydantic import Field
 
 from signoff_api.schemas import Out
 from signoff_common.clock import as_utc, utcnow
+from signoff_common.membership import Reach
 from signoff_common.mongo import AGENTS, DELIVERIES, MESSAGES, Database, collection, untyped
 from signoff_common.settings import CircuitPolicy
 
@@ -130,12 +131,14 @@ def age_seconds(oldest: datetime | None, now: datetime) -> float | None:
     return round(max(0.0, (now - as_utc(oldest)).total_seconds()), 3)
 
 
-async def pending_reviews(db: Database, owner_id: str, now: datetime | None = None) -> PendingReviews:
+async def pending_reviews(db: Database, reach: Reach, now: datetime | None = None) -> PendingReviews:
+    """Pending reviews in the channels ``reach`` covers (shared ones too: they wait for the
+    caller as much as their own do)."""
     now = now or utcnow()
     rows = await (
         await untyped(db, MESSAGES).aggregate(
             [
-                {"$match": {"owner_id": owner_id, "review.status": "pending"}},
+                {"$match": {**reach.scope(), "review.status": "pending"}},
                 {"$group": {"_id": "$channel_id", "n": {"$sum": 1}, "oldest": {"$min": "$created_at"}}},
             ]
         )
@@ -262,5 +265,5 @@ async def overview(
         open_circuits=sum(1 for h in hosts if h.open),
         hosts=hosts,
         series=buckets,
-        pending_reviews=await pending_reviews(db, owner_id, now),
+        pending_reviews=await pending_reviews(db, Reach(owner_id), now),
     )

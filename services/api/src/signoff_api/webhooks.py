@@ -25,6 +25,7 @@ from signoff_common.deliveries import REVIEW_EVENTS, message_status, new_deliver
 from signoff_common.documents import DeliveryDoc
 from signoff_common.http_errors import ApiError, not_found
 from signoff_common.ids import new_id
+from signoff_common.membership import Reach
 from signoff_common.mongo import AGENTS, DELIVERIES, MESSAGES, Database, collection, untyped
 from signoff_common.secretbox import SecretBox
 from signoff_common.views import DeliveryStatus
@@ -132,7 +133,7 @@ _HIDDEN = {"outbox": 0, "body": 0, "headers_enc": 0}
 async def list_deliveries(
     db: Database, owner_id: str, message_id: str, channel_id: str | None
 ) -> list[DeliveryDoc]:
-    await get_message(db, owner_id, message_id, channel_id)
+    await get_message(db, Reach(owner_id), message_id, channel_id)
     return (
         await collection(db, DELIVERIES)
         .find({"message_id": message_id, "owner_id": owner_id}, _HIDDEN)
@@ -158,7 +159,7 @@ async def retry_message(
     db: Database, owner_id: str, message_id: str, channel_id: str | None
 ) -> list[DeliveryDoc]:
     """Re-send a message's failed deliveries (or, if none failed, its latest one)."""
-    await get_message(db, owner_id, message_id, channel_id)
+    await get_message(db, Reach(owner_id), message_id, channel_id)
     docs = await (
         collection(db, DELIVERIES)
         .find({"message_id": message_id, "owner_id": owner_id, "source": {"$ne": "test"}}, {"outbox": 0})

@@ -28,6 +28,7 @@ from signoff_realtime.metrics import WAITERS
 from signoff_realtime.revocation import CredentialWatch
 from signoff_realtime.routes import router
 from signoff_realtime.settings import RealtimeSettings
+from signoff_realtime.shared_channels import SharedChannels
 from signoff_realtime.sockets import Sockets
 from signoff_realtime.wait_endpoint import WaitEndpoint, review_id_of
 from signoff_realtime.waiters import Waiters
@@ -48,12 +49,16 @@ def create_app(settings: RealtimeSettings) -> ASGIApp:
         keys = ApiKeyResolver(runtime.db)
         auth = Authenticator(keys, settings.jwt_signing_keys())
         watch = CredentialWatch(runtime.db, keys, settings.realtime_revalidate_seconds)
+        # Membership is re-read on the same period as credentials: both end what a connection
+        # may still receive.
+        shared = SharedChannels(runtime.db, settings.realtime_revalidate_seconds)
         feed = EventFeed(settings, fanout.publish)
-        app.state.gateway = Gateway(settings, runtime, auth, waiters, fanout, feed, watch)
-        sockets.bind(runtime.db, auth, watch)
+        app.state.gateway = Gateway(settings, runtime, auth, waiters, fanout, feed, watch, shared)
+        sockets.bind(runtime.db, auth, watch, shared)
         long_poll.bind(runtime.db, auth)
         feed_task = asyncio.create_task(feed.run(), name="kafka-feed")
         watch_task = asyncio.create_task(watch.run(), name="credential-watch")
+        shared_task = asyncio.create_task(shared.run(), name="shared-channels")
         try:
             await asyncio.wait_for(feed.ready.wait(), settings.feed_start_timeout_seconds)
         except TimeoutError:
@@ -62,7 +67,7 @@ def create_app(settings: RealtimeSettings) -> ASGIApp:
         try:
             yield
         finally:
-            for task in (watch_task, feed_task):
+            for task in (shared_task, watch_task, feed_task):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

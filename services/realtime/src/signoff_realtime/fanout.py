@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
@@ -33,18 +34,28 @@ class SeenIds:
 
 
 class Subscription:
-    """One owner's events (optionally some channels only), queued for one consumer: an SSE
-    stream, or a socket while it replays what it missed. A consumer that falls ``maxsize``
-    events behind is marked ``overflowed`` and should close; its client resumes from its cursor."""
+    """One owner's events and those of the channels shared with that user (optionally some
+    channels only), queued for one consumer: an SSE stream, or a socket while it replays what it
+    missed. A consumer that falls ``maxsize`` events behind is marked ``overflowed`` and should
+    close; its client resumes from its cursor."""
 
-    def __init__(self, owner_id: str, channels: frozenset[str] | None, maxsize: int) -> None:
+    def __init__(
+        self,
+        owner_id: str,
+        channels: frozenset[str] | None,
+        maxsize: int,
+        shared: frozenset[str] = frozenset(),
+    ) -> None:
         self.owner_id = owner_id
         self.channels = channels
+        self.shared = shared
         # ``None`` is no event: a wake-up for a consumer waiting on the queue (see ``interrupt``).
         self.queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize)
         self.overflowed = asyncio.Event()
 
     def wants(self, event: Event) -> bool:
+        if event.owner_id != self.owner_id and event.channel_id not in self.shared:
+            return False
         return self.channels is None or event.channel_id in self.channels
 
     def offer(self, event: Event) -> None:
@@ -79,22 +90,45 @@ class Fanout:
         self.recent = recent
         self._seen = SeenIds(seen_capacity)
         self._subs: dict[str, set[Subscription]] = {}
+        # channel id -> subscriptions of users that channel is shared with.
+        self._shared: dict[str, set[Subscription]] = {}
         self._emit: Emit | None = None
 
     def attach_sockets(self, emit: Emit) -> None:
         self._emit = emit
 
-    def subscribe(self, owner_id: str, channels: frozenset[str] | None, maxsize: int) -> Subscription:
-        sub = Subscription(owner_id, channels, maxsize)
+    def subscribe(
+        self,
+        owner_id: str,
+        channels: frozenset[str] | None,
+        maxsize: int,
+        shared: frozenset[str] = frozenset(),
+    ) -> Subscription:
+        sub = Subscription(owner_id, channels, maxsize, frozenset())
         self._subs.setdefault(owner_id, set()).add(sub)
+        self.reshare(sub, shared)
         return sub
 
+    def reshare(self, sub: Subscription, shared: frozenset[str]) -> None:
+        """The channels shared with the subscriber changed: from now on it gets the events of
+        ``shared`` (and no longer those of the channels taken from it)."""
+        for channel in sub.shared - shared:
+            self._forget(self._shared, channel, sub)
+        for channel in shared - sub.shared:
+            self._shared.setdefault(channel, set()).add(sub)
+        sub.shared = shared
+
     def unsubscribe(self, sub: Subscription) -> None:
-        subs = self._subs.get(sub.owner_id)
+        self._forget(self._subs, sub.owner_id, sub)
+        self.reshare(sub, frozenset())
+
+    @staticmethod
+    def _forget(index: dict[str, set[Subscription]], key: str, sub: Subscription) -> None:
+        subs = index.get(key)
         if subs is not None:
             subs.discard(sub)
             if not subs:
-                del self._subs[sub.owner_id]
+                del index[key]
 
     async def publish(self, event: Event) -> None:
         if not self._seen.first_time(event.id):
@@ -102,7 +136,9 @@ class Fanout:
             return
         self.recent.add(event)
         self.waiters.wake(event)
-        for sub in self._subs.get(event.owner_id, ()):
+        # Disjoint: a channel is never shared with its own owner.
+        own, shared = self._subs.get(event.owner_id, ()), self._shared.get(event.channel_id, ())
+        for sub in itertools.chain(own, shared):
             if sub.wants(event):
                 sub.offer(event)
         # Subscriptions are fed and the socket rooms resolved in one step, with no await between:

@@ -10,6 +10,7 @@ from signoff_realtime.fanout import Fanout
 from signoff_realtime.feed import EventFeed
 from signoff_realtime.revocation import CredentialWatch
 from signoff_realtime.settings import RealtimeSettings
+from signoff_realtime.shared_channels import SharedChannels
 from signoff_realtime.waiters import Waiters
 
 
@@ -22,3 +23,4 @@ class Gateway:
     fanout: Fanout
     feed: EventFeed
     watch: CredentialWatch
+    shared: SharedChannels

@@ -7,7 +7,8 @@ those. The rule here: an event was missed if its id is greater than the last one
 was stored after it (the relay stamps each stored event; the events collection's ``expire_at`` is
 that stamp plus a constant retention) — a client whose last event was L cannot have seen anything
 published after L. Stored-after is only looked for among ids of the preceding minute, which is
-far more than any publication delay and keeps the query on the (owner_id, _id) index.
+far more than any publication delay and keeps the query on the (owner_id, _id) index (and the
+(channel_id, _id) one for channels shared with a user).
 
 The relay stores each event just *after* publishing it, so for a few milliseconds an event can be
 live but not stored yet. The events this process consumed recently are kept in memory, in the
@@ -24,6 +25,7 @@ from datetime import timedelta
 from signoff_common.clock import utcnow
 from signoff_common.events import Event
 from signoff_common.ids import id_time_ms, min_id
+from signoff_common.membership import Reach
 from signoff_common.mongo import EVENTS, Database, Doc, collection
 from signoff_common.outbox import event_from_events_document
 
@@ -45,14 +47,15 @@ class RecentEvents:
     def add(self, event: Event) -> None:
         self._events.append(event)
 
-    def after(self, owner_id: str, last_id: str) -> list[Event]:
-        """The owner's events with a greater id than ``last_id`` or consumed after it."""
+    def after(self, reach: Reach, last_id: str) -> list[Event]:
+        """The events of the channels ``reach`` covers with a greater id than ``last_id`` or
+        consumed after it."""
         out: list[Event] = []
         passed = False
         for event in self._events:
             if event.id == last_id:
                 passed = True
-            elif event.owner_id == owner_id and (passed or event.id > last_id):
+            elif reach.covers(event.owner_id, event.channel_id) and (passed or event.id > last_id):
                 out.append(event)
         return out
 
@@ -60,16 +63,17 @@ class RecentEvents:
 async def events_since(
     db: Database,
     recent: RecentEvents,
-    owner_id: str,
+    reach: Reach,
     last_id: str,
     channels: frozenset[str] | None,
     window: timedelta,
     limit: int,
 ) -> list[Event]:
-    """Events of the owner (optionally of some channels) the client missed after ``last_id``,
-    within the resume window, in id order, at most ``limit`` of them."""
-    query: Doc = {"owner_id": owner_id, "occurred_at": {"$gte": utcnow() - window}}
-    anchor = await collection(db, EVENTS).find_one({"_id": last_id, "owner_id": owner_id}, {"expire_at": 1})
+    """Events of the channels ``reach`` covers (optionally of some of them) the client missed
+    after ``last_id``, within the resume window, in id order, at most ``limit`` of them."""
+    scope = reach.scope()
+    query: Doc = {"$and": [scope], "occurred_at": {"$gte": utcnow() - window}}
+    anchor = await collection(db, EVENTS).find_one({"_id": last_id, **scope}, {"expire_at": 1})
     if anchor is None:
         query["_id"] = {"$gt": last_id}
     else:
@@ -79,7 +83,7 @@ async def events_since(
         query["channel_id"] = {"$in": sorted(channels)}
     docs = await collection(db, EVENTS).find(query).sort("_id", 1).limit(limit).to_list()
     merged = {doc["_id"]: event_from_events_document(doc) for doc in docs}
-    for event in recent.after(owner_id, last_id):
+    for event in recent.after(reach, last_id):
         if channels is None or event.channel_id in channels:
             merged.setdefault(event.id, event)
     return [merged[key] for key in sorted(merged)][:limit]

@@ -3,7 +3,9 @@ event that closes it, up to the timeout.
 
 Placet's contract: ``timeout`` in milliseconds, default and cap 30 000, and a wait that runs out
 answers ``status: "pending"`` ("no response yet, retry the poll") — agents are coded against
-that word, so it is kept; ``timedOut: true`` says why it came back.
+that word, so it is kept; ``timedOut: true`` says why it came back. A review that expired with
+an ``onExpire`` default also answers ``defaultResponse`` (its ``response`` stays null, as the
+expired webhook's does).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import re
 from typing import Any
 
 from signoff_common.documents import MessageDoc
+from signoff_common.membership import Reach
 from signoff_common.mongo import MESSAGES, Database, Doc, collection
 from signoff_common.views import FULL, MESSAGE_PROJECTION, MessageView, message_view
 from signoff_realtime.metrics import WAITS
@@ -43,6 +46,8 @@ def answer(view: MessageView, *, timed_out: bool = False) -> dict[str, Any]:
         "message": view.model_dump(mode="json", context=FULL),
         "response": review.response if review.status == "completed" else None,  # attribute: full
     }
+    if review.default_response is not None:
+        body["defaultResponse"] = review.default_response
     if timed_out:
         body["timedOut"] = True
     return body
@@ -54,18 +59,18 @@ def encode(body: dict[str, Any]) -> bytes:
 
 
 async def find_review(
-    db: Database, owner_id: str, review_id: str, channel_id: str | None
+    db: Database, reach: Reach, review_id: str, channel_id: str | None
 ) -> MessageDoc | None:
-    query: Doc = {"_id": review_id, "owner_id": owner_id, "review": {"$type": "object"}}
+    query: Doc = {"_id": review_id, **reach.scope(), "review": {"$type": "object"}}
     if channel_id:
         query["channel_id"] = channel_id
     return await collection(db, MESSAGES).find_one(query, MESSAGE_PROJECTION)
 
 
 async def current_answer(
-    db: Database, owner_id: str, review_id: str, channel_id: str | None
+    db: Database, reach: Reach, review_id: str, channel_id: str | None
 ) -> dict[str, Any] | None:
-    doc = await find_review(db, owner_id, review_id, channel_id)
+    doc = await find_review(db, reach, review_id, channel_id)
     return None if doc is None else answer(message_view(doc))
 
 
@@ -77,24 +82,29 @@ def _time_out(outcome: asyncio.Future[Outcome]) -> None:
 async def wait_for_review(
     db: Database,
     waiters: Waiters,
-    owner_id: str,
+    reach: Reach,
     review_id: str,
     channel_id: str | None,
     timeout: float,
 ) -> bytes | None:
-    """The long-poll answer (JSON), or None when the review does not exist or is not the owner's.
+    """The long-poll answer (JSON), or None when the review does not exist or is outside
+    ``reach``.
 
     A parked poll holds only its future, a timer and the encoded timed-out answer: not the
     MongoDB document nor the view model (ten thousand parked polls are the normal case)."""
+    loop = asyncio.get_running_loop()
+    # The timeout runs from the request's arrival: a slow first read (MongoDB just back, a busy
+    # host) must not lengthen how long the agent is held.
+    deadline = loop.time() + timeout
     with waiters.register(review_id) as outcome:
-        body = await current_answer(db, owner_id, review_id, channel_id)
+        body = await current_answer(db, reach, review_id, channel_id)
         if body is None:
             return None
         if body["status"] == "pending":
             timed_out = encode({**body, "timedOut": True})
             del body  # not kept alive in this frame for the whole wait
             # The timer resolves the waiter's own future: no wait_for task, no second future.
-            timer = asyncio.get_running_loop().call_later(timeout, _time_out, outcome)
+            timer = loop.call_later(max(0.0, deadline - loop.time()), _time_out, outcome)
             try:
                 event = await outcome
             except TimeoutError:

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic.alias_generators import to_camel
 
-from signoff_common.events import AgentStatusChanged, DeliveryStatusChanged, Event, wire_name
+from signoff_common.events import AgentStatusChanged, DeliveryStatusChanged, Event, ReviewVoted, wire_name
 
 
 def event_name(event: Event) -> str:
@@ -25,4 +25,8 @@ def payload(event: Event) -> dict[str, Any]:
     if isinstance(event, AgentStatusChanged | DeliveryStatusChanged):
         data = {to_camel(k): v for k, v in event.data.model_dump(mode="json").items()}
         return {**data, "channelId": event.channel_id, "eventId": event.id}
+    if isinstance(event, ReviewVoted):
+        # The message with every vote so far, and which one this event is about.
+        vote = event.data.vote.model_dump(mode="json")
+        return {**event.data.message.model_dump(mode="json"), "vote": vote, "eventId": event.id}
     return {**event.data.message.model_dump(mode="json"), "eventId": event.id}

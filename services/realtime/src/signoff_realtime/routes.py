@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from signoff_common.http_errors import not_found, unauthorized
+from signoff_common.membership import reach_of
 from signoff_common.principals import BadCredentialsError, Principal, credential_from_headers
 from signoff_realtime import sse
 from signoff_realtime.channels import UnknownChannelError, owned
@@ -50,11 +51,13 @@ async def events(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     since: Annotated[str | None, Query(alias="lastEventId", max_length=64)] = None,
 ) -> StreamingResponse:
-    """Server-sent events of the caller's channels (or one), resumable with ``Last-Event-ID``."""
+    """Server-sent events of the caller's channels and those shared with them (or one),
+    resumable with ``Last-Event-ID``."""
+    reach = await reach_of(gw.runtime.db, who)
     channels = None
     if channel:
         try:
-            channels = await owned(gw.runtime.db, who.owner_id, [channel])
+            channels = await owned(gw.runtime.db, reach, [channel])
         except UnknownChannelError:
             raise not_found("channel") from None
     cursor = last_event_id or since
@@ -63,9 +66,11 @@ async def events(
         gw.fanout,
         gw.settings,
         who,
+        reach,
         channels,
         cursor if valid_event_id(cursor) else None,
         request.is_disconnected,
         gw.watch,
+        gw.shared,
     )
     return StreamingResponse(body, media_type="text/event-stream", headers=sse.HEADERS)

@@ -2,8 +2,10 @@
 
 A client authenticates in the handshake ``auth``: ``{"token": <user JWT or API key>}`` or
 ``{"apiKey": <key>}`` (an ``Authorization`` / ``x-api-key`` header works too). Optional
-``channels`` narrows it to some of its owner's channels (default: all of them, including channels
-created later, through the owner's room). Optional ``lastEventId`` replays what it missed.
+``channels`` narrows it to some of its channels (default: all of them, including channels
+created later, through the owner's room). A user's socket also joins the room of each channel
+shared with them, and joins or leaves those rooms as members are added and removed (see
+:mod:`signoff_realtime.shared_channels`). Optional ``lastEventId`` replays what it missed.
 
 Joining: the connect handler subscribes the socket to live events *before* reading what it
 missed, sends the missed events, then the live ones that queued up meanwhile, and only then joins
@@ -29,6 +31,7 @@ import socketio
 from pymongo.errors import PyMongoError
 
 from signoff_common.events import Event
+from signoff_common.membership import Reach, reach_of
 from signoff_common.mongo import Database
 from signoff_common.principals import Authenticator, BadCredentialsError, Principal, credential_from_headers
 from signoff_realtime.channels import UnknownChannelError, owned
@@ -38,6 +41,7 @@ from signoff_realtime.metrics import REPLAYED, SOCKETS
 from signoff_realtime.payloads import event_name, payload
 from signoff_realtime.revocation import CODE, CredentialWatch, Watched
 from signoff_realtime.settings import RealtimeSettings
+from signoff_realtime.shared_channels import SharedChannels, Tracked
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +88,20 @@ def _refused(code: str, message: str) -> socketio.exceptions.ConnectionRefusedEr
 class _Socket:
     principal: Principal
     channels: frozenset[str] | None
+    reach: Reach
     joiner: asyncio.Task[None] | None = field(default=None, repr=False)
     watched: Watched | None = field(default=None, repr=False)
+    tracked: Tracked | None = field(default=None, repr=False)
+    # Its live-event queue until it joins its rooms (see _join).
+    sub: Subscription | None = field(default=None, repr=False)
+    joined: bool = False
     # The message for the client once its credential was found revoked; the socket is closing.
     revoked: str | None = None
+
+    def rooms(self) -> list[str]:
+        if self.channels is not None:
+            return [channel_room(c) for c in self.channels]
+        return [owner_room(self.principal.owner_id), *(channel_room(c) for c in sorted(self.reach.shared))]
 
 
 class Sockets:
@@ -97,6 +111,7 @@ class Sockets:
         self._db: Database | None = None
         self._auth: Authenticator | None = None
         self._watch: CredentialWatch | None = None
+        self._shared: SharedChannels | None = None
         self._sockets: dict[str, _Socket] = {}
         self._closing: set[asyncio.Task[None]] = set()
         # sid -> (until, ids replayed from history and not yet seen live)
@@ -112,11 +127,12 @@ class Sockets:
         SOCKETS.set_function(lambda: len(self._sockets))
         fanout.attach_sockets(self.emit)
 
-    def bind(self, db: Database, auth: Authenticator, watch: CredentialWatch) -> None:
+    def bind(self, db: Database, auth: Authenticator, watch: CredentialWatch, shared: SharedChannels) -> None:
         """Called by the lifespan once MongoDB is open; no connection is accepted before."""
         self._db = db
         self._auth = auth
         self._watch = watch
+        self._shared = shared
 
     async def emit(self, event: Event) -> None:
         """One event to its owner's and channel's rooms. The packet is encoded once and put on
@@ -157,7 +173,7 @@ class Sockets:
             task.cancel()
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
-        if self._db is None or self._auth is None or self._watch is None:
+        if self._db is None or self._auth is None or self._watch is None or self._shared is None:
             raise _refused("unavailable", "starting up; try again")
         auth = auth if isinstance(auth, dict) else {}
         try:
@@ -167,12 +183,13 @@ class Sockets:
                     environ.get("HTTP_AUTHORIZATION"), environ.get("HTTP_X_API_KEY")
                 )
             principal = await self._auth.principal(credential)
+            reach = await reach_of(self._db, principal)
             wanted = auth.get("channels")
             channels = None
             if wanted is not None:
                 if not isinstance(wanted, list) or not wanted:
                     raise UnknownChannelError("channels must be a non-empty list of channel ids")
-                channels = await owned(self._db, principal.owner_id, wanted)
+                channels = await owned(self._db, reach, wanted)
         except BadCredentialsError as exc:
             raise _refused("unauthorized", str(exc)) from None
         except UnknownChannelError as exc:
@@ -180,10 +197,13 @@ class Sockets:
         except PyMongoError:
             raise _refused("unavailable", "storage unavailable; try again") from None
         last = auth.get("lastEventId")
-        sub = self._fanout.subscribe(principal.owner_id, channels, self._settings.sse_queue_size)
-        sock = _Socket(principal, channels)
+        sub = self._fanout.subscribe(
+            principal.owner_id, channels, self._settings.sse_queue_size, reach.shared
+        )
+        sock = _Socket(principal, channels, reach, sub=sub)
         self._sockets[sid] = sock
         sock.watched = self._watch.watch(principal, lambda message: self._revoke(sid, message))
+        sock.tracked = self._shared.track(principal, reach.shared, lambda shared: self._reshare(sid, shared))
         sock.joiner = asyncio.create_task(
             self._join(sid, sock, sub, last if valid_event_id(last) else None), name=f"ws-join-{sid}"
         )
@@ -198,7 +218,31 @@ class Sockets:
         sock = self._sockets.pop(sid, None)
         if sock is not None and sock.watched is not None:
             sock.watched.release()
+        if sock is not None and sock.tracked is not None:
+            sock.tracked.release()
         return sock
+
+    def _reshare(self, sid: str, shared: frozenset[str]) -> None:
+        """The channels shared with this socket's user changed (see shared_channels.py). Rooms
+        are entered and left synchronously, between two events."""
+        sock = self._sockets.get(sid)
+        if sock is None:
+            return
+        taken = sock.reach.shared - shared
+        before = set(sock.rooms())
+        sock.reach = Reach(sock.reach.owner_id, shared)
+        if sock.channels is not None:
+            # A socket narrowed to some channels loses the taken ones and gains nothing.
+            sock.channels = sock.channels - taken
+        if sock.sub is not None:
+            self._fanout.reshare(sock.sub, shared)
+        if not sock.joined:
+            return  # the joiner enters sock.rooms() as they are then
+        after = set(sock.rooms())
+        for room in before - after:
+            self.server.manager.basic_leave_room(sid, NAMESPACE, room)
+        for room in after - before:
+            self.server.manager.basic_enter_room(sid, NAMESPACE, room)
 
     def _revoke(self, sid: str, message: str) -> None:
         """The credential watch found this socket's credential no longer holds. Closes it now
@@ -243,13 +287,12 @@ class Sockets:
                 # Found revoked before its connection was acknowledged (see _revoke).
                 self._close_later(sid, sock.revoked)
                 return
-            owner_id = sock.principal.owner_id
             sent: set[str] = set()
             if last_event_id is not None and self._db is not None:
                 missed = await events_since(
                     self._db,
                     self._fanout.recent,
-                    owner_id,
+                    sock.reach,
                     last_event_id,
                     sock.channels,
                     timedelta(seconds=self._settings.resume_window_seconds),
@@ -270,11 +313,9 @@ class Sockets:
                 return
             # No await from the last drain to here (see Fanout.publish): the manager's plain
             # room entry is synchronous, so no event can slip between queue and rooms.
-            rooms = (
-                [owner_room(owner_id)] if sock.channels is None else [channel_room(c) for c in sock.channels]
-            )
-            for room in rooms:
+            for room in sock.rooms():
                 self.server.manager.basic_enter_room(sid, NAMESPACE, room)
+            sock.joined = True
             if sent:
                 self._replayed[sid] = (time.monotonic() + REPLAY_SHIELD_SECONDS, sent)
         except Exception:
@@ -282,6 +323,7 @@ class Sockets:
             with contextlib.suppress(Exception):
                 await self.server.disconnect(sid, namespace=NAMESPACE)
         finally:
+            sock.sub = None
             self._fanout.unsubscribe(sub)
 
     async def _until_connected(self, sid: str) -> bool:

@@ -1,4 +1,6 @@
-"""``GET /api/v1/events``: the owner's events as a ``text/event-stream``.
+"""``GET /api/v1/events``: the events of the caller's channels (and, for a user, of the channels
+shared with them, kept current: see :mod:`signoff_realtime.shared_channels`) as a
+``text/event-stream``.
 
 Each event is one frame: ``id:`` (the event id, which the browser's EventSource sends back as
 ``Last-Event-ID`` when it reconnects), ``event:`` (``review:responded`` …) and ``data:`` (the
@@ -19,6 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
 from signoff_common.events import Event
+from signoff_common.membership import Reach
 from signoff_common.mongo import Database
 from signoff_common.principals import Principal
 from signoff_realtime.fanout import Fanout
@@ -27,6 +30,7 @@ from signoff_realtime.metrics import DROPPED_STREAMS, REPLAYED, STREAMS
 from signoff_realtime.payloads import event_name, payload
 from signoff_realtime.revocation import CODE, CredentialWatch
 from signoff_realtime.settings import RealtimeSettings
+from signoff_realtime.shared_channels import SharedChannels
 
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 # How long a browser waits before reconnecting after the stream drops.
@@ -48,14 +52,16 @@ async def stream(
     fanout: Fanout,
     settings: RealtimeSettings,
     principal: Principal,
+    reach: Reach,
     channels: frozenset[str] | None,
     last_event_id: str | None,
     disconnected: Callable[[], Awaitable[bool]],
     watch: CredentialWatch,
+    shared: SharedChannels,
 ) -> AsyncIterator[str]:
-    owner_id = principal.owner_id
     # Subscribed before history is read, so nothing falls between the two.
-    sub = fanout.subscribe(owner_id, channels, settings.sse_queue_size)
+    sub = fanout.subscribe(principal.owner_id, channels, settings.sse_queue_size, reach.shared)
+    tracked = shared.track(principal, reach.shared, lambda now: fanout.reshare(sub, now))
     revoked: list[str] = []
 
     def revoke(message: str) -> None:
@@ -71,7 +77,7 @@ async def stream(
             missed = await events_since(
                 db,
                 fanout.recent,
-                owner_id,
+                reach,
                 last_event_id,
                 channels,
                 timedelta(seconds=settings.resume_window_seconds),
@@ -103,5 +109,6 @@ async def stream(
                 yield frame(item)
     finally:
         watched.release()
+        tracked.release()
         fanout.unsubscribe(sub)
         STREAMS.dec()

@@ -18,6 +18,7 @@ from pymongo.errors import ConnectionFailure
 from starlette.types import Receive, Scope, Send
 
 from signoff_common.http_errors import ApiError, error_body, not_found, unauthorized
+from signoff_common.membership import reach_of
 from signoff_common.mongo import Database
 from signoff_common.principals import Authenticator, BadCredentialsError, credential_from_headers
 from signoff_realtime.longpoll import encode, parse_timeout_ms, wait_for_review
@@ -95,8 +96,9 @@ class WaitEndpoint:
         params = _query(scope["query_string"])  # after auth, in the order FastAPI checked them
         settings = self._settings
         ms = parse_timeout_ms(params.get("timeout"), settings.wait_default_ms, settings.wait_max_ms)
+        reach = await reach_of(self._db, who)
         body = await wait_for_review(
-            self._db, self._waiters, who.owner_id, review_id, params.get("channel") or None, ms / 1000
+            self._db, self._waiters, reach, review_id, params.get("channel") or None, ms / 1000
         )
         if body is None:
             raise not_found("review")

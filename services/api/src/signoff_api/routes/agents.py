@@ -29,8 +29,9 @@ async def create_agent(body: AgentIn, who: CurrentPrincipal, ctx: Ctx) -> AgentC
 
 @router.get("/agents", response_model=list[AgentOut])
 async def list_agents(who: CurrentPrincipal, ctx: Ctx) -> list[AgentOut]:
-    """Every agent of the caller, oldest first: a bare array, as Placet answers."""
-    return [agents.agent_out(d) for d in await agents.list_agents(ctx.db, who.owner_id)]
+    """Every agent of the caller (and, for a user, those shared with them: ``role: member``),
+    oldest first: a bare array, as Placet answers."""
+    return await agents.visible_agents(ctx.db, await ctx.reach(who))
 
 
 @router.post("/agents/setWebhook", response_model=AgentOut)
@@ -53,7 +54,7 @@ async def set_commands(agent_id: str, body: CommandsIn, who: CurrentPrincipal, c
 
 @router.get("/agents/{agent_id}", response_model=AgentOut)
 async def get_agent(agent_id: str, who: CurrentPrincipal, ctx: Ctx) -> AgentOut:
-    return agents.agent_out(await agents.get_agent(ctx.db, who.owner_id, agent_id))
+    return await agents.visible_agent(ctx.db, await ctx.reach(who), agent_id)
 
 
 @router.patch("/agents/{agent_id}", response_model=AgentOut)

@@ -232,13 +232,13 @@ async def signed_download(token: str, ctx: Ctx) -> Response:
 
 @router.get("/{file_id}", response_model=FileOut)
 async def get_file(file_id: str, who: CurrentPrincipal, ctx: Ctx) -> FileOut:
-    return file_out(await files.get_file(ctx.db, who.owner_id, file_id))
+    return file_out(await files.get_file(ctx.db, await ctx.reach(who), file_id))
 
 
 @router.get("/{file_id}/download", response_class=StreamingResponse, responses=FILE_BYTES)
 async def download(file_id: str, who: CurrentPrincipal, ctx: Ctx) -> Response:
     """The file's bytes, with its Content-Type."""
-    record = await files.get_file(ctx.db, who.owner_id, file_id)
+    record = await files.get_file(ctx.db, await ctx.reach(who), file_id)
     return _download(record, await files.open_blob(ctx.db, record))
 
 
@@ -246,7 +246,7 @@ async def download(file_id: str, who: CurrentPrincipal, ctx: Ctx) -> Response:
 async def presign_download(file_id: str, who: CurrentPrincipal, ctx: Ctx) -> DownloadLinkOut:
     """A short-lived URL that downloads the file without credentials (5 minutes,
     ``SIGNOFF_FILE_DOWNLOAD_URL_TTL_SECONDS``)."""
-    record = await files.get_file(ctx.db, who.owner_id, file_id)
+    record = await files.get_file(ctx.db, await ctx.reach(who), file_id)
     files.require_uploaded(record)
     url, expires_at = files.download_url(ctx.settings, record["_id"])
     return DownloadLinkOut(download_url=url, expires_at=expires_at)

@@ -92,10 +92,10 @@ async def list_messages(
     has_attachments: Annotated[str | None, Query(description="true: only messages with attachments")] = None,
 ) -> MessagePage:
     """Newest first. Pass ``nextCursor`` back as ``cursor`` for the next page."""
-    await ctx.own_channel(who.owner_id, channel)
+    owner_id = await ctx.readable_channel(who, channel)
     data, next_cursor = await messages.list_messages(
         ctx.db,
-        who.owner_id,
+        owner_id,
         channel,
         min(limit, MAX_PAGE),
         cursor,
@@ -137,7 +137,7 @@ async def get_iterations(
 async def get_message(
     message_id: str, who: CurrentPrincipal, ctx: Ctx, channel: OptChannel = None
 ) -> MessageView:
-    return message_view(await messages.get_message(ctx.db, who.owner_id, message_id, channel))
+    return message_view(await messages.get_message(ctx.db, await ctx.reach(who), message_id, channel))
 
 
 @router.delete("/{message_id}", response_model=DeletedOut)

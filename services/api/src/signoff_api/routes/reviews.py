@@ -22,18 +22,19 @@ async def pending(
     ctx: Ctx,
     channel: Annotated[str | None, Query(max_length=100)] = None,
 ) -> list[MessageView]:
-    """Every pending review of one channel (or of all the caller's channels), newest first: a
-    bare array, as Placet answers (at most 1,000; the inbox below pages)."""
+    """Every pending review of one channel (or of all the caller's channels, shared ones
+    included), newest first: a bare array, as Placet answers (at most 1,000; the inbox below
+    pages)."""
     if channel is not None:
-        await ctx.own_channel(who.owner_id, channel)
-    data, _ = await messages.list_reviews(ctx.db, who.owner_id, channel, 1000, None)
+        await ctx.readable_channel(who, channel)
+    data, _ = await messages.list_reviews(ctx.db, await ctx.reach(who), channel, 1000, None)
     return data
 
 
 @router.get("/inbox", response_model=MessagePage)
 async def inbox(user: CurrentUser, ctx: Ctx, limit: Limit = 50, cursor: Cursor = None) -> MessagePage:
-    """A human's inbox: pending reviews across all their channels."""
-    data, nxt = await messages.list_reviews(ctx.db, user.owner_id, None, limit, cursor)
+    """A human's inbox: pending reviews across all their channels and those shared with them."""
+    data, nxt = await messages.list_reviews(ctx.db, await ctx.reach(user), None, limit, cursor)
     return MessagePage(data=data, next_cursor=nxt)
 
 
@@ -45,7 +46,7 @@ async def get_review(
     channel: Annotated[str | None, Query(max_length=100)] = None,
 ) -> MessageView:
     """The message carrying the review (the review id is the message id, as in Placet)."""
-    doc = await messages.get_message(ctx.db, who.owner_id, message_id, channel)
+    doc = await messages.get_message(ctx.db, await ctx.reach(who), message_id, channel)
     if not doc.get("review"):
         raise not_found("review")
     return message_view(doc)
@@ -53,9 +54,16 @@ async def get_review(
 
 @router.post("/{message_id}/respond", response_model=MessageView, responses={409: {}, 422: {}})
 async def respond(message_id: str, body: RespondIn, user: CurrentUser, ctx: Ctx) -> MessageView:
-    """Answer a review. The first response wins; later ones (or after expiry) get 409."""
+    """Answer a review. The first response wins; later ones (or after expiry) get 409. On a
+    quorum review each reviewer's response is a vote (a second vote by the same reviewer: 409)."""
     view = await messages.respond(
-        ctx.db, user.owner_id, message_id, user.owner_id, body.response, body.feedback, body.modified_file_ids
+        ctx.db,
+        await ctx.reach(user),
+        message_id,
+        user.owner_id,
+        body.response,
+        body.feedback,
+        body.modified_file_ids,
     )
     ctx.outbox_written()
     return view

@@ -28,5 +28,6 @@ async def overview(
 
 @router.get("/pending", response_model=PendingReviews)
 async def pending(who: CurrentPrincipal, ctx: Ctx) -> PendingReviews:
-    """Pending reviews: how many per channel, and how old the oldest one is."""
-    return await stats.pending_reviews(ctx.db, who.owner_id)
+    """Pending reviews: how many per channel (shared channels included), and how old the oldest
+    one is."""
+    return await stats.pending_reviews(ctx.db, await ctx.reach(who))
