@@ -56,6 +56,12 @@ class Channels {
     return a ? a.name : id;
   }
 
+  /** Whether the user owns the channel (a member of a shared one reads and answers only). */
+  manages(id) {
+    const a = this.agents.get(id);
+    return !a || a.role !== "member";
+  }
+
   update(agent) {
     this.agents.set(agent.id, { ...this.agents.get(agent.id), ...agent });
     this.onChange();

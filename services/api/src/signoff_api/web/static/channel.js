@@ -1,5 +1,6 @@
 // One channel (agent): its messages newest-last, older pages on demand, and a composer for the
-// human's own messages.
+// human's own messages. A channel shared with the user (they are a member) is read and answered
+// only: no composer, no settings.
 
 import { api } from "./api.js";
 import { h } from "./dom.js";
@@ -18,6 +19,7 @@ export function channelView(root, { channelId, channels }) {
   const scroller = h("div", { class: "scroller" }, older, empty, listEl);
   const list = new MessageList(listEl, {
     channelName: (id) => channels.name(id),
+    manages: (id) => channels.manages(id),
     onChange: () => { empty.hidden = list.size > 0; },
   });
   let cursor = null;
@@ -53,12 +55,20 @@ export function channelView(root, { channelId, channels }) {
     }
   });
 
+  const settings = h("a", { class: "btn btn-small", href: `#/c/${encodeURIComponent(channelId)}/settings` }, "Agent settings");
+  const sharedBadge = h("span", { class: "badge badge-shared", title: "Its owner shared this channel with you: you read and answer its reviews" }, "Shared with you");
   root.append(h("div", { class: "channel" },
     h("header", { class: "view-head" },
-      h("div", { class: "title-row" }, title, status),
-      h("nav", { class: "view-actions", "aria-label": "Channel" },
-        h("a", { class: "btn btn-small", href: `#/c/${encodeURIComponent(channelId)}/settings` }, "Agent settings"))),
+      h("div", { class: "title-row" }, title, status, sharedBadge),
+      h("nav", { class: "view-actions", "aria-label": "Channel" }, settings)),
     error, scroller, composer));
+  const showRole = () => {
+    const mine = channels.manages(channelId);
+    sharedBadge.hidden = mine;
+    settings.hidden = !mine;
+    composer.hidden = !mine;
+  };
+  showRole();
 
   const nearEnd = () => scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 120;
   const scrollToEnd = (force = false) => {
@@ -111,7 +121,7 @@ export function channelView(root, { channelId, channels }) {
     title: agent ? agent.name : "Channel",
     onEvent(name, data) {
       if (data.channelId !== channelId) return;
-      if (name === "message:created" || name === "message:updated" || name === "review:responded" || name === "review:expired") {
+      if (name === "message:created" || name === "message:updated" || name === "review:responded" || name === "review:expired" || name === "review:voted") {
         const stick = nearEnd();
         list.upsert(data);
         if (stick) scrollToEnd(true);
@@ -122,6 +132,7 @@ export function channelView(root, { channelId, channels }) {
       const a = channels.get(channelId);
       if (a) title.textContent = a.name;
       showStatus();
+      showRole();
     },
     resync: load,
     destroy() { list.clear(); },

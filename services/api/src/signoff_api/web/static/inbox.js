@@ -12,6 +12,7 @@ export function inboxView(root, { channels }) {
   const more = h("button", { type: "button", class: "btn btn-small", hidden: true }, "Load more");
   const list = new MessageList(listEl, {
     channelName: (id) => channels.name(id),
+    manages: (id) => channels.manages(id),
     showChannel: true,
     onChange: () => { empty.hidden = list.size > 0; },
   });
@@ -38,7 +39,7 @@ export function inboxView(root, { channels }) {
     title: "Inbox",
     onEvent(name, data) {
       if (name === "message:created" && data.review && data.review.status === "pending") list.upsert(data);
-      else if ((name === "review:responded" || name === "review:expired" || name === "message:updated") && list.has(data.id)) {
+      else if ((name === "review:responded" || name === "review:expired" || name === "review:voted" || name === "message:updated") && list.has(data.id)) {
         list.upsert(data);
       }
       else if (name === "delivery:status") list.deliveryChanged(data);

@@ -20,9 +20,11 @@ const DELIVERY_LABELS = {
 
 /** Ordered, de-duplicated messages of one list; updates replace the element in place. */
 export class MessageList {
-  constructor(container, { channelName, showChannel = false, onChange = () => {} }) {
+  constructor(container, { channelName, manages = () => true, showChannel = false, onChange = () => {} }) {
     this.container = container;
     this.channelName = channelName;
+    // Whether the user manages the message's channel: webhook deliveries are its owner's.
+    this.manages = manages;
     this.showChannel = showChannel;
     this.onChange = onChange;
     this.items = new Map(); // id -> {message, el, panel}
@@ -46,8 +48,9 @@ export class MessageList {
    * ``force`` replaces whatever is shown: for what this tab itself learned (its own answer, a
    * delivery status event) rather than a copy of the message from the server. */
   upsert(incoming, note = "", force = false) {
-    // Events carry the message plus its eventId; the list keeps the message alone.
-    const { eventId: _eventId, ...message } = incoming;
+    // Events carry the message plus its eventId (and review:voted the vote it is about); the
+    // list keeps the message alone.
+    const { eventId: _eventId, vote: _vote, ...message } = incoming;
     const existing = this.items.get(message.id);
     if (existing && !force && !newer(message, existing.message)) return false;
     // A pending review that did not change keeps its card, so a half-filled answer survives an
@@ -145,7 +148,7 @@ export class MessageList {
     // A webhook goes out when a review is answered or expires (or, if the agent asked for
     // them, for human messages): before that there is nothing to show.
     const settled = message.review ? message.review.status !== "pending" : message.deliveryStatus && message.deliveryStatus !== "sent";
-    if (settled) {
+    if (settled && this.manages(message.channelId)) {
       const item = () => this.items.get(message.id);
       const toggle = h("button", {
         type: "button", class: "btn btn-small btn-quiet", "aria-expanded": "false",

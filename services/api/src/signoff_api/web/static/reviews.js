@@ -8,9 +8,14 @@
 // field types with defaultValue; text-input with prefill/markdown; submitLabel and dismissLabel
 // on every type. A dismiss button answers {"_dismissed": true}. Any card can carry optional
 // feedback for the agent, sent next to the response.
+//
+// Signoff's review policies: a quorum card lists each reviewer's vote and counts the approvals
+// (an answer there is the user's vote; once they voted, the card says so and waits for the
+// others); a review with onExpire says what happens if nobody answers, and an expired one shows
+// the default that applied.
 
-import { api } from "./api.js";
-import { h, newId, timeEl } from "./dom.js";
+import { api, session } from "./api.js";
+import { append, h, newId, timeEl } from "./dom.js";
 import { renderMarkdown } from "./markdown.js";
 
 const STYLES = new Set(["primary", "secondary", "success", "danger", "warning", "default", "ghost"]);
@@ -38,8 +43,20 @@ export function reviewCard(message, { onAnswered }) {
     h("span", { class: "review-type" }, typeLabel(review.type)),
     statusBadge(review),
   ));
+  if (review.quorum) card.append(quorumBox(review));
   if (review.status !== "pending") {
     card.append(outcome(review));
+    return card;
+  }
+  if (review.onExpire) {
+    card.append(h("div", { class: "default-hint" },
+      h("span", { class: "hint" }, "If nobody answers in time, the agent's default applies:"),
+      responseSummary({ ...review, response: review.onExpire.response })));
+  }
+  const mine = myVote(review);
+  if (mine) {
+    card.append(h("p", { class: "your-vote", role: "status" },
+      "You voted ", answerChip(review, mine.response), ". Waiting for the other reviewers."));
     return card;
   }
   const general = h("p", { class: "form-error", role: "alert", hidden: true });
@@ -47,7 +64,8 @@ export function reviewCard(message, { onAnswered }) {
   const fields = new Map(); // API field name -> error element
   const build = BUILDERS[review.type] || BUILDERS.freeform;
   const controls = build(payload, fields);
-  const feedback = feedbackBox();
+  // A quorum vote is its response alone (the API refuses feedback with it).
+  const feedback = review.quorum ? { element: null, toggle: null, value: () => "" } : feedbackBox();
   const dismissLabel = typeof payload.dismissLabel === "string" && payload.dismissLabel.trim() ? payload.dismissLabel : null;
   // The primary submit button comes first in the form, so Enter in a one-line input uses it.
   const actions = h("div", { class: "actions", role: "group", "aria-label": "Answer" },
@@ -56,7 +74,7 @@ export function reviewCard(message, { onAnswered }) {
       type: "submit", class: "btn btn-outline btn-dismiss", name: DISMISSED, value: "1", formnovalidate: true,
     }, dismissLabel) : null,
     feedback.toggle);
-  form.append(controls.element, feedback.element, actions, general);
+  append(form, [controls.element, feedback.element, actions, general]);
   card.append(form);
 
   const setBusy = (busy) => {
@@ -164,8 +182,45 @@ function statusBadge(review) {
   return badge;
 }
 
+/** The signed-in user's vote on a quorum review, if they cast one. */
+function myVote(review) {
+  const current = session.load();
+  const me = current && current.user ? current.user.id : null;
+  return (review.votes || []).find((v) => v.userId === me) || null;
+}
+
+/** Who voted what on a quorum review, and how many approvals of how many needed. */
+function quorumBox(review) {
+  const { approvals, approved = 0 } = review.quorum;
+  const votes = Array.isArray(review.votes) ? review.votes : [];
+  return h("div", { class: "quorum", dataset: { approvals: String(approvals), approved: String(approved) } },
+    h("p", { class: "quorum-count" },
+      h("strong", {}, `${approved} of ${approvals}`), ` approval${approvals === 1 ? "" : "s"} needed`),
+    votes.length
+      ? h("ul", { class: "votes", "aria-label": "Votes" }, votes.map((v) => h("li", { class: "vote", dataset: { voter: v.email } },
+        h("span", { class: "voter" }, v.email), " ", answerChip(review, v.response),
+        v.response && typeof v.response.comment === "string" ? h("q", { class: "vote-comment" }, v.response.comment) : null,
+        " ", timeEl(v.votedAt))))
+      : h("p", { class: "muted" }, "No votes yet."));
+}
+
+/** An approval answer as its option's chip (a dismissal as "Dismissed"). */
+function answerChip(review, response) {
+  if (isDismissed(response)) return h("span", { class: "chip" }, "Dismissed");
+  const payload = review.payload || {};
+  const options = Array.isArray(payload.options) && payload.options.length ? payload.options : DEFAULT_APPROVAL;
+  const chosen = response ? response.selectedOption : null;
+  const opt = options.find((o) => o.id === chosen);
+  return h("span", { class: `chip chip-${styleOf(opt)}` }, opt ? opt.label : String(chosen ?? "—"));
+}
+
 function outcome(review) {
   if (review.status === "expired") {
+    if (review.defaultResponse !== null && review.defaultResponse !== undefined) {
+      return h("div", { class: "review-outcome review-default" },
+        h("p", {}, "Nobody answered before the deadline: the agent's default applied."),
+        responseSummary({ ...review, response: review.defaultResponse }));
+    }
     return h("p", { class: "review-outcome" }, "Nobody answered before the deadline.");
   }
   const at = review.respondedAt || review.completedAt;
@@ -183,7 +238,7 @@ function outcome(review) {
       feedback);
   }
   return h("div", { class: "review-outcome" },
-    h("p", {}, "Answered", when, ":"),
+    h("p", {}, review.quorum ? "Decided by the votes" : "Answered", when, ":"),
     responseSummary(review),
     feedback,
   );

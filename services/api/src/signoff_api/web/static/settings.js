@@ -1,5 +1,6 @@
 // Per-agent settings: default webhook (URL, headers, events, retries), signing-secret rotation,
-// a test send, recovery of failed deliveries, inbound token webhooks and signed triggers.
+// a test send, recovery of failed deliveries, the channel's members (other users who read it and
+// answer its reviews), inbound token webhooks and signed triggers. Only the owner has them.
 // Secrets and tokens come back from the API once; they are shown once, with a copy button.
 
 import { api } from "./api.js";
@@ -43,8 +44,14 @@ export function settingsView(root, { channelId, channels }) {
     try {
       const agent = await api(`/api/v1/agents/${encodeURIComponent(channelId)}`);
       title.textContent = `${agent.name} — settings`;
+      if (agent.role === "member") {
+        clear(body).append(h("p", { class: "muted", role: "status" },
+          "This channel was shared with you: you read it and answer its reviews. Only its owner manages it."));
+        return;
+      }
       clear(body).append(
         webhookSection(agent, (updated) => channels.update(updated)),
+        membersSection(agent),
         secretSection(agent),
         inboundSection(agent),
         triggerSection(agent),
@@ -175,6 +182,61 @@ function webhookSection(agent, onSaved) {
       h("h2", { id: "tst-title" }, "Test and recover"),
       h("p", { class: "hint" }, "Sends a signed webhook:test event to the default URL now."),
       h("div", { class: "actions" }, test, recover), testOut, recoverOut));
+}
+
+function membersSection(agent) {
+  const list = h("div", { class: "table-wrap" });
+  const email = h("input", { type: "email", required: true, maxlength: 320, placeholder: "teammate@example.com", autocomplete: "off" });
+  const out = h("p", { role: "alert", hidden: true });
+  const add = h("button", { type: "submit", class: "btn btn-primary" }, "Add member");
+  const form = h("form", { class: "inline-form", novalidate: true, "aria-label": "Add a member" },
+    field("E-mail of an existing user", email), h("div", { class: "actions" }, add));
+  const base = `/api/v1/agents/${encodeURIComponent(agent.id)}/members`;
+
+  async function load() {
+    try {
+      const members = (await api(base)).data || [];
+      list.replaceChildren(members.length ? h("table", { class: "grid members" },
+        h("caption", { class: "visually-hidden" }, "Members"),
+        h("thead", {}, h("tr", {}, ["E-mail", "Added", ""].map((t) => h("th", { scope: "col" }, t)))),
+        h("tbody", {}, members.map((m) => {
+          const remove = h("button", { type: "button", class: "btn btn-small btn-danger", "aria-label": `Remove ${m.email}` }, "Remove");
+          remove.addEventListener("click", async () => {
+            if (!window.confirm(`Stop sharing this channel with ${m.email}?`)) return;
+            try {
+              await api(`${base}/${encodeURIComponent(m.userId)}`, { method: "DELETE" });
+            } catch (err) {
+              result(out, "error", err.message);
+            }
+            load();
+          });
+          return h("tr", { dataset: { memberId: m.userId } }, h("td", {}, m.email),
+            h("td", {}, timeEl(m.addedAt, { withDate: true })), h("td", { class: "row-actions" }, remove));
+        }))) : h("p", { class: "muted" }, "Only you review this channel."));
+    } catch (err) {
+      list.replaceChildren(h("p", { class: "form-error" }, err.message));
+    }
+  }
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    out.hidden = true;
+    add.disabled = true;
+    try {
+      const m = await api(base, { method: "POST", body: { email: email.value.trim() } });
+      result(out, "ok", `${m.email} can now read this channel and answer its reviews.`);
+      email.value = "";
+      load();
+    } catch (err) {
+      result(out, "error", err.status === 404 && err.field === "email" ? "No user has this e-mail." : err.message);
+    } finally {
+      add.disabled = false;
+    }
+  });
+  load();
+  return h("section", { class: "card", "aria-labelledby": "mem-title" },
+    h("h2", { id: "mem-title" }, "Members"),
+    h("p", { class: "hint" }, "Members see this channel in their inbox and answer (and vote on) its reviews. They cannot change its settings, keys or webhooks."),
+    list, form, out);
 }
 
 function secretSection(agent) {
