@@ -26,6 +26,7 @@ REPLICAS = "api=2 realtime=2 dispatcher=2 expirer=2"
 
 def test_replica_counts_are_read_strictly() -> None:
     assert parse_replicas("api=2 realtime=2, dispatcher=3") == {"api": 2, "realtime": 2, "dispatcher": 3}
+    assert parse_replicas("notifier=3") == {"notifier": 3}
     assert parse_replicas("") == {}
     for bad in ("api", "api=0", "api=x", "web=2", "api=99"):
         with pytest.raises(SystemExit, match="SIGNOFF_REPLICAS"):

@@ -13,7 +13,7 @@ from tests.support.stack import Owner, RunningStack, eventually
 
 async def test_every_service_is_healthy_and_ready(stack: RunningStack) -> None:
     async with httpx.AsyncClient(timeout=10) as client:
-        for name in ("api", "realtime", "dispatcher", "expirer"):
+        for name in ("api", "realtime", "dispatcher", "expirer", "notifier"):
             base = f"http://127.0.0.1:{stack.procs[name].port}"
             assert (await client.get(f"{base}/healthz")).json() == {"status": "ok"}
             ready = await client.get(f"{base}/readyz")
