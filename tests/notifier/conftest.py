@@ -1,4 +1,4 @@
-"""A private stack for the notifier tests: an API and a notifier on their own database, topic
+"""A private stack for the notifier tests: an API, a notifier and an expirer on their own database, topic
 prefix and consumer group (so the session stack's notifier takes no part), sending e-mail to a
 real SMTP server (aiosmtpd) and Slack messages to a local receiver, with short leases, timeouts
 and retries so crash and retry paths finish in seconds."""
@@ -78,6 +78,8 @@ def notify(infra: Infra, mailbox: Mailbox) -> Iterator[Notify]:
     procs = {
         "api": spawn_service("api", infra.log_dir, env, port=api_port, name=f"api-{tag}"),
         "notifier": spawn_service("notifier", infra.log_dir, env, name=f"notifier-{tag}"),
+        # Expiry is one of the events the notifier acts on (cancels, updates Slack).
+        "expirer": spawn_service("expirer", infra.log_dir, env, name=f"expirer-{tag}"),
     }
     notify: Notify | None = None
     try:

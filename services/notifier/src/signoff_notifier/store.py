@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import itertools
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 
 from pymongo import ASCENDING
 from pymongo.errors import BulkWriteError
 
 from signoff_common import notifications
-from signoff_common.documents import NotificationDoc
+from signoff_common.documents import NotificationDoc, NotificationKind
 from signoff_common.mongo import NOTIFICATIONS, Database, collection
 
 DUPLICATE_KEY = 11000
@@ -68,10 +68,14 @@ class NotificationStore:
         """Apply an attempt's outcome; False if the claim was lost to another replica."""
         return await self.apply({"_id": doc["_id"], "claim": doc.get("claim")}, update)
 
-    async def cancel_for_review(self, message_id: str, now: datetime) -> int:
-        return (
-            await self.coll.update_many(*notifications.cancel_for_closed_review(message_id, now))
-        ).modified_count
+    async def cancel_for_review(self, message_id: str, now: datetime) -> dict[NotificationKind, int]:
+        """Cancel what the closed review no longer needs; how many, by kind (for the metrics)."""
+        filter_, update = notifications.cancel_for_closed_review(message_id, now)
+        counts: dict[NotificationKind, int] = {}
+        for kind in get_args(NotificationKind):
+            result = await self.coll.update_many({**filter_, "kind": kind}, update)
+            counts[kind] = result.modified_count
+        return counts
 
     async def sent_slack(self, message_id: str) -> list[NotificationDoc]:
         """The review's Slack notices that went out (their messages show answer buttons)."""

@@ -106,9 +106,8 @@ class Worker:
         """A review was answered or expired: nothing more to remind of, and every Slack message
         that showed its buttons gets the outcome."""
         now = utcnow()
-        cancelled = await self.store.cancel_for_review(message_id, now)
-        if cancelled:
-            metrics.NOTIFICATIONS.labels("any", "cancelled").inc(cancelled)
+        for kind, cancelled in (await self.store.cancel_for_review(message_id, now)).items():
+            metrics.NOTIFICATIONS.labels(kind, "cancelled").inc(cancelled)
         await self._slack_outcomes(await self.store.sent_slack(message_id), now)
 
     async def _slack_outcomes(self, sent: list[NotificationDoc], now: datetime) -> None:
