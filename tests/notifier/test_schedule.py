@@ -79,6 +79,11 @@ async def test_a_reminder_and_an_escalation_fire_and_the_escalated_user_answers(
             },
         )
         stored = (await person.agent.get(f"/api/v1/reviews/{msg['id']}")).json()
+        # Stored as given (e-mails lower case) and shown back to the agent.
+        assert stored["review"]["reminders"] == [8]
+        assert stored["review"]["escalation"] == [
+            {"afterSeconds": 2, "notify": sorted([escalated.email.lower(), "nobody@nowhere.test"])}
+        ]
         created = datetime.fromisoformat(stored["createdAt"].replace("Z", "+00:00"))
         first = (await mail_for(notify, person.email))[0]
         assert "Review requested" in first.subject

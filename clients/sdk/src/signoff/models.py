@@ -46,6 +46,13 @@ class Quorum(ApiModel):
     approved: int = 0
 
 
+class Escalation(ApiModel):
+    """A step of a review's escalation: who the notifier tells, how long after creation."""
+
+    after_seconds: int
+    notify: list[str]
+
+
 class Vote(ApiModel):
     """One reviewer's vote on a quorum review."""
 
@@ -73,6 +80,10 @@ class Review(ApiModel):
     default_response: Any = Field(default=None, description="onExpire's response, once the review expired")
     quorum: Quorum | None = None
     votes: list[Vote] | None = None
+    reminders: list[int] | None = Field(
+        default=None, description="Seconds before expiresAt the notifier reminds at"
+    )
+    escalation: list[Escalation] | None = None
 
     @property
     def answer(self) -> AnswerValue | None:

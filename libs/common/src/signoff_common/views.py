@@ -58,6 +58,11 @@ class QuorumView(_View):
     approved: int = Field(default=0, description="Distinct reviewers who chose one so far")
 
 
+class EscalationView(_View):
+    after_seconds: int = Field(description="Seconds after the review was created")
+    notify: list[str] = Field(description="E-mails of the users the notifier tells")
+
+
 class VoteView(_View):
     """One reviewer's answer to a quorum review: who, what, when."""
 
@@ -87,6 +92,10 @@ class ReviewView(_View):
     )
     quorum: QuorumView | None = None
     votes: list[VoteView] | None = Field(default=None, description="Each reviewer's vote (quorum reviews)")
+    reminders: list[int] | None = Field(
+        default=None, description="Seconds before expiresAt at which the notifier reminds the reviewers"
+    )
+    escalation: list[EscalationView] | None = Field(default=None, description="Who else is told, and when")
 
     @field_serializer("response", "default_response")
     def _hide_passwords(self, response: Any, info: SerializationInfo) -> Any:
@@ -209,6 +218,13 @@ def message_view(doc: MessageDoc) -> MessageView:
                 else None
             ),
             votes=[vote_view(v) for v in review["votes"]] if "votes" in review else None,
+            reminders=review.get("reminders"),
+            escalation=[
+                EscalationView(after_seconds=s["after_seconds"], notify=s["notify"])
+                for s in review["escalation"]
+            ]
+            if "escalation" in review
+            else None,
         )
     created = _dt(doc.get("created_at"))
     assert created is not None, "stored messages always have created_at"
