@@ -34,8 +34,12 @@ promtool:
 	@command -v promtool >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] || { echo "tests/test_observability.py needs promtool: sudo apt-get install -y prometheus"; exit 1; }; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
+# Two workers, each with its own stack (tests/conftest.py): serially the suite keeps only one of
+# the two cores busy on average (README, Tests). A test file stays on one worker, as its module
+# fixtures expect; files are handed out in collection order, not fewest-tests-last (xdist's
+# default), which would leave the long single-test files for the end.
 pytest: bootstrap browser promtool
-	$(UV) run --frozen pytest
+	$(UV) run --frozen pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 test: lint typecheck pytest
 

@@ -20,8 +20,9 @@ from signoff_devstack.processes import (
     start_tansu,
     wait_healthy,
 )
+from tests.support.inprocess import InProcessApi, running_api
 from tests.support.receiver import Receiver
-from tests.support.stack import RunningStack
+from tests.support.stack import Owner, RunningStack
 
 ADMIN_EMAIL = "admin@tests.local"
 ADMIN_PASSWORD = "admin-password-for-tests"
@@ -65,19 +66,24 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
     mongo.stop()
 
 
+# Settings of the stack's services beyond where MongoDB and Kafka are; the API app that runs in the
+# test process (``api`` below) gets them too, so both answer alike.
+STACK_SETTINGS = {
+    "SIGNOFF_BOOTSTRAP_ADMIN_EMAIL": ADMIN_EMAIL,
+    "SIGNOFF_BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
+    # Login throttling is tested with its own e-mails and forwarded addresses.
+    "SIGNOFF_LOGIN_MAX_FAILURES": "5",
+    # Every test client is 127.0.0.1: the per-address limit is tested on its own API process.
+    "SIGNOFF_LOGIN_MAX_FAILURES_PER_ADDRESS": "100000",
+    # Realtime re-checks open connections' credentials every second (default 5 s): the
+    # revocation tests then span several rounds quickly.
+    "SIGNOFF_REALTIME_REVALIDATE_SECONDS": "1",
+}
+
+
 @pytest.fixture(scope="session")
 def stack(infra: Infra) -> Iterator[RunningStack]:
-    env = infra.service_env(
-        SIGNOFF_BOOTSTRAP_ADMIN_EMAIL=ADMIN_EMAIL,
-        SIGNOFF_BOOTSTRAP_ADMIN_PASSWORD=ADMIN_PASSWORD,
-        # Login throttling is tested with its own e-mails and forwarded addresses.
-        SIGNOFF_LOGIN_MAX_FAILURES="5",
-        # Every test client is 127.0.0.1: the per-address limit is tested on its own API process.
-        SIGNOFF_LOGIN_MAX_FAILURES_PER_ADDRESS="100000",
-        # Realtime re-checks open connections' credentials every second (default 5 s): the
-        # revocation tests then span several rounds quickly.
-        SIGNOFF_REALTIME_REVALIDATE_SECONDS="1",
-    )
+    env = infra.service_env(**STACK_SETTINGS)
     procs = {
         name: spawn_service(name, infra.log_dir, env)
         for name in ("api", "realtime", "dispatcher", "expirer", "notifier")
@@ -106,6 +112,23 @@ def stack(infra: Infra) -> Iterator[RunningStack]:
     finally:
         for proc in reversed(list(procs.values())):
             proc.stop()
+
+
+@pytest.fixture(scope="session")
+async def api(infra: Infra) -> AsyncIterator[InProcessApi]:
+    async with running_api(infra.service_env(**STACK_SETTINGS)) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+async def api_owner(api: InProcessApi) -> AsyncIterator[Owner]:
+    """An owner on the API in this process, one per module: the tests of what the API accepts
+    and refuses isolate themselves by creating their own agents, and a user costs more (Argon2
+    hashing, a login, a key) than most of them."""
+    created = await api.new_owner()
+    yield created
+    await created.agent.aclose()
+    await created.human.aclose()
 
 
 @pytest.fixture

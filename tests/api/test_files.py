@@ -1,17 +1,18 @@
 """Files against the real stack: signed upload URLs streamed into GridFS, downloads, signed
-download links, size limits, ownership, and attachments on messages."""
+download links, size limits, ownership, and attachments on messages. Bad input and the upload
+limit are asked of the app in this process (tests/support/inprocess.py), the limit with a small
+setting of its own."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 from pydantic import SecretStr
 
@@ -21,8 +22,8 @@ from signoff_api.settings import ApiSettings
 from signoff_common.clock import utcnow
 from signoff_common.http_errors import ApiError
 from signoff_common.mongo import FILE_BUCKET
-from signoff_devstack.processes import Proc, spawn_service, wait_healthy
-from tests.conftest import Infra
+from tests.conftest import STACK_SETTINGS, Infra
+from tests.support.inprocess import InProcessApi, running_api
 from tests.support.stack import Owner, RunningStack, eventually
 
 MiB = 1024 * 1024
@@ -74,11 +75,11 @@ def settings_for(stack: RunningStack) -> ApiSettings:
     return ApiSettings(secret_key=SecretStr(stack.env["SIGNOFF_SECRET_KEY"]))
 
 
-async def blob_state(stack: RunningStack, file_id: str) -> tuple[int, int]:
+async def blob_state(api: RunningStack | InProcessApi, file_id: str) -> tuple[int, int]:
     """(GridFS chunks, GridFS file documents) stored for ``file_id``."""
-    mongo = stack.mongo()
+    mongo = api.mongo()
     try:
-        db = mongo.signoff
+        db = mongo[api.mongo_db]
         chunks = await db[f"{FILE_BUCKET}.chunks"].count_documents({"files_id": file_id})
         docs = await db[f"{FILE_BUCKET}.files"].count_documents({"_id": file_id})
     finally:
@@ -208,26 +209,24 @@ async def test_upload_url_refused_when_expired_or_tampered(stack: RunningStack, 
         assert ok.json()["channelId"] is None  # given by the first message it is attached to
 
 
-# --- size limit (an API process with a small limit, on the same MongoDB) -------------------
+# --- size limit (the API in this process, with a small limit) -----------------------------
 
 
 @pytest.fixture(scope="module")
-def small_api(infra: Infra, stack: RunningStack) -> Iterator[Proc]:
-    env = {**stack.env, "SIGNOFF_MAX_UPLOAD_BYTES": str(SMALL_LIMIT)}
-    proc = spawn_service("api", infra.log_dir, env, name="api-small-uploads")
-    try:
-        wait_healthy(proc)
-        yield proc
-    finally:
-        proc.stop()
+async def small_api(infra: Infra) -> AsyncIterator[InProcessApi]:
+    async with running_api(
+        infra.service_env(**STACK_SETTINGS, SIGNOFF_MAX_UPLOAD_BYTES=str(SMALL_LIMIT))
+    ) as api:
+        yield api
 
 
-async def test_over_the_limit_is_413_and_leaves_nothing(
-    stack: RunningStack, owner: Owner, small_api: Proc
-) -> None:
+async def test_over_the_limit_is_413_and_leaves_nothing(small_api: InProcessApi) -> None:
+    owner = await small_api.new_owner()
     ticket = await presign(owner, None)
+    await owner.agent.aclose()
+    await owner.human.aclose()
     token_path = path_of(ticket["uploadUrl"])
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{small_api.port}", timeout=30) as direct:
+    async with small_api.client() as direct:
         # Declared too large: refused before a byte is stored.
         declared = await direct.put(token_path, content=b"x" * (SMALL_LIMIT + 1))
         assert declared.status_code == 413, declared.text
@@ -235,12 +234,12 @@ async def test_over_the_limit_is_413_and_leaves_nothing(
         # Chunked, so only counting finds out: several chunks were written, then all removed.
         streamed = await direct.put(token_path, content=pieces(SMALL_LIMIT + 100_000))
         assert streamed.status_code == 413, streamed.text
-        assert await blob_state(stack, ticket["id"]) == (0, 0)
+        assert await blob_state(small_api, ticket["id"]) == (0, 0)
         # The URL stays valid for a file within the limit.
         fits = await direct.put(token_path, content=pieces(SMALL_LIMIT))
         assert fits.status_code == 200, fits.text
         assert fits.json()["size"] == SMALL_LIMIT
-    assert await blob_state(stack, ticket["id"]) == (-(-SMALL_LIMIT // files.CHUNK_SIZE), 1)
+    assert await blob_state(small_api, ticket["id"]) == (-(-SMALL_LIMIT // files.CHUNK_SIZE), 1)
 
 
 async def test_declared_oversize_is_refused_at_the_edge_before_the_body(
@@ -285,9 +284,9 @@ async def test_client_gone_mid_upload_leaves_nothing(stack: RunningStack, owner:
     assert retry.status_code == 200, retry.text
 
 
-async def test_small_bodies_elsewhere_keep_the_body_limit(owner: Owner) -> None:
+async def test_small_bodies_elsewhere_keep_the_body_limit(api_owner: Owner) -> None:
     """The upload exemption is narrow: a large JSON body to the presign endpoint is still 413."""
-    resp = await owner.agent.post(
+    resp = await api_owner.agent.post(
         "/api/v1/files/upload", json={"filename": "x" * (300 * 1024), "mimeType": "text/plain"}
     )
     assert resp.status_code == 413, resp.text
@@ -478,19 +477,19 @@ async def test_store_text_then_attach(owner: Owner) -> None:
         ([], 422, None),
     ],
 )
-async def test_presign_validation(owner: Owner, body: Any, status: int, field: str | None) -> None:
-    resp = await owner.agent.post("/api/v1/files/upload", json=body)
+async def test_presign_validation(api_owner: Owner, body: Any, status: int, field: str | None) -> None:
+    resp = await api_owner.agent.post("/api/v1/files/upload", json=body)
     assert resp.status_code == status, resp.text
     assert resp.json()["error"].get("field") == field
 
 
-async def test_presign_refuses_multipart_and_bad_json(owner: Owner) -> None:
-    multipart = await owner.agent.post(
+async def test_presign_refuses_multipart_and_bad_json(api_owner: Owner) -> None:
+    multipart = await api_owner.agent.post(
         "/api/v1/files/upload", files={"file": ("a.txt", b"x" * (400 * 1024), "text/plain")}
     )
     assert multipart.status_code == 415, multipart.text
     assert "uploadUrl" in multipart.json()["error"]["message"]
-    broken = await owner.agent.post(
+    broken = await api_owner.agent.post(
         "/api/v1/files/upload", content=b"{nope", headers={"content-type": "application/json"}
     )
     assert broken.status_code == 422

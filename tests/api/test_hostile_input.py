@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from signoff_api.jsonguard import HostileJsonError, check_value
+from tests.support.inprocess import InProcessApi
 from tests.support.stack import Owner, RunningStack
 
 HUGE = 2**64  # beyond BSON's 64-bit integers
@@ -69,10 +70,10 @@ HOSTILE_BODIES = [
 
 
 @pytest.mark.parametrize(("template", "field"), HOSTILE_BODIES)
-async def test_hostile_message_bodies_are_422(owner: Owner, template: str, field: str | None) -> None:
-    agent = await owner.create_agent()
+async def test_hostile_message_bodies_are_422(api_owner: Owner, template: str, field: str | None) -> None:
+    agent = await api_owner.create_agent()
     body = _raw(template.replace("{agent}", agent["id"]))
-    resp = await owner.agent.post(
+    resp = await api_owner.agent.post(
         "/api/v1/messages", content=body, headers={"content-type": "application/json"}
     )
     assert resp.status_code == 422, resp.text
@@ -80,26 +81,26 @@ async def test_hostile_message_bodies_are_422(owner: Owner, template: str, field
     assert error["code"] in ("validation_error", "invalid_json")
     if field is not None:
         assert error["field"] == field
-    listed = await owner.agent.get("/api/v1/messages", params={"channel": agent["id"]})
+    listed = await api_owner.agent.get("/api/v1/messages", params={"channel": agent["id"]})
     assert listed.json()["data"] == []
 
 
-async def test_hostile_answers_and_agent_bodies(owner: Owner) -> None:
-    agent = await owner.create_agent()
-    msg = await owner.post_message(agent["id"], review={"type": "freeform", "payload": {}})
+async def test_hostile_answers_and_agent_bodies(api_owner: Owner) -> None:
+    agent = await api_owner.create_agent()
+    msg = await api_owner.post_message(agent["id"], review={"type": "freeform", "payload": {}})
     headers = {"content-type": "application/json"}
-    answer = await owner.human.post(
+    answer = await api_owner.human.post(
         f"/api/v1/reviews/{msg['id']}/respond", content=b'{"response": {"big": 1e99999}}', headers=headers
     )
     assert (answer.status_code, answer.json()["error"]["field"]) == (422, "response.big")
-    assert (await owner.agent.get(f"/api/v1/reviews/{msg['id']}")).json()["review"]["status"] == "pending"
-    user = await owner.human.post(
+    assert (await api_owner.agent.get(f"/api/v1/reviews/{msg['id']}")).json()["review"]["status"] == "pending"
+    user = await api_owner.human.post(
         "/api/v1/messages/user",
         content=_raw(f'{{"channelId": "{agent["id"]}", "text": "\\udc00"}}'),
         headers=headers,
     )
     assert user.status_code == 422
-    named = await owner.agent.post("/api/v1/agents", content=_raw('{"name": "\\ud83d"}'), headers=headers)
+    named = await api_owner.agent.post("/api/v1/agents", content=_raw('{"name": "\\ud83d"}'), headers=headers)
     assert (named.status_code, named.json()["error"]["field"]) == (422, "name")
 
 
@@ -121,28 +122,28 @@ async def test_hostile_answers_and_agent_bodies(owner: Owner) -> None:
         {"X-Emoji": "🚀"},
     ],
 )
-async def test_webhook_headers_must_be_safe(owner: Owner, headers: dict[str, str]) -> None:
-    created = await owner.agent.post("/api/v1/agents", json={"name": "h", "webhookHeaders": headers})
+async def test_webhook_headers_must_be_safe(api_owner: Owner, headers: dict[str, str]) -> None:
+    created = await api_owner.agent.post("/api/v1/agents", json={"name": "h", "webhookHeaders": headers})
     assert created.status_code == 422, created.text
     assert created.json()["error"]["field"] == "webhookHeaders"
-    agent = await owner.create_agent()
-    patched = await owner.agent.patch(f"/api/v1/agents/{agent['id']}", json={"webhookHeaders": headers})
+    agent = await api_owner.create_agent()
+    patched = await api_owner.agent.patch(f"/api/v1/agents/{agent['id']}", json={"webhookHeaders": headers})
     assert patched.status_code == 422
-    hooked = await owner.agent.post(
+    hooked = await api_owner.agent.post(
         "/api/v1/agents/setWebhook",
         json={"channelId": agent["id"], "url": "https://x.example/", "headers": headers},
     )
     assert (hooked.status_code, hooked.json()["error"]["field"]) == (422, "headers")
 
 
-async def test_trigger_with_a_non_ascii_signature_is_401(owner: Owner) -> None:
-    agent = await owner.create_agent()
-    made = await owner.agent.post(
+async def test_trigger_with_a_non_ascii_signature_is_401(api_owner: Owner) -> None:
+    agent = await api_owner.create_agent()
+    made = await api_owner.agent.post(
         f"/api/v1/agents/{agent['id']}/triggers", json={"name": "t", "mapping": {"text": "/summary"}}
     )
     assert made.status_code == 201, made.text
     trig = made.json()
-    resp = await owner.agent.post(
+    resp = await api_owner.agent.post(
         f"/api/triggers/{trig['id']}",
         content=b'{"summary": "x"}',
         headers=[
@@ -205,24 +206,22 @@ def _hostile(draw: st.DrawFn) -> Any:
 HOSTILE = _hostile()
 
 
+@dataclass
+class Tenant:
+    agent: httpx.AsyncClient
+    human: httpx.AsyncClient
+    channel: str
+    review: str
+
+
 @pytest.fixture(scope="module")
-def tenant(stack: RunningStack) -> Iterator[tuple[httpx.Client, httpx.Client, str, str]]:
-    admin = httpx.Client(
-        base_url=stack.url, headers={"Authorization": f"Bearer {stack.admin_token}"}, timeout=30
-    )
-    email, password = f"prop-{secrets.token_hex(4)}@example.test", secrets.token_urlsafe(12)
-    assert admin.post("/api/v1/users", json={"email": email, "password": password}).status_code == 201
-    token = admin.post("/api/v1/auth/login", json={"email": email, "password": password}).json()["token"]
-    human = httpx.Client(base_url=stack.url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
-    key = human.post("/api/v1/api-keys", json={"label": "prop"}).json()["key"]
-    agent = httpx.Client(base_url=stack.url, headers={"x-api-key": key}, timeout=30)
-    channel = agent.post("/api/v1/agents", json={"name": "prop"}).json()["id"]
-    review = agent.post(
-        "/api/v1/messages", json={"channelId": channel, "review": {"type": "freeform", "payload": {}}}
-    ).json()["id"]
-    yield agent, human, channel, review
-    for client in (admin, human, agent):
-        client.close()
+async def tenant(api: InProcessApi) -> AsyncIterator[Tenant]:
+    owner = await api.new_owner()
+    channel = (await owner.create_agent(name="prop"))["id"]
+    review = await owner.post_message(channel, review={"type": "freeform", "payload": {}})
+    yield Tenant(owner.agent, owner.human, channel, review["id"])
+    await owner.agent.aclose()
+    await owner.human.aclose()
 
 
 def _bodies(channel: str, review: str, value: Any) -> list[tuple[str, str, str, dict[str, Any]]]:
@@ -243,30 +242,30 @@ def _bodies(channel: str, review: str, value: Any) -> list[tuple[str, str, str, 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=HOSTILE)
-def test_no_hostile_json_reaches_a_5xx_or_the_database(
-    tenant: tuple[httpx.Client, httpx.Client, str, str], value: Any
-) -> None:
-    agent, human, channel, review = tenant
-    before = agent.get("/api/v1/messages", params={"channel": channel, "limit": 100}).json()["data"]
-    for who, method, path, body in _bodies(channel, review, value):
+async def test_no_hostile_json_reaches_a_5xx_or_the_database(tenant: Tenant, value: Any) -> None:
+    listing: dict[str, str | int] = {"channel": tenant.channel, "limit": 100}
+    before = (await tenant.agent.get("/api/v1/messages", params=listing)).json()["data"]
+    for who, method, path, body in _bodies(tenant.channel, tenant.review, value):
         raw = json.dumps(body).encode("utf-8", "surrogatepass")
-        client = agent if who == "agent" else human
-        resp = client.request(method, path, content=raw, headers={"content-type": "application/json"})
+        client = tenant.agent if who == "agent" else tenant.human
+        resp = await client.request(method, path, content=raw, headers={"content-type": "application/json"})
         assert resp.status_code < 500, (path, resp.text)
         assert resp.status_code >= 400, (path, resp.text)  # every body here carries a hostile value
         assert set(resp.json()["error"]) >= {"code", "message"}
-    after = agent.get("/api/v1/messages", params={"channel": channel, "limit": 100}).json()["data"]
+    after = (await tenant.agent.get("/api/v1/messages", params=listing)).json()["data"]
     assert after == before
-    assert human.get(f"/api/v1/reviews/{review}").json()["review"]["status"] == "pending"
+    assert (await tenant.human.get(f"/api/v1/reviews/{tenant.review}")).json()["review"][
+        "status"
+    ] == "pending"
 
 
 @pytest.mark.parametrize("content_type", ["application/json", "text/plain"])
-async def test_oversize_chunked_body_is_413(owner: Owner, content_type: str) -> None:
+async def test_oversize_chunked_body_is_413(api_owner: Owner, content_type: str) -> None:
     async def chunks() -> Any:
         for _ in range(30):
             yield b" " * 10_000  # 300 KB without a Content-Length
 
-    resp = await owner.agent.post(
+    resp = await api_owner.agent.post(
         "/api/v1/messages", content=chunks(), headers={"content-type": content_type}
     )
     assert resp.status_code == 413, resp.text

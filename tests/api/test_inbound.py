@@ -1,4 +1,5 @@
-"""Inbound token webhooks and signed triggers against the real stack."""
+"""Inbound token webhooks and signed triggers against the real stack; what a trigger definition
+may not say is asked of the app in this process (``api_owner``)."""
 
 from __future__ import annotations
 
@@ -293,9 +294,9 @@ async def test_trigger_allow_list_disable_and_delete(stack: RunningStack, owner:
         ({"name": "t"}, "mapping"),
     ],
 )
-async def test_trigger_validation(owner: Owner, body: dict[str, Any], field: str) -> None:
-    agent = await owner.create_agent()
-    resp = await owner.agent.post(f"/api/v1/agents/{agent['id']}/triggers", json=body)
+async def test_trigger_validation(api_owner: Owner, body: dict[str, Any], field: str) -> None:
+    agent = await api_owner.create_agent()
+    resp = await api_owner.agent.post(f"/api/v1/agents/{agent['id']}/triggers", json=body)
     assert resp.status_code == 422, resp.text
     assert resp.json()["error"]["field"] == field
 

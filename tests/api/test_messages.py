@@ -1,4 +1,5 @@
-"""Agent-side API against the real stack: agents, messages, idempotency, pagination, limits."""
+"""Agent-side API: agents, messages, idempotency, pagination, limits. Against the real stack,
+except what the API refuses, which is asked of the app in this process (``api_owner``)."""
 
 from __future__ import annotations
 
@@ -72,8 +73,8 @@ async def test_secrets_are_not_stored_in_clear(stack: RunningStack, owner: Owner
         ({"name": "x", "webhookAuth": {"username": "a:b", "password": "p"}}, "webhookAuth.username"),
     ],
 )
-async def test_agent_validation(owner: Owner, body: dict[str, Any], field: str) -> None:
-    resp = await owner.agent.post("/api/v1/agents", json=body)
+async def test_agent_validation(api_owner: Owner, body: dict[str, Any], field: str) -> None:
+    resp = await api_owner.agent.post("/api/v1/agents", json=body)
     assert resp.status_code == 422, resp.text
     assert resp.json()["error"]["field"] == field
 
@@ -144,42 +145,44 @@ async def test_every_review_type_is_accepted(owner: Owner) -> None:
         ),
     ],
 )
-async def test_message_validation(owner: Owner, body: dict[str, Any], status: int, field: str) -> None:
-    agent = await owner.create_agent()
+async def test_message_validation(api_owner: Owner, body: dict[str, Any], status: int, field: str) -> None:
+    agent = await api_owner.create_agent()
     if body.get("channelId") == "{agent}":
         body = {**body, "channelId": agent["id"]}
-    resp = await owner.agent.post("/api/v1/messages", json=body)
+    resp = await api_owner.agent.post("/api/v1/messages", json=body)
     assert resp.status_code == status, resp.text
     assert resp.json()["error"]["field"] == field
-    listed = await owner.agent.get("/api/v1/messages", params={"channel": agent["id"]})
+    listed = await api_owner.agent.get("/api/v1/messages", params={"channel": agent["id"]})
     assert listed.json()["data"] == []
 
 
-async def test_bad_bodies_get_clear_errors(owner: Owner) -> None:
-    agent = await owner.create_agent()
+async def test_bad_bodies_get_clear_errors(api_owner: Owner) -> None:
+    agent = await api_owner.create_agent()
     headers = {"content-type": "application/json"}
-    bad_json = await owner.agent.post("/api/v1/messages", content=b'{"channelId": ', headers=headers)
+    bad_json = await api_owner.agent.post("/api/v1/messages", content=b'{"channelId": ', headers=headers)
     assert bad_json.status_code == 422
     assert bad_json.json()["error"]["code"] == "invalid_json"
-    bad_utf8 = await owner.agent.post("/api/v1/messages", content=b'{"text": "\xff\xfe"}', headers=headers)
+    bad_utf8 = await api_owner.agent.post(
+        "/api/v1/messages", content=b'{"text": "\xff\xfe"}', headers=headers
+    )
     assert bad_utf8.status_code == 422
     assert bad_utf8.json()["error"]["code"] == "invalid_json"
-    huge = await owner.agent.post("/api/v1/messages", content=b" " * 300_000, headers=headers)
+    huge = await api_owner.agent.post("/api/v1/messages", content=b" " * 300_000, headers=headers)
     assert huge.status_code == 413
     assert huge.json()["error"]["code"] == "payload_too_large"
     nested = "[" * 5000 + '"x"' + "]" * 5000
-    deep = await owner.agent.post(
+    deep = await api_owner.agent.post(
         "/api/v1/messages",
         content=f'{{"channelId": "{agent["id"]}", "text": "x", "metadata": {{"n": {nested}}}}}',
         headers=headers,
     )
     assert 400 <= deep.status_code < 500, deep.text
-    listed = await owner.agent.get("/api/v1/messages", params={"channel": agent["id"]})
+    listed = await api_owner.agent.get("/api/v1/messages", params={"channel": agent["id"]})
     assert listed.json()["data"] == []
 
 
-async def test_unknown_channel_is_404(owner: Owner) -> None:
-    resp = await owner.agent.post("/api/v1/messages", json={"channelId": "agt_missing", "text": "x"})
+async def test_unknown_channel_is_404(api_owner: Owner) -> None:
+    resp = await api_owner.agent.post("/api/v1/messages", json={"channelId": "agt_missing", "text": "x"})
     assert resp.status_code == 404
     assert resp.json() == {"error": {"code": "not_found", "message": "channel not found"}}
 

@@ -7,7 +7,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 from pymongo import AsyncMongoClient
@@ -60,37 +60,48 @@ class RunningStack:
         return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=30)
 
     async def new_owner(self) -> Owner:
-        async with httpx.AsyncClient(
-            base_url=self.url, headers={"Authorization": f"Bearer {self.admin_token}"}, timeout=30
-        ) as admin:
-            return await self._new_owner(admin)
+        async with self.client(Authorization=f"Bearer {self.admin_token}") as admin:
+            return await create_owner(admin, self.client)
 
-    async def _new_owner(self, admin: httpx.AsyncClient) -> Owner:
-        email = f"user-{secrets.token_hex(6)}@example.test"
-        password = secrets.token_urlsafe(12)
-        created = await admin.post("/api/v1/users", json={"email": email, "password": password})
-        assert created.status_code == 201, created.text
-        login = await admin.post("/api/v1/auth/login", json={"email": email, "password": password})
-        assert login.status_code == 200, login.text
-        token = login.json()["token"]
-        human = self.client(Authorization=f"Bearer {token}")
-        key = await human.post("/api/v1/api-keys", json={"label": "test"})
-        if key.status_code != 201:
-            await human.aclose()
-        assert key.status_code == 201, key.text
-        api_key = key.json()["key"]
-        return Owner(
-            user_id=created.json()["id"],
-            email=email,
-            password=password,
-            token=token,
-            api_key=api_key,
-            agent=self.client(**{"x-api-key": api_key}),
-            human=human,
-        )
+    @property
+    def mongo_db(self) -> str:
+        return self.env.get("SIGNOFF_MONGO_DB", "signoff")
 
     def mongo(self) -> AsyncMongoClient[dict[str, Any]]:
         return AsyncMongoClient(self.mongo_url, tz_aware=True, serverSelectionTimeoutMS=5000)
+
+
+class ClientFactory(Protocol):
+    """Builds a client on one API (the stack's edge, or the app in this process)."""
+
+    def __call__(self, **headers: str) -> httpx.AsyncClient: ...
+
+
+async def create_owner(admin: httpx.AsyncClient, client: ClientFactory) -> Owner:
+    """A new user with a JWT and an API key, created through the API by ``admin``; the owner's
+    clients come from ``client`` and are the caller's to close."""
+    email = f"user-{secrets.token_hex(6)}@example.test"
+    password = secrets.token_urlsafe(12)
+    created = await admin.post("/api/v1/users", json={"email": email, "password": password})
+    assert created.status_code == 201, created.text
+    login = await admin.post("/api/v1/auth/login", json={"email": email, "password": password})
+    assert login.status_code == 200, login.text
+    token = login.json()["token"]
+    human = client(Authorization=f"Bearer {token}")
+    key = await human.post("/api/v1/api-keys", json={"label": "test"})
+    if key.status_code != 201:
+        await human.aclose()
+    assert key.status_code == 201, key.text
+    api_key = key.json()["key"]
+    return Owner(
+        user_id=created.json()["id"],
+        email=email,
+        password=password,
+        token=token,
+        api_key=api_key,
+        agent=client(**{"x-api-key": api_key}),
+        human=human,
+    )
 
 
 async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 15.0, what: str = "") -> T:
