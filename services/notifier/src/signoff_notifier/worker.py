@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 MESSAGE_FIELDS = {"channel_id": 1, "owner_id": 1, "text": 1, "review": 1, "created_at": 1}
 RETRY_AFTER_MAX = 3600.0
+# Reviews of one Kafka batch planned at once (each plan is four reads and one insert).
+PLANNING_CONCURRENCY = 16
 
 
 class Worker:
@@ -67,13 +69,25 @@ class Worker:
     # --- events -> notifications ------------------------------------------------------------
 
     async def accept(self, events: Sequence[Event]) -> None:
+        """Handle a batch: each review's events in order, different reviews side by side (a
+        batch of new reviews is a few MongoDB round trips each, not one after another)."""
+        by_review: dict[str, list[Event]] = {}
         for event in events:
-            if isinstance(event, MessageCreated):
-                review = event.data.message.review
-                if review is not None and review.status == "pending":
-                    await self.plan(event.data.message.id)
-            elif isinstance(event, ReviewResponded | ReviewExpired):
-                await self.closed(event.data.message.id)
+            if isinstance(event, MessageCreated | ReviewResponded | ReviewExpired):
+                by_review.setdefault(event.data.message.id, []).append(event)
+        slots = asyncio.Semaphore(PLANNING_CONCURRENCY)
+
+        async def handle(group: list[Event]) -> None:
+            async with slots:
+                for event in group:
+                    if isinstance(event, MessageCreated):
+                        review = event.data.message.review
+                        if review is not None and review.status == "pending":
+                            await self.plan(event.data.message.id)
+                    elif isinstance(event, ReviewResponded | ReviewExpired):
+                        await self.closed(event.data.message.id)
+
+        await asyncio.gather(*(handle(group) for group in by_review.values()))
         self.wake()
 
     async def plan(self, message_id: str) -> int:
