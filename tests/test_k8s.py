@@ -634,6 +634,9 @@ ROUTED_PATHS = (
     "/api/v1/messages",
     "/api/triggers/trg_1",
     "/docs",
+    # E-mail answer links and Slack's callbacks are the api's.
+    "/a/eyJhIjoxfQ.c2ln",
+    "/api/integrations/slack/actions",
 )
 
 
@@ -641,6 +644,8 @@ ROUTED_PATHS = (
 def test_ingress_routes_every_path_as_the_caddyfile_does(target: str) -> None:
     for path in ROUTED_PATHS:
         assert _ingress_backend(target, path) == _caddy_backend(path), path
+    assert _ingress_backend(target, "/a/eyJhIjoxfQ.c2ln") == "api"
+    assert _ingress_backend(target, "/api/integrations/slack/actions") == "api"
     # And the realtime app serves what it is sent.
     assert review_id_of("/api/v1/reviews/msg_01abc/wait") == "msg_01abc"
     assert review_id_of("/api/v1/reviews/pending") is None
