@@ -66,7 +66,14 @@ def event_line(event: signoff.Event) -> str:
         if event.type == "review:responded":
             return f"{head} {where}  {response_text(review.get('type', ''), review.get('response'))}"
         if event.type == "review:expired":
-            return f"{head} {where}  expired"
+            default = review.get("defaultResponse")
+            if default is None:
+                return f"{head} {where}  expired"
+            return f"{head} {where}  expired, default: {response_text(review.get('type', ''), default)}"
+        if event.type == "review:voted":
+            vote = data.get("vote") or {}
+            choice = response_text(review.get("type", ""), vote.get("response"))
+            return f"{head} {where}  {vote.get('email', '-')} voted {choice}"
         sender = data.get("senderName") or data.get("senderType") or "-"
         return f"{head} {where}  {sender}: {_clip(data.get('text'))}"
     if event.type == "agent:status":
