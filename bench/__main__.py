@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from bench import delivery, expiry, ingest, realtime, report
+from bench import delivery, expiry, ingest, loaded, realtime, report, storm
 from bench.harness import BenchStack, Result
 
 SCENARIOS: dict[str, Callable[[BenchStack], Awaitable[Result]]] = {
@@ -21,6 +21,8 @@ SCENARIOS: dict[str, Callable[[BenchStack], Awaitable[Result]]] = {
     "latency": delivery.latency,
     "isolation": delivery.isolation,
     "expiry": expiry.run,
+    "storm": storm.run,
+    "loaded": loaded.run,
     "longpoll": realtime.longpoll,
     "fanout": realtime.fanout,
 }
@@ -34,17 +36,27 @@ async def main(names: list[str]) -> int:
         )
         return 2
     results: list[Result] = []
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     for name in names or list(SCENARIOS):
         print(f"[bench] {name} …", flush=True)
         started = time.monotonic()
         stack = BenchStack.start()
         try:
-            results.append(await SCENARIOS[name](stack))
+            window = stack.meter.snapshot()
+            result = await SCENARIOS[name](stack)
+            if not result.resources:
+                result.resources = stack.meter.since(window).as_dict()
+            results.append(result)
+        except Exception as exc:
+            # One scenario that cannot finish (a service too starved to start on a shared host)
+            # must not throw away the others' results: it is reported as not met, with why.
+            print(f"[bench] {name} failed: {exc!r}", file=sys.stderr, flush=True)
+            results.append(Result(name, {}, None, None, "finish", False, [f"failed: {exc!r}"[:500]]))
         finally:
             stack.stop()
         print(f"[bench] {name} done in {time.monotonic() - started:.0f}s", flush=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = report.write(results, stamp)
+        # Written after every scenario, so a run cut short keeps what it measured.
+        path = report.write(results, stamp)
     print(path.read_text())
     print(f"[bench] results in {path.parent}/{stamp}.*")
     return 0

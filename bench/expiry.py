@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 from bench.harness import Account, BenchStack, Result
 from signoff_common.clock import utcnow
@@ -17,6 +18,30 @@ from signoff_devstack.processes import mongo_url
 
 COUNT = 10_000
 LEAD_SECONDS = 5.0
+
+
+async def insert_due_reviews(
+    db: AsyncDatabase[dict[str, object]], channel: str, count: int, lead: float
+) -> datetime:
+    """``count`` pending approval reviews on ``channel``, all due ``lead`` seconds from now,
+    written straight to MongoDB as the API stores them (posting them would take longer than the
+    lead). Returns the deadline."""
+    agent = await db.agents.find_one({"_id": channel})
+    assert agent is not None
+    now = utcnow()
+    deadline = now + timedelta(seconds=lead)
+    docs = [
+        {
+            "_id": new_id("msg"), "channel_id": channel, "owner_id": agent["owner_id"], "sender_type": "agent",
+            "text": f"bench {i}", "status": "info", "created_at": now, "updated_at": now, "delivery_status": "sent",
+            "review": {"type": "approval", "status": "pending", "expires_at": deadline,
+                       "payload": {"options": [{"id": "approve", "label": "Approve", "style": "primary"}]}},
+        }
+        for i in range(count)
+    ]  # fmt: skip
+    for start in range(0, count, 1000):
+        await db.messages.insert_many(docs[start : start + 1000], ordered=False)
+    return deadline
 
 
 async def run(stack: BenchStack) -> Result:
@@ -28,21 +53,7 @@ async def run(stack: BenchStack) -> Result:
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo_url(stack.mongo.port), tz_aware=True)
     db = client.signoff
     try:
-        agent = await db.agents.find_one({"_id": channel})
-        assert agent is not None
-        now = utcnow()
-        deadline = now + timedelta(seconds=LEAD_SECONDS)
-        docs = [
-            {
-                "_id": new_id("msg"), "channel_id": channel, "owner_id": agent["owner_id"], "sender_type": "agent",
-                "text": f"bench {i}", "status": "info", "created_at": now, "updated_at": now, "delivery_status": "sent",
-                "review": {"type": "approval", "status": "pending", "expires_at": deadline,
-                           "payload": {"options": [{"id": "approve", "label": "Approve", "style": "primary"}]}},
-            }
-            for i in range(COUNT)
-        ]  # fmt: skip
-        for start in range(0, COUNT, 1000):
-            await db.messages.insert_many(docs[start : start + 1000], ordered=False)
+        deadline = await insert_due_reviews(db, channel, COUNT, LEAD_SECONDS)
         wall_deadline = time.monotonic() + (deadline - utcnow()).total_seconds()
         expired_at = published_at = None
         progress: list[float] = []

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from bench.resources import Meter
 from signoff_devstack.processes import Proc, mongo_url, spawn_service, start_mongod, start_tansu, wait_healthy
 
 ADMIN = {"email": "bench@signoff.local", "password": "bench-password-1234"}
@@ -27,6 +28,9 @@ class Result:
     met: bool | None
     notes: list[str] = field(default_factory=list)
     series: dict[str, list[float]] = field(default_factory=dict)
+    # mongod op/document counts and CPU seconds per process over the window the scenario
+    # measured (``Usage.as_dict``); the whole scenario when it names no window of its own.
+    resources: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -36,6 +40,11 @@ class BenchStack:
     kafka: Proc
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     procs: list[Proc] = field(default_factory=list)
+    meter: Meter = field(init=False)
+
+    def __post_init__(self) -> None:
+        # The meter reads ``procs`` as it grows: services started later are counted too.
+        self.meter = Meter(self.mongo, self.kafka, self.procs)
 
     @classmethod
     def start(cls) -> BenchStack:
@@ -75,6 +84,7 @@ class BenchStack:
         return proc
 
     def stop(self) -> None:
+        self.meter.close()
         for proc in reversed(self.procs):
             proc.stop()
         self.kafka.stop()

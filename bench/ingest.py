@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from bench.harness import Account, BenchStack, Result
 from bench.loadgen import LoadResult, load
+from bench.resources import Usage
 from signoff_devstack.processes import free_port
 
 CONNECTIONS = 32
@@ -32,14 +33,18 @@ async def run(stack: BenchStack) -> Result:
     await load(base_url, body, {}, CONNECTIONS, 2)
     ours: list[LoadResult] = []
     bare: list[LoadResult] = []
+    usage = Usage()
     # Interleave rounds so drift on a shared machine hits both sides alike; keep each best.
     for _ in range(ROUNDS):
         bare.append(await load(base_url, body, {}, CONNECTIONS, SECONDS))
+        window = stack.meter.snapshot()
         ours.append(await load(url, body, headers, CONNECTIONS, SECONDS))
+        usage += stack.meter.since(window)
     best = max(ours, key=lambda r: r.rps)
     best_base = max(bare, key=lambda r: r.rps)
     ratio = best.rps / best_base.rps
     errors = sum(r.errors for r in ours)
+    served = sum(r.requests for r in ours)
     return Result(
         name="API ingest",
         measure={
@@ -48,6 +53,8 @@ async def run(stack: BenchStack) -> Result:
             "p99_ms": best.p99_ms,
             "errors": errors,
             "tool": best.tool,
+            "mongod_write_ops_per_request": round(usage.write_ops / served, 2),
+            "api_cpu_us_per_request": round(usage.cpu_s.get("api-bench", 0.0) / served * 1e6),
         },
         baseline={"rps": round(best_base.rps), "p50_ms": best_base.p50_ms, "p99_ms": best_base.p99_ms},
         ratio=round(ratio, 2),
@@ -57,4 +64,5 @@ async def run(stack: BenchStack) -> Result:
             f"{CONNECTIONS} connections, {SECONDS}s x {ROUNDS} interleaved rounds, best of each; one uvicorn worker each"
         ],
         series={"signoff rps": [r.rps for r in ours], "baseline rps": [r.rps for r in bare]},
+        resources=usage.as_dict(),
     )

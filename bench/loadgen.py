@@ -36,6 +36,14 @@ def _ms(text: str) -> float:
     return float(value) * _UNITS[unit]
 
 
+def _find(pattern: str, out: str) -> str:
+    """The first group of ``pattern`` in wrk's report; a report without it is shown whole."""
+    match = re.search(pattern, out, re.M)
+    if match is None:
+        raise RuntimeError(f"unexpected wrk output (no {pattern!r}):\n{out}")
+    return match.group(1)
+
+
 def wrk_available() -> bool:
     return shutil.which("wrk") is not None
 
@@ -56,13 +64,14 @@ def run_wrk(
         ).stdout  # fmt: skip
     finally:
         Path(script.name).unlink()
-    total = int(re.search(r"(\d+) requests in ([\d.]+)(\w+)", out).group(1))  # type: ignore[union-attr]
+    total = int(_find(r"(\d+) requests in ([\d.]+)(\w+)", out))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(int(g) for g in sock.groups()) if sock else 0)
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"^\s+50%\s+(\S+)$", out, re.M).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"^\s+99%\s+(\S+)$", out, re.M).group(1))  # type: ignore[union-attr]
+    rps = float(_find(r"Requests/sec:\s+([\d.]+)", out))
+    # wrk pads whole seconds with a trailing space ("99%    1.20s ").
+    p50 = _ms(_find(r"^\s+50%\s+(\S+)\s*$", out))
+    p99 = _ms(_find(r"^\s+99%\s+(\S+)\s*$", out))
     return LoadResult("wrk", total, errors, float(seconds), rps, p50, p99)
 
 

@@ -37,6 +37,21 @@ def markdown(results: list[Result], stamp: str) -> str:
         met = "yes" if r.met else ("no" if r.met is False else "—")
         ratio = f"{r.ratio:.2f}x" if r.ratio is not None else "—"
         lines.append(f"| {r.name} | {_fmt(r.measure)} | {_fmt(r.baseline)} | {ratio} | {r.target} | {met} |")
+    lines += [
+        "",
+        "What each measured window cost: mongod op counters (ins/upd/del/query/getmore/cmd), the",
+        "documents mongod wrote (inserted/updated/deleted), CPU seconds per process.",
+        "",
+        "| scenario | window s | mongod ops | mongod docs | CPU s |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        if r.resources:
+            u = r.resources
+            ops = "/".join(str(v) for v in u["mongod_ops"].values())
+            docs = "/".join(str(v) for v in u["mongod_docs"].values())
+            cpu = ", ".join(f"{k} {v:.1f}" for k, v in u["cpu_s"].items())
+            lines.append(f"| {r.name} | {u['window_s']} | {ops} | {docs} | {cpu} |")
     for r in results:
         if r.notes:
             lines += ["", f"**{r.name}**: " + " ".join(r.notes)]

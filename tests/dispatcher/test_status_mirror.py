@@ -1,0 +1,114 @@
+"""The delivery status copied onto messages (signoff_dispatcher.store.StatusMirror) against the
+session's real MongoDB: what the server was sent is read from a command listener (update
+statements, not just commands), what it kept from the documents."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient, monitoring
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import OperationFailure
+
+from signoff_common.views import DeliveryStatus
+from signoff_dispatcher.store import StatusMirror
+from tests.conftest import Infra
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+class UpdateStatements(monitoring.CommandListener):
+    """The update statements sent, in order: (filter ids, status set)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[list[str], str]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "update":
+            for statement in event.command["updates"]:
+                ids = statement["q"]["_id"]["$in"]
+                self.sent.append((list(ids), statement["u"]["$set"]["delivery_status"]))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+@pytest.fixture
+def statements() -> UpdateStatements:
+    return UpdateStatements()
+
+
+@pytest.fixture
+async def messages(infra: Infra, statements: UpdateStatements) -> AsyncIterator[AsyncCollection[Any]]:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongo_url, event_listeners=[statements])
+    db = client[f"mirror_{secrets.token_hex(4)}"]
+    try:
+        yield db.messages
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
+
+
+async def test_copies_of_one_loop_turn_are_one_statement_per_run_of_a_status(
+    messages: AsyncCollection[Any], statements: UpdateStatements
+) -> None:
+    await messages.insert_many([{"_id": f"m{i}", "delivery_status": "sent"} for i in range(6)])
+    mirror = StatusMirror(messages)
+    plan: list[tuple[str, DeliveryStatus]] = [
+        ("m0", "webhook_delivered"), ("m1", "webhook_delivered"), ("m2", "webhook_failed"),
+        ("m3", "webhook_delivered"), ("m4", "webhook_delivered"), ("m5", "webhook_delivered"),
+    ]  # fmt: skip
+    await asyncio.gather(*(mirror.copy(m, status, NOW) for m, status in plan))
+    assert statements.sent == [
+        (["m0", "m1"], "webhook_delivered"),
+        (["m2"], "webhook_failed"),
+        (["m3", "m4", "m5"], "webhook_delivered"),
+    ]
+    stored = {d["_id"]: d["delivery_status"] async for d in messages.find()}
+    assert stored == dict(plan)
+
+
+async def test_two_statuses_for_one_message_in_one_turn_land_in_the_order_recorded(
+    messages: AsyncCollection[Any],
+) -> None:
+    await messages.insert_one({"_id": "m", "delivery_status": "sent"})
+    mirror = StatusMirror(messages)
+    await asyncio.gather(mirror.copy("m", "webhook_failed", NOW), mirror.copy("m", "webhook_delivered", NOW))
+    assert (await messages.find_one({"_id": "m"}) or {})["delivery_status"] == "webhook_delivered"
+
+
+async def test_the_agents_acknowledgement_is_never_overwritten(messages: AsyncCollection[Any]) -> None:
+    await messages.insert_many(
+        [{"_id": "acked", "delivery_status": "agent_received"}, {"_id": "open", "delivery_status": "sent"}]
+    )
+    mirror = StatusMirror(messages)
+    await asyncio.gather(
+        mirror.copy("acked", "webhook_delivered", NOW), mirror.copy("open", "webhook_delivered", NOW)
+    )
+    stored = {d["_id"]: d["delivery_status"] async for d in messages.find()}
+    assert stored == {"acked": "agent_received", "open": "webhook_delivered"}
+
+
+async def test_a_failed_write_reaches_every_copy_of_its_batch(messages: AsyncCollection[Any]) -> None:
+    # A validator the copies break: every waiter must hear of it (the dispatcher logs it).
+    await messages.database.create_collection(
+        "strict", validator={"delivery_status": {"$in": ["sent", "agent_received"]}}
+    )
+    strict = messages.database.strict
+    await strict.insert_many(
+        [{"_id": "a", "delivery_status": "sent"}, {"_id": "b", "delivery_status": "sent"}]
+    )
+    mirror = StatusMirror(strict)
+    outcomes = await asyncio.gather(
+        mirror.copy("a", "webhook_delivered", NOW), mirror.copy("b", "webhook_delivered", NOW),
+        return_exceptions=True,
+    )  # fmt: skip
+    assert all(isinstance(o, OperationFailure) for o in outcomes), outcomes
