@@ -287,3 +287,30 @@ def test_smtp_settings(
     assert (
         None if parsed is None else (parsed.host, parsed.port, parsed.tls, parsed.username, parsed.password)
     ) == server
+
+
+OPTIONS = {"options": [{"id": "ok", "label": "Ship it"}, {"id": "no", "label": "Hold"}]}
+
+
+@pytest.mark.parametrize(
+    ("review", "responder", "line"),
+    [
+        ({"status": "completed", "response": {"selectedOption": "ok"}}, "a@x.test", "Ship it by a@x.test"),
+        ({"status": "completed", "response": {"selectedOption": "gone"}}, None, "gone"),
+        ({"status": "completed", "response": {"_dismissed": True}}, "a@x.test", "dismissed by a@x.test"),
+        ({"status": "expired"}, None, "Expired without an answer"),
+        (
+            {"status": "expired", "default_response": {"selectedOption": "no"}},
+            None,
+            "Expired: the default applied (Hold)",
+        ),
+        ({"status": "pending"}, None, "Still waiting for an answer"),
+        (
+            {"status": "pending", "quorum": {"approvals": 2}},
+            None,
+            "Vote recorded; waiting for the other reviewers",
+        ),
+    ],
+)
+def test_outcome_lines(review: dict[str, Any], responder: str | None, line: str) -> None:
+    assert content.outcome_line({"type": "approval", "payload": OPTIONS, **review}, responder) == line  # type: ignore[typeddict-item]

@@ -188,24 +188,32 @@ def slack_review(notice: Notice, buttons: list[tuple[Choice, str]]) -> dict[str,
     }
 
 
+def _answer(review: ReviewDoc, response: Any) -> str:
+    """A response in words: the chosen options' labels where there are any."""
+    if not isinstance(response, dict):
+        return "answered"
+    labels = {c.option: c.label for c in choices(review)}
+    if response.get("_dismissed"):
+        return "dismissed"
+    if "selectedOption" in response:
+        return labels.get(str(response["selectedOption"]), str(response["selectedOption"]))
+    if isinstance(response.get("selectedIds"), list):
+        return ", ".join(labels.get(str(i), str(i)) for i in response["selectedIds"])
+    return "answered"
+
+
 def outcome_line(review: ReviewDoc, responder: str | None) -> str:
     """One line saying how the review ended (or, while still open, that it waits)."""
     status = review["status"]
     if status == "expired":
+        if review.get("default_response") is not None:
+            return f"Expired: the default applied ({_answer(review, review['default_response'])})"
         return "Expired without an answer"
     if status != "completed":
+        if "quorum" in review:
+            return "Vote recorded; waiting for the other reviewers"
         return "Still waiting for an answer"
-    response = review.get("response")
-    answer = "answered"
-    if isinstance(response, dict):
-        if response.get("_dismissed"):
-            answer = "dismissed"
-        elif "selectedOption" in response:
-            labels = {c.option: c.label for c in choices(review)}
-            answer = labels.get(str(response["selectedOption"]), str(response["selectedOption"]))
-        elif "selectedIds" in response and isinstance(response["selectedIds"], list):
-            labels = {c.option: c.label for c in choices(review)}
-            answer = ", ".join(labels.get(str(i), str(i)) for i in response["selectedIds"])
+    answer = _answer(review, review.get("response"))
     return f"{answer} by {responder}" if responder else answer
 
 
