@@ -19,7 +19,8 @@ import os
 import sys
 
 TIMEOUT_MS = 30_000
-CONNECT_AT_ONCE = 200
+CONNECT_AT_ONCE = 100
+CONNECT_ATTEMPTS = 5
 
 
 class Poll(asyncio.Protocol):
@@ -63,9 +64,18 @@ async def main(port: int, channel: str, source: str) -> int:
             f"Host: 127.0.0.1:{port}\r\nx-api-key: {key}\r\n\r\n"
         ).encode()
         async with gate:
-            transport, _ = await loop.create_connection(
-                lambda: Poll(request), "127.0.0.1", port, local_addr=(source, 0)
-            )
+            for attempt in range(CONNECT_ATTEMPTS):
+                try:
+                    transport, _ = await loop.create_connection(
+                        lambda: Poll(request), "127.0.0.1", port, local_addr=(source, 0)
+                    )
+                    break
+                except OSError:
+                    # A server busy accepting overflows its listen backlog and drops the SYNs
+                    # (ETIMEDOUT after the kernel's retries): try again, a bounded number of times.
+                    if attempt == CONNECT_ATTEMPTS - 1:
+                        raise
+                    await asyncio.sleep(0.5)
         transports.append(transport)
 
     await asyncio.gather(*(park(i) for i in ids))
