@@ -216,7 +216,7 @@ def http_server(stack: RunningStack) -> Iterator[str]:
     env |= {"SIGNOFF_URL": stack.url, "MCP_PORT": str(port)}
     proc = subprocess.Popen([SERVER, "--http"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # start-up imports take 10+ s on a loaded 2-core host
         while time.monotonic() < deadline:
             assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "exited"
             try:
