@@ -6,7 +6,9 @@ setting of its own."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import json
 import os
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -247,12 +249,36 @@ async def test_declared_oversize_is_refused_at_the_edge_before_the_body(
 ) -> None:
     ticket = await presign(owner, None)
     size = 25 * MiB + 1
-    async with stack.client() as anonymous:
-        resp = await anonymous.put(
-            path_of(ticket["uploadUrl"]), content=pieces(size), headers={"content-length": str(size)}
-        )
-    assert resp.status_code == 413, resp.text
-    assert resp.json()["error"]["field"] == "file"
+    # Written on a raw connection, the body beside the read: the edge may answer and close while
+    # the client is still sending, which made httpx fail with a write error before it read the 413.
+    edge = urlsplit(stack.url)
+    reader, writer = await asyncio.open_connection(edge.hostname, edge.port)
+
+    async def send() -> None:
+        with contextlib.suppress(ConnectionError):
+            writer.write(
+                f"PUT {path_of(ticket['uploadUrl'])} HTTP/1.1\r\nHost: {edge.netloc}\r\n"
+                f"Content-Length: {size}\r\nContent-Type: application/octet-stream\r\n\r\n".encode()
+            )
+            async for piece in pieces(size):
+                writer.write(piece)
+                await writer.drain()
+
+    sending = asyncio.create_task(send())
+    try:
+        head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 60)).decode("latin-1")
+        status = int(head.split(" ", 2)[1])
+        lengths = [
+            line.split(":", 1)[1] for line in head.split("\r\n") if line.lower().startswith("content-length:")
+        ]
+        body = json.loads(await asyncio.wait_for(reader.readexactly(int(lengths[0])), 30))
+    finally:
+        sending.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            await sending
+        writer.close()
+    assert status == 413, head
+    assert body["error"]["field"] == "file"
     assert await blob_state(stack, ticket["id"]) == (0, 0)
 
 
