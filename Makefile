@@ -5,7 +5,7 @@ SHELL := /bin/bash
 # works whatever the user's script directory is).
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
-.PHONY: bootstrap browser promtool run test lint typecheck pytest bench clean
+.PHONY: bootstrap browser promtool run test lint typecheck pytest bench soak clean
 
 bootstrap:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -50,3 +50,11 @@ clean:
 bench: bootstrap
 	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get install -y -qq wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null 2>&1)) || echo "wrk not installed: using the aiohttp load generator"; }
 	$(UV) run --frozen python -m bench $(SCENARIOS)
+
+# Chaos soak (not part of `make test`, which runs a 60 s variant, tests/test_soak.py): the replica
+# stack on free ports under simulated agents, humans and live clients while replicas are killed,
+# the broker restarts and MongoDB goes away; SOAK_SECONDS of traffic, then a drain and the checks.
+# Writes bench/results/soak-<timestamp>.{json,md,png}; exits 1 if an invariant failed.
+SOAK_SECONDS ?= 180
+soak: bootstrap
+	$(UV) run --frozen python -m bench.soak --seconds $(SOAK_SECONDS)

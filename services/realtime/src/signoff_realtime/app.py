@@ -23,7 +23,7 @@ from signoff_common.runtime import Runtime
 from signoff_realtime.fanout import Fanout
 from signoff_realtime.feed import EventFeed
 from signoff_realtime.gateway import Gateway
-from signoff_realtime.history import RecentEvents
+from signoff_realtime.history import RecentEvents, stored_after
 from signoff_realtime.metrics import WAITERS
 from signoff_realtime.revocation import CredentialWatch
 from signoff_realtime.routes import router
@@ -52,7 +52,11 @@ def create_app(settings: RealtimeSettings) -> ASGIApp:
         # Membership is re-read on the same period as credentials: both end what a connection
         # may still receive.
         shared = SharedChannels(runtime.db, settings.realtime_revalidate_seconds)
-        feed = EventFeed(settings, fanout.publish)
+        feed = EventFeed(
+            settings,
+            fanout.publish,
+            lambda last_id: stored_after(runtime.db, last_id, settings.resume_limit),
+        )
         app.state.gateway = Gateway(settings, runtime, auth, waiters, fanout, feed, watch, shared)
         sockets.bind(runtime.db, auth, watch, shared)
         long_poll.bind(runtime.db, auth)

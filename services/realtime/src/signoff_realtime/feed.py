@@ -30,10 +30,22 @@ class FeedNotReadyError(RuntimeError):
     pass
 
 
+# Events stored (by the outbox relay) after a given event id: see EventFeed's ``stored_after``.
+StoredAfter = Callable[[str], Awaitable[list[Event]]]
+
+
 class EventFeed:
-    def __init__(self, settings: ServiceSettings, publish: Callable[[Event], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        publish: Callable[[Event], Awaitable[None]],
+        stored_after: StoredAfter | None = None,
+    ) -> None:
         self._settings = settings
         self._publish = publish
+        # Reads the events collection: what a broker that lost its data had dropped is there.
+        self._stored_after = stored_after
+        self._last_id: str | None = None  # the last event read, the anchor for that catch-up
         self._positions: dict[TopicPartition, int] = {}
         # Set once the consumer holds every partition at a known offset: from then on, every
         # event published is seen. Start-up waits for it so a fresh replica misses nothing.
@@ -68,8 +80,47 @@ class EventFeed:
                     for record in records:
                         self._positions[tp] = record.offset + 1
                         await self._handle(record.value)
+                await self._rewind_if_data_lost(consumer)
         finally:
             await consumer.stop()
+
+    async def _rewind_if_data_lost(self, consumer: AIOKafkaConsumer) -> None:
+        """A partition that now ends before this feed's position is on a broker that lost its data
+        (a memory-only broker restarted). The client reconnects to it by itself, and such a broker
+        answers fetches past its end with nothing rather than an error, so the feed would sit there
+        until the partition grew past its old position, skipping everything before. All the broker
+        holds was written since it came back: read every partition again from its start (repeats
+        are dropped by event id)."""
+        lost = [
+            tp
+            for tp in consumer.assignment()
+            if (end := consumer.highwater(tp)) is not None and self._positions.get(tp, 0) > end
+        ]
+        if not lost:
+            return
+        log.warning(
+            "the broker lost its data; reading every partition from its start", extra={"lost": len(lost)}
+        )
+        partitions = list(consumer.assignment())
+        await consumer.seek_to_beginning(*partitions)
+        for tp in partitions:
+            self._positions[tp] = await consumer.position(tp)
+        await self._catch_up()
+
+    async def _catch_up(self) -> None:
+        """Events the lost broker had acknowledged but this feed had not read yet are gone from it;
+        the relay stored each in MongoDB before pulling it from the outbox. Hand on every event
+        stored since the last one read (the fan-out drops those already handed on)."""
+        if self._stored_after is None or self._last_id is None:
+            return
+        try:
+            missed = await self._stored_after(self._last_id)
+        except Exception:
+            # Clients still get these when they next resume by their last event id.
+            log.warning("could not read the events the broker lost", exc_info=True)
+            return
+        for event in missed:
+            await self._dispatch(event)
 
     async def _position(self, consumer: AIOKafkaConsumer) -> None:
         await consumer.topics()  # refreshes cluster metadata
@@ -99,6 +150,10 @@ class EventFeed:
             log.error("unparseable event skipped", extra={"size": len(raw)})
             return
         EVENTS_CONSUMED.labels(event.type).inc()
+        self._last_id = event.id
+        await self._dispatch(event)
+
+    async def _dispatch(self, event: Event) -> None:
         try:
             await self._publish(event)
         except Exception:

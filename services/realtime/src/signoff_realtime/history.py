@@ -60,6 +60,21 @@ class RecentEvents:
         return out
 
 
+async def stored_after(db: Database, last_id: str, limit: int) -> list[Event]:
+    """Every owner's events with a greater id than ``last_id`` or stored after it (the same rule as
+    :func:`events_since`), in id order, at most ``limit``: what a broker that lost its data may
+    have dropped before this process read it."""
+    query: Doc = {"_id": {"$gt": last_id}}
+    anchor = await collection(db, EVENTS).find_one({"_id": last_id}, {"expire_at": 1})
+    if anchor is not None:
+        query = {
+            "_id": {"$gt": min_id("evt", id_time_ms(last_id) - REORDER_WINDOW_MS), "$ne": last_id},
+            "$or": [{"_id": {"$gt": last_id}}, {"expire_at": {"$gt": anchor["expire_at"]}}],
+        }
+    docs = await collection(db, EVENTS).find(query).sort("_id", 1).limit(limit).to_list()
+    return [event_from_events_document(doc) for doc in docs]
+
+
 async def events_since(
     db: Database,
     recent: RecentEvents,

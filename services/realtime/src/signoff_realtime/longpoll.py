@@ -13,7 +13,10 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+from pymongo.errors import NetworkTimeout
 
 from signoff_common.documents import MessageDoc
 from signoff_common.membership import Reach
@@ -22,6 +25,7 @@ from signoff_common.views import FULL, MESSAGE_PROJECTION, MessageView, message_
 from signoff_realtime.metrics import WAITS
 from signoff_realtime.waiters import Outcome, Waiters
 
+T = TypeVar("T")
 _LEADING_INT = re.compile(r"\s*([+-]?\d+)")
 
 
@@ -74,6 +78,19 @@ async def current_answer(
     return None if doc is None else answer(message_view(doc))
 
 
+# However short the poll, its first read gets this long before the answer is 503 (a 1 ms poll
+# is Placet's way to ask "answered yet?", not to fail at once).
+MIN_READ_SECONDS = 1.0
+
+
+async def _within(seconds: float, read: Awaitable[T]) -> T:
+    try:
+        return await asyncio.wait_for(read, seconds)
+    except TimeoutError:
+        # A ConnectionFailure: the endpoint answers it 503 with Retry-After, as for MongoDB down.
+        raise NetworkTimeout(f"MongoDB did not answer within {seconds:.1f}s") from None
+
+
 def _time_out(outcome: asyncio.Future[Outcome]) -> None:
     if not outcome.done():
         outcome.set_exception(TimeoutError())
@@ -94,10 +111,12 @@ async def wait_for_review(
     MongoDB document nor the view model (ten thousand parked polls are the normal case)."""
     loop = asyncio.get_running_loop()
     # The timeout runs from the request's arrival: a slow first read (MongoDB just back, a busy
-    # host) must not lengthen how long the agent is held.
+    # host) must not lengthen how long the agent is held. Nor may a read that does not come back:
+    # pymongo bounds server selection, not the wait for a connection or an answer.
     deadline = loop.time() + timeout
     with waiters.register(review_id) as outcome:
-        body = await current_answer(db, reach, review_id, channel_id)
+        read = current_answer(db, reach, review_id, channel_id)
+        body = await _within(max(deadline - loop.time(), MIN_READ_SECONDS), read)
         if body is None:
             return None
         if body["status"] == "pending":

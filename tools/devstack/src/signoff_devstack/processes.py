@@ -142,16 +142,7 @@ def _init_replica_set(port: int) -> None:
         member, directConnection=True, serverSelectionTimeoutMS=5000
     )
     try:
-        try:
-            config = client.admin.command("replSetGetConfig")["config"]
-            if config["members"][0]["host"] != member:
-                config["members"][0]["host"] = member
-                config["version"] += 1
-                client.admin.command("replSetReconfig", config, force=True)
-        except OperationFailure as exc:
-            if exc.code not in (94, 93):  # NotYetInitialized / InvalidReplicaSetConfig
-                raise
-            client.admin.command("replSetInitiate", {"_id": "rs0", "members": [{"_id": 0, "host": member}]})
+        wait_until(lambda: _configure_replica_set(client, member), 30, "waiting for the replica set config")
 
         def primary() -> bool:
             return bool(client.admin.command("hello").get("isWritablePrimary"))
@@ -159,6 +150,28 @@ def _init_replica_set(port: int) -> None:
         wait_until(primary, 30, "waiting for the replica set to elect a primary")
     finally:
         client.close()
+
+
+def _configure_replica_set(client: MongoClient[dict[str, object]], member: str) -> bool:
+    try:
+        config = client.admin.command("replSetGetConfig")["config"]
+        if config["members"][0]["host"] != member:
+            config["members"][0]["host"] = member
+            config["version"] += 1
+            client.admin.command("replSetReconfig", config, force=True)
+        return True
+    except OperationFailure as exc:
+        if exc.code not in (94, 93):  # NotYetInitialized / InvalidReplicaSetConfig
+            raise
+    try:
+        client.admin.command("replSetInitiate", {"_id": "rs0", "members": [{"_id": 0, "host": member}]})
+    except OperationFailure as exc:
+        # AlreadyInitialized: a mongod restarted on its data directory (after a SIGKILL, say)
+        # answers NotYetInitialized until it has read its stored config; ask again.
+        if exc.code != 23:
+            raise
+        return False
+    return True
 
 
 def mongo_url(port: int) -> str:

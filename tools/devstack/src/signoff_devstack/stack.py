@@ -22,6 +22,7 @@ from signoff_devstack.processes import (
     StackError,
     free_port,
     mongo_url,
+    port_open,
     spawn_service,
     start_caddy,
     start_mongod,
@@ -32,6 +33,8 @@ from signoff_devstack.processes import (
 log = logging.getLogger("signoff.devstack")
 
 ADMIN_EMAIL = "admin@signoff.local"
+# The services Caddy proxies to: their replicas are its upstreams, so each keeps its port.
+EDGE_SERVICES = ("api", "realtime")
 
 
 def load_env_file(path: Path) -> dict[str, str]:
@@ -82,7 +85,15 @@ class Stack:
     replicas: dict[str, int] = field(default_factory=dict)
     procs: list[Proc] = field(default_factory=list)
     service_env: dict[str, str] = field(default_factory=dict)
+    # Settings for every service on top of the stack's own (the chaos soak shortens a few).
+    extra_env: dict[str, str] = field(default_factory=dict)
     _service_of: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
+    # Servers taken down on purpose (take_down); the supervisor leaves them alone until they
+    # are back. The lock keeps a supervisor pass from seeing a process between the two steps.
+    _held: set[str] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Replicas the supervisor restarted, by name, in order (the soak tells its own kills apart).
+    restarts: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -108,6 +119,7 @@ class Stack:
             "SIGNOFF_KAFKA_BOOTSTRAP": f"127.0.0.1:{tansu.port}",
             "SIGNOFF_SECRET_KEY": secret_key(self.state_dir),
             "SIGNOFF_PUBLIC_URL": self.url,
+            **self.extra_env,
         }
         password = secrets.token_urlsafe(12)
         api_env = dict(self.service_env)
@@ -169,6 +181,42 @@ class Stack:
             proc.stop()
         self.procs.clear()
 
+    def processes_of(self, service: str) -> list[Proc]:
+        """The running processes of one Signoff service (its replicas), as they are now."""
+        with self._lock:
+            return [
+                p for p in self.procs if p.name in self._service_of and self._service_of[p.name][0] == service
+            ]
+
+    def _infra(self, name: str) -> tuple[int, Proc]:
+        if name not in ("mongod", "tansu"):
+            raise StackError(f"only mongod and tansu can be taken down, not {name!r}")
+        return next((i, p) for i, p in enumerate(self.procs) if p.name == name)
+
+    def take_down(self, name: str) -> None:
+        """SIGKILL ``mongod`` or ``tansu`` and keep it down until :meth:`bring_back`, without the
+        supervisor treating it as a death (fault injection: the chaos soak)."""
+        with self._lock:
+            self._held.add(name)
+            _, proc = self._infra(name)
+        proc.kill()
+
+    def bring_back(self, name: str) -> Proc:
+        """Start a server taken down by :meth:`take_down` again on its port (mongod on its data
+        directory, so nothing stored is lost; tansu empty, as any restart of a memory-only
+        broker); returns once it accepts connections (mongod: once it is primary again)."""
+        _, old = self._infra(name)
+        logs = self.state_dir / "logs"
+        if name == "mongod":
+            new = start_mongod(self.state_dir / "mongo", logs, port=old.port)
+        else:
+            new = start_tansu(logs, port=old.port)
+        with self._lock:
+            index, _ = self._infra(name)
+            self.procs[index] = new
+            self._held.discard(name)
+        return new
+
     def _restartable(self, proc: Proc) -> bool:
         known = self._service_of.get(proc.name)
         return known is not None and {"dispatcher": self.dispatchers, **self.replicas}.get(known[0], 1) > 1
@@ -178,23 +226,39 @@ class Stack:
         replica of a service that runs several is restarted on its port instead: the others
         carry the load meanwhile, as in production."""
         while not stop.wait(0.5):
-            for i, proc in enumerate(self.procs):
-                if not proc.alive and self._restartable(proc):
-                    service, env = self._service_of[proc.name]
-                    log.warning("%s exited with code %s; restarting it", proc.name, proc.popen.returncode)
-                    self.procs[i] = spawn_service(
-                        service, self.state_dir / "logs", env, port=proc.port, name=proc.name
-                    )
-                    continue
-                if not proc.alive:
-                    log.error(
-                        "!!! %s exited with code %s; stopping the stack. %s",
-                        proc.name,
-                        proc.popen.returncode,
-                        proc.tail(),
-                    )
-                    return 1
+            with self._lock:
+                code = self._supervise_pass()
+            if code is not None:
+                return code
         return 0
+
+    def _supervise_pass(self) -> int | None:
+        for i, proc in enumerate(self.procs):
+            if proc.name in self._held:
+                continue
+            if not proc.alive and self._restartable(proc):
+                service, env = self._service_of[proc.name]
+                log.warning("%s exited with code %s; restarting it", proc.name, proc.popen.returncode)
+                self.restarts.append(proc.name)
+                port: int | None = proc.port
+                if service not in EDGE_SERVICES and port_open(proc.port):
+                    # Another program took the dead replica's port meanwhile (a free port is
+                    # only free until someone binds it). Only the edge needs a fixed port.
+                    log.warning("%s's port %s is taken; it gets a new one", proc.name, proc.port)
+                    port = None
+                self.procs[i] = spawn_service(
+                    service, self.state_dir / "logs", env, port=port, name=proc.name
+                )
+                continue
+            if not proc.alive:
+                log.error(
+                    "!!! %s exited with code %s; stopping the stack. %s",
+                    proc.name,
+                    proc.popen.returncode,
+                    proc.tail(),
+                )
+                return 1
+        return None
 
 
 def parse_replicas(raw: str) -> dict[str, int]:

@@ -1,0 +1,46 @@
+"""Fault: MongoDB stops answering (SIGSTOP: connections stay open, nothing comes back) while a
+long-poll makes its first read. pymongo bounds server selection, not the wait for an answer, so
+the poll was held as long as MongoDB was: in the chaos soak, on an overloaded host, polls with a
+5 s timeout came back after a minute. The read is bounded by the poll's own timeout (at least
+``MIN_READ_SECONDS``), and a read that runs out is a ConnectionFailure, which the endpoint answers
+503 with Retry-After."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from pymongo import AsyncMongoClient
+from pymongo.errors import ConnectionFailure
+
+from signoff_common.membership import Reach
+from signoff_devstack.processes import mongo_url, start_mongod
+from signoff_realtime.longpoll import wait_for_review
+from signoff_realtime.waiters import Waiters
+
+pytestmark = pytest.mark.slow
+
+
+async def test_a_stalled_database_does_not_hold_a_long_poll_past_its_timeout(tmp_path: Path) -> None:
+    mongo = start_mongod(tmp_path / "db", tmp_path / "logs", name="mongod-stalled")
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
+        mongo_url(mongo.port), serverSelectionTimeoutMS=1000, connectTimeoutMS=3000
+    )
+    try:
+        db = client["stalled"]
+        await db.command("ping")  # a pooled connection, so the read goes out rather than selecting
+        os.kill(mongo.popen.pid, signal.SIGSTOP)
+        try:
+            # Without the bound this waits for MongoDB (here: until the outer 30 s give up).
+            with pytest.raises(ConnectionFailure, match=f"within {2.0:.1f}s"):
+                await asyncio.wait_for(
+                    wait_for_review(db, Waiters(), Reach("usr_x"), "msg_x", None, timeout=2.0), 30
+                )
+        finally:
+            os.kill(mongo.popen.pid, signal.SIGCONT)
+    finally:
+        await client.close()
+        mongo.stop()
