@@ -11,9 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import SecretStr
 
-from signoff_common.events import MessageData, ReviewResponded, event_to_json
+from signoff_common.events import MessageData, ReviewResponded, event_to_json, parse_batch
 from signoff_common.views import MessageView, ReviewView
-from signoff_dispatcher.consumer import parse_batch
 from signoff_dispatcher.sender import Sender
 from signoff_dispatcher.settings import DispatcherSettings
 from signoff_dispatcher.worker import leases_to_renew

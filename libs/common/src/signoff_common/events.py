@@ -7,17 +7,20 @@ delivers at least once and the outbox relay may publish an event twice after a c
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from signoff_common import tracing
 from signoff_common.clock import utcnow
 from signoff_common.documents import AgentStatus, DeliveryDoc
 from signoff_common.ids import new_id
 from signoff_common.views import FULL, DeliveryStatus, MessageView, VoteView
+
+log = logging.getLogger(__name__)
 
 
 class _Frozen(BaseModel):
@@ -144,6 +147,18 @@ def parse_event(raw: bytes | str | dict[str, Any]) -> Event:
     if isinstance(raw, dict):
         return EVENT_ADAPTER.validate_python(raw)
     return EVENT_ADAPTER.validate_json(raw)
+
+
+def parse_batch(raw: Iterable[Any]) -> list[Event]:
+    """The events of a consumed batch, in order. A record no version of this service can read
+    (or a tombstone, None) is logged and skipped: skipping it is the only way forward."""
+    events: list[Event] = []
+    for value in raw:
+        try:
+            events.append(parse_event(value))
+        except (ValidationError, TypeError):
+            log.error("unparseable event skipped")
+    return events
 
 
 def event_to_document(event: Event) -> dict[str, Any]:

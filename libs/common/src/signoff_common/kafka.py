@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterable
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -54,3 +55,30 @@ async def ensure_topics(settings: ServiceSettings) -> None:
 async def check_producer(producer: AIOKafkaProducer, timeout: float = 2.0) -> None:
     """Readiness: the producer can reach the cluster and read metadata."""
     await asyncio.wait_for(producer.client.fetch_all_metadata(), timeout)
+
+
+async def consumer_lag(subscribers: Iterable[object]) -> dict[str, int]:
+    """Records between each assigned partition's position and its high watermark, by topic, over
+    the aiokafka consumers of a FastStream broker's ``subscribers`` (the dispatcher's and the
+    notifier's consumer groups), as far as aiokafka knows them (every fetch refreshes the high
+    watermark)."""
+    lag: dict[str, int] = {}
+    for sub in subscribers:
+        consumer = getattr(sub, "consumer", None)
+        if not isinstance(consumer, AIOKafkaConsumer):
+            continue
+        # Every subscribed topic gets a value, 0 when a rebalance left this replica none of its
+        # partitions: the gauge would otherwise keep the last lag it saw there for good.
+        for topic in consumer.subscription():
+            lag.setdefault(topic, 0)
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            if high is None:
+                continue
+            try:
+                position = await asyncio.wait_for(consumer.position(tp), 1.0)
+            except Exception:  # a rebalance took the partition away meanwhile
+                log.debug("no position for %s", tp, exc_info=True)
+                continue
+            lag[tp.topic] = lag.get(tp.topic, 0) + max(0, high - position)
+    return lag

@@ -80,3 +80,18 @@ async def every(
                 on_error()
             log.warning("%s failed; will retry", what, exc_info=True)
         await asyncio.sleep(period)
+
+
+async def until_done(what: str, step: Callable[[], Awaitable[object]]) -> None:
+    """Run ``step`` until it succeeds, waiting out MongoDB errors with a growing pause (0.2 s up
+    to 5 s). For consumer handlers: FastStream commits the offsets even when the handler raises,
+    so the batch must be stored before it returns."""
+    delay = 0.2
+    while True:
+        try:
+            await step()
+            return
+        except PyMongoError:
+            log.warning("cannot store %s; retrying before committing", what, exc_info=True)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)

@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 
 from signoff_common import loops
-from signoff_common.kafka import create_producer, ensure_topics
+from signoff_common.kafka import consumer_lag, create_producer, ensure_topics
 from signoff_common.lease import Lease
 from signoff_common.mongo import DELIVERIES
 from signoff_common.outbox import OutboxRelay
@@ -24,7 +24,7 @@ from signoff_common.runtime import Runtime
 from signoff_common.secretbox import SecretBox
 from signoff_dispatcher import metrics
 from signoff_dispatcher.agents import AgentDirectory
-from signoff_dispatcher.consumer import build_broker, consumer_lag
+from signoff_dispatcher.consumer import build_broker
 from signoff_dispatcher.reconcile import Reconciler
 from signoff_dispatcher.sender import Sender
 from signoff_dispatcher.settings import DispatcherSettings
@@ -108,7 +108,7 @@ def create_app(settings: DispatcherSettings) -> Starlette:
                 await reconciler.run_once()
 
         async def lag() -> None:
-            for topic, value in (await consumer_lag(broker)).items():
+            for topic, value in (await consumer_lag(broker.subscribers)).items():
                 metrics.CONSUMER_LAG.labels(topic).set(value)
 
         background = {

@@ -16,11 +16,11 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 
 from signoff_common import loops
-from signoff_common.kafka import ensure_topics
+from signoff_common.kafka import consumer_lag, ensure_topics
 from signoff_common.runtime import Runtime
 from signoff_common.secretbox import SecretBox
 from signoff_notifier import metrics
-from signoff_notifier.consumer import build_broker, consumer_lag
+from signoff_notifier.consumer import build_broker
 from signoff_notifier.senders import Mailer, Slack
 from signoff_notifier.settings import NotifierSettings
 from signoff_notifier.worker import Worker
@@ -74,7 +74,7 @@ def create_app(settings: NotifierSettings) -> Starlette:
         app.state.notifier = notifier
 
         async def lag() -> None:
-            for topic, value in (await consumer_lag(broker)).items():
+            for topic, value in (await consumer_lag(broker.subscribers)).items():
                 metrics.CONSUMER_LAG.labels(topic).set(value)
 
         background = {
