@@ -10,7 +10,7 @@ from typing import Any, Final, Generic, TypeVar, cast
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import OperationFailure
+from pymongo.errors import BulkWriteError, OperationFailure
 
 from signoff_common.documents import (
     AgentDoc,
@@ -198,6 +198,26 @@ def create_client(settings: ServiceSettings) -> AsyncMongoClient[Doc]:
         connectTimeoutMS=settings.mongo_connect_timeout_ms,
         appname=settings.instance or "signoff",
     )
+
+
+DUPLICATE_KEY: Final = 11000
+
+
+async def insert_new(coll: AsyncCollection[D], docs: list[D]) -> list[D]:
+    """Insert what is not there yet; returns the documents actually inserted. A document a unique
+    index already holds (a redelivered Kafka record planning the same key) is skipped; any other
+    write error is raised."""
+    if not docs:
+        return []
+    try:
+        await coll.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(err.get("code") != DUPLICATE_KEY for err in errors):
+            raise
+        skipped = {err["index"] for err in errors}
+        return [doc for i, doc in enumerate(docs) if i not in skipped]
+    return docs
 
 
 async def ensure_indexes(db: Database) -> None:

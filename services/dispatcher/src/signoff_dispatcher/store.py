@@ -11,14 +11,12 @@ from typing import Any
 
 from pymongo import ASCENDING, UpdateMany, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError
 
 from signoff_common.deliveries import message_status
 from signoff_common.documents import DeliveryDoc
-from signoff_common.mongo import DELIVERIES, MESSAGES, Database, Doc, collection
+from signoff_common.mongo import DELIVERIES, MESSAGES, Database, Doc, collection, insert_new
 from signoff_common.views import DeliveryStatus
 
-DUPLICATE_KEY = 11000
 GROUP_LIMIT = 1000
 
 
@@ -124,17 +122,7 @@ class DeliveryStore:
         """Insert what is not there yet; returns the documents actually inserted. A Kafka record
         seen twice (redelivery, or the relay publishing twice) hits the unique index and
         creates nothing."""
-        if not docs:
-            return []
-        try:
-            await self.coll.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(err.get("code") != DUPLICATE_KEY for err in errors):
-                raise
-            skipped = {err["index"] for err in errors}
-            return [doc for i, doc in enumerate(docs) if i not in skipped]
-        return docs
+        return await insert_new(self.coll, docs)
 
     async def claim_due(self, now: datetime, limit: int) -> list[DeliveryDoc]:
         """Claim up to ``limit`` due deliveries (retries that are due, and leases that lapsed)."""

@@ -9,13 +9,10 @@ from datetime import datetime, timedelta
 from typing import Any, get_args
 
 from pymongo import ASCENDING
-from pymongo.errors import BulkWriteError
 
 from signoff_common import notifications
 from signoff_common.documents import NotificationDoc, NotificationKind
-from signoff_common.mongo import NOTIFICATIONS, Database, collection
-
-DUPLICATE_KEY = 11000
+from signoff_common.mongo import NOTIFICATIONS, Database, collection, insert_new
 
 
 class NotificationStore:
@@ -28,17 +25,7 @@ class NotificationStore:
     async def insert_new(self, docs: list[NotificationDoc]) -> list[NotificationDoc]:
         """Insert what is not there yet; returns what was inserted. A redelivered event plans the
         same keys, which the unique index turns away."""
-        if not docs:
-            return []
-        try:
-            await self.coll.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(err.get("code") != DUPLICATE_KEY for err in errors):
-                raise
-            skipped = {err["index"] for err in errors}
-            return [doc for i, doc in enumerate(docs) if i not in skipped]
-        return docs
+        return await insert_new(self.coll, docs)
 
     async def claim_due(self, now: datetime, limit: int) -> list[NotificationDoc]:
         """Claim up to ``limit`` due notifications (new, scheduled, retries, lapsed leases)."""
