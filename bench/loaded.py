@@ -103,6 +103,7 @@ async def run(stack: BenchStack) -> Result:
     background = Background(api_url, bg, capacity.rps / 2)
     wake: list[float] = []
     hook: list[float] = []
+    missed_wakes = 0
     timeout = aiohttp.ClientTimeout(total=60)
     try:
         async with aiohttp.ClientSession(headers=agent_headers, timeout=timeout) as agent, \
@@ -125,8 +126,13 @@ async def run(stack: BenchStack) -> Result:
                 await respond(human, api_url, message_id)
                 answered = time.perf_counter()
                 async with await poll as resp:
-                    assert (await resp.json())["status"] == "completed"
-                wake.append((time.perf_counter() - answered) * 1000)
+                    answer = await resp.json()
+                waited = (time.perf_counter() - answered) * 1000
+                if answer.get("status") != "completed":
+                    # The poll's own timeout came first: the wake took at least this long (kept in
+                    # the percentiles as that lower bound, and counted).
+                    missed_wakes += 1
+                wake.append(waited)
                 await fg_sink.wait_count(hooks_before + 1, 30)
                 hook.append((fg_sink.arrived_last - answered) * 1000)
             usage = stack.meter.since(window)
@@ -147,6 +153,7 @@ async def run(stack: BenchStack) -> Result:
             "webhook_p99_ms": round(hook_p99, 1),
             "wake_p50_ms": round(statistics.median(wake), 1),
             "wake_p99_ms": round(wake_p99, 1),
+            "wakes_after_poll_timeout": missed_wakes,
             "background_posts_per_s": round(posts_per_s),
             "background_webhooks_per_s": round(webhooks_per_s),
             "background_skipped": background.late,
@@ -155,7 +162,7 @@ async def run(stack: BenchStack) -> Result:
         baseline={"ingest_capacity_rps": round(capacity.rps), "target_rate_per_s": round(capacity.rps / 2)},
         ratio=round(posts_per_s / capacity.rps, 2),
         target="p99 <= 250 ms (webhook and wake) at 0.5x ingest capacity",
-        met=wake_p99 <= 250 and hook_p99 <= 250,
+        met=wake_p99 <= 250 and hook_p99 <= 250 and not missed_wakes,
         notes=[
             f"ingest capacity = {capacity.tool}, 32 connections, {CAPACITY_SECONDS}s on the same API just before; "
             f"background: open-loop posts at half of it (at most {IN_FLIGHT} in flight, skips counted), one in "

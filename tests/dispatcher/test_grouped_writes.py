@@ -1,38 +1,30 @@
-"""Grouped writes (signoff_dispatcher.store.GroupedWrites) against the session's real MongoDB: the
+"""Grouped writes (signoff_dispatcher.store.GroupedWrites, on signoff_common.batching) against the session's real MongoDB: the
 round trips are counted by a command listener on the client, so these tests see what the server
 was sent, not what a double of it would have done."""
 
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
-from signoff_dispatcher.store import GROUP_LIMIT, GroupedWrites
+from signoff_common.batching import LIMIT as GROUP_LIMIT
+from signoff_dispatcher.store import GroupedWrites
 from tests.conftest import Infra
+from tests.support.scratch import CommandLog, scratch_db
 
 
-class Commands(monitoring.CommandListener):
+class Commands(CommandLog):
     """Counts the commands sent, by name."""
 
-    def __init__(self) -> None:
-        self.sent: Counter[str] = Counter()
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.sent[event.command_name] += 1
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
+    @property
+    def sent(self) -> Counter[str]:
+        return Counter(self.names())
 
 
 @pytest.fixture
@@ -42,13 +34,8 @@ def commands() -> Commands:
 
 @pytest.fixture
 async def coll(infra: Infra, commands: Commands) -> AsyncIterator[AsyncCollection[Any]]:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongo_url, event_listeners=[commands])
-    db = client[f"grouped_{secrets.token_hex(4)}"]
-    try:
+    async with scratch_db(infra.mongo_url, commands, "grouped") as db:
         yield db.docs
-    finally:
-        await client.drop_database(db.name)
-        await client.close()
 
 
 async def seed(coll: AsyncCollection[Any], count: int) -> None:
@@ -61,7 +48,7 @@ async def test_updates_of_one_loop_turn_share_a_bulk_write(
 ) -> None:
     await seed(coll, count)
     writes = GroupedWrites(coll)
-    commands.sent.clear()
+    commands.clear()
     results = await asyncio.gather(*(writes.update({"_id": i}, {"$inc": {"n": 1}}) for i in range(count)))
     assert results == [True] * count
     # One update command per GROUP_LIMIT updates, and nothing else when everything matched.
@@ -76,7 +63,7 @@ async def test_writers_ready_just_after_the_first_still_join_its_batch(
     scheduled, but before it runs, must still ride along (the flush yields once first)."""
     await seed(coll, 5)
     writes = GroupedWrites(coll)
-    commands.sent.clear()
+    commands.clear()
     first = asyncio.create_task(writes.update({"_id": 0}, {"$inc": {"n": 1}}))
     await asyncio.sleep(0)  # ``first`` runs: its update is pending and the flush is scheduled
     rest = [asyncio.create_task(writes.update({"_id": i}, {"$inc": {"n": 1}})) for i in range(1, 5)]
@@ -89,7 +76,7 @@ async def test_updates_from_later_turns_form_later_batches(
 ) -> None:
     await seed(coll, 3)
     writes = GroupedWrites(coll)
-    commands.sent.clear()
+    commands.clear()
     for i in range(3):
         assert await writes.update({"_id": i}, {"$inc": {"n": 1}})
     assert commands.sent == Counter({"update": 3})
@@ -120,7 +107,7 @@ async def test_each_waiter_learns_whether_its_own_update_matched(
             applied={"_id": i, "last": tag} if with_applied else None,
         )
 
-    commands.sent.clear()
+    commands.clear()
     results = await asyncio.gather(*(record(i) for i in range(4)))
     if with_applied:
         assert results == [i not in lost for i in range(4)]

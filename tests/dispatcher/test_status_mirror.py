@@ -5,40 +5,32 @@ statements, not just commands), what it kept from the documents."""
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import OperationFailure
 
 from signoff_common.views import DeliveryStatus
 from signoff_dispatcher.store import StatusMirror
 from tests.conftest import Infra
+from tests.support.scratch import CommandLog, scratch_db
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
-class UpdateStatements(monitoring.CommandListener):
+class UpdateStatements(CommandLog):
     """The update statements sent, in order: (filter ids, status set)."""
 
-    def __init__(self) -> None:
-        self.sent: list[tuple[list[str], str]] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == "update":
-            for statement in event.command["updates"]:
-                ids = statement["q"]["_id"]["$in"]
-                self.sent.append((list(ids), statement["u"]["$set"]["delivery_status"]))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
+    @property
+    def sent(self) -> list[tuple[list[str], str]]:
+        return [
+            (list(statement["q"]["_id"]["$in"]), statement["u"]["$set"]["delivery_status"])
+            for command in self.of("update")
+            for statement in command["updates"]
+        ]
 
 
 @pytest.fixture
@@ -48,13 +40,8 @@ def statements() -> UpdateStatements:
 
 @pytest.fixture
 async def messages(infra: Infra, statements: UpdateStatements) -> AsyncIterator[AsyncCollection[Any]]:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongo_url, event_listeners=[statements])
-    db = client[f"mirror_{secrets.token_hex(4)}"]
-    try:
+    async with scratch_db(infra.mongo_url, statements, "mirror") as db:
         yield db.messages
-    finally:
-        await client.drop_database(db.name)
-        await client.close()
 
 
 async def test_copies_of_one_loop_turn_are_one_statement_per_run_of_a_status(

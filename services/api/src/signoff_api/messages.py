@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import weakref
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -21,6 +22,7 @@ from signoff_api.reviews import ReviewError, normalise_payload, validate_respons
 from signoff_api.schemas import CONTENT_FIELDS, MessageIn, ReviewIn
 from signoff_api.settings import ApiSettings
 from signoff_common import membership, quorum, review_state
+from signoff_common.batching import GroupedInserts
 from signoff_common.clock import as_utc, utcnow
 from signoff_common.documents import AttachmentDoc, CallbackDoc, MessageDoc, ReviewDoc
 from signoff_common.events import MessageCreated, MessageData, event_to_document
@@ -30,6 +32,18 @@ from signoff_common.membership import Reach
 from signoff_common.mongo import AGENTS, MESSAGES, USERS, Database, Doc, collection
 from signoff_common.secretbox import SecretBox
 from signoff_common.views import MESSAGE_PROJECTION, MessageView, message_view
+
+_INSERTS: weakref.WeakKeyDictionary[Database, GroupedInserts[MessageDoc]] = weakref.WeakKeyDictionary()
+
+
+def _inserts(db: Database) -> GroupedInserts[MessageDoc]:
+    """This process's grouped message inserts: the messages created in one event-loop turn (a
+    fleet of agents posting at once) go to mongod as one ``insert_many``, each request still
+    answered with its own outcome (see signoff_common.batching)."""
+    inserts = _INSERTS.get(db)
+    if inserts is None:
+        inserts = _INSERTS[db] = GroupedInserts(collection(db, MESSAGES))
+    return inserts
 
 
 def _json_size(value: Any) -> int:
@@ -275,7 +289,7 @@ async def create_message(
     )
     doc["outbox"] = [event_to_document(event)]
     try:
-        await collection(db, MESSAGES).insert_one(doc)
+        await _inserts(db).insert(doc)
     except DuplicateKeyError as exc:
         if "iteration_unique" in str(exc) and _retries > 0:
             # Two follow-ups raced for the same number: take the next one.

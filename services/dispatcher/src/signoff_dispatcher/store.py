@@ -4,7 +4,6 @@ lease lapsed can never overwrite the work of the one that took over."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,12 +11,11 @@ from typing import Any
 from pymongo import ASCENDING, UpdateMany, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
+from signoff_common.batching import TurnBatcher
 from signoff_common.deliveries import message_status
 from signoff_common.documents import DeliveryDoc
 from signoff_common.mongo import DELIVERIES, MESSAGES, Database, Doc, collection, insert_new
 from signoff_common.views import DeliveryStatus
-
-GROUP_LIMIT = 1000
 
 
 class GroupedWrites:
@@ -27,38 +25,21 @@ class GroupedWrites:
 
     def __init__(self, coll: AsyncCollection[Any]) -> None:
         self._coll = coll
-        self._pending: list[tuple[UpdateOne, Doc | None, asyncio.Future[bool]]] = []
-        self._task: asyncio.Task[None] | None = None
+        self._batcher: TurnBatcher[tuple[UpdateOne, Doc | None], bool] = TurnBatcher(self._write)
 
     async def update(self, filter_: Doc, update: Doc, applied: Doc | None = None) -> bool:
         """Apply ``update`` to the document matching ``filter_``. Returns whether it matched;
         ``applied`` is a filter that finds the document only if this update landed, used to
         tell the ops of a bulk apart when not all of them matched."""
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append((UpdateOne(filter_, update), applied, future))
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._flush())
-        return await future
+        return await self._batcher.submit((UpdateOne(filter_, update), applied))
 
-    async def _flush(self) -> None:
-        while self._pending:
-            await asyncio.sleep(0)  # let the writers of this loop turn join the batch
-            batch, self._pending = self._pending[:GROUP_LIMIT], self._pending[GROUP_LIMIT:]
-            try:
-                result = await self._coll.bulk_write([op for op, _, _ in batch], ordered=False)
-                everything = result.matched_count == len(batch)
-                for _, applied, future in batch:
-                    ok = (
-                        everything
-                        or applied is None
-                        or await self._coll.count_documents(applied, limit=1) == 1
-                    )
-                    if not future.done():
-                        future.set_result(ok)
-            except Exception as exc:  # every waiter learns the write failed
-                for _, _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+    async def _write(self, batch: list[tuple[UpdateOne, Doc | None]]) -> list[bool]:
+        result = await self._coll.bulk_write([op for op, _ in batch], ordered=False)
+        if result.matched_count == len(batch):
+            return [True] * len(batch)
+        return [
+            applied is None or await self._coll.count_documents(applied, limit=1) == 1 for _, applied in batch
+        ]
 
 
 class StatusMirror:
@@ -69,37 +50,21 @@ class StatusMirror:
 
     def __init__(self, coll: AsyncCollection[Any]) -> None:
         self._coll = coll
-        self._pending: list[tuple[str, DeliveryStatus, datetime, asyncio.Future[None]]] = []
-        self._task: asyncio.Task[None] | None = None
+        self._batcher: TurnBatcher[tuple[str, DeliveryStatus, datetime], None] = TurnBatcher(self._write)
 
     async def copy(self, message_id: str, status: DeliveryStatus, now: datetime) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((message_id, status, now, future))
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._flush())
-        await future
+        await self._batcher.submit((message_id, status, now))
 
-    async def _flush(self) -> None:
-        while self._pending:
-            await asyncio.sleep(0)  # let the copies of this loop turn join the batch
-            batch, self._pending = self._pending[:GROUP_LIMIT], self._pending[GROUP_LIMIT:]
-            # Consecutive runs, applied in order: two statuses for one message in the same
-            # batch land in the order they were recorded, as one write each did.
-            ops = [
-                UpdateMany(*message_status([m for m, *_ in run], status, max(at for _, _, at, _ in run)))
-                for status, group in itertools.groupby(batch, key=lambda item: item[1])
-                for run in [list(group)]
-            ]
-            try:
-                await self._coll.bulk_write(ops, ordered=True)
-            except Exception as exc:  # every waiter learns the write failed
-                for *_, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for *_, future in batch:
-                if not future.done():
-                    future.set_result(None)
+    async def _write(self, batch: list[tuple[str, DeliveryStatus, datetime]]) -> list[None]:
+        # Consecutive runs, applied in order: two statuses for one message in the same batch
+        # land in the order they were recorded, as one write each did.
+        ops = [
+            UpdateMany(*message_status([m for m, _, _ in run], status, max(at for _, _, at in run)))
+            for status, group in itertools.groupby(batch, key=lambda item: item[1])
+            for run in [list(group)]
+        ]
+        await self._coll.bulk_write(ops, ordered=True)
+        return [None] * len(batch)
 
 
 class DeliveryStore:
