@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from signoff_api.jsonguard import HostileJsonError, check_value
+from signoff_api.jsonguard import HostileJsonError, check_value, plainly_safe
 from tests.support.inprocess import InProcessApi
 from tests.support.stack import Owner, RunningStack
 
@@ -49,6 +49,48 @@ def test_checker_accepts_what_is_storable() -> None:
     check_value(
         {"n": 2**63 - 1, "m": -(2**63), "f": 1.5, "s": "emoji 🚀 ok", "l": [[[]]], "b": True, "z": None}
     )
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"n": 9223372036854775808}',
+        b'{"n": -9223372036854775809}',
+        b'{"n": 1e400}',
+        b'{"n": 1E4}',
+        b'{"n": NaN}',
+        b'{"n": -Infinity}',
+        b'{"k\\u0000": 1}',
+        b'{"s": "\\ud800"}',
+        '{"s": "\ud800"}'.encode("utf-8", "surrogatepass"),
+        "[1]".encode("utf-16"),
+        b"[" * 64 + b"]" * 64,
+    ],
+)
+def test_bodies_that_could_hide_a_hostile_value_are_parsed(raw: bytes) -> None:
+    assert not plainly_safe(raw)
+
+
+def test_an_ordinary_message_body_is_not_parsed_twice() -> None:
+    body = {"channelId": "agt_1", "text": "Deploy v2.1 to production? 🚀", "metadata": {"n": 12, "f": 0.5},
+            "review": {"type": "approval", "payload": {"options": [{"id": "approve", "label": "Approve"}]}}}  # fmt: skip
+    assert plainly_safe(json.dumps(body, ensure_ascii=False).encode())
+
+
+ANY_CHARACTER = st.characters(exclude_categories=[])  # lone surrogates and NUL included
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(ANY_CHARACTER),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(ANY_CHARACTER, max_size=6), inner, max_size=4),
+    max_leaves=30,
+), ascii_only=st.booleans())  # fmt: skip
+def test_a_body_judged_plainly_safe_holds_nothing_hostile(value: Any, ascii_only: bool) -> None:
+    """The byte scan never waves through what parsing and walking would refuse."""
+    raw = json.dumps(value, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    if plainly_safe(raw):
+        check_value(json.loads(raw))
 
 
 def _raw(obj: str) -> bytes:
