@@ -7,9 +7,11 @@ import secrets
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from pymongo.asynchronous.database import AsyncDatabase
 
 from signoff_devstack.processes import (
     Proc,
@@ -22,6 +24,7 @@ from signoff_devstack.processes import (
 )
 from tests.support.inprocess import InProcessApi, running_api
 from tests.support.receiver import Receiver
+from tests.support.scratch import CommandLog, scratch_db
 from tests.support.stack import Owner, RunningStack
 
 ADMIN_EMAIL = "admin@tests.local"
@@ -129,6 +132,18 @@ async def api_owner(api: InProcessApi) -> AsyncIterator[Owner]:
     yield created
     await created.agent.aclose()
     await created.human.aclose()
+
+
+@pytest.fixture
+def command_log() -> CommandLog:
+    return CommandLog()
+
+
+@pytest.fixture
+async def scratch(infra: Infra, command_log: CommandLog) -> AsyncIterator[AsyncDatabase[Any]]:
+    """A database of its own on the session's MongoDB, its client's commands in ``command_log``."""
+    async with scratch_db(infra.mongo_url, command_log, "scratch") as db:
+        yield db
 
 
 @pytest.fixture

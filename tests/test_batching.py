@@ -4,30 +4,23 @@ each caller answered with its own result or error, cancelled callers skipped."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, WriteError
 
 from signoff_common.batching import LIMIT, GroupedInserts, TurnBatcher
-from tests.conftest import Infra
-from tests.support.scratch import CommandLog, scratch_db
+from tests.support.scratch import CommandLog
 
 
 @pytest.fixture
-def log() -> CommandLog:
-    return CommandLog()
-
-
-@pytest.fixture
-async def coll(infra: Infra, log: CommandLog) -> AsyncIterator[AsyncCollection[Any]]:
-    async with scratch_db(infra.mongo_url, log, "batching") as db:
-        await db.docs.create_index("key", unique=True, name="key_unique")
-        # A document the validator refuses is a write error other than a duplicate key.
-        await db.command("collMod", "docs", validator={"n": {"$type": "int"}})
-        yield db.docs
+async def coll(scratch: AsyncDatabase[Any]) -> AsyncCollection[Any]:
+    await scratch.docs.create_index("key", unique=True, name="key_unique")
+    # A document the validator refuses is a write error other than a duplicate key.
+    await scratch.command("collMod", "docs", validator={"n": {"$type": "int"}})
+    return scratch.docs
 
 
 def doc(i: int, **extra: Any) -> dict[str, Any]:
@@ -36,21 +29,21 @@ def doc(i: int, **extra: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize("count", [1, 7, LIMIT, LIMIT + 1])
 async def test_inserts_of_one_loop_turn_are_one_statement_per_limit(
-    coll: AsyncCollection[Any], log: CommandLog, count: int
+    coll: AsyncCollection[Any], command_log: CommandLog, count: int
 ) -> None:
     inserts = GroupedInserts(coll)
-    log.clear()
+    command_log.clear()
     await asyncio.gather(*(inserts.insert(doc(i)) for i in range(count)))
-    assert log.names() == ["insert"] * -(-count // LIMIT)
+    assert command_log.names() == ["insert"] * -(-count // LIMIT)
     assert await coll.count_documents({}) == count
 
 
 async def test_each_caller_gets_its_own_error_and_the_others_are_inserted(
-    coll: AsyncCollection[Any], log: CommandLog
+    coll: AsyncCollection[Any], command_log: CommandLog
 ) -> None:
     await coll.insert_one(doc(0))
     inserts = GroupedInserts(coll)
-    log.clear()
+    command_log.clear()
     results = await asyncio.gather(
         inserts.insert(doc(1)),
         inserts.insert(doc(2, key="k0")),  # taken by the document already there
@@ -59,7 +52,7 @@ async def test_each_caller_gets_its_own_error_and_the_others_are_inserted(
         inserts.insert(doc(5)),
         return_exceptions=True,
     )
-    assert log.names() == ["insert"]
+    assert command_log.names() == ["insert"]
     assert [results[i] for i in (0, 2, 4)] == [None, None, None]
     duplicate, refused = results[1], results[3]
     assert isinstance(duplicate, DuplicateKeyError)
@@ -69,13 +62,13 @@ async def test_each_caller_gets_its_own_error_and_the_others_are_inserted(
 
 
 async def test_inserts_from_later_turns_form_later_statements(
-    coll: AsyncCollection[Any], log: CommandLog
+    coll: AsyncCollection[Any], command_log: CommandLog
 ) -> None:
     inserts = GroupedInserts(coll)
-    log.clear()
+    command_log.clear()
     for i in range(3):
         await inserts.insert(doc(i))
-    assert log.names() == ["insert"] * 3
+    assert command_log.names() == ["insert"] * 3
 
 
 async def test_a_cancelled_caller_is_skipped_and_the_batch_goes_on() -> None:

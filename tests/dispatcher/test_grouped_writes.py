@@ -6,36 +6,25 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from signoff_common.batching import LIMIT as GROUP_LIMIT
 from signoff_dispatcher.store import GroupedWrites
-from tests.conftest import Infra
-from tests.support.scratch import CommandLog, scratch_db
-
-
-class Commands(CommandLog):
-    """Counts the commands sent, by name."""
-
-    @property
-    def sent(self) -> Counter[str]:
-        return Counter(self.names())
+from tests.support.scratch import CommandLog
 
 
 @pytest.fixture
-def commands() -> Commands:
-    return Commands()
+def coll(scratch: AsyncDatabase[Any]) -> AsyncCollection[Any]:
+    return scratch.docs
 
 
-@pytest.fixture
-async def coll(infra: Infra, commands: Commands) -> AsyncIterator[AsyncCollection[Any]]:
-    async with scratch_db(infra.mongo_url, commands, "grouped") as db:
-        yield db.docs
+def sent(log: CommandLog) -> Counter[str]:
+    return Counter(log.names())
 
 
 async def seed(coll: AsyncCollection[Any], count: int) -> None:
@@ -44,42 +33,42 @@ async def seed(coll: AsyncCollection[Any], count: int) -> None:
 
 @pytest.mark.parametrize("count", [1, 2, 50, GROUP_LIMIT, GROUP_LIMIT + 1, 2 * GROUP_LIMIT + 5])
 async def test_updates_of_one_loop_turn_share_a_bulk_write(
-    coll: AsyncCollection[Any], commands: Commands, count: int
+    coll: AsyncCollection[Any], command_log: CommandLog, count: int
 ) -> None:
     await seed(coll, count)
     writes = GroupedWrites(coll)
-    commands.clear()
+    command_log.clear()
     results = await asyncio.gather(*(writes.update({"_id": i}, {"$inc": {"n": 1}}) for i in range(count)))
     assert results == [True] * count
     # One update command per GROUP_LIMIT updates, and nothing else when everything matched.
-    assert commands.sent == Counter({"update": -(-count // GROUP_LIMIT)})
+    assert sent(command_log) == Counter({"update": -(-count // GROUP_LIMIT)})
     assert await coll.count_documents({"n": 1}) == count
 
 
 async def test_writers_ready_just_after_the_first_still_join_its_batch(
-    coll: AsyncCollection[Any], commands: Commands
+    coll: AsyncCollection[Any], command_log: CommandLog
 ) -> None:
     """The first update schedules the flush; writers that become ready after that flush task was
     scheduled, but before it runs, must still ride along (the flush yields once first)."""
     await seed(coll, 5)
     writes = GroupedWrites(coll)
-    commands.clear()
+    command_log.clear()
     first = asyncio.create_task(writes.update({"_id": 0}, {"$inc": {"n": 1}}))
     await asyncio.sleep(0)  # ``first`` runs: its update is pending and the flush is scheduled
     rest = [asyncio.create_task(writes.update({"_id": i}, {"$inc": {"n": 1}})) for i in range(1, 5)]
     assert await asyncio.gather(first, *rest) == [True] * 5
-    assert commands.sent == Counter({"update": 1})
+    assert sent(command_log) == Counter({"update": 1})
 
 
 async def test_updates_from_later_turns_form_later_batches(
-    coll: AsyncCollection[Any], commands: Commands
+    coll: AsyncCollection[Any], command_log: CommandLog
 ) -> None:
     await seed(coll, 3)
     writes = GroupedWrites(coll)
-    commands.clear()
+    command_log.clear()
     for i in range(3):
         assert await writes.update({"_id": i}, {"$inc": {"n": 1}})
-    assert commands.sent == Counter({"update": 3})
+    assert sent(command_log) == Counter({"update": 3})
 
 
 @pytest.mark.parametrize(
@@ -92,7 +81,7 @@ async def test_updates_from_later_turns_form_later_batches(
     ],
 )
 async def test_each_waiter_learns_whether_its_own_update_matched(
-    coll: AsyncCollection[Any], commands: Commands, lost: set[int], with_applied: bool
+    coll: AsyncCollection[Any], command_log: CommandLog, lost: set[int], with_applied: bool
 ) -> None:
     """An update whose claim was lost matches nothing; ``applied`` finds out which ones landed."""
     await seed(coll, 4)
@@ -107,12 +96,12 @@ async def test_each_waiter_learns_whether_its_own_update_matched(
             applied={"_id": i, "last": tag} if with_applied else None,
         )
 
-    commands.clear()
+    command_log.clear()
     results = await asyncio.gather(*(record(i) for i in range(4)))
     if with_applied:
         assert results == [i not in lost for i in range(4)]
         # One bulk write, then one look per waiter (count_documents is an aggregate) to tell them apart.
-        assert commands.sent == Counter({"update": 1, "aggregate": 4})
+        assert sent(command_log) == Counter({"update": 1, "aggregate": 4})
     else:
         assert results == [True] * 4
     assert {d["_id"] async for d in coll.find({"last": {"$exists": True}})} == set(range(4)) - lost

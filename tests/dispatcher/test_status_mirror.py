@@ -5,47 +5,37 @@ statements, not just commands), what it kept from the documents."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure
 
 from signoff_common.views import DeliveryStatus
 from signoff_dispatcher.store import StatusMirror
-from tests.conftest import Infra
-from tests.support.scratch import CommandLog, scratch_db
+from tests.support.scratch import CommandLog
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
-class UpdateStatements(CommandLog):
+def update_statements(log: CommandLog) -> list[tuple[list[str], str]]:
     """The update statements sent, in order: (filter ids, status set)."""
-
-    @property
-    def sent(self) -> list[tuple[list[str], str]]:
-        return [
-            (list(statement["q"]["_id"]["$in"]), statement["u"]["$set"]["delivery_status"])
-            for command in self.of("update")
-            for statement in command["updates"]
-        ]
+    return [
+        (list(statement["q"]["_id"]["$in"]), statement["u"]["$set"]["delivery_status"])
+        for command in log.of("update")
+        for statement in command["updates"]
+    ]
 
 
 @pytest.fixture
-def statements() -> UpdateStatements:
-    return UpdateStatements()
-
-
-@pytest.fixture
-async def messages(infra: Infra, statements: UpdateStatements) -> AsyncIterator[AsyncCollection[Any]]:
-    async with scratch_db(infra.mongo_url, statements, "mirror") as db:
-        yield db.messages
+def messages(scratch: AsyncDatabase[Any]) -> AsyncCollection[Any]:
+    return scratch.messages
 
 
 async def test_copies_of_one_loop_turn_are_one_statement_per_run_of_a_status(
-    messages: AsyncCollection[Any], statements: UpdateStatements
+    messages: AsyncCollection[Any], command_log: CommandLog
 ) -> None:
     await messages.insert_many([{"_id": f"m{i}", "delivery_status": "sent"} for i in range(6)])
     mirror = StatusMirror(messages)
@@ -54,7 +44,7 @@ async def test_copies_of_one_loop_turn_are_one_statement_per_run_of_a_status(
         ("m3", "webhook_delivered"), ("m4", "webhook_delivered"), ("m5", "webhook_delivered"),
     ]  # fmt: skip
     await asyncio.gather(*(mirror.copy(m, status, NOW) for m, status in plan))
-    assert statements.sent == [
+    assert update_statements(command_log) == [
         (["m0", "m1"], "webhook_delivered"),
         (["m2"], "webhook_failed"),
         (["m3", "m4", "m5"], "webhook_delivered"),
