@@ -4,6 +4,7 @@ reopen when interrupted. One home, so every loop logs, waits and recovers the sa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, NoReturn
@@ -95,3 +96,18 @@ async def until_done(what: str, step: Callable[[], Awaitable[object]]) -> None:
             log.warning("cannot store %s; retrying before committing", what, exc_info=True)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+async def sweep(what: str, step: Callable[[], Awaitable[float]], wake: asyncio.Event) -> NoReturn:
+    """Run ``step`` again after the delay it returns (0: at once), or sooner when ``wake`` is set.
+    A failure is logged and retried a second later. For the sweeps of leased work queues."""
+    while True:
+        try:
+            wake.clear()
+            delay = await step()
+        except Exception:
+            log.warning("%s failed; retrying", what, exc_info=True)
+            delay = 1.0
+        if delay > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), delay)

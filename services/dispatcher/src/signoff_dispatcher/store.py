@@ -5,16 +5,17 @@ lease lapsed can never overwrite the work of the one that took over."""
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, UpdateMany, UpdateOne
+from pymongo import UpdateMany, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
 from signoff_common.batching import TurnBatcher
 from signoff_common.deliveries import message_status
 from signoff_common.documents import DeliveryDoc
-from signoff_common.mongo import DELIVERIES, MESSAGES, Database, Doc, collection, insert_new
+from signoff_common.leased import LeasedQueue
+from signoff_common.mongo import DELIVERIES, MESSAGES, Database, Doc, collection
 from signoff_common.views import DeliveryStatus
 
 
@@ -67,49 +68,18 @@ class StatusMirror:
         return [None] * len(batch)
 
 
-class DeliveryStore:
+class DeliveryStore(LeasedQueue[DeliveryDoc]):
     def __init__(self, db: Database, instance: str, lease_seconds: float) -> None:
-        self._db = db
-        self.coll = collection(db, DELIVERIES)
-        self._instance = instance
-        self._lease = timedelta(seconds=lease_seconds)
-        self._counter = itertools.count()
+        super().__init__(collection(db, DELIVERIES), instance, lease_seconds)
         self._outcomes = GroupedWrites(self.coll)
         self._mirrors = StatusMirror(collection(db, MESSAGES))
 
-    def new_claim(self) -> str:
-        return f"{self._instance}:{next(self._counter)}"
-
-    def lease_end(self, now: datetime) -> datetime:
-        return now + self._lease
-
-    async def insert_new(self, docs: list[DeliveryDoc]) -> list[DeliveryDoc]:
-        """Insert what is not there yet; returns the documents actually inserted. A Kafka record
-        seen twice (redelivery, or the relay publishing twice) hits the unique index and
-        creates nothing."""
-        return await insert_new(self.coll, docs)
-
-    async def claim_due(self, now: datetime, limit: int) -> list[DeliveryDoc]:
-        """Claim up to ``limit`` due deliveries (retries that are due, and leases that lapsed)."""
-        if limit <= 0:
-            return []
-        due = {"state": "pending", "next_attempt_at": {"$lte": now}}
-        ids = [
-            d["_id"]
-            for d in await self.coll.find(due, {"_id": 1})
-            .sort("next_attempt_at", ASCENDING)
-            .limit(limit)
-            .to_list()
-        ]
-        if not ids:
-            return []
-        claim = self.new_claim()
-        await self.coll.update_many(
-            {"_id": {"$in": ids}, **due},
-            {"$set": {"claim": claim, "next_attempt_at": self.lease_end(now)}},
-        )
-        # Another replica may have won some of them between the find and the update.
-        return await self.coll.find({"_id": {"$in": ids}, "claim": claim}, {"outbox": 0}).to_list()
+    async def claim_due(
+        self, now: datetime, limit: int, projection: dict[str, Any] | None = None
+    ) -> list[DeliveryDoc]:
+        """Claim up to ``limit`` due deliveries (retries that are due, and leases that lapsed),
+        without their outbox (the dispatcher never reads its own pending events)."""
+        return await super().claim_due(now, limit, projection or {"outbox": 0})
 
     async def renew(self, claims: dict[str, str], now: datetime) -> None:
         """Extend the leases of everything this process holds (queued or in flight)."""
@@ -142,18 +112,6 @@ class DeliveryStore:
         ]
         if ops:
             await self.coll.bulk_write(ops, ordered=False)
-
-    async def next_due(self) -> datetime | None:
-        first = await self.coll.find_one(
-            {"state": "pending"}, {"next_attempt_at": 1}, sort=[("next_attempt_at", ASCENDING)]
-        )
-        value: Any = first.get("next_attempt_at") if first else None
-        return value if isinstance(value, datetime) else None
-
-    async def count_due(self, now: datetime) -> int:
-        return await self.coll.count_documents(
-            {"state": "pending", "next_attempt_at": {"$lte": now}}, limit=100_000
-        )
 
     async def mirror_status(self, message_id: str, status: DeliveryStatus, now: datetime) -> None:
         """Copy the delivery status onto the message, unless the agent already acknowledged it

@@ -355,23 +355,10 @@ class Worker:
         interval = self._settings.dispatcher_sweep_interval_seconds
         if room <= 0:
             return min(interval, 0.2)
-        hints = [await self.store.next_due(), self._wake_at]
-        soonest = min((as_utc(h) for h in hints if h is not None), default=None)
-        if soonest is None:
-            return interval
-        return min(interval, max(0.02, (soonest - utcnow()).total_seconds()))
+        return await self.store.next_sweep_in(interval, self._wake_at)
 
     async def sweep_loop(self) -> None:
-        while True:
-            try:
-                self._wake.clear()
-                delay = await self.sweep_once()
-            except Exception:
-                log.warning("delivery sweep failed; retrying", exc_info=True)
-                delay = 1.0
-            if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
+        await loops.sweep("delivery sweep", self.sweep_once, self._wake)
 
     async def renew_loop(self) -> None:
         """Keep the leases of held deliveries alive; a process that stops renewing (crashed,

@@ -11,7 +11,6 @@ least once: a recipient may get a retried mail twice, with the same Message-ID).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Sequence
@@ -156,27 +155,14 @@ class Worker:
         interval = self._settings.notifier_sweep_interval_seconds
         if free <= 0 or (claimed and len(claimed) == free):
             return interval if free <= 0 else 0.0  # a finished send wakes the sweep
-        hints = [await self.store.next_due(), self._wake_at]
-        soonest = min((as_utc(h) for h in hints if h is not None), default=None)
-        if soonest is None:
-            return interval
-        return min(interval, max(0.02, (soonest - utcnow()).total_seconds()))
+        return await self.store.next_sweep_in(interval, self._wake_at)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._sending.discard(task)
         self.wake()
 
     async def sweep_loop(self) -> None:
-        while True:
-            try:
-                self._wake.clear()
-                delay = await self.sweep_once()
-            except Exception:
-                log.warning("notification sweep failed; retrying", exc_info=True)
-                delay = 1.0
-            if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
+        await loops.sweep("notification sweep", self.sweep_once, self._wake)
 
     async def watch_inserts(self) -> None:
         """Wake the sweep when the API adds work (a Slack message to update after a click)."""
