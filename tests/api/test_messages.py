@@ -209,6 +209,25 @@ async def test_client_id_makes_create_idempotent(owner: Owner) -> None:
     assert len(listed) == 1
 
 
+async def test_a_bad_idempotency_key_header_is_422_naming_it(api_owner: Owner) -> None:
+    agent = await api_owner.create_agent()
+    body = {"channelId": agent["id"], "text": "once"}
+    too_long = await api_owner.agent.post(
+        "/api/v1/messages", json=body, headers={"Idempotency-Key": "k" * 201}
+    )
+    assert too_long.status_code == 422
+    assert too_long.json()["error"]["field"] == "idempotency-key"
+    differs = await api_owner.agent.post(
+        "/api/v1/messages", json={**body, "clientId": "a"}, headers={"Idempotency-Key": "b"}
+    )
+    assert differs.status_code == 422
+    assert differs.json()["error"]["field"] == "clientId"
+    longest = await api_owner.agent.post(
+        "/api/v1/messages", json=body, headers={"Idempotency-Key": "k" * 200}
+    )
+    assert longest.status_code == 201, longest.text
+
+
 async def test_pagination_search_get_delete(owner: Owner) -> None:
     agent = await owner.create_agent()
     ids = [
