@@ -68,6 +68,19 @@ async def reach_of(db: Database, principal: Principal) -> Reach:
     return Reach(principal.owner_id, shared.get(principal.owner_id, frozenset()))
 
 
+async def reach_over(db: Database, principal: Principal, owner_id: str, channel_id: str) -> Reach | None:
+    """The reach ``principal`` has over one channel of ``owner_id``: as its owner, or as a member
+    (read fresh); None for neither. The owner, the common case, costs no read at all."""
+    if owner_id == principal.owner_id:
+        return Reach(principal.owner_id)
+    if principal.kind != "user":
+        return None
+    member = await collection(db, AGENTS).find_one(
+        {"_id": channel_id, "owner_id": owner_id, "members.user_id": principal.owner_id}, {"_id": 1}
+    )
+    return Reach(principal.owner_id, frozenset({channel_id})) if member else None
+
+
 def reviewers(agent: AgentDoc) -> frozenset[str]:
     """The user ids that may answer the channel's reviews now: its owner and its members."""
     return frozenset([agent["owner_id"], *(m["user_id"] for m in agent.get("members", []))])

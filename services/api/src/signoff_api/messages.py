@@ -30,6 +30,7 @@ from signoff_common.http_errors import ApiError, not_found
 from signoff_common.ids import new_id
 from signoff_common.membership import Reach
 from signoff_common.mongo import AGENTS, MESSAGES, USERS, Database, Doc, collection
+from signoff_common.principals import Principal
 from signoff_common.secretbox import SecretBox
 from signoff_common.views import MESSAGE_PROJECTION, MessageView, message_view
 
@@ -386,9 +387,21 @@ async def list_reviews(
     return await _newest_first(db, query, limit)
 
 
+async def _answerable(db: Database, access: Reach | Principal, message_id: str) -> tuple[MessageDoc, Reach]:
+    """The message and the reach it was found under (404 when ``access`` does not cover it)."""
+    if isinstance(access, Reach):
+        return await get_message(db, access, message_id, None), access
+    # Read first, then check: the owner (most answers) needs no membership read at all.
+    doc = await collection(db, MESSAGES).find_one({"_id": message_id}, MESSAGE_PROJECTION)
+    reach = doc and await membership.reach_over(db, access, doc["owner_id"], doc["channel_id"])
+    if doc is None or not reach:
+        raise not_found("message")
+    return doc, reach
+
+
 async def respond(
     db: Database,
-    reach: Reach,
+    access: Reach | Principal,
     message_id: str,
     responder_id: str,
     response: Any,
@@ -396,8 +409,9 @@ async def respond(
     modified_file_ids: dict[str, str] | None = None,
 ) -> MessageView:
     """Record the first response to a pending review; 409 for any later one. On a quorum review
-    the response is the responder's vote."""
-    doc = await get_message(db, reach, message_id, None)
+    the response is the responder's vote. ``access`` is who answers (their channels and those
+    shared with them) or, for a credential that names the review itself, a ready reach."""
+    doc, reach = await _answerable(db, access, message_id)
     review = doc.get("review")
     if not review:
         raise not_found("review")

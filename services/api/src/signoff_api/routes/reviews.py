@@ -58,7 +58,7 @@ async def respond(message_id: str, body: RespondIn, user: CurrentUser, ctx: Ctx)
     quorum review each reviewer's response is a vote (a second vote by the same reviewer: 409)."""
     view = await messages.respond(
         ctx.db,
-        await ctx.reach(user),
+        user,
         message_id,
         user.owner_id,
         body.response,
