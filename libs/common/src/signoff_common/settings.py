@@ -74,6 +74,11 @@ class ServiceSettings(BaseSettings):
     http_port: int = 8100
     # Proxies whose X-Forwarded-For is believed (the edge). Compose sets "*" on its private network.
     forwarded_allow_ips: str = "127.0.0.1"
+    # How long an idle keep-alive connection is kept. Longer than whatever sits in front (nginx
+    # ingress keeps idle upstream connections 60 s, Caddy here 4 s, HTTP clients such as aiohttp
+    # 15 s): the side that closes first must be the client, or a request written to a connection
+    # the server is closing fails with a reset (uvicorn's own default is 5 s).
+    http_keepalive_seconds: int = Field(default=75, ge=1)
     log_level: str = "INFO"
     # FastAPI's built-in OpenTelemetry instrumentation (spans, metrics and logs through the global
     # providers you configure). Off by default: Signoff exports Prometheus metrics, and the hooks

@@ -23,6 +23,7 @@ def serve(app: ASGIApp, settings: ServiceSettings, service: str) -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
+        timeout_keep_alive=settings.http_keepalive_seconds,
         lifespan="on",
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
