@@ -3,7 +3,9 @@ and the result record each scenario returns."""
 
 from __future__ import annotations
 
+import os
 import secrets
+import shutil
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -84,11 +86,17 @@ class BenchStack:
         return proc
 
     def stop(self) -> None:
+        """Stop every process and delete the scenario's database and logs (hundreds of MB each;
+        ``SIGNOFF_BENCH_KEEP=1`` keeps them to read the services' logs)."""
         self.meter.close()
         for proc in reversed(self.procs):
             proc.stop()
         self.kafka.stop()
         self.mongo.stop()
+        if os.environ.get("SIGNOFF_BENCH_KEEP") != "1":
+            shutil.rmtree(self.root, ignore_errors=True)
+        else:
+            print(f"[bench] kept {self.root}", file=sys.stderr, flush=True)
 
 
 @dataclass
