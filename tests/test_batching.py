@@ -104,3 +104,22 @@ async def test_a_failed_statement_fails_every_caller_of_its_batch_only() -> None
     first = await asyncio.gather(batcher.submit("a"), batcher.submit("b"), return_exceptions=True)
     assert [type(r) for r in first] == [ConnectionError, ConnectionError]
     assert list(await asyncio.gather(batcher.submit("c"), batcher.submit("d"))) == ["c", "d"]
+
+
+async def test_callers_are_cancelled_not_left_waiting_when_the_batcher_stops() -> None:
+    started = asyncio.Event()
+
+    async def write(items: list[int]) -> list[int]:
+        started.set()
+        await asyncio.sleep(3600)
+        return items
+
+    batcher: TurnBatcher[int, int] = TurnBatcher(write)
+    callers = [asyncio.create_task(batcher.submit(i)) for i in range(3)]
+    await started.wait()
+    late = asyncio.create_task(batcher.submit(3))  # waits for the next batch
+    await asyncio.sleep(0)
+    assert batcher._task is not None
+    batcher._task.cancel()
+    results = await asyncio.wait_for(asyncio.gather(*callers, late, return_exceptions=True), 5)
+    assert all(isinstance(r, asyncio.CancelledError) for r in results)

@@ -57,6 +57,11 @@ class TurnBatcher(Generic[T, R]):
                     if not future.done():
                         future.set_exception(exc)
                 continue
+            except asyncio.CancelledError:  # shutting down: nobody waits forever
+                for _, future in batch + self._pending:
+                    future.cancel()
+                self._pending = []
+                raise
             for (_, future), answer in zip(batch, answers, strict=True):
                 if future.done():  # its caller was cancelled; the write happened regardless
                     continue
