@@ -83,7 +83,16 @@ async def current_answer(
 MIN_READ_SECONDS = 1.0
 
 
-async def _within(seconds: float, read: Awaitable[T]) -> T:
+def ready_by(arrived: float, timeout: float) -> float:
+    """When everything a poll does before it parks (its credential, its reach, its first read)
+    must be done, on the loop's clock: the poll's timeout after its arrival, at least
+    MIN_READ_SECONDS."""
+    return arrived + max(timeout, MIN_READ_SECONDS)
+
+
+async def within(until: float, read: Awaitable[T]) -> T:
+    """``read``, unless it is not done by ``until`` (loop time)."""
+    seconds = max(0.0, until - asyncio.get_running_loop().time())
     try:
         return await asyncio.wait_for(read, seconds)
     except TimeoutError:
@@ -103,9 +112,10 @@ async def wait_for_review(
     review_id: str,
     channel_id: str | None,
     timeout: float,
+    arrived: float | None = None,
 ) -> bytes | None:
     """The long-poll answer (JSON), or None when the review does not exist or is outside
-    ``reach``.
+    ``reach``. ``arrived`` (loop time) is when the request came in, if work was done before.
 
     A parked poll holds only its future, a timer and the encoded timed-out answer: not the
     MongoDB document nor the view model (ten thousand parked polls are the normal case)."""
@@ -113,10 +123,10 @@ async def wait_for_review(
     # The timeout runs from the request's arrival: a slow first read (MongoDB just back, a busy
     # host) must not lengthen how long the agent is held. Nor may a read that does not come back:
     # pymongo bounds server selection, not the wait for a connection or an answer.
-    deadline = loop.time() + timeout
+    start = loop.time() if arrived is None else arrived
+    deadline = start + timeout
     with waiters.register(review_id) as outcome:
-        read = current_answer(db, reach, review_id, channel_id)
-        body = await _within(max(deadline - loop.time(), MIN_READ_SECONDS), read)
+        body = await within(ready_by(start, timeout), current_answer(db, reach, review_id, channel_id))
         if body is None:
             return None
         if body["status"] == "pending":

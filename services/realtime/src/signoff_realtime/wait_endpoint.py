@@ -10,6 +10,7 @@ limits, the same ``{"error": {...}}`` answers (401, 404, 405, 422, 503).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from urllib.parse import parse_qsl
@@ -21,7 +22,7 @@ from signoff_common.http_errors import ApiError, error_body, not_found, unauthor
 from signoff_common.membership import reach_of
 from signoff_common.mongo import Database
 from signoff_common.principals import Authenticator, BadCredentialsError, credential_from_headers
-from signoff_realtime.longpoll import encode, parse_timeout_ms, wait_for_review
+from signoff_realtime.longpoll import encode, parse_timeout_ms, ready_by, wait_for_review, within
 from signoff_realtime.settings import RealtimeSettings
 from signoff_realtime.waiters import Waiters
 
@@ -86,19 +87,30 @@ class WaitEndpoint:
             raise ApiError(405, "method_not_allowed", "Method Not Allowed", headers={"Allow": "GET"})
         if self._db is None or self._auth is None:
             raise ApiError(503, "unavailable", "starting up; try again", headers={"Retry-After": "1"})
+        arrived = asyncio.get_running_loop().time()
+        try:
+            params, bad_query = _query(scope["query_string"]), None
+        except ApiError as exc:
+            params, bad_query = {}, exc
+        settings = self._settings
+        seconds = (
+            parse_timeout_ms(params.get("timeout"), settings.wait_default_ms, settings.wait_max_ms) / 1000
+        )
+        # The credential and reach lookups share the poll's budget with its first read: a MongoDB
+        # that stalls must not hold the agent past its timeout here either.
+        limit = ready_by(arrived, seconds)
         try:
             credential = credential_from_headers(
                 _header(scope, b"authorization"), _header(scope, b"x-api-key")
             )
-            who = await self._auth.principal(credential)
+            who = await within(limit, self._auth.principal(credential))
         except BadCredentialsError as exc:
             raise unauthorized(str(exc)) from None
-        params = _query(scope["query_string"])  # after auth, in the order FastAPI checked them
-        settings = self._settings
-        ms = parse_timeout_ms(params.get("timeout"), settings.wait_default_ms, settings.wait_max_ms)
-        reach = await reach_of(self._db, who)
+        if bad_query is not None:
+            raise bad_query  # after auth, in the order FastAPI checked them
+        reach = await within(limit, reach_of(self._db, who))
         body = await wait_for_review(
-            self._db, self._waiters, reach, review_id, params.get("channel") or None, ms / 1000
+            self._db, self._waiters, reach, review_id, params.get("channel") or None, seconds, arrived
         )
         if body is None:
             raise not_found("review")
