@@ -11,6 +11,9 @@ import { reviewCard } from "./reviews.js";
 // Attachments whose textContent (sent by the API for small text files) is previewed inline.
 const PREVIEW_TYPES = new Set(["text/markdown", "text/plain"]);
 
+// Delivery statuses in the order a delivery moves through them.
+const DELIVERY_STEPS = ["sent", "webhook_failed", "webhook_delivered", "agent_received"];
+
 const DELIVERY_LABELS = {
   sent: "Webhook queued",
   webhook_delivered: "Webhook delivered",
@@ -186,16 +189,17 @@ function newer(candidate, existing) {
   // Every change to a message moves its updatedAt (the server stamps each write), so a copy is
   // newer exactly when its updatedAt is later: replayed or duplicate events (a late
   // message:created after the review was answered, a streamed draft's earlier text) never undo a
-  // newer state. A review that left "pending" never goes back, whatever the clocks say. The
-  // delivery status is compared too: the dispatcher's copy of it onto the message arrives as
-  // its own event.
+  // newer state. A review that left "pending" never goes back, whatever the clocks say. At the
+  // same updatedAt the later delivery step wins: a delivery:status event applied here keeps the
+  // message's updatedAt, and the review:responded copy of the same message can arrive after it
+  // (the two come from different topics), still saying "sent".
   const a = candidate.review;
   const b = existing.review;
   if (a && b && b.status !== "pending" && a.status === "pending") return false;
   const was = Date.parse(existing.updatedAt || existing.createdAt || "");
   const now = Date.parse(candidate.updatedAt || candidate.createdAt || "");
   if (Number.isFinite(was) && Number.isFinite(now) && now !== was) return now > was;
-  return candidate.deliveryStatus !== existing.deliveryStatus;
+  return DELIVERY_STEPS.indexOf(candidate.deliveryStatus) > DELIVERY_STEPS.indexOf(existing.deliveryStatus);
 }
 
 function samePendingReview(before, after) {
