@@ -25,6 +25,10 @@ REPLAYED = Counter("signoff_realtime_replayed_events_total", "Missed events sent
 DROPPED_STREAMS = Counter(
     "signoff_realtime_slow_streams_closed_total", "SSE streams closed because the client fell behind"
 )
+DROPPED_SOCKETS = Counter(
+    "signoff_realtime_slow_sockets_dropped_total",
+    "Sockets cut off because the client fell behind (it reconnects and resumes)",
+)
 WATCHED_CREDENTIALS = Gauge(
     "signoff_realtime_watched_credentials", "Distinct credentials of open sockets and SSE streams"
 )

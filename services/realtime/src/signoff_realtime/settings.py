@@ -24,6 +24,10 @@ class RealtimeSettings(ServiceSettings):
     # A stream whose client reads slower than events arrive is closed once this many are queued;
     # it reconnects with Last-Event-ID and loses nothing.
     sse_queue_size: int = Field(default=1_000, ge=1)
+    # A socket with this many packets waiting to be sent is cut off (its client reconnects by itself
+    # and resumes from history): a client that stopped reading must not hold the gateway's memory.
+    # The queue holds references to packets shared by every socket, so the default is generous.
+    socket_queue_size: int = Field(default=10_000, ge=1)
     # Events consumed recently, kept in memory so a resume never misses one the relay published
     # but has not yet copied into the events collection.
     recent_events: int = Field(default=5_000, ge=100)

@@ -37,7 +37,7 @@ from signoff_common.principals import Authenticator, BadCredentialsError, Princi
 from signoff_realtime.channels import UnknownChannelError, owned
 from signoff_realtime.fanout import Fanout, Subscription
 from signoff_realtime.history import events_since, valid_event_id
-from signoff_realtime.metrics import REPLAYED, SOCKETS
+from signoff_realtime.metrics import DROPPED_SOCKETS, REPLAYED, SOCKETS
 from signoff_realtime.payloads import event_name, payload
 from signoff_realtime.revocation import CODE, CredentialWatch, Watched
 from signoff_realtime.settings import RealtimeSettings
@@ -147,10 +147,36 @@ class Sockets:
         message = engineio.packet.Packet(engineio.packet.MESSAGE, encoded)
         rooms = [owner_room(event.owner_id), channel_room(event.channel_id)]
         engine_sockets = self.server.eio.sockets
+        limit = self._settings.socket_queue_size
         for sid, eio_sid in self.server.manager.get_participants(NAMESPACE, rooms):
             socket = engine_sockets.get(eio_sid)
-            if sid not in skip and socket is not None and not socket.closed:
+            if sid in skip or socket is None or socket.closed:
+                continue
+            if socket.queue.qsize() >= limit:
+                self._drop(sid)
+            else:
                 socket.queue.put_nowait(message)
+
+    def _drop(self, sid: str) -> None:
+        """Cuts off a socket that fell behind, without a goodbye. Socket.IO clients (the JS and the
+        Python one) take a server's disconnect as final but reconnect by themselves after a lost
+        transport, and a reconnecting client resumes from the last event it got: so what was
+        queued for it is dropped here and read again from history, and its memory is freed now."""
+        eio_sid = self.server.manager.eio_sid_from_sid(sid, NAMESPACE)
+        socket = self.server.eio.sockets.get(eio_sid) if eio_sid is not None else None
+        if socket is None or socket.closed:
+            return
+        DROPPED_SOCKETS.inc()
+        log.info("socket fell behind; dropped", extra={"sid": sid, "queued": socket.queue.qsize()})
+        while not socket.queue.empty():
+            socket.queue.get_nowait()
+            socket.queue.task_done()
+        socket.queue.put_nowait(None)  # a WebSocket's writer ends and closes the connection
+        # Marks it closed (a polling client's next request is refused) and runs the disconnect
+        # handlers; no CLOSE packet, which the client would take as final.
+        task = asyncio.create_task(socket.close(wait=False, abort=True), name=f"ws-drop-{sid}")
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     def _already_replayed(self, event_id: str) -> list[str]:
         skip: list[str] = []
@@ -288,8 +314,9 @@ class Sockets:
                 self._close_later(sid, sock.revoked)
                 return
             sent: set[str] = set()
+            truncated = False
             if last_event_id is not None and self._db is not None:
-                missed = await events_since(
+                replay = await events_since(
                     self._db,
                     self._fanout.recent,
                     sock.reach,
@@ -298,18 +325,22 @@ class Sockets:
                     timedelta(seconds=self._settings.resume_window_seconds),
                     self._settings.resume_limit,
                 )
-                for event in missed:
+                for event in replay.events:
                     await self._send(sid, event)
                     sent.add(event.id)
-                REPLAYED.labels("socket").inc(len(missed))
+                REPLAYED.labels("socket").inc(len(replay.events))
+                truncated = not replay.complete
             while pending := [e for e in sub.drain() if e.id not in sent]:
                 for event in pending:
                     await self._send(sid, event)
             if sock.revoked is not None:
                 return  # being closed (see _revoke): it must not join its rooms
-            if sub.overflowed.is_set() or not self.server.manager.is_connected(sid, NAMESPACE):
-                # Fell behind while catching up: drop it; it reconnects with its last event id.
-                await self.server.disconnect(sid, namespace=NAMESPACE)
+            if not self.server.manager.is_connected(sid, NAMESPACE):
+                return
+            if sub.overflowed.is_set() or truncated:
+                # Fell behind while catching up, or has more to read than one replay sends: cut it
+                # off; it reconnects by itself with the last event id it got and reads on.
+                self._drop(sid)
                 return
             # No await from the last drain to here (see Fanout.publish): the manager's plain
             # room entry is synchronous, so no event can slip between queue and rooms.

@@ -74,7 +74,7 @@ async def stream(
         yield f"retry: {RETRY_MS}\n: connected\n\n"
         sent: set[str] = set()
         if last_event_id is not None:
-            missed = await events_since(
+            replay = await events_since(
                 db,
                 fanout.recent,
                 reach,
@@ -83,12 +83,16 @@ async def stream(
                 timedelta(seconds=settings.resume_window_seconds),
                 settings.resume_limit,
             )
-            for event in missed:
+            for event in replay.events:
                 if revoked:
                     break
                 sent.add(event.id)
                 yield frame(event)
-            REPLAYED.labels("sse").inc(len(missed))
+            REPLAYED.labels("sse").inc(len(replay.events))
+            if not replay.complete and not revoked:
+                # More was missed than one replay sends: end here; the client reconnects with the
+                # last id it got and reads on.
+                return
         while True:
             if revoked:
                 yield revoked_frame(revoked[0])
