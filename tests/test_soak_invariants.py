@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -103,7 +103,8 @@ def test_without_a_slack_only_unanswered_polls_fail() -> None:
 def _event(
     event_id: str, kind: str, channel: str, message: str | None = None, owner: str = "usr_a"
 ) -> StoredEvent:
-    return StoredEvent(event_id, kind, owner, channel, message, datetime(2026, 1, 1, tzinfo=UTC))
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    return StoredEvent(event_id, kind, owner, channel, message, at, at)
 
 
 def test_one_outcome_wants_a_closed_review_with_exactly_one_matching_event() -> None:
@@ -220,6 +221,24 @@ def test_live_clients_must_see_every_event_of_their_channels_and_nothing_else() 
     one.received = [("evt_1", "x", 1.0), ("evt_2", "x", 1.0)]  # missed evt_3, got another channel's
     problems = invariants.live_clients(journal, evidence, {"evt_0"}, ["usr_a"]).problems
     assert [p.split(":")[1].split()[0] for p in problems] == ["missed", "1"]
+    assert problems[0].endswith("no resume anchor near it")
+
+
+def test_a_missed_event_is_placed_against_the_resume_nearest_it() -> None:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    events = [
+        StoredEvent("evt_1", "message.created", "usr_a", "agt_1", None, at, at),
+        StoredEvent("evt_2", "message.created", "usr_a", "agt_1", None, at, at + timedelta(milliseconds=3)),
+    ]
+    log = LiveLog("s", "socket", 0, None, connects=[0.0, 5.0])
+    log.received = [("evt_2", "x", 1.0)]  # got evt_2, lost its connection before evt_1
+    problems = invariants.live_clients(
+        Journal(live=[log]), Evidence(events=events), set(), ["usr_a"]
+    ).problems
+    assert problems == (
+        "s: missed 1 of 2 events (first ['evt_1']) over 2 connection(s); nearest resume sent evt_2: "
+        "the missed id is smaller, stored -3 ms from it",
+    )
 
 
 def test_chaos_counts_only_restarts_the_soak_caused() -> None:

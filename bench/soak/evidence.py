@@ -39,6 +39,8 @@ class StoredEvent:
     channel_id: str
     message_id: str | None
     occurred_at: datetime
+    # When the relay stored it (the events collection's expire_at: that stamp plus the retention).
+    stored: datetime
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,7 @@ async def gather(mongo: AsyncMongoClient[dict[str, Any]], owners: list[str], cha
                 doc["channel_id"],
                 message_id,
                 doc["occurred_at"],
+                doc["expire_at"],
             )
         )
     async for doc in db[DELIVERIES].find(ours):

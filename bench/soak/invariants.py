@@ -9,11 +9,12 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from bench.soak.actors import Channel
 from bench.soak.evidence import Evidence, StoredEvent
-from bench.soak.journal import Call, Journal, Poll, Window
+from bench.soak.journal import Call, Journal, LiveLog, Poll, Window
 from signoff_common.webhook_signature import matches
 
 # Grace around the declared windows. A fault is recorded just before it is injected, and a client
@@ -261,6 +262,7 @@ def live_clients(journal: Journal, evidence: Evidence, baseline: set[str], owner
     once after dropping repeats, and nothing else."""
     problems: list[str] = []
     resumes = duplicates = seen_total = 0
+    stored = {e.id: e.stored for e in evidence.events}
     for log in journal.live:
         expected = {e.id for e in _events_for(evidence.events, owner_ids[log.owner], log.channels, baseline)}
         got = [event_id for event_id, _, _ in log.received]
@@ -271,7 +273,7 @@ def live_clients(journal: Journal, evidence: Evidence, baseline: set[str], owner
         if missing := expected - seen:
             problems.append(
                 f"{log.name}: missed {len(missing)} of {len(expected)} events (first {sorted(missing)[:3]}) "
-                f"over {len(log.connects)} connection(s)"
+                f"over {len(log.connects)} connection(s); {_resumed_around(log, min(missing), stored)}"
             )
         # Events stored before the baseline may still arrive live a moment after it: not extra.
         if extra := seen - expected - baseline:
@@ -285,6 +287,22 @@ def live_clients(journal: Journal, evidence: Evidence, baseline: set[str], owner
         f"resume; {seen_total} events expected and seen, {duplicates} repeats dropped"
     )
     return _check("live clients", summary, problems)
+
+
+def _resumed_around(log: LiveLog, missed: str, stored: Mapping[str, datetime]) -> str:
+    """How the first missed event stands to the resume nearest it: the last event id the client
+    sent on reconnecting, and the two events' ids and storage order."""
+    anchors = []
+    for connected in log.connects[1:]:
+        before = [event_id for event_id, _, at in log.received if at < connected]
+        if before:
+            anchors.append(before[-1])
+    if missed not in stored or not (anchors := [a for a in anchors if a in stored]):
+        return "no resume anchor near it"
+    anchor = min(anchors, key=lambda a: abs((stored[a] - stored[missed]).total_seconds()))
+    gap_ms = (stored[missed] - stored[anchor]).total_seconds() * 1000
+    order = "smaller" if missed < anchor else "greater"
+    return f"nearest resume sent {anchor}: the missed id is {order}, stored {gap_ms:+.0f} ms from it"
 
 
 def _events_for(
