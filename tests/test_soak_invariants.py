@@ -224,6 +224,17 @@ def test_live_clients_must_see_every_event_of_their_channels_and_nothing_else() 
     assert problems[0].endswith("no resume anchor near it")
 
 
+def test_storage_skew_is_measured_on_live_events_of_the_first_connection() -> None:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    stored = {f"evt_{n}": at + timedelta(milliseconds=ms) for n, ms in enumerate([0, 10, 4, 30, 1])}
+    log = LiveLog("s", "socket", 0, None, connects=[0.0, 5.0])
+    # evt_2 (stored at 4 ms) after evt_1 (10 ms): 6 ms behind; after the reconnect at 5.0, a
+    # replayed evt_4 (1 ms) after evt_3 (30 ms) does not count.
+    log.received = [("evt_0", "x", 1.0), ("evt_1", "x", 1.1), ("evt_2", "x", 1.2), ("evt_3", "x", 6.0)]
+    log.received.append(("evt_4", "x", 6.1))
+    assert invariants.storage_skew(log, stored) == 0.006
+
+
 def test_a_missed_event_is_placed_against_the_resume_nearest_it() -> None:
     at = datetime(2026, 1, 1, tzinfo=UTC)
     events = [

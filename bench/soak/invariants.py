@@ -282,11 +282,31 @@ def live_clients(journal: Journal, evidence: Evidence, baseline: set[str], owner
             )
         problems += [f"{log.name}: {e}" for e in log.errors]
     kinds = Counter(log.kind for log in journal.live)
+    behind = max((storage_skew(log, stored) for log in journal.live), default=0.0)
     summary = (
         f"{kinds['socket']} Socket.IO + {kinds['sse']} SSE clients, {resumes} reconnections with "
-        f"resume; {seen_total} events expected and seen, {duplicates} repeats dropped"
+        f"resume; {seen_total} events expected and seen, {duplicates} repeats dropped; live events "
+        f"arrived up to {behind * 1000:.0f} ms behind one stored later"
     )
     return _check("live clients", summary, problems)
+
+
+def storage_skew(log: LiveLog, stored: Mapping[str, datetime]) -> float:
+    """How far (seconds) an event reached this client after one the relay stored later, over its
+    first connection (live events only: no resume yet). A resume must replay at least this much
+    from before the last event a client saw (``STORED_OVERLAP`` in the realtime history)."""
+    end = log.connects[1] if len(log.connects) > 1 else math.inf
+    latest: datetime | None = None
+    worst = 0.0
+    for event_id, _, at in log.received:
+        if at >= end:
+            break
+        if (stamp := stored.get(event_id)) is None:
+            continue
+        if latest is not None and stamp < latest:
+            worst = max(worst, (latest - stamp).total_seconds())
+        latest = stamp if latest is None else max(latest, stamp)
+    return worst
 
 
 def _resumed_around(log: LiveLog, missed: str, stored: Mapping[str, datetime]) -> str:

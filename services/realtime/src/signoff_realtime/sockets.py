@@ -157,24 +157,33 @@ class Sockets:
             else:
                 socket.queue.put_nowait(message)
 
-    def _drop(self, sid: str) -> None:
-        """Cuts off a socket that fell behind, without a goodbye. Socket.IO clients (the JS and the
-        Python one) take a server's disconnect as final but reconnect by themselves after a lost
-        transport, and a reconnecting client resumes from the last event it got: so what was
-        queued for it is dropped here and read again from history, and its memory is freed now."""
+    def _drop(self, sid: str, *, flush: bool = False) -> None:
+        """Cuts a socket off without a goodbye. Socket.IO clients (the JS and the Python one) take
+        a server's disconnect as final but reconnect by themselves after a lost transport, and a
+        reconnecting client resumes from the last event it got. A socket that fell behind loses
+        what was queued for it (it reads that again from history, and its memory is freed now);
+        with ``flush``, what is queued goes out first (a replay just sent: the client must get
+        it, or it would resume from the same place again)."""
         eio_sid = self.server.manager.eio_sid_from_sid(sid, NAMESPACE)
         socket = self.server.eio.sockets.get(eio_sid) if eio_sid is not None else None
         if socket is None or socket.closed:
             return
-        DROPPED_SOCKETS.inc()
-        log.info("socket fell behind; dropped", extra={"sid": sid, "queued": socket.queue.qsize()})
-        while not socket.queue.empty():
-            socket.queue.get_nowait()
-            socket.queue.task_done()
-        socket.queue.put_nowait(None)  # a WebSocket's writer ends and closes the connection
-        # Marks it closed (a polling client's next request is refused) and runs the disconnect
-        # handlers; no CLOSE packet, which the client would take as final.
-        task = asyncio.create_task(socket.close(wait=False, abort=True), name=f"ws-drop-{sid}")
+        if not flush:
+            DROPPED_SOCKETS.inc()
+            log.info("socket fell behind; dropped", extra={"sid": sid, "queued": socket.queue.qsize()})
+            while not socket.queue.empty():
+                socket.queue.get_nowait()
+                socket.queue.task_done()
+        socket.queue.put_nowait(None)  # a WebSocket's writer sends what is before it, then hangs up
+
+        async def close() -> None:
+            # A polling client fetches the queue itself: wait until it has (bounded), then mark
+            # the session closed so its next request is refused. No CLOSE packet: it is final.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(socket.queue.join(), CLOSE_TIMEOUT_SECONDS)
+            await socket.close(wait=False, abort=True)
+
+        task = asyncio.create_task(close(), name=f"ws-drop-{sid}")
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
@@ -330,7 +339,9 @@ class Sockets:
                     sent.add(event.id)
                 REPLAYED.labels("socket").inc(len(replay.events))
                 truncated = not replay.complete
-            while pending := [e for e in sub.drain() if e.id not in sent]:
+            # After a cut replay, live events would move the client's cursor past what it has not
+            # read yet: it gets none and comes back for the rest (below).
+            while not truncated and (pending := [e for e in sub.drain() if e.id not in sent]):
                 for event in pending:
                     await self._send(sid, event)
             if sock.revoked is not None:
@@ -340,7 +351,7 @@ class Sockets:
             if sub.overflowed.is_set() or truncated:
                 # Fell behind while catching up, or has more to read than one replay sends: cut it
                 # off; it reconnects by itself with the last event id it got and reads on.
-                self._drop(sid)
+                self._drop(sid, flush=True)
                 return
             # No await from the last drain to here (see Fanout.publish): the manager's plain
             # room entry is synchronous, so no event can slip between queue and rooms.
