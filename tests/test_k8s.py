@@ -29,12 +29,13 @@ import pytest
 import yaml
 from kubernetes_validate import utils as kv  # type: ignore[import-untyped]
 from pydantic_settings import BaseSettings
+from signoff_service import consumers
 from signoff_service import probes as observability
 
 from signoff_api.settings import ApiSettings
 from signoff_devstack.processes import CADDYFILE, REPO_ROOT
 from signoff_dispatcher import metrics as dispatcher_metrics
-from signoff_dispatcher.consumer import build_broker
+from signoff_dispatcher.consumer import consumer
 from signoff_dispatcher.settings import DispatcherSettings
 from signoff_expirer.settings import ExpirerSettings
 from signoff_notifier.settings import NotifierSettings
@@ -334,8 +335,8 @@ def _dispatcher_subscriber(target: str, monkeypatch: pytest.MonkeyPatch) -> tupl
     """The dispatcher's real Kafka subscriber, built from the settings the overlay gives it."""
     settings = _settings_from_manifest(target, "dispatcher", monkeypatch)
     assert isinstance(settings, DispatcherSettings)
-    broker = build_broker(settings, SimpleNamespace(instance="k8s-test"))  # type: ignore[arg-type]
-    (subscriber,) = broker.subscribers
+    group = consumer(settings, SimpleNamespace(instance="k8s-test"))  # type: ignore[arg-type]
+    (subscriber,) = group.broker.subscribers
     return subscriber, settings
 
 
@@ -528,7 +529,7 @@ def test_grace_periods_cover_each_services_drain() -> None:
     service = REPO_ROOT / "libs" / "service" / "src" / "signoff_service"
     dispatcher = REPO_ROOT / "services" / "dispatcher" / "src" / "signoff_dispatcher"
     http_drain = literal_keyword(service / "serve.py", "run", "timeout_graceful_shutdown")
-    consumer_drain = literal_keyword(dispatcher / "consumer.py", "KafkaBroker", "graceful_timeout")
+    consumer_drain = consumers.GRACEFUL_SECONDS  # FastStream's wait for the batch in hand
     webhook_drain = literal_keyword(dispatcher / "app.py", "close", "grace")
     closing = 5.0  # lifespan shutdown after the drains: cancel loops, close clients
     for target in TARGETS:
@@ -547,11 +548,7 @@ def test_grace_periods_cover_each_services_drain() -> None:
         assert 10 <= grace["expirer"] <= 30
         # The notifier: the consumer's batch, then sends in flight.
         notifier = REPO_ROOT / "services" / "notifier" / "src" / "signoff_notifier"
-        budget = (
-            literal_keyword(notifier / "consumer.py", "KafkaBroker", "graceful_timeout")
-            + literal_keyword(notifier / "app.py", "close", "grace")
-            + closing
-        )
+        budget = consumer_drain + literal_keyword(notifier / "app.py", "close", "grace") + closing
         assert budget <= grace["notifier"] <= budget + 10
 
 

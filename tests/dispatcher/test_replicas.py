@@ -5,11 +5,9 @@ keep a hung receiver from slowing healthy ones, and reconcile events the broker 
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -18,46 +16,23 @@ from aiohttp import web
 
 from signoff_common.clock import utcnow
 from signoff_common.ids import new_id
-from signoff_devstack.processes import Proc, spawn_service, start_service, wait_healthy, wait_ready
 from tests.conftest import Infra
 from tests.dispatcher.flows import APPROVAL, answered, settled
+from tests.support.private import PrivateStack, private_stack
 from tests.support.receiver import Received, Receiver
-from tests.support.stack import Owner, RunningStack, eventually
+from tests.support.stack import Owner, eventually
 
 pytestmark = pytest.mark.slow
 
-ADMIN = ("admin@replicas.local", "replicas-admin-password")
-
-
-@dataclass
-class Private:
-    stack: RunningStack
-    infra: Infra
-    env: dict[str, str]
-    db_name: str
-    dispatchers: dict[str, Proc]
-
-    def start_dispatcher(self, name: str) -> Proc:
-        proc = start_service("dispatcher", self.infra.log_dir, self.env, name=name)
-        wait_ready(proc)
-        self.dispatchers[name] = proc
-        return proc
-
-    def db(self, client: Any) -> Any:
-        return client[self.db_name]
-
 
 @pytest.fixture(scope="module")
-def private(infra: Infra) -> Iterator[Private]:
-    tag = secrets.token_hex(3)
-    private: Private | None = None
-    db_name = f"replicas_{tag}"
-    env = infra.service_env(
-        SIGNOFF_MONGO_DB=db_name,
-        SIGNOFF_TOPIC_PREFIX=f"r{tag}.",
-        SIGNOFF_DISPATCHER_GROUP_ID=f"dispatcher-{tag}",
-        SIGNOFF_BOOTSTRAP_ADMIN_EMAIL=ADMIN[0],
-        SIGNOFF_BOOTSTRAP_ADMIN_PASSWORD=ADMIN[1],
+def private(infra: Infra) -> Iterator[PrivateStack]:
+    with private_stack(
+        PrivateStack,
+        infra,
+        "replicas",
+        {"dispatcher-a": "dispatcher", "dispatcher-b": "dispatcher"},
+        ready=("dispatcher-a", "dispatcher-b"),
         SIGNOFF_DISPATCHER_TIMEOUT_SECONDS="2",
         SIGNOFF_DISPATCHER_LEASE_SECONDS="5",
         SIGNOFF_DISPATCHER_SESSION_TIMEOUT_MS="6000",
@@ -68,42 +43,12 @@ def private(infra: Infra) -> Iterator[Private]:
         SIGNOFF_DISPATCHER_CIRCUIT_OPEN_SECONDS="3",
         SIGNOFF_DISPATCHER_RECONCILE_INTERVAL_SECONDS="1",
         SIGNOFF_DISPATCHER_RECONCILE_GRACE_SECONDS="2",
-    )
-    procs = {
-        "api": spawn_service("api", infra.log_dir, env, name=f"api-{tag}"),
-        "dispatcher-a": spawn_service("dispatcher", infra.log_dir, env, name="dispatcher-a"),
-        "dispatcher-b": spawn_service("dispatcher", infra.log_dir, env, name="dispatcher-b"),
-    }
-    try:
-        for proc in procs.values():
-            wait_healthy(proc)
-        for name in ("dispatcher-a", "dispatcher-b"):
-            wait_ready(procs[name], timeout=60)
-        api_url = f"http://127.0.0.1:{procs['api'].port}"
-        login = httpx.post(f"{api_url}/api/v1/auth/login", json={"email": ADMIN[0], "password": ADMIN[1]})
-        login.raise_for_status()
-        stack = RunningStack(
-            url=api_url,
-            api_url=api_url,
-            mongo_url=infra.mongo_url,
-            kafka_bootstrap=infra.kafka_bootstrap,
-            env=env,
-            procs=procs,
-            admin_token=login.json()["token"],
-        )
-        private = Private(
-            stack, infra, env, db_name, {k: v for k, v in procs.items() if k.startswith("dispatcher")}
-        )
-        yield private
-    finally:
-        # Includes processes restarted by a test (they replace their entry in ``dispatchers``).
-        restarted = [p for p in private.dispatchers.values() if p not in procs.values()] if private else []
-        for proc in [*procs.values(), *restarted]:
-            proc.stop()
+    ) as stack:
+        yield stack
 
 
 @pytest.fixture
-async def powner(private: Private) -> AsyncIterator[Owner]:
+async def powner(private: PrivateStack) -> AsyncIterator[Owner]:
     created = await private.stack.new_owner()
     yield created
     await created.agent.aclose()
@@ -119,10 +64,10 @@ async def _respond_all(owner: Owner, agents: list[dict[str, Any]], per_agent: in
     return ids
 
 
-async def _metric(private: Private, name: str) -> float:
+async def _metric(private: PrivateStack, name: str) -> float:
     total = 0.0
     async with httpx.AsyncClient(timeout=5) as client:
-        for proc in private.dispatchers.values():
+        for proc in private.procs.values():
             if not proc.alive:
                 continue
             text = (await client.get(f"http://127.0.0.1:{proc.port}/metrics")).text
@@ -133,7 +78,7 @@ async def _metric(private: Private, name: str) -> float:
 
 
 async def test_hung_receiver_does_not_delay_healthy_ones(
-    private: Private, powner: Owner, receiver: Receiver
+    private: PrivateStack, powner: Owner, receiver: Receiver
 ) -> None:
     release = asyncio.Event()
 
@@ -167,7 +112,7 @@ async def test_hung_receiver_does_not_delay_healthy_ones(
         await hung.stop()
 
 
-async def test_two_processes_share_the_work(private: Private, powner: Owner, receiver: Receiver) -> None:
+async def test_two_processes_share_the_work(private: PrivateStack, powner: Owner, receiver: Receiver) -> None:
     agents = [await powner.create_agent(webhookUrl=receiver.url("/shared")) for _ in range(12)]
     seen_by: set[str] = set()
     messages: list[str] = []
@@ -186,7 +131,7 @@ async def test_two_processes_share_the_work(private: Private, powner: Owner, rec
 
 
 async def test_reconciliation_delivers_what_the_broker_lost(
-    private: Private, powner: Owner, receiver: Receiver
+    private: PrivateStack, powner: Owner, receiver: Receiver
 ) -> None:
     agent = await powner.create_agent(webhookUrl=receiver.url("/lost"))
     now = utcnow()
@@ -227,7 +172,9 @@ async def test_reconciliation_delivers_what_the_broker_lost(
         await mongo.close()
 
 
-async def test_sigkill_mid_batch_loses_nothing(private: Private, powner: Owner, receiver: Receiver) -> None:
+async def test_sigkill_mid_batch_loses_nothing(
+    private: PrivateStack, powner: Owner, receiver: Receiver
+) -> None:
     async def slow(_: web.Request, __: Received) -> web.StreamResponse:
         await asyncio.sleep(0.4)
         return web.Response(status=200)
@@ -240,7 +187,7 @@ async def test_sigkill_mid_batch_loses_nothing(private: Private, powner: Owner, 
     mongo = private.stack.mongo()
     try:
         deliveries = private.db(mongo).deliveries
-        victim = private.dispatchers["dispatcher-b"]
+        victim = private.procs["dispatcher-b"]
         held = await deliveries.count_documents({"state": "pending", "claim": {"$regex": "^dispatcher-b-"}})
         victim.kill()  # SIGKILL: no shutdown, no hand-back; its leases must lapse
         assert not victim.alive
@@ -261,4 +208,4 @@ async def test_sigkill_mid_batch_loses_nothing(private: Private, powner: Owner, 
     finally:
         await mongo.close()
     # The same process restarted joins in again.
-    private.start_dispatcher("dispatcher-b")
+    private.start("dispatcher", "dispatcher-b")

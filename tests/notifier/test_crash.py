@@ -28,11 +28,12 @@ async def test_a_notifier_killed_mid_send_loses_nothing(notify: Notify, person: 
 
     # The SMTP server holds the mail in DATA: the notifier is inside its send right now.
     await eventually(mid_send, 20, "the notifier to be mid-send")
-    (name, victim), *_ = notify.notifiers.items()
+    name = next(n for n in notify.procs if n.startswith("notifier"))
+    victim = notify.procs[name]
     victim.kill()
     assert not victim.alive
-    notify.notifiers.pop(name)
-    replacement = await asyncio.to_thread(notify.start_notifier, "notifier-replacement")
+    notify.procs.pop(name)
+    replacement = await asyncio.to_thread(notify.start, "notifier", "notifier-replacement")
     try:
         (mail,) = await mail_for(notify, person.email, timeout=40)
         assert mail.subject.startswith("[Signoff] Review requested: Survive a crash?")

@@ -25,7 +25,9 @@ async def consumed(notify: Notify) -> float:
     """``message.created`` events the running notifiers consumed (their own counter)."""
     total = 0.0
     async with httpx.AsyncClient(timeout=5) as client:
-        for proc in notify.notifiers.values():
+        for name, proc in notify.procs.items():
+            if not name.startswith("notifier"):
+                continue
             text = (await client.get(f"http://127.0.0.1:{proc.port}/metrics")).text
             for family in text_string_to_metric_families(text):
                 if family.name == "signoff_notifier_events":

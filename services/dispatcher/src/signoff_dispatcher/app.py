@@ -4,66 +4,29 @@ else - MongoDB, the aiohttp session, the delivery worker and its loops, the outb
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 
-from faststream.kafka import KafkaBroker
 from signoff_service.probes import Check, probe_routes
 from starlette.applications import Starlette
 from starlette.requests import Request
 
 from signoff_common import loops
-from signoff_common.kafka import consumer_lag, create_producer, ensure_topics
+from signoff_common.kafka import create_producer, ensure_topics
 from signoff_common.lease import Lease
 from signoff_common.mongo import DELIVERIES
 from signoff_common.outbox import OutboxRelay
 from signoff_common.runtime import Runtime
 from signoff_common.secretbox import SecretBox
-from signoff_dispatcher import metrics
 from signoff_dispatcher.agents import AgentDirectory
-from signoff_dispatcher.consumer import build_broker
+from signoff_dispatcher.consumer import consumer
 from signoff_dispatcher.reconcile import Reconciler
 from signoff_dispatcher.sender import Sender
 from signoff_dispatcher.settings import DispatcherSettings
 from signoff_dispatcher.worker import Worker
 
 log = logging.getLogger(__name__)
-
-
-class KafkaUnavailableError(RuntimeError):
-    pass
-
-
-@dataclass
-class Dispatcher:
-    runtime: Runtime
-    broker: KafkaBroker
-    worker: Worker
-    consuming: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def check_kafka(self) -> None:
-        if not self.consuming.is_set() or not await self.broker.ping(timeout=2.0):
-            raise KafkaUnavailableError("not consuming")
-
-
-async def _consume(settings: DispatcherSettings, dispatcher: Dispatcher) -> None:
-    """Join the consumer group once Kafka answers; until then the service runs without it
-    (deliveries already in MongoDB keep going out) and /readyz says so."""
-    while True:
-        try:
-            await ensure_topics(settings)
-            await dispatcher.broker.start()
-            dispatcher.consuming.set()
-            log.info("consumer group joined", extra={"group": settings.dispatcher_group_id})
-            return
-        except Exception:
-            log.warning("cannot start the Kafka consumer; retrying", exc_info=True)
-            with contextlib.suppress(Exception):
-                await dispatcher.broker.stop()
-            await asyncio.sleep(2.0)
 
 
 def create_app(settings: DispatcherSettings) -> Starlette:
@@ -74,9 +37,8 @@ def create_app(settings: DispatcherSettings) -> Starlette:
         agents = AgentDirectory(runtime.db, SecretBox(settings.box_keys()))
         sender = Sender(settings, instance)
         worker = Worker(settings, runtime.db, agents, sender, instance)
-        broker = build_broker(settings, worker)
-        dispatcher = Dispatcher(runtime, broker, worker)
-        app.state.dispatcher = dispatcher
+        group = consumer(settings, worker)
+        app.state.runtime, app.state.group = runtime, group
         relay = OutboxRelay(
             runtime.db,
             lambda: create_producer(settings),
@@ -107,10 +69,6 @@ def create_app(settings: DispatcherSettings) -> Starlette:
             if await reconcile_lease.hold():
                 await reconciler.run_once()
 
-        async def lag() -> None:
-            for topic, value in (await consumer_lag(broker.subscribers)).items():
-                metrics.CONSUMER_LAG.labels(topic).set(value)
-
         background = {
             "relay": relay.run(),
             "sweep": worker.sweep_loop(),
@@ -119,31 +77,17 @@ def create_app(settings: DispatcherSettings) -> Starlette:
             "agents": agents.watch(),
             "gauges": worker.gauge_loop(),
             "reconcile": loops.every("reconciliation", interval, reconcile, wait_first=True),
-            "lag": loops.every("consumer lag", 5.0, lag, wait_first=True),
-            "consume": _consume(settings, dispatcher),
         }
-        tasks = [asyncio.create_task(coro, name=name) for name, coro in background.items()]
         try:
-            await asyncio.wait_for(dispatcher.consuming.wait(), settings.dispatcher_start_timeout_seconds)
-        except TimeoutError:
-            # Serve anyway: deliveries already in MongoDB still go out; /readyz names Kafka.
-            log.warning("Kafka consumer not started at start-up; continuing without it")
-        try:
-            yield
+            # Deliveries already in MongoDB go out even before the group joins; /readyz names Kafka.
+            async with group.running(background, drain=lambda: worker.close(grace=5.0)):
+                yield
         finally:
-            # Stop taking new events first (FastStream commits what was handled), then let
-            # in-flight requests finish and hand the rest back.
-            with contextlib.suppress(Exception):
-                await broker.stop()
-            await worker.close(grace=5.0)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
             await sender.close()
             await runtime.close()
 
     def checks(request: Request) -> dict[str, Check]:
-        dispatcher: Dispatcher = request.app.state.dispatcher
-        return {"mongodb": dispatcher.runtime.check_mongo, "kafka": dispatcher.check_kafka}
+        state = request.app.state
+        return {"mongodb": state.runtime.check_mongo, "kafka": state.group.check_kafka}
 
     return Starlette(routes=probe_routes(checks), lifespan=lifespan)
