@@ -87,6 +87,7 @@ async def test_broken_answers_fail_with_a_reason_and_are_retried(
         assert attempt["errorKind"] is not None or attempt["statusCode"] == 500
         if attempt["body"] is not None:
             assert len(attempt["body"]) <= 1024
+
     # The message's copy of the delivery state is written a moment after the delivery's own.
     async def marked_failed() -> bool:
         message = (await owner.agent.get(f"/api/v1/messages/{msg['id']}")).json()
