@@ -108,6 +108,9 @@ async def test_a_replay_cut_at_the_limit_sends_the_newer_events_last_so_each_res
         replay = await _replay(scratch, cursor, limit=3)
         ids = [e.id for e in replay.events]
         assert ids == sorted(i for i in ids if i < cursor) + sorted(i for i in ids if i > cursor)
+        if rounds == 1:
+            # Past the limit, the stored-before events nearest the last seen one are kept.
+            assert [i for i in ids if i < cursor] == [e.id for e in around[-3:]]
         got += ids
         cursor = ids[-1]
         if replay.complete:

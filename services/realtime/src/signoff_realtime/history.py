@@ -132,7 +132,7 @@ async def events_since(
                     "expire_at": {"$gt": anchor["expire_at"] - STORED_OVERLAP},
                 }
             )
-            .sort("_id", 1)
+            .sort("_id", -1)  # past the limit, the ones nearest the last seen are kept
             .limit(limit)
             .to_list()
         )

@@ -116,6 +116,8 @@ class Sockets:
         self._closing: set[asyncio.Task[None]] = set()
         # sid -> (until, ids replayed from history and not yet seen live)
         self._replayed: dict[str, tuple[float, set[str]]] = {}
+        # Sockets being cut off (see _drop), until their disconnect handler runs.
+        self._cut: set[str] = set()
         self.server = socketio.AsyncServer(
             async_mode="asgi",
             cors_allowed_origins=origin_checker(settings.cors_origins),
@@ -150,7 +152,7 @@ class Sockets:
         limit = self._settings.socket_queue_size
         for sid, eio_sid in self.server.manager.get_participants(NAMESPACE, rooms):
             socket = engine_sockets.get(eio_sid)
-            if sid in skip or socket is None or socket.closed:
+            if sid in skip or socket is None or socket.closed or sid in self._cut:
                 continue
             if socket.queue.qsize() >= limit:
                 self._drop(sid)
@@ -166,8 +168,9 @@ class Sockets:
         it, or it would resume from the same place again)."""
         eio_sid = self.server.manager.eio_sid_from_sid(sid, NAMESPACE)
         socket = self.server.eio.sockets.get(eio_sid) if eio_sid is not None else None
-        if socket is None or socket.closed:
+        if socket is None or socket.closed or sid in self._cut:
             return
+        self._cut.add(sid)  # nothing more is queued for it (see emit) until it is gone
         if not flush:
             DROPPED_SOCKETS.inc()
             log.info("socket fell behind; dropped", extra={"sid": sid, "queued": socket.queue.qsize()})
@@ -246,6 +249,7 @@ class Sockets:
     async def _disconnect(self, sid: str, reason: Any = None) -> None:
         sock = self._forget(sid)
         self._replayed.pop(sid, None)
+        self._cut.discard(sid)
         if sock and sock.joiner and not sock.joiner.done():
             sock.joiner.cancel()
 
