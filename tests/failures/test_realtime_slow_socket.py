@@ -24,8 +24,9 @@ import httpx
 import pytest
 import socketio
 
-from signoff_devstack.processes import Proc, start_service, wait_ready
+from signoff_devstack.processes import Proc
 from tests.conftest import Infra
+from tests.support.private import beside
 from tests.support.stack import Owner, RunningStack
 
 pytestmark = pytest.mark.slow
@@ -71,13 +72,9 @@ CLIENT = textwrap.dedent(
 
 @pytest.fixture
 def small_queue_realtime(infra: Infra, stack: RunningStack) -> Iterator[Proc]:
-    env = {**stack.env, "SIGNOFF_SOCKET_QUEUE_SIZE": str(QUEUE), "SIGNOFF_RESUME_LIMIT": str(RESUME_LIMIT)}
-    proc = start_service("realtime", infra.log_dir, env, name="realtime-small-queue")
-    try:
-        wait_ready(proc)
+    limits = {"SIGNOFF_SOCKET_QUEUE_SIZE": str(QUEUE), "SIGNOFF_RESUME_LIMIT": str(RESUME_LIMIT)}
+    with beside(stack, infra, "realtime", "realtime-small-queue", **limits) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 async def _until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:

@@ -8,17 +8,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from signoff_devstack.processes import Proc, start_service, wait_ready
+from signoff_devstack.processes import Proc
 from tests.conftest import Infra
+from tests.support.private import beside
 from tests.support.stack import RunningStack
 
 
 @pytest.fixture(scope="session")
 def second_realtime(infra: Infra, stack: RunningStack) -> Iterator[Proc]:
-    env = {**stack.env, "SIGNOFF_SSE_HEARTBEAT_SECONDS": "0.5"}
-    proc = start_service("realtime", infra.log_dir, env, name="realtime-2")
-    try:
-        wait_ready(proc)
+    with beside(stack, infra, "realtime", "realtime-2", SIGNOFF_SSE_HEARTBEAT_SECONDS="0.5") as proc:
         yield proc
-    finally:
-        proc.stop()

@@ -47,6 +47,18 @@ P = TypeVar("P", bound=PrivateStack)
 
 
 @contextlib.contextmanager
+def beside(stack: RunningStack, infra: Infra, service: str, name: str, **env: str) -> Iterator[Proc]:
+    """One more process of ``service`` beside the session's stack (its database and topics), with
+    ``env`` over the stack's settings: ready inside the block, stopped after it."""
+    proc = start_service(service, infra.log_dir, {**stack.env, **env}, name=name)
+    try:
+        wait_ready(proc)
+        yield proc
+    finally:
+        proc.stop()
+
+
+@contextlib.contextmanager
 def private_stack(
     cls: type[P],
     infra: Infra,
