@@ -93,6 +93,12 @@ def test_event_parser() -> None:
         (None, "agent:status", "not json"),
     ]
     assert (parser.retry_ms, parser.last_event_id) == (5000, "evt_1")
+    # After a reconnect the server repeats events from just before the resume point: dropped, and
+    # the resume point stays.
+    again = ["id: evt_2", "data: {}", "", "id: evt_1", "data: {}", "", "id: evt_3", "data: {}", ""]
+    replayed = [e for line in again if (e := parser.feed(line)) is not None]
+    assert [e.id for e in replayed] == ["evt_2", "evt_3"]
+    assert parser.last_event_id == "evt_3"
     parser.feed("event: error")
     parser.feed('data: {"code": "credentials_revoked", "message": "revoked"}')
     with pytest.raises(signoff.Unauthorized):

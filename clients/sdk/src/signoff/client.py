@@ -294,7 +294,8 @@ class Client:
         self, channel: str | None = None, *, last_event_id: str | None = None, reconnect: bool = True
     ) -> Generator[Event, None, None]:
         """Live events over SSE, forever. After a dropped connection it reconnects and resumes
-        from the last event seen (``Last-Event-ID``), so nothing is missed or repeated."""
+        from the last event seen (``Last-Event-ID``): nothing is missed, and the repeats a resume
+        sends (events stored just before that one) are dropped by event id."""
         parser = EventParser()
         parser.last_event_id = last_event_id
         params = {"channel": channel} if channel else {}

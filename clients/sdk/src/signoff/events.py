@@ -3,17 +3,24 @@
 The parser follows the SSE rules the server relies on: ``id:`` sets the id to resume from,
 ``event:`` names the event, ``data:`` lines are joined, ``:`` starts a comment (the heartbeat),
 and a blank line ends an event. ``retry:`` says how long to wait before reconnecting.
+
+A resume also sends again the events stored just before the id it resumes from (of two events
+published together the server can hand on either first, so it cannot know which one a dropped
+connection saw): the parser drops an event whose id it has already passed on.
 """
 
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from typing import Any
 
 from signoff.errors import Unauthorized
 from signoff.models import Event
 
 DEFAULT_RETRY_MS = 2000
+# Event ids remembered to drop repeats; a resume repeats at most the events of a few seconds.
+SEEN_IDS = 10_000
 
 
 class EventParser:
@@ -23,6 +30,7 @@ class EventParser:
         self._id: str | None = None
         self._type = ""
         self._data: list[str] = []
+        self._seen: OrderedDict[str, None] = OrderedDict()
 
     def feed(self, line: str) -> Event | None:
         """One line (without its newline); the finished event when ``line`` is blank."""
@@ -48,6 +56,11 @@ class EventParser:
         if not data:
             return None
         if event_id is not None:
+            if event_id in self._seen:
+                return None  # a resume's repeat; the resume point stays where it was
+            self._seen[event_id] = None
+            if len(self._seen) > SEEN_IDS:
+                self._seen.popitem(last=False)
             self.last_event_id = event_id
         text = "\n".join(data)
         payload: Any
