@@ -214,7 +214,7 @@ def test_second_start_in_the_same_home_says_it_is_already_running(launcher: Laun
     # Nothing of the second start reached the first stack, which is still up.
     assert mongod_log.stat().st_size == log_size
     assert first.popen.poll() is None
-    assert httpx.get(f"{first.url}/healthz", timeout=5).status_code == 200
+    assert httpx.get(f"{first.url}/healthz", timeout=30).status_code == 200
     assert (first.home / ".signoff" / PID_FILE).read_text().split() == [str(first.popen.pid), first.url]
 
 

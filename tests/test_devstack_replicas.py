@@ -61,7 +61,7 @@ def _ports(run: Run, service: str) -> dict[str, int]:
 
 
 def _served(port: int) -> float:
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()
@@ -109,7 +109,7 @@ def test_a_killed_replica_is_restarted_while_the_other_serves(replicated: Run) -
                     break
             except httpx.HTTPError:
                 time.sleep(0.3)
-        assert httpx.get(f"http://127.0.0.1:{victim_port}/healthz", timeout=2).status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{victim_port}/healthz", timeout=30).status_code == 200
         # The stack is still whole: a review answered through the edge is seen by a long-poll.
         channel = agent.json()["id"]
         msg = c.post(

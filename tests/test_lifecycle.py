@@ -75,7 +75,7 @@ def test_stack_stops_when_a_child_dies(tmp_path: Path) -> None:
         creds = stack.start()
         assert creds["SIGNOFF_API_KEY"].startswith("hp_")
         assert load_env_file(stack.local_env_path)["SIGNOFF_URL"] == stack.url
-        assert httpx.get(f"{stack.url}/healthz", timeout=5).status_code == 200
+        assert httpx.get(f"{stack.url}/healthz", timeout=30).status_code == 200
         victim = next(p for p in stack.procs if p.name == "expirer")
         victim.kill()
         assert stack.supervise(stop) == 1
