@@ -2,7 +2,8 @@
 bound: once ``SIGNOFF_SOCKET_QUEUE_SIZE`` packets wait for it, it is cut off, and the stock
 python-socketio client then reconnects *by itself* (a server-side disconnect would have been final
 for it) and, resuming from the last event it got, receives everything it had not read. The same
-holds for a client that missed more than one resume sends (``SIGNOFF_RESUME_LIMIT``).
+holds for a client that missed more than one resume sends (``SIGNOFF_RESUME_LIMIT``), and for an
+SSE stream, which ends after a cut replay (the SDK reconnects and reads on).
 
 The stopped client runs in a process of its own, stopped with SIGSTOP, on the long-polling
 transport: a polling client that stops asks for nothing more, so its queue on the server grows at
@@ -11,6 +12,7 @@ once (a WebSocket's would first fill the kernel's socket buffers)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -24,6 +26,7 @@ import httpx
 import pytest
 import socketio
 
+import signoff
 from signoff_devstack.processes import Proc
 from tests.conftest import Infra
 from tests.support.private import beside
@@ -176,3 +179,49 @@ async def test_a_client_that_missed_more_than_one_resume_sends_reads_on_by_itsel
         assert len(connects) >= 4, connects  # three resumes, the last two after being cut off
     finally:
         await client.disconnect()
+
+
+async def test_an_sse_client_that_missed_more_than_one_resume_sends_reads_on(
+    owner: Owner, small_queue_realtime: Proc
+) -> None:
+    agent = await owner.create_agent(name="sse-far-behind")
+    url = f"http://127.0.0.1:{small_queue_realtime.port}"
+    async with signoff.AsyncClient(url, owner.api_key) as client:
+
+        async def first_seen() -> str:
+            # The stream connects on the first read: keep posting until one arrives live.
+            async def keep_posting() -> None:
+                for n in range(100):
+                    await owner.post_message(agent["id"], text=f"before {n}")
+                    await asyncio.sleep(0.3)
+
+            poster = asyncio.create_task(keep_posting())
+            try:
+                async with contextlib.aclosing(client.events(agent["id"])) as events:
+                    async for event in events:
+                        if event.type == "message:created" and event.id is not None:
+                            return event.id
+            finally:
+                poster.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await poster
+            raise AssertionError("the stream ended")
+
+        last = await asyncio.wait_for(first_seen(), 30)
+        texts = [f"s{n}" for n in range(int(RESUME_LIMIT * 2.5))]
+        for text in texts:
+            await owner.post_message(agent["id"], text=text)
+
+        async def read_on() -> list[str]:
+            got: list[str] = []
+            async with contextlib.aclosing(client.events(agent["id"], last_event_id=last)) as events:
+                async for event in events:
+                    if event.type == "message:created":
+                        got.append(event.data["text"])
+                    if set(texts) <= set(got):
+                        return got
+            raise AssertionError("the stream ended")
+
+        got = await asyncio.wait_for(read_on(), 60)
+    # In order and once each: the SDK dropped what the resumes sent again.
+    assert [t for t in got if not t.startswith("before")] == texts
