@@ -3,6 +3,8 @@ other, and a tab that lost its connection catches up on what it missed."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.async_api import BrowserContext, expect
 
@@ -56,6 +58,9 @@ async def test_resumes_after_a_disconnect_without_losing_events(
     await sign_in(page, user, f"#/c/{agent['id']}")
     seen = await user.post_message(agent["id"], text="before the outage")
     await expect(page.locator(f"#msg-{seen['id']}")).to_be_visible()
+    # The page may have shown it from its first load: wait until the stream itself delivered an
+    # event, so there is an id to resume from.
+    await expect(page.locator("#connection")).to_have_attribute("data-last-event-id", re.compile(r"^evt_"))
     streams: list[dict[str, str]] = []
     page.on("request", lambda r: streams.append(r.headers) if "/api/v1/events" in r.url else None)
 

@@ -169,7 +169,11 @@ class Shell {
     this.channels.load().catch(() => {}).finally(() => this.navigate());
     this.live = new LiveStream({
       token: current.token,
-      onEvent: (name, data) => this.onEvent(name, data),
+      onEvent: (name, data, id) => {
+        // Where the stream resumes from, on the connection badge (for support and the tests).
+        if (id) this.conn.dataset.lastEventId = id;
+        this.onEvent(name, data);
+      },
       onState: (state) => this.setConn(state),
       onReady: ({ resumed }) => { if (!resumed) this.resync(); },
       onUnauthorized: () => { session.clear(); this.stop(); loginView(); },
