@@ -29,6 +29,23 @@ from signoff_realtime.waiters import Waiters
 pytestmark = pytest.mark.slow
 
 
+def _thread_states(pid: int) -> set[str]:
+    return {
+        (t / "stat").read_text().rsplit(")", 1)[1].split()[0] for t in Path(f"/proc/{pid}/task").iterdir()
+    }
+
+
+async def _stop(proc: Proc) -> None:
+    """SIGSTOP, and wait until the kernel reports every thread of it stopped: only then can no
+    request be answered any more."""
+    os.kill(proc.popen.pid, signal.SIGSTOP)
+    for _ in range(500):
+        if (states := _thread_states(proc.popen.pid)) == {"T"}:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{proc.name} did not stop: thread states {states}")
+
+
 async def test_a_stalled_database_does_not_hold_a_long_poll_past_its_timeout(tmp_path: Path) -> None:
     mongo = start_mongod(tmp_path / "db", tmp_path / "logs", name="mongod-stalled")
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
@@ -37,7 +54,7 @@ async def test_a_stalled_database_does_not_hold_a_long_poll_past_its_timeout(tmp
     try:
         db = client["stalled"]
         await db.command("ping")  # a pooled connection, so the read goes out rather than selecting
-        os.kill(mongo.popen.pid, signal.SIGSTOP)
+        await _stop(mongo)
         try:
             # Without the bound this waits for MongoDB (here: until the outer 30 s give up).
             with pytest.raises(ConnectionFailure, match=f"within {2.0:.1f}s"):
@@ -82,7 +99,7 @@ async def test_a_stalled_credential_lookup_does_not_hold_a_long_poll_past_its_ti
     }
     try:
         await db.command("ping")
-        os.kill(mongo.popen.pid, signal.SIGSTOP)
+        await _stop(mongo)
         try:
             # Without the bound this waits for MongoDB (here: until the outer 15 s give up).
             await asyncio.wait_for(endpoint(scope, receive, send, "msg_x"), 15)
