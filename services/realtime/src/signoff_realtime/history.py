@@ -75,6 +75,16 @@ class RecentEvents:
         return out
 
 
+def _stored_just_before(last_id: str, anchor: EventDoc) -> Doc:
+    """Events with a smaller id than ``last_id`` stored no earlier than ``STORED_OVERLAP`` before
+    it (``anchor``: its stored document): what a client whose last event was it may not have
+    seen. Only ids of the preceding ``REORDER_WINDOW_MS`` are looked at (the index range)."""
+    return {
+        "_id": {"$gt": min_id("evt", id_time_ms(last_id) - REORDER_WINDOW_MS), "$lt": last_id},
+        "expire_at": {"$gt": anchor["expire_at"] - STORED_OVERLAP},
+    }
+
+
 async def stored_after(db: Database, last_id: str, limit: int) -> list[Event]:
     """Every owner's events with a greater id than ``last_id`` or stored around or after it (the
     rule of :func:`events_since`), in id order, at most ``limit``: what a broker that lost its
@@ -82,10 +92,7 @@ async def stored_after(db: Database, last_id: str, limit: int) -> list[Event]:
     query: Doc = {"_id": {"$gt": last_id}}
     anchor = await collection(db, EVENTS).find_one({"_id": last_id}, {"expire_at": 1})
     if anchor is not None:
-        query = {
-            "_id": {"$gt": min_id("evt", id_time_ms(last_id) - REORDER_WINDOW_MS), "$ne": last_id},
-            "$or": [{"_id": {"$gt": last_id}}, {"expire_at": {"$gt": anchor["expire_at"] - STORED_OVERLAP}}],
-        }
+        query = {"$or": [query, _stored_just_before(last_id, anchor)]}
     docs = await collection(db, EVENTS).find(query).sort("_id", 1).limit(limit).to_list()
     return [event_from_events_document(doc) for doc in docs]
 
@@ -125,13 +132,7 @@ async def events_since(
     around: list[EventDoc] = []
     if anchor is not None:
         around = (
-            await stored.find(
-                {
-                    **base,
-                    "_id": {"$gt": min_id("evt", id_time_ms(last_id) - REORDER_WINDOW_MS), "$lt": last_id},
-                    "expire_at": {"$gt": anchor["expire_at"] - STORED_OVERLAP},
-                }
-            )
+            await stored.find({**base, **_stored_just_before(last_id, anchor)})
             .sort("_id", -1)  # past the limit, the ones nearest the last seen are kept
             .limit(limit)
             .to_list()

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -186,9 +187,7 @@ class Sockets:
                 await asyncio.wait_for(socket.queue.join(), CLOSE_TIMEOUT_SECONDS)
             await socket.close(wait=False, abort=True)
 
-        task = asyncio.create_task(close(), name=f"ws-drop-{sid}")
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+        self._closing_task(close(), f"ws-drop-{sid}")
 
     def _already_replayed(self, event_id: str) -> list[str]:
         skip: list[str] = []
@@ -294,7 +293,11 @@ class Sockets:
             self._close_later(sid, message)
 
     def _close_later(self, sid: str, message: str) -> None:
-        task = asyncio.create_task(self._close_revoked(sid, message), name=f"ws-revoke-{sid}")
+        self._closing_task(self._close_revoked(sid, message), f"ws-revoke-{sid}")
+
+    def _closing_task(self, close: Coroutine[Any, Any, None], name: str) -> None:
+        """Runs a socket's closing in the background, kept until done (and cancelled by close)."""
+        task = asyncio.create_task(close, name=name)
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
