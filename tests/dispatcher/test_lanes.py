@@ -1,5 +1,6 @@
 """Per-host lanes (signoff_dispatcher.lanes) on their own: the job runner is a test double that
-holds each job until the test lets it go, so every limit can be observed while it binds."""
+holds each job until the test lets it go, so every limit can be observed while it binds; and the
+rule that says which tenant gets the next free slot."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from signoff_dispatcher.lanes import Lanes
+from signoff_dispatcher.lanes import Lanes, next_tenant
 
 
 @dataclass(frozen=True)
 class Job:
     host: str
     n: int
+    tenant: str = ""
 
 
 @dataclass
@@ -174,3 +176,110 @@ async def test_close_returns_unstarted_jobs_and_waits_for_in_flight_ones_within_
     assert runner.finished == [quick]
     assert runner.started == [quick, slow]
     assert runner.running.total() == 0
+
+
+@pytest.mark.parametrize(
+    ("waiting", "running", "cap", "expected"),
+    [
+        ([], {}, 4, None),
+        (["a"], {}, 4, "a"),
+        (["a"], {"a": 4}, 4, None),  # at its cap: waits however many slots are free
+        (["a"], {"a": 5}, 4, None),  # above it (the cap was lowered): waits too
+        (["a", "b"], {}, 4, "a"),  # equals: the one served longest ago
+        (["b", "a"], {}, 4, "b"),
+        (["a", "b"], {"a": 3, "b": 1}, 4, "b"),  # fewest running first, whoever queued first
+        (["a", "b"], {"a": 1, "b": 1}, 4, "a"),
+        (["a", "b", "c"], {"a": 2, "b": 2, "c": 0}, 4, "c"),
+        (["a", "b", "c"], {"a": 4, "b": 3, "c": 3}, 4, "b"),
+        (["a", "b"], {"a": 4, "b": 4}, 4, None),
+        (["a", "b"], {"a": 0, "b": 0, "idle": 0}, 1, "a"),
+        (["a"], {"b": 9}, 4, "a"),  # a tenant with nothing waiting takes no turn
+        (["a", "b"], {"a": 1}, 1, "b"),
+        (["", "x"], {"": 2}, 3, "x"),  # the empty tenant name is a tenant like any other
+    ],
+)
+def test_the_next_slot_goes_to_the_waiting_tenant_with_the_fewest_running(
+    waiting: list[str], running: dict[str, int], cap: int, expected: str | None
+) -> None:
+    assert next_tenant(waiting, running, cap) == expected
+
+
+def tenant_jobs(tenant: str, hosts: int, each: int) -> list[Job]:
+    return [Job(f"{tenant}-h{h}.example", n, tenant) for n in range(each) for h in range(hosts)]
+
+
+def submit_all(lanes: Lanes[Job], submitted: list[Job]) -> None:
+    for job in submitted:
+        lanes.submit(f"{job.tenant}|{job.host}", job, job.tenant)
+
+
+def running_of(runner: Runner, tenant: str) -> int:
+    return sum(count for host, count in runner.running.items() if host.startswith(f"{tenant}-"))
+
+
+async def test_a_tenant_on_many_hosts_holds_at_most_its_share_and_another_runs_at_once() -> None:
+    runner = Runner()
+    lanes: Lanes[Job] = Lanes(runner, per_host=16, total=8, per_tenant=2)
+    noisy = tenant_jobs("noisy", hosts=6, each=3)
+    submit_all(lanes, noisy)
+    await settle()
+    assert running_of(runner, "noisy") == 2  # not 8: the other six slots stay free
+    victim = Job("victim-h0.example", 0, "victim")
+    submit_all(lanes, [victim])
+    await settle()
+    assert victim in runner.started  # while every noisy request still hangs
+    runner.release(victim)
+    while len(runner.finished) < len(noisy) + 1:
+        runner.release(*runner.started)
+        await settle()
+    assert sorted(runner.finished, key=lambda j: (j.tenant, j.n, j.host)) == sorted(
+        [*noisy, victim], key=lambda j: (j.tenant, j.n, j.host)
+    )
+    assert await lanes.close(grace=1) == []
+
+
+async def test_freed_slots_go_round_robin_to_the_tenants_with_fewest_running() -> None:
+    # Four slots, at most three per tenant: "a" queued everything first; as slots free up, "b"
+    # and "c" get them before a's backlog does, and each tenant ends with its fair part.
+    runner = Runner()
+    lanes: Lanes[Job] = Lanes(runner, per_host=16, total=4, per_tenant=3)
+    a = tenant_jobs("a", hosts=4, each=3)
+    submit_all(lanes, a)
+    await settle()
+    assert running_of(runner, "a") == 3
+    b, c = tenant_jobs("b", hosts=2, each=3), tenant_jobs("c", hosts=1, each=3)
+    submit_all(lanes, [*b, *c])
+    await settle()
+    # The fourth slot was free: the first of the waiting tenants took it.
+    assert [running_of(runner, t) for t in "abc"] == [3, 1, 0]
+    first_a = next(job for job in runner.started if job.tenant == "a")
+    runner.release(first_a)
+    await settle()
+    # a's freed slot goes to c (none running), not to a's backlog queued long before.
+    assert [running_of(runner, t) for t in "abc"] == [2, 1, 1]
+    runner.release(*(job for job in runner.started if job.tenant == "a"))
+    await settle()
+    # Two more freed: one each to b and c would tie them at 2; a is back to the fewest.
+    assert sorted(running_of(runner, t) for t in "abc") == [1, 1, 2]
+    assert runner.running.total() == 4
+    while len(runner.finished) < len(a) + len(b) + len(c):
+        runner.release(*runner.started)
+        await settle()
+    assert runner.peak_total <= 4
+    assert await lanes.close(grace=1) == []
+
+
+async def test_a_queued_job_waiting_for_its_tenants_turn_is_still_taken_back() -> None:
+    runner = Runner()
+    lanes: Lanes[Job] = Lanes(runner, per_host=4, total=8, per_tenant=1)
+    submitted = tenant_jobs("t", hosts=1, each=3)
+    submit_all(lanes, submitted)
+    await settle()
+    assert runner.started == submitted[:1]
+    # Not started, not lost: a circuit that opens (or a close) hands both back.
+    assert lanes.take_queued("t|t-h0.example") == submitted[1:]
+    runner.release(*submitted[:1])
+    await settle()
+    assert runner.started == submitted[:1]
+    assert lanes.held == 0
+    assert await lanes.close(grace=1) == []

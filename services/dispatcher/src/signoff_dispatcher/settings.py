@@ -36,6 +36,9 @@ class DispatcherSettings(CircuitSettings):
     dispatcher_timeout_seconds: float = Field(default=10.0, gt=0)
     dispatcher_concurrency: int = Field(default=256, ge=1)
     dispatcher_per_host_concurrency: int = Field(default=16, ge=1)
+    # The share of dispatcher_concurrency one tenant (owner account) may hold at once, however many
+    # hosts it sends to: a tenant whose receivers are all slow keeps the rest for the others.
+    dispatcher_tenant_share: float = Field(default=0.25, gt=0, le=1)
     # Deliveries held in memory (queued or in flight); beyond it new work waits in MongoDB.
     dispatcher_max_held: int = Field(default=5_000, ge=1)
     # A claimed delivery belongs to this process for this long (renewed while held); after a
@@ -80,6 +83,10 @@ class DispatcherSettings(CircuitSettings):
         if any(v < 0 for v in value):
             raise ValueError("retry delays must be zero or more seconds")
         return value
+
+    def tenant_concurrency(self) -> int:
+        """Requests one tenant may have in flight at once in this process."""
+        return max(1, int(self.dispatcher_concurrency * self.dispatcher_tenant_share))
 
     @model_validator(mode="after")
     def _lease_outlives_request(self) -> DispatcherSettings:

@@ -93,7 +93,10 @@ class Worker:
             retry_after_max=settings.dispatcher_retry_after_max_seconds,
         )
         self._lanes: Lanes[DeliveryDoc] = Lanes(
-            self._attempt, settings.dispatcher_per_host_concurrency, settings.dispatcher_concurrency
+            self._attempt,
+            settings.dispatcher_per_host_concurrency,
+            settings.dispatcher_concurrency,
+            settings.tenant_concurrency(),
         )
         # delivery id -> (claim token, lease end), for everything this process holds.
         self._held: dict[str, tuple[str, datetime]] = {}
@@ -183,7 +186,7 @@ class Worker:
         claim = doc.get("claim")
         assert claim is not None, "only claimed deliveries are submitted"
         self._held[doc["_id"]] = (claim, as_utc(doc["next_attempt_at"]))
-        self._lanes.submit(lane_key(doc), doc)
+        self._lanes.submit(lane_key(doc), doc, doc["owner_id"])
 
     async def _attempt(self, doc: DeliveryDoc) -> None:
         """Runs inside the host's lane slot: only the HTTP request. Recording the outcome (a
