@@ -64,7 +64,9 @@ async def presign(owner: Owner, channel_id: str | None, **body: Any) -> dict[str
     return data
 
 
-async def upload(stack: RunningStack, owner: Owner, channel_id: str | None, data: bytes, **body: Any) -> str:
+async def upload(
+    stack: RunningStack | InProcessApi, owner: Owner, channel_id: str | None, data: bytes, **body: Any
+) -> str:
     ticket = await presign(owner, channel_id, **body)
     async with stack.client() as anonymous:
         put = await anonymous.put(path_of(ticket["uploadUrl"]), content=data)
@@ -209,6 +211,282 @@ async def test_upload_url_refused_when_expired_or_tampered(stack: RunningStack, 
         ok = await anonymous.put(good, content=b"payload")
         assert ok.status_code == 200, ok.text
         assert ok.json()["channelId"] is None  # given by the first message it is attached to
+
+
+# --- deleting files, with their message or agent or by themselves ---------------------------
+
+
+async def gone(api: InProcessApi, owner: Owner, file_id: str, signed_link: str) -> None:
+    """The file answers 404 everywhere (its signed link made earlier too) and its bytes are freed."""
+    for path in (f"/api/v1/files/{file_id}", f"/api/v1/files/{file_id}/download"):
+        resp = await owner.agent.get(path)
+        assert resp.status_code == 404, (path, resp.text)
+    async with api.client() as anonymous:
+        link = await anonymous.get(path_of(signed_link))
+    assert link.status_code == 404, link.text
+    assert link.json()["error"]["code"] == "not_found"
+    assert await blob_state(api, file_id) == (0, 0)
+
+
+async def still_there(api: InProcessApi, owner: Owner, file_id: str, data: bytes) -> None:
+    down = await owner.agent.get(f"/api/v1/files/{file_id}/download")
+    assert down.status_code == 200, down.text
+    assert down.content == data
+    assert (await blob_state(api, file_id))[1] == 1
+
+
+async def signed_link(owner: Owner, file_id: str) -> str:
+    resp = await owner.agent.get(f"/api/v1/files/{file_id}/presign-download")
+    assert resp.status_code == 200, resp.text
+    url: str = resp.json()["downloadUrl"]
+    return url
+
+
+async def test_deleting_a_message_deletes_its_files(api: InProcessApi, api_owner: Owner) -> None:
+    owner = api_owner
+    channel = (await owner.create_agent())["id"]
+    attached = await upload(api, owner, channel, b"attached bytes", filename="a.txt", mimeType="text/plain")
+    kept = await upload(api, owner, channel, b"unattached bytes", filename="k.txt", mimeType="text/plain")
+    message = await owner.post_message(
+        channel, attachmentIds=[attached], textAttachments=[{"content": "inline notes"}]
+    )
+    inline = message["attachments"][1]["id"]
+    other = await owner.post_message(channel, text="keeps its file", textAttachments=[{"content": "other"}])
+    links = {file_id: await signed_link(owner, file_id) for file_id in (attached, inline)}
+    deleted = await owner.agent.delete(f"/api/v1/messages/{message['id']}")
+    assert deleted.status_code == 200, deleted.text
+    for file_id, link in links.items():
+        await gone(api, owner, file_id, link)
+    listed = (await owner.agent.get(f"/api/v1/files?channel={channel}")).json()
+    assert {f["id"] for f in listed} == {kept, other["attachments"][0]["id"]}
+    await still_there(api, owner, kept, b"unattached bytes")
+    await still_there(api, owner, other["attachments"][0]["id"], b"other")
+
+
+async def test_deleting_an_agent_deletes_its_messages_and_files(api: InProcessApi, api_owner: Owner) -> None:
+    owner = api_owner
+    channel = (await owner.create_agent(name="doomed"))["id"]
+    neighbour = (await owner.create_agent(name="neighbour"))["id"]
+    attached = await upload(api, owner, channel, b"in a message", filename="a.txt", mimeType="text/plain")
+    loose = await upload(api, owner, channel, b"not attached", filename="l.txt", mimeType="text/plain")
+    message = await owner.post_message(channel, attachmentIds=[attached])
+    theirs = await owner.post_message(neighbour, textAttachments=[{"content": "neighbour's"}])
+    links = {file_id: await signed_link(owner, file_id) for file_id in (attached, loose)}
+    deleted = await owner.agent.delete(f"/api/v1/agents/{channel}")
+    assert deleted.status_code == 200, deleted.text
+    for file_id, link in links.items():
+        await gone(api, owner, file_id, link)
+    assert (await owner.agent.get(f"/api/v1/messages/{message['id']}")).status_code == 404
+    mongo = api.mongo()
+    try:
+        db = mongo[api.mongo_db]
+        assert await db.messages.count_documents({"channel_id": channel}) == 0
+        assert await db.files.count_documents({"channel_id": channel}) == 0
+    finally:
+        await mongo.close()
+    assert (await owner.agent.get(f"/api/v1/messages/{theirs['id']}")).status_code == 200
+    await still_there(api, owner, theirs["attachments"][0]["id"], b"neighbour's")
+    again = await owner.agent.delete(f"/api/v1/agents/{channel}")
+    assert again.status_code == 404, again.text
+
+
+async def test_delete_file(api: InProcessApi, api_owner: Owner) -> None:
+    owner = api_owner
+    channel = (await owner.create_agent())["id"]
+    loose = await upload(api, owner, channel, b"loose", filename="l.txt", mimeType="text/plain")
+    unbound = await upload(api, owner, None, b"no channel", filename="n.txt", mimeType="text/plain")
+    attached = await upload(api, owner, channel, b"attached", filename="a.txt", mimeType="text/plain")
+    message = await owner.post_message(channel, attachmentIds=[attached])
+    registered = await presign(owner, channel)  # bytes never sent
+    stranger = await api.new_owner()
+    try:
+        for file_id in (loose, attached, registered["id"]):
+            for client in (stranger.agent, stranger.human):
+                refused = await client.delete(f"/api/v1/files/{file_id}")
+                assert refused.status_code == 404, refused.text
+                assert refused.json()["error"]["code"] == "not_found"
+    finally:
+        await stranger.agent.aclose()
+        await stranger.human.aclose()
+    # Attached to a message that is still there: it goes with the message, not before.
+    busy = await owner.agent.delete(f"/api/v1/files/{attached}")
+    assert busy.status_code == 409, busy.text
+    assert busy.json()["error"]["code"] == "file_attached"
+    assert message["id"] in busy.json()["error"]["message"]
+    await still_there(api, owner, attached, b"attached")
+    for file_id, client in ((loose, owner.agent), (unbound, owner.human)):
+        link = await signed_link(owner, file_id)
+        resp = await client.delete(f"/api/v1/files/{file_id}")
+        assert resp.status_code == 200, resp.text
+        assert resp.json() == {"deleted": True}
+        await gone(api, owner, file_id, link)
+        again = await client.delete(f"/api/v1/files/{file_id}")
+        assert again.status_code == 404, again.text
+    withdrawn = await owner.agent.delete(f"/api/v1/files/{registered['id']}")
+    assert withdrawn.status_code == 200, withdrawn.text
+    async with api.client() as anonymous:
+        late = await anonymous.put(path_of(registered["uploadUrl"]), content=b"too late")
+    assert late.status_code == 404, late.text
+    assert await blob_state(api, registered["id"]) == (0, 0)
+    assert [f["id"] for f in (await owner.agent.get(f"/api/v1/files?channel={channel}")).json()] == [attached]
+
+
+# --- per-owner quotas and expiry (the API in this process, with small settings) -------------
+
+QUOTA_FILES = 3
+QUOTA_BYTES = 100_000
+
+
+@pytest.fixture(scope="module")
+async def quota_api(infra: Infra) -> AsyncIterator[InProcessApi]:
+    async with running_api(
+        infra.service_env(
+            **STACK_SETTINGS,
+            SIGNOFF_FILE_QUOTA_UNATTACHED=str(QUOTA_FILES),
+            SIGNOFF_FILE_QUOTA_BYTES=str(QUOTA_BYTES),
+        )
+    ) as api:
+        yield api
+
+
+@pytest.fixture
+async def quota_owner(quota_api: InProcessApi) -> AsyncIterator[Owner]:
+    created = await quota_api.new_owner()
+    yield created
+    await created.agent.aclose()
+    await created.human.aclose()
+
+
+async def test_unattached_files_are_limited_per_owner(quota_api: InProcessApi, quota_owner: Owner) -> None:
+    owner = quota_owner
+    channel = (await owner.create_agent())["id"]
+    body = {"filename": "a.txt", "mimeType": "text/plain", "channelId": channel}
+    # Registered at once: however they interleave, no more than the limit get through.
+    answers = await asyncio.gather(
+        *(owner.agent.post("/api/v1/files/upload", json=body) for _ in range(4 * QUOTA_FILES))
+    )
+    assert {a.status_code for a in answers} <= {201, 429}, [a.text for a in answers]
+    taken: list[dict[str, Any]] = [a.json() for a in answers if a.status_code == 201]
+    assert 1 <= len(taken) <= QUOTA_FILES
+    refused = next(a for a in answers if a.status_code == 429)
+    assert refused.json()["error"]["code"] == "too_many_unattached_files"
+    assert "SIGNOFF_FILE_QUOTA_UNATTACHED" in refused.json()["error"]["message"]
+    for _ in range(QUOTA_FILES - len(taken)):
+        taken.append(await presign(owner, channel))
+    for path, payload in (
+        ("/api/v1/files/upload", body),
+        ("/api/v1/files/store-text", {"channelId": channel, "content": "notes"}),
+    ):
+        full = await owner.agent.post(path, json=payload)
+        assert full.status_code == 429, full.text
+        assert full.json()["error"]["code"] == "too_many_unattached_files"
+    mongo = quota_api.mongo()
+    try:
+        assert (
+            await mongo[quota_api.mongo_db].files.count_documents({"owner_id": owner.user_id}) == QUOTA_FILES
+        )
+    finally:
+        await mongo.close()
+    # Uploaded and attached to a message, a file no longer counts; a withdrawn one neither.
+    async with quota_api.client() as anonymous:
+        put = await anonymous.put(path_of(taken[0]["uploadUrl"]), content=b"x")
+    assert put.status_code == 200, put.text
+    await owner.post_message(channel, attachmentIds=[taken[0]["id"]])
+    assert (await owner.agent.post("/api/v1/files/upload", json=body)).status_code == 201
+    assert (await owner.agent.delete(f"/api/v1/files/{taken[1]['id']}")).status_code == 200
+    text = await owner.agent.post("/api/v1/files/store-text", json={"channelId": channel, "content": "n"})
+    assert text.status_code == 201, text.text
+    # Per owner: another account is not held back by this one.
+    other = await quota_api.new_owner()
+    try:
+        assert (await presign(other, None))["id"]
+    finally:
+        await other.agent.aclose()
+        await other.human.aclose()
+
+
+async def test_stored_bytes_are_limited_per_owner(quota_api: InProcessApi, quota_owner: Owner) -> None:
+    owner = quota_owner
+    channel = (await owner.create_agent())["id"]
+    first = await upload(quota_api, owner, channel, b"1" * 60_000)
+    ticket = await presign(owner, channel)
+    url = path_of(ticket["uploadUrl"])
+    async with quota_api.client() as anonymous:
+        # Declared, then chunked (found out while counting): either way nothing is kept.
+        for body in (b"2" * 60_000, pieces(60_000, size=8192)):
+            full = await anonymous.put(url, content=body)
+            assert full.status_code == 413, full.text
+            error = full.json()["error"]
+            assert (error["code"], error["field"]) == ("storage_quota_exceeded", "file")
+            assert f"{QUOTA_BYTES} bytes" in error["message"]
+            assert "SIGNOFF_FILE_QUOTA_BYTES" in error["message"]
+            assert await blob_state(quota_api, ticket["id"]) == (0, 0)
+        # What fits still goes through the same URL.
+        fits = await anonymous.put(url, content=b"3" * 30_000)
+        assert fits.status_code == 200, fits.text
+    text = await owner.agent.post(
+        "/api/v1/files/store-text", json={"channelId": channel, "content": "4" * 20_000}
+    )
+    assert text.status_code == 413, text.text
+    assert (text.json()["error"]["code"], text.json()["error"]["field"]) == (
+        "storage_quota_exceeded",
+        "content",
+    )
+    # Deleting a file makes room again.
+    assert (await owner.agent.delete(f"/api/v1/files/{first}")).status_code == 200
+    again = await upload(quota_api, owner, channel, b"5" * 60_000)
+    await still_there(quota_api, owner, again, b"5" * 60_000)
+    mongo = quota_api.mongo()
+    try:
+        stored = await mongo[quota_api.mongo_db].files.find({"owner_id": owner.user_id}).to_list()
+    finally:
+        await mongo.close()
+    assert sorted(f.get("size") or 0 for f in stored) == [30_000, 60_000]
+
+
+@pytest.fixture(scope="module")
+async def expiring_api(infra: Infra) -> AsyncIterator[InProcessApi]:
+    async with running_api(
+        infra.service_env(
+            **STACK_SETTINGS,
+            SIGNOFF_FILE_UNATTACHED_TTL_SECONDS="2",
+            SIGNOFF_FILE_SWEEP_INTERVAL_SECONDS="0.2",
+        )
+    ) as api:
+        yield api
+
+
+async def test_unattached_uploads_expire_with_their_bytes(expiring_api: InProcessApi) -> None:
+    owner = await expiring_api.new_owner()
+    try:
+        channel = (await owner.create_agent())["id"]
+        loose = await upload(
+            expiring_api, owner, channel, b"never attached", filename="l.txt", mimeType="text/plain"
+        )
+        stored = await owner.agent.post(
+            "/api/v1/files/store-text", json={"channelId": channel, "content": "x"}
+        )
+        assert stored.status_code == 201, stored.text
+        # Stored and attached in one request: a message's files stay.
+        message = await owner.post_message(channel, textAttachments=[{"content": "kept"}])
+        kept = message["attachments"][0]["id"]
+        links = {file_id: await signed_link(owner, file_id) for file_id in (loose, stored.json()["id"])}
+
+        async def swept() -> bool:
+            mongo = expiring_api.mongo()
+            try:
+                left = await mongo[expiring_api.mongo_db].files.count_documents({"_id": {"$in": list(links)}})
+            finally:
+                await mongo.close()
+            return left == 0
+
+        await eventually(swept, timeout=60, what="unattached files swept")
+        for file_id, link in links.items():
+            await gone(expiring_api, owner, file_id, link)
+        await still_there(expiring_api, owner, kept, b"kept")
+    finally:
+        await owner.agent.aclose()
+        await owner.human.aclose()
 
 
 # --- size limit (the API in this process, with a small limit) -----------------------------

@@ -420,3 +420,4 @@ class FileDoc(TypedDict, total=False):
     uploaded_at: datetime
     created_at: Required[datetime]
     expire_at: datetime  # set until the bytes arrive: an unclaimed upload goes away on its own
+    unattached_since: datetime  # uploaded, attached to no message: the API's sweep deletes it later

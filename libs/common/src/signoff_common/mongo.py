@@ -172,6 +172,10 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
         IndexModel([("channel_id", ASCENDING), ("created_at", DESCENDING)]),
         # Records of uploads that never arrived go away on their own (set until the bytes land).
         IndexModel([("expire_at", ASCENDING)], expireAfterSeconds=0),
+        # Per-owner quotas: files attached to no message counted, stored bytes summed from it.
+        IndexModel([("owner_id", ASCENDING), ("message_id", ASCENDING), ("size", ASCENDING)]),
+        # The API's sweep of uploaded files no message took (set only while that is so).
+        IndexModel([("unattached_since", ASCENDING)], sparse=True),
     ],
     NOTIFICATIONS: [
         IndexModel([("key", ASCENDING)], unique=True),

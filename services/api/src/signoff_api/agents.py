@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, TypedDict
 
+from signoff_api import messages
 from signoff_api.schemas import (
     AgentIn,
     AgentOut,
@@ -229,7 +230,13 @@ async def set_commands(db: Database, owner_id: str, agent_id: str, body: Command
 
 
 async def delete_agent(db: Database, owner_id: str, agent_id: str) -> None:
-    result = await collection(db, AGENTS).delete_one({"_id": agent_id, "owner_id": owner_id})
+    """The agent, its messages and its files. The agent goes last: a delete cut short is finished
+    by asking again."""
+    agents = collection(db, AGENTS)
+    if await agents.find_one({"_id": agent_id, "owner_id": owner_id}, {"_id": 1}) is None:
+        raise not_found("agent")
+    await messages.delete_channel_messages(db, owner_id, agent_id)
+    result = await agents.delete_one({"_id": agent_id, "owner_id": owner_id})
     if result.deleted_count == 0:
         raise not_found("agent")
 

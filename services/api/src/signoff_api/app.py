@@ -14,6 +14,7 @@ from signoff_service.errors import install_error_handlers
 from signoff_service.probes import Check, probe_routes
 
 from signoff_api import apidocs, auth, web
+from signoff_api import files as files_store
 from signoff_api import messages as messages_store
 from signoff_api.context import ApiContext, ChannelCache
 from signoff_api.jsonguard import JsonGuard
@@ -182,12 +183,14 @@ def create_app(settings: ApiSettings) -> FastAPI:
         ctx.relay = relay
         app.state.ctx = ctx
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+        sweeper = asyncio.create_task(files_store.run_sweeper(runtime.db, settings), name="file-sweeper")
         try:
             yield
         finally:
-            relay_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay_task
+            for task in (sweeper, relay_task):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await runtime.close()
 
     app = FastAPI(

@@ -9,6 +9,10 @@ Messages call :func:`resolve_attachments`, :func:`store_text_attachments` and :f
 returned attachment is a plain dict in the stored (snake_case) form that
 ``signoff_common.views.AttachmentView`` reads: ``id, channel_id, message_id, filename, mime_type,
 size, plugin_type, text_content?, created_at``.
+
+A file goes with the message it is attached to (:func:`remove_files`), and an uploaded file no
+message took goes after ``file_unattached_ttl_seconds`` (:func:`run_sweeper`). Each owner account
+has at most ``file_quota_unattached`` files attached to no message and ``file_quota_bytes`` in all.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 from collections.abc import AsyncIterator, Sequence
@@ -35,7 +40,9 @@ from signoff_common.documents import AttachmentDoc, FileDoc, FileState
 from signoff_common.http_errors import ApiError, not_found
 from signoff_common.ids import new_id
 from signoff_common.membership import Reach
-from signoff_common.mongo import FILE_BUCKET, FILES, Database, Doc, collection, untyped
+from signoff_common.mongo import FILE_BUCKET, FILES, MESSAGES, Database, Doc, collection, untyped
+
+log = logging.getLogger(__name__)
 
 # Placet inlines the content of small text files into message answers (``textContent``).
 TEXT_CONTENT_MAX_BYTES: Final = 64 * 1024
@@ -181,7 +188,67 @@ async def create_upload(
     expires_at = now + timedelta(seconds=settings.file_upload_url_ttl_seconds)
     record["expire_at"] = expires_at + UNCLAIMED_GRACE
     await collection(db, FILES).insert_one(record)
+    await _admit(db, settings, record)
     return record, sign_token(url_signing_key(settings), "upload", record["_id"], expires_at), expires_at
+
+
+# --- quotas ----------------------------------------------------------------------------------
+
+
+def too_many_unattached(settings: ApiSettings) -> ApiError:
+    # 429: the condition passes by itself (unsent uploads and unattached files expire), or as soon
+    # as the owner attaches or deletes some; the same request may then succeed.
+    return ApiError(
+        429,
+        "too_many_unattached_files",
+        f"this account has {settings.file_quota_unattached} files registered or uploaded but attached "
+        "to no message (SIGNOFF_FILE_QUOTA_UNATTACHED); attach or delete some, or let them expire",
+    )
+
+
+def storage_full(settings: ApiSettings, field: str = "file") -> ApiError:
+    # 413, as for the upload limit: this body is too large for what the account may still store,
+    # and sending it again changes nothing until files are deleted.
+    return ApiError(
+        413,
+        "storage_quota_exceeded",
+        f"{field}: this account's files may hold {settings.file_quota_bytes} bytes in all "
+        "(SIGNOFF_FILE_QUOTA_BYTES) and this one does not fit; delete files or messages to make room",
+        field,
+    )
+
+
+async def unattached_files(db: Database, owner_id: str, cap: int) -> int:
+    """Files of ``owner_id`` attached to no message (registered, uploading or uploaded), counted
+    up to ``cap``."""
+    return await collection(db, FILES).count_documents({"owner_id": owner_id, "message_id": None}, limit=cap)
+
+
+async def stored_bytes(db: Database, owner_id: str) -> int:
+    """The bytes of all of ``owner_id``'s files: uploaded ones, and uploads counted while they
+    are checked (:func:`receive_upload`)."""
+    rows = await (
+        await untyped(db, FILES).aggregate(
+            [{"$match": {"owner_id": owner_id}}, {"$group": {"_id": None, "bytes": {"$sum": "$size"}}}]
+        )
+    ).to_list()
+    return int(rows[0]["bytes"]) if rows else 0
+
+
+async def _admit(db: Database, settings: ApiSettings, record: FileDoc, field: str = "file") -> None:
+    """Check the owner's quotas with ``record`` already stored, removing it if they are passed.
+    Counted after the write, so of two requests racing for the last place each sees the other:
+    neither goes past the limit (at worst both are refused)."""
+    owner_id = record["owner_id"]
+    error: ApiError | None = None
+    cap = settings.file_quota_unattached
+    if await unattached_files(db, owner_id, cap + 1) > cap:
+        error = too_many_unattached(settings)
+    elif record.get("size") and await stored_bytes(db, owner_id) > settings.file_quota_bytes:
+        error = storage_full(settings, field)
+    if error is not None:
+        await asyncio.shield(remove_files(db, {"_id": record["_id"]}))
+        raise error
 
 
 def too_large(settings: ApiSettings) -> ApiError:
@@ -251,6 +318,10 @@ class _TooLargeError(Exception):
     pass
 
 
+class _StorageFullError(Exception):
+    pass
+
+
 async def discard_blob(db: Database, file_id: str) -> None:
     """Remove a file's bytes, complete or partial (a partial one has chunks and no file document)."""
     await untyped(db, f"{FILE_BUCKET}.chunks").delete_many({"files_id": file_id})
@@ -309,23 +380,41 @@ async def receive_upload(
         raise ApiError(409, "upload_in_progress", "an upload to this URL is in progress")
     # Left over by an upload whose process died: start from nothing.
     await discard_blob(db, file_id)
+    # What the owner may still store (this file's size is unset until it is counted below).
+    room = max(settings.file_quota_bytes - await stored_bytes(db, record["owner_id"]), 0)
+    limit = min(settings.max_upload_bytes, room)
     try:
-        size = await _write_blob(db, record, chunks, settings.max_upload_bytes)
+        if content_length is not None and content_length > limit:
+            raise _StorageFullError
+        size = await _write_blob(db, record, chunks, limit)
+        # Counted before it is ready, then the total read back: of two uploads racing for the
+        # last room each sees the other, and neither passes the quota (at worst both are refused).
+        await files.update_one({"_id": file_id, "upload_claim": claim}, {"$set": {"size": size}})
+        if await stored_bytes(db, record["owner_id"]) > settings.file_quota_bytes:
+            raise _StorageFullError
     except BaseException as exc:
+        if isinstance(exc, _StorageFullError):
+            await asyncio.shield(discard_blob(db, file_id))
         # The URL stays usable until it expires (e.g. to retry with a smaller file).
         await asyncio.shield(
             files.update_one(
                 {"_id": file_id, "upload_claim": claim},
-                {"$set": {"state": "pending"}, "$unset": {"upload_claim": "", "upload_started_at": ""}},
+                {
+                    "$set": {"state": "pending"},
+                    "$unset": {"upload_claim": "", "upload_started_at": "", "size": ""},
+                },
             )
         )
-        if isinstance(exc, _TooLargeError):
+        if isinstance(exc, _TooLargeError) and limit == settings.max_upload_bytes:
             raise too_large(settings) from None
+        if isinstance(exc, (_TooLargeError, _StorageFullError)):
+            raise storage_full(settings) from None
         raise
+    now = utcnow()
     done = await files.find_one_and_update(
         {"_id": file_id, "upload_claim": claim},
         {
-            "$set": {"state": "ready", "size": size, "uploaded_at": utcnow()},
+            "$set": {"state": "ready", "size": size, "uploaded_at": now, "unattached_since": now},
             "$unset": {"upload_claim": "", "upload_started_at": "", "expire_at": ""},
         },
         return_document=ReturnDocument.AFTER,
@@ -446,7 +535,7 @@ async def store_text(
         "ready",
     )
     record["size"] = len(data)
-    record["uploaded_at"] = record["created_at"]
+    record["uploaded_at"] = record["unattached_since"] = record["created_at"]
 
     async def body() -> AsyncIterator[bytes]:
         yield data
@@ -457,6 +546,21 @@ async def store_text(
     except BaseException:
         await asyncio.shield(discard_blob(db, record["_id"]))
         raise
+    return record
+
+
+async def store_text_file(
+    db: Database,
+    settings: ApiSettings,
+    owner_id: str,
+    channel_id: str,
+    content: str,
+    filename: str,
+    mime_type: str,
+) -> FileDoc:
+    """:func:`store_text` for a file to attach later: it counts against the owner's quotas."""
+    record = await store_text(db, owner_id, channel_id, content, filename, mime_type)
+    await _admit(db, settings, record, "content")
     return record
 
 
@@ -490,6 +594,11 @@ async def resolve_attachments(
             raise invalid("this file is already attached to another message")
         text = await read_text(db, record)
         out.append(attachment_doc({**record, "channel_id": channel_id}, text))
+    if ids:
+        # Offered to a message now: the sweep leaves them be while the message is stored and linked.
+        await collection(db, FILES).update_many(
+            {"_id": {"$in": ids}, "message_id": None}, {"$set": {"unattached_since": utcnow()}}
+        )
     return out
 
 
@@ -526,5 +635,85 @@ async def link(db: Database, message_id: str, attachments: Sequence[AttachmentDo
         # to link keeps it.
         await collection(db, FILES).update_many(
             {"_id": {"$in": ids}, "message_id": None},
-            {"$set": {"message_id": message_id, "channel_id": channel_id}},
+            {
+                "$set": {"message_id": message_id, "channel_id": channel_id},
+                "$unset": {"unattached_since": ""},
+            },
         )
+
+
+# --- deleting --------------------------------------------------------------------------------
+
+# Files removed per round trip (a channel's files are removed in batches of this many).
+DELETE_BATCH: Final = 500
+
+
+async def remove_files(db: Database, query: Doc) -> int:
+    """Delete the files ``query`` matches, records first and then their bytes; how many. Once a
+    record is gone its downloads and signed links answer 404 (both read the record), and the
+    bytes are freed even for an upload still streaming (it finds its record gone and discards)."""
+    files = collection(db, FILES)
+    removed = 0
+    kept: set[str] = set()
+    while True:
+        scope = {"$and": [query, {"_id": {"$nin": sorted(kept)}}]} if kept else query
+        ids = [r["_id"] for r in await files.find(scope, {"_id": 1}).limit(DELETE_BATCH).to_list()]
+        if not ids:
+            return removed
+        # The query again: a file that changed since it was read (attached, say) is left alone.
+        await files.delete_many({"$and": [query, {"_id": {"$in": ids}}]})
+        left = {r["_id"] for r in await files.find({"_id": {"$in": ids}}, {"_id": 1}).to_list()}
+        gone = [file_id for file_id in ids if file_id not in left]
+        await untyped(db, f"{FILE_BUCKET}.chunks").delete_many({"files_id": {"$in": gone}})
+        await untyped(db, f"{FILE_BUCKET}.files").delete_many({"_id": {"$in": gone}})
+        removed += len(gone)
+        kept |= left
+
+
+async def delete_file(db: Database, owner_id: str, file_id: str) -> None:
+    """Delete one of ``owner_id``'s files, in any state. A file attached to a message that still
+    exists is a 409 naming the message: it goes when that message is deleted."""
+    mine = {"_id": file_id, "owner_id": owner_id}
+    for _ in range(3):
+        record = await collection(db, FILES).find_one(mine, {"message_id": 1})
+        if record is None:
+            raise not_found("file")
+        message_id = record.get("message_id")
+        # Attached to a message deleted before messages took their files along: free to go.
+        if message_id and await collection(db, MESSAGES).find_one({"_id": message_id}, {"_id": 1}):
+            raise ApiError(
+                409,
+                "file_attached",
+                f"this file is attached to message {message_id}; deleting the message deletes it",
+                "id",
+            )
+        if await remove_files(db, {**mine, "message_id": message_id}):
+            return
+    raise ApiError(409, "file_changed", "this file changed while it was being deleted; try again", "id")
+
+
+async def sweep_unattached(db: Database, settings: ApiSettings) -> int:
+    """Delete uploaded files no message took within ``file_unattached_ttl_seconds``; how many."""
+    cutoff = utcnow() - timedelta(seconds=settings.file_unattached_ttl_seconds)
+    return await remove_files(db, {"unattached_since": {"$lt": cutoff}, "message_id": None})
+
+
+async def run_sweeper(db: Database, settings: ApiSettings) -> None:
+    """:func:`sweep_unattached` every ``file_sweep_interval_seconds`` until cancelled. Every API
+    process sweeps; the deletes are conditional, so two sweeping at once delete each file once."""
+    marked = False
+    while True:
+        try:
+            if not marked:
+                # Files uploaded before unattached ones expired get the full time from now.
+                await collection(db, FILES).update_many(
+                    {"state": "ready", "message_id": None, "unattached_since": {"$exists": False}},
+                    {"$set": {"unattached_since": utcnow()}},
+                )
+                marked = True
+            swept = await sweep_unattached(db, settings)
+            if swept:
+                log.info("deleted %d uploaded files attached to no message in time", swept)
+        except Exception:
+            log.warning("the sweep of unattached files failed; retrying", exc_info=True)
+        await asyncio.sleep(settings.file_sweep_interval_seconds)

@@ -508,9 +508,18 @@ async def delete_message(db: Database, owner_id: str, message_id: str, channel_i
         raise ApiError(
             409, "iteration_chain", "this message is part of an iteration chain with other messages", "id"
         )
+    # Its files first, bytes and all (their links stop working): a delete cut short between the
+    # two is finished by asking again, where the other order would leave the files behind.
+    await files.remove_files(db, {"owner_id": owner_id, "message_id": message_id})
     result = await messages.delete_one(query)
     if result.deleted_count == 0:
         raise not_found("message")
+
+
+async def delete_channel_messages(db: Database, owner_id: str, channel_id: str) -> None:
+    """Every message of a channel being deleted, and every file of the channel (attached or not)."""
+    await files.remove_files(db, {"owner_id": owner_id, "channel_id": channel_id})
+    await collection(db, MESSAGES).delete_many({"owner_id": owner_id, "channel_id": channel_id})
 
 
 async def backfill_iterations(db: Database) -> int:

@@ -45,6 +45,14 @@ class ApiSettings(CircuitSettings):
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
     file_upload_url_ttl_seconds: int = Field(default=15 * 60, ge=1)
     file_download_url_ttl_seconds: int = Field(default=5 * 60, ge=1)
+    # Per owner account: files registered or uploaded but attached to no message (429 beyond), and
+    # the bytes of all its files together (413 beyond). An uploaded file attached to no message is
+    # deleted, bytes and all, this long after it was uploaded (or last offered to a message); the
+    # sweep that deletes it runs this often in every API process.
+    file_quota_unattached: int = Field(default=100, ge=1)
+    file_quota_bytes: int = Field(default=1024 * 1024 * 1024, ge=0)
+    file_unattached_ttl_seconds: int = Field(default=24 * 3600, ge=1)
+    file_sweep_interval_seconds: float = Field(default=60.0, gt=0)
     # Slack's interactive callbacks (POST /api/integrations/slack/actions) are checked with the Slack
     # app's signing secret and a timestamp window; unset, that endpoint answers 404.
     slack_signing_secret: SecretStr | None = None

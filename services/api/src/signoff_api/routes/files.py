@@ -16,7 +16,7 @@ from starlette.types import Scope
 
 from signoff_api import files
 from signoff_api.deps import Ctx, CurrentPrincipal
-from signoff_api.schemas import Out, _In
+from signoff_api.schemas import DeletedOut, Out, _In
 from signoff_common.documents import FileDoc
 from signoff_common.http_errors import ApiError
 
@@ -217,8 +217,8 @@ async def _body(request: Request) -> AsyncIterator[bytes]:
 async def store_text(body: StoreTextIn, who: CurrentPrincipal, ctx: Ctx) -> FileOut:
     """Store text (at most 64 KB) as a file to attach later through ``attachmentIds``."""
     await ctx.own_channel(who.owner_id, body.channel_id)
-    record = await files.store_text(
-        ctx.db, who.owner_id, body.channel_id, body.content, body.filename, body.mime_type
+    record = await files.store_text_file(
+        ctx.db, ctx.settings, who.owner_id, body.channel_id, body.content, body.filename, body.mime_type
     )
     return file_out(record, body.content)
 
@@ -233,6 +233,14 @@ async def signed_download(token: str, ctx: Ctx) -> Response:
 @router.get("/{file_id}", response_model=FileOut)
 async def get_file(file_id: str, who: CurrentPrincipal, ctx: Ctx) -> FileOut:
     return file_out(await files.get_file(ctx.db, await ctx.reach(who), file_id))
+
+
+@router.delete("/{file_id}", response_model=DeletedOut)
+async def delete_file(file_id: str, who: CurrentPrincipal, ctx: Ctx) -> DeletedOut:
+    """Delete one of your files and its bytes (its download links stop working). 409 naming the
+    message while the file is attached to one: it is deleted with that message."""
+    await files.delete_file(ctx.db, who.owner_id, file_id)
+    return DeletedOut()
 
 
 @router.get("/{file_id}/download", response_class=StreamingResponse, responses=FILE_BYTES)
