@@ -22,7 +22,7 @@ from signoff_common.views import CallbackView, MessageView, ReviewView
 from signoff_common.webhook_signature import new_secret
 from signoff_dispatcher.circuit import Circuit, State
 from signoff_dispatcher.payload import body_for, render
-from signoff_dispatcher.retry import RetryPolicy, Verdict, jittered, next_delay, parse_retry_after, verdict
+from signoff_dispatcher.retry import RetryPolicy, Verdict, jittered, next_delay, verdict
 from signoff_dispatcher.signing import signed_headers
 from signoff_dispatcher.targets import target_for
 
@@ -61,24 +61,6 @@ NOW = datetime(2026, 4, 1, 14, 32, tzinfo=UTC)
 )
 def test_verdicts(status: int | None, kind: str | None, expected: Verdict) -> None:
     assert verdict(status, kind) is expected
-
-
-@pytest.mark.parametrize(
-    ("value", "seconds"),
-    [
-        (None, None),
-        ("", None),
-        ("0", 0.0),
-        ("7", 7.0),
-        (" 120 ", 120.0),
-        ("-5", None),
-        ("soon", None),
-        ("Wed, 01 Apr 2026 14:33:00 GMT", 60.0),
-        ("Wed, 01 Apr 2026 14:00:00 GMT", 0.0),  # in the past: no extra wait
-    ],
-)
-def test_retry_after(value: str | None, seconds: float | None) -> None:
-    assert parse_retry_after(value, NOW) == seconds
 
 
 DEFAULT = [5, 300, 1800, 7200, 18000, 36000, 36000]

@@ -24,7 +24,11 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
+from signoff_common import numerals
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# No part of a hostname is longer (the whole name is at most 253 characters).
+_PART_DIGITS: Final = 253
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -135,17 +139,15 @@ def parse_ipv4_spelling(host: str) -> ipaddress.IPv4Address | None:
     values: list[int] = []
     for part in parts:
         p = part.lower()
-        try:
-            if p.startswith("0x"):
-                values.append(int(p[2:] or "0", 16))
-            elif len(p) > 1 and p.startswith("0"):
-                values.append(int(p[1:], 8))
-            else:
-                if not p.isdigit():
-                    return None
-                values.append(int(p, 10))
-        except ValueError:
+        if p.startswith("0x"):
+            value = numerals.parse_uint(p[2:] or "0", _PART_DIGITS, 16)
+        elif len(p) > 1 and p.startswith("0"):
+            value = numerals.parse_uint(p[1:], _PART_DIGITS, 8)
+        else:
+            value = numerals.parse_uint(p, _PART_DIGITS)
+        if value is None:
             return None
+        values.append(value)
     *head, last = values
     if any(v > 255 for v in head) or last >= 256 ** (4 - len(head)):
         raise ValueError(f"numeric host {host!r} is out of range")

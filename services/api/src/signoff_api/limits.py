@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from signoff_common import numerals
 from signoff_common.http_errors import error_body
 
 
@@ -26,11 +27,9 @@ class BodyLimit:
             return
         for name, value in scope.get("headers", []):
             if name == b"content-length":
-                try:
-                    too_big = int(value) > self.max_bytes
-                except ValueError:
-                    too_big = False
-                if too_big:
+                # Unreadable or absurdly long: the server refuses it, or the count below stops it.
+                declared = numerals.parse_uint(value.decode("latin-1"), numerals.CONTENT_LENGTH_DIGITS)
+                if declared is not None and declared > self.max_bytes:
                     await self._reject(send)
                     return
         seen = 0

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs
 from pymongo.errors import DuplicateKeyError
 
 from signoff_api import answers
-from signoff_common import notifications
+from signoff_common import notifications, numerals
 from signoff_common.clock import utcnow
 from signoff_common.http_errors import ApiError
 from signoff_common.mongo import NOTIFICATIONS, Database, collection
@@ -38,9 +38,10 @@ def verify(
     """Raise a 401 naming the reason unless Slack signed ``body`` within ``tolerance`` seconds."""
     if not timestamp or not given:
         raise ApiError(401, "missing_headers", "X-Slack-Request-Timestamp and X-Slack-Signature are required")
-    if not timestamp.isdigit() or len(timestamp) > MAX_TIMESTAMP_DIGITS:
+    stamp = numerals.parse_uint(timestamp, MAX_TIMESTAMP_DIGITS)
+    if stamp is None:
         raise ApiError(401, "invalid_timestamp", "X-Slack-Request-Timestamp is not a Unix time")
-    if abs(now - int(timestamp)) > tolerance:
+    if abs(now - stamp) > tolerance:
         raise ApiError(401, "timestamp_out_of_range", f"the request is more than {tolerance} s old or ahead")
     if not hmac.compare_digest(given.encode(), signature(secret, timestamp, body).encode()):
         raise ApiError(401, "invalid_signature", "the Slack signature does not match")
@@ -70,7 +71,9 @@ async def act(db: Database, box: SecretBox, key: bytes, payload: dict[str, Any])
             continue
         found = await answers.answer(db, key, token)
         results.append(found)
-        if found.notification is not None and isinstance(response_url, str) and response_url:
+        # A removed reviewer's click answers nothing and is told nothing of the review's outcome.
+        shown = found.notification is not None and found.status != "revoked" and found.status != "revoked"
+        if shown and isinstance(response_url, str) and response_url:
             await _update_message(db, box, found, response_url)
     return results
 

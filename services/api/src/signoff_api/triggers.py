@@ -21,7 +21,7 @@ from pydantic.alias_generators import to_camel
 from signoff_api.context import ApiContext
 from signoff_api.messages import create_message
 from signoff_api.schemas import MessageIn, TriggerFired, TriggerOut
-from signoff_common import signing_secrets
+from signoff_common import numerals, signing_secrets
 from signoff_common.clock import utcnow
 from signoff_common.documents import TriggerDoc
 from signoff_common.http_errors import ApiError, field_path, not_found
@@ -32,6 +32,8 @@ from signoff_common.views import ReviewType
 from signoff_common.webhook_signature import matches, new_secret
 
 _MISSING = object()
+# Standard Webhooks timestamps are Unix seconds; more digits are not a time.
+TIMESTAMP_DIGITS = 12
 
 
 class Mapping(BaseModel):
@@ -84,6 +86,7 @@ def check_cidrs(value: list[str] | None) -> list[str] | None:
 
 
 _ARRAY_INDEX = re.compile(r"0|[1-9][0-9]*")
+INDEX_DIGITS = 18  # no array is longer; a longer index names nothing
 
 
 def resolve_pointer(doc: Any, pointer: str) -> Any:
@@ -99,9 +102,10 @@ def resolve_pointer(doc: Any, pointer: str) -> Any:
             node = node[token]
         elif isinstance(node, list):
             # RFC 6901 array indexes: "0" or digits without a leading zero (so "01" names nothing).
-            if not _ARRAY_INDEX.fullmatch(token) or int(token) >= len(node):
+            index = numerals.parse_uint(token, INDEX_DIGITS) if _ARRAY_INDEX.fullmatch(token) else None
+            if index is None or index >= len(node):
                 return _MISSING
-            node = node[int(token)]
+            node = node[index]
         else:
             return _MISSING
     return node
@@ -308,10 +312,9 @@ def verify(
         raise _unauthorized(
             "missing_headers", "webhook-id, webhook-timestamp and webhook-signature are required"
         )
-    try:
-        timestamp = int(stamp)
-    except ValueError:
-        raise _unauthorized("invalid_timestamp", "webhook-timestamp must be Unix seconds") from None
+    timestamp = numerals.parse_uint(stamp, TIMESTAMP_DIGITS)
+    if timestamp is None:
+        raise _unauthorized("invalid_timestamp", "webhook-timestamp must be Unix seconds")
     current = time.time() if now is None else now
     if abs(current - timestamp) > tolerance:
         raise _unauthorized(

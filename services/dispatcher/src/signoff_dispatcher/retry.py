@@ -6,8 +6,6 @@ import enum
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from email.utils import parsedate_to_datetime
 
 
 class Verdict(enum.Enum):
@@ -41,23 +39,6 @@ def verdict(status: int | None, error_kind: str | None) -> Verdict:
     if status in (408, 429) or status >= 500:
         return Verdict.RETRY
     return Verdict.FAIL
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds the receiver asked us to wait: delta-seconds or an HTTP date. None if absent or
-    unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, (when - now).total_seconds())
 
 
 def jittered(delay: float, jitter: float, rng: random.Random | None = None) -> float:

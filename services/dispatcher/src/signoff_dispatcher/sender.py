@@ -10,6 +10,7 @@ import aiohttp
 from aiohttp.resolver import AsyncResolver
 from yarl import URL
 
+from signoff_common import numerals
 from signoff_common.clock import utcnow
 from signoff_common.deliveries import BODY_EXCERPT, Attempt
 from signoff_common.ssrf import AddressRefusedError, GuardedResolver, check_url
@@ -109,7 +110,7 @@ class Sender:
                 excerpt = (await resp.content.read(BODY_EXCERPT)).decode("utf-8", "replace")
                 await self._drain(resp)
                 status = resp.status
-                after = retry.parse_retry_after(resp.headers.get("Retry-After"), at)
+                after = numerals.retry_after_seconds(resp.headers.get("Retry-After"), at)
                 if 300 <= status < 400:
                     where = resp.headers.get("Location", "(no Location)")
                     return done(

@@ -15,6 +15,8 @@ from typing import Any, Literal
 import aiohttp
 import aiosmtplib
 
+from signoff_common import numerals
+from signoff_common.clock import utcnow
 from signoff_common.deliveries import host_key
 from signoff_common.ssrf import AddressRefusedError, GuardedResolver, check_url
 from signoff_notifier.settings import NotifierSettings, SmtpServer
@@ -148,7 +150,7 @@ class Slack:
             return Sent("sent", _since(started))
         error = f"{where} answered HTTP {status}" + (f": {answer[:100]}" if answer else "")
         if status == 429 or status >= 500:
-            after = float(retry_after) if retry_after and retry_after.isdigit() else None
+            after = numerals.retry_after_seconds(retry_after, utcnow())
             return Sent("retry", _since(started), "http_status", error, after)
         # 400 invalid_payload, 403, 404 no_service, 410 channel_is_archived: retrying cannot help.
         return Sent("failed", _since(started), "http_status", error)

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from pymongo.errors import NetworkTimeout
 
+from signoff_common import numerals
 from signoff_common.documents import MessageDoc
 from signoff_common.membership import Reach
 from signoff_common.mongo import MESSAGES, Database, Doc, collection
@@ -26,18 +26,14 @@ from signoff_realtime.metrics import WAITS
 from signoff_realtime.waiters import Outcome, Waiters
 
 T = TypeVar("T")
-_LEADING_INT = re.compile(r"\s*([+-]?\d+)")
 
 
 def parse_timeout_ms(raw: str | None, default: int, cap: int) -> int:
     """Read ``timeout`` the way Placet's ``parseInt(timeout) || default`` does: leading digits
     count ("1500ms" is 1500), anything unreadable, zero or negative falls back to the default,
     and nothing waits longer than the cap."""
-    match = _LEADING_INT.match(raw or "")
-    value = int(match.group(1)) if match else 0
-    if value <= 0:
-        value = default
-    return min(value, cap)
+    value = numerals.leading_int(raw, cap)
+    return default if value is None or value <= 0 else value
 
 
 def answer(view: MessageView, *, timed_out: bool = False) -> dict[str, Any]:
