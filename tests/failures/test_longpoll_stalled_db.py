@@ -22,6 +22,7 @@ from signoff_common.membership import Reach
 from signoff_common.principals import Authenticator
 from signoff_devstack.processes import Proc, mongo_url, start_mongod
 from signoff_realtime.longpoll import wait_for_review
+from signoff_realtime.quotas import Quotas
 from signoff_realtime.settings import RealtimeSettings
 from signoff_realtime.wait_endpoint import WaitEndpoint
 from signoff_realtime.waiters import Waiters
@@ -79,7 +80,7 @@ async def test_a_stalled_credential_lookup_does_not_hold_a_long_poll_past_its_ti
         heartbeatFrequencyMS=60_000,
     )
     settings = RealtimeSettings(secret_key="s" * 40)
-    endpoint = WaitEndpoint(settings, Waiters())
+    endpoint = WaitEndpoint(settings, Waiters(), Quotas.of(settings).polls)
     db = client["stalled"]
     endpoint.bind(db, Authenticator(ApiKeyResolver(db), settings.jwt_signing_keys()))
     sent: list[Message] = []

@@ -25,6 +25,7 @@ from signoff_realtime.feed import EventFeed
 from signoff_realtime.gateway import Gateway
 from signoff_realtime.history import RecentEvents, stored_after
 from signoff_realtime.metrics import WAITERS
+from signoff_realtime.quotas import Quotas
 from signoff_realtime.revocation import CredentialWatch
 from signoff_realtime.routes import router
 from signoff_realtime.settings import RealtimeSettings
@@ -39,8 +40,9 @@ log = logging.getLogger(__name__)
 def create_app(settings: RealtimeSettings) -> ASGIApp:
     waiters = Waiters()
     fanout = Fanout(waiters, RecentEvents(settings.recent_events))
-    sockets = Sockets(settings, fanout)
-    long_poll = WaitEndpoint(settings, waiters)
+    quotas = Quotas.of(settings)
+    sockets = Sockets(settings, fanout, quotas.sockets)
+    long_poll = WaitEndpoint(settings, waiters, quotas.polls)
     WAITERS.set_function(lambda: len(waiters))
 
     @contextlib.asynccontextmanager
@@ -57,7 +59,9 @@ def create_app(settings: RealtimeSettings) -> ASGIApp:
             fanout.publish,
             lambda last_id: stored_after(runtime.db, last_id, settings.resume_limit),
         )
-        app.state.gateway = Gateway(settings, runtime, auth, waiters, fanout, feed, watch, shared)
+        app.state.gateway = Gateway(
+            settings, runtime, auth, waiters, fanout, feed, watch, shared, quotas.streams
+        )
         sockets.bind(runtime.db, auth, watch, shared)
         long_poll.bind(runtime.db, auth)
         feed_task = asyncio.create_task(feed.run(), name="kafka-feed")

@@ -8,6 +8,7 @@ from signoff_common.principals import Authenticator
 from signoff_common.runtime import Runtime
 from signoff_realtime.fanout import Fanout
 from signoff_realtime.feed import EventFeed
+from signoff_realtime.quotas import ConnectionQuota
 from signoff_realtime.revocation import CredentialWatch
 from signoff_realtime.settings import RealtimeSettings
 from signoff_realtime.shared_channels import SharedChannels
@@ -24,3 +25,5 @@ class Gateway:
     feed: EventFeed
     watch: CredentialWatch
     shared: SharedChannels
+    # SSE streams open per owner (long-polls and sockets keep their own counts)
+    streams: ConnectionQuota

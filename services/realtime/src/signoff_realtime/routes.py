@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import StreamingResponse
 
 from signoff_common.http_errors import not_found, unauthorized
 from signoff_common.membership import reach_of
@@ -15,6 +14,7 @@ from signoff_realtime import sse
 from signoff_realtime.channels import UnknownChannelError, owned
 from signoff_realtime.gateway import Gateway
 from signoff_realtime.history import valid_event_id
+from signoff_realtime.quotas import TooManyConnectionsError, too_many_connections
 
 router = APIRouter(prefix="/api/v1")
 
@@ -50,7 +50,7 @@ async def events(
     channel: ChannelParam = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     since: Annotated[str | None, Query(alias="lastEventId", max_length=64)] = None,
-) -> StreamingResponse:
+) -> sse.Response:
     """Server-sent events of the caller's channels and those shared with them (or one),
     resumable with ``Last-Event-ID``."""
     reach = await reach_of(gw.runtime.db, who)
@@ -60,6 +60,10 @@ async def events(
             channels = await owned(gw.runtime.db, reach, [channel])
         except UnknownChannelError:
             raise not_found("channel") from None
+    try:
+        place = gw.streams.take(who.owner_id)
+    except TooManyConnectionsError as exc:
+        raise too_many_connections(exc) from None
     cursor = last_event_id or since
     body = sse.stream(
         gw.runtime.db,
@@ -73,4 +77,4 @@ async def events(
         gw.watch,
         gw.shared,
     )
-    return StreamingResponse(body, media_type="text/event-stream", headers=sse.HEADERS)
+    return sse.Response(body, place)

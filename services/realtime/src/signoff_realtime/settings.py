@@ -37,3 +37,9 @@ class RealtimeSettings(ServiceSettings):
     # for all their API keys, one for their users); a revoked key, an expired token or a removed
     # user loses its connections within about this long. SIGNOFF_REALTIME_REVALIDATE_SECONDS.
     realtime_revalidate_seconds: float = Field(default=5.0, gt=0)
+    # Live connections one owner account (all its API keys and its user) may hold open on one
+    # replica; beyond them a stream or poll is answered 429 with Retry-After and a socket's
+    # connect is refused with code "too_many_connections".
+    realtime_max_streams_per_owner: int = Field(default=100, ge=1)
+    realtime_max_polls_per_owner: int = Field(default=1_000, ge=1)
+    realtime_max_sockets_per_owner: int = Field(default=100, ge=1)

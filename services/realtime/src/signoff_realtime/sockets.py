@@ -40,6 +40,7 @@ from signoff_realtime.fanout import Fanout, Subscription
 from signoff_realtime.history import events_since, valid_event_id
 from signoff_realtime.metrics import DROPPED_SOCKETS, REPLAYED, SOCKETS
 from signoff_realtime.payloads import event_name, payload
+from signoff_realtime.quotas import ConnectionQuota, Place, TooManyConnectionsError
 from signoff_realtime.revocation import CODE, CredentialWatch, Watched
 from signoff_realtime.settings import RealtimeSettings
 from signoff_realtime.shared_channels import SharedChannels, Tracked
@@ -98,6 +99,8 @@ class _Socket:
     joined: bool = False
     # The message for the client once its credential was found revoked; the socket is closing.
     revoked: str | None = None
+    # Its place in its owner's socket quota, given back when it is forgotten.
+    place: Place | None = field(default=None, repr=False)
 
     def rooms(self) -> list[str]:
         if self.channels is not None:
@@ -106,9 +109,10 @@ class _Socket:
 
 
 class Sockets:
-    def __init__(self, settings: RealtimeSettings, fanout: Fanout) -> None:
+    def __init__(self, settings: RealtimeSettings, fanout: Fanout, quota: ConnectionQuota) -> None:
         self._settings = settings
         self._fanout = fanout
+        self._quota = quota
         self._db: Database | None = None
         self._auth: Authenticator | None = None
         self._watch: CredentialWatch | None = None
@@ -233,11 +237,15 @@ class Sockets:
             raise _refused("not_found", str(exc)) from None
         except PyMongoError:
             raise _refused("unavailable", "storage unavailable; try again") from None
+        try:
+            place = self._quota.take(principal.owner_id)
+        except TooManyConnectionsError as exc:
+            raise _refused("too_many_connections", str(exc)) from None
         last = auth.get("lastEventId")
         sub = self._fanout.subscribe(
             principal.owner_id, channels, self._settings.sse_queue_size, reach.shared
         )
-        sock = _Socket(principal, channels, reach, sub=sub)
+        sock = _Socket(principal, channels, reach, sub=sub, place=place)
         self._sockets[sid] = sock
         sock.watched = self._watch.watch(principal, lambda message: self._revoke(sid, message))
         sock.tracked = self._shared.track(principal, reach.shared, lambda shared: self._reshare(sid, shared))
@@ -258,6 +266,8 @@ class Sockets:
             sock.watched.release()
         if sock is not None and sock.tracked is not None:
             sock.tracked.release()
+        if sock is not None and sock.place is not None:
+            sock.place.release()
         return sock
 
     def _reshare(self, sid: str, shared: frozenset[str]) -> None:

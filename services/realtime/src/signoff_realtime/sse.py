@@ -20,6 +20,9 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
 from signoff_common.events import Event
 from signoff_common.membership import Reach
 from signoff_common.mongo import Database
@@ -28,11 +31,30 @@ from signoff_realtime.fanout import Fanout
 from signoff_realtime.history import events_since
 from signoff_realtime.metrics import DROPPED_STREAMS, REPLAYED, STREAMS
 from signoff_realtime.payloads import event_name, payload
+from signoff_realtime.quotas import Place
 from signoff_realtime.revocation import CODE, CredentialWatch
 from signoff_realtime.settings import RealtimeSettings
 from signoff_realtime.shared_channels import SharedChannels
 
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class Response(StreamingResponse):
+    """The stream's response; its owner's place in the stream quota is given back when the
+    response ends, however it ends (even if the client left before the first byte, when the
+    body generator never starts and its own ``finally`` never runs)."""
+
+    def __init__(self, body: AsyncIterator[str], place: Place) -> None:
+        super().__init__(body, media_type="text/event-stream", headers=HEADERS)
+        self._place = place
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._place.release()
+
+
 # How long a browser waits before reconnecting after the stream drops.
 RETRY_MS = 2000
 

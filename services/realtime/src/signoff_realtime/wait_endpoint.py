@@ -5,7 +5,8 @@ holds while it waits is multiplied by their number. Through FastAPI each one als
 middleware and routing frames, FastAPI's dependency machinery and exit stacks — about half of the
 memory per parked poll. Here a poll holds one coroutine, its waiter future and timer, and the
 encoded timed-out answer. The contract is the one the FastAPI route had: the same parameters and
-limits, the same ``{"error": {...}}`` answers (401, 404, 405, 422, 503).
+limits, the same ``{"error": {...}}`` answers (401, 404, 405, 422, 503), and 429 when the caller's
+account already has ``SIGNOFF_REALTIME_MAX_POLLS_PER_OWNER`` polls parked on this replica.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from signoff_common.membership import reach_of
 from signoff_common.mongo import Database
 from signoff_common.principals import Authenticator, BadCredentialsError, credential_from_headers
 from signoff_realtime.longpoll import encode, parse_timeout_ms, ready_by, wait_for_review, within
+from signoff_realtime.quotas import ConnectionQuota, TooManyConnectionsError, too_many_connections
 from signoff_realtime.settings import RealtimeSettings
 from signoff_realtime.waiters import Waiters
 
@@ -57,9 +59,10 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 class WaitEndpoint:
-    def __init__(self, settings: RealtimeSettings, waiters: Waiters) -> None:
+    def __init__(self, settings: RealtimeSettings, waiters: Waiters, quota: ConnectionQuota) -> None:
         self._settings = settings
         self._waiters = waiters
+        self._quota = quota
         self._db: Database | None = None
         self._auth: Authenticator | None = None
 
@@ -108,10 +111,17 @@ class WaitEndpoint:
             raise unauthorized(str(exc)) from None
         if bad_query is not None:
             raise bad_query  # after auth, in the order FastAPI checked them
-        reach = await within(limit, reach_of(self._db, who))
-        body = await wait_for_review(
-            self._db, self._waiters, reach, review_id, params.get("channel") or None, seconds, arrived
-        )
+        try:
+            place = self._quota.take(who.owner_id)
+        except TooManyConnectionsError as exc:
+            raise too_many_connections(exc) from None
+        try:
+            reach = await within(limit, reach_of(self._db, who))
+            body = await wait_for_review(
+                self._db, self._waiters, reach, review_id, params.get("channel") or None, seconds, arrived
+            )
+        finally:
+            place.release()
         if body is None:
             raise not_found("review")
         return body
