@@ -335,6 +335,7 @@ class NotificationDoc(TypedDict, total=False):
     sent_at: datetime
     finished_at: datetime
     link_used_at: datetime  # an answer link or Slack button of it was used (single use)
+    link_revoked_at: datetime  # its recipient was removed from the channel: its links answer nothing
     response_url_enc: str | None  # sealed Slack response_url an outcome replaces the message through
     created_at: Required[datetime]
     updated_at: Required[datetime]

@@ -11,10 +11,10 @@ membership.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from signoff_common.documents import AgentDoc
+from signoff_common.documents import AgentDoc, UserDoc
 from signoff_common.mongo import AGENTS, Database, Doc, collection
 from signoff_common.principals import Principal
 
@@ -84,3 +84,18 @@ async def reach_over(db: Database, principal: Principal, owner_id: str, channel_
 def reviewers(agent: AgentDoc) -> frozenset[str]:
     """The user ids that may answer the channel's reviews now: its owner and its members."""
     return frozenset([agent["owner_id"], *(m["user_id"] for m in agent.get("members", []))])
+
+
+def may_answer(agent: AgentDoc, user_id: str) -> bool:
+    """Whether ``user_id`` may answer the channel's reviews now. Every answer that does not come
+    with a fresh session check (an e-mail link, a Slack button) asks this at answer time: a member
+    removed since the notice was sent answers nothing."""
+    return user_id in reviewers(agent)
+
+
+def reviewers_by_email(agent: AgentDoc, users: Mapping[str, UserDoc]) -> dict[str, str]:
+    """e-mail address -> user id of the channel's reviewers, from ``users`` (their documents by
+    id): the only addresses a review's escalation may name. Built from the reviewers' own
+    documents, never by looking an address up, so what an agent is told about an address it
+    names never depends on whether some account has it."""
+    return {users[uid]["email"]: uid for uid in sorted(reviewers(agent)) if uid in users}

@@ -186,6 +186,10 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
         ),
         IndexModel([("message_id", ASCENDING), ("created_at", ASCENDING)]),
         IndexModel([("owner_id", ASCENDING), ("_id", DESCENDING)]),
+        # A member removed from a channel: their notices are cancelled and their links revoked.
+        IndexModel(
+            [("channel_id", ASCENDING), ("responder_id", ASCENDING)], name="notifications_by_responder"
+        ),
     ],
     # The GridFS spec's own indexes, created here so no request pays for creating them.
     f"{FILE_BUCKET}.files": [IndexModel([("filename", ASCENDING), ("uploadDate", ASCENDING)])],

@@ -212,6 +212,44 @@ def cancel_for_closed_review(message_id: str, now: datetime) -> tuple[dict[str, 
     )
 
 
+NO_LONGER_A_REVIEWER = "the recipient is no longer a reviewer of this channel"
+
+
+def cancel_for_removed_reviewer(
+    channel_id: str, user_id: str, now: datetime
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(filter, update) cancelling what still waits for a user removed from a channel: notices
+    held by quiet hours, reminders, escalations, retries. Claimed ones are left to their holder,
+    which finds the recipient no longer among the channel's reviewers."""
+    return (
+        {
+            "channel_id": channel_id,
+            "recipient_kind": "user",
+            "recipient_id": user_id,
+            "state": "pending",
+            "claim": None,
+        },
+        {
+            "$set": {
+                "state": "cancelled",
+                "last_error": NO_LONGER_A_REVIEWER,
+                "finished_at": now,
+                "updated_at": now,
+            },
+            "$unset": {"next_attempt_at": ""},
+        },
+    )
+
+
+def links_revoked(channel_id: str, user_id: str, now: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(filter, update) withdrawing every answer link and Slack button a channel's notices gave
+    ``user_id`` (removed from it): they stay dead if the user is added back later."""
+    return (
+        {"channel_id": channel_id, "responder_id": user_id, "link_revoked_at": {"$exists": False}},
+        {"$set": {"link_revoked_at": now, "updated_at": now}},
+    )
+
+
 def link_used(notification_id: str, now: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
     """(filter, update) marking a notification's answer links used; matches nothing if one of
     them was used before, which is what makes a link (and a replayed Slack click) single-use."""

@@ -62,5 +62,6 @@ def result(found: Found) -> str:
             f"<p>You chose <strong>{html.escape(found.label)}</strong>.</p>",
             note,
         )
-    title = {"used": "Link already used", "closed": "Review closed"}.get(found.status, "Link not valid")
+    titles = {"used": "Link already used", "closed": "Review closed", "revoked": "Link no longer valid"}
+    title = titles.get(found.status, "Link not valid")
     return _page(title, f"<p data-reason>{html.escape(found.reason)}.</p>")

@@ -18,16 +18,18 @@ from pymongo.errors import PyMongoError
 
 from signoff_api import messages
 from signoff_api.reviews import selection_items
-from signoff_common import answer_links, notifications
+from signoff_common import answer_links, membership, notifications
 from signoff_common.answer_links import AnswerLink, LinkError
 from signoff_common.clock import as_utc, utcnow
 from signoff_common.documents import MessageDoc, NotificationDoc, ReviewDoc
 from signoff_common.http_errors import ApiError
 from signoff_common.membership import Reach
-from signoff_common.mongo import MESSAGES, NOTIFICATIONS, Database, collection
+from signoff_common.mongo import AGENTS, MESSAGES, NOTIFICATIONS, Database, collection
 from signoff_common.views import MessageView
 
-Status = Literal["ready", "answered", "used", "closed", "invalid"]
+Status = Literal["ready", "answered", "used", "closed", "revoked", "invalid"]
+
+REVOKED = "this link no longer works: you are no longer a reviewer of this channel"
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,17 @@ async def look_up(db: Database, key: bytes, token: str, now: datetime) -> Found:
     if notification is None or message is None or "review" not in message:
         return Found("invalid", "this link belongs to a review that no longer exists", link)
     review = message["review"]
+    # The token names who it answers as, not whether they still may: read that now (a member
+    # removed since the notice was sent, or whose links were withdrawn by that removal).
+    agent = await collection(db, AGENTS).find_one(
+        {"_id": message["channel_id"]}, {"owner_id": 1, "members.user_id": 1}
+    )
+    if (
+        agent is None
+        or notification.get("link_revoked_at")
+        or not membership.may_answer(agent, link.responder_id)
+    ):
+        return Found("revoked", REVOKED, link, notification, message)
     if notification.get("link_used_at"):
         return Found("used", "this link was already used", link, notification, message)
     if review["status"] != "pending" or as_utc(review["expires_at"]) <= now:
@@ -103,7 +116,8 @@ async def answer(db: Database, key: bytes, token: str) -> Found:
     try:
         view = await messages.respond(
             db,
-            # The token is the credential: whoever the notifier told (an escalation too) may answer.
+            # The token is the credential, for a recipient look_up found still among the
+            # channel's reviewers (owner or member).
             Reach(message["owner_id"]),
             message["_id"],
             link.responder_id,

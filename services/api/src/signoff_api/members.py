@@ -5,11 +5,12 @@ channel's owner, signed in as a user, manages its members."""
 from __future__ import annotations
 
 from signoff_api.auth import normalise_email
+from signoff_common import notifications
 from signoff_common.clock import utcnow
 from signoff_common.documents import MemberDoc
 from signoff_common.http_errors import ApiError, not_found
 from signoff_common.membership import MAX_MEMBERS
-from signoff_common.mongo import AGENTS, USERS, Database, collection
+from signoff_common.mongo import AGENTS, NOTIFICATIONS, USERS, Database, collection
 
 
 async def list_members(db: Database, owner_id: str, agent_id: str) -> list[MemberDoc]:
@@ -60,3 +61,9 @@ async def remove_member(db: Database, owner_id: str, agent_id: str, user_id: str
     if removed.matched_count == 0:
         owned = await agents.find_one({"_id": agent_id, "owner_id": owner_id}, {"_id": 1})
         raise not_found("member" if owned else "agent")
+    # Removal revokes: nothing more is sent to them about this channel, and the links they were
+    # sent answer nothing (answers through links also check membership when they are used).
+    now = utcnow()
+    sent = collection(db, NOTIFICATIONS)
+    await sent.update_many(*notifications.cancel_for_removed_reviewer(agent_id, user_id, now))
+    await sent.update_many(*notifications.links_revoked(agent_id, user_id, now))

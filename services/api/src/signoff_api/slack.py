@@ -72,7 +72,7 @@ async def act(db: Database, box: SecretBox, key: bytes, payload: dict[str, Any])
         found = await answers.answer(db, key, token)
         results.append(found)
         # A removed reviewer's click answers nothing and is told nothing of the review's outcome.
-        shown = found.notification is not None and found.status != "revoked" and found.status != "revoked"
+        shown = found.notification is not None and found.status != "revoked"
         if shown and isinstance(response_url, str) and response_url:
             await _update_message(db, box, found, response_url)
     return results

@@ -32,6 +32,8 @@ async def add_member(agent_id: str, body: MemberIn, user: CurrentUser, ctx: Ctx)
 @router.delete("/{user_id}", response_model=DeletedOut)
 async def remove_member(agent_id: str, user_id: str, user: CurrentUser, ctx: Ctx) -> DeletedOut:
     """Stop sharing the channel with this user; their open live streams leave it within the
-    realtime gateway's revalidation period, their requests at once."""
+    realtime gateway's revalidation period, their requests at once. Notices still waiting for
+    them (reminders, escalations) are cancelled, and the answer links and Slack buttons they were
+    sent answer nothing any more."""
     await members.remove_member(ctx.db, user.owner_id, agent_id, user_id)
     return DeletedOut()
