@@ -91,13 +91,22 @@ class Proc:
             self.popen.wait(5)
 
 
+def _owner_only_dir(log_dir: Path) -> Path:
+    """The stack's log directory, readable by its owner only."""
+    log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    log_dir.chmod(0o700)
+    return log_dir
+
+
 def _spawn(
     name: str, argv: list[str], log_dir: Path, port: int, env: Mapping[str, str] | None = None
 ) -> Proc:
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"{name}.log"
+    log_path = _owner_only_dir(log_dir) / f"{name}.log"
     full_env = {**os.environ, **(env or {})}
-    log: IO[bytes] = log_path.open("ab")
+    # Owner only, like local.env: a server's log can hold what a client sent it.
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(fd, 0o600)  # a log file left by an older run keeps its mode otherwise
+    log: IO[bytes] = os.fdopen(fd, "ab")
     try:
         popen = subprocess.Popen(
             argv, stdout=log, stderr=subprocess.STDOUT, env=full_env, start_new_session=True, cwd=REPO_ROOT
