@@ -268,13 +268,18 @@ async def test_iterations_chain(owner: Owner) -> None:
     early = await owner.agent.post(
         "/api/v1/messages", json={"channelId": agent["id"], "text": "too soon", "iterationOf": v1["id"]}
     )
-    assert early.status_code == 409, early.text  # the review is still pending
-    assert early.json()["error"]["field"] == "iterationOf"
+    # The review is still pending: 400 with Placet's message, as Placet's MCP server relays it.
+    assert early.status_code == 400, early.text
+    assert early.json()["error"] == {
+        "code": "iteration_not_allowed",
+        "message": "iterationOf target must have a completed or expired review",
+        "field": "iterationOf",
+    }
     plain = await owner.post_message(agent["id"], text="no review")
     no_review = await owner.agent.post(
         "/api/v1/messages", json={"channelId": agent["id"], "text": "x", "iterationOf": plain["id"]}
     )
-    assert no_review.status_code == 409
+    assert no_review.status_code == 400
     answered = await owner.human.post(
         f"/api/v1/reviews/{v1['id']}/respond",
         json={"response": {"selectedOption": "reject"}, "feedback": "Add Q2 data"},
@@ -298,7 +303,10 @@ async def test_iterations_chain(owner: Owner) -> None:
     assert chain["iterations"][0]["review"]["feedback"] == "Add Q2 data"
     for member in (v1, v2, v3):
         refused = await owner.agent.delete(f"/api/v1/messages/{member['id']}")
-        assert refused.status_code == 409, refused.text
+        assert refused.status_code == 400, refused.text  # as Placet
+        assert refused.json()["error"]["message"] == (
+            "Cannot delete a message that is part of an iteration chain with other messages"
+        )
     assert (await owner.agent.get(f"/api/v1/messages/{v1['id']}")).status_code == 200
 
 

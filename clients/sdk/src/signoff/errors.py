@@ -63,7 +63,8 @@ class ApiError(SignoffError):
 
 
 class BadRequest(ApiError):
-    """400."""
+    """400 (as Placet answers them): ``iterationOf`` naming a review that is still open, deleting
+    a member of an iteration chain with other messages."""
 
 
 class Unauthorized(ApiError):
@@ -80,7 +81,7 @@ class NotFound(ApiError):
 
 class Conflict(ApiError):
     """409: already answered or expired, a closed stream, an idempotency key reused with a
-    different body, a chain member that cannot be deleted."""
+    different body."""
 
 
 class PayloadTooLarge(ApiError):

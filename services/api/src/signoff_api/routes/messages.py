@@ -166,7 +166,8 @@ async def get_message(
 async def delete_message(
     message_id: str, who: CurrentPrincipal, ctx: Ctx, channel: OptChannel = None
 ) -> DeletedOut:
-    """Retract a message. A message with follow-up iterations is refused with 409."""
+    """Retract a message. A member of an iteration chain with other messages is refused with
+    400, as in Placet."""
     await messages.delete_message(ctx.db, who.owner_id, message_id, channel)
     return DeletedOut()
 
