@@ -1,10 +1,12 @@
 """Reminders, escalation and quiet hours on real servers with short deadlines: each fires at its
-time, a closed review cancels what waits, an escalated user (not a member of the channel) can
-answer through the link they got, and quiet hours hold back all but escalations."""
+time, a closed review cancels what waits, an escalated member answers through the link they got,
+an escalation names only the channel's people (an agent key learns nothing of other accounts),
+and quiet hours hold escalations back too unless the user lets them through."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import httpx
@@ -60,12 +62,16 @@ async def test_policies_are_validated_naming_the_field(
     assert resp.json()["error"]["field"] == field
 
 
-async def test_a_reminder_and_an_escalation_fire_and_the_escalated_user_answers(
+async def test_a_reminder_and_an_escalation_fire_and_the_escalated_member_answers(
     notify: Notify, person: Owner
 ) -> None:
     escalated = await notify.stack.new_owner()
     try:
         agent = await person.create_agent(name="payments")
+        shared = await person.human.post(
+            f"/api/v1/agents/{agent['id']}/members", json={"email": escalated.email}
+        )
+        assert shared.status_code == 201, shared.text
         msg = await person.post_message(
             agent["id"],
             text="Refund 4,000 EUR?",
@@ -73,35 +79,29 @@ async def test_a_reminder_and_an_escalation_fire_and_the_escalated_user_answers(
                 **APPROVAL,
                 "expiresInSeconds": 12,
                 "reminders": [8],
-                "escalation": [
-                    {"afterSeconds": 2, "notify": [escalated.email.upper(), "nobody@nowhere.test"]}
-                ],
+                "escalation": [{"afterSeconds": 2, "notify": [escalated.email.upper()]}],
             },
         )
         stored = (await person.agent.get(f"/api/v1/reviews/{msg['id']}")).json()
         # Stored as given (e-mails lower case) and shown back to the agent.
         assert stored["review"]["reminders"] == [8]
-        assert stored["review"]["escalation"] == [
-            {"afterSeconds": 2, "notify": sorted([escalated.email.lower(), "nobody@nowhere.test"])}
-        ]
+        assert stored["review"]["escalation"] == [{"afterSeconds": 2, "notify": [escalated.email.lower()]}]
         created = datetime.fromisoformat(stored["createdAt"].replace("Z", "+00:00"))
         first = (await mail_for(notify, person.email))[0]
         assert "Review requested" in first.subject
-        (escalation,) = await mail_for(notify, escalated.email)
+        member_mails = await mail_for(notify, escalated.email, 2)
+        escalation = next(m for m in member_mails if "Escalated review" in m.subject)
         assert escalation.subject.startswith("[Signoff] Escalated review: Refund 4,000 EUR?")
         reminder = (await mail_for(notify, person.email, 2))[1]
         assert reminder.subject.startswith("[Signoff] Reminder: review waiting")
 
         entries = await log_of(person, msg["id"])
-        by_purpose = {(e["purpose"], e["recipient"]): e for e in entries}
-        assert by_purpose[("escalation:0", "nobody@nowhere.test")]["state"] == "skipped"
-        assert "no Signoff user" in by_purpose[("escalation:0", "nobody@nowhere.test")]["lastError"]
-        sent = {k: e for k, e in by_purpose.items() if e["state"] == "sent"}
-        assert set(sent) == {
+        sent = {(e["purpose"], e["recipient"]): e for e in entries if e["state"] == "sent"}
+        assert {
             ("review", person.email),
             ("reminder:0", person.email),
             ("escalation:0", escalated.email),
-        }
+        } <= set(sent)
 
         # Each went out at its time (never before it), measured from the message's creation.
         def went(key: tuple[str, str]) -> float:
@@ -111,17 +111,68 @@ async def test_a_reminder_and_an_escalation_fire_and_the_escalated_user_answers(
         assert went(("escalation:0", escalated.email)) >= 2
         assert went(("reminder:0", person.email)) >= 12 - 8
 
-        # The escalated user is no member of the channel, yet the link they got answers as them.
+        # The escalation's link answers as the member it was sent to.
         async with httpx.AsyncClient(timeout=10) as browser:
             done = await browser.post(escalation.links()[0])
         assert done.status_code == 200, done.text
         review = (await person.agent.get(f"/api/v1/reviews/{msg['id']}")).json()["review"]
         assert review["respondedBy"] == escalated.user_id
-        # Their channel list did not grow: the link answered, it shared nothing.
-        assert (await escalated.human.get(f"/api/v1/reviews/{msg['id']}")).status_code == 404
     finally:
         await escalated.agent.aclose()
         await escalated.human.aclose()
+
+
+async def test_an_agent_key_escalates_only_to_the_channels_people_and_learns_nothing_of_accounts(
+    notify: Notify, person: Owner
+) -> None:
+    """An escalation naming anyone but the channel's owner and members is refused, with the same
+    answer for an address with an account (another tenant's user) and one with none; nothing is
+    mailed to either, and the agent's notification log holds nothing about them."""
+    other = await notify.stack.new_owner()
+    try:
+        agent = await person.create_agent(name="escalating")
+        unknown = f"nobody-{other.user_id}@nowhere.test"
+        refusals = []
+        for notify_list in (
+            [other.email],
+            [unknown],
+            [person.email, other.email.upper()],
+            [person.email, unknown],
+        ):
+            resp = await person.agent.post(
+                "/api/v1/messages",
+                json={
+                    "channelId": agent["id"],
+                    "text": "Escalate to them?",
+                    "review": {**APPROVAL, "escalation": [{"afterSeconds": 1, "notify": notify_list}]},
+                },
+            )
+            assert resp.status_code == 422, resp.text
+            refusals.append(resp.json()["error"])
+        # Known and unknown addresses: told apart by nothing the key can read.
+        assert refusals[0] == refusals[1]
+        assert refusals[2] == refusals[3]
+        assert refusals[0]["field"] == "review.escalation[0].notify[0]"
+        assert refusals[2]["field"] == "review.escalation[0].notify[1]"
+        assert "owner or a member of this channel" in refusals[0]["message"]
+
+        # The owner's own address is fine: the escalation reaches them, and only them.
+        msg = await person.post_message(
+            agent["id"],
+            text="Escalate to me",
+            review={**APPROVAL, "escalation": [{"afterSeconds": 1, "notify": [person.email]}]},
+        )
+        await mail_for(notify, person.email, 2)
+        logged = await person.agent.get("/api/v1/notifications")
+        assert logged.status_code == 200
+        assert other.email not in logged.text
+        assert unknown not in logged.text
+        assert {e["recipient"] for e in await log_of(person, msg["id"])} == {person.email}
+        assert notify.mailbox.to(other.email) == []
+        assert notify.mailbox.to(unknown) == []
+    finally:
+        await other.agent.aclose()
+        await other.human.aclose()
 
 
 async def test_an_answer_cancels_reminders_and_escalations_still_waiting(
@@ -155,7 +206,9 @@ async def test_an_answer_cancels_reminders_and_escalations_still_waiting(
     await eventually(cancelled, 15, "reminder and escalation cancelled")
 
 
-async def test_quiet_hours_hold_notices_back_but_not_escalations(notify: Notify, person: Owner) -> None:
+async def test_quiet_hours_hold_escalations_back_unless_the_user_lets_them_through(
+    notify: Notify, person: Owner
+) -> None:
     now = datetime.now(UTC)
     start, end = now - timedelta(hours=1), now + timedelta(hours=2)
     prefs = await person.human.put(
@@ -166,6 +219,7 @@ async def test_quiet_hours_hold_notices_back_but_not_escalations(notify: Notify,
     )
     assert prefs.status_code == 200, prefs.text
     assert prefs.json()["quietHours"]["timeZone"] == "UTC"
+    assert prefs.json()["escalationsDuringQuietHours"] is False
     bad = await person.human.put(
         "/api/v1/users/me/notifications",
         json={"quietHours": {"start": "22:00", "end": "07:00", "timeZone": "Mars/Olympus"}},
@@ -174,20 +228,30 @@ async def test_quiet_hours_hold_notices_back_but_not_escalations(notify: Notify,
     assert bad.json()["error"]["field"] == "quietHours.timeZone"
 
     agent = await person.create_agent()
-    msg = await person.post_message(
-        agent["id"],
-        text="At night?",
-        review={**APPROVAL, "escalation": [{"afterSeconds": 1, "notify": [person.email]}]},
+    review = {**APPROVAL, "escalation": [{"afterSeconds": 1, "notify": [person.email]}]}
+    held = await person.post_message(agent["id"], text="At night?", review=review)
+
+    async def deferred(message_id: str, purpose: str) -> dict[str, Any] | None:
+        entries = await log_of(person, message_id)
+        return next((e for e in entries if e["purpose"] == purpose and e["deferredUntil"]), None)
+
+    # An agent's escalation wakes nobody: it waits for the end of quiet hours like the notice.
+    for purpose in ("review", "escalation:0"):
+        entry = await eventually(partial(deferred, held["id"], purpose), 10, f"{purpose} deferred")
+        assert entry["state"] == "pending"
+        until = datetime.fromisoformat(entry["deferredUntil"].replace("Z", "+00:00"))
+        assert abs((until - end.replace(second=0, microsecond=0)).total_seconds()) < 1
+    assert notify.mailbox.to(person.email) == []
+
+    # The user may let escalations through; the plain notice still waits.
+    let_through = await person.human.put(
+        "/api/v1/users/me/notifications", json={"escalationsDuringQuietHours": True}
     )
+    assert let_through.status_code == 200, let_through.text
+    assert let_through.json()["escalationsDuringQuietHours"] is True
+    assert let_through.json()["quietHours"] is not None
+    urgent = await person.post_message(agent["id"], text="Really urgent", review=review)
     (escalation,) = await mail_for(notify, person.email)
-    assert "Escalated review" in escalation.subject
-
-    async def deferred() -> dict[str, Any] | None:
-        entries = await log_of(person, msg["id"])
-        return next((e for e in entries if e["purpose"] == "review" and e["deferredUntil"]), None)
-
-    held = await eventually(deferred, 10, "the review notice deferred")
-    assert held["state"] == "pending"
-    until = datetime.fromisoformat(held["deferredUntil"].replace("Z", "+00:00"))
-    assert abs((until - end.replace(second=0, microsecond=0)).total_seconds()) < 1
+    assert escalation.subject.startswith("[Signoff] Escalated review: Really urgent")
+    await eventually(partial(deferred, urgent["id"], "review"), 10, "the urgent review's notice deferred")
     assert len(notify.mailbox.to(person.email)) == 1

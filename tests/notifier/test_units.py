@@ -9,12 +9,12 @@ from typing import Any, Unpack
 import pytest
 
 from signoff_api import slack
-from signoff_common import answer_links
+from signoff_common import answer_links, membership
 from signoff_common.answer_links import AnswerLink, LinkError
 from signoff_common.documents import AgentDoc, MessageDoc, NotificationPrefsDoc, QuietHoursDoc, UserDoc
 from signoff_common.http_errors import ApiError
 from signoff_notifier import content, planner
-from signoff_notifier.quiet import quiet_until
+from signoff_notifier.quiet import held_until, quiet_until
 from signoff_notifier.settings import NotifierSettings
 
 T0 = datetime(2026, 3, 28, 22, 30, tzinfo=UTC)  # a Saturday; Europe/Berlin goes to summer time next night
@@ -182,7 +182,7 @@ def _keys(docs: list[Any]) -> set[tuple[str, str, str, str]]:
 
 
 def test_plan_owner_and_members_by_their_preferences() -> None:
-    docs = planner.plan(_message(), AGENT, USERS, {}, NOW_PLAN, email_ready=True)
+    docs = planner.plan(_message(), AGENT, USERS, NOW_PLAN, email_ready=True)
     assert _keys(docs) == {
         ("review", "usr_owner", "email", "pending"),
         ("review", "usr_member", "slack", "pending"),
@@ -195,32 +195,67 @@ def test_plan_reminders_escalation_channel_slack_and_what_cannot_be_sent() -> No
     message = _message(
         reminders=[300, 3600],  # 3600 s before a 10-minute deadline has passed already: dropped
         escalation=[
-            {"after_seconds": 120, "notify": ["esc@x.test", "ghost@x.test"]},
-            {"after_seconds": 900, "notify": ["esc@x.test"]},  # after the deadline: dropped
+            {"after_seconds": 120, "notify": ["usr_owner@x.test", "esc@x.test", "ghost@x.test"]},
+            {"after_seconds": 900, "notify": ["usr_owner@x.test"]},  # after the deadline: dropped
         ],
     )
     agent: AgentDoc = {**AGENT, "members": [], "slack_webhook_enc": "sealed"}
-    docs = planner.plan(message, agent, USERS, {"esc@x.test": _user("usr_esc")}, NOW_PLAN, email_ready=False)
+    # usr_esc has an account (even handed in among the users) but is no reviewer of the channel.
+    users = {**USERS, "usr_esc": _user("usr_esc")}
+    docs = planner.plan(message, agent, users, NOW_PLAN, email_ready=False)
     assert _keys(docs) == {
         ("review", "usr_owner", "email", "skipped"),
         ("review", "agt_1", "slack", "pending"),
         ("reminder:0", "usr_owner", "email", "skipped"),
         ("reminder:0", "agt_1", "slack", "pending"),
-        ("escalation:0", "usr_esc", "email", "skipped"),
+        ("escalation:0", "usr_owner", "email", "skipped"),
+        ("escalation:0", "esc@x.test", "email", "skipped"),
         ("escalation:0", "ghost@x.test", "email", "skipped"),
     }
     due = {(d["purpose"], d["recipient_id"]): d.get("next_attempt_at") for d in docs}
     assert due[("reminder:0", "agt_1")] == NOW_PLAN + timedelta(minutes=5)
     skipped = {d["recipient_id"]: d["last_error"] for d in docs if d["state"] == "skipped"}
-    assert skipped["ghost@x.test"] == planner.NO_SUCH_USER
+    # An address with an account outside the channel and one with none: told apart by nothing.
+    assert skipped["esc@x.test"] == skipped["ghost@x.test"] == planner.NOT_A_REVIEWER
     assert skipped["usr_owner"] == planner.EMAIL_NOT_CONFIGURED
     assert all(d["escalation"] == d["purpose"].startswith("escalation") for d in docs)
     assert len({d["key"] for d in docs}) == len(docs)
 
 
 def test_plan_nothing_for_closed_or_overdue_reviews() -> None:
-    assert planner.plan(_message(status="completed"), AGENT, USERS, {}, NOW_PLAN, True) == []
-    assert planner.plan(_message(expires_at=NOW_PLAN), AGENT, USERS, {}, NOW_PLAN, True) == []
+    assert planner.plan(_message(status="completed"), AGENT, USERS, NOW_PLAN, True) == []
+    assert planner.plan(_message(expires_at=NOW_PLAN), AGENT, USERS, NOW_PLAN, True) == []
+
+
+@pytest.mark.parametrize(
+    ("user_id", "reviewer"),
+    [("usr_owner", True), ("usr_member", True), ("usr_gone", False), ("", False), ("agt_1", False)],
+)
+def test_who_may_answer_and_be_escalated_to(user_id: str, reviewer: bool) -> None:
+    assert membership.may_answer(AGENT, user_id) is reviewer
+    users = {**USERS, "usr_gone": _user("usr_gone")}
+    assert (f"{user_id}@x.test" in membership.reviewers_by_email(AGENT, users)) is reviewer
+
+
+QUIET = q("00:00", "23:59")
+
+
+@pytest.mark.parametrize(
+    ("prefs", "escalation", "held"),
+    [
+        ({}, False, False),
+        ({}, True, False),
+        ({"quiet_hours": QUIET}, False, True),
+        ({"quiet_hours": QUIET}, True, True),  # an agent's escalation waits like any notice
+        ({"quiet_hours": QUIET, "escalations_during_quiet_hours": True}, True, False),
+        ({"quiet_hours": QUIET, "escalations_during_quiet_hours": True}, False, True),
+        ({"quiet_hours": QUIET, "escalations_during_quiet_hours": False}, True, True),
+    ],
+)
+def test_quiet_hours_hold_escalations_unless_let_through(
+    prefs: NotificationPrefsDoc, escalation: bool, held: bool
+) -> None:
+    assert (held_until(T0.replace(hour=12), prefs, escalation) is not None) is held
 
 
 def test_choices_and_escaping() -> None:

@@ -62,6 +62,7 @@ class NotificationPrefsDoc(TypedDict, total=False):
     slack_webhook_enc: str | None  # sealed Slack incoming-webhook URL (the URL is a credential)
     slack_webhook_host: str | None  # what screens show instead of the URL
     quiet_hours: QuietHoursDoc | None
+    escalations_during_quiet_hours: bool  # absent = off: quiet hours hold escalations back too
 
 
 class UserDoc(TypedDict, total=False):
@@ -296,7 +297,7 @@ NotificationKind = Literal["email", "slack"]
 # and escalations); the rest are final.
 NotificationState = Literal["pending", "sent", "failed", "cancelled", "skipped"]
 # Who a notification is for: a user, a channel's own Slack webhook, or an escalation e-mail that
-# names no user (recorded as skipped, so the operator sees it).
+# names none of the channel's reviewers (recorded as skipped, so the operator sees it).
 RecipientKind = Literal["user", "channel", "address"]
 
 
@@ -324,7 +325,7 @@ class NotificationDoc(TypedDict, total=False):
     recipient_id: Required[str]  # user id, channel id, or the e-mail of an unknown escalation
     responder_id: str | None  # the user its answer links answer as
     address: str | None  # e-mail address (kind email)
-    escalation: bool  # quiet hours do not hold it back
+    escalation: bool  # quiet hours hold it back only if its recipient did not let escalations through
     state: Required[NotificationState]
     attempt_count: int
     attempts: list[NotificationAttemptDoc]

@@ -151,6 +151,27 @@ def _notification_policy(review: ReviewIn, doc: ReviewDoc, lifetime: float) -> N
         ]
 
 
+async def _check_escalation(db: Database, channel_id: str, review: ReviewIn) -> None:
+    """Refuse an escalation address that is none of the channel's reviewers (its owner and
+    members): an agent's key tells the people of its channel, nobody else. Decided from the
+    reviewers' own documents (read by id), never by looking the address up, so an address with
+    an account elsewhere and one with none get the same answer."""
+    agent = await collection(db, AGENTS).find_one({"_id": channel_id}, {"owner_id": 1, "members.user_id": 1})
+    if agent is None:
+        raise not_found("channel")
+    ids = sorted(membership.reviewers(agent))
+    found = await collection(db, USERS).find({"_id": {"$in": ids}}, {"email": 1}).to_list()
+    reviewers = membership.reviewers_by_email(agent, {u["_id"]: u for u in found})
+    for i, step in enumerate(review.escalation or []):
+        for j, address in enumerate(step.notify):
+            if normalise_email(address) not in reviewers:
+                raise ApiError(
+                    422, "invalid_review",
+                    "is not the owner or a member of this channel: escalations only go to its reviewers",
+                    f"review.escalation[{i}].notify[{j}]",
+                )  # fmt: skip
+
+
 def _default_response(review_type: str, payload: dict[str, Any], response: Any) -> Any:
     """``onExpire.response``, checked exactly as a human's answer to this review would be."""
     try:
@@ -188,11 +209,11 @@ async def _iteration(db: Database, body: MessageIn) -> tuple[str, int] | None:
         )
     status = prev["review"]["status"] if "review" in prev else None
     if status not in ("completed", "expired"):
-        # 400 and Placet's words: Placet's MCP server hands its error bodies to agents as they are.
         raise ApiError(
-            400,
+            409,
             "iteration_not_allowed",
-            "iterationOf target must have a completed or expired review",
+            "iterationOf must name a message whose review is completed or expired"
+            + (" (it is still pending)" if status == "pending" else " (it has no review)"),
             "iterationOf",
         )
     group_id: str = prev.get("group_id") or prev["_id"]
@@ -235,6 +256,8 @@ async def create_message(
     check_limits(settings, body)
     now = utcnow()
     review = build_review(settings, body, box, now)
+    if body.review is not None and body.review.escalation:
+        await _check_escalation(db, body.channel_id, body.review)
     chain = await _iteration(db, body)
     metadata = body.metadata
     if review is not None and review["type"] == "freeform" and review["payload"].get("plugin") is not None:
@@ -506,10 +529,7 @@ async def delete_message(db: Database, owner_id: str, message_id: str, channel_i
     group_id = doc.get("group_id")
     if group_id and await messages.find_one({"group_id": group_id, "_id": {"$ne": message_id}}, {"_id": 1}):
         raise ApiError(
-            400,
-            "iteration_chain",
-            "Cannot delete a message that is part of an iteration chain with other messages",
-            "id",
+            409, "iteration_chain", "this message is part of an iteration chain with other messages", "id"
         )
     # Its files first, bytes and all (their links stop working): a delete cut short between the
     # two is finished by asking again, where the other order would leave the files behind.

@@ -54,6 +54,10 @@ class PreferencesIn(_StrictIn):
     email: bool | None = Field(default=None, description="E-mail notices (default on)")
     slack_webhook_url: str | None = Field(default=None, description="Your Slack incoming-webhook URL")
     quiet_hours: QuietHoursIn | None = None
+    escalations_during_quiet_hours: bool | None = Field(
+        default=None,
+        description="Let a review's escalation through during your quiet hours (default off: held back too)",
+    )
 
     _slack = field_validator("slack_webhook_url")(_slack_url)
 
@@ -64,6 +68,7 @@ class PreferencesOut(Out):
     slack_webhook_set: bool
     slack_webhook_host: str | None = None
     quiet_hours: QuietHoursOut | None = None
+    escalations_during_quiet_hours: bool
 
 
 class ChannelSlackIn(_StrictIn):
@@ -114,6 +119,7 @@ def preferences_view(user: UserDoc) -> PreferencesOut:
         slack_webhook_set=bool(prefs.get("slack_webhook_enc")),
         slack_webhook_host=prefs.get("slack_webhook_host"),
         quiet_hours=QuietHoursOut(**quiet) if quiet else None,
+        escalations_during_quiet_hours=prefs.get("escalations_during_quiet_hours", False),
     )
 
 
@@ -135,6 +141,8 @@ async def set_preferences(db: Database, box: SecretBox, user_id: str, body: Pref
         changes["notifications.slack_webhook_host"] = urlsplit(url).hostname if url else None
     if "quiet_hours" in given:
         changes["notifications.quiet_hours"] = body.quiet_hours.model_dump() if body.quiet_hours else None
+    if "escalations_during_quiet_hours" in given:
+        changes["notifications.escalations_during_quiet_hours"] = body.escalations_during_quiet_hours is True
     if changes:
         await collection(db, USERS).update_one({"_id": user_id}, {"$set": changes})
     return await get_preferences(db, user_id)

@@ -112,7 +112,9 @@ Email = Annotated[str, Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^
 
 class EscalationStepIn(_In):
     after_seconds: int = Field(ge=1, description="Seconds after the review was created")
-    notify: list[Email] = Field(min_length=1, max_length=20, description="E-mails of the users to tell")
+    notify: list[Email] = Field(
+        min_length=1, max_length=20, description="E-mails of the channel's owner or members to tell"
+    )
 
 
 class ReviewIn(_In):

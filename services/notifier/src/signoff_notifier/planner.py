@@ -4,8 +4,10 @@ notification documents (table tests in tests/notifier/test_units.py).
 Recipients are the channel's owner and its members (a shared channel's reviewers); each by
 the kinds their preferences allow (e-mail unless turned off, Slack if they set a webhook), plus
 the channel's own Slack webhook. The same people are reminded at each ``review.reminders``
-offset; each ``review.escalation`` step tells the users it names. Everything is planned at
-once, with its due time, so a notifier that restarts finds the schedule in MongoDB.
+offset; each ``review.escalation`` step tells the channel's reviewers it names (the API refuses
+any other address; one whose reviewer was removed since is recorded as skipped, never looked up
+as an account). Everything is planned at once, with its due time, so a notifier that restarts
+finds the schedule in MongoDB.
 """
 
 from __future__ import annotations
@@ -19,18 +21,13 @@ from signoff_common.clock import as_utc
 from signoff_common.documents import AgentDoc, MessageDoc, NotificationDoc, UserDoc
 
 EMAIL_NOT_CONFIGURED = "e-mail is not configured on this installation (SIGNOFF_SMTP_URL)"
-NO_SUCH_USER = "no Signoff user has this e-mail address"
+NOT_A_REVIEWER = "not the owner or a member of this channel: escalations only go to its reviewers"
 
 
 def recipients(agent: AgentDoc) -> list[str]:
     """The people who answer the channel's reviews (``membership.reviewers``), owner first."""
     others = membership.reviewers(agent) - {agent["owner_id"]}
     return [agent["owner_id"], *sorted(others)]
-
-
-def escalation_emails(message: MessageDoc) -> list[str]:
-    steps = message["review"].get("escalation") or [] if "review" in message else []
-    return sorted({email for step in steps for email in step["notify"]})
 
 
 def _for_user(
@@ -67,12 +64,12 @@ def plan(
     message: MessageDoc,
     agent: AgentDoc,
     users: Mapping[str, UserDoc],
-    by_email: Mapping[str, UserDoc],
     now: datetime,
     email_ready: bool,
 ) -> list[NotificationDoc]:
-    """Every notification a new review calls for. ``users`` holds the channel's people by id,
-    ``by_email`` the users its escalation names (missing ones are recorded as skipped)."""
+    """Every notification a new review calls for. ``users`` holds the channel's people by id;
+    an escalation address that is none of theirs is recorded as skipped, the same way whether or
+    not some account has it."""
     review = message.get("review")
     if not review or review["status"] != "pending" or "expires_at" not in review:
         return []
@@ -107,15 +104,16 @@ def plan(
                     due_at=due,
                 )
             )
+    by_email = membership.reviewers_by_email(agent, users)
     for i, step in enumerate(review.get("escalation") or []):
         due = max(now, created + timedelta(seconds=step["after_seconds"]))
         if due >= expires:
             continue
         purpose = notifications.escalation(i)
         for email in step["notify"]:
-            user = by_email.get(email)
-            if user is not None:
-                docs += _for_user(message, user, purpose, due, now, email_ready)
+            reviewer = by_email.get(email)
+            if reviewer is not None:
+                docs += _for_user(message, users[reviewer], purpose, due, now, email_ready)
             else:
                 docs.append(
                     notifications.new_notification(
@@ -131,7 +129,7 @@ def plan(
                         now=now,
                         due_at=due,
                         state="skipped",
-                        error=NO_SUCH_USER,
+                        error=NOT_A_REVIEWER,
                     )
                 )
     return docs

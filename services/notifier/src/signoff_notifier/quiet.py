@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from signoff_common.documents import QuietHoursDoc
+from signoff_common.documents import NotificationPrefsDoc, QuietHoursDoc
 
 
 def _clock(text: str) -> time | None:
@@ -40,3 +40,12 @@ def quiet_until(now: datetime, quiet: QuietHoursDoc | None) -> datetime | None:
         day = local.date() + timedelta(days=1) if at >= start else local.date()
     # A wall time a DST change skips still maps to one instant (zoneinfo's fold rules).
     return datetime.combine(day, end, tzinfo=zone).astimezone(UTC)
+
+
+def held_until(now: datetime, prefs: NotificationPrefsDoc, escalation: bool) -> datetime | None:
+    """When a notice to a user with ``prefs`` may go out, if not now. Escalations wait for the
+    end of quiet hours too, unless the user let them through: the agent that asks for an
+    escalation is not the one who decides whether someone is woken up."""
+    if escalation and prefs.get("escalations_during_quiet_hours", False):
+        return None
+    return quiet_until(now, prefs.get("quiet_hours"))

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from signoff_common import answer_links, loops, notifications
+from signoff_common import answer_links, loops, membership, notifications
 from signoff_common.clock import as_utc, utcnow
 from signoff_common.documents import AgentDoc, MessageDoc, NotificationDoc, UserDoc
 from signoff_common.events import Event, MessageCreated, ReviewExpired, ReviewResponded
@@ -25,7 +25,7 @@ from signoff_common.mongo import AGENTS, MESSAGES, NOTIFICATIONS, USERS, Databas
 from signoff_common.notifications import NotificationAttempt
 from signoff_common.secretbox import SecretBox
 from signoff_notifier import content, metrics, planner
-from signoff_notifier.quiet import quiet_until
+from signoff_notifier.quiet import held_until
 from signoff_notifier.senders import Mailer, Sent, Slack
 from signoff_notifier.settings import NotifierSettings
 from signoff_notifier.store import NotificationStore
@@ -101,11 +101,7 @@ class Worker:
         people = {
             u["_id"]: u for u in await users.find({"_id": {"$in": planner.recipients(agent)}}).to_list()
         }
-        emails = planner.escalation_emails(message)
-        by_email = (
-            {u["email"]: u for u in await users.find({"email": {"$in": emails}}).to_list()} if emails else {}
-        )
-        docs = planner.plan(message, agent, people, by_email, utcnow(), self._mailer.ready)
+        docs = planner.plan(message, agent, people, utcnow(), self._mailer.ready)
         inserted = await self.store.insert_new(docs)
         for doc in inserted:
             if doc["state"] == "skipped":
@@ -219,14 +215,19 @@ class Worker:
             if user is None:
                 await self._close(doc, "skipped", "the user no longer exists")
                 return
+            if not membership.may_answer(agent, user["_id"]):
+                # Removed from the channel since this was planned (the removal cancels what was
+                # not claimed; this catches what was).
+                await self._close(doc, "cancelled", notifications.NO_LONGER_A_REVIEWER)
+                return
         prefs = (user.get("notifications") if user else None) or {}
         if doc["kind"] == "email" and not prefs.get("email", True):
             await self._close(doc, "skipped", "the recipient turned e-mail off")
             return
-        if user is not None and not outcome and not doc.get("escalation"):
-            until = quiet_until(now, prefs.get("quiet_hours"))
+        if user is not None and not outcome:
+            until = held_until(now, prefs, bool(doc.get("escalation")))
             if until is not None:
-                # No notice inside quiet hours; it goes out when they end (escalations do not wait).
+                # No notice inside quiet hours; it goes out when they end.
                 if await self.store.apply(*notifications.deferred(doc, until, now)):
                     metrics.DEFERRED.inc()
                     self._wake_for(until)

@@ -28,8 +28,8 @@ async def my_preferences(user: CurrentUser, ctx: Ctx) -> PreferencesOut:
 
 @router.put("/users/me/notifications", response_model=PreferencesOut, responses={422: {}})
 async def set_my_preferences(body: PreferencesIn, user: CurrentUser, ctx: Ctx) -> PreferencesOut:
-    """Change what is given; ``null`` clears a field. Quiet hours hold back every notice but
-    escalations until they end."""
+    """Change what is given; ``null`` clears a field. Quiet hours hold back every notice until
+    they end, escalations too unless ``escalationsDuringQuietHours`` is on."""
     return await preferences.set_preferences(ctx.db, ctx.box, user.owner_id, body)
 
 

@@ -39,6 +39,7 @@ export function preferencesSection() {
   const slack = h("input", { type: "url", name: "slackWebhookUrl", placeholder: "https://hooks.slack.com/services/…", autocomplete: "off" });
   const removeSlack = h("input", { type: "checkbox", name: "removeSlack" });
   const quiet = h("input", { type: "checkbox", name: "quiet" });
+  const urgent = h("input", { type: "checkbox", name: "escalationsDuringQuietHours" });
   const start = h("input", { type: "time", name: "quietStart", value: "22:00" });
   const end = h("input", { type: "time", name: "quietEnd", value: "07:00" });
   const zone = h("input", { type: "text", name: "timeZone", value: localZone(), autocomplete: "off", spellcheck: "false" });
@@ -52,7 +53,8 @@ export function preferencesSection() {
       field("Slack incoming-webhook URL", slack, "Messages arrive with answer buttons. Stored encrypted; only its host is shown."),
       check("Remove my Slack webhook", removeSlack)),
     h("fieldset", {}, h("legend", {}, "Quiet hours"),
-      check("Hold notices back during quiet hours (escalations still come through)", quiet),
+      check("Hold notices back during quiet hours (escalations too)", quiet),
+      check("Let escalations through during quiet hours", urgent),
       h("div", { class: "inline-form" }, field("From", start), field("Until", end),
         field("Time zone", zone, "IANA name, e.g. Europe/Berlin"))),
     h("div", { class: "actions" }, save), out);
@@ -64,6 +66,7 @@ export function preferencesSection() {
     slack.value = "";
     removeSlack.checked = false;
     quiet.checked = Boolean(p.quietHours);
+    urgent.checked = Boolean(p.escalationsDuringQuietHours);
     if (p.quietHours) {
       start.value = p.quietHours.start;
       end.value = p.quietHours.end;
@@ -77,6 +80,7 @@ export function preferencesSection() {
     const body = {
       email: email.checked,
       quietHours: quiet.checked ? { start: start.value, end: end.value, timeZone: zone.value.trim() } : null,
+      escalationsDuringQuietHours: urgent.checked,
     };
     if (removeSlack.checked) body.slackWebhookUrl = null;
     else if (slack.value.trim()) body.slackWebhookUrl = slack.value.trim();
