@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,8 @@ from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult, TextContent
 
-from signoff_mcp import config
+from signoff_mcp import config, http_access
+from signoff_mcp.tools import caller_key
 from tests.clients.support import answer_next
 from tests.support.stack import Owner, RunningStack
 
@@ -207,18 +208,20 @@ def free_port() -> int:
         return port
 
 
-@pytest.fixture
-def http_server(stack: RunningStack) -> Iterator[str]:
-    """``signoff-mcp --http`` without a configured key: each MCP session brings its own, in
-    ``x-api-key``, as with Placet's HTTP server."""
+@contextmanager
+def serving_http(stack: RunningStack, stderr: Path, *args: str, **env: str) -> Iterator[str]:
+    """``signoff-mcp --http`` with ``env`` over a clean environment; its stderr in ``stderr``."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGNOFF_", "PLACET_"))}
-    env |= {"SIGNOFF_URL": stack.url, "MCP_PORT": str(port)}
-    proc = subprocess.Popen([SERVER, "--http"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGNOFF_", "PLACET_"))}
+    full_env |= {"SIGNOFF_URL": stack.url, "MCP_PORT": str(port), **env}
+    with stderr.open("wb") as err:
+        proc = subprocess.Popen(
+            [SERVER, "--http", *args], env=full_env, stdout=subprocess.DEVNULL, stderr=err
+        )
     try:
         deadline = time.monotonic() + 60  # start-up imports take 10+ s on a loaded 2-core host
         while time.monotonic() < deadline:
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "exited"
+            assert proc.poll() is None, stderr.read_text()
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).json() == {"status": "ok"}:
                     break
@@ -234,8 +237,23 @@ def http_server(stack: RunningStack) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
-        if proc.stderr:
-            proc.stderr.close()
+
+
+@pytest.fixture
+def http_server(stack: RunningStack, tmp_path: Path) -> Iterator[str]:
+    """``signoff-mcp --http`` without a configured key: each MCP session brings its own, in
+    ``x-api-key``, as with Placet's HTTP server."""
+    with serving_http(stack, tmp_path / "mcp.err") as url:
+        yield url
+
+
+@asynccontextmanager
+async def http_session(url: str, **headers: str) -> AsyncIterator[Client]:
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=30) as http,
+        Client(streamable_http_client(url, http_client=http), read_timeout_seconds=30) as mcp,
+    ):
+        yield mcp
 
 
 async def test_streamable_http(http_server: str, owner: Owner) -> None:
@@ -255,6 +273,150 @@ async def test_streamable_http(http_server: str, owner: Owner) -> None:
         assert "x-api-key" in text_of(refused)
 
 
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    },
+}
+
+
+def initialize(url: str, **headers: str) -> httpx.Response:
+    """The first request of an MCP session, as a browser on another site would send it."""
+    return httpx.post(
+        url,
+        json=INITIALIZE,
+        headers={"Accept": "application/json, text/event-stream", **headers},
+        timeout=30,
+    )
+
+
+async def test_http_never_lends_the_configured_key(stack: RunningStack, owner: Owner, tmp_path: Path) -> None:
+    """A configured key serves the plugin list at start; a caller without a key of its own is
+    refused, and a caller with one sees its own channels, not the configured key's."""
+    mine = await owner.create_agent(name="configured-owner")
+    other = await stack.new_owner()
+    try:
+        theirs = await other.create_agent(name="caller-owner")
+        with serving_http(stack, tmp_path / "mcp.err", SIGNOFF_API_KEY=owner.api_key) as url:
+            async with http_session(url) as anonymous:
+                refused = await anonymous.call_tool("list_channels", {})
+                assert refused.is_error
+                assert "x-api-key" in text_of(refused)
+            async with http_session(url, **{"x-api-key": other.api_key}) as caller:
+                seen = [c["id"] for c in await call(caller, "list_channels", {})]
+                assert theirs["id"] in seen
+                assert mine["id"] not in seen
+        assert "WARNING" not in (tmp_path / "mcp.err").read_text()
+    finally:
+        await other.agent.aclose()
+        await other.human.aclose()
+
+
+async def test_http_shares_the_configured_key_only_when_asked(
+    stack: RunningStack, owner: Owner, tmp_path: Path
+) -> None:
+    agent = await owner.create_agent(name="shared-key")
+    err = tmp_path / "mcp.err"
+    with serving_http(stack, err, "--share-configured-key", SIGNOFF_API_KEY=owner.api_key) as url:
+        async with http_session(url) as anonymous:
+            assert agent["id"] in [c["id"] for c in await call(anonymous, "list_channels", {})]
+    warning = err.read_text()
+    assert "WARNING: SIGNOFF_MCP_SHARE_CONFIGURED_KEY is on" in warning
+    assert owner.api_key not in warning
+
+
+def test_http_on_every_interface_checks_host_and_origin(stack: RunningStack, tmp_path: Path) -> None:
+    """Bound to 0.0.0.0 the mcp library turns its DNS-rebinding check off; ours stays on."""
+    err = tmp_path / "mcp.err"
+    with serving_http(stack, err, "--host", "0.0.0.0", SIGNOFF_MCP_ALLOWED_HOSTS="mcp.internal") as url:
+        port = url.split(":")[2].split("/")[0]
+        evil = initialize(url, Host="evil.example", Origin="http://evil.example")
+        assert evil.status_code == 421, evil.text
+        assert initialize(url, Origin="http://evil.example").status_code == 403
+        assert initialize(url, Host=f"evil.example:{port}").status_code == 421
+        assert initialize(url).status_code == 200
+        assert initialize(url, Origin=f"http://localhost:{port}").status_code == 200
+        assert (
+            initialize(url, Host=f"mcp.internal:{port}", Origin=f"https://mcp.internal:{port}").status_code
+            == 200
+        )
+    assert "reachable from other machines" in err.read_text()
+    assert "mcp.internal" in err.read_text()
+
+
+def test_http_on_loopback_checks_host_too(http_server: str) -> None:
+    assert initialize(http_server, Host="evil.example").status_code == 421
+    assert initialize(http_server).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("transport", "share", "headers", "expected"),
+    [
+        ("stdio", False, None, "hp_configured"),
+        ("http", False, None, None),
+        ("http", False, {}, None),
+        ("http", False, {"x-api-key": ""}, None),
+        ("http", False, {"x-api-key": "hp_caller"}, "hp_caller"),
+        ("http", True, {}, "hp_configured"),
+        ("http", True, {"x-api-key": "hp_caller"}, "hp_caller"),
+    ],
+)
+def test_caller_key(
+    transport: config.Transport, share: bool, headers: dict[str, str] | None, expected: str | None
+) -> None:
+    settings = config.Settings(
+        api_url="http://s", api_key="hp_configured", transport=transport, share_configured_key=share
+    )
+    assert caller_key(settings, headers) == expected
+
+
+@pytest.mark.parametrize(
+    ("host", "extra", "allowed", "refused"),
+    [
+        ("127.0.0.1", (), {"127.0.0.1:*", "localhost:*", "[::1]:*"}, {"evil.example", "evil.example:*"}),
+        ("0.0.0.0", (), {"127.0.0.1:*", "localhost"}, {"0.0.0.0", "0.0.0.0:*"}),
+        ("::", ("mcp.internal",), {"mcp.internal", "mcp.internal:*"}, {"::", "[::]:*"}),
+        ("192.0.2.7", ("mcp.internal:3002",), {"192.0.2.7:*", "mcp.internal:3002"}, {"mcp.internal:*"}),
+        ("2001:db8::1", (), {"[2001:db8::1]", "[2001:db8::1]:*"}, set()),
+    ],
+)  # fmt: skip
+def test_allowed_hosts(host: str, extra: tuple[str, ...], allowed: set[str], refused: set[str]) -> None:
+    settings = config.Settings(api_url="http://s", host=host, transport="http", allowed_hosts=extra)
+    security = http_access.transport_security(settings)
+    assert security.enable_dns_rebinding_protection
+    assert allowed <= set(security.allowed_hosts)
+    assert not refused & set(security.allowed_hosts)
+    assert "http://evil.example" not in security.allowed_origins
+    assert {f"http://{h}" for h in allowed} <= set(security.allowed_origins)
+
+
+@pytest.mark.parametrize(
+    ("host", "share", "expected"),
+    [
+        ("127.0.0.1", False, []),
+        ("localhost", False, []),
+        ("::1", False, []),
+        ("0.0.0.0", False, ["reachable from other machines"]),
+        ("192.0.2.7", False, ["reachable from other machines"]),
+        ("127.0.0.1", True, ["SHARE_CONFIGURED_KEY is on"]),
+        ("0.0.0.0", True, ["reachable from other machines", "SHARE_CONFIGURED_KEY is on"]),
+    ],
+)
+def test_start_warnings(host: str, share: bool, expected: list[str]) -> None:
+    settings = config.Settings(
+        api_url="http://s", api_key="hp_secret", host=host, transport="http", share_configured_key=share
+    )
+    warnings = http_access.start_warnings(settings)
+    assert len(warnings) == len(expected)
+    assert all(part in line for part, line in zip(expected, warnings, strict=True))
+    assert not any("hp_secret" in line for line in warnings)
+
+
 @pytest.mark.parametrize(
     ("env", "transport", "expected"),
     [
@@ -267,8 +429,14 @@ async def test_streamable_http(http_server: str, owner: Owner) -> None:
          None, {"api_url": "http://s", "api_key": "hp_s"}),
         ({"SIGNOFF_URL": "http://s", "MCP_TRANSPORT": "http"}, None, {"transport": "http", "api_key": None}),
         ({"SIGNOFF_URL": "http://s", "SIGNOFF_API_KEY": ""}, "http", {"api_key": None}),
+        ({"SIGNOFF_URL": "http://s", "SIGNOFF_API_KEY": "hp_a"}, "http",
+         {"share_configured_key": False, "allowed_hosts": ()}),
+        ({"SIGNOFF_URL": "http://s", "SIGNOFF_API_KEY": "hp_a", "SIGNOFF_MCP_SHARE_CONFIGURED_KEY": "TRUE",
+          "SIGNOFF_MCP_ALLOWED_HOSTS": " MCP.internal , 10.0.0.5:3002,"}, "http",
+         {"share_configured_key": True, "allowed_hosts": ("mcp.internal", "10.0.0.5:3002")}),
     ],
-    ids=["signoff", "placet", "signoff-wins", "http-without-key", "empty-key-unset"],
+    ids=["signoff", "placet", "signoff-wins", "http-without-key", "empty-key-unset", "not-shared",
+         "shared-and-hosts"],
 )  # fmt: skip
 def test_config(env: dict[str, str], transport: config.Transport | None, expected: dict[str, Any]) -> None:
     settings = config.load(env, transport)
@@ -287,6 +455,14 @@ def test_config(env: dict[str, str], transport: config.Transport | None, expecte
             None,
             "stdio or http",
         ),
+        (
+            {"SIGNOFF_URL": "http://s", "SIGNOFF_MCP_SHARE_CONFIGURED_KEY": "1"},
+            "http",
+            "needs SIGNOFF_API_KEY",
+        ),
+        ({"SIGNOFF_URL": "http://s", "SIGNOFF_MCP_SHARE_CONFIGURED_KEY": "maybe"}, "http", "true or false"),
+        ({"SIGNOFF_URL": "http://s", "SIGNOFF_MCP_ALLOWED_HOSTS": "http://x"}, "http", "not a host"),
+        ({"SIGNOFF_URL": "http://s", "SIGNOFF_MCP_ALLOWED_HOSTS": "a b"}, "http", "not a host"),
     ],
 )
 def test_config_errors(env: dict[str, str], transport: config.Transport | None, message: str) -> None:

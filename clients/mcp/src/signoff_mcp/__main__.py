@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
+from dataclasses import replace
 
 import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 import signoff
-from signoff_mcp import config
+from signoff_mcp import config, http_access
 from signoff_mcp.tools import Clients, add_plugin_tools, build_server, log
 
 # Plugin tools are fetched at start-up; a slow or missing plugins endpoint must not hold it up.
@@ -33,6 +35,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--host", help="HTTP: address to listen on (default 127.0.0.1, SIGNOFF_MCP_HOST)")
     parser.add_argument("--port", type=int, help="HTTP: port (default 3002, MCP_PORT)")
     parser.add_argument("--path", help="HTTP: endpoint path (default /mcp, MCP_PATH)")
+    parser.add_argument(
+        "--share-configured-key",
+        action="store_true",
+        default=None,
+        help="HTTP: serve callers that send no x-api-key with SIGNOFF_API_KEY (off by default; "
+        "SIGNOFF_MCP_SHARE_CONFIGURED_KEY)",
+    )
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=None,
+        metavar="HOST[:PORT]",
+        help="HTTP: a Host name callers use, besides loopback and the bound address (repeatable; "
+        "SIGNOFF_MCP_ALLOWED_HOSTS)",
+    )
     return parser.parse_args(argv)
 
 
@@ -58,9 +75,14 @@ async def serve(settings: config.Settings) -> None:
             log(f"serving over stdio for {settings.api_url}")
             await server.run_stdio_async()
         else:
+            for warning in http_access.start_warnings(settings):
+                log(warning)
             log(f"serving streamable HTTP on http://{settings.host}:{settings.port}{settings.path}")
             await server.run_streamable_http_async(
-                host=settings.host, port=settings.port, streamable_http_path=settings.path
+                host=settings.host,
+                port=settings.port,
+                streamable_http_path=settings.path,
+                transport_security=http_access.transport_security(settings),
             )
     finally:
         await clients.aclose()
@@ -68,15 +90,20 @@ async def serve(settings: config.Settings) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    env = dict(os.environ)
+    if args.share_configured_key:
+        env["SIGNOFF_MCP_SHARE_CONFIGURED_KEY"] = "true"
+    if args.allowed_host:
+        env["SIGNOFF_MCP_ALLOWED_HOSTS"] = ",".join(
+            [env.get("SIGNOFF_MCP_ALLOWED_HOSTS", ""), *args.allowed_host]
+        )
     try:
-        settings = config.load(transport=args.transport)
+        settings = config.load(env, transport=args.transport)
     except config.ConfigError as exc:
         log(str(exc))
         sys.exit(2)
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port), ("path", args.path)) if v}
     if overrides:
-        from dataclasses import replace
-
         settings = replace(settings, **overrides)
     with contextlib.suppress(KeyboardInterrupt):
         anyio.run(serve, settings)

@@ -10,6 +10,8 @@ from typing import Literal
 
 Transport = Literal["stdio", "http"]
 KEY_PREFIXES = ("hp_", "sk_")
+TRUE = frozenset({"1", "true", "yes", "on"})
+FALSE = frozenset({"0", "false", "no", "off"})
 
 
 class ConfigError(ValueError):
@@ -27,6 +29,11 @@ class Settings:
     # Longest a wait_for_review (or waitInline) call holds before answering "timeout".
     connection_timeout_ms: int = 300_000
     transport: Transport = "stdio"
+    # HTTP: a caller that sends no x-api-key is refused unless the operator lends it the
+    # configured key on purpose (SIGNOFF_MCP_SHARE_CONFIGURED_KEY / --share-configured-key).
+    share_configured_key: bool = False
+    # HTTP: Host names (host or host:port) accepted besides loopback and the bound address.
+    allowed_hosts: tuple[str, ...] = ()
 
 
 def _first(env: Mapping[str, str], *names: str) -> str | None:
@@ -50,6 +57,22 @@ def _int(env: Mapping[str, str], default: int, *names: str) -> int:
     return value
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = (_first(env, name) or "false").lower()
+    if raw not in TRUE | FALSE:
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
+    return raw in TRUE
+
+
+def hosts(raw: str) -> tuple[str, ...]:
+    """A comma-separated list of Host names (``name`` or ``name:port``)."""
+    names = tuple(h.strip().lower() for h in raw.split(",") if h.strip())
+    for name in names:
+        if any(c in name for c in "/ ?#@\\") or name.endswith(":"):
+            raise ConfigError(f"SIGNOFF_MCP_ALLOWED_HOSTS: {name!r} is not a host or host:port")
+    return names
+
+
 def load(env: Mapping[str, str] | None = None, transport: Transport | None = None) -> Settings:
     """Read the settings; ``transport`` (from the command line) wins over ``MCP_TRANSPORT``."""
     env = os.environ if env is None else env
@@ -69,6 +92,9 @@ def load(env: Mapping[str, str] | None = None, transport: Transport | None = Non
             "SIGNOFF_API_KEY (or PLACET_API_KEY) environment variable is required for stdio mode"
         )
     path = _first(env, "SIGNOFF_MCP_PATH", "MCP_PATH") or "/mcp"
+    share = _flag(env, "SIGNOFF_MCP_SHARE_CONFIGURED_KEY")
+    if share and key is None:
+        raise ConfigError("SIGNOFF_MCP_SHARE_CONFIGURED_KEY needs SIGNOFF_API_KEY (or PLACET_API_KEY)")
     return Settings(
         api_url=url.rstrip("/"),
         api_key=key,
@@ -80,4 +106,6 @@ def load(env: Mapping[str, str] | None = None, transport: Transport | None = Non
             env, 300_000, "SIGNOFF_MCP_CONNECTION_TIMEOUT_MS", "MCP_CONNECTION_TIMEOUT_MS"
         ),
         transport=chosen,
+        share_configured_key=share,
+        allowed_hosts=hosts(_first(env, "SIGNOFF_MCP_ALLOWED_HOSTS") or ""),
     )

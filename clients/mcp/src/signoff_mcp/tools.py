@@ -15,7 +15,7 @@ import math
 import sys
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any, Literal, TypeVar
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -78,20 +78,28 @@ async def api(call: Awaitable[T]) -> T:
         raise ToolError(f"Signoff API unreachable: {exc}") from exc
 
 
+def caller_key(settings: Settings, headers: Mapping[str, str] | None) -> str | None:
+    """The key a tool call runs with: over stdio the configured key; over HTTP the caller's own
+    ``x-api-key`` (as Placet's server takes it), the configured key only when the operator
+    shares it on purpose; ``None`` for a caller that must bring one."""
+    if settings.transport == "stdio":
+        return settings.api_key
+    key = (headers or {}).get("x-api-key") or None
+    if key is None and settings.share_configured_key:
+        return settings.api_key
+    return key
+
+
 class Clients:
-    """An SDK client per API key: the configured key, or (over HTTP) the ``x-api-key`` header
-    of the MCP client's request, as Placet's server takes it."""
+    """An SDK client per API key (see :func:`caller_key`)."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._by_key: OrderedDict[str, signoff.AsyncClient] = OrderedDict()
 
     async def get(self, ctx: Context | None) -> signoff.AsyncClient:
-        key = None
-        headers = ctx.headers if ctx is not None else None
-        if headers is not None:
-            key = headers.get("x-api-key") or None
-        key = key or self._settings.api_key
+        """``ctx`` None: the server's own call at start (the plugin list), with the configured key."""
+        key = self._settings.api_key if ctx is None else caller_key(self._settings, ctx.headers)
         if not key or not key.startswith(KEY_PREFIXES):
             raise ToolError("x-api-key header required: hp_<your-api-key>")
         client = self._by_key.get(key)
