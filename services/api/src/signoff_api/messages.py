@@ -209,11 +209,11 @@ async def _iteration(db: Database, body: MessageIn) -> tuple[str, int] | None:
         )
     status = prev["review"]["status"] if "review" in prev else None
     if status not in ("completed", "expired"):
+        # 400 and Placet's words: Placet's MCP server hands its error bodies to agents as they are.
         raise ApiError(
-            409,
+            400,
             "iteration_not_allowed",
-            "iterationOf must name a message whose review is completed or expired"
-            + (" (it is still pending)" if status == "pending" else " (it has no review)"),
+            "iterationOf target must have a completed or expired review",
             "iterationOf",
         )
     group_id: str = prev.get("group_id") or prev["_id"]
@@ -529,7 +529,10 @@ async def delete_message(db: Database, owner_id: str, message_id: str, channel_i
     group_id = doc.get("group_id")
     if group_id and await messages.find_one({"group_id": group_id, "_id": {"$ne": message_id}}, {"_id": 1}):
         raise ApiError(
-            409, "iteration_chain", "this message is part of an iteration chain with other messages", "id"
+            400,
+            "iteration_chain",
+            "Cannot delete a message that is part of an iteration chain with other messages",
+            "id",
         )
     # Its files first, bytes and all (their links stop working): a delete cut short between the
     # two is finished by asking again, where the other order would leave the files behind.
