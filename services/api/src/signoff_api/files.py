@@ -35,6 +35,7 @@ from pymongo import ReturnDocument
 
 from signoff_api.schemas import TextAttachmentIn
 from signoff_api.settings import ApiSettings
+from signoff_common import numerals
 from signoff_common.clock import utcnow
 from signoff_common.documents import AttachmentDoc, FileDoc, FileState
 from signoff_common.http_errors import ApiError, not_found
@@ -54,6 +55,8 @@ CHUNKS_PER_WRITE: Final = 4
 # Records of presigned uploads whose bytes never came are removed by a TTL index this long after
 # their URL expired; an upload claimed longer ago than this is taken to have died with its process.
 UNCLAIMED_GRACE: Final = timedelta(hours=1)
+# A signed URL's expiry (Unix seconds), in digits: far beyond any real one.
+EXPIRY_DIGITS: Final = 12
 
 _MIME_NAME = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
 _MIME = re.compile(
@@ -120,9 +123,9 @@ def verify_token(key: bytes, purpose: Purpose, token: str, now: datetime) -> str
     """The file id a valid, unexpired ``purpose`` token names; 403 otherwise."""
     file_id, _, rest = token.partition(".")
     expires_text, _, mac = rest.partition(".")
-    if not (file_id and expires_text.isdigit() and mac and len(expires_text) <= 12):
+    expires = numerals.parse_uint(expires_text, EXPIRY_DIGITS)
+    if not (file_id and expires is not None and mac):
         raise ApiError(403, "invalid_link", "this link is malformed")
-    expires = int(expires_text)
     if not hmac.compare_digest(mac, _mac(key, purpose, file_id, expires)):
         raise ApiError(403, "invalid_link", "this link's signature does not match")
     if expires <= now.timestamp():

@@ -17,6 +17,7 @@ from starlette.types import Scope
 from signoff_api import files
 from signoff_api.deps import Ctx, CurrentPrincipal
 from signoff_api.schemas import DeletedOut, Out, _In
+from signoff_common import numerals
 from signoff_common.documents import FileDoc
 from signoff_common.http_errors import ApiError
 
@@ -197,10 +198,8 @@ def _body_errors(exc: ValidationError) -> list[dict[str, Any]]:
 async def upload_bytes(token: str, request: Request, ctx: Ctx) -> FileOut:
     """The signed upload URL: the request body is the file, streamed into storage. 413 past
     ``SIGNOFF_MAX_UPLOAD_BYTES`` (nothing is kept); 409 once the file is uploaded."""
-    length = request.headers.get("content-length")
-    record = await files.receive_upload(
-        ctx.db, ctx.settings, token, int(length) if length and length.isdigit() else None, _body(request)
-    )
+    length = numerals.parse_uint(request.headers.get("content-length"), numerals.CONTENT_LENGTH_DIGITS)
+    record = await files.receive_upload(ctx.db, ctx.settings, token, length, _body(request))
     return file_out(record)
 
 
