@@ -20,6 +20,7 @@ SCENARIOS: dict[str, Callable[[BenchStack], Awaitable[Result]]] = {
     "delivery": delivery.throughput,
     "latency": delivery.latency,
     "isolation": delivery.isolation,
+    "isolation-tenants": delivery.tenant_isolation,
     "expiry": expiry.run,
     "storm": storm.run,
     "loaded": loaded.run,

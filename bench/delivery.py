@@ -1,6 +1,7 @@
 """Webhook delivery scenarios: throughput of 1 and 2 dispatcher processes against a bare aiohttp
-loop POSTing the same bodies to the same receiver; response -> webhook latency; and a receiver
-that hangs beside a healthy one."""
+loop POSTing the same bodies to the same receiver; response -> webhook latency; a receiver
+that hangs beside a healthy one; and one tenant's many slow hosts beside another tenant's healthy
+one."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ import time
 from typing import Any
 
 import aiohttp
+import httpx
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
-from bench.harness import Account, BenchStack, Result
+from bench.harness import ADMIN, Account, BenchStack, Result
 from bench.realtime import _post_reviews, pct, respond
 from bench.resources import Usage
 from signoff_common.clock import utcnow
@@ -31,11 +33,13 @@ LATENCY_ROUNDS = 40
 class Sink:
     """An aiohttp receiver that records when each webhook-id arrived; ``hang`` paths sleep."""
 
-    def __init__(self) -> None:
+    def __init__(self, hang_seconds: float = 10.0) -> None:
         self.arrived: dict[str, float] = {}
         self.arrived_last = 0.0
         self.count = 0
+        self.started = 0  # requests received, answered or not
         self.hang: set[str] = set()
+        self.hang_seconds = hang_seconds
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -52,9 +56,10 @@ class Sink:
         return f"http://127.0.0.1:{self.port}/{path}"
 
     async def _handle(self, request: web.Request) -> web.Response:
+        self.started += 1
         await request.read()
         if request.match_info["path"] in self.hang:
-            await asyncio.sleep(10)
+            await asyncio.sleep(self.hang_seconds)
         self.count += 1
         self.arrived_last = time.perf_counter()
         self.arrived.setdefault(request.headers.get("webhook-id", str(self.count)), time.perf_counter())
@@ -298,4 +303,87 @@ async def isolation(stack: BenchStack) -> Result:
     )
 
 
-__all__: list[Any] = ["isolation", "latency", "throughput"]
+NOISY_HOSTS = 60
+NOISY_MESSAGES = 960
+NOISY_HANG_SECONDS = 9.0
+
+
+def _other_tenant(api_base: str) -> Account:
+    """A second owner account (its own user, key and token): another tenant than ``Account.create``'s."""
+    email, password = f"tenant-{time.monotonic_ns()}@signoff.local", "bench-tenant-password-1234"
+    with httpx.Client(base_url=api_base, timeout=30) as client:
+        admin = client.post("/api/v1/auth/login", json=ADMIN).raise_for_status().json()["token"]
+        client.post("/api/v1/users", json={"email": email, "password": password},
+                    headers={"Authorization": f"Bearer {admin}"}).raise_for_status()  # fmt: skip
+        token = client.post("/api/v1/auth/login", json={"email": email, "password": password})
+        token_value = str(token.raise_for_status().json()["token"])
+        key = client.post(
+            "/api/v1/api-keys", json={"label": "bench"}, headers={"Authorization": f"Bearer {token_value}"}
+        )
+        return Account(api_key=key.raise_for_status().json()["key"], token=token_value)
+
+
+async def tenant_isolation(stack: BenchStack) -> Result:
+    """Issue #25 finding 7: one tenant with an agent on each of many hosts that all answer slowly,
+    and a backlog far beyond the dispatcher's slots; another tenant's webhook latency beside it."""
+    api = stack.service("api", instance="api-bench")
+    stack.service("dispatcher", instance="dispatcher-bench")
+    healthy = await Sink().start()
+    slow = [await Sink(NOISY_HANG_SECONDS).start() for _ in range(NOISY_HOSTS)]
+    for sink in slow:
+        sink.hang.add("slow")
+    try:
+        base = f"http://127.0.0.1:{api.port}"
+        victim = _other_tenant(base)
+        good = victim.agent(base, webhookUrl=healthy.url("ok"))
+        noisy = Account.create(base)
+        bad = [noisy.agent(base, webhookUrl=sink.url("slow")) for sink in slow]
+        await asyncio.sleep(2)
+        alone = await _respond_latencies(base, victim, good, healthy, 25)
+        async with aiohttp.ClientSession(headers={"x-api-key": noisy.api_key}) as agent, \
+                aiohttp.ClientSession(headers={"Authorization": f"Bearer {noisy.token}"}) as human:  # fmt: skip
+            per_host = NOISY_MESSAGES // NOISY_HOSTS
+            ids = [i for channel in bad for i in await _post_reviews(agent, base, channel, per_host)]
+            sem = asyncio.Semaphore(32)
+
+            async def answer(message_id: str) -> None:
+                async with sem:
+                    await respond(human, base, message_id)
+
+            await asyncio.gather(*(answer(i) for i in ids))
+        await asyncio.sleep(1)  # the slow hosts now hold every slot the noisy tenant may have
+        in_flight = sum(sink.started - sink.count for sink in slow)
+        beside: list[float] = await _respond_latencies(base, victim, good, healthy, 25)
+        slow_answered = sum(sink.count for sink in slow)
+    finally:
+        await healthy.stop()
+        for sink in slow:
+            await sink.stop()
+    ratio = statistics.median(beside) / statistics.median(alone)
+    return Result(
+        name="Many slow hosts of one tenant",
+        measure={
+            "other_tenant_p50_ms_beside": round(statistics.median(beside), 1),
+            "p99_ms": round(pct(beside, 0.99), 1),
+            "max_ms": round(max(beside), 1),
+            "slow_requests_in_flight": in_flight,
+            "slow_answered_meanwhile": slow_answered,
+        },
+        baseline={
+            "other_tenant_alone_p50_ms": round(statistics.median(alone), 1),
+            "p99_ms": round(pct(alone, 0.99), 1),
+        },
+        ratio=round(ratio, 2),
+        target="<= 1.5x the other tenant alone",
+        met=ratio <= 1.5,
+        notes=[
+            f"{NOISY_MESSAGES} answered reviews of one tenant on {NOISY_HOSTS} agents, each with its own "
+            f"receiver host answering after {NOISY_HANG_SECONDS:.0f} s; then 25 sequential responses of "
+            "another tenant to a healthy receiver, one dispatcher at the default slots "
+            "(SIGNOFF_DISPATCHER_CONCURRENCY 256, tenant share 0.25)"
+        ],
+        series={"alone ms": alone, "beside ms": beside},
+    )
+
+
+__all__: list[Any] = ["isolation", "latency", "tenant_isolation", "throughput"]
