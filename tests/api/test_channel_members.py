@@ -5,6 +5,8 @@ and every API key but the owner's, gets 404."""
 from __future__ import annotations
 
 import asyncio
+import json
+import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -234,3 +236,62 @@ async def test_sockets_follow_membership(stack: RunningStack, people: tuple[Owne
             raise AssertionError("the member's socket never joined the channel again")
         # A socket narrowed to channels keeps what it lost lost: it never widens by itself.
         assert not await _seen(narrowed, probe["id"], 0.5)
+
+
+async def test_members_never_see_the_owners_webhook_settings(
+    stack: RunningStack, people: tuple[Owner, Owner, Owner], receiver: Receiver
+) -> None:
+    """A message's webhookUrl (whose query may carry a token) and its review's callback are the
+    owner's webhook settings: the owner and the agent's key read them; a member reads neither,
+    in no REST answer, long-poll, SSE or socket event (the agent view hides them already)."""
+    owner, member, _ = people
+    agent = await owner.create_agent(name="shared-hooks")
+    assert (await add(owner, agent["id"], member.email)).status_code == 201
+    token = f"tok-{secrets.token_hex(8)}"
+    hook, callback = receiver.url(f"/msg?token={token}"), receiver.url(f"/cb?token={token}")
+    async with (
+        sse_stream(stack.url, {"Authorization": f"Bearer {member.token}"}) as live,
+        socket_client(stack.url, {"token": member.token}) as (_, sock),
+        sse_stream(stack.url, {"Authorization": f"Bearer {owner.token}"}) as owners,
+    ):
+        msg = await owner.post_message(
+            agent["id"],
+            text="Deploy?",
+            webhookUrl=hook,
+            review={"type": "approval", "callback": {"url": callback}},
+        )
+        ch, mid = agent["id"], msg["id"]
+        for client in (owner.agent, owner.human):
+            full = (await client.get(f"/api/v1/messages/{mid}")).json()
+            assert (full["webhookUrl"], full["review"]["callback"]["url"]) == (hook, callback)
+        reads = [
+            f"/api/v1/messages/{mid}",
+            f"/api/v1/messages?channel={ch}",
+            f"/api/v1/reviews/{mid}?channel={ch}",
+            f"/api/v1/reviews/pending?channel={ch}",
+            "/api/v1/reviews/inbox",
+        ]
+        seen = []
+        for path in reads:
+            resp = await member.human.get(path)
+            assert resp.status_code == 200, (path, resp.text)
+            seen.append(resp.text)
+        one = (await member.human.get(f"/api/v1/messages/{mid}")).json()
+        assert (one["webhookUrl"], one["review"]["callback"], one["text"]) == (None, None, "Deploy?")
+        answered = await member.respond(mid, APPROVE)
+        assert answered.status_code == 200, answered.text
+        seen.append(answered.text)
+        waited = await member.human.get(f"/api/v1/reviews/{mid}/wait", params={"channel": ch})
+        assert waited.json()["status"] == "completed"
+        seen.append(waited.text)
+        for inbox in (live, sock):
+            await inbox.wait_for(lambda i: i.name == "review:responded" and i.payload.get("id") == mid)
+            events = [i.payload for i in inbox.items if i.payload.get("id") == mid]
+            assert {e["webhookUrl"] for e in events} == {None}
+            seen.extend(json.dumps(e) for e in events)
+        # The owner's stream carries them: the payload is made per reader, not per event.
+        mine = await owners.wait_for(lambda i: i.name == "review:responded" and i.payload.get("id") == mid)
+        assert (mine.payload["webhookUrl"], mine.payload["review"]["callback"]["url"]) == (hook, callback)
+    assert len(seen) >= 11
+    for text in seen:
+        assert token not in text, text

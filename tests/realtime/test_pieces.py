@@ -105,7 +105,7 @@ def _responded(
 def test_payloads_carry_the_api_view_and_the_event_id() -> None:
     event = _responded()
     assert event_name(event) == "review:responded"
-    body = payload(event)
+    body = payload(event, event.owner_id)
     assert body["eventId"] == event.id
     assert body["id"] == "msg_1"
     assert body["channelId"] == "agt_1"
@@ -116,7 +116,7 @@ def test_payloads_carry_the_api_view_and_the_event_id() -> None:
         data=AgentStatusData(agent_id="agt_1", status="busy", last_activity_at=NOW),
     )
     assert event_name(status) == "agent:status"
-    assert payload(status) == {
+    assert payload(status, "usr_1") == {
         "agentId": "agt_1",
         "status": "busy",
         "message": None,

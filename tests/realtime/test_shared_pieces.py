@@ -1,13 +1,17 @@
 """Shared channels in the gateway's pieces (no server): which subscriptions an event reaches as
-channels are shared and taken back, what a resuming member is replayed, and what a vote's
-payload carries."""
+channels are shared and taken back, what a resuming member is replayed, what a vote's payload
+carries, and what a member's payloads leave out."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from signoff_common.clock import utcnow
-from signoff_common.events import ReviewVoted, VoteData
+from signoff_common.events import MessageData, ReviewVoted, VoteData
 from signoff_common.membership import Reach
-from signoff_common.views import VoteView
+from signoff_common.views import CallbackView, VoteView, seen_by
 from signoff_realtime.fanout import Fanout
 from signoff_realtime.history import RecentEvents
 from signoff_realtime.payloads import event_name, payload
@@ -66,8 +70,37 @@ def test_a_vote_event_carries_the_message_and_the_vote() -> None:
         user_id="usr_a", email="a@x.test", response={"selectedOption": "approve"}, voted_at=utcnow()
     )
     event = ReviewVoted(channel_id="agt_1", owner_id="usr_1", data=VoteData(message=message, vote=vote))
-    body = payload(event)
+    body = payload(event, event.owner_id)
     assert event_name(event) == "review:voted"
     assert (body["id"], body["eventId"]) == (message.id, event.id)
     assert body["vote"]["email"] == "a@x.test"
     assert body["vote"]["response"] == {"selectedOption": "approve"}
+
+
+HOOK = "https://hooks.example/in?token=s3cret"
+CALLBACK = CallbackView(url="https://hooks.example/cb?token=s3cret")
+
+
+@pytest.mark.parametrize(
+    ("reader", "webhook_url", "callback"),
+    [
+        ("usr_1", HOOK, CALLBACK),  # the owner, signed in or through the agent's key
+        ("usr_member", None, None),  # a member of the channel
+    ],
+)
+def test_a_member_reads_no_webhook_settings(reader: str, webhook_url: str | None, callback: Any) -> None:
+    event = _responded()
+    review = event.data.message.review
+    assert review is not None
+    message = event.data.message.model_copy(
+        update={"webhook_url": HOOK, "review": review.model_copy(update={"callback": CALLBACK})}
+    )
+    event = event.model_copy(update={"data": MessageData(message=message)})
+    seen = seen_by(message, event.owner_id, reader)
+    assert (seen.webhook_url, seen.review and seen.review.callback) == (webhook_url, callback)
+    assert (seen.text, seen.review and seen.review.response) == (message.text, review.response)
+    body = payload(event, reader)
+    assert body["webhookUrl"] == webhook_url
+    assert body["review"]["callback"] == (callback and callback.model_dump(mode="json"))
+    # The event itself is untouched: the owner's sockets and the webhook still get it all.
+    assert event.data.message.webhook_url == HOOK

@@ -96,6 +96,11 @@ class ReviewView(_View):
         default=None, description="Seconds before expiresAt at which the notifier reminds the reviewers"
     )
     escalation: list[EscalationView] | None = Field(default=None, description="Who else is told, and when")
+    content_digest: str | None = Field(
+        default=None,
+        description="sha256 of what the reviewer is shown (text, metadata, attachments, review type and "
+        "payload), fixed when the message is created: the answer is an answer to exactly that",
+    )
 
     @field_serializer("response", "default_response")
     def _hide_passwords(self, response: Any, info: SerializationInfo) -> Any:
@@ -225,6 +230,7 @@ def message_view(doc: MessageDoc) -> MessageView:
             ]
             if "escalation" in review
             else None,
+            content_digest=review.get("content_digest"),
         )
     created = _dt(doc.get("created_at"))
     assert created is not None, "stored messages always have created_at"
@@ -258,3 +264,22 @@ def message_view(doc: MessageDoc) -> MessageView:
         created_at=created,
         updated_at=_dt(doc.get("updated_at")),
     )
+
+
+def seen_by(view: MessageView, owner_id: str, reader_id: str) -> MessageView:
+    """``view`` as ``reader_id`` may read it, for a message of ``owner_id``'s channel. The owner
+    (signed in, or through an API key, which acts for its owner) reads all of it. A member of the
+    channel (a user it was shared with) reads the message and its review but not the owner's
+    webhook settings, as the agent view hides them from members: ``webhookUrl`` (its query may
+    carry a token) and the review's ``callback``."""
+    if reader_id == owner_id:
+        return view
+    review = view.review
+    if review is not None and review.callback is not None:
+        review = review.model_copy(update={"callback": None})
+    return view.model_copy(update={"webhook_url": None, "review": review})
+
+
+def message_view_for(doc: MessageDoc, reader_id: str) -> MessageView:
+    """The view of a stored message as ``reader_id`` may read it (see :func:`seen_by`)."""
+    return seen_by(message_view(doc), doc["owner_id"], reader_id)

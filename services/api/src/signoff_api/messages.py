@@ -32,7 +32,7 @@ from signoff_common.membership import Reach
 from signoff_common.mongo import AGENTS, MESSAGES, USERS, Database, Doc, collection
 from signoff_common.principals import Principal
 from signoff_common.secretbox import SecretBox
-from signoff_common.views import MESSAGE_PROJECTION, MessageView, message_view
+from signoff_common.views import MESSAGE_PROJECTION, MessageView, message_view, message_view_for, seen_by
 
 _INSERTS: weakref.WeakKeyDictionary[Database, GroupedInserts[MessageDoc]] = weakref.WeakKeyDictionary()
 
@@ -366,14 +366,17 @@ async def get_message(db: Database, reach: Reach, message_id: str, channel_id: s
     return doc
 
 
-async def _newest_first(db: Database, query: Doc, limit: int) -> tuple[list[MessageView], str | None]:
-    """One page of matching messages, newest first, and the cursor for the next page."""
+async def _newest_first(
+    db: Database, query: Doc, limit: int, reader_id: str
+) -> tuple[list[MessageView], str | None]:
+    """One page of matching messages, newest first, as ``reader_id`` may read them, and the cursor
+    for the next page."""
     docs = (
         await collection(db, MESSAGES).find(query, MESSAGE_PROJECTION).sort("_id", -1).limit(limit).to_list()
     )
     # As Placet: a full page always carries a cursor (the next page may then be empty).
     next_cursor = docs[limit - 1]["_id"] if len(docs) >= limit else None
-    return [message_view(d) for d in docs[:limit]], next_cursor
+    return [message_view_for(d, reader_id) for d in docs[:limit]], next_cursor
 
 
 async def list_messages(
@@ -385,8 +388,11 @@ async def list_messages(
     search: str | None,
     correlation_id: str | None = None,
     *,
+    reader_id: str,
     with_attachments: bool = False,
 ) -> tuple[list[MessageView], str | None]:
+    """A page of ``owner_id``'s channel ``channel_id`` as ``reader_id`` (its owner or a member)
+    may read it."""
     query: Doc = {"channel_id": channel_id, "owner_id": owner_id}
     if with_attachments:
         query["attachments.0"] = {"$exists": True}
@@ -396,7 +402,7 @@ async def list_messages(
         query["text"] = {"$regex": re.escape(search), "$options": "i"}
     if correlation_id:
         query["correlation_id"] = correlation_id
-    return await _newest_first(db, query, limit)
+    return await _newest_first(db, query, limit, reader_id)
 
 
 async def list_reviews(
@@ -407,7 +413,7 @@ async def list_reviews(
         query["channel_id"] = channel_id
     if cursor:
         query["_id"] = {"$lt": cursor}
-    return await _newest_first(db, query, limit)
+    return await _newest_first(db, query, limit, reach.owner_id)
 
 
 async def _answerable(db: Database, access: Reach | Principal, message_id: str) -> tuple[MessageDoc, Reach]:
@@ -448,7 +454,7 @@ async def respond(
         if feedback is not None or modified_file_ids is not None:
             field = "feedback" if feedback is not None else "modifiedFileIds"
             raise ApiError(422, "invalid_response", "a quorum vote is its response alone", field)
-        return await _vote(db, reach, doc, responder_id, clean)
+        return seen_by(await _vote(db, reach, doc, responder_id, clean), doc["owner_id"], responder_id)
     answer = review_state.Answer(clean, responder_id, feedback, modified_file_ids)
     completion = review_state.completed(doc, answer, now)
     updated = await collection(db, MESSAGES).find_one_and_update(
@@ -458,7 +464,7 @@ async def respond(
         current = await get_message(db, reach, message_id, None)
         _ensure_open(current["review"], now)
         raise ApiError(409, "review_closed", "the review is no longer pending")
-    return completion.view
+    return seen_by(completion.view, doc["owner_id"], responder_id)
 
 
 async def _vote(db: Database, reach: Reach, doc: MessageDoc, voter_id: str, response: Any) -> MessageView:

@@ -21,7 +21,7 @@ from signoff_common import numerals
 from signoff_common.documents import MessageDoc
 from signoff_common.membership import Reach
 from signoff_common.mongo import MESSAGES, Database, Doc, collection
-from signoff_common.views import FULL, MESSAGE_PROJECTION, MessageView, message_view
+from signoff_common.views import FULL, MESSAGE_PROJECTION, MessageView, message_view_for, seen_by
 from signoff_realtime.metrics import WAITS
 from signoff_realtime.waiters import Outcome, Waiters
 
@@ -71,7 +71,8 @@ async def current_answer(
     db: Database, reach: Reach, review_id: str, channel_id: str | None
 ) -> dict[str, Any] | None:
     doc = await find_review(db, reach, review_id, channel_id)
-    return None if doc is None else answer(message_view(doc))
+    # A member of the channel waits too, and reads it as the API shows it to them.
+    return None if doc is None else answer(message_view_for(doc, reach.owner_id))
 
 
 # However short the poll, its first read gets this long before the answer is 503 (a 1 ms poll
@@ -137,6 +138,6 @@ async def wait_for_review(
                 return timed_out
             finally:
                 timer.cancel()
-            body = answer(event.data.message)
+            body = answer(seen_by(event.data.message, event.owner_id, reach.owner_id))
     WAITS.labels(body["status"]).inc()
     return encode(body)

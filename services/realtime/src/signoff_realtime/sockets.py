@@ -149,9 +149,8 @@ class Sockets:
         if not self._sockets:
             return
         skip = set(self._already_replayed(event.id))
-        data = [event_name(event), payload(event)]
-        encoded = self.server.packet_class(socketio.packet.EVENT, namespace=NAMESPACE, data=data).encode()
-        message = engineio.packet.Packet(engineio.packet.MESSAGE, encoded)
+        # Encoded once per kind of reader: the channel's owner, and its members (see payloads.py).
+        packets: dict[bool, engineio.packet.Packet] = {}
         rooms = [owner_room(event.owner_id), channel_room(event.channel_id)]
         engine_sockets = self.server.eio.sockets
         limit = self._settings.socket_queue_size
@@ -161,8 +160,20 @@ class Sockets:
                 continue
             if socket.queue.qsize() >= limit:
                 self._drop(sid)
-            else:
-                socket.queue.put_nowait(message)
+                continue
+            sock = self._sockets.get(sid)
+            if sock is None:
+                continue  # being forgotten: whom it reads for is no longer known
+            reader = sock.principal.owner_id
+            owner = reader == event.owner_id
+            if owner not in packets:
+                packets[owner] = self._packet(event, reader)
+            socket.queue.put_nowait(packets[owner])
+
+    def _packet(self, event: Event, reader_id: str) -> engineio.packet.Packet:
+        data = [event_name(event), payload(event, reader_id)]
+        encoded = self.server.packet_class(socketio.packet.EVENT, namespace=NAMESPACE, data=data).encode()
+        return engineio.packet.Packet(engineio.packet.MESSAGE, encoded)
 
     def _drop(self, sid: str, *, flush: bool = False) -> None:
         """Cuts a socket off without a goodbye. Socket.IO clients (the JS and the Python one) take
@@ -398,4 +409,8 @@ class Sockets:
         return False
 
     async def _send(self, sid: str, event: Event) -> None:
-        await self.server.emit(event_name(event), payload(event), to=sid, namespace=NAMESPACE)
+        sock = self._sockets.get(sid)
+        if sock is None:
+            return  # gone: nothing to send it
+        data = payload(event, sock.principal.owner_id)
+        await self.server.emit(event_name(event), data, to=sid, namespace=NAMESPACE)

@@ -59,8 +59,8 @@ class Response(StreamingResponse):
 RETRY_MS = 2000
 
 
-def frame(event: Event) -> str:
-    data = json.dumps(payload(event), separators=(",", ":"))
+def frame(event: Event, reader_id: str) -> str:
+    data = json.dumps(payload(event, reader_id), separators=(",", ":"))
     return f"id: {event.id}\nevent: {event_name(event)}\ndata: {data}\n\n"
 
 
@@ -109,7 +109,7 @@ async def stream(
                 if revoked:
                     break
                 sent.add(event.id)
-                yield frame(event)
+                yield frame(event, principal.owner_id)
             REPLAYED.labels("sse").inc(len(replay.events))
             if not replay.complete and not revoked:
                 # More was missed than one replay sends: end here; the client reconnects with the
@@ -132,7 +132,7 @@ async def stream(
                 yield ": heartbeat\n\n"
                 continue
             if item is not None and item.id not in sent:
-                yield frame(item)
+                yield frame(item, principal.owner_id)
     finally:
         watched.release()
         tracked.release()

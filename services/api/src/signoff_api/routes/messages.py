@@ -17,7 +17,7 @@ from signoff_api.schemas import (
     UserMessageIn,
 )
 from signoff_common.http_errors import ApiError
-from signoff_common.views import MessageView, StatusEventView, message_view
+from signoff_common.views import MessageView, StatusEventView, message_view_for
 
 router = APIRouter(prefix="/api/v1/messages", tags=["messages"])
 
@@ -123,6 +123,7 @@ async def list_messages(
         cursor,
         search,
         correlation_id,
+        reader_id=who.owner_id,
         with_attachments=has_attachments == "true",
     )
     return MessagePage(data=data, next_cursor=next_cursor)
@@ -159,7 +160,8 @@ async def get_iterations(
 async def get_message(
     message_id: str, who: CurrentPrincipal, ctx: Ctx, channel: OptChannel = None
 ) -> MessageView:
-    return message_view(await messages.get_message(ctx.db, await ctx.reach(who), message_id, channel))
+    doc = await messages.get_message(ctx.db, await ctx.reach(who), message_id, channel)
+    return message_view_for(doc, who.owner_id)
 
 
 @router.delete("/{message_id}", response_model=DeletedOut)

@@ -8,7 +8,7 @@ from signoff_api import messages
 from signoff_api.deps import Ctx, CurrentPrincipal, CurrentUser
 from signoff_api.schemas import MessagePage, RespondIn
 from signoff_common.http_errors import not_found
-from signoff_common.views import MessageView, message_view
+from signoff_common.views import MessageView, message_view_for
 
 router = APIRouter(prefix="/api/v1/reviews", tags=["reviews"])
 
@@ -49,7 +49,7 @@ async def get_review(
     doc = await messages.get_message(ctx.db, await ctx.reach(who), message_id, channel)
     if not doc.get("review"):
         raise not_found("review")
-    return message_view(doc)
+    return message_view_for(doc, who.owner_id)
 
 
 @router.post("/{message_id}/respond", response_model=MessageView, responses={409: {}, 422: {}})
