@@ -71,7 +71,10 @@ def test_error_mapping(
 
 
 @pytest.mark.parametrize(
-    ("header", "seconds"), [("5", 5.0), (" 0 ", 0.0), ("-3", 0.0), ("Wed, 21 Oct 2026", None)]
+    # A negative delta is no delta-seconds: absent, so the SDK's own backoff applies (odd values:
+    # tests/clients/test_sdk_numerals.py).
+    ("header", "seconds"),
+    [("5", 5.0), (" 0 ", 0.0), ("-3", None), ("Wed, 21 Oct 2026", None)],
 )
 def test_retry_after(header: str, seconds: float | None) -> None:
     error = signoff.errors.error_from_response(_response(429, {}, {"Retry-After": header}))

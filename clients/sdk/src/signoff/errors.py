@@ -22,6 +22,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from signoff.numerals import ascii_digits, parse_uint
+
 if TYPE_CHECKING:
     import httpx
 
@@ -113,15 +115,20 @@ _BY_STATUS: dict[int, type[ApiError]] = {
 }
 
 
+# Retry-After beyond this many digits is "very long": read as 2^31 s, as RFC 9111 caps an
+# overflowing delta-seconds (longer than the SDK ever waits either way).
+RETRY_AFTER_DIGITS = 10
+RETRY_AFTER_CAP = float(2**31)
+
+
 def retry_after_seconds(value: str | None) -> float | None:
-    """``Retry-After`` as seconds; the HTTP-date form is not used by Signoff and reads as None."""
-    if value is None:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        return None
-    return max(seconds, 0.0)
+    """``Retry-After`` as seconds (ASCII delta-seconds); the HTTP-date form is not used by Signoff
+    and, like anything else unreadable (``nan``, ``²``, ``-1``), reads as None."""
+    text = (value or "").strip(" \t")
+    if len(text) > RETRY_AFTER_DIGITS and ascii_digits(text):
+        return RETRY_AFTER_CAP
+    seconds = parse_uint(text, RETRY_AFTER_DIGITS)
+    return None if seconds is None else float(seconds)
 
 
 def error_from_response(response: httpx.Response) -> ApiError:

@@ -17,8 +17,10 @@ from typing import Any
 
 from signoff.errors import Unauthorized
 from signoff.models import Event
+from signoff.numerals import parse_uint
 
 DEFAULT_RETRY_MS = 2000
+RETRY_DIGITS = 9  # a reconnection delay of more than eleven days is no delay the server meant
 # Event ids remembered to drop repeats; a resume repeats at most the events of a few seconds.
 SEEN_IDS = 10_000
 
@@ -46,8 +48,8 @@ class EventParser:
             self._type = value
         elif name == "id" and "\x00" not in value:
             self._id = value
-        elif name == "retry" and value.isdigit():
-            self.retry_ms = int(value)
+        elif name == "retry" and (retry_ms := parse_uint(value, RETRY_DIGITS)) is not None:
+            self.retry_ms = retry_ms
         return None
 
     def _dispatch(self) -> Event | None:

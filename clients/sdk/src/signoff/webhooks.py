@@ -19,9 +19,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from signoff.errors import WebhookVerificationError
+from signoff.numerals import parse_uint
 
 # How far a timestamp may be from now, either way (seconds).
 TOLERANCE_SECONDS = 300
+# Unix seconds; more digits are not a time (and would overflow against time.time()).
+TIMESTAMP_DIGITS = 12
 
 
 def _key(secret: str) -> bytes:
@@ -60,10 +63,9 @@ def verify_webhook(
         raise WebhookVerificationError(
             "missing_headers", "webhook-id, webhook-timestamp and webhook-signature are required"
         )
-    try:
-        timestamp = int(stamp)
-    except ValueError:
-        raise WebhookVerificationError("invalid_timestamp", "webhook-timestamp is not an integer") from None
+    timestamp = parse_uint(stamp, TIMESTAMP_DIGITS)
+    if timestamp is None:
+        raise WebhookVerificationError("invalid_timestamp", "webhook-timestamp is not Unix seconds")
     current = time.time() if now is None else now
     if abs(current - timestamp) > tolerance:
         raise WebhookVerificationError(
