@@ -84,6 +84,9 @@ class Review(ApiModel):
         default=None, description="Seconds before expiresAt the notifier reminds at"
     )
     escalation: list[Escalation] | None = None
+    content_digest: str | None = Field(
+        default=None, description="sha256 of what the reviewer is shown, fixed when the message was created"
+    )
 
     @property
     def answer(self) -> AnswerValue | None:

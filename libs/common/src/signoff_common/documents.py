@@ -187,6 +187,7 @@ class ReviewDoc(TypedDict, total=False):
     default_response: Any  # on_expire's response, once the review expired with it
     quorum: QuorumDoc
     votes: list[VoteDoc]  # [] from creation on quorum reviews (votes are counted by $size)
+    content_digest: str  # what the reviewer is shown (review_state.content_digest), fixed at creation
 
 
 class AttachmentDoc(TypedDict, total=False):
@@ -381,6 +382,23 @@ class EventDoc(TypedDict, total=False):
     traceparent: str | None
     data: Required[dict[str, Any]]
     expire_at: datetime
+
+
+class DeadLetterDoc(TypedDict, total=False):
+    """An outbox entry the relay could not publish (too large for the broker, or unreadable),
+    moved aside so the events behind it flow; kept until an operator deals with it."""
+
+    _id: Required[str]  # the event's id (or a new one for an entry without a readable id)
+    reason: Required[str]  # "too_large" | "unparseable"
+    detail: Required[str]
+    collection: Required[str]  # where the entry waited
+    document_id: Required[Any]
+    type: str | None
+    channel_id: str | None
+    owner_id: str | None
+    size: int  # bytes, as JSON
+    entry: Required[OutboxEntry]
+    at: Required[datetime]
 
 
 class LeaseDoc(TypedDict):

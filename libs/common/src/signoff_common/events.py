@@ -7,16 +7,18 @@ delivers at least once and the outbox relay may publish an event twice after a c
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from signoff_common import tracing
 from signoff_common.clock import utcnow
 from signoff_common.documents import AgentStatus, DeliveryDoc
+from signoff_common.http_errors import ApiError
 from signoff_common.ids import new_id
 from signoff_common.views import FULL, DeliveryStatus, MessageView, VoteView
 
@@ -27,13 +29,26 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
+def _without_attachment_texts(message: MessageView) -> MessageView:
+    """Events never carry attachments' ``textContent``: up to 40 of 64 KB each would make one
+    message's event larger than the broker takes. Readers get it with the message or the file."""
+    if not any(a.text_content is not None for a in message.attachments):
+        return message
+    bare = [a.model_copy(update={"text_content": None}) for a in message.attachments]
+    return message.model_copy(update={"attachments": bare})
+
+
 class MessageData(_Frozen):
     message: MessageView
+
+    _lean = field_validator("message")(_without_attachment_texts)
 
 
 class VoteData(_Frozen):
     message: MessageView  # as it reads after the vote (all votes so far)
     vote: VoteView  # the vote this event is about
+
+    _lean = field_validator("message")(_without_attachment_texts)
 
 
 class DeliveryStatusData(_Frozen):
@@ -168,6 +183,48 @@ def event_to_document(event: Event) -> dict[str, Any]:
 
 def event_to_json(event: Event) -> bytes:
     return event.model_dump_json(by_alias=True, context=FULL).encode()
+
+
+# The largest event the relay publishes. Kafka takes records up to about 1 MiB by default (the
+# broker's message.max.bytes, aiokafka's max_request_size: signoff_common.kafka sets the same);
+# the rest of the request is the record's framing and headers.
+MAX_EVENT_BYTES = 960 * 1024
+
+
+class EventTooLargeError(ApiError):
+    """A change whose event would exceed :data:`MAX_EVENT_BYTES`; refused before anything is
+    written, naming the part of the message that makes it large."""
+
+    def __init__(self, size: int, part: str | None) -> None:
+        largest = f"; the largest part is {part}" if part else ""
+        super().__init__(
+            413,
+            "event_too_large",
+            f"this change would make an event of {size} bytes; events are limited to "
+            f"{MAX_EVENT_BYTES} bytes{largest}",
+            part,
+        )
+
+
+def _largest_part(event: Event) -> str | None:
+    data = event.model_dump(mode="json", by_alias=True, context=FULL)["data"]
+    message = data.get("message")
+    if not isinstance(message, dict):
+        return None
+    parts: dict[str, Any] = {k: v for k, v in message.items() if k != "review"}
+    review = message.get("review")
+    if isinstance(review, dict):
+        parts |= {f"review.{k}": v for k, v in review.items()}
+    return max(parts, key=lambda k: len(json.dumps(parts[k])), default=None)
+
+
+def outbox_entry(event: Event) -> dict[str, Any]:
+    """The outbox form of an event written by a request (see :func:`event_to_document`), refused
+    with :class:`EventTooLargeError` if the relay could never publish it."""
+    size = len(event_to_json(event))
+    if size > MAX_EVENT_BYTES:
+        raise EventTooLargeError(size, _largest_part(event))
+    return event_to_document(event)
 
 
 # Socket.IO and webhook names use Placet's colon form: ``review.responded`` -> ``review:responded``.

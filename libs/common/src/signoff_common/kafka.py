@@ -29,6 +29,9 @@ def create_producer(settings: ServiceSettings) -> AIOKafkaProducer:
         linger_ms=0,
         request_timeout_ms=10_000,
         retry_backoff_ms=200,
+        # Kafka's default (the broker's message.max.bytes is about the same); events are kept
+        # below it at write time (signoff_common.events.MAX_EVENT_BYTES).
+        max_request_size=1024 * 1024,
     )
 
 

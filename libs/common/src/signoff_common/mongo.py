@@ -15,6 +15,7 @@ from pymongo.errors import BulkWriteError, OperationFailure
 from signoff_common.documents import (
     AgentDoc,
     ApiKeyDoc,
+    DeadLetterDoc,
     DeliveryDoc,
     EventDoc,
     FileDoc,
@@ -79,6 +80,8 @@ FILES: Final = CollectionName[FileDoc]("files")
 # The notifier's work and audit log: one document per review x recipient x kind x purpose.
 NOTIFICATIONS: Final = CollectionName[NotificationDoc]("notifications")
 FILE_BUCKET: Final = "blobs"
+# Outbox entries the relay moved aside instead of publishing (signoff_common.outbox).
+DEAD_LETTERS: Final = CollectionName[DeadLetterDoc]("outbox_dead_letters")
 
 # Documents with events still to publish; partial, so it only ever holds the few pending ones.
 OUTBOX_INDEX = IndexModel(
@@ -167,6 +170,7 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
         IndexModel([("channel_id", ASCENDING), ("_id", ASCENDING)]),
     ],
     LOGIN_ATTEMPTS: [IndexModel([("expire_at", ASCENDING)], expireAfterSeconds=0)],
+    DEAD_LETTERS: [IndexModel([("at", DESCENDING)])],
     RATE_LIMITS: [IndexModel([("expire_at", ASCENDING)], expireAfterSeconds=0)],
     FILES: [
         IndexModel([("channel_id", ASCENDING), ("created_at", DESCENDING)]),

@@ -23,10 +23,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError
 from aiokafka.structs import RecordMetadata, TopicPartition
 from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
@@ -35,17 +37,22 @@ from pymongo.errors import BulkWriteError
 
 from signoff_common import loops
 from signoff_common.clock import as_utc, utcnow
-from signoff_common.documents import EventDoc
-from signoff_common.events import Event, event_to_document, event_to_json, parse_event
+from signoff_common.documents import DeadLetterDoc, EventDoc
+from signoff_common.events import MAX_EVENT_BYTES, Event, event_to_document, event_to_json, parse_event
+from signoff_common.ids import id_time_ms, new_id
 from signoff_common.kafka_metadata import cluster_view
 from signoff_common.lease import Lease
-from signoff_common.mongo import EVENTS, Database, Doc, collection
+from signoff_common.mongo import DEAD_LETTERS, EVENTS, INDEXES, OUTBOX_INDEX, Database, Doc, collection
 from signoff_common.topics import topic_for
 
 log = logging.getLogger(__name__)
 
 PUBLISHED = Counter("signoff_outbox_published_total", "Events published by the outbox relay", ["type"])
-DEAD = Counter("signoff_outbox_dead_total", "Outbox entries that could not be parsed")
+DEAD_LETTERS_TOTAL = Counter(
+    "signoff_outbox_dead_letters_total",
+    "Outbox entries moved to the dead letters instead of published (too large for the broker, unreadable)",
+    ["reason"],
+)
 OLDEST = Gauge("signoff_outbox_oldest_age_seconds", "Age of the oldest unpublished event seen")
 
 # Wake only for writes that carry outbox entries. Claims, lease renewals and the relay's own pulls
@@ -68,6 +75,45 @@ _CARRIES_OUTBOX: list[dict[str, Any]] = [
 ]
 
 
+# Every collection whose documents carry an outbox has its partial index.
+OUTBOX_COLLECTIONS = tuple(name for name, models in INDEXES.items() if OUTBOX_INDEX in models)
+_HAS_OUTBOX: dict[str, Any] = {"outbox.0": {"$exists": True}}
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """What waits in the outboxes, read from MongoDB: it keeps growing while nothing publishes."""
+
+    documents: int  # documents holding unpublished events
+    oldest_age_seconds: float  # of the oldest unpublished event (0 when none)
+    dead_letters: int  # entries moved aside (see OutboxRelay), until an operator removes them
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "documents": self.documents,
+            "oldestAgeSeconds": round(self.oldest_age_seconds, 1),
+            "deadLetters": self.dead_letters,
+        }
+
+
+async def backlog(db: Database, now: datetime) -> Backlog:
+    documents = 0
+    oldest_ms: int | None = None
+    for name in OUTBOX_COLLECTIONS:
+        coll = db[name]
+        documents += await coll.count_documents(_HAS_OUTBOX, hint=OUTBOX_INDEX.document["name"])
+        first = await coll.find_one(
+            _HAS_OUTBOX, {"outbox.id": 1}, sort=[("outbox.id", 1)], hint=OUTBOX_INDEX.document["name"]
+        )
+        for entry in (first or {}).get("outbox", []):
+            with contextlib.suppress(ValueError, TypeError, AttributeError, KeyError):
+                stamp = id_time_ms(entry["id"])
+                oldest_ms = stamp if oldest_ms is None else min(oldest_ms, stamp)
+    age = 0.0 if oldest_ms is None else now.timestamp() - oldest_ms / 1000
+    dead = await collection(db, DEAD_LETTERS).estimated_document_count()
+    return Backlog(documents, max(0.0, age), dead)
+
+
 class BrokerStateLostError(Exception):
     """The broker acknowledged records it cannot have kept; the batch must be published again."""
 
@@ -85,6 +131,43 @@ def event_from_events_document(doc: EventDoc) -> Event:
     data["id"] = data.pop("_id")
     data.pop("expire_at", None)
     return parse_event(data)
+
+
+@dataclass(frozen=True)
+class _Ready:
+    doc_id: Any  # the document whose outbox holds the event
+    event: Event
+    value: bytes  # the event as published
+
+
+# What the producer or the broker answers for a record too large to ever take: retrying cannot
+# help, and a record that stays at the head of the outbox would hold back every later event.
+_TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError)
+
+
+def _dead_letter(
+    collection_name: str,
+    doc_id: Any,
+    raw: dict[str, Any],
+    reason: str,
+    detail: str,
+    event: Event | None = None,
+    value: bytes | None = None,
+) -> DeadLetterDoc:
+    entry_id = raw.get("id") if isinstance(raw, dict) else None
+    return {
+        "_id": event.id if event else (entry_id if isinstance(entry_id, str) else new_id("dead")),
+        "reason": reason,
+        "detail": detail,
+        "collection": collection_name,
+        "document_id": doc_id,
+        "type": event.type if event else None,
+        "channel_id": event.channel_id if event else None,
+        "owner_id": event.owner_id if event else None,
+        "size": len(value) if value is not None else 0,
+        "entry": raw,
+        "at": utcnow(),
+    }
 
 
 class OutboxRelay:
@@ -215,66 +298,129 @@ class OutboxRelay:
         return total
 
     async def _publish(self, collection: str, docs: list[Doc]) -> int:
-        events: list[Event] = []
+        ready: list[_Ready] = []
+        dead: list[DeadLetterDoc] = []
+        # Entries without a readable id are pulled by value, the rest by id in one statement.
         pulls: list[UpdateOne | UpdateMany] = []
-        published_in: list[object] = []
         oldest: float | None = None
         for doc in docs:
-            ok = False
             for raw in doc["outbox"]:
                 try:
                     event = parse_event(raw)
-                except ValidationError:
-                    DEAD.inc()
-                    log.error("unparseable outbox entry moved aside", extra={"doc": doc["_id"]})
-                    pulls.append(
-                        UpdateOne(
-                            {"_id": doc["_id"]},
-                            {"$pull": {"outbox": raw}, "$push": {"outbox_dead": raw}},
-                        )
-                    )
+                except ValidationError as exc:
+                    dead.append(_dead_letter(collection, doc["_id"], raw, "unparseable", str(exc)[:500]))
+                    pulls.append(UpdateOne({"_id": doc["_id"]}, {"$pull": {"outbox": raw}}))
                     continue
-                events.append(event)
-                ok = True
+                value = event_to_json(event)
+                if len(value) > MAX_EVENT_BYTES:
+                    detail = f"{len(value)} bytes, more than the {MAX_EVENT_BYTES} an event may have"
+                    dead.append(_dead_letter(collection, doc["_id"], raw, "too_large", detail, event, value))
+                    continue
+                ready.append(_Ready(doc["_id"], event, value))
                 stamp = event.occurred_at.timestamp()
                 oldest = stamp if oldest is None else min(oldest, stamp)
-            if ok:
-                published_in.append(doc["_id"])
-        if published_in:
-            # One statement for the whole batch rather than one per document: each document
-            # loses exactly the ids published here (ids are unique), as a pull per document did,
-            # without mongod's per-statement cost on every message and delivery (README
-            # *Performance*, issue #19).
-            published = [e.id for e in events]
-            pulls.append(
-                UpdateMany({"_id": {"$in": published_in}}, {"$pull": {"outbox": {"id": {"$in": published}}}})
-            )
         if oldest is not None:
             OLDEST.set(max(0.0, utcnow().timestamp() - oldest))
         # Send in order; the producer keeps per-partition order, and the key (channel id) maps a
         # channel to one partition, so one channel's events arrive in the order written.
-        if events:
-            written = await asyncio.wait_for(self._send_all(events), self._publish_timeout)
-            await asyncio.wait_for(self._confirm(written), self._publish_timeout)
-            await self._remember(events)
+        sent: list[_Ready] = []
+        if ready:
+            written, refused = await asyncio.wait_for(self._send_all(ready), self._publish_timeout)
+            if written:
+                await asyncio.wait_for(self._confirm([meta for _, meta in written]), self._publish_timeout)
+                sent = [item for item, _ in written]
+                await self._remember([item.event for item in sent])
+            dead += [
+                _dead_letter(
+                    collection,
+                    item.doc_id,
+                    event_to_document(item.event),
+                    "too_large",
+                    why,
+                    item.event,
+                    item.value,
+                )
+                for item, why in refused
+            ]
+        # Moved aside before they leave the outbox: a crash in between only repeats the move.
+        if dead:
+            await self._bury(dead)
+        # Unparseable entries were pulled by value above; the rest leave by id.
+        buried = [d for d in dead if d["reason"] != "unparseable"]
+        ids = [item.event.id for item in sent] + [d["_id"] for d in buried]
+        if ids:
+            # One statement for the whole batch rather than one per document: each document
+            # loses exactly the ids handled here (ids are unique), as a pull per document did,
+            # without mongod's per-statement cost on every message and delivery (README
+            # *Performance*, issue #19).
+            pulls.append(
+                UpdateMany(
+                    {
+                        "_id": {
+                            "$in": list({item.doc_id for item in sent} | {d["document_id"] for d in buried})
+                        }
+                    },
+                    {"$pull": {"outbox": {"id": {"$in": ids}}}},
+                )
+            )
         if pulls:
             await self._db[collection].bulk_write(pulls, ordered=False)
-        for e in events:
-            PUBLISHED.labels(e.type).inc()
+        for item in sent:
+            PUBLISHED.labels(item.event.type).inc()
         OLDEST.set(0)
-        return len(events)
+        return len(sent)
 
-    async def _send_all(self, events: list[Event]) -> list[RecordMetadata]:
-        futures = [
-            await self.producer.send(
-                topic_for(e.type, self._prefix),
-                event_to_json(e),
-                key=e.channel_id.encode(),
-                headers=[("traceparent", e.traceparent.encode())] if e.traceparent else None,
+    async def _send_all(
+        self, ready: list[_Ready]
+    ) -> tuple[list[tuple[_Ready, RecordMetadata]], list[tuple[_Ready, str]]]:
+        """Send every event; returns those the broker stored and those it can never take (too
+        large for it: refused by the producer before sending or by the broker). Any other
+        failure raises, and the whole batch stays in the outbox for the next pass."""
+        pending: list[tuple[_Ready, asyncio.Future[RecordMetadata]]] = []
+        refused: list[tuple[_Ready, str]] = []
+        for item in ready:
+            e = item.event
+            try:
+                future = await self.producer.send(
+                    topic_for(e.type, self._prefix),
+                    item.value,
+                    key=e.channel_id.encode(),
+                    headers=[("traceparent", e.traceparent.encode())] if e.traceparent else None,
+                )
+            except _TOO_LARGE as exc:
+                refused.append((item, f"refused by the producer: {exc}"))
+                continue
+            pending.append((item, future))
+        results = await asyncio.gather(*(f for _, f in pending), return_exceptions=True)
+        written: list[tuple[_Ready, RecordMetadata]] = []
+        for (item, _), result in zip(pending, results, strict=True):
+            if isinstance(result, _TOO_LARGE):
+                refused.append((item, f"refused by the broker: {result}"))
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                written.append((item, result))
+        return written, refused
+
+    async def _bury(self, dead: list[DeadLetterDoc]) -> None:
+        try:
+            await collection(self._db, DEAD_LETTERS).insert_many(dead, ordered=False)
+        except BulkWriteError as exc:
+            # Duplicate ids: an earlier pass moved them already and crashed before the pull.
+            if any(err.get("code") != 11000 for err in exc.details.get("writeErrors", [])):
+                raise
+        for d in dead:
+            DEAD_LETTERS_TOTAL.labels(d["reason"]).inc()
+            log.error(
+                "outbox entry moved to the dead letters instead of published",
+                extra={
+                    "event_id": d["_id"],
+                    "event_type": d.get("type"),
+                    "channel_id": d.get("channel_id"),
+                    "reason": d["reason"],
+                    "detail": d["detail"],
+                },
             )
-            for e in events
-        ]
-        return list(await asyncio.gather(*futures))
 
     async def _confirm(self, written: list[RecordMetadata]) -> None:
         partitions = {(r.topic, r.partition) for r in written}

@@ -7,6 +7,8 @@ nothing) or loses (and gets 409), never both, and there is exactly one ``review.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,8 +25,25 @@ from signoff_common.events import (
     ReviewVoted,
     VoteData,
     event_to_document,
+    outbox_entry,
 )
 from signoff_common.views import MessageView, message_view, vote_view
+
+
+def content_digest(doc: MessageDoc) -> str:
+    """sha256 (hex) of what a reviewer is shown: the text, metadata, attached files, review type
+    and payload. Written once when the message is created; none of these can change afterwards
+    (a reviewed stream's text is fixed), so an answer is recorded against exactly this."""
+    review = doc.get("review")
+    shown = {
+        "text": doc.get("text"),
+        "metadata": doc.get("metadata"),
+        "attachments": [a["id"] for a in doc.get("attachments") or ()],
+        "type": review["type"] if review else None,
+        "payload": review.get("payload") if review else None,
+    }
+    canonical = json.dumps(shown, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -88,7 +107,7 @@ def completed(doc: MessageDoc, answer: Answer, now: datetime) -> Completion:
     fields, event = _answered(doc, answer, now)
     return Completion(
         filter=_still_open(doc, now),
-        update={"$set": fields, "$push": {"outbox": event_to_document(event)}},
+        update={"$set": fields, "$push": {"outbox": outbox_entry(event)}},
         view=event.data.message,
     )
 
@@ -155,7 +174,7 @@ def voted(doc: MessageDoc, vote: Vote, reviewers: frozenset[str], now: datetime)
             "$set": fields,
             "$push": {
                 "review.votes": cast,
-                "outbox": {"$each": [event_to_document(e) for e in [event, *closing]]},
+                "outbox": {"$each": [outbox_entry(e) for e in [event, *closing]]},
             },
         },
         view=view,

@@ -96,6 +96,11 @@ class ReviewView(_View):
         default=None, description="Seconds before expiresAt at which the notifier reminds the reviewers"
     )
     escalation: list[EscalationView] | None = Field(default=None, description="Who else is told, and when")
+    content_digest: str | None = Field(
+        default=None,
+        description="sha256 of what the reviewer is shown (text, metadata, attachments, review type and "
+        "payload), fixed when the message is created: the answer is an answer to exactly that",
+    )
 
     @field_serializer("response", "default_response")
     def _hide_passwords(self, response: Any, info: SerializationInfo) -> Any:
@@ -225,6 +230,7 @@ def message_view(doc: MessageDoc) -> MessageView:
             ]
             if "escalation" in review
             else None,
+            content_digest=review.get("content_digest"),
         )
     created = _dt(doc.get("created_at"))
     assert created is not None, "stored messages always have created_at"

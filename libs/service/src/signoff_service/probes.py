@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from starlette.requests import Request
@@ -35,11 +36,26 @@ async def _run_check(name: str, check: Check) -> tuple[bool, str]:
     return True, f"ok ({(time.perf_counter() - started) * 1000:.0f} ms)"
 
 
-def probe_routes(checks: Callable[[Request], dict[str, Check]]) -> list[Route]:
-    """``/healthz`` (process up), ``/readyz`` (every named dependency answers), ``/metrics``."""
+# /healthz waits at most this long for its detail: it is a liveness probe, and a slow database must
+# not make a live process look dead.
+DETAIL_TIMEOUT = 0.5
 
-    async def healthz(_: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+
+def probe_routes(
+    checks: Callable[[Request], dict[str, Check]],
+    detail: Callable[[Request], Awaitable[dict[str, Any]]] | None = None,
+) -> list[Route]:
+    """``/healthz`` (process up, with ``detail``'s fields when it answers in time; never a reason
+    to fail), ``/readyz`` (every named dependency answers), ``/metrics``."""
+
+    async def healthz(request: Request) -> Response:
+        body: dict[str, Any] = {"status": "ok"}
+        if detail is not None:
+            try:
+                body |= await asyncio.wait_for(detail(request), DETAIL_TIMEOUT)
+            except Exception as exc:
+                body["detail"] = f"unavailable: {type(exc).__name__}"
+        return JSONResponse(body)
 
     async def readyz(request: Request) -> Response:
         results: dict[str, str] = {}

@@ -38,6 +38,8 @@ from signoff_api.routes import (
 from signoff_api.routes import auth as auth_routes
 from signoff_api.settings import ApiSettings
 from signoff_api.telemetry import RequestMetrics
+from signoff_common import outbox
+from signoff_common.clock import utcnow
 from signoff_common.credentials import ApiKeyResolver
 from signoff_common.kafka import check_producer, create_producer, ensure_topics
 from signoff_common.lease import Lease
@@ -237,7 +239,12 @@ def create_app(settings: ApiSettings) -> FastAPI:
 
         return {"mongodb": ctx.runtime.check_mongo, "kafka": kafka}
 
-    for route in probe_routes(checks):
+    async def detail(request: Request) -> dict[str, Any]:
+        ctx: ApiContext = request.app.state.ctx
+        waiting = await outbox.backlog(ctx.runtime.db, utcnow())
+        return {"outbox": waiting.as_json()}
+
+    for route in probe_routes(checks, detail):
         app.router.routes.append(route)
 
     _document_schema(app)

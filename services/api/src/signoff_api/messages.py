@@ -25,7 +25,7 @@ from signoff_common import membership, quorum, review_state
 from signoff_common.batching import GroupedInserts
 from signoff_common.clock import as_utc, utcnow
 from signoff_common.documents import AttachmentDoc, CallbackDoc, MessageDoc, ReviewDoc
-from signoff_common.events import MessageCreated, MessageData, event_to_document
+from signoff_common.events import MessageCreated, MessageData, outbox_entry
 from signoff_common.http_errors import ApiError, not_found
 from signoff_common.ids import new_id
 from signoff_common.membership import Reach
@@ -307,11 +307,12 @@ async def create_message(
         doc["request_hash"] = request_hash(body)
     if review is not None:
         doc["delivery_status"] = "sent"
+        doc["review"]["content_digest"] = review_state.content_digest(doc)
     view = message_view(doc)
     event = MessageCreated(
         channel_id=body.channel_id, owner_id=owner_id, occurred_at=now, data=MessageData(message=view)
     )
-    doc["outbox"] = [event_to_document(event)]
+    doc["outbox"] = [outbox_entry(event)]
     try:
         await _inserts(db).insert(doc)
     except DuplicateKeyError as exc:

@@ -16,13 +16,17 @@ from signoff_api.schemas import StatusEventIn, StreamPatchIn
 from signoff_api.settings import ApiSettings
 from signoff_common.clock import utcnow
 from signoff_common.documents import MessageDoc
-from signoff_common.events import MessageData, MessageUpdated, event_to_document
+from signoff_common.events import MessageData, MessageUpdated, outbox_entry
 from signoff_common.http_errors import ApiError, not_found
 from signoff_common.ids import new_id
 from signoff_common.mongo import MESSAGES, Database, Doc, collection
 from signoff_common.views import MESSAGE_PROJECTION, MessageView, StatusEventView, message_view
 
 MAX_STATUS_EVENTS = 500
+# All of a stream's status steps together, as UTF-8: every message.updated event carries them all
+# (the inbox redraws the card from it), so 500 steps of 1,000 four-byte characters made events of
+# 2 MB, more than the broker takes, each kept 24 h for resume.
+MAX_STATUS_BYTES = 32 * 1024
 
 
 # Given the draft and the time, the fields to $set on it.
@@ -50,7 +54,7 @@ async def _change(db: Database, owner_id: str, channel_id: str, stream_id: str, 
         # Conditional on the version read, so concurrent patches never lose a status step.
         done = await messages.find_one_and_update(
             {**key, "stream_state": "streaming", "updated_at": draft["updated_at"]},
-            {"$set": changes, "$push": {"outbox": event_to_document(event)}},
+            {"$set": changes, "$push": {"outbox": outbox_entry(event)}},
             projection={"_id": 1},
             return_document=ReturnDocument.AFTER,
         )
@@ -67,7 +71,17 @@ async def patch_stream(
             413, "text_too_large", f"text is limited to {settings.max_text_chars} characters", "text"
         )
 
-    def build(_: MessageDoc, __: datetime) -> Doc:
+    def build(draft: MessageDoc, _: datetime) -> Doc:
+        if "review" in draft and body.text != (draft.get("text") or ""):
+            # The review is on screen from the moment the message exists; an answer must stay
+            # an answer to what the human read (a later "approved" must not cover new text).
+            raise ApiError(
+                409,
+                "review_text_fixed",
+                "this message asks for a review, so its text cannot change; send the same text to "
+                "complete or abort the stream, or post a new message",
+                "text",
+            )
         state = body.stream_state or ("complete" if body.complete else "streaming")
         return {"text": body.text, "stream_state": state}
 
@@ -81,6 +95,15 @@ async def append_status(db: Database, owner_id: str, stream_id: str, body: Statu
         events = list(draft.get("status_events") or [])
         if len(events) >= MAX_STATUS_EVENTS:
             raise ApiError(413, "too_many_status_events", f"at most {MAX_STATUS_EVENTS} status steps", "text")
+        used = sum(len(e.get("text", "").encode()) for e in events)
+        if used + len(body.text.encode()) > MAX_STATUS_BYTES:
+            raise ApiError(
+                413,
+                "status_events_too_large",
+                f"a stream's status steps may hold {MAX_STATUS_BYTES} bytes of text in all "
+                f"({used} used); finish this stream and start another",
+                "text",
+            )
         created.update(
             id=new_id("sev"),
             channel_id=body.channel_id,

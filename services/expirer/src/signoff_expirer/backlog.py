@@ -15,25 +15,22 @@ the broker).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import datetime, timedelta
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from signoff_common import loops
+from signoff_common import loops, outbox
 from signoff_common.clock import as_utc, utcnow
 from signoff_common.ids import id_time_ms
-from signoff_common.mongo import INDEXES, MESSAGES, OUTBOX_INDEX, Database, untyped
+from signoff_common.mongo import MESSAGES, Database, untyped
 
 log = logging.getLogger(__name__)
 
 # "Near expiry": deadlines closer than this count in signoff_reviews_expiring_soon.
 EXPIRING_SOON_SECONDS = 900
 REFRESH_SECONDS = 15.0
-# Every collection whose documents carry an outbox has its partial index.
-OUTBOX_COLLECTIONS = tuple(name for name, models in INDEXES.items() if OUTBOX_INDEX in models)
 
 PENDING = Gauge("signoff_reviews_pending", "Reviews waiting for a human answer")
 OLDEST_PENDING = Gauge(
@@ -48,6 +45,10 @@ OUTBOX_OLDEST = Gauge(
     "Age of the oldest event still waiting in any outbox, read from MongoDB (0 when none)",
 )
 OUTBOX_DOCUMENTS = Gauge("signoff_outbox_backlog_documents", "Documents holding unpublished outbox events")
+OUTBOX_DEAD_LETTERS = Gauge(
+    "signoff_outbox_backlog_dead_letters",
+    "Outbox entries the relay moved aside instead of publishing (collection outbox_dead_letters)",
+)
 RESPONSE_SECONDS = Histogram(
     "signoff_review_response_seconds",
     "From a review's creation to the human's answer",
@@ -59,7 +60,6 @@ REFRESH_ERRORS = Counter(
 
 # Served by the partial index ``pending_reviews_by_deadline`` (as the expiry queries are).
 _PENDING: dict[str, Any] = {"review.status": "pending", "review.expires_at": {"$type": "date"}}
-_HAS_OUTBOX: dict[str, Any] = {"outbox.0": {"$exists": True}}
 
 
 def _updated(field: str) -> dict[str, Any]:
@@ -101,21 +101,10 @@ async def refresh_reviews(db: Database, now: datetime) -> None:
 
 
 async def refresh_outbox(db: Database, now: datetime) -> None:
-    documents = 0
-    oldest_ms: int | None = None
-    for name in OUTBOX_COLLECTIONS:
-        coll = db[name]
-        documents += await coll.count_documents(_HAS_OUTBOX, hint="outbox_pending")
-        first = await coll.find_one(
-            _HAS_OUTBOX, {"outbox.id": 1}, sort=[("outbox.id", 1)], hint="outbox_pending"
-        )
-        for entry in (first or {}).get("outbox", []):
-            with contextlib.suppress(ValueError, TypeError, AttributeError):
-                stamp = id_time_ms(entry["id"])
-                oldest_ms = stamp if oldest_ms is None else min(oldest_ms, stamp)
-    OUTBOX_DOCUMENTS.set(documents)
-    age = 0.0 if oldest_ms is None else now.timestamp() - oldest_ms / 1000
-    OUTBOX_OLDEST.set(max(0.0, age))
+    waiting = await outbox.backlog(db, now)
+    OUTBOX_DOCUMENTS.set(waiting.documents)
+    OUTBOX_OLDEST.set(waiting.oldest_age_seconds)
+    OUTBOX_DEAD_LETTERS.set(waiting.dead_letters)
 
 
 def response_seconds(message_id: Any, completed_at: Any) -> float | None:

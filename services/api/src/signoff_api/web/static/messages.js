@@ -10,6 +10,8 @@ import { reviewCard } from "./reviews.js";
 
 // Attachments whose textContent (sent by the API for small text files) is previewed inline.
 const PREVIEW_TYPES = new Set(["text/markdown", "text/plain"]);
+// The API inlines text files up to this size as textContent; the inbox previews no larger ones.
+const PREVIEW_MAX_BYTES = 64 * 1024;
 
 // Delivery statuses in the order a delivery moves through them.
 const DELIVERY_STEPS = ["sent", "webhook_failed", "webhook_delivered", "agent_received"];
@@ -238,13 +240,17 @@ function attachmentList(files) {
     const mime = String(file.mimeType || "").toLowerCase().split(";")[0].trim();
     let preview = null;
     if (PREVIEW_TYPES.has(mime) && typeof file.textContent === "string") {
-      let content;
-      if (mime === "text/markdown") {
-        content = h("div", { class: "md att-preview" });
-        // renderMarkdown escapes the file's text before adding its fixed set of tags.
-        content.innerHTML = renderMarkdown(file.textContent);
-      } else content = h("pre", { class: "att-preview att-text" }, file.textContent);
-      preview = h("details", { class: "att-details", open: true }, h("summary", {}, "Preview"), content);
+      preview = h("details", { class: "att-details", open: true }, h("summary", {}, "Preview"),
+        previewContent(mime, file.textContent));
+    } else if (PREVIEW_TYPES.has(mime) && typeof file.size === "number" && file.size <= PREVIEW_MAX_BYTES) {
+      // Live events carry no textContent (it could make an event larger than the broker takes):
+      // fetch the small file itself.
+      preview = h("details", { class: "att-details", open: true }, h("summary", {}, "Preview"),
+        h("p", { class: "muted att-loading" }, "Loading preview…"));
+      apiBlob(`/api/v1/files/${encodeURIComponent(file.id)}/download`)
+        .then((blob) => blob.text())
+        .then((text) => preview.querySelector(".att-loading").replaceWith(previewContent(mime, text)))
+        .catch(() => { preview.querySelector(".att-loading").textContent = "Preview not available."; });
     }
     return h("li", { class: "attachment", dataset: { attachmentId: file.id } },
       h("div", { class: "att-head" },
@@ -253,6 +259,14 @@ function attachmentList(files) {
         status),
       preview);
   }));
+}
+
+function previewContent(mime, text) {
+  if (mime !== "text/markdown") return h("pre", { class: "att-preview att-text" }, text);
+  const content = h("div", { class: "md att-preview" });
+  // renderMarkdown escapes the file's text before adding its fixed set of tags.
+  content.innerHTML = renderMarkdown(text);
+  return content;
 }
 
 async function download(file, link, status) {
