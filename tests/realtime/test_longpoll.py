@@ -113,6 +113,36 @@ async def test_wait_accepts_a_user_token_too(stack: RunningStack, owner: Owner) 
     assert result.json()["status"] == "pending"
 
 
+async def test_only_the_agents_key_reads_password_answers_in_full(stack: RunningStack, owner: Owner) -> None:
+    """The long-poll hands the agent the whole answer; a person waiting with a session (owner or
+    member) reads it as every other screen shows it, the password redacted."""
+    agent = await owner.create_agent(name="form")
+    fields = [
+        {"name": "user", "label": "User", "type": "text"},
+        {"name": "pw", "label": "PW", "type": "password"},
+    ]
+    msg = await owner.post_message(
+        agent["id"], text="log in?", review={"type": "form", "payload": {"fields": fields}}
+    )
+    parked = asyncio.create_task(
+        owner.human.get(f"/api/v1/reviews/{msg['id']}/wait", params={"timeout": 20000})
+    )
+    await asyncio.sleep(0.5)  # parked or not, the answer it gets must be redacted
+    answered = await owner.respond(msg["id"], {"user": "ana", "pw": "s3cret"})
+    assert answered.status_code == 200, answered.text
+    woken = await parked
+    at_once = await owner.human.get(f"/api/v1/reviews/{msg['id']}/wait", params={"timeout": 200})
+    for result in (woken, at_once):
+        assert result.status_code == 200, result.text
+        body = result.json()
+        assert body["response"] == {"user": "ana", "pw": "***REDACTED***"}
+        assert body["message"]["review"]["response"] == {"user": "ana", "pw": "***REDACTED***"}
+        assert "s3cret" not in result.text
+    agent_reads = await owner.agent.get(f"/api/v1/reviews/{msg['id']}/wait", params={"timeout": 200})
+    assert agent_reads.json()["response"] == {"user": "ana", "pw": "s3cret"}
+    assert agent_reads.json()["message"]["review"]["response"] == {"user": "ana", "pw": "s3cret"}
+
+
 async def test_wait_refuses_missing_credentials_and_hides_other_owners(
     stack: RunningStack, owner: Owner
 ) -> None:
@@ -130,8 +160,7 @@ async def test_wait_refuses_missing_credentials_and_hides_other_owners(
         assert theirs.status_code == 404
         assert theirs.json()["error"] == {"code": "not_found", "message": "review not found"}
     finally:
-        await other.agent.aclose()
-        await other.human.aclose()
+        await other.aclose()
     unknown = await owner.agent.get("/api/v1/reviews/msg_doesnotexist/wait", params={"timeout": 100})
     assert unknown.status_code == 404
     wrong_channel = await owner.agent.get(

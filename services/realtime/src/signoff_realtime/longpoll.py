@@ -36,18 +36,22 @@ def parse_timeout_ms(raw: str | None, default: int, cap: int) -> int:
     return default if value is None or value <= 0 else value
 
 
-def answer(view: MessageView, *, timed_out: bool = False) -> dict[str, Any]:
+def answer(view: MessageView, *, timed_out: bool = False, full: bool = True) -> dict[str, Any]:
+    """The long-poll's answer. ``full`` for the agent (an API key): the long-poll is how it
+    receives the answer, password answers included (as the webhook and as Placet's wait
+    endpoint). A person waiting with a session (the owner or a member) reads it as the API shows
+    it to them, passwords redacted."""
     review = view.review
     assert review is not None, "only messages with a review are waited on"
+    message = view.model_dump(mode="json", context=FULL if full else None)
+    shown = message["review"]
     body: dict[str, Any] = {
         "status": review.status,
-        # The long-poll is how the agent receives the answer: full, password answers included
-        # (as the webhook and as Placet's wait endpoint).
-        "message": view.model_dump(mode="json", context=FULL),
-        "response": review.response if review.status == "completed" else None,  # attribute: full
+        "message": message,
+        "response": shown["response"] if review.status == "completed" else None,
     }
     if review.default_response is not None:
-        body["defaultResponse"] = review.default_response
+        body["defaultResponse"] = shown["defaultResponse"]
     if timed_out:
         body["timedOut"] = True
     return body
@@ -68,11 +72,11 @@ async def find_review(
 
 
 async def current_answer(
-    db: Database, reach: Reach, review_id: str, channel_id: str | None
+    db: Database, reach: Reach, review_id: str, channel_id: str | None, full: bool = True
 ) -> dict[str, Any] | None:
     doc = await find_review(db, reach, review_id, channel_id)
     # A member of the channel waits too, and reads it as the API shows it to them.
-    return None if doc is None else answer(message_view_for(doc, reach.owner_id))
+    return None if doc is None else answer(message_view_for(doc, reach.owner_id), full=full)
 
 
 # However short the poll, its first read gets this long before the answer is 503 (a 1 ms poll
@@ -110,6 +114,8 @@ async def wait_for_review(
     channel_id: str | None,
     timeout: float,
     arrived: float | None = None,
+    *,
+    full: bool = True,
 ) -> bytes | None:
     """The long-poll answer (JSON), or None when the review does not exist or is outside
     ``reach``. ``arrived`` (loop time) is when the request came in, if work was done before.
@@ -123,7 +129,7 @@ async def wait_for_review(
     start = loop.time() if arrived is None else arrived
     deadline = start + timeout
     with waiters.register(review_id) as outcome:
-        body = await within(ready_by(start, timeout), current_answer(db, reach, review_id, channel_id))
+        body = await within(ready_by(start, timeout), current_answer(db, reach, review_id, channel_id, full))
         if body is None:
             return None
         if body["status"] == "pending":
@@ -138,6 +144,6 @@ async def wait_for_review(
                 return timed_out
             finally:
                 timer.cancel()
-            body = answer(seen_by(event.data.message, event.owner_id, reach.owner_id))
+            body = answer(seen_by(event.data.message, event.owner_id, reach.owner_id), full=full)
     WAITS.labels(body["status"]).inc()
     return encode(body)

@@ -118,7 +118,14 @@ class WaitEndpoint:
         try:
             reach = await within(limit, reach_of(self._db, who))
             body = await wait_for_review(
-                self._db, self._waiters, reach, review_id, params.get("channel") or None, seconds, arrived
+                self._db,
+                self._waiters,
+                reach,
+                review_id,
+                params.get("channel") or None,
+                seconds,
+                arrived,
+                full=who.kind == "api_key",
             )
         finally:
             place.release()
