@@ -153,10 +153,8 @@ async def api_owner(api: InProcessApi) -> AsyncIterator[Owner]:
     """An owner on the API in this process, one per module: the tests of what the API accepts
     and refuses isolate themselves by creating their own agents, and a user costs more (Argon2
     hashing, a login, a key) than most of them."""
-    created = await api.new_owner()
-    yield created
-    await created.agent.aclose()
-    await created.human.aclose()
+    async with await api.new_owner() as created:
+        yield created
 
 
 @pytest.fixture
@@ -180,10 +178,8 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 @pytest.fixture
 async def owner(stack: RunningStack) -> AsyncIterator[object]:
-    created = await stack.new_owner()
-    yield created
-    await created.agent.aclose()
-    await created.human.aclose()
+    async with await stack.new_owner() as created:
+        yield created
 
 
 def unique(prefix: str = "t") -> str:

@@ -256,7 +256,7 @@ async def test_every_mcp_tool_flow(stack: RunningStack, owner: Owner) -> None:
         assert await c.delete_message(note["id"], channel) == {"deleted": True}
         with pytest.raises(PlacetApiError) as refused:
             await c.delete_message(mid, channel)
-        assert refused.value.status == 409
+        assert refused.value.status == 400  # as Placet's BadRequestException
 
         # list_plugins: a bare array of manifests with name/displayName/version
         plugins = await c.list_plugins()

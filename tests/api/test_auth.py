@@ -88,8 +88,7 @@ async def test_other_owner_cannot_revoke_my_key(stack: RunningStack, owner: Owne
         assert (await other.human.delete(f"/api/v1/api-keys/{mine}")).status_code == 404
         assert (await owner.agent.get("/api/v1/agents")).status_code == 200
     finally:
-        await other.agent.aclose()
-        await other.human.aclose()
+        await other.aclose()
 
 
 async def test_only_admins_create_users(owner: Owner) -> None:

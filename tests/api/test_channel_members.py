@@ -29,8 +29,7 @@ async def people(stack: RunningStack) -> AsyncIterator[tuple[Owner, Owner, Owner
         yield made[0], made[1], made[2]
     finally:
         for person in made:
-            await person.agent.aclose()
-            await person.human.aclose()
+            await person.aclose()
 
 
 async def add(owner: Owner, agent_id: str, email: str) -> httpx.Response:

@@ -47,25 +47,15 @@ from tests.test_observability import promtool
 PROMETHEUS = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 
 
-@contextlib.asynccontextmanager
-async def tenant(stack: RunningStack) -> AsyncIterator[Owner]:
-    created = await stack.new_owner()
-    try:
-        yield created
-    finally:
-        await created.agent.aclose()
-        await created.human.aclose()
-
-
 @pytest.fixture
 async def a(stack: RunningStack) -> AsyncIterator[Owner]:
-    async with tenant(stack) as created:
+    async with await stack.new_owner() as created:
         yield created
 
 
 @pytest.fixture
 async def b(stack: RunningStack) -> AsyncIterator[Owner]:
-    async with tenant(stack) as created:
+    async with await stack.new_owner() as created:
         yield created
 
 

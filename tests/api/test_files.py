@@ -306,8 +306,7 @@ async def test_delete_file(api: InProcessApi, api_owner: Owner) -> None:
                 assert refused.status_code == 404, refused.text
                 assert refused.json()["error"]["code"] == "not_found"
     finally:
-        await stranger.agent.aclose()
-        await stranger.human.aclose()
+        await stranger.aclose()
     # Attached to a message that is still there: it goes with the message, not before.
     busy = await owner.agent.delete(f"/api/v1/files/{attached}")
     assert busy.status_code == 409, busy.text
@@ -351,10 +350,8 @@ async def quota_api(infra: Infra) -> AsyncIterator[InProcessApi]:
 
 @pytest.fixture
 async def quota_owner(quota_api: InProcessApi) -> AsyncIterator[Owner]:
-    created = await quota_api.new_owner()
-    yield created
-    await created.agent.aclose()
-    await created.human.aclose()
+    async with await quota_api.new_owner() as created:
+        yield created
 
 
 async def test_unattached_files_are_limited_per_owner(quota_api: InProcessApi, quota_owner: Owner) -> None:
@@ -401,8 +398,7 @@ async def test_unattached_files_are_limited_per_owner(quota_api: InProcessApi, q
     try:
         assert (await presign(other, None))["id"]
     finally:
-        await other.agent.aclose()
-        await other.human.aclose()
+        await other.aclose()
 
 
 async def test_stored_bytes_are_limited_per_owner(quota_api: InProcessApi, quota_owner: Owner) -> None:
@@ -485,8 +481,7 @@ async def test_unattached_uploads_expire_with_their_bytes(expiring_api: InProces
             await gone(expiring_api, owner, file_id, link)
         await still_there(expiring_api, owner, kept, b"kept")
     finally:
-        await owner.agent.aclose()
-        await owner.human.aclose()
+        await owner.aclose()
 
 
 # --- size limit (the API in this process, with a small limit) -----------------------------
@@ -503,8 +498,7 @@ async def small_api(infra: Infra) -> AsyncIterator[InProcessApi]:
 async def test_over_the_limit_is_413_and_leaves_nothing(small_api: InProcessApi) -> None:
     owner = await small_api.new_owner()
     ticket = await presign(owner, None)
-    await owner.agent.aclose()
-    await owner.human.aclose()
+    await owner.aclose()
     token_path = path_of(ticket["uploadUrl"])
     async with small_api.client() as direct:
         # Declared too large: refused before a byte is stored.
@@ -626,8 +620,7 @@ async def test_other_owners_files_are_404_everywhere(stack: RunningStack, owner:
         assert attach.json()["error"]["field"] == "attachmentIds[0]"
         assert (await stranger.agent.get(f"/api/v1/files?channel={their_channel}")).json() == []
     finally:
-        await stranger.agent.aclose()
-        await stranger.human.aclose()
+        await stranger.aclose()
 
 
 async def test_list_by_channel_newest_first(stack: RunningStack, owner: Owner) -> None:

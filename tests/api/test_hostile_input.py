@@ -262,8 +262,7 @@ async def tenant(api: InProcessApi) -> AsyncIterator[Tenant]:
     channel = (await owner.create_agent(name="prop"))["id"]
     review = await owner.post_message(channel, review={"type": "freeform", "payload": {}})
     yield Tenant(owner.agent, owner.human, channel, review["id"])
-    await owner.agent.aclose()
-    await owner.human.aclose()
+    await owner.aclose()
 
 
 def _bodies(channel: str, review: str, value: Any) -> list[tuple[str, str, str, dict[str, Any]]]:

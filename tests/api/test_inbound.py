@@ -107,8 +107,7 @@ async def test_token_webhooks_are_owner_only(stack: RunningStack, owner: Owner) 
             "active"
         ]
     finally:
-        await other.agent.aclose()
-        await other.human.aclose()
+        await other.aclose()
 
 
 async def test_token_webhook_rate_limit(stack: RunningStack, owner: Owner) -> None:

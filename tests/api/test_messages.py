@@ -386,5 +386,4 @@ async def test_owners_never_see_each_other(stack: RunningStack, owner: Owner) ->
         still = (await owner.agent.get(f"/api/v1/reviews/{msg['id']}")).json()
         assert still["review"]["status"] == "pending"
     finally:
-        await other.agent.aclose()
-        await other.human.aclose()
+        await other.aclose()

@@ -238,8 +238,7 @@ async def test_other_owners_cannot_use_self_service(stack: RunningStack, owner: 
         for resp in await asyncio.gather(*calls):
             assert resp.status_code == 404, (resp.request.url, resp.text)
     finally:
-        await other.agent.aclose()
-        await other.human.aclose()
+        await other.aclose()
 
 
 async def test_streamed_message_grows_live_and_closes(stack: RunningStack, owner: Owner) -> None:

@@ -64,8 +64,7 @@ async def team(stack: RunningStack) -> AsyncIterator[list[Owner]]:
         yield people
     finally:
         for person in people:
-            await person.agent.aclose()
-            await person.human.aclose()
+            await person.aclose()
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,5 @@ from tests.support.stack import Owner, RunningStack
 
 @pytest.fixture(scope="module")
 async def owner(stack: RunningStack) -> AsyncIterator[Owner]:
-    created = await stack.new_owner()
-    yield created
-    await created.agent.aclose()
-    await created.human.aclose()
+    async with await stack.new_owner() as created:
+        yield created

@@ -313,8 +313,7 @@ async def test_http_never_lends_the_configured_key(stack: RunningStack, owner: O
                 assert mine["id"] not in seen
         assert "WARNING" not in (tmp_path / "mcp.err").read_text()
     finally:
-        await other.agent.aclose()
-        await other.human.aclose()
+        await other.aclose()
 
 
 async def test_http_shares_the_configured_key_only_when_asked(

@@ -158,7 +158,6 @@ async def test_other_owners_get_404(stack: RunningStack, owner: Owner, receiver:
             assert resp.status_code == 404, (path, resp.text)
             assert resp.json()["error"]["code"] == "not_found"
     finally:
-        await stranger.agent.aclose()
-        await stranger.human.aclose()
+        await stranger.aclose()
     assert len(await deliveries(owner, msg["id"])) == 1
     assert len(receiver.at("/mine")) == 1

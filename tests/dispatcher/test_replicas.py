@@ -49,10 +49,8 @@ def private(infra: Infra) -> Iterator[PrivateStack]:
 
 @pytest.fixture
 async def powner(private: PrivateStack) -> AsyncIterator[Owner]:
-    created = await private.stack.new_owner()
-    yield created
-    await created.agent.aclose()
-    await created.human.aclose()
+    async with await private.stack.new_owner() as created:
+        yield created
 
 
 async def _respond_all(owner: Owner, agents: list[dict[str, Any]], per_agent: int) -> list[str]:

@@ -48,8 +48,7 @@ async def test_one_tenants_failures_do_not_open_anothers_circuit(
         hooks = await receiver.wait_for("/victim", count=2)
         assert hooks[-1].json()["message_id"] == msg["id"]
     finally:
-        await other.agent.aclose()
-        await other.human.aclose()
+        await other.aclose()
 
 
 async def _seal_headers(stack: RunningStack, agent_id: str, headers: dict[str, str]) -> None:
@@ -195,8 +194,7 @@ async def test_a_tenant_with_many_slow_hosts_holds_only_its_share_of_the_slots(
     finally:
         held.gate.set()
         for owner in (noisy, victim):
-            await owner.agent.aclose()
-            await owner.human.aclose()
+            await owner.aclose()
 
 
 async def _true(value: bool) -> bool:

@@ -57,10 +57,8 @@ def notify(infra: Infra, mailbox: Mailbox) -> Iterator[Notify]:
 
 @pytest.fixture
 async def person(notify: Notify) -> AsyncIterator[Owner]:
-    created = await notify.stack.new_owner()
-    yield created
-    await created.agent.aclose()
-    await created.human.aclose()
+    async with await notify.stack.new_owner() as created:
+        yield created
 
 
 @pytest.fixture

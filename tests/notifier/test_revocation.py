@@ -91,8 +91,7 @@ async def test_a_removed_member_gets_no_reminder_and_their_links_neither_answer_
         review = (await person.agent.get(f"/api/v1/reviews/{msg['id']}")).json()["review"]
         assert (review["status"], review["votes"]) == ("pending", [])
     finally:
-        await member.agent.aclose()
-        await member.human.aclose()
+        await member.aclose()
 
 
 async def test_a_removed_members_slack_button_answers_nothing_and_shows_no_outcome(
@@ -135,5 +134,4 @@ async def test_a_removed_members_slack_button_answers_nothing_and_shows_no_outco
         assert slack.at("/slack/m/response") == []
         assert len(slack.at("/slack/m")) == 1
     finally:
-        await member.agent.aclose()
-        await member.human.aclose()
+        await member.aclose()

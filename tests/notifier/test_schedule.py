@@ -118,8 +118,7 @@ async def test_a_reminder_and_an_escalation_fire_and_the_escalated_member_answer
         review = (await person.agent.get(f"/api/v1/reviews/{msg['id']}")).json()["review"]
         assert review["respondedBy"] == escalated.user_id
     finally:
-        await escalated.agent.aclose()
-        await escalated.human.aclose()
+        await escalated.aclose()
 
 
 async def test_an_agent_key_escalates_only_to_the_channels_people_and_learns_nothing_of_accounts(
@@ -171,8 +170,7 @@ async def test_an_agent_key_escalates_only_to_the_channels_people_and_learns_not
         assert notify.mailbox.to(other.email) == []
         assert notify.mailbox.to(unknown) == []
     finally:
-        await other.agent.aclose()
-        await other.human.aclose()
+        await other.aclose()
 
 
 async def test_an_answer_cancels_reminders_and_escalations_still_waiting(

@@ -40,10 +40,8 @@ def limited(infra: Infra, stack: RunningStack) -> Iterator[Proc]:
 
 @pytest.fixture
 async def other(stack: RunningStack) -> AsyncIterator[Owner]:
-    created = await stack.new_owner()
-    yield created
-    await created.agent.aclose()
-    await created.human.aclose()
+    async with await stack.new_owner() as created:
+        yield created
 
 
 @pytest.mark.parametrize(

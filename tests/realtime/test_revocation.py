@@ -251,8 +251,7 @@ async def test_a_removed_user_loses_the_connections_of_its_keys_and_tokens(
                 _closed_stream(stream, "the user no longer exists"),
             )
     finally:
-        await gone.agent.aclose()
-        await gone.human.aclose()
+        await gone.aclose()
 
 
 async def test_valid_credentials_keep_their_connections_across_revalidation_rounds(

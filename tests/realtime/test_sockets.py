@@ -46,8 +46,7 @@ async def test_a_channel_of_someone_else_is_refused(stack: RunningStack, owner: 
     try:
         theirs = await other.create_agent(name="not yours")
     finally:
-        await other.agent.aclose()
-        await other.human.aclose()
+        await other.aclose()
     with pytest.raises(socketio.exceptions.ConnectionError, match="channel not found"):
         async with socket_client(stack.url, {"token": owner.token, "channels": [theirs["id"]]}):
             pass
@@ -156,8 +155,7 @@ async def test_an_owner_never_sees_another_owners_events(stack: RunningStack, ow
         assert {i.payload["channelId"] for i in b_inbox.items} == {theirs["id"]}
         assert {i.payload["channelId"] for i in a_inbox.items} == {mine["id"]}
     finally:
-        await other.agent.aclose()
-        await other.human.aclose()
+        await other.aclose()
 
 
 async def test_channels_narrow_the_subscription_and_new_channels_reach_the_owner(

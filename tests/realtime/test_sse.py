@@ -72,8 +72,7 @@ async def test_sse_channel_filter_and_tenant_isolation(stack: RunningStack, owne
         assert denied.status_code == 404
         assert denied.json()["error"]["code"] == "not_found"
     finally:
-        await other.agent.aclose()
-        await other.human.aclose()
+        await other.aclose()
     async with stack.client() as anonymous:
         refused = await anonymous.get("/api/v1/events")
     assert refused.status_code == 401

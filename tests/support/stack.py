@@ -44,6 +44,16 @@ class Owner:
     async def respond(self, message_id: str, response: Any) -> httpx.Response:
         return await self.human.post(f"/api/v1/reviews/{message_id}/respond", json={"response": response})
 
+    async def aclose(self) -> None:
+        await self.agent.aclose()
+        await self.human.aclose()
+
+    async def __aenter__(self) -> Owner:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
 
 @dataclass
 class RunningStack:

@@ -70,12 +70,8 @@ async def tab(context: BrowserContext) -> AsyncIterator[Tab]:
 
 @pytest.fixture
 async def user(stack: RunningStack) -> AsyncIterator[Owner]:
-    created = await stack.new_owner()
-    try:
+    async with await stack.new_owner() as created:
         yield created
-    finally:
-        await created.agent.aclose()
-        await created.human.aclose()
 
 
 async def sign_in(page: Page, owner: Owner, hash_: str = "#/inbox") -> None:

@@ -87,8 +87,7 @@ async def test_members_and_a_quorum_across_two_browsers(
         assert not theirs.errors, theirs.errors
     finally:
         await other.close()
-        await member.agent.aclose()
-        await member.human.aclose()
+        await member.aclose()
 
     await page.goto(f"/#/c/{agent['id']}/settings")
     await members.get_by_role("button", name=f"Remove {member.email}").click()

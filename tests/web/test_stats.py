@@ -194,8 +194,7 @@ async def test_overview_counts_real_deliveries(
         theirs = await _overview(stranger.human)
         assert (theirs["attempts"], theirs["pendingReviews"]["total"], theirs["hosts"]) == (0, 0, [])
     finally:
-        await stranger.agent.aclose()
-        await stranger.human.aclose()
+        await stranger.aclose()
 
 
 @pytest.mark.parametrize("window", ["10", "3601", "x"])
