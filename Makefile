@@ -1,4 +1,4 @@
-# Signoff: `make run` starts the whole stack locally; `make test` runs every check.
+# Sayso: `make run` starts the whole stack locally; `make test` runs every check.
 # Both bootstrap from scratch on a fresh machine (uv, then the locked workspace).
 SHELL := /bin/bash
 # uv from PATH if present, else the copy `bootstrap` installs with pip (run as a module, so it
@@ -12,7 +12,7 @@ bootstrap:
 	@$(UV) sync --frozen --quiet
 
 run: bootstrap
-	@$(UV) run --frozen signoff-devstack run
+	@$(UV) run --frozen sayso-devstack run
 
 lint: bootstrap
 	$(UV) run --frozen ruff check .
@@ -44,7 +44,7 @@ pytest: bootstrap browser promtool
 test: lint typecheck pytest
 
 clean:
-	rm -rf .signoff .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .sayso .pytest_cache .mypy_cache .ruff_cache
 
 # Benchmarks (not part of `make test`): starts its own stack on free ports, ~3-5 minutes.
 bench: bootstrap

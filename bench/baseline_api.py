@@ -1,5 +1,5 @@
 """The API-ingest baseline: a bare FastAPI endpoint that parses a similar body and does one
-MongoDB insert, served with exactly the settings the real API uses (``signoff_common.runtime``)."""
+MongoDB insert, served with exactly the settings the real API uses (``sayso_common.runtime``)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from typing import Any
 
 from fastapi import FastAPI
 from pydantic import BaseModel
-from signoff_service.serve import serve
+from sayso_service.serve import serve
 
-from signoff_common.clock import utcnow
-from signoff_common.ids import new_id
-from signoff_common.mongo import create_client
-from signoff_common.settings import ServiceSettings
+from sayso_common.clock import utcnow
+from sayso_common.ids import new_id
+from sayso_common.mongo import create_client
+from sayso_common.settings import ServiceSettings
 
 
 class Body(BaseModel):
@@ -46,7 +46,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
 
 def main() -> None:
-    settings = ServiceSettings(secret_key=os.environ.get("SIGNOFF_SECRET_KEY", secrets.token_urlsafe(32)))
+    settings = ServiceSettings(secret_key=os.environ.get("SAYSO_SECRET_KEY", secrets.token_urlsafe(32)))
     serve(create_app(settings), settings, "baseline")
 
 

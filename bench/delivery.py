@@ -20,10 +20,10 @@ from pymongo import AsyncMongoClient
 from bench.harness import ADMIN, Account, BenchStack, Result
 from bench.realtime import _post_reviews, pct, respond
 from bench.resources import Usage
-from signoff_common.clock import utcnow
-from signoff_common.events import MessageData, ReviewResponded, event_to_json
-from signoff_common.views import MessageView, ReviewView
-from signoff_devstack.processes import free_port, mongo_url
+from sayso_common.clock import utcnow
+from sayso_common.events import MessageData, ReviewResponded, event_to_json
+from sayso_common.views import MessageView, ReviewView
+from sayso_devstack.processes import free_port, mongo_url
 
 EVENTS = 3000
 CONCURRENCY = 16  # the dispatcher's default per-host cap: the baseline gets the same
@@ -112,7 +112,7 @@ async def _seed_messages(stack: BenchStack, events: list[ReviewResponded]) -> No
                  "sender_type": "agent", "status": "info", "delivery_status": "sent", "created_at": e.occurred_at,
                  "updated_at": e.occurred_at, "review": {"type": "approval", "status": "completed"}}
                 for e in events]  # fmt: skip
-        await client.signoff.messages.insert_many(docs, ordered=False)
+        await client.sayso.messages.insert_many(docs, ordered=False)
     finally:
         await client.close()
 
@@ -151,7 +151,7 @@ async def _outbox_drained(stack: BenchStack, timeout: float) -> None:
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if await client.signoff.deliveries.count_documents({"outbox.0": {"$exists": True}}, limit=1) == 0:
+            if await client.sayso.deliveries.count_documents({"outbox.0": {"$exists": True}}, limit=1) == 0:
                 return
             await asyncio.sleep(0.05)
     finally:
@@ -161,7 +161,7 @@ async def _outbox_drained(stack: BenchStack, timeout: float) -> None:
 async def _owner_of(stack: BenchStack, channel: str) -> str:
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo_url(stack.mongo.port))
     try:
-        agent = await client.signoff.agents.find_one({"_id": channel})
+        agent = await client.sayso.agents.find_one({"_id": channel})
         assert agent is not None
         return str(agent["owner_id"])
     finally:
@@ -310,7 +310,7 @@ NOISY_HANG_SECONDS = 9.0
 
 def _other_tenant(api_base: str) -> Account:
     """A second owner account (its own user, key and token): another tenant than ``Account.create``'s."""
-    email, password = f"tenant-{time.monotonic_ns()}@signoff.local", "bench-tenant-password-1234"
+    email, password = f"tenant-{time.monotonic_ns()}@sayso.local", "bench-tenant-password-1234"
     with httpx.Client(base_url=api_base, timeout=30) as client:
         admin = client.post("/api/v1/auth/login", json=ADMIN).raise_for_status().json()["token"]
         client.post("/api/v1/users", json={"email": email, "password": password},
@@ -380,7 +380,7 @@ async def tenant_isolation(stack: BenchStack) -> Result:
             f"{NOISY_MESSAGES} answered reviews of one tenant on {NOISY_HOSTS} agents, each with its own "
             f"receiver host answering after {NOISY_HANG_SECONDS:.0f} s; then 25 sequential responses of "
             "another tenant to a healthy receiver, one dispatcher at the default slots "
-            "(SIGNOFF_DISPATCHER_CONCURRENCY 256, tenant share 0.25)"
+            "(SAYSO_DISPATCHER_CONCURRENCY 256, tenant share 0.25)"
         ],
         series={"alone ms": alone, "beside ms": beside},
     )

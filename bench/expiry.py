@@ -12,9 +12,9 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from bench.harness import Account, BenchStack, Result
-from signoff_common.clock import utcnow
-from signoff_common.ids import new_id
-from signoff_devstack.processes import mongo_url
+from sayso_common.clock import utcnow
+from sayso_common.ids import new_id
+from sayso_devstack.processes import mongo_url
 
 COUNT = 10_000
 LEAD_SECONDS = 5.0
@@ -51,7 +51,7 @@ async def run(stack: BenchStack) -> Result:
     account = Account.create(base)
     channel = account.agent(base)
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo_url(stack.mongo.port), tz_aware=True)
-    db = client.signoff
+    db = client.sayso
     try:
         deadline = await insert_due_reviews(db, channel, COUNT, LEAD_SECONDS)
         wall_deadline = time.monotonic() + (deadline - utcnow()).total_seconds()

@@ -5,7 +5,7 @@ Prints ``ready`` once every client is connected, then one line ``<message id> <t
 arrival on the system-wide monotonic clock (comparable across processes). Exits after
 ``--messages`` messages or ``--timeout`` seconds.
 
-    SIGNOFF_BENCH_API_KEY=... python -m bench.fanout_clients URL CHANNEL --clients 250 --messages 15
+    SAYSO_BENCH_API_KEY=... python -m bench.fanout_clients URL CHANNEL --clients 250 --messages 15
 
 The API key comes from the environment, not the command line (where any user could read it).
 """
@@ -42,7 +42,7 @@ async def main(args: argparse.Namespace) -> int:
                 finished.put_nowait(message["id"])
 
         await sio.connect(args.url, namespaces=["/ws"], transports=["websocket"],
-                          auth={"apiKey": os.environ["SIGNOFF_BENCH_API_KEY"], "channels": [args.channel]}, wait_timeout=30)  # fmt: skip
+                          auth={"apiKey": os.environ["SAYSO_BENCH_API_KEY"], "channels": [args.channel]}, wait_timeout=30)  # fmt: skip
         clients.append(sio)
 
     sem = asyncio.Semaphore(50)

@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 
 from bench.resources import Meter
-from signoff_devstack.processes import Proc, mongo_url, spawn_service, start_mongod, start_tansu, wait_healthy
+from sayso_devstack.processes import Proc, mongo_url, spawn_service, start_mongod, start_tansu, wait_healthy
 
-ADMIN = {"email": "bench@signoff.local", "password": "bench-password-1234"}
+ADMIN = {"email": "bench@sayso.local", "password": "bench-password-1234"}
 
 
 @dataclass
@@ -50,7 +50,7 @@ class BenchStack:
 
     @classmethod
     def start(cls) -> BenchStack:
-        root = Path(tempfile.mkdtemp(prefix="signoff-bench-"))
+        root = Path(tempfile.mkdtemp(prefix="sayso-bench-"))
         mongo = start_mongod(root / "mongo", root / "logs")
         kafka = start_tansu(root / "logs")
         return cls(root, mongo, kafka)
@@ -61,13 +61,13 @@ class BenchStack:
 
     def env(self, **extra: str) -> dict[str, str]:
         return {
-            "SIGNOFF_MONGO_URL": mongo_url(self.mongo.port),
-            "SIGNOFF_KAFKA_BOOTSTRAP": f"127.0.0.1:{self.kafka.port}",
-            "SIGNOFF_SECRET_KEY": self.secret,
-            "SIGNOFF_BOOTSTRAP_ADMIN_EMAIL": ADMIN["email"],
-            "SIGNOFF_BOOTSTRAP_ADMIN_PASSWORD": ADMIN["password"],
-            "SIGNOFF_DISPATCHER_ALLOWED_NETWORKS": "127.0.0.0/8",
-            "SIGNOFF_LOG_LEVEL": "WARNING",
+            "SAYSO_MONGO_URL": mongo_url(self.mongo.port),
+            "SAYSO_KAFKA_BOOTSTRAP": f"127.0.0.1:{self.kafka.port}",
+            "SAYSO_SECRET_KEY": self.secret,
+            "SAYSO_BOOTSTRAP_ADMIN_EMAIL": ADMIN["email"],
+            "SAYSO_BOOTSTRAP_ADMIN_PASSWORD": ADMIN["password"],
+            "SAYSO_DISPATCHER_ALLOWED_NETWORKS": "127.0.0.0/8",
+            "SAYSO_LOG_LEVEL": "WARNING",
             **extra,
         }
 
@@ -77,9 +77,9 @@ class BenchStack:
         return proc
 
     def process(self, name: str, module: str, port: int, **extra: str) -> Proc:
-        from signoff_devstack.processes import _spawn, healthy, wait_until
+        from sayso_devstack.processes import _spawn, healthy, wait_until
 
-        env = {**self.env(**extra), "SIGNOFF_HTTP_PORT": str(port), "SIGNOFF_INSTANCE": name}
+        env = {**self.env(**extra), "SAYSO_HTTP_PORT": str(port), "SAYSO_INSTANCE": name}
         proc = _spawn(name, [sys.executable, "-m", module], self.logs, port, env)
         wait_until(lambda: healthy(port, "/docs"), 60, f"waiting for {name}", proc)
         self.procs.append(proc)
@@ -87,13 +87,13 @@ class BenchStack:
 
     def stop(self) -> None:
         """Stop every process and delete the scenario's database and logs (hundreds of MB each;
-        ``SIGNOFF_BENCH_KEEP=1`` keeps them to read the services' logs)."""
+        ``SAYSO_BENCH_KEEP=1`` keeps them to read the services' logs)."""
         self.meter.close()
         for proc in reversed(self.procs):
             proc.stop()
         self.kafka.stop()
         self.mongo.stop()
-        if os.environ.get("SIGNOFF_BENCH_KEEP") != "1":
+        if os.environ.get("SAYSO_BENCH_KEEP") != "1":
             shutil.rmtree(self.root, ignore_errors=True)
         else:
             print(f"[bench] kept {self.root}", file=sys.stderr, flush=True)

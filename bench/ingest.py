@@ -6,7 +6,7 @@ from __future__ import annotations
 from bench.harness import Account, BenchStack, Result
 from bench.loadgen import LoadResult, load
 from bench.resources import Usage
-from signoff_devstack.processes import free_port
+from sayso_devstack.processes import free_port
 
 CONNECTIONS = 32
 SECONDS = 8
@@ -63,6 +63,6 @@ async def run(stack: BenchStack) -> Result:
         notes=[
             f"{CONNECTIONS} connections, {SECONDS}s x {ROUNDS} interleaved rounds, best of each; one uvicorn worker each"
         ],
-        series={"signoff rps": [r.rps for r in ours], "baseline rps": [r.rps for r in bare]},
+        series={"sayso rps": [r.rps for r in ours], "baseline rps": [r.rps for r in bare]},
         resources=usage.as_dict(),
     )

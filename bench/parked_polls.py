@@ -7,7 +7,7 @@ memory per waiter, and tens of thousands of client sessions in one process would
 and memory than the server they measure. A process holds at most what its descriptor limit
 allows; the benchmark starts as many as it needs.
 
-    SIGNOFF_BENCH_API_KEY=... python -m bench.parked_polls PORT CHANNEL [SOURCE_ADDRESS] < ids
+    SAYSO_BENCH_API_KEY=... python -m bench.parked_polls PORT CHANNEL [SOURCE_ADDRESS] < ids
 
 Prints ``ready <n>`` once every poll was sent, then runs until stdin closes.
 """
@@ -52,7 +52,7 @@ class Poll(asyncio.Protocol):
 
 
 async def main(port: int, channel: str, source: str) -> int:
-    key = os.environ["SIGNOFF_BENCH_API_KEY"]
+    key = os.environ["SAYSO_BENCH_API_KEY"]
     ids = [i.strip() for i in sys.stdin.readline().split(",") if i.strip()]
     loop = asyncio.get_running_loop()
     transports: list[asyncio.BaseTransport] = []

@@ -19,7 +19,7 @@ from pymongo import AsyncMongoClient
 
 from bench.expiry import insert_due_reviews
 from bench.harness import ADMIN, Account, BenchStack, Result
-from signoff_devstack.processes import Proc, mongo_url
+from sayso_devstack.processes import Proc, mongo_url
 
 WAKE_ROUNDS = 60
 LOADED_WAKE_ROUNDS = 30
@@ -47,7 +47,7 @@ def rss_kb(proc: Proc) -> int:
 async def _waiters(http: aiohttp.ClientSession, realtime_url: str) -> float:
     async with http.get(f"{realtime_url}/metrics") as resp:
         for line in (await resp.text()).splitlines():
-            if line.startswith("signoff_realtime_waiters "):
+            if line.startswith("sayso_realtime_waiters "):
                 return float(line.split()[1])
     return 0.0
 
@@ -110,7 +110,7 @@ class ParkedPolls:
 
     def __init__(self, rt_port: int, api_key: str, channel: str) -> None:
         self._port = rt_port
-        self._env = {**os.environ, "SIGNOFF_BENCH_API_KEY": api_key}
+        self._env = {**os.environ, "SAYSO_BENCH_API_KEY": api_key}
         self._channel = channel
         self.procs: list[asyncio.subprocess.Process] = []
 
@@ -168,8 +168,8 @@ async def longpoll(stack: BenchStack) -> Result:
             aiohttp.ClientSession(headers={"Authorization": f"Bearer {account.token}"}, timeout=timeout) as human:  # fmt: skip
         try:
             idle_wake = await _wake_rounds(agent, human, api_url, rt_url, channel, WAKE_ROUNDS)
-            await insert_due_reviews(client.signoff, channel, most, 3600)
-            ids = [str(d["_id"]) async for d in client.signoff.messages.find(
+            await insert_due_reviews(client.sayso, channel, most, 3600)
+            ids = [str(d["_id"]) async for d in client.sayso.messages.find(
                 {"channel_id": channel, "review.status": "pending"}, {"_id": 1})]  # fmt: skip
             idle_kb = rss_kb(realtime)
             await parked.park(ids[:WAITERS])
@@ -215,7 +215,7 @@ async def longpoll(stack: BenchStack) -> Result:
 async def _client_process(
     rt_url: str, api_key: str, channel: str, clients: int
 ) -> asyncio.subprocess.Process:
-    env = {**os.environ, "SIGNOFF_BENCH_API_KEY": api_key}
+    env = {**os.environ, "SAYSO_BENCH_API_KEY": api_key}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.fanout_clients", rt_url, channel,
         "--clients", str(clients), "--messages", str(FANOUT_ROUNDS),

@@ -25,7 +25,7 @@ def _fmt(d: dict[str, object] | None) -> str:
 
 def markdown(results: list[Result], stamp: str) -> str:
     lines = [
-        f"# Signoff benchmark {stamp}",
+        f"# Sayso benchmark {stamp}",
         "",
         f"Machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}, "
         f"{_cpus()} CPUs. Ratios compare with a baseline measured in the same run.",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pymongo import MongoClient
 
-from signoff_devstack.processes import Proc, mongo_url
+from sayso_devstack.processes import Proc, mongo_url
 
 OPS = ("insert", "update", "delete", "query", "getmore", "command")
 DOCS = ("inserted", "updated", "deleted")

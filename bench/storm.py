@@ -3,7 +3,7 @@ webhook on a local receiver. Measures, from the deadline, when every review is e
 the receiver has every ``review:expired`` webhook: expirer -> outbox relay -> Kafka -> dispatcher
 -> HTTP, all under the same burst.
 
-``SIGNOFF_BENCH_STORM_REVIEWS`` sets N (10,000 by default, the target's size).
+``SAYSO_BENCH_STORM_REVIEWS`` sets N (10,000 by default, the target's size).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pymongo import AsyncMongoClient
 from bench.delivery import Sink
 from bench.expiry import insert_due_reviews
 from bench.harness import Account, BenchStack, Result
-from signoff_common.clock import utcnow
-from signoff_devstack.processes import mongo_url
+from sayso_common.clock import utcnow
+from sayso_devstack.processes import mongo_url
 
 LEAD_SECONDS = 6.0
 TARGET_SECONDS = 10.0
@@ -26,7 +26,7 @@ GIVE_UP_SECONDS = 180.0
 
 
 def reviews() -> int:
-    return int(os.environ.get("SIGNOFF_BENCH_STORM_REVIEWS", "10000"))
+    return int(os.environ.get("SAYSO_BENCH_STORM_REVIEWS", "10000"))
 
 
 async def run(stack: BenchStack) -> Result:
@@ -42,7 +42,7 @@ async def run(stack: BenchStack) -> Result:
     expired: list[float] = []
     received: list[float] = []
     try:
-        deadline = await insert_due_reviews(client.signoff, channel, count, LEAD_SECONDS)
+        deadline = await insert_due_reviews(client.sayso, channel, count, LEAD_SECONDS)
         wall_deadline = time.monotonic() + (deadline - utcnow()).total_seconds()
         await asyncio.sleep(max(0.0, wall_deadline - time.monotonic()))
         window = stack.meter.snapshot()
@@ -50,7 +50,7 @@ async def run(stack: BenchStack) -> Result:
             await asyncio.sleep(0.25)
             now = time.monotonic() - wall_deadline
             if expired_at is None:
-                pending = await client.signoff.messages.count_documents(
+                pending = await client.sayso.messages.count_documents(
                     {"channel_id": channel, "review.status": "pending"}
                 )
                 expired.append(count - pending)

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from signoff_devstack.processes import (
+from sayso_devstack.processes import (
     Proc,
     mongo_url,
     spawn_service,
@@ -68,17 +68,17 @@ class Infra:
 
     def service_env(self, **extra: str) -> dict[str, str]:
         return {
-            "SIGNOFF_MONGO_URL": self.mongo_url,
-            "SIGNOFF_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
-            "SIGNOFF_SECRET_KEY": "test-secret-key-" + "x" * 32,
-            "SIGNOFF_LOG_LEVEL": "INFO",
+            "SAYSO_MONGO_URL": self.mongo_url,
+            "SAYSO_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+            "SAYSO_SECRET_KEY": "test-secret-key-" + "x" * 32,
+            "SAYSO_LOG_LEVEL": "INFO",
             # Tests deliver webhooks to receivers on loopback: allowed explicitly, guard stays on.
-            "SIGNOFF_DISPATCHER_ALLOWED_NETWORKS": "127.0.0.0/8",
-            "SIGNOFF_NOTIFIER_ALLOWED_NETWORKS": "127.0.0.0/8",
+            "SAYSO_DISPATCHER_ALLOWED_NETWORKS": "127.0.0.0/8",
+            "SAYSO_NOTIFIER_ALLOWED_NETWORKS": "127.0.0.0/8",
             # Tansu holds each fetch for this wait; at the default 10 ms an idle stack's three
             # consumers kept it at 19 % of a core and the whole stack at 30 % (14 % at 50 ms),
             # with a stack per xdist worker on two cores. Events wait ~25 ms longer per hop.
-            "SIGNOFF_KAFKA_FETCH_MAX_WAIT_MS": "50",
+            "SAYSO_KAFKA_FETCH_MAX_WAIT_MS": "50",
             **extra,
         }
 
@@ -97,15 +97,15 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
 # Settings of the stack's services beyond where MongoDB and Kafka are; the API app that runs in the
 # test process (``api`` below) gets them too, so both answer alike.
 STACK_SETTINGS = {
-    "SIGNOFF_BOOTSTRAP_ADMIN_EMAIL": ADMIN_EMAIL,
-    "SIGNOFF_BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
+    "SAYSO_BOOTSTRAP_ADMIN_EMAIL": ADMIN_EMAIL,
+    "SAYSO_BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
     # Login throttling is tested with its own e-mails and forwarded addresses.
-    "SIGNOFF_LOGIN_MAX_FAILURES": "5",
+    "SAYSO_LOGIN_MAX_FAILURES": "5",
     # Every test client is 127.0.0.1: the per-address limit is tested on its own API process.
-    "SIGNOFF_LOGIN_MAX_FAILURES_PER_ADDRESS": "100000",
+    "SAYSO_LOGIN_MAX_FAILURES_PER_ADDRESS": "100000",
     # Realtime re-checks open connections' credentials every second (default 5 s): the
     # revocation tests then span several rounds quickly.
-    "SIGNOFF_REALTIME_REVALIDATE_SECONDS": "1",
+    "SAYSO_REALTIME_REVALIDATE_SECONDS": "1",
 }
 
 
@@ -119,7 +119,7 @@ def stack(infra: Infra) -> Iterator[RunningStack]:
     try:
         for proc in procs.values():
             wait_healthy(proc)
-        from signoff_devstack.processes import free_port
+        from sayso_devstack.processes import free_port
 
         edge_port = free_port()
         procs["caddy"] = start_caddy(infra.log_dir, edge_port, procs["api"].port, procs["realtime"].port)

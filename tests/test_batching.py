@@ -1,4 +1,4 @@
-"""signoff_common.batching against the session's real MongoDB: one statement per event-loop turn,
+"""sayso_common.batching against the session's real MongoDB: one statement per event-loop turn,
 each caller answered with its own result or error, cancelled callers skipped."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, WriteError
 
-from signoff_common.batching import LIMIT, GroupedInserts, TurnBatcher
+from sayso_common.batching import LIMIT, GroupedInserts, TurnBatcher
 from tests.support.scratch import CommandLog
 
 

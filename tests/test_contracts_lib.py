@@ -1,6 +1,6 @@
-"""The contracts library (``signoff_common``) stays free of web frameworks: the stored-document
+"""The contracts library (``sayso_common``) stays free of web frameworks: the stored-document
 types, events, settings and MongoDB/Kafka code import without FastAPI, Starlette or uvicorn,
-which only the service runtime (``signoff_service``) brings in."""
+which only the service runtime (``sayso_service``) brings in."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ import sys
 import tomllib
 from pathlib import Path
 
-import signoff_common
+import sayso_common
 
 ROOT = Path(__file__).resolve().parents[1]
 WEB = ("fastapi", "starlette", "uvicorn")
 
 
-def test_signoff_common_imports_no_web_framework() -> None:
-    modules = [f"signoff_common.{m.name}" for m in pkgutil.iter_modules(signoff_common.__path__)]
+def test_sayso_common_imports_no_web_framework() -> None:
+    modules = [f"sayso_common.{m.name}" for m in pkgutil.iter_modules(sayso_common.__path__)]
     probe = (
         "import importlib, sys\n"
         f"for name in {modules!r}: importlib.import_module(name)\n"
@@ -27,7 +27,7 @@ def test_signoff_common_imports_no_web_framework() -> None:
     assert out.stdout.strip() == "[]"
 
 
-def test_signoff_common_does_not_depend_on_one() -> None:
+def test_sayso_common_does_not_depend_on_one() -> None:
     declared = tomllib.loads((ROOT / "libs/common/pyproject.toml").read_text())["project"]["dependencies"]
     assert not [d for d in declared if d.split("[")[0].split(">")[0].split("=")[0].strip() in WEB]
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from signoff_devstack.processes import CADDYFILE, REPO_ROOT, caddy_binary
+from sayso_devstack.processes import CADDYFILE, REPO_ROOT, caddy_binary
 
 SERVICES = ("api", "realtime", "dispatcher", "expirer", "notifier")
 
@@ -35,13 +35,13 @@ def test_compose_runs_every_service_from_its_entry_point() -> None:
     scripts = _scripts()
     for name in SERVICES:
         command = services[name]["command"]
-        assert command == [f"signoff-{name}"]
+        assert command == [f"sayso-{name}"]
         module, _, func = scripts[command[0]].partition(":")
-        assert module == f"signoff_{name}.__main__"
+        assert module == f"sayso_{name}.__main__"
         assert func == "main"
         env = services[name]["environment"]
-        assert env["SIGNOFF_MONGO_URL"].endswith("replicaSet=rs0")
-        assert env["SIGNOFF_KAFKA_BOOTSTRAP"] == "kafka:9092"
+        assert env["SAYSO_MONGO_URL"].endswith("replicaSet=rs0")
+        assert env["SAYSO_KAFKA_BOOTSTRAP"] == "kafka:9092"
         assert services[name]["depends_on"]["mongo-init"]["condition"] == "service_completed_successfully"
     assert "scale" not in json.dumps(services["dispatcher"])  # scaled from the CLI, no fixed replica count
     assert "container_name" not in json.dumps(services["dispatcher"])  # would forbid --scale
@@ -49,7 +49,7 @@ def test_compose_runs_every_service_from_its_entry_point() -> None:
     # The notifier scales the same way, and runs without SMTP until one is configured.
     assert "scale" not in json.dumps(services["notifier"])
     assert "ports" not in services["notifier"]
-    assert services["notifier"]["environment"]["SIGNOFF_SMTP_URL"] == "${SIGNOFF_SMTP_URL:-}"
+    assert services["notifier"]["environment"]["SAYSO_SMTP_URL"] == "${SAYSO_SMTP_URL:-}"
 
 
 def test_compose_infrastructure() -> None:
@@ -60,8 +60,8 @@ def test_compose_infrastructure() -> None:
     assert kafka["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft, no ZooKeeper
     caddy = services["caddy"]
     assert caddy["volumes"] == ["./deploy/Caddyfile:/etc/caddy/Caddyfile:ro"]
-    assert caddy["environment"]["SIGNOFF_API_UPSTREAM"] == "api:8080"
-    assert caddy["environment"]["SIGNOFF_REALTIME_UPSTREAM"] == "realtime:8080"
+    assert caddy["environment"]["SAYSO_API_UPSTREAM"] == "api:8080"
+    assert caddy["environment"]["SAYSO_REALTIME_UPSTREAM"] == "realtime:8080"
 
 
 def test_dockerfile_skips_only_locked_packages() -> None:
@@ -107,10 +107,10 @@ def _adapt(env: dict[str, str]) -> dict[str, Any]:
 def test_caddyfile_routes_match_between_local_and_compose() -> None:
     compose_env = _compose()["services"]["caddy"]["environment"]
     local_env = {
-        "SIGNOFF_EDGE_BIND": "127.0.0.1",
-        "SIGNOFF_EDGE_PORT": "8000",
-        "SIGNOFF_API_UPSTREAM": "127.0.0.1:1",
-        "SIGNOFF_REALTIME_UPSTREAM": "127.0.0.1:2",
+        "SAYSO_EDGE_BIND": "127.0.0.1",
+        "SAYSO_EDGE_PORT": "8000",
+        "SAYSO_API_UPSTREAM": "127.0.0.1:1",
+        "SAYSO_REALTIME_UPSTREAM": "127.0.0.1:2",
     }
     compose_cfg = _adapt(compose_env)
     local_cfg = _adapt(local_env)

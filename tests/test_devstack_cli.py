@@ -1,6 +1,6 @@
-"""``signoff-devstack run`` (what ``make run`` calls) as a newcomer meets it: a second start while
+"""``sayso-devstack run`` (what ``make run`` calls) as a newcomer meets it: a second start while
 one runs, a taken port, a restart on another port, and the README's first-review snippet, each
-against the real command started as a subprocess with its own SIGNOFF_HOME and SIGNOFF_PORT."""
+against the real command started as a subprocess with its own SAYSO_HOME and SAYSO_PORT."""
 
 from __future__ import annotations
 
@@ -20,25 +20,25 @@ from pathlib import Path
 import httpx
 import pytest
 
-from signoff_devstack.guard import PID_FILE
-from signoff_devstack.processes import REPO_ROOT, free_port
-from signoff_devstack.stack import load_env_file
+from sayso_devstack.guard import PID_FILE
+from sayso_devstack.processes import REPO_ROOT, free_port
+from sayso_devstack.stack import load_env_file
 
 pytestmark = pytest.mark.slow
 
-DEVSTACK = Path(sys.executable).parent / "signoff-devstack"
+DEVSTACK = Path(sys.executable).parent / "sayso-devstack"
 READY_TIMEOUT = 150.0  # 2 busy cores; about 7 s on a quiet machine
 REFUSAL_TIMEOUT = 30.0
 
 
 def _env(home: Path, port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNOFF_")}
-    return env | {"SIGNOFF_HOME": str(home), "SIGNOFF_PORT": str(port)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAYSO_")}
+    return env | {"SAYSO_HOME": str(home), "SAYSO_PORT": str(port)}
 
 
 def _leftovers(home: Path) -> list[int]:
     """Processes whose output goes into ``home`` (every child the stack starts logs to
-    ``<home>/.signoff/logs``), whatever session or process group they are in."""
+    ``<home>/.sayso/logs``), whatever session or process group they are in."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -62,7 +62,7 @@ def _kill_leftovers(home: Path) -> list[int]:
 
 @dataclass
 class Run:
-    """One ``signoff-devstack run`` process, its stdout and stderr in files outside its home."""
+    """One ``sayso-devstack run`` process, its stdout and stderr in files outside its home."""
 
     home: Path
     port: int
@@ -199,10 +199,10 @@ def _assert_no_child_output(err: str) -> None:
 def test_second_start_in_the_same_home_says_it_is_already_running(launcher: Launcher) -> None:
     first = launcher.running()
     expected = (
-        f"Signoff is already running at {first.url} (pid {first.popen.pid}). Stop it with Ctrl-C in "
-        "its terminal, or run another copy with `SIGNOFF_PORT` and `SIGNOFF_HOME`."
+        f"Sayso is already running at {first.url} (pid {first.popen.pid}). Stop it with Ctrl-C in "
+        "its terminal, or run another copy with `SAYSO_PORT` and `SAYSO_HOME`."
     )
-    mongod_log = first.home / ".signoff" / "logs" / "mongod.log"
+    mongod_log = first.home / ".sayso" / "logs" / "mongod.log"
     log_size = mongod_log.stat().st_size
     # Same port (`make run` twice), then another port: the home is what is taken.
     for port in (first.port, free_port()):
@@ -215,7 +215,7 @@ def test_second_start_in_the_same_home_says_it_is_already_running(launcher: Laun
     assert mongod_log.stat().st_size == log_size
     assert first.popen.poll() is None
     assert httpx.get(f"{first.url}/healthz", timeout=30).status_code == 200
-    assert (first.home / ".signoff" / PID_FILE).read_text().split() == [str(first.popen.pid), first.url]
+    assert (first.home / ".sayso" / PID_FILE).read_text().split() == [str(first.popen.pid), first.url]
 
 
 def test_port_taken_by_another_program_is_named(launcher: Launcher, tmp_path: Path) -> None:
@@ -228,23 +228,23 @@ def test_port_taken_by_another_program_is_named(launcher: Launcher, tmp_path: Pa
     err = run.stderr
     assert run.popen.returncode != 0
     assert f"Port {port} on 127.0.0.1 is already in use by another program" in err, err
-    assert "`SIGNOFF_PORT" in err
+    assert "`SAYSO_PORT" in err
     _assert_no_child_output(err)
-    assert not (home / ".signoff" / "mongo").exists()  # refused before any child started
-    assert not (home / ".signoff" / PID_FILE).exists()
+    assert not (home / ".sayso" / "mongo").exists()  # refused before any child started
+    assert not (home / ".sayso" / PID_FILE).exists()
     assert _leftovers(home) == []
 
 
-def test_port_taken_by_a_signoff_from_another_home_is_named(launcher: Launcher, tmp_path: Path) -> None:
+def test_port_taken_by_a_sayso_from_another_home_is_named(launcher: Launcher, tmp_path: Path) -> None:
     first = launcher.running()
     home = tmp_path / "home"
     run = launcher.refused(home, first.port)
     err = run.stderr
     assert run.popen.returncode != 0
-    assert f"Port {first.port} is taken by another Signoff stack" in err, err
-    assert "SIGNOFF_PORT=" in err
+    assert f"Port {first.port} is taken by another Sayso stack" in err, err
+    assert "SAYSO_PORT=" in err
     _assert_no_child_output(err)
-    assert not (home / ".signoff" / "mongo").exists()
+    assert not (home / ".sayso" / "mongo").exists()
     assert first.popen.poll() is None
 
 
@@ -258,8 +258,8 @@ def _first_review_snippet() -> str:
 def test_readme_first_review_snippet_works_as_written(launcher: Launcher) -> None:
     run = launcher.running()
     snippet = _first_review_snippet()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNOFF_")}
-    # From the directory holding .signoff, as a newcomer in the checkout would.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAYSO_")}
+    # From the directory holding .sayso, as a newcomer in the checkout would.
     done = subprocess.run(
         ["bash", "-c", snippet], cwd=run.home, env=env, capture_output=True, text=True, timeout=60
     )
@@ -268,7 +268,7 @@ def test_readme_first_review_snippet_works_as_written(launcher: Launcher) -> Non
     assert message["text"] == "Deploy v2.1 to production?"
     assert message["review"]["type"] == "approval"
     assert message["review"]["status"] == "pending"
-    key = load_env_file(run.home / ".signoff" / "local.env")["SIGNOFF_API_KEY"]
+    key = load_env_file(run.home / ".sayso" / "local.env")["SAYSO_API_KEY"]
     with httpx.Client(base_url=run.url, headers={"x-api-key": key}, timeout=10) as client:
         stored = client.get(f"/api/v1/reviews/{message['id']}", params={"channel": message["channelId"]})
         assert stored.status_code == 200, stored.text
@@ -278,13 +278,13 @@ def test_readme_first_review_snippet_works_as_written(launcher: Launcher) -> Non
         assert [m["id"] for m in pending.json()] == [message["id"]]
 
 
-def test_restart_on_another_port_rewrites_signoff_url(launcher: Launcher) -> None:
+def test_restart_on_another_port_rewrites_sayso_url(launcher: Launcher) -> None:
     first = launcher.running()
-    local_env = first.home / ".signoff" / "local.env"
-    pid_file = first.home / ".signoff" / PID_FILE
+    local_env = first.home / ".sayso" / "local.env"
+    pid_file = first.home / ".sayso" / PID_FILE
     before_text = local_env.read_text()
     before = load_env_file(local_env)
-    assert before["SIGNOFF_URL"] == first.url
+    assert before["SAYSO_URL"] == first.url
     launcher.stop_current()  # a clean stop: exit 0, children gone, pid file removed
     assert _leftovers(first.home) == []
     assert not pid_file.exists()
@@ -298,19 +298,19 @@ def test_restart_on_another_port_rewrites_signoff_url(launcher: Launcher) -> Non
         new_port = free_port()
     second = launcher.start(new_port)
     after = load_env_file(local_env)
-    assert after["SIGNOFF_URL"] == second.url != first.url
-    assert {k: v for k, v in after.items() if k != "SIGNOFF_URL"} == {
-        k: v for k, v in before.items() if k != "SIGNOFF_URL"
+    assert after["SAYSO_URL"] == second.url != first.url
+    assert {k: v for k, v in after.items() if k != "SAYSO_URL"} == {
+        k: v for k, v in before.items() if k != "SAYSO_URL"
     }
-    # Only the SIGNOFF_URL line changed.
+    # Only the SAYSO_URL line changed.
     assert local_env.read_text() == before_text.replace(
-        f"SIGNOFF_URL={first.url}\n", f"SIGNOFF_URL={second.url}\n"
+        f"SAYSO_URL={first.url}\n", f"SAYSO_URL={second.url}\n"
     )
-    assert f"{local_env} is current for this run (SIGNOFF_URL={second.url})" in second.stdout
+    assert f"{local_env} is current for this run (SAYSO_URL={second.url})" in second.stdout
     assert pid_file.read_text().split() == [str(second.popen.pid), second.url]
     # The kept key works on the new port.
     listed = httpx.get(
-        f"{second.url}/api/v1/agents", headers={"x-api-key": after["SIGNOFF_API_KEY"]}, timeout=10
+        f"{second.url}/api/v1/agents", headers={"x-api-key": after["SAYSO_API_KEY"]}, timeout=10
     )
     assert listed.status_code == 200, listed.text
     launcher.stop_current()

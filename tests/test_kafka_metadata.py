@@ -1,4 +1,4 @@
-"""The outbox's broker probe (``signoff_common.kafka_metadata``) against the real broker: it
+"""The outbox's broker probe (``sayso_common.kafka_metadata``) against the real broker: it
 lists the partitions of existing topics by name, knows the cluster id, and never creates the
 topics it asks about."""
 
@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import pytest
 
-from signoff_common.kafka import create_producer, ensure_topics
-from signoff_common.kafka_metadata import cluster_view
-from signoff_common.settings import ServiceSettings
-from signoff_common.topics import all_topics
+from sayso_common.kafka import create_producer, ensure_topics
+from sayso_common.kafka_metadata import cluster_view
+from sayso_common.settings import ServiceSettings
+from sayso_common.topics import all_topics
 from tests.conftest import Infra
 
 
 async def test_cluster_view_names_partitions_and_creates_nothing(
     infra: Infra, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, value in infra.service_env(SIGNOFF_TOPIC_PREFIX="probe.", SIGNOFF_TOPIC_PARTITIONS="3").items():
+    for name, value in infra.service_env(SAYSO_TOPIC_PREFIX="probe.", SAYSO_TOPIC_PARTITIONS="3").items():
         monkeypatch.setenv(name, value)
     settings = ServiceSettings()
     await ensure_topics(settings)

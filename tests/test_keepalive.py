@@ -1,4 +1,4 @@
-"""Idle keep-alive connections outlive the proxies' (SIGNOFF_HTTP_KEEPALIVE_SECONDS, 75 s by
+"""Idle keep-alive connections outlive the proxies' (SAYSO_HTTP_KEEPALIVE_SECONDS, 75 s by
 default): uvicorn's own 5 s made a client or proxy that reuses a connection after 5-15 s idle
 race the server's close and get a connection reset (seen in the loaded benchmark)."""
 

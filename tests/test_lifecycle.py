@@ -12,8 +12,8 @@ import httpx
 import pytest
 from pymongo import MongoClient
 
-from signoff_devstack.processes import free_port, start_service
-from signoff_devstack.stack import Stack, load_env_file
+from sayso_devstack.processes import free_port, start_service
+from sayso_devstack.stack import Stack, load_env_file
 from tests.conftest import Infra
 
 pytestmark = pytest.mark.slow
@@ -24,9 +24,9 @@ ADMIN = {"email": "lifecycle@tests.local", "password": "lifecycle-password"}
 async def test_sigterm_finishes_in_flight_requests(infra: Infra) -> None:
     db_name = "lifecycle_sigterm"
     env = infra.service_env(
-        SIGNOFF_MONGO_DB=db_name,
-        SIGNOFF_BOOTSTRAP_ADMIN_EMAIL=ADMIN["email"],
-        SIGNOFF_BOOTSTRAP_ADMIN_PASSWORD=ADMIN["password"],
+        SAYSO_MONGO_DB=db_name,
+        SAYSO_BOOTSTRAP_ADMIN_EMAIL=ADMIN["email"],
+        SAYSO_BOOTSTRAP_ADMIN_PASSWORD=ADMIN["password"],
     )
     api = start_service("api", infra.log_dir, env, name="api-sigterm")
     base = f"http://127.0.0.1:{api.port}"
@@ -73,8 +73,8 @@ def test_stack_stops_when_a_child_dies(tmp_path: Path) -> None:
     stop = threading.Event()
     try:
         creds = stack.start()
-        assert creds["SIGNOFF_API_KEY"].startswith("hp_")
-        assert load_env_file(stack.local_env_path)["SIGNOFF_URL"] == stack.url
+        assert creds["SAYSO_API_KEY"].startswith("hp_")
+        assert load_env_file(stack.local_env_path)["SAYSO_URL"] == stack.url
         assert httpx.get(f"{stack.url}/healthz", timeout=30).status_code == 200
         victim = next(p for p in stack.procs if p.name == "expirer")
         victim.kill()

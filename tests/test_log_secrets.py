@@ -18,8 +18,8 @@ from pathlib import Path
 
 import httpx
 
-from signoff_common.answer_links import AnswerLink, link_key, sign
-from signoff_devstack.processes import free_port, start_caddy
+from sayso_common.answer_links import AnswerLink, link_key, sign
+from sayso_devstack.processes import free_port, start_caddy
 from tests.conftest import Infra
 from tests.support.stack import Owner, RunningStack, eventually
 
@@ -74,7 +74,7 @@ async def test_no_credential_reaches_a_log(
         executed = await anonymous.post(f"/api/webhooks/execute/{inbound_token}", json={"content": "from CI"})
         assert executed.status_code < 300, executed.text
     answer_token = sign(
-        link_key(stack.env["SIGNOFF_SECRET_KEY"]),
+        link_key(stack.env["SAYSO_SECRET_KEY"]),
         AnswerLink(
             "ntf_" + secrets.token_hex(8), message["id"], owner.user_id, "yes", int(time.time()) + 600
         ),

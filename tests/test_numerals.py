@@ -1,4 +1,4 @@
-"""Numbers read from untrusted text (signoff_common.numerals): ASCII digits only, bounded, and
+"""Numbers read from untrusted text (sayso_common.numerals): ASCII digits only, bounded, and
 None rather than an exception for anything else."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from signoff_common.numerals import RETRY_AFTER_CAP, leading_int, parse_uint, retry_after_seconds
+from sayso_common.numerals import RETRY_AFTER_CAP, leading_int, parse_uint, retry_after_seconds
 
 NOW = datetime(2026, 4, 1, 14, 32, tzinfo=UTC)
 

@@ -22,40 +22,40 @@ import prometheus_client
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
-from signoff_service.probes import probe_routes
+from sayso_service.probes import probe_routes
 from starlette.applications import Starlette
 
 # Imported for their metrics: the label names each service's metrics carry.
-import signoff_api.telemetry
-import signoff_common.outbox
-import signoff_dispatcher.metrics
-import signoff_expirer.app
-import signoff_notifier.metrics
-import signoff_realtime.metrics
-from signoff_common.clock import utcnow
-from signoff_common.ids import new_id
-from signoff_common.mongo import create_client, ensure_indexes
-from signoff_common.settings import ServiceSettings
-from signoff_devstack.processes import REPO_ROOT
-from signoff_expirer import backlog
+import sayso_api.telemetry
+import sayso_common.outbox
+import sayso_dispatcher.metrics
+import sayso_expirer.app
+import sayso_notifier.metrics
+import sayso_realtime.metrics
+from sayso_common.clock import utcnow
+from sayso_common.ids import new_id
+from sayso_common.mongo import create_client, ensure_indexes
+from sayso_common.settings import ServiceSettings
+from sayso_devstack.processes import REPO_ROOT
+from sayso_expirer import backlog
 from tests.conftest import Infra
 from tests.support.stack import Owner, RunningStack, eventually
 
 PROMETHEUS = REPO_ROOT / "deploy" / "prometheus"
 GRAFANA = REPO_ROOT / "deploy" / "grafana"
-DASHBOARD = GRAFANA / "dashboards" / "signoff.json"
+DASHBOARD = GRAFANA / "dashboards" / "sayso.json"
 SERVICES = ("api", "realtime", "dispatcher", "expirer", "notifier")
 # Series Prometheus makes itself rather than scraping them.
 SYNTHETIC = {"up"}
 # Labels Prometheus attaches to every scraped series (deploy/prometheus/*.yml), plus le on buckets.
 TARGET_LABELS = {"service", "instance", "job", "pod", "namespace", "le"}
 _MODULES = (
-    signoff_api.telemetry,
-    signoff_common.outbox,
-    signoff_dispatcher.metrics,
-    signoff_expirer.app,
-    signoff_notifier.metrics,
-    signoff_realtime.metrics,
+    sayso_api.telemetry,
+    sayso_common.outbox,
+    sayso_dispatcher.metrics,
+    sayso_expirer.app,
+    sayso_notifier.metrics,
+    sayso_realtime.metrics,
 )
 
 
@@ -197,12 +197,12 @@ def test_every_alert_is_unit_tested_and_explained() -> None:
     # What the issue asks to be alerted on, by the metric each alert reads.
     watched = {name for rule in alerts() for name in metric_names(rule["expr"])}
     assert {
-        "signoff_outbox_backlog_oldest_age_seconds",  # outbox older than 60 s
-        "signoff_dispatcher_consumer_lag",  # lag growing for 10 minutes
-        "signoff_webhook_attempts_total",  # delivery failure ratio
-        "signoff_webhook_open_circuits",  # circuit open
-        "signoff_dependency_up",  # MongoDB unreachable
-        "signoff_reviews_expiring_soon",  # pending reviews near expiry
+        "sayso_outbox_backlog_oldest_age_seconds",  # outbox older than 60 s
+        "sayso_dispatcher_consumer_lag",  # lag growing for 10 minutes
+        "sayso_webhook_attempts_total",  # delivery failure ratio
+        "sayso_webhook_open_circuits",  # circuit open
+        "sayso_dependency_up",  # MongoDB unreachable
+        "sayso_reviews_expiring_soon",  # pending reviews near expiry
     } <= watched
 
 
@@ -218,7 +218,7 @@ def test_prometheus_configurations_pass_promtool(tmp_path: Path) -> None:
     # relabelling and rules are checked with the discovery swapped for a static target.
     k8s = yaml.safe_load((PROMETHEUS / "prometheus-kubernetes.yml").read_text())
     (job,) = k8s["scrape_configs"]
-    assert job.pop("kubernetes_sd_configs") == [{"role": "pod", "namespaces": {"names": ["signoff"]}}]
+    assert job.pop("kubernetes_sd_configs") == [{"role": "pod", "namespaces": {"names": ["sayso"]}}]
     job["static_configs"] = [{"targets": ["127.0.0.1:8080"]}]
     (tmp_path / "alerts.yml").write_text((PROMETHEUS / "alerts.yml").read_text())
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(k8s))
@@ -234,7 +234,7 @@ def test_compose_serves_prometheus_and_grafana() -> None:
     assert prometheus["volumes"] == ["./deploy/prometheus:/etc/prometheus:ro"]
     mounts = dict(v.removesuffix(":ro").split(":") for v in grafana["volumes"])
     assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
-    provider = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "signoff.yml").read_text())
+    provider = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "sayso.yml").read_text())
     (entry,) = provider["providers"]
     assert mounts["./deploy/grafana/dashboards"] == entry["options"]["path"]
     datasource = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text())
@@ -247,23 +247,23 @@ def test_compose_serves_prometheus_and_grafana() -> None:
 
 # What operators watch (issue #16) and a metric the dashboard must chart for each.
 WATCHED = {
-    "deliveries per second": "signoff_webhook_deliveries_total",
-    "failure ratio": "signoff_webhook_attempts_total",
-    "attempt latency": "signoff_webhook_attempt_seconds_bucket",
-    "consumer lag per group": "signoff_dispatcher_consumer_lag",
-    "outbox age": "signoff_outbox_backlog_oldest_age_seconds",
-    "pending reviews": "signoff_reviews_pending",
-    "oldest pending review's age": "signoff_reviews_oldest_pending_age_seconds",
-    "human response time": "signoff_review_response_seconds_bucket",
-    "parked long-polls": "signoff_realtime_waiters",
-    "connected sockets": "signoff_realtime_sockets",
-    "5xx": "signoff_http_requests_total",
+    "deliveries per second": "sayso_webhook_deliveries_total",
+    "failure ratio": "sayso_webhook_attempts_total",
+    "attempt latency": "sayso_webhook_attempt_seconds_bucket",
+    "consumer lag per group": "sayso_dispatcher_consumer_lag",
+    "outbox age": "sayso_outbox_backlog_oldest_age_seconds",
+    "pending reviews": "sayso_reviews_pending",
+    "oldest pending review's age": "sayso_reviews_oldest_pending_age_seconds",
+    "human response time": "sayso_review_response_seconds_bucket",
+    "parked long-polls": "sayso_realtime_waiters",
+    "connected sockets": "sayso_realtime_sockets",
+    "5xx": "sayso_http_requests_total",
 }
 
 
 def test_dashboard_structure_and_coverage() -> None:
     board = dashboard()
-    assert board["uid"] == "signoff-overview"
+    assert board["uid"] == "sayso-overview"
     (variable,) = board["templating"]["list"]
     assert variable["type"] == "datasource"
     assert variable["query"] == "prometheus"
@@ -320,16 +320,16 @@ async def test_every_metric_the_dashboard_and_alerts_use_is_served(stack: Runnin
     everything = set().union(*served.values())
     used = {name for expr in all_exprs() for name in metric_names(expr)}
     # The dispatcher's lag is also what the Kubernetes lag autoscaler reads.
-    used.add(signoff_dispatcher_metrics_lag())
+    used.add(sayso_dispatcher_metrics_lag())
     missing = used - everything - SYNTHETIC
     assert not missing, f"named by the dashboard or alerts but served by no service: {sorted(missing)}"
     # Every service reports whether it reaches its dependencies (the MongoDB alert reads it).
     for name in SERVICES:
-        assert "signoff_dependency_up" in served[name], name
+        assert "sayso_dependency_up" in served[name], name
 
 
-def signoff_dispatcher_metrics_lag() -> str:
-    name: str = signoff_dispatcher.metrics.CONSUMER_LAG._name
+def sayso_dispatcher_metrics_lag() -> str:
+    name: str = sayso_dispatcher.metrics.CONSUMER_LAG._name
     return name
 
 
@@ -342,7 +342,7 @@ async def test_every_service_reports_its_dependencies(stack: RunningStack) -> No
             values = {
                 sample.labels["dependency"]: sample.value
                 for family in text_string_to_metric_families(text)
-                if family.name == "signoff_dependency_up"
+                if family.name == "sayso_dependency_up"
                 for sample in family.samples
             }
             assert values == dict.fromkeys(deps, 1.0), name
@@ -355,9 +355,9 @@ async def test_answers_reach_the_response_time_histogram(stack: RunningStack, ow
     async def answered(client: httpx.AsyncClient) -> float:
         text = (await client.get(expirer)).text
         for family in text_string_to_metric_families(text):
-            if family.name == "signoff_review_response_seconds":
+            if family.name == "sayso_review_response_seconds":
                 return next(s.value for s in family.samples if s.name.endswith("_count"))
-        raise AssertionError("no signoff_review_response_seconds on the expirer")
+        raise AssertionError("no sayso_review_response_seconds on the expirer")
 
     agent = await owner.create_agent()
     options = [{"id": "approve", "label": "Approve"}, {"id": "reject", "label": "Reject"}]
@@ -394,8 +394,8 @@ async def test_backlog_metrics_read_mongodb(infra: Infra) -> None:
         await client.drop_database(settings.mongo_db)
         await ensure_indexes(db)
         await backlog.refresh(db)
-        assert _value("signoff_reviews_pending") == 0
-        assert _value("signoff_outbox_backlog_oldest_age_seconds") == 0
+        assert _value("sayso_reviews_pending") == 0
+        assert _value("sayso_outbox_backlog_oldest_age_seconds") == 0
         now = utcnow()
 
         def review(age: float, due_in: float, status: str = "pending") -> dict[str, Any]:
@@ -419,15 +419,15 @@ async def test_backlog_metrics_read_mongodb(infra: Infra) -> None:
         watcher = asyncio.create_task(backlog.watch_answers(db))
         try:
             await backlog.refresh(db)
-            assert _value("signoff_reviews_pending") == 3
-            assert _value("signoff_reviews_expiring_soon") == 2  # deadlines within 15 minutes
-            assert 600 <= _value("signoff_reviews_oldest_pending_age_seconds") < 660
-            assert _value("signoff_outbox_backlog_documents") == 2
-            assert 0.05 <= _value("signoff_outbox_backlog_oldest_age_seconds") < 30
+            assert _value("sayso_reviews_pending") == 3
+            assert _value("sayso_reviews_expiring_soon") == 2  # deadlines within 15 minutes
+            assert 600 <= _value("sayso_reviews_oldest_pending_age_seconds") < 660
+            assert _value("sayso_outbox_backlog_documents") == 2
+            assert 0.05 <= _value("sayso_outbox_backlog_oldest_age_seconds") < 30
 
             answered_id = new_id("msg")
             await db.messages.insert_one(review(0, 3600) | {"_id": answered_id})
-            before = _value("signoff_review_response_seconds_count")
+            before = _value("sayso_review_response_seconds_count")
             await asyncio.sleep(0.5)  # the change stream is open
             await db.messages.update_one(
                 {"_id": answered_id},
@@ -440,10 +440,10 @@ async def test_backlog_metrics_read_mongodb(infra: Infra) -> None:
             )
 
             async def observed() -> bool:
-                return _value("signoff_review_response_seconds_count") > before
+                return _value("sayso_review_response_seconds_count") > before
 
             await eventually(observed, timeout=10, what="the answer observed")
-            assert _value("signoff_review_response_seconds_sum") > 40
+            assert _value("sayso_review_response_seconds_sum") > 40
         finally:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
@@ -476,8 +476,8 @@ async def test_dependency_gauge_follows_each_scrape() -> None:
         for up in (True, False, True):
             state["up"] = up
             text = (await client.get("/metrics")).text
-            assert f'signoff_dependency_up{{dependency="test-flaky"}} {1.0 if up else 0.0}' in text
-            assert 'signoff_dependency_up{dependency="test-fine"} 1.0' in text
+            assert f'sayso_dependency_up{{dependency="test-flaky"}} {1.0 if up else 0.0}' in text
+            assert 'sayso_dependency_up{dependency="test-fine"} 1.0' in text
         state["up"] = False
         ready = await client.get("/readyz")
         assert ready.status_code == 503
@@ -485,4 +485,4 @@ async def test_dependency_gauge_follows_each_scrape() -> None:
 
 
 def _sample(dependency: str) -> float | None:
-    return prometheus_client.REGISTRY.get_sample_value("signoff_dependency_up", {"dependency": dependency})
+    return prometheus_client.REGISTRY.get_sample_value("sayso_dependency_up", {"dependency": dependency})

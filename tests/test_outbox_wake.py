@@ -12,8 +12,8 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from signoff_common.mongo import Doc
-from signoff_common.outbox import _CARRIES_OUTBOX
+from sayso_common.mongo import Doc
+from sayso_common.outbox import _CARRIES_OUTBOX
 from tests.conftest import Infra
 
 

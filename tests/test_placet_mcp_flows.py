@@ -207,7 +207,7 @@ async def test_every_mcp_tool_flow(stack: RunningStack, owner: Owner) -> None:
         mid = pending["messageId"]
         assert [m["id"] for m in await c.get_pending_reviews(channel)] == [mid]
         progress: list[str] = []
-        # Nobody answers: a poll runs out (Signoff answers "pending" + timedOut) and the tool
+        # Nobody answers: a poll runs out (Sayso answers "pending" + timedOut) and the tool
         # gives up with "timeout" at its connection deadline.
         timed_out = await tool_wait_for_review(c, mid, channel, 1500, progress)
         assert timed_out["status"] == "timeout"

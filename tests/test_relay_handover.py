@@ -14,7 +14,7 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
-from signoff_devstack.processes import Proc, start_service, wait_ready
+from sayso_devstack.processes import Proc, start_service, wait_ready
 from tests.conftest import Infra
 from tests.support.stack import admin_headers
 
@@ -25,12 +25,12 @@ LEASE = "outbox-relay:api"
 
 def _env(infra: Infra) -> dict[str, str]:
     return infra.service_env(
-        SIGNOFF_MONGO_DB=DB,
-        SIGNOFF_BOOTSTRAP_ADMIN_EMAIL=ADMIN["email"],
-        SIGNOFF_BOOTSTRAP_ADMIN_PASSWORD=ADMIN["password"],
-        SIGNOFF_TOPIC_PREFIX="handover.",
+        SAYSO_MONGO_DB=DB,
+        SAYSO_BOOTSTRAP_ADMIN_EMAIL=ADMIN["email"],
+        SAYSO_BOOTSTRAP_ADMIN_PASSWORD=ADMIN["password"],
+        SAYSO_TOPIC_PREFIX="handover.",
         # Long enough that a takeover within it can only come from the lease being handed back.
-        SIGNOFF_RELAY_LEASE_SECONDS="60",
+        SAYSO_RELAY_LEASE_SECONDS="60",
     )
 
 

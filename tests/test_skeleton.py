@@ -7,7 +7,7 @@ import asyncio
 import httpx
 from aiokafka import AIOKafkaConsumer
 
-from signoff_common.events import parse_event
+from sayso_common.events import parse_event
 from tests.support.stack import Owner, RunningStack, eventually
 
 
@@ -45,7 +45,7 @@ async def test_api_docs_load_nothing_from_another_origin(stack: RunningStack) ->
             got = await client.get(asset)
             assert got.status_code == 200, asset
             assert len(got.content) > 50, asset
-        assert (await client.get("/openapi.json")).json()["info"]["title"] == "Signoff API"
+        assert (await client.get("/openapi.json")).json()["info"]["title"] == "Sayso API"
 
 
 async def test_message_created_reaches_kafka_and_events_collection(stack: RunningStack, owner: Owner) -> None:
@@ -76,10 +76,10 @@ async def test_message_created_reaches_kafka_and_events_collection(stack: Runnin
     mongo = stack.mongo()
     try:
         stored = await eventually(
-            lambda: mongo.signoff.events.find_one({"channel_id": agent["id"]}), what="event stored for resume"
+            lambda: mongo.sayso.events.find_one({"channel_id": agent["id"]}), what="event stored for resume"
         )
         assert stored["type"] == "message.created"
-        doc = await mongo.signoff.messages.find_one({"_id": msg["id"]})
+        doc = await mongo.sayso.messages.find_one({"_id": msg["id"]})
         assert doc is not None
         assert doc.get("outbox") == []
     finally:

@@ -11,7 +11,7 @@ import pytest
 
 from bench.soak import report
 from bench.soak.run import Settings, soak
-from signoff_devstack.stack import parse_replicas
+from sayso_devstack.stack import parse_replicas
 
 pytestmark = pytest.mark.slow
 

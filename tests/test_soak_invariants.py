@@ -13,7 +13,7 @@ from bench.soak import invariants
 from bench.soak.actors import Channel, response_for, review_payload
 from bench.soak.evidence import Evidence, StoredDelivery, StoredEvent, StoredReview
 from bench.soak.journal import Answer, Call, Journal, LiveLog, Poll, Receipt, Review, Window
-from signoff_common.webhook_signature import new_secret, signature
+from sayso_common.webhook_signature import new_secret, signature
 
 KILL_API = Window("kill", "api-1", "api", start=10.0, end=14.0)
 KILL_DISPATCHER = Window("kill", "dispatcher-2", "dispatcher", start=30.0, end=33.0)

@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from signoff_common import tracing
-from signoff_common.observability import JsonFormatter
+from sayso_common import tracing
+from sayso_common.observability import JsonFormatter
 from tests.support.receiver import Receiver
 from tests.support.stack import Owner, RunningStack, eventually
 
@@ -64,7 +64,7 @@ async def test_a_review_can_be_followed_from_request_to_webhook(
     async with stack.mongo() as client:
 
         async def stored() -> dict[str, object] | None:
-            found: dict[str, object] | None = await client.signoff.events.find_one(
+            found: dict[str, object] | None = await client.sayso.events.find_one(
                 {"type": "review.responded", "data.message.id": msg["id"]}
             )
             return found

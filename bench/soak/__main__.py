@@ -34,7 +34,7 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="[soak %(asctime)s] %(message)s", stream=sys.stderr)
     for noisy in ("httpx", "aiokafka"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    state = Path(tempfile.mkdtemp(prefix="signoff-soak-"))
+    state = Path(tempfile.mkdtemp(prefix="sayso-soak-"))
     outcome = asyncio.run(soak(Settings(seconds=args.seconds, rate=args.rate), state))
     json_path, md_path, png_path = report.write(outcome, args.out)
     print(report.markdown(outcome))

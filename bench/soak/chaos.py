@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 import httpx
 
 from bench.soak.journal import Journal, Window, WindowKind
-from signoff_devstack.processes import SERVICES
-from signoff_devstack.stack import Stack
+from sayso_devstack.processes import SERVICES
+from sayso_devstack.stack import Stack
 
-log = logging.getLogger("signoff.soak")
+log = logging.getLogger("sayso.soak")
 
 # How long a killed replica may take to come back before the soak calls it lost.
 RECOVERY_TIMEOUT = 180.0

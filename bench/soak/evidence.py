@@ -10,16 +10,16 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pymongo import AsyncMongoClient
 
-from signoff_common.mongo import AGENTS, DELIVERIES, EVENTS, MESSAGES
-from signoff_common.topics import MESSAGE_CREATED, REVIEW_EXPIRED, REVIEW_RESPONDED, topic_for
+from sayso_common.mongo import AGENTS, DELIVERIES, EVENTS, MESSAGES
+from sayso_common.topics import MESSAGE_CREATED, REVIEW_EXPIRED, REVIEW_RESPONDED, topic_for
 
 # The collections whose documents carry an outbox (the API's relay and the dispatcher's).
 OUTBOX_COLLECTIONS = (MESSAGES, AGENTS, DELIVERIES)
 # What the dispatcher's consumer group reads (its subscriber's topics) and its default group id.
 DISPATCHER_TOPICS = (REVIEW_RESPONDED, REVIEW_EXPIRED, MESSAGE_CREATED)
-DISPATCHER_GROUP = "signoff-dispatcher"
+DISPATCHER_GROUP = "sayso-dispatcher"
 REVIEW_EVENT_TYPES = ("review.responded", "review.expired")
-DATABASE = "signoff"  # the services' default SIGNOFF_MONGO_DB, which the devstack keeps
+DATABASE = "sayso"  # the services' default SAYSO_MONGO_DB, which the devstack keeps
 
 
 @dataclass(frozen=True)

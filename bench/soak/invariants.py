@@ -15,7 +15,7 @@ from typing import Any
 from bench.soak.actors import Channel
 from bench.soak.evidence import Evidence, StoredEvent
 from bench.soak.journal import Call, Journal, LiveLog, Poll, Window
-from signoff_common.webhook_signature import matches
+from sayso_common.webhook_signature import matches
 
 # Grace around the declared windows. A fault is recorded just before it is injected, and a client
 # can see its effect a moment before our timestamp; after a window ends, services find a MongoDB

@@ -50,7 +50,7 @@ class Window:
 
     kind: WindowKind
     target: str  # "api-1", "tansu", "mongod"
-    service: str  # the Signoff service killed, or "kafka" / "mongodb"
+    service: str  # the Sayso service killed, or "kafka" / "mongodb"
     start: float
     end: float | None = None
 

@@ -12,7 +12,7 @@ from typing import Literal
 from aiohttp import web
 
 from bench.soak.journal import Journal, Receipt
-from signoff_devstack.processes import free_port
+from sayso_devstack.processes import free_port
 
 Behaviour = Literal["ok", "fail", "stall", "throttle", "gone"]
 BEHAVIOURS: tuple[Behaviour, ...] = ("ok", "fail", "stall", "throttle", "gone")

@@ -25,21 +25,21 @@ from bench.soak.journal import Clock, Journal, LiveLog
 from bench.soak.live import SocketClient, SseClient
 from bench.soak.receivers import BEHAVIOURS, Behaviour, Receiver
 from bench.soak.report import Outcome, counts, series
-from signoff_devstack.processes import free_port
-from signoff_devstack.stack import Stack, parse_replicas
+from sayso_devstack.processes import free_port
+from sayso_devstack.stack import Stack, parse_replicas
 
-log = logging.getLogger("signoff.soak")
+log = logging.getLogger("sayso.soak")
 
 # Settings the soak gives every service on top of the stack's own.
 SOAK_ENV = {
     # The receivers listen on loopback: allowed explicitly, the SSRF guard stays on.
-    "SIGNOFF_DISPATCHER_ALLOWED_NETWORKS": "127.0.0.0/8",
+    "SAYSO_DISPATCHER_ALLOWED_NETWORKS": "127.0.0.0/8",
     # Reconciliation delivers outcomes whose event a restarted broker lost. Its defaults (every
     # 60 s, for reviews closed 60 s ago) would hold the drain for two minutes after that restart.
-    "SIGNOFF_DISPATCHER_RECONCILE_INTERVAL_SECONDS": "5",
-    "SIGNOFF_DISPATCHER_RECONCILE_GRACE_SECONDS": "10",
+    "SAYSO_DISPATCHER_RECONCILE_INTERVAL_SECONDS": "5",
+    "SAYSO_DISPATCHER_RECONCILE_GRACE_SECONDS": "10",
     # Less to write on a shared 2-core machine; warnings and errors still land in the logs.
-    "SIGNOFF_LOG_LEVEL": "WARNING",
+    "SAYSO_LOG_LEVEL": "WARNING",
 }
 # Per owner, the receivers behind its three channels: every behaviour, and a healthy one each.
 CHANNEL_BEHAVIOURS: tuple[tuple[Behaviour, ...], ...] = (("ok", "fail", "stall"), ("throttle", "gone", "ok"))
@@ -100,15 +100,15 @@ async def _run(
     for receiver in receivers.values():
         await receiver.start()
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        stack.service_env["SIGNOFF_MONGO_URL"], tz_aware=True, serverSelectionTimeoutMS=5000
+        stack.service_env["SAYSO_MONGO_URL"], tz_aware=True, serverSelectionTimeoutMS=5000
     )
-    bootstrap = stack.service_env["SIGNOFF_KAFKA_BOOTSTRAP"]
+    bootstrap = stack.service_env["SAYSO_KAFKA_BOOTSTRAP"]
     owners: list[Owner] = []
     live_stop = asyncio.Event()
     live_tasks: list[asyncio.Task[None]] = []
     sse_http: list[httpx.AsyncClient] = []
     try:
-        admin = {"email": creds["SIGNOFF_ADMIN_EMAIL"], "password": creds["SIGNOFF_ADMIN_PASSWORD"]}
+        admin = {"email": creds["SAYSO_ADMIN_EMAIL"], "password": creds["SAYSO_ADMIN_PASSWORD"]}
         owners = [await _owner(i, stack.url, admin, receivers) for i in range(settings.owners)]
         owner_ids = [o.user_id for o in owners]
         channel_ids = [c.id for o in owners for c in o.channels]

@@ -9,9 +9,9 @@ import time
 import httpx
 import jwt
 
-from signoff_common.clock import utcnow
-from signoff_common.credentials import hash_secret
-from signoff_devstack.processes import start_service
+from sayso_common.clock import utcnow
+from sayso_common.credentials import hash_secret
+from sayso_devstack.processes import start_service
 from tests.conftest import Infra
 from tests.support.stack import Owner, RunningStack
 
@@ -40,7 +40,7 @@ async def test_jwt_tampering_expiry_and_algorithms(stack: RunningStack, owner: O
     none_alg = jwt.encode({**claims}, key="", algorithm="none")
     wrong_key = jwt.encode(claims, "guessed-secret-guessed-secret-123", algorithm="HS256")
     expired = jwt.encode(
-        {**claims, "exp": int(time.time()) - 10}, stack.env["SIGNOFF_SECRET_KEY"], algorithm="HS256"
+        {**claims, "exp": int(time.time()) - 10}, stack.env["SAYSO_SECRET_KEY"], algorithm="HS256"
     )
     for token in (tampered, none_alg, wrong_key, expired):
         async with stack.client(Authorization=f"Bearer {token}") as client:
@@ -69,7 +69,7 @@ async def test_keys_issued_as_sk_keep_working(stack: RunningStack, owner: Owner)
     """Keys issued before the switch to ``hp_`` are stored as the hash of an ``sk_`` key."""
     legacy = "sk_" + secrets.token_urlsafe(30)
     async with stack.mongo() as client:
-        await client.signoff.api_keys.insert_one(
+        await client.sayso.api_keys.insert_one(
             {"_id": "key_legacy_" + secrets.token_hex(4), "owner_id": owner.user_id, "key_hash": hash_secret(legacy),
              "prefix": legacy[:10], "label": "legacy", "created_at": utcnow(), "revoked_at": None}
         )  # fmt: skip
@@ -116,7 +116,7 @@ async def test_login_is_throttled(stack: RunningStack, owner: Owner) -> None:
 async def test_login_is_throttled_per_client_address(infra: Infra) -> None:
     # Its own API process with a per-address limit of 8; the address comes from X-Forwarded-For
     # (127.0.0.1 is a trusted proxy). Different e-mails each time: only the address limit trips.
-    env = infra.service_env(SIGNOFF_MONGO_DB="throttle_addr", SIGNOFF_LOGIN_MAX_FAILURES_PER_ADDRESS="8")
+    env = infra.service_env(SAYSO_MONGO_DB="throttle_addr", SAYSO_LOGIN_MAX_FAILURES_PER_ADDRESS="8")
     api = start_service("api", infra.log_dir, env, name="api-throttle")
     try:
         base = f"http://127.0.0.1:{api.port}"

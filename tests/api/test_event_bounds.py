@@ -25,8 +25,8 @@ from aiokafka import AIOKafkaProducer
 from httpx_sse import aconnect_sse
 from pymongo import AsyncMongoClient
 
-from signoff_common.clock import utcnow
-from signoff_common.events import (
+from sayso_common.clock import utcnow
+from sayso_common.events import (
     MAX_EVENT_BYTES,
     EventTooLargeError,
     MessageCreated,
@@ -34,12 +34,12 @@ from signoff_common.events import (
     event_to_document,
     outbox_entry,
 )
-from signoff_common.ids import min_id
-from signoff_common.lease import Lease
-from signoff_common.mongo import DEAD_LETTERS, MESSAGES, Doc, ensure_indexes
-from signoff_common.outbox import OutboxRelay
-from signoff_common.views import AttachmentView, MessageView
-from signoff_expirer import backlog
+from sayso_common.ids import min_id
+from sayso_common.lease import Lease
+from sayso_common.mongo import DEAD_LETTERS, MESSAGES, Doc, ensure_indexes
+from sayso_common.outbox import OutboxRelay
+from sayso_common.views import AttachmentView, MessageView
+from sayso_expirer import backlog
 from tests.conftest import Infra
 from tests.support.stack import Owner, RunningStack, eventually
 from tests.test_observability import promtool
@@ -175,7 +175,7 @@ async def test_an_unpublishable_entry_is_moved_aside_and_the_rest_flow(
         assert set(health["outbox"]) == {"documents", "oldestAgeSeconds", "deadLetters"}
     async with httpx.AsyncClient(base_url=stack.api_url, timeout=30) as api:
         metrics = (await api.get("/metrics")).text
-    assert 'signoff_outbox_dead_letters_total{reason="too_large"}' in metrics
+    assert 'sayso_outbox_dead_letters_total{reason="too_large"}' in metrics
 
 
 async def test_a_record_the_producer_refuses_is_moved_aside(infra: Infra) -> None:
@@ -327,7 +327,7 @@ async def test_a_reviewed_messages_text_cannot_change_after_it_is_sent(a: Owner)
 
 async def test_a_stuck_outbox_read_from_mongodb_fires_the_alert(infra: Infra, tmp_path: Path) -> None:
     """The expirer's backlog gauge, computed from a real outbox entry nobody published for two
-    minutes, trips SignoffOutboxStuck in promtool with the real alert rules."""
+    minutes, trips SaysoOutboxStuck in promtool with the real alert rules."""
     client: AsyncMongoClient[Doc] = AsyncMongoClient(infra.mongo_url, tz_aware=True)
     db = client[f"stuck_{secrets.token_hex(4)}"]
     await ensure_indexes(db)
@@ -345,7 +345,7 @@ async def test_a_stuck_outbox_read_from_mongodb_fires_the_alert(infra: Infra, tm
         ages = []
         for _ in range(3):
             await backlog.refresh_outbox(db, utcnow())
-            ages.append(registry_value("signoff_outbox_backlog_oldest_age_seconds"))
+            ages.append(registry_value("sayso_outbox_backlog_oldest_age_seconds"))
             await asyncio.sleep(1)
         assert 119 < ages[0] < 600, ages
         assert ages == sorted(ages), ages
@@ -357,7 +357,7 @@ async def test_a_stuck_outbox_read_from_mongodb_fires_the_alert(infra: Infra, tm
         r
         for g in yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())["groups"]
         for r in g["rules"]
-        if r["alert"] == "SignoffOutboxStuck"
+        if r["alert"] == "SaysoOutboxStuck"
     )
     start = int(ages[0])
     at_eval = start + 60
@@ -369,14 +369,14 @@ async def test_a_stuck_outbox_read_from_mongodb_fires_the_alert(infra: Infra, tm
         "interval": "15s",
         "input_series": [
             {
-                "series": 'signoff_outbox_backlog_oldest_age_seconds{service="expirer"}',
+                "series": 'sayso_outbox_backlog_oldest_age_seconds{service="expirer"}',
                 "values": f"{start}+15x8",
             }
         ],
         "alert_rule_test": [
             {
                 "eval_time": "1m",
-                "alertname": "SignoffOutboxStuck",
+                "alertname": "SaysoOutboxStuck",
                 "exp_alerts": [
                     {
                         "exp_labels": {"severity": "critical"},

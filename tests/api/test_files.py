@@ -18,12 +18,12 @@ from urllib.parse import urlsplit
 import pytest
 from pydantic import SecretStr
 
-from signoff_api import files
-from signoff_api.routes.files import content_disposition
-from signoff_api.settings import ApiSettings
-from signoff_common.clock import utcnow
-from signoff_common.http_errors import ApiError
-from signoff_common.mongo import FILE_BUCKET
+from sayso_api import files
+from sayso_api.routes.files import content_disposition
+from sayso_api.settings import ApiSettings
+from sayso_common.clock import utcnow
+from sayso_common.http_errors import ApiError
+from sayso_common.mongo import FILE_BUCKET
 from tests.conftest import STACK_SETTINGS, Infra
 from tests.support.inprocess import InProcessApi, running_api
 from tests.support.stack import Owner, RunningStack, eventually
@@ -33,7 +33,7 @@ SMALL_LIMIT = 256 * 1024
 
 
 def path_of(url: str) -> str:
-    """Signed URLs are built on SIGNOFF_PUBLIC_URL; the tests' edge listens on another port."""
+    """Signed URLs are built on SAYSO_PUBLIC_URL; the tests' edge listens on another port."""
     parts = urlsplit(url)
     return parts.path + (f"?{parts.query}" if parts.query else "")
 
@@ -76,7 +76,7 @@ async def upload(
 
 
 def settings_for(stack: RunningStack) -> ApiSettings:
-    return ApiSettings(secret_key=SecretStr(stack.env["SIGNOFF_SECRET_KEY"]))
+    return ApiSettings(secret_key=SecretStr(stack.env["SAYSO_SECRET_KEY"]))
 
 
 async def blob_state(api: RunningStack | InProcessApi, file_id: str) -> tuple[int, int]:
@@ -144,7 +144,7 @@ async def test_blob_writer_streams_chunks_before_the_end(stack: RunningStack) ->
     """The upload path writes chunks as they fill instead of holding the file until it ends."""
     mongo = stack.mongo()
     try:
-        db = mongo.signoff
+        db = mongo.sayso
         writer = files._BlobWriter(db, "file_streaming_probe", limit=4 * MiB)
         async for piece in pieces(3 * MiB):
             await writer.write(piece)
@@ -341,8 +341,8 @@ async def quota_api(infra: Infra) -> AsyncIterator[InProcessApi]:
     async with running_api(
         infra.service_env(
             **STACK_SETTINGS,
-            SIGNOFF_FILE_QUOTA_UNATTACHED=str(QUOTA_FILES),
-            SIGNOFF_FILE_QUOTA_BYTES=str(QUOTA_BYTES),
+            SAYSO_FILE_QUOTA_UNATTACHED=str(QUOTA_FILES),
+            SAYSO_FILE_QUOTA_BYTES=str(QUOTA_BYTES),
         )
     ) as api:
         yield api
@@ -367,7 +367,7 @@ async def test_unattached_files_are_limited_per_owner(quota_api: InProcessApi, q
     assert 1 <= len(taken) <= QUOTA_FILES
     refused = next(a for a in answers if a.status_code == 429)
     assert refused.json()["error"]["code"] == "too_many_unattached_files"
-    assert "SIGNOFF_FILE_QUOTA_UNATTACHED" in refused.json()["error"]["message"]
+    assert "SAYSO_FILE_QUOTA_UNATTACHED" in refused.json()["error"]["message"]
     for _ in range(QUOTA_FILES - len(taken)):
         taken.append(await presign(owner, channel))
     for path, payload in (
@@ -415,7 +415,7 @@ async def test_stored_bytes_are_limited_per_owner(quota_api: InProcessApi, quota
             error = full.json()["error"]
             assert (error["code"], error["field"]) == ("storage_quota_exceeded", "file")
             assert f"{QUOTA_BYTES} bytes" in error["message"]
-            assert "SIGNOFF_FILE_QUOTA_BYTES" in error["message"]
+            assert "SAYSO_FILE_QUOTA_BYTES" in error["message"]
             assert await blob_state(quota_api, ticket["id"]) == (0, 0)
         # What fits still goes through the same URL.
         fits = await anonymous.put(url, content=b"3" * 30_000)
@@ -445,8 +445,8 @@ async def expiring_api(infra: Infra) -> AsyncIterator[InProcessApi]:
     async with running_api(
         infra.service_env(
             **STACK_SETTINGS,
-            SIGNOFF_FILE_UNATTACHED_TTL_SECONDS="2",
-            SIGNOFF_FILE_SWEEP_INTERVAL_SECONDS="0.2",
+            SAYSO_FILE_UNATTACHED_TTL_SECONDS="2",
+            SAYSO_FILE_SWEEP_INTERVAL_SECONDS="0.2",
         )
     ) as api:
         yield api
@@ -490,7 +490,7 @@ async def test_unattached_uploads_expire_with_their_bytes(expiring_api: InProces
 @pytest.fixture(scope="module")
 async def small_api(infra: Infra) -> AsyncIterator[InProcessApi]:
     async with running_api(
-        infra.service_env(**STACK_SETTINGS, SIGNOFF_MAX_UPLOAD_BYTES=str(SMALL_LIMIT))
+        infra.service_env(**STACK_SETTINGS, SAYSO_MAX_UPLOAD_BYTES=str(SMALL_LIMIT))
     ) as api:
         yield api
 
@@ -734,7 +734,7 @@ async def test_oversized_text_attachment_is_413_and_stores_nothing(stack: Runnin
     assert bad_type.json()["error"]["field"] == "textAttachments[0].mimeType"
     mongo = stack.mongo()
     try:
-        assert await mongo.signoff.files.count_documents({"channel_id": channel}) == 0
+        assert await mongo.sayso.files.count_documents({"channel_id": channel}) == 0
     finally:
         await mongo.close()
 

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from signoff_api.jsonguard import HostileJsonError, check_value, plainly_safe
+from sayso_api.jsonguard import HostileJsonError, check_value, plainly_safe
 from tests.support.inprocess import InProcessApi
 from tests.support.stack import Owner, RunningStack
 

@@ -56,7 +56,7 @@ async def test_inbound_messages_reach_sockets_and_agent_webhook(
     delivered = await receiver.wait_for("/agent", count=2, timeout=30)
     texts = set()
     for request in delivered:
-        payload = Webhook(secret).verify(request.body, request.headers)  # signed by Signoff
+        payload = Webhook(secret).verify(request.body, request.headers)  # signed by Sayso
         assert payload["event"] == "message:created"
         texts.add(payload["message"]["text"])
     assert texts == {"build #7 passed", "disk almost full"}

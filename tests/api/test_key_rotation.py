@@ -1,6 +1,6 @@
-"""Keys rotate. Stored-secret encryption: MultiFernet with SIGNOFF_SECRET_KEYS, tokens of the
-earlier AES-GCM box still open, and `signoff-api rotate-secrets` re-seals everything under the
-newest key. User-token signing: SIGNOFF_JWT_KEYS, each token naming its key in ``kid``."""
+"""Keys rotate. Stored-secret encryption: MultiFernet with SAYSO_SECRET_KEYS, tokens of the
+earlier AES-GCM box still open, and `sayso-api rotate-secrets` re-seals everything under the
+newest key. User-token signing: SAYSO_JWT_KEYS, each token naming its key in ``kid``."""
 
 from __future__ import annotations
 
@@ -19,10 +19,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import ValidationError
 from pymongo import AsyncMongoClient
 
-from signoff_common.jwt_keys import JWT_AUDIENCE, JwtKeys
-from signoff_common.secretbox import SecretBox
-from signoff_common.settings import ServiceSettings
-from signoff_devstack.processes import start_service
+from sayso_common.jwt_keys import JWT_AUDIENCE, JwtKeys
+from sayso_common.legacy import KEY_LABEL
+from sayso_common.secretbox import SecretBox
+from sayso_common.settings import ServiceSettings
+from sayso_devstack.processes import start_service
 from tests.conftest import Infra
 from tests.support.stack import admin_headers
 
@@ -32,7 +33,7 @@ NEW = "new-key-" + "n" * 24
 
 def _legacy_seal(key: str, plaintext: str) -> str:
     """A token as the AES-GCM box before MultiFernet made it (version byte 0x01)."""
-    aead = AESGCM(hashlib.sha256(b"signoff-secretbox:" + key.encode()).digest())
+    aead = AESGCM(hashlib.sha256(KEY_LABEL + b"-secretbox:" + key.encode()).digest())
     nonce = os.urandom(12)
     return base64.urlsafe_b64encode(
         b"\x01" + nonce + aead.encrypt(nonce, plaintext.encode(), b"\x01")
@@ -62,10 +63,10 @@ async def test_rotate_secrets_command(infra: Infra) -> None:
     db_name = "rotation"
     admin = {"email": "admin@rotation.test", "password": "admin-password-rotation"}
     env = infra.service_env(
-        SIGNOFF_MONGO_DB=db_name,
-        SIGNOFF_SECRET_KEYS=OLD,
-        SIGNOFF_BOOTSTRAP_ADMIN_EMAIL=admin["email"],
-        SIGNOFF_BOOTSTRAP_ADMIN_PASSWORD=admin["password"],
+        SAYSO_MONGO_DB=db_name,
+        SAYSO_SECRET_KEYS=OLD,
+        SAYSO_BOOTSTRAP_ADMIN_EMAIL=admin["email"],
+        SAYSO_BOOTSTRAP_ADMIN_PASSWORD=admin["password"],
     )
     api = start_service("api", infra.log_dir, env, name="api-rotation")
     try:
@@ -97,9 +98,9 @@ async def test_rotate_secrets_command(infra: Infra) -> None:
             {"_id": made.json()["id"]},
             {"$set": {"webhook_headers_enc": _legacy_seal(OLD, '{"X-Token": "v"}')}},
         )
-        run_env = {**os.environ, **env, "SIGNOFF_SECRET_KEYS": f"{NEW},{OLD}"}
+        run_env = {**os.environ, **env, "SAYSO_SECRET_KEYS": f"{NEW},{OLD}"}
         done = subprocess.run(  # noqa: ASYNC221 - a short command, run to completion
-            [sys.executable, "-m", "signoff_api", "rotate-secrets"],
+            [sys.executable, "-m", "sayso_api", "rotate-secrets"],
             env=run_env,
             capture_output=True,
             text=True,
@@ -119,8 +120,8 @@ async def test_rotate_secrets_command(infra: Infra) -> None:
         assert all(only_new.open(s["secret_enc"]) for s in trigger["secrets"])
         # A key nobody configured: the command says which documents it could not open, exits 1.
         bad = subprocess.run(  # noqa: ASYNC221
-            [sys.executable, "-m", "signoff_api", "rotate-secrets"],
-            env={**run_env, "SIGNOFF_SECRET_KEYS": "unrelated-" + "u" * 24},
+            [sys.executable, "-m", "sayso_api", "rotate-secrets"],
+            env={**run_env, "SAYSO_SECRET_KEYS": "unrelated-" + "u" * 24},
             capture_output=True,
             text=True,
             timeout=60,
@@ -162,15 +163,15 @@ def test_jwt_keys_verify_their_own_tokens_by_kid() -> None:
 
 
 def test_jwt_keys_are_not_the_stored_secret_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SIGNOFF_SECRET_KEY", OLD)
+    monkeypatch.setenv("SAYSO_SECRET_KEY", OLD)
     settings = ServiceSettings()
     token = settings.jwt_signing_keys().sign(_claims())
     # Signed under a key derived from the secret key, never the secret key itself.
     with pytest.raises(jwt.InvalidSignatureError):
         jwt.decode(token, OLD, algorithms=["HS256"], audience=JWT_AUDIENCE)
-    monkeypatch.setenv("SIGNOFF_JWT_KEYS", f"{JWT_NEW}, {JWT_OLD}")
+    monkeypatch.setenv("SAYSO_JWT_KEYS", f"{JWT_NEW}, {JWT_OLD}")
     assert ServiceSettings().jwt_signing_keys().current == JwtKeys([JWT_NEW]).current
-    monkeypatch.setenv("SIGNOFF_JWT_KEYS", f"{JWT_NEW},short")
+    monkeypatch.setenv("SAYSO_JWT_KEYS", f"{JWT_NEW},short")
     with pytest.raises(ValidationError, match="at least 32 characters"):
         ServiceSettings()
 
@@ -180,14 +181,14 @@ async def test_jwt_signing_key_rotation_keeps_sessions_until_the_old_key_is_drop
     new ones are signed by the new key), then new key only (old sessions are refused)."""
     admin = {"email": "admin@jwt-rotation.test", "password": "admin-password-jwt"}
     base = infra.service_env(
-        SIGNOFF_MONGO_DB="jwt_rotation",
-        SIGNOFF_BOOTSTRAP_ADMIN_EMAIL=admin["email"],
-        SIGNOFF_BOOTSTRAP_ADMIN_PASSWORD=admin["password"],
+        SAYSO_MONGO_DB="jwt_rotation",
+        SAYSO_BOOTSTRAP_ADMIN_EMAIL=admin["email"],
+        SAYSO_BOOTSTRAP_ADMIN_PASSWORD=admin["password"],
     )
 
     async def session(keys: str, token: str | None) -> tuple[int | None, str]:
         """(status of /auth/me with ``token``, a fresh login token) on an API run with ``keys``."""
-        api = start_service("api", infra.log_dir, {**base, "SIGNOFF_JWT_KEYS": keys}, name="api-jwt")
+        api = start_service("api", infra.log_dir, {**base, "SAYSO_JWT_KEYS": keys}, name="api-jwt")
         try:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api.port}", timeout=30) as client:
                 status = None

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from signoff_api import messages as messages_store
+from sayso_api import messages as messages_store
 from tests.support.stack import Owner, RunningStack
 
 APPROVAL = {"type": "approval", "payload": {}}
@@ -43,8 +43,8 @@ async def test_secrets_are_not_stored_in_clear(stack: RunningStack, owner: Owner
     created = await owner.create_agent(name="sec", webhookHeaders={"Authorization": "Bearer top-secret"})
     mongo = stack.mongo()
     try:
-        raw = str(await mongo.signoff.agents.find_one({"_id": created["id"]}))
-        keys = str(await mongo.signoff.api_keys.find({"owner_id": owner.user_id}).to_list())
+        raw = str(await mongo.sayso.agents.find_one({"_id": created["id"]}))
+        keys = str(await mongo.sayso.api_keys.find({"owner_id": owner.user_id}).to_list())
     finally:
         await mongo.close()
     assert created["webhookSecret"] not in raw
@@ -317,12 +317,12 @@ async def test_iteration_numbers_are_backfilled(stack: RunningStack, owner: Owne
     await owner.respond(root["id"], {"selectedOption": "reject"})
     follow = await owner.post_message(agent["id"], text="old v2", review=APPROVAL, iterationOf=root["id"])
     async with stack.mongo() as client:
-        messages = client.signoff.messages
+        messages = client.sayso.messages
         # As a pre-iteration release stored them: no numbers, no group on the root.
         await messages.update_one({"_id": root["id"]}, {"$unset": {"iteration": "", "group_id": ""}})
         await messages.update_one({"_id": follow["id"]}, {"$unset": {"iteration": ""}})
-        assert (await messages_store.backfill_iterations(client.signoff)) == 2
-        assert (await messages_store.backfill_iterations(client.signoff)) == 0
+        assert (await messages_store.backfill_iterations(client.sayso)) == 2
+        assert (await messages_store.backfill_iterations(client.sayso)) == 0
     chain = (await owner.agent.get(f"/api/v1/messages/iterations/{follow['id']}")).json()
     assert [m["iteration"] for m in chain["iterations"]] == [1, 2]
 

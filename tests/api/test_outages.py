@@ -12,8 +12,8 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from signoff_common.events import parse_event
-from signoff_devstack.processes import Proc, start_mongod, start_service, start_tansu
+from sayso_common.events import parse_event
+from sayso_devstack.processes import Proc, start_mongod, start_service, start_tansu
 from tests.conftest import Infra
 
 pytestmark = pytest.mark.slow
@@ -35,12 +35,12 @@ async def _agent_client(api: Proc) -> tuple[httpx.AsyncClient, str]:
 
 def _api_env(infra: Infra, mongo_url: str, kafka: str) -> dict[str, str]:
     return infra.service_env(
-        SIGNOFF_MONGO_URL=mongo_url,
-        SIGNOFF_MONGO_DB=f"outage_{secrets.token_hex(4)}",
-        SIGNOFF_KAFKA_BOOTSTRAP=kafka,
-        SIGNOFF_BOOTSTRAP_ADMIN_EMAIL=ADMIN["email"],
-        SIGNOFF_BOOTSTRAP_ADMIN_PASSWORD=ADMIN["password"],
-        SIGNOFF_RELAY_LEASE_SECONDS="2",
+        SAYSO_MONGO_URL=mongo_url,
+        SAYSO_MONGO_DB=f"outage_{secrets.token_hex(4)}",
+        SAYSO_KAFKA_BOOTSTRAP=kafka,
+        SAYSO_BOOTSTRAP_ADMIN_EMAIL=ADMIN["email"],
+        SAYSO_BOOTSTRAP_ADMIN_PASSWORD=ADMIN["password"],
+        SAYSO_RELAY_LEASE_SECONDS="2",
     )
 
 

@@ -170,7 +170,7 @@ async def test_agent_self_service_webhook_and_commands(stack: RunningStack, owne
         "url": "https://agent.example/hook",
         "headers": {"X-Team": "ops"},
         "auth": {"username": "bot", "password": "pa55word"},
-        "isSubagent": False,  # a Placet field Signoff does not have: ignored
+        "isSubagent": False,  # a Placet field Sayso does not have: ignored
     }
     resp = await owner.agent.post("/api/v1/agents/setWebhook", json=body)
     assert resp.status_code == 200, resp.text
@@ -179,7 +179,7 @@ async def test_agent_self_service_webhook_and_commands(stack: RunningStack, owne
     assert got["webhookHeaders"] == {"X-Team": "***"}
     assert got["webhookAuth"] == {"username": "bot", "password": "***"}
     async with stack.mongo() as client:
-        stored = await client.signoff.agents.find_one({"_id": channel})
+        stored = await client.sayso.agents.find_one({"_id": channel})
     assert stored is not None
     assert "pa55word" not in str(stored)
     cmds = {

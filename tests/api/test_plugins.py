@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from signoff_api import plugins
+from sayso_api import plugins
 from tests.support.stack import Owner, RunningStack
 
 SHIPPED = {"json", "markdown", "table", "status-badge"}

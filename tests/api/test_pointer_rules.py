@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from signoff_api.triggers import _MISSING, resolve_pointer
-from signoff_common.http_errors import field_path
+from sayso_api.triggers import _MISSING, resolve_pointer
+from sayso_common.http_errors import field_path
 
 DOC: dict[str, Any] = {"a": {"b": [10, {"c": "deep"}]}, "x/y": 1, "m~n": 2, "": 3, "zero": 0, "nul": None}
 

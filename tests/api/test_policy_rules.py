@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from signoff_api.reviews import normalise_payload
-from signoff_common import quorum, review_state
-from signoff_common.clock import utcnow
-from signoff_common.documents import MessageDoc, VoteDoc
-from signoff_common.events import ReviewExpired, ReviewResponded, parse_event
-from signoff_common.views import message_view
-from signoff_common.webhook_bodies import body_for
-from signoff_realtime.longpoll import answer
+from sayso_api.reviews import normalise_payload
+from sayso_common import quorum, review_state
+from sayso_common.clock import utcnow
+from sayso_common.documents import MessageDoc, VoteDoc
+from sayso_common.events import ReviewExpired, ReviewResponded, parse_event
+from sayso_common.views import message_view
+from sayso_common.webhook_bodies import body_for
+from sayso_realtime.longpoll import answer
 
 DEFAULT = normalise_payload("approval", {})
 STYLED = normalise_payload(

@@ -78,11 +78,11 @@ async def test_first_response_wins_under_concurrency(stack: RunningStack, owner:
     mongo = stack.mongo()
     try:
         await eventually(
-            lambda: mongo.signoff.events.find_one({"type": "review.responded", "channel_id": agent["id"]}),
+            lambda: mongo.sayso.events.find_one({"type": "review.responded", "channel_id": agent["id"]}),
             what="review.responded published",
         )
         await asyncio.sleep(1.0)  # give a (wrong) second event time to show up
-        count = await mongo.signoff.events.count_documents(
+        count = await mongo.sayso.events.count_documents(
             {"type": "review.responded", "channel_id": agent["id"]}
         )
     finally:

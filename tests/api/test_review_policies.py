@@ -149,7 +149,7 @@ async def settled(stack: RunningStack, message_id: str) -> dict[str, Any]:
     """The message once the relay has published everything it holds, and its stored events."""
     mongo = stack.mongo()
     try:
-        db = mongo.signoff
+        db = mongo.sayso
 
         async def check() -> dict[str, Any] | None:
             doc = await db.messages.find_one({"_id": message_id})
@@ -170,9 +170,7 @@ async def deliveries_per_message(stack: RunningStack, message_ids: list[str]) ->
     mongo = stack.mongo()
     try:
         counts = {message_id: 0 for message_id in message_ids}
-        async for row in mongo.signoff.deliveries.find(
-            {"message_id": {"$in": message_ids}}, {"message_id": 1}
-        ):
+        async for row in mongo.sayso.deliveries.find({"message_id": {"$in": message_ids}}, {"message_id": 1}):
             counts[row["message_id"]] += 1
         return counts
     finally:

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from signoff_api import slack
+from sayso_api import slack
 from tests.conftest import STACK_SETTINGS, Infra
 from tests.support.inprocess import InProcessApi, running_api
 from tests.support.stack import Owner, RunningStack
@@ -61,7 +61,7 @@ async def test_a_trigger_refuses_odd_timestamps_with_401(stack: RunningStack, ow
 @pytest.fixture(scope="module")
 async def slack_api(infra: Infra) -> AsyncIterator[InProcessApi]:
     async with running_api(
-        infra.service_env(**STACK_SETTINGS, SIGNOFF_SLACK_SIGNING_SECRET=SLACK_SECRET)
+        infra.service_env(**STACK_SETTINGS, SAYSO_SLACK_SIGNING_SECRET=SLACK_SECRET)
     ) as api:
         yield api
 

@@ -29,9 +29,9 @@ def uv() -> list[str]:
 @pytest.mark.parametrize(
     ("package", "module", "script"),
     [
-        ("signoff", "signoff", None),
-        ("signoff-mcp", "signoff_mcp", "signoff-mcp"),
-        ("signoff-cli", "signoff_cli", "signoff"),
+        ("sayso", "sayso", None),
+        ("sayso-mcp", "sayso_mcp", "sayso-mcp"),
+        ("sayso-cli", "sayso_cli", "sayso"),
     ],
 )
 def test_wheel_builds(tmp_path: Path, package: str, module: str, script: str | None) -> None:
@@ -51,12 +51,12 @@ def test_wheel_builds(tmp_path: Path, package: str, module: str, script: str | N
         assert f"{module}/__init__.py" in names
         assert f"{module}/py.typed" in names
         # Nothing of the services travels with the clients: they speak HTTP only.
-        assert not [n for n in names if n.startswith(("signoff_api", "signoff_common", "signoff_realtime"))]
+        assert not [n for n in names if n.startswith(("sayso_api", "sayso_common", "sayso_realtime"))]
         info = next(n for n in names if n.endswith(".dist-info/METADATA"))
         metadata = archive.read(info).decode()
         assert f"Name: {package}\n" in metadata
-        assert "signoff-common" not in metadata
-        assert "signoff-api" not in metadata
+        assert "sayso-common" not in metadata
+        assert "sayso-api" not in metadata
         if script:
             entry_points = archive.read(info.replace("METADATA", "entry_points.txt")).decode()
             assert f"{script} = {module}.__main__:main" in entry_points

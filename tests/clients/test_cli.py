@@ -1,4 +1,4 @@
-"""The ``signoff`` command as a shell script runs it: a real process against the real stack, the
+"""The ``sayso`` command as a shell script runs it: a real process against the real stack, the
 human answering over REST; exit codes and ``--json`` output."""
 
 from __future__ import annotations
@@ -14,25 +14,25 @@ from typing import Any
 
 import pytest
 
-from signoff_cli import __main__ as cli
-from signoff_cli.durations import format_elapsed, parse_duration
-from signoff_cli.spinner import Spinner
+from sayso_cli import __main__ as cli
+from sayso_cli.durations import format_elapsed, parse_duration
+from sayso_cli.spinner import Spinner
 from tests.clients.support import answer_next
 from tests.support.stack import Owner, RunningStack
 
-SIGNOFF = str(Path(sys.executable).parent / "signoff")
+SAYSO = str(Path(sys.executable).parent / "sayso")
 
 
 def cli_env(stack: RunningStack, owner: Owner, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNOFF_")}
-    return env | {"SIGNOFF_URL": stack.url, "SIGNOFF_API_KEY": owner.api_key} | extra
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAYSO_")}
+    return env | {"SAYSO_URL": stack.url, "SAYSO_API_KEY": owner.api_key} | extra
 
 
 async def run(
     env: dict[str, str], *args: str, timeout: float = 60, stdin: bytes | None = None
 ) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        SIGNOFF,
+        SAYSO,
         *args,
         env=env,
         stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
@@ -71,7 +71,7 @@ async def test_ask_exits_0_when_approved(stack: RunningStack, owner: Owner, chan
 
 
 async def test_ask_exits_1_when_rejected(stack: RunningStack, owner: Owner, channel: str) -> None:
-    env = cli_env(stack, owner, SIGNOFF_DEFAULT_CHANNEL=channel)
+    env = cli_env(stack, owner, SAYSO_DEFAULT_CHANNEL=channel)
     human = asyncio.create_task(answer_next(owner, channel, {"selectedOption": "later"}))
     code, out, _ = await run(
         env, "ask", "-", "--option", "ship:Ship it:primary", "--option", "later:Not now", "--approve", "ship",
@@ -100,7 +100,7 @@ async def test_ask_exits_3_when_the_timeout_runs_out(stack: RunningStack, owner:
     assert code == 3
     pending = json.loads(out)
     assert pending["status"] == "timeout"
-    # `signoff wait` picks the same review up again; `pending` lists it.
+    # `sayso wait` picks the same review up again; `pending` lists it.
     code, out, _ = await run(env, "pending", "--channel", channel, "--json")
     assert code == 0
     assert [m["id"] for m in json.loads(out)] == [pending["messageId"]]
@@ -116,7 +116,7 @@ async def test_errors_exit_4_and_bad_arguments_64(stack: RunningStack, owner: Ow
     assert code == 4
     assert "404" in err
     assert json.loads(out)["httpStatus"] == 404
-    code, _, err = await run(env | {"SIGNOFF_API_KEY": "hp_wrong"}, "pending")
+    code, _, err = await run(env | {"SAYSO_API_KEY": "hp_wrong"}, "pending")
     assert code == 4
     assert "401" in err
     code, _, err = await run(env, "ask", "x", "--channel", channel, "--timeout", "soon")
@@ -142,7 +142,7 @@ async def test_send_pending_and_tail(stack: RunningStack, owner: Owner, channel:
     assert "no pending reviews" in err
 
     tail = await asyncio.create_subprocess_exec(
-        SIGNOFF, "tail", "--channel", channel, "--json", env=env,
+        SAYSO, "tail", "--channel", channel, "--json", env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     assert tail.stdout is not None

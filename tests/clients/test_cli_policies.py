@@ -1,4 +1,4 @@
-"""``signoff tail`` shows the review policies' events: a vote, and the default an expiry applied."""
+"""``sayso tail`` shows the review policies' events: a vote, and the default an expiry applied."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-import signoff
-from signoff_cli.render import event_line
+import sayso
+from sayso_cli.render import event_line
 
 
 def _review(**review: Any) -> dict[str, Any]:
@@ -34,5 +34,5 @@ def _review(**review: Any) -> dict[str, Any]:
     ],
 )
 def test_tail_lines(name: str, data: dict[str, Any], shown: str) -> None:
-    line = event_line(signoff.Event(id="evt_1", type=name, data=data))
+    line = event_line(sayso.Event(id="evt_1", type=name, data=data))
     assert line.endswith(shown), line

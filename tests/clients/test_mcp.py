@@ -1,4 +1,4 @@
-"""``signoff-mcp`` as an MCP client sees it: started over stdio (and streamable HTTP) by the
+"""``sayso-mcp`` as an MCP client sees it: started over stdio (and streamable HTTP) by the
 ``mcp`` client library, against the real stack; the human answers over REST."""
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult, TextContent
 
-from signoff_mcp import config, http_access
-from signoff_mcp.tools import caller_key
+from sayso_mcp import config, http_access
+from sayso_mcp.tools import caller_key
 from tests.clients.support import answer_next
 from tests.support.stack import Owner, RunningStack
 
@@ -42,7 +42,7 @@ PLACET_TOOLS = {
     "get_iteration_chain",
     "list_plugins",
 }
-SERVER = str(Path(sys.executable).parent / "signoff-mcp")
+SERVER = str(Path(sys.executable).parent / "sayso-mcp")
 APPROVAL = {
     "options": [
         {"id": "approve", "label": "Approve", "style": "primary"},
@@ -72,7 +72,7 @@ async def call(client: Client, tool: str, arguments: dict[str, Any], **options: 
 
 
 async def test_stdio_tools_and_a_review(stack: RunningStack, owner: Owner) -> None:
-    env = {"SIGNOFF_URL": stack.url, "SIGNOFF_API_KEY": owner.api_key}
+    env = {"SAYSO_URL": stack.url, "SAYSO_API_KEY": owner.api_key}
     async with stdio_server(env) as mcp:
         tools = {t.name: t for t in (await mcp.list_tools()).tools}
         assert set(tools) >= PLACET_TOOLS
@@ -210,10 +210,10 @@ def free_port() -> int:
 
 @contextmanager
 def serving_http(stack: RunningStack, stderr: Path, *args: str, **env: str) -> Iterator[str]:
-    """``signoff-mcp --http`` with ``env`` over a clean environment; its stderr in ``stderr``."""
+    """``sayso-mcp --http`` with ``env`` over a clean environment; its stderr in ``stderr``."""
     port = free_port()
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGNOFF_", "PLACET_"))}
-    full_env |= {"SIGNOFF_URL": stack.url, "MCP_PORT": str(port), **env}
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("SAYSO_", "PLACET_"))}
+    full_env |= {"SAYSO_URL": stack.url, "MCP_PORT": str(port), **env}
     with stderr.open("wb") as err:
         proc = subprocess.Popen(
             [SERVER, "--http", *args], env=full_env, stdout=subprocess.DEVNULL, stderr=err
@@ -228,7 +228,7 @@ def serving_http(stack: RunningStack, stderr: Path, *args: str, **env: str) -> I
             except httpx.HTTPError:
                 time.sleep(0.1)
         else:
-            raise AssertionError("signoff-mcp --http did not come up")
+            raise AssertionError("sayso-mcp --http did not come up")
         yield f"http://127.0.0.1:{port}/mcp"
     finally:
         proc.terminate()
@@ -241,7 +241,7 @@ def serving_http(stack: RunningStack, stderr: Path, *args: str, **env: str) -> I
 
 @pytest.fixture
 def http_server(stack: RunningStack, tmp_path: Path) -> Iterator[str]:
-    """``signoff-mcp --http`` without a configured key: each MCP session brings its own, in
+    """``sayso-mcp --http`` without a configured key: each MCP session brings its own, in
     ``x-api-key``, as with Placet's HTTP server."""
     with serving_http(stack, tmp_path / "mcp.err") as url:
         yield url
@@ -302,7 +302,7 @@ async def test_http_never_lends_the_configured_key(stack: RunningStack, owner: O
     other = await stack.new_owner()
     try:
         theirs = await other.create_agent(name="caller-owner")
-        with serving_http(stack, tmp_path / "mcp.err", SIGNOFF_API_KEY=owner.api_key) as url:
+        with serving_http(stack, tmp_path / "mcp.err", SAYSO_API_KEY=owner.api_key) as url:
             async with http_session(url) as anonymous:
                 refused = await anonymous.call_tool("list_channels", {})
                 assert refused.is_error
@@ -321,18 +321,18 @@ async def test_http_shares_the_configured_key_only_when_asked(
 ) -> None:
     agent = await owner.create_agent(name="shared-key")
     err = tmp_path / "mcp.err"
-    with serving_http(stack, err, "--share-configured-key", SIGNOFF_API_KEY=owner.api_key) as url:
+    with serving_http(stack, err, "--share-configured-key", SAYSO_API_KEY=owner.api_key) as url:
         async with http_session(url) as anonymous:
             assert agent["id"] in [c["id"] for c in await call(anonymous, "list_channels", {})]
     warning = err.read_text()
-    assert "WARNING: SIGNOFF_MCP_SHARE_CONFIGURED_KEY is on" in warning
+    assert "WARNING: SAYSO_MCP_SHARE_CONFIGURED_KEY is on" in warning
     assert owner.api_key not in warning
 
 
 def test_http_on_every_interface_checks_host_and_origin(stack: RunningStack, tmp_path: Path) -> None:
     """Bound to 0.0.0.0 the mcp library turns its DNS-rebinding check off; ours stays on."""
     err = tmp_path / "mcp.err"
-    with serving_http(stack, err, "--host", "0.0.0.0", SIGNOFF_MCP_ALLOWED_HOSTS="mcp.internal") as url:
+    with serving_http(stack, err, "--host", "0.0.0.0", SAYSO_MCP_ALLOWED_HOSTS="mcp.internal") as url:
         port = url.split(":")[2].split("/")[0]
         evil = initialize(url, Host="evil.example", Origin="http://evil.example")
         assert evil.status_code == 421, evil.text
@@ -419,22 +419,22 @@ def test_start_warnings(host: str, share: bool, expected: list[str]) -> None:
 @pytest.mark.parametrize(
     ("env", "transport", "expected"),
     [
-        ({"SIGNOFF_URL": "http://s/", "SIGNOFF_API_KEY": "hp_a"}, None, {"api_url": "http://s", "transport": "stdio"}),
+        ({"SAYSO_URL": "http://s/", "SAYSO_API_KEY": "hp_a"}, None, {"api_url": "http://s", "transport": "stdio"}),
         ({"PLACET_API_URL": "http://p:3001/", "PLACET_API_KEY": "hp_b", "PLACET_DEFAULT_CHANNEL": "ch-1",
           "MCP_PORT": "4000", "MCP_PATH": "/custom", "MCP_CONNECTION_TIMEOUT_MS": "60000"}, None,
          {"api_url": "http://p:3001", "api_key": "hp_b", "default_channel": "ch-1", "port": 4000, "path": "/custom",
           "connection_timeout_ms": 60000}),
-        ({"SIGNOFF_URL": "http://s", "PLACET_API_URL": "http://p", "SIGNOFF_API_KEY": "hp_s", "PLACET_API_KEY": "hp_p"},
+        ({"SAYSO_URL": "http://s", "PLACET_API_URL": "http://p", "SAYSO_API_KEY": "hp_s", "PLACET_API_KEY": "hp_p"},
          None, {"api_url": "http://s", "api_key": "hp_s"}),
-        ({"SIGNOFF_URL": "http://s", "MCP_TRANSPORT": "http"}, None, {"transport": "http", "api_key": None}),
-        ({"SIGNOFF_URL": "http://s", "SIGNOFF_API_KEY": ""}, "http", {"api_key": None}),
-        ({"SIGNOFF_URL": "http://s", "SIGNOFF_API_KEY": "hp_a"}, "http",
+        ({"SAYSO_URL": "http://s", "MCP_TRANSPORT": "http"}, None, {"transport": "http", "api_key": None}),
+        ({"SAYSO_URL": "http://s", "SAYSO_API_KEY": ""}, "http", {"api_key": None}),
+        ({"SAYSO_URL": "http://s", "SAYSO_API_KEY": "hp_a"}, "http",
          {"share_configured_key": False, "allowed_hosts": ()}),
-        ({"SIGNOFF_URL": "http://s", "SIGNOFF_API_KEY": "hp_a", "SIGNOFF_MCP_SHARE_CONFIGURED_KEY": "TRUE",
-          "SIGNOFF_MCP_ALLOWED_HOSTS": " MCP.internal , 10.0.0.5:3002,"}, "http",
+        ({"SAYSO_URL": "http://s", "SAYSO_API_KEY": "hp_a", "SAYSO_MCP_SHARE_CONFIGURED_KEY": "TRUE",
+          "SAYSO_MCP_ALLOWED_HOSTS": " MCP.internal , 10.0.0.5:3002,"}, "http",
          {"share_configured_key": True, "allowed_hosts": ("mcp.internal", "10.0.0.5:3002")}),
     ],
-    ids=["signoff", "placet", "signoff-wins", "http-without-key", "empty-key-unset", "not-shared",
+    ids=["sayso", "placet", "sayso-wins", "http-without-key", "empty-key-unset", "not-shared",
          "shared-and-hosts"],
 )  # fmt: skip
 def test_config(env: dict[str, str], transport: config.Transport | None, expected: dict[str, Any]) -> None:
@@ -446,22 +446,22 @@ def test_config(env: dict[str, str], transport: config.Transport | None, expecte
     ("env", "transport", "message"),
     [
         ({}, None, "PLACET_API_URL"),
-        ({"SIGNOFF_URL": "http://s", "SIGNOFF_API_KEY": "bad-key"}, None, "hp_"),
-        ({"SIGNOFF_URL": "http://s"}, "stdio", "required for stdio"),
-        ({"SIGNOFF_URL": "http://s", "SIGNOFF_API_KEY": "hp_x", "MCP_PORT": "x"}, None, "integer"),
+        ({"SAYSO_URL": "http://s", "SAYSO_API_KEY": "bad-key"}, None, "hp_"),
+        ({"SAYSO_URL": "http://s"}, "stdio", "required for stdio"),
+        ({"SAYSO_URL": "http://s", "SAYSO_API_KEY": "hp_x", "MCP_PORT": "x"}, None, "integer"),
         (
-            {"SIGNOFF_URL": "http://s", "SIGNOFF_API_KEY": "hp_x", "MCP_TRANSPORT": "ws"},
+            {"SAYSO_URL": "http://s", "SAYSO_API_KEY": "hp_x", "MCP_TRANSPORT": "ws"},
             None,
             "stdio or http",
         ),
         (
-            {"SIGNOFF_URL": "http://s", "SIGNOFF_MCP_SHARE_CONFIGURED_KEY": "1"},
+            {"SAYSO_URL": "http://s", "SAYSO_MCP_SHARE_CONFIGURED_KEY": "1"},
             "http",
-            "needs SIGNOFF_API_KEY",
+            "needs SAYSO_API_KEY",
         ),
-        ({"SIGNOFF_URL": "http://s", "SIGNOFF_MCP_SHARE_CONFIGURED_KEY": "maybe"}, "http", "true or false"),
-        ({"SIGNOFF_URL": "http://s", "SIGNOFF_MCP_ALLOWED_HOSTS": "http://x"}, "http", "not a host"),
-        ({"SIGNOFF_URL": "http://s", "SIGNOFF_MCP_ALLOWED_HOSTS": "a b"}, "http", "not a host"),
+        ({"SAYSO_URL": "http://s", "SAYSO_MCP_SHARE_CONFIGURED_KEY": "maybe"}, "http", "true or false"),
+        ({"SAYSO_URL": "http://s", "SAYSO_MCP_ALLOWED_HOSTS": "http://x"}, "http", "not a host"),
+        ({"SAYSO_URL": "http://s", "SAYSO_MCP_ALLOWED_HOSTS": "a b"}, "http", "not a host"),
     ],
 )
 def test_config_errors(env: dict[str, str], transport: config.Transport | None, message: str) -> None:

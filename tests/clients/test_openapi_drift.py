@@ -20,22 +20,22 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
-import signoff
-from signoff import calls, files, models
+import sayso
+from sayso import calls, files, models
 from tests.support.stack import RunningStack
 
 # (SDK model, API schema whose properties it must model, API schema whose required fields it
 # must have). Agent: the fields of the creation answer (with webhookSecret), required as listed.
 PAIRS: list[tuple[type[BaseModel], str, str]] = [
-    (signoff.Message, "MessageView", "MessageView"),
-    (signoff.Review, "ReviewView", "ReviewView"),
+    (sayso.Message, "MessageView", "MessageView"),
+    (sayso.Review, "ReviewView", "ReviewView"),
     (models.Callback, "CallbackView", "CallbackView"),
-    (signoff.Attachment, "AttachmentView", "AttachmentView"),
-    (signoff.StatusEvent, "StatusEventView", "StatusEventView"),
-    (signoff.Agent, "AgentCreated", "AgentOut"),
+    (sayso.Attachment, "AttachmentView", "AttachmentView"),
+    (sayso.StatusEvent, "StatusEventView", "StatusEventView"),
+    (sayso.Agent, "AgentCreated", "AgentOut"),
     (models.Command, "CommandOut", "CommandOut"),
-    (signoff.MessagePage, "MessagePage", "MessagePage"),
-    (signoff.IterationChain, "IterationsOut", "IterationsOut"),
+    (sayso.MessagePage, "MessagePage", "MessagePage"),
+    (sayso.IterationChain, "IterationsOut", "IterationsOut"),
     (files.FileInfo, "FileOut", "FileOut"),
     (files.UploadTicket, "UploadOut", "UploadOut"),
     (files.DownloadLink, "DownloadLinkOut", "DownloadLinkOut"),

@@ -12,17 +12,17 @@ import httpx
 import pytest
 from aiohttp import web
 
-import signoff
-from signoff import calls
+import sayso
+from sayso import calls
 from tests.clients.support import answer_next
 from tests.support.receiver import Received, Receiver
 from tests.support.stack import Owner, RunningStack
 
-FAST_RETRY = signoff.RetryPolicy(max_retries=3, max_wait=5.0, backoff=0.05)
+FAST_RETRY = sayso.RetryPolicy(max_retries=3, max_wait=5.0, backoff=0.05)
 
 
-def client_for(stack: RunningStack, owner: Owner, **options: Any) -> signoff.AsyncClient:
-    return signoff.AsyncClient(stack.url, owner.api_key, **options)
+def client_for(stack: RunningStack, owner: Owner, **options: Any) -> sayso.AsyncClient:
+    return sayso.AsyncClient(stack.url, owner.api_key, **options)
 
 
 async def test_review_round_trip(stack: RunningStack, owner: Owner) -> None:
@@ -33,7 +33,7 @@ async def test_review_round_trip(stack: RunningStack, owner: Owner) -> None:
         assert [a.id for a in await client.list_agents()] == [agent.id]
 
         message = await client.request_review(
-            agent.id, signoff.Approval(allow_comment=True), "Deploy v2.1?", expires_in=600
+            agent.id, sayso.Approval(allow_comment=True), "Deploy v2.1?", expires_in=600
         )
         assert message.review is not None
         assert (message.review.type, message.review.status) == ("approval", "pending")
@@ -46,7 +46,7 @@ async def test_review_round_trip(stack: RunningStack, owner: Owner) -> None:
         answer = await asyncio.wait_for(client.wait(message.id, agent.id), 30)
         await human
         assert answer.message_id == message.id
-        assert answer.value == signoff.ApprovalAnswer(selected_option="approve", comment="ship")
+        assert answer.value == sayso.ApprovalAnswer(selected_option="approve", comment="ship")
         assert answer.review.status == "completed"
         assert answer.review.answer == answer.value
         assert await client.pending_reviews(agent.id) == []
@@ -56,26 +56,26 @@ async def test_review_round_trip(stack: RunningStack, owner: Owner) -> None:
 
 
 async def test_sync_client_waits_for_a_form(stack: RunningStack, owner: Owner) -> None:
-    form = signoff.Form(
+    form = sayso.Form(
         fields=[
-            signoff.FormField(
+            sayso.FormField(
                 name="env",
                 label="Environment",
                 type="select",
                 required=True,
-                options=[signoff.Choice(value="staging", label="Staging"), "production"],
+                options=[sayso.Choice(value="staging", label="Staging"), "production"],
             ),
-            signoff.FormField(name="instances", label="Instances", type="number", min=1, max=10),
+            sayso.FormField(name="instances", label="Instances", type="number", min=1, max=10),
         ],
         submit_label="Deploy",
     )
-    with signoff.Client(stack.url, owner.api_key) as client:
+    with sayso.Client(stack.url, owner.api_key) as client:
         agent = client.create_agent("form-bot")
         message = client.request_review(agent.id, form, "Configure the deployment")
         human = asyncio.create_task(answer_next(owner, agent.id, {"env": "production", "instances": 3}))
         answer = await asyncio.wait_for(asyncio.to_thread(client.wait, message.id, agent.id, 30), 40)
         await human
-    assert isinstance(answer.value, signoff.FormAnswer)
+    assert isinstance(answer.value, sayso.FormAnswer)
     assert (answer.value["env"], answer.value.get("instances")) == ("production", 3)
 
 
@@ -83,24 +83,24 @@ async def test_sync_client_waits_for_a_form(stack: RunningStack, owner: Owner) -
     ("review", "response", "expected"),
     [
         (
-            signoff.Selection(
-                mode="multi", items=[signoff.Item(id="a", label="A"), signoff.Item(id="b", label="B")]
+            sayso.Selection(
+                mode="multi", items=[sayso.Item(id="a", label="A"), sayso.Item(id="b", label="B")]
             ),
             {"selectedIds": ["a", "b"]},
-            signoff.SelectionAnswer(selected_ids=["a", "b"]),
+            sayso.SelectionAnswer(selected_ids=["a", "b"]),
         ),
-        (signoff.TextInput(placeholder="why?"), {"text": "because"}, signoff.TextInputAnswer(text="because")),
+        (sayso.TextInput(placeholder="why?"), {"text": "because"}, sayso.TextInputAnswer(text="because")),
         (
-            signoff.Freeform(plugin="json", data={"x": 1}),
+            sayso.Freeform(plugin="json", data={"x": 1}),
             {"ok": True},
-            signoff.FreeformAnswer(data={"ok": True}),
+            sayso.FreeformAnswer(data={"ok": True}),
         ),
-        (signoff.Approval(dismiss_label="Not now"), {"_dismissed": True}, signoff.Dismissed()),
+        (sayso.Approval(dismiss_label="Not now"), {"_dismissed": True}, sayso.Dismissed()),
     ],
     ids=["selection", "text-input", "freeform", "dismissed"],
 )
 async def test_typed_answers(
-    stack: RunningStack, owner: Owner, review: signoff.ReviewRequest, response: dict[str, Any], expected: Any
+    stack: RunningStack, owner: Owner, review: sayso.ReviewRequest, response: dict[str, Any], expected: Any
 ) -> None:
     async with client_for(stack, owner) as client:
         agent = await client.create_agent("typed")
@@ -113,8 +113,8 @@ async def test_typed_answers(
 async def test_expired_review_raises(stack: RunningStack, owner: Owner) -> None:
     async with client_for(stack, owner) as client:
         agent = await client.create_agent("impatient")
-        message = await client.request_review(agent.id, signoff.TextInput(), "quick?", expires_in=1)
-        with pytest.raises(signoff.Expired) as expired:
+        message = await client.request_review(agent.id, sayso.TextInput(), "quick?", expires_in=1)
+        with pytest.raises(sayso.Expired) as expired:
             await asyncio.wait_for(client.wait(message.id, agent.id), 30)
     assert expired.value.message.id == message.id
     assert expired.value.message.review is not None
@@ -124,9 +124,9 @@ async def test_expired_review_raises(stack: RunningStack, owner: Owner) -> None:
 async def test_wait_timeout_leaves_the_review_pending(stack: RunningStack, owner: Owner) -> None:
     async with client_for(stack, owner) as client:
         agent = await client.create_agent("patient")
-        message = await client.request_review(agent.id, signoff.Approval(), "later?")
+        message = await client.request_review(agent.id, sayso.Approval(), "later?")
         started = time.monotonic()
-        with pytest.raises(signoff.WaitTimeout):
+        with pytest.raises(sayso.WaitTimeout):
             await asyncio.wait_for(client.wait(message.id, agent.id, timeout=1.0), 15)
         assert 0.9 <= time.monotonic() - started < 10
         # One poll that runs out is "pending" with timedOut (Placet's clients loop on it).
@@ -138,38 +138,38 @@ async def test_wait_timeout_leaves_the_review_pending(stack: RunningStack, owner
 async def test_typed_errors(stack: RunningStack, owner: Owner) -> None:
     async with client_for(stack, owner) as client:
         agent = await client.create_agent("errors")
-        with pytest.raises(signoff.ValidationError) as invalid:
-            await client.request_review(agent.id, signoff.RawReview(type="selection", data={"items": []}))
+        with pytest.raises(sayso.ValidationError) as invalid:
+            await client.request_review(agent.id, sayso.RawReview(type="selection", data={"items": []}))
         assert invalid.value.status == 422
         assert invalid.value.field == "review.payload.items"
         assert invalid.value.code  # the API's machine-readable reason
         assert invalid.value.message
 
-        with pytest.raises(signoff.NotFound):
+        with pytest.raises(sayso.NotFound):
             await client.get_message("msg_missing", agent.id)
-        with pytest.raises(signoff.NotFound):
-            await client.request_review("agt_not_mine", signoff.Approval())
+        with pytest.raises(sayso.NotFound):
+            await client.request_review("agt_not_mine", sayso.Approval())
 
         await client.send_message(agent.id, "one", client_id="same-key")
-        with pytest.raises(signoff.Conflict) as conflict:
+        with pytest.raises(sayso.Conflict) as conflict:
             await client.send_message(agent.id, "another body", client_id="same-key")
         assert conflict.value.status == 409
 
-    async with signoff.AsyncClient(stack.url, "hp_not-a-real-key") as stranger:
-        with pytest.raises(signoff.Unauthorized):
+    async with sayso.AsyncClient(stack.url, "hp_not-a-real-key") as stranger:
+        with pytest.raises(sayso.Unauthorized):
             await stranger.list_agents()
 
 
 def test_configuration_from_arguments_or_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SIGNOFF_URL", raising=False)
-    monkeypatch.delenv("SIGNOFF_API_KEY", raising=False)
-    with pytest.raises(signoff.ConfigurationError, match="SIGNOFF_URL"):
-        signoff.Client()
-    monkeypatch.setenv("SIGNOFF_URL", "http://127.0.0.1:9/")
-    with pytest.raises(signoff.ConfigurationError, match="SIGNOFF_API_KEY"):
-        signoff.Client()
-    monkeypatch.setenv("SIGNOFF_API_KEY", "hp_from_env")
-    with signoff.Client() as client:
+    monkeypatch.delenv("SAYSO_URL", raising=False)
+    monkeypatch.delenv("SAYSO_API_KEY", raising=False)
+    with pytest.raises(sayso.ConfigurationError, match="SAYSO_URL"):
+        sayso.Client()
+    monkeypatch.setenv("SAYSO_URL", "http://127.0.0.1:9/")
+    with pytest.raises(sayso.ConfigurationError, match="SAYSO_API_KEY"):
+        sayso.Client()
+    monkeypatch.setenv("SAYSO_API_KEY", "hp_from_env")
+    with sayso.Client() as client:
         assert client.url == "http://127.0.0.1:9"
 
 
@@ -230,7 +230,7 @@ def _answers(*statuses: tuple[int, dict[str, str]]) -> Any:
 
 async def test_throttled_honours_retry_after_then_gives_up(receiver: Receiver) -> None:
     receiver.routes["/api/v1/agents"] = _answers((429, {"Retry-After": "1"}))
-    async with signoff.AsyncClient(receiver.base, "hp_test", retry=FAST_RETRY) as client:
+    async with sayso.AsyncClient(receiver.base, "hp_test", retry=FAST_RETRY) as client:
         started = time.monotonic()
         assert await client.list_agents() == []
         assert time.monotonic() - started >= 0.95  # waited as told
@@ -238,24 +238,24 @@ async def test_throttled_honours_retry_after_then_gives_up(receiver: Receiver) -
 
         # Asked to wait longer than the policy allows: raised at once, with the hint.
         receiver.routes["/api/v1/agents"] = _answers((429, {"Retry-After": "3600"}))
-        with pytest.raises(signoff.Throttled) as throttled:
+        with pytest.raises(sayso.Throttled) as throttled:
             await client.list_agents()
         assert throttled.value.retry_after == 3600
         assert len(receiver.at("/api/v1/agents")) == 3
 
         # 429 forever: bounded by max_retries.
         receiver.routes["/api/v1/agents"] = _answers(*[(429, {"Retry-After": "0"})] * 10)
-        with pytest.raises(signoff.Throttled):
+        with pytest.raises(sayso.Throttled):
             await client.list_agents()
         assert len(receiver.at("/api/v1/agents")) == 3 + 1 + FAST_RETRY.max_retries
 
 
 async def test_unavailable_is_retried_only_when_safe(receiver: Receiver) -> None:
     receiver.routes["/api/v1/agents"] = _answers((503, {"Retry-After": "0"}))
-    async with signoff.AsyncClient(receiver.base, "hp_test", retry=FAST_RETRY) as client:
+    async with sayso.AsyncClient(receiver.base, "hp_test", retry=FAST_RETRY) as client:
         assert await client.list_agents() == []  # a read: retried
         receiver.routes["/api/v1/agents"] = _answers((503, {"Retry-After": "2"}))
-        with pytest.raises(signoff.Unavailable) as unavailable:
+        with pytest.raises(sayso.Unavailable) as unavailable:
             await client.create_agent("x")  # not idempotent: raised, not repeated
         assert unavailable.value.retry_after == 2
     assert [r.method for r in receiver.at("/api/v1/agents")] == ["GET", "GET", "POST"]
@@ -274,10 +274,10 @@ async def test_streaming_helper(stack: RunningStack, owner: Owner) -> None:
         done = await client.get_message(stream.message.id, agent.id)
         assert (done.text, done.stream_state, done.stream_id) == ("Hello world", "complete", stream.stream_id)
         assert [e.text for e in done.status_events] == ["searching the docs"]
-        with pytest.raises(signoff.Conflict):  # a closed stream
+        with pytest.raises(sayso.Conflict):  # a closed stream
             await client.run(calls.patch_stream(stream.stream_id, agent.id, "more"))
 
-        streams: list[signoff.AsyncStream] = []
+        streams: list[sayso.AsyncStream] = []
 
         async def crash() -> None:
             async with client.stream(agent.id, min_interval=60) as broken:
@@ -292,7 +292,7 @@ async def test_streaming_helper(stack: RunningStack, owner: Owner) -> None:
         aborted = await client.get_message(broken.message.id, agent.id)
         assert (aborted.text, aborted.stream_state) == ("partial answer", "aborted")
 
-    with signoff.Client(stack.url, owner.api_key) as sync_client, sync_client.stream(agent.id, "a") as s:
+    with sayso.Client(stack.url, owner.api_key) as sync_client, sync_client.stream(agent.id, "a") as s:
         s.write("b")
         s.set_text("replaced")
     assert s.message is not None
@@ -304,7 +304,7 @@ async def test_live_events(stack: RunningStack, owner: Owner) -> None:
         agent = await client.create_agent("watcher")
         sent: list[str] = []
 
-        async def first_event() -> signoff.Event:
+        async def first_event() -> sayso.Event:
             async with contextlib.aclosing(client.events(agent.id)) as events:
                 async for event in events:
                     if event.type == "message:created" and event.data.get("id") in sent:
@@ -342,7 +342,7 @@ async def test_files(stack: RunningStack, owner: Owner, tmp_path: Any) -> None:
         assert text.text_content == "# Draft\n\nhello"
 
         message = await client.request_review(
-            agent.id, signoff.Approval(), "Review the files", attachment_ids=[uploaded.id, loose.id, text.id]
+            agent.id, sayso.Approval(), "Review the files", attachment_ids=[uploaded.id, loose.id, text.id]
         )
         assert [a.filename for a in message.attachments] == ["report.csv", "blob.bin", "draft.md"]
         assert message.attachments[2].text_content == "# Draft\n\nhello"
@@ -355,5 +355,5 @@ async def test_files(stack: RunningStack, owner: Owner, tmp_path: Any) -> None:
         async with httpx.AsyncClient() as anonymous:  # the link needs no credentials
             got = await anonymous.get(f"{stack.url}{httpx.URL(link.download_url).raw_path.decode()}")
         assert got.content == b"a,b\n1,2\n"
-        with pytest.raises(signoff.NotFound):
+        with pytest.raises(sayso.NotFound):
             await client.download_file("file_missing")

@@ -1,4 +1,4 @@
-"""``@signoff.require_approval`` on sync and async functions: approved, denied, expired."""
+"""``@sayso.require_approval`` on sync and async functions: approved, denied, expired."""
 
 from __future__ import annotations
 
@@ -7,24 +7,24 @@ from typing import Any
 
 import pytest
 
-import signoff
-from signoff.approval import describe_call
+import sayso
+from sayso.approval import describe_call
 from tests.clients.support import answer_next
 from tests.support.stack import Owner, RunningStack
 
 
 @pytest.fixture
 async def channel(stack: RunningStack, owner: Owner) -> str:
-    async with signoff.AsyncClient(stack.url, owner.api_key) as client:
+    async with sayso.AsyncClient(stack.url, owner.api_key) as client:
         agent = await client.create_agent("gatekeeper")
     return agent.id
 
 
 async def test_sync_function_runs_only_when_approved(stack: RunningStack, owner: Owner, channel: str) -> None:
     ran: list[tuple[str, int]] = []
-    client = signoff.Client(stack.url, owner.api_key)
+    client = sayso.Client(stack.url, owner.api_key)
 
-    @signoff.require_approval(channel=channel, client=client)
+    @sayso.require_approval(channel=channel, client=client)
     def deploy(version: str, replicas: int = 3) -> str:
         ran.append((version, replicas))
         return f"deployed {version}"
@@ -40,7 +40,7 @@ async def test_sync_function_runs_only_when_approved(stack: RunningStack, owner:
 
         call = asyncio.create_task(asyncio.to_thread(deploy, "6.6", replicas=66))
         await answer_next(owner, channel, {"selectedOption": "reject", "comment": "not on a Friday"})
-        with pytest.raises(signoff.Denied) as denied:
+        with pytest.raises(sayso.Denied) as denied:
             await asyncio.wait_for(call, 30)
         assert denied.value.comment == "not on a Friday"
         assert not denied.value.expired
@@ -53,9 +53,9 @@ async def test_async_function_runs_only_when_approved(
     stack: RunningStack, owner: Owner, channel: str
 ) -> None:
     ran: list[str] = []
-    async with signoff.AsyncClient(stack.url, owner.api_key) as client:
+    async with sayso.AsyncClient(stack.url, owner.api_key) as client:
 
-        @signoff.require_approval(channel=channel, client=client, text="Delete the **users** table?")
+        @sayso.require_approval(channel=channel, client=client, text="Delete the **users** table?")
         async def drop(table: str, *, cascade: bool = False) -> str:
             ran.append(table)
             return "dropped"
@@ -67,7 +67,7 @@ async def test_async_function_runs_only_when_approved(
         assert "drop(table='users', cascade=True)" in answered["text"]
 
         answer = asyncio.create_task(answer_next(owner, channel, {"selectedOption": "reject"}))
-        with pytest.raises(signoff.Denied) as denied:
+        with pytest.raises(sayso.Denied) as denied:
             await asyncio.wait_for(drop("orders"), 30)
         await answer
         assert denied.value.comment is None
@@ -78,29 +78,29 @@ async def test_async_function_runs_only_when_approved(
 
 async def test_expiry_is_the_callers_choice(stack: RunningStack, owner: Owner, channel: str) -> None:
     ran: list[str] = []
-    async with signoff.AsyncClient(stack.url, owner.api_key) as client:
+    async with sayso.AsyncClient(stack.url, owner.api_key) as client:
 
-        @signoff.require_approval(channel=channel, client=client, expires_in=1)
+        @sayso.require_approval(channel=channel, client=client, expires_in=1)
         async def strict() -> None:
             ran.append("strict")
 
-        @signoff.require_approval(channel=channel, client=client, expires_in=1, on_expire="allow")
+        @sayso.require_approval(channel=channel, client=client, expires_in=1, on_expire="allow")
         async def lenient() -> None:
             ran.append("lenient")
 
-        with pytest.raises(signoff.Denied) as denied:
+        with pytest.raises(sayso.Denied) as denied:
             await asyncio.wait_for(strict(), 30)
         assert denied.value.expired
         await asyncio.wait_for(lenient(), 30)
     assert ran == ["lenient"]
 
-    with signoff.Client(stack.url, owner.api_key) as sync_client:
+    with sayso.Client(stack.url, owner.api_key) as sync_client:
 
-        @signoff.require_approval(channel=channel, client=sync_client, expires_in=1)
+        @sayso.require_approval(channel=channel, client=sync_client, expires_in=1)
         def sync_strict() -> None:
             ran.append("sync")
 
-        with pytest.raises(signoff.Denied):
+        with pytest.raises(sayso.Denied):
             await asyncio.wait_for(asyncio.to_thread(sync_strict), 30)
     assert ran == ["lenient"]
 
@@ -108,12 +108,12 @@ async def test_expiry_is_the_callers_choice(stack: RunningStack, owner: Owner, c
 async def test_client_from_the_environment(
     stack: RunningStack, owner: Owner, channel: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SIGNOFF_URL", stack.url)
-    monkeypatch.setenv("SIGNOFF_API_KEY", owner.api_key)
-    monkeypatch.setenv("SIGNOFF_DEFAULT_CHANNEL", channel)
+    monkeypatch.setenv("SAYSO_URL", stack.url)
+    monkeypatch.setenv("SAYSO_API_KEY", owner.api_key)
+    monkeypatch.setenv("SAYSO_DEFAULT_CHANNEL", channel)
     approve = {"ok"}
 
-    @signoff.require_approval(options=[signoff.Option(id="ok", label="OK")], approve=approve)
+    @sayso.require_approval(options=[sayso.Option(id="ok", label="OK")], approve=approve)
     async def task() -> int:
         return 7
 
@@ -127,10 +127,10 @@ def test_wrong_client_kind_is_refused_at_decoration() -> None:
 
     def plain() -> None: ...
 
-    with signoff.Client("http://127.0.0.1:9", "hp_x") as sync_client, pytest.raises(TypeError):
-        signoff.require_approval(channel="c", client=sync_client)(coroutine)
+    with sayso.Client("http://127.0.0.1:9", "hp_x") as sync_client, pytest.raises(TypeError):
+        sayso.require_approval(channel="c", client=sync_client)(coroutine)
     with pytest.raises(ValueError, match="on_expire"):
-        signoff.require_approval(channel="c", on_expire="maybe")(plain)  # type: ignore[arg-type]
+        sayso.require_approval(channel="c", on_expire="maybe")(plain)  # type: ignore[arg-type]
 
 
 def test_describe_call_shows_what_the_function_receives() -> None:

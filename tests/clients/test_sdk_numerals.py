@@ -10,11 +10,11 @@ import time
 
 import pytest
 
-import signoff
-from signoff.errors import RETRY_AFTER_CAP, retry_after_seconds
-from signoff.events import DEFAULT_RETRY_MS, EventParser
-from signoff.numerals import parse_uint
-from signoff.webhooks import sign
+import sayso
+from sayso.errors import RETRY_AFTER_CAP, retry_after_seconds
+from sayso.events import DEFAULT_RETRY_MS, EventParser
+from sayso.numerals import parse_uint
+from sayso.webhooks import sign
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
 BODY = b'{"event":"review:responded"}'
@@ -63,8 +63,8 @@ def test_an_odd_sse_retry_field_is_ignored(value: str) -> None:
 @pytest.mark.parametrize("stamp", [*(t for t in ODD if t), "9" * 400, "9" * 5000])
 def test_an_odd_webhook_timestamp_is_invalid_timestamp(stamp: str) -> None:
     headers = {"webhook-id": "evt_1", "webhook-timestamp": stamp, "webhook-signature": "v1,AAAA"}
-    with pytest.raises(signoff.WebhookVerificationError) as caught:
-        signoff.verify_webhook(BODY, headers, SECRET)
+    with pytest.raises(sayso.WebhookVerificationError) as caught:
+        sayso.verify_webhook(BODY, headers, SECRET)
     assert caught.value.reason == "invalid_timestamp"
 
 
@@ -75,4 +75,4 @@ def test_a_plain_timestamp_still_verifies() -> None:
         "webhook-timestamp": str(now),
         "webhook-signature": sign(SECRET, "evt_1", now, BODY),
     }
-    assert signoff.verify_webhook(BODY, headers, SECRET) is not None
+    assert sayso.verify_webhook(BODY, headers, SECRET) is not None

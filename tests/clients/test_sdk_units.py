@@ -10,12 +10,12 @@ from typing import Any
 import httpx
 import pytest
 
-import signoff
-from signoff import calls
-from signoff.events import EventParser
-from signoff.files import upload_target
-from signoff.retry import RetryPolicy
-from signoff.reviews import parse_answer
+import sayso
+from sayso import calls
+from sayso.events import EventParser
+from sayso.files import upload_target
+from sayso.retry import RetryPolicy
+from sayso.reviews import parse_answer
 
 POLICY = RetryPolicy(max_retries=3, max_wait=30.0, backoff=0.5)
 
@@ -51,21 +51,21 @@ def _response(status: int, body: Any, headers: dict[str, str] | None = None) -> 
 @pytest.mark.parametrize(
     ("status", "body", "kind", "code", "message", "field"),
     [
-        (422, {"error": {"code": "validation_error", "message": "bad", "field": "text"}}, signoff.ValidationError,
+        (422, {"error": {"code": "validation_error", "message": "bad", "field": "text"}}, sayso.ValidationError,
          "validation_error", "bad", "text"),
-        (404, {"error": {"code": "not_found", "message": "message not found"}}, signoff.NotFound, "not_found",
+        (404, {"error": {"code": "not_found", "message": "message not found"}}, sayso.NotFound, "not_found",
          "message not found", None),
-        (409, {"error": {"code": "conflict", "message": "answered"}}, signoff.Conflict, "conflict", "answered", None),
-        (403, {"statusCode": 403, "message": "Not your agent"}, signoff.Forbidden, "error", "Not your agent", None),
-        (502, "<html>Bad gateway</html>", signoff.ApiError, "error", "<html>Bad gateway</html>", None),
-        (413, {"error": {"code": "payload_too_large", "message": "big", "field": 7}}, signoff.PayloadTooLarge,
+        (409, {"error": {"code": "conflict", "message": "answered"}}, sayso.Conflict, "conflict", "answered", None),
+        (403, {"statusCode": 403, "message": "Not your agent"}, sayso.Forbidden, "error", "Not your agent", None),
+        (502, "<html>Bad gateway</html>", sayso.ApiError, "error", "<html>Bad gateway</html>", None),
+        (413, {"error": {"code": "payload_too_large", "message": "big", "field": 7}}, sayso.PayloadTooLarge,
          "payload_too_large", "big", None),
     ],
 )  # fmt: skip
 def test_error_mapping(
-    status: int, body: Any, kind: type[signoff.ApiError], code: str, message: str, field: str | None
+    status: int, body: Any, kind: type[sayso.ApiError], code: str, message: str, field: str | None
 ) -> None:
-    error = signoff.errors.error_from_response(_response(status, body))
+    error = sayso.errors.error_from_response(_response(status, body))
     assert type(error) is kind
     assert (error.status, error.code, error.message, error.field) == (status, code, message, field)
 
@@ -77,8 +77,8 @@ def test_error_mapping(
     [("5", 5.0), (" 0 ", 0.0), ("-3", None), ("Wed, 21 Oct 2026", None)],
 )
 def test_retry_after(header: str, seconds: float | None) -> None:
-    error = signoff.errors.error_from_response(_response(429, {}, {"Retry-After": header}))
-    assert isinstance(error, signoff.Throttled)
+    error = sayso.errors.error_from_response(_response(429, {}, {"Retry-After": header}))
+    assert isinstance(error, sayso.Throttled)
     assert error.retry_after == seconds
 
 
@@ -104,30 +104,30 @@ def test_event_parser() -> None:
     assert parser.last_event_id == "evt_3"
     parser.feed("event: error")
     parser.feed('data: {"code": "credentials_revoked", "message": "revoked"}')
-    with pytest.raises(signoff.Unauthorized):
+    with pytest.raises(sayso.Unauthorized):
         parser.feed("")  # the server's last frame for a revoked credential
 
 
 @pytest.mark.parametrize(
     ("review", "body"),
     [
-        (signoff.Approval(), {"type": "approval", "payload": {"options": [
+        (sayso.Approval(), {"type": "approval", "payload": {"options": [
             {"id": "approve", "label": "Approve", "style": "primary"},
             {"id": "reject", "label": "Reject", "style": "danger"}], "allowComment": False}}),
-        (signoff.Selection(items=[signoff.Item(id="a", label="A", description="first")], mode="multi"),
+        (sayso.Selection(items=[sayso.Item(id="a", label="A", description="first")], mode="multi"),
          {"type": "selection", "payload": {"items": [{"id": "a", "label": "A", "description": "first"}], "mode": "multi"}}),
-        (signoff.TextInput(min_length=10, markdown=True, submit_label="Send"),
+        (sayso.TextInput(min_length=10, markdown=True, submit_label="Send"),
          {"type": "text-input", "payload": {"submitLabel": "Send", "markdown": True, "minLength": 10}}),
-        (signoff.Form(fields=[signoff.FormField(name="n", label="N", type="number", default_value=1, step=0.5)]),
+        (sayso.Form(fields=[sayso.FormField(name="n", label="N", type="number", default_value=1, step=0.5)]),
          {"type": "form", "payload": {"fields": [{"name": "n", "label": "N", "type": "number", "required": False,
                                                    "defaultValue": 1, "step": 0.5}]}}),
-        (signoff.Freeform(plugin="kroki-diagram", type="mermaid", source="graph TD"),
+        (sayso.Freeform(plugin="kroki-diagram", type="mermaid", source="graph TD"),
          {"type": "freeform", "payload": {"plugin": "kroki-diagram", "type": "mermaid", "source": "graph TD"}}),
         ({"type": "approval", "payload": {}}, {"type": "approval", "payload": {}}),
     ],
     ids=["approval", "selection", "text-input", "form", "freeform", "placet-dict"],
 )  # fmt: skip
-def test_review_bodies(review: signoff.ReviewRequest | dict[str, Any], body: dict[str, Any]) -> None:
+def test_review_bodies(review: sayso.ReviewRequest | dict[str, Any], body: dict[str, Any]) -> None:
     assert calls.review_body(review) == body
     assert calls.review_body(review, expires_in=90.4)["expiresInSeconds"] == 90
 
@@ -135,12 +135,12 @@ def test_review_bodies(review: signoff.ReviewRequest | dict[str, Any], body: dic
 @pytest.mark.parametrize(
     ("review_type", "response", "expected"),
     [
-        ("approval", {"selectedOption": "approve"}, signoff.ApprovalAnswer(selected_option="approve")),
-        ("selection", {"selectedIds": []}, signoff.SelectionAnswer(selected_ids=[])),
-        ("form", {"a": 1}, signoff.FormAnswer(values={"a": 1})),
-        ("text-input", {"text": ""}, signoff.TextInputAnswer(text="")),
-        ("freeform", {"anything": [1]}, signoff.FreeformAnswer(data={"anything": [1]})),
-        ("form", {"_dismissed": True}, signoff.Dismissed()),
+        ("approval", {"selectedOption": "approve"}, sayso.ApprovalAnswer(selected_option="approve")),
+        ("selection", {"selectedIds": []}, sayso.SelectionAnswer(selected_ids=[])),
+        ("form", {"a": 1}, sayso.FormAnswer(values={"a": 1})),
+        ("text-input", {"text": ""}, sayso.TextInputAnswer(text="")),
+        ("freeform", {"anything": [1]}, sayso.FreeformAnswer(data={"anything": [1]})),
+        ("form", {"_dismissed": True}, sayso.Dismissed()),
     ],
 )
 def test_answers(review_type: str, response: dict[str, Any], expected: Any) -> None:
@@ -152,7 +152,7 @@ def test_wait_poll_length_and_placet_timeout_status() -> None:
     assert call.path == "/api/v1/reviews/m%2F1/wait"
     assert call.params == {"channel": "a b", "timeout": "30000"}  # never above the server's cap
     assert calls.wait_once("m", "c", 0).params == {"channel": "c", "timeout": "1"}  # never 0 (= default)
-    placet = signoff.WaitResult.model_validate({"status": "timeout"})
+    placet = sayso.WaitResult.model_validate({"status": "timeout"})
     assert (placet.done, placet.message) == (False, None)
 
 
@@ -176,7 +176,7 @@ def test_message_creation_always_carries_a_client_id() -> None:
 
 
 CLIENTS = Path(__file__).parents[2] / "clients"
-SERVICES = ("signoff_api", "signoff_common", "signoff_dispatcher", "signoff_expirer", "signoff_realtime")
+SERVICES = ("sayso_api", "sayso_common", "sayso_dispatcher", "sayso_expirer", "sayso_realtime")
 
 
 @pytest.mark.parametrize(
@@ -189,4 +189,4 @@ def test_clients_use_the_public_api_only(source: Path) -> None:
             imported += [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.append(node.module)
-    assert not [m for m in imported if m.split(".")[0] in (*SERVICES, "signoff_devstack")]
+    assert not [m for m in imported if m.split(".")[0] in (*SERVICES, "sayso_devstack")]

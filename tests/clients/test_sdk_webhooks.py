@@ -1,4 +1,4 @@
-"""``signoff.verify_webhook`` against a real signed delivery from the dispatcher, and against
+"""``sayso.verify_webhook`` against a real signed delivery from the dispatcher, and against
 forged, altered, stale and malformed ones."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from standardwebhooks import Webhook
 
-import signoff
-from signoff.webhooks import sign
+import sayso
+from sayso.webhooks import sign
 from tests.clients.support import answer_next
 from tests.support.receiver import Receiver
 from tests.support.stack import Owner, RunningStack
@@ -24,31 +24,31 @@ BODY = b'{"event":"review:responded","message_id":"msg_1"}'
 
 
 async def test_verifies_a_real_delivery(stack: RunningStack, owner: Owner, receiver: Receiver) -> None:
-    async with signoff.AsyncClient(stack.url, owner.api_key) as client:
+    async with sayso.AsyncClient(stack.url, owner.api_key) as client:
         agent = await client.create_agent("hooked", webhook_url=receiver.url("/hook"))
         assert agent.webhook_secret
-        message = await client.request_review(agent.id, signoff.Approval(allow_comment=True), "Ship?")
+        message = await client.request_review(agent.id, sayso.Approval(allow_comment=True), "Ship?")
         await answer_next(owner, agent.id, {"selectedOption": "reject", "comment": "not yet"}, delay=0)
         [delivery] = await receiver.wait_for("/hook", timeout=30)
 
-    payload = signoff.verify_webhook(delivery.body, delivery.headers, agent.webhook_secret)
+    payload = sayso.verify_webhook(delivery.body, delivery.headers, agent.webhook_secret)
     assert payload["event"] == "review:responded"
     assert payload["message_id"] == message.id
     assert payload["response"] == {"selectedOption": "reject", "comment": "not yet"}
     # Header names in any case, and the secret among others (a rotation).
     upper = {k.upper(): v for k, v in delivery.headers.items()}
-    assert signoff.verify_webhook(delivery.body, upper, [OTHER, agent.webhook_secret]) == payload
+    assert sayso.verify_webhook(delivery.body, upper, [OTHER, agent.webhook_secret]) == payload
 
     tampered = delivery.body.replace(b"not yet", b"ship it")
-    with pytest.raises(signoff.WebhookVerificationError) as forged:
-        signoff.verify_webhook(tampered, delivery.headers, agent.webhook_secret)
+    with pytest.raises(sayso.WebhookVerificationError) as forged:
+        sayso.verify_webhook(tampered, delivery.headers, agent.webhook_secret)
     assert forged.value.reason == "invalid_signature"
-    with pytest.raises(signoff.WebhookVerificationError) as wrong_key:
-        signoff.verify_webhook(delivery.body, delivery.headers, OTHER)
+    with pytest.raises(sayso.WebhookVerificationError) as wrong_key:
+        sayso.verify_webhook(delivery.body, delivery.headers, OTHER)
     assert wrong_key.value.reason == "invalid_signature"
     later = int(delivery.headers["webhook-timestamp"]) + 301
-    with pytest.raises(signoff.WebhookVerificationError) as replayed:
-        signoff.verify_webhook(delivery.body, delivery.headers, agent.webhook_secret, now=later)
+    with pytest.raises(sayso.WebhookVerificationError) as replayed:
+        sayso.verify_webhook(delivery.body, delivery.headers, agent.webhook_secret, now=later)
     assert replayed.value.reason == "timestamp_out_of_range"
     # The reference implementation agrees with the SDK on the same bytes.
     assert Webhook(agent.webhook_secret).verify(delivery.body, delivery.headers) == payload
@@ -63,10 +63,10 @@ def test_several_signatures_in_one_header() -> None:
     now = int(time.time())
     good = sign(SECRET, "evt_1", now, BODY)
     header = f"v1,bm90LWl0 v2,whatever {good}"
-    assert signoff.verify_webhook(BODY, _headers(header, timestamp=now), SECRET)["message_id"] == "msg_1"
+    assert sayso.verify_webhook(BODY, _headers(header, timestamp=now), SECRET)["message_id"] == "msg_1"
     # Signed with the new secret during a rotation: either secret given works.
     both = f"{sign(OTHER, 'evt_1', now, BODY)} {good}"
-    assert signoff.verify_webhook(BODY.decode(), _headers(both, timestamp=now), [OTHER])["event"]
+    assert sayso.verify_webhook(BODY.decode(), _headers(both, timestamp=now), [OTHER])["event"]
 
 
 def test_matches_the_reference_signer() -> None:
@@ -100,15 +100,15 @@ Headers = Callable[[], dict[str, str]]
     ],
 )  # fmt: skip
 def test_refusals(headers: Headers, body: bytes, secret: str | list[str], reason: str) -> None:
-    with pytest.raises(signoff.WebhookVerificationError) as refused:
-        signoff.verify_webhook(body, headers(), secret)
+    with pytest.raises(sayso.WebhookVerificationError) as refused:
+        sayso.verify_webhook(body, headers(), secret)
     assert refused.value.reason == reason
 
 
 def test_signed_non_json_body() -> None:
     now = int(time.time())
-    with pytest.raises(signoff.WebhookVerificationError) as refused:
-        signoff.verify_webhook(
+    with pytest.raises(sayso.WebhookVerificationError) as refused:
+        sayso.verify_webhook(
             b"not json", _headers(sign(SECRET, "evt_1", now, b"not json"), timestamp=now), SECRET
         )
     assert refused.value.reason == "invalid_json"

@@ -1,5 +1,5 @@
 """Webhook delivery end to end on the shared stack: API -> outbox -> Kafka -> dispatcher -> a
-real local receiver. Loopback is allow-listed there (SIGNOFF_DISPATCHER_ALLOWED_NETWORKS)."""
+real local receiver. Loopback is allow-listed there (SAYSO_DISPATCHER_ALLOWED_NETWORKS)."""
 
 from __future__ import annotations
 

@@ -13,18 +13,18 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
-from signoff_common.clock import utcnow
-from signoff_common.deliveries import Attempt, new_delivery
-from signoff_common.documents import AgentDoc, DeliveryDoc
-from signoff_common.mongo import AGENTS, DELIVERIES, Database, Doc, collection, ensure_indexes
-from signoff_common.secretbox import SecretBox
-from signoff_common.webhook_signature import new_secret
-from signoff_dispatcher.agents import AgentDirectory
-from signoff_dispatcher.circuit import State
-from signoff_dispatcher.sender import Sender
-from signoff_dispatcher.settings import DispatcherSettings
-from signoff_dispatcher.store import DeliveryStore
-from signoff_dispatcher.worker import Worker, lane_key
+from sayso_common.clock import utcnow
+from sayso_common.deliveries import Attempt, new_delivery
+from sayso_common.documents import AgentDoc, DeliveryDoc
+from sayso_common.mongo import AGENTS, DELIVERIES, Database, Doc, collection, ensure_indexes
+from sayso_common.secretbox import SecretBox
+from sayso_common.webhook_signature import new_secret
+from sayso_dispatcher.agents import AgentDirectory
+from sayso_dispatcher.circuit import State
+from sayso_dispatcher.sender import Sender
+from sayso_dispatcher.settings import DispatcherSettings
+from sayso_dispatcher.store import DeliveryStore
+from sayso_dispatcher.worker import Worker, lane_key
 from tests.conftest import Infra
 from tests.support.receiver import Receiver
 

@@ -1,4 +1,4 @@
-"""Grouped writes (signoff_dispatcher.store.GroupedWrites, on signoff_common.batching) against the session's real MongoDB: the
+"""Grouped writes (sayso_dispatcher.store.GroupedWrites, on sayso_common.batching) against the session's real MongoDB: the
 round trips are counted by a command listener on the client, so these tests see what the server
 was sent, not what a double of it would have done."""
 
@@ -13,8 +13,8 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
-from signoff_common.batching import LIMIT as GROUP_LIMIT
-from signoff_dispatcher.store import GroupedWrites
+from sayso_common.batching import LIMIT as GROUP_LIMIT
+from sayso_dispatcher.store import GroupedWrites
 from tests.support.scratch import CommandLog
 
 

@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import SecretStr
 
-from signoff_common.events import MessageData, ReviewResponded, event_to_json, parse_batch
-from signoff_common.views import MessageView, ReviewView
-from signoff_dispatcher.sender import Sender
-from signoff_dispatcher.settings import DispatcherSettings
-from signoff_dispatcher.worker import leases_to_renew
+from sayso_common.events import MessageData, ReviewResponded, event_to_json, parse_batch
+from sayso_common.views import MessageView, ReviewView
+from sayso_dispatcher.sender import Sender
+from sayso_dispatcher.settings import DispatcherSettings
+from sayso_dispatcher.worker import leases_to_renew
 from tests.support.receiver import Receiver
 
 NOW = datetime(2026, 4, 1, 14, 32, tzinfo=UTC)
@@ -119,7 +119,7 @@ async def test_remembered_url_verdicts_refuse_and_allow_as_the_first_time(receiv
 def test_the_dispatcher_process_freezes_start_up_objects_and_collects_less_often() -> None:
     code = (
         "import gc\n"
-        "from signoff_dispatcher.__main__ import tune_gc\n"
+        "from sayso_dispatcher.__main__ import tune_gc\n"
         "default = gc.get_threshold()\n"
         "tune_gc(50_000)\n"
         "print(default[0], *gc.get_threshold(), gc.get_freeze_count() > 0)\n"

@@ -1,4 +1,4 @@
-"""Per-host lanes (signoff_dispatcher.lanes) on their own: the job runner is a test double that
+"""Per-host lanes (sayso_dispatcher.lanes) on their own: the job runner is a test double that
 holds each job until the test lets it go, so every limit can be observed while it binds; and the
 rule that says which tenant gets the next free slot."""
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from signoff_dispatcher.lanes import Lanes, next_tenant
+from sayso_dispatcher.lanes import Lanes, next_tenant
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ async def test_a_failing_job_is_logged_and_its_lane_goes_on(caplog: pytest.LogCa
     lanes = Lanes(runner, per_host=1, total=1)
     for job in (first, broken, last):
         lanes.submit(job.host, job)
-    with caplog.at_level(logging.ERROR, logger="signoff_dispatcher.lanes"):
+    with caplog.at_level(logging.ERROR, logger="sayso_dispatcher.lanes"):
         for job in (first, broken, last):
             runner.release(job)
             await settle()

@@ -15,10 +15,10 @@ from aiohttp import web
 from pymongo import AsyncMongoClient
 from standardwebhooks import Webhook
 
-from signoff_common.events import MessageData, ReviewExpired, ReviewResponded
-from signoff_common.views import MessageView, ReviewView
-from signoff_common.webhook_bodies import body_for
-from signoff_devstack.processes import free_port
+from sayso_common.events import MessageData, ReviewExpired, ReviewResponded
+from sayso_common.views import MessageView, ReviewView
+from sayso_common.webhook_bodies import body_for
+from sayso_devstack.processes import free_port
 from tests.support.receiver import Receiver
 from tests.support.stack import Owner, RunningStack
 
@@ -266,7 +266,7 @@ async def test_basic_auth_reaches_the_receiver_and_is_stored_sealed(
     assert list(second)[:5] == ["event", "channelId", "message_id", "review_type", "response"]
     mongo: AsyncMongoClient[dict[str, Any]] = stack.mongo()
     try:
-        db = mongo.signoff
+        db = mongo.sayso
         for name in ("agents", "deliveries", "messages"):
             async for doc in db[name].find(
                 {"channel_id": agent["id"]} if name != "agents" else {"_id": agent["id"]}

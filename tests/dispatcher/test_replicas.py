@@ -14,8 +14,8 @@ import httpx
 import pytest
 from aiohttp import web
 
-from signoff_common.clock import utcnow
-from signoff_common.ids import new_id
+from sayso_common.clock import utcnow
+from sayso_common.ids import new_id
 from tests.conftest import Infra
 from tests.dispatcher.flows import APPROVAL, answered, settled
 from tests.support.private import PrivateStack, private_stack
@@ -33,16 +33,16 @@ def private(infra: Infra) -> Iterator[PrivateStack]:
         "replicas",
         {"dispatcher-a": "dispatcher", "dispatcher-b": "dispatcher"},
         ready=("dispatcher-a", "dispatcher-b"),
-        SIGNOFF_DISPATCHER_TIMEOUT_SECONDS="2",
-        SIGNOFF_DISPATCHER_LEASE_SECONDS="5",
-        SIGNOFF_DISPATCHER_SESSION_TIMEOUT_MS="6000",
-        SIGNOFF_DISPATCHER_RETRY_SCHEDULE="1,1,1",
-        SIGNOFF_DISPATCHER_PER_HOST_CONCURRENCY="4",
-        SIGNOFF_DISPATCHER_SWEEP_INTERVAL_SECONDS="1",
-        SIGNOFF_DISPATCHER_CIRCUIT_MIN_CALLS="4",
-        SIGNOFF_DISPATCHER_CIRCUIT_OPEN_SECONDS="3",
-        SIGNOFF_DISPATCHER_RECONCILE_INTERVAL_SECONDS="1",
-        SIGNOFF_DISPATCHER_RECONCILE_GRACE_SECONDS="2",
+        SAYSO_DISPATCHER_TIMEOUT_SECONDS="2",
+        SAYSO_DISPATCHER_LEASE_SECONDS="5",
+        SAYSO_DISPATCHER_SESSION_TIMEOUT_MS="6000",
+        SAYSO_DISPATCHER_RETRY_SCHEDULE="1,1,1",
+        SAYSO_DISPATCHER_PER_HOST_CONCURRENCY="4",
+        SAYSO_DISPATCHER_SWEEP_INTERVAL_SECONDS="1",
+        SAYSO_DISPATCHER_CIRCUIT_MIN_CALLS="4",
+        SAYSO_DISPATCHER_CIRCUIT_OPEN_SECONDS="3",
+        SAYSO_DISPATCHER_RECONCILE_INTERVAL_SECONDS="1",
+        SAYSO_DISPATCHER_RECONCILE_GRACE_SECONDS="2",
     ) as stack:
         yield stack
 
@@ -103,7 +103,7 @@ async def test_hung_receiver_does_not_delay_healthy_ones(
             await settled(powner, mid, "delivered")
         # Timeouts count as failures: the hung host's circuit opens and its work waits in MongoDB.
         await eventually(
-            lambda: _metric(private, "signoff_webhook_open_circuits"), timeout=30, what="circuit opened"
+            lambda: _metric(private, "sayso_webhook_open_circuits"), timeout=30, what="circuit opened"
         )
     finally:
         release.set()

@@ -13,18 +13,18 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from standardwebhooks import Webhook
 
-from signoff_common.documents import AgentDoc, SecretDoc
-from signoff_common.events import MessageCreated, MessageData, ReviewExpired, ReviewResponded
-from signoff_common.kafka import consumer_lag
-from signoff_common.settings import CircuitPolicy
-from signoff_common.signing_secrets import live
-from signoff_common.views import CallbackView, MessageView, ReviewView
-from signoff_common.webhook_signature import new_secret
-from signoff_dispatcher.circuit import Circuit, State
-from signoff_dispatcher.payload import body_for, render
-from signoff_dispatcher.retry import RetryPolicy, Verdict, jittered, next_delay, verdict
-from signoff_dispatcher.signing import signed_headers
-from signoff_dispatcher.targets import target_for
+from sayso_common.documents import AgentDoc, SecretDoc
+from sayso_common.events import MessageCreated, MessageData, ReviewExpired, ReviewResponded
+from sayso_common.kafka import consumer_lag
+from sayso_common.settings import CircuitPolicy
+from sayso_common.signing_secrets import live
+from sayso_common.views import CallbackView, MessageView, ReviewView
+from sayso_common.webhook_signature import new_secret
+from sayso_dispatcher.circuit import Circuit, State
+from sayso_dispatcher.payload import body_for, render
+from sayso_dispatcher.retry import RetryPolicy, Verdict, jittered, next_delay, verdict
+from sayso_dispatcher.signing import signed_headers
+from sayso_dispatcher.targets import target_for
 
 NOW = datetime(2026, 4, 1, 14, 32, tzinfo=UTC)
 

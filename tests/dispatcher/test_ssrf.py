@@ -7,7 +7,7 @@ import ipaddress
 
 import pytest
 
-from signoff_common.ssrf import (
+from sayso_common.ssrf import (
     AddressRefusedError,
     GuardedResolver,
     check_url,

@@ -1,4 +1,4 @@
-"""The delivery status copied onto messages (signoff_dispatcher.store.StatusMirror) against the
+"""The delivery status copied onto messages (sayso_dispatcher.store.StatusMirror) against the
 session's real MongoDB: what the server was sent is read from a command listener (update
 statements, not just commands), what it kept from the documents."""
 
@@ -13,8 +13,8 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure
 
-from signoff_common.views import DeliveryStatus
-from signoff_dispatcher.store import StatusMirror
+from sayso_common.views import DeliveryStatus
+from sayso_dispatcher.store import StatusMirror
 from tests.support.scratch import CommandLog
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)

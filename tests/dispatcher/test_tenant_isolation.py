@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from signoff_common.secretbox import SecretBox
+from sayso_common.secretbox import SecretBox
 from tests.conftest import Infra
 from tests.dispatcher.flows import answered
 from tests.support.private import PrivateStack, private_stack
@@ -53,9 +53,9 @@ async def test_one_tenants_failures_do_not_open_anothers_circuit(
 
 async def _seal_headers(stack: RunningStack, agent_id: str, headers: dict[str, str]) -> None:
     """Headers stored before the API refused them (the API's check is the first fence)."""
-    sealed = SecretBox(stack.env["SIGNOFF_SECRET_KEY"]).seal(json.dumps(headers))
+    sealed = SecretBox(stack.env["SAYSO_SECRET_KEY"]).seal(json.dumps(headers))
     async with stack.mongo() as client:
-        await client.signoff.agents.update_one(
+        await client.sayso.agents.update_one(
             {"_id": agent_id},
             {"$set": {"webhook_headers_enc": sealed, "webhook_header_names": sorted(headers)}},
         )
@@ -63,7 +63,7 @@ async def _seal_headers(stack: RunningStack, agent_id: str, headers: dict[str, s
 
 async def _delivery(stack: RunningStack, message_id: str) -> dict[str, Any] | None:
     async with stack.mongo() as client:
-        doc: dict[str, Any] | None = await client.signoff.deliveries.find_one(
+        doc: dict[str, Any] | None = await client.sayso.deliveries.find_one(
             {"message_id": message_id, "state": {"$ne": "pending"}}
         )
         return doc
@@ -123,10 +123,10 @@ def small_dispatcher(infra: Infra) -> Iterator[PrivateStack]:
         "tenantslots",
         {"dispatcher": "dispatcher"},
         ready=("dispatcher",),
-        SIGNOFF_DISPATCHER_CONCURRENCY=str(SLOTS),
+        SAYSO_DISPATCHER_CONCURRENCY=str(SLOTS),
         # The slow receivers answer when the test lets them, never cut short by the dispatcher.
-        SIGNOFF_DISPATCHER_TIMEOUT_SECONDS="120",
-        SIGNOFF_DISPATCHER_LEASE_SECONDS="150",
+        SAYSO_DISPATCHER_TIMEOUT_SECONDS="120",
+        SAYSO_DISPATCHER_LEASE_SECONDS="150",
     ) as private:
         yield private
 

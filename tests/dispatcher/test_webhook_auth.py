@@ -13,11 +13,11 @@ from typing import Any, cast
 import pytest
 from aiohttp import web
 
-from signoff_common.documents import AgentDoc
-from signoff_common.events import MessageData, ReviewResponded
-from signoff_common.views import CallbackView, MessageView, ReviewView
-from signoff_dispatcher.agents import basic_auth_header
-from signoff_dispatcher.targets import target_for
+from sayso_common.documents import AgentDoc
+from sayso_common.events import MessageData, ReviewResponded
+from sayso_common.views import CallbackView, MessageView, ReviewView
+from sayso_dispatcher.agents import basic_auth_header
+from sayso_dispatcher.targets import target_for
 from tests.dispatcher.flows import answer, answered, deliveries, sequence, settled
 from tests.support.receiver import Handler, Received, Receiver
 from tests.support.stack import Owner, RunningStack, eventually
@@ -109,7 +109,7 @@ async def _no_clear_secrets(stack: RunningStack, owner: Owner, *secrets: str) ->
     """Nothing the owner has in MongoDB, and no service log line, holds a secret in clear."""
     mongo = stack.mongo()
     try:
-        db = mongo.signoff
+        db = mongo.sayso
         scope = {"$or": [{"owner_id": owner.user_id}, {"user_id": owner.user_id}]}
         seen = 0
         for name in await db.list_collection_names():
@@ -223,7 +223,7 @@ async def test_credentials_no_key_opens_fail_the_attempt_rather_than_go_without(
     mongo = stack.mongo()
     try:
         # Sealed under a key the services no longer have (an operator dropped it too early).
-        await mongo.signoff.agents.update_one(
+        await mongo.sayso.agents.update_one(
             {"_id": agent["id"]}, {"$set": {"webhook_auth_enc": "gAAAAABsealed-under-a-lost-key"}}
         )
     finally:

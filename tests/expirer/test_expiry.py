@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from signoff_common.clock import as_utc, utcnow
-from signoff_common.ids import new_id
-from signoff_common.mongo import Database, create_client, ensure_indexes
-from signoff_common.settings import ServiceSettings
-from signoff_devstack.processes import spawn_service, wait_healthy
-from signoff_expirer.expiry import expire_due
+from sayso_common.clock import as_utc, utcnow
+from sayso_common.ids import new_id
+from sayso_common.mongo import Database, create_client, ensure_indexes
+from sayso_common.settings import ServiceSettings
+from sayso_devstack.processes import spawn_service, wait_healthy
+from sayso_expirer.expiry import expire_due
 from tests.conftest import Infra
 from tests.support.receiver import Receiver
 from tests.support.stack import Owner, RunningStack, eventually
@@ -63,7 +63,7 @@ async def test_reviews_expire_on_time_never_early_with_one_event(stack: RunningS
     msgs = [await _review(owner, agent["id"], seconds) for seconds in (1, 1, 2, 2, 3)]
     mongo = stack.mongo()
     try:
-        db = mongo.signoff
+        db = mongo.sayso
         docs = await _settled(db, [m["id"] for m in msgs])
         late = []
         for doc in docs:
@@ -100,7 +100,7 @@ async def test_a_response_racing_the_deadline_gets_exactly_one_outcome(
     codes = await asyncio.gather(*(respond_at(m, o) for m, o in zip(msgs, offsets, strict=True)))
     mongo = stack.mongo()
     try:
-        db = mongo.signoff
+        db = mongo.sayso
         docs = {d["_id"]: d for d in await _settled(db, [m["id"] for m in msgs])}
         events = await _review_events(db, list(docs))
     finally:
@@ -220,7 +220,7 @@ async def test_ten_thousand_reviews_due_at_once_with_two_expirer_processes(
     """Measures (prints, does not assert) how long 10,000 reviews due at the same moment take to
     expire with two expirer processes side by side, and checks each expired exactly once."""
     name, db = scratch
-    env = infra.service_env(SIGNOFF_MONGO_DB=name)
+    env = infra.service_env(SAYSO_MONGO_DB=name)
     procs = [spawn_service("expirer", infra.log_dir, env, name=f"expirer-bulk-{i}") for i in range(2)]
     try:
         for proc in procs:

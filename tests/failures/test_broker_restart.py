@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from signoff_devstack.processes import Proc, spawn_service, start_tansu, wait_healthy
+from sayso_devstack.processes import Proc, spawn_service, start_tansu, wait_healthy
 from tests.conftest import Infra
 from tests.support.receiver import Receiver
 from tests.support.stack import admin_headers
@@ -36,12 +36,12 @@ class Private:
 async def private(infra: Infra) -> AsyncIterator[Private]:
     kafka = start_tansu(infra.log_dir, name="tansu-br")
     env = infra.service_env(
-        SIGNOFF_KAFKA_BOOTSTRAP=f"127.0.0.1:{kafka.port}",
-        SIGNOFF_MONGO_DB=f"broker_{secrets.token_hex(3)}",
-        SIGNOFF_BOOTSTRAP_ADMIN_EMAIL=ADMIN["email"],
-        SIGNOFF_BOOTSTRAP_ADMIN_PASSWORD=ADMIN["password"],
-        SIGNOFF_DISPATCHER_RECONCILE_INTERVAL_SECONDS="2",
-        SIGNOFF_DISPATCHER_RECONCILE_GRACE_SECONDS="5",
+        SAYSO_KAFKA_BOOTSTRAP=f"127.0.0.1:{kafka.port}",
+        SAYSO_MONGO_DB=f"broker_{secrets.token_hex(3)}",
+        SAYSO_BOOTSTRAP_ADMIN_EMAIL=ADMIN["email"],
+        SAYSO_BOOTSTRAP_ADMIN_PASSWORD=ADMIN["password"],
+        SAYSO_DISPATCHER_RECONCILE_INTERVAL_SECONDS="2",
+        SAYSO_DISPATCHER_RECONCILE_GRACE_SECONDS="5",
     )
     api = spawn_service("api", infra.log_dir, env, name="api-br")
     dispatcher = spawn_service("dispatcher", infra.log_dir, env, name="dispatcher-br")

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from signoff_devstack.processes import free_port
+from sayso_devstack.processes import free_port
 from tests.dispatcher.flows import answered, settled
 from tests.support.stack import Owner, eventually
 

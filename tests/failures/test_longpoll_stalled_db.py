@@ -17,15 +17,15 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import ConnectionFailure
 from starlette.types import Message, Scope
 
-from signoff_common.credentials import ApiKeyResolver, generate_api_key
-from signoff_common.membership import Reach
-from signoff_common.principals import Authenticator
-from signoff_devstack.processes import Proc, mongo_url, start_mongod
-from signoff_realtime.longpoll import wait_for_review
-from signoff_realtime.quotas import Quotas
-from signoff_realtime.settings import RealtimeSettings
-from signoff_realtime.wait_endpoint import WaitEndpoint
-from signoff_realtime.waiters import Waiters
+from sayso_common.credentials import ApiKeyResolver, generate_api_key
+from sayso_common.membership import Reach
+from sayso_common.principals import Authenticator
+from sayso_devstack.processes import Proc, mongo_url, start_mongod
+from sayso_realtime.longpoll import wait_for_review
+from sayso_realtime.quotas import Quotas
+from sayso_realtime.settings import RealtimeSettings
+from sayso_realtime.wait_endpoint import WaitEndpoint
+from sayso_realtime.waiters import Waiters
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from signoff_devstack.processes import Proc, mongo_url, spawn_service, start_mongod, wait_healthy
+from sayso_devstack.processes import Proc, mongo_url, spawn_service, start_mongod, wait_healthy
 from tests.conftest import Infra
 from tests.support.receiver import Receiver
 from tests.support.stack import admin_headers
@@ -37,12 +37,12 @@ async def private(infra: Infra, tmp_path: Path) -> AsyncIterator[Private]:
     mongo = start_mongod(data, infra.log_dir, name="mongod-mo")
     tag = secrets.token_hex(3)
     env = infra.service_env(
-        SIGNOFF_MONGO_URL=mongo_url(mongo.port),
-        SIGNOFF_TOPIC_PREFIX=f"mo{tag}.",
-        SIGNOFF_DISPATCHER_GROUP_ID=f"mo{tag}",
-        SIGNOFF_BOOTSTRAP_ADMIN_EMAIL=ADMIN["email"],
-        SIGNOFF_BOOTSTRAP_ADMIN_PASSWORD=ADMIN["password"],
-        SIGNOFF_RELAY_LEASE_SECONDS="3",
+        SAYSO_MONGO_URL=mongo_url(mongo.port),
+        SAYSO_TOPIC_PREFIX=f"mo{tag}.",
+        SAYSO_DISPATCHER_GROUP_ID=f"mo{tag}",
+        SAYSO_BOOTSTRAP_ADMIN_EMAIL=ADMIN["email"],
+        SAYSO_BOOTSTRAP_ADMIN_PASSWORD=ADMIN["password"],
+        SAYSO_RELAY_LEASE_SECONDS="3",
     )
     services = {
         name: spawn_service(name, infra.log_dir, env, name=f"{name}-mo")

@@ -21,13 +21,13 @@ from aiokafka.partitioner import murmur2
 from aiokafka.protocol.metadata import MetadataRequest
 from pymongo import AsyncMongoClient
 
-from signoff_common.events import AgentStatusChanged, AgentStatusData, event_to_document, parse_event
-from signoff_common.kafka import create_producer, ensure_topics
-from signoff_common.lease import Lease
-from signoff_common.mongo import Doc
-from signoff_common.outbox import OutboxRelay
-from signoff_common.settings import ServiceSettings
-from signoff_devstack.processes import Proc, start_tansu
+from sayso_common.events import AgentStatusChanged, AgentStatusData, event_to_document, parse_event
+from sayso_common.kafka import create_producer, ensure_topics
+from sayso_common.lease import Lease
+from sayso_common.mongo import Doc
+from sayso_common.outbox import OutboxRelay
+from sayso_common.settings import ServiceSettings
+from sayso_devstack.processes import Proc, start_tansu
 from tests.conftest import Infra
 
 pytestmark = pytest.mark.slow

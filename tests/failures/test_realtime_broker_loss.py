@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from signoff_common.clock import utcnow
-from signoff_common.events import AgentStatusChanged, AgentStatusData, Event, event_to_json
-from signoff_common.kafka import ensure_topics
-from signoff_common.topics import topic_for
-from signoff_devstack.processes import start_tansu
-from signoff_realtime.feed import EventFeed
-from signoff_realtime.settings import RealtimeSettings
+from sayso_common.clock import utcnow
+from sayso_common.events import AgentStatusChanged, AgentStatusData, Event, event_to_json
+from sayso_common.kafka import ensure_topics
+from sayso_common.topics import topic_for
+from sayso_devstack.processes import start_tansu
+from sayso_realtime.feed import EventFeed
+from sayso_realtime.settings import RealtimeSettings
 
 pytestmark = pytest.mark.slow
 

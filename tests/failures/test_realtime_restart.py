@@ -12,7 +12,7 @@ import httpx
 import pytest
 import socketio
 
-from signoff_devstack.processes import Proc, start_service, wait_ready
+from sayso_devstack.processes import Proc, start_service, wait_ready
 from tests.conftest import Infra
 from tests.support.stack import Owner, RunningStack
 

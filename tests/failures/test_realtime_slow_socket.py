@@ -1,8 +1,8 @@
 """Fault: a Socket.IO client falls behind. The gateway must not queue events for it without
-bound: once ``SIGNOFF_SOCKET_QUEUE_SIZE`` packets wait for it, it is cut off, and the stock
+bound: once ``SAYSO_SOCKET_QUEUE_SIZE`` packets wait for it, it is cut off, and the stock
 python-socketio client then reconnects *by itself* (a server-side disconnect would have been final
 for it) and, resuming from the last event it got, receives everything it had not read. The same
-holds for a client that missed more than one resume sends (``SIGNOFF_RESUME_LIMIT``), and for an
+holds for a client that missed more than one resume sends (``SAYSO_RESUME_LIMIT``), and for an
 SSE stream, which ends after a cut replay (the SDK reconnects and reads on).
 
 The stopped client runs in a process of its own, stopped with SIGSTOP, on the long-polling
@@ -26,8 +26,8 @@ import httpx
 import pytest
 import socketio
 
-import signoff
-from signoff_devstack.processes import Proc
+import sayso
+from sayso_devstack.processes import Proc
 from tests.conftest import Infra
 from tests.support.private import beside
 from tests.support.stack import Owner, RunningStack
@@ -75,7 +75,7 @@ CLIENT = textwrap.dedent(
 
 @pytest.fixture
 def small_queue_realtime(infra: Infra, stack: RunningStack) -> Iterator[Proc]:
-    limits = {"SIGNOFF_SOCKET_QUEUE_SIZE": str(QUEUE), "SIGNOFF_RESUME_LIMIT": str(RESUME_LIMIT)}
+    limits = {"SAYSO_SOCKET_QUEUE_SIZE": str(QUEUE), "SAYSO_RESUME_LIMIT": str(RESUME_LIMIT)}
     with beside(stack, infra, "realtime", "realtime-small-queue", **limits) as proc:
         yield proc
 
@@ -91,7 +91,7 @@ async def _until(check: Callable[[], bool], what: str, timeout: float = 30.0) ->
 def _dropped(port: int) -> float:
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     for line in text.splitlines():
-        if line.startswith("signoff_realtime_slow_sockets_dropped_total "):
+        if line.startswith("sayso_realtime_slow_sockets_dropped_total "):
             return float(line.split()[1])
     return 0.0
 
@@ -186,7 +186,7 @@ async def test_an_sse_client_that_missed_more_than_one_resume_sends_reads_on(
 ) -> None:
     agent = await owner.create_agent(name="sse-far-behind")
     url = f"http://127.0.0.1:{small_queue_realtime.port}"
-    async with signoff.AsyncClient(url, owner.api_key) as client:
+    async with sayso.AsyncClient(url, owner.api_key) as client:
 
         async def first_seen() -> str:
             # The stream connects on the first read: keep posting until one arrives live.

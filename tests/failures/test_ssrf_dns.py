@@ -1,5 +1,5 @@
 """SSRF through DNS: a small DNS server on loopback answers names with private, mixed and
-metadata addresses, and the dispatcher is pointed at it (``SIGNOFF_DISPATCHER_DNS_SERVERS``).
+metadata addresses, and the dispatcher is pointed at it (``SAYSO_DISPATCHER_DNS_SERVERS``).
 A name answering with 127.0.0.1 (the only address allow-listed here) is delivered, which proves
 the lookups really go to this server; every other name is refused at once, without a retry.
 
@@ -19,7 +19,7 @@ from typing import cast
 import httpx
 import pytest
 
-from signoff_devstack.processes import Proc, free_port, spawn_service, wait_healthy, wait_ready
+from sayso_devstack.processes import Proc, free_port, spawn_service, wait_healthy, wait_ready
 from tests.conftest import Infra
 from tests.support.receiver import Receiver
 from tests.support.stack import admin_headers
@@ -79,13 +79,13 @@ async def dns() -> AsyncIterator[int]:
 async def private(infra: Infra, dns: int) -> AsyncIterator[tuple[Proc, Proc]]:
     tag = secrets.token_hex(3)
     env = infra.service_env(
-        SIGNOFF_MONGO_DB=f"dns_{tag}",
-        SIGNOFF_TOPIC_PREFIX=f"dns{tag}.",
-        SIGNOFF_DISPATCHER_GROUP_ID=f"dns{tag}",
-        SIGNOFF_DISPATCHER_DNS_SERVERS=f"127.0.0.1:{dns}",
-        SIGNOFF_DISPATCHER_ALLOWED_NETWORKS="127.0.0.1/32",
-        SIGNOFF_BOOTSTRAP_ADMIN_EMAIL=ADMIN["email"],
-        SIGNOFF_BOOTSTRAP_ADMIN_PASSWORD=ADMIN["password"],
+        SAYSO_MONGO_DB=f"dns_{tag}",
+        SAYSO_TOPIC_PREFIX=f"dns{tag}.",
+        SAYSO_DISPATCHER_GROUP_ID=f"dns{tag}",
+        SAYSO_DISPATCHER_DNS_SERVERS=f"127.0.0.1:{dns}",
+        SAYSO_DISPATCHER_ALLOWED_NETWORKS="127.0.0.1/32",
+        SAYSO_BOOTSTRAP_ADMIN_EMAIL=ADMIN["email"],
+        SAYSO_BOOTSTRAP_ADMIN_PASSWORD=ADMIN["password"],
     )
     api = spawn_service("api", infra.log_dir, env, name="api-dns")
     dispatcher = spawn_service("dispatcher", infra.log_dir, env, name="dispatcher-dns")

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from signoff_devstack.processes import free_port
+from sayso_devstack.processes import free_port
 
 
 @dataclass

@@ -36,8 +36,8 @@ async def test_a_notifier_killed_mid_send_loses_nothing(notify: Notify, person: 
     replacement = await asyncio.to_thread(notify.start, "notifier", "notifier-replacement")
     try:
         (mail,) = await mail_for(notify, person.email, timeout=40)
-        assert mail.subject.startswith("[Signoff] Review requested: Survive a crash?")
-        assert mail.message["Message-ID"].endswith("@signoff>")
+        assert mail.subject.startswith("[Sayso] Review requested: Survive a crash?")
+        assert mail.message["Message-ID"].endswith("@sayso>")
 
         async def recorded() -> dict[str, object] | None:
             entries = await log_of(person, msg["id"])

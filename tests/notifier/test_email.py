@@ -45,8 +45,8 @@ async def test_a_new_review_arrives_as_html_and_text_with_one_link_per_option(
 ) -> None:
     msg = await review(person)
     (mail,) = await mail_for(notify, person.email)
-    assert mail.subject.startswith("[Signoff] Review requested: Deploy v2.1 to <production>?")
-    assert mail.message["From"] == "Signoff <signoff@notifier.test>"
+    assert mail.subject.startswith("[Sayso] Review requested: Deploy v2.1 to <production>?")
+    assert mail.message["From"] == "Sayso <sayso@notifier.test>"
     text, page = mail.part("plain"), mail.part("html")
     assert "Changelog: fixes & more" in text
     # Agent text is escaped in the HTML part: it can show markup, never become it.
@@ -151,7 +151,7 @@ async def test_single_selection_gets_links_and_a_form_review_only_the_inbox(
     )
     mails = await mail_for(notify, person.email, 2)
     assert mails[1].links() == []
-    assert "Open in Signoff" in mails[1].part("plain")
+    assert "Open in Sayso" in mails[1].part("plain")
 
 
 async def test_turning_email_off_and_the_log_the_operator_page_shows(notify: Notify, person: Owner) -> None:

@@ -30,7 +30,7 @@ async def consumed(notify: Notify) -> float:
                 continue
             text = (await client.get(f"http://127.0.0.1:{proc.port}/metrics")).text
             for family in text_string_to_metric_families(text):
-                if family.name == "signoff_notifier_events":
+                if family.name == "sayso_notifier_events":
                     total += sum(
                         s.value
                         for s in family.samples
@@ -55,7 +55,7 @@ async def test_a_redelivered_event_tells_nobody_twice(notify: Notify, person: Ow
     producer = AIOKafkaProducer(bootstrap_servers=notify.stack.kafka_bootstrap)
     await producer.start()
     try:
-        topic = f"{notify.env['SIGNOFF_TOPIC_PREFIX']}message.created"
+        topic = f"{notify.env['SAYSO_TOPIC_PREFIX']}message.created"
         value = json.dumps(record, default=lambda d: d.isoformat()).encode()
         await producer.send_and_wait(topic, value, key=agent["id"].encode())
     finally:

@@ -80,7 +80,7 @@ async def test_a_removed_member_gets_no_reminder_and_their_links_neither_answer_
         # member got nothing after their first notice.
         mails = await mail_for(notify, person.email, 3)
         subjects = sorted(m.subject.split(":")[0] for m in mails)
-        assert subjects == ["[Signoff] Escalated review", "[Signoff] Reminder", "[Signoff] Review requested"]
+        assert subjects == ["[Sayso] Escalated review", "[Sayso] Reminder", "[Sayso] Review requested"]
         assert len(notify.mailbox.to(member.email)) == 1
 
         # Added back, they are a reviewer again, but the links of before stay withdrawn.
@@ -110,7 +110,7 @@ async def test_a_removed_members_slack_button_answers_nothing_and_shows_no_outco
         await unshare(person, agent["id"], member)
         payload = {
             "type": "block_actions",
-            "actions": [{"action_id": "signoff_answer_0", "value": buttons(first.json())[0]["value"]}],
+            "actions": [{"action_id": "sayso_answer_0", "value": buttons(first.json())[0]["value"]}],
             "response_url": slack.url("/slack/m/response"),
         }
         resp = await click(notify, *signed(payload))

@@ -1,5 +1,5 @@
 """Slack webhook URLs (a user's, a channel's) and Slack response URLs are sealed secrets:
-``signoff-api rotate-secrets`` re-seals them under the newest key like every other, so the old
+``sayso-api rotate-secrets`` re-seals them under the newest key like every other, so the old
 key can be dropped. Run on a scratch database of its own."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import secrets
 
 from pymongo import AsyncMongoClient
 
-from signoff_api.rotation import rotate_all
-from signoff_common.secretbox import SecretBox
+from sayso_api.rotation import rotate_all
+from sayso_common.secretbox import SecretBox
 from tests.conftest import Infra
 
 OLD, NEW = "old-key-" + "o" * 24, "new-key-" + "n" * 24

@@ -91,9 +91,9 @@ async def test_a_reminder_and_an_escalation_fire_and_the_escalated_member_answer
         assert "Review requested" in first.subject
         member_mails = await mail_for(notify, escalated.email, 2)
         escalation = next(m for m in member_mails if "Escalated review" in m.subject)
-        assert escalation.subject.startswith("[Signoff] Escalated review: Refund 4,000 EUR?")
+        assert escalation.subject.startswith("[Sayso] Escalated review: Refund 4,000 EUR?")
         reminder = (await mail_for(notify, person.email, 2))[1]
-        assert reminder.subject.startswith("[Signoff] Reminder: review waiting")
+        assert reminder.subject.startswith("[Sayso] Reminder: review waiting")
 
         entries = await log_of(person, msg["id"])
         sent = {(e["purpose"], e["recipient"]): e for e in entries if e["state"] == "sent"}
@@ -250,6 +250,6 @@ async def test_quiet_hours_hold_escalations_back_unless_the_user_lets_them_throu
     assert let_through.json()["quietHours"] is not None
     urgent = await person.post_message(agent["id"], text="Really urgent", review=review)
     (escalation,) = await mail_for(notify, person.email)
-    assert escalation.subject.startswith("[Signoff] Escalated review: Really urgent")
+    assert escalation.subject.startswith("[Sayso] Escalated review: Really urgent")
     await eventually(partial(deferred, urgent["id"], "review"), 10, "the urgent review's notice deferred")
     assert len(notify.mailbox.to(person.email)) == 1

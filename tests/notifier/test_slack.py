@@ -74,7 +74,7 @@ async def test_a_review_arrives_as_block_kit_with_a_button_per_option(
 ) -> None:
     msg, message = await review_in(person, slack)
     section = message["blocks"][0]["text"]["text"]
-    # Slack's control characters are escaped: an agent cannot ping @channel through Signoff.
+    # Slack's control characters are escaped: an agent cannot ping @channel through Sayso.
     assert "&lt;@channel&gt;" in section
     assert "<@channel>" not in json.dumps(message)
     found = buttons(message)
@@ -93,7 +93,7 @@ async def test_a_signed_click_answers_once_and_replaces_the_message(
     payload = {
         "type": "block_actions",
         "user": {"id": "U024BE7LH", "username": "someone"},
-        "actions": [{"action_id": "signoff_answer_1", "value": token}],
+        "actions": [{"action_id": "sayso_answer_1", "value": token}],
         "response_url": slack.url("/slack/response"),
     }
     body, headers = signed(payload)
@@ -116,7 +116,7 @@ async def test_a_signed_click_answers_once_and_replaces_the_message(
     assert after["respondedAt"] == review["respondedAt"]
     assert after["response"] == review["response"]
     # The other button of the same message is spent too.
-    other = {**payload, "actions": [{"action_id": "signoff_answer_0", "value": buttons(message)[0]["value"]}]}
+    other = {**payload, "actions": [{"action_id": "sayso_answer_0", "value": buttons(message)[0]["value"]}]}
     assert (await click(notify, *signed(other))).status_code == 200
     assert (await person.agent.get(f"/api/v1/reviews/{msg['id']}")).json()["review"]["response"] == review[
         "response"

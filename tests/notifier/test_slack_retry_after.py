@@ -1,5 +1,5 @@
 """The notifier's Slack sender reads a Slack answer's Retry-After with the dispatcher's rule
-(signoff_common.numerals): ``²`` is absent, not an exception out of the send."""
+(sayso_common.numerals): ``²`` is absent, not an exception out of the send."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from signoff_notifier.senders import Slack
-from signoff_notifier.settings import NotifierSettings
+from sayso_notifier.senders import Slack
+from sayso_notifier.settings import NotifierSettings
 from tests.support.receiver import Handler, Received, Receiver
 
 
@@ -22,8 +22,8 @@ def busy(retry_after: str) -> Handler:
 
 @pytest.fixture
 async def sender(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Slack]:
-    monkeypatch.setenv("SIGNOFF_SECRET_KEY", "k" * 32)
-    monkeypatch.setenv("SIGNOFF_NOTIFIER_ALLOWED_NETWORKS", "127.0.0.0/8")
+    monkeypatch.setenv("SAYSO_SECRET_KEY", "k" * 32)
+    monkeypatch.setenv("SAYSO_NOTIFIER_ALLOWED_NETWORKS", "127.0.0.0/8")
     slack = Slack(NotifierSettings())
     yield slack
     await slack.close()

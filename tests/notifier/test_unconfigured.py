@@ -1,4 +1,4 @@
-"""The session stack's notifier runs without SIGNOFF_SMTP_URL (as `make run` does): it stays up
+"""The session stack's notifier runs without SAYSO_SMTP_URL (as `make run` does): it stays up
 and ready, and records each e-mail it cannot send as not configured instead of failing."""
 
 from __future__ import annotations

@@ -8,14 +8,14 @@ from typing import Any, Unpack
 
 import pytest
 
-from signoff_api import slack
-from signoff_common import answer_links, membership
-from signoff_common.answer_links import AnswerLink, LinkError
-from signoff_common.documents import AgentDoc, MessageDoc, NotificationPrefsDoc, QuietHoursDoc, UserDoc
-from signoff_common.http_errors import ApiError
-from signoff_notifier import content, planner
-from signoff_notifier.quiet import held_until, quiet_until
-from signoff_notifier.settings import NotifierSettings
+from sayso_api import slack
+from sayso_common import answer_links, membership
+from sayso_common.answer_links import AnswerLink, LinkError
+from sayso_common.documents import AgentDoc, MessageDoc, NotificationPrefsDoc, QuietHoursDoc, UserDoc
+from sayso_common.http_errors import ApiError
+from sayso_notifier import content, planner
+from sayso_notifier.quiet import held_until, quiet_until
+from sayso_notifier.settings import NotifierSettings
 
 T0 = datetime(2026, 3, 28, 22, 30, tzinfo=UTC)  # a Saturday; Europe/Berlin goes to summer time next night
 
@@ -278,7 +278,7 @@ def test_choices_and_escaping() -> None:
         "reminder:0", "ops <team>", "<script>x</script>\n# Title", "approval", NOW_PLAN, "http://x/#/c/a"
     )
     subject, text, page = content.email(notice, [(content.Choice("ok", "O<k>"), 'http://x/a/t?"q')])
-    assert subject == "[Signoff] Reminder: review waiting: <script>x</script>"
+    assert subject == "[Sayso] Reminder: review waiting: <script>x</script>"
     assert "<script>" not in page
     assert "O&lt;k&gt;" in page
     assert 'href="http://x/a/t?&quot;q"' in page
@@ -289,28 +289,28 @@ def test_choices_and_escaping() -> None:
     ("env", "server", "error"),
     [
         ({}, None, None),
-        ({"SIGNOFF_SMTP_URL": "smtp://mail.local:2525"}, ("mail.local", 2525, "none", None, None), None),
-        ({"SIGNOFF_SMTP_URL": "smtp://mail.local"}, ("mail.local", 25, "none", None, None), None),
+        ({"SAYSO_SMTP_URL": "smtp://mail.local:2525"}, ("mail.local", 2525, "none", None, None), None),
+        ({"SAYSO_SMTP_URL": "smtp://mail.local"}, ("mail.local", 25, "none", None, None), None),
         (
-            {"SIGNOFF_SMTP_URL": "smtps://u%40x:p%3Ass@mail.local"},
+            {"SAYSO_SMTP_URL": "smtps://u%40x:p%3Ass@mail.local"},
             ("mail.local", 465, "implicit", "u@x", "p:ss"),
             None,
         ),
         (
-            {"SIGNOFF_SMTP_URL": "smtp://u:pw@mail.local:587", "SIGNOFF_SMTP_STARTTLS": "true"},
+            {"SAYSO_SMTP_URL": "smtp://u:pw@mail.local:587", "SAYSO_SMTP_STARTTLS": "true"},
             ("mail.local", 587, "starttls", "u", "pw"),
             None,
         ),
-        ({"SIGNOFF_SMTP_URL": "smtp://u:pw@mail.local:587"}, None, "in clear"),
-        ({"SIGNOFF_SMTP_URL": "http://mail.local"}, None, "smtp://"),
-        ({"SIGNOFF_SMTP_URL": "smtp://mail.local:99999"}, None, "invalid port"),
-        ({"SIGNOFF_NOTIFIER_LEASE_SECONDS": "5"}, None, "lease"),
+        ({"SAYSO_SMTP_URL": "smtp://u:pw@mail.local:587"}, None, "in clear"),
+        ({"SAYSO_SMTP_URL": "http://mail.local"}, None, "smtp://"),
+        ({"SAYSO_SMTP_URL": "smtp://mail.local:99999"}, None, "invalid port"),
+        ({"SAYSO_NOTIFIER_LEASE_SECONDS": "5"}, None, "lease"),
     ],
 )
 def test_smtp_settings(
     monkeypatch: pytest.MonkeyPatch, env: dict[str, str], server: Any, error: str | None
 ) -> None:
-    monkeypatch.setenv("SIGNOFF_SECRET_KEY", "k" * 32)
+    monkeypatch.setenv("SAYSO_SECRET_KEY", "k" * 32)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     if error:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from signoff_devstack.processes import Proc
+from sayso_devstack.processes import Proc
 from tests.conftest import Infra
 from tests.support.private import beside
 from tests.support.stack import RunningStack
@@ -16,5 +16,5 @@ from tests.support.stack import RunningStack
 
 @pytest.fixture(scope="session")
 def second_realtime(infra: Infra, stack: RunningStack) -> Iterator[Proc]:
-    with beside(stack, infra, "realtime", "realtime-2", SIGNOFF_SSE_HEARTBEAT_SECONDS="0.5") as proc:
+    with beside(stack, infra, "realtime", "realtime-2", SAYSO_SSE_HEARTBEAT_SECONDS="0.5") as proc:
         yield proc

@@ -22,13 +22,13 @@ import aiohttp
 from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
-from signoff_common.clock import utcnow
-from signoff_common.credentials import generate_api_key, hash_secret
-from signoff_common.documents import MessageDoc
-from signoff_common.events import MessageData, ReviewResponded, event_to_json
-from signoff_common.ids import new_id
-from signoff_common.views import message_view
-from signoff_devstack.processes import Proc, mongo_url, start_mongod, start_service, start_tansu, wait_ready
+from sayso_common.clock import utcnow
+from sayso_common.credentials import generate_api_key, hash_secret
+from sayso_common.documents import MessageDoc
+from sayso_common.events import MessageData, ReviewResponded, event_to_json
+from sayso_common.ids import new_id
+from sayso_common.views import message_view
+from sayso_devstack.processes import Proc, mongo_url, start_mongod, start_service, start_tansu, wait_ready
 
 
 def rss_mb(proc: Proc) -> float:
@@ -43,16 +43,16 @@ async def measure(n: int, base: Path) -> None:
     mongo = start_mongod(base / "mongo", logs)
     kafka = start_tansu(logs)
     env = {
-        "SIGNOFF_MONGO_URL": mongo_url(mongo.port),
-        "SIGNOFF_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka.port}",
-        "SIGNOFF_SECRET_KEY": secrets.token_urlsafe(40),
-        "SIGNOFF_LOG_LEVEL": "WARNING",
+        "SAYSO_MONGO_URL": mongo_url(mongo.port),
+        "SAYSO_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka.port}",
+        "SAYSO_SECRET_KEY": secrets.token_urlsafe(40),
+        "SAYSO_LOG_LEVEL": "WARNING",
     }
     realtime = start_service("realtime", logs, env)
     try:
         wait_ready(realtime)
         client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo_url(mongo.port), tz_aware=True)
-        db = client.signoff
+        db = client.sayso
         key = generate_api_key()
         await db.api_keys.insert_one(
             {"_id": new_id("key"), "key_hash": hash_secret(key), "owner_id": "usr_m"}
@@ -91,7 +91,7 @@ async def measure(n: int, base: Path) -> None:
             async with aiohttp.ClientSession() as probe:
                 while True:
                     text = await (await probe.get(f"{base_url}/metrics")).text()
-                    line = next(x for x in text.splitlines() if x.startswith("signoff_realtime_waiters "))
+                    line = next(x for x in text.splitlines() if x.startswith("sayso_realtime_waiters "))
                     if float(line.split()[1]) >= n:
                         break
                     await asyncio.sleep(0.2)

@@ -14,8 +14,8 @@ import httpx
 import pytest
 import socketio
 
-from signoff_devstack.processes import Proc
-from signoff_realtime.quotas import ConnectionQuota, TooManyConnectionsError
+from sayso_devstack.processes import Proc
+from sayso_realtime.quotas import ConnectionQuota, TooManyConnectionsError
 from tests.conftest import Infra
 from tests.realtime.clients import socket_client, sse_stream
 from tests.support.private import beside
@@ -31,9 +31,9 @@ def limited(infra: Infra, stack: RunningStack) -> Iterator[Proc]:
         infra,
         "realtime",
         "realtime-limited",
-        SIGNOFF_REALTIME_MAX_STREAMS_PER_OWNER=str(STREAMS),
-        SIGNOFF_REALTIME_MAX_POLLS_PER_OWNER=str(POLLS),
-        SIGNOFF_REALTIME_MAX_SOCKETS_PER_OWNER=str(SOCKETS),
+        SAYSO_REALTIME_MAX_STREAMS_PER_OWNER=str(STREAMS),
+        SAYSO_REALTIME_MAX_POLLS_PER_OWNER=str(POLLS),
+        SAYSO_REALTIME_MAX_SOCKETS_PER_OWNER=str(SOCKETS),
     ) as proc:
         yield proc
 
@@ -56,7 +56,7 @@ async def other(stack: RunningStack) -> AsyncIterator[Owner]:
 def test_a_quota_counts_per_owner_and_refuses_past_its_limit(
     limit: int, takes: list[str], refused: list[int]
 ) -> None:
-    quota = ConnectionQuota("streams", limit, "SIGNOFF_X")
+    quota = ConnectionQuota("streams", limit, "SAYSO_X")
     places, refusals = [], []
     for i, owner_id in enumerate(takes):
         try:
@@ -103,7 +103,7 @@ async def test_sse_streams_past_the_owners_limit_get_429_and_a_closed_one_frees_
         try:
             _assert_refused(
                 await client.get("/api/v1/events", headers=key),
-                "SIGNOFF_REALTIME_MAX_STREAMS_PER_OWNER",
+                "SAYSO_REALTIME_MAX_STREAMS_PER_OWNER",
                 STREAMS,
             )
             # Another tenant is not affected.
@@ -125,7 +125,7 @@ async def test_sse_streams_past_the_owners_limit_get_429_and_a_closed_one_frees_
 async def _parked(probe: httpx.AsyncClient, at_least: float) -> bool:
     text = (await probe.get("/metrics")).text
     for line in text.splitlines():
-        if line.startswith("signoff_realtime_waiters "):
+        if line.startswith("sayso_realtime_waiters "):
             return float(line.split()[1]) >= at_least
     raise AssertionError("waiters gauge missing from /metrics")
 
@@ -151,7 +151,7 @@ async def test_long_polls_past_the_owners_limit_get_429_until_one_returns(
             await eventually(lambda: _parked(probe, POLLS), what="the owner's polls parked")
             _assert_refused(
                 await mine.get(f"/api/v1/reviews/{msgs[0]['id']}/wait", params={"timeout": 25000}),
-                "SIGNOFF_REALTIME_MAX_POLLS_PER_OWNER",
+                "SAYSO_REALTIME_MAX_POLLS_PER_OWNER",
                 POLLS,
             )
             # Another tenant still parks one (and is answered).
@@ -192,7 +192,7 @@ async def test_sockets_past_the_owners_limit_are_refused_at_connect(
         try:
             refused = await _refusal(url, {"apiKey": owner.api_key})
             assert "too_many_connections" in refused
-            assert "SIGNOFF_REALTIME_MAX_SOCKETS_PER_OWNER" in refused
+            assert "SAYSO_REALTIME_MAX_SOCKETS_PER_OWNER" in refused
             assert await _refusal(url, {"token": other.api_key}) == ""
         finally:
             await last.aclose()

@@ -10,13 +10,13 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from signoff_common.events import Event, MessageData, ReviewResponded
-from signoff_common.ids import min_id
-from signoff_common.membership import Reach
-from signoff_common.mongo import EVENTS
-from signoff_common.outbox import events_document
-from signoff_common.views import MessageView, ReviewView
-from signoff_realtime.history import STORED_OVERLAP, RecentEvents, Replay, events_since, stored_after
+from sayso_common.events import Event, MessageData, ReviewResponded
+from sayso_common.ids import min_id
+from sayso_common.membership import Reach
+from sayso_common.mongo import EVENTS
+from sayso_common.outbox import events_document
+from sayso_common.views import MessageView, ReviewView
+from sayso_realtime.history import STORED_OVERLAP, RecentEvents, Replay, events_since, stored_after
 
 RETENTION = timedelta(days=1)
 NOW_MS = int(time.time() * 1000)

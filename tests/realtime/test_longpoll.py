@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from signoff_devstack.processes import Proc
+from sayso_devstack.processes import Proc
 from tests.support.stack import Owner, RunningStack, eventually
 
 APPROVE = {"selectedOption": "approve"}
@@ -26,7 +26,7 @@ async def _waiters(client: httpx.AsyncClient, base: str) -> float:
     """The waiters gauge of one realtime process (how the test knows a poll is parked)."""
     text = (await client.get(f"{base}/metrics")).text
     for line in text.splitlines():
-        if line.startswith("signoff_realtime_waiters "):
+        if line.startswith("sayso_realtime_waiters "):
             return float(line.split()[1])
     raise AssertionError("waiters gauge missing from /metrics")
 
@@ -223,16 +223,16 @@ async def test_metrics_expose_waiters_sockets_and_fanout_latency(stack: RunningS
 
         async def fanned_out() -> str | None:
             text = (await client.get(f"{realtime}/metrics")).text
-            return text if 'signoff_realtime_events_consumed_total{type="message.created"}' in text else None
+            return text if 'sayso_realtime_events_consumed_total{type="message.created"}' in text else None
 
         text = await eventually(fanned_out, what="message.created consumed")
         ready = (await client.get(f"{realtime}/readyz")).json()
     samples = {
         line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines() if line and line[0] != "#"
     }
-    assert "signoff_realtime_waiters" in samples
-    assert "signoff_realtime_sockets" in samples
-    assert "signoff_realtime_sse_streams" in samples
-    assert samples["signoff_realtime_fanout_latency_seconds_count"] >= 1
+    assert "sayso_realtime_waiters" in samples
+    assert "sayso_realtime_sockets" in samples
+    assert "sayso_realtime_sse_streams" in samples
+    assert samples["sayso_realtime_fanout_latency_seconds_count"] >= 1
     assert ready["checks"]["kafka"].startswith("ok")
     assert msg["id"]

@@ -8,16 +8,16 @@ from typing import Any
 
 import pytest
 
-from signoff_common.events import AgentStatusChanged, AgentStatusData, MessageData, ReviewResponded
-from signoff_common.membership import Reach
-from signoff_common.views import MessageView, ReviewView
-from signoff_realtime.fanout import SeenIds, Subscription
-from signoff_realtime.history import RecentEvents, valid_event_id
-from signoff_realtime.longpoll import answer, parse_timeout_ms
-from signoff_realtime.payloads import event_name, payload
-from signoff_realtime.sockets import origin_checker
-from signoff_realtime.wait_endpoint import review_id_of
-from signoff_realtime.waiters import Waiters
+from sayso_common.events import AgentStatusChanged, AgentStatusData, MessageData, ReviewResponded
+from sayso_common.membership import Reach
+from sayso_common.views import MessageView, ReviewView
+from sayso_realtime.fanout import SeenIds, Subscription
+from sayso_realtime.history import RecentEvents, valid_event_id
+from sayso_realtime.longpoll import answer, parse_timeout_ms
+from sayso_realtime.payloads import event_name, payload
+from sayso_realtime.sockets import origin_checker
+from sayso_realtime.wait_endpoint import review_id_of
+from sayso_realtime.waiters import Waiters
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
 

@@ -1,7 +1,7 @@
 """Open sockets and SSE streams are closed, on every realtime replica, once their credential no
 longer holds: a revoked API key, an expired user token, a user who no longer exists. Connections
 with a valid credential are left alone. The test stack re-checks every second
-(``SIGNOFF_REALTIME_REVALIDATE_SECONDS``); the bounds below are generous."""
+(``SAYSO_REALTIME_REVALIDATE_SECONDS``); the bounds below are generous."""
 
 from __future__ import annotations
 
@@ -20,11 +20,11 @@ import socketio
 from httpx_sse import aconnect_sse
 from pymongo import AsyncMongoClient
 
-from signoff_common.credentials import ApiKeyResolver, issue_user_token
-from signoff_common.jwt_keys import JwtKeys, derived_jwt_key
-from signoff_common.principals import Principal
-from signoff_devstack.processes import Proc
-from signoff_realtime.revocation import CredentialWatch
+from sayso_common.credentials import ApiKeyResolver, issue_user_token
+from sayso_common.jwt_keys import JwtKeys, derived_jwt_key
+from sayso_common.principals import Principal
+from sayso_devstack.processes import Proc
+from sayso_realtime.revocation import CredentialWatch
 from tests.realtime.clients import Inbox, Received, socket_client
 from tests.support.stack import Owner, RunningStack, eventually
 
@@ -104,7 +104,7 @@ async def _new_key(owner: Owner) -> tuple[str, str]:
 async def _revalidation_rounds(client: httpx.AsyncClient, base_url: str) -> float:
     text = (await client.get(f"{base_url}/metrics")).text
     for line in text.splitlines():
-        if line.startswith('signoff_realtime_credential_revalidations_total{outcome="ok"}'):
+        if line.startswith('sayso_realtime_credential_revalidations_total{outcome="ok"}'):
             return float(line.split(" ")[1])
     return 0.0
 
@@ -199,7 +199,7 @@ async def test_a_user_token_that_expires_loses_its_connections(
     stack: RunningStack, owner: Owner, second_realtime: Proc
 ) -> None:
     agent = await owner.create_agent(name="short session")
-    keys = JwtKeys([derived_jwt_key(stack.env["SIGNOFF_SECRET_KEY"])])
+    keys = JwtKeys([derived_jwt_key(stack.env["SAYSO_SECRET_KEY"])])
     ttl = 6
     token = issue_user_token(owner.user_id, keys, ttl_seconds=ttl)
     expires = time.time() + ttl
@@ -242,7 +242,7 @@ async def test_a_removed_user_loses_the_connections_of_its_keys_and_tokens(
             # There is no "remove user" endpoint; the user document going away is what counts.
             client: AsyncMongoClient[dict[str, Any]] = stack.mongo()
             try:
-                deleted = await client.signoff.users.delete_one({"_id": gone.user_id})
+                deleted = await client.sayso.users.delete_one({"_id": gone.user_id})
             finally:
                 await client.close()
             assert deleted.deleted_count == 1
@@ -292,7 +292,7 @@ async def test_a_round_that_cannot_read_mongodb_keeps_connections_but_still_ends
         "mongodb://127.0.0.1:9/?directConnection=true", serverSelectionTimeoutMS=200
     )
     try:
-        db = unreachable.signoff
+        db = unreachable.sayso
         watch = CredentialWatch(db, ApiKeyResolver(db), period=1.0)
         told: dict[str, list[str]] = {"key": [], "expired": [], "fresh": []}
         now = time.time()

@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from signoff_common.clock import utcnow
-from signoff_common.events import MessageData, ReviewVoted, VoteData
-from signoff_common.membership import Reach
-from signoff_common.views import CallbackView, VoteView, seen_by
-from signoff_realtime.fanout import Fanout
-from signoff_realtime.history import RecentEvents
-from signoff_realtime.payloads import event_name, payload
-from signoff_realtime.waiters import Waiters
+from sayso_common.clock import utcnow
+from sayso_common.events import MessageData, ReviewVoted, VoteData
+from sayso_common.membership import Reach
+from sayso_common.views import CallbackView, VoteView, seen_by
+from sayso_realtime.fanout import Fanout
+from sayso_realtime.history import RecentEvents
+from sayso_realtime.payloads import event_name, payload
+from sayso_realtime.waiters import Waiters
 from tests.realtime.test_pieces import _responded
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import socketio
 
-from signoff_common.events import DeliveryStatusChanged, DeliveryStatusData, event_to_document
+from sayso_common.events import DeliveryStatusChanged, DeliveryStatusData, event_to_document
 from tests.realtime.clients import Received, socket_client
 from tests.support.stack import Owner, RunningStack, eventually
 
@@ -127,9 +127,7 @@ async def _publish_delivery_status(
     )
     mongo = stack.mongo()
     try:
-        await mongo.signoff.agents.update_one(
-            {"_id": channel}, {"$push": {"outbox": event_to_document(event)}}
-        )
+        await mongo.sayso.agents.update_one({"_id": channel}, {"$push": {"outbox": event_to_document(event)}})
     finally:
         await mongo.close()
     return event
@@ -193,7 +191,7 @@ async def test_a_client_resumes_with_the_last_event_id_it_saw(stack: RunningStac
     mongo = stack.mongo()
     try:
         await eventually(
-            lambda: mongo.signoff.events.find_one({"channel_id": channel, "type": "agent.status"}),
+            lambda: mongo.sayso.events.find_one({"channel_id": channel, "type": "agent.status"}),
             what="the missed events stored",
         )
     finally:

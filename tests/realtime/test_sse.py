@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import httpx
 
-from signoff_devstack.processes import Proc
+from sayso_devstack.processes import Proc
 from tests.realtime.clients import Received, sse_stream
 from tests.support.stack import Owner, RunningStack
 

@@ -1,4 +1,4 @@
-"""The API in the test process: the app ``signoff_api.app.create_app`` builds, its lifespan run
+"""The API in the test process: the app ``sayso_api.app.create_app`` builds, its lifespan run
 here, reached through httpx's ASGI transport. No edge, no server process, no socket: what is
 left of a request is the app itself (middleware, routes, MongoDB), which is all a test of what
 the API accepts and refuses needs.
@@ -20,8 +20,8 @@ import pytest
 from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 
-from signoff_api.app import create_app
-from signoff_api.settings import ApiSettings
+from sayso_api.app import create_app
+from sayso_api.settings import ApiSettings
 from tests.support.stack import Owner, create_owner
 
 
@@ -59,9 +59,9 @@ async def running_api(env: Mapping[str, str]) -> AsyncIterator[InProcessApi]:
     # Settings come from the environment exactly as in the API process, set only while they are
     # read: the services the session starts later must not inherit them.
     with pytest.MonkeyPatch.context() as patch:
-        for name, value in {**env, "SIGNOFF_MONGO_DB": f"inproc_{secrets.token_hex(4)}"}.items():
+        for name, value in {**env, "SAYSO_MONGO_DB": f"inproc_{secrets.token_hex(4)}"}.items():
             patch.setenv(name, value)
-        patch.setenv("SIGNOFF_TOPIC_PREFIX", f"{env.get('SIGNOFF_TOPIC_PREFIX', '')}inproc.")
+        patch.setenv("SAYSO_TOPIC_PREFIX", f"{env.get('SAYSO_TOPIC_PREFIX', '')}inproc.")
         settings = ApiSettings()
     app = create_app(settings)
     async with app.router.lifespan_context(app):
@@ -71,8 +71,8 @@ async def running_api(env: Mapping[str, str]) -> AsyncIterator[InProcessApi]:
             login = await anon.post(
                 "/api/v1/auth/login",
                 json={
-                    "email": env["SIGNOFF_BOOTSTRAP_ADMIN_EMAIL"],
-                    "password": env["SIGNOFF_BOOTSTRAP_ADMIN_PASSWORD"],
+                    "email": env["SAYSO_BOOTSTRAP_ADMIN_EMAIL"],
+                    "password": env["SAYSO_BOOTSTRAP_ADMIN_PASSWORD"],
                 },
             )
         assert login.status_code == 200, login.text

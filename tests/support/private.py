@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from signoff_devstack.processes import Proc, free_port, spawn_service, start_service, wait_healthy, wait_ready
+from sayso_devstack.processes import Proc, free_port, spawn_service, start_service, wait_healthy, wait_ready
 from tests.conftest import Infra
 from tests.support.stack import RunningStack
 
@@ -76,12 +76,12 @@ def private_stack(
     api_url = f"http://127.0.0.1:{api_port}"
     db_name = f"{label}_{tag}"
     full_env = infra.service_env(
-        SIGNOFF_MONGO_DB=db_name,
-        SIGNOFF_TOPIC_PREFIX=f"{label}{tag}.",
-        SIGNOFF_DISPATCHER_GROUP_ID=f"dispatcher-{tag}",
-        SIGNOFF_NOTIFIER_GROUP_ID=f"notifier-{tag}",
-        SIGNOFF_BOOTSTRAP_ADMIN_EMAIL=ADMIN[0],
-        SIGNOFF_BOOTSTRAP_ADMIN_PASSWORD=ADMIN[1],
+        SAYSO_MONGO_DB=db_name,
+        SAYSO_TOPIC_PREFIX=f"{label}{tag}.",
+        SAYSO_DISPATCHER_GROUP_ID=f"dispatcher-{tag}",
+        SAYSO_NOTIFIER_GROUP_ID=f"notifier-{tag}",
+        SAYSO_BOOTSTRAP_ADMIN_EMAIL=ADMIN[0],
+        SAYSO_BOOTSTRAP_ADMIN_PASSWORD=ADMIN[1],
         **{name: value.format(api=api_url) for name, value in env.items()},
     )
     api = spawn_service("api", infra.log_dir, full_env, port=api_port, name=f"api-{tag}")

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from signoff_devstack.processes import free_port
+from sayso_devstack.processes import free_port
 
 
 @dataclass

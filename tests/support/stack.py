@@ -12,7 +12,7 @@ from typing import Any, Protocol, TypeVar
 import httpx
 from pymongo import AsyncMongoClient
 
-from signoff_devstack.processes import Proc
+from sayso_devstack.processes import Proc
 
 T = TypeVar("T")
 
@@ -75,7 +75,7 @@ class RunningStack:
 
     @property
     def mongo_db(self) -> str:
-        return self.env.get("SIGNOFF_MONGO_DB", "signoff")
+        return self.env.get("SAYSO_MONGO_DB", "sayso")
 
     def mongo(self) -> AsyncMongoClient[dict[str, Any]]:
         return AsyncMongoClient(self.mongo_url, tz_aware=True, serverSelectionTimeoutMS=5000)

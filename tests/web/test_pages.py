@@ -30,8 +30,8 @@ async def test_login_errors_and_sign_out(tab: Tab, user: Owner) -> None:
     await page.reload()  # the session survives a reload
     await expect(page.get_by_role("heading", name="Inbox")).to_be_visible()
     await page.get_by_role("button", name="Sign out").click()
-    await expect(page.get_by_role("heading", name="Sign in to Signoff")).to_be_visible()
-    assert await page.evaluate("localStorage.getItem('signoff.session')") is None
+    await expect(page.get_by_role("heading", name="Sign in to Sayso")).to_be_visible()
+    assert await page.evaluate("localStorage.getItem('sayso.session')") is None
 
 
 async def test_operator_page_live(tab: Tab, user: Owner, receiver: Receiver) -> None:

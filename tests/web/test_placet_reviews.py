@@ -21,7 +21,7 @@ from tests.web.conftest import Tab, sign_in
 pytestmark = pytest.mark.slow
 
 # Where the form card screenshot goes (a temporary directory unless set).
-SHOTS = os.environ.get("SIGNOFF_WEB_SHOTS")
+SHOTS = os.environ.get("SAYSO_WEB_SHOTS")
 
 FORM = {
     "type": "form",
@@ -524,7 +524,7 @@ async def test_real_attachments_download_with_the_session(tab: Tab, user: Owner,
     assert presigned.status_code == 201, presigned.text
     upload = presigned.json()
     data = bytes(range(256)) * 4
-    parts = urlsplit(upload["uploadUrl"])  # built on SIGNOFF_PUBLIC_URL; the edge is elsewhere
+    parts = urlsplit(upload["uploadUrl"])  # built on SAYSO_PUBLIC_URL; the edge is elsewhere
     async with stack.client() as anyone:  # the signed URL needs no credentials
         put = await anyone.put(parts.path, content=data)
     assert put.status_code == 200, put.text

@@ -1,9 +1,9 @@
 """Screenshots of the main views, from a small but realistic set of channels.
 
 They go to a temporary directory on every run (so the views are rendered and checked), and to
-``docs/`` when ``SIGNOFF_SCREENSHOTS=docs`` is set:
+``docs/`` when ``SAYSO_SCREENSHOTS=docs`` is set:
 
-    SIGNOFF_SCREENSHOTS=docs uv run pytest tests/web/test_screenshots.py
+    SAYSO_SCREENSHOTS=docs uv run pytest tests/web/test_screenshots.py
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ async def test_screenshots(
     failing: Receiver,
     tmp_path: Path,
 ) -> None:
-    out = DOCS if os.environ.get("SIGNOFF_SCREENSHOTS") == "docs" else tmp_path
+    out = DOCS if os.environ.get("SAYSO_SCREENSHOTS") == "docs" else tmp_path
     ids = await populate(user, receiver, failing)
     context = await browser.new_context(
         base_url=stack.url, viewport={"width": 1280, "height": 860}, color_scheme="light"

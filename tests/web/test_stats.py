@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from signoff_api.settings import ApiSettings
-from signoff_api.stats import AttemptRow, Bucket, age_seconds, bucket_seconds, host_health, rate, series
-from signoff_common.settings import CircuitPolicy
-from signoff_dispatcher.settings import DispatcherSettings
+from sayso_api.settings import ApiSettings
+from sayso_api.stats import AttemptRow, Bucket, age_seconds, bucket_seconds, host_health, rate, series
+from sayso_common.settings import CircuitPolicy
+from sayso_dispatcher.settings import DispatcherSettings
 from tests.support.receiver import Received, Receiver
 from tests.support.stack import Owner, RunningStack, eventually
 
@@ -96,9 +96,9 @@ def test_host_health_lists_open_then_most_failing() -> None:
 
 def test_host_health_follows_the_configured_breaker_policy(monkeypatch: pytest.MonkeyPatch) -> None:
     # The operator page once kept its own copy of the default policy: with the dispatchers set to
-    # open after 4 calls it still waited for 10. Both now read SIGNOFF_DISPATCHER_CIRCUIT_*.
-    monkeypatch.setenv("SIGNOFF_DISPATCHER_CIRCUIT_MIN_CALLS", "4")
-    monkeypatch.setenv("SIGNOFF_DISPATCHER_CIRCUIT_WINDOW", "6")
+    # open after 4 calls it still waited for 10. Both now read SAYSO_DISPATCHER_CIRCUIT_*.
+    monkeypatch.setenv("SAYSO_DISPATCHER_CIRCUIT_MIN_CALLS", "4")
+    monkeypatch.setenv("SAYSO_DISPATCHER_CIRCUIT_WINDOW", "6")
     api = ApiSettings(secret_key="k" * 32)
     dispatcher = DispatcherSettings(secret_key="k" * 32)
     assert api.circuit_policy() == dispatcher.circuit_policy()

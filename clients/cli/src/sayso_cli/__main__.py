@@ -1,0 +1,292 @@
+"""``sayso``: ask a human from a shell script, and exit on the answer.
+
+Exit codes (``sayso ask`` and ``sayso wait``)::
+
+    0   approved (or, for reviews that are not approvals, answered)
+    1   rejected (any other option, or dismissed)
+    2   expired: nobody answered before the review's deadline
+    3   --timeout ran out first; the review is still pending (``sayso wait`` goes on)
+    4   error: the API refused the request, the server is unreachable, or configuration is missing
+    64  bad command-line arguments
+    130 interrupted (Ctrl-C)
+
+Every other command exits 0 on success and 4 on an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn, TextIO
+
+import sayso
+from sayso import config
+from sayso_cli import render
+from sayso_cli.durations import parse_duration
+from sayso_cli.spinner import Spinner
+
+EXIT_APPROVED = 0
+EXIT_REJECTED = 1
+EXIT_EXPIRED = 2
+EXIT_TIMEOUT = 3
+EXIT_ERROR = 4
+EXIT_USAGE = 64
+EXIT_INTERRUPTED = 130
+
+STYLES = ("primary", "danger", "secondary", "ghost", "success", "warning", "default")
+
+
+def wire(message: sayso.Message) -> dict[str, Any]:
+    """The message as the API sent it (camelCase, ISO dates with Z)."""
+    return message.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse exits 2 on bad arguments, which would read as "expired": use 64 (EX_USAGE)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def option(text: str) -> sayso.Option:
+    """``id``, ``id:Label`` or ``id:Label:style``."""
+    parts = text.split(":")
+    if not parts[0] or len(parts) > 3:
+        raise argparse.ArgumentTypeError(f"expected id[:Label[:style]], got {text!r}")
+    label = (
+        parts[1] if len(parts) > 1 and parts[1] else parts[0].replace("-", " ").replace("_", " ").capitalize()
+    )
+    style = parts[2] if len(parts) == 3 else None
+    if style is not None and style not in STYLES:
+        raise argparse.ArgumentTypeError(f"style must be one of {', '.join(STYLES)}")
+    return sayso.Option.model_validate({"id": parts[0], "label": label, "style": style})
+
+
+def build_parser() -> Parser:
+    common = Parser(add_help=False)
+    # SUPPRESS: the flag may come before or after the command without one hiding the other.
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
+    )
+    common.add_argument("--url", default=argparse.SUPPRESS, help="server URL (default: SAYSO_URL)")
+    common.add_argument("--api-key", default=argparse.SUPPRESS, help="API key (default: SAYSO_API_KEY)")
+
+    parser = Parser(
+        prog="sayso",
+        description="Human sign-off from the shell. Configure with SAYSO_URL and SAYSO_API_KEY "
+        "(and SAYSO_DEFAULT_CHANNEL to skip --channel).",
+        epilog="ask/wait exit codes: 0 approved, 1 rejected, 2 expired, 3 --timeout ran out, 4 error, "
+        "64 bad arguments, 130 interrupted.",
+        parents=[common],
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help_text, description=help_text, parents=[common])
+
+    channel_help = "channel (agent) id (default: SAYSO_DEFAULT_CHANNEL)"
+    ask = command("ask", "Ask for approval, wait, print the answer; the exit code says which")
+    ask.add_argument("text", help='the question, in markdown ("-" reads it from stdin)')
+    ask.add_argument("--channel", help=channel_help)
+    ask.add_argument(
+        "--option",
+        action="append",
+        type=option,
+        dest="options",
+        metavar="ID[:LABEL[:STYLE]]",
+        help="a button (repeatable; default approve:Approve:primary and reject:Reject:danger)",
+    )
+    ask.add_argument(
+        "--approve",
+        action="append",
+        metavar="ID",
+        help='option ids that mean "approved" (repeatable; default "approve", else the first option)',
+    )
+    ask.add_argument("--allow-comment", action="store_true", help="let the reviewer add a comment")
+    ask.add_argument(
+        "--timeout", type=duration, help="stop waiting after this long (90, 30s, 10m, 2h); exit 3"
+    )
+    ask.add_argument("--expires", type=duration, help="the review's deadline (default: the server's, 24h)")
+    ask.add_argument("--metadata", type=json.loads, help="JSON object stored with the message")
+
+    wait = command("wait", "Wait for the answer to a review already sent; same exit codes as ask")
+    wait.add_argument("message_id")
+    wait.add_argument("--channel", help=channel_help)
+    wait.add_argument("--approve", action="append", metavar="ID", help="option ids that mean approved")
+    wait.add_argument("--timeout", type=duration, help="stop waiting after this long; exit 3")
+
+    send = command("send", "Post a message (no answer needed); prints its id")
+    send.add_argument("text", help='the message, in markdown ("-" reads it from stdin)')
+    send.add_argument("--channel", help=channel_help)
+    send.add_argument("--status", choices=("info", "success", "warning", "error"))
+
+    pending = command("pending", "List the reviews still waiting for an answer")
+    pending.add_argument("--channel", help="only this channel (default: all of yours)")
+
+    tail = command("tail", "Print live events as they happen (Ctrl-C to stop)")
+    tail.add_argument("--channel", help="only this channel (default: all of yours)")
+    tail.add_argument("--since", metavar="EVENT_ID", help="first replay the events after this one")
+    return parser
+
+
+class Cli:
+    def __init__(self, args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
+        self.args = args
+        self.json: bool = getattr(args, "json", False)
+        self.out = out
+        self.err = err
+
+    def client(self) -> sayso.Client:
+        return sayso.Client(getattr(self.args, "url", None), getattr(self.args, "api_key", None))
+
+    def channel(self, required: bool = True) -> str | None:
+        chosen: str | None = getattr(self.args, "channel", None) or config.env("SAYSO_DEFAULT_CHANNEL")
+        if required and not chosen:
+            raise sayso.ConfigurationError("--channel is required (or set SAYSO_DEFAULT_CHANNEL)")
+        return chosen
+
+    def text(self) -> str:
+        value: str = self.args.text
+        return sys.stdin.read() if value == "-" else value
+
+    def emit(self, data: Any, human: str) -> None:
+        self.out.write((json.dumps(data, ensure_ascii=False) if self.json else human) + "\n")
+        self.out.flush()
+
+    # ── commands ─────────────────────────────────────────────────────────────────────────────
+
+    def ask(self) -> int:
+        options = self.args.options or sayso.Approval().options
+        review = sayso.Approval(options=options, allow_comment=self.args.allow_comment)
+        with self.client() as client:
+            channel = self.channel()
+            assert channel is not None
+            message = client.request_review(
+                channel, review, self.text(), expires_in=self.args.expires, metadata=self.args.metadata
+            )
+            return self._wait(client, message.id, channel, [o.id for o in options])
+
+    def wait(self) -> int:
+        with self.client() as client:
+            channel = self.channel()
+            assert channel is not None
+            current = client.get_review(self.args.message_id, channel)
+            options = (current.review.payload.get("options") if current.review else None) or []
+            ids = [str(o["id"]) for o in options if isinstance(o, dict) and "id" in o]
+            return self._wait(client, current.id, channel, ids)
+
+    def _wait(self, client: sayso.Client, message_id: str, channel: str, option_ids: list[str]) -> int:
+        approve = set(self.args.approve or (["approve"] if "approve" in option_ids else option_ids[:1]))
+        label = f"Waiting for an answer to {message_id}…"
+        try:
+            with Spinner(label, self.err, quiet=self.json):
+                answer = client.wait(message_id, channel, self.args.timeout)
+        except sayso.Expired as exc:
+            expired_at = wire(exc.message).get("review", {}).get("expiresAt")
+            self.emit(
+                {"status": "expired", "messageId": message_id, "channelId": channel, "expiresAt": expired_at},
+                f"expired: nobody answered {message_id} in time",
+            )
+            return EXIT_EXPIRED
+        except sayso.WaitTimeout:
+            self.emit(
+                {"status": "timeout", "messageId": message_id, "channelId": channel},
+                f"timed out: {message_id} is still pending (sayso wait {message_id} --channel {channel})",
+            )
+            return EXIT_TIMEOUT
+        return self._answered(answer, approve)
+
+    def _answered(self, answer: sayso.Answer, approve: set[str]) -> int:
+        value = answer.value
+        if isinstance(value, sayso.ApprovalAnswer):
+            status = "approved" if value.selected_option in approve else "rejected"
+        elif isinstance(value, sayso.Dismissed):
+            status = "rejected"
+        else:
+            status = "answered"
+        review = answer.review
+        data = {
+            "status": status,
+            "messageId": answer.message_id,
+            "channelId": answer.message.channel_id,
+            "reviewType": review.type,
+            "response": answer.response,
+            "selectedOption": value.selected_option if isinstance(value, sayso.ApprovalAnswer) else None,
+            "comment": value.comment if isinstance(value, sayso.ApprovalAnswer) else None,
+            "feedback": review.feedback,
+            "respondedBy": review.responded_by,
+            "respondedAt": wire(answer.message)["review"].get("respondedAt"),
+        }
+        human = f"{status}: {render.response_text(review.type, answer.response)}"
+        if review.feedback:
+            human += f"\nfeedback: {review.feedback}"
+        self.emit(data, human)
+        return EXIT_REJECTED if status == "rejected" else EXIT_APPROVED
+
+    def send(self) -> int:
+        with self.client() as client:
+            channel = self.channel()
+            assert channel is not None
+            message = client.send_message(channel, self.text(), status=self.args.status)
+        self.emit(wire(message), message.id)
+        return 0
+
+    def pending(self) -> int:
+        with self.client() as client:
+            reviews = client.pending_reviews(self.channel(required=False))
+        if self.json:
+            self.emit([wire(m) for m in reviews], "")
+        elif reviews:
+            self.out.write("".join(render.pending_line(m) + "\n" for m in reviews))
+        else:
+            self.err.write("no pending reviews\n")
+        return 0
+
+    def tail(self) -> int:
+        with self.client() as client:
+            for event in client.events(self.channel(required=False), last_event_id=self.args.since):
+                self.emit({"id": event.id, "type": event.type, "data": event.data}, render.event_line(event))
+        return 0
+
+
+def run(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cli = Cli(args, out or sys.stdout, err or sys.stderr)
+    handlers: dict[str, Callable[[], int]] = {
+        "ask": cli.ask,
+        "wait": cli.wait,
+        "send": cli.send,
+        "pending": cli.pending,
+        "tail": cli.tail,
+    }
+    try:
+        return handlers[args.command]()
+    except KeyboardInterrupt:
+        # Ctrl-C is how `tail` ends; for the others it means the wait was abandoned.
+        return 0 if args.command == "tail" else EXIT_INTERRUPTED
+    except sayso.SaysoError as exc:
+        cli.err.write(f"sayso: error: {exc}\n")
+        if cli.json:
+            detail: dict[str, Any] = {"status": "error", "error": str(exc)}
+            if isinstance(exc, sayso.ApiError):
+                detail.update(httpStatus=exc.status, code=exc.code, field=exc.field)
+            cli.emit(detail, "")
+        return EXIT_ERROR
+
+
+def main() -> NoReturn:
+    sys.exit(run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,313 @@
+"""The asyncio client: :class:`sayso.Client`'s methods, awaitable. See there for the docs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from sayso import calls, config, files
+from sayso.client import ReviewSpec, Timeout, camel, next_poll_ms, seconds
+from sayso.errors import Expired, WaitTimeout, error_from_response
+from sayso.events import EventParser
+from sayso.files import FileInfo, FileInput
+from sayso.models import (
+    Agent,
+    AgentStatus,
+    Answer,
+    Event,
+    IterationChain,
+    Message,
+    MessagePage,
+    MessageStatus,
+    WaitResult,
+)
+from sayso.retry import RetryPolicy, next_delay
+from sayso.streaming import AsyncStream
+
+T = TypeVar("T")
+
+
+class AsyncClient:
+    """Talks to Sayso's public HTTP API with asyncio. ``url`` and ``api_key`` default to
+    ``SAYSO_URL`` and ``SAYSO_API_KEY``; use ``async with`` or :meth:`aclose`."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float | httpx.Timeout = config.DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        headers: dict[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.url, credential = config.resolve(url, api_key)
+        self.retry = retry or RetryPolicy()
+        self._http = httpx.AsyncClient(
+            base_url=self.url,
+            headers=config.base_headers(credential, headers),
+            timeout=timeout,
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def run(self, call: calls.Call[T]) -> T:
+        attempt = 0
+        while True:
+            outcome: httpx.Response | Exception
+            try:
+                outcome = await self._http.send(self._request(call))
+            except httpx.TransportError as exc:
+                outcome = exc
+            if isinstance(outcome, httpx.Response) and outcome.is_success:
+                return call.parse(outcome)
+            await asyncio.sleep(next_delay(self.retry, attempt, call.idempotent, outcome))
+            attempt += 1
+
+    def _request(self, call: calls.Call[Any]) -> httpx.Request:
+        request = self._http.build_request(
+            call.method,
+            call.path,
+            params=call.params,
+            json=call.json,
+            content=call.content,
+            headers=call.headers,
+            timeout=config.read_timeout(call.timeout) or httpx.USE_CLIENT_DEFAULT,
+        )
+        if call.anonymous:
+            for name in calls.CREDENTIAL_HEADERS:
+                request.headers.pop(name, None)
+        return request
+
+    # ── agents ───────────────────────────────────────────────────────────────────────────────
+
+    async def create_agent(self, name: str, **fields: Any) -> Agent:
+        return await self.run(calls.create_agent(name, camel(fields)))
+
+    async def list_agents(self) -> list[Agent]:
+        return await self.run(calls.list_agents())
+
+    async def get_agent(self, agent_id: str) -> Agent:
+        return await self.run(calls.get_agent(agent_id))
+
+    async def update_agent(self, agent_id: str, **fields: Any) -> Agent:
+        return await self.run(calls.update_agent(agent_id, camel(fields)))
+
+    async def delete_agent(self, agent_id: str) -> bool:
+        return await self.run(calls.delete_agent(agent_id))
+
+    async def ping(self, agent_id: str, status: AgentStatus, message: str | None = None) -> Agent:
+        return await self.run(calls.ping(agent_id, status, message))
+
+    async def list_plugins(self) -> list[dict[str, Any]]:
+        return await self.run(calls.list_plugins())
+
+    # ── messages ─────────────────────────────────────────────────────────────────────────────
+
+    async def send_message(
+        self,
+        channel: str,
+        text: str | None = None,
+        *,
+        status: MessageStatus | None = None,
+        review: ReviewSpec | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        webhook_url: str | None = None,
+        attachment_ids: Sequence[str] | None = None,
+        text_attachments: Sequence[Mapping[str, str]] | None = None,
+        iteration_of: str | None = None,
+        client_id: str | None = None,
+    ) -> Message:
+        return await self.run(
+            calls.send_message(
+                channel,
+                text,
+                status=status,
+                review=calls.review_body(review) if review is not None else None,
+                metadata=metadata,
+                webhook_url=webhook_url,
+                attachment_ids=list(attachment_ids) if attachment_ids else None,
+                text_attachments=[dict(t) for t in text_attachments] if text_attachments else None,
+                iteration_of=iteration_of,
+                client_id=client_id,
+            )
+        )
+
+    async def get_message(self, message_id: str, channel: str | None = None) -> Message:
+        return await self.run(calls.get_message(message_id, channel))
+
+    async def list_messages(
+        self,
+        channel: str,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        search: str | None = None,
+        has_attachments: bool = False,
+    ) -> MessagePage:
+        return await self.run(calls.list_messages(channel, limit, cursor, search, has_attachments))
+
+    async def delete_message(self, message_id: str, channel: str | None = None) -> bool:
+        return await self.run(calls.delete_message(message_id, channel))
+
+    async def ack(self, message_id: str, channel: str | None = None) -> bool:
+        return await self.run(calls.ack(message_id, channel))
+
+    async def iterations(self, message_id: str, channel: str | None = None) -> IterationChain:
+        return await self.run(calls.iterations(message_id, channel))
+
+    def stream(
+        self,
+        channel: str,
+        text: str = "",
+        *,
+        stream_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        min_interval: float = 0.2,
+    ) -> AsyncStream:
+        """A streamed message, as an async context manager (see :mod:`sayso.streaming`)."""
+        return AsyncStream(
+            self, channel, text, stream_id=stream_id, metadata=metadata, min_interval=min_interval
+        )
+
+    # ── reviews ──────────────────────────────────────────────────────────────────────────────
+
+    async def request_review(
+        self,
+        channel: str,
+        review: ReviewSpec,
+        text: str | None = None,
+        *,
+        expires_in: Timeout = None,
+        expires_at: datetime | None = None,
+        webhook_url: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        iteration_of: str | None = None,
+        attachment_ids: Sequence[str] | None = None,
+        client_id: str | None = None,
+    ) -> Message:
+        return await self.run(
+            calls.send_message(
+                channel,
+                text,
+                review=calls.review_body(review, seconds(expires_in), expires_at),
+                metadata=metadata,
+                webhook_url=webhook_url,
+                attachment_ids=list(attachment_ids) if attachment_ids else None,
+                iteration_of=iteration_of,
+                client_id=client_id,
+            )
+        )
+
+    async def get_review(self, message_id: str, channel: str | None = None) -> Message:
+        return await self.run(calls.get_review(message_id, channel))
+
+    async def pending_reviews(self, channel: str | None = None) -> list[Message]:
+        return await self.run(calls.pending_reviews(channel))
+
+    async def wait_once(
+        self, message_id: str, channel: str, timeout_ms: int = calls.POLL_CAP_MS
+    ) -> WaitResult:
+        return await self.run(calls.wait_once(message_id, channel, timeout_ms))
+
+    async def wait(self, message_id: str, channel: str, timeout: Timeout = None) -> Answer:
+        limit = seconds(timeout)
+        deadline = None if limit is None else time.monotonic() + limit
+        while True:
+            poll_ms = next_poll_ms(deadline)
+            if poll_ms <= 0:
+                raise WaitTimeout(message_id, limit or 0.0)
+            result = await self.wait_once(message_id, channel, poll_ms)
+            if result.status == "completed" and result.message is not None:
+                return Answer(message=result.message)
+            if result.status == "expired" and result.message is not None:
+                raise Expired(result.message)
+
+    async def ask(
+        self,
+        channel: str,
+        review: ReviewSpec,
+        text: str | None = None,
+        *,
+        timeout: Timeout = None,
+        **options: Any,
+    ) -> Answer:
+        message = await self.request_review(channel, review, text, **options)
+        return await self.wait(message.id, channel, timeout)
+
+    # ── live events ──────────────────────────────────────────────────────────────────────────
+
+    async def events(
+        self, channel: str | None = None, *, last_event_id: str | None = None, reconnect: bool = True
+    ) -> AsyncGenerator[Event, None]:
+        parser = EventParser()
+        parser.last_event_id = last_event_id
+        params = {"channel": channel} if channel else {}
+        while True:
+            headers = {"Accept": "text/event-stream"}
+            if parser.last_event_id:
+                headers["Last-Event-ID"] = parser.last_event_id
+            try:
+                async with self._http.stream(
+                    "GET", "/api/v1/events", params=params, headers=headers, timeout=config.read_timeout(60.0)
+                ) as resp:
+                    if not resp.is_success:
+                        await resp.aread()
+                        raise error_from_response(resp)
+                    async for line in resp.aiter_lines():
+                        event = parser.feed(line)
+                        if event is not None:
+                            yield event
+            except httpx.TransportError:
+                if not reconnect:
+                    raise
+            if not reconnect:
+                return
+            await asyncio.sleep(parser.retry_ms / 1000)
+
+    # ── files ────────────────────────────────────────────────────────────────────────────────
+
+    async def upload_file(
+        self,
+        file: FileInput,
+        channel: str | None = None,
+        *,
+        filename: str | None = None,
+        mime_type: str | None = None,
+    ) -> FileInfo:
+        content, name, kind = files.read(file, filename, mime_type)
+        ticket = await self.run(files.ticket_call(channel, name, kind))
+        return await self.run(files.put_call(ticket, content, kind))
+
+    async def store_text(
+        self, channel: str, content: str, *, filename: str = "content.md", mime_type: str = "text/markdown"
+    ) -> FileInfo:
+        return await self.run(files.store_text_call(channel, content, filename, mime_type))
+
+    async def get_file(self, file_id: str) -> FileInfo:
+        return await self.run(files.get_call(file_id))
+
+    async def list_files(self, channel: str, *, limit: int | None = None) -> list[FileInfo]:
+        return await self.run(files.list_call(channel, limit))
+
+    async def download_file(self, file_id: str) -> bytes:
+        return await self.run(files.download_call(file_id))
+
+    async def download_link(self, file_id: str) -> files.DownloadLink:
+        return await self.run(files.link_call(file_id))

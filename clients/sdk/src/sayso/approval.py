@@ -1,0 +1,221 @@
+"""``@require_approval``: a function that runs only after a human approved that very call.
+
+>>> @sayso.require_approval(channel="agt_…")
+... def deploy(version: str, env: str = "production") -> None: ...
+>>> deploy("2.1")          # posts "deploy(version='2.1', env='production')" for approval,
+...                        # waits, runs it if approved, raises Denied (with the comment) if not
+
+Works on ``async def`` functions too (then with :class:`sayso.AsyncClient`). An expired
+review is a denial unless ``on_expire="allow"``.
+"""
+
+# The exception names are the SDK's public vocabulary (NotFound, Conflict, Expired, Denied …),
+# as the HTTP statuses and review outcomes are called, not FooError.
+# ruff: noqa: N818
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from typing import Any, Literal, ParamSpec, TypeVar, cast
+
+from sayso import config
+from sayso.aio import AsyncClient
+from sayso.client import Client, Timeout
+from sayso.errors import ConfigurationError, Expired, SaysoError
+from sayso.models import Answer
+from sayso.reviews import Approval, ApprovalAnswer, Option
+
+P = ParamSpec("P")
+R = TypeVar("R")
+OnExpire = Literal["deny", "allow"]
+
+# Each rendered argument is cut to this many characters (the message text has a size limit).
+MAX_ARG_CHARS = 2000
+
+
+class Denied(SaysoError):
+    """The call was not approved. ``comment`` is the reviewer's comment (if any), ``answer`` the
+    whole answer (None when the review expired), ``expired`` whether nobody answered in time."""
+
+    def __init__(
+        self,
+        function: str,
+        message_id: str,
+        *,
+        answer: Answer | None = None,
+        comment: str | None = None,
+        expired: bool = False,
+    ) -> None:
+        why = "the review expired" if expired else "rejected" + (f": {comment}" if comment else "")
+        super().__init__(f"{function} was not approved ({why})")
+        self.function = function
+        self.message_id = message_id
+        self.answer = answer
+        self.comment = comment
+        self.expired = expired
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= MAX_ARG_CHARS else text[: MAX_ARG_CHARS - 1] + "…"
+
+
+def display_name(fn: Callable[..., Any]) -> str:
+    """``Class.method`` or ``function``, without the ``<locals>`` of nested definitions."""
+    return fn.__qualname__.rsplit("<locals>.", 1)[-1]
+
+
+def describe_call(
+    fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]
+) -> tuple[str, dict[str, str]]:
+    """``name(arg=value, …)`` as Python would write it, and the arguments by name."""
+    bound = inspect.signature(fn).bind(*args, **kwargs)
+    bound.apply_defaults()
+    parts: list[str] = []
+    named: dict[str, str] = {}
+    for name, value in bound.arguments.items():
+        kind = bound.signature.parameters[name].kind
+        if kind is inspect.Parameter.VAR_POSITIONAL:
+            parts.extend(_short(v) for v in value)
+            named[f"*{name}"] = _short(value)
+        elif kind is inspect.Parameter.VAR_KEYWORD:
+            parts.extend(f"{k}={_short(v)}" for k, v in value.items())
+            named.update({k: _short(v) for k, v in value.items()})
+        elif kind is inspect.Parameter.POSITIONAL_ONLY:
+            parts.append(_short(value))
+            named[name] = _short(value)
+        else:
+            parts.append(f"{name}={_short(value)}")
+            named[name] = _short(value)
+    return f"{display_name(fn)}({', '.join(parts)})", named
+
+
+class _Gate:
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        channel: str | None,
+        text: str | None,
+        options: Sequence[Option] | None,
+        approve: Collection[str],
+        allow_comment: bool,
+        expires_in: Timeout,
+        on_expire: OnExpire,
+    ) -> None:
+        if on_expire not in ("deny", "allow"):
+            raise ValueError('on_expire must be "deny" or "allow"')
+        self.fn = fn
+        self.channel = channel
+        self.text = text
+        self.review = Approval(
+            options=list(options) if options else Approval().options, allow_comment=allow_comment
+        )
+        self.approve = set(approve)
+        self.expires_in = expires_in
+        self.on_expire = on_expire
+
+    def target(self) -> str:
+        channel = self.channel or config.env("SAYSO_DEFAULT_CHANNEL")
+        if not channel:
+            raise ConfigurationError("require_approval needs channel=... (or SAYSO_DEFAULT_CHANNEL)")
+        return channel
+
+    def request(self, args: Sequence[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+        call, named = describe_call(self.fn, args, kwargs)
+        heading = self.text or f"Approve this call of `{display_name(self.fn)}`?"
+        return {
+            "review": self.review,
+            "text": f"{heading}\n\n```python\n{call}\n```",
+            "expires_in": self.expires_in,
+            "metadata": {"function": f"{self.fn.__module__}.{self.fn.__qualname__}", "arguments": named},
+        }
+
+    def decide(self, answer: Answer) -> None:
+        value = answer.value
+        if isinstance(value, ApprovalAnswer) and value.selected_option in self.approve:
+            return
+        comment = value.comment if isinstance(value, ApprovalAnswer) else None
+        raise Denied(
+            display_name(self.fn), answer.message_id, answer=answer, comment=comment or answer.feedback
+        )
+
+    def expired(self, exc: Expired) -> None:
+        if self.on_expire == "deny":
+            raise Denied(display_name(self.fn), exc.message.id, expired=True) from exc
+
+
+def require_approval(
+    channel: str | None = None,
+    *,
+    client: Client | AsyncClient | None = None,
+    text: str | None = None,
+    options: Sequence[Option] | None = None,
+    approve: Collection[str] = ("approve",),
+    allow_comment: bool = True,
+    expires_in: Timeout = None,
+    on_expire: OnExpire = "deny",
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Gate a function (sync or async) behind a human's approval of each call.
+
+    Every call posts an approval review into ``channel`` (default ``SAYSO_DEFAULT_CHANNEL``)
+    showing the function's name and arguments, then waits. An option in ``approve`` runs the
+    function and returns its result; any other answer raises :class:`Denied` carrying the
+    reviewer's comment. An expired review (``expires_in``, default the server's 24 h) raises
+    :class:`Denied` with ``expired=True``, or runs the function with ``on_expire="allow"``.
+    ``client`` defaults to one built from ``SAYSO_URL``/``SAYSO_API_KEY`` for each call;
+    pass a :class:`Client` for sync functions and an :class:`AsyncClient` for async ones.
+    """
+
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        gate = _Gate(fn, channel, text, options, approve, allow_comment, expires_in, on_expire)
+        if inspect.iscoroutinefunction(fn):
+            if client is not None and not isinstance(client, AsyncClient):
+                raise TypeError(f"{fn.__qualname__} is async: pass an AsyncClient")
+            return cast(Callable[P, R], _async_gate(gate, cast(Callable[..., Awaitable[Any]], fn), client))
+        if client is not None and not isinstance(client, Client):
+            raise TypeError(f"{fn.__qualname__} is not async: pass a Client")
+        return _sync_gate(gate, fn, client)
+
+    return decorate
+
+
+def _sync_gate(gate: _Gate, fn: Callable[P, R], client: Client | None) -> Callable[P, R]:
+    @functools.wraps(fn)
+    def gated(*args: P.args, **kwargs: P.kwargs) -> R:
+        own = client or Client()
+        try:
+            channel = gate.target()
+            message = own.request_review(channel, **gate.request(args, kwargs))
+            try:
+                gate.decide(own.wait(message.id, channel))
+            except Expired as exc:
+                gate.expired(exc)
+        finally:
+            if client is None:
+                own.close()
+        return fn(*args, **kwargs)
+
+    return gated
+
+
+def _async_gate(
+    gate: _Gate, fn: Callable[..., Awaitable[Any]], client: AsyncClient | None
+) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(fn)
+    async def gated(*args: Any, **kwargs: Any) -> Any:
+        own = client or AsyncClient()
+        try:
+            channel = gate.target()
+            message = await own.request_review(channel, **gate.request(args, kwargs))
+            try:
+                gate.decide(await own.wait(message.id, channel))
+            except Expired as exc:
+                gate.expired(exc)
+        finally:
+            if client is None:
+                await own.aclose()
+        return await fn(*args, **kwargs)
+
+    return gated

@@ -1,0 +1,296 @@
+"""Every API call as plain data: method, path, query, body, and how to read the answer.
+
+:class:`sayso.Client` and :class:`sayso.AsyncClient` run the same :class:`Call` objects, one
+with blocking I/O and one with asyncio, so the two can never disagree on what goes on the wire.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import TypeAdapter
+
+from sayso.models import (
+    Agent,
+    IterationChain,
+    Message,
+    MessagePage,
+    MessageStatus,
+    StatusEvent,
+    WaitResult,
+)
+from sayso.reviews import RawReview, ReviewRequest
+
+T = TypeVar("T")
+
+# The server holds a long-poll at most this long (ms), as Placet does.
+POLL_CAP_MS = 30_000
+
+_MESSAGES = TypeAdapter(list[Message])
+_AGENTS = TypeAdapter(list[Agent])
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    method: str
+    path: str
+    parse: Callable[[httpx.Response], T]
+    params: Mapping[str, str] | None = None
+    json: Any = None
+    content: bytes | None = None
+    # Safe to send again after a lost answer or a 503 (see sayso.retry).
+    idempotent: bool = False
+    # Read timeout for this call (long-polls hold the answer up to 30 s).
+    timeout: float | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    # Sent without the client's credentials (signed upload URLs carry their own authority).
+    anonymous: bool = False
+
+
+CREDENTIAL_HEADERS = ("x-api-key", "authorization")
+
+
+def seg(value: str) -> str:
+    """A path segment, every reserved character encoded (``a/b`` → ``a%2Fb``)."""
+    return quote(value, safe="")
+
+
+def _channel(channel: str | None) -> dict[str, str]:
+    return {"channel": channel} if channel else {}
+
+
+def _json(resp: httpx.Response) -> Any:
+    return resp.json()
+
+
+def _message(resp: httpx.Response) -> Message:
+    return Message.model_validate(resp.json())
+
+
+def _agent(resp: httpx.Response) -> Agent:
+    return Agent.model_validate(resp.json())
+
+
+def _flag(name: str) -> Callable[[httpx.Response], bool]:
+    def parse(resp: httpx.Response) -> bool:
+        return bool(resp.json().get(name))
+
+    return parse
+
+
+def _drop_none(body: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if v is not None}
+
+
+# ── agents ───────────────────────────────────────────────────────────────────────────────────
+
+
+def create_agent(name: str, fields: Mapping[str, Any]) -> Call[Agent]:
+    return Call("POST", "/api/v1/agents", _agent, json=_drop_none({"name": name, **fields}))
+
+
+def list_agents() -> Call[list[Agent]]:
+    return Call("GET", "/api/v1/agents", lambda r: _AGENTS.validate_python(r.json()), idempotent=True)
+
+
+def get_agent(agent_id: str) -> Call[Agent]:
+    return Call("GET", f"/api/v1/agents/{seg(agent_id)}", _agent, idempotent=True)
+
+
+def update_agent(agent_id: str, fields: Mapping[str, Any]) -> Call[Agent]:
+    return Call("PATCH", f"/api/v1/agents/{seg(agent_id)}", _agent, json=dict(fields), idempotent=True)
+
+
+def delete_agent(agent_id: str) -> Call[bool]:
+    return Call("DELETE", f"/api/v1/agents/{seg(agent_id)}", _flag("deleted"), idempotent=True)
+
+
+def ping(agent_id: str, status: str, message: str | None) -> Call[Agent]:
+    body = _drop_none({"agentId": agent_id, "status": status, "message": message})
+    return Call("POST", "/api/v1/status/ping", _agent, json=body, idempotent=True)
+
+
+def list_plugins() -> Call[list[dict[str, Any]]]:
+    return Call("GET", "/api/v1/plugins", _json, idempotent=True)
+
+
+# ── messages ─────────────────────────────────────────────────────────────────────────────────
+
+
+def review_body(
+    review: ReviewRequest | Mapping[str, Any],
+    expires_in: float | None = None,
+    expires_at: datetime | None = None,
+) -> dict[str, Any]:
+    """The ``review`` object of a message: a payload model, or Placet's ``{type, payload}``."""
+    body = review.body() if isinstance(review, ReviewRequest) else dict(review)
+    if expires_in is not None:
+        body["expiresInSeconds"] = max(1, round(expires_in))
+    if expires_at is not None:
+        body["expiresAt"] = expires_at.isoformat()
+    return body
+
+
+def send_message(
+    channel: str,
+    text: str | None,
+    *,
+    status: MessageStatus | None = None,
+    review: dict[str, Any] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    webhook_url: str | None = None,
+    attachment_ids: list[str] | None = None,
+    text_attachments: list[dict[str, str]] | None = None,
+    iteration_of: str | None = None,
+    client_id: str | None = None,
+    stream_id: str | None = None,
+    stream_state: str | None = None,
+) -> Call[Message]:
+    # Every message carries an idempotency key, so a retry after a lost answer (or a 503)
+    # returns the message the first attempt created instead of posting it twice.
+    body = _drop_none(
+        {
+            "channelId": channel,
+            "text": text,
+            "status": status,
+            "review": review,
+            "metadata": dict(metadata) if metadata is not None else None,
+            "webhookUrl": webhook_url,
+            "attachmentIds": attachment_ids,
+            "textAttachments": text_attachments,
+            "iterationOf": iteration_of,
+            "clientId": client_id or str(uuid.uuid4()),
+            "streamId": stream_id,
+            "streamState": stream_state,
+        }
+    )
+    return Call("POST", "/api/v1/messages", _message, json=body, idempotent=True)
+
+
+def get_message(message_id: str, channel: str | None) -> Call[Message]:
+    return Call(
+        "GET", f"/api/v1/messages/{seg(message_id)}", _message, params=_channel(channel), idempotent=True
+    )
+
+
+def list_messages(
+    channel: str,
+    limit: int | None,
+    cursor: str | None,
+    search: str | None,
+    has_attachments: bool,
+) -> Call[MessagePage]:
+    params = {"channel": channel}
+    if limit:
+        params["limit"] = str(limit)
+    if cursor:
+        params["cursor"] = cursor
+    if search:
+        params["search"] = search
+    if has_attachments:
+        params["has_attachments"] = "true"
+    return Call(
+        "GET",
+        "/api/v1/messages",
+        lambda r: MessagePage.model_validate(r.json()),
+        params=params,
+        idempotent=True,
+    )
+
+
+def delete_message(message_id: str, channel: str | None) -> Call[bool]:
+    return Call(
+        "DELETE",
+        f"/api/v1/messages/{seg(message_id)}",
+        _flag("deleted"),
+        params=_channel(channel),
+        idempotent=True,
+    )
+
+
+def ack(message_id: str, channel: str | None) -> Call[bool]:
+    return Call(
+        "POST",
+        f"/api/v1/messages/{seg(message_id)}/ack",
+        _flag("acknowledged"),
+        params=_channel(channel),
+        json={},
+        idempotent=True,
+    )
+
+
+def iterations(message_id: str, channel: str | None) -> Call[IterationChain]:
+    return Call(
+        "GET",
+        f"/api/v1/messages/iterations/{seg(message_id)}",
+        lambda r: IterationChain.model_validate(r.json()),
+        params=_channel(channel),
+        idempotent=True,
+    )
+
+
+def patch_stream(
+    stream_id: str, channel: str, text: str, *, complete: bool = False, aborted: bool = False
+) -> Call[Message]:
+    body: dict[str, Any] = {"channelId": channel, "text": text}
+    if complete:
+        body["complete"] = True
+    if aborted:
+        body["streamState"] = "aborted"
+    # Replacing the whole text is safe to repeat; closing is not (a repeat would be a 409).
+    closing = complete or aborted
+    return Call(
+        "PATCH", f"/api/v1/messages/streams/{seg(stream_id)}", _message, json=body, idempotent=not closing
+    )
+
+
+def stream_status(stream_id: str, channel: str, text: str, tool_hint: bool) -> Call[StatusEvent]:
+    body = {"channelId": channel, "text": text, "toolHint": tool_hint}
+    return Call(
+        "POST",
+        f"/api/v1/messages/streams/{seg(stream_id)}/status",
+        lambda r: StatusEvent.model_validate(r.json()),
+        json=body,
+    )
+
+
+# ── reviews ──────────────────────────────────────────────────────────────────────────────────
+
+
+def get_review(message_id: str, channel: str | None) -> Call[Message]:
+    return Call(
+        "GET", f"/api/v1/reviews/{seg(message_id)}", _message, params=_channel(channel), idempotent=True
+    )
+
+
+def pending_reviews(channel: str | None) -> Call[list[Message]]:
+    return Call(
+        "GET",
+        "/api/v1/reviews/pending",
+        lambda r: _MESSAGES.validate_python(r.json()),
+        params=_channel(channel),
+        idempotent=True,
+    )
+
+
+def wait_once(message_id: str, channel: str, timeout_ms: int) -> Call[WaitResult]:
+    poll = max(1, min(POLL_CAP_MS, timeout_ms))
+    return Call(
+        "GET",
+        f"/api/v1/reviews/{seg(message_id)}/wait",
+        lambda r: WaitResult.model_validate(r.json()),
+        params={"channel": channel, "timeout": str(poll)},
+        idempotent=True,
+        # The server answers at the latest after `poll` ms; leave room for a slow edge.
+        timeout=poll / 1000 + 15,
+    )
+
+
+def raw_review(review_type: str, payload: Mapping[str, Any]) -> RawReview:
+    return RawReview(type=review_type, data=dict(payload))

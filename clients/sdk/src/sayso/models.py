@@ -1,0 +1,260 @@
+"""What the API answers, as typed models. Field names are Python's (``channel_id``); the wire's
+camelCase (``channelId``) is the alias, so ``Message.model_validate(api_json)`` just works.
+
+Unknown fields are kept (``model_extra``), so a newer server never breaks an older SDK; the
+fields below are checked against the running API's ``/openapi.json`` by the test suite.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from sayso.reviews import AnswerValue, parse_answer
+
+ReviewType = Literal["approval", "selection", "form", "text-input", "freeform"]
+ReviewStatus = Literal["pending", "completed", "expired"]
+MessageStatus = Literal["info", "success", "warning", "error"]
+SenderType = Literal["agent", "user", "webhook", "system"]
+DeliveryStatus = Literal["sent", "webhook_delivered", "webhook_failed", "agent_received"]
+WebhookFormat = Literal["placet", "processa"]
+StreamState = Literal["streaming", "complete", "aborted"]
+AgentStatus = Literal["active", "busy", "error", "offline"]
+WebhookEvent = Literal["review:responded", "review:expired", "message:created"]
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="allow", frozen=True, serialize_by_alias=True
+    )
+
+
+class Callback(ApiModel):
+    url: str
+    method: str = "POST"
+
+
+class OnExpire(ApiModel):
+    response: Any
+
+
+class Quorum(ApiModel):
+    approvals: int
+    approved: int = 0
+
+
+class Escalation(ApiModel):
+    """A step of a review's escalation: who the notifier tells, how long after creation."""
+
+    after_seconds: int
+    notify: list[str]
+
+
+class Vote(ApiModel):
+    """One reviewer's vote on a quorum review."""
+
+    user_id: str
+    email: str
+    response: Any
+    voted_at: datetime
+
+
+class Review(ApiModel):
+    """The review a message carries. Its id is the message's id."""
+
+    type: ReviewType
+    payload: dict[str, Any] = Field(default_factory=dict)
+    status: ReviewStatus
+    expires_at: datetime | None = None
+    response: Any = None
+    responded_by: str | None = None
+    responded_at: datetime | None = None
+    completed_at: datetime | None = None
+    feedback: str | None = None
+    modified_file_ids: dict[str, str] | None = None
+    callback: Callback | None = None
+    on_expire: OnExpire | None = None
+    default_response: Any = Field(default=None, description="onExpire's response, once the review expired")
+    quorum: Quorum | None = None
+    votes: list[Vote] | None = None
+    reminders: list[int] | None = Field(
+        default=None, description="Seconds before expiresAt the notifier reminds at"
+    )
+    escalation: list[Escalation] | None = None
+    content_digest: str | None = Field(
+        default=None, description="sha256 of what the reviewer is shown, fixed when the message was created"
+    )
+
+    @property
+    def answer(self) -> AnswerValue | None:
+        """The typed answer (:class:`ApprovalAnswer`, …) once completed, else None."""
+        if self.status != "completed" or not isinstance(self.response, dict):
+            return None
+        return parse_answer(self.type, self.response)
+
+
+class StatusEvent(ApiModel):
+    """A progress step of a streamed message."""
+
+    id: str
+    channel_id: str
+    stream_id: str
+    index: int
+    text: str
+    tool_hint: bool = False
+    created_at: datetime
+
+
+class Attachment(ApiModel):
+    id: str
+    channel_id: str
+    message_id: str | None = None
+    filename: str
+    mime_type: str
+    size: int
+    plugin_type: str = "file"
+    text_content: str | None = None
+    created_at: datetime
+
+
+class Message(ApiModel):
+    id: str
+    channel_id: str
+    sender_type: SenderType = "agent"
+    sender_name: str | None = None
+    sender_avatar_url: str | None = None
+    sender_id: str | None = None
+    text: str | None = None
+    status: MessageStatus | None = None
+    metadata: dict[str, Any] | None = None
+    webhook_url: str | None = None
+    webhook_format: WebhookFormat | None = None
+    iteration_of: str | None = None
+    group_id: str | None = None
+    iteration: int | None = None
+    iteration_group_id: str | None = None
+    attachments: list[Attachment] = Field(default_factory=list)
+    stream_id: str | None = None
+    stream_state: StreamState | None = None
+    status_events: list[StatusEvent] = Field(default_factory=list)
+    client_id: str | None = None
+    correlation_id: str | None = None
+    delivery_status: DeliveryStatus | None = None
+    acknowledged: bool = False
+    review: Review | None = None
+    created_at: datetime
+    updated_at: datetime | None = None
+
+
+class Command(ApiModel):
+    command: str
+    description: str
+    accepts_args: bool | None = None
+    arg_hint: str | None = None
+
+
+class Agent(ApiModel):
+    """An agent is a channel: its ``id`` is the ``channel_id`` messages go to."""
+
+    id: str
+    owner_id: str
+    name: str
+    description: str | None = None
+    avatar_url: str | None = None
+    tag: str | None = None
+    commands: list[Command] = Field(default_factory=list)
+    webhook_url: str | None = None
+    webhook_headers: dict[str, str] = Field(default_factory=dict)
+    webhook_auth: dict[str, str] | None = None
+    webhook_format: WebhookFormat = "placet"
+    webhook_enabled: bool = True
+    webhook_disabled_reason: str | None = None
+    webhook_events: list[WebhookEvent] = Field(default_factory=list)
+    webhook_retry_schedule: list[int] | None = None
+    status: AgentStatus = "offline"
+    status_message: str | None = None
+    status_since: datetime | None = None
+    last_active_at: datetime | None = None
+    last_activity_at: datetime | None = None
+    created_at: datetime
+    role: Literal["owner", "member"] = "owner"
+    webhook_secret: str | None = Field(
+        default=None, description="The signing secret (whsec_…), only in the answer that created the agent"
+    )
+
+
+class MessagePage(ApiModel):
+    data: list[Message]
+    next_cursor: str | None = None
+
+
+class IterationChain(ApiModel):
+    group_id: str
+    iterations: list[Message]
+
+
+class WaitResult(ApiModel):
+    """One long-poll's answer. ``status`` is ``completed`` or ``expired`` when the review ended,
+    ``pending`` (Sayso, with ``timed_out``) or ``timeout`` (Placet) when the poll ran out."""
+
+    status: str
+    message: Message | None = None
+    response: Any = None
+    timed_out: bool = False
+
+    @property
+    def done(self) -> bool:
+        return self.status in ("completed", "expired")
+
+
+class Answer(BaseModel):
+    """A completed review: the human's answer and the message it answers."""
+
+    model_config = ConfigDict(frozen=True)
+
+    message: Message
+
+    @property
+    def message_id(self) -> str:
+        return self.message.id
+
+    @property
+    def review(self) -> Review:
+        assert self.message.review is not None, "an answer always belongs to a review"
+        return self.message.review
+
+    @property
+    def review_type(self) -> ReviewType:
+        return self.review.type
+
+    @property
+    def response(self) -> dict[str, Any]:
+        """The raw response, as the reviewer's client sent it."""
+        raw = self.review.response
+        return raw if isinstance(raw, dict) else {}
+
+    @property
+    def value(self) -> AnswerValue:
+        """The typed answer: :class:`ApprovalAnswer`, :class:`SelectionAnswer`,
+        :class:`FormAnswer`, :class:`TextInputAnswer`, :class:`FreeformAnswer` or
+        :class:`Dismissed`."""
+        return parse_answer(self.review_type, self.response)
+
+    @property
+    def feedback(self) -> str | None:
+        return self.review.feedback
+
+
+class Event(BaseModel):
+    """One server-sent event from ``GET /api/v1/events``: ``type`` is ``message:created``,
+    ``review:responded``, ``review:expired``, ``agent:status``, ``delivery:status`` …; ``data``
+    is its JSON (for message events, the message as the API returns it)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str | None
+    type: str
+    data: Any

@@ -1,0 +1,67 @@
+"""Who is calling: an agent with an API key or a human with a user JWT. Both act for one owner,
+and both see exactly that owner's channels. The one authenticator the API and the realtime
+gateway share, so a credential means the same thing on every endpoint."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import jwt
+
+from sayso_common.credentials import ApiKeyResolver, decode_user_token, hash_secret, is_api_key
+from sayso_common.jwt_keys import JwtKeys
+
+
+@dataclass(frozen=True)
+class Principal:
+    owner_id: str
+    kind: Literal["api_key", "user"]
+    # What open sockets and streams are re-checked by (see revocation.py): the SHA-256 of the
+    # credential (for an API key, the stored ``key_hash``), never the credential itself.
+    credential_id: str = field(default="", repr=False)
+    key_id: str | None = None
+    # A user token's ``exp`` (epoch seconds).
+    expires_at: float | None = None
+    is_admin: bool = False
+
+
+class BadCredentialsError(Exception):
+    """Missing, malformed, unknown, revoked or expired; the message is safe to show."""
+
+
+def credential_from_headers(authorization: str | None, x_api_key: str | None) -> str:
+    """The API key or token of an HTTP request (``x-api-key`` wins, as in the API)."""
+    if x_api_key:
+        return x_api_key.strip()
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise BadCredentialsError("Authorization must be 'Bearer <API key or token>'")
+        return value.strip()
+    raise BadCredentialsError("missing credentials: send x-api-key or Authorization: Bearer")
+
+
+class Authenticator:
+    def __init__(self, keys: ApiKeyResolver, jwt_keys: JwtKeys) -> None:
+        self._keys = keys
+        self._jwt_keys = jwt_keys
+
+    async def principal(self, credential: str) -> Principal:
+        if is_api_key(credential):
+            owner = await self._keys.resolve(credential)
+            if owner is None:
+                raise BadCredentialsError("invalid or revoked API key")
+            return Principal(owner.owner_id, "api_key", hash_secret(credential), owner.key_id)
+        try:
+            claims = decode_user_token(credential, self._jwt_keys)
+        except jwt.InvalidTokenError:
+            raise BadCredentialsError("invalid or expired token") from None
+        return Principal(
+            str(claims["sub"]),
+            "user",
+            hash_secret(credential),
+            None,
+            float(claims["exp"]),
+            is_admin=bool(claims.get("adm")),
+        )

@@ -1,0 +1,204 @@
+"""A review's ways to close, the one home of each: answered (``completed``, written by the API),
+decided by a quorum of votes (``voted``, the API) and expired (written by the expirer). Each is a
+single conditional update on ``review.status: pending`` that also appends the event to the
+message's outbox, so a response racing the deadline either lands first (and the expiry matches
+nothing) or loses (and gets 409), never both, and there is exactly one ``review.responded`` or
+``review.expired`` event per review."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pymongo import UpdateOne
+
+from sayso_common import quorum
+from sayso_common.documents import MessageDoc, ReviewDoc, VoteDoc
+from sayso_common.events import (
+    Event,
+    MessageData,
+    ReviewExpired,
+    ReviewResponded,
+    ReviewVoted,
+    VoteData,
+    event_to_document,
+    outbox_entry,
+)
+from sayso_common.views import MessageView, message_view, vote_view
+
+
+def content_digest(doc: MessageDoc) -> str:
+    """sha256 (hex) of what a reviewer is shown: the text, metadata, attached files, review type
+    and payload. Written once when the message is created; none of these can change afterwards
+    (a reviewed stream's text is fixed), so an answer is recorded against exactly this."""
+    review = doc.get("review")
+    shown = {
+        "text": doc.get("text"),
+        "metadata": doc.get("metadata"),
+        "attachments": [a["id"] for a in doc.get("attachments") or ()],
+        "type": review["type"] if review else None,
+        "payload": review.get("payload") if review else None,
+    }
+    canonical = json.dumps(shown, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a human's response records on the review."""
+
+    response: Any
+    responded_by: str
+    feedback: str | None = None
+    modified_file_ids: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Completion:
+    """The conditional update that answers a review, and the message as it then reads."""
+
+    filter: dict[str, Any]
+    update: dict[str, Any]
+    view: MessageView
+
+
+def _answered(doc: MessageDoc, answer: Answer, now: datetime) -> tuple[dict[str, Any], ReviewResponded]:
+    """The ``$set`` that completes the review of ``doc`` with ``answer``, and its event."""
+    review = doc["review"]
+    outcome: dict[str, Any] = {
+        "status": "completed",
+        "response": answer.response,
+        "responded_by": answer.responded_by,
+        "responded_at": now,
+        "completed_at": now,
+    }
+    if answer.feedback is not None:
+        outcome["feedback"] = answer.feedback
+    if answer.modified_file_ids is not None:
+        outcome["modified_file_ids"] = answer.modified_file_ids
+    answered_review: ReviewDoc = {**review, **outcome}  # type: ignore[typeddict-item]
+    answered: MessageDoc = {**doc, "delivery_status": "sent", "updated_at": now, "review": answered_review}
+    event = ReviewResponded(
+        channel_id=doc["channel_id"],
+        owner_id=doc["owner_id"],
+        occurred_at=now,
+        data=MessageData(message=message_view(answered)),
+    )
+    fields = {**{f"review.{k}": v for k, v in outcome.items()}, "delivery_status": "sent", "updated_at": now}
+    return fields, event
+
+
+def _still_open(doc: MessageDoc, now: datetime) -> dict[str, Any]:
+    # The deadline is part of the condition: an overdue review the expirer has not reached yet is
+    # already closed.
+    return {
+        "_id": doc["_id"],
+        "owner_id": doc["owner_id"],
+        "review.status": "pending",
+        "review.expires_at": {"$gt": now},
+    }
+
+
+def completed(doc: MessageDoc, answer: Answer, now: datetime) -> Completion:
+    """Answer the pending review of ``doc``."""
+    fields, event = _answered(doc, answer, now)
+    return Completion(
+        filter=_still_open(doc, now),
+        update={"$set": fields, "$push": {"outbox": outbox_entry(event)}},
+        view=event.data.message,
+    )
+
+
+@dataclass(frozen=True)
+class Vote:
+    """One reviewer's answer to a quorum review (already validated against the review)."""
+
+    user_id: str
+    email: str
+    response: Any
+
+
+@dataclass(frozen=True)
+class Ballot:
+    """The conditional update that records a vote (and, if it decides the quorum, completes the
+    review), the message as it then reads, and the outcome the vote decided (None: still open)."""
+
+    filter: dict[str, Any]
+    update: dict[str, Any]
+    view: MessageView
+    outcome: quorum.Outcome | None
+
+
+def voted(doc: MessageDoc, vote: Vote, reviewers: frozenset[str], now: datetime) -> Ballot:
+    """Record ``vote`` on the pending quorum review of ``doc``, as read, with ``reviewers`` the
+    user ids that may vote now.
+
+    The update applies only if the review is still pending, this reviewer has not voted, and no
+    other vote landed since ``doc`` was read (the number of votes is unchanged): the outcome is
+    decided here, from exactly the votes the update extends. A concurrent voter's update then
+    matches nothing and is rebuilt from a fresh read, so among racing votes exactly one can be
+    the deciding one, and the review gets one ``review.responded`` event."""
+    review = doc["review"]
+    payload = review.get("payload") or {}
+    before = review.get("votes", [])
+    cast: VoteDoc = {"user_id": vote.user_id, "email": vote.email, "response": vote.response, "at": now}
+    votes = [*before, cast]
+    decided = quorum.outcome(review["quorum"]["approvals"], payload, votes, reviewers)
+    counted: MessageDoc = {**doc, "updated_at": now, "review": {**review, "votes": votes}}
+    fields: dict[str, Any] = {"updated_at": now}
+    closing: list[Event] = []
+    view = message_view(counted)
+    if decided is not None:
+        agrees = (decided == "approved") == quorum.approves(payload, vote.response)
+        final = vote.response if agrees else {"selectedOption": quorum.rejecting_option(payload)}
+        answered, responded = _answered(counted, Answer(final, vote.user_id), now)
+        fields |= answered
+        closing.append(responded)
+        view = responded.data.message
+    event = ReviewVoted(
+        channel_id=doc["channel_id"],
+        owner_id=doc["owner_id"],
+        occurred_at=now,
+        data=VoteData(message=view, vote=vote_view(cast)),
+    )
+    return Ballot(
+        filter={
+            **_still_open(doc, now),
+            "review.votes.user_id": {"$ne": vote.user_id},
+            "review.votes": {"$size": len(before)},
+        },
+        update={
+            "$set": fields,
+            "$push": {
+                "review.votes": cast,
+                "outbox": {"$each": [outbox_entry(e) for e in [event, *closing]]},
+            },
+        },
+        view=view,
+        outcome=decided,
+    )
+
+
+def expired(doc: MessageDoc, now: datetime) -> UpdateOne:
+    """Expire the pending review of ``doc`` (a no-op if it was answered meanwhile). A review
+    created with ``onExpire`` stays ``expired`` (as in Placet) and carries its default answer as
+    ``default_response``."""
+    review = doc["review"]
+    closed: ReviewDoc = {**review, "status": "expired", "expired_at": now}
+    fields: dict[str, Any] = {"review.status": "expired", "review.expired_at": now, "updated_at": now}
+    if "on_expire" in review:
+        closed["default_response"] = fields["review.default_response"] = review["on_expire"]["response"]
+    view = message_view({**doc, "updated_at": now, "review": closed})
+    event = ReviewExpired(
+        channel_id=doc["channel_id"],
+        owner_id=doc["owner_id"],
+        occurred_at=now,
+        data=MessageData(message=view),
+    )
+    return UpdateOne(
+        {"_id": doc["_id"], "review.status": "pending"},
+        {"$set": fields, "$push": {"outbox": event_to_document(event)}},
+    )

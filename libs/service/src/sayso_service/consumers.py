@@ -1,0 +1,165 @@
+"""A service that consumes Kafka in a consumer group (the dispatcher, the notifier): the FastStream
+subscriber, joining the group once Kafka answers, the lag gauge, and a lifespan that starts the
+service's background loops beside it and stops everything in the right order.
+
+The handler gets each batch as parsed events and must not raise for a passing outage: the
+offsets are committed after it returns (``AckPolicy.ACK``, which also commits when it raises), so
+it waits and retries until its write lands (``loops.until_done``). A crash before that redelivers
+the batch; so the handler's writes are idempotent.
+
+Needs the ``consumers`` extra (FastStream); the other services never import this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.message import StreamMessage
+from prometheus_client import Counter, Gauge
+
+from sayso_common import loops
+from sayso_common.events import Event, parse_batch
+from sayso_common.kafka import consumer_lag, ensure_topics
+from sayso_common.settings import ServiceSettings
+from sayso_common.topics import topic_for
+
+log = logging.getLogger(__name__)
+
+# How often the consumer group's lag is read into its gauge.
+LAG_INTERVAL_SECONDS = 5.0
+# How long FastStream lets a handler in progress finish when the broker stops.
+GRACEFUL_SECONDS = 10.0
+
+
+class KafkaUnavailableError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Group:
+    """One consumer group: its id, the event types it reads, and how it polls."""
+
+    name: str  # "dispatcher", "notifier": the client id's default and the log's word for it
+    group_id: str
+    topics: Sequence[str]  # event types (topic names without the prefix)
+    max_records: int
+    session_timeout_ms: int
+    start_timeout_seconds: float
+
+
+async def raw_values(msg: StreamMessage[Any]) -> list[bytes]:
+    """The batch as the records' bytes. FastStream's own decoder builds a message object (with a
+    uuid4) and runs ``json.loads`` per record, only for ``parse_event`` to validate the result
+    again; pydantic reads the JSON bytes directly (5.6 µs an event here, against 10.6 µs for
+    ``json.loads`` and validation, before FastStream's per-record objects)."""
+    return [record.value for record in msg.raw_message]
+
+
+@dataclass
+class GroupConsumer:
+    settings: ServiceSettings
+    group: Group
+    broker: KafkaBroker
+    lag_gauge: Gauge
+    consuming: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @classmethod
+    def build(
+        cls,
+        settings: ServiceSettings,
+        group: Group,
+        instance: str,
+        handle: Callable[[list[Event]], Awaitable[None]],
+        consumed: Counter,
+        lag_gauge: Gauge,
+    ) -> GroupConsumer:
+        """``handle`` gets every batch, parsed; ``consumed`` counts events by type."""
+        broker = KafkaBroker(
+            settings.kafka_bootstrap,
+            client_id=f"{settings.instance or group.name}-{instance}",
+            logger=log,
+            log_level=logging.DEBUG,
+            graceful_timeout=GRACEFUL_SECONDS,
+        )
+
+        @broker.subscriber(
+            *[topic_for(t, settings.topic_prefix) for t in group.topics],
+            batch=True,
+            max_records=group.max_records,
+            batch_timeout_ms=50,
+            decoder=raw_values,
+            # Latency over idle fetches: Tansu answers a fetch only when this wait runs out, not as
+            # soon as a record arrives, so the default 500 ms would add ~250 ms to every event.
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            group_id=group.group_id,
+            ack_policy=AckPolicy.ACK,
+            auto_offset_reset="earliest",
+            session_timeout_ms=group.session_timeout_ms,
+            heartbeat_interval_ms=max(500, group.session_timeout_ms // 4),
+        )
+        async def on_events(batch: list[Any]) -> None:
+            events = parse_batch(batch)
+            for event in events:
+                consumed.labels(event.type).inc()
+            await handle(events)
+
+        return cls(settings, group, broker, lag_gauge)
+
+    async def check_kafka(self) -> None:
+        if not self.consuming.is_set() or not await self.broker.ping(timeout=2.0):
+            raise KafkaUnavailableError("not consuming")
+
+    async def join(self) -> None:
+        """Join the group once Kafka answers; until then the service runs without it (work already
+        in MongoDB keeps going out) and /readyz says Kafka is missing."""
+        while True:
+            try:
+                await ensure_topics(self.settings)
+                await self.broker.start()
+                self.consuming.set()
+                log.info("consumer group joined", extra={"group": self.group.group_id})
+                return
+            except Exception:
+                log.warning("cannot start the Kafka consumer; retrying", exc_info=True)
+                with contextlib.suppress(Exception):
+                    await self.broker.stop()
+                await asyncio.sleep(2.0)
+
+    async def report_lag(self) -> None:
+        for topic, value in (await consumer_lag(self.broker.subscribers)).items():
+            self.lag_gauge.labels(topic).set(value)
+
+    @contextlib.asynccontextmanager
+    async def running(
+        self, background: Mapping[str, Coroutine[Any, Any, None]], drain: Callable[[], Awaitable[None]]
+    ) -> AsyncIterator[None]:
+        """Runs the service's ``background`` loops with the group's own (joining, lag) for as long
+        as the block does. Start-up waits for the group to join, up to its start timeout, then
+        serves anyway. On the way out: stop taking events first (FastStream commits what was
+        handled), then ``drain`` (let work in progress finish, hand the rest back), then the loops."""
+        loops_ = {
+            **background,
+            "lag": loops.every("consumer lag", LAG_INTERVAL_SECONDS, self.report_lag, wait_first=True),
+            "consume": self.join(),
+        }
+        tasks = [asyncio.create_task(coro, name=name) for name, coro in loops_.items()]
+        try:
+            await asyncio.wait_for(self.consuming.wait(), self.group.start_timeout_seconds)
+        except TimeoutError:
+            log.warning("Kafka consumer not started at start-up; continuing without it")
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                await self.broker.stop()
+            await drain()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)

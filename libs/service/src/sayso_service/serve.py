@@ -1,0 +1,30 @@
+"""Running a service over HTTP with uvicorn.
+
+SIGTERM handling comes from uvicorn: it stops accepting connections, lets in-flight requests
+finish (up to the graceful timeout), then runs the lifespan shutdown, where consumers commit and
+background loops finish their current item.
+"""
+
+from __future__ import annotations
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from sayso_common.observability import configure_logging
+from sayso_common.settings import ServiceSettings
+
+
+def serve(app: ASGIApp, settings: ServiceSettings, service: str) -> None:
+    configure_logging(settings.instance or service, settings.log_level)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+        timeout_keep_alive=settings.http_keepalive_seconds,
+        lifespan="on",
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+    )

@@ -1,2 +1,0 @@
-"""How a Signoff service runs over HTTP (uvicorn, probes, the error handlers), kept out of the
-contracts library (``signoff_common``) so that one stays free of web frameworks."""

@@ -1,0 +1,24 @@
+import sys
+
+from sayso_service.serve import serve
+
+from sayso_api.app import create_app
+from sayso_api.settings import ApiSettings
+
+USAGE = "usage: sayso-api [rotate-secrets]"
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    if args == ["rotate-secrets"]:
+        from sayso_api.rotation import main as rotate
+
+        sys.exit(rotate())
+    if args:
+        sys.exit(USAGE)
+    settings = ApiSettings()
+    serve(create_app(settings), settings, "api")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,579 @@
+"""Messages and reviews: creation (the hot path), queries, responses.
+
+Every state change is one single-document write that also appends its event to the document's
+``outbox`` array; the relay publishes it. No request handler talks to Kafka.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import weakref
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from sayso_api import files
+from sayso_api.auth import normalise_email
+from sayso_api.reviews import ReviewError, normalise_payload, validate_response
+from sayso_api.schemas import CONTENT_FIELDS, MessageIn, ReviewIn
+from sayso_api.settings import ApiSettings
+from sayso_common import membership, quorum, review_state
+from sayso_common.batching import GroupedInserts
+from sayso_common.clock import as_utc, utcnow
+from sayso_common.documents import AttachmentDoc, CallbackDoc, MessageDoc, ReviewDoc
+from sayso_common.events import MessageCreated, MessageData, outbox_entry
+from sayso_common.http_errors import ApiError, not_found
+from sayso_common.ids import new_id
+from sayso_common.membership import Reach
+from sayso_common.mongo import AGENTS, MESSAGES, USERS, Database, Doc, collection
+from sayso_common.principals import Principal
+from sayso_common.secretbox import SecretBox
+from sayso_common.views import MESSAGE_PROJECTION, MessageView, message_view, message_view_for, seen_by
+
+_INSERTS: weakref.WeakKeyDictionary[Database, GroupedInserts[MessageDoc]] = weakref.WeakKeyDictionary()
+
+
+def _inserts(db: Database) -> GroupedInserts[MessageDoc]:
+    """This process's grouped message inserts: the messages created in one event-loop turn (a
+    fleet of agents posting at once) go to mongod as one ``insert_many``, each request still
+    answered with its own outcome (see sayso_common.batching)."""
+    inserts = _INSERTS.get(db)
+    if inserts is None:
+        inserts = _INSERTS[db] = GroupedInserts(collection(db, MESSAGES))
+    return inserts
+
+
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":"), default=str))
+
+
+def _review_error(exc: ReviewError) -> ApiError:
+    return ApiError(
+        422,
+        "invalid_review" if exc.field.startswith("review") else "invalid_response",
+        exc.message,
+        exc.field,
+    )
+
+
+def request_hash(body: MessageIn) -> str:
+    canonical = json.dumps(body.model_dump(mode="json", exclude={"client_id"}), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def check_limits(settings: ApiSettings, body: MessageIn) -> None:
+    if not body.has_content():
+        # Checked here rather than in the model so the error can name a field.
+        raise ApiError(
+            422, "validation_error", f"a message must contain at least one of: {CONTENT_FIELDS}", "text"
+        )
+    if body.text is not None and len(body.text) > settings.max_text_chars:
+        raise ApiError(
+            413, "text_too_large", f"text is limited to {settings.max_text_chars} characters", "text"
+        )
+    if body.metadata is not None and _json_size(body.metadata) > settings.max_metadata_bytes:
+        raise ApiError(
+            413,
+            "metadata_too_large",
+            f"metadata is limited to {settings.max_metadata_bytes} bytes",
+            "metadata",
+        )
+    if body.review and _json_size(body.review.payload) > settings.max_payload_bytes:
+        raise ApiError(
+            413,
+            "payload_too_large",
+            f"review.payload is limited to {settings.max_payload_bytes} bytes",
+            "review.payload",
+        )
+
+
+def build_review(settings: ApiSettings, body: MessageIn, box: SecretBox, now: datetime) -> ReviewDoc | None:
+    review = body.review
+    if review is None:
+        return None
+    try:
+        payload = normalise_payload(review.type, review.payload)
+    except ReviewError as exc:
+        raise _review_error(exc) from None
+    # As Placet: expiresInSeconds wins over expiresAt, and a deadline past the maximum is capped
+    # (not refused), so an agent asking for "a week" still gets a review.
+    longest = settings.review_max_ttl_seconds
+    if review.expires_in_seconds is not None:
+        expires_at = now + timedelta(seconds=min(review.expires_in_seconds, longest))
+    elif review.expires_at is not None:
+        expires_at = as_utc(review.expires_at)
+        if expires_at <= now:
+            raise ApiError(422, "invalid_review", "expiresAt must be in the future", "review.expiresAt")
+        expires_at = min(expires_at, now + timedelta(seconds=longest))
+    else:
+        expires_at = now + timedelta(seconds=min(settings.review_default_ttl_seconds, longest))
+    doc: ReviewDoc = {"type": review.type, "payload": payload, "status": "pending", "expires_at": expires_at}
+    if review.on_expire is not None:
+        doc["on_expire"] = {"response": _default_response(review.type, payload, review.on_expire.response)}
+    if review.quorum is not None:
+        _check_quorum(review.type, payload)
+        doc["quorum"] = {"approvals": review.quorum.approvals}
+        doc["votes"] = []
+    _notification_policy(review, doc, (expires_at - now).total_seconds())
+    if review.callback:
+        callback: CallbackDoc = {"url": review.callback.url, "method": review.callback.method}
+        if review.callback.headers:
+            callback["headers_enc"] = box.seal(json.dumps(review.callback.headers))
+        doc["callback"] = callback
+    return doc
+
+
+def _notification_policy(review: ReviewIn, doc: ReviewDoc, lifetime: float) -> None:
+    """Store ``reminders`` and ``escalation`` (the notifier carries them out), refusing any that
+    could never happen before the deadline."""
+    for i, seconds in enumerate(review.reminders or []):
+        if seconds >= lifetime:
+            raise ApiError(
+                422, "invalid_review", f"must be less than the review's lifetime ({lifetime:.0f} s)",
+                f"review.reminders[{i}]",
+            )  # fmt: skip
+    for i, step in enumerate(review.escalation or []):
+        if step.after_seconds >= lifetime:
+            raise ApiError(
+                422, "invalid_review", f"must be less than the review's lifetime ({lifetime:.0f} s)",
+                f"review.escalation[{i}].afterSeconds",
+            )  # fmt: skip
+    if review.reminders:
+        doc["reminders"] = sorted(set(review.reminders), reverse=True)
+    if review.escalation:
+        doc["escalation"] = [
+            {"after_seconds": step.after_seconds, "notify": sorted({normalise_email(e) for e in step.notify})}
+            for step in review.escalation
+        ]
+
+
+async def _check_escalation(db: Database, channel_id: str, review: ReviewIn) -> None:
+    """Refuse an escalation address that is none of the channel's reviewers (its owner and
+    members): an agent's key tells the people of its channel, nobody else. Decided from the
+    reviewers' own documents (read by id), never by looking the address up, so an address with
+    an account elsewhere and one with none get the same answer."""
+    agent = await collection(db, AGENTS).find_one({"_id": channel_id}, {"owner_id": 1, "members.user_id": 1})
+    if agent is None:
+        raise not_found("channel")
+    ids = sorted(membership.reviewers(agent))
+    found = await collection(db, USERS).find({"_id": {"$in": ids}}, {"email": 1}).to_list()
+    reviewers = membership.reviewers_by_email(agent, {u["_id"]: u for u in found})
+    for i, step in enumerate(review.escalation or []):
+        for j, address in enumerate(step.notify):
+            if normalise_email(address) not in reviewers:
+                raise ApiError(
+                    422, "invalid_review",
+                    "is not the owner or a member of this channel: escalations only go to its reviewers",
+                    f"review.escalation[{i}].notify[{j}]",
+                )  # fmt: skip
+
+
+def _default_response(review_type: str, payload: dict[str, Any], response: Any) -> Any:
+    """``onExpire.response``, checked exactly as a human's answer to this review would be."""
+    try:
+        return validate_response(review_type, payload, response)
+    except ReviewError as exc:
+        raise ApiError(422, "invalid_review", exc.message, f"review.onExpire.{exc.field}") from None
+
+
+def _check_quorum(review_type: str, payload: dict[str, Any]) -> None:
+    if review_type != "approval":
+        raise ApiError(422, "invalid_review", "only approval reviews take a quorum", "review.quorum")
+    if not quorum.can_decide(payload):
+        raise ApiError(
+            422,
+            "invalid_review",
+            "a quorum needs an approving option (id approve, approved, accept, accepted, yes or ok, "
+            "or style primary or success) and one that does not approve",
+            "review.payload.options",
+        )
+
+
+async def _iteration(db: Database, body: MessageIn) -> tuple[str, int] | None:
+    """(group id, iteration number) of a follow-up. As Placet: only a review that is closed
+    (completed or expired) can be iterated on; the chain's root becomes iteration 1 and each
+    follow-up takes the next number in the group (branches included)."""
+    if not body.iteration_of:
+        return None
+    messages = collection(db, MESSAGES)
+    prev = await messages.find_one(
+        {"_id": body.iteration_of, "channel_id": body.channel_id}, {"group_id": 1, "review.status": 1}
+    )
+    if prev is None:
+        raise ApiError(
+            422, "invalid_iteration", "iterationOf names no message in this channel", "iterationOf"
+        )
+    status = prev["review"]["status"] if "review" in prev else None
+    if status not in ("completed", "expired"):
+        # 400 and Placet's words: Placet's MCP server hands its error bodies to agents as they are.
+        raise ApiError(
+            400,
+            "iteration_not_allowed",
+            "iterationOf target must have a completed or expired review",
+            "iterationOf",
+        )
+    group_id: str = prev.get("group_id") or prev["_id"]
+    # The root joins its own group the first time it is iterated on.
+    await messages.update_one(
+        {"_id": group_id, "iteration": {"$exists": False}}, {"$set": {"group_id": group_id, "iteration": 1}}
+    )
+    last = await messages.find_one({"group_id": group_id}, {"iteration": 1}, sort=[("iteration", -1)])
+    return group_id, ((last.get("iteration") if last else None) or 1) + 1
+
+
+async def _attachments(
+    db: Database, settings: ApiSettings, owner_id: str, body: MessageIn
+) -> list[AttachmentDoc]:
+    found: list[AttachmentDoc] = []
+    if body.attachment_ids:
+        found += await files.resolve_attachments(db, owner_id, body.channel_id, body.attachment_ids)
+    if body.text_attachments:
+        found += await files.store_text_attachments(
+            db, settings, owner_id, body.channel_id, body.text_attachments
+        )
+    return found
+
+
+async def create_message(
+    db: Database,
+    settings: ApiSettings,
+    box: SecretBox,
+    owner_id: str,
+    body: MessageIn,
+    *,
+    sender_type: str = "agent",
+    sender_id: str | None = None,
+    sender_name: str | None = None,
+    sender_avatar_url: str | None = None,
+    correlation_id: str | None = None,
+    _retries: int = 3,
+) -> tuple[MessageView, bool]:
+    """Insert a message with its ``message.created`` event. Returns (view, replayed)."""
+    check_limits(settings, body)
+    now = utcnow()
+    review = build_review(settings, body, box, now)
+    if body.review is not None and body.review.escalation:
+        await _check_escalation(db, body.channel_id, body.review)
+    chain = await _iteration(db, body)
+    metadata = body.metadata
+    if review is not None and review["type"] == "freeform" and review["payload"].get("plugin") is not None:
+        # Placet copies the renderer's name to metadata.plugin, where the inbox looks for it.
+        metadata = {**(metadata or {}), "plugin": review["payload"]["plugin"]}
+    if body.client_id and (body.attachment_ids or body.text_attachments):
+        # A retry must not try to attach the same files again (or store its texts twice): the
+        # original answers first. (Without attachments the unique index finds the retry cheaper.)
+        known = await collection(db, MESSAGES).find_one(
+            {"channel_id": body.channel_id, "client_id": body.client_id}, {"_id": 1}
+        )
+        if known is not None:
+            return await _replay(db, body), True
+    attachments = await _attachments(db, settings, owner_id, body)
+    message_id = new_id("msg")
+    fields: Doc = {
+        "_id": message_id,
+        "channel_id": body.channel_id,
+        "owner_id": owner_id,
+        "sender_type": sender_type,
+        "created_at": now,
+        "updated_at": now,
+    }
+    optional = {
+        "text": body.text,
+        "status": body.status,
+        "sender_id": sender_id,
+        "sender_name": sender_name,
+        "sender_avatar_url": sender_avatar_url,
+        "metadata": metadata,
+        "webhook_url": body.webhook_url,
+        "webhook_format": body.webhook_format,
+        "iteration_of": body.iteration_of,
+        "group_id": chain[0] if chain else None,
+        "iteration": chain[1] if chain else None,
+        "client_id": body.client_id,
+        "correlation_id": correlation_id,
+        "review": review,
+        "attachments": [{**a, "message_id": message_id} for a in attachments] or None,
+        "stream_id": body.stream_id,
+        "stream_state": (body.stream_state or "streaming") if body.stream_id else None,
+    }
+    fields.update({k: v for k, v in optional.items() if v is not None})
+    # (Assembled as a plain dict, absent fields left out; typed from here on.)
+    doc = cast(MessageDoc, fields)
+    if body.client_id:
+        doc["request_hash"] = request_hash(body)
+    if review is not None:
+        doc["delivery_status"] = "sent"
+        doc["review"]["content_digest"] = review_state.content_digest(doc)
+    view = message_view(doc)
+    event = MessageCreated(
+        channel_id=body.channel_id, owner_id=owner_id, occurred_at=now, data=MessageData(message=view)
+    )
+    doc["outbox"] = [outbox_entry(event)]
+    try:
+        await _inserts(db).insert(doc)
+    except DuplicateKeyError as exc:
+        if "iteration_unique" in str(exc) and _retries > 0:
+            # Two follow-ups raced for the same number: take the next one.
+            return await create_message(
+                db, settings, box, owner_id, body, sender_type=sender_type, sender_id=sender_id,
+                sender_name=sender_name, sender_avatar_url=sender_avatar_url,
+                correlation_id=correlation_id, _retries=_retries - 1,
+            )  # fmt: skip
+        if "stream_id_unique" in str(exc):
+            # As Placet: the first POST of a stream is idempotent; a re-POST returns the draft.
+            return await _existing_stream(db, owner_id, body), True
+        if not body.client_id:
+            raise
+        return await _replay(db, body), True
+    if attachments:
+        await files.link(db, message_id, attachments)
+    return view, False
+
+
+async def _existing_stream(db: Database, owner_id: str, body: MessageIn) -> MessageView:
+    existing = await collection(db, MESSAGES).find_one(
+        {"owner_id": owner_id, "stream_id": body.stream_id}, MESSAGE_PROJECTION
+    )
+    if existing is None or existing["channel_id"] != body.channel_id:
+        raise ApiError(409, "stream_exists", "this streamId is in use in another channel", "streamId")
+    return message_view(existing)
+
+
+async def _replay(db: Database, body: MessageIn) -> MessageView:
+    existing = await collection(db, MESSAGES).find_one(
+        {"channel_id": body.channel_id, "client_id": body.client_id}, {"outbox": 0}
+    )
+    if existing is None:  # deleted between the insert and this read
+        raise ApiError(409, "idempotency_conflict", "clientId was used by a deleted message", "clientId")
+    if existing.get("request_hash") != request_hash(body):
+        raise ApiError(
+            409, "idempotency_conflict", "clientId was already used with a different request body", "clientId"
+        )
+    return message_view(existing)
+
+
+async def get_message(db: Database, reach: Reach, message_id: str, channel_id: str | None) -> MessageDoc:
+    """The message, if it is in a channel ``reach`` covers (else 404, as for a missing one)."""
+    query: Doc = {"_id": message_id, **reach.scope()}
+    if channel_id:
+        query["channel_id"] = channel_id
+    doc = await collection(db, MESSAGES).find_one(query, MESSAGE_PROJECTION)
+    if doc is None:
+        raise not_found("message")
+    return doc
+
+
+async def _newest_first(
+    db: Database, query: Doc, limit: int, reader_id: str
+) -> tuple[list[MessageView], str | None]:
+    """One page of matching messages, newest first, as ``reader_id`` may read them, and the cursor
+    for the next page."""
+    docs = (
+        await collection(db, MESSAGES).find(query, MESSAGE_PROJECTION).sort("_id", -1).limit(limit).to_list()
+    )
+    # As Placet: a full page always carries a cursor (the next page may then be empty).
+    next_cursor = docs[limit - 1]["_id"] if len(docs) >= limit else None
+    return [message_view_for(d, reader_id) for d in docs[:limit]], next_cursor
+
+
+async def list_messages(
+    db: Database,
+    owner_id: str,
+    channel_id: str,
+    limit: int,
+    cursor: str | None,
+    search: str | None,
+    correlation_id: str | None = None,
+    *,
+    reader_id: str,
+    with_attachments: bool = False,
+) -> tuple[list[MessageView], str | None]:
+    """A page of ``owner_id``'s channel ``channel_id`` as ``reader_id`` (its owner or a member)
+    may read it."""
+    query: Doc = {"channel_id": channel_id, "owner_id": owner_id}
+    if with_attachments:
+        query["attachments.0"] = {"$exists": True}
+    if cursor:
+        query["_id"] = {"$lt": cursor}
+    if search:
+        query["text"] = {"$regex": re.escape(search), "$options": "i"}
+    if correlation_id:
+        query["correlation_id"] = correlation_id
+    return await _newest_first(db, query, limit, reader_id)
+
+
+async def list_reviews(
+    db: Database, reach: Reach, channel_id: str | None, limit: int, cursor: str | None
+) -> tuple[list[MessageView], str | None]:
+    query: Doc = {**reach.scope(), "review.status": "pending"}
+    if channel_id:
+        query["channel_id"] = channel_id
+    if cursor:
+        query["_id"] = {"$lt": cursor}
+    return await _newest_first(db, query, limit, reach.owner_id)
+
+
+async def _answerable(db: Database, access: Reach | Principal, message_id: str) -> tuple[MessageDoc, Reach]:
+    """The message and the reach it was found under (404 when ``access`` does not cover it)."""
+    if isinstance(access, Reach):
+        return await get_message(db, access, message_id, None), access
+    # Read first, then check: the owner (most answers) needs no membership read at all.
+    doc = await collection(db, MESSAGES).find_one({"_id": message_id}, MESSAGE_PROJECTION)
+    reach = doc and await membership.reach_over(db, access, doc["owner_id"], doc["channel_id"])
+    if doc is None or not reach:
+        raise not_found("message")
+    return doc, reach
+
+
+async def respond(
+    db: Database,
+    access: Reach | Principal,
+    message_id: str,
+    responder_id: str,
+    response: Any,
+    feedback: str | None = None,
+    modified_file_ids: dict[str, str] | None = None,
+) -> MessageView:
+    """Record the first response to a pending review; 409 for any later one. On a quorum review
+    the response is the responder's vote. ``access`` is who answers (their channels and those
+    shared with them) or, for a credential that names the review itself, a ready reach."""
+    doc, reach = await _answerable(db, access, message_id)
+    review = doc.get("review")
+    if not review:
+        raise not_found("review")
+    now = utcnow()
+    _ensure_open(review, now)
+    try:
+        clean = validate_response(review["type"], review.get("payload") or {}, response)
+    except ReviewError as exc:
+        raise _review_error(exc) from None
+    if "quorum" in review:
+        if feedback is not None or modified_file_ids is not None:
+            field = "feedback" if feedback is not None else "modifiedFileIds"
+            raise ApiError(422, "invalid_response", "a quorum vote is its response alone", field)
+        return seen_by(await _vote(db, reach, doc, responder_id, clean), doc["owner_id"], responder_id)
+    answer = review_state.Answer(clean, responder_id, feedback, modified_file_ids)
+    completion = review_state.completed(doc, answer, now)
+    updated = await collection(db, MESSAGES).find_one_and_update(
+        completion.filter, completion.update, projection={"_id": 1}, return_document=ReturnDocument.AFTER
+    )
+    if updated is None:
+        current = await get_message(db, reach, message_id, None)
+        _ensure_open(current["review"], now)
+        raise ApiError(409, "review_closed", "the review is no longer pending")
+    return seen_by(completion.view, doc["owner_id"], responder_id)
+
+
+async def _vote(db: Database, reach: Reach, doc: MessageDoc, voter_id: str, response: Any) -> MessageView:
+    """Record ``voter_id``'s vote (see ``review_state.voted``). A concurrent vote makes the
+    conditional update miss; the vote is then rebuilt from a fresh read. Each miss means another
+    vote landed, and a review has at most one vote per reviewer, so this ends."""
+    agent = await collection(db, AGENTS).find_one({"_id": doc["channel_id"]}, {"owner_id": 1, "members": 1})
+    voter = await collection(db, USERS).find_one({"_id": voter_id}, {"email": 1})
+    if agent is None or voter is None:
+        raise not_found("review")
+    reviewers = membership.reviewers(agent)
+    for _ in range(2 * len(reviewers) + 2):
+        now = utcnow()
+        _ensure_open(doc["review"], now)
+        if any(v["user_id"] == voter_id for v in doc["review"].get("votes", [])):
+            raise ApiError(409, "already_voted", "you already voted on this review")
+        vote = review_state.Vote(voter_id, voter["email"], response)
+        ballot = review_state.voted(doc, vote, reviewers, now)
+        if await collection(db, MESSAGES).find_one_and_update(ballot.filter, ballot.update, {"_id": 1}):
+            return ballot.view
+        doc = await get_message(db, reach, doc["_id"], None)
+    raise ApiError(409, "vote_contention", "too many votes landed at once; send it again", "response")
+
+
+def _ensure_open(review: ReviewDoc, now: datetime) -> None:
+    if review["status"] == "completed":
+        raise ApiError(409, "already_responded", "this review already has a response")
+    if review["status"] == "expired" or as_utc(review["expires_at"]) <= now:
+        raise ApiError(409, "review_expired", "this review expired before it was answered")
+
+
+async def acknowledge(db: Database, owner_id: str, message_id: str, channel_id: str | None) -> None:
+    query: Doc = {"_id": message_id, "owner_id": owner_id}
+    if channel_id:
+        query["channel_id"] = channel_id
+    now = utcnow()
+    result = await collection(db, MESSAGES).update_one(
+        query, {"$set": {"delivery_status": "agent_received", "acknowledged_at": now, "updated_at": now}}
+    )
+    if result.matched_count == 0:
+        raise not_found("message")
+
+
+async def iterations(
+    db: Database, owner_id: str, message_id: str, channel_id: str | None
+) -> tuple[str, list[MessageView]]:
+    doc = await get_message(db, Reach(owner_id), message_id, channel_id)
+    group_id = doc.get("group_id") or doc["_id"]
+    docs = await (
+        collection(db, MESSAGES)
+        .find({"owner_id": owner_id, "$or": [{"_id": group_id}, {"group_id": group_id}]}, MESSAGE_PROJECTION)
+        .sort([("iteration", 1), ("_id", 1)])
+        .limit(1000)
+        .to_list()
+    )
+    return group_id, [message_view(d) for d in docs]
+
+
+async def delete_message(db: Database, owner_id: str, message_id: str, channel_id: str | None) -> None:
+    query: Doc = {"_id": message_id, "owner_id": owner_id}
+    if channel_id:
+        query["channel_id"] = channel_id
+    messages = collection(db, MESSAGES)
+    doc = await messages.find_one(query, {"group_id": 1})
+    if doc is None:
+        raise not_found("message")
+    # As Placet: a member of an iteration chain with other messages stays (agents walk chains).
+    group_id = doc.get("group_id")
+    if group_id and await messages.find_one({"group_id": group_id, "_id": {"$ne": message_id}}, {"_id": 1}):
+        raise ApiError(
+            400,
+            "iteration_chain",
+            "Cannot delete a message that is part of an iteration chain with other messages",
+            "id",
+        )
+    # Its files first, bytes and all (their links stop working): a delete cut short between the
+    # two is finished by asking again, where the other order would leave the files behind.
+    await files.remove_files(db, {"owner_id": owner_id, "message_id": message_id})
+    result = await messages.delete_one(query)
+    if result.deleted_count == 0:
+        raise not_found("message")
+
+
+async def delete_channel_messages(db: Database, owner_id: str, channel_id: str) -> None:
+    """Every message of a channel being deleted, and every file of the channel (attached or not)."""
+    await files.remove_files(db, {"owner_id": owner_id, "channel_id": channel_id})
+    await collection(db, MESSAGES).delete_many({"owner_id": owner_id, "channel_id": channel_id})
+
+
+async def backfill_iterations(db: Database) -> int:
+    """Number the follow-ups stored before messages carried ``iteration`` (root = 1, then each
+    message one more than the one it follows). Idempotent; cheap when there is nothing to do."""
+    messages = collection(db, MESSAGES)
+    groups = await messages.distinct(
+        "group_id", {"group_id": {"$type": "string"}, "iteration": {"$exists": False}}
+    )
+    done = 0
+    for group_id in groups:
+        chain = (
+            await messages.find({"$or": [{"_id": group_id}, {"group_id": group_id}]}, {"iteration": 1})
+            .sort("_id", 1)
+            .to_list()
+        )
+        # Numbered in creation order, as new follow-ups are; the root (1) joins its own group.
+        for number, doc in enumerate(chain, start=1):
+            if "iteration" not in doc:
+                await messages.update_one(
+                    {"_id": doc["_id"]}, {"$set": {"iteration": number, "group_id": group_id}}
+                )
+                done += 1
+    return done

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from sayso_common.settings import CircuitSettings
+
+
+class ApiSettings(CircuitSettings):
+    """API settings. The circuit-breaker policy is the dispatcher's (SAYSO_DISPATCHER_CIRCUIT_*),
+    read here too so the operator page estimates open circuits as the dispatchers run them."""
+
+    http_port: int = 8101
+    # The URL people and agents use (the edge); inbound webhook URLs are built from it.
+    public_url: str = "http://127.0.0.1:8000"
+    # First admin, created at start-up when no user has this e-mail (``make run`` sets these).
+    bootstrap_admin_email: str | None = None
+    bootstrap_admin_password: SecretStr | None = None
+    jwt_ttl_seconds: int = Field(default=12 * 3600, ge=60)
+    # Review deadlines: the default when a message names none, and the longest allowed.
+    review_default_ttl_seconds: int = Field(default=24 * 3600, ge=1)
+    # Placet caps a requested deadline at 36 h (MAX_REVIEW_DURATION_SECONDS); longer ones are capped.
+    review_max_ttl_seconds: int = Field(default=36 * 3600, ge=1)
+    # Size limits (documented in the README). The body limit applies before parsing.
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    max_text_chars: int = Field(default=20_000, ge=1)
+    max_metadata_bytes: int = Field(default=16 * 1024, ge=64)
+    max_payload_bytes: int = Field(default=64 * 1024, ge=64)
+    # Login throttling: failures allowed per e-mail, and per client address, within the window.
+    login_max_failures: int = Field(default=10, ge=1)
+    login_max_failures_per_address: int = Field(default=100, ge=1)
+    login_window_seconds: int = Field(default=900, ge=1)
+    # How long an API-key or channel lookup is cached; also the upper bound for revocation lag.
+    auth_cache_seconds: float = Field(default=5.0, ge=0)
+    # Inbound token webhooks: executions allowed per webhook per minute (429 beyond).
+    inbound_rate_per_minute: int = Field(default=60, ge=1)
+    # Signed triggers: body limit, allowed clock skew, and how long a rotated-out secret still works.
+    trigger_max_body_bytes: int = Field(default=64 * 1024, ge=256)
+    trigger_tolerance_seconds: int = Field(default=300, ge=1)
+    trigger_rotation_grace_seconds: int = Field(default=24 * 3600, ge=0)
+    webhook_rotation_grace_seconds: int = Field(default=24 * 3600, ge=0)
+    # Outbox relay lease: a crashed relay is replaced by another replica after this long.
+    relay_lease_seconds: float = Field(default=10.0, gt=0)
+    # Files (GridFS): the largest upload, streamed to MongoDB chunk by chunk (413 beyond), and how
+    # long the signed upload and download URLs stay valid.
+    max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
+    file_upload_url_ttl_seconds: int = Field(default=15 * 60, ge=1)
+    file_download_url_ttl_seconds: int = Field(default=5 * 60, ge=1)
+    # Per owner account: files registered or uploaded but attached to no message (429 beyond), and
+    # the bytes of all its files together (413 beyond). An uploaded file attached to no message is
+    # deleted, bytes and all, this long after it was uploaded (or last offered to a message); the
+    # sweep that deletes it runs this often in every API process.
+    file_quota_unattached: int = Field(default=100, ge=1)
+    file_quota_bytes: int = Field(default=1024 * 1024 * 1024, ge=0)
+    file_unattached_ttl_seconds: int = Field(default=24 * 3600, ge=1)
+    file_sweep_interval_seconds: float = Field(default=60.0, gt=0)
+    # Slack's interactive callbacks (POST /api/integrations/slack/actions) are checked with the Slack
+    # app's signing secret and a timestamp window; unset, that endpoint answers 404.
+    slack_signing_secret: SecretStr | None = None
+    slack_tolerance_seconds: int = Field(default=300, ge=1)

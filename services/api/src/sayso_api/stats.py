@@ -1,0 +1,269 @@
+"""Operator numbers for one owner: webhook delivery activity and the review backlog.
+
+Read-only and computed from what MongoDB already holds (delivery attempts, pending reviews), so
+the API needs nothing from the dispatcher. MongoDB groups the attempts into a few rows per time
+bucket and host; the pure functions below turn those rows into the series, rates and host
+health the operator page shows, and have table tests.
+
+Circuit breakers live in each dispatcher's memory (its ``sayso_webhook_open_circuits`` gauge
+is the global truth). Per owner they are *estimated* here from the recorded attempts with the
+dispatchers' policy (the same SAYSO_DISPATCHER_CIRCUIT_* settings): a host whose last attempts
+trip it, the latest one a failure, is reported as open.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import Field
+
+from sayso_api.schemas import Out
+from sayso_common.clock import as_utc, utcnow
+from sayso_common.membership import Reach
+from sayso_common.mongo import AGENTS, DELIVERIES, MESSAGES, Database, collection, untyped
+from sayso_common.settings import CircuitPolicy
+
+# deliveriesPerSecond is the rate over this trailing span (the chart shows the whole window).
+RATE_SECONDS = 60
+MAX_HOSTS = 20
+WINDOW_DEFAULT = 300
+WINDOW_MAX = 3600
+BUCKETS = 30
+
+
+class Bucket(Out):
+    at: datetime = Field(description="Start of the bucket")
+    delivered: int = Field(description="Attempts answered with 2xx")
+    failed: int = Field(description="Attempts that did not get a 2xx")
+
+
+class HostHealth(Out):
+    host: str
+    attempts: int = Field(description="Recent attempts considered (at most the breaker window)")
+    failures: int
+    open: bool = Field(description="Estimated: the dispatcher's breaker would hold this host open")
+
+
+class PendingReviews(Out):
+    total: int
+    oldest_at: datetime | None = None
+    oldest_age_seconds: float | None = None
+    by_channel: dict[str, int] = Field(default_factory=dict)
+
+
+class Overview(Out):
+    generated_at: datetime
+    window_seconds: int
+    bucket_seconds: int
+    deliveries_per_second: float = Field(
+        description=f"2xx attempts per second over the last {RATE_SECONDS} s"
+    )
+    attempts: int = Field(description="Attempts in the window")
+    delivered: int
+    failed_attempts: int
+    failed_deliveries: int = Field(description="Deliveries that gave up (no retry left) in the window")
+    retrying: int = Field(description="Deliveries waiting for their next retry")
+    open_circuits: int
+    hosts: list[HostHealth]
+    series: list[Bucket]
+    pending_reviews: PendingReviews
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    """One group from MongoDB: attempts to ``host`` in bucket ``bucket`` that did (not) succeed."""
+
+    bucket: int
+    ok: bool
+    count: int
+
+
+def bucket_seconds(window: int, buckets: int = BUCKETS) -> int:
+    return max(1, math.ceil(window / buckets))
+
+
+def series(rows: Iterable[AttemptRow], start: datetime, window: int, size: int) -> list[Bucket]:
+    """Every bucket of the window, empty ones included, oldest first."""
+    count = math.ceil(window / size)
+    delivered = [0] * count
+    failed = [0] * count
+    for row in rows:
+        if row.bucket < 0:
+            continue
+        # An attempt recorded at the very instant the window ends falls in the last bucket.
+        index = min(row.bucket, count - 1)
+        (delivered if row.ok else failed)[index] += row.count
+    return [
+        Bucket(at=start + timedelta(seconds=i * size), delivered=delivered[i], failed=failed[i])
+        for i in range(count)
+    ]
+
+
+def rate(buckets: list[Bucket], size: int, span: int = RATE_SECONDS) -> float:
+    """Successful attempts per second over the last ``span`` seconds (whole buckets)."""
+    if not buckets:
+        return 0.0
+    take = max(1, min(len(buckets), round(span / size)))
+    recent = buckets[-take:]
+    return round(sum(b.delivered for b in recent) / (take * size), 3)
+
+
+def host_health(recent: Mapping[str, list[bool]], policy: CircuitPolicy) -> list[HostHealth]:
+    """``recent`` maps a host to its latest attempt outcomes, newest first. Open hosts first,
+    then the most failing."""
+    out = []
+    for host, outcomes in recent.items():
+        window = outcomes[: policy.window]
+        failures = window.count(False)
+        is_open = policy.trips(window) and not window[0]
+        out.append(HostHealth(host=host, attempts=len(window), failures=failures, open=is_open))
+    out.sort(key=lambda h: (not h.open, -h.failures, h.host))
+    return out[:MAX_HOSTS]
+
+
+def age_seconds(oldest: datetime | None, now: datetime) -> float | None:
+    if oldest is None:
+        return None
+    return round(max(0.0, (now - as_utc(oldest)).total_seconds()), 3)
+
+
+async def pending_reviews(db: Database, reach: Reach, now: datetime | None = None) -> PendingReviews:
+    """Pending reviews in the channels ``reach`` covers (shared ones too: they wait for the
+    caller as much as their own do)."""
+    now = now or utcnow()
+    rows = await (
+        await untyped(db, MESSAGES).aggregate(
+            [
+                {"$match": {**reach.scope(), "review.status": "pending"}},
+                {"$group": {"_id": "$channel_id", "n": {"$sum": 1}, "oldest": {"$min": "$created_at"}}},
+            ]
+        )
+    ).to_list()
+    oldest = min((as_utc(r["oldest"]) for r in rows if r.get("oldest")), default=None)
+    return PendingReviews(
+        total=sum(r["n"] for r in rows),
+        oldest_at=oldest,
+        oldest_age_seconds=age_seconds(oldest, now),
+        by_channel={r["_id"]: r["n"] for r in rows},
+    )
+
+
+def _ok(attempt: str) -> dict[str, Any]:
+    # 2xx is the only success, as in the dispatcher.
+    code = f"{attempt}.status_code"
+    return {"$and": [{"$gte": [code, 200]}, {"$lt": [code, 300]}]}
+
+
+async def overview(
+    db: Database, owner_id: str, policy: CircuitPolicy, window: int = WINDOW_DEFAULT
+) -> Overview:
+    now = utcnow()
+    size = bucket_seconds(window)
+    start = now - timedelta(seconds=window)
+    channels = [
+        a["_id"] for a in await collection(db, AGENTS).find({"owner_id": owner_id}, {"_id": 1}).to_list()
+    ]
+    # The (channel_id, state, updated_at) index narrows this to the owner's recently touched
+    # deliveries; an attempt in the window always moved its delivery's updated_at into it.
+    scope = {"channel_id": {"$in": channels}, "owner_id": owner_id, "updated_at": {"$gte": start}}
+    facets = await (
+        await untyped(db, DELIVERIES).aggregate(
+            [
+                {"$match": scope},
+                {
+                    "$project": {
+                        "host": 1,
+                        "state": 1,
+                        "attempt_count": 1,
+                        "attempts.at": 1,
+                        "attempts.status_code": 1,
+                    }
+                },
+                {
+                    "$facet": {
+                        "buckets": [
+                            {"$unwind": "$attempts"},
+                            {"$match": {"attempts.at": {"$gte": start}}},
+                            {
+                                "$group": {
+                                    "_id": {
+                                        "bucket": {
+                                            "$floor": {
+                                                "$divide": [
+                                                    {"$subtract": ["$attempts.at", start]},
+                                                    size * 1000,
+                                                ]
+                                            }
+                                        },
+                                        "ok": _ok("$attempts"),
+                                    },
+                                    "n": {"$sum": 1},
+                                }
+                            },
+                        ],
+                        "hosts": [
+                            {"$unwind": "$attempts"},
+                            {"$match": {"attempts.at": {"$gte": start}}},
+                            {"$sort": {"attempts.at": -1}},
+                            {
+                                "$group": {
+                                    "_id": "$host",
+                                    "recent": {"$firstN": {"input": _ok("$attempts"), "n": policy.window}},
+                                }
+                            },
+                        ],
+                        "states": [
+                            {
+                                "$group": {
+                                    "_id": None,
+                                    "failed": {"$sum": {"$cond": [{"$eq": ["$state", "failed"]}, 1, 0]}},
+                                    "retrying": {
+                                        "$sum": {
+                                            "$cond": [
+                                                {
+                                                    "$and": [
+                                                        {"$eq": ["$state", "pending"]},
+                                                        {"$gt": ["$attempt_count", 0]},
+                                                    ]
+                                                },
+                                                1,
+                                                0,
+                                            ]
+                                        }
+                                    },
+                                }
+                            }
+                        ],
+                    }
+                },
+            ]
+        )
+    ).to_list()
+    facet = facets[0] if facets else {"buckets": [], "hosts": [], "states": []}
+    rows = [AttemptRow(int(r["_id"]["bucket"]), bool(r["_id"]["ok"]), r["n"]) for r in facet["buckets"]]
+    buckets = series(rows, start, window, size)
+    hosts = host_health(
+        {str(h["_id"] or "?"): [bool(x) for x in h["recent"]] for h in facet["hosts"]}, policy
+    )
+    states = facet["states"][0] if facet["states"] else {"failed": 0, "retrying": 0}
+    delivered = sum(b.delivered for b in buckets)
+    failed = sum(b.failed for b in buckets)
+    return Overview(
+        generated_at=now,
+        window_seconds=window,
+        bucket_seconds=size,
+        deliveries_per_second=rate(buckets, size),
+        attempts=delivered + failed,
+        delivered=delivered,
+        failed_attempts=failed,
+        failed_deliveries=states["failed"],
+        retrying=states["retrying"],
+        open_circuits=sum(1 for h in hosts if h.open),
+        hosts=hosts,
+        series=buckets,
+        pending_reviews=await pending_reviews(db, Reach(owner_id), now),
+    )

@@ -1,0 +1,95 @@
+"""Dispatcher settings. Every dispatcher-only setting carries the ``dispatcher_`` prefix, so the
+environment names read ``SAYSO_DISPATCHER_…``."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import NoDecode
+
+from sayso_common.settings import CircuitSettings
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# DESIGN.md's default: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (each ±20 % jitter).
+DEFAULT_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 36000)
+
+
+def _split(value: object) -> object:
+    # Comma-separated in the environment ("10.0.0.0/8, 127.0.0.0/8"); lists pass through.
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class DispatcherSettings(CircuitSettings):
+    http_port: int = 8103
+    # Kafka consumer group: every dispatcher replica in one group splits the partitions.
+    dispatcher_group_id: str = "sayso-dispatcher"
+    dispatcher_session_timeout_ms: int = Field(default=10_000, ge=1000)
+    # How long start-up waits for the consumer to join before serving probes anyway.
+    dispatcher_start_timeout_seconds: float = Field(default=30.0, gt=0)
+    dispatcher_max_poll_records: int = Field(default=500, ge=1)
+    # HTTP: whole-request timeout, and how many requests run at once (per process, per host).
+    dispatcher_timeout_seconds: float = Field(default=10.0, gt=0)
+    dispatcher_concurrency: int = Field(default=256, ge=1)
+    dispatcher_per_host_concurrency: int = Field(default=16, ge=1)
+    # The share of dispatcher_concurrency one tenant (owner account) may hold at once, however many
+    # hosts it sends to: a tenant whose receivers are all slow keeps the rest for the others.
+    dispatcher_tenant_share: float = Field(default=0.25, gt=0, le=1)
+    # Deliveries held in memory (queued or in flight); beyond it new work waits in MongoDB.
+    dispatcher_max_held: int = Field(default=5_000, ge=1)
+    # A claimed delivery belongs to this process for this long (renewed while held); after a
+    # crash another replica takes it over once it lapses. Must exceed the request timeout.
+    dispatcher_lease_seconds: float = Field(default=30.0, gt=0)
+    # Retries: seconds before each retry, in order. An agent's own schedule replaces it.
+    dispatcher_retry_schedule: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_SCHEDULE)
+    )
+    dispatcher_retry_jitter: float = Field(default=0.2, ge=0, lt=1)
+    # Retry-After is honoured up to this many seconds; a longer ask waits this long.
+    dispatcher_retry_after_max_seconds: float = Field(default=3600.0, ge=0)
+    # SSRF guard allow-list (CIDRs). Empty in production; tests and benchmarks add loopback.
+    dispatcher_allowed_networks: Annotated[list[Network], NoDecode] = Field(default_factory=list)
+    # DNS servers the guard resolves with ("10.0.0.2, 10.0.0.3:5353"); empty = the system resolver.
+    # Pin them when the system resolver is not one you trust to answer every lookup.
+    dispatcher_dns_servers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Circuit breaker per host: SAYSO_DISPATCHER_CIRCUIT_* (see CircuitSettings).
+    # Longest the due-delivery sweep sleeps when nothing tells it of earlier work.
+    dispatcher_sweep_interval_seconds: float = Field(default=5.0, gt=0)
+    dispatcher_claim_batch: int = Field(default=200, ge=1)
+    # Attempts kept on a delivery document (the oldest are dropped; the count is kept).
+    dispatcher_attempts_kept: int = Field(default=25, ge=1)
+    # Reconciliation: answered or expired reviews whose event never became a delivery (the broker
+    # lost it). Only reviews closed more than ``grace`` ago and less than ``window`` ago.
+    dispatcher_reconcile_interval_seconds: float = Field(default=60.0, gt=0)
+    dispatcher_reconcile_grace_seconds: float = Field(default=60.0, ge=0)
+    dispatcher_reconcile_window_seconds: float = Field(default=86_400.0, gt=0)
+    dispatcher_reconcile_batch: int = Field(default=500, ge=1)
+    dispatcher_relay_lease_seconds: float = Field(default=10.0, gt=0)
+    # Allocations between young-generation collections. The interpreter's default (700) spent
+    # about a tenth of the dispatcher's CPU in the collector under load; 0 keeps that default.
+    dispatcher_gc_gen0_threshold: int = Field(default=50_000, ge=0)
+
+    _schedule = field_validator("dispatcher_retry_schedule", mode="before")(_split)
+    _networks = field_validator("dispatcher_allowed_networks", mode="before")(_split)
+    _dns = field_validator("dispatcher_dns_servers", mode="before")(_split)
+
+    @field_validator("dispatcher_retry_schedule")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if any(v < 0 for v in value):
+            raise ValueError("retry delays must be zero or more seconds")
+        return value
+
+    def tenant_concurrency(self) -> int:
+        """Requests one tenant may have in flight at once in this process."""
+        return max(1, int(self.dispatcher_concurrency * self.dispatcher_tenant_share))
+
+    @model_validator(mode="after")
+    def _lease_outlives_request(self) -> DispatcherSettings:
+        if self.dispatcher_lease_seconds <= self.dispatcher_timeout_seconds:
+            raise ValueError("dispatcher_lease_seconds must exceed dispatcher_timeout_seconds")
+        return self

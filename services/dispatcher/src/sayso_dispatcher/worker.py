@@ -1,0 +1,425 @@
+"""The delivery engine of one dispatcher process.
+
+Events become delivery documents (``accept``, called by the Kafka handler). Documents this
+process just created are claimed in the same insert and go straight to the per-host lanes, so a
+response reaches its agent without waiting for a poll. Everything else - retries that fall due,
+work beyond what fits in memory, leases a crashed replica left behind, manual re-queues - is
+claimed by the sweep, which sleeps until the earliest due time it knows of.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo.errors import PyMongoError
+
+from sayso_common import loops, tracing
+from sayso_common.clock import as_utc, utcnow
+from sayso_common.deliveries import REVIEW_EVENTS, Attempt, Result, new_delivery, record_attempt
+from sayso_common.documents import AgentDoc, DeliveryDoc
+from sayso_common.events import Event
+from sayso_common.mongo import AGENTS, DELIVERIES, MESSAGES, Database, collection, untyped
+from sayso_common.webhook_signature import RESERVED_HEADERS
+from sayso_dispatcher import metrics
+from sayso_dispatcher.agents import AgentDirectory
+from sayso_dispatcher.circuit import Breakers
+from sayso_dispatcher.lanes import Lanes
+from sayso_dispatcher.payload import body_for, format_of, render
+from sayso_dispatcher.retry import INTERNAL, RetryPolicy, Verdict, next_delay, verdict
+from sayso_dispatcher.sender import Sender
+from sayso_dispatcher.settings import DispatcherSettings
+from sayso_dispatcher.signing import signed_headers
+from sayso_dispatcher.store import DeliveryStore
+from sayso_dispatcher.targets import message_of, needs_callback_headers, target_for
+
+log = logging.getLogger(__name__)
+
+AUTH_SOURCES = ("agent", "message", "test")
+
+
+class UnreadableSecretError(RuntimeError):
+    """A sealed credential no configured key opens (``SAYSO_SECRET_KEYS`` lost the old key)."""
+
+
+def lane_key(doc: DeliveryDoc) -> str:
+    """Concurrency and circuit breakers are per tenant and host: one tenant's failing or slow
+    endpoint can neither open another tenant's circuit nor take its request slots."""
+    return f"{doc['owner_id']}|{doc['host']}"
+
+
+_OUTCOME_LABEL = {"webhook_delivered": "delivered", "webhook_failed": "failed"}
+# What each verdict does to the delivery (410 fails it; the default URL is disabled besides).
+RESULTS: dict[Verdict, Result] = {
+    Verdict.DELIVERED: "delivered",
+    Verdict.RETRY: "retry",
+    Verdict.FAIL: "failed",
+    Verdict.GONE: "failed",
+}
+
+
+def leases_to_renew(held: dict[str, tuple[str, datetime]], now: datetime, period: float) -> dict[str, str]:
+    """The held deliveries (id -> claim) whose lease could lapse before the renewal pass after
+    the next one, ``period`` seconds apart: what is left of their lease when that pass comes is
+    never less than one period."""
+    horizon = now + timedelta(seconds=2 * period)
+    return {_id: claim for _id, (claim, until) in held.items() if until <= horizon}
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: DispatcherSettings,
+        db: Database,
+        agents: AgentDirectory,
+        sender: Sender,
+        instance: str,
+    ) -> None:
+        self._settings = settings
+        self._db = db
+        self._agents = agents
+        self._sender = sender
+        self.instance = instance
+        self.store = DeliveryStore(db, instance, settings.dispatcher_lease_seconds)
+        self._breakers = Breakers(settings.circuit_policy())
+        self._policy = RetryPolicy(
+            jitter=settings.dispatcher_retry_jitter,
+            retry_after_max=settings.dispatcher_retry_after_max_seconds,
+        )
+        self._lanes: Lanes[DeliveryDoc] = Lanes(
+            self._attempt,
+            settings.dispatcher_per_host_concurrency,
+            settings.dispatcher_concurrency,
+            settings.tenant_concurrency(),
+        )
+        # delivery id -> (claim token, lease end), for everything this process holds.
+        self._held: dict[str, tuple[str, datetime]] = {}
+        self._recording: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._wake_at: datetime | None = None
+        self._rng = random.Random()  # noqa: S311 - jitter, not secrecy
+        metrics.HELD.set_function(lambda: len(self._held))
+        metrics.OPEN_CIRCUITS.set_function(self._breakers.open_count)
+
+    # --- events -> deliveries ---------------------------------------------------------------
+
+    async def accept(self, events: Sequence[Event]) -> int:
+        """Create the deliveries ``events`` call for; returns how many were new."""
+        wanted = [e for e in events if body_for(e) is not None]
+        if not wanted:
+            return 0
+        agents = await self._agents.get_many({e.channel_id for e in wanted})
+        callback_headers = await self._callback_headers(
+            [e for e in wanted if needs_callback_headers(e, agents.get(e.channel_id))]
+        )
+        now = utcnow()
+        room = self._settings.dispatcher_max_held - len(self._held)
+        claim = self.store.new_claim()
+        docs: list[DeliveryDoc] = []
+        for event in wanted:
+            agent = agents.get(event.channel_id)
+            message = message_of(event)
+            message_id = message.id if message else None
+            target = target_for(event, agent, callback_headers.get(message_id or ""))
+            body = body_for(event, format_of(message, agent))
+            if target is None or body is None:
+                continue
+            # Claimed at insert while there is room in memory; beyond that it waits in MongoDB.
+            mine = len(docs) < room
+            doc = new_delivery(
+                event_id=event.id,
+                event_type=event.type,
+                channel_id=event.channel_id,
+                owner_id=event.owner_id,
+                message_id=message_id,
+                url=target.url,
+                source=target.source,
+                method=target.method,
+                headers_enc=target.headers_enc,
+                body=render(body),
+                schedule=self._schedule(agent),
+                now=now,
+                due_at=self.store.lease_end(now) if mine else now,
+                claim=claim if mine else None,
+                event_at=event.occurred_at,
+                traceparent=event.traceparent,
+            )
+            docs.append(doc)
+        inserted = await self.store.insert_new(docs)
+        for doc in inserted:
+            if doc["claim"]:
+                self._submit(doc)
+            else:
+                self.wake()
+        return len(inserted)
+
+    def _schedule(self, agent: AgentDoc | None) -> list[int]:
+        own = agent.get("retry_schedule") if agent else None
+        return list(own) if own is not None else list(self._settings.dispatcher_retry_schedule)
+
+    async def _callback_headers(self, events: list[Event]) -> dict[str, str]:
+        ids = [m.id for m in map(message_of, events) if m is not None]
+        if not ids:
+            return {}
+        docs = (
+            await collection(self._db, MESSAGES)
+            .find({"_id": {"$in": ids}}, {"review.callback.headers_enc": 1})
+            .to_list()
+        )
+        out: dict[str, str] = {}
+        for doc in docs:
+            callback = doc["review"].get("callback") if "review" in doc else None
+            sealed = callback.get("headers_enc") if callback else None
+            if sealed:
+                out[doc["_id"]] = sealed
+        return out
+
+    # --- attempts ---------------------------------------------------------------------------
+
+    def _submit(self, doc: DeliveryDoc) -> None:
+        claim = doc.get("claim")
+        assert claim is not None, "only claimed deliveries are submitted"
+        self._held[doc["_id"]] = (claim, as_utc(doc["next_attempt_at"]))
+        self._lanes.submit(lane_key(doc), doc, doc["owner_id"])
+
+    async def _attempt(self, doc: DeliveryDoc) -> None:
+        """Runs inside the host's lane slot: only the HTTP request. Recording the outcome (a
+        MongoDB round trip) happens after the slot is freed, so the next request to this host
+        does not wait for it."""
+        recording = False
+        # Log lines about this attempt carry the trace of the request that caused its event.
+        token = tracing.CURRENT.set(doc.get("traceparent"))
+        try:
+            recording = await self._request(doc)
+        finally:
+            tracing.CURRENT.reset(token)
+            if not recording:
+                self._held.pop(doc["_id"], None)
+
+    async def _request(self, doc: DeliveryDoc) -> bool:
+        key = lane_key(doc)
+        circuit = self._breakers[key]
+        if not circuit.allow():
+            # The endpoint keeps failing: give its queued work back, due when a probe may go.
+            later = utcnow() + timedelta(seconds=max(1.0, circuit.retry_in()))
+            parked = [doc, *self._lanes.take_queued(key)]
+            await self.store.release(parked, later)
+            for d in parked:
+                self._held.pop(d["_id"], None)
+            self.wake_at(later)
+            return False
+        # From here on the circuit may have granted its one probe: every path records an outcome.
+        try:
+            attempt = await self._send(doc)
+        except Exception as exc:
+            log.exception("preparing an attempt failed", extra={"delivery": doc["_id"]})
+            attempt = Attempt(
+                at=utcnow(), duration_ms=0.0, status_code=None, error_kind=INTERNAL,
+                error=f"{type(exc).__name__}: {exc}"[:500], body=None, by=self._sender.instance_name,
+            )  # fmt: skip
+        decision = verdict(attempt.status_code, attempt.error_kind)
+        if attempt.error_kind != "ssrf_refused":
+            circuit.record(decision is not Verdict.RETRY)
+        delay = None
+        if decision is Verdict.RETRY:
+            delay = next_delay(
+                doc.get("schedule", []),
+                doc.get("round_attempts", 0) + 1,
+                attempt.retry_after,
+                self._policy,
+                self._rng,
+            )
+        task = asyncio.create_task(self._record(doc, attempt, decision, delay))
+        self._recording.add(task)
+        task.add_done_callback(self._recording.discard)
+        return True
+
+    async def _send(self, doc: DeliveryDoc) -> Attempt:
+        agent = await self._agents.get(doc["channel_id"])
+        now = utcnow()
+        # As Placet: the agent's Basic auth goes to its own URLs (its default, a message's
+        # override, the test), never to a legacy callback; custom headers may override it.
+        auth: dict[str, str] = {}
+        if doc.get("source") in AUTH_SOURCES:
+            try:
+                auth = self._agents.basic_auth(agent)
+            except (ValueError, TypeError):
+                # Sending without them would earn a certain 401 that fails for good; this is a
+                # retried internal error that names the cause. ``from None``: whatever the
+                # decoder said about the plaintext stays out of the logs and the attempt.
+                raise UnreadableSecretError("the agent's stored webhookAuth cannot be opened") from None
+        try:
+            stored = self._agents.headers(doc.get("headers_enc"))
+        except (ValueError, TypeError):
+            log.error(
+                "stored webhook headers unreadable; sending without them", extra={"delivery": doc["_id"]}
+            )
+            stored = {}
+        # Framing and signature headers never pass, even from documents older than the check.
+        custom = {k: v for k, v in stored.items() if k.lower() not in RESERVED_HEADERS}
+        if any(k.lower() == "authorization" for k in custom):
+            auth = {}  # whatever its case, the custom one wins: never two Authorization headers
+        extra = {**auth, **custom}
+        if doc.get("traceparent"):
+            # The receiver's span is a child of the request that caused the event.
+            extra["traceparent"] = tracing.child(doc["traceparent"])
+        body = doc["body"].encode()
+        headers = signed_headers(
+            doc["event_id"], int(time.time()), body, self._agents.secrets(agent, now), extra
+        )
+        return await self._sender.post(doc["url"], doc.get("method", "POST"), body, headers)
+
+    async def _record(
+        self, doc: DeliveryDoc, attempt: Attempt, decision: Verdict, delay: float | None
+    ) -> None:
+        try:
+            await self._record_once(doc, attempt, decision, delay)
+        except Exception:
+            # Not recorded: the claim lapses and the delivery is attempted again (at least once).
+            log.exception("recording an attempt failed", extra={"delivery": doc["_id"]})
+        finally:
+            self._held.pop(doc["_id"], None)
+
+    async def _record_once(
+        self, doc: DeliveryDoc, attempt: Attempt, decision: Verdict, delay: float | None
+    ) -> None:
+        finished = utcnow()
+        outcome = record_attempt(
+            doc, attempt, RESULTS[decision], delay, finished, self._settings.dispatcher_attempts_kept
+        )
+        self._observe(doc, attempt.status_code, attempt.error_kind, attempt.duration_ms, finished)
+        if decision is Verdict.GONE and doc.get("source") == "agent":
+            # Before the outcome is visible: whoever sees the delivery failed sees the URL disabled.
+            await self._disable_default_url(doc, finished)
+        if not await self.store.record(doc, outcome.update, attempt.at, attempt.by):
+            metrics.LEASES_LOST.inc()
+            log.warning("claim lost before the outcome was recorded", extra={"delivery": doc["_id"]})
+            return
+        if outcome.state != "pending":
+            label = "gone" if decision is Verdict.GONE else _OUTCOME_LABEL[outcome.status]
+            metrics.DELIVERIES.labels("refused" if attempt.error_kind == "ssrf_refused" else label).inc()
+            message_id = doc.get("message_id")
+            if doc["event_type"] in REVIEW_EVENTS and message_id:
+                await self.store.mirror_status(message_id, outcome.status, finished)
+        if outcome.next_attempt_at is not None:
+            self.wake_at(outcome.next_attempt_at)
+
+    def _observe(
+        self, doc: DeliveryDoc, status: int | None, kind: str | None, duration_ms: float, at: datetime
+    ) -> None:
+        metrics.ATTEMPTS.labels(f"{status // 100}xx" if status else (kind or "error")).inc()
+        metrics.ATTEMPT_SECONDS.observe(duration_ms / 1000)
+        if doc.get("attempt_count", 0) == 0 and isinstance(doc.get("event_at"), datetime):
+            metrics.EVENT_TO_WEBHOOK_SECONDS.observe(max(0.0, (at - as_utc(doc["event_at"])).total_seconds()))
+
+    async def _disable_default_url(self, doc: DeliveryDoc, now: datetime) -> None:
+        # Only if the URL is still the one that answered 410: an owner may have changed it since.
+        await collection(self._db, AGENTS).update_one(
+            {"_id": doc["channel_id"], "webhook_url": doc["url"]},
+            {
+                "$set": {
+                    "webhook_enabled": False,
+                    "webhook_disabled_reason": f"the receiver answered 410 Gone at {now.isoformat()}",
+                    "updated_at": now,
+                }
+            },
+        )
+        self._agents.forget(doc["channel_id"])
+        log.info("default webhook URL disabled after 410", extra={"agent": doc["channel_id"]})
+
+    # --- the sweep: due retries, overflow, orphaned leases ------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def wake_at(self, when: datetime) -> None:
+        if self._wake_at is None or when < self._wake_at:
+            self._wake_at = when
+            self._wake.set()
+
+    async def sweep_once(self) -> float:
+        """Claim what is due and fits; return how long the sweep may sleep."""
+        now = utcnow()
+        room = self._settings.dispatcher_max_held - len(self._held)
+        batch = min(room, self._settings.dispatcher_claim_batch)
+        if self._wake_at is not None and self._wake_at <= now:
+            self._wake_at = None
+        claimed = await self.store.claim_due(now, batch)
+        for doc in claimed:
+            self._submit(doc)
+        if claimed and len(claimed) == batch:
+            return 0.0
+        interval = self._settings.dispatcher_sweep_interval_seconds
+        if room <= 0:
+            return min(interval, 0.2)
+        return await self.store.next_sweep_in(interval, self._wake_at)
+
+    async def sweep_loop(self) -> None:
+        await loops.sweep("delivery sweep", self.sweep_once, self._wake)
+
+    async def renew_loop(self) -> None:
+        """Keep the leases of held deliveries alive; a process that stops renewing (crashed,
+        frozen) loses them to the next sweep of any replica."""
+        period = self._settings.dispatcher_lease_seconds / 3
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self.renew_once(utcnow(), period)
+            except PyMongoError:
+                log.warning("lease renewal failed", exc_info=True)
+
+    async def renew_once(self, now: datetime, period: float) -> int:
+        """Extend the leases that could lapse before the pass after this one; returns how many.
+        Most deliveries are sent within a second of their claim and are never renewed: renewing
+        everything held on every pass cost up to one more write per delivery under load."""
+        due = leases_to_renew(self._held, now, period)
+        if not due:
+            return 0
+        await self.store.renew(due, now)
+        until = self.store.lease_end(now)
+        for _id, claim in due.items():
+            held = self._held.get(_id)
+            if held is not None and held[0] == claim:
+                self._held[_id] = (claim, until)
+        return len(due)
+
+    async def gauge_loop(self, period: float = 5.0) -> None:
+        async def count() -> None:
+            metrics.DUE.set(await self.store.count_due(utcnow()))
+
+        await loops.every("due-delivery gauge", period, count)
+
+    async def watch_requeues(self) -> None:
+        """Wake the sweep when the API re-queues work (manual retry, recover, test sends)."""
+        pipeline: list[dict[str, Any]] = [
+            {
+                "$match": {
+                    "$or": [
+                        {"operationType": "insert", "fullDocument.requeued_at": {"$exists": True}},
+                        {"updateDescription.updatedFields.requeued_at": {"$exists": True}},
+                    ]
+                }
+            },
+            {"$project": {"_id": 1}},
+        ]
+        await loops.watch(
+            untyped(self._db, DELIVERIES),
+            pipeline,
+            lambda _: self.wake(),
+            what="delivery change stream",
+            on_open=self.wake,
+        )
+
+    async def close(self, grace: float = 5.0) -> None:
+        unstarted = await self._lanes.close(grace)
+        if self._recording:
+            await asyncio.wait(set(self._recording), timeout=grace)
+        with contextlib.suppress(PyMongoError):
+            # Hand back what never started so another replica takes it now, not after the lease.
+            await self.store.release(unstarted, utcnow())

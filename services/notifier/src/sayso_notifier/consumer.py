@@ -1,0 +1,40 @@
+"""The Kafka side: a consumer group over the events that concern humans (see
+:mod:`sayso_service.consumers` for how it joins, commits and stops).
+
+The handler only turns a batch into notification documents (planning a new review, cancelling
+and updating for a closed one) and returns; offsets are committed after it returns, so a crash
+before the writes redelivers the batch, and the unique key on every notification makes a
+redelivered event add nothing. A MongoDB outage is waited out inside the handler, holding the
+partition.
+"""
+
+from __future__ import annotations
+
+from sayso_service.consumers import Group, GroupConsumer
+
+from sayso_common import loops
+from sayso_common.events import Event
+from sayso_common.topics import MESSAGE_CREATED, REVIEW_EXPIRED, REVIEW_RESPONDED
+from sayso_notifier import metrics
+from sayso_notifier.settings import NotifierSettings
+from sayso_notifier.worker import Worker
+
+TOPICS = (MESSAGE_CREATED, REVIEW_RESPONDED, REVIEW_EXPIRED)
+
+
+def consumer(settings: NotifierSettings, worker: Worker) -> GroupConsumer:
+    group = Group(
+        name="notifier",
+        group_id=settings.notifier_group_id,
+        topics=TOPICS,
+        max_records=settings.notifier_max_poll_records,
+        session_timeout_ms=settings.notifier_session_timeout_ms,
+        start_timeout_seconds=settings.notifier_start_timeout_seconds,
+    )
+
+    async def handle(events: list[Event]) -> None:
+        await loops.until_done("notifications", lambda: worker.accept(events))
+
+    return GroupConsumer.build(
+        settings, group, worker.instance, handle, metrics.EVENTS_CONSUMED, metrics.CONSUMER_LAG
+    )

@@ -1,0 +1,135 @@
+"""Who is told what, and when, about a new review: pure functions from the stored documents to
+notification documents (table tests in tests/notifier/test_units.py).
+
+Recipients are the channel's owner and its members (a shared channel's reviewers); each by
+the kinds their preferences allow (e-mail unless turned off, Slack if they set a webhook), plus
+the channel's own Slack webhook. The same people are reminded at each ``review.reminders``
+offset; each ``review.escalation`` step tells the channel's reviewers it names (the API refuses
+any other address; one whose reviewer was removed since is recorded as skipped, never looked up
+as an account). Everything is planned at once, with its due time, so a notifier that restarts
+finds the schedule in MongoDB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sayso_common import membership, notifications
+from sayso_common.clock import as_utc
+from sayso_common.documents import AgentDoc, MessageDoc, NotificationDoc, UserDoc
+
+EMAIL_NOT_CONFIGURED = "e-mail is not configured on this installation (SAYSO_SMTP_URL)"
+NOT_A_REVIEWER = "not the owner or a member of this channel: escalations only go to its reviewers"
+
+
+def recipients(agent: AgentDoc) -> list[str]:
+    """The people who answer the channel's reviews (``membership.reviewers``), owner first."""
+    others = membership.reviewers(agent) - {agent["owner_id"]}
+    return [agent["owner_id"], *sorted(others)]
+
+
+def _for_user(
+    message: MessageDoc, user: UserDoc, purpose: str, due: datetime, now: datetime, email_ready: bool
+) -> list[NotificationDoc]:
+    prefs = user.get("notifications") or {}
+    common: dict[str, Any] = {
+        "message_id": message["_id"],
+        "channel_id": message["channel_id"],
+        "owner_id": message["owner_id"],
+        "purpose": purpose,
+        "recipient_kind": "user",
+        "recipient_id": user["_id"],
+        "responder_id": user["_id"],
+        "now": now,
+        "due_at": due,
+    }
+    docs: list[NotificationDoc] = []
+    if prefs.get("email", True):
+        if email_ready:
+            docs.append(notifications.new_notification(kind="email", address=user["email"], **common))
+        else:
+            docs.append(
+                notifications.new_notification(
+                    kind="email", address=user["email"], state="skipped", error=EMAIL_NOT_CONFIGURED, **common
+                )
+            )
+    if prefs.get("slack_webhook_enc"):
+        docs.append(notifications.new_notification(kind="slack", **common))
+    return docs
+
+
+def plan(
+    message: MessageDoc,
+    agent: AgentDoc,
+    users: Mapping[str, UserDoc],
+    now: datetime,
+    email_ready: bool,
+) -> list[NotificationDoc]:
+    """Every notification a new review calls for. ``users`` holds the channel's people by id;
+    an escalation address that is none of theirs is recorded as skipped, the same way whether or
+    not some account has it."""
+    review = message.get("review")
+    if not review or review["status"] != "pending" or "expires_at" not in review:
+        return []
+    expires = as_utc(review["expires_at"])
+    if expires <= now:
+        return []
+    created = as_utc(message["created_at"])
+    # A reminder whose time has already passed is dropped: the first notice covers it.
+    rounds = [(notifications.REVIEW, now)] + [
+        (notifications.reminder(i), expires - timedelta(seconds=s))
+        for i, s in enumerate(review.get("reminders") or [])
+        if now < expires - timedelta(seconds=s)
+    ]
+    docs: list[NotificationDoc] = []
+    for purpose, due in rounds:
+        for user_id in recipients(agent):
+            user = users.get(user_id)
+            if user is not None:
+                docs += _for_user(message, user, purpose, due, now, email_ready)
+        if agent.get("slack_webhook_enc"):
+            docs.append(
+                notifications.new_notification(
+                    message_id=message["_id"],
+                    channel_id=message["channel_id"],
+                    owner_id=message["owner_id"],
+                    kind="slack",
+                    purpose=purpose,
+                    recipient_kind="channel",
+                    recipient_id=message["channel_id"],
+                    responder_id=agent["owner_id"],
+                    now=now,
+                    due_at=due,
+                )
+            )
+    by_email = membership.reviewers_by_email(agent, users)
+    for i, step in enumerate(review.get("escalation") or []):
+        due = max(now, created + timedelta(seconds=step["after_seconds"]))
+        if due >= expires:
+            continue
+        purpose = notifications.escalation(i)
+        for email in step["notify"]:
+            reviewer = by_email.get(email)
+            if reviewer is not None:
+                docs += _for_user(message, users[reviewer], purpose, due, now, email_ready)
+            else:
+                docs.append(
+                    notifications.new_notification(
+                        message_id=message["_id"],
+                        channel_id=message["channel_id"],
+                        owner_id=message["owner_id"],
+                        kind="email",
+                        purpose=purpose,
+                        recipient_kind="address",
+                        recipient_id=email,
+                        responder_id=None,
+                        address=email,
+                        now=now,
+                        due_at=due,
+                        state="skipped",
+                        error=NOT_A_REVIEWER,
+                    )
+                )
+    return docs

@@ -1,0 +1,342 @@
+"""The notification engine of one notifier process.
+
+Events become notification documents (``accept``, called by the Kafka handler): a new review is
+planned whole (its notices, reminders and escalation steps, each with its due time); a closed
+review cancels what is still waiting and asks for its Slack messages to be updated. A sweep
+claims what is due, with a lease, as many as there are free sending slots, and sends each; a
+notifier killed mid-send leaves its leases to lapse, and any replica sends that work again (at
+least once: a recipient may get a retried mail twice, with the same Message-ID).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from sayso_common import answer_links, loops, membership, notifications
+from sayso_common.clock import as_utc, utcnow
+from sayso_common.documents import AgentDoc, MessageDoc, NotificationDoc, UserDoc
+from sayso_common.events import Event, MessageCreated, ReviewExpired, ReviewResponded
+from sayso_common.mongo import AGENTS, MESSAGES, NOTIFICATIONS, USERS, Database, collection, untyped
+from sayso_common.notifications import NotificationAttempt
+from sayso_common.secretbox import SecretBox
+from sayso_notifier import content, metrics, planner
+from sayso_notifier.quiet import held_until
+from sayso_notifier.senders import Mailer, Sent, Slack
+from sayso_notifier.settings import NotifierSettings
+from sayso_notifier.store import NotificationStore
+
+log = logging.getLogger(__name__)
+
+MESSAGE_FIELDS = {"channel_id": 1, "owner_id": 1, "text": 1, "review": 1, "created_at": 1}
+RETRY_AFTER_MAX = 3600.0
+# Reviews of one Kafka batch planned at once (each plan is four reads and one insert).
+PLANNING_CONCURRENCY = 16
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: NotifierSettings,
+        db: Database,
+        box: SecretBox,
+        mailer: Mailer,
+        slack: Slack,
+        instance: str,
+    ) -> None:
+        self._settings = settings
+        self._db = db
+        self._box = box
+        self._mailer = mailer
+        self._slack = slack
+        self.instance = instance
+        self.store = NotificationStore(db, instance, settings.notifier_lease_seconds)
+        self._key = answer_links.link_key(settings.secret_key.get_secret_value())
+        self._public = settings.public_url.rstrip("/")
+        self._sending: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._wake_at: datetime | None = None
+        self._rng = random.Random()  # noqa: S311 - jitter, not secrecy
+        metrics.IN_FLIGHT.set_function(lambda: len(self._sending))
+        if not mailer.ready:
+            log.warning("SAYSO_SMTP_URL is not set: e-mail notifications are recorded as not configured")
+
+    # --- events -> notifications ------------------------------------------------------------
+
+    async def accept(self, events: Sequence[Event]) -> None:
+        """Handle a batch: each review's events in order, different reviews side by side (a
+        batch of new reviews is a few MongoDB round trips each, not one after another)."""
+        by_review: dict[str, list[Event]] = {}
+        for event in events:
+            if isinstance(event, MessageCreated | ReviewResponded | ReviewExpired):
+                by_review.setdefault(event.data.message.id, []).append(event)
+        slots = asyncio.Semaphore(PLANNING_CONCURRENCY)
+
+        async def handle(group: list[Event]) -> None:
+            async with slots:
+                for event in group:
+                    if isinstance(event, MessageCreated):
+                        review = event.data.message.review
+                        if review is not None and review.status == "pending":
+                            await self.plan(event.data.message.id)
+                    elif isinstance(event, ReviewResponded | ReviewExpired):
+                        await self.closed(event.data.message.id)
+
+        await asyncio.gather(*(handle(group) for group in by_review.values()))
+        self.wake()
+
+    async def plan(self, message_id: str) -> int:
+        """Create every notification a new review calls for; returns how many were new."""
+        message = await collection(self._db, MESSAGES).find_one({"_id": message_id}, MESSAGE_FIELDS)
+        if message is None or "review" not in message or message["review"]["status"] != "pending":
+            return 0
+        agent = await collection(self._db, AGENTS).find_one({"_id": message["channel_id"]})
+        if agent is None:
+            return 0
+        users = collection(self._db, USERS)
+        people = {
+            u["_id"]: u for u in await users.find({"_id": {"$in": planner.recipients(agent)}}).to_list()
+        }
+        docs = planner.plan(message, agent, people, utcnow(), self._mailer.ready)
+        inserted = await self.store.insert_new(docs)
+        for doc in inserted:
+            if doc["state"] == "skipped":
+                metrics.NOTIFICATIONS.labels(doc["kind"], "skipped").inc()
+                log.info(
+                    "notification skipped: %s", doc.get("last_error"), extra={"notification": doc["_id"]}
+                )
+        return len(inserted)
+
+    async def closed(self, message_id: str) -> None:
+        """A review was answered or expired: nothing more to remind of, and every Slack message
+        that showed its buttons gets the outcome."""
+        now = utcnow()
+        for kind, cancelled in (await self.store.cancel_for_review(message_id, now)).items():
+            metrics.NOTIFICATIONS.labels(kind, "cancelled").inc(cancelled)
+        await self._slack_outcomes(await self.store.sent_slack(message_id), now)
+
+    async def _slack_outcomes(self, sent: list[NotificationDoc], now: datetime) -> None:
+        # One update per Slack destination; one the API made from a button click (with the
+        # click's response_url) already holds the key and wins.
+        by_recipient = {doc["recipient_id"]: doc for doc in sent}
+        await self.store.insert_new([notifications.outcome_of(d, now, None) for d in by_recipient.values()])
+
+    # --- the sweep ----------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _wake_for(self, when: datetime) -> None:
+        if self._wake_at is None or when < self._wake_at:
+            self._wake_at = when
+            self._wake.set()
+
+    async def sweep_once(self) -> float:
+        """Claim what is due and fits in the free slots; return how long the sweep may sleep."""
+        now = utcnow()
+        if self._wake_at is not None and self._wake_at <= now:
+            self._wake_at = None
+        free = self._settings.notifier_concurrency - len(self._sending)
+        # Only as many as can start now: a claimed notification never waits in memory while its
+        # lease runs out.
+        claimed = await self.store.claim_due(now, free)
+        for doc in claimed:
+            task = asyncio.create_task(self._attempt(doc))
+            self._sending.add(task)
+            task.add_done_callback(self._done)
+        interval = self._settings.notifier_sweep_interval_seconds
+        if free <= 0 or (claimed and len(claimed) == free):
+            return interval if free <= 0 else 0.0  # a finished send wakes the sweep
+        return await self.store.next_sweep_in(interval, self._wake_at)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._sending.discard(task)
+        self.wake()
+
+    async def sweep_loop(self) -> None:
+        await loops.sweep("notification sweep", self.sweep_once, self._wake)
+
+    async def watch_inserts(self) -> None:
+        """Wake the sweep when the API adds work (a Slack message to update after a click)."""
+        await loops.watch(
+            untyped(self._db, NOTIFICATIONS),
+            [{"$match": {"operationType": "insert"}}, {"$project": {"_id": 1}}],
+            lambda _: self.wake(),
+            what="notification change stream",
+            on_open=self.wake,
+        )
+
+    async def gauge_loop(self) -> None:
+        async def count() -> None:
+            metrics.DUE.set(await self.store.count_due(utcnow()))
+
+        await loops.every("due-notification gauge", 5.0, count)
+
+    async def close(self, grace: float) -> None:
+        """Let sends in flight finish; what is cut off is sent again once its lease lapses."""
+        if self._sending:
+            await asyncio.wait(set(self._sending), timeout=grace)
+
+    # --- one notification ---------------------------------------------------------------------
+
+    async def _attempt(self, doc: NotificationDoc) -> None:
+        try:
+            await self._attempt_once(doc)
+        except Exception:
+            # Not recorded: the lease lapses and the notification is sent again (at least once).
+            log.exception("notification attempt failed", extra={"notification": doc["_id"]})
+
+    async def _close(self, doc: NotificationDoc, state: Literal["cancelled", "skipped"], reason: str) -> None:
+        if await self.store.apply(*notifications.closed(doc, state, reason, utcnow())):
+            metrics.NOTIFICATIONS.labels(doc["kind"], state).inc()
+
+    async def _attempt_once(self, doc: NotificationDoc) -> None:
+        now = utcnow()
+        message = await collection(self._db, MESSAGES).find_one({"_id": doc["message_id"]}, MESSAGE_FIELDS)
+        if message is None or "review" not in message:
+            await self._close(doc, "cancelled", "the message was deleted")
+            return
+        review = message["review"]
+        outcome = doc["purpose"] == notifications.OUTCOME
+        if not outcome and (review["status"] != "pending" or as_utc(review["expires_at"]) <= now):
+            await self._close(doc, "cancelled", "the review was closed first")
+            return
+        agent = await collection(self._db, AGENTS).find_one({"_id": doc["channel_id"]})
+        if agent is None:
+            await self._close(doc, "cancelled", "the channel was deleted")
+            return
+        user: UserDoc | None = None
+        if doc["recipient_kind"] == "user":
+            user = await collection(self._db, USERS).find_one({"_id": doc["recipient_id"]})
+            if user is None:
+                await self._close(doc, "skipped", "the user no longer exists")
+                return
+            if not membership.may_answer(agent, user["_id"]):
+                # Removed from the channel since this was planned (the removal cancels what was
+                # not claimed; this catches what was).
+                await self._close(doc, "cancelled", notifications.NO_LONGER_A_REVIEWER)
+                return
+        prefs = (user.get("notifications") if user else None) or {}
+        if doc["kind"] == "email" and not prefs.get("email", True):
+            await self._close(doc, "skipped", "the recipient turned e-mail off")
+            return
+        if user is not None and not outcome:
+            until = held_until(now, prefs, bool(doc.get("escalation")))
+            if until is not None:
+                # No notice inside quiet hours; it goes out when they end.
+                if await self.store.apply(*notifications.deferred(doc, until, now)):
+                    metrics.DEFERRED.inc()
+                    self._wake_for(until)
+                return
+        notice = content.Notice(
+            purpose=doc["purpose"],
+            channel_name=agent["name"],
+            text=message.get("text") or "",
+            review_type=review["type"],
+            expires_at=review["expires_at"],
+            inbox_url=f"{self._public}/#/c/{doc['channel_id']}",
+        )
+        at = utcnow()
+        if doc["kind"] == "email":
+            sent = await self._email(doc, notice, review)
+        else:
+            url = self._slack_url(doc, agent, prefs)
+            if url is None:
+                await self._close(doc, "skipped", "no Slack webhook is set")
+                return
+            if outcome:
+                responder = await self._email_of(review.get("responded_by"))
+                body = content.slack_outcome(
+                    notice, content.outcome_line(review, responder), replace=bool(doc.get("response_url_enc"))
+                )
+            else:
+                body = content.slack_review(notice, self._tokens(doc, review))
+            sent = await self._slack.post(url, body)
+        await self._record(doc, sent, at, message)
+
+    def _tokens(self, doc: NotificationDoc, review: Any) -> list[tuple[content.Choice, str]]:
+        """A signed token per one-click answer, expiring with the review."""
+        responder = doc.get("responder_id")
+        if responder is None:
+            return []
+        expires = int(as_utc(review["expires_at"]).timestamp())
+        return [
+            (
+                choice,
+                answer_links.sign(
+                    self._key,
+                    answer_links.AnswerLink(doc["_id"], doc["message_id"], responder, choice.option, expires),
+                ),
+            )
+            for choice in content.choices(review)
+        ]
+
+    async def _email(self, doc: NotificationDoc, notice: content.Notice, review: Any) -> Sent:
+        links = [(choice, f"{self._public}/a/{token}") for choice, token in self._tokens(doc, review)]
+        subject, text, page = content.email(notice, links)
+        address = doc.get("address")
+        if not address:
+            return Sent("failed", 0.0, "no_address", "the notification names no address")
+        return await self._mailer.send(self._mailer.message(address, subject, text, page, doc["_id"]))
+
+    def _slack_url(self, doc: NotificationDoc, agent: AgentDoc, prefs: Any) -> str | None:
+        """Opened from where it is kept, at send time: the secret exists once, sealed."""
+        sealed = doc.get("response_url_enc") or (
+            agent.get("slack_webhook_enc")
+            if doc["recipient_kind"] == "channel"
+            else prefs.get("slack_webhook_enc")
+        )
+        if not sealed:
+            return None
+        try:
+            return self._box.open(sealed)
+        except (ValueError, TypeError):
+            log.error("a stored Slack URL cannot be opened", extra={"notification": doc["_id"]})
+            return None
+
+    async def _email_of(self, user_id: str | None) -> str | None:
+        if not user_id:
+            return None
+        user = await collection(self._db, USERS).find_one({"_id": user_id}, {"email": 1})
+        return user["email"] if user else None
+
+    def _retry_delay(self, doc: NotificationDoc, retry_after: float | None) -> float | None:
+        schedule = self._settings.notifier_retry_schedule
+        index = doc.get("attempt_count", 0)
+        if index >= len(schedule):
+            return None
+        jitter = self._settings.notifier_retry_jitter
+        delay = max(0.0, schedule[index] * (1 + self._rng.uniform(-jitter, jitter)))
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, RETRY_AFTER_MAX))
+        return delay
+
+    async def _record(self, doc: NotificationDoc, sent: Sent, at: datetime, message: MessageDoc) -> None:
+        now = utcnow()
+        delay = self._retry_delay(doc, sent.retry_after) if sent.verdict == "retry" else None
+        attempt = NotificationAttempt(at, sent.duration_ms, sent.error_kind, sent.error, self.instance)
+        update, state, next_at = notifications.recorded(
+            doc, attempt, sent.verdict, delay, now, self._settings.notifier_attempts_kept
+        )
+        metrics.ATTEMPTS.labels(doc["kind"], sent.verdict).inc()
+        metrics.ATTEMPT_SECONDS.labels(doc["kind"]).observe(sent.duration_ms / 1000)
+        if not await self.store.record(doc, update):
+            metrics.LEASES_LOST.inc()
+            log.warning("claim lost before the outcome was recorded", extra={"notification": doc["_id"]})
+            return
+        if state != "pending":
+            metrics.NOTIFICATIONS.labels(doc["kind"], state).inc()
+        if next_at is not None:
+            self._wake_for(next_at)
+        if state == "sent" and doc["kind"] == "slack" and doc["purpose"] != notifications.OUTCOME:
+            # The review may have closed while its buttons were on their way: update that message
+            # too (closed() ran before it counted as sent).
+            current = await collection(self._db, MESSAGES).find_one(
+                {"_id": message["_id"]}, {"review.status": 1}
+            )
+            if current is None or current.get("review", {}).get("status") != "pending":
+                await self._slack_outcomes([{**doc, "state": "sent"}], now)

@@ -1,0 +1,36 @@
+"""The JSON a socket or SSE client receives for an event.
+
+Message and review events carry the message exactly as the API returns it (``MessageView``), so
+a dashboard renders live updates with the code that renders API responses. The event id is added
+as ``eventId`` (the message's own ``id`` stays the message id): it is what a client hands back as
+``lastEventId`` / ``Last-Event-ID`` to resume. Status events carry their data in the same
+camelCase, plus ``channelId``. A member of the channel (a user it was shared with) gets the
+message without the owner's webhook settings, as the API shows it to them
+(``sayso_common.views.seen_by``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic.alias_generators import to_camel
+
+from sayso_common.events import AgentStatusChanged, DeliveryStatusChanged, Event, ReviewVoted, wire_name
+from sayso_common.views import seen_by
+
+
+def event_name(event: Event) -> str:
+    """``review.responded`` -> ``review:responded``, as Placet's clients expect."""
+    return wire_name(event.type)
+
+
+def payload(event: Event, reader_id: str) -> dict[str, Any]:
+    """What ``reader_id`` (the channel's owner, or a member of it) receives for ``event``."""
+    if isinstance(event, AgentStatusChanged | DeliveryStatusChanged):
+        data = {to_camel(k): v for k, v in event.data.model_dump(mode="json").items()}
+        return {**data, "channelId": event.channel_id, "eventId": event.id}
+    message = seen_by(event.data.message, event.owner_id, reader_id).model_dump(mode="json")
+    if isinstance(event, ReviewVoted):
+        # The message with every vote so far, and which one this event is about.
+        return {**message, "vote": event.data.vote.model_dump(mode="json"), "eventId": event.id}
+    return {**message, "eventId": event.id}
