@@ -120,8 +120,10 @@ def map_body(body: Any, mapping: Mapping, required: list[str]) -> dict[str, Any]
     if missing:
         raise ApiError(422, "missing_keys", f"required keys missing: {', '.join(missing)}", field=missing[0])
     out: dict[str, Any] = {"text": text if isinstance(text, str) else json.dumps(text)}
-    if mapping.status:
-        status = resolve_pointer(body, mapping.status)
+    # An optional mapped field the body leaves out (or sends as null) is left out of the message,
+    # as if it were not mapped; only a value that is there and wrong is refused.
+    status = resolve_pointer(body, mapping.status) if mapping.status is not None else _MISSING
+    if status not in (_MISSING, None):
         if status not in ("info", "success", "warning", "error"):
             raise ApiError(
                 422, "invalid_mapping", "status must be info, success, warning or error", mapping.status
