@@ -428,6 +428,16 @@ async def test_stored_bytes_are_limited_per_owner(quota_api: InProcessApi, quota
         "storage_quota_exceeded",
         "content",
     )
+    # A message's inline texts are files too: refused whole, nothing of it kept.
+    message = await owner.agent.post(
+        "/api/v1/messages",
+        json={"channelId": channel, "text": "notes", "textAttachments": [{"content": "6" * 10_000}] * 2},
+    )
+    assert message.status_code == 413, message.text
+    assert (message.json()["error"]["code"], message.json()["error"]["field"]) == (
+        "storage_quota_exceeded",
+        "textAttachments",
+    )
     # Deleting a file makes room again.
     assert (await owner.agent.delete(f"/api/v1/files/{first}")).status_code == 200
     again = await upload(quota_api, owner, channel, b"5" * 60_000)

@@ -624,6 +624,11 @@ async def store_text_attachments(
             db, owner_id, channel_id, item.content, item.filename, item.mime_type, f"textAttachments[{i}]."
         )
         out.append(attachment_doc(record, item.content))
+    # They count against the owner's stored bytes as every other file does (not against the
+    # unattached-file count: they are linked to their message in the same request).
+    if out and await stored_bytes(db, owner_id) > settings.file_quota_bytes:
+        await asyncio.shield(remove_files(db, {"_id": {"$in": [a["id"] for a in out]}}))
+        raise storage_full(settings, "textAttachments")
     return out
 
 
