@@ -85,6 +85,18 @@ def test_placet_payloads_are_kept_as_sent() -> None:
 
 def test_approval_defaults_to_approve_and_reject() -> None:
     assert APPROVAL["options"] == DEFAULT_APPROVAL_OPTIONS
+    # null reads as absent, as Placet's `payload.options ?? [Approve, Reject]`.
+    assert normalise_payload("approval", {"options": None})["options"] == DEFAULT_APPROVAL_OPTIONS
+
+
+@pytest.mark.parametrize("options", [[], "", 0, False, {}])
+def test_approval_options_that_are_empty_or_falsy_are_refused(options: Any) -> None:
+    """Not silently replaced by Approve/Reject: refused as a wrong type is."""
+    with pytest.raises(ReviewError) as err:
+        normalise_payload("approval", {"options": options})
+    assert err.value.field == "review.payload.options"
+    if options == []:
+        assert "leave options out" in err.value.message
 
 
 @pytest.mark.parametrize(

@@ -204,7 +204,18 @@ def normalise_payload(review_type: str, payload: Any) -> dict[str, Any]:
     _labels(payload)
     if review_type == "approval":
         raw = payload.get("options")
-        options = _options(raw, "review.payload.options", styled=True) if raw else DEFAULT_APPROVAL_OPTIONS
+        # As Placet's review card (``payload.options ?? [Approve, Reject]``): absent or null means
+        # the two defaults. An empty list is refused like any other bad value, not replaced: in
+        # Placet it shows no button at all, and a caller who sent [] did not ask for Approve.
+        if raw is None:
+            options = DEFAULT_APPROVAL_OPTIONS
+        elif raw == []:
+            raise ReviewError(
+                "review.payload.options",
+                "must list at least one option; leave options out (or null) for Approve and Reject",
+            )
+        else:
+            options = _options(raw, "review.payload.options", styled=True)
         _bool(payload.get("allowComment"), "review.payload.allowComment")
         return {**payload, "options": options}
     if review_type == "selection":
