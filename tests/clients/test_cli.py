@@ -7,6 +7,9 @@ import asyncio
 import json
 import os
 import pty
+import signal
+import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,7 +20,7 @@ import pytest
 from sayso_cli import __main__ as cli
 from sayso_cli.durations import format_elapsed, parse_duration
 from sayso_cli.spinner import Spinner
-from tests.clients.support import answer_next
+from tests.clients.support import answer_next, pending_review
 from tests.support.stack import Owner, RunningStack
 
 SAYSO = str(Path(sys.executable).parent / "sayso")
@@ -231,3 +234,86 @@ def test_elapsed_format() -> None:
 def test_option_syntax(text: str, expected: tuple[str, str, str | None]) -> None:
     parsed = cli.option(text)
     assert (parsed.id, parsed.label, parsed.style) == expected
+
+
+async def test_agents_create_and_list(stack: RunningStack, owner: Owner) -> None:
+    """A newcomer gets a channel id without curl: create prints the id (scriptable) and says,
+    on stderr, the webhook secret the server shows only this once."""
+    env = cli_env(stack, owner)
+    code, out, err = await run(env, "agents", "create", "cli-made", "--description", "from the shell")
+    assert code == 0, err
+    created = out.strip()
+    assert created.startswith("agt_")
+    assert f"SAYSO_DEFAULT_CHANNEL={created}" in err
+    assert "whsec_" in err
+    assert "only this once" in err
+    code, out, err = await run(
+        env, "--json", "agents", "create", "cli-hooked", "--webhook-url", "https://agent.example.com/hook"
+    )
+    assert code == 0, err
+    hooked = json.loads(out)
+    assert (hooked["name"], hooked["webhookUrl"]) == ("cli-hooked", "https://agent.example.com/hook")
+    assert hooked["webhookSecret"].startswith("whsec_")
+    # The id is a channel: `send` takes it.
+    code, _, err = await run(env, "send", "hello", "--channel", created)
+    assert code == 0, err
+
+    code, out, err = await run(env, "agents", "list")
+    assert code == 0, err
+    lines = {line.split()[0]: line for line in out.splitlines()}
+    assert "cli-made" in lines[created]
+    assert "no webhook" in lines[created]
+    assert "https://agent.example.com/hook" in lines[hooked["id"]]
+    code, out, _ = await run(env, "agents", "list", "--json")
+    listed = {a["id"]: a for a in json.loads(out)}
+    assert listed[created]["description"] == "from the shell"
+    assert "webhookSecret" not in listed[created]  # shown once, at creation only
+    code, _, err = await run(env, "agents")
+    assert code == 64  # an action is required
+    assert "create" in err
+    assert "list" in err
+
+
+async def test_ctrl_c_says_the_review_is_still_pending(
+    stack: RunningStack, owner: Owner, channel: str
+) -> None:
+    env = cli_env(stack, owner)
+    proc = await asyncio.create_subprocess_exec(
+        SAYSO, "ask", "Interrupt me?", "--channel", channel, env=env,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        review = await pending_review(owner, channel)
+        await asyncio.sleep(0.3)  # parked on its long-poll, usually
+        proc.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 130
+    text = err.decode()
+    assert f"review {review['id']} is still pending" in text
+    assert f"sayso wait {review['id']} --channel {channel}" in text
+    assert out == b""
+    # It is: the command it names picks the same review up.
+    human = asyncio.create_task(answer_next(owner, channel, {"selectedOption": "reject"}))
+    code, out_text, _ = await run(env, "wait", review["id"], "--channel", channel)
+    await human
+    assert (code, out_text.strip()) == (1, "rejected: reject")
+
+
+def test_an_unreachable_server_is_named_with_what_to_check() -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAYSO_")}
+    done = subprocess.run(
+        [SAYSO, "pending"], env=env | {"SAYSO_URL": url, "SAYSO_API_KEY": "hp_x"},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 4
+    assert f"cannot reach {url}" in done.stderr
+    assert "SAYSO_URL" in done.stderr
+    assert "make run" in done.stderr

@@ -8,7 +8,7 @@ Exit codes (``sayso ask`` and ``sayso wait``)::
     3   --timeout ran out first; the review is still pending (``sayso wait`` goes on)
     4   error: the API refused the request, the server is unreachable, or configuration is missing
     64  bad command-line arguments
-    130 interrupted (Ctrl-C)
+    130 interrupted (Ctrl-C): the review stays pending; stderr says how to wait for it again
 
 Every other command exits 0 on success and 4 on an error.
 """
@@ -136,6 +136,20 @@ def build_parser() -> Parser:
     tail = command("tail", "Print live events as they happen (Ctrl-C to stop)")
     tail.add_argument("--channel", help="only this channel (default: all of yours)")
     tail.add_argument("--since", metavar="EVENT_ID", help="first replay the events after this one")
+
+    agents = command("agents", "Create and list agents (channels): an agent's id is the channel to use")
+    actions = agents.add_subparsers(dest="agents_command", required=True, parser_class=Parser)
+    create = actions.add_parser(
+        "create",
+        help="Create an agent; prints its id (the webhook secret, shown once, goes to stderr)",
+        description="Create an agent; prints its id. Its webhook signing secret (whsec_…) is "
+        "shown this once: on stderr, or in the --json output.",
+        parents=[common],
+    )
+    create.add_argument("name")
+    create.add_argument("--description")
+    create.add_argument("--webhook-url", metavar="URL", help="where answers are delivered (signed webhooks)")
+    actions.add_parser("list", help="List your agents", description="List your agents", parents=[common])
     return parser
 
 
@@ -145,9 +159,12 @@ class Cli:
         self.json: bool = getattr(args, "json", False)
         self.out = out
         self.err = err
+        self.url: str | None = None
 
     def client(self) -> sayso.Client:
-        return sayso.Client(getattr(self.args, "url", None), getattr(self.args, "api_key", None))
+        client = sayso.Client(getattr(self.args, "url", None), getattr(self.args, "api_key", None))
+        self.url = client.url
+        return client
 
     def channel(self, required: bool = True) -> str | None:
         chosen: str | None = getattr(self.args, "channel", None) or config.env("SAYSO_DEFAULT_CHANNEL")
@@ -174,7 +191,7 @@ class Cli:
             message = client.request_review(
                 channel, review, self.text(), expires_in=self.args.expires, metadata=self.args.metadata
             )
-            return self._wait(client, message.id, channel, [o.id for o in options])
+            return self._wait(client, message, channel, [o.id for o in options])
 
     def wait(self) -> int:
         with self.client() as client:
@@ -183,14 +200,17 @@ class Cli:
             current = client.get_review(self.args.message_id, channel)
             options = (current.review.payload.get("options") if current.review else None) or []
             ids = [str(o["id"]) for o in options if isinstance(o, dict) and "id" in o]
-            return self._wait(client, current.id, channel, ids)
+            return self._wait(client, current, channel, ids)
 
-    def _wait(self, client: sayso.Client, message_id: str, channel: str, option_ids: list[str]) -> int:
+    def _wait(self, client: sayso.Client, message: sayso.Message, channel: str, option_ids: list[str]) -> int:
+        message_id = message.id
         approve = set(self.args.approve or (["approve"] if "approve" in option_ids else option_ids[:1]))
         label = f"Waiting for an answer to {message_id}…"
         try:
             with Spinner(label, self.err, quiet=self.json):
                 answer = client.wait(message_id, channel, self.args.timeout)
+        except KeyboardInterrupt:
+            return self._interrupted(message, channel)
         except sayso.Expired as exc:
             expired_at = wire(exc.message).get("review", {}).get("expiresAt")
             self.emit(
@@ -205,6 +225,28 @@ class Cli:
             )
             return EXIT_TIMEOUT
         return self._answered(answer, approve)
+
+    def _interrupted(self, message: sayso.Message, channel: str) -> int:
+        """Ctrl-C stops the waiting, not the review: say so, and how to pick it up again."""
+        expires_at = wire(message).get("review", {}).get("expiresAt")
+        self.err.write(
+            f"\ninterrupted: review {message.id} is still pending"
+            + (f" until {expires_at}" if expires_at else "")
+            + f" (answer it in the inbox, or let it expire).\n"
+            f"Wait for its answer again with: sayso wait {message.id} --channel {channel}\n"
+        )
+        self.err.flush()
+        if self.json:
+            self.emit(
+                {
+                    "status": "interrupted",
+                    "messageId": message.id,
+                    "channelId": channel,
+                    "expiresAt": expires_at,
+                },
+                "",
+            )
+        return EXIT_INTERRUPTED
 
     def _answered(self, answer: sayso.Answer, approve: set[str]) -> int:
         value = answer.value
@@ -258,6 +300,24 @@ class Cli:
                 self.emit({"id": event.id, "type": event.type, "data": event.data}, render.event_line(event))
         return 0
 
+    def agents(self) -> int:
+        with self.client() as client:
+            if self.args.agents_command == "create":
+                fields = {"description": self.args.description, "webhook_url": self.args.webhook_url}
+                agent = client.create_agent(self.args.name, **{k: v for k, v in fields.items() if v})
+                self.emit(render.agent_wire(agent), agent.id)
+                if not self.json:
+                    self.err.write(render.created_note(agent))
+                return 0
+            found = client.list_agents()
+        if self.json:
+            self.emit([render.agent_wire(a) for a in found], "")
+        elif found:
+            self.out.write("".join(render.agent_line(a) + "\n" for a in found))
+        else:
+            self.err.write("no agents yet: sayso agents create NAME\n")
+        return 0
+
 
 def run(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
     args = build_parser().parse_args(argv)
@@ -268,6 +328,7 @@ def run(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextI
         "send": cli.send,
         "pending": cli.pending,
         "tail": cli.tail,
+        "agents": cli.agents,
     }
     try:
         return handlers[args.command]()
@@ -275,7 +336,10 @@ def run(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextI
         # Ctrl-C is how `tail` ends; for the others it means the wait was abandoned.
         return 0 if args.command == "tail" else EXIT_INTERRUPTED
     except sayso.SaysoError as exc:
-        cli.err.write(f"sayso: error: {exc}\n")
+        if isinstance(exc, sayso.TransportError):
+            cli.err.write(render.unreachable(cli.url, exc))
+        else:
+            cli.err.write(f"sayso: error: {exc}\n")
         if cli.json:
             detail: dict[str, Any] = {"status": "error", "error": str(exc)}
             if isinstance(exc, sayso.ApiError):

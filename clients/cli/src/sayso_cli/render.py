@@ -85,3 +85,35 @@ def event_line(event: sayso.Event) -> str:
             f" (attempts {data.get('attempts', '?')}, last {data.get('lastStatusCode') or data.get('lastError') or '-'})"
         )
     return f"{head} {json.dumps(data, ensure_ascii=False)}"
+
+
+def agent_wire(agent: sayso.Agent) -> dict[str, Any]:
+    """The agent as the API sent it (camelCase; ``webhookSecret`` only in a create's answer)."""
+    return agent.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def agent_line(agent: sayso.Agent) -> str:
+    hook = agent.webhook_url or "no webhook"
+    if agent.webhook_url and not agent.webhook_enabled:
+        hook += " (disabled)"
+    role = "  (member)" if agent.role == "member" else ""
+    return f"{agent.id}  {_clip(agent.name, 32):<32}  {hook}{role}"
+
+
+def created_note(agent: sayso.Agent) -> str:
+    """What a person needs after ``agents create``: the channel id to export, and the webhook
+    secret, which the server shows only this once."""
+    lines = [f"created agent {agent.name!r}: export SAYSO_DEFAULT_CHANNEL={agent.id}"]
+    if agent.webhook_secret:
+        lines.append(f"webhook signing secret (shown only this once, keep it): {agent.webhook_secret}")
+    return "\n".join(lines) + "\n"
+
+
+def unreachable(url: str | None, exc: Exception) -> str:
+    """A transport failure in words a person can act on: which URL, and what to check."""
+    where = url or "the server"
+    return (
+        f"sayso: error: cannot reach {where} ({exc}).\n"
+        "Is the server running (`make run` in a checkout)? "
+        "Check SAYSO_URL (or --url) and that the address and port answer.\n"
+    )
