@@ -1,15 +1,15 @@
 # Sayso: `make run` starts the whole stack locally; `make test` runs every check.
-# Both bootstrap from scratch on a fresh machine (uv, then the locked workspace), each target
-# installing only what it needs (issue #27).
+# Both bootstrap from scratch on a fresh machine with nothing but python3: uv (tools/bootstrap_uv.py),
+# then the locked workspace, each target installing only what it needs (issue #27).
 SHELL := /bin/bash
-# uv from PATH if present, else the copy `uv` installs with pip (run as a module, so it
-# works whatever the user's script directory is).
-UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+# uv from PATH if present, else tools/bootstrap_uv.py, which finds the uv it installed before
+# (~/.local/bin) or installs it there, then runs it.
+UV := $(shell command -v uv 2>/dev/null || echo python3 tools/bootstrap_uv.py --)
 
 .PHONY: uv bootstrap bootstrap-test bootstrap-bench browser promtool run test lint typecheck pytest bench soak clean
 
 uv:
-	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	@command -v uv >/dev/null 2>&1 || python3 tools/bootstrap_uv.py >/dev/null
 
 # Syncs .venv with the lock plus dependency groups $(1), saying $(2) first when anything is missing
 # (uv shows its progress). --inexact: a target never uninstalls what another one added.
@@ -40,7 +40,7 @@ lint: bootstrap-test
 	$(UV) run --frozen ruff format --check .
 
 typecheck: bootstrap-test
-	$(UV) run --frozen mypy libs/common/src libs/service/src services/api/src services/dispatcher/src services/expirer/src services/realtime/src services/notifier/src tools/devstack/src clients/sdk/src clients/mcp/src clients/cli/src tests bench
+	$(UV) run --frozen mypy libs/common/src libs/service/src services/api/src services/dispatcher/src services/expirer/src services/realtime/src services/notifier/src tools/devstack/src tools/bootstrap_uv.py clients/sdk/src clients/mcp/src clients/cli/src tests bench
 
 # The browser tests (tests/web) drive Debian's Chromium, never a downloaded one; installed here
 # when missing (needs root, as in CI containers).
