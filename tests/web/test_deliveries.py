@@ -51,3 +51,58 @@ async def test_retry_a_failed_delivery(tab: Tab, user: Owner, receiver: Receiver
     await expect(delivery.locator("tbody tr")).to_have_count(2)
     await expect(delivery.locator("tbody tr").nth(1).locator("td").nth(1)).to_have_text("200")
     await expect(bubble.locator("[data-delivery]")).to_have_attribute("data-delivery", "webhook_delivered")
+
+
+async def test_an_answer_with_no_webhook_says_so(tab: Tab, user: Owner) -> None:
+    """An agent without a webhook URL: the answered review says "No webhook configured", not
+    "Webhook queued" for a webhook that will never go out, and so does its Deliveries panel."""
+    agent = await user.create_agent(name="hookless-bot")
+    msg = await user.post_message(agent["id"], text="Ship it?", review={"type": "approval", "payload": {}})
+    page = tab.page
+    await sign_in(page, user, f"#/c/{agent['id']}")
+    bubble = page.locator(f"#msg-{msg['id']}")
+    await bubble.get_by_role("button", name="Approve").click()
+    badge = bubble.locator("[data-delivery]")
+    await expect(badge).to_have_attribute("data-delivery", "none")
+    await expect(badge).to_have_text("No webhook configured")
+    # The same message read back from the server (a reload) says the same.
+    await page.reload()
+    await expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    await expect(badge).to_have_text("No webhook configured")
+    await bubble.get_by_role("button", name="Deliveries").click()
+    panel = bubble.get_by_role("region", name="Webhook deliveries")
+    await expect(panel).to_contain_text("No webhook configured for this agent, so nothing is sent")
+
+
+TARGETS = """async (cases) => {
+  const { hasWebhookTarget } = await import("/static/messages.js");
+  return cases.map(([message, agent]) => hasWebhookTarget(message, agent));
+}"""
+
+ANSWERED = {"review": {"status": "completed"}}
+EXPIRED = {"review": {"status": "expired"}}
+HOOK = "https://agent.example.com/hook"
+
+
+@pytest.mark.parametrize(
+    ("message", "agent", "has_target"),
+    [
+        (ANSWERED, {}, False),
+        (ANSWERED, {"webhookUrl": None}, False),
+        (ANSWERED, {"webhookUrl": HOOK}, True),
+        (ANSWERED, {"webhookUrl": HOOK, "webhookEnabled": False}, False),  # disabled by a 410
+        (ANSWERED, {"webhookUrl": HOOK, "webhookEvents": ["review:expired"]}, False),
+        (EXPIRED, {"webhookUrl": HOOK, "webhookEvents": ["review:expired"]}, True),
+        (EXPIRED, {"webhookUrl": HOOK, "webhookEvents": ["review:responded"]}, False),
+        (EXPIRED, {"webhookUrl": HOOK, "webhookEvents": []}, True),  # none listed: the defaults
+        ({**ANSWERED, "webhookUrl": HOOK}, {}, True),  # the message's own URL
+        ({"review": {"status": "completed", "callback": {"url": HOOK}}}, {}, True),  # legacy callback
+        (ANSWERED, None, True),  # an agent the page does not know yet: no false "none"
+    ],
+)
+async def test_which_answers_have_a_webhook_to_go_to(
+    tab: Tab, message: dict[str, object], agent: dict[str, object] | None, has_target: bool
+) -> None:
+    if tab.page.url == "about:blank":
+        await tab.page.goto("/")
+    assert await tab.page.evaluate(TARGETS, [[message, agent]]) == [has_target]

@@ -20,6 +20,7 @@ export function channelView(root, { channelId, channels }) {
   const list = new MessageList(listEl, {
     channelName: (id) => channels.name(id),
     manages: (id) => channels.manages(id),
+    agent: (id) => channels.get(id),
     onChange: () => { empty.hidden = list.size > 0; },
   });
   let cursor = null;

@@ -13,6 +13,7 @@ export function inboxView(root, { channels }) {
   const list = new MessageList(listEl, {
     channelName: (id) => channels.name(id),
     manages: (id) => channels.manages(id),
+    agent: (id) => channels.get(id),
     showChannel: true,
     onChange: () => { empty.hidden = list.size > 0; },
   });

@@ -22,12 +22,31 @@ const DELIVERY_LABELS = {
   webhook_failed: "Webhook failed",
   agent_received: "Agent received",
 };
+// The events an agent's default URL gets when it names none (DEFAULT_WEBHOOK_EVENTS).
+const DEFAULT_WEBHOOK_EVENTS = ["review:responded", "review:expired"];
+const NO_WEBHOOK = "No webhook configured";
+
+/** Whether the answer (or expiry) of ``message`` has anywhere to go, read as the dispatcher picks
+ * a target (sayso_dispatcher/targets.py): the message's own webhookUrl, else the agent's URL if
+ * enabled and subscribed to the event, else the review's callback. The API marks every closed
+ * review "sent" (the dispatcher's reconciliation looks for that mark), so without this the
+ * badge would say "queued" for a webhook that will never go out. An agent this page does not
+ * know yet counts as having one: better "queued" for a moment than a false "none". */
+export function hasWebhookTarget(message, agent) {
+  if (message.webhookUrl || !agent) return true;
+  const event = message.review && message.review.status === "expired" ? "review:expired" : "review:responded";
+  const events = Array.isArray(agent.webhookEvents) && agent.webhookEvents.length ? agent.webhookEvents : DEFAULT_WEBHOOK_EVENTS;
+  if (agent.webhookUrl && agent.webhookEnabled !== false && events.includes(event)) return true;
+  return Boolean(message.review && message.review.callback);
+}
 
 /** Ordered, de-duplicated messages of one list; updates replace the element in place. */
 export class MessageList {
-  constructor(container, { channelName, manages = () => true, showChannel = false, onChange = () => {} }) {
+  constructor(container, { channelName, manages = () => true, agent = () => undefined, showChannel = false, onChange = () => {} }) {
     this.container = container;
     this.channelName = channelName;
+    // The message's channel as /api/v1/agents lists it (its webhook settings), if known.
+    this.agent = agent;
     // Whether the user manages the message's channel: webhook deliveries are its owner's.
     this.manages = manages;
     this.showChannel = showChannel;
@@ -163,9 +182,14 @@ export class MessageList {
         const current = item();
         if (current) this.togglePanel(current, !current.panel);
       });
+      // "sent" with nowhere to send: say so rather than "queued" forever.
+      const delivery = message.deliveryStatus === "sent" && !hasWebhookTarget(message, this.agent(message.channelId))
+        ? "none" : message.deliveryStatus;
       el.append(h("footer", { class: "msg-foot" },
-        message.deliveryStatus ? h("span", { class: `badge delivery-${message.deliveryStatus}`, dataset: { delivery: message.deliveryStatus } },
-          DELIVERY_LABELS[message.deliveryStatus] || message.deliveryStatus) : null,
+        delivery ? h("span", {
+          class: `badge delivery-${delivery}`, dataset: { delivery },
+          title: delivery === "none" ? "This agent has no webhook URL: nothing is sent. Set one in the agent's settings." : null,
+        }, delivery === "none" ? NO_WEBHOOK : DELIVERY_LABELS[delivery] || delivery) : null,
         toggle));
     }
     return el;
@@ -174,7 +198,7 @@ export class MessageList {
   togglePanel(item, open) {
     const toggle = item.el.querySelector(".msg-foot .btn-quiet");
     if (open && !item.panel) {
-      item.panel = new DeliveryPanel(item.message);
+      item.panel = new DeliveryPanel(item.message, hasWebhookTarget(item.message, this.agent(item.message.channelId)));
       item.el.append(item.panel.el);
       item.panel.reload();
       item.panel.el.scrollIntoView({ block: "nearest" });
@@ -314,8 +338,9 @@ export function senderLabel(message, channelName) {
 
 /** Every webhook attempt of one message, with a retry button. */
 class DeliveryPanel {
-  constructor(message) {
+  constructor(message, hasTarget = true) {
     this.message = message;
+    this.hasTarget = hasTarget;
     this.status = h("p", { class: "panel-status", role: "status" });
     this.list = h("div", { class: "delivery-list" });
     this.retry = h("button", { type: "button", class: "btn btn-small btn-warning" }, "Retry delivery");
@@ -359,7 +384,9 @@ class DeliveryPanel {
     clear(this.list);
     this.retry.hidden = deliveries.filter((d) => d.source !== "test").length === 0;
     if (!deliveries.length) {
-      this.list.append(h("p", { class: "muted" }, "No webhook deliveries for this message yet."));
+      this.list.append(h("p", { class: "muted" }, this.hasTarget
+        ? "No webhook deliveries for this message yet."
+        : `${NO_WEBHOOK} for this agent, so nothing is sent. Set a webhook URL in the agent's settings; later answers go there.`));
       return;
     }
     for (const d of deliveries) {
