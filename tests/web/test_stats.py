@@ -16,6 +16,7 @@ from sayso_common.settings import CircuitPolicy
 from sayso_dispatcher.settings import DispatcherSettings
 from tests.support.receiver import Received, Receiver
 from tests.support.stack import Owner, RunningStack, eventually
+from tests.web.conftest import Tab
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -208,3 +209,33 @@ async def test_stats_need_credentials(stack: RunningStack) -> None:
     async with stack.client() as anonymous:
         assert (await anonymous.get("/api/v1/stats/overview")).status_code == 401
         assert (await anonymous.get("/api/v1/stats/pending")).status_code == 401
+
+
+AXIS = """async (peaks) => {
+  const { axisTicks } = await import("/static/ops.js");
+  return peaks.map((p) => { const a = axisTicks(p); return [a.top, a.ticks.map((t) => t.label)]; });
+}"""
+
+
+@pytest.mark.parametrize(
+    ("peak", "top", "labels"),
+    [
+        (0, 0.1, ["0.00", "0.05", "0.10"]),  # was 0.0, 0.1, 0.1
+        (0.03, 0.1, ["0.00", "0.05", "0.10"]),
+        (0.1, 0.1, ["0.00", "0.05", "0.10"]),
+        (0.17, 0.2, ["0.0", "0.1", "0.2"]),
+        (0.3, 0.5, ["0.00", "0.25", "0.50"]),
+        (2.2, 2.5, ["0.00", "1.25", "2.50"]),
+        (7, 10, ["0", "5", "10"]),
+        (33, 50, ["0", "25", "50"]),
+        (1234, 2000, ["0", "1000", "2000"]),
+    ],
+)
+async def test_chart_axis_labels_are_distinct(tab: Tab, peak: float, top: float, labels: list[str]) -> None:
+    """The operator chart's y-axis: a round top at or above the peak rate, and tick labels with
+    enough decimals to tell them apart (static/ops.js, in Chromium)."""
+    if tab.page.url == "about:blank":
+        await tab.page.goto("/")
+    [(got_top, got_labels)] = await tab.page.evaluate(AXIS, [peak])
+    assert (got_top, got_labels) == (pytest.approx(top), labels)
+    assert len(set(got_labels)) == 3

@@ -16,6 +16,19 @@ function s(tag, attrs = {}, ...children) {
   return el;
 }
 
+/** The chart's y-axis for rates up to ``peak``: a round top (1, 2, 2.5 or 5 × 10ⁿ, at least
+ * 0.1) and three ticks labelled with as many decimals as their step needs, so small rates
+ * never read "0.1, 0.1, 0.0". */
+export function axisTicks(peak) {
+  const wanted = Math.max(0.1, Number.isFinite(peak) ? peak : 0);
+  const power = 10 ** Math.floor(Math.log10(wanted));
+  const top = [1, 2, 2.5, 5, 10].map((m) => m * power).find((v) => v >= wanted * (1 - 1e-9));
+  const step = top / 2;
+  let decimals = 0;
+  while (decimals < 6 && Math.abs(Math.round(step * 10 ** decimals) - step * 10 ** decimals) > 1e-6) decimals += 1;
+  return { top, ticks: [0, step, top].map((value) => ({ value, label: value.toFixed(decimals) })) };
+}
+
 export function opsView(root, { channels }) {
   const tiles = h("div", { class: "tiles" });
   const chart = h("figure", { class: "chart" });
@@ -85,7 +98,8 @@ export function opsView(root, { channels }) {
     const height = 160;
     const pad = { l: 36, r: 8, t: 8, b: 22 };
     const perSecond = (n) => n / data.bucketSeconds;
-    const max = Math.max(0.1, ...series.map((b) => perSecond(b.delivered + b.failed)));
+    const axis = axisTicks(Math.max(0, ...series.map((b) => perSecond(b.delivered + b.failed))));
+    const max = axis.top;
     const bw = (width - pad.l - pad.r) / Math.max(1, series.length);
     const y = (v) => pad.t + (height - pad.t - pad.b) * (1 - v / max);
     const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-labelledby": "chart-svg-title chart-svg-desc", class: "chart-svg" });
@@ -94,10 +108,9 @@ export function opsView(root, { channels }) {
       s("title", { id: "chart-svg-title" }, "Webhook attempts per second"),
       s("desc", { id: "chart-svg-desc" }, `${data.delivered} delivered and ${data.failedAttempts} failed attempts in ${series.length} buckets of ${data.bucketSeconds} s; ${total} in all.`),
     );
-    for (const frac of [0, 0.5, 1]) {
-      const v = max * frac;
+    for (const { value: v, label } of axis.ticks) {
       svg.append(s("line", { x1: pad.l, x2: width - pad.r, y1: y(v), y2: y(v), class: "grid-line" }),
-        s("text", { x: pad.l - 4, y: y(v) + 4, class: "axis", "text-anchor": "end" }, v >= 10 ? v.toFixed(0) : v.toFixed(1)));
+        s("text", { x: pad.l - 4, y: y(v) + 4, class: "axis", "text-anchor": "end", "data-tick": label }, label));
     }
     series.forEach((b, i) => {
       const x = pad.l + i * bw + 1;
