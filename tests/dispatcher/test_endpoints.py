@@ -73,6 +73,8 @@ async def test_test_endpoint_reports_ssrf_refusal(owner: Owner) -> None:
     assert result["delivered"] is False
     assert result["attempt"]["errorKind"] == "ssrf_refused"
     assert "link-local" in result["attempt"]["error"]
+    # The refusal names the setting that would lift it.
+    assert "SAYSO_DISPATCHER_ALLOWED_NETWORKS=169.254.169.254/32" in result["attempt"]["error"]
 
 
 async def test_test_endpoint_needs_a_url(owner: Owner) -> None:

@@ -4,6 +4,7 @@ resolver (``localhost`` resolves without a network)."""
 from __future__ import annotations
 
 import ipaddress
+import socket
 
 import pytest
 
@@ -236,5 +237,45 @@ async def test_resolver_pins_vetted_addresses_when_allowed() -> None:
     try:
         records = await resolver.resolve("127.1", 8080)
         assert [(r["host"], r["port"]) for r in records] == [("127.0.0.1", 8080)]
+    finally:
+        await resolver.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        # An address the allow-list could let through names the setting, with the network to add.
+        ("http://127.0.0.1:9/hook", "SAYSO_X_ALLOWED_NETWORKS=127.0.0.1/32"),
+        ("http://[::1]/hook", "SAYSO_X_ALLOWED_NETWORKS=::1/128"),
+        ("http://0x7f000001/", "SAYSO_X_ALLOWED_NETWORKS=127.0.0.1/32"),
+        ("http://[::ffff:10.1.2.3]/", "SAYSO_X_ALLOWED_NETWORKS=::ffff:a01:203/128"),
+        # What no setting lifts names none.
+        ("ftp://127.0.0.1/", None),
+        ("http:///nohost", None),
+        ("http://256.256.256.256/", None),
+        ("http://example.com:99999/", None),
+    ],
+)
+def test_an_address_refusal_names_the_setting_that_lifts_it(url: str, named: str | None) -> None:
+    got = check_url(url, setting="SAYSO_X_ALLOWED_NETWORKS")
+    assert got is not None
+    if named is None:
+        assert "SAYSO_X_ALLOWED_NETWORKS" not in got
+    else:
+        assert named in got, got
+        assert "the server setting SAYSO_X_ALLOWED_NETWORKS lets it through" in got
+    # Without a setting to name (a caller that has none), the reason alone.
+    assert "ALLOWED_NETWORKS" not in (check_url(url) or "")
+
+
+async def test_resolver_refusal_names_the_setting() -> None:
+    resolver = GuardedResolver(setting="SAYSO_X_ALLOWED_NETWORKS")
+    try:
+        with pytest.raises(
+            AddressRefusedError, match=r"localhost resolves to a loopback .*SAYSO_X_ALLOWED_NETWORKS"
+        ):
+            await resolver.resolve("localhost", 80, socket.AF_INET)
+        with pytest.raises(AddressRefusedError, match=r"SAYSO_X_ALLOWED_NETWORKS=127\.0\.0\.1/32"):
+            await resolver.resolve("2130706433", 80)
     finally:
         await resolver.close()

@@ -169,9 +169,21 @@ def ip_literal(host: str) -> IPAddress | None:
     return parse_ipv4_spelling(bare)
 
 
-def check_url(url: str, allowed: Sequence[Network] = ()) -> str | None:
+def lifted_by(why: str, ip: IPAddress, setting: str) -> str:
+    """An address refusal, naming the allow-list ``setting`` that would let ``ip`` through (the
+    refusal is shown to the agent's owner, who would otherwise not know a setting exists)."""
+    if not setting:
+        return why
+    return (
+        f"{why}; the server setting {setting} lets it through "
+        f"(e.g. {setting}={ipaddress.ip_network(ip)}, then restart)"
+    )
+
+
+def check_url(url: str, allowed: Sequence[Network] = (), setting: str = "") -> str | None:
     """Refusal reason for a URL before any connection, or None to go ahead (names are then
-    checked by the resolver when aiohttp connects).
+    checked by the resolver when aiohttp connects). ``setting`` names the allow-list an address
+    refusal should point at.
 
     The URL is read with yarl, the parser aiohttp itself uses, so the host checked is the host
     connected to: yarl applies IDNA and Unicode normalisation, which turns ``127。0。0。1``
@@ -193,16 +205,20 @@ def check_url(url: str, allowed: Sequence[Network] = ()) -> str | None:
         return str(exc)
     if literal is None:
         return None
-    return refusal(literal, allowed)
+    why = refusal(literal, allowed)
+    return lifted_by(why, literal, setting) if why else None
 
 
 class GuardedResolver(AbstractResolver):
     """Resolves (system resolver, or the pinned DNS servers), then refuses the host if any address is internal.
     Returning the checked records makes aiohttp connect to them and nothing else."""
 
-    def __init__(self, allowed: Sequence[Network] = (), inner: AbstractResolver | None = None) -> None:
+    def __init__(
+        self, allowed: Sequence[Network] = (), inner: AbstractResolver | None = None, setting: str = ""
+    ) -> None:
         self._allowed = tuple(allowed)
         self._inner = inner or ThreadedResolver()
+        self._setting = setting
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
@@ -215,14 +231,15 @@ class GuardedResolver(AbstractResolver):
             # A numeric spelling aiohttp did not recognise as a literal; never hand it to DNS.
             why = refusal(literal, self._allowed)
             if why:
-                raise AddressRefusedError(f"{host} is a {why}")
+                raise AddressRefusedError(lifted_by(f"{host} is a {why}", literal, self._setting))
             fam = socket.AF_INET if literal.version == 4 else socket.AF_INET6
             return [ResolveResult(hostname=host, host=str(literal), port=port, family=fam, proto=0, flags=0)]
         records = await self._inner.resolve(host, port, family)
         for record in records:
-            why = refusal(ipaddress.ip_address(record["host"].split("%", 1)[0]), self._allowed)
+            ip = ipaddress.ip_address(record["host"].split("%", 1)[0])
+            why = refusal(ip, self._allowed)
             if why:
-                raise AddressRefusedError(f"{host} resolves to a {why}")
+                raise AddressRefusedError(lifted_by(f"{host} resolves to a {why}", ip, self._setting))
         return records
 
     async def close(self) -> None:

@@ -21,6 +21,8 @@ from sayso_dispatcher.settings import DispatcherSettings
 DRAIN_LIMIT = 64 * 1024
 # URLs whose pre-connect verdict is remembered (a handful of receivers get most deliveries).
 CHECKED_URLS = 10_000
+# Named in an address refusal: the one setting that lifts it.
+ALLOW_LIST_SETTING = "SAYSO_DISPATCHER_ALLOWED_NETWORKS"
 
 
 class Sender:
@@ -36,6 +38,7 @@ class Sender:
                 AsyncResolver(nameservers=settings.dispatcher_dns_servers)
                 if settings.dispatcher_dns_servers
                 else None,
+                setting=ALLOW_LIST_SETTING,
             ),
             limit=settings.dispatcher_concurrency,
             limit_per_host=settings.dispatcher_per_host_concurrency,
@@ -55,7 +58,7 @@ class Sender:
     def _check(self, url: str) -> tuple[str | None, URL | None]:
         known = self._checked.get(url)
         if known is None:
-            refused = check_url(url, self._allowed)
+            refused = check_url(url, self._allowed, ALLOW_LIST_SETTING)
             known = (refused, None if refused else URL(url))
             if len(self._checked) >= CHECKED_URLS:
                 self._checked.clear()

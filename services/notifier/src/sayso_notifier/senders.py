@@ -98,6 +98,10 @@ class Mailer:
         return Sent("sent", _since(started))
 
 
+# Named in an address refusal: the one setting that lifts it.
+ALLOW_LIST_SETTING = "SAYSO_NOTIFIER_ALLOWED_NETWORKS"
+
+
 class Slack:
     """Posts to Slack: incoming webhooks and interaction ``response_url``s. Both are URLs a user
     gave (or Slack did, in a request anyone could forge without the signing secret), so they pass
@@ -106,7 +110,9 @@ class Slack:
     def __init__(self, settings: NotifierSettings) -> None:
         self._allowed = tuple(settings.notifier_allowed_networks)
         self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(resolver=GuardedResolver(self._allowed), limit=64),
+            connector=aiohttp.TCPConnector(
+                resolver=GuardedResolver(self._allowed, setting=ALLOW_LIST_SETTING), limit=64
+            ),
             timeout=aiohttp.ClientTimeout(total=settings.notifier_timeout_seconds),
             cookie_jar=aiohttp.DummyCookieJar(),
         )
@@ -118,7 +124,7 @@ class Slack:
         started = time.perf_counter()
         # Errors name the host only: the path of a Slack webhook URL is its secret.
         where = host_key(url)
-        refused = check_url(url, self._allowed)
+        refused = check_url(url, self._allowed, ALLOW_LIST_SETTING)
         if refused:
             return Sent("failed", 0.0, "ssrf_refused", f"refused by the SSRF guard: {refused}")
         try:
