@@ -1,7 +1,8 @@
 """``make bench``: start the local stack on free ports, run the scenarios, write results.
 
-uv run python -m bench                 # every scenario
+uv run python -m bench                 # every scenario, into bench/results/local/ (git ignores it)
 uv run python -m bench ingest expiry   # some of them
+uv run python -m bench --commit        # into the committed bench/results/ (or SAYSO_BENCH_COMMIT=1)
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import UTC, datetime
 
 from bench import delivery, expiry, ingest, loaded, realtime, report, storm
 from bench.harness import BenchStack, Result
+from bench.verdict import results_dir
 
 SCENARIOS: dict[str, Callable[[BenchStack], Awaitable[Result]]] = {
     "ingest": ingest.run,
@@ -29,7 +31,10 @@ SCENARIOS: dict[str, Callable[[BenchStack], Awaitable[Result]]] = {
 }
 
 
-async def main(names: list[str]) -> int:
+async def main(args: list[str]) -> int:
+    commit = "--commit" in args
+    names = [a for a in args if a != "--commit"]
+    folder = results_dir(True if commit else None)
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
         print(
@@ -57,9 +62,11 @@ async def main(names: list[str]) -> int:
             stack.stop()
         print(f"[bench] {name} done in {time.monotonic() - started:.0f}s", flush=True)
         # Written after every scenario, so a run cut short keeps what it measured.
-        path = report.write(results, stamp)
+        path = report.write(results, stamp, folder)
     print(path.read_text())
     print(f"[bench] results in {path.parent}/{stamp}.*")
+    if folder != results_dir(True):
+        print("[bench] a local run (git ignores it): --commit or SAYSO_BENCH_COMMIT=1 writes bench/results/")
     return 0
 
 

@@ -33,6 +33,9 @@ class Result:
     # mongod op/document counts and CPU seconds per process over the window the scenario
     # measured (``Usage.as_dict``); the whole scenario when it names no window of its own.
     resources: dict[str, Any] = field(default_factory=dict)
+    # Why the comparison with the baseline cannot be trusted (bench.verdict), if it cannot: the
+    # report then says "unreliable" whatever ``met`` says.
+    unreliable: str | None = None
 
 
 @dataclass

@@ -6,6 +6,7 @@ from __future__ import annotations
 from bench.harness import Account, BenchStack, Result
 from bench.loadgen import LoadResult, load
 from bench.resources import Usage
+from bench.verdict import unreliable_baseline
 from sayso_devstack.processes import free_port
 
 CONNECTIONS = 32
@@ -65,4 +66,5 @@ async def run(stack: BenchStack) -> Result:
         ],
         series={"sayso rps": [r.rps for r in ours], "baseline rps": [r.rps for r in bare]},
         resources=usage.as_dict(),
+        unreliable=unreliable_baseline(ratio, [r.rps for r in bare]),
     )

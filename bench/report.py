@@ -1,4 +1,5 @@
-"""Write bench/results/<stamp>.json, a Markdown summary and PNG plots."""
+"""Write <results>/<stamp>.json, a Markdown summary and PNG plots: ``bench/results/local/`` (ignored
+by git) for an ordinary run, the committed ``bench/results/`` with ``--commit`` (bench.verdict)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from bench.harness import Result
-
-RESULTS = Path(__file__).parent / "results"
+from bench.verdict import BASELINE_TOLERANCE, met_cell, results_dir
 
 
 def _fmt(d: dict[str, object] | None) -> str:
@@ -28,13 +28,15 @@ def markdown(results: list[Result], stamp: str) -> str:
         f"# Sayso benchmark {stamp}",
         "",
         f"Machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}, "
-        f"{_cpus()} CPUs. Ratios compare with a baseline measured in the same run.",
+        f"{_cpus()} CPUs. Ratios compare with a baseline measured in the same run; a comparison whose "
+        f"baseline came out below Sayso, or moved more than {BASELINE_TOLERANCE:.0%} between rounds, "
+        "is marked unreliable (a busy machine), not met.",
         "",
         "| scenario | measured | baseline | ratio | target | met |",
         "|---|---|---|---|---|---|",
     ]
     for r in results:
-        met = "yes" if r.met else ("no" if r.met is False else "—")
+        met = met_cell(r.met, r.unreliable)
         ratio = f"{r.ratio:.2f}x" if r.ratio is not None else "—"
         lines.append(f"| {r.name} | {_fmt(r.measure)} | {_fmt(r.baseline)} | {ratio} | {r.target} | {met} |")
     lines += [
@@ -53,6 +55,8 @@ def markdown(results: list[Result], stamp: str) -> str:
             cpu = ", ".join(f"{k} {v:.1f}" for k, v in u["cpu_s"].items())
             lines.append(f"| {r.name} | {u['window_s']} | {ops} | {docs} | {cpu} |")
     for r in results:
+        if r.unreliable:
+            lines += ["", f"**{r.name}** is unreliable: {r.unreliable}."]
         if r.notes:
             lines += ["", f"**{r.name}**: " + " ".join(r.notes)]
     return "\n".join(lines) + "\n"
@@ -64,7 +68,7 @@ def _cpus() -> int:
     return os.cpu_count() or 0
 
 
-def plots(results: list[Result], stamp: str) -> list[Path]:
+def plots(results: list[Result], stamp: str, folder: Path) -> list[Path]:
     paths = []
     for r in results:
         if not r.series:
@@ -77,20 +81,22 @@ def plots(results: list[Result], stamp: str) -> list[Path]:
         ax.legend()
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        path = RESULTS / f"{stamp}-{r.name.lower().replace(' ', '-').replace('/', '')}.png"
+        path = folder / f"{stamp}-{r.name.lower().replace(' ', '-').replace('/', '')}.png"
         fig.savefig(path, dpi=100)
         plt.close(fig)
         paths.append(path)
     return paths
 
 
-def write(results: list[Result], stamp: str) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{stamp}.json").write_text(json.dumps([asdict(r) for r in results], indent=2, default=str))
+def write(results: list[Result], stamp: str, folder: Path | None = None) -> Path:
+    """Write the run into ``folder`` (default: bench.verdict.results_dir()); returns the .md."""
+    folder = folder or results_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{stamp}.json").write_text(json.dumps([asdict(r) for r in results], indent=2, default=str))
     md = markdown(results, stamp)
-    images = plots(results, stamp)
+    images = plots(results, stamp, folder)
     md += "\n" + "\n".join(f"![{p.stem}]({p.name})" for p in images) + "\n"
-    path = RESULTS / f"{stamp}.md"
+    path = folder / f"{stamp}.md"
     path.write_text(md)
-    (RESULTS / "latest.md").write_text(md)
+    (folder / "latest.md").write_text(md)
     return path

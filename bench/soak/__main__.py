@@ -1,5 +1,6 @@
 """``make soak`` / ``python -m bench.soak``: run the chaos soak, print its report, write
-``bench/results/soak-<stamp>.{json,md,png}``. Exits 1 if any invariant failed (the stack's logs are
+``bench/results/local/soak-<stamp>.{json,md,png}`` (ignored by git; ``SAYSO_BENCH_COMMIT=1`` writes
+the committed ``bench/results/``). Exits 1 if any invariant failed (the stack's logs are
 then kept and named).
 
 SOAK_SECONDS=300 python -m bench.soak          # seconds of traffic (default 180), then the drain
@@ -19,15 +20,14 @@ from pathlib import Path
 
 from bench.soak import report
 from bench.soak.run import Settings, soak
-
-RESULTS = Path(__file__).resolve().parent.parent / "results"
+from bench.verdict import results_dir
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("SOAK_SECONDS", "180")))
     parser.add_argument("--rate", type=float, default=Settings.rate, help="new reviews per second")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="where the report goes")
+    parser.add_argument("--out", type=Path, default=results_dir(), help="where the report goes")
     args = parser.parse_args()
     if args.seconds < 30:
         parser.error("--seconds (SOAK_SECONDS) must be at least 30: the broker and MongoDB faults need room")
