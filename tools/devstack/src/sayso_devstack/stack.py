@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import secrets
 import signal
+import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -21,6 +23,7 @@ from sayso_devstack.processes import (
     SERVICES,
     Proc,
     StackError,
+    StartInterruptedError,
     free_port,
     mongo_url,
     port_open,
@@ -28,6 +31,7 @@ from sayso_devstack.processes import (
     start_caddy,
     start_mongod,
     start_tansu,
+    stop_all,
     wait_healthy,
 )
 
@@ -98,6 +102,9 @@ class Stack:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     # Replicas the supervisor restarted, by name, in order (the soak tells its own kills apart).
     restarts: list[str] = field(default_factory=list)
+    # Set to stop a start in progress: ``start`` then raises StartInterruptedError, having stopped
+    # nothing itself (``stop`` stops what it started, as after any failed start).
+    cancel: threading.Event = field(default_factory=threading.Event)
 
     @property
     def url(self) -> str:
@@ -108,14 +115,16 @@ class Stack:
         return self.state_dir / "local.env"
 
     def start(self) -> dict[str, str]:
-        """Start everything; returns the credentials written to ``local.env``."""
+        """Start everything; returns the credentials written to ``local.env``. Each child is in
+        ``procs`` from its spawn on (a start that fails or is cancelled half-way leaves nothing
+        that :meth:`stop` does not know of)."""
         started = time.monotonic()
         logs = self.state_dir / "logs"
         first_start = not self.local_env_path.exists()
-        mongo = start_mongod(self.state_dir / "mongo", logs)
+        mongo = start_mongod(self.state_dir / "mongo", logs, cancel=self.cancel)
         self.procs.append(mongo)
         log.info("mongod ready on 127.0.0.1:%s (replica set rs0)", mongo.port)
-        tansu = start_tansu(logs)
+        tansu = start_tansu(logs, cancel=self.cancel)
         self.procs.append(tansu)
         log.info("tansu (Kafka API) ready on 127.0.0.1:%s", tansu.port)
         db_file = self.state_dir / MONGO_DB_FILE
@@ -141,19 +150,21 @@ class Stack:
         for service in SERVICES:
             count = counts.get(service, 1)
             for n in range(count):
+                if self.cancel.is_set():
+                    raise StartInterruptedError("stopped while starting the services")
                 name = service if count == 1 else f"{service}-{n + 1}"
                 env = api_env if service == "api" else self.service_env
                 proc = spawn_service(service, logs, env, name=name)
+                self.procs.append(proc)
                 by_service.setdefault(service, []).append(proc)
                 services.append(proc)
                 self._service_of[name] = (service, env)
-        self.procs.extend(services)
         for proc in services:
-            wait_healthy(proc)
+            wait_healthy(proc, cancel=self.cancel)
             log.info("%s up on 127.0.0.1:%s", proc.name, proc.port)
         api_ports = [p.port for p in by_service["api"]]
         realtime_ports = [p.port for p in by_service["realtime"]]
-        self.procs.append(start_caddy(logs, self.edge_port, api_ports, realtime_ports))
+        self.procs.append(start_caddy(logs, self.edge_port, api_ports, realtime_ports, cancel=self.cancel))
         log.info("edge (caddy) on %s", self.url)
         if first_start:
             self._bootstrap(password)
@@ -184,8 +195,14 @@ class Stack:
         self.local_env_path.chmod(0o600)
 
     def stop(self) -> None:
-        for proc in reversed(self.procs):
-            proc.stop()
+        """Stop every child: the edge first, then the services side by side, then the broker and
+        MongoDB (which the services still talk to while they shut down)."""
+        edge = [p for p in self.procs if p.name == "caddy"]
+        services = [p for p in self.procs if p.name in self._service_of]
+        first = {id(p) for p in edge + services}
+        stop_all(edge)
+        stop_all(services)
+        stop_all(p for p in self.procs if id(p) not in first)
         self.procs.clear()
 
     def processes_of(self, service: str) -> list[Proc]:
@@ -282,11 +299,18 @@ def parse_replicas(raw: str) -> dict[str, int]:
     return counts
 
 
+# Each stops the stack: Ctrl-C, `kill`, and a closed terminal.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def run(state_dir: Path, edge_port: int, replicas: dict[str, int] | None = None) -> int:
-    stack = Stack(state_dir=state_dir, edge_port=edge_port, replicas=replicas or {})
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # Only sets the event, whenever it comes and however often (the process group and a wrapper
+    # such as `uv run` each forward it): the start-up watches it, and nothing it interrupts is
+    # the cleanup, which always runs to the end.
+    for sig in STOP_SIGNALS:
         signal.signal(sig, lambda *_: stop.set())
+    stack = Stack(state_dir=state_dir, edge_port=edge_port, replicas=replicas or {}, cancel=stop)
     # Before any child starts: this state directory free, nothing left over on its data
     # directory, the edge port free. Otherwise one sentence, not a child's exit code and logs.
     try:
@@ -308,32 +332,131 @@ def _run_claimed(stack: Stack, stop: threading.Event) -> int:
     except (StartRefusedError, OSError) as exc:
         log.error("%s", exc)
         return 1
+    # Whatever happens from the first child on (a failed or interrupted start, a banner written
+    # to a closed pipe, any exception), every child is stopped before this returns.
     try:
-        creds = stack.start()
-    except (StackError, httpx.HTTPError, OSError) as exc:
-        log.error("stack failed to start: %s", exc)
+        try:
+            creds = stack.start()
+        except StartInterruptedError:
+            log.info("stopping the stack (asked to during start-up)")
+            return 0
+        except (StackError, httpx.HTTPError, OSError) as exc:
+            log.error("stack failed to start: %s", exc)
+            return 1
+        if stop.is_set():
+            log.info("stopping the stack (asked to during start-up)")
+            return 0
+        env = {**os.environ, **stack.service_env}
+        _say(banner(stack, creds, env))
+        code = stack.supervise(stop)
+        log.info("stopping the stack")
+        return code
+    finally:
         stack.stop()
-        return 1
-    print(
-        json.dumps({"url": stack.url, "docs": f"{stack.url}/docs", "local_env": str(stack.local_env_path)}),
-        flush=True,
-    )
-    print(
-        f"\nSayso is running at {stack.url}\n"
-        f"  API docs:   {stack.url}/docs\n"
-        f"  Health:     {stack.url}/healthz\n"
-        f"  Admin:      {creds.get('SAYSO_ADMIN_EMAIL')} / {creds.get('SAYSO_ADMIN_PASSWORD')}\n"
-        f"  API key:    {creds.get('SAYSO_API_KEY')}\n"
-        f"  Settings:   {stack.local_env_path} is current for this run (SAYSO_URL={stack.url})\n"
-        f"              source it: set -a; . {stack.local_env_path}; set +a\n"
-        f"  Logs in {state_dir / 'logs'}\n"
-        "Press Ctrl-C to stop.\n",
-        flush=True,
-    )
-    code = stack.supervise(stop)
-    log.info("stopping the stack")
-    stack.stop()
-    return code
+
+
+def _say(text: str) -> None:
+    """Print to stdout; a closed stdout (the reader went away) does not stop the stack."""
+    try:
+        print(text, flush=True)
+    except OSError:
+        # Later writes, and the interpreter's flush at exit, go nowhere instead of failing.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - kept open until exit
+
+
+def _where(url: str) -> str:
+    """A server URL without its credentials (the SMTP URL carries the password)."""
+    parts = urlsplit(url)
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{parts.hostname or '?'}{port}"
+
+
+def features(env: Mapping[str, str], replicas: Mapping[str, int]) -> list[tuple[str, str]]:
+    """What is on and off in this run and the setting that changes it, as (label, line) rows.
+    Settings are read from the environment the services get, so the banner says what they do."""
+
+    def value(name: str) -> str:
+        return env.get(name, "").strip()
+
+    rows: list[tuple[str, str]] = []
+    smtp = value("SAYSO_SMTP_URL")
+    if smtp:
+        sender = value("SAYSO_SMTP_FROM") or "Sayso <sayso@localhost>"
+        rows.append(("E-mail", f"on: {_where(smtp)} (SAYSO_SMTP_URL), from {sender} (SAYSO_SMTP_FROM)"))
+    else:
+        rows.append(
+            (
+                "E-mail",
+                "off: SAYSO_SMTP_URL is not set, so e-mail notices are recorded as skipped "
+                "(not configured); set it and restart",
+            )
+        )
+    if value("SAYSO_SLACK_SIGNING_SECRET"):
+        rows.append(("Slack", "buttons on (SAYSO_SLACK_SIGNING_SECRET is set)"))
+    else:
+        rows.append(
+            (
+                "Slack",
+                "messages are sent, buttons off: SAYSO_SLACK_SIGNING_SECRET is not set "
+                "(the Slack actions endpoint answers 404)",
+            )
+        )
+    for label, name, what in (
+        ("Webhooks", "SAYSO_DISPATCHER_ALLOWED_NETWORKS", "webhook receivers"),
+        ("Slack URLs", "SAYSO_NOTIFIER_ALLOWED_NETWORKS", "Slack webhook URLs"),
+    ):
+        allowed = value(name)
+        if allowed:
+            rows.append((label, f"the SSRF guard lets {what} reach {allowed} ({name})"))
+        else:
+            rows.append(
+                (
+                    label,
+                    f"the SSRF guard refuses {what} on loopback and private addresses; to reach "
+                    f"this machine: {name}=127.0.0.0/8 make run",
+                )
+            )
+    counts = " ".join(f"{service}={n}" for service, n in replicas.items() if n != 1)
+    if counts:
+        rows.append(("Replicas", f"{counts}, one of each other service (SAYSO_REPLICAS)"))
+    else:
+        rows.append(("Replicas", 'one of each service (more with SAYSO_REPLICAS="api=2 dispatcher=3")'))
+    return rows
+
+
+def banner(stack: Stack, creds: Mapping[str, str], env: Mapping[str, str]) -> str:
+    """What ``make run`` prints once the stack is up: where it is, the credentials, the commands
+    that work from a shell (the clients live in the checkout's ``.venv``, not on PATH), and what is
+    on and off."""
+    url, local_env = stack.url, stack.local_env_path
+    bin_dir = Path(sys.executable).parent
+    replicas = {"dispatcher": stack.dispatchers, **stack.replicas}
+    rows = [
+        ("API docs", f"{url}/docs"),
+        ("Health", f"{url}/healthz"),
+        ("Admin", f"{creds.get('SAYSO_ADMIN_EMAIL')} / {creds.get('SAYSO_ADMIN_PASSWORD')}"),
+        ("API key", f"{creds.get('SAYSO_API_KEY')}"),
+        ("Settings", f"{local_env} is current for this run (SAYSO_URL={url})"),
+        *features(env, replicas),
+        ("Logs", f"{stack.state_dir / 'logs'}"),
+    ]
+    width = max(len(label) for label, _ in rows) + 2
+    lines = [f"Sayso is running at {url}"]
+    lines += [f"  {label + ':':<{width}}{text}" for label, text in rows]
+    lines += [
+        "",
+        "From another shell (the sayso command is in the checkout's .venv, not on your PATH):",
+        f"  set -a; . {local_env}; set +a",
+        f'  uv run sayso send "hello" --channel <agent id>       # in {REPO_ROOT}',
+        f'  {bin_dir / "sayso"} send "hello" --channel <agent id>',
+        f"  (or `. {bin_dir / 'activate'}` once, then `sayso …`; `sayso --help` lists the commands)",
+        "",
+        "Press Ctrl-C to stop.",
+    ]
+    return "\n" + "\n".join(lines) + "\n"
 
 
 def take_over_old_state(state_dir: Path) -> None:
@@ -378,9 +501,12 @@ def env_port(default: int = 8000) -> int:
 
 __all__ = [
     "SERVICES",
+    "STOP_SIGNALS",
     "Stack",
+    "banner",
     "env_port",
     "env_state_dir",
+    "features",
     "free_port",
     "parse_replicas",
     "run",
