@@ -1,13 +1,12 @@
 """``sayso-devstack run`` (what ``make run`` calls) as a newcomer meets it: a second start while
-one runs, a taken port, a restart on another port, and the README's first-review snippet, each
-against the real command started as a subprocess with its own SAYSO_HOME and SAYSO_PORT."""
+one runs, a taken port, a restart on another port, a stop at any point of the start-up, and the
+banner's commands, each against the real command started as a subprocess with its own SAYSO_HOME
+and SAYSO_PORT (the README's snippets run in tests/test_readme.py)."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -251,36 +250,6 @@ def test_port_taken_by_a_sayso_from_another_home_is_named(launcher: Launcher, tm
     _assert_no_child_output(err)
     assert not (home / ".sayso" / "mongo").exists()
     assert first.popen.poll() is None
-
-
-def _first_review_snippet() -> str:
-    readme = (REPO_ROOT / "README.md").read_text()
-    found = re.search(r"Your first review:\s*\n```bash\n(.*?)\n```", readme, re.DOTALL)
-    assert found, "README.md has no bash block after 'Your first review:'"
-    return found.group(1)
-
-
-def test_readme_first_review_snippet_works_as_written(launcher: Launcher) -> None:
-    run = launcher.running()
-    snippet = _first_review_snippet()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SAYSO_")}
-    # From the directory holding .sayso, as a newcomer in the checkout would.
-    done = subprocess.run(
-        ["bash", "-c", snippet], cwd=run.home, env=env, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    message = json.loads(done.stdout)
-    assert message["text"] == "Deploy v2.1 to production?"
-    assert message["review"]["type"] == "approval"
-    assert message["review"]["status"] == "pending"
-    key = load_env_file(run.home / ".sayso" / "local.env")["SAYSO_API_KEY"]
-    with httpx.Client(base_url=run.url, headers={"x-api-key": key}, timeout=10) as client:
-        stored = client.get(f"/api/v1/reviews/{message['id']}", params={"channel": message["channelId"]})
-        assert stored.status_code == 200, stored.text
-        assert stored.json()["review"]["status"] == "pending"
-        pending = client.get("/api/v1/reviews/pending", params={"channel": message["channelId"]})
-        assert pending.status_code == 200, pending.text
-        assert [m["id"] for m in pending.json()] == [message["id"]]
 
 
 def test_restart_on_another_port_rewrites_sayso_url(launcher: Launcher) -> None:
