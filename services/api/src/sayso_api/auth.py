@@ -108,7 +108,8 @@ async def reserve_attempt(db: Database, limits: dict[str, int], window_seconds: 
             raise ApiError(
                 429,
                 "too_many_attempts",
-                "too many failed logins; try again later",
+                "too many failed logins; try again later (SAYSO_LOGIN_MAX_FAILURES per account, "
+                "SAYSO_LOGIN_MAX_FAILURES_PER_ADDRESS per address, within SAYSO_LOGIN_WINDOW_SECONDS)",
                 headers={"Retry-After": str(retry)},
             )
 

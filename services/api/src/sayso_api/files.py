@@ -257,7 +257,10 @@ async def _admit(db: Database, settings: ApiSettings, record: FileDoc, field: st
 
 def too_large(settings: ApiSettings) -> ApiError:
     return ApiError(
-        413, "payload_too_large", f"files are limited to {settings.max_upload_bytes} bytes", "file"
+        413,
+        "payload_too_large",
+        f"files are limited to {settings.max_upload_bytes} bytes (SAYSO_MAX_UPLOAD_BYTES)",
+        "file",
     )
 
 

@@ -99,7 +99,12 @@ async def delete(db: Database, owner_id: str, webhook_id: str) -> None:
 async def execute(ctx: ApiContext, token: str, body: ExecuteIn) -> None:
     """Post a token webhook's payload into its channel (rate limited per webhook)."""
     hook = await resolve(ctx.db, token)
-    await ratelimit.hit(ctx.db, f"whk:{hook['_id']}", ctx.settings.inbound_rate_per_minute)
+    await ratelimit.hit(
+        ctx.db,
+        f"whk:{hook['_id']}",
+        ctx.settings.inbound_rate_per_minute,
+        setting="SAYSO_INBOUND_RATE_PER_MINUTE",
+    )
     await create_message(
         ctx.db,
         ctx.settings,

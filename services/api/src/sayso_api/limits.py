@@ -57,7 +57,12 @@ class BodyLimit:
             await self._reject(send)
 
     async def _reject(self, send: Send) -> None:
-        await send_error(send, 413, "payload_too_large", f"request body exceeds {self.max_bytes} bytes")
+        await send_error(
+            send,
+            413,
+            "payload_too_large",
+            f"request body exceeds {self.max_bytes} bytes (SAYSO_MAX_BODY_BYTES)",
+        )
 
 
 async def send_error(send: Send, status: int, code: str, message: str, field: str | None = None) -> None:

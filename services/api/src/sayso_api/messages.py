@@ -73,20 +73,23 @@ def check_limits(settings: ApiSettings, body: MessageIn) -> None:
         )
     if body.text is not None and len(body.text) > settings.max_text_chars:
         raise ApiError(
-            413, "text_too_large", f"text is limited to {settings.max_text_chars} characters", "text"
+            413,
+            "text_too_large",
+            f"text is limited to {settings.max_text_chars} characters (SAYSO_MAX_TEXT_CHARS)",
+            "text",
         )
     if body.metadata is not None and _json_size(body.metadata) > settings.max_metadata_bytes:
         raise ApiError(
             413,
             "metadata_too_large",
-            f"metadata is limited to {settings.max_metadata_bytes} bytes",
+            f"metadata is limited to {settings.max_metadata_bytes} bytes (SAYSO_MAX_METADATA_BYTES)",
             "metadata",
         )
     if body.review and _json_size(body.review.payload) > settings.max_payload_bytes:
         raise ApiError(
             413,
             "payload_too_large",
-            f"review.payload is limited to {settings.max_payload_bytes} bytes",
+            f"review.payload is limited to {settings.max_payload_bytes} bytes (SAYSO_MAX_PAYLOAD_BYTES)",
             "review.payload",
         )
 

@@ -12,8 +12,9 @@ from sayso_common.http_errors import ApiError
 from sayso_common.mongo import RATE_LIMITS, Database, collection
 
 
-async def hit(db: Database, key: str, limit: int, window_seconds: int = 60) -> None:
-    """Count one request against ``key``; 429 with ``Retry-After`` once ``limit`` is passed."""
+async def hit(db: Database, key: str, limit: int, window_seconds: int = 60, *, setting: str) -> None:
+    """Count one request against ``key``; 429 with ``Retry-After`` once ``limit`` is passed, naming
+    ``setting``, the server setting that sets it."""
     now = time.time()
     window = int(now // window_seconds)
     doc = await collection(db, RATE_LIMITS).find_one_and_update(
@@ -28,6 +29,6 @@ async def hit(db: Database, key: str, limit: int, window_seconds: int = 60) -> N
         raise ApiError(
             429,
             "rate_limited",
-            f"at most {limit} requests per {window_seconds} s for this webhook",
+            f"at most {limit} requests per {window_seconds} s for this webhook ({setting})",
             headers={"Retry-After": str(retry)},
         )

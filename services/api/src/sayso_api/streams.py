@@ -68,7 +68,10 @@ async def patch_stream(
 ) -> MessageView:
     if len(body.text) > settings.max_text_chars:
         raise ApiError(
-            413, "text_too_large", f"text is limited to {settings.max_text_chars} characters", "text"
+            413,
+            "text_too_large",
+            f"text is limited to {settings.max_text_chars} characters (SAYSO_MAX_TEXT_CHARS)",
+            "text",
         )
 
     def build(draft: MessageDoc, _: datetime) -> Doc:

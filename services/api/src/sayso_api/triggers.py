@@ -204,7 +204,9 @@ async def fire(
         raise ApiError(403, "address_not_allowed", "this address may not call the trigger")
     if len(raw) > s.trigger_max_body_bytes:
         raise ApiError(
-            413, "payload_too_large", f"trigger bodies are limited to {s.trigger_max_body_bytes} bytes"
+            413,
+            "payload_too_large",
+            f"trigger bodies are limited to {s.trigger_max_body_bytes} bytes (SAYSO_TRIGGER_MAX_BODY_BYTES)",
         )
     webhook_id = verify(
         headers, raw, signing_secrets.opened(ctx.box, doc["secrets"], utcnow()), s.trigger_tolerance_seconds
