@@ -30,6 +30,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sayso_common import legacy
 from sayso_devstack.processes import free_port, start_caddy
 from tests.conftest import Infra
 from tests.support.private import ADMIN, PrivateStack, private_stack
@@ -198,7 +199,9 @@ def newcomer_env(home: Path) -> dict[str, str]:
     """This process's environment without the test run's virtualenv or any SAYSO_ setting."""
     venv_bin = str(ROOT / ".venv" / "bin")
     env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("SAYSO_", "SIGNOFF_")) and k != "VIRTUAL_ENV"
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SAYSO_", legacy.OLD_PREFIX)) and k != "VIRTUAL_ENV"
     }
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != venv_bin)
     env["SAYSO_HOME"] = str(home)
