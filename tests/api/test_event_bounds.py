@@ -15,14 +15,12 @@ import subprocess
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import prometheus_client
 import pytest
 import yaml
 from aiokafka import AIOKafkaProducer
-from httpx_sse import aconnect_sse
 from pymongo import AsyncMongoClient
 
 from sayso_common.clock import utcnow
@@ -41,6 +39,7 @@ from sayso_common.outbox import OutboxRelay
 from sayso_common.views import AttachmentView, MessageView
 from sayso_expirer import backlog
 from tests.conftest import Infra
+from tests.realtime.clients import Inbox, sse_stream
 from tests.support.stack import Owner, RunningStack, eventually
 from tests.test_observability import promtool
 
@@ -59,46 +58,17 @@ async def b(stack: RunningStack) -> AsyncIterator[Owner]:
         yield created
 
 
-class Stream:
-    def __init__(self) -> None:
-        self.ids: set[str] = set()
-        self.events: list[tuple[str, dict[str, Any]]] = []
+async def _heard(inbox: Inbox, message_id: str) -> None:
+    await inbox.wait_for(
+        lambda item: item.payload.get("id") == message_id,
+        timeout=30,
+        what=f"the live stream delivered {message_id}",
+    )
 
 
-@contextlib.asynccontextmanager
-async def live(stack: RunningStack, owner: Owner) -> AsyncIterator[Stream]:
+def live(stack: RunningStack, owner: Owner) -> contextlib.AbstractAsyncContextManager[Inbox]:
     """The owner's SSE stream through the edge, read in the background."""
-    stream = Stream()
-    opened: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-
-    async def read() -> None:
-        async with (
-            httpx.AsyncClient(base_url=stack.url, timeout=httpx.Timeout(30, read=120)) as client,
-            aconnect_sse(client, "GET", "/api/v1/events", headers={"x-api-key": owner.api_key}) as source,
-        ):
-            opened.set_result(source.response.status_code)
-            async for sse in source.aiter_sse():
-                if sse.data:
-                    payload = json.loads(sse.data)
-                    stream.events.append((sse.event, payload))
-                    if isinstance(payload, dict) and "id" in payload:
-                        stream.ids.add(payload["id"])
-
-    task = asyncio.create_task(read())
-    try:
-        assert await asyncio.wait_for(opened, 15) == 200
-        yield stream
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-async def _heard(stream: Stream, message_id: str) -> None:
-    async def seen() -> bool:
-        return message_id in stream.ids
-
-    await eventually(seen, timeout=30, what=f"the live stream delivered {message_id}")
+    return sse_stream(stack.url, {"x-api-key": owner.api_key})
 
 
 async def test_attached_texts_too_large_for_one_event_do_not_stop_other_tenants(
