@@ -21,7 +21,7 @@ def _page(title: str, *parts: str) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{html.escape(title)} · Sayso</title>"
         '<link rel="stylesheet" href="/static/app.css"></head>\n'
-        '<body><main class="login-page" id="main"><section class="login card answer-page">\n'
+        '<body class="page"><main class="login-page" id="main"><section class="login card answer-page">\n'
         f"<h1>{html.escape(title)}</h1>\n" + "\n".join(parts) + "\n</section></main></body></html>\n"
     )
 
