@@ -106,3 +106,18 @@ async def test_phone_width_and_keyboard(browser: Browser, stack: RunningStack, u
         assert not errors, errors
     finally:
         await context.close()
+
+
+async def test_a_channel_in_error_is_not_painted_as_a_plugin_badge(tab: Tab, user: Owner) -> None:
+    """A channel's status chip and the plugins' status badge share the class ``status-error``;
+    the badge's pink background must stay on the badge (issue #35, item 8)."""
+    agent = await user.create_agent(name="failing-bot")
+    ping = await user.agent.post(
+        "/api/v1/status/ping", json={"agentId": agent["id"], "status": "error", "message": "disk full"}
+    )
+    assert ping.status_code in (200, 201), ping.text
+    await sign_in(tab.page, user, f"#/c/{agent['id']}")
+    chip = tab.page.locator(".status.status-error").first
+    await expect(chip).to_be_visible()
+    background = await chip.evaluate("el => getComputedStyle(el).backgroundColor")
+    assert background != "rgb(251, 213, 213)", background  # the plugin badge's pink
