@@ -121,3 +121,18 @@ async def test_a_channel_in_error_is_not_painted_as_a_plugin_badge(tab: Tab, use
     await expect(chip).to_be_visible()
     background = await chip.evaluate("el => getComputedStyle(el).backgroundColor")
     assert background != "rgb(251, 213, 213)", background  # the plugin badge's pink
+
+
+async def test_the_skip_link_moves_focus_and_keeps_the_page(tab: Tab, user: Owner) -> None:
+    """On a channel page, "Skip to content" focuses the content and stays on that channel (the
+    router used to read ``#main`` as a page address and open the inbox; issue #35, item 3)."""
+    agent = await user.create_agent(name="skip-bot")
+    page = tab.page
+    await sign_in(page, user, f"#/c/{agent['id']}")
+    await expect(page.get_by_role("heading", name="skip-bot")).to_be_visible()
+    skip = page.get_by_role("link", name="Skip to content")
+    await skip.focus()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#main")).to_be_focused()
+    assert page.url.endswith(f"#/c/{agent['id']}"), page.url
+    await expect(page.get_by_role("heading", name="skip-bot")).to_be_visible()

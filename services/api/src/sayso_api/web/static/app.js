@@ -150,8 +150,15 @@ class Shell {
     this.sidebar = h("nav", { class: "sidebar", "aria-label": "Channels" },
       h("h2", { class: "sidebar-title" }, "Channels"), this.channelList);
     this.main = h("main", { id: "main", class: "main", tabindex: "-1" });
+    const skip = h("a", { href: "#main", class: "skip-link" }, "Skip to content");
+    // The router reads every hash as a page address: "#main" would open the inbox. Move focus
+    // to the content instead, and leave the address as it is.
+    skip.addEventListener("click", (event) => {
+      event.preventDefault();
+      this.main.focus();
+    });
     app.append(
-      h("a", { href: "#main", class: "skip-link" }, "Skip to content"),
+      skip,
       h("header", { class: "topbar" },
         h("a", { href: "#/inbox", class: "brand", "aria-label": "Sayso home" }, "Sayso"),
         h("nav", { class: "topnav", "aria-label": "Main" }, Object.values(this.nav)),
