@@ -166,14 +166,10 @@ def record_attempt(
     return Outcome(update, state, status, next_at)
 
 
-def requeue(doc: DeliveryDoc, now: datetime) -> UpdateOne:
-    """Make a delivery due now with a fresh retry round, same body and webhook-id (a manual
-    retry or a recovery). A delivery in flight (claimed) keeps its claim: its attempt is happening
-    right now. ``requeued_at`` is what wakes the dispatchers' change streams."""
-    event = delivery_status_event(doc, "sent", now, {"next_attempt_at": now})
-    in_flight = doc["state"] == "pending" and doc.get("claim")
+def requeued_fields(doc: DeliveryDoc, now: datetime) -> dict[str, Any]:
+    """What :func:`requeue` sets on ``doc``."""
     fields: dict[str, Any] = {"requeued_at": now, "updated_at": now}
-    if not in_flight:
+    if not (doc["state"] == "pending" and doc.get("claim")):
         fields |= {
             "state": "pending",
             "status": "sent",
@@ -181,9 +177,17 @@ def requeue(doc: DeliveryDoc, now: datetime) -> UpdateOne:
             "round_attempts": 0,
             "claim": None,
         }
+    return fields
+
+
+def requeue(doc: DeliveryDoc, now: datetime) -> UpdateOne:
+    """Make a delivery due now with a fresh retry round, same body and webhook-id (a manual
+    retry or a recovery). A delivery in flight (claimed) keeps its claim: its attempt is happening
+    right now. ``requeued_at`` is what wakes the dispatchers' change streams."""
+    event = delivery_status_event(doc, "sent", now, {"next_attempt_at": now})
     return UpdateOne(
         {"_id": doc["_id"], "claim": doc.get("claim")},
-        {"$set": fields, "$push": {"outbox": event_to_document(event)}},
+        {"$set": requeued_fields(doc, now), "$push": {"outbox": event_to_document(event)}},
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from pydantic import Field
 from pymongo import ASCENDING, DESCENDING
@@ -21,7 +21,7 @@ from sayso_api.messages import get_message
 from sayso_api.schemas import Out
 from sayso_common import signing_secrets
 from sayso_common.clock import as_utc, utcnow
-from sayso_common.deliveries import REVIEW_EVENTS, message_status, new_delivery, requeue
+from sayso_common.deliveries import REVIEW_EVENTS, message_status, new_delivery, requeue, requeued_fields
 from sayso_common.documents import DeliveryDoc
 from sayso_common.http_errors import ApiError, not_found
 from sayso_common.ids import new_id
@@ -172,13 +172,13 @@ async def retry_message(
     chosen = [d for d in docs if d["state"] == "failed"] or docs[:1]
     now = utcnow()
     await _requeue(db, chosen, now)
-    ids = [d["_id"] for d in chosen]
-    return (
-        await collection(db, DELIVERIES)
-        .find({"_id": {"$in": ids}}, _HIDDEN)
-        .sort("created_at", ASCENDING)
-        .to_list()
-    )
+    # The deliveries as this call queued them, not as a later read finds them: a dispatcher woken
+    # by the requeue may already have sent one, and the answer would no longer say what was done.
+    queued = [
+        cast(DeliveryDoc, {k: v for k, v in {**d, **requeued_fields(d, now)}.items() if k not in _HIDDEN})
+        for d in chosen
+    ]
+    return sorted(queued, key=lambda d: d["created_at"])
 
 
 async def recover(db: Database, owner_id: str, agent_id: str, since: datetime | None) -> RecoverOut:
