@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from playwright.async_api import Page, ViewportSize, async_playwright
+from playwright.async_api import Page, ViewportSize
 
 from tests.notifier.conftest import Notify
 from tests.notifier.test_email import APPROVAL, mail_for
 from tests.support.stack import Owner
-from tests.web.conftest import ARGS, CHROMIUM
+from tests.web.conftest import chromium
 
 pytestmark = pytest.mark.slow
 
@@ -20,15 +20,9 @@ PHONE: ViewportSize = {"width": 390, "height": 844}
 
 @pytest.fixture
 async def phone() -> AsyncIterator[Page]:
-    if not CHROMIUM.exists():
-        pytest.fail("Chromium is missing: run `make browser` (apt-get install chromium)")
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        try:
-            context = await browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
-            yield await context.new_page()
-        finally:
-            await browser.close()
+    async with chromium() as browser:
+        context = await browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+        yield await context.new_page()
 
 
 async def test_a_long_review_scrolls_and_confirms_on_a_phone(
