@@ -8,20 +8,23 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import smtplib
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
 import pytest
 
 from sayso_devstack.guard import PID_FILE
+from sayso_devstack.mail import MailCatcher
 from sayso_devstack.processes import REPO_ROOT, free_port
-from sayso_devstack.stack import features, load_env_file
+from sayso_devstack.stack import Stack, features, load_env_file
 
 pytestmark = pytest.mark.slow
 
@@ -392,7 +395,8 @@ def test_banner_commands_work_from_a_shell_as_printed(launcher: Launcher) -> Non
     [cli_line] = [line.strip() for line in out.splitlines() if '/sayso send "hello"' in line]
     assert cli_line.startswith(str(DEVSTACK.parent / "sayso"))
     # What is on and off in this run, and the setting for each.
-    assert "E-mail:     off: SAYSO_SMTP_URL is not set" in out, out
+    mail_dir = run.home / ".sayso" / "mail"
+    assert f"E-mail:     caught here, not sent: each e-mail is kept in {mail_dir}" in out, out
     assert "buttons off: SAYSO_SLACK_SIGNING_SECRET is not set" in out, out
     assert "SAYSO_DISPATCHER_ALLOWED_NETWORKS=127.0.0.0/8 make run" in out, out
     assert "SAYSO_NOTIFIER_ALLOWED_NETWORKS=127.0.0.0/8 make run" in out, out
@@ -414,6 +418,36 @@ def test_banner_commands_work_from_a_shell_as_printed(launcher: Launcher) -> Non
         sent = client.get("/api/v1/messages", params={"channel": channel})
         assert sent.status_code == 200, sent.text
         assert [m["text"] for m in sent.json()["data"]] == ["hello"]
+
+        # E-mail with no mail server: the review's e-mail is kept in the folder the banner names,
+        # readable only by its owner, and its answer link answers (issue #27's done-when).
+        asked = client.post(
+            "/api/v1/messages",
+            json={"channelId": channel, "text": "Ship 2.0 tonight?", "review": {"type": "approval"}},
+        )
+        assert asked.status_code == 201, asked.text
+        link = _answer_link(mail_dir, "Ship 2.0 tonight?", "Approve")
+        assert oct(mail_dir.stat().st_mode & 0o777) == "0o700"
+        assert {oct(f.stat().st_mode & 0o777) for f in mail_dir.iterdir()} == {"0o600"}
+        assert link.startswith(f"{run.url}/a/"), link
+        assert "Confirm: Approve" in httpx.get(link, timeout=10).text
+        assert "Answer recorded" in httpx.post(link, timeout=10).text
+        review = client.get(f"/api/v1/messages/{asked.json()['id']}").json()["review"]
+        assert review["status"] == "completed", review
+        assert review["response"]["selectedOption"] == "approve", review
+
+
+def _answer_link(folder: Path, text: str, label: str, timeout: float = 30) -> str:
+    """The ``label`` answer link of the kept e-mail about ``text``, once it is there."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for path in sorted(folder.glob("*.txt")) if folder.is_dir() else []:
+            body = path.read_text()
+            if text in body:
+                [line] = [line for line in body.splitlines() if line.startswith(f"{label}: ")]
+                return line.removeprefix(f"{label}: ").strip()
+        time.sleep(0.2)
+    pytest.fail(f"no e-mail about {text!r} in {folder} after {timeout:.0f}s")
 
 
 @pytest.mark.parametrize(
@@ -475,3 +509,70 @@ def test_banner_features_say_what_is_on_and_its_setting(
         assert part in text, text
     for part in absent:
         assert part not in text, text
+
+
+def test_banner_names_the_mail_folder_when_mail_is_caught(tmp_path: Path) -> None:
+    # The catcher's own SMTP URL is in the services' environment: the row names the folder.
+    env = {"SAYSO_SMTP_URL": "smtp://127.0.0.1:2525"}
+    rows = dict(features(env, {}, tmp_path / "mail"))
+    assert rows["E-mail"].startswith(f"caught here, not sent: each e-mail is kept in {tmp_path / 'mail'}")
+    assert "set SAYSO_SMTP_URL to send real e-mail" in rows["E-mail"]
+    assert "127.0.0.1:2525" not in rows["E-mail"]
+
+
+@pytest.mark.parametrize(
+    ("env", "caught"),
+    [
+        ({}, True),
+        ({"SAYSO_SMTP_URL": "smtp://mail.example:25"}, False),  # a real server wins
+        ({"SAYSO_LOCAL_MAIL": "off"}, False),
+        ({"SAYSO_LOCAL_MAIL": " OFF "}, False),
+        ({"SAYSO_LOCAL_MAIL": "on"}, True),
+        ({"SAYSO_SMTP_URL": "  "}, True),  # blank is unset
+    ],
+)
+def test_mail_is_caught_only_when_nothing_else_is_set(
+    env: dict[str, str], caught: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("SAYSO_SMTP_URL", "SAYSO_LOCAL_MAIL"):
+        monkeypatch.delenv(name, raising=False)
+    stack = Stack(state_dir=tmp_path, extra_env=env)
+    try:
+        got = stack._mail_env()
+        assert ("SAYSO_SMTP_URL" in got) is caught
+        assert (stack.mail is not None) is caught
+    finally:
+        stack.stop()
+    assert stack.mail is None  # stopped with the stack
+
+
+def test_the_mail_catcher_keeps_each_message_readable_and_private(tmp_path: Path) -> None:
+    folder = tmp_path / "mail"
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = (
+        "Sayso <s@localhost>",
+        "ana@example.com",
+        "[Sayso] Ja?",
+    )
+    long_link = "http://127.0.0.1:8000/a/" + "x" * 120  # folded by quoted-printable in transit
+    message.set_content(f"Über alles\nApprove: {long_link}\n", cte="quoted-printable")
+    message.add_alternative("<p>Über alles</p>", subtype="html")
+    with MailCatcher(folder) as catcher:
+        port = int(catcher.url.rsplit(":", 1)[1])
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+            smtp.send_message(message)
+            # Too large for the folder: refused, nothing kept.
+            with pytest.raises(smtplib.SMTPException):
+                smtp.sendmail("s@localhost", ["ana@example.com"], b"Subject: big\r\n\r\n" + b"a" * (11 << 20))
+    [eml] = folder.glob("*.eml")
+    [txt] = folder.glob("*.txt")
+    assert eml.stem == txt.stem
+    text = txt.read_text()
+    assert "To: ana@example.com\n" in text
+    assert "Subject: [Sayso] Ja?" in text
+    assert f"Approve: {long_link}\n" in text  # decoded: the link is one line again
+    assert "\r" not in text  # lines end as in a file (a link must not end in a carriage return)
+    assert "Über alles" in text
+    assert "<p>" not in text  # the plain part, not the HTML one
+    assert oct(folder.stat().st_mode & 0o777) == "0o700"
+    assert {oct(p.stat().st_mode & 0o777) for p in (eml, txt)} == {"0o600"}

@@ -31,6 +31,7 @@ import httpx
 import pytest
 
 from sayso_common import legacy
+from sayso_devstack.mail import MailCatcher
 from sayso_devstack.processes import free_port, start_caddy
 from tests.conftest import Infra
 from tests.support.private import ADMIN, PrivateStack, private_stack
@@ -180,17 +181,35 @@ class Person:
                     continue
 
 
+@dataclass
+class ReadmeStack:
+    url: str  # the edge's
+    home: Path  # SAYSO_HOME: its .sayso/mail/ is where the mail catcher keeps e-mail
+
+
 @pytest.fixture(scope="module")
-def readme_stack(infra: Infra) -> Iterator[str]:
-    """An API, realtime and dispatcher of their own behind a Caddy edge, as ``make run`` has them;
-    yields the edge's URL."""
+def readme_stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReadmeStack]:
+    """An API, realtime, dispatcher and notifier of their own behind a Caddy edge, with e-mail
+    kept by ``make run``'s mail catcher in the newcomer's home, as ``make run`` has them."""
     edge_port = free_port()
     edge = f"http://127.0.0.1:{edge_port}"
-    services = {"realtime": "realtime", "dispatcher": "dispatcher"}
-    with private_stack(PrivateStack, infra, "readme", services, ("dispatcher",), SAYSO_PUBLIC_URL=edge) as s:
+    home = tmp_path_factory.mktemp("home")
+    services = {"realtime": "realtime", "dispatcher": "dispatcher", "notifier": "notifier"}
+    with (
+        MailCatcher(home / ".sayso" / "mail") as mail,
+        private_stack(
+            PrivateStack,
+            infra,
+            "readme",
+            services,
+            ("dispatcher", "notifier"),
+            SAYSO_PUBLIC_URL=edge,
+            SAYSO_SMTP_URL=mail.url,
+        ) as s,
+    ):
         caddy = start_caddy(infra.log_dir, edge_port, s.stack.procs["api"].port, s.procs["realtime"].port)
         try:
-            yield edge
+            yield ReadmeStack(edge, home)
         finally:
             caddy.stop()
 
@@ -209,13 +228,12 @@ def newcomer_env(home: Path) -> dict[str, str]:
     return env
 
 
-def test_every_readme_snippet_runs(readme_stack: str, tmp_path: Path) -> None:
-    url = readme_stack
+def test_every_readme_snippet_runs(readme_stack: ReadmeStack, tmp_path: Path) -> None:
+    url, home = readme_stack.url, readme_stack.home
     person = Person(url)
     key = httpx.post(f"{url}/api/v1/api-keys", json={"label": "readme"}, headers=person.headers)
     assert key.status_code == 201, key.text
-    home, checkout = tmp_path / "home", tmp_path / "checkout"
-    (home / ".sayso").mkdir(parents=True)
+    checkout = tmp_path / "checkout"
     checkout.mkdir()
     (checkout / ".venv").symlink_to(ROOT / ".venv")
     (home / ".sayso" / "local.env").write_text(
@@ -257,6 +275,9 @@ def test_every_readme_snippet_runs(readme_stack: str, tmp_path: Path) -> None:
             shell.run("sleep 0.5", "__tick__", 10)
         assert "verified review:responded" in "".join(shell.output), "".join(shell.output)
         assert "refused" not in "".join(shell.output)
+        # The Notifications section answered from the e-mail's link (a newcomer's e-mail path).
+        assert "Confirm: Friday" in printed, printed
+        assert "Answer recorded" in printed, printed
     finally:
         person.stop.set()
         shell.stop()

@@ -25,6 +25,7 @@ async def test_without_smtp_e_mail_is_recorded_as_not_configured(stack: RunningS
     assert entry["state"] == "skipped"
     assert entry["kind"] == "email"
     assert "not configured" in entry["lastError"]
+    assert "not sent later" in entry["lastError"]  # the owner is told it will not come
     async with httpx.AsyncClient(timeout=5) as client:
         ready = await client.get(f"http://127.0.0.1:{stack.procs['notifier'].port}/readyz")
     assert ready.status_code == 200, ready.text

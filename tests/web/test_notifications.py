@@ -79,7 +79,10 @@ async def test_preferences_channel_slack_and_the_notification_log(
     await eventually(logged, 15, "the notification logged")
     await page.goto("/#/ops")
     log = page.locator('[data-section="notification-log"]')
-    await expect(log.locator("tr[data-state='skipped']").first).to_contain_text("not configured")
+    skipped = log.locator("tr[data-state='skipped']").first
+    await expect(skipped).to_contain_text("not configured")
+    # ...and that it stays so once e-mail is set up: the owner answers in the inbox instead.
+    await expect(skipped).to_contain_text("it is not sent later, answer the review in the inbox")
     await expect(log).to_contain_text(user.email)
     await page.get_by_role("link", name="Notifications").click()
     await expect(page.locator('[data-section="notification-log"] tr[data-state]').first).to_be_visible()

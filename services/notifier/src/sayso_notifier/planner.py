@@ -20,7 +20,13 @@ from sayso_common import membership, notifications
 from sayso_common.clock import as_utc
 from sayso_common.documents import AgentDoc, MessageDoc, NotificationDoc, UserDoc
 
-EMAIL_NOT_CONFIGURED = "e-mail is not configured on this installation (SAYSO_SMTP_URL)"
+# Said where the owner reads it (the Notifications page, the notification log): a notice skipped
+# for this stays skipped once e-mail is set up, because a late e-mail about an old review would
+# arrive out of order with what happened since; the review itself waits in the inbox.
+EMAIL_NOT_CONFIGURED = (
+    "e-mail was not configured on this installation when this review arrived (SAYSO_SMTP_URL); "
+    "it is not sent later, answer the review in the inbox"
+)
 NOT_A_REVIEWER = "not the owner or a member of this channel: escalations only go to its reviewers"
 
 

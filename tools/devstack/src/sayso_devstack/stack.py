@@ -18,6 +18,7 @@ import httpx
 
 from sayso_common import legacy
 from sayso_devstack.guard import StartRefusedError, check_edge_port, check_mongo_data_dir, claim
+from sayso_devstack.mail import MailCatcher
 from sayso_devstack.processes import (
     REPO_ROOT,
     SERVICES,
@@ -105,6 +106,8 @@ class Stack:
     # Set to stop a start in progress: ``start`` then raises StartInterruptedError, having stopped
     # nothing itself (``stop`` stops what it started, as after any failed start).
     cancel: threading.Event = field(default_factory=threading.Event)
+    # E-mail is caught in ``mail_dir`` when nothing else is configured (see ``_mail_env``).
+    mail: MailCatcher | None = None
 
     @property
     def url(self) -> str:
@@ -113,6 +116,20 @@ class Stack:
     @property
     def local_env_path(self) -> Path:
         return self.state_dir / "local.env"
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.state_dir / "mail"
+
+    def _mail_env(self) -> dict[str, str]:
+        """``SAYSO_SMTP_URL`` of the local mail catcher, started here, unless the services get
+        one already (the environment or ``extra_env``) or ``SAYSO_LOCAL_MAIL=off``."""
+        configured = {**os.environ, **self.extra_env}
+        if configured.get("SAYSO_SMTP_URL", "").strip() or local_mail_off(configured):
+            return {}
+        self.mail = MailCatcher(self.mail_dir).start()
+        log.info("e-mail is caught on %s and kept in %s", self.mail.url, self.mail_dir)
+        return {"SAYSO_SMTP_URL": self.mail.url}
 
     def start(self) -> dict[str, str]:
         """Start everything; returns the credentials written to ``local.env``. Each child is in
@@ -135,6 +152,7 @@ class Stack:
             "SAYSO_KAFKA_BOOTSTRAP": f"127.0.0.1:{tansu.port}",
             "SAYSO_SECRET_KEY": secret_key(self.state_dir),
             "SAYSO_PUBLIC_URL": self.url,
+            **self._mail_env(),
             **self.extra_env,
         }
         password = secrets.token_urlsafe(12)
@@ -204,6 +222,9 @@ class Stack:
         stop_all(services)
         stop_all(p for p in self.procs if id(p) not in first)
         self.procs.clear()
+        if self.mail is not None:
+            self.mail.stop()
+            self.mail = None
 
     def processes_of(self, service: str) -> list[Proc]:
         """The running processes of one Sayso service (its replicas), as they are now."""
@@ -374,16 +395,31 @@ def _where(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname or '?'}{port}"
 
 
-def features(env: Mapping[str, str], replicas: Mapping[str, int]) -> list[tuple[str, str]]:
+def local_mail_off(env: Mapping[str, str]) -> bool:
+    return env.get("SAYSO_LOCAL_MAIL", "").strip().lower() in ("off", "0", "false", "no")
+
+
+def features(
+    env: Mapping[str, str], replicas: Mapping[str, int], mail_dir: Path | None = None
+) -> list[tuple[str, str]]:
     """What is on and off in this run and the setting that changes it, as (label, line) rows.
-    Settings are read from the environment the services get, so the banner says what they do."""
+    Settings are read from the environment the services get, so the banner says what they do;
+    ``mail_dir``: where the local mail catcher keeps e-mail, when it runs."""
 
     def value(name: str) -> str:
         return env.get(name, "").strip()
 
     rows: list[tuple[str, str]] = []
     smtp = value("SAYSO_SMTP_URL")
-    if smtp:
+    if mail_dir is not None:
+        rows.append(
+            (
+                "E-mail",
+                f"caught here, not sent: each e-mail is kept in {mail_dir} (answer links work); "
+                "set SAYSO_SMTP_URL to send real e-mail",
+            )
+        )
+    elif smtp:
         sender = value("SAYSO_SMTP_FROM") or "Sayso <sayso@localhost>"
         rows.append(("E-mail", f"on: {_where(smtp)} (SAYSO_SMTP_URL), from {sender} (SAYSO_SMTP_FROM)"))
     else:
@@ -391,7 +427,7 @@ def features(env: Mapping[str, str], replicas: Mapping[str, int]) -> list[tuple[
             (
                 "E-mail",
                 "off: SAYSO_SMTP_URL is not set, so e-mail notices are recorded as skipped "
-                "(not configured); set it and restart",
+                "(not configured, and not sent later); set it and restart",
             )
         )
     if value("SAYSO_SLACK_SIGNING_SECRET"):
@@ -440,7 +476,7 @@ def banner(stack: Stack, creds: Mapping[str, str], env: Mapping[str, str]) -> st
         ("Admin", f"{creds.get('SAYSO_ADMIN_EMAIL')} / {creds.get('SAYSO_ADMIN_PASSWORD')}"),
         ("API key", f"{creds.get('SAYSO_API_KEY')}"),
         ("Settings", f"{local_env} is current for this run (SAYSO_URL={url})"),
-        *features(env, replicas),
+        *features(env, replicas, stack.mail_dir if stack.mail is not None else None),
         ("Logs", f"{stack.state_dir / 'logs'}"),
     ]
     width = max(len(label) for label, _ in rows) + 2
