@@ -78,6 +78,10 @@ class Review(ApiModel):
     callback: Callback | None = None
     on_expire: OnExpire | None = None
     default_response: Any = Field(default=None, description="onExpire's response, once the review expired")
+    # A string, not the API's enum: an SDK must still read a reason added after it was released.
+    expired_reason: str | None = Field(
+        default=None, description="channel_deleted: expired because its channel was deleted"
+    )
     quorum: Quorum | None = None
     votes: list[Vote] | None = None
     reminders: list[int] | None = Field(

@@ -36,6 +36,8 @@ DEFAULT_AGENT_STATUS: AgentStatus = "offline"
 DeliveryState = Literal["pending", "delivered", "failed"]
 DeliverySource = Literal["message", "agent", "callback", "test"]
 FileState = Literal["pending", "uploading", "ready"]
+# Why a review expired when it was not its deadline (absent: the deadline passed).
+ExpiryReason = Literal["channel_deleted"]
 
 
 class SecretDoc(TypedDict):
@@ -134,6 +136,26 @@ class AgentDoc(TypedDict, total=False):
     outbox_dead: list[OutboxEntry]
 
 
+class DeletedAgentDoc(AgentDoc, total=False):
+    """What a deleted agent leaves for the webhooks still owed to it (see
+    :mod:`sayso_common.deleted_channels`): its webhook settings and sealed signing secrets, until
+    ``expire_at`` (TTL)."""
+
+    deleted_at: datetime
+    expire_at: datetime
+
+
+class LeftEventDoc(TypedDict, total=False):
+    """One event of a deleted channel's messages, moved out of the message's outbox before the
+    message is deleted, so the relay still publishes it (TTL ``expire_at``, long after that)."""
+
+    _id: Required[str]  # the event's id: moving the same event twice keeps one
+    channel_id: Required[str]
+    owner_id: Required[str]
+    outbox: list[OutboxEntry]
+    expire_at: Required[datetime]
+
+
 class CallbackDoc(TypedDict, total=False):
     url: Required[str]
     method: str
@@ -181,6 +203,7 @@ class ReviewDoc(TypedDict, total=False):
     responded_at: datetime
     completed_at: datetime
     expired_at: datetime
+    expired_reason: ExpiryReason  # absent when the deadline passed
     feedback: str
     modified_file_ids: dict[str, str]
     on_expire: OnExpireDoc

@@ -46,6 +46,13 @@ class Reach:
         return owner_id == self.owner_id or channel_id in self.shared
 
 
+async def channel_ids(db: Database, reach: Reach) -> list[str]:
+    """The ids of the channels ``reach`` covers that exist now. Reads of pending reviews filter
+    on them: a review left behind by a deleted channel is nobody's to see or answer."""
+    docs = await collection(db, AGENTS).find(reach.channels(), {"_id": 1}).to_list()
+    return sorted(d["_id"] for d in docs)
+
+
 async def shared_with(db: Database, user_ids: Iterable[str]) -> dict[str, frozenset[str]]:
     """user id -> the channels shared with that user, in one query (absent: none)."""
     wanted = set(user_ids)

@@ -16,11 +16,13 @@ from sayso_common.documents import (
     AgentDoc,
     ApiKeyDoc,
     DeadLetterDoc,
+    DeletedAgentDoc,
     DeliveryDoc,
     EventDoc,
     FileDoc,
     InboundWebhookDoc,
     LeaseDoc,
+    LeftEventDoc,
     LoginAttemptsDoc,
     MessageDoc,
     NotificationDoc,
@@ -80,6 +82,10 @@ FILES: Final = CollectionName[FileDoc]("files")
 # The notifier's work and audit log: one document per review x recipient x kind x purpose.
 NOTIFICATIONS: Final = CollectionName[NotificationDoc]("notifications")
 FILE_BUCKET: Final = "blobs"
+# A deleted channel's webhook settings and secrets (for the webhooks still owed to its agent) and
+# the events its deleted messages still had to publish (sayso_common.deleted_channels).
+DELETED_AGENTS: Final = CollectionName[DeletedAgentDoc]("deleted_agents")
+LEFT_EVENTS: Final = CollectionName[LeftEventDoc]("deleted_channel_events")
 # Outbox entries the relay moved aside instead of publishing (sayso_common.outbox).
 DEAD_LETTERS: Final = CollectionName[DeadLetterDoc]("outbox_dead_letters")
 
@@ -171,6 +177,8 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
     ],
     LOGIN_ATTEMPTS: [IndexModel([("expire_at", ASCENDING)], expireAfterSeconds=0)],
     DEAD_LETTERS: [IndexModel([("at", DESCENDING)])],
+    DELETED_AGENTS: [IndexModel([("expire_at", ASCENDING)], expireAfterSeconds=0)],
+    LEFT_EVENTS: [IndexModel([("expire_at", ASCENDING)], expireAfterSeconds=0), OUTBOX_INDEX],
     RATE_LIMITS: [IndexModel([("expire_at", ASCENDING)], expireAfterSeconds=0)],
     FILES: [
         IndexModel([("channel_id", ASCENDING), ("created_at", DESCENDING)]),

@@ -1,5 +1,6 @@
 """A review's ways to close, the one home of each: answered (``completed``, written by the API),
-decided by a quorum of votes (``voted``, the API) and expired (written by the expirer). Each is a
+decided by a quorum of votes (``voted``, the API), expired (written by the expirer) and withdrawn
+with its deleted channel (``withdrawn``, the API; an expiry with a reason). Each is a
 single conditional update on ``review.status: pending`` that also appends the event to the
 message's outbox, so a response racing the deadline either lands first (and the expiry matches
 nothing) or loses (and gets 409), never both, and there is exactly one ``review.responded`` or
@@ -16,7 +17,7 @@ from typing import Any
 from pymongo import UpdateOne
 
 from sayso_common import quorum
-from sayso_common.documents import MessageDoc, ReviewDoc, VoteDoc
+from sayso_common.documents import ExpiryReason, MessageDoc, ReviewDoc, VoteDoc
 from sayso_common.events import (
     Event,
     MessageData,
@@ -182,14 +183,16 @@ def voted(doc: MessageDoc, vote: Vote, reviewers: frozenset[str], now: datetime)
     )
 
 
-def expired(doc: MessageDoc, now: datetime) -> UpdateOne:
-    """Expire the pending review of ``doc`` (a no-op if it was answered meanwhile). A review
-    created with ``onExpire`` stays ``expired`` (as in Placet) and carries its default answer as
-    ``default_response``."""
+def _expiry(
+    doc: MessageDoc, now: datetime, reason: ExpiryReason | None
+) -> tuple[dict[str, Any], ReviewExpired]:
+    """The ``$set`` that expires the review of ``doc``, and its event."""
     review = doc["review"]
     closed: ReviewDoc = {**review, "status": "expired", "expired_at": now}
     fields: dict[str, Any] = {"review.status": "expired", "review.expired_at": now, "updated_at": now}
-    if "on_expire" in review:
+    if reason is not None:
+        closed["expired_reason"] = fields["review.expired_reason"] = reason
+    elif "on_expire" in review:
         closed["default_response"] = fields["review.default_response"] = review["on_expire"]["response"]
     view = message_view({**doc, "updated_at": now, "review": closed})
     event = ReviewExpired(
@@ -198,6 +201,27 @@ def expired(doc: MessageDoc, now: datetime) -> UpdateOne:
         occurred_at=now,
         data=MessageData(message=view),
     )
+    return fields, event
+
+
+def expired(doc: MessageDoc, now: datetime) -> UpdateOne:
+    """Expire the pending review of ``doc`` (a no-op if it was answered meanwhile). A review
+    created with ``onExpire`` stays ``expired`` (as in Placet) and carries its default answer as
+    ``default_response``."""
+    fields, event = _expiry(doc, now, None)
+    return UpdateOne(
+        {"_id": doc["_id"], "review.status": "pending"},
+        {"$set": fields, "$push": {"outbox": event_to_document(event)}},
+    )
+
+
+def withdrawn(doc: MessageDoc, now: datetime) -> UpdateOne:
+    """Close the pending review of ``doc`` because its channel is being deleted: ``expired``, as
+    the deadline would (the same ``review.expired`` event, webhook and long-poll answer: Placet's
+    statuses have no other word for it), with ``expired_reason: "channel_deleted"``. Its
+    ``onExpire`` default does not apply: nobody let the deadline pass, and an agent must not read
+    an approval nobody gave. A no-op if the review was answered or expired meanwhile."""
+    fields, event = _expiry(doc, now, "channel_deleted")
     return UpdateOne(
         {"_id": doc["_id"], "review.status": "pending"},
         {"$set": fields, "$push": {"outbox": event_to_document(event)}},

@@ -90,6 +90,12 @@ class ReviewView(_View):
     default_response: Any = Field(
         default=None, description="Set when the review expired: onExpire's response, now in force"
     )
+    expired_reason: Literal["channel_deleted"] | None = Field(
+        default=None,
+        description="Why an expired review expired before its deadline: channel_deleted when its "
+        "channel was deleted while it was pending (its onExpire default does not apply); null when "
+        "the deadline passed",
+    )
     quorum: QuorumView | None = None
     votes: list[VoteView] | None = Field(default=None, description="Each reviewer's vote (quorum reviews)")
     reminders: list[int] | None = Field(
@@ -214,6 +220,7 @@ def message_view(doc: MessageDoc) -> MessageView:
             ),
             on_expire=OnExpireView(response=on_expire["response"]) if on_expire else None,
             default_response=review.get("default_response"),
+            expired_reason=review.get("expired_reason"),
             quorum=(
                 QuorumView(
                     approvals=review["quorum"]["approvals"],

@@ -20,7 +20,9 @@ keep Placet's body whatever the format):
   (absent when neither was given).
 * An **expired** review is ``draft.rejected`` with ``rejectionReason: "expired"``, also when its
   ``onExpire`` default approves: Processa has no notion of a default, and a receiver written for
-  it must never read an approval that no human gave. The Placet body carries the default.
+  it must never read an approval that no human gave. The Placet body carries the default. A
+  review closed because its channel was deleted has ``rejectionReason: "channel_deleted"`` (the
+  Placet body: ``reason: "channel_deleted"``).
 * ``reviewedAt`` is when the review was answered (or expired); ``timestamp`` when the event
   happened.
 """
@@ -71,6 +73,8 @@ def placet_body(event: Event) -> dict[str, Any] | None:
         # Sayso's additions come last, so the keys Placet sends keep their order and bytes.
         if review and review.default_response is not None:
             body["defaultResponse"] = review.default_response
+        if review and review.expired_reason is not None:
+            body["reason"] = review.expired_reason  # channel_deleted; absent: the deadline passed
         if review and review.votes is not None:
             body["votes"] = [v.model_dump(mode="json", context=FULL) for v in review.votes]
         return body
@@ -112,7 +116,9 @@ def processa_body(event: Event) -> dict[str, Any] | None:
     else:
         event_name = "draft.rejected"
         response = review.response if isinstance(review.response, dict) else {}
-        reason = "expired" if expired else response.get("comment") or review.feedback
+        reason = (
+            (review.expired_reason or "expired") if expired else response.get("comment") or review.feedback
+        )
         if reason:
             draft["rejectionReason"] = reason
     reviewed = (

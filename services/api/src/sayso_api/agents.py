@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any, TypedDict
 
 from sayso_api import messages
@@ -15,14 +16,14 @@ from sayso_api.schemas import (
     SetWebhookIn,
     WebhookAuthIn,
 )
-from sayso_common import signing_secrets
+from sayso_common import deleted_channels, signing_secrets
 from sayso_common.clock import utcnow
 from sayso_common.documents import DEFAULT_AGENT_STATUS, DEFAULT_WEBHOOK_EVENTS, AgentDoc
 from sayso_common.events import AgentStatusChanged, AgentStatusData, event_to_document
 from sayso_common.http_errors import ApiError, not_found
 from sayso_common.ids import new_id
 from sayso_common.membership import Reach
-from sayso_common.mongo import AGENTS, Database, Doc, collection
+from sayso_common.mongo import AGENTS, DELETED_AGENTS, Database, Doc, collection
 from sayso_common.secretbox import SecretBox
 from sayso_common.webhook_signature import new_secret as new_signing_secret
 
@@ -229,13 +230,21 @@ async def set_commands(db: Database, owner_id: str, agent_id: str, body: Command
     return await _update(db, owner_id, agent_id, {"commands": commands, "updated_at": utcnow()})
 
 
-async def delete_agent(db: Database, owner_id: str, agent_id: str) -> None:
-    """The agent, its messages and its files. The agent goes last: a delete cut short is finished
-    by asking again."""
+async def delete_agent(db: Database, owner_id: str, agent_id: str, retention: timedelta) -> None:
+    """The agent, its messages and its files. Its pending reviews are closed first, as an expiry
+    would close them (``expired``, reason ``channel_deleted``), and its agent hears it the same
+    way: webhook, long-poll, live events (sayso_common.deleted_channels says what is kept for
+    that, and for how long). The agent goes last: a delete cut short is finished by asking again."""
     agents = collection(db, AGENTS)
-    if await agents.find_one({"_id": agent_id, "owner_id": owner_id}, {"_id": 1}) is None:
+    agent = await agents.find_one({"_id": agent_id, "owner_id": owner_id}, {"outbox_dead": 0})
+    if agent is None:
         raise not_found("agent")
-    await messages.delete_channel_messages(db, owner_id, agent_id)
+    grave = deleted_channels.tombstone(agent, utcnow(), retention)
+    # Before any event of the deletion exists: the dispatcher finds the agent here once it is gone.
+    await collection(db, DELETED_AGENTS).replace_one({"_id": agent_id}, grave, upsert=True)
+    await messages.delete_channel_messages(db, owner_id, agent_id, grave["expire_at"])
+    # Its own unpublished events (agent.status) are not lost with it either.
+    await messages.keep_events(db, [agent], agent_id, owner_id, grave["expire_at"])
     result = await agents.delete_one({"_id": agent_id, "owner_id": owner_id})
     if result.deleted_count == 0:
         raise not_found("agent")

@@ -43,7 +43,7 @@ from sayso_common.clock import utcnow
 from sayso_common.credentials import ApiKeyResolver
 from sayso_common.kafka import check_producer, create_producer, ensure_topics
 from sayso_common.lease import Lease
-from sayso_common.mongo import AGENTS, MESSAGES
+from sayso_common.mongo import AGENTS, LEFT_EVENTS, MESSAGES
 from sayso_common.outbox import OutboxRelay
 from sayso_common.principals import Authenticator
 from sayso_common.runtime import Runtime
@@ -175,7 +175,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
         relay = OutboxRelay(
             runtime.db,
             lambda: create_producer(settings),
-            [MESSAGES, AGENTS],
+            # A deleted channel's messages hand their unpublished events to LEFT_EVENTS.
+            [MESSAGES, AGENTS, LEFT_EVENTS],
             topic_prefix=settings.topic_prefix,
             lease=Lease(runtime.db, "outbox-relay:api", runtime.instance_id, settings.relay_lease_seconds),
             # Topics are created by the relay, not at start-up, so the API starts and answers

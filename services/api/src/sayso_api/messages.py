@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 import weakref
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -21,7 +22,7 @@ from sayso_api.auth import normalise_email
 from sayso_api.reviews import ReviewError, normalise_payload, validate_response
 from sayso_api.schemas import CONTENT_FIELDS, MessageIn, ReviewIn
 from sayso_api.settings import ApiSettings
-from sayso_common import membership, quorum, review_state
+from sayso_common import deleted_channels, membership, quorum, review_state
 from sayso_common.batching import GroupedInserts
 from sayso_common.clock import as_utc, utcnow
 from sayso_common.documents import AttachmentDoc, CallbackDoc, MessageDoc, ReviewDoc
@@ -29,7 +30,7 @@ from sayso_common.events import MessageCreated, MessageData, outbox_entry
 from sayso_common.http_errors import ApiError, not_found
 from sayso_common.ids import new_id
 from sayso_common.membership import Reach
-from sayso_common.mongo import AGENTS, MESSAGES, USERS, Database, Doc, collection
+from sayso_common.mongo import AGENTS, LEFT_EVENTS, MESSAGES, USERS, Database, Doc, collection, insert_new
 from sayso_common.principals import Principal
 from sayso_common.secretbox import SecretBox
 from sayso_common.views import MESSAGE_PROJECTION, MessageView, message_view, message_view_for, seen_by
@@ -412,9 +413,13 @@ async def list_messages(
 async def list_reviews(
     db: Database, reach: Reach, channel_id: str | None, limit: int, cursor: str | None
 ) -> tuple[list[MessageView], str | None]:
-    query: Doc = {**reach.scope(), "review.status": "pending"}
+    """Pending reviews, newest first, in the channels ``reach`` covers that still exist: a review
+    left in a deleted channel (stored before deletes closed them, or posted while one ran) is
+    nobody's to answer and is never listed."""
+    live = await membership.channel_ids(db, reach)
     if channel_id:
-        query["channel_id"] = channel_id
+        live = [channel_id] if channel_id in live else []
+    query: Doc = {**reach.scope(), "review.status": "pending", "channel_id": {"$in": live}}
     if cursor:
         query["_id"] = {"$lt": cursor}
     return await _newest_first(db, query, limit, reach.owner_id)
@@ -552,10 +557,53 @@ async def delete_message(db: Database, owner_id: str, message_id: str, channel_i
         raise not_found("message")
 
 
-async def delete_channel_messages(db: Database, owner_id: str, channel_id: str) -> None:
-    """Every message of a channel being deleted, and every file of the channel (attached or not)."""
-    await files.remove_files(db, {"owner_id": owner_id, "channel_id": channel_id})
-    await collection(db, MESSAGES).delete_many({"owner_id": owner_id, "channel_id": channel_id})
+async def delete_channel_messages(db: Database, owner_id: str, channel_id: str, keep_until: datetime) -> None:
+    """Every message of a channel being deleted, and every file of the channel (attached or not).
+
+    First its pending reviews are closed (``review_state.withdrawn``: expired, reason
+    ``channel_deleted``, each with its ``review.expired`` event), then every event still waiting
+    in the messages' outboxes is copied out (sayso_common.deleted_channels) to be published until
+    ``keep_until``, and only then are the messages deleted. Each step is idempotent and the next
+    one only starts when it is done, so a delete cut short anywhere is finished by asking again,
+    and no review is closed or announced twice."""
+    scope: Doc = {"owner_id": owner_id, "channel_id": channel_id}
+    await _withdraw_pending(db, scope)
+    holders = collection(db, MESSAGES).find({**scope, "outbox.0": {"$exists": True}}, {"outbox": 1})
+    batch: list[MessageDoc] = []
+    async for holder in holders:
+        batch.append(holder)
+        if len(batch) >= _CLOSING_BATCH:
+            await keep_events(db, batch, channel_id, owner_id, keep_until)
+            batch = []
+    await keep_events(db, batch, channel_id, owner_id, keep_until)
+    await files.remove_files(db, scope)
+    await collection(db, MESSAGES).delete_many(scope)
+
+
+_CLOSING_BATCH = 500
+
+
+async def _withdraw_pending(db: Database, scope: Doc) -> None:
+    messages = collection(db, MESSAGES)
+    while True:
+        due = (
+            await messages.find({**scope, "review.status": "pending"}, MESSAGE_PROJECTION)
+            .limit(_CLOSING_BATCH)
+            .to_list()
+        )
+        if not due:
+            return
+        now = utcnow()
+        await messages.bulk_write([review_state.withdrawn(d, now) for d in due], ordered=False)
+
+
+async def keep_events(
+    db: Database, holders: Sequence[Mapping[str, Any]], channel_id: str, owner_id: str, until: datetime
+) -> None:
+    """Copy the events waiting in ``holders``' outboxes to ``deleted_channel_events`` (each once)."""
+    left = deleted_channels.left_events(holders, channel_id, owner_id, until)
+    if left:
+        await insert_new(collection(db, LEFT_EVENTS), left)
 
 
 async def backfill_iterations(db: Database) -> int:

@@ -38,6 +38,10 @@ class ApiSettings(CircuitSettings):
     trigger_tolerance_seconds: int = Field(default=300, ge=1)
     trigger_rotation_grace_seconds: int = Field(default=24 * 3600, ge=0)
     webhook_rotation_grace_seconds: int = Field(default=24 * 3600, ge=0)
+    # A deleted channel's webhook settings and signing secrets are kept this long (longer if its
+    # own retry schedule spans more), so the webhooks that tell its agent its pending reviews were
+    # closed are still delivered, retried and signed (sayso_common.deleted_channels).
+    deleted_channel_retention_seconds: int = Field(default=3 * 24 * 3600, ge=3600)
     # Outbox relay lease: a crashed relay is replaced by another replica after this long.
     relay_lease_seconds: float = Field(default=10.0, gt=0)
     # Files (GridFS): the largest upload, streamed to MongoDB chunk by chunk (413 beyond), and how

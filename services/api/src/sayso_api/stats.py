@@ -23,7 +23,7 @@ from pydantic import Field
 
 from sayso_api.schemas import Out
 from sayso_common.clock import as_utc, utcnow
-from sayso_common.membership import Reach
+from sayso_common.membership import Reach, channel_ids
 from sayso_common.mongo import AGENTS, DELIVERIES, MESSAGES, Database, collection, untyped
 from sayso_common.settings import CircuitPolicy
 
@@ -133,12 +133,13 @@ def age_seconds(oldest: datetime | None, now: datetime) -> float | None:
 
 async def pending_reviews(db: Database, reach: Reach, now: datetime | None = None) -> PendingReviews:
     """Pending reviews in the channels ``reach`` covers (shared ones too: they wait for the
-    caller as much as their own do)."""
+    caller as much as their own do) that still exist: a deleted channel's are nobody's."""
     now = now or utcnow()
+    live = await channel_ids(db, reach)
     rows = await (
         await untyped(db, MESSAGES).aggregate(
             [
-                {"$match": {**reach.scope(), "review.status": "pending"}},
+                {"$match": {**reach.scope(), "review.status": "pending", "channel_id": {"$in": live}}},
                 {"$group": {"_id": "$channel_id", "n": {"$sum": 1}, "oldest": {"$min": "$created_at"}}},
             ]
         )

@@ -1,6 +1,7 @@
 """The agents (channels) deliveries are for: URL settings and signing secrets, read from MongoDB
-with a cache that a change stream keeps honest. An owner's rotation, re-enable or URL change
-reaches the next request within milliseconds; a lost stream just falls back to the TTL."""
+(``deleted_agents`` for an agent deleted with webhooks still owed) with a cache that a change
+stream keeps honest. An owner's rotation, re-enable or URL change reaches the next request within
+milliseconds; a lost stream just falls back to the TTL."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 
 from sayso_common import loops, signing_secrets
 from sayso_common.documents import AgentDoc
-from sayso_common.mongo import AGENTS, Database, collection, untyped
+from sayso_common.mongo import AGENTS, DELETED_AGENTS, Database, collection, untyped
 from sayso_common.secretbox import SecretBox
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ def basic_auth_header(pair: object) -> dict[str, str]:
 class AgentDirectory:
     def __init__(self, db: Database, box: SecretBox, ttl: float = 30.0) -> None:
         self._coll = collection(db, AGENTS)
+        self._gone = collection(db, DELETED_AGENTS)
         self._db = db
         self._box = box
         self._ttl = ttl
@@ -64,6 +66,12 @@ class AgentDirectory:
                 missing.append(agent_id)
         if missing:
             docs = {d["_id"]: d for d in await self._coll.find({"_id": {"$in": missing}}, _FIELDS).to_list()}
+            gone = [agent_id for agent_id in missing if agent_id not in docs]
+            if gone:
+                # A deleted agent is still owed the webhooks of the reviews its deletion closed:
+                # its settings and secrets wait in deleted_agents (sayso_common.deleted_channels).
+                left = self._gone.find({"_id": {"$in": gone}}, _FIELDS)
+                docs |= {d["_id"]: d async for d in left}
             if len(self._cache) > 100_000:
                 self._cache.clear()
             for agent_id in missing:

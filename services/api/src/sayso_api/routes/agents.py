@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import APIRouter
 
 from sayso_api import agents
@@ -64,8 +66,10 @@ async def patch_agent(agent_id: str, body: AgentPatch, who: CurrentPrincipal, ct
 
 @router.delete("/agents/{agent_id}", response_model=DeletedOut)
 async def delete_agent(agent_id: str, who: CurrentPrincipal, ctx: Ctx) -> DeletedOut:
-    await agents.delete_agent(ctx.db, who.owner_id, agent_id)
+    retention = timedelta(seconds=ctx.settings.deleted_channel_retention_seconds)
+    await agents.delete_agent(ctx.db, who.owner_id, agent_id, retention)
     ctx.channels.forget(agent_id)
+    ctx.outbox_written()
     return DeletedOut()
 
 
