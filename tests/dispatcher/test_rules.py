@@ -1,9 +1,8 @@
-"""Table tests for the pure rules: verdicts, retry spacing, Retry-After, circuit breaking,
-URL priority, body shape, signing headers."""
+"""Table tests for the pure rules: circuit breaking, URL priority, body shape, signing headers.
+Verdicts, retry spacing and Retry-After are sayso_common.attempts' (tests/test_attempts.py)."""
 
 from __future__ import annotations
 
-import random
 import time
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -22,81 +21,10 @@ from sayso_common.views import CallbackView, MessageView, ReviewView
 from sayso_common.webhook_signature import new_secret
 from sayso_dispatcher.circuit import Circuit, State
 from sayso_dispatcher.payload import body_for, render
-from sayso_dispatcher.retry import RetryPolicy, Verdict, jittered, next_delay, verdict
 from sayso_dispatcher.signing import signed_headers
 from sayso_dispatcher.targets import target_for
 
 NOW = datetime(2026, 4, 1, 14, 32, tzinfo=UTC)
-
-
-@pytest.mark.parametrize(
-    ("status", "kind", "expected"),
-    [
-        (200, None, Verdict.DELIVERED),
-        (201, None, Verdict.DELIVERED),
-        (204, None, Verdict.DELIVERED),
-        (299, None, Verdict.DELIVERED),
-        (301, "redirect_not_followed", Verdict.FAIL),
-        (302, "redirect_not_followed", Verdict.FAIL),
-        (307, "redirect_not_followed", Verdict.FAIL),
-        (400, "http_status", Verdict.FAIL),
-        (401, "http_status", Verdict.FAIL),
-        (403, "http_status", Verdict.FAIL),
-        (404, "http_status", Verdict.FAIL),
-        (408, "http_status", Verdict.RETRY),
-        (409, "http_status", Verdict.FAIL),
-        (410, "http_status", Verdict.GONE),
-        (413, "http_status", Verdict.FAIL),
-        (422, "http_status", Verdict.FAIL),
-        (429, "http_status", Verdict.RETRY),
-        (500, "http_status", Verdict.RETRY),
-        (502, "http_status", Verdict.RETRY),
-        (503, "http_status", Verdict.RETRY),
-        (504, "http_status", Verdict.RETRY),
-        (None, "timeout", Verdict.RETRY),
-        (None, "connect_error", Verdict.RETRY),
-        (None, "ssrf_refused", Verdict.FAIL),
-        (None, "invalid_url", Verdict.FAIL),
-    ],
-)
-def test_verdicts(status: int | None, kind: str | None, expected: Verdict) -> None:
-    assert verdict(status, kind) is expected
-
-
-DEFAULT = [5, 300, 1800, 7200, 18000, 36000, 36000]
-
-
-@pytest.mark.parametrize(
-    ("attempts", "retry_after", "low", "high"),
-    [
-        (1, None, 4.0, 6.0),
-        (2, None, 240.0, 360.0),
-        (3, None, 1440.0, 2160.0),
-        (4, None, 5760.0, 8640.0),
-        (7, None, 28800.0, 43200.0),
-        (1, 60.0, 60.0, 60.0),  # longer than the schedule: honoured
-        (2, 1.0, 240.0, 360.0),  # shorter than the schedule: the schedule wins
-        (1, 99999.0, 3600.0, 3600.0),  # capped at retry_after_max
-    ],
-)
-def test_next_delay(attempts: int, retry_after: float | None, low: float, high: float) -> None:
-    rng = random.Random(attempts)
-    for _ in range(50):
-        delay = next_delay(DEFAULT, attempts, retry_after, RetryPolicy(jitter=0.2, retry_after_max=3600), rng)
-        assert delay is not None
-        assert low <= delay <= high
-
-
-@pytest.mark.parametrize(("schedule", "attempts"), [(DEFAULT, 8), ([60, 300, 900], 4), ([], 1), ([1], 0)])
-def test_schedule_spent(schedule: list[int], attempts: int) -> None:
-    assert next_delay(schedule, attempts, None, RetryPolicy()) is None
-
-
-def test_jitter_spreads_both_ways() -> None:
-    rng = random.Random(7)
-    values = [jittered(100, 0.2, rng) for _ in range(500)]
-    assert min(values) < 90 < 110 < max(values)
-    assert all(80 <= v <= 120 for v in values)
 
 
 class Clock:
@@ -134,6 +62,26 @@ def test_circuit_opens_on_failure_ratio_then_probes() -> None:
     circuit.record(True)
     assert _state(circuit) is State.CLOSED
     assert circuit.allow()
+
+
+def test_an_uncounted_result_frees_the_probe_and_judges_nothing() -> None:
+    # An attempt that never reached the host (an SSRF refusal, our own error) may be the one a
+    # half-open circuit let through: it must give the probe back, or the host is refused for good.
+    clock = Clock()
+    circuit = Circuit(CircuitPolicy(window=10, min_calls=2, failure_ratio=1.0, open_seconds=30), clock)
+    circuit.record(False)
+    circuit.record(None)
+    assert _state(circuit) is State.CLOSED  # one counted result: too few to judge
+    assert list(circuit.results) == [False]
+    circuit.record(False)
+    assert _state(circuit) is State.OPEN
+    clock.now = 31
+    assert circuit.allow()
+    circuit.record(None)
+    assert _state(circuit) is State.HALF_OPEN
+    assert circuit.allow()  # the next request is the probe
+    circuit.record(True)
+    assert _state(circuit) is State.CLOSED
 
 
 def test_circuit_stays_closed_below_ratio() -> None:

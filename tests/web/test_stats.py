@@ -11,7 +11,16 @@ import pytest
 from aiohttp import web
 
 from sayso_api.settings import ApiSettings
-from sayso_api.stats import AttemptRow, Bucket, age_seconds, bucket_seconds, host_health, rate, series
+from sayso_api.stats import (
+    AttemptRow,
+    Bucket,
+    Tried,
+    age_seconds,
+    bucket_seconds,
+    host_health,
+    rate,
+    series,
+)
 from sayso_common.settings import CircuitPolicy
 from sayso_dispatcher.settings import DispatcherSettings
 from tests.support.receiver import Received, Receiver
@@ -64,25 +73,41 @@ def test_rate(delivered: list[int], size: int, expected: float) -> None:
     assert rate(_buckets(delivered), size) == expected
 
 
-OK, BAD = True, False
+OK = Tried(200, None)
+BAD = Tried(503, "http_status")
+REFUSED = Tried(400, "http_status")  # the receiver is up and says no: not a breaker failure
+TIMEOUT = Tried(None, "timeout")
+SSRF = Tried(None, "ssrf_refused")  # never reached the host: not counted at all
 
 
 @pytest.mark.parametrize(
-    ("outcomes", "is_open", "attempts", "failures"),
+    ("outcomes", "is_open", "attempts", "failures", "circuit_failures"),
     [
-        ([BAD] * 10, True, 10, 10),
-        ([BAD] * 9, False, 9, 9),  # too few calls to judge
-        ([OK] + [BAD] * 15, False, 16, 15),  # the latest succeeded: closed again
-        ([BAD] * 8 + [OK] * 2, True, 10, 8),  # 80 % is enough
-        ([BAD] * 7 + [OK] * 3, False, 10, 7),
-        ([BAD] * 20 + [OK] * 50, True, 20, 20),  # only the breaker window counts
-        ([BAD, OK] * 20, False, 20, 10),
-        ([], False, 0, 0),
+        ([BAD] * 10, True, 10, 10, 10),
+        ([BAD] * 9, False, 9, 9, 9),  # too few calls to judge
+        ([OK] + [BAD] * 15, False, 16, 15, 15),  # the latest succeeded: closed again
+        ([BAD] * 8 + [OK] * 2, True, 10, 8, 8),  # 80 % is enough
+        ([BAD] * 7 + [OK] * 3, False, 10, 7, 7),
+        ([BAD] * 20 + [OK] * 50, True, 20, 20, 20),  # only the breaker window counts
+        ([BAD, OK] * 20, False, 20, 10, 10),
+        ([], False, 0, 0, 0),
+        # The disagreement of issue #28: every delivery refused with 400 failed, and the page
+        # showed an open circuit the dispatcher never opened.
+        ([REFUSED] * 20, False, 20, 20, 0),
+        ([BAD] + [REFUSED] * 19, False, 20, 20, 1),
+        ([TIMEOUT] * 10, True, 10, 10, 10),
+        ([SSRF] * 30, False, 0, 0, 0),
+        ([BAD] + [SSRF] * 30 + [BAD] * 9, True, 10, 10, 10),  # the window skips what is not counted
+        ([Tried(408, "http_status")] * 5 + [Tried(429, "http_status")] * 5, True, 10, 10, 10),
+        ([Tried(302, "redirect_not_followed")] * 10, False, 10, 10, 0),
     ],
 )
-def test_host_health(outcomes: list[bool], is_open: bool, attempts: int, failures: int) -> None:
+def test_host_health(
+    outcomes: list[Tried], is_open: bool, attempts: int, failures: int, circuit_failures: int
+) -> None:
     [health] = host_health({"h:80": outcomes}, CircuitPolicy())
-    assert (health.open, health.attempts, health.failures) == (is_open, attempts, failures)
+    got = (health.open, health.attempts, health.failures, health.circuit_failures)
+    assert got == (is_open, attempts, failures, circuit_failures)
 
 
 def test_host_health_lists_open_then_most_failing() -> None:
@@ -174,11 +199,13 @@ async def test_overview_counts_real_deliveries(
     assert sum(b["delivered"] for b in data["series"]) == 2
     assert sum(b["failed"] for b in data["series"]) == 10
     assert data["deliveriesPerSecond"] == pytest.approx(2 / 60, abs=0.001)
-    assert data["openCircuits"] == 1
+    # Refused with 400: failed deliveries, but a receiver that is up; its circuit stays closed
+    # here as in the dispatcher (tests/dispatcher/test_circuit_agreement.py).
+    assert data["openCircuits"] == 0
     assert data["hosts"] == [
-        {"host": f"127.0.0.1:{failing.port}", "attempts": 10, "failures": 10, "open": True},
-        {"host": f"127.0.0.1:{receiver.port}", "attempts": 2, "failures": 0, "open": False},
-    ]
+        {"host": f"127.0.0.1:{failing.port}", "attempts": 10, "failures": 10, "circuitFailures": 0, "open": False},
+        {"host": f"127.0.0.1:{receiver.port}", "attempts": 2, "failures": 0, "circuitFailures": 0, "open": False},
+    ]  # fmt: skip
     pending = data["pendingReviews"]
     assert pending["total"] == 2
     assert pending["byChannel"] == {good["id"]: 2}

@@ -6,9 +6,11 @@ bucket and host; the pure functions below turn those rows into the series, rates
 health the operator page shows, and have table tests.
 
 Circuit breakers live in each dispatcher's memory (its ``sayso_webhook_open_circuits`` gauge
-is the global truth). Per owner they are *estimated* here from the recorded attempts with the
-dispatchers' policy (the same SAYSO_DISPATCHER_CIRCUIT_* settings): a host whose last attempts
-trip it, the latest one a failure, is reported as open.
+is the global truth, and it logs "circuit opened" with the lane). Per owner they are *estimated*
+here from the recorded attempts with the dispatchers' policy (the same SAYSO_DISPATCHER_CIRCUIT_*
+settings) and the dispatchers' rule of what counts (``sayso_common.attempts.circuit_result``: a
+400 is a receiver that is up): a host whose last counted attempts trip it, the latest one a
+failure, is reported as open. Whether an attempt delivered is ``attempts.verdict`` too.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 from pydantic import Field
 
 from sayso_api.schemas import Out
+from sayso_common import attempts
 from sayso_common.clock import as_utc, utcnow
 from sayso_common.membership import Reach, channel_ids
 from sayso_common.mongo import AGENTS, DELIVERIES, MESSAGES, Database, collection, untyped
@@ -43,8 +46,19 @@ class Bucket(Out):
 
 class HostHealth(Out):
     host: str
-    attempts: int = Field(description="Recent attempts considered (at most the breaker window)")
-    failures: int
+    attempts: int = Field(
+        description=(
+            "Recent attempts considered: at most the breaker window, of those the breaker counts "
+            "(not the ones refused before sending, such as by the SSRF guard)"
+        )
+    )
+    failures: int = Field(description="Of those, attempts that did not get a 2xx")
+    circuit_failures: int = Field(
+        description=(
+            "Of those, failures the breaker counts: no answer, 5xx, 408 or 429 (a receiver "
+            "answering 400 or 404 is up and refusing, and does not open its circuit)"
+        )
+    )
     open: bool = Field(description="Estimated: the dispatcher's breaker would hold this host open")
 
 
@@ -71,6 +85,18 @@ class Overview(Out):
     hosts: list[HostHealth]
     series: list[Bucket]
     pending_reviews: PendingReviews
+
+
+@dataclass(frozen=True)
+class Tried:
+    """What one attempt recorded, as the rules in ``sayso_common.attempts`` read it."""
+
+    status: int | None
+    kind: str | None
+
+    @property
+    def delivered(self) -> bool:
+        return attempts.verdict(self.status, self.kind) is attempts.Verdict.DELIVERED
 
 
 @dataclass(frozen=True)
@@ -112,15 +138,24 @@ def rate(buckets: list[Bucket], size: int, span: int = RATE_SECONDS) -> float:
     return round(sum(b.delivered for b in recent) / (take * size), 3)
 
 
-def host_health(recent: Mapping[str, list[bool]], policy: CircuitPolicy) -> list[HostHealth]:
-    """``recent`` maps a host to its latest attempt outcomes, newest first. Open hosts first,
-    then the most failing."""
+def host_health(recent: Mapping[str, list[Tried]], policy: CircuitPolicy) -> list[HostHealth]:
+    """``recent`` maps a host to its latest attempts, newest first. The breaker's window is
+    the latest ``policy.window`` of those it counts. Open hosts first, then the most failing."""
     out = []
-    for host, outcomes in recent.items():
-        window = outcomes[: policy.window]
-        failures = window.count(False)
-        is_open = policy.trips(window) and not window[0]
-        out.append(HostHealth(host=host, attempts=len(window), failures=failures, open=is_open))
+    for host, tried in recent.items():
+        window = [t for t in tried if attempts.circuit_result(t.status, t.kind) is not None]
+        window = window[: policy.window]
+        results = [attempts.circuit_result(t.status, t.kind) is True for t in window]
+        is_open = policy.trips(results) and not results[0]
+        out.append(
+            HostHealth(
+                host=host,
+                attempts=len(window),
+                failures=sum(not t.delivered for t in window),
+                circuit_failures=results.count(False),
+                open=is_open,
+            )
+        )
     out.sort(key=lambda h: (not h.open, -h.failures, h.host))
     return out[:MAX_HOSTS]
 
@@ -153,10 +188,9 @@ async def pending_reviews(db: Database, reach: Reach, now: datetime | None = Non
     )
 
 
-def _ok(attempt: str) -> dict[str, Any]:
-    # 2xx is the only success, as in the dispatcher.
-    code = f"{attempt}.status_code"
-    return {"$and": [{"$gte": [code, 200]}, {"$lt": [code, 300]}]}
+def _tried(row: Mapping[str, Any]) -> Tried:
+    # A field an old document lacks comes back absent from a group key, null from $firstN.
+    return Tried(row.get("status"), row.get("kind"))
 
 
 async def overview(
@@ -200,7 +234,9 @@ async def overview(
                                                 ]
                                             }
                                         },
-                                        "ok": _ok("$attempts"),
+                                        # Classified below, by the rule the dispatcher uses.
+                                        "status": "$attempts.status_code",
+                                        "kind": "$attempts.error_kind",
                                     },
                                     "n": {"$sum": 1},
                                 }
@@ -208,12 +244,30 @@ async def overview(
                         ],
                         "hosts": [
                             {"$unwind": "$attempts"},
-                            {"$match": {"attempts.at": {"$gte": start}}},
+                            {
+                                "$match": {
+                                    "attempts.at": {"$gte": start},
+                                    # What the breaker counts: answers, and the host not answering
+                                    # (not what never reached it, such as an SSRF refusal).
+                                    "$or": [
+                                        {"attempts.status_code": {"$ne": None}},
+                                        {"attempts.error_kind": {"$in": sorted(attempts.UNANSWERED_KINDS)}},
+                                    ],
+                                }
+                            },
                             {"$sort": {"attempts.at": -1}},
                             {
                                 "$group": {
                                     "_id": "$host",
-                                    "recent": {"$firstN": {"input": _ok("$attempts"), "n": policy.window}},
+                                    "recent": {
+                                        "$firstN": {
+                                            "input": {
+                                                "status": "$attempts.status_code",
+                                                "kind": "$attempts.error_kind",
+                                            },
+                                            "n": policy.window,
+                                        }
+                                    },
                                 }
                             },
                         ],
@@ -245,10 +299,10 @@ async def overview(
         )
     ).to_list()
     facet = facets[0] if facets else {"buckets": [], "hosts": [], "states": []}
-    rows = [AttemptRow(int(r["_id"]["bucket"]), bool(r["_id"]["ok"]), r["n"]) for r in facet["buckets"]]
+    rows = [AttemptRow(int(r["_id"]["bucket"]), _tried(r["_id"]).delivered, r["n"]) for r in facet["buckets"]]
     buckets = series(rows, start, window, size)
     hosts = host_health(
-        {str(h["_id"] or "?"): [bool(x) for x in h["recent"]] for h in facet["hosts"]}, policy
+        {str(h["_id"] or "?"): [_tried(x) for x in h["recent"]] for h in facet["hosts"]}, policy
     )
     states = facet["states"][0] if facet["states"] else {"failed": 0, "retrying": 0}
     delivered = sum(b.delivered for b in buckets)

@@ -20,6 +20,7 @@ from sayso_api.agents import get_agent
 from sayso_api.messages import get_message
 from sayso_api.schemas import Out
 from sayso_common import signing_secrets
+from sayso_common.attempts import WEBHOOK_KINDS
 from sayso_common.clock import as_utc, utcnow
 from sayso_common.deliveries import REVIEW_EVENTS, message_status, new_delivery, requeue, requeued_fields
 from sayso_common.documents import DeliveryDoc
@@ -48,13 +49,7 @@ class AttemptOut(Out):
     at: datetime
     duration_ms: float
     status_code: int | None = None
-    error_kind: str | None = Field(
-        default=None,
-        description=(
-            "timeout, connect_error, ssrf_refused, redirect_not_followed, http_status, invalid_url, "
-            "invalid_request, internal_error"
-        ),
-    )
+    error_kind: str | None = Field(default=None, description=", ".join(WEBHOOK_KINDS))
     error: str | None = None
     body: str | None = Field(default=None, description="First 1 KB of the response body")
     by: str | None = Field(default=None, description="The dispatcher process that made the attempt")

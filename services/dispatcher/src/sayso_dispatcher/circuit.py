@@ -3,7 +3,9 @@ a while, so its deliveries wait in MongoDB instead of tying up connections and w
 
 closed -> open when, among the last ``window`` results (at least ``min_calls``), the failure
 ratio reaches ``failure_ratio``. open -> half-open after ``open_seconds``: one probe goes through;
-its success closes the circuit, its failure opens it again. Pure state over an injected clock.
+its success closes the circuit, its failure opens it again. What counts as a success or a
+failure is ``sayso_common.attempts.circuit_result`` (the operator page counts with it too).
+Pure state over an injected clock.
 """
 
 from __future__ import annotations
@@ -51,14 +53,20 @@ class Circuit:
             return max(0.0, self.policy.open_seconds - (self.clock() - self.opened_at))
         return 1.0
 
-    def record(self, ok: bool) -> None:
+    def record(self, ok: bool | None) -> None:
+        """One attempt's result: True the host is up, False it is not, None it says nothing
+        (``attempts.circuit_result``). Whatever it is, a probe in flight is over."""
         if self.state is State.HALF_OPEN:
             self.probing = False
+            if ok is None:
+                return  # the next request is the probe
             if ok:
                 self.state = State.CLOSED
                 self.results.clear()
             else:
                 self._open()
+            return
+        if ok is None:
             return
         self.results.append(ok)
         while len(self.results) > self.policy.window:

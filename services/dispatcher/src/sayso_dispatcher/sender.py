@@ -10,11 +10,11 @@ import aiohttp
 from aiohttp.resolver import AsyncResolver
 from yarl import URL
 
-from sayso_common import numerals
+from sayso_common import attempts
+from sayso_common.attempts import ErrorKind
 from sayso_common.clock import utcnow
 from sayso_common.deliveries import BODY_EXCERPT, Attempt
 from sayso_common.ssrf import AddressRefusedError, GuardedResolver, check_url
-from sayso_dispatcher import retry
 from sayso_dispatcher.settings import DispatcherSettings
 
 # Response bytes read past the recorded excerpt to keep the connection reusable.
@@ -86,7 +86,7 @@ class Sender:
 
         def done(
             status: int | None,
-            kind: str | None,
+            kind: ErrorKind | None,
             error: str | None,
             excerpt: str | None = None,
             retry_after: float | None = None,
@@ -104,7 +104,7 @@ class Sender:
 
         refused, target = self._check(url)
         if refused or target is None:
-            return done(None, retry.SSRF, f"refused by the SSRF guard: {refused}")
+            return done(None, ErrorKind.SSRF, f"refused by the SSRF guard: {refused}")
         try:
             # Redirects are never followed: the next hop could be anywhere, including inside.
             async with self.session.request(
@@ -113,30 +113,36 @@ class Sender:
                 excerpt = (await resp.content.read(BODY_EXCERPT)).decode("utf-8", "replace")
                 await self._drain(resp)
                 status = resp.status
-                after = numerals.retry_after_seconds(resp.headers.get("Retry-After"), at)
-                if 300 <= status < 400:
-                    where = resp.headers.get("Location", "(no Location)")
-                    return done(
-                        status, retry.REDIRECT, f"redirect not followed: {status} to {where}", excerpt
-                    )
-                if 200 <= status < 300:
+                kind = attempts.answer_kind(status)
+                if kind is None:
                     return done(status, None, None, excerpt)
-                return done(status, retry.HTTP, f"HTTP {status}", excerpt, after)
-        except TimeoutError:
-            return done(None, retry.TIMEOUT, "no complete answer within the timeout")
-        except aiohttp.ClientConnectorError as exc:
-            if isinstance(exc.os_error, AddressRefusedError):
-                return done(None, retry.SSRF, f"refused by the SSRF guard: {exc.os_error.reason}")
-            return done(None, retry.CONNECT, f"cannot connect: {exc.os_error.strerror or exc}")
-        except aiohttp.InvalidURL as exc:
-            return done(None, "invalid_url", f"invalid URL: {exc}")
-        except (aiohttp.ClientError, OSError) as exc:
-            return done(None, retry.CONNECT, f"{type(exc).__name__}: {exc}"[:500])
+                if kind is ErrorKind.REDIRECT:
+                    where = resp.headers.get("Location", "(no Location)")
+                    return done(status, kind, f"redirect not followed: {status} to {where}", excerpt)
+                after = attempts.retry_after(status, resp.headers.get("Retry-After"), at)
+                return done(status, kind, f"HTTP {status}", excerpt, after)
         except asyncio.CancelledError:
             raise
-        except (ValueError, TypeError) as exc:
-            # The request cannot be built (aiohttp refuses a header, say): trying again will not help.
-            return done(None, retry.INVALID_REQUEST, f"request refused before sending: {exc}"[:500])
         except Exception as exc:
-            # Whatever else goes wrong is still an attempt with a reason, never a lost outcome.
-            return done(None, retry.INTERNAL, f"{type(exc).__name__}: {exc}"[:500])
+            # Whatever goes wrong is still an attempt with a reason, never a lost outcome.
+            kind = attempts.error_kind(exc)
+            return done(None, kind, _describe(kind, exc))
+
+
+def _describe(kind: ErrorKind, exc: Exception) -> str:
+    """The attempt's error text (shown to the agent's owner: the receiver's host may appear, a
+    secret of ours never does)."""
+    if kind is ErrorKind.TIMEOUT:
+        return "no complete answer within the timeout"
+    if kind is ErrorKind.SSRF and isinstance(exc, aiohttp.ClientConnectorError):
+        reason = exc.os_error.reason if isinstance(exc.os_error, AddressRefusedError) else exc
+        return f"refused by the SSRF guard: {reason}"
+    if kind is ErrorKind.INVALID_URL:
+        return f"invalid URL: {exc}"
+    if kind is ErrorKind.INVALID_REQUEST:
+        return f"request refused before sending: {exc}"[:500]
+    if kind is ErrorKind.TLS:
+        return f"TLS failed: {exc}"[:500]
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"cannot connect: {exc.os_error.strerror or exc}"
+    return f"{type(exc).__name__}: {exc}"[:500]

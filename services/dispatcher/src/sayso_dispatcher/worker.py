@@ -20,7 +20,8 @@ from typing import Any
 
 from pymongo.errors import PyMongoError
 
-from sayso_common import loops, tracing
+from sayso_common import attempts, loops, tracing
+from sayso_common.attempts import ErrorKind, RetryPolicy, Verdict
 from sayso_common.clock import as_utc, utcnow
 from sayso_common.deliveries import REVIEW_EVENTS, Attempt, Result, new_delivery, record_attempt
 from sayso_common.documents import AgentDoc, DeliveryDoc
@@ -29,10 +30,9 @@ from sayso_common.mongo import AGENTS, DELIVERIES, MESSAGES, Database, collectio
 from sayso_common.webhook_signature import RESERVED_HEADERS
 from sayso_dispatcher import metrics
 from sayso_dispatcher.agents import AgentDirectory
-from sayso_dispatcher.circuit import Breakers
+from sayso_dispatcher.circuit import Breakers, State
 from sayso_dispatcher.lanes import Lanes
 from sayso_dispatcher.payload import body_for, format_of, render
-from sayso_dispatcher.retry import INTERNAL, RetryPolicy, Verdict, next_delay, verdict
 from sayso_dispatcher.sender import Sender
 from sayso_dispatcher.settings import DispatcherSettings
 from sayso_dispatcher.signing import signed_headers
@@ -161,7 +161,7 @@ class Worker:
 
     def _schedule(self, agent: AgentDoc | None) -> list[int]:
         own = agent.get("retry_schedule") if agent else None
-        return list(own) if own is not None else list(self._settings.dispatcher_retry_schedule)
+        return attempts.schedule_for(own, self._settings.dispatcher_retry_schedule)
 
     async def _callback_headers(self, events: list[Event]) -> dict[str, str]:
         ids = [m.id for m in map(message_of, events) if m is not None]
@@ -220,15 +220,20 @@ class Worker:
         except Exception as exc:
             log.exception("preparing an attempt failed", extra={"delivery": doc["_id"]})
             attempt = Attempt(
-                at=utcnow(), duration_ms=0.0, status_code=None, error_kind=INTERNAL,
+                at=utcnow(), duration_ms=0.0, status_code=None, error_kind=ErrorKind.INTERNAL,
                 error=f"{type(exc).__name__}: {exc}"[:500], body=None, by=self._sender.instance_name,
             )  # fmt: skip
-        decision = verdict(attempt.status_code, attempt.error_kind)
-        if attempt.error_kind != "ssrf_refused":
-            circuit.record(decision is not Verdict.RETRY)
+        decision = attempts.verdict(attempt.status_code, attempt.error_kind)
+        before = circuit.state
+        circuit.record(attempts.circuit_result(attempt.status_code, attempt.error_kind))
+        # Only the changes an operator acts on (not every failed probe of a host still down).
+        if before is State.CLOSED and circuit.state is State.OPEN:
+            log.warning("circuit opened", extra={"lane": key})
+        elif before is State.HALF_OPEN and circuit.state is State.CLOSED:
+            log.info("circuit closed", extra={"lane": key})
         delay = None
         if decision is Verdict.RETRY:
-            delay = next_delay(
+            delay = attempts.next_delay(
                 doc.get("schedule", []),
                 doc.get("round_attempts", 0) + 1,
                 attempt.retry_after,
@@ -303,7 +308,7 @@ class Worker:
             return
         if outcome.state != "pending":
             label = "gone" if decision is Verdict.GONE else _OUTCOME_LABEL[outcome.status]
-            metrics.DELIVERIES.labels("refused" if attempt.error_kind == "ssrf_refused" else label).inc()
+            metrics.DELIVERIES.labels("refused" if attempt.error_kind == ErrorKind.SSRF else label).inc()
             message_id = doc.get("message_id")
             if doc["event_type"] in REVIEW_EVENTS and message_id:
                 await self.store.mirror_status(message_id, outcome.status, finished)
@@ -313,7 +318,7 @@ class Worker:
     def _observe(
         self, doc: DeliveryDoc, status: int | None, kind: str | None, duration_ms: float, at: datetime
     ) -> None:
-        metrics.ATTEMPTS.labels(f"{status // 100}xx" if status else (kind or "error")).inc()
+        metrics.ATTEMPTS.labels(attempts.StatusClass.of(status) if status else (kind or "error")).inc()
         metrics.ATTEMPT_SECONDS.observe(duration_ms / 1000)
         if doc.get("attempt_count", 0) == 0 and isinstance(doc.get("event_at"), datetime):
             metrics.EVENT_TO_WEBHOOK_SECONDS.observe(max(0.0, (at - as_utc(doc["event_at"])).total_seconds()))

@@ -15,26 +15,49 @@ from typing import Any, Literal
 import aiohttp
 import aiosmtplib
 
-from sayso_common import numerals
+from sayso_common import attempts
+from sayso_common.attempts import ErrorKind
 from sayso_common.clock import utcnow
 from sayso_common.deliveries import host_key
 from sayso_common.ssrf import AddressRefusedError, GuardedResolver, check_url
 from sayso_notifier.settings import NotifierSettings, SmtpServer
 
-Verdict = Literal["sent", "retry", "failed"]
+Result = Literal["sent", "retry", "failed"]
+# What a verdict makes of a notification (410 from Slack, an archived channel: failed).
+RESULTS: dict[attempts.Verdict, Result] = {
+    attempts.Verdict.DELIVERED: "sent",
+    attempts.Verdict.RETRY: "retry",
+    attempts.Verdict.FAIL: "failed",
+    attempts.Verdict.GONE: "failed",
+}
 
 
 @dataclass(frozen=True)
 class Sent:
-    verdict: Verdict
+    verdict: Result
     duration_ms: float
-    error_kind: str | None = None
+    error_kind: ErrorKind | None = None
     error: str | None = None
     retry_after: float | None = None
 
 
 def _since(started: float) -> float:
     return (time.perf_counter() - started) * 1000
+
+
+def _mail(started: float, kind: ErrorKind, error: str, code: int | None = None) -> Sent:
+    return Sent(RESULTS[attempts.mail_verdict(kind, code)], _since(started), kind, error)
+
+
+def unsent(kind: ErrorKind, error: str) -> Sent:
+    """A notification that could not be sent at all (no address, say)."""
+    return _mail(time.perf_counter(), kind, error)
+
+
+def _posted(
+    started: float, status: int | None, kind: ErrorKind, error: str, retry_after: float | None = None
+) -> Sent:
+    return Sent(RESULTS[attempts.verdict(status, kind)], _since(started), kind, error, retry_after)
 
 
 class Mailer:
@@ -66,7 +89,7 @@ class Mailer:
         server = self.server
         started = time.perf_counter()
         if server is None:
-            return Sent("failed", 0.0, "not_configured", "e-mail is not configured (SAYSO_SMTP_URL)")
+            return _mail(started, ErrorKind.NOT_CONFIGURED, "e-mail is not configured (SAYSO_SMTP_URL)")
         try:
             await aiosmtplib.send(
                 mail,
@@ -81,20 +104,22 @@ class Mailer:
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]
-            kind: Verdict = "failed" if all(c >= 500 for c in codes) else "retry"
-            return Sent(
-                kind, _since(started), "recipient_refused", f"the server refused the recipient ({codes})"
+            # Failed only when every refusal is permanent (the lowest code is a 5yz).
+            return _mail(
+                started,
+                ErrorKind.RECIPIENT_REFUSED,
+                f"the server refused the recipient ({codes})",
+                min(codes, default=None),
             )
         except aiosmtplib.SMTPAuthenticationError as exc:
-            # A configuration error: retried, so fixing the credentials lets the retries through.
-            return Sent("retry", _since(started), "smtp_auth", f"SMTP authentication failed ({exc.code})")
+            # No code passed: a configuration error is retried whatever the server's reply.
+            return _mail(started, ErrorKind.SMTP_AUTH, f"SMTP authentication failed ({exc.code})")
         except aiosmtplib.SMTPResponseException as exc:
-            kind = "failed" if exc.code >= 500 else "retry"
-            return Sent(kind, _since(started), "smtp_status", f"SMTP {exc.code}: {exc.message}"[:300])
+            return _mail(started, ErrorKind.SMTP_STATUS, f"SMTP {exc.code}: {exc.message}"[:300], exc.code)
         except (aiosmtplib.SMTPTimeoutError, TimeoutError):
-            return Sent("retry", _since(started), "timeout", "the mail server did not answer in time")
+            return _mail(started, ErrorKind.TIMEOUT, "the mail server did not answer in time")
         except (aiosmtplib.SMTPException, OSError) as exc:
-            return Sent("retry", _since(started), "connect_error", f"{type(exc).__name__}: {exc}"[:300])
+            return _mail(started, ErrorKind.CONNECT, f"{type(exc).__name__}: {exc}"[:300])
         return Sent("sent", _since(started))
 
 
@@ -126,7 +151,7 @@ class Slack:
         where = host_key(url)
         refused = check_url(url, self._allowed, ALLOW_LIST_SETTING)
         if refused:
-            return Sent("failed", 0.0, "ssrf_refused", f"refused by the SSRF guard: {refused}")
+            return _posted(started, None, ErrorKind.SSRF, f"refused by the SSRF guard: {refused}")
         try:
             async with self.session.post(
                 url,
@@ -136,27 +161,30 @@ class Slack:
             ) as resp:
                 answer = (await resp.content.read(300)).decode("utf-8", "replace").strip()
                 status = resp.status
-                retry_after = resp.headers.get("Retry-After")
-        except TimeoutError:
-            return Sent("retry", _since(started), "timeout", f"{where} did not answer in time")
-        except aiohttp.ClientConnectorError as exc:
-            if isinstance(exc.os_error, AddressRefusedError):
-                return Sent(
-                    "failed",
-                    _since(started),
-                    "ssrf_refused",
-                    f"refused by the SSRF guard: {exc.os_error.reason}",
-                )
-            return Sent("retry", _since(started), "connect_error", f"cannot connect to {where}")
-        except (aiohttp.ClientError, OSError) as exc:
-            return Sent("retry", _since(started), "connect_error", f"{type(exc).__name__} talking to {where}")
+                header = resp.headers.get("Retry-After")
         except asyncio.CancelledError:
             raise
-        if 200 <= status < 300:
+        except Exception as exc:
+            failed = attempts.error_kind(exc)
+            return _posted(started, None, failed, _describe(failed, exc, where))
+        kind = attempts.answer_kind(status)
+        if kind is None:
             return Sent("sent", _since(started))
+        # 400 invalid_payload, 403, 404 no_service, 410 channel_is_archived fail; 408, 429, 5xx retry.
         error = f"{where} answered HTTP {status}" + (f": {answer[:100]}" if answer else "")
-        if status == 429 or status >= 500:
-            after = numerals.retry_after_seconds(retry_after, utcnow())
-            return Sent("retry", _since(started), "http_status", error, after)
-        # 400 invalid_payload, 403, 404 no_service, 410 channel_is_archived: retrying cannot help.
-        return Sent("failed", _since(started), "http_status", error)
+        return _posted(started, status, kind, error, attempts.retry_after(status, header, utcnow()))
+
+
+def _describe(kind: ErrorKind, exc: Exception, where: str) -> str:
+    """An error naming the host only: the path of a Slack webhook URL is its secret, and an
+    exception's text may hold the whole URL."""
+    if kind is ErrorKind.TIMEOUT:
+        return f"{where} did not answer in time"
+    if kind is ErrorKind.SSRF and isinstance(exc, aiohttp.ClientConnectorError):
+        reason = exc.os_error.reason if isinstance(exc.os_error, AddressRefusedError) else "?"
+        return f"refused by the SSRF guard: {reason}"
+    if kind is ErrorKind.TLS:
+        return f"TLS failed talking to {where}"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"cannot connect to {where}"
+    return f"{type(exc).__name__} talking to {where}"

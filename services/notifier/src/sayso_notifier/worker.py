@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from sayso_common import answer_links, loops, membership, notifications
+from sayso_common import answer_links, attempts, loops, membership, notifications
 from sayso_common.clock import as_utc, utcnow
 from sayso_common.documents import AgentDoc, MessageDoc, NotificationDoc, UserDoc
 from sayso_common.events import Event, MessageCreated, ReviewExpired, ReviewResponded
@@ -26,14 +26,13 @@ from sayso_common.notifications import NotificationAttempt
 from sayso_common.secretbox import SecretBox
 from sayso_notifier import content, metrics, planner
 from sayso_notifier.quiet import held_until
-from sayso_notifier.senders import Mailer, Sent, Slack
+from sayso_notifier.senders import Mailer, Sent, Slack, unsent
 from sayso_notifier.settings import NotifierSettings
 from sayso_notifier.store import NotificationStore
 
 log = logging.getLogger(__name__)
 
 MESSAGE_FIELDS = {"channel_id": 1, "owner_id": 1, "text": 1, "review": 1, "created_at": 1}
-RETRY_AFTER_MAX = 3600.0
 # Reviews of one Kafka batch planned at once (each plan is four reads and one insert).
 PLANNING_CONCURRENCY = 16
 
@@ -61,6 +60,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._wake_at: datetime | None = None
         self._rng = random.Random()  # noqa: S311 - jitter, not secrecy
+        self._retry = attempts.RetryPolicy(jitter=settings.notifier_retry_jitter)
         metrics.IN_FLIGHT.set_function(lambda: len(self._sending))
         if not mailer.ready:
             log.warning("SAYSO_SMTP_URL is not set: e-mail notifications are recorded as not configured")
@@ -280,7 +280,7 @@ class Worker:
         subject, text, page = content.email(notice, links)
         address = doc.get("address")
         if not address:
-            return Sent("failed", 0.0, "no_address", "the notification names no address")
+            return unsent(attempts.ErrorKind.NO_ADDRESS, "the notification names no address")
         return await self._mailer.send(self._mailer.message(address, subject, text, page, doc["_id"]))
 
     def _slack_url(self, doc: NotificationDoc, agent: AgentDoc, prefs: Any) -> str | None:
@@ -304,20 +304,17 @@ class Worker:
         user = await collection(self._db, USERS).find_one({"_id": user_id}, {"email": 1})
         return user["email"] if user else None
 
-    def _retry_delay(self, doc: NotificationDoc, retry_after: float | None) -> float | None:
-        schedule = self._settings.notifier_retry_schedule
-        index = doc.get("attempt_count", 0)
-        if index >= len(schedule):
-            return None
-        jitter = self._settings.notifier_retry_jitter
-        delay = max(0.0, schedule[index] * (1 + self._rng.uniform(-jitter, jitter)))
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, RETRY_AFTER_MAX))
-        return delay
-
     async def _record(self, doc: NotificationDoc, sent: Sent, at: datetime, message: MessageDoc) -> None:
         now = utcnow()
-        delay = self._retry_delay(doc, sent.retry_after) if sent.verdict == "retry" else None
+        delay = None
+        if sent.verdict == "retry":
+            delay = attempts.next_delay(
+                self._settings.notifier_retry_schedule,
+                doc.get("attempt_count", 0) + 1,
+                sent.retry_after,
+                self._retry,
+                self._rng,
+            )
         attempt = NotificationAttempt(at, sent.duration_ms, sent.error_kind, sent.error, self.instance)
         update, state, next_at = notifications.recorded(
             doc, attempt, sent.verdict, delay, now, self._settings.notifier_attempts_kept
