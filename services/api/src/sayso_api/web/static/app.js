@@ -3,6 +3,7 @@
 // page; the JWT lives in localStorage so every open tab shares the session, and each tab keeps
 // its own live stream.
 
+import { ReviewAnnouncer, mountAnnouncer } from "./announcer.js";
 import { api, session, setUnauthorizedHandler } from "./api.js";
 import { channelView } from "./channel.js";
 import { clear, h } from "./dom.js";
@@ -11,6 +12,7 @@ import { LiveStream } from "./live.js";
 import { notificationsView } from "./notifications.js";
 import { opsView } from "./ops.js";
 import { settingsView } from "./settings.js";
+import { Shortcuts } from "./shortcuts.js";
 
 const app = document.getElementById("app");
 const STATUS_TEXT = { active: "active", busy: "busy", error: "error", offline: "offline" };
@@ -150,6 +152,10 @@ class Shell {
     this.sidebar = h("nav", { class: "sidebar", "aria-label": "Channels" },
       h("h2", { class: "sidebar-title" }, "Channels"), this.channelList);
     this.main = h("main", { id: "main", class: "main", tabindex: "-1" });
+    mountAnnouncer();
+    this.reviews = new ReviewAnnouncer((id) => this.channels.name(id));
+    this.shortcuts = new Shortcuts(this.main).start();
+    this.sidebar.append(h("p", { class: "sidebar-foot" }, this.shortcuts.helpButton()));
     const skip = h("a", { href: "#main", class: "skip-link" }, "Skip to content");
     // The router reads every hash as a page address: "#main" would open the inbox. Move focus
     // to the content instead, and leave the address as it is.
@@ -190,6 +196,8 @@ class Shell {
   stop() {
     window.removeEventListener("hashchange", this.onHash);
     if (this.live) this.live.stop();
+    this.shortcuts.stop();
+    this.reviews.stop();
     if (this.view) this.view.destroy();
     this.view = null;
     if (shell === this) shell = null;
@@ -217,6 +225,8 @@ class Shell {
     } else if (name === "message:created" || name === "review:responded" || name === "review:expired") {
       if (!this.channels.get(data.channelId)) this.channels.load().catch(() => {});
       if (data.review) this.channels.refreshPending();
+      // One short line per new review, whatever page is open (the lists are not live regions).
+      if (name === "message:created" && data.review && data.review.status === "pending") this.reviews.newReview(data);
     }
     if (this.view) this.view.onEvent(name, data);
   }
@@ -229,6 +239,8 @@ class Shell {
       count.setAttribute("aria-label", `${total} pending`);
     }
     const items = [...this.channels.agents.values()].sort((a, b) => a.name.localeCompare(b.name));
+    // The list is rebuilt on every count change: a focused channel link keeps the focus.
+    const focused = this.channelList.contains(document.activeElement) ? document.activeElement.dataset.channelId : null;
     this.channelList.replaceChildren(...(items.length ? items.map((a) => {
       const n = this.channels.pending[a.id] || 0;
       const current = this.route && this.route.channelId === a.id;
@@ -240,11 +252,20 @@ class Shell {
       this.channels.statusDot(a),
       n ? h("span", { class: "pending-count", "aria-label": `${n} pending` }, String(n)) : null));
     }) : [h("li", { class: "muted" }, "No agents yet. Create one with the API (see README).")]));
+    if (focused) {
+      const link = [...this.channelList.querySelectorAll(".channel-link")].find((a) => a.dataset.channelId === focused);
+      if (link) link.focus();
+    }
     if (this.view) this.view.onChannels();
     document.title = `${total ? `(${total}) ` : ""}${this.view ? this.view.title : "Sayso"} · Sayso`;
   }
 
   navigate() {
+    // Whether the user moved here from a control (a channel in the sidebar, a link, a shortcut):
+    // then the focus follows to the new view's heading. Read before the view and the channel
+    // list are rebuilt, which removes the focused link and drops the focus to <body>.
+    const active = document.activeElement;
+    const follow = Boolean(active && active !== document.body);
     const hash = location.hash.replace(/^#/, "") || "/inbox";
     const parts = hash.split("/").filter(Boolean).map(decodeURIComponent);
     let route;
@@ -273,7 +294,7 @@ class Shell {
     this.renderChannels();
     // Move focus to the new view's heading so keyboard and screen-reader users land there.
     const heading = this.main.querySelector("h1");
-    if (heading && document.activeElement && document.activeElement !== document.body && !this.main.contains(document.activeElement)) heading.focus();
+    if (heading && follow) heading.focus();
   }
 }
 

@@ -13,7 +13,8 @@ export function channelView(root, { channelId, channels }) {
   const title = h("h1", { id: "view-title", tabindex: "-1" }, agent ? agent.name : "Channel");
   const status = h("span", { class: "channel-status" });
   const older = h("button", { type: "button", class: "btn btn-small", hidden: true }, "Load older messages");
-  const listEl = h("div", { class: "messages", role: "log", "aria-label": "Messages", "aria-live": "polite" });
+  // Not a live region (it read whole cards aloud): announcer.js says what changed, in short.
+  const listEl = h("div", { class: "messages" });
   const empty = h("p", { class: "muted empty" }, "No messages yet.");
   const error = h("p", { class: "form-error", role: "alert", hidden: true });
   const scroller = h("div", { class: "scroller" }, older, empty, listEl);
@@ -99,21 +100,29 @@ export function channelView(root, { channelId, channels }) {
     }
   }
 
+  // While it loads the button says so with aria-disabled rather than disabled: a disabled button
+  // loses the focus to <body>. When the last page hides it, the focus goes to the newest of the
+  // messages it brought, the one just above where the reader was.
   older.addEventListener("click", async () => {
-    if (!cursor) return;
-    older.disabled = true;
+    if (!cursor || older.getAttribute("aria-disabled") === "true") return;
+    older.setAttribute("aria-disabled", "true");
     const height = scroller.scrollHeight;
     try {
       const page = await api("/api/v1/messages", { query: { channel: channelId, limit: PAGE, cursor } });
-      for (const m of page.data) list.upsert(m);
+      const added = page.data.filter((m) => list.upsert(m));
       cursor = page.nextCursor;
+      const focused = document.activeElement === older;
       older.hidden = !cursor;
       scroller.scrollTop += scroller.scrollHeight - height;
+      if (focused && older.hidden) {
+        const newest = added.length ? document.getElementById(`msg-${added[0].id}`) : null;
+        (newest || title).focus();
+      }
     } catch (err) {
       error.textContent = err.message;
       error.hidden = false;
     } finally {
-      older.disabled = false;
+      older.removeAttribute("aria-disabled");
     }
   });
 

@@ -6,7 +6,9 @@ import { h } from "./dom.js";
 import { MessageList } from "./messages.js";
 
 export function inboxView(root, { channels }) {
-  const listEl = h("div", { class: "messages inbox-list", role: "log", "aria-label": "Pending reviews", "aria-live": "polite" });
+  // Not a live region: a polite log read every card aloud (thousands of characters on opening
+  // the inbox). What changes is announced, short, by the app's one live region (announcer.js).
+  const listEl = h("div", { class: "messages inbox-list" });
   const empty = h("p", { class: "muted empty" }, "Nothing waits for you. New reviews appear here as agents ask.");
   const error = h("p", { class: "form-error", role: "alert", hidden: true });
   const more = h("button", { type: "button", class: "btn btn-small", hidden: true }, "Load more");
@@ -25,15 +27,24 @@ export function inboxView(root, { channels }) {
   async function load(next = null) {
     try {
       const page = await api("/api/v1/reviews/inbox", { query: { limit: 50, cursor: next } });
-      for (const m of page.data) list.upsert(m);
+      const added = page.data.filter((m) => list.upsert(m));
       cursor = page.nextCursor;
+      // The last page hides the button: the focus goes on to the first card it brought rather
+      // than falling to <body>.
+      const focused = document.activeElement === more;
       more.hidden = !cursor;
+      if (focused && more.hidden) focusFirst(added);
       empty.hidden = list.size > 0;
     } catch (err) {
       error.textContent = err.message;
       error.hidden = false;
     }
   }
+  const focusFirst = (messages) => {
+    const els = messages.map((m) => document.getElementById(`msg-${m.id}`)).filter(Boolean);
+    els.sort((a, b) => (a.compareDocumentPosition(b) & Node.DOCUMENT_POSITION_FOLLOWING ? -1 : 1));
+    (els[0] || listEl.lastElementChild || root.querySelector("h1")).focus();
+  };
   more.addEventListener("click", () => load(cursor));
   load();
   return {

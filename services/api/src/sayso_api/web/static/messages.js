@@ -6,7 +6,7 @@ import { api, apiBlob } from "./api.js";
 import { clear, h, timeEl } from "./dom.js";
 import { renderMarkdown } from "./markdown.js";
 import { pluginView } from "./plugins.js";
-import { reviewCard } from "./reviews.js";
+import { reviewAbout, reviewCard } from "./reviews.js";
 
 // Attachments whose textContent (sent by the API for small text files) is previewed inline.
 const PREVIEW_TYPES = new Set(["text/markdown", "text/plain"]);
@@ -81,10 +81,15 @@ export class MessageList {
     // update of the message around it (streamed text, delivery status).
     const keep = existing && samePendingReview(existing.message, message)
       ? existing.el.querySelector(":scope > .review") : null;
+    // Re-rendering removes the focused element from the page, and the browser drops the focus to
+    // <body>: note where it was, to put it back (a half-typed answer, or the card itself).
+    const active = document.activeElement;
+    const hadFocus = Boolean(existing && active && existing.el.contains(active));
     const el = this.render(message, note, keep);
     if (existing) {
       const hadPanel = existing.panel;
       existing.el.replaceWith(el);
+      if (hadFocus) (el.contains(active) && active !== existing.el ? active : el).focus({ preventScroll: true });
       existing.message = message;
       existing.el = el;
       existing.panel = null;
@@ -110,6 +115,31 @@ export class MessageList {
     return true;
   }
 
+  /** This tab answered a review (or learned, from a 409, that it was closed): show the card's new
+   * state and, if the focus was on that card (its buttons are disabled while the answer is
+   * sent, so the browser has dropped it to <body>), move it to the next card that waits for an
+   * answer, else the one before, else the answered card itself. */
+  answered(updated, why) {
+    const before = this.items.get(updated.id);
+    const active = document.activeElement;
+    const focusHere = !active || active === document.body || Boolean(before && before.el.contains(active));
+    this.upsert(updated, why ? `Not saved: ${why}` : "", true);
+    const item = this.items.get(updated.id);
+    if (!focusHere || !item) return;
+    const next = why ? null : this.waiting(item.el, 1) || this.waiting(item.el, -1);
+    (next || item.el).focus();
+  }
+
+  /** The nearest card after (step 1) or before (step -1) `from` with a form to answer. */
+  waiting(from, step) {
+    let el = step > 0 ? from.nextElementSibling : from.previousElementSibling;
+    while (el) {
+      if (el.querySelector(":scope > .review .review-form")) return el;
+      el = step > 0 ? el.nextElementSibling : el.previousElementSibling;
+    }
+    return null;
+  }
+
   /** A delivery status event: update the badge and refresh an open deliveries panel. */
   deliveryChanged(data) {
     const item = this.items.get(data.messageId);
@@ -125,6 +155,8 @@ export class MessageList {
     const el = h("article", {
       class: `msg msg-${message.status || "info"} from-${message.senderType || "agent"}${mine ? " mine" : ""}${streaming ? " is-streaming" : ""}`,
       id: `msg-${message.id}`,
+      // Focusable by script: the keyboard shortcuts and the focus after an answer land on a card.
+      tabindex: "-1",
       dataset: message.streamState ? { messageId: message.id, streamState: message.streamState } : { messageId: message.id },
       "aria-label": `Message from ${senderLabel(message, this.channelName)}`,
       "aria-busy": streaming ? "true" : null,
@@ -166,7 +198,8 @@ export class MessageList {
     if (note) el.append(h("p", { class: "note", role: "status" }, note));
     if (message.review) {
       el.append(keepCard || reviewCard(message, {
-        onAnswered: (updated, why) => this.upsert(updated, why ? `Not saved: ${why}` : "", true),
+        about: reviewAbout(message, this.channelName),
+        onAnswered: (updated, why) => this.answered(updated, why),
       }));
     }
     // A webhook goes out when a review is answered or expires (or, if the agent asked for
@@ -199,6 +232,14 @@ export class MessageList {
     const toggle = item.el.querySelector(".msg-foot .btn-quiet");
     if (open && !item.panel) {
       item.panel = new DeliveryPanel(item.message, hasWebhookTarget(item.message, this.agent(item.message.channelId)));
+      // Esc in the panel closes it and gives the focus back to its toggle.
+      item.panel.el.addEventListener("keydown", (event) => {
+        if (event.key !== "Escape" || event.isComposing) return;
+        event.preventDefault();
+        this.togglePanel(item, false);
+        const now = item.el.querySelector(".msg-foot .btn-quiet");
+        if (now) now.focus();
+      });
       item.el.append(item.panel.el);
       item.panel.reload();
       item.panel.el.scrollIntoView({ block: "nearest" });

@@ -34,7 +34,8 @@ export function opsView(root, { channels }) {
   const chart = h("figure", { class: "chart" });
   const hosts = h("div", { class: "table-wrap" });
   const backlog = h("div", { class: "table-wrap" });
-  const updated = h("p", { class: "muted", role: "status" });
+  // Not a status region: it changes every 5 s, and a screen reader said "Updated hh:mm:ss" each time.
+  const updated = h("p", { class: "muted", id: "ops-updated" });
   const error = h("p", { class: "form-error", role: "alert", hidden: true });
   // E-mail and Slack notices with their attempts (the notifier's log).
   const notices = notificationLog({ limit: 10 });

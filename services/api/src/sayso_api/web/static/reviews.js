@@ -14,6 +14,7 @@
 // others); a review with onExpire says what happens if nobody answers, and an expired one shows
 // the default that applied.
 
+import { announce, firstWords } from "./announcer.js";
 import { api, session } from "./api.js";
 import { append, h, newId, timeEl } from "./dom.js";
 import { renderMarkdown } from "./markdown.js";
@@ -28,9 +29,11 @@ const DEFAULT_APPROVAL = [
 
 /**
  * The card for `message.review`. `onAnswered(message)` gets the updated message after a
- * successful answer (or after a 409, the current state).
+ * successful answer (or after a 409, the current state). `about` says what the review asks in a
+ * few words (see reviewAbout): every answer button is described by it, so "Approve" heard
+ * among thirteen others says which question it answers.
  */
-export function reviewCard(message, { onAnswered }) {
+export function reviewCard(message, { onAnswered, about = "" }) {
   const review = message.review;
   const payload = review.payload || {};
   const dismissed = isDismissed(review.response);
@@ -76,6 +79,13 @@ export function reviewCard(message, { onAnswered }) {
     feedback.toggle);
   append(form, [controls.element, feedback.element, actions, general]);
   card.append(form);
+  if (about) {
+    // A hidden element still describes: screen readers read it after the button's own name.
+    const aboutId = newId("about");
+    card.append(h("span", { id: aboutId, hidden: true }, about));
+    for (const button of actions.querySelectorAll("button")) button.setAttribute("aria-describedby", aboutId);
+  }
+  sendOnlyWhenMeant(form, controls.actions);
 
   const setBusy = (busy) => {
     for (const el of form.querySelectorAll("button, input, select, textarea")) el.disabled = busy;
@@ -89,6 +99,7 @@ export function reviewCard(message, { onAnswered }) {
       el.textContent = "";
       const input = document.getElementById(el.dataset.for || "");
       if (input) input.removeAttribute("aria-invalid");
+      describes(el, false);
     }
   };
   const showError = (field, text) => {
@@ -96,6 +107,7 @@ export function reviewCard(message, { onAnswered }) {
     if (el) {
       el.textContent = text;
       el.hidden = false;
+      describes(el, true);
       const input = document.getElementById(el.dataset.for || "");
       if (input) {
         input.setAttribute("aria-invalid", "true");
@@ -118,6 +130,7 @@ export function reviewCard(message, { onAnswered }) {
         method: "POST",
         body,
       });
+      announce(answerAnnouncement(updated.review || review, response, note));
       onAnswered(updated);
     } catch (err) {
       setBusy(false);
@@ -127,6 +140,7 @@ export function reviewCard(message, { onAnswered }) {
           const current = await api(`/api/v1/reviews/${encodeURIComponent(message.id)}`, {
             query: { channel: message.channelId },
           });
+          announce(`Not saved: ${err.message}`);
           onAnswered(current, err.message);
         } catch {
           showError(null, err.message);
@@ -155,6 +169,52 @@ export function reviewCard(message, { onAnswered }) {
     submit(response);
   });
   return card;
+}
+
+/** What a review asks, in a few words and whose it is: "Ship v2.4 to production? — release-bot". */
+export function reviewAbout(message, channelName) {
+  const from = channelName(message.channelId);
+  const words = firstWords(message.text, 10);
+  return words ? `${words} — ${from}` : `${typeLabel(message.review ? message.review.type : "")} review from ${from}`;
+}
+
+/** The short thing a screen reader hears after an answer: "Approved", "Rejected: not today",
+ * "Answered", "Dismissed", or a quorum vote that waits for the others. */
+export function answerAnnouncement(review, response, feedback = "") {
+  if (isDismissed(response)) return "Dismissed";
+  let said = "Answered";
+  let why = feedback;
+  if (review.type === "approval" && response && response.selectedOption) {
+    const options = Array.isArray((review.payload || {}).options) && review.payload.options.length ? review.payload.options : DEFAULT_APPROVAL;
+    const opt = options.find((o) => o.id === response.selectedOption);
+    const label = opt ? opt.label : response.selectedOption;
+    said = { approve: "Approved", reject: "Rejected" }[response.selectedOption] || `Answered ${label}`;
+    if (review.quorum && review.status === "pending") said = `Voted ${label}, waiting for the other reviewers`;
+    if (typeof response.comment === "string" && response.comment) why = response.comment;
+  }
+  const words = firstWords(why, 12);
+  return words ? `${said}: ${words}` : said;
+}
+
+/** Enter in a one-line field sends the answer only once that field was edited: a prefilled (or
+ * default) answer is never sent by a stray Enter. Ctrl+Enter (Cmd+Enter) sends from any field
+ * of a card that has one submit button; a card with several (Approve, Reject…) needs its
+ * button, which is the choice. */
+function sendOnlyWhenMeant(form, submitters) {
+  form.addEventListener("input", (event) => {
+    if (event.target instanceof HTMLElement) event.target.dataset.edited = "true";
+  });
+  form.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter" || event.isComposing) return;
+    const target = event.target;
+    if (!(target instanceof HTMLInputElement || target instanceof HTMLTextAreaElement || target instanceof HTMLSelectElement)) return;
+    if ((event.ctrlKey || event.metaKey) && !event.altKey && !event.shiftKey) {
+      event.preventDefault();
+      if (submitters.length === 1) form.requestSubmit(submitters[0]);
+      return;
+    }
+    if (target instanceof HTMLInputElement && target.dataset.edited !== "true") event.preventDefault();
+  });
 }
 
 export function typeLabel(type) {
@@ -312,6 +372,17 @@ function selectOptions(spec) {
   });
 }
 
+/** Tie a field's error message to the field (aria-describedby) while it shows, and only then: an
+ * empty one still adds its "⚠" to what a screen reader says of the field. */
+function describes(error, on) {
+  const target = document.getElementById(error.dataset.describes || error.dataset.for || "");
+  if (!target) return;
+  const ids = (target.getAttribute("aria-describedby") || "").split(/\s+/).filter((id) => id && id !== error.id);
+  if (on) ids.unshift(error.id);
+  if (ids.length) target.setAttribute("aria-describedby", ids.join(" "));
+  else target.removeAttribute("aria-describedby");
+}
+
 function errorFor(fields, apiField, inputId) {
   const el = h("p", { class: "field-error", id: `${inputId}-error`, role: "alert", hidden: true, dataset: { for: inputId, field: apiField } });
   fields.set(apiField, el);
@@ -340,15 +411,23 @@ function feedbackBox() {
     toggle.textContent = "Remove feedback";
   };
   // Closing it again means "no feedback after all": a hidden box is not sent.
+  const close = () => {
+    element.hidden = true;
+    toggle.setAttribute("aria-expanded", "false");
+    toggle.textContent = "Add feedback";
+  };
   toggle.addEventListener("click", () => {
     if (element.hidden) {
       open();
       area.focus();
-    } else {
-      element.hidden = true;
-      toggle.setAttribute("aria-expanded", "false");
-      toggle.textContent = "Add feedback";
-    }
+    } else close();
+  });
+  // Esc closes what the toggle opened and gives the focus back to it.
+  element.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape" || event.isComposing) return;
+    event.preventDefault();
+    close();
+    toggle.focus();
   });
   return { element, toggle, open, value: () => (element.hidden ? "" : area.value.trim()) };
 }
@@ -375,7 +454,7 @@ const BUILDERS = {
     const options = Array.isArray(payload.options) && payload.options.length ? payload.options : DEFAULT_APPROVAL;
     const commentId = newId("comment");
     const comment = payload.allowComment === true
-      ? h("textarea", { id: commentId, name: "comment", rows: 2, maxlength: 4000, "aria-describedby": `${commentId}-error` })
+      ? h("textarea", { id: commentId, name: "comment", rows: 2, maxlength: 4000 })
       : null;
     const element = h("div", { class: "approval" },
       comment ? [
@@ -404,7 +483,7 @@ const BUILDERS = {
     const { items, multi } = selectionItems(payload);
     const group = newId("sel");
     const legendId = `${group}-legend`;
-    const element = h("fieldset", { class: "selection", "aria-describedby": `${group}-error`, dataset: { mode: multi ? "multi" : "single" } },
+    const element = h("fieldset", { class: "selection", id: group, dataset: { mode: multi ? "multi" : "single" } },
       h("legend", { id: legendId }, multi ? "Choose one or more" : "Choose one"),
       items.map((o) => {
         const id = newId("opt");
@@ -413,7 +492,7 @@ const BUILDERS = {
           h("label", { for: id }, h("span", { class: "choice-label" }, o.label),
             o.description ? h("span", { class: "choice-desc" }, o.description) : null));
       }),
-      h("p", { class: "field-error", id: `${group}-error`, role: "alert", hidden: true, dataset: { field: "response.selectedIds" } }),
+      h("p", { class: "field-error", id: `${group}-error`, role: "alert", hidden: true, dataset: { field: "response.selectedIds", describes: group } }),
     );
     fields.set("response.selectedIds", element.querySelector(".field-error"));
     return {
@@ -431,8 +510,7 @@ const BUILDERS = {
     const element = h("div", { class: "form-fields" },
       specs.map((spec) => {
         const id = newId("field");
-        const errorId = `${id}-error`;
-        const common = { id, name: spec.name, "aria-describedby": errorId };
+        const common = { id, name: spec.name };
         if (spec.required) {
           common.required = true;
           common["aria-required"] = "true";
@@ -488,9 +566,11 @@ const BUILDERS = {
           spec.required ? [" ", h("span", { class: "req", "aria-hidden": "true", title: "required" }, "*")] : null);
         const hint = [];
         if (type === "number" && (isNumber(spec.min) || isNumber(spec.max))) {
-          hint.push(h("span", { class: "hint" }, rangeHint(spec)));
+          hint.push(h("span", { class: "hint", id: `${id}-range` }, rangeHint(spec)));
         }
-        if (spec.description) hint.push(h("span", { class: "hint" }, spec.description));
+        if (spec.description) hint.push(h("span", { class: "hint", id: `${id}-desc` }, spec.description));
+        // The field's hints are read with it ("Budget, between 1 and 100").
+        if (hint.length) input.setAttribute("aria-describedby", hint.map((el) => el.id).join(" "));
         return h("div", { class: `field field-${type}` },
           type === "checkbox" ? h("div", { class: "check" }, input, label) : [label, extra || input],
           hint, errorFor(fields, `response.${spec.name}`, id));
@@ -521,7 +601,7 @@ const BUILDERS = {
   "text-input"(payload, fields) {
     const id = newId("text");
     const markdown = payload.markdown === true;
-    const attrs = { id, name: "text", "aria-describedby": `${id}-error ${id}-hint`, required: true, "aria-required": "true" };
+    const attrs = { id, name: "text", "aria-describedby": `${id}-hint`, required: true, "aria-required": "true" };
     attrs.placeholder = typeof payload.placeholder === "string" && payload.placeholder ? payload.placeholder : "Type your response…";
     const max = Number.isInteger(payload.maxLength) && payload.maxLength > 0 ? payload.maxLength : null;
     const min = Number.isInteger(payload.minLength) && payload.minLength > 0 ? payload.minLength : null;
@@ -529,7 +609,13 @@ const BUILDERS = {
     if (min) attrs.minlength = min;
     const multiline = payload.multiline || markdown;
     const input = multiline ? h("textarea", { ...attrs, rows: markdown ? 6 : 4 }) : h("input", { ...attrs, type: "text" });
-    if (typeof payload.prefill === "string") input.value = payload.prefill;
+    const prefilled = typeof payload.prefill === "string" && payload.prefill !== "";
+    if (prefilled) input.value = payload.prefill;
+    // A prefilled one-line answer is not sent by Enter until it is edited (sendOnlyWhenMeant).
+    const enterHint = prefilled && !multiline
+      ? h("span", { class: "hint", id: `${id}-enter` }, "Enter sends once you change the text; the button sends it as it is.")
+      : null;
+    if (enterHint) input.setAttribute("aria-describedby", `${id}-hint ${id}-enter`);
     let limits = "";
     if (min && max) limits = `${min}–${max} characters`;
     else if (min) limits = `at least ${min} characters`;
@@ -552,6 +638,7 @@ const BUILDERS = {
         [markdown ? "Markdown supported" : "", limits].filter(Boolean).join(" · "),
         max && (markdown || limits) ? " · " : "",
         counter),
+      enterHint,
       previewBox,
       errorFor(fields, "response.text", id),
     );
@@ -565,7 +652,7 @@ const BUILDERS = {
   freeform(payload, fields) {
     const id = newId("json");
     const editor = h("textarea", {
-      id, name: "json", rows: 6, class: "code", spellcheck: "false", "aria-describedby": `${id}-error`,
+      id, name: "json", rows: 6, class: "code", spellcheck: "false",
     });
     editor.value = "{\n  \n}";
     const shown = Object.keys(payload).length ? h("details", { class: "payload" },

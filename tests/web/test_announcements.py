@@ -1,0 +1,108 @@
+"""What a screen reader hears (issue #35, item 4): opening the inbox says nothing, a new review
+says one short line, an answer says "Approved" or "Rejected: …", through one live region; the
+message lists and the operator page's clock are not live; answer buttons and form hints are tied
+to what they belong to."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.async_api import expect
+
+from tests.support.stack import Owner
+from tests.web.conftest import Tab, sign_in
+
+pytestmark = pytest.mark.slow
+
+LONG = " ".join(["Every word of this long review would be read aloud by the old polite log."] * 20)
+NEW = "Deploy **v2.4** to production now, with the new database migration and the cache warmup?"
+
+# Live regions by role or attribute: anything a screen reader would read as it changes.
+LIVE = "[aria-live]:not([aria-live=off]), [role=log], [role=status], [role=alert]:not([hidden]), [role=marquee], [role=timer]"
+
+
+async def test_one_short_announcement_per_new_review_and_per_answer(tab: Tab, user: Owner) -> None:
+    agent = await user.create_agent(name="news-bot")
+    old = await user.post_message(agent["id"], text=LONG, review={"type": "approval"})
+    page = tab.page
+    await sign_in(page, user)
+    said = page.locator("#announcer p")
+    await expect(page.locator(f"#msg-{old['id']}")).to_be_visible()
+
+    # Opening the inbox announces nothing, and nothing in the page's content is live.
+    assert await page.locator("#announcer").get_attribute("aria-live") == "polite"
+    await expect(said).to_have_count(0)
+    await expect(page.locator("#main").locator(LIVE)).to_have_count(0)
+
+    new = await user.post_message(agent["id"], text=NEW, review={"type": "approval"})
+    await expect(said).to_have_text(
+        ["New review from news-bot: Deploy v2.4 to production now, with the new database migration and the…"]
+    )
+    card = page.locator(f"#msg-{new['id']}")
+    await card.get_by_role("button", name="Add feedback").click()
+    await card.get_by_label("Feedback for the agent").fill("not today, the freeze is on")
+    await card.get_by_role("button", name="Reject").click()
+    await expect(said.last).to_have_text("Rejected: not today, the freeze is on")
+    await page.locator(f"#msg-{old['id']}").get_by_role("button", name="Approve").click()
+    await expect(said.last).to_have_text("Approved")
+    await expect(said).to_have_count(3)
+    # The answers did not make the list live either (the old log re-read each re-inserted card).
+    await expect(page.locator("#main").locator(LIVE)).to_have_count(0)
+
+
+async def test_buttons_and_hints_say_what_they_belong_to(tab: Tab, user: Owner) -> None:
+    agent = await user.create_agent(name="tie-bot")
+    ship = await user.post_message(agent["id"], text="Ship **v2** today?", review={"type": "approval"})
+    hold = await user.post_message(agent["id"], text="Hold the release train?", review={"type": "approval"})
+    form = await user.post_message(
+        agent["id"],
+        text="Budget for the launch?",
+        review={
+            "type": "form",
+            "payload": {
+                "fields": [
+                    {"name": "budget", "label": "Budget", "type": "number", "min": 0, "max": 500},
+                    {
+                        "name": "owner",
+                        "label": "Owner",
+                        "type": "text",
+                        "description": "Who signs the invoice",
+                    },
+                ]
+            },
+        },
+    )
+    page = tab.page
+    await sign_in(page, user)
+    for message, about in ((ship, "Ship v2 today? — tie-bot"), (hold, "Hold the release train? — tie-bot")):
+        card = page.locator(f"#msg-{message['id']}")
+        for name in ("Approve", "Reject", "Add feedback"):
+            await expect(card.get_by_role("button", name=name)).to_have_accessible_description(about)
+    card = page.locator(f"#msg-{form['id']}")
+    await expect(card.get_by_role("spinbutton", name="Budget")).to_have_accessible_description(
+        "between 0 and 500"
+    )
+    await expect(card.get_by_role("textbox", name="Owner")).to_have_accessible_description(
+        "Who signs the invoice"
+    )
+    await expect(card.get_by_role("button", name="Submit")).to_have_accessible_description(
+        "Budget for the launch? — tie-bot"
+    )
+    # An error the API names is read with its field, first; before that the field says no "⚠".
+    budget = card.get_by_role("spinbutton", name="Budget")
+    await budget.fill("900")
+    await card.get_by_role("button", name="Submit").click()
+    await expect(budget).to_have_attribute("aria-invalid", "true")
+    await expect(budget).to_have_accessible_description(
+        re.compile(r"^\W*must be at most 500 between 0 and 500$")
+    )
+
+
+async def test_the_operator_page_clock_is_not_live(tab: Tab, user: Owner) -> None:
+    page = tab.page
+    await sign_in(page, user, "#/ops")
+    updated = page.locator("#ops-updated")
+    await expect(updated).to_contain_text("Updated")
+    assert await updated.evaluate(f"el => el.closest({LIVE!r}) === null")
+    await expect(page.locator("#main").locator(LIVE)).to_have_count(0)
