@@ -4,13 +4,34 @@ never shows a review whose channel is gone (issue #35 item 7), on the real stack
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 from collections.abc import Callable
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, cast
 
 import httpx
+import pytest
+from aiohttp import web
+from pymongo.asynchronous.database import AsyncDatabase
 
+from sayso_api import agents, messages
+from sayso_common import review_state
+from sayso_common.clock import utcnow
+from sayso_common.documents import MessageDoc
+from sayso_common.events import (
+    AgentStatusChanged,
+    AgentStatusData,
+    MessageCreated,
+    MessageData,
+    ReviewExpired,
+    event_to_document,
+    parse_event,
+)
+from sayso_common.http_errors import ApiError
 from sayso_common.ids import new_id
+from sayso_common.mongo import Database
+from sayso_common.views import ReviewStatus, message_view
 from sayso_common.webhook_signature import matches
 from tests.realtime.clients import Received as Live
 from tests.realtime.clients import sse_stream
@@ -47,10 +68,31 @@ async def test_deleting_a_channel_closes_its_pending_reviews_as_an_expiry_would(
     stack: RunningStack, owner: Owner, receiver: Receiver
 ) -> None:
     """Each pending review (a plain one, a quorum one, one with its own webhookUrl) ends expired
-    with reason ``channel_deleted``: its webhook arrives signed with the deleted agent's secret,
-    a long-poll waiter wakes with it, the live stream sees it, and the counts and the inbox drop
-    the channel. An answered review and the owner's other channel are untouched."""
-    doomed = await owner.create_agent(name="doomed", webhookUrl=receiver.url("/hook"))
+    with reason ``channel_deleted``: its webhook arrives signed with the deleted agent's secret
+    and with its Basic auth and headers, also when it is a retry sent after the agent is gone; a
+    long-poll waiter wakes with it, the live stream sees it, and the counts and the inbox drop the
+    channel. An answered review and the owner's other channel are untouched."""
+    # The agent's URL refuses each review's first webhook, and everything until the delete has
+    # answered: what it accepts is a retry, sent when only the deleted agent's record is left.
+    gone_at = asyncio.Event()
+    accepted: dict[str, Received] = {}
+
+    async def flaky(_: web.Request, got: Received) -> web.StreamResponse:
+        body = got.json()
+        if body.get("event") == "review:expired":
+            if len(_tries(receiver, body["message_id"])) == 1 or not gone_at.is_set():
+                return web.Response(status=503)
+            accepted[body["message_id"]] = got
+        return web.json_response({"ok": True})
+
+    receiver.routes["/hook"] = flaky
+    doomed = await owner.create_agent(
+        name="doomed",
+        webhookUrl=receiver.url("/hook"),
+        webhookRetrySchedule=[1] * 10,
+        webhookAuth={"username": "bot", "password": "s3cret"},
+        webhookHeaders={"X-Team": "ops"},
+    )
     kept = await owner.create_agent(name="kept")
     plain = await owner.post_message(doomed["id"], text="plain", review=APPROVAL)
     voted = await owner.post_message(doomed["id"], text="quorum", review=QUORUM)
@@ -75,6 +117,7 @@ async def test_deleting_a_channel_closes_its_pending_reviews_as_an_expiry_would(
         await eventually(lambda: _more_waiters(realtime, parked), what="long-poll parked")
         deleted = await owner.agent.delete(f"/api/v1/agents/{doomed['id']}")
         assert deleted.status_code == 200, deleted.text
+        gone_at.set()
 
         woke = await waiter
         assert woke.status_code == 200, woke.text
@@ -89,7 +132,7 @@ async def test_deleting_a_channel_closes_its_pending_reviews_as_an_expiry_would(
             assert seen.payload["review"]["expiredReason"] == "channel_deleted"
 
     def both() -> dict[str, Received]:
-        return {**_expired_hooks(receiver, "/hook"), **_expired_hooks(receiver, "/own")}
+        return {**accepted, **_expired_hooks(receiver, "/own")}
 
     hooks = await eventually(
         lambda: _settle(both, 3), timeout=30, what="a review:expired webhook for each pending review"
@@ -109,6 +152,12 @@ async def test_deleting_a_channel_closes_its_pending_reviews_as_an_expiry_would(
             got.body,
             got.headers["webhook-signature"],
         ), message_id
+        if got.path == "/hook":
+            assert got.headers["authorization"] == "Basic " + base64.b64encode(b"bot:s3cret").decode()
+            assert got.headers["x-team"] == "ops"
+            assert all(
+                t.headers["webhook-id"] == got.headers["webhook-id"] for t in _tries(receiver, message_id)
+            )
     assert answered["id"] not in _expired_hooks(receiver, "/hook")
 
     after = await _pending(owner)
@@ -119,6 +168,10 @@ async def test_deleting_a_channel_closes_its_pending_reviews_as_an_expiry_would(
     assert gone.status_code == 404
     again = await owner.agent.delete(f"/api/v1/agents/{doomed['id']}")
     assert again.status_code == 404
+
+
+def _tries(receiver: Receiver, message_id: str) -> list[Received]:
+    return [got for got in receiver.at("/hook") if got.json().get("message_id") == message_id]
 
 
 async def _settle(read: Callable[[], dict[str, Received]], count: int) -> dict[str, Received] | None:
@@ -200,3 +253,88 @@ async def test_reviews_left_by_a_channel_deleted_earlier_are_not_in_the_inbox(
     assert await _inbox_ids(owner) == {mine["id"]}
     listed = await owner.agent.get("/api/v1/reviews/pending")
     assert [m["id"] for m in listed.json()] == [mine["id"]]
+
+
+# --- a delete cut short, on a database of its own (no relay: what waits to be published stays) --
+
+
+def _message(i: int, status: ReviewStatus | None, now: datetime) -> MessageDoc:
+    doc: MessageDoc = {
+        "_id": f"msg_{i}",
+        "channel_id": "agt_x",
+        "owner_id": "usr_x",
+        "sender_type": "agent",
+        "text": f"m{i}",
+        "created_at": now,
+    }
+    if status is not None:
+        doc["review"] = {
+            "type": "approval",
+            "payload": {},
+            "status": status,
+            "expires_at": now + timedelta(hours=1),
+        }
+    created = MessageCreated(
+        channel_id="agt_x", owner_id="usr_x", data=MessageData(message=message_view(doc))
+    )
+    doc["outbox"] = [event_to_document(created)]
+    return doc
+
+
+async def test_a_delete_cut_short_is_finished_by_asking_again(scratch: AsyncDatabase[Any]) -> None:
+    """A delete that stopped after closing two of three pending reviews and copying their events:
+    asked again, it closes the third, keeps every event that was waiting exactly once (each
+    review's one ``review.expired``, the messages' unpublished ``message.created``, the agent's
+    own ``agent.status``), and only then deletes; the deleted agent's webhook settings stay."""
+    db = cast(Database, scratch)
+    now = utcnow()
+    status = AgentStatusChanged(
+        channel_id="agt_x",
+        owner_id="usr_x",
+        data=AgentStatusData(agent_id="agt_x", status="busy", last_activity_at=now),
+    )
+    await scratch.agents.insert_one(
+        {
+            "_id": "agt_x",
+            "owner_id": "usr_x",
+            "name": "cut short",
+            "created_at": now,
+            "webhook_url": "https://agent.example/hook",
+            "signing_secrets": [{"secret_enc": "sealed", "created_at": now, "expires_at": None}],
+            "members": [{"user_id": "usr_m", "email": "m@x.test", "added_at": now}],
+            "outbox": [event_to_document(status)],
+        }
+    )
+    statuses: list[ReviewStatus | None] = ["pending", "pending", "pending", "completed", None]
+    docs = [_message(i, s, now) for i, s in enumerate(statuses)]
+    await scratch.messages.insert_many(docs)
+    # Where the first delete stopped: two reviews closed, their events copied, nothing deleted.
+    await scratch.messages.bulk_write([review_state.withdrawn(d, now) for d in docs[:2]])
+    first = await scratch.messages.find({"_id": {"$in": ["msg_0", "msg_1"]}}).to_list()
+    await messages.keep_events(db, first, "agt_x", "usr_x", now + timedelta(days=1))
+
+    await agents.delete_agent(db, "usr_x", "agt_x", timedelta(days=3))
+
+    assert await scratch.messages.count_documents({}) == 0
+    assert await scratch.agents.count_documents({}) == 0
+    left = [parse_event(d["outbox"][0]) for d in await scratch.deleted_channel_events.find().to_list()]
+    expired = sorted(e.data.message.id for e in left if isinstance(e, ReviewExpired))
+    assert expired == ["msg_0", "msg_1", "msg_2"], "each pending review closed once, none twice"
+    assert all(
+        e.data.message.review and e.data.message.review.expired_reason == "channel_deleted"
+        for e in left
+        if isinstance(e, ReviewExpired)
+    )
+    assert sorted(e.data.message.id for e in left if isinstance(e, MessageCreated)) == [
+        f"msg_{i}" for i in range(5)
+    ]
+    assert [e.id for e in left if isinstance(e, AgentStatusChanged)] == [status.id]
+    assert len({e.id for e in left}) == len(left) == 9
+    grave = await scratch.deleted_agents.find_one({"_id": "agt_x"})
+    assert grave is not None
+    assert grave["webhook_url"] == "https://agent.example/hook"
+    assert grave["signing_secrets"][0]["secret_enc"] == "sealed"
+    assert "members" not in grave
+    with pytest.raises(ApiError) as again:
+        await agents.delete_agent(db, "usr_x", "agt_x", timedelta(days=3))
+    assert again.value.status == 404
