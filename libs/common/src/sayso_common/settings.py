@@ -33,8 +33,15 @@ class ServiceSettings(BaseSettings):
     kafka_idempotence: bool = False
     # How long a consumer's fetch may wait for data. Tansu holds a fetch for the whole wait even
     # when records arrive (measured: 253 ms produce->consume at 500, 8 ms at 10), so keep it short;
-    # real Kafka answers as soon as data arrives, and an idle consumer's extra fetches are cheap.
+    # real Kafka answers as soon as data arrives, so give it 500 ms (docker-compose, deploy/k8s).
     kafka_fetch_max_wait_ms: int = Field(default=10, ge=1, le=500)
+    # With such short waits an idle consumer would fetch 100 times a second (measured: half a core
+    # for the idle local stack, issue #36): pause its partitions once it has read everything,
+    # resume them when the outbox relay stores a published event, and at the latest every
+    # kafka_idle_recheck_seconds (sayso_common.fetch_gate). Off where the broker answers fetches as
+    # soon as data arrives (Apache Kafka, with a 500 ms wait).
+    kafka_pause_when_idle: bool = True
+    kafka_idle_recheck_seconds: float = Field(default=10.0, gt=0)
     # Encrypts stored secrets and signs user JWTs (under a derived key), unless the settings below
     # are given. Required.
     secret_key: SecretStr

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mappi
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.message import StreamMessage
@@ -131,6 +132,12 @@ class GroupConsumer:
                 with contextlib.suppress(Exception):
                     await self.broker.stop()
                 await asyncio.sleep(2.0)
+
+    def consumers(self) -> list[AIOKafkaConsumer]:
+        """The group's aiokafka consumers as they are now (none before it joined): what the
+        service's fetch gate pauses while they have nothing to read (sayso_common.fetch_gate)."""
+        found = (getattr(sub, "consumer", None) for sub in self.broker.subscribers)
+        return [c for c in found if isinstance(c, AIOKafkaConsumer)]
 
     async def report_lag(self) -> None:
         for topic, value in (await consumer_lag(self.broker.subscribers)).items():

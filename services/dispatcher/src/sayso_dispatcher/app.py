@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 
 from sayso_common import loops
+from sayso_common.fetch_gate import run_gate
 from sayso_common.kafka import create_producer, ensure_topics
 from sayso_common.lease import Lease
 from sayso_common.mongo import DELIVERIES
@@ -77,6 +78,7 @@ def create_app(settings: DispatcherSettings) -> Starlette:
             "agents": agents.watch(),
             "gauges": worker.gauge_loop(),
             "reconcile": loops.every("reconciliation", interval, reconcile, wait_first=True),
+            "fetch-gate": run_gate(runtime.db, group.consumers, settings),
         }
         try:
             # Deliveries already in MongoDB go out even before the group joins; /readyz names Kafka.

@@ -12,6 +12,7 @@ from sayso_service.probes import Check, probe_routes
 from starlette.applications import Starlette
 from starlette.requests import Request
 
+from sayso_common.fetch_gate import run_gate
 from sayso_common.runtime import Runtime
 from sayso_common.secretbox import SecretBox
 from sayso_notifier.consumer import consumer
@@ -37,6 +38,7 @@ def create_app(settings: NotifierSettings) -> Starlette:
             "sweep": worker.sweep_loop(),
             "inserts": worker.watch_inserts(),
             "gauges": worker.gauge_loop(),
+            "fetch-gate": run_gate(runtime.db, group.consumers, settings),
         }
         try:
             async with group.running(background, drain=lambda: worker.close(grace=5.0)):

@@ -18,6 +18,7 @@ from sayso_service.probes import Check, probe_routes
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sayso_common.credentials import ApiKeyResolver
+from sayso_common.fetch_gate import run_gate
 from sayso_common.principals import Authenticator
 from sayso_common.runtime import Runtime
 from sayso_realtime.fanout import Fanout
@@ -67,6 +68,7 @@ def create_app(settings: RealtimeSettings) -> ASGIApp:
         feed_task = asyncio.create_task(feed.run(), name="kafka-feed")
         watch_task = asyncio.create_task(watch.run(), name="credential-watch")
         shared_task = asyncio.create_task(shared.run(), name="shared-channels")
+        gate_task = asyncio.create_task(run_gate(runtime.db, feed.consumers, settings), name="fetch-gate")
         try:
             await asyncio.wait_for(feed.ready.wait(), settings.feed_start_timeout_seconds)
         except TimeoutError:
@@ -75,7 +77,7 @@ def create_app(settings: RealtimeSettings) -> ASGIApp:
         try:
             yield
         finally:
-            for task in (shared_task, watch_task, feed_task):
+            for task in (gate_task, shared_task, watch_task, feed_task):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

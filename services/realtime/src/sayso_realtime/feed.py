@@ -47,6 +47,7 @@ class EventFeed:
         self._stored_after = stored_after
         self._last_id: str | None = None  # the last event read, the anchor for that catch-up
         self._positions: dict[TopicPartition, int] = {}
+        self._consumer: AIOKafkaConsumer | None = None  # while positioned
         # Set once the consumer holds every partition at a known offset: from then on, every
         # event published is seen. Start-up waits for it so a fresh replica misses nothing.
         self.ready = asyncio.Event()
@@ -72,6 +73,7 @@ class EventFeed:
         await consumer.start()
         try:
             await self._position(consumer)
+            self._consumer = consumer
             self.ready.set()
             log.info("Kafka feed positioned", extra={"partitions": len(self._positions)})
             while True:
@@ -82,7 +84,12 @@ class EventFeed:
                         await self._handle(record.value)
                 await self._rewind_if_data_lost(consumer)
         finally:
+            self._consumer = None
             await consumer.stop()
+
+    def consumers(self) -> list[AIOKafkaConsumer]:
+        """The feed's consumer once positioned, for the fetch gate (sayso_common.fetch_gate)."""
+        return [self._consumer] if self._consumer is not None else []
 
     async def _rewind_if_data_lost(self, consumer: AIOKafkaConsumer) -> None:
         """A partition that now ends before this feed's position is on a broker that lost its data

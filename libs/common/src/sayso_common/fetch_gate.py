@@ -1,0 +1,150 @@
+"""Kafka consumers that stop fetching while there is nothing to read (issue #36).
+
+The local broker (Tansu) answers a fetch only when the fetch's whole wait has run out, data or
+not, so consumers keep that wait short (``kafka_fetch_max_wait_ms``, 10 ms) for latency; idle,
+each consumer then fetched about 100 times a second and the stack burned half a core doing it.
+
+A gate pauses a consumer's partitions once everything published before the last wake-up has been
+handed to the application, and resumes them when the outbox relay records a newly published event
+in the ``events`` collection (it does that only after the broker acknowledged the record, so a
+fetch sent on that signal finds it), and at the latest every ``recheck`` seconds, in case a signal
+was missed. Pausing never loses a record: an unpaused partition is fetched from the consumer's
+position, which only moves when records reach the application.
+
+A broker that answers fetches as soon as data arrives (Apache Kafka) needs none of this: give it a
+long wait (500 ms) and turn the gate off (``SAYSO_KAFKA_PAUSE_WHEN_IDLE=false``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, NoReturn
+
+from aiokafka import AIOKafkaConsumer
+from prometheus_client import Gauge
+
+from sayso_common import loops
+from sayso_common.mongo import EVENTS, Database, collection
+from sayso_common.settings import ServiceSettings
+
+PAUSED = Gauge(
+    "sayso_kafka_fetch_paused",
+    "1 while this process's Kafka consumers have read everything and fetch nothing (fetch gate)",
+)
+
+# How often a resumed gate checks whether its consumers have read everything.
+CHECK_SECONDS = 0.005
+# A fetch answered this long after the wake-up was sent after it (loopback round trips are well
+# under this; the event was published several milliseconds before the wake-up, see above).
+MARGIN_MS = 2
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def caught_up(consumer: AIOKafkaConsumer, woken_ms: int, fetch_wait_ms: int) -> bool:
+    """Whether every partition ``consumer`` holds was fetched after ``woken_ms`` and every record
+    that fetch saw has been handed to the application (position at the high watermark).
+
+    A fetch answered later than ``woken_ms + fetch_wait_ms`` was sent after ``woken_ms``: a broker
+    holds a fetch for at most its wait."""
+    try:
+        for tp in consumer.assignment():
+            polled = consumer.last_poll_timestamp(tp)
+            high = consumer.highwater(tp)
+            if polled is None or high is None or polled < woken_ms + fetch_wait_ms + MARGIN_MS:
+                return False
+            if await asyncio.wait_for(consumer.position(tp), 1.0) < high:
+                return False
+    except Exception:  # stopping, rebalancing, resetting: not known to be caught up
+        return False
+    return True
+
+
+def _set_paused(consumer: AIOKafkaConsumer, paused: bool) -> None:
+    # A consumer stopping or rebalancing meanwhile: the next pass sees its new assignment.
+    with contextlib.suppress(Exception):
+        partitions = list(consumer.assignment())
+        if partitions:
+            (consumer.pause if paused else consumer.resume)(*partitions)
+
+
+class FetchGate:
+    """Pauses the partitions of ``consumers`` (read at each pass: a consumer restarted or a group
+    rebalanced is picked up) while they have read everything; :meth:`wake` resumes them."""
+
+    def __init__(
+        self,
+        consumers: Callable[[], Iterable[AIOKafkaConsumer]],
+        *,
+        fetch_wait_ms: int,
+        recheck_seconds: float,
+    ) -> None:
+        self._consumers = consumers
+        self._fetch_wait_ms = fetch_wait_ms
+        self._recheck = recheck_seconds
+        self._woken = asyncio.Event()
+        self.paused = False
+
+    def wake(self) -> None:
+        self._woken.set()
+
+    async def run(self) -> NoReturn:
+        while True:
+            self._woken.clear()
+            woken_ms = _now_ms()
+            self._set(paused=False)
+            while not self._woken.is_set() and not await self._caught_up(woken_ms):
+                await asyncio.sleep(CHECK_SECONDS)
+            if self._woken.is_set():
+                continue  # published meanwhile: read that too before pausing
+            # No await between this check and the pause: a wake-up cannot fall in between.
+            self._set(paused=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._woken.wait(), self._recheck)
+
+    async def _caught_up(self, woken_ms: int) -> bool:
+        for consumer in list(self._consumers()):
+            if not await caught_up(consumer, woken_ms, self._fetch_wait_ms):
+                return False
+        return True
+
+    def _set(self, *, paused: bool) -> None:
+        for consumer in self._consumers():
+            _set_paused(consumer, paused)
+        self.paused = paused
+        PAUSED.set(1 if paused else 0)
+
+
+async def wake_on_published(db: Database, wake: Callable[[], None]) -> NoReturn:
+    """Call ``wake`` whenever the outbox relay stores a published event, and whenever the change
+    stream opens (what was published while none was open is unknown)."""
+    pipeline: list[dict[str, Any]] = [{"$match": {"operationType": "insert"}}, {"$project": {"_id": 1}}]
+    await loops.watch(
+        collection(db, EVENTS),
+        pipeline,
+        lambda _: wake(),
+        what="published-events change stream",
+        on_open=wake,
+    )
+
+
+async def run_gate(
+    db: Database,
+    consumers: Callable[[], Iterable[AIOKafkaConsumer]],
+    settings: ServiceSettings,
+) -> None:
+    """The gate over ``consumers`` and its wake-ups, for as long as it runs; nothing when the
+    setting turns it off (a broker that answers fetches when data arrives)."""
+    if not settings.kafka_pause_when_idle:
+        return
+    gate = FetchGate(
+        consumers,
+        fetch_wait_ms=settings.kafka_fetch_max_wait_ms,
+        recheck_seconds=settings.kafka_idle_recheck_seconds,
+    )
+    await asyncio.gather(gate.run(), wake_on_published(db, gate.wake))

@@ -1,0 +1,147 @@
+"""The fetch gate (issue #36): a Kafka consumer that has read everything stops fetching, and a
+wake-up or the periodic recheck makes it read what was published since, against the real Tansu
+broker and mongod. The stack's consumers run it: their ``sayso_kafka_fetch_paused`` gauge."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from pymongo import AsyncMongoClient
+
+from sayso_common.fetch_gate import FetchGate, wake_on_published
+from sayso_common.mongo import Doc
+from tests.conftest import Infra
+from tests.support.stack import RunningStack
+
+WAIT_MS = 10
+
+
+async def _until(predicate: object, what: str, seconds: float = 30.0) -> None:
+    assert callable(predicate)
+    for _ in range(int(seconds / 0.01)):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"timed out waiting until {what}")
+
+
+class Reader:
+    """A consumer on a topic of its own, read in a loop as the services read theirs."""
+
+    def __init__(self, infra: Infra, topic: str) -> None:
+        self.topic = topic
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=infra.kafka_bootstrap, enable_auto_commit=False, fetch_max_wait_ms=WAIT_MS
+        )
+        self.producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap)
+        self.got: list[bytes] = []
+
+    async def read(self) -> None:
+        while True:
+            for records in (await self.consumer.getmany(timeout_ms=1000)).values():
+                self.got += [r.value for r in records if r.value is not None]
+
+    def polled(self) -> list[int | None]:
+        return [self.consumer.last_poll_timestamp(tp) for tp in sorted(self.consumer.assignment())]
+
+    async def publish(self, value: bytes) -> None:
+        await self.producer.send_and_wait(self.topic, value)
+
+
+@contextlib.asynccontextmanager
+async def reader(infra: Infra, recheck: float = 3600.0) -> AsyncIterator[tuple[Reader, FetchGate]]:
+    topic = f"gate-{secrets.token_hex(4)}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 2, 1)])
+    finally:
+        await admin.close()
+    r = Reader(infra, topic)
+    await r.producer.start()
+    await r.consumer.start()
+    await r.consumer.topics()
+    partitions = [TopicPartition(topic, p) for p in sorted(r.consumer.partitions_for_topic(topic) or ())]
+    r.consumer.assign(partitions)
+    await r.consumer.seek_to_end(*partitions)
+    gate = FetchGate(lambda: [r.consumer], fetch_wait_ms=WAIT_MS, recheck_seconds=recheck)
+    tasks = [asyncio.create_task(r.read()), asyncio.create_task(gate.run())]
+    try:
+        yield r, gate
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await r.consumer.stop()
+        await r.producer.stop()
+
+
+async def test_an_idle_consumer_stops_fetching_and_a_wake_up_reads_what_was_published(infra: Infra) -> None:
+    async with reader(infra) as (r, gate):
+        await _until(lambda: gate.paused, "the gate pauses the idle consumer")
+        assert r.consumer.paused() == r.consumer.assignment()
+        await asyncio.sleep(0.1)  # a fetch sent before the pause is still answered
+        before = r.polled()
+        await asyncio.sleep(0.5)  # fifty fetches' worth at a 10 ms wait
+        assert r.polled() == before, "a paused consumer fetched"
+
+        # Published without a wake-up: a paused consumer does not read it...
+        await r.publish(b"one")
+        await asyncio.sleep(0.3)
+        assert r.got == []
+        # ... and a wake-up reads it, then the consumer is paused again.
+        gate.wake()
+        await _until(lambda: r.got == [b"one"], "the woken consumer reads the record")
+        await _until(lambda: gate.paused, "the gate pauses again once everything was read")
+
+        for n in range(20):
+            await r.publish(f"burst-{n}".encode())
+            gate.wake()
+        await _until(lambda: len(r.got) == 21, "every record of a burst arrives")
+        assert sorted(r.got[1:]) == sorted(f"burst-{n}".encode() for n in range(20))
+
+
+async def test_the_recheck_reads_what_no_wake_up_announced(infra: Infra) -> None:
+    async with reader(infra, recheck=0.5) as (r, gate):
+        await _until(lambda: gate.paused, "the gate pauses the idle consumer")
+        await r.publish(b"unannounced")
+        await _until(lambda: r.got == [b"unannounced"], "the recheck reads the record")
+
+
+async def test_a_stored_event_wakes_the_gate(infra: Infra) -> None:
+    """The relay stores each event in ``events`` once the broker took it: that insert wakes."""
+    client: AsyncMongoClient[Doc] = AsyncMongoClient(infra.mongo_url)
+    db = client[f"gate_{secrets.token_hex(4)}"]
+    wakes: list[int] = []
+    task = asyncio.create_task(wake_on_published(db, lambda: wakes.append(1)))
+    try:
+        await _until(lambda: len(wakes) == 1, "the change stream opens (and wakes once)")
+        await db.events.insert_one({"_id": "e1"})
+        await _until(lambda: len(wakes) == 2, "the stored event wakes")
+        await db.events.update_one({"_id": "e1"}, {"$set": {"x": 1}})
+        await db.events.insert_many([{"_id": "e2"}, {"_id": "e3"}])
+        await _until(lambda: len(wakes) == 4, "each stored event wakes")
+        assert len(wakes) == 4, "an update woke the gate"
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await client.drop_database(db.name)
+        await client.close()
+
+
+@pytest.mark.parametrize("service", ["dispatcher", "notifier", "realtime"])
+async def test_the_stack_s_consumers_pause_when_idle(stack: RunningStack, service: str) -> None:
+    port = stack.procs[service].port
+
+    def paused() -> bool:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        return "sayso_kafka_fetch_paused 1.0" in text
+
+    await _until(paused, f"{service}'s consumers are paused", seconds=60)
