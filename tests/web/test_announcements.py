@@ -98,11 +98,21 @@ async def test_buttons_and_hints_say_what_they_belong_to(tab: Tab, user: Owner) 
         re.compile(r"^\W*must be at most 500 between 0 and 500$")
     )
 
+    # The agent's settings and the notification settings: hints are read with their fields.
+    await page.goto(f"/#/c/{agent['id']}/settings")
+    await expect(
+        page.get_by_label("Retry schedule (seconds before each retry)")
+    ).to_have_accessible_description("Comma separated; empty for the default.")
+    await page.goto("/#/notifications")
+    await expect(page.get_by_label("Time zone")).to_have_accessible_description(
+        "IANA name, e.g. Europe/Berlin"
+    )
+
 
 async def test_the_operator_page_clock_is_not_live(tab: Tab, user: Owner) -> None:
     page = tab.page
     await sign_in(page, user, "#/ops")
-    updated = page.locator("#ops-updated")
+    updated = page.locator("#main p", has_text=re.compile(r"^Updated "))
     await expect(updated).to_contain_text("Updated")
     assert await updated.evaluate(f"el => el.closest({LIVE!r}) === null")
     await expect(page.locator("#main").locator(LIVE)).to_have_count(0)

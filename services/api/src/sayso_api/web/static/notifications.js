@@ -8,8 +8,10 @@ import { h, newId, timeEl } from "./dom.js";
 
 function field(label, input, hint) {
   input.id = input.id || newId("n");
+  // The hint is read with the field, not only seen next to it.
+  if (hint) input.setAttribute("aria-describedby", `${input.id}-hint`);
   return h("div", { class: "field" }, h("label", { for: input.id, class: "label" }, label), input,
-    hint ? h("span", { class: "hint" }, hint) : null);
+    hint ? h("span", { class: "hint", id: `${input.id}-hint` }, hint) : null);
 }
 
 function check(label, input) {

@@ -16,8 +16,10 @@ const EVENTS = [
 function field(label, input, hint) {
   const id = input.id || newId("s");
   input.id = id;
+  // The hint is read with the field, not only seen next to it.
+  if (hint) input.setAttribute("aria-describedby", `${id}-hint`);
   return h("div", { class: "field" }, h("label", { for: id, class: "label" }, label), input,
-    hint ? h("span", { class: "hint" }, hint) : null);
+    hint ? h("span", { class: "hint", id: `${id}-hint` }, hint) : null);
 }
 
 function result(el, kind, text) {
