@@ -12,7 +12,7 @@ DELIVERIES = Counter(
 ATTEMPTS = Counter(
     "sayso_webhook_attempts_total",
     "HTTP attempts, by result",
-    ["result"],  # 2xx | 3xx | 4xx | 5xx | timeout | connect_error | ssrf_refused
+    ["result"],  # an answer's status class (1xx..5xx), else its sayso_common.attempts.ErrorKind
 )
 ATTEMPT_SECONDS = Histogram(
     "sayso_webhook_attempt_seconds",

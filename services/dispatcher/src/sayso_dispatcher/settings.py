@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from sayso_common.attempts import RETRY_AFTER_MAX
 from sayso_common.settings import CircuitSettings
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -49,8 +50,9 @@ class DispatcherSettings(CircuitSettings):
         default_factory=lambda: list(DEFAULT_SCHEDULE)
     )
     dispatcher_retry_jitter: float = Field(default=0.2, ge=0, lt=1)
-    # Retry-After is honoured up to this many seconds; a longer ask waits this long.
-    dispatcher_retry_after_max_seconds: float = Field(default=3600.0, ge=0)
+    # Retry-After is honoured up to this many seconds; a longer ask waits this long (the notifier
+    # keeps the same default, sayso_common.attempts.RETRY_AFTER_MAX).
+    dispatcher_retry_after_max_seconds: float = Field(default=RETRY_AFTER_MAX, ge=0)
     # SSRF guard allow-list (CIDRs). Empty in production; tests and benchmarks add loopback.
     dispatcher_allowed_networks: Annotated[list[Network], NoDecode] = Field(default_factory=list)
     # DNS servers the guard resolves with ("10.0.0.2, 10.0.0.3:5353"); empty = the system resolver.
