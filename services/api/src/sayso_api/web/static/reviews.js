@@ -37,13 +37,18 @@ export function reviewCard(message, { onAnswered, about = "" }) {
   const review = message.review;
   const payload = review.payload || {};
   const dismissed = isDismissed(review.response);
+  // Each card starts with a heading that says what it asks ("Approval review: Ship v2.4 to
+  // production?"), for screen readers (the message's text shows it on screen): forty cards are
+  // forty headings to move between. The card is no landmark: forty regions all named
+  // "Approval review" told nobody anything (axe's landmark-unique).
+  const words = firstWords(message.text, 10);
   const card = h("section", {
     class: `review review-${review.status}${dismissed ? " review-dismissed" : ""}`,
-    "aria-label": `${typeLabel(review.type)} review`,
     dataset: { reviewType: review.type, reviewStatus: review.status },
   });
   card.append(h("header", { class: "review-head" },
-    h("span", { class: "review-type" }, typeLabel(review.type)),
+    h("h2", { class: "visually-hidden" }, `${typeLabel(review.type)} review${words ? `: ${words}` : ""}`),
+    h("span", { class: "review-type", "aria-hidden": "true" }, typeLabel(review.type)),
     statusBadge(review),
   ));
   if (review.quorum) card.append(quorumBox(review));
