@@ -18,9 +18,11 @@ from sayso_api.stats import (
     age_seconds,
     bucket_seconds,
     host_health,
+    overview,
     rate,
     series,
 )
+from sayso_common.clock import utcnow
 from sayso_common.settings import CircuitPolicy
 from sayso_dispatcher.settings import DispatcherSettings
 from tests.support.receiver import Received, Receiver
@@ -132,6 +134,44 @@ def test_host_health_follows_the_configured_breaker_policy(monkeypatch: pytest.M
     assert health.open
     [health] = host_health({"h:80": [BAD] * 4 + [OK] * 10}, api.circuit_policy())
     assert (health.attempts, health.failures) == (6, 4)
+
+
+def _attempts(n: int, status: int | None, kind: str | None) -> list[dict[str, Any]]:
+    now = utcnow()
+    return [
+        {"at": now - timedelta(seconds=n - i), "status_code": status, "error_kind": kind} for i in range(n)
+    ]
+
+
+async def test_overview_reads_recorded_attempts_with_the_shared_rule(scratch: Any) -> None:
+    """The aggregation on real MongoDB: which attempts reach the breaker's window (SSRF
+    refusals never do; timeouts do), and what delivered (2xx only), by sayso_common.attempts."""
+    await scratch["agents"].insert_one({"_id": "agt_s", "owner_id": "usr_s"})
+    recorded = {
+        "ssrf.example:443": _attempts(12, None, "ssrf_refused"),
+        "slow.example:443": _attempts(10, None, "timeout"),
+        "refusing.example:443": _attempts(10, 400, "http_status"),
+        # The breaker's window is the latest ten it counts: the SSRF refusals in between skipped.
+        "mixed.example:443": _attempts(10, 503, "http_status") + _attempts(5, None, "ssrf_refused"),
+        "fine.example:443": _attempts(3, 200, None),
+    }
+    await scratch["deliveries"].insert_many(
+        [
+            {"_id": f"dlv_{host}", "channel_id": "agt_s", "owner_id": "usr_s", "host": host,
+             "state": "failed", "attempt_count": len(tried), "attempts": tried, "updated_at": utcnow()}
+            for host, tried in recorded.items()
+        ]
+    )  # fmt: skip
+    data = await overview(scratch, "usr_s", CircuitPolicy())
+    hosts = {h.host: (h.attempts, h.failures, h.circuit_failures, h.open) for h in data.hosts}
+    assert hosts == {
+        "slow.example:443": (10, 10, 10, True),
+        "mixed.example:443": (10, 10, 10, True),
+        "refusing.example:443": (10, 10, 0, False),
+        "fine.example:443": (3, 0, 0, False),
+    }
+    assert data.open_circuits == 2
+    assert (data.attempts, data.delivered, data.failed_attempts) == (50, 3, 47)
 
 
 @pytest.mark.parametrize(

@@ -216,6 +216,7 @@ async def overview(
                         "attempt_count": 1,
                         "attempts.at": 1,
                         "attempts.status_code": 1,
+                        "attempts.error_kind": 1,
                     }
                 },
                 {
