@@ -185,6 +185,15 @@ class VoteDoc(TypedDict):
     at: datetime
 
 
+class DecidedByDoc(TypedDict):
+    """The policy rule that answered a review instead of a human (see sayso_common.policies):
+    the policy's id, the rule's index in it, and the policy's version then."""
+
+    policy: str
+    rule: int
+    version: int
+
+
 class EscalationStepDoc(TypedDict):
     after_seconds: int  # after the review was created
     notify: list[str]  # users' e-mails, lower case
@@ -211,6 +220,7 @@ class ReviewDoc(TypedDict, total=False):
     quorum: QuorumDoc
     votes: list[VoteDoc]  # [] from creation on quorum reviews (votes are counted by $size)
     content_digest: str  # what the reviewer is shown (review_state.content_digest), fixed at creation
+    decided_by: DecidedByDoc  # set (and responded_by absent) when a policy answered it
 
 
 class AttachmentDoc(TypedDict, total=False):
@@ -464,3 +474,34 @@ class FileDoc(TypedDict, total=False):
     created_at: Required[datetime]
     expire_at: datetime  # set until the bytes arrive: an unclaimed upload goes away on its own
     unattached_since: datetime  # uploaded, attached to no message: the API's sweep deletes it later
+
+
+PolicyScope = Literal["channel", "account"]
+
+
+class PolicyDoc(TypedDict, total=False):
+    """A policy (sayso_common.policies): one per channel (``channel_id`` set) and one per
+    account (``channel_id`` null), each owner's. ``rules`` are stored as saved (their source);
+    every save increments ``version`` and copies the rules to ``policy_versions``."""
+
+    _id: Required[str]
+    owner_id: Required[str]
+    channel_id: Required[str | None]
+    scope: PolicyScope
+    rules: list[dict[str, Any]]
+    version: Required[int]
+    updated_at: datetime
+    updated_by: str  # the user id, or "key:<api key id>"
+
+
+class PolicyVersionDoc(TypedDict, total=False):
+    """One saved version of a policy, kept as history (``_id`` is ``<policy id>:<version>``)."""
+
+    _id: Required[str]
+    policy_id: Required[str]
+    owner_id: Required[str]
+    channel_id: str | None
+    version: Required[int]
+    rules: list[dict[str, Any]]
+    created_at: datetime
+    created_by: str
