@@ -5,6 +5,7 @@ to what they belong to."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
@@ -116,3 +117,34 @@ async def test_the_operator_page_clock_is_not_live(tab: Tab, user: Owner) -> Non
     await expect(updated).to_contain_text("Updated")
     assert await updated.evaluate(f"el => el.closest({LIVE!r}) === null")
     await expect(page.locator("#main").locator(LIVE)).to_have_count(0)
+
+
+async def test_a_burst_of_reviews_is_announced_once_each_at_most(tab: Tab, user: Owner) -> None:
+    """Reviews that arrive together may share one line ("5 new reviews, from …"); none is left
+    out and none said twice."""
+    agent = await user.create_agent(name="burst-bot")
+    page = tab.page
+    await sign_in(page, user)
+    await expect(page.get_by_role("heading", name="Inbox", level=1)).to_be_visible()
+    await asyncio.gather(
+        *(user.post_message(agent["id"], text=f"Job {n}?", review={"type": "approval"}) for n in range(5))
+    )
+    await expect(page.locator("#main article.msg")).to_have_count(5)
+
+    def counted(lines: list[str]) -> int:
+        total = 0
+        for line in lines:
+            one = re.fullmatch(r"New review from burst-bot: Job \d\?", line)
+            many = re.fullmatch(r"(\d+) new reviews, from burst-bot", line)
+            assert one or many, line
+            total += 1 if one else int(many.group(1)) if many else 0
+        return total
+
+    said = page.locator("#announcer p")
+    await said.first.wait_for(state="attached")
+    lines = await said.all_text_contents()
+    while counted(lines) < 5:
+        await said.nth(len(lines)).wait_for(state="attached")
+        lines = await said.all_text_contents()
+    assert counted(lines) == 5
+    assert len(lines) <= 5

@@ -5,6 +5,7 @@ for ten approvals."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -246,3 +247,24 @@ async def test_shortcuts_move_answer_and_go(tab: Tab, user: Owner) -> None:
     await page.keyboard.press("r")
     await expect(two.locator(".review")).to_have_attribute("data-review-status", "completed")
     assert (await stored(user, second["id"]))["response"] == {"selectedOption": "reject"}
+
+
+async def test_live_updates_keep_the_focus(tab: Tab, user: Owner) -> None:
+    """The sidebar is rebuilt when a count changes and a card is re-rendered when its review is
+    answered elsewhere: neither drops the focus to <body>."""
+    agent = await user.create_agent(name="busy-bot")
+    msg = await user.post_message(agent["id"], text="Restart the workers?", review=APPROVAL)
+    page = tab.page
+    await sign_in(page, user)
+    card = page.locator(f"#msg-{msg['id']}")
+    await card.get_by_role("button", name="Approve").focus()
+    assert (await user.respond(msg["id"], {"selectedOption": "reject"})).status_code == 200
+    await expect(card.locator(".review")).to_have_attribute("data-review-status", "completed")
+    await expect(card).to_be_focused()
+
+    link = page.get_by_role("navigation", name="Channels").get_by_role("link", name=re.compile("^busy-bot"))
+    await expect(link.locator(".pending-count")).to_have_count(0)  # the answer's count is in
+    await link.focus()
+    await user.post_message(agent["id"], text="And the queue?", review=APPROVAL)
+    await expect(link.locator(".pending-count")).to_have_text("1")
+    await expect(link).to_be_focused()
