@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -226,6 +227,34 @@ async def test_each_review_is_closed_once_when_a_delete_is_asked_again(
         await mongo.close()
     assert sorted(published) == sorted(ids)
     assert len(receiver.at("/twice")) == 5
+
+
+async def test_a_channel_with_many_pending_reviews_tells_its_agent_of_each_once(
+    stack: RunningStack, owner: Owner, receiver: Receiver
+) -> None:
+    """1,200 pending reviews (more than two of the delete's batches): one signed review:expired
+    webhook each, none twice. Prints how long the delete and the webhooks took."""
+    doomed = await owner.create_agent(name="busy", webhookUrl=receiver.url("/many"))
+    slots = asyncio.Semaphore(16)
+
+    async def post(i: int) -> str:
+        async with slots:
+            return str((await owner.post_message(doomed["id"], text=f"r{i}", review=APPROVAL))["id"])
+
+    ids = set(await asyncio.gather(*(post(i) for i in range(1200))))
+    started = time.perf_counter()
+    deleted = await owner.agent.delete(f"/api/v1/agents/{doomed['id']}")
+    took = time.perf_counter() - started
+    assert deleted.status_code == 200, deleted.text
+    await receiver.wait_for("/many", 1200, timeout=120)
+    all_in = time.perf_counter() - started
+    print(
+        f"\ndelete of a channel with 1,200 pending reviews: {took * 1000:.0f} ms; all webhooks in {all_in:.1f} s"
+    )
+    hooks = receiver.at("/many")
+    assert sorted(h.json()["message_id"] for h in hooks) == sorted(ids)
+    assert all(h.json()["reason"] == "channel_deleted" for h in hooks)
+    assert len({h.headers["webhook-id"] for h in hooks}) == 1200
 
 
 async def test_reviews_left_by_a_channel_deleted_earlier_are_not_in_the_inbox(
