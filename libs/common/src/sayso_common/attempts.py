@@ -111,14 +111,14 @@ def verdict(status: int | None, kind: str | None) -> Verdict:
     """2xx delivered; 408, 429, 5xx, timeouts, connection and TLS failures retried; 410 gone;
     every other answer (a 4xx, a redirect) and an attempt that could not be made (refused by
     the SSRF guard, an invalid URL or request) fails at once."""
+    # Plain comparisons (StatusClass.of's ranges): this runs for every attempt on the hot path.
     if status is None:
         return Verdict.RETRY if kind in RETRYABLE_KINDS else Verdict.FAIL
-    klass = StatusClass.of(status)
-    if klass is StatusClass.SUCCESSFUL:
+    if 200 <= status < 300:
         return Verdict.DELIVERED
     if status == GONE_STATUS:
         return Verdict.GONE
-    if status in RETRY_STATUSES or klass is StatusClass.SERVER_ERROR:
+    if status in RETRY_STATUSES or status >= 500:
         return Verdict.RETRY
     return Verdict.FAIL
 
