@@ -31,6 +31,11 @@ def _review(**review: Any) -> dict[str, Any]:
             "expired, default: reject",
         ),
         ("review:expired", _review(status="expired", defaultResponse=None), "msg_1  expired"),
+        (
+            "review:expired",
+            _review(status="expired", expiredReason="channel_deleted", onExpire={"response": {}}),
+            "msg_1  expired: channel deleted",
+        ),
     ],
 )
 def test_tail_lines(name: str, data: dict[str, Any], shown: str) -> None:

@@ -66,6 +66,8 @@ def event_line(event: sayso.Event) -> str:
         if event.type == "review:responded":
             return f"{head} {where}  {response_text(review.get('type', ''), review.get('response'))}"
         if event.type == "review:expired":
+            if review.get("expiredReason") == "channel_deleted":
+                return f"{head} {where}  expired: channel deleted"
             default = review.get("defaultResponse")
             if default is None:
                 return f"{head} {where}  expired"
