@@ -148,3 +148,45 @@ async def test_a_burst_of_reviews_is_announced_once_each_at_most(tab: Tab, user:
         lines = await said.all_text_contents()
     assert counted(lines) == 5
     assert len(lines) <= 5
+
+
+async def test_an_open_channel_says_the_agents_new_messages(tab: Tab, user: Owner) -> None:
+    agent = await user.create_agent(name="chat-bot")
+    page = tab.page
+    await sign_in(page, user, f"#/c/{agent['id']}")
+    await expect(page.get_by_role("heading", name="chat-bot", level=1)).to_be_visible()
+    said = page.locator("#announcer p")
+    await user.post_message(agent["id"], text="Build **finished** in 3 minutes, all green.")
+    await expect(said).to_have_text(["chat-bot: Build finished in 3 minutes, all green."])
+    # The user's own message is not said back to them.
+    composer = page.get_by_role("textbox", name="Message", exact=True)
+    await composer.fill("thanks")
+    await composer.press("Enter")
+    await expect(page.locator("article.mine")).to_have_count(1)
+    await user.post_message(agent["id"], text="You are welcome.")
+    await expect(said).to_have_text(
+        ["chat-bot: Build finished in 3 minutes, all green.", "chat-bot: You are welcome."]
+    )
+    # A streamed message is said once, whole, when it completes.
+    stream = {"channelId": agent["id"], "streamId": "turn-1"}
+    created = await user.agent.post("/api/v1/messages", json={**stream, "text": "Looking"})
+    assert created.status_code == 201, created.text
+    article = page.locator(f"#msg-{created.json()['id']}")
+    await expect(article).to_have_attribute("data-stream-state", "streaming")
+    patched = await user.agent.patch(
+        "/api/v1/messages/streams/turn-1", json={"channelId": agent["id"], "text": "Looking at the logs"}
+    )
+    assert patched.status_code == 200, patched.text
+    await expect(article.locator(".md")).to_have_text("Looking at the logs")
+    done = await user.agent.patch(
+        "/api/v1/messages/streams/turn-1",
+        json={
+            "channelId": agent["id"],
+            "text": "Looking at the logs: **3 errors**, all retried.",
+            "complete": True,
+        },
+    )
+    assert done.status_code == 200, done.text
+    await expect(article).to_have_attribute("data-stream-state", "complete")
+    await expect(said).to_have_count(3)
+    await expect(said.last).to_have_text("chat-bot: Looking at the logs: 3 errors, all retried.")

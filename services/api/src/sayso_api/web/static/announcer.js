@@ -40,7 +40,8 @@ export function firstWords(markdown, words = MAX_WORDS) {
   const plain = String(markdown || "")
     .replace(/```[\s\S]*?```/g, " ")
     .replace(/!?\[([^\]]*)\]\([^)]*\)/g, "$1")
-    .replace(/[#>*_`~|]+/g, " ")
+    .replace(/[*`~]+/g, "")
+    .replace(/(^|\s)[#>|]+/g, " ")
     .replace(/\s+/g, " ")
     .trim();
   if (!plain) return "";

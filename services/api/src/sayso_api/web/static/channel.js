@@ -2,9 +2,10 @@
 // human's own messages. A channel shared with the user (they are a member) is read and answered
 // only: no composer, no settings.
 
+import { announce, firstWords } from "./announcer.js";
 import { api } from "./api.js";
 import { h } from "./dom.js";
-import { MessageList } from "./messages.js";
+import { MessageList, senderLabel } from "./messages.js";
 
 const PAGE = 50;
 
@@ -126,6 +127,18 @@ export function channelView(root, { channelId, channels }) {
     }
   });
 
+  // The list is not a live region: a message the agent sends while the channel is open is said
+  // in a line, once it is whole (a streamed one when it completes). Reviews are said by the app
+  // (New review from …), the user's own messages not at all.
+  function sayMessage(message, added, wasStreaming) {
+    if (message.review || message.senderType === "user") return;
+    const whole = message.streamState !== "streaming" && message.streamState !== "aborted";
+    if (!(added && whole) && !(wasStreaming && message.streamState !== "streaming")) return;
+    const sender = senderLabel(message, (id) => channels.name(id));
+    if (message.streamState === "aborted") announce(`${sender} stopped writing`);
+    else announce(`${sender}: ${firstWords(message.text) || "sent a message"}`);
+  }
+
   load();
   return {
     title: agent ? agent.name : "Channel",
@@ -133,8 +146,11 @@ export function channelView(root, { channelId, channels }) {
       if (data.channelId !== channelId) return;
       if (name === "message:created" || name === "message:updated" || name === "review:responded" || name === "review:expired" || name === "review:voted") {
         const stick = nearEnd();
-        list.upsert(data);
+        const before = list.items.get(data.id);
+        const wasStreaming = Boolean(before && before.message.streamState === "streaming");
+        const added = list.upsert(data);
         if (stick) scrollToEnd(true);
+        sayMessage(data, added, wasStreaming);
       } else if (name === "delivery:status") list.deliveryChanged(data);
       else if (name === "agent:status") showStatus();
     },
