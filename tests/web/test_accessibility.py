@@ -20,7 +20,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, expect
 
 from tests.support.receiver import Receiver
-from tests.support.stack import Owner, RunningStack
+from tests.support.stack import Owner, RunningStack, eventually
 from tests.web import axe
 from tests.web.conftest import TIMEOUT_MS, sign_in
 from tests.web.test_placet_reviews import FORM as PLACET_FORM
@@ -119,6 +119,13 @@ async def fill(owner: Owner, receiver: Receiver) -> Filled:
         rid, text="Restart the cache?", review={"type": "approval", "expiresInSeconds": 1}
     )
     filled.ids["expired"] = expired["id"]
+
+    async def has_expired() -> bool:
+        resp = await owner.agent.get(f"/api/v1/reviews/{expired['id']}")
+        return bool(resp.json()["review"]["status"] == "expired")
+
+    # Expired before any page opens: the inbox counts only what is still waiting.
+    await eventually(has_expired, 30, "the one-second review expired")
     for i in range(BULK):
         await owner.post_message(
             bulk["id"], text=f"Approve batch job {i + 1} of {BULK}?", review={"type": "approval"}
