@@ -67,8 +67,13 @@ async def reader(infra: Infra, recheck: float = 3600.0) -> AsyncIterator[tuple[R
     r = Reader(infra, topic)
     await r.producer.start()
     await r.consumer.start()
-    await r.consumer.topics()
+    for _ in range(300):  # the new topic's metadata may take a moment to reach the client
+        await r.consumer.topics()
+        if r.consumer.partitions_for_topic(topic):
+            break
+        await asyncio.sleep(0.1)
     partitions = [TopicPartition(topic, p) for p in sorted(r.consumer.partitions_for_topic(topic) or ())]
+    assert len(partitions) == 2, partitions
     r.consumer.assign(partitions)
     await r.consumer.seek_to_end(*partitions)
     gate = FetchGate(lambda: [r.consumer], fetch_wait_ms=WAIT_MS, recheck_seconds=recheck)

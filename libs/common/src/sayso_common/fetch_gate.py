@@ -113,6 +113,10 @@ class FetchGate:
                 return False
         return True
 
+    def open(self) -> None:
+        """Resume every consumer for good (the gate is stopping)."""
+        self._set(paused=False)
+
     def _set(self, *, paused: bool) -> None:
         for consumer in self._consumers():
             _set_paused(consumer, paused)
@@ -147,4 +151,8 @@ async def run_gate(
         fetch_wait_ms=settings.kafka_fetch_max_wait_ms,
         recheck_seconds=settings.kafka_idle_recheck_seconds,
     )
-    await asyncio.gather(gate.run(), wake_on_published(db, gate.wake))
+    try:
+        await asyncio.gather(loops.forever("fetch gate", gate.run), wake_on_published(db, gate.wake))
+    finally:
+        # Fail open: consumers left paused by a gate that stopped would read nothing ever again.
+        gate.open()

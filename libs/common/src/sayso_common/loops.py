@@ -17,6 +17,11 @@ log = logging.getLogger(__name__)
 
 Change = Mapping[str, Any]
 
+# How long mongod holds a change stream's getMore when nothing matches (its default: 1 s). A
+# change is returned as soon as it is written either way; a longer hold only spares an idle
+# stream's empty round trips (a dozen streams across the stack, issue #36).
+IDLE_AWAIT_MS = 10_000
+
 
 async def forever(
     what: str,
@@ -52,7 +57,9 @@ async def watch(
     (drain, clear a cache) there."""
 
     async def follow() -> None:
-        async with await source.watch(list(pipeline), **options) as stream:
+        async with await source.watch(
+            list(pipeline), **{"max_await_time_ms": IDLE_AWAIT_MS, **options}
+        ) as stream:
             if on_open is not None:
                 on_open()
             async for change in stream:
