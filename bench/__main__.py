@@ -2,6 +2,7 @@
 
 uv run python -m bench                 # every scenario, into bench/results/local/ (git ignores it)
 uv run python -m bench ingest expiry   # some of them
+uv run python -m bench idle            # the whole make-run stack at rest: CPU and memory per process
 uv run python -m bench --commit        # into the committed bench/results/ (or SAYSO_BENCH_COMMIT=1)
 """
 
@@ -13,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from bench import delivery, expiry, ingest, loaded, realtime, report, storm
+from bench import delivery, expiry, idle, ingest, loaded, realtime, report, storm
 from bench.harness import BenchStack, Result
 from bench.verdict import results_dir
 
@@ -29,23 +30,31 @@ SCENARIOS: dict[str, Callable[[BenchStack], Awaitable[Result]]] = {
     "longpoll": realtime.longpoll,
     "fanout": realtime.fanout,
 }
+# Scenarios that start the stack they measure themselves: idle runs the whole make-run stack.
+STANDALONE: dict[str, Callable[[], Awaitable[Result]]] = {"idle": idle.run}
 
 
 async def main(args: list[str]) -> int:
     commit = "--commit" in args
     names = [a for a in args if a != "--commit"]
     folder = results_dir(True if commit else None)
-    unknown = [n for n in names if n not in SCENARIOS]
+    unknown = [n for n in names if n not in SCENARIOS and n not in STANDALONE]
     if unknown:
         print(
-            f"unknown scenario(s): {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}", file=sys.stderr
+            f"unknown scenario(s): {', '.join(unknown)}; choose from {', '.join([*SCENARIOS, *STANDALONE])}",
+            file=sys.stderr,
         )
         return 2
     results: list[Result] = []
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    for name in names or list(SCENARIOS):
+    for name in names or [*SCENARIOS, *STANDALONE]:
         print(f"[bench] {name} …", flush=True)
         started = time.monotonic()
+        if name in STANDALONE:
+            results.append(await _standalone(name))
+            print(f"[bench] {name} done in {time.monotonic() - started:.0f}s", flush=True)
+            path = report.write(results, stamp, folder)
+            continue
         stack = BenchStack.start()
         try:
             window = stack.meter.snapshot()
@@ -68,6 +77,14 @@ async def main(args: list[str]) -> int:
     if folder != results_dir(True):
         print("[bench] a local run (git ignores it): --commit or SAYSO_BENCH_COMMIT=1 writes bench/results/")
     return 0
+
+
+async def _standalone(name: str) -> Result:
+    try:
+        return await STANDALONE[name]()
+    except Exception as exc:
+        print(f"[bench] {name} failed: {exc!r}", file=sys.stderr, flush=True)
+        return Result(name, {}, None, None, "finish", False, [f"failed: {exc!r}"[:500]])
 
 
 if __name__ == "__main__":
