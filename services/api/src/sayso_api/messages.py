@@ -577,7 +577,10 @@ async def delete_channel_messages(db: Database, owner_id: str, channel_id: str, 
             batch = []
     await keep_events(db, batch, channel_id, owner_id, keep_until)
     await files.remove_files(db, scope)
-    await collection(db, MESSAGES).delete_many(scope)
+    # A review posted while this ran (a replica's channel cache still knew the channel) is left,
+    # not deleted unheard: the inbox does not show it, and at its deadline the expirer closes it
+    # and the agent gets its review:expired webhook like any other.
+    await collection(db, MESSAGES).delete_many({**scope, "review.status": {"$ne": "pending"}})
 
 
 # Reviews closed per write: building 100 events takes ~45 ms of this process's CPU (measured,
