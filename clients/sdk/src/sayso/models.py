@@ -62,6 +62,14 @@ class Vote(ApiModel):
     voted_at: datetime
 
 
+class DecidedBy(ApiModel):
+    """The policy rule that answered a review instead of a person."""
+
+    policy: str
+    rule: int
+    version: int
+
+
 class Review(ApiModel):
     """The review a message carries. Its id is the message's id."""
 
@@ -90,6 +98,9 @@ class Review(ApiModel):
     escalation: list[Escalation] | None = None
     content_digest: str | None = Field(
         default=None, description="sha256 of what the reviewer is shown, fixed when the message was created"
+    )
+    decided_by: DecidedBy | None = Field(
+        default=None, description="The policy rule that answered the review (respondedBy is then None)"
     )
 
     @property

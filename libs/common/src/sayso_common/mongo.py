@@ -26,6 +26,8 @@ from sayso_common.documents import (
     LoginAttemptsDoc,
     MessageDoc,
     NotificationDoc,
+    PolicyDoc,
+    PolicyVersionDoc,
     RateLimitDoc,
     TriggerDoc,
     UserDoc,
@@ -88,6 +90,9 @@ DELETED_AGENTS: Final = CollectionName[DeletedAgentDoc]("deleted_agents")
 LEFT_EVENTS: Final = CollectionName[LeftEventDoc]("deleted_channel_events")
 # Outbox entries the relay moved aside instead of publishing (sayso_common.outbox).
 DEAD_LETTERS: Final = CollectionName[DeadLetterDoc]("outbox_dead_letters")
+# Channel and account policies (sayso_common.policies) and every saved version of them.
+POLICIES: Final = CollectionName[PolicyDoc]("policies")
+POLICY_VERSIONS: Final = CollectionName[PolicyVersionDoc]("policy_versions")
 
 # Documents with events still to publish; partial, so it only ever holds the few pending ones.
 OUTBOX_INDEX = IndexModel(
@@ -203,6 +208,10 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
             [("channel_id", ASCENDING), ("responder_id", ASCENDING)], name="notifications_by_responder"
         ),
     ],
+    # One policy per channel and one per account (channel_id null); a new review reads both
+    # with one query on this index.
+    POLICIES: [IndexModel([("owner_id", ASCENDING), ("channel_id", ASCENDING)], unique=True)],
+    POLICY_VERSIONS: [IndexModel([("policy_id", ASCENDING), ("version", DESCENDING)])],
     # The GridFS spec's own indexes, created here so no request pays for creating them.
     f"{FILE_BUCKET}.files": [IndexModel([("filename", ASCENDING), ("uploadDate", ASCENDING)])],
     f"{FILE_BUCKET}.chunks": [IndexModel([("files_id", ASCENDING), ("n", ASCENDING)], unique=True)],

@@ -17,9 +17,10 @@ from typing import Any
 from pymongo import UpdateOne
 
 from sayso_common import quorum
-from sayso_common.documents import ExpiryReason, MessageDoc, ReviewDoc, VoteDoc
+from sayso_common.documents import DecidedByDoc, ExpiryReason, MessageDoc, ReviewDoc, VoteDoc
 from sayso_common.events import (
     Event,
+    MessageCreated,
     MessageData,
     ReviewExpired,
     ReviewResponded,
@@ -49,12 +50,14 @@ def content_digest(doc: MessageDoc) -> str:
 
 @dataclass(frozen=True)
 class Answer:
-    """What a human's response records on the review."""
+    """What a response records on the review: a human's (``responded_by``, their user id) or a
+    policy rule's (``decided_by``, and no ``responded_by``)."""
 
     response: Any
-    responded_by: str
+    responded_by: str | None
     feedback: str | None = None
     modified_file_ids: dict[str, str] | None = None
+    decided_by: DecidedByDoc | None = None
 
 
 @dataclass(frozen=True)
@@ -66,30 +69,40 @@ class Completion:
     view: MessageView
 
 
-def _answered(doc: MessageDoc, answer: Answer, now: datetime) -> tuple[dict[str, Any], ReviewResponded]:
-    """The ``$set`` that completes the review of ``doc`` with ``answer``, and its event."""
+def _answered(
+    doc: MessageDoc, answer: Answer, now: datetime
+) -> tuple[dict[str, Any], ReviewResponded, MessageDoc]:
+    """The ``$set`` that completes the review of ``doc`` with ``answer``, its event, and the
+    message as it then reads."""
+    fields, answered = _outcome(doc, answer, now)
+    return fields, _responded(answered, now), answered
+
+
+def _outcome(doc: MessageDoc, answer: Answer, now: datetime) -> tuple[dict[str, Any], MessageDoc]:
     review = doc["review"]
-    outcome: dict[str, Any] = {
-        "status": "completed",
-        "response": answer.response,
-        "responded_by": answer.responded_by,
-        "responded_at": now,
-        "completed_at": now,
-    }
+    outcome: dict[str, Any] = {"status": "completed", "response": answer.response}
+    if answer.responded_by is not None:
+        outcome["responded_by"] = answer.responded_by
+    if answer.decided_by is not None:
+        outcome["decided_by"] = answer.decided_by
+    outcome |= {"responded_at": now, "completed_at": now}
     if answer.feedback is not None:
         outcome["feedback"] = answer.feedback
     if answer.modified_file_ids is not None:
         outcome["modified_file_ids"] = answer.modified_file_ids
     answered_review: ReviewDoc = {**review, **outcome}  # type: ignore[typeddict-item]
     answered: MessageDoc = {**doc, "delivery_status": "sent", "updated_at": now, "review": answered_review}
-    event = ReviewResponded(
-        channel_id=doc["channel_id"],
-        owner_id=doc["owner_id"],
+    fields = {**{f"review.{k}": v for k, v in outcome.items()}, "delivery_status": "sent", "updated_at": now}
+    return fields, answered
+
+
+def _responded(answered: MessageDoc, now: datetime) -> ReviewResponded:
+    return ReviewResponded(
+        channel_id=answered["channel_id"],
+        owner_id=answered["owner_id"],
         occurred_at=now,
         data=MessageData(message=message_view(answered)),
     )
-    fields = {**{f"review.{k}": v for k, v in outcome.items()}, "delivery_status": "sent", "updated_at": now}
-    return fields, event
 
 
 def _still_open(doc: MessageDoc, now: datetime) -> dict[str, Any]:
@@ -105,12 +118,33 @@ def _still_open(doc: MessageDoc, now: datetime) -> dict[str, Any]:
 
 def completed(doc: MessageDoc, answer: Answer, now: datetime) -> Completion:
     """Answer the pending review of ``doc``."""
-    fields, event = _answered(doc, answer, now)
+    fields, event, _ = _answered(doc, answer, now)
     return Completion(
         filter=_still_open(doc, now),
         update={"$set": fields, "$push": {"outbox": outbox_entry(event)}},
         view=event.data.message,
     )
+
+
+def completed_on_arrival(doc: MessageDoc, answer: Answer, now: datetime) -> MessageDoc:
+    """``doc``, a new message not stored yet (its review pending, its outbox not filled), as it
+    is stored when a policy answers its review on arrival: the review completed with ``answer``
+    exactly as :func:`completed` records a human's, and the outbox holding ``message.created``
+    then ``review.responded``, both showing the answered review. One insert writes it all, so no
+    reader (the inbox, a long-poll, the notifier) ever sees the review pending, and a crash
+    cannot leave it half answered."""
+    _, answered = _outcome(doc, answer, now)
+    view = message_view(answered)
+    # Both show the answered review, so a reader that gets them in either order (a resume reads
+    # by event id) sees the same message; the relay publishes them in this order.
+    created = MessageCreated(
+        channel_id=doc["channel_id"],
+        owner_id=doc["owner_id"],
+        occurred_at=now,
+        data=MessageData(message=view),
+    )
+    responded = _responded(answered, now)
+    return {**answered, "outbox": [outbox_entry(created), outbox_entry(responded)]}
 
 
 @dataclass(frozen=True)
@@ -155,7 +189,7 @@ def voted(doc: MessageDoc, vote: Vote, reviewers: frozenset[str], now: datetime)
     if decided is not None:
         agrees = (decided == "approved") == quorum.approves(payload, vote.response)
         final = vote.response if agrees else {"selectedOption": quorum.rejecting_option(payload)}
-        answered, responded = _answered(counted, Answer(final, vote.user_id), now)
+        answered, responded, _ = _answered(counted, Answer(final, vote.user_id), now)
         fields |= answered
         closing.append(responded)
         view = responded.data.message

@@ -72,6 +72,14 @@ class VoteView(_View):
     voted_at: datetime
 
 
+class DecidedByView(_View):
+    """The policy rule that answered a review instead of a human."""
+
+    policy: str = Field(description="The policy's id (a channel's or the account's)")
+    rule: int = Field(description="The rule's index in the policy, from 0")
+    version: int = Field(description="The policy's version when it decided")
+
+
 class ReviewView(_View):
     type: ReviewType
     payload: dict[str, Any] = Field(default_factory=dict)
@@ -106,6 +114,11 @@ class ReviewView(_View):
         default=None,
         description="sha256 of what the reviewer is shown (text, metadata, attachments, review type and "
         "payload), fixed when the message is created: the answer is an answer to exactly that",
+    )
+    decided_by: DecidedByView | None = Field(
+        default=None,
+        description="Set when a policy rule answered the review as it was created (respondedBy is then "
+        "null); null when a person answered",
     )
 
     @field_serializer("response", "default_response")
@@ -238,6 +251,7 @@ def message_view(doc: MessageDoc) -> MessageView:
             if "escalation" in review
             else None,
             content_digest=review.get("content_digest"),
+            decided_by=DecidedByView(**review["decided_by"]) if "decided_by" in review else None,
         )
     created = _dt(doc.get("created_at"))
     assert created is not None, "stored messages always have created_at"

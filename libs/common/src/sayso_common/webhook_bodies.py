@@ -77,6 +77,8 @@ def placet_body(event: Event) -> dict[str, Any] | None:
             body["reason"] = review.expired_reason  # channel_deleted; absent: the deadline passed
         if review and review.votes is not None:
             body["votes"] = [v.model_dump(mode="json", context=FULL) for v in review.votes]
+        if review and review.decided_by is not None:
+            body["decidedBy"] = review.decided_by.model_dump(mode="json")  # a policy answered
         return body
     if isinstance(event, MessageCreated):
         message = event.data.message

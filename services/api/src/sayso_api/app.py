@@ -30,6 +30,7 @@ from sayso_api.routes import (
     messages,
     notifications,
     plugins,
+    policies,
     reviews,
     stats,
     triggers,
@@ -64,6 +65,10 @@ OPENAPI_TAGS = [
     {
         "name": "notifications",
         "description": "E-mail and Slack: preferences, the notification log, Slack's callbacks.",
+    },
+    {
+        "name": "policies",
+        "description": "Rules that answer reviews before a person: per channel, per account.",
     },
 ]
 
@@ -221,6 +226,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         files.router,
         plugins.router,
         notifications.router,
+        policies.router,
         integrations.router,
         answers.router,
         web.router,

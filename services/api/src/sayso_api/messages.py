@@ -18,11 +18,12 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from sayso_api import files
+from sayso_api import policies as policy_store
 from sayso_api.auth import normalise_email
 from sayso_api.reviews import ReviewError, normalise_payload, validate_response
 from sayso_api.schemas import CONTENT_FIELDS, MessageIn, ReviewIn
 from sayso_api.settings import ApiSettings
-from sayso_common import deleted_channels, membership, quorum, review_state
+from sayso_common import deleted_channels, membership, policies, quorum, review_state
 from sayso_common.batching import GroupedInserts
 from sayso_common.clock import as_utc, utcnow
 from sayso_common.documents import AttachmentDoc, CallbackDoc, MessageDoc, ReviewDoc
@@ -309,14 +310,25 @@ async def create_message(
     doc = cast(MessageDoc, fields)
     if body.client_id:
         doc["request_hash"] = request_hash(body)
-    if review is not None:
+    decision = policies.ASK
+    if review is not None and body.review is not None:
         doc["delivery_status"] = "sent"
         doc["review"]["content_digest"] = review_state.content_digest(doc)
-    view = message_view(doc)
-    event = MessageCreated(
-        channel_id=body.channel_id, owner_id=owner_id, occurred_at=now, data=MessageData(message=view)
-    )
-    doc["outbox"] = [outbox_entry(event)]
+        decision = await policy_store.decision_for(
+            db, owner_id, body.channel_id, body.text, review["type"], body.review.payload,
+            review["payload"], body.metadata,
+        )  # fmt: skip
+    if decision.decides:
+        # A policy answers it in the same insert: the POST already returns it completed.
+        answer = review_state.Answer(decision.response, None, decided_by=policies.decided_by(decision))
+        doc = review_state.completed_on_arrival(doc, answer, now)
+        view = message_view(doc)
+    else:
+        view = message_view(doc)
+        event = MessageCreated(
+            channel_id=body.channel_id, owner_id=owner_id, occurred_at=now, data=MessageData(message=view)
+        )
+        doc["outbox"] = [outbox_entry(event)]
     try:
         await _inserts(db).insert(doc)
     except DuplicateKeyError as exc:
