@@ -14,12 +14,13 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from bench import delivery, expiry, idle, ingest, loaded, realtime, report, storm
+from bench import delivery, expiry, idle, ingest, loaded, policies, realtime, report, storm
 from bench.harness import BenchStack, Result
 from bench.verdict import results_dir
 
 SCENARIOS: dict[str, Callable[[BenchStack], Awaitable[Result]]] = {
     "ingest": ingest.run,
+    "ingest-policies": policies.run,
     "delivery": delivery.throughput,
     "latency": delivery.latency,
     "isolation": delivery.isolation,
