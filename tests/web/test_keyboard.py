@@ -92,6 +92,20 @@ async def test_load_older_keeps_the_focus(tab: Tab, user: Owner) -> None:
     await expect(page.locator(f"#msg-{ids[4]}")).to_be_focused()
 
 
+async def test_load_more_in_the_inbox_keeps_the_focus(tab: Tab, user: Owner) -> None:
+    """The inbox's last page hides "Load more": the focus goes to the first card it brought."""
+    agent = await user.create_agent(name="backlog-bot")
+    ids = [(await user.post_message(agent["id"], text=f"Old {n}?", review=APPROVAL))["id"] for n in range(51)]
+    page = tab.page
+    await sign_in(page, user)
+    await expect(page.locator("#main article.msg")).to_have_count(50)
+    more = page.get_by_role("button", name="Load more")
+    await more.focus()
+    await page.keyboard.press("Enter")
+    await expect(more).to_be_hidden()
+    await expect(page.locator(f"#msg-{ids[0]}")).to_be_focused()
+
+
 async def test_escape_closes_what_it_opened(tab: Tab, user: Owner) -> None:
     agent = await user.create_agent(name="esc-bot")
     msg = await user.post_message(agent["id"], text="Merge the branch?", review=APPROVAL)
