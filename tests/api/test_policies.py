@@ -6,6 +6,7 @@ signed ``review:responded`` webhook and a long-poll answer, and the dry run."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -331,3 +332,20 @@ async def test_the_dry_run_says_what_would_happen_and_stores_nothing(
         assert await mongo[stack.mongo_db].messages.count_documents({"channel_id": agent["id"]}) == 0
     finally:
         await mongo.close()
+
+
+async def test_saves_racing_each_make_their_own_version(stack: RunningStack, team: list[Owner]) -> None:
+    owner = team[0]
+    agent = await owner.create_agent()
+    path = f"/api/v1/agents/{agent['id']}/policy"
+    bodies = [{"rules": [{"name": f"save {i}", "match": {}, "action": "ask"}]} for i in range(12)]
+    answers = await asyncio.gather(*(owner.agent.put(path, json=body) for body in bodies))
+    assert [a.status_code for a in answers] == [200] * len(bodies), [a.text for a in answers]
+    assert sorted(a.json()["version"] for a in answers) == list(range(1, len(bodies) + 1))
+    assert len({a.json()["id"] for a in answers}) == 1
+    versions = (await owner.agent.get(f"{path}/versions")).json()["data"]
+    # Each version holds the rules of the save that made it; the head is the last one.
+    made = {a.json()["version"]: a.json()["rules"] for a in answers}
+    assert {v["version"]: v["rules"] for v in versions} == made
+    head = (await owner.agent.get(path)).json()
+    assert head["rules"] == made[len(bodies)]
