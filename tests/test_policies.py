@@ -150,6 +150,7 @@ def test_which_rule_decides(
     decision = decided(channel, account, metadata=metadata)
     assert (decision.action, decision.scope, decision.rule) == expected
     assert decision.reason is None
+    assert policies.fallback(decision) is None
     if decision.scope is not None:
         assert decision.policy == f"pol_{decision.scope}"
         assert decision.version == (1 if decision.scope == "channel" else 7)
@@ -247,6 +248,9 @@ def test_a_rule_that_cannot_apply_leaves_it_to_a_person(
     assert decision.response is None
     assert decision.reason is not None
     assert why in decision.reason
+    assert policies.fallback(decision) == {
+        "policy": "pol_channel", "rule": 0, "version": 1, "reason": decision.reason,
+    }  # fmt: skip
 
 
 def test_a_policy_that_no_longer_compiles_decides_nothing() -> None:

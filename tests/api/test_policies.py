@@ -200,10 +200,12 @@ async def test_rules_decide_on_arrival_channel_first_then_account(
     assert again["review"]["response"] == {"selectedOption": "reject"}
 
 
-async def test_a_rule_that_cannot_apply_leaves_the_review_to_a_person(team: list[Owner]) -> None:
+async def test_a_rule_that_cannot_apply_leaves_the_review_to_a_person(
+    stack: RunningStack, team: list[Owner]
+) -> None:
     owner = team[0]
     agent = await owner.create_agent()
-    await put_policy(
+    saved = await put_policy(
         owner,
         [
             {"match": {"review.type": "selection"}, "action": "approve", "response": {"selectedIds": ["zz"]}},
@@ -212,9 +214,22 @@ async def test_a_rule_that_cannot_apply_leaves_the_review_to_a_person(team: list
         ],
         agent["id"],
     )
+    waiting = []
     for review in (SELECTION, {"type": "text-input"}):
         msg = await owner.post_message(agent["id"], review=review)
         assert (msg["review"]["status"], msg["review"]["decidedBy"]) == ("pending", None)
+        waiting.append(msg["id"])
+    # The review records which rule matched and why it did not answer (for the audit).
+    mongo = stack.mongo()
+    try:
+        found = await mongo[stack.mongo_db].messages.find({"_id": {"$in": waiting}}).to_list()
+    finally:
+        await mongo.close()
+    notes = {d["review"]["type"]: d["review"]["policy_fallback"] for d in found}
+    assert notes["selection"]["rule"] == 0
+    assert "unknown option id 'zz'" in notes["selection"]["reason"]
+    assert (notes["text-input"]["rule"], notes["text-input"]["policy"]) == (1, saved["id"])
+    assert "must carry a response" in notes["text-input"]["reason"]
     selection_ok = await owner.agent.put(
         f"/api/v1/agents/{agent['id']}/policy",
         json={

@@ -194,6 +194,16 @@ class DecidedByDoc(TypedDict):
     version: int
 
 
+class PolicyFallbackDoc(TypedDict):
+    """A policy rule that matched a new review but could not answer it (its response did not fit
+    the review): the review waits for a person, and this says which rule and why."""
+
+    policy: str
+    rule: int | None
+    version: int
+    reason: str
+
+
 class EscalationStepDoc(TypedDict):
     after_seconds: int  # after the review was created
     notify: list[str]  # users' e-mails, lower case
@@ -221,6 +231,7 @@ class ReviewDoc(TypedDict, total=False):
     votes: list[VoteDoc]  # [] from creation on quorum reviews (votes are counted by $size)
     content_digest: str  # what the reviewer is shown (review_state.content_digest), fixed at creation
     decided_by: DecidedByDoc  # set (and responded_by absent) when a policy answered it
+    policy_fallback: PolicyFallbackDoc  # a matching rule that could not answer it
 
 
 class AttachmentDoc(TypedDict, total=False):

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, cast, get_args
 
 from sayso_common import quorum
-from sayso_common.documents import DecidedByDoc
+from sayso_common.documents import DecidedByDoc, PolicyFallbackDoc
 from sayso_common.filters import Filter, FilterError, compile_filter
 
 Action = Literal["approve", "reject", "ask"]
@@ -329,6 +329,19 @@ def _default_option(payload: Mapping[str, Any], *, approving: bool) -> str | Non
     return None
 
 
+def fallback(decision: Decision) -> PolicyFallbackDoc | None:
+    """What a review records when a matching rule could not decide it (None when none matched,
+    or one decided)."""
+    if decision.reason is None or decision.policy is None or decision.version is None:
+        return None
+    return {
+        "policy": decision.policy,
+        "rule": decision.rule,
+        "version": decision.version,
+        "reason": decision.reason,
+    }
+
+
 def decided_by(decision: Decision) -> DecidedByDoc:
     """What a review records of the rule that decided it: ``{policy, rule, version}``."""
     assert decision.policy is not None, "only a matched rule decides"
@@ -352,6 +365,7 @@ __all__ = [
     "Scope",
     "decide",
     "decided_by",
+    "fallback",
     "parse_rules",
     "pinned_review_type",
     "subject",

@@ -324,6 +324,9 @@ async def create_message(
         doc = review_state.completed_on_arrival(doc, answer, now)
         view = message_view(doc)
     else:
+        fell_back = policies.fallback(decision)
+        if fell_back is not None:
+            doc["review"]["policy_fallback"] = fell_back
         view = message_view(doc)
         event = MessageCreated(
             channel_id=body.channel_id, owner_id=owner_id, occurred_at=now, data=MessageData(message=view)
