@@ -143,6 +143,7 @@ async def test_escape_closes_what_it_opened(tab: Tab, user: Owner) -> None:
     # The deliveries panel of an answered card.
     await card.get_by_role("button", name="Approve").click()
     deliveries = card.get_by_role("button", name="Deliveries")
+    await expect(deliveries).to_have_accessible_description("Merge the branch? — esc-bot")
     await deliveries.click()
     panel = card.get_by_role("region", name="Webhook deliveries")
     await expect(panel).to_be_visible()

@@ -2,6 +2,7 @@
 // deliveries. A streamed message (streamState "streaming") is re-rendered in place as its
 // message:updated events arrive, with its progress steps (statusEvents) under the text.
 
+import { firstWords } from "./announcer.js";
 import { api, apiBlob } from "./api.js";
 import { clear, h, timeEl } from "./dom.js";
 import { renderMarkdown } from "./markdown.js";
@@ -207,9 +208,12 @@ export class MessageList {
     const settled = message.review ? message.review.status !== "pending" : message.deliveryStatus && message.deliveryStatus !== "sent";
     if (settled && this.manages(message.channelId)) {
       const item = () => this.items.get(message.id);
+      // One "Deliveries" per answered card: each is described by what its message asked.
+      const aboutId = `deliveries-about-${message.id}`;
+      const about = message.review ? reviewAbout(message, this.channelName) : firstWords(text) || sender;
       const toggle = h("button", {
         type: "button", class: "btn btn-small btn-quiet", "aria-expanded": "false",
-        "aria-controls": `deliveries-${message.id}`,
+        "aria-controls": `deliveries-${message.id}`, "aria-describedby": aboutId,
       }, "Deliveries");
       toggle.addEventListener("click", () => {
         const current = item();
@@ -223,7 +227,7 @@ export class MessageList {
           class: `badge delivery-${delivery}`, dataset: { delivery },
           title: delivery === "none" ? "This agent has no webhook URL: nothing is sent. Set one in the agent's settings." : null,
         }, delivery === "none" ? NO_WEBHOOK : DELIVERY_LABELS[delivery] || delivery) : null,
-        toggle));
+        toggle, h("span", { id: aboutId, hidden: true }, about)));
     }
     return el;
   }
