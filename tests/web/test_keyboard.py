@@ -153,6 +153,19 @@ async def test_escape_closes_what_it_opened(tab: Tab, user: Owner) -> None:
     await expect(deliveries).to_be_focused()
     assert (await stored(user, msg["id"])).get("feedback") is None  # a closed box is not sent
 
+    # A folded part of a card (here the request payload) closes like a menu.
+    json_card = await user.post_message(
+        agent["id"], text="Raw answer?", review={"type": "freeform", "payload": {"schema": "any"}}
+    )
+    summary = page.locator(f"#msg-{json_card['id']} summary", has_text="Request payload")
+    await summary.focus()
+    await page.keyboard.press("Enter")
+    details = page.locator(f"#msg-{json_card['id']} details.payload")
+    await expect(details).to_have_attribute("open", "")
+    await page.keyboard.press("Escape")
+    await expect(details).not_to_have_attribute("open", "")
+    await expect(summary).to_be_focused()
+
 
 async def test_enter_does_not_send_a_prefilled_answer(tab: Tab, user: Owner) -> None:
     """Enter in a one-line answer sends it once the field was edited; untouched, a prefilled

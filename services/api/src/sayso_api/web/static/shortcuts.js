@@ -27,7 +27,7 @@ export const SHORTCUTS = [
   { group: "Cards", keys: ["o"], does: "Open the current card's channel" },
   { group: "Cards", keys: ["Ctrl", "Enter"], join: "+", does: "In a field of a card with one Submit button: send the answer (⌘+Enter on a Mac)" },
   { group: "Cards", keys: ["Enter"], does: "In a one-line answer field: send, once you have edited the field (a prefilled answer is never sent by Enter alone)" },
-  { group: "Cards", keys: ["Esc"], does: "Close the feedback box or the deliveries panel; in any other field of a card, back to the card" },
+  { group: "Cards", keys: ["Esc"], does: "Close the feedback box, the deliveries panel or an open preview; in any other field of a card, back to the card" },
   { group: "Pages", keys: ["g", "i"], join: " then ", does: "Go to the inbox" },
   { group: "Pages", keys: ["g", "c"], join: " then ", does: "Go to the channel list" },
   { group: "Pages", keys: ["g", "n"], join: " then ", does: "Go to notifications" },
@@ -114,6 +114,15 @@ export class Shortcuts {
       if (card) {
         event.preventDefault();
         card.focus();
+        return;
+      }
+      // An open <details> (a preview, a request payload, the progress steps) closes like a menu.
+      const details = target && target.closest ? target.closest("details[open]") : null;
+      if (details && this.root.contains(details)) {
+        event.preventDefault();
+        details.open = false;
+        const summary = details.querySelector(":scope > summary");
+        if (summary) summary.focus();
       }
       return;
     }
