@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import secrets
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pymongo import AsyncMongoClient
+from sayso_service.consumers import hold_polls
 
-from sayso_common.fetch_gate import FetchGate, wake_on_published
+from sayso_common.fetch_gate import FetchGate, set_fetch_wait, wake_on_published
 from sayso_common.mongo import Doc
 from tests.conftest import Infra
 from tests.support.stack import RunningStack
@@ -139,6 +142,36 @@ async def test_a_stored_event_wakes_the_gate(infra: Infra) -> None:
         await asyncio.gather(task, return_exceptions=True)
         await client.drop_database(db.name)
         await client.close()
+
+
+async def test_fetch_wait_set_on_a_running_consumer_is_the_one_its_fetches_ask_for(infra: Infra) -> None:
+    """set_fetch_wait reaches into aiokafka's fetcher: this fails if the pinned version moves it."""
+    async with reader(infra) as (r, _):
+        set_fetch_wait(r.consumer, 7)
+        fetcher: Any = getattr(r.consumer, "_fetcher")  # noqa: B009
+        assert fetcher._fetch_max_wait_ms == 7
+        # Every fetch request is built from that attribute (aiokafka's Fetcher).
+        assert "self._fetch_max_wait_ms," in inspect.getsource(type(fetcher)._get_actions_per_node)
+
+
+async def test_a_held_poll_waits_for_records_instead_of_answering_empty(infra: Infra) -> None:
+    """FastStream polls for 50 ms and then sleeps 50 ms: held, a poll waits for the record."""
+    async with reader(infra) as (r, gate):
+        gate.open()
+        await _until(lambda: r.consumer.paused() == set(), "the consumer reads")
+        probe = AIOKafkaConsumer(bootstrap_servers=infra.kafka_bootstrap, fetch_max_wait_ms=WAIT_MS)
+        await probe.start()
+        try:
+            probe.assign(sorted(r.consumer.assignment()))
+            await probe.seek_to_end()
+            hold_polls(probe, 5000)
+            poll = asyncio.create_task(probe.getmany(timeout_ms=50))
+            await asyncio.sleep(0.3)  # six of FastStream's polls
+            await r.publish(b"late")
+            batches = await poll
+            assert [rec.value for records in batches.values() for rec in records] == [b"late"]
+        finally:
+            await probe.stop()
 
 
 @pytest.mark.parametrize("service", ["dispatcher", "notifier", "realtime"])

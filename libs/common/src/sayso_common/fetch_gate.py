@@ -40,29 +40,41 @@ CHECK_SECONDS = 0.005
 # A fetch answered this long after the wake-up was sent after it (loopback round trips are well
 # under this; the event was published several milliseconds before the wake-up, see above).
 MARGIN_MS = 2
+# The wait of the fetches right after a wake-up: Tansu answers each only when its wait is over,
+# so the record that woke the gate reaches the application a wait after it (10 ms at the
+# configured wait, 1 ms at this one). Once the consumers stay busy this long, fetches go back to
+# the configured wait: fewer, fuller fetches under load.
+FAST_WAIT_MS = 1
+BUSY_MS = 100
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-async def caught_up(consumer: AIOKafkaConsumer, woken_ms: int, fetch_wait_ms: int) -> bool:
-    """Whether every partition ``consumer`` holds was fetched after ``woken_ms`` and every record
-    that fetch saw has been handed to the application (position at the high watermark).
-
-    A fetch answered later than ``woken_ms + fetch_wait_ms`` was sent after ``woken_ms``: a broker
-    holds a fetch for at most its wait."""
+async def caught_up(consumer: AIOKafkaConsumer, answered_after_ms: int) -> bool:
+    """Whether every partition ``consumer`` holds was fetched by a fetch answered after
+    ``answered_after_ms`` and every record that fetch saw has been handed to the application
+    (position at the high watermark)."""
     try:
         for tp in consumer.assignment():
             polled = consumer.last_poll_timestamp(tp)
             high = consumer.highwater(tp)
-            if polled is None or high is None or polled < woken_ms + fetch_wait_ms + MARGIN_MS:
+            if polled is None or high is None or polled < answered_after_ms:
                 return False
             if await asyncio.wait_for(consumer.position(tp), 1.0) < high:
                 return False
     except Exception:  # stopping, rebalancing, resetting: not known to be caught up
         return False
     return True
+
+
+def set_fetch_wait(consumer: AIOKafkaConsumer, wait_ms: int) -> None:
+    """The wait of ``consumer``'s next fetches. aiokafka reads it from its fetcher for every fetch
+    request and has no public way to change it (tests/test_fetch_gate.py pins this)."""
+    fetcher = getattr(consumer, "_fetcher", None)
+    if fetcher is not None:
+        fetcher._fetch_max_wait_ms = wait_ms
 
 
 def _set_paused(consumer: AIOKafkaConsumer, paused: bool) -> None:
@@ -88,6 +100,9 @@ class FetchGate:
         self._fetch_wait_ms = fetch_wait_ms
         self._recheck = recheck_seconds
         self._woken = asyncio.Event()
+        self._wait_ms = fetch_wait_ms  # of the fetches being sent now
+        # Until then a fetch with a longer wait than the current one may still be answered.
+        self._settled_ms = 0
         self.paused = False
 
     def wake(self) -> None:
@@ -96,29 +111,52 @@ class FetchGate:
     async def run(self) -> NoReturn:
         while True:
             self._woken.clear()
-            woken_ms = _now_ms()
+            resumed_ms = woken_ms = _now_ms()
             self._set(paused=False)
-            while not self._woken.is_set() and not await self._caught_up(woken_ms):
+            while True:
+                # A fetch answered this late was sent after the wake-up: a broker holds one for
+                # at most its wait.
+                answered_after = max(woken_ms + self._wait_ms, self._settled_ms) + MARGIN_MS
+                if self._woken.is_set():
+                    self._woken.clear()  # published meanwhile: read that too before pausing
+                    woken_ms = _now_ms()
+                elif await self._caught_up(answered_after):
+                    break
+                if self._wait_ms < self._fetch_wait_ms and _now_ms() - resumed_ms > BUSY_MS:
+                    self._set_wait(self._fetch_wait_ms)
                 await asyncio.sleep(CHECK_SECONDS)
             if self._woken.is_set():
-                continue  # published meanwhile: read that too before pausing
+                continue
             # No await between this check and the pause: a wake-up cannot fall in between.
             self._set(paused=True)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._woken.wait(), self._recheck)
 
-    async def _caught_up(self, woken_ms: int) -> bool:
+    async def _caught_up(self, answered_after_ms: int) -> bool:
         for consumer in list(self._consumers()):
-            if not await caught_up(consumer, woken_ms, self._fetch_wait_ms):
+            if not await caught_up(consumer, answered_after_ms):
                 return False
         return True
 
     def open(self) -> None:
-        """Resume every consumer for good (the gate is stopping)."""
+        """Resume every consumer for good, at the configured wait (the gate is stopping)."""
+        self._set_wait(self._fetch_wait_ms)
         self._set(paused=False)
 
-    def _set(self, *, paused: bool) -> None:
+    def _set_wait(self, wait_ms: int) -> None:
+        if wait_ms < self._wait_ms:
+            self._settled_ms = max(self._settled_ms, _now_ms() + self._wait_ms)
+        self._wait_ms = wait_ms
         for consumer in self._consumers():
+            set_fetch_wait(consumer, wait_ms)
+
+    def _set(self, *, paused: bool) -> None:
+        if paused:
+            # The next wake-up's first fetches are quick ones.
+            self._set_wait(min(FAST_WAIT_MS, self._fetch_wait_ms))
+        for consumer in self._consumers():
+            # A consumer created since (a restart, a reconnection) starts at the configured wait.
+            set_fetch_wait(consumer, self._wait_ms)
             _set_paused(consumer, paused)
         self.paused = paused
         PAUSED.set(1 if paused else 0)

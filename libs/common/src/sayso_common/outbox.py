@@ -327,9 +327,17 @@ class OutboxRelay:
         if ready:
             written, refused = await asyncio.wait_for(self._send_all(ready), self._publish_timeout)
             if written:
-                await asyncio.wait_for(self._confirm([meta for _, meta in written]), self._publish_timeout)
+                # Stored while the cluster is asked, not after: the store is what wakes idle
+                # consumers (sayso_common.fetch_gate), and an event stored but then found lost by
+                # the broker stays in the outbox and is published again under the same id.
+                for outcome in await asyncio.gather(
+                    asyncio.wait_for(self._confirm([meta for _, meta in written]), self._publish_timeout),
+                    self._remember([item.event for item, _ in written]),
+                    return_exceptions=True,
+                ):
+                    if isinstance(outcome, BaseException):
+                        raise outcome
                 sent = [item for item, _ in written]
-                await self._remember([item.event for item in sent])
             dead += [
                 _dead_letter(
                     collection,

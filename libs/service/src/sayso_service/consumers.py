@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mappi
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.message import StreamMessage
@@ -37,6 +37,30 @@ log = logging.getLogger(__name__)
 LAG_INTERVAL_SECONDS = 5.0
 # How long FastStream lets a handler in progress finish when the broker stops.
 GRACEFUL_SECONDS = 10.0
+
+
+# How long a poll waits for records before it answers with none (see hold_polls).
+HOLD_POLL_MS = 1000
+
+
+def hold_polls(consumer: AIOKafkaConsumer, at_least_ms: int) -> None:
+    """Make every ``getmany`` on ``consumer`` wait up to ``at_least_ms`` for records.
+
+    FastStream's batch subscriber polls with ``batch_timeout_ms`` (50 ms) and, when the poll comes
+    back empty, sleeps as long again before the next one: a record arriving during that sleep
+    waited up to 50 ms more (half the time, idle; issue #36). A poll that waits longer answers as
+    soon as records arrive all the same, and leaves the sleep to an idle second."""
+    poll = consumer.getmany
+
+    async def getmany(
+        *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, list[ConsumerRecord[Any, Any]]]:
+        batches: dict[TopicPartition, list[ConsumerRecord[Any, Any]]] = await poll(
+            *partitions, timeout_ms=max(timeout_ms, at_least_ms), max_records=max_records
+        )
+        return batches
+
+    consumer.getmany = getmany
 
 
 class KafkaUnavailableError(RuntimeError):
@@ -124,6 +148,8 @@ class GroupConsumer:
             try:
                 await ensure_topics(self.settings)
                 await self.broker.start()
+                for consumer in self.consumers():
+                    hold_polls(consumer, HOLD_POLL_MS)
                 self.consuming.set()
                 log.info("consumer group joined", extra={"group": self.group.group_id})
                 return
