@@ -219,22 +219,31 @@ async def throughput(stack: BenchStack) -> Result:
     )
 
 
-async def _respond_latencies(
+async def _respond_timings(
     stack_api: str, account: Account, channel: str, sink: Sink, rounds: int
-) -> list[float]:
-    out: list[float] = []
+) -> list[tuple[float, float]]:
+    """Per answer, ms from sending the respond call and from its return to the webhook's arrival."""
+    out: list[tuple[float, float]] = []
     async with aiohttp.ClientSession(headers={"x-api-key": account.api_key}) as agent, \
             aiohttp.ClientSession(headers={"Authorization": f"Bearer {account.token}"}) as human:  # fmt: skip
         ids = await _post_reviews(agent, stack_api, channel, rounds)
         for message_id in ids:
             before = sink.count
+            sent = time.perf_counter()
             await respond(human, stack_api, message_id)
             answered = time.perf_counter()
             deadline = time.monotonic() + 30
             while sink.count <= before and time.monotonic() < deadline:
                 await asyncio.sleep(0.001)
-            out.append((time.perf_counter() - answered) * 1000)
+            arrived = time.perf_counter()
+            out.append(((arrived - sent) * 1000, (arrived - answered) * 1000))
     return out
+
+
+async def _respond_latencies(
+    stack_api: str, account: Account, channel: str, sink: Sink, rounds: int
+) -> list[float]:
+    return [returned for _, returned in await _respond_timings(stack_api, account, channel, sink, rounds)]
 
 
 async def latency(stack: BenchStack) -> Result:
@@ -246,21 +255,30 @@ async def latency(stack: BenchStack) -> Result:
         account = Account.create(base)
         channel = account.agent(base, webhookUrl=sink.url("hook"))
         await asyncio.sleep(2)
-        lat = await _respond_latencies(base, account, channel, sink, LATENCY_ROUNDS)
+        timings = await _respond_timings(base, account, channel, sink, LATENCY_ROUNDS)
     finally:
         await sink.stop()
-    p50, p99 = statistics.median(lat), pct(lat, 0.99)
+    sent = [s for s, _ in timings]
+    returned = [r for _, r in timings]
+    p50, p99 = statistics.median(sent), pct(sent, 0.99)
     return Result(
         name="Response to webhook",
-        measure={"p50_ms": round(p50, 1), "p99_ms": round(p99, 1)},
+        measure={
+            "p50_ms": round(p50, 1),
+            "p99_ms": round(p99, 1),
+            "p50_ms_after_return": round(statistics.median(returned), 1),
+            "p99_ms_after_return": round(pct(returned, 0.99), 1),
+        },
         baseline=None,
         ratio=None,
-        target="p50 <= 25 ms, p99 <= 100 ms",
-        met=p50 <= 25 and p99 <= 100,
+        target="p50 <= 10 ms, p99 <= 25 ms from the send",
+        met=p50 <= 10 and p99 <= 25,
         notes=[
-            f"{LATENCY_ROUNDS} sequential responses at light load; respond call returned -> receiver has it"
+            f"{LATENCY_ROUNDS} sequential responses at light load; respond call sent -> receiver has it "
+            "(and from the call's return). Placet on this machine (issue #36): 7.6 ms p50, its webhook "
+            "fired before the answer returns, unsigned and never retried"
         ],
-        series={"latency ms": lat},
+        series={"from the send ms": sent, "from the return ms": returned},
     )
 
 
