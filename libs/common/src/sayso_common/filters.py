@@ -94,7 +94,9 @@ def resolve(document: Any, path: Sequence[str]) -> Any:
     """The value at ``path``, or ``_MISSING``."""
     value = document
     for segment in path:
-        if isinstance(value, Mapping):
+        # ``type(...) is dict`` first: documents are plain dicts, and an ABC isinstance check was
+        # a fifth of a 50-rule policy's evaluation time.
+        if type(value) is dict or isinstance(value, Mapping):
             if segment not in value:
                 return _MISSING
             value = value[segment]
@@ -110,6 +112,8 @@ def resolve(document: Any, path: Sequence[str]) -> Any:
 
 def json_equal(a: Any, b: Any) -> bool:
     """JSON equality: booleans are not numbers, numbers compare by value, containers deeply."""
+    if type(a) is str and type(b) is str:  # the common case, without the checks below
+        return a == b
     if isinstance(a, bool) or isinstance(b, bool):
         return isinstance(a, bool) and isinstance(b, bool) and a == b
     if _is_number(a) and _is_number(b):
@@ -181,11 +185,36 @@ def _compile_filter(spec: Any, where: str, depth: int, budget: _Budget) -> Predi
 
 
 def _all(tests: list[Predicate]) -> Predicate:
+    # Loops rather than all()/any() over a generator: a policy evaluates up to hundreds of these
+    # per message, and the generator was a measurable share of that.
     if not tests:
         return lambda _doc: True
     if len(tests) == 1:
         return tests[0]
-    return lambda doc: all(test(doc) for test in tests)
+    if len(tests) == 2:
+        first, second = tests
+        return lambda doc: first(doc) and second(doc)
+    frozen = tuple(tests)
+
+    def every(doc: Any) -> bool:
+        for test in frozen:  # noqa: SIM110 (see above)
+            if not test(doc):
+                return False
+        return True
+
+    return every
+
+
+def _any(tests: list[Predicate]) -> Predicate:
+    frozen = tuple(tests)
+
+    def some(value: Any) -> bool:
+        for test in frozen:  # noqa: SIM110 (see above)
+            if test(value):
+                return True
+        return False
+
+    return some
 
 
 def _compile_logical(key: str, value: Any, where: str, depth: int, budget: _Budget) -> Predicate:
@@ -199,8 +228,8 @@ def _compile_logical(key: str, value: Any, where: str, depth: int, budget: _Budg
         raise FilterError(where, f"{key} takes a non-empty list of filters")
     parts = [_compile_filter(item, _join(where, i), depth + 1, budget) for i, item in enumerate(value)]
     if key == "$and":
-        return lambda doc: all(part(doc) for part in parts)
-    return lambda doc: any(part(doc) for part in parts)
+        return _all(parts)
+    return _any(parts)
 
 
 def _split_path(key: str, where: str) -> tuple[str, ...]:
@@ -297,7 +326,7 @@ def _exists(want: bool) -> Predicate:
 
 
 def _among(tests: list[Predicate]) -> Predicate:
-    return lambda actual: any(test(actual) for test in tests)
+    return _any(tests)
 
 
 def _compared(bound: Any, compare: Callable[[Any, Any], bool]) -> Predicate:
