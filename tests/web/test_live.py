@@ -77,3 +77,21 @@ async def test_resumes_after_a_disconnect_without_losing_events(
     # They came from the stream's replay: the reconnect asked to resume after the last event.
     assert streams, "the page did not reconnect"
     assert streams[-1].get("last-event-id", "").startswith("evt_"), streams[-1]
+
+
+async def test_a_deleted_channels_review_leaves_the_open_inbox(tab: Tab, user: Owner) -> None:
+    # Issue #35 item 7: the inbox never shows a review whose channel is gone, also when it is
+    # open while the channel is deleted (the review:expired event with channel_deleted).
+    gone = await user.create_agent(name="short-lived-bot")
+    stays = await user.create_agent(name="staying-bot")
+    doomed = await user.post_message(
+        gone["id"], text="Rotate keys?", review={"type": "approval", "payload": {}}
+    )
+    kept = await user.post_message(stays["id"], text="Ship it?", review={"type": "approval", "payload": {}})
+    page = tab.page
+    await sign_in(page, user, "#/inbox")
+    await expect(page.locator(f"#msg-{doomed['id']}")).to_be_visible()
+    deleted = await user.agent.delete(f"/api/v1/agents/{gone['id']}")
+    assert deleted.status_code == 200, deleted.text
+    await expect(page.locator(f"#msg-{doomed['id']}")).to_have_count(0)
+    await expect(page.locator(f"#msg-{kept['id']}")).to_be_visible()

@@ -51,6 +51,8 @@ export function inboxView(root, { channels }) {
     title: "Inbox",
     onEvent(name, data) {
       if (name === "message:created" && data.review && data.review.status === "pending") list.upsert(data);
+      // Its channel was deleted: the inbox never shows a review whose channel is gone.
+      else if (name === "review:expired" && data.review && data.review.expiredReason === "channel_deleted") list.remove(data.id);
       else if ((name === "review:responded" || name === "review:expired" || name === "review:voted" || name === "message:updated") && list.has(data.id)) {
         list.upsert(data);
       }

@@ -69,6 +69,16 @@ export class MessageList {
     clear(this.container);
   }
 
+  /** Take one message's card out of the list (its channel is gone). */
+  remove(id) {
+    const item = this.items.get(id);
+    if (!item) return;
+    if (item.panel) item.panel.destroy();
+    item.el.remove();
+    this.items.delete(id);
+    this.onChange();
+  }
+
   /** Insert or replace; keeps the list sorted oldest first. Returns true if it was new.
    * ``force`` replaces whatever is shown: for what this tab itself learned (its own answer, a
    * delivery status event) rather than a copy of the message from the server. */
