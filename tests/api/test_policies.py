@@ -7,15 +7,17 @@ signed ``review:responded`` webhook and a long-poll answer, and the dry run."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from sayso_api.policies import PolicyBook
 from sayso_common.webhook_signature import matches
 from tests.api.test_review_policies import settled
 from tests.support.receiver import Receiver
-from tests.support.stack import Owner, RunningStack
+from tests.support.stack import Owner, RunningStack, eventually
 
 STAGING = {"metadata.env": "staging"}
 DEPLOY = {"text": "Deploy web?", "review": {"type": "approval"}}
@@ -186,7 +188,8 @@ async def test_rules_decide_on_arrival_channel_first_then_account(
     assert plain["review"] is None
     # Stored once, with one message.created then one review.responded, never seen pending.
     state = await settled(stack, approved["id"])
-    assert state["types"] == ["message.created", "review.responded"]
+    # (Event ids made in the same millisecond do not sort by creation: compared as a set.)
+    assert sorted(state["types"]) == ["message.created", "review.responded"]
     assert state["doc"]["review"]["decided_by"] == review["decidedBy"]
     assert "responded_by" not in state["doc"]["review"]
     pending = (await owner.agent.get("/api/v1/reviews/pending", params={"channel": agent["id"]})).json()
@@ -364,3 +367,38 @@ async def test_saves_racing_each_make_their_own_version(stack: RunningStack, tea
     assert {v["version"]: v["rules"] for v in versions} == made
     head = (await owner.agent.get(path)).json()
     assert head["rules"] == made[len(bodies)]
+
+
+async def test_a_replica_keeping_policy_heads_sees_a_save_made_by_another(
+    stack: RunningStack, team: list[Owner]
+) -> None:
+    """An API replica keeps the heads it read while the change stream is open; a save through
+    another replica (here the stack's API) reaches it through that stream."""
+    outsider = team[2]  # saves no other policy in this module
+    agent = await outsider.create_agent()
+    mongo = stack.mongo()
+    replica = PolicyBook(mongo[stack.mongo_db])
+    follower = asyncio.create_task(replica.follow_changes())
+    try:
+
+        async def watching() -> bool | None:
+            return replica.watching or None
+
+        await eventually(watching, what="the policies change stream open")
+        assert await replica.applying(outsider.user_id, agent["id"]) == (None, None)
+        assert replica.kept() == 1
+        saved = await put_policy(outsider, [{"match": {}, "action": "approve"}], agent["id"])
+
+        async def seen() -> tuple[Any, Any] | None:
+            found = await replica.applying(outsider.user_id, agent["id"])
+            return found if found[0] is not None else None
+
+        channel, account = await eventually(seen, what="the save seen by the other replica")
+        assert (channel.id, channel.version, account) == (saved["id"], 1, None)
+    finally:
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
+        await mongo.close()
+    assert not replica.watching
+    assert replica.kept() == 0

@@ -16,6 +16,7 @@ from sayso_service.probes import Check, probe_routes
 from sayso_api import apidocs, auth, web
 from sayso_api import files as files_store
 from sayso_api import messages as messages_store
+from sayso_api import policies as policy_store
 from sayso_api.context import ApiContext, ChannelCache
 from sayso_api.jsonguard import JsonGuard
 from sayso_api.limits import BodyLimit
@@ -192,10 +193,13 @@ def create_app(settings: ApiSettings) -> FastAPI:
         app.state.ctx = ctx
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
         sweeper = asyncio.create_task(files_store.run_sweeper(runtime.db, settings), name="file-sweeper")
+        policy_changes = asyncio.create_task(
+            policy_store.book(runtime.db).follow_changes(), name="policy-changes"
+        )
         try:
             yield
         finally:
-            for task in (sweeper, relay_task):
+            for task in (policy_changes, sweeper, relay_task):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
