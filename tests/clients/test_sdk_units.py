@@ -190,3 +190,15 @@ def test_clients_use_the_public_api_only(source: Path) -> None:
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.append(node.module)
     assert not [m for m in imported if m.split(".")[0] in (*SERVICES, "sayso_devstack")]
+
+
+def test_a_review_answered_by_a_policy_reads_its_rule() -> None:
+    review = {"type": "approval", "status": "completed", "response": {"selectedOption": "approve"}}
+    decided = sayso.models.Review.model_validate(
+        {**review, "respondedBy": None, "decidedBy": {"policy": "pol_1", "rule": 2, "version": 7}}
+    )
+    assert decided.decided_by is not None
+    assert (decided.decided_by.policy, decided.decided_by.rule, decided.decided_by.version) == ("pol_1", 2, 7)
+    assert decided.responded_by is None
+    assert decided.answer is not None
+    assert sayso.models.Review.model_validate({**review, "respondedBy": "usr_1"}).decided_by is None
