@@ -122,9 +122,11 @@ class FetchGate:
                     woken_ms = _now_ms()
                 elif await self._caught_up(answered_after):
                     break
-                if self._wait_ms < self._fetch_wait_ms and _now_ms() - resumed_ms > BUSY_MS:
+                busy = _now_ms() - resumed_ms > BUSY_MS
+                if busy and self._wait_ms < self._fetch_wait_ms:
                     self._set_wait(self._fetch_wait_ms)
-                await asyncio.sleep(CHECK_SECONDS)
+                # Under load the check only decides when to pause once it is over: less often.
+                await asyncio.sleep(CHECK_SECONDS * (4 if busy else 1))
             if self._woken.is_set():
                 continue
             # No await between this check and the pause: a wake-up cannot fall in between.
