@@ -278,6 +278,9 @@ def test_every_readme_snippet_runs(readme_stack: ReadmeStack, tmp_path: Path) ->
         # The Notifications section answered from the e-mail's link (a newcomer's e-mail path).
         assert "Confirm: Friday" in printed, printed
         assert "Answer recorded" in printed, printed
+        # The Policies section's rule answered its review on arrival (no person involved).
+        assert "approve 2 small staging deploys" in printed, printed
+        assert "completed {'selectedOption': 'approve'} {'policy': 'pol_" in printed, printed
     finally:
         person.stop.set()
         shell.stop()
