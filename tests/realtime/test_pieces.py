@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sayso_service.cors import origin_checker
 
 from sayso_common.events import AgentStatusChanged, AgentStatusData, MessageData, ReviewResponded
 from sayso_common.membership import Reach
@@ -15,7 +16,6 @@ from sayso_realtime.fanout import SeenIds, Subscription
 from sayso_realtime.history import RecentEvents, valid_event_id
 from sayso_realtime.longpoll import answer, parse_timeout_ms
 from sayso_realtime.payloads import event_name, payload
-from sayso_realtime.sockets import origin_checker
 from sayso_realtime.wait_endpoint import review_id_of
 from sayso_realtime.waiters import Waiters
 

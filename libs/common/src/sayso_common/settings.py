@@ -48,6 +48,14 @@ class ServiceSettings(BaseSettings):
     # Keys for stored secrets, comma-separated, newest first: new secrets are sealed with the first,
     # every listed key still opens its own (see secretbox.py and `sayso-api rotate-secrets`).
     secret_keys: SecretStr | None = None
+    # Browser origins allowed to call the API and open SSE streams, long-polls and Socket.IO
+    # besides the page's own origin (always allowed), a JSON list; one rule for all of them
+    # (sayso_service.cors). Clients that send no Origin header (scripts, the SDK) are not affected.
+    # "*" allows every origin (answered with the origin itself, never "*"). An empty list means
+    # "same origin only"; the default is the local edge's own origin.
+    cors_origins: list[str] = Field(
+        default_factory=lambda: ["http://localhost:8000", "http://127.0.0.1:8000"]
+    )
 
     def __init__(self, **values: Any) -> None:
         # Every service builds its settings here: the former names are read as their SAYSO_*

@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
+from sayso_service.cors import Cors
 from sayso_service.errors import install_error_handlers
 from sayso_service.probes import Check, probe_routes
 
@@ -264,4 +265,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.add_middleware(JsonGuard, skip=files.streams_own_body)
     # File uploads stream their body under SAYSO_MAX_UPLOAD_BYTES instead (routes/files.py).
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, exempt=files.streams_own_body)
+    # Outermost: a preflight is answered before any other check, and every answer (a 413 too)
+    # carries the CORS headers a script on an allowed origin needs to read it.
+    app.add_middleware(Cors, allowed=settings.cors_origins)
     return app

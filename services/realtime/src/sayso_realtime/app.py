@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 
 import socketio
 from fastapi import FastAPI, Request
+from sayso_service.cors import Cors
 from sayso_service.errors import install_error_handlers
 from sayso_service.probes import Check, probe_routes
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -108,5 +109,8 @@ def create_app(settings: RealtimeSettings) -> ASGIApp:
         else:
             await long_poll(scope, receive, send, review_id)
 
-    app: ASGIApp = socketio.ASGIApp(sockets.server, other_asgi_app=http, socketio_path="socket.io")
+    # SSE and long-poll get the CORS headers here; Engine.IO applies the same rule to Socket.IO.
+    app: ASGIApp = socketio.ASGIApp(
+        sockets.server, other_asgi_app=Cors(http, settings.cors_origins), socketio_path="socket.io"
+    )
     return app

@@ -7,12 +7,6 @@ from sayso_common.settings import ServiceSettings
 
 class RealtimeSettings(ServiceSettings):
     http_port: int = 8102
-    # Browser origins allowed to open Socket.IO and SSE connections besides the page's own origin
-    # (always allowed). Clients that send no Origin header (scripts, the Python client) are not
-    # affected. "*" allows every origin. An empty list means "same origin only".
-    cors_origins: list[str] = Field(
-        default_factory=lambda: ["http://localhost:8000", "http://127.0.0.1:8000"]
-    )
     # Long-poll: Placet's contract is milliseconds, default and cap 30 s.
     wait_default_ms: int = Field(default=30_000, ge=1)
     wait_max_ms: int = Field(default=30_000, ge=1)

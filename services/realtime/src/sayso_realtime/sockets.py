@@ -30,6 +30,7 @@ from typing import Any
 import engineio
 import socketio
 from pymongo.errors import PyMongoError
+from sayso_service.cors import origin_checker
 
 from sayso_common.events import Event
 from sayso_common.membership import Reach, reach_of
@@ -66,20 +67,6 @@ def owner_room(owner_id: str) -> str:
 
 def channel_room(channel_id: str) -> str:
     return f"channel:{channel_id}"
-
-
-def origin_checker(allowed: list[str]) -> Any:
-    """Engine.IO origin check: the page's own origin (the edge) and the configured ones."""
-    allow_all = "*" in allowed
-
-    def check(origin: str | None, environ: dict[str, Any]) -> bool:
-        if origin is None or allow_all or origin in allowed:
-            return True
-        # Same origin: TLS ends at the edge, so only the host part is compared.
-        host = environ.get("HTTP_HOST", "")
-        return bool(host) and origin.split("://", 1)[-1] == host
-
-    return check
 
 
 def _refused(code: str, message: str) -> socketio.exceptions.ConnectionRefusedError:
