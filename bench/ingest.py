@@ -49,15 +49,13 @@ async def run(stack: BenchStack) -> Result:
     return Result(
         name="API ingest",
         measure={
-            "rps": round(best.rps),
-            "p50_ms": best.p50_ms,
-            "p99_ms": best.p99_ms,
+            **best.speed(),
             "errors": errors,
             "tool": best.tool,
             "mongod_write_ops_per_request": round(usage.write_ops / served, 2),
             "api_cpu_us_per_request": round(usage.cpu_s.get("api-bench", 0.0) / served * 1e6),
         },
-        baseline={"rps": round(best_base.rps), "p50_ms": best_base.p50_ms, "p99_ms": best_base.p99_ms},
+        baseline=best_base.speed(),
         ratio=round(ratio, 2),
         target=">= 0.8x baseline",
         met=ratio >= 0.8 and errors == 0,

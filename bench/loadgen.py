@@ -27,6 +27,10 @@ class LoadResult:
     p50_ms: float
     p99_ms: float
 
+    def speed(self) -> dict[str, float]:
+        """Throughput and latency, as a report's measure or baseline shows them."""
+        return {"rps": round(self.rps), "p50_ms": self.p50_ms, "p99_ms": self.p99_ms}
+
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 

@@ -79,17 +79,13 @@ async def run(stack: BenchStack) -> Result:
     return Result(
         name=f"API ingest, {RULES} policy rules",
         measure={
-            "rps": round(best.rps),
-            "p50_ms": best.p50_ms,
-            "p99_ms": best.p99_ms,
+            **best.speed(),
             "errors": errors,
             "tool": best.tool,
             "api_cpu_us_per_request": cpu_us(usage_with, with_rules),
         },
         baseline={
-            "rps": round(best_without.rps),
-            "p50_ms": best_without.p50_ms,
-            "p99_ms": best_without.p99_ms,
+            **best_without.speed(),
             "api_cpu_us_per_request": cpu_us(usage_without, without),
         },
         ratio=round(ratio, 2),

@@ -16,27 +16,14 @@ from sayso_common.documents import AgentDoc, MessageDoc
 from sayso_common.events import ReviewExpired, parse_event
 from sayso_common.webhook_bodies import body_for
 from sayso_realtime.longpoll import answer
+from tests.support.documents import pending_approval
 
 APPROVE = {"selectedOption": "approve"}
 OPTIONS = [{"id": "approve", "label": "Approve"}, {"id": "reject", "label": "Reject"}]
 
 
 def _doc(**review: Any) -> MessageDoc:
-    now = utcnow()
-    return {
-        "_id": "msg_1",
-        "channel_id": "agt_1",
-        "owner_id": "usr_owner",
-        "text": "Deploy?",
-        "created_at": now,
-        "review": {
-            "type": "approval",
-            "payload": {"options": OPTIONS},
-            "status": "pending",
-            "expires_at": now + timedelta(hours=1),
-            **review,  # type: ignore[typeddict-item]
-        },
-    }
+    return pending_approval({"options": OPTIONS}, **review)
 
 
 def _withdrawn(doc: MessageDoc) -> tuple[Mapping[str, Any], dict[str, Any], ReviewExpired]:

@@ -3,7 +3,6 @@ quorum is decided, the vote and expiry builders, and what webhooks and long-poll
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ from sayso_common.events import ReviewExpired, ReviewResponded, parse_event
 from sayso_common.views import message_view
 from sayso_common.webhook_bodies import body_for
 from sayso_realtime.longpoll import answer
+from tests.support.documents import pending_approval
 
 DEFAULT = normalise_payload("approval", {})
 STYLED = normalise_payload(
@@ -110,23 +110,7 @@ def test_quorum_outcome_from_votes(votes: list[VoteDoc], reviewers: set[str], ou
 
 
 def _doc(required: int, votes: list[VoteDoc] | None = None, **review: Any) -> MessageDoc:
-    now = utcnow()
-    return {
-        "_id": "msg_1",
-        "channel_id": "agt_1",
-        "owner_id": "usr_owner",
-        "text": "Deploy?",
-        "created_at": now,
-        "review": {
-            "type": "approval",
-            "payload": DEFAULT,
-            "status": "pending",
-            "expires_at": now + timedelta(hours=1),
-            "quorum": {"approvals": required},
-            "votes": votes or [],
-            **review,  # type: ignore[typeddict-item]
-        },
-    }
+    return pending_approval(DEFAULT, quorum={"approvals": required}, votes=votes or [], **review)
 
 
 def test_an_open_vote_is_recorded_with_one_voted_event() -> None:
