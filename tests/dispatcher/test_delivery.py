@@ -27,7 +27,9 @@ async def test_signed_placet_body_verifies_and_status_is_mirrored(owner: Owner, 
         "review_type": "approval",
         "response": {"selectedOption": "ok"},
         "responded_at": payload["responded_at"],
+        "actionDigest": msg["review"]["actionDigest"],  # Sayso's addition, after Placet's keys
     }
+    assert list(payload)[-1] == "actionDigest"
     assert payload["responded_at"].endswith("Z")
     assert got.headers["x-team"] == "blue"
     assert got.headers["content-type"] == "application/json"

@@ -288,5 +288,6 @@ async def test_an_expired_review_reaches_processa_as_rejected(owner: Owner) -> N
         assert processa.rejected == [(msg["id"], "expired")]
         assert processa.executed == []
         body = json.loads(processa.raw[0])
-        assert set(body) == {"event", "draft", "timestamp"}
+        assert set(body) == {"event", "draft", "timestamp", "actionDigest"}
+        assert body["actionDigest"] == msg["review"]["actionDigest"]
         assert set(body["draft"]) == {"id", "title", "rejectionReason", "reviewedAt"}

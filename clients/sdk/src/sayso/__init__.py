@@ -8,7 +8,7 @@
 """
 
 from sayso.aio import AsyncClient
-from sayso.approval import Denied, require_approval
+from sayso.approval import Denied, DigestMismatch, action_digest, require_approval
 from sayso.client import Client
 from sayso.errors import (
     ApiError,
@@ -81,6 +81,7 @@ __all__ = [
     "ConfigurationError",
     "Conflict",
     "Denied",
+    "DigestMismatch",
     "Dismissed",
     "DownloadLink",
     "Event",
@@ -119,6 +120,7 @@ __all__ = [
     "WaitTimeout",
     "WebhookVerificationError",
     "__version__",
+    "action_digest",
     "require_approval",
     "verify_webhook",
 ]

@@ -7,6 +7,11 @@
 
 Works on ``async def`` functions too (then with :class:`sayso.AsyncClient`). An expired
 review is a denial unless ``on_expire="allow"``.
+
+Each call is bound to its approval: the review carries ``metadata.tool`` (the function) and
+``metadata.args`` (its arguments) and the ``actionDigest`` of them and the review payload; an
+answer whose review carries another digest raises :class:`DigestMismatch` and the function
+does not run.
 """
 
 # The exception names are the SDK's public vocabulary (NotFound, Conflict, Expired, Denied …),
@@ -16,8 +21,10 @@ review is a denial unless ``on_expire="allow"``.
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
-from collections.abc import Awaitable, Callable, Collection, Sequence
+import json
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, Literal, ParamSpec, TypeVar, cast
 
 from sayso import config
@@ -55,6 +62,33 @@ class Denied(SaysoError):
         self.answer = answer
         self.comment = comment
         self.expired = expired
+
+
+class DigestMismatch(SaysoError):
+    """The answered review is not bound to the call that asked: its ``actionDigest``
+    (``answered``, None when the server sent none) differs from the one computed for the call
+    (``expected``). The function was not run."""
+
+    def __init__(self, function: str, message_id: str, expected: str, answered: str | None) -> None:
+        super().__init__(
+            f"{function} was not run: review {message_id} was answered with actionDigest "
+            f"{answered or '(none)'}, but this call's is {expected}"
+        )
+        self.function = function
+        self.message_id = message_id
+        self.expected = expected
+        self.answered = answered
+
+
+def action_digest(payload: Mapping[str, Any] | None, metadata: Mapping[str, Any] | None) -> str:
+    """sha256 (hex) of the canonical JSON of ``{"payload", "tool", "args"}``: the review payload
+    as sent and ``metadata.tool``/``metadata.args`` (null when missing); keys sorted, no
+    whitespace, UTF-8 with ``ensure_ascii=False``. The server's twin is
+    ``sayso_common.action_digest``; the two must agree."""
+    meta = metadata or {}
+    action = {"payload": dict(payload or {}), "tool": meta.get("tool"), "args": meta.get("args")}
+    canonical = json.dumps(action, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def _short(value: Any) -> str:
@@ -122,17 +156,27 @@ class _Gate:
             raise ConfigurationError("require_approval needs channel=... (or SAYSO_DEFAULT_CHANNEL)")
         return channel
 
-    def request(self, args: Sequence[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    def request(self, args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """The review request for this call, and the actionDigest it is bound to."""
         call, named = describe_call(self.fn, args, kwargs)
         heading = self.text or f"Approve this call of `{display_name(self.fn)}`?"
-        return {
-            "review": self.review,
+        function = f"{self.fn.__module__}.{self.fn.__qualname__}"
+        metadata = {"function": function, "arguments": named, "tool": function, "args": named}
+        review = self.review.body()
+        digest = action_digest(review.get("payload"), metadata)
+        request = {
+            "review": {**review, "actionDigest": digest},
             "text": f"{heading}\n\n```python\n{call}\n```",
             "expires_in": self.expires_in,
-            "metadata": {"function": f"{self.fn.__module__}.{self.fn.__qualname__}", "arguments": named},
+            "metadata": metadata,
         }
+        return request, digest
 
-    def decide(self, answer: Answer) -> None:
+    def decide(self, answer: Answer, digest: str) -> None:
+        if answer.review.action_digest != digest:
+            raise DigestMismatch(
+                display_name(self.fn), answer.message_id, digest, answer.review.action_digest
+            )
         value = answer.value
         if isinstance(value, ApprovalAnswer) and value.selected_option in self.approve:
             return
@@ -141,9 +185,12 @@ class _Gate:
             display_name(self.fn), answer.message_id, answer=answer, comment=comment or answer.feedback
         )
 
-    def expired(self, exc: Expired) -> None:
+    def expired(self, exc: Expired, digest: str) -> None:
         if self.on_expire == "deny":
             raise Denied(display_name(self.fn), exc.message.id, expired=True) from exc
+        answered = exc.message.review.action_digest if exc.message.review else None
+        if answered != digest:  # on_expire="allow" runs it: only for the call that asked
+            raise DigestMismatch(display_name(self.fn), exc.message.id, digest, answered) from exc
 
 
 def require_approval(
@@ -187,11 +234,12 @@ def _sync_gate(gate: _Gate, fn: Callable[P, R], client: Client | None) -> Callab
         own = client or Client()
         try:
             channel = gate.target()
-            message = own.request_review(channel, **gate.request(args, kwargs))
+            request, digest = gate.request(args, kwargs)
+            message = own.request_review(channel, **request)
             try:
-                gate.decide(own.wait(message.id, channel))
+                gate.decide(own.wait(message.id, channel), digest)
             except Expired as exc:
-                gate.expired(exc)
+                gate.expired(exc, digest)
         finally:
             if client is None:
                 own.close()
@@ -208,11 +256,12 @@ def _async_gate(
         own = client or AsyncClient()
         try:
             channel = gate.target()
-            message = await own.request_review(channel, **gate.request(args, kwargs))
+            request, digest = gate.request(args, kwargs)
+            message = await own.request_review(channel, **request)
             try:
-                gate.decide(await own.wait(message.id, channel))
+                gate.decide(await own.wait(message.id, channel), digest)
             except Expired as exc:
-                gate.expired(exc)
+                gate.expired(exc, digest)
         finally:
             if client is None:
                 await own.aclose()

@@ -102,6 +102,10 @@ class Review(ApiModel):
     decided_by: DecidedBy | None = Field(
         default=None, description="The policy rule that answered the review (respondedBy is then None)"
     )
+    action_digest: str | None = Field(
+        default=None,
+        description="sha256 of the review payload and metadata.tool/args (sayso.approval.action_digest)",
+    )
 
     @property
     def answer(self) -> AnswerValue | None:

@@ -231,6 +231,7 @@ class ReviewDoc(TypedDict, total=False):
     votes: list[VoteDoc]  # [] from creation on quorum reviews (votes are counted by $size)
     content_digest: str  # what the reviewer is shown (review_state.content_digest), fixed at creation
     decided_by: DecidedByDoc  # set (and responded_by absent) when a policy answered it
+    action_digest: str  # the agent's review.actionDigest, else sayso_common.action_digest; at creation
     policy_fallback: PolicyFallbackDoc  # a matching rule that could not answer it
 
 

@@ -120,6 +120,12 @@ class ReviewView(_View):
         description="Set when a policy rule answered the review as it was created (respondedBy is then "
         "null); null when a person answered",
     )
+    action_digest: str | None = Field(
+        default=None,
+        description="sha256 of the review payload and metadata.tool/metadata.args as the agent sent them "
+        "(or the agent's own review.actionDigest), fixed when the message is created: what an approval "
+        "is bound to",
+    )
 
     @field_serializer("response", "default_response")
     def _hide_passwords(self, response: Any, info: SerializationInfo) -> Any:
@@ -252,6 +258,7 @@ def message_view(doc: MessageDoc) -> MessageView:
             else None,
             content_digest=review.get("content_digest"),
             decided_by=DecidedByView(**review["decided_by"]) if "decided_by" in review else None,
+            action_digest=review.get("action_digest"),
         )
     created = _dt(doc.get("created_at"))
     assert created is not None, "stored messages always have created_at"

@@ -25,6 +25,8 @@ keep Placet's body whatever the format):
   Placet body: ``reason: "channel_deleted"``).
 * ``reviewedAt`` is when the review was answered (or expired); ``timestamp`` when the event
   happened.
+* Both formats end with the review's ``actionDigest`` (:mod:`sayso_common.action_digest`), after
+  the keys Placet and Processa send.
 """
 
 from __future__ import annotations
@@ -79,6 +81,8 @@ def placet_body(event: Event) -> dict[str, Any] | None:
             body["votes"] = [v.model_dump(mode="json", context=FULL) for v in review.votes]
         if review and review.decided_by is not None:
             body["decidedBy"] = review.decided_by.model_dump(mode="json")  # a policy answered
+        if review and review.action_digest is not None:
+            body["actionDigest"] = review.action_digest  # what an approval is bound to
         return body
     if isinstance(event, MessageCreated):
         message = event.data.message
@@ -127,7 +131,10 @@ def processa_body(event: Event) -> dict[str, Any] | None:
         event.occurred_at if expired else (review.completed_at or review.responded_at or event.occurred_at)
     )
     draft["reviewedAt"] = iso(reviewed)
-    return {"event": event_name, "draft": draft, "timestamp": iso(event.occurred_at)}
+    body: dict[str, Any] = {"event": event_name, "draft": draft, "timestamp": iso(event.occurred_at)}
+    if review.action_digest is not None:
+        body["actionDigest"] = review.action_digest  # Sayso's addition, after Processa's keys
+    return body
 
 
 def body_for(event: Event, fmt: str | None = "placet") -> dict[str, Any] | None:

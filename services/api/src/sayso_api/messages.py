@@ -24,6 +24,7 @@ from sayso_api.reviews import ReviewError, normalise_payload, validate_response
 from sayso_api.schemas import CONTENT_FIELDS, MessageIn, ReviewIn
 from sayso_api.settings import ApiSettings
 from sayso_common import deleted_channels, membership, policies, quorum, review_state
+from sayso_common.action_digest import action_digest
 from sayso_common.batching import GroupedInserts
 from sayso_common.clock import as_utc, utcnow
 from sayso_common.documents import AttachmentDoc, CallbackDoc, MessageDoc, ReviewDoc
@@ -314,6 +315,9 @@ async def create_message(
     if review is not None and body.review is not None:
         doc["delivery_status"] = "sent"
         doc["review"]["content_digest"] = review_state.content_digest(doc)
+        doc["review"]["action_digest"] = body.review.action_digest or action_digest(
+            body.review.payload, body.metadata
+        )
         decision = await policy_store.decision_for(
             db, owner_id, body.channel_id, body.text, review["type"], body.review.payload,
             review["payload"], body.metadata,

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
+from sayso_common.action_digest import PATTERN as ACTION_DIGEST_PATTERN
 from sayso_common.documents import DEFAULT_AGENT_STATUS, DEFAULT_WEBHOOK_EVENTS, AgentStatus, WebhookEvent
 from sayso_common.membership import MAX_MEMBERS
 from sayso_common.views import MessageStatus, MessageView, ReviewType, StreamState, WebhookFormat
@@ -132,6 +133,12 @@ class ReviewIn(_In):
     )
     escalation: list[EscalationStepIn] | None = Field(
         default=None, max_length=5, description="Who else the notifier tells, and when"
+    )
+    action_digest: str | None = Field(
+        default=None,
+        pattern=ACTION_DIGEST_PATTERN,
+        description="64 lowercase hex digits, stored as given; else the server computes it "
+        "(sayso_common.action_digest)",
     )
 
 

@@ -1,0 +1,34 @@
+"""``actionDigest``: what an approval is bound to, in a form an agent can compute itself.
+
+SHA-256 (64 lowercase hex digits) of the UTF-8 bytes of the canonical JSON of::
+
+    {"args": metadata.args or null, "payload": review.payload, "tool": metadata.tool or null}
+
+``payload`` is the review payload exactly as the agent sent it (``{}`` when it sent none), not
+the server's normalised form, so a client needs nothing but what it posted. Canonical JSON is
+``json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``: keys sorted at
+every level, no whitespace, non-ASCII characters as themselves. A missing ``metadata.tool`` or
+``metadata.args`` (or no metadata) is ``null``; any other value is taken as it is.
+
+Unlike ``contentDigest`` (everything the reviewer is shown: text, metadata, attachments …),
+this binds only the action. An agent may supply its own ``review.actionDigest`` instead; it is
+then stored as given. The SDK carries a twin of :func:`action_digest` (``sayso.approval``);
+tests/clients/test_action_digest.py checks that the two agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+PATTERN = r"^[0-9a-f]{64}$"
+
+
+def action_digest(payload: Mapping[str, Any] | None, metadata: Mapping[str, Any] | None) -> str:
+    """The digest of a review's ``payload`` and ``metadata.tool``/``metadata.args``."""
+    meta = metadata or {}
+    action = {"payload": dict(payload or {}), "tool": meta.get("tool"), "args": meta.get("args")}
+    canonical = json.dumps(action, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
