@@ -368,3 +368,26 @@ def test_a_response_is_only_checked_against_options_when_a_message_arrives() -> 
     assert parse_rules(rules)[0].response == {"selectedOption": "ship"}
     assert decided(rules, None, "approval", CUSTOM).action == "approve"
     assert decided(rules, None, "approval", None).action == "ask"
+
+
+def test_a_rule_never_approves_a_quorum_review_but_may_reject_it() -> None:
+    # The agent asked for two people's approvals: an approving rule leaves the review to them
+    # (and a broader rule below does not approve instead); a rejecting rule still applies.
+    doc = subject("agt_1", "deploy web", "approval", {}, None, {"approvals": 2})
+    stored = normalise_payload("approval", {})
+    assert doc["review"]["quorum"] == {"approvals": 2}  # rules can match it
+    approving = decide(
+        policy([{"match": ALL, "action": "approve"}, {"match": ALL, "action": "approve"}]),
+        None, doc, stored, validate_response,
+    )  # fmt: skip
+    assert (approving.action, approving.rule) == ("ask", 0)
+    assert approving.reason is not None
+    assert "quorum" in approving.reason
+    rejecting = decide(policy([{"match": ALL, "action": "reject"}]), None, doc, stored, validate_response)
+    assert rejecting.action == "reject"
+    # A rule can leave quorum reviews out by matching on it.
+    alone = decide(
+        policy([{"match": {"review.quorum": {"$exists": False}}, "action": "approve"}]),
+        None, doc, stored, validate_response,
+    )  # fmt: skip
+    assert (alone.action, alone.rule) == ("ask", None)

@@ -98,6 +98,10 @@ async def test_rotate_secrets_command(infra: Infra) -> None:
             {"_id": made.json()["id"]},
             {"$set": {"webhook_headers_enc": _legacy_seal(OLD, '{"X-Token": "v"}')}},
         )
+        # A deleted channel's kept webhook settings (as DELETE /api/v1/agents/{id} leaves them).
+        kept = await db.agents.find_one({"_id": made.json()["id"]})
+        assert kept is not None
+        await db.deleted_agents.insert_one({**kept, "_id": "agt_deleted"})
         run_env = {**os.environ, **env, "SAYSO_SECRET_KEYS": f"{NEW},{OLD}"}
         done = subprocess.run(  # noqa: ASYNC221 - a short command, run to completion
             [sys.executable, "-m", "sayso_api", "rotate-secrets"],
@@ -109,7 +113,12 @@ async def test_rotate_secrets_command(infra: Infra) -> None:
         assert done.returncode == 0, done.stderr
         assert "agents: 1 documents re-sealed" in done.stdout
         assert "triggers: 1 documents re-sealed" in done.stdout
+        assert "deleted_agents: 1 documents re-sealed" in done.stdout
         only_new = SecretBox(NEW)
+        gone = await db.deleted_agents.find_one({"_id": "agt_deleted"})
+        assert gone is not None
+        assert only_new.open(gone["webhook_headers_enc"]) == '{"X-Token": "v"}'
+        assert all(only_new.open(s["secret_enc"]).startswith("whsec_") for s in gone["signing_secrets"])
         agent = await db.agents.find_one({"_id": made.json()["id"]})
         assert agent is not None
         assert only_new.open(agent["webhook_headers_enc"]) == '{"X-Token": "v"}'

@@ -327,17 +327,14 @@ class OutboxRelay:
         if ready:
             written, refused = await asyncio.wait_for(self._send_all(ready), self._publish_timeout)
             if written:
-                # Stored while the cluster is asked, not after: the store is what wakes idle
-                # consumers (sayso_common.fetch_gate), and an event stored but then found lost by
-                # the broker stays in the outbox and is published again under the same id.
-                for outcome in await asyncio.gather(
-                    asyncio.wait_for(self._confirm([meta for _, meta in written]), self._publish_timeout),
-                    self._remember([item.event for item, _ in written]),
-                    return_exceptions=True,
-                ):
-                    if isinstance(outcome, BaseException):
-                        raise outcome
+                # Stored only once the cluster confirms it kept them: the store is what wakes idle
+                # consumers (sayso_common.fetch_gate). Stored earlier, a batch the broker then lost
+                # (a memory-only broker restarting) would be in `events` already, so its
+                # republication's store would find the ids there, write nothing, and wake nobody:
+                # the consumers would wait for their idle recheck.
+                await asyncio.wait_for(self._confirm([meta for _, meta in written]), self._publish_timeout)
                 sent = [item for item, _ in written]
+                await self._remember([item.event for item in sent])
             dead += [
                 _dead_letter(
                     collection,

@@ -239,9 +239,13 @@ def subject(
     review_type: str,
     payload: Mapping[str, Any] | None,
     metadata: Mapping[str, Any] | None,
+    quorum: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The document rules match: the message as the agent sent it."""
+    """The document rules match: the message as the agent sent it (``review.quorum`` when it asked
+    for one, so a rule can tell such reviews apart)."""
     doc: dict[str, Any] = {"channel": channel_id, "review": {"type": review_type, "payload": payload or {}}}
+    if quorum is not None:
+        doc["review"]["quorum"] = dict(quorum)
     if text is not None:
         doc["text"] = text
     if metadata is not None:
@@ -289,6 +293,10 @@ def _apply(
         except ValueError as exc:
             response, problem = None, f"the rule's response does not fit this review: {exc}"
     approving = rule.action == "approve"
+    if response is not None and approving and isinstance(review, Mapping) and review.get("quorum"):
+        # The agent asked for N people's approvals: one rule is not N people (a rule may still
+        # reject, the safe direction).
+        response, problem = None, "a quorum review is approved by its reviewers' votes, never by a rule"
     if response is not None and review_type == "approval" and quorum.approves(payload, response) != approving:
         chosen = response.get("selectedOption")
         kind = "does not approve" if approving else "approves"

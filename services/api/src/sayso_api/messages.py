@@ -320,7 +320,7 @@ async def create_message(
         )
         decision = await policy_store.decision_for(
             db, owner_id, body.channel_id, body.text, review["type"], body.review.payload,
-            review["payload"], body.metadata,
+            review["payload"], body.metadata, dict(review["quorum"]) if "quorum" in review else None,
         )  # fmt: skip
     if decision.decides:
         # A policy answers it in the same insert: the POST already returns it completed.

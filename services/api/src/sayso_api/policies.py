@@ -26,7 +26,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import PyMongoError
 
 from sayso_api.reviews import ReviewError, normalise_payload, validate_response
-from sayso_api.schemas import Out, _In, _StrictIn
+from sayso_api.schemas import Out, QuorumIn, _In, _StrictIn
 from sayso_common import loops, policies
 from sayso_common.clock import utcnow
 from sayso_common.documents import PolicyDoc
@@ -70,6 +70,7 @@ class PolicyVersionOut(Out):
 class SampleReviewIn(_In):
     type: ReviewType
     payload: dict[str, Any] = Field(default_factory=dict)
+    quorum: QuorumIn | None = None
 
 
 class SampleMessageIn(_StrictIn):
@@ -322,6 +323,7 @@ async def decision_for(
     sent_payload: dict[str, Any] | None,
     stored_payload: dict[str, Any],
     metadata: dict[str, Any] | None,
+    quorum: dict[str, Any] | None = None,
 ) -> Decision:
     """What the policies decide for a review being created. Never raises: a policy must never
     make a message fail to post, so any trouble (the database, a bug) leaves it to a person."""
@@ -329,7 +331,7 @@ async def decision_for(
         channel, account = await book(db).applying(owner_id, channel_id)
         if channel is None and account is None:
             return ASK
-        message = policies.subject(channel_id, text, review_type, sent_payload, metadata)
+        message = policies.subject(channel_id, text, review_type, sent_payload, metadata, quorum)
         decision = policies.decide(channel, account, message, stored_payload, validate_response)
     except Exception:  # a person deciding is always a correct outcome
         log.exception("policy decision failed; the review is left to a person")
@@ -348,8 +350,9 @@ async def dry_run(db: Database, owner_id: str, body: PolicyTestIn) -> PolicyTest
     except ReviewError as exc:
         raise ApiError(422, "invalid_review", exc.message, f"message.{exc.field}") from None
     channel, account = await book(db).applying(owner_id, body.channel_id)
+    quorum = sample.review.quorum.model_dump() if sample.review.quorum is not None else None
     message = policies.subject(
-        body.channel_id, sample.text, sample.review.type, sample.review.payload, sample.metadata
+        body.channel_id, sample.text, sample.review.type, sample.review.payload, sample.metadata, quorum
     )
     decision = policies.decide(channel, account, message, payload, validate_response)
     return PolicyTestOut(
