@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from sayso_common import deleted_channels, review_state
+from sayso_common import attempts, deleted_channels, review_state
 from sayso_common.clock import utcnow
 from sayso_common.documents import AgentDoc, MessageDoc
 from sayso_common.events import ReviewExpired, parse_event
@@ -139,6 +139,15 @@ def test_a_deleted_agent_is_kept_past_its_own_retry_schedule(
     schedule: list[int] | None, kept: timedelta
 ) -> None:
     assert deleted_channels.retention_for(_agent(retry_schedule=schedule), timedelta(days=3)) == kept
+
+
+def test_a_short_retention_still_covers_the_default_retry_schedule() -> None:
+    # Retention set to an hour: an agent on the dispatcher's default schedule (~27.5 h of
+    # retries) keeps its settings past them; one that asked for no retries keeps the hour.
+    default_span = timedelta(seconds=sum(attempts.WEBHOOK_SCHEDULE))
+    kept = deleted_channels.retention_for(_agent(retry_schedule=None), timedelta(hours=1))
+    assert kept > default_span * 1.2 + timedelta(hours=1)
+    assert deleted_channels.retention_for(_agent(retry_schedule=[]), timedelta(hours=1)) == timedelta(hours=6)
 
 
 def test_waiting_events_are_moved_once_each_and_unreadable_entries_are_left() -> None:

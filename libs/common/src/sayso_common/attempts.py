@@ -187,6 +187,11 @@ def mail_verdict(kind: ErrorKind | None, code: int | None = None) -> Verdict:
 RETRY_AFTER_MAX = 3600.0
 
 
+# DESIGN.md's webhook retries: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (each ±20 % jitter) —
+# the dispatcher's default schedule, and what a deleted channel's kept settings must outlast.
+WEBHOOK_SCHEDULE: tuple[int, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     jitter: float = 0.2  # each scheduled wait is spread by this fraction either way

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from sayso_common import attempts
 from sayso_common.documents import AgentDoc, DeletedAgentDoc, LeftEventDoc
 
 # What a deleted agent keeps: what the dispatcher reads to deliver (sayso_dispatcher.agents), and
@@ -49,9 +50,11 @@ OUTAGE_SLACK = timedelta(hours=6)
 
 
 def retention_for(agent: AgentDoc, retention: timedelta) -> timedelta:
-    """How long a deleted agent's settings are kept: ``retention``, or longer when the agent's
-    own retry schedule spans more than that."""
-    schedule = agent.get("retry_schedule") or []
+    """How long a deleted agent's settings are kept: ``retention``, or longer when the retries
+    still owed span more — the agent's own schedule, or the dispatcher's default when it has none
+    (a retention set below ~27.5 h would otherwise drop the secrets mid-retries)."""
+    own_schedule = agent.get("retry_schedule")
+    schedule = own_schedule if own_schedule is not None else attempts.WEBHOOK_SCHEDULE
     own = timedelta(seconds=SCHEDULE_MARGIN * sum(schedule)) + OUTAGE_SLACK
     return max(retention, own)
 

@@ -9,13 +9,12 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from sayso_common.attempts import RETRY_AFTER_MAX
+from sayso_common.attempts import RETRY_AFTER_MAX, WEBHOOK_SCHEDULE
 from sayso_common.settings import CircuitSettings
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-# DESIGN.md's default: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (each ±20 % jitter).
-DEFAULT_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 36000)
+DEFAULT_SCHEDULE = WEBHOOK_SCHEDULE
 
 
 def _split(value: object) -> object:
