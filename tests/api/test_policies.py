@@ -27,12 +27,8 @@ SELECTION = {"type": "selection", "payload": {"mode": "single", "items": [{"id":
 @pytest.fixture(scope="module")
 async def team(stack: RunningStack) -> AsyncIterator[list[Owner]]:
     """An owner, a member of the owner's channels, and an outsider (made once: Argon2 is slow)."""
-    people = [await stack.new_owner() for _ in range(3)]
-    try:
+    async with stack.new_owners(3) as people:
         yield people
-    finally:
-        for person in people:
-            await person.aclose()
 
 
 async def put_policy(owner: Owner, rules: list[dict[str, Any]], channel: str | None = None) -> dict[str, Any]:

@@ -59,12 +59,8 @@ CREATION: list[tuple[str, dict[str, Any], int, str | None]] = [
 async def team(stack: RunningStack) -> AsyncIterator[list[Owner]]:
     """Three users for the module (creating a user is slow: Argon2): the first owns the channels
     each test makes, the other two are added as members where a test says so."""
-    people = [await stack.new_owner() for _ in range(3)]
-    try:
+    async with stack.new_owners(3) as people:
         yield people
-    finally:
-        for person in people:
-            await person.aclose()
 
 
 @pytest.mark.parametrize(

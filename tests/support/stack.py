@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -72,6 +73,16 @@ class RunningStack:
     async def new_owner(self) -> Owner:
         async with self.client(Authorization=f"Bearer {self.admin_token}") as admin:
             return await create_owner(admin, self.client)
+
+    @contextlib.asynccontextmanager
+    async def new_owners(self, count: int) -> AsyncIterator[list[Owner]]:
+        """``count`` users, closed on the way out (for a module's fixture: Argon2 makes each slow)."""
+        people = [await self.new_owner() for _ in range(count)]
+        try:
+            yield people
+        finally:
+            for person in people:
+                await person.aclose()
 
     @property
     def mongo_db(self) -> str:
