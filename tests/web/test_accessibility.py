@@ -223,6 +223,21 @@ async def opened(
         await context.close()
 
 
+async def each_page(page: Page, filled: Filled) -> AsyncIterator[str]:
+    """Opens the login page, then, signed in, every page of ``visits`` ready and prepared, and
+    yields each one's name while it is on screen."""
+    await page.goto("/#/login")
+    await expect(page.get_by_role("heading", name="Sign in to Sayso")).to_be_visible()
+    yield "login"
+    await sign_in(page, filled.owner)
+    for visit in visits(filled):
+        await page.goto(f"/{visit.route}")
+        await visit.ready(page, filled)
+        if visit.prepare:
+            await visit.prepare(page, filled)
+        yield visit.name
+
+
 @pytest.mark.parametrize(
     ("scheme", "viewport"),
     [("light", DESKTOP), ("dark", DESKTOP), ("light", PHONE), ("dark", PHONE)],
@@ -234,18 +249,9 @@ async def test_no_page_has_a_serious_axe_violation(
     found: list[str] = []
     async with opened(browser, stack, scheme, viewport) as (_, page, errors):
         assert await page.evaluate("matchMedia('(prefers-color-scheme: dark)').matches") == (scheme == "dark")
-        await page.goto("/#/login")
-        await expect(page.get_by_role("heading", name="Sign in to Sayso")).to_be_visible()
-        if blocked := axe.blocking(await axe.violations(page)):
-            found.append(axe.report("login", blocked))
-        await sign_in(page, filled.owner)
-        for visit in visits(filled):
-            await page.goto(f"/{visit.route}")
-            await visit.ready(page, filled)
-            if visit.prepare:
-                await visit.prepare(page, filled)
+        async for name in each_page(page, filled):
             if blocked := axe.blocking(await axe.violations(page)):
-                found.append(axe.report(visit.name, blocked))
+                found.append(axe.report(name, blocked))
         assert not errors, errors
     assert not found, f"axe-core {scheme} at {viewport['width']} px:\n" + "\n".join(found)
 
@@ -392,29 +398,24 @@ async def test_every_page_reflows_at_320_px(browser: Browser, stack: RunningStac
     top bar, and the messages get most of the height."""
     wide: list[str] = []
     async with opened(browser, stack, "light", NARROW) as (_, page, errors):
-        await page.goto("/#/login")
-        await expect(page.get_by_role("heading", name="Sign in to Sayso")).to_be_visible()
-        wide += [f"login: {past}" for past in await page.evaluate(PAST_THE_EDGE_JS)]
-        await sign_in(page, filled.owner)
-        for visit in visits(filled):
-            await page.goto(f"/{visit.route}")
-            await visit.ready(page, filled)
-            if visit.prepare:
-                await visit.prepare(page, filled)
+        async for name in each_page(page, filled):
+            if name == "login":
+                wide += [f"login: {past}" for past in await page.evaluate(PAST_THE_EDGE_JS)]
+                continue
             if SHOTS:
-                await page.screenshot(path=f"{SHOTS}/{visit.name}-320.png")
+                await page.screenshot(path=f"{SHOTS}/{name}-320.png")
             if (extra := await page.evaluate(OVERFLOW_JS)) > 0:
-                wide.append(f"{visit.name}: the page is {extra} px wider than the screen")
-            wide += [f"{visit.name}: {past}" for past in await page.evaluate(PAST_THE_EDGE_JS)]
+                wide.append(f"{name}: the page is {extra} px wider than the screen")
+            wide += [f"{name}: {past}" for past in await page.evaluate(PAST_THE_EDGE_JS)]
             bar = await page.locator(".topbar").bounding_box()
             assert bar is not None
             # 131 px before (three rows); two rows of links and controls is about 80.
             if bar["height"] > NARROW["height"] * 0.14:
-                wide.append(f"{visit.name}: the top bar is {bar['height']} px tall")
-            if visit.name in ("inbox", "channel"):
+                wide.append(f"{name}: the top bar is {bar['height']} px tall")
+            if name in ("inbox", "channel"):
                 area = await page.locator(".scroller").bounding_box()
                 assert area is not None
                 if area["height"] < NARROW["height"] * 0.55:
-                    wide.append(f"{visit.name}: the message area is {area['height']} px tall")
+                    wide.append(f"{name}: the message area is {area['height']} px tall")
         assert not errors, errors
     assert not wide, "at 320 px:\n" + "\n".join(wide)
