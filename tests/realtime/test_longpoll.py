@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 
 from sayso_devstack.processes import Proc
 from tests.support.stack import Owner, RunningStack, eventually
@@ -236,3 +237,42 @@ async def test_metrics_expose_waiters_sockets_and_fanout_latency(stack: RunningS
     assert samples["sayso_realtime_fanout_latency_seconds_count"] >= 1
     assert ready["checks"]["kafka"].startswith("ok")
     assert msg["id"]
+
+
+@pytest.mark.parametrize("route", ["direct", "edge"])
+async def test_a_poll_whose_client_hangs_up_frees_its_waiter_at_once(
+    stack: RunningStack, owner: Owner, route: str
+) -> None:
+    """Issue #30: a parked poll whose client disconnects is ended then, not at its 30 s timeout
+    (the waiter and the owner's poll quota place come back). Also through the edge: Caddy closes
+    its upstream request when its client goes. The check waits 10 s, a third of the timeout."""
+    channel, msg = await _review(owner)
+    metrics = f"http://127.0.0.1:{stack.procs['realtime'].port}"
+    base = metrics if route == "direct" else stack.url
+    async with httpx.AsyncClient(timeout=10) as probe:
+        before = await _waiters(probe, metrics)
+        polls = []
+        for _ in range(3):
+            client = httpx.AsyncClient(base_url=base, headers={"x-api-key": owner.api_key}, timeout=60)
+            poll = asyncio.create_task(
+                client.get(f"/api/v1/reviews/{msg['id']}/wait", params={"channel": channel, "timeout": 30000})
+            )
+            polls.append((client, poll))
+
+        async def parked() -> bool:
+            return await _waiters(probe, metrics) >= before + 3
+
+        await eventually(parked, what="three polls parked")
+        for client, poll in polls:  # the agents go away: their connections close
+            poll.cancel()
+            await asyncio.gather(poll, return_exceptions=True)
+            await client.aclose()
+
+        async def freed() -> bool:
+            return await _waiters(probe, metrics) <= before
+
+        await eventually(freed, timeout=10, what="the waiters of the closed polls are gone")
+    # The review is still answerable and a new poll still wakes (nothing was left half-done).
+    async with httpx.AsyncClient(base_url=base, headers={"x-api-key": owner.api_key}, timeout=30) as again:
+        result, _ = await _respond_while_waiting(owner, again, metrics, channel, msg["id"])
+    assert result.json()["status"] == "completed"

@@ -72,18 +72,35 @@ class WaitEndpoint:
         self._auth = auth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, review_id: str) -> None:
+        poll = asyncio.current_task()
+        assert poll is not None
+        watch = _Departure(poll)
+        watcher = asyncio.create_task(watch.follow(receive))
         try:
-            body = await self._answer(scope, review_id)
-        except ApiError as exc:
-            await _respond(
-                send, exc.status, encode(error_body(exc.code, exc.message, exc.field)), exc.headers
-            )
-        except ConnectionFailure as exc:  # includes ServerSelectionTimeoutError
-            log.warning("MongoDB unavailable: %s", type(exc).__name__)
-            body = encode(error_body("unavailable", "the database is unavailable; retry shortly"))
-            await _respond(send, 503, body, {"Retry-After": "2"})
-        else:
-            await _respond(send, 200, body)
+            try:
+                body = await self._answer(scope, review_id)
+            except ApiError as exc:
+                status, body, headers = (
+                    exc.status,
+                    encode(error_body(exc.code, exc.message, exc.field)),
+                    exc.headers,
+                )
+            except ConnectionFailure as exc:  # includes ServerSelectionTimeoutError
+                log.warning("MongoDB unavailable: %s", type(exc).__name__)
+                body = encode(error_body("unavailable", "the database is unavailable; retry shortly"))
+                status, headers = 503, {"Retry-After": "2"}
+            else:
+                status, headers = 200, None
+            watch.answering = True
+            await _respond(send, status, body, headers)
+        except asyncio.CancelledError:
+            if not watch.left:
+                raise
+            # The client hung up: the poll's waiter and its place in the owner's quota were given
+            # back as the cancellation unwound it (their ``finally`` blocks); nobody to answer.
+            poll.uncancel()
+        finally:
+            watcher.cancel()
 
     async def _answer(self, scope: Scope, review_id: str) -> bytes:
         if scope["method"] != "GET":
@@ -132,6 +149,25 @@ class WaitEndpoint:
         if body is None:
             raise not_found("review")
         return body
+
+
+class _Departure:
+    """Ends a parked poll when its client disconnects, instead of at its timeout (issue #30): the
+    ASGI server reports a closed connection as ``http.disconnect`` from ``receive``."""
+
+    def __init__(self, poll: asyncio.Task[None]) -> None:
+        self._poll = poll
+        self.left = False
+        self.answering = False  # from here on the poll ends by itself; a disconnect changes nothing
+
+    async def follow(self, receive: Receive) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                if not self.answering:
+                    self.left = True
+                    self._poll.cancel()
+                return
 
 
 async def _respond(send: Send, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
