@@ -104,6 +104,7 @@ class Receipt:
     signature: str
     body: bytes
     answered: int | None  # None: stalled past the dispatcher's timeout
+    behaviour: str = "ok"  # the receiver's: "ok" receivers are the healthy ones
 
 
 @dataclass

@@ -76,6 +76,7 @@ class Receiver:
                 signature=request.headers.get("webhook-signature", ""),
                 body=body,
                 answered=status,
+                behaviour=self.behaviour,
             )
         )
         if status is None:

@@ -70,10 +70,13 @@ def series(journal: Journal, until: float) -> dict[str, list[float | None]]:
     p95 of answer -> first acknowledged webhook and of POST /api/v1/messages, in ms."""
     buckets = int(until // BUCKET) + 1
     first_ack: dict[str, float] = {}
+    healthy: set[str] = set()
     for receipt in journal.receipts:
         if receipt.answered is not None and 200 <= receipt.answered < 300:
             message_id = str(json.loads(receipt.body).get("message_id"))
             first_ack.setdefault(message_id, receipt.at)
+            if receipt.behaviour == "ok":
+                healthy.add(message_id)
     accepted = [a for a in journal.answers if a.status == 200]
     out: dict[str, list[float | None]] = {"t": [i * BUCKET for i in range(buckets)]}
     out["reviews created /s"] = _rate((r.created_at for r in journal.reviews.values()), buckets)
@@ -82,12 +85,57 @@ def series(journal: Journal, until: float) -> dict[str, list[float | None]]:
     to_webhook = [
         (a.at, (first_ack[a.review_id] - a.at) * 1000) for a in accepted if a.review_id in first_ack
     ]
+    to_healthy = [(a.at, (first_ack[a.review_id] - a.at) * 1000) for a in accepted if a.review_id in healthy]
     posts = [
         (c.at, c.took * 1000) for c in journal.calls if c.route == "POST /api/v1/messages" and c.status == 201
     ]
-    for name, points in (("answer -> webhook", to_webhook), ("POST /messages", posts)):
+    for name, points in (
+        ("answer -> webhook", to_webhook),
+        ("answer -> healthy webhook", to_healthy),
+        ("POST /messages", posts),
+    ):
         out[f"{name} p50 ms"], out[f"{name} p95 ms"] = _percentiles(points, buckets)
     return out
+
+
+# Issue #30's failover target: answer -> webhook p50 for healthy receivers, per window.
+FAILOVER_TARGET_MS = 2000.0
+
+
+def failover(outcome: Outcome) -> list[str]:
+    """Markdown lines: the healthy receivers' answer -> webhook p50 in each BUCKET window that
+    starts within 15 s after a dispatcher replica was killed, outside broker and MongoDB outages,
+    and whether every one is within the target (issue #30 item 5)."""
+    data = outcome.series
+    t = [x for x in data["t"] if x is not None]
+    p50 = data.get("answer -> healthy webhook p50 ms", [])
+    outages = [
+        (w["start"], w["end"] if w["end"] is not None else t[-1] + BUCKET)
+        for w in outcome.windows
+        if w["kind"] != "kill"
+    ]
+    kills = [w["start"] for w in outcome.windows if w["kind"] == "kill" and w["service"] == "dispatcher"]
+    rows = []
+    for start, value in zip(t, p50, strict=False):
+        end = start + BUCKET
+        after = [k for k in kills if k <= end and start - k < 15.0]
+        if not after or value is None or any(a < end and start < b for a, b in outages):
+            continue
+        rows.append(
+            f"| {start:.0f}-{end:.0f} s | {start - max(after):+.1f} s | {value:,.0f} ms |"
+            f" {'yes' if value <= FAILOVER_TARGET_MS else '**no**'} |"
+        )
+    if not rows:
+        return []
+    return [
+        "",
+        f"Failover (issue #30): healthy receivers' answer -> webhook p50 per {BUCKET:.0f} s window after a "
+        f"dispatcher replica was killed (outside broker/MongoDB outages); target ≤ {FAILOVER_TARGET_MS:,.0f} ms.",
+        "",
+        "| window | since the kill | p50 | within |",
+        "|---|---|---|---|",
+        *rows,
+    ]
 
 
 def _rate(times: Iterable[float], buckets: int) -> list[float | None]:
@@ -129,6 +177,7 @@ def markdown(outcome: Outcome) -> str:
     ]
     for check in outcome.checks:
         lines.append(f"| {check.name} | {'yes' if check.ok else '**no**'} | {check.summary} |")
+    lines += failover(outcome)
     for check in outcome.checks:
         if check.problems:
             lines += ["", f"**{check.name}**:", *(f"- {p}" for p in check.problems)]
@@ -148,8 +197,18 @@ def plot(outcome: Outcome, path: Path) -> None:
     for name in ("reviews created /s", "answers accepted /s", "webhooks acknowledged /s"):
         top.plot(t, data[name], label=name, marker=".")
     top.set_ylabel("per second")
-    for name in ("answer -> webhook p50 ms", "answer -> webhook p95 ms", "POST /messages p95 ms"):
-        bottom.plot(t, [v if v is not None else float("nan") for v in data[name]], label=name, marker=".")
+    for name in (
+        "answer -> webhook p50 ms",
+        "answer -> webhook p95 ms",
+        "answer -> healthy webhook p50 ms",
+        "POST /messages p95 ms",
+    ):
+        bottom.plot(
+            t,
+            [v if v is not None else float("nan") for v in data.get(name, [])] or [float("nan")] * len(t),
+            label=name,
+            marker=".",
+        )
     bottom.set_yscale("log")
     bottom.set_ylabel("ms")
     bottom.set_xlabel("seconds since traffic started")
