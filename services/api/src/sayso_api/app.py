@@ -18,6 +18,7 @@ from sayso_api import apidocs, auth, web
 from sayso_api import files as files_store
 from sayso_api import messages as messages_store
 from sayso_api import policies as policy_store
+from sayso_api.apidocs import asyncapi as asyncapi_docs
 from sayso_api.context import ApiContext, ChannelCache
 from sayso_api.jsonguard import JsonGuard
 from sayso_api.limits import BodyLimit
@@ -239,6 +240,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         app.include_router(router)
     app.mount("/static", web.assets(), name="static")
     app.include_router(apidocs.router)
+    app.include_router(asyncapi_docs.router)
     app.mount("/docs/assets", apidocs.assets(), name="docs-assets")
 
     def checks(request: Request) -> dict[str, Check]:

@@ -22,8 +22,8 @@ from sayso_notifier.worker import Worker
 TOPICS = (MESSAGE_CREATED, REVIEW_RESPONDED, REVIEW_EXPIRED)
 
 
-def consumer(settings: NotifierSettings, worker: Worker) -> GroupConsumer:
-    group = Group(
+def group(settings: NotifierSettings) -> Group:
+    return Group(
         name="notifier",
         group_id=settings.notifier_group_id,
         topics=TOPICS,
@@ -32,9 +32,11 @@ def consumer(settings: NotifierSettings, worker: Worker) -> GroupConsumer:
         start_timeout_seconds=settings.notifier_start_timeout_seconds,
     )
 
+
+def consumer(settings: NotifierSettings, worker: Worker) -> GroupConsumer:
     async def handle(events: list[Event]) -> None:
         await loops.until_done("notifications", lambda: worker.accept(events))
 
     return GroupConsumer.build(
-        settings, group, worker.instance, handle, metrics.EVENTS_CONSUMED, metrics.CONSUMER_LAG
+        settings, group(settings), worker.instance, handle, metrics.EVENTS_CONSUMED, metrics.CONSUMER_LAG
     )
