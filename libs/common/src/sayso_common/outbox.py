@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from pymongo import UpdateMany, UpdateOne
 from pymongo.errors import BulkWriteError
 
-from sayso_common import loops
+from sayso_common import loops, otel
 from sayso_common.clock import as_utc, utcnow
 from sayso_common.documents import DeadLetterDoc, EventDoc
 from sayso_common.events import MAX_EVENT_BYTES, Event, event_to_document, event_to_json, parse_event
@@ -383,20 +383,37 @@ class OutboxRelay:
         failure raises, and the whole batch stays in the outbox for the next pass."""
         pending: list[tuple[_Ready, asyncio.Future[RecordMetadata]]] = []
         refused: list[tuple[_Ready, str]] = []
+        spans = []
         for item in ready:
             e = item.event
+            topic = topic_for(e.type, self._prefix)
+            traceparent = e.traceparent
+            if otel.active():
+                span = otel.start(
+                    f"publish {topic}",
+                    e.traceparent,
+                    otel.Kind.PRODUCER,
+                    {"messaging.system": "kafka", "messaging.destination.name": topic,
+                     "messaging.operation.type": "send", "messaging.message.id": e.id},
+                )  # fmt: skip
+                spans.append(span)
+                traceparent = otel.traceparent_of(span)
             try:
                 future = await self.producer.send(
-                    topic_for(e.type, self._prefix),
+                    topic,
                     item.value,
                     key=e.channel_id.encode(),
-                    headers=[("traceparent", e.traceparent.encode())] if e.traceparent else None,
+                    headers=[("traceparent", traceparent.encode())] if traceparent else None,
                 )
             except _TOO_LARGE as exc:
                 refused.append((item, f"refused by the producer: {exc}"))
                 continue
             pending.append((item, future))
-        results = await asyncio.gather(*(f for _, f in pending), return_exceptions=True)
+        try:
+            results = await asyncio.gather(*(f for _, f in pending), return_exceptions=True)
+        finally:
+            for span in spans:  # a publish lasts until the broker stored the whole batch
+                span.end()
         written: list[tuple[_Ready, RecordMetadata]] = []
         for (item, _), result in zip(pending, results, strict=True):
             if isinstance(result, _TOO_LARGE):

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from sayso_common import legacy
+from sayso_common import legacy, otel
 from sayso_common.jwt_keys import JwtKeys, derived_jwt_key
 
 
@@ -104,16 +104,20 @@ class ServiceSettings(BaseSettings):
     # the server is closing fails with a reset (uvicorn's own default is 5 s).
     http_keepalive_seconds: int = Field(default=75, ge=1)
     log_level: str = "INFO"
-    # FastAPI's built-in OpenTelemetry instrumentation (spans, metrics and logs through the global
-    # providers you configure). Off by default: Sayso exports Prometheus metrics, and the hooks
-    # cost about 2 % of the API's CPU per request even with no SDK installed (profiled).
+    # OpenTelemetry export of traces and metrics over OTLP/HTTP, configured by the standard OTEL_*
+    # variables (sayso_common.otel), with FastAPI's own request spans and metrics. Off by default:
+    # Sayso exports Prometheus metrics, and FastAPI's hooks alone cost about 2 % of the API's CPU
+    # per request (profiled).
     otel: bool = False
     # Service-name label used in logs and Kafka client ids; set by each service.
     instance: str = ""
 
     def fastapi_telemetry(self) -> dict[str, bool]:
         """The ``telemetry=`` argument for this service's FastAPI app."""
-        return {"tracing": self.otel, "metrics": self.otel, "logs": self.otel}
+        # Spans and metrics go through the providers sayso_common.otel installs (auto_configure
+        # off: FastAPI would add a second exporter to them); logs stay JSON on stderr.
+        on = self.otel and not otel.disabled_by_environment()
+        return {"tracing": on, "metrics": on, "logs": False, "auto_configure": False}
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,22 @@ from __future__ import annotations
 import uvicorn
 from starlette.types import ASGIApp
 
+from sayso_common import otel
 from sayso_common.observability import configure_logging
 from sayso_common.settings import ServiceSettings
 
 
 def serve(app: ASGIApp, settings: ServiceSettings, service: str) -> None:
     configure_logging(settings.instance or service, settings.log_level)
+    # Off unless SAYSO_OTEL=true; then the OTEL_* variables say where (sayso_common.otel).
+    stop_otel = otel.configure(service, settings.otel)
+    try:
+        _run(app, settings)
+    finally:
+        stop_otel()  # flushes the spans and metrics still buffered
+
+
+def _run(app: ASGIApp, settings: ServiceSettings) -> None:
     uvicorn.run(
         app,
         host=settings.host,

@@ -8,7 +8,7 @@ import time
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sayso_common import tracing
+from sayso_common import otel, tracing
 
 REQUESTS = Counter("sayso_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -34,8 +34,10 @@ class RequestMetrics:
         )
         # The caller's trace continues here (a new span of it), else this request starts one;
         # every event written by the request carries it on (sayso_common.tracing).
+        # With OpenTelemetry on, FastAPI's server span (around this middleware) is that span.
         parent = tracing.parse(incoming)
-        token = tracing.CURRENT.set(tracing.child(parent) if parent else tracing.new())
+        own = otel.current_traceparent() if otel.active() else None
+        token = tracing.CURRENT.set(own or (tracing.child(parent) if parent else tracing.new()))
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status

@@ -19,8 +19,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo.errors import PyMongoError
+from yarl import URL
 
-from sayso_common import attempts, loops, tracing
+from sayso_common import attempts, loops, otel, tracing
 from sayso_common.attempts import ErrorKind, RetryPolicy, Verdict
 from sayso_common.clock import as_utc, utcnow
 from sayso_common.deliveries import REVIEW_EVENTS, Attempt, Result, new_delivery, record_attempt
@@ -42,6 +43,21 @@ from sayso_dispatcher.targets import message_of, needs_callback_headers, target_
 log = logging.getLogger(__name__)
 
 AUTH_SOURCES = ("agent", "message", "test")
+
+
+def received(event: Event) -> str | None:
+    """The trace a delivery of ``event`` continues: the event's own, or with OpenTelemetry on, the
+    span that marks its receipt here (a child of the publishing request's)."""
+    if not otel.active():
+        return event.traceparent
+    attributes = {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "process",
+        "messaging.message.id": event.id,
+    }
+    span = otel.start(f"process {event.type}", event.traceparent, otel.Kind.CONSUMER, attributes)
+    span.end()
+    return otel.traceparent_of(span)
 
 
 class UnreadableSecretError(RuntimeError):
@@ -148,7 +164,7 @@ class Worker:
                 due_at=self.store.lease_end(now) if mine else now,
                 claim=claim if mine else None,
                 event_at=event.occurred_at,
-                traceparent=event.traceparent,
+                traceparent=received(event),
             )
             docs.append(doc)
         inserted = await self.store.insert_new(docs)
@@ -196,7 +212,12 @@ class Worker:
         # Log lines about this attempt carry the trace of the request that caused its event.
         token = tracing.CURRENT.set(doc.get("traceparent"))
         try:
-            recording = await self._request(doc)
+            if otel.active():
+                attributes = {"sayso.delivery.id": doc["_id"], "sayso.event.id": doc["event_id"]}
+                with otel.current("webhook attempt", doc.get("traceparent"), otel.Kind.INTERNAL, attributes):
+                    recording = await self._request(doc)
+            else:
+                recording = await self._request(doc)
         finally:
             tracing.CURRENT.reset(token)
             if not recording:
@@ -224,6 +245,8 @@ class Worker:
                 error=f"{type(exc).__name__}: {exc}"[:500], body=None, by=self._sender.instance_name,
             )  # fmt: skip
         decision = attempts.verdict(attempt.status_code, attempt.error_kind)
+        if otel.active():
+            otel.attempt_outcome(decision.value, attempt.status_code)
         before = circuit.state
         circuit.record(attempts.circuit_result(attempt.status_code, attempt.error_kind))
         # Only the changes an operator acts on (not every failed probe of a host still down).
@@ -271,9 +294,23 @@ class Worker:
         if any(k.lower() == "authorization" for k in custom):
             auth = {}  # whatever its case, the custom one wins: never two Authorization headers
         extra = {**auth, **custom}
+        method = doc.get("method", "POST")
+        if otel.active():
+            attributes = {"http.request.method": method, "server.address": URL(doc["url"]).host or ""}
+            with otel.current(method, tracing.CURRENT.get(), otel.Kind.CLIENT, attributes) as span:
+                extra["traceparent"] = otel.traceparent_of(span) or ""  # the receiver's parent
+                attempt = await self._post(doc, agent, now, extra)
+                if attempt.status_code is not None:
+                    span.set_attribute("http.response.status_code", attempt.status_code)
+                return attempt
         if doc.get("traceparent"):
             # The receiver's span is a child of the request that caused the event.
             extra["traceparent"] = tracing.child(doc["traceparent"])
+        return await self._post(doc, agent, now, extra)
+
+    async def _post(
+        self, doc: DeliveryDoc, agent: AgentDoc | None, now: datetime, extra: dict[str, str]
+    ) -> Attempt:
         body = doc["body"].encode()
         headers = signed_headers(
             doc["event_id"], int(time.time()), body, self._agents.secrets(agent, now), extra
