@@ -1,6 +1,7 @@
 """OpenTelemetry export (sayso_common.otel): off by default; on, one answered review is one trace
 from the API request through the outbox relay's publish and the dispatcher's receipt to the
-webhook attempt and its HTTP request, whose traceparent the receiver gets. The stack's services
+webhook attempt and its HTTP request, whose traceparent the receiver gets, with the notifier's and
+the realtime gateway's handling of the same event in it. The stack's services
 export to a real OTLP/HTTP receiver here (protobuf decoded with opentelemetry-proto)."""
 
 from __future__ import annotations
@@ -146,8 +147,8 @@ def traced(infra: Infra, collector: Collector) -> Iterator[PrivateStack]:
         PrivateStack,
         infra,
         "otel",
-        {"dispatcher": "dispatcher"},
-        ready=("dispatcher",),
+        {"dispatcher": "dispatcher", "notifier": "notifier", "realtime": "realtime"},
+        ready=("dispatcher", "notifier", "realtime"),
         SAYSO_OTEL="true",
         OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{collector.port}",
         OTEL_BSP_SCHEDULE_DELAY="200",
@@ -197,6 +198,9 @@ async def test_one_review_is_one_trace_from_request_to_webhook(
     client = await found("sayso-dispatcher", "POST", attempt["id"])
     assert client["kind"] == 3  # SPAN_KIND_CLIENT
     assert sent.split("-")[2] == client["id"]  # the receiver's parent is the HTTP client span
+    # The other consumers of the same event join the same trace.
+    for service in ("sayso-notifier", "sayso-realtime"):
+        assert (await found(service, "process review.responded", request["id"]))["kind"] == 5
 
     async def exported() -> bool | None:
         wanted = {

@@ -179,6 +179,17 @@ def current(
         tracing.CURRENT.reset(token)
 
 
+def processing(event_type: str, event_id: str, parent: str | None) -> contextlib.AbstractContextManager[Span]:
+    """The span of a consumer handling one event (the notifier's planning, the realtime fan-out),
+    in the trace of the request that caused it; export must be on."""
+    attributes = {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "process",
+        "messaging.message.id": event_id,
+    }
+    return current(f"process {event_type}", parent, SpanKind.CONSUMER, attributes)
+
+
 def current_traceparent() -> str | None:
     """The ``traceparent`` of OpenTelemetry's current span (FastAPI's request span), if any."""
     return traceparent_of(trace.get_current_span()) if _tracer is not None else None

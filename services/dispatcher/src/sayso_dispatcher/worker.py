@@ -298,7 +298,8 @@ class Worker:
         if otel.active():
             attributes = {"http.request.method": method, "server.address": URL(doc["url"]).host or ""}
             with otel.current(method, tracing.CURRENT.get(), otel.Kind.CLIENT, attributes) as span:
-                extra["traceparent"] = otel.traceparent_of(span) or ""  # the receiver's parent
+                if (own := otel.traceparent_of(span)) is not None:
+                    extra["traceparent"] = own  # the receiver's parent is this request
                 attempt = await self._post(doc, agent, now, extra)
                 if attempt.status_code is not None:
                     span.set_attribute("http.response.status_code", attempt.status_code)

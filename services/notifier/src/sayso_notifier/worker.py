@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from sayso_common import answer_links, attempts, loops, membership, notifications
+from sayso_common import answer_links, attempts, loops, membership, notifications, otel
 from sayso_common.clock import as_utc, utcnow
 from sayso_common.documents import AgentDoc, MessageDoc, NotificationDoc, UserDoc
 from sayso_common.events import Event, MessageCreated, ReviewExpired, ReviewResponded
@@ -79,15 +79,22 @@ class Worker:
         async def handle(group: list[Event]) -> None:
             async with slots:
                 for event in group:
-                    if isinstance(event, MessageCreated):
-                        review = event.data.message.review
-                        if review is not None and review.status == "pending":
-                            await self.plan(event.data.message.id)
-                    elif isinstance(event, ReviewResponded | ReviewExpired):
-                        await self.closed(event.data.message.id)
+                    if otel.active():
+                        with otel.processing(event.type, event.id, event.traceparent):
+                            await self._handle(event)
+                    else:
+                        await self._handle(event)
 
         await asyncio.gather(*(handle(group) for group in by_review.values()))
         self.wake()
+
+    async def _handle(self, event: Event) -> None:
+        if isinstance(event, MessageCreated):
+            review = event.data.message.review
+            if review is not None and review.status == "pending":
+                await self.plan(event.data.message.id)
+        elif isinstance(event, ReviewResponded | ReviewExpired):
+            await self.closed(event.data.message.id)
 
     async def plan(self, message_id: str) -> int:
         """Create every notification a new review calls for; returns how many were new."""

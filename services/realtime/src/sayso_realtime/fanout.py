@@ -9,6 +9,7 @@ import itertools
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
+from sayso_common import otel
 from sayso_common.clock import utcnow
 from sayso_common.events import Event
 from sayso_realtime.history import RecentEvents
@@ -134,6 +135,13 @@ class Fanout:
         if not self._seen.first_time(event.id):
             DUPLICATES.inc()
             return
+        if otel.active():
+            with otel.processing(event.type, event.id, event.traceparent):
+                await self._fan_out(event)
+        else:
+            await self._fan_out(event)
+
+    async def _fan_out(self, event: Event) -> None:
         self.recent.add(event)
         self.waiters.wake(event)
         # Disjoint: a channel is never shared with its own owner.
