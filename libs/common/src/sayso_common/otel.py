@@ -19,22 +19,20 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import (
-    ConsoleMetricExporter,
-    MetricReader,
-    PeriodicExportingMetricReader,
-)
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, TraceFlags
 
 from sayso_common import tracing
+
+# The SDK is imported only when export is turned on: its import alone takes about a second of a
+# service's start-up here (the API package, opentelemetry-api, is FastAPI's and already loaded).
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics.export import MetricReader
+    from opentelemetry.sdk.trace import SpanProcessor
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 _tracer: trace.Tracer | None = None
 _meter: metrics.Meter | None = None
@@ -59,6 +57,8 @@ def _exporter_choice(signal: str) -> str:
 def _span_exporter() -> SpanExporter | None:
     choice = _exporter_choice("TRACES")
     if choice == "console":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
         return ConsoleSpanExporter()
     if choice == "otlp":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -68,6 +68,8 @@ def _span_exporter() -> SpanExporter | None:
 
 
 def _metric_reader() -> MetricReader | None:
+    from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, PeriodicExportingMetricReader
+
     choice = _exporter_choice("METRICS")
     if choice == "console":
         return PeriodicExportingMetricReader(ConsoleMetricExporter())
@@ -90,6 +92,12 @@ def configure(
     global _tracer, _meter
     if not enabled or disabled_by_environment():
         return lambda: None
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import MetricReader
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
     resource = Resource.create({"service.name": os.getenv("OTEL_SERVICE_NAME") or f"sayso-{service}"})
     tracer_provider = TracerProvider(resource=resource)
     processor = span_processor
