@@ -66,6 +66,8 @@ def test_the_consumer_groups_come_from_faststream() -> None:
     assert "dispatcher.receive.delivery.status" not in receives  # the dispatcher does not read it
     socket = doc["channels"]["socketio"]["messages"]
     assert {resolve(doc, m["$ref"])["name"] for m in socket.values()} >= {"review:responded", "auth:revoked"}
+    sse = doc["channels"]["sse"]["messages"]
+    assert {resolve(doc, m["$ref"])["name"] for m in sse.values()} >= {"review:responded", "error"}
 
 
 def validator_for(doc: dict[str, Any], schema_name: str) -> jsonschema.Draft7Validator:

@@ -188,14 +188,17 @@ def _realtime_messages() -> dict[str, Any]:
             "contentType": "application/json",
             "payload": {"$ref": REF.format(model=_realtime_schema(model))},
         }
-    messages["realtime.auth.revoked"] = {
-        "name": "auth:revoked",
-        "title": "auth:revoked (Socket.IO) / error (SSE)",
+    return messages
+
+
+def _revoked(name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "title": name,
         "summary": "The connection's key or session was revoked; the gateway closes it after this.",
         "contentType": "application/json",
         "payload": {"$ref": REF.format(model="CredentialsRevoked")},
     }
-    return messages
 
 
 def _quiet_metrics() -> tuple[Counter, Gauge]:
@@ -293,15 +296,24 @@ def document() -> dict[str, Any]:
         }
 
     realtime = _realtime_messages()
-    socket_messages = {k: {"$ref": f"#/components/messages/{k}"} for k in realtime}
+    # The last frame of a revoked connection has a name of its own on each transport.
+    closing = {
+        "socketio": {"socketio.auth.revoked": _revoked("auth:revoked")},
+        "sse": {"sse.error": _revoked("error")},
+    }
+    refs = {
+        transport: {k: {"$ref": f"#/components/messages/{k}"} for k in [*realtime, *closing[transport]]}
+        for transport in ("socketio", "sse")
+    }
     channels["socketio"] = {
         "address": "/ws",
         "title": "Socket.IO namespace /ws",
         "description": "Socket.IO (path /socket.io/, namespace /ws). Authenticate in the handshake's "
-        "`auth` with `token` (a JWT) or `apiKey`; pass `lastEventId` to receive what was missed. "
+        "`auth` with `token` (a JWT or an API key) or `apiKey`; `channels` narrows it to some channels; "
+        "pass `lastEventId` to receive what was missed. "
         "The event name is the event type with a colon (`review:responded`).",
         "servers": [{"$ref": "#/servers/realtime"}],
-        "messages": socket_messages,
+        "messages": refs["socketio"],
     }
     channels["sse"] = {
         "address": "/api/v1/events",
@@ -310,7 +322,7 @@ def document() -> dict[str, Any]:
         "`id:` (the event id: send it back as Last-Event-ID), `event:` (the name below; `error` for "
         "revoked credentials) and `data:` (the JSON payload).",
         "servers": [{"$ref": "#/servers/realtime"}],
-        "messages": socket_messages,
+        "messages": refs["sse"],
     }
     for transport in ("socketio", "sse"):
         operations[f"{transport}.send"] = {
@@ -318,7 +330,7 @@ def document() -> dict[str, Any]:
             "title": f"realtime sends to {transport} clients",
             "summary": "The events of the channels the client may see (its own, and those shared with it).",
             "channel": {"$ref": f"#/channels/{transport}"},
-            "messages": [{"$ref": f"#/channels/{transport}/messages/{k}"} for k in realtime],
+            "messages": [{"$ref": f"#/channels/{transport}/messages/{k}"} for k in refs[transport]],
         }
 
     return {
@@ -346,7 +358,10 @@ def document() -> dict[str, Any]:
         },
         "channels": channels,
         "operations": operations,
-        "components": {"schemas": _schemas(), "messages": {**_kafka_messages(), **realtime}},
+        "components": {
+            "schemas": _schemas(),
+            "messages": {**_kafka_messages(), **realtime, **closing["socketio"], **closing["sse"]},
+        },
     }
 
 

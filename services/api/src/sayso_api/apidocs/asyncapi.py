@@ -42,24 +42,30 @@ def _anchor(kind: str, name: str) -> str:
     return escape(f"{kind}-{name}", quote=True)
 
 
-def _ref_link(ref: str) -> str:
+def _ref_link(ref: str, text: str | None = None) -> str:
     """``#/components/schemas/X`` -> a link to that part of the page."""
     parts = ref.removeprefix("#/").split("/")
     kind = {"schemas": "schema", "messages": "message", "channels": "channel"}.get(parts[-2], parts[-2])
-    return f'<a href="#{_anchor(kind, parts[-1])}">{escape(parts[-1])}</a>'
+    return f'<a href="#{_anchor(kind, parts[-1])}">{escape(text or parts[-1])}</a>'
+
+
+def _resolve(doc: dict[str, Any], ref: str) -> Any:
+    target: Any = doc
+    for part in ref.removeprefix("#/").split("/"):
+        target = target[part]
+    return target
 
 
 def _message_refs(refs: list[dict[str, str]] | dict[str, dict[str, str]], doc: dict[str, Any]) -> str:
     items = refs.values() if isinstance(refs, dict) else refs
     names = []
     for ref in items:
-        target: Any = doc
-        for part in ref["$ref"].removeprefix("#/").split("/"):
-            target = target[part]
+        target = _resolve(doc, ref["$ref"])
+        component = ref["$ref"]
         if "$ref" in target:  # a channel's message points at components/messages
-            names.append(_ref_link(target["$ref"]))
-        else:
-            names.append(_ref_link(ref["$ref"]))
+            component = target["$ref"]
+            target = _resolve(doc, component)
+        names.append(_ref_link(component, target.get("name")))
     return ", ".join(names)
 
 
