@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 from sayso_service.cors import origin_checker
 
-from sayso_common.events import AgentStatusChanged, AgentStatusData, MessageData, ReviewResponded
+from sayso_common.events import (
+    AgentStatusChanged,
+    AgentStatusData,
+    DeliveryStatusChanged,
+    DeliveryStatusData,
+    MessageData,
+    ReviewResponded,
+)
 from sayso_common.membership import Reach
 from sayso_common.views import MessageView, ReviewView
 from sayso_realtime.fanout import SeenIds, Subscription
@@ -124,6 +131,33 @@ def test_payloads_carry_the_api_view_and_the_event_id() -> None:
         "channelId": "agt_1",
         "eventId": status.id,
     }
+
+
+def test_a_delivery_status_names_the_delivered_event_apart_from_its_own_id() -> None:
+    """eventId is the resume cursor (this status event's id); the event that was delivered is
+    deliveredEventId (it used to be overwritten by the cursor and never reached a client)."""
+    status = DeliveryStatusChanged(
+        channel_id="agt_1",
+        owner_id="usr_1",
+        data=DeliveryStatusData(
+            delivery_id="dlv_1",
+            event_id="evt_delivered",
+            event_type="review.responded",
+            message_id="msg_1",
+            url="https://example.test/hook",
+            status="webhook_delivered",
+            attempts=1,
+            last_status_code=200,
+        ),
+    )
+    body = payload(status, "usr_1")
+    assert body["eventId"] == status.id != "evt_delivered"
+    assert body["deliveredEventId"] == "evt_delivered"
+    assert (body["deliveryId"], body["eventType"], body["status"]) == (
+        "dlv_1",
+        "review.responded",
+        "webhook_delivered",
+    )
 
 
 async def test_a_waiter_registered_before_the_read_catches_an_early_outcome() -> None:

@@ -63,6 +63,9 @@ PRODUCERS: dict[str, str] = {
     topics.AGENT_STATUS: "api (outbox relay): an agent reported its status",
 }
 
+# What the realtime gateway calls a delivery status's event_id (sayso_realtime.payloads).
+DELIVERED_EVENT_ID = "deliveredEventId"
+
 
 def _event_models() -> list[type[events._Event]]:
     union = typing.get_args(events.Event)[0]
@@ -115,13 +118,16 @@ def _schemas() -> dict[str, Any]:
     }
     for name in ("DeliveryStatusData", "AgentStatusData"):
         data = _camel_object(schemas[name])
+        properties, required = data["properties"], data["required"]
+        if name == "DeliveryStatusData":
+            # The delivered event's id gets its own name on the wire: eventId is this event's own.
+            properties = {(DELIVERED_EVENT_ID if k == "eventId" else k): v for k, v in properties.items()}
+            required = [DELIVERED_EVENT_ID if k == "eventId" else k for k in required]
         schemas[f"Realtime{name.removesuffix('Data')}"] = {
             **data,
             "title": f"Realtime{name.removesuffix('Data')}",
-            "properties": {**data["properties"], "channelId": channel_id, "eventId": event_id},
-            # dict.fromkeys: DeliveryStatusData has its own event_id (the delivered event), which the
-            # gateway's eventId (this status event's id, the resume cursor) overwrites.
-            "required": list(dict.fromkeys([*data["required"], "channelId", "eventId"])),
+            "properties": {**properties, "channelId": channel_id, "eventId": event_id},
+            "required": [*required, "channelId", "eventId"],
         }
     schemas["CredentialsRevoked"] = {
         "type": "object",
