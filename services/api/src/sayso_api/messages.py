@@ -102,7 +102,7 @@ def build_review(settings: ApiSettings, body: MessageIn, box: SecretBox, now: da
     if review is None:
         return None
     try:
-        payload = normalise_payload(review.type, review.payload)
+        payload = normalise_payload(review.type, review.payload, quorum=review.quorum is not None)
     except ReviewError as exc:
         raise _review_error(exc) from None
     # As Placet: expiresInSeconds wins over expiresAt, and a deadline past the maximum is capped

@@ -346,7 +346,9 @@ async def dry_run(db: Database, owner_id: str, body: PolicyTestIn) -> PolicyTest
     await _own_channel(db, owner_id, body.channel_id)
     sample = body.message
     try:
-        payload = normalise_payload(sample.review.type, sample.review.payload)
+        payload = normalise_payload(
+            sample.review.type, sample.review.payload, quorum=sample.review.quorum is not None
+        )
     except ReviewError as exc:
         raise ApiError(422, "invalid_review", exc.message, f"message.{exc.field}") from None
     channel, account = await book(db).applying(owner_id, body.channel_id)

@@ -6,10 +6,14 @@ Pure functions over plain data, so every rule has a table test. A bad payload or
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from datetime import date, datetime, time
 from typing import Any
+
+from sayso_api import arg_schema
+from sayso_common.quorum import option_approves
 
 MAX_OPTIONS = 100
 MAX_FIELDS = 100
@@ -17,6 +21,11 @@ MAX_LABEL = 200
 MAX_ID = 100
 MAX_COMMENT = 4000
 MAX_TEXT = 20_000
+# An editable action's arguments, as proposed (``review.payload.edit.args``) or as edited
+# (``response.editedArgs``): compact JSON of at most this many bytes. The proposed ones also count
+# towards the payload's own limit (SAYSO_MAX_PAYLOAD_BYTES).
+MAX_EDIT_BYTES = 64 * 1024
+EDIT_KEYS = frozenset({"args", "schema"})
 OPTION_STYLES = ("primary", "secondary", "success", "danger", "warning", "default", "ghost")
 # Placet's twelve form field types.
 FIELD_TYPES = (
@@ -195,13 +204,17 @@ def _selection(payload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def normalise_payload(review_type: str, payload: Any) -> dict[str, Any]:
-    """Validate a review payload and return its stored form."""
+def normalise_payload(review_type: str, payload: Any, quorum: bool = False) -> dict[str, Any]:
+    """Validate a review payload and return its stored form. ``quorum``: the review takes a
+    quorum of votes (``review.quorum``), which an editable action cannot have."""
     if payload is None:
         payload = {}
     if not isinstance(payload, dict):
         raise ReviewError("review.payload", "must be an object")
     _labels(payload)
+    if payload.get("edit") is not None and review_type in ("selection", "form", "text-input"):
+        # Freeform payloads are anything (Placet's contract), so an ``edit`` there stays data.
+        raise ReviewError("review.payload.edit", "only approval reviews offer their action for editing")
     if review_type == "approval":
         raw = payload.get("options")
         # As Placet's review card (``payload.options ?? [Approve, Reject]``): absent or null means
@@ -217,6 +230,14 @@ def normalise_payload(review_type: str, payload: Any) -> dict[str, Any]:
         else:
             options = _options(raw, "review.payload.options", styled=True)
         _bool(payload.get("allowComment"), "review.payload.allowComment")
+        if payload.get("edit") is not None:
+            if quorum:
+                raise ReviewError(
+                    "review.payload.edit",
+                    "a quorum review cannot offer its action for editing: each reviewer would approve "
+                    "different arguments",
+                )
+            _check_edit(payload["edit"])
         return {**payload, "options": options}
     if review_type == "selection":
         return _selection(payload)
@@ -240,6 +261,77 @@ def normalise_payload(review_type: str, payload: Any) -> dict[str, Any]:
     raise ReviewError("review.type", "must be one of approval, selection, form, text-input, freeform")
 
 
+def _json_bytes(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def _path(base: str, path: arg_schema.Path) -> str:
+    return base + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+
+
+def _args(value: Any, field: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ReviewError(field, "must be an object")
+    if _json_bytes(value) > MAX_EDIT_BYTES:
+        raise ReviewError(field, f"must be at most {MAX_EDIT_BYTES} bytes of JSON")
+    return value
+
+
+def _check_edit(edit: Any) -> None:
+    """``payload.edit = {args, schema?}``: the action's arguments as proposed, and the JSON Schema
+    (draft 2020-12) any edited arguments must satisfy; the proposed ones must satisfy it too."""
+    field = "review.payload.edit"
+    if not isinstance(edit, dict):
+        raise ReviewError(field, "must be an object with args (and optionally schema)")
+    extra = sorted(set(edit) - EDIT_KEYS)
+    if extra:
+        raise ReviewError(f"{field}.{extra[0]}", "is not a field of edit (args, schema)")
+    args = _args(edit.get("args"), f"{field}.args")
+    if edit.get("schema") is None:
+        return
+    check = _schema_checker(edit["schema"], f"{field}.schema")
+    try:
+        check(args)
+    except arg_schema.BadSchemaError as exc:
+        raise ReviewError(f"{field}.schema", exc.message) from None
+    except arg_schema.BadArgsError as exc:
+        raise ReviewError(
+            _path(f"{field}.args", exc.path), f"does not satisfy the schema: {exc.message}"
+        ) from None
+
+
+def _schema_checker(schema: Any, field: str) -> Any:
+    try:
+        return arg_schema.checker(schema)
+    except arg_schema.BadSchemaError as exc:
+        raise ReviewError(field, exc.message) from None
+
+
+def _edited_args(payload: dict[str, Any], selected: str, edited: Any) -> dict[str, Any]:
+    """``response.editedArgs``: only on a review that offers its action for editing, only with an
+    option that approves, and satisfying the review's schema (when it has one)."""
+    field = "response.editedArgs"
+    edit = payload.get("edit")
+    if not isinstance(edit, dict):
+        raise ReviewError(field, "this review does not offer its action for editing")
+    option = next((o for o in payload.get("options", []) if o.get("id") == selected), {"id": selected})
+    if not option_approves(option):
+        raise ReviewError(
+            field, f"only an approving answer carries edited arguments, and {selected!r} does not approve"
+        )
+    args = _args(edited, field)
+    if edit.get("schema") is None:
+        return args
+    check = _schema_checker(edit["schema"], field)
+    try:
+        check(args)
+    except arg_schema.BadSchemaError as exc:  # a path the proposed arguments never reached
+        raise ReviewError(field, f"cannot be checked: the review's schema {exc.message}") from None
+    except arg_schema.BadArgsError as exc:
+        raise ReviewError(_path(field, exc.path), exc.message) from None
+    return args
+
+
 def validate_response(review_type: str, payload: dict[str, Any], response: Any) -> Any:
     """Check a human's response against its review; returns the response to store."""
     if response == DISMISSED and payload.get("dismissLabel"):
@@ -258,7 +350,9 @@ def validate_response(review_type: str, payload: dict[str, Any], response: Any) 
         comment = _str(response.get("comment"), "response.comment", MAX_COMMENT, required=False)
         if comment is not None:
             out["comment"] = comment
-        _no_extra(response, {"selectedOption", "comment"})
+        _no_extra(response, {"selectedOption", "comment", "editedArgs"})
+        if "editedArgs" in response:
+            out["editedArgs"] = _edited_args(payload, selected, response["editedArgs"])
         return out
     if review_type == "selection":
         items, multi = selection_items(payload)
