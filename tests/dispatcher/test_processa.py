@@ -291,3 +291,21 @@ async def test_an_expired_review_reaches_processa_as_rejected(owner: Owner) -> N
         assert set(body) == {"event", "draft", "timestamp", "actionDigest"}
         assert body["actionDigest"] == msg["review"]["actionDigest"]
         assert set(body["draft"]) == {"id", "title", "rejectionReason", "reviewedAt"}
+
+
+def test_edited_args_reach_both_formats() -> None:
+    """Edit-before-approve (#32): the reviewer's editedArgs are in Placet's response as recorded and
+    a top-level key of Processa's draft.approved; a body without them is unchanged."""
+    edited = {"amount": 90, "currency": "EUR"}
+    event = _responded(_message({"selectedOption": "approve", "editedArgs": edited}))
+    processa = body_for(event, "processa")
+    assert processa is not None
+    assert processa["event"] == "draft.approved"
+    assert processa["editedArgs"] == edited
+    assert list(processa) == ["event", "draft", "timestamp", "editedArgs"]
+    placet = body_for(event, "placet")
+    assert placet is not None
+    assert placet["response"] == {"selectedOption": "approve", "editedArgs": edited}
+    plain = body_for(_responded(_message({"selectedOption": "approve"})), "processa")
+    assert plain is not None
+    assert "editedArgs" not in plain

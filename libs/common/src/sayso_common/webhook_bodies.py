@@ -25,6 +25,9 @@ keep Placet's body whatever the format):
   Placet body: ``reason: "channel_deleted"``).
 * ``reviewedAt`` is when the review was answered (or expired); ``timestamp`` when the event
   happened.
+* An approval whose reviewer edited the action's arguments (edit-before-approve: the response's
+  ``editedArgs``) carries them in both formats: in Placet's inside ``response`` as recorded, in
+  Processa's as the top-level ``editedArgs`` of ``draft.approved`` (after Processa's keys).
 * Both formats end with the review's ``actionDigest`` (:mod:`sayso_common.action_digest`), after
   the keys Placet and Processa send.
 """
@@ -132,6 +135,9 @@ def processa_body(event: Event) -> dict[str, Any] | None:
     )
     draft["reviewedAt"] = iso(reviewed)
     body: dict[str, Any] = {"event": event_name, "draft": draft, "timestamp": iso(event.occurred_at)}
+    edited = review.response.get("editedArgs") if isinstance(review.response, dict) else None
+    if event_name == "draft.approved" and isinstance(edited, dict):
+        body["editedArgs"] = edited  # what to run instead of the proposed arguments
     if review.action_digest is not None:
         body["actionDigest"] = review.action_digest  # Sayso's addition, after Processa's keys
     return body
