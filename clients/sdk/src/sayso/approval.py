@@ -12,6 +12,19 @@ Each call is bound to its approval: the review carries ``metadata.tool`` (the fu
 ``metadata.args`` (its arguments) and the ``actionDigest`` of them and the review payload; an
 answer whose review carries another digest raises :class:`DigestMismatch` and the function
 does not run.
+
+With ``editable=True`` the reviewer may change the arguments before approving:
+
+>>> @sayso.require_approval(channel="agt_…", editable=True)
+... def transfer(to: str, amount: float) -> None: ...
+>>> transfer("alice", 120)  # the reviewer approves amount=90: transfer("alice", 90) runs
+
+The review's ``payload.edit`` holds the call's arguments as JSON (so they must be JSON values)
+and a JSON Schema for them: ``schema=`` if given, else one drawn from the function's signature
+(each ``str``/``int``/``float``/``bool`` parameter typed, those without a default required, no
+unknown ones unless the function takes ``**kwargs``). The digest still binds the call as
+proposed and is checked first; then the function runs with the reviewer's ``editedArgs`` in
+place of its arguments (an answer without them runs it as called).
 """
 
 # The exception names are the SDK's public vocabulary (NotFound, Conflict, Expired, Denied …),
@@ -24,6 +37,7 @@ import functools
 import hashlib
 import inspect
 import json
+import typing
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, Literal, ParamSpec, TypeVar, cast
 
@@ -32,7 +46,7 @@ from sayso.aio import AsyncClient
 from sayso.client import Client, Timeout
 from sayso.errors import ConfigurationError, Expired, SaysoError
 from sayso.models import Answer
-from sayso.reviews import Approval, ApprovalAnswer, Option
+from sayso.reviews import Approval, ApprovalAnswer, Edit, Option
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -137,9 +151,19 @@ class _Gate:
         allow_comment: bool,
         expires_in: Timeout,
         on_expire: OnExpire,
+        editable: bool = False,
+        schema: Mapping[str, Any] | None = None,
     ) -> None:
         if on_expire not in ("deny", "allow"):
             raise ValueError('on_expire must be "deny" or "allow"')
+        if schema is not None and not editable:
+            raise ValueError("schema= describes editable arguments: pass editable=True too")
+        if editable and any(
+            p.kind is inspect.Parameter.VAR_POSITIONAL for p in inspect.signature(fn).parameters.values()
+        ):
+            raise TypeError(f"{fn.__qualname__} takes *args, which a reviewer cannot edit by name")
+        self.editable = editable
+        self.schema = dict(schema) if schema is not None else (signature_schema(fn) if editable else None)
         self.fn = fn
         self.channel = channel
         self.text = text
@@ -163,6 +187,9 @@ class _Gate:
         function = f"{self.fn.__module__}.{self.fn.__qualname__}"
         metadata = {"function": function, "arguments": named, "tool": function, "args": named}
         review = self.review.body()
+        if self.editable:
+            edit = Edit(args=call_arguments(self.fn, args, kwargs), json_schema=self.schema)
+            review = self.review.model_copy(update={"edit": edit}).body()
         digest = action_digest(review.get("payload"), metadata)
         request = {
             "review": {**review, "actionDigest": digest},
@@ -172,14 +199,16 @@ class _Gate:
         }
         return request, digest
 
-    def decide(self, answer: Answer, digest: str) -> None:
+    def decide(self, answer: Answer, digest: str) -> dict[str, Any] | None:
+        """Raise unless ``answer`` approves this very call; the reviewer's edited arguments, if
+        any (only an editable gate uses them)."""
         if answer.review.action_digest != digest:
             raise DigestMismatch(
                 display_name(self.fn), answer.message_id, digest, answer.review.action_digest
             )
         value = answer.value
         if isinstance(value, ApprovalAnswer) and value.selected_option in self.approve:
-            return
+            return value.edited_args if self.editable else None
         comment = value.comment if isinstance(value, ApprovalAnswer) else None
         raise Denied(
             display_name(self.fn), answer.message_id, answer=answer, comment=comment or answer.feedback
@@ -193,6 +222,92 @@ class _Gate:
             raise DigestMismatch(display_name(self.fn), exc.message.id, digest, answered) from exc
 
 
+def call_arguments(fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The call's arguments by name as JSON values (``**kwargs`` spread out): what the reviewer
+    may edit. Refuses arguments JSON cannot carry."""
+    bound = inspect.signature(fn).bind(*args, **kwargs)
+    bound.apply_defaults()
+    out: dict[str, Any] = {}
+    for name, value in bound.arguments.items():
+        if bound.signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
+            out.update(value)
+        else:
+            out[name] = value
+    for name, value in out.items():
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"{display_name(fn)}: argument {name!r} ({type(value).__name__}) is not a JSON value, "
+                "so it cannot be offered for editing"
+            ) from None
+    return out
+
+
+_JSON_TYPES: dict[Any, str] = {str: "string", bool: "boolean", int: "integer", float: "number"}
+
+
+def signature_schema(fn: Callable[..., Any]) -> dict[str, Any]:
+    """A JSON Schema for ``fn``'s arguments drawn from its signature: ``str``, ``int``, ``float``
+    and ``bool`` annotations become types (any other parameter may hold any JSON value), those
+    without a default are required, and no other names are allowed unless it takes ``**kwargs``."""
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:
+        hints = {}
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    open_ended = False
+    for name, param in inspect.signature(fn).parameters.items():
+        if param.kind is inspect.Parameter.VAR_KEYWORD:
+            open_ended = True
+            continue
+        hint = hints.get(name)
+        kind = _JSON_TYPES.get(hint) if isinstance(hint, type) else None
+        properties[name] = {"type": kind} if kind else {}
+        if param.default is inspect.Parameter.empty:
+            required.append(name)
+        elif kind and not _fits(param.default, kind):
+            properties[name] = {}  # a default of another type (None for "not given") stays allowed
+    schema: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": open_ended}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def _fits(value: Any, kind: str) -> bool:
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "string":
+        return isinstance(value, str)
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return number and (kind == "number" or isinstance(value, int))
+
+
+def rebind(fn: Callable[..., Any], edited: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+    """Positional and keyword arguments that call ``fn`` with ``edited`` (arguments by name, as
+    :func:`call_arguments` gives them). A name ``fn`` has no parameter for goes to its
+    ``**kwargs``; without one, :class:`TypeError`."""
+    rest = dict(edited)
+    positional: list[Any] = []
+    keywords: dict[str, Any] = {}
+    spread = False
+    for name, param in inspect.signature(fn).parameters.items():
+        if param.kind is inspect.Parameter.VAR_KEYWORD:
+            spread = True
+        elif name in rest and param.kind is inspect.Parameter.POSITIONAL_ONLY:
+            positional.append(rest.pop(name))
+        elif name in rest:
+            keywords[name] = rest.pop(name)
+    if rest and not spread:
+        raise TypeError(
+            f"{display_name(fn)} has no parameter {sorted(rest)[0]!r} (from the edited arguments)"
+        )
+    keywords.update(rest)
+    inspect.signature(fn).bind(*positional, **keywords)  # missing required ones: TypeError here
+    return positional, keywords
+
+
 def require_approval(
     channel: str | None = None,
     *,
@@ -203,6 +318,8 @@ def require_approval(
     allow_comment: bool = True,
     expires_in: Timeout = None,
     on_expire: OnExpire = "deny",
+    editable: bool = False,
+    schema: Mapping[str, Any] | None = None,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Gate a function (sync or async) behind a human's approval of each call.
 
@@ -213,10 +330,17 @@ def require_approval(
     :class:`Denied` with ``expired=True``, or runs the function with ``on_expire="allow"``.
     ``client`` defaults to one built from ``SAYSO_URL``/``SAYSO_API_KEY`` for each call;
     pass a :class:`Client` for sync functions and an :class:`AsyncClient` for async ones.
+
+    ``editable=True`` offers the call's arguments for editing (``review.payload.edit``), checked
+    against ``schema`` (a JSON Schema; default: drawn from the signature, see
+    :func:`signature_schema`); an approval with edited arguments runs the function with them,
+    after the digest of the call as proposed was checked.
     """
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
-        gate = _Gate(fn, channel, text, options, approve, allow_comment, expires_in, on_expire)
+        gate = _Gate(
+            fn, channel, text, options, approve, allow_comment, expires_in, on_expire, editable, schema
+        )
         if inspect.iscoroutinefunction(fn):
             if client is not None and not isinstance(client, AsyncClient):
                 raise TypeError(f"{fn.__qualname__} is async: pass an AsyncClient")
@@ -236,13 +360,17 @@ def _sync_gate(gate: _Gate, fn: Callable[P, R], client: Client | None) -> Callab
             channel = gate.target()
             request, digest = gate.request(args, kwargs)
             message = own.request_review(channel, **request)
+            edited = None
             try:
-                gate.decide(own.wait(message.id, channel), digest)
+                edited = gate.decide(own.wait(message.id, channel), digest)
             except Expired as exc:
                 gate.expired(exc, digest)
         finally:
             if client is None:
                 own.close()
+        if edited is not None:
+            positional, keywords = rebind(fn, edited)
+            return fn(*positional, **keywords)
         return fn(*args, **kwargs)
 
     return gated
@@ -258,13 +386,17 @@ def _async_gate(
             channel = gate.target()
             request, digest = gate.request(args, kwargs)
             message = await own.request_review(channel, **request)
+            edited = None
             try:
-                gate.decide(await own.wait(message.id, channel), digest)
+                edited = gate.decide(await own.wait(message.id, channel), digest)
             except Expired as exc:
                 gate.expired(exc, digest)
         finally:
             if client is None:
                 await own.aclose()
+        if edited is not None:
+            positional, keywords = rebind(fn, edited)
+            return await fn(*positional, **keywords)
         return await fn(*args, **kwargs)
 
     return gated

@@ -55,12 +55,23 @@ def _approve_reject() -> list[Option]:
     ]
 
 
+class Edit(_Wire):
+    """An action offered for editing before approval: its ``args`` as proposed and, optionally,
+    the JSON Schema (draft 2020-12) that edited arguments must satisfy (``schema`` on the wire).
+    An approving answer may then carry :attr:`ApprovalAnswer.edited_args`."""
+
+    args: dict[str, Any]
+    json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
+
+
 class Approval(ReviewRequest):
-    """Buttons; the answer is :class:`ApprovalAnswer` with the chosen option's id."""
+    """Buttons; the answer is :class:`ApprovalAnswer` with the chosen option's id. With ``edit``
+    the reviewer may change the action's arguments before approving (not with a quorum)."""
 
     review_type: ClassVar[str] = "approval"
     options: list[Option] = Field(default_factory=_approve_reject)
     allow_comment: bool = False
+    edit: Edit | None = None
 
 
 class Item(_Wire):
@@ -146,8 +157,12 @@ class _Answer(BaseModel):
 
 
 class ApprovalAnswer(_Answer):
+    """``edited_args``: the arguments the reviewer approved instead of the proposed ones (only on
+    a review with ``edit``, only with an approving option); None when approved as proposed."""
+
     selected_option: str
     comment: str | None = None
+    edited_args: dict[str, Any] | None = None
 
 
 class SelectionAnswer(_Answer):
