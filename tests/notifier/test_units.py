@@ -3,6 +3,7 @@ tokens, Slack's request signature, who is told what and when, escaping, the SMTP
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any, Unpack
 
@@ -349,3 +350,34 @@ OPTIONS = {"options": [{"id": "ok", "label": "Ship it"}, {"id": "no", "label": "
 )
 def test_outcome_lines(review: dict[str, Any], responder: str | None, line: str) -> None:
     assert content.outcome_line({"type": "approval", "payload": OPTIONS, **review}, responder) == line  # type: ignore[typeddict-item]
+
+
+def test_an_editable_review_says_editing_needs_the_inbox() -> None:
+    """Edit before approve (#32): one-click answers approve the arguments as proposed; the e-mail
+    and the Slack message say so and link the inbox, where they can be changed."""
+    review: Any = {
+        "type": "approval",
+        "status": "pending",
+        "payload": {**OPTIONS, "edit": {"args": {"amount": 120}}},
+    }
+    assert content.editable(review)
+    plain: Any = {**review, "payload": OPTIONS}
+    freeform: Any = {**review, "type": "freeform"}
+    assert not content.editable(plain)
+    assert not content.editable(freeform)
+    inbox = "http://x/#/c/agt_1"
+    links = [(content.Choice("ok", "Ship it"), "http://x/a/1")]
+    for editable in (True, False):
+        notice = content.Notice("review", "ops", "Pay alice?", "approval", NOW_PLAN, inbox, editable=editable)
+        _, text, page = content.email(notice, links)
+        slack = json.dumps(content.slack_review(notice, links))
+        assert (content.EDIT_NOTE in text) is editable
+        assert (f"{content.EDIT_NOTE}: {inbox}" in text) is editable
+        assert (f'{content.EDIT_NOTE}: <a href="{inbox}">' in page) is editable
+        assert (content.EDIT_NOTE in slack) is editable
+    answered: Any = {
+        **review,
+        "status": "completed",
+        "response": {"selectedOption": "ok", "editedArgs": {"amount": 90}},
+    }
+    assert content.outcome_line(answered, "a@x.test") == "Ship it (with edited arguments) by a@x.test"

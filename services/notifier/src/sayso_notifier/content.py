@@ -42,6 +42,17 @@ class Notice:
     review_type: str
     expires_at: datetime
     inbox_url: str  # where the review opens in the web inbox
+    # The review offers its action's arguments for editing (payload.edit): one click approves
+    # them as proposed (or rejects); changing them needs the inbox.
+    editable: bool = False
+
+
+EDIT_NOTE = "To change the arguments before approving, open it in Sayso"
+
+
+def editable(review: ReviewDoc) -> bool:
+    edit = (review.get("payload") or {}).get("edit")
+    return review["type"] == "approval" and isinstance(edit, dict) and isinstance(edit.get("args"), dict)
 
 
 def choices(review: ReviewDoc) -> list[Choice]:
@@ -97,6 +108,8 @@ def email(notice: Notice, links: list[tuple[Choice, str]]) -> tuple[str, str, st
     ]
     for choice, url in links:
         lines.append(f"{choice.label}: {url}")
+    if notice.editable and links:
+        lines += ["", f"The links approve the arguments as proposed. {EDIT_NOTE}: {notice.inbox_url}"]
     lines += ["", f"Open in Sayso: {notice.inbox_url}", ""]
     if links:
         lines.append("Each link asks you to confirm before anything is recorded. Do not forward this e-mail:")
@@ -122,7 +135,13 @@ def email(notice: Notice, links: list[tuple[Choice, str]]) -> tuple[str, str, st
         f"{html.escape(deadline)}</p>\n"
         f'<div style="padding:12px 16px;border:1px solid #d0d5dd;border-radius:8px">{body}</div>\n'
         f'<p style="margin:16px 0">{buttons}</p>\n'
-        f'<p><a href="{html.escape(notice.inbox_url, quote=True)}">Open in Sayso</a></p>\n'
+        + (
+            f"<p>The buttons approve the arguments as proposed. {EDIT_NOTE}: "
+            f'<a href="{html.escape(notice.inbox_url, quote=True)}">edit in Sayso</a>.</p>\n'
+            if notice.editable and links
+            else ""
+        )
+        + f'<p><a href="{html.escape(notice.inbox_url, quote=True)}">Open in Sayso</a></p>\n'
         + (
             '<p style="color:#667085;font-size:13px">Each button asks you to confirm before anything is '
             "recorded. Do not forward this e-mail: its buttons answer as you.</p>\n"
@@ -181,7 +200,17 @@ def slack_review(notice: Notice, buttons: list[tuple[Choice, str]]) -> dict[str,
             _summary_block(notice, title),
             {
                 "type": "context",
-                "elements": [{"type": "mrkdwn", "text": f"Answer before {_deadline(notice.expires_at)}"}],
+                "elements": [{"type": "mrkdwn", "text": f"Answer before {_deadline(notice.expires_at)}"}]
+                + (
+                    [
+                        {
+                            "type": "mrkdwn",
+                            "text": f"The buttons approve the arguments as proposed. {EDIT_NOTE}.",
+                        }
+                    ]
+                    if notice.editable
+                    else []
+                ),
             },
             {"type": "actions", "elements": elements},
         ],
@@ -196,7 +225,8 @@ def _answer(review: ReviewDoc, response: Any) -> str:
     if response.get("_dismissed"):
         return "dismissed"
     if "selectedOption" in response:
-        return labels.get(str(response["selectedOption"]), str(response["selectedOption"]))
+        label = labels.get(str(response["selectedOption"]), str(response["selectedOption"]))
+        return f"{label} (with edited arguments)" if isinstance(response.get("editedArgs"), dict) else label
     if isinstance(response.get("selectedIds"), list):
         return ", ".join(labels.get(str(i), str(i)) for i in response["selectedIds"])
     return "answered"

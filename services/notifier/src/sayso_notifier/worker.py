@@ -246,6 +246,7 @@ class Worker:
             review_type=review["type"],
             expires_at=review["expires_at"],
             inbox_url=f"{self._public}/#/c/{doc['channel_id']}",
+            editable=content.editable(review),
         )
         at = utcnow()
         if doc["kind"] == "email":
