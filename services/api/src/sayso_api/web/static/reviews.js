@@ -13,6 +13,13 @@
 // (an answer there is the user's vote; once they voted, the card says so and waits for the
 // others); a review with onExpire says what happens if nobody answers, and an expired one shows
 // the default that applied.
+//
+// Edit before approve (issue #32): an approval whose payload has `edit: {args, schema?}` shows
+// the action's arguments for editing, as a form when the schema is a flat object of primitive
+// properties (string, number, integer, boolean, enum), else as a JSON editor, with a list of
+// what changed (old → new). An approving button sends `editedArgs` only when something
+// changed; any other button never sends them. A 422 names `response.editedArgs.<name>`, shown at
+// that field.
 
 import { announce, firstWords } from "./announcer.js";
 import { api, session } from "./api.js";
@@ -26,6 +33,9 @@ const DEFAULT_APPROVAL = [
   { id: "approve", label: "Approve", style: "primary" },
   { id: "reject", label: "Reject", style: "danger" },
 ];
+// Which options approve: the API's one rule (sayso_common.quorum.option_approves).
+const APPROVING_IDS = new Set(["approve", "approved", "accept", "accepted", "yes", "ok"]);
+const APPROVING_STYLES = new Set(["primary", "success"]);
 
 /**
  * The card for `message.review`. `onAnswered(message)` gets the updated message after a
@@ -315,8 +325,11 @@ function responseSummary(review) {
   if (review.type === "approval" && r && r.selectedOption) {
     const options = Array.isArray(payload.options) && payload.options.length ? payload.options : DEFAULT_APPROVAL;
     const opt = options.find((o) => o.id === r.selectedOption);
+    const edit = editOf(payload);
+    const edited = edit && isObject(r.editedArgs) ? r.editedArgs : null;
     return h("div", { class: "answer" },
       h("span", { class: `chip chip-${styleOf(opt)}` }, opt ? opt.label : r.selectedOption),
+      edited ? [" ", h("span", { class: "muted" }, "with edited arguments"), diffList(edit.args, edited)] : null,
       r.comment ? h("p", { class: "answer-comment" }, r.comment) : null);
   }
   if (review.type === "selection" && r && Array.isArray(r.selectedIds)) {
@@ -469,6 +482,9 @@ const BUILDERS = {
       ] : null,
       errorFor(fields, "response.selectedOption", `${commentId}-choice`),
     );
+    const edit = editOf(payload);
+    const editor = edit ? argsEditor(edit, fields) : null;
+    if (editor) element.prepend(editor.element);
     const actions = options.map((o) => h("button", {
       type: "submit", class: `btn btn-${styleOf(o)}`, name: "selectedOption", value: o.id,
     }, o.label));
@@ -479,7 +495,13 @@ const BUILDERS = {
         const text = comment ? comment.value.trim() : "";
         const selected = submitter && submitter.name === "selectedOption" ? submitter.value : null;
         if (!selected) throw Object.assign(new Error("choose one of the buttons"), { field: "response.selectedOption" });
-        return text ? { selectedOption: selected, comment: text } : { selectedOption: selected };
+        const out = text ? { selectedOption: selected, comment: text } : { selectedOption: selected };
+        const option = options.find((o) => o.id === selected);
+        if (editor && option && approves(option)) {
+          const edited = editor.value(); // throws for JSON that does not parse
+          if (!sameJson(edited, edit.args)) out.editedArgs = edited;
+        }
+        return out;
       },
     };
   },
@@ -681,6 +703,170 @@ const BUILDERS = {
     };
   },
 };
+
+function isObject(v) {
+  return v !== null && typeof v === "object" && !Array.isArray(v);
+}
+
+function approves(option) {
+  return APPROVING_IDS.has(option.id) || APPROVING_STYLES.has(option.style);
+}
+
+/** `payload.edit` when the review offers its action for editing, else null. */
+function editOf(payload) {
+  const edit = payload.edit;
+  return isObject(edit) && isObject(edit.args) ? edit : null;
+}
+
+/** JSON with sorted keys: two values are the same arguments when these agree. */
+function canonical(v) {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(",")}]`;
+  if (isObject(v)) return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical(v[k])}`).join(",")}}`;
+  return JSON.stringify(v);
+}
+
+function sameJson(a, b) {
+  return canonical(a) === canonical(b);
+}
+
+function shownValue(v) {
+  if (v === undefined) return "(none)";
+  return typeof v === "string" ? v : JSON.stringify(v);
+}
+
+/** What changed between the proposed and the edited arguments, key by key: old → new. */
+function diffList(before, after) {
+  const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])];
+  const changed = keys.filter((k) => !sameJson(before[k], after[k]));
+  if (!changed.length) return h("p", { class: "edit-diff-none muted" }, "No changes: approving sends the arguments as proposed.");
+  return h("ul", { class: "edit-diff", "aria-label": "Changed arguments" }, changed.map((k) => h("li", { dataset: { key: k } },
+    h("code", {}, k), ": ",
+    h("del", {}, shownValue(before[k])), " → ", h("ins", {}, shownValue(after[k])))));
+}
+
+const EDIT_TYPES = new Set(["string", "number", "integer", "boolean"]);
+
+/** The schema's properties when it is a flat object of primitive ones that covers every
+ * proposed argument (a form can show it); else null (the JSON editor). */
+function flatProperties(schema, args) {
+  if (!isObject(schema) || !isObject(schema.properties)) return null;
+  if (schema.type !== undefined && schema.type !== "object") return null;
+  const props = Object.entries(schema.properties);
+  if (!props.length || props.length > 50) return null;
+  for (const [, spec] of props) {
+    if (!isObject(spec)) return null;
+    if (Array.isArray(spec.enum)) {
+      if (!spec.enum.length || !spec.enum.every((v) => v === null || ["string", "number", "boolean"].includes(typeof v))) return null;
+    } else if (!EDIT_TYPES.has(spec.type)) return null;
+  }
+  if (Object.keys(args).some((k) => !(k in schema.properties))) return null;
+  return props;
+}
+
+/** The editor of an action's arguments: {element, value() -> edited arguments}. */
+function argsEditor(edit, fields) {
+  const args = edit.args;
+  const props = flatProperties(edit.schema, args);
+  const required = new Set(isObject(edit.schema) && Array.isArray(edit.schema.required) ? edit.schema.required : []);
+  const groupId = newId("edit");
+  const diffBox = h("div", { class: "edit-changes", id: `${groupId}-changes` });
+  let value;
+  let body;
+  if (props) {
+    const readers = [];
+    body = h("div", { class: "form-fields" }, props.map(([name, spec]) => {
+      const id = newId("arg");
+      const initial = args[name];
+      const label = typeof spec.title === "string" && spec.title ? spec.title : name;
+      let input;
+      let read;
+      if (Array.isArray(spec.enum)) {
+        input = h("select", { id, name: `edit-${name}` },
+          initial === undefined ? h("option", { value: "" }, "Choose…") : null,
+          spec.enum.map((v, i) => h("option", { value: String(i) }, shownValue(v))));
+        const at = spec.enum.findIndex((v) => sameJson(v, initial));
+        if (at >= 0) input.value = String(at);
+        read = () => (input.value === "" ? undefined : spec.enum[Number(input.value)]);
+      } else if (spec.type === "boolean") {
+        input = h("input", { id, name: `edit-${name}`, type: "checkbox" });
+        input.checked = initial === true;
+        read = () => (initial === undefined && !input.checked ? undefined : input.checked);
+      } else if (spec.type === "number" || spec.type === "integer") {
+        const attrs = { id, name: `edit-${name}`, type: "number", step: spec.type === "integer" ? 1 : "any" };
+        if (isNumber(spec.minimum)) attrs.min = spec.minimum;
+        if (isNumber(spec.maximum)) attrs.max = spec.maximum;
+        input = h("input", attrs);
+        if (initial !== undefined && initial !== null) input.value = String(initial);
+        read = () => {
+          if (input.value === "") return undefined;
+          const n = Number(input.value);
+          return Number.isFinite(n) ? n : input.value;
+        };
+      } else {
+        const attrs = { id, name: `edit-${name}`, type: "text" };
+        if (Number.isInteger(spec.maxLength)) attrs.maxlength = spec.maxLength;
+        input = h("input", attrs);
+        if (initial !== undefined && initial !== null) input.value = String(initial);
+        // An argument that was absent stays absent while its field is empty.
+        read = () => (input.value === "" && initial === undefined ? undefined : input.value);
+      }
+      if (required.has(name)) input.setAttribute("aria-required", "true");
+      readers.push([name, read]);
+      const hint = typeof spec.description === "string" && spec.description
+        ? h("span", { class: "hint", id: `${id}-desc` }, spec.description) : null;
+      if (hint) input.setAttribute("aria-describedby", hint.id);
+      const labelEl = h("label", { for: id, class: "label" }, label,
+        required.has(name) ? [" ", h("span", { class: "req", "aria-hidden": "true", title: "required" }, "*")] : null);
+      return h("div", { class: `field field-arg` },
+        spec.type === "boolean" ? h("div", { class: "check" }, input, labelEl) : [labelEl, input],
+        hint, errorFor(fields, `response.editedArgs.${name}`, id));
+    }));
+    value = () => {
+      const out = {};
+      for (const [name, read] of readers) {
+        const v = read();
+        if (v !== undefined) out[name] = v;
+      }
+      return out;
+    };
+  } else {
+    const id = newId("args");
+    const area = h("textarea", { id, name: "edit-args", rows: 6, class: "code", spellcheck: "false" });
+    area.value = JSON.stringify(args, null, 2);
+    body = [h("label", { for: id, class: "label" }, "Arguments (JSON)"), area];
+    value = () => {
+      let parsed;
+      try {
+        parsed = JSON.parse(area.value);
+      } catch (err) {
+        throw Object.assign(new Error(`Invalid JSON: ${err.message}`), { field: "response.editedArgs" });
+      }
+      if (!isObject(parsed)) throw Object.assign(new Error("The arguments must be a JSON object"), { field: "response.editedArgs" });
+      return parsed;
+    };
+    body.push(errorFor(fields, "response.editedArgs", id));
+  }
+  const whole = props ? errorFor(fields, "response.editedArgs", groupId) : null;
+  const element = h("fieldset", { class: "edit-args", id: groupId },
+    h("legend", {}, "Arguments"),
+    h("p", { class: "hint" }, "Change them before approving if needed; rejecting ignores any change."),
+    body, whole,
+    h("div", { class: "edit-diff-box" }, h("p", { class: "label" }, "Changes"), diffBox));
+  const refresh = () => {
+    let edited;
+    try {
+      edited = value();
+    } catch {
+      diffBox.replaceChildren(h("p", { class: "muted" }, "The JSON does not parse yet."));
+      return;
+    }
+    diffBox.replaceChildren(diffList(args, edited));
+  };
+  element.addEventListener("input", refresh);
+  element.addEventListener("change", refresh);
+  refresh();
+  return { element, value };
+}
 
 function rangeHint(spec) {
   if (isNumber(spec.min) && isNumber(spec.max)) return `between ${spec.min} and ${spec.max}`;
