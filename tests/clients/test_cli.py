@@ -317,3 +317,36 @@ def test_an_unreachable_server_is_named_with_what_to_check() -> None:
     assert f"cannot reach {url}" in done.stderr
     assert "SAYSO_URL" in done.stderr
     assert "make run" in done.stderr
+
+
+async def test_ask_offers_arguments_for_editing(stack: RunningStack, owner: Owner, channel: str) -> None:
+    """Edit before approve (#32): --edit-args/--edit-schema offer the action's arguments; the
+    reviewer's edited ones come back as editedArgs (exit 0, approved)."""
+    env = cli_env(stack, owner)
+    schema = {"type": "object", "properties": {"replicas": {"type": "integer", "maximum": 10}}}
+    edited = {"replicas": 4}
+    human = asyncio.create_task(
+        answer_next(owner, channel, {"selectedOption": "approve", "editedArgs": edited})
+    )
+    code, out, err = await run(
+        env, "ask", "Scale up?", "--channel", channel, "--json",
+        "--edit-args", '{"replicas": 8}', "--edit-schema", json.dumps(schema),
+    )  # fmt: skip
+    answered = await human
+    assert code == 0, err
+    assert json.loads(out)["editedArgs"] == edited
+    assert answered["review"]["payload"]["edit"] == {"args": {"replicas": 8}, "schema": schema}
+
+    human = asyncio.create_task(
+        answer_next(owner, channel, {"selectedOption": "approve", "editedArgs": edited})
+    )
+    code, out, err = await run(
+        env, "ask", "Scale up?", "--channel", channel, "--edit-args", '{"replicas": 8}'
+    )
+    await human
+    assert code == 0, err
+    assert out.splitlines() == ["approved: approve", 'edited arguments: {"replicas": 4}']
+
+    for bad in (["--edit-args", "[1]"], ["--edit-args", "{"], ["--edit-schema", "{}"]):
+        code, _, err = await run(env, "ask", "Scale?", "--channel", channel, *bad)
+        assert code == 64, err

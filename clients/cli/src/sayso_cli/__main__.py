@@ -58,6 +58,16 @@ def duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object")
+    return value
+
+
 def option(text: str) -> sayso.Option:
     """``id``, ``id:Label`` or ``id:Label:style``."""
     parts = text.split(":")
@@ -113,6 +123,19 @@ def build_parser() -> Parser:
         help='option ids that mean "approved" (repeatable; default "approve", else the first option)',
     )
     ask.add_argument("--allow-comment", action="store_true", help="let the reviewer add a comment")
+    ask.add_argument(
+        "--edit-args",
+        type=json_object,
+        metavar="JSON",
+        help="offer these arguments (a JSON object) for editing before approval; an edited approval "
+        "prints them as editedArgs",
+    )
+    ask.add_argument(
+        "--edit-schema",
+        type=json_object,
+        metavar="JSON",
+        help="JSON Schema the edited arguments must satisfy",
+    )
     ask.add_argument(
         "--timeout", type=duration, help="stop waiting after this long (90, 30s, 10m, 2h); exit 3"
     )
@@ -184,7 +207,12 @@ class Cli:
 
     def ask(self) -> int:
         options = self.args.options or sayso.Approval().options
-        review = sayso.Approval(options=options, allow_comment=self.args.allow_comment)
+        edit = (
+            sayso.Edit(args=self.args.edit_args, json_schema=self.args.edit_schema)
+            if self.args.edit_args is not None
+            else None
+        )
+        review = sayso.Approval(options=options, allow_comment=self.args.allow_comment, edit=edit)
         with self.client() as client:
             channel = self.channel()
             assert channel is not None
@@ -265,11 +293,14 @@ class Cli:
             "response": answer.response,
             "selectedOption": value.selected_option if isinstance(value, sayso.ApprovalAnswer) else None,
             "comment": value.comment if isinstance(value, sayso.ApprovalAnswer) else None,
+            "editedArgs": value.edited_args if isinstance(value, sayso.ApprovalAnswer) else None,
             "feedback": review.feedback,
             "respondedBy": review.responded_by,
             "respondedAt": wire(answer.message)["review"].get("respondedAt"),
         }
         human = f"{status}: {render.response_text(review.type, answer.response)}"
+        if isinstance(value, sayso.ApprovalAnswer) and value.edited_args is not None:
+            human += f"\nedited arguments: {json.dumps(value.edited_args, ensure_ascii=False)}"
         if review.feedback:
             human += f"\nfeedback: {review.feedback}"
         self.emit(data, human)
@@ -320,7 +351,10 @@ class Cli:
 
 
 def run(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "edit_schema", None) is not None and getattr(args, "edit_args", None) is None:
+        parser.error("--edit-schema needs --edit-args")
     cli = Cli(args, out or sys.stdout, err or sys.stderr)
     handlers: dict[str, Callable[[], int]] = {
         "ask": cli.ask,
