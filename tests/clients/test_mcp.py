@@ -177,6 +177,49 @@ async def test_stdio_tools_and_a_review(stack: RunningStack, owner: Owner) -> No
         assert no_channel.is_error
 
 
+async def test_edit_args_offered_and_edited_args_reported(stack: RunningStack, owner: Owner) -> None:
+    """Edit before approve (#32): send_review_message takes editArgs/editSchema into
+    payload.edit; the waits report editedArgs next to the message; bad uses are tool errors."""
+    env = {"SAYSO_URL": stack.url, "SAYSO_API_KEY": owner.api_key}
+    schema = {"type": "object", "properties": {"amount": {"type": "number", "maximum": 500}}}
+    async with stdio_server(env) as mcp:
+        tools = {t.name: t for t in (await mcp.list_tools()).tools}
+        assert {"editArgs", "editSchema"} <= set(tools["send_review_message"].input_schema["properties"])
+        channel = (await call(mcp, "create_channel", {"name": "mcp-edit"}))["id"]
+        arguments = {
+            "channelId": channel,
+            "text": "Pay alice?",
+            "reviewType": "approval",
+            "reviewPayload": {},
+            "editArgs": {"amount": 120},
+            "editSchema": schema,
+        }
+        human = asyncio.create_task(
+            answer_next(owner, channel, {"selectedOption": "approve", "editedArgs": {"amount": 90}})
+        )
+        inline = await call(mcp, "send_review_message", {**arguments, "waitInline": True})
+        answered = await human
+        assert answered["review"]["payload"]["edit"] == {"args": {"amount": 120}, "schema": schema}
+        assert inline["status"] == "completed"
+        assert inline["editedArgs"] == {"amount": 90}
+        again = await call(mcp, "wait_for_review", {"channelId": channel, "messageId": answered["id"]})
+        assert again["editedArgs"] == {"amount": 90}
+
+        sent = await call(mcp, "send_review_message", arguments)
+        await answer_next(owner, channel, {"selectedOption": "approve"})
+        plain = await call(mcp, "wait_for_review", {"channelId": channel, "messageId": sent["messageId"]})
+        assert plain["status"] == "completed"
+        assert "editedArgs" not in plain  # approved as proposed
+
+        for bad in (
+            {**arguments, "reviewType": "text-input"},
+            {**arguments, "editArgs": None},
+            {**arguments, "editArgs": {"amount": 900}},
+        ):
+            refused = await mcp.call_tool("send_review_message", bad)
+            assert refused.is_error, text_of(refused)
+
+
 async def test_placet_configuration_and_default_channel(stack: RunningStack, owner: Owner) -> None:
     channel = (await owner.create_agent(name="default"))["id"]
     env = {

@@ -41,11 +41,13 @@ AgentStatus = Literal["active", "busy", "error", "offline"]
 REVIEW_DESCRIPTION = """Send a message that asks the human for a review, and get their answer.
 
 Review types and their reviewPayload:
-- approval: { options: [{ id, label, style? }], allowComment?: boolean } — styles primary, danger, secondary, ghost. Answer: { selectedOption, comment? }
+- approval: { options: [{ id, label, style? }], allowComment?: boolean } — styles primary, danger, secondary, ghost. Answer: { selectedOption, comment?, editedArgs? }
 - selection: { mode: "single" | "multi", items: [{ id, label, description? }] }. Answer: { selectedIds: [...] }
 - form: { fields: [{ name, type, label, required?, placeholder?, options?, defaultValue?, min?, max?, step?, unit? }], submitLabel? } — types text, number, email, url, textarea, select, checkbox, date, time, datetime, range, password. Answer: an object keyed by field name
 - text-input: { placeholder?, prefill?, markdown?: boolean, minLength?, maxLength? }. Answer: { text }
 - freeform: { plugin: "plugin-name", ...pluginData }. Answer: any JSON object
+
+To let the human change the action's arguments before approving (approval reviews only), pass editArgs (a JSON object) and optionally editSchema (a JSON Schema the edited arguments must satisfy). A completed result then carries editedArgs when the human approved with changes; without it, the arguments stand as proposed.
 
 Without waitInline it returns at once with status "pending" and the messageId: call wait_for_review with it. With waitInline it waits for the answer (up to the server's connection timeout) and returns { status: "completed" | "expired", message }, or status "timeout" (call wait_for_review again)."""
 
@@ -144,13 +146,39 @@ async def wait_loop(
         if result.done:
             # Progress must only grow: the final step is one past the polls reported so far.
             await ctx.report_progress(polls + 1, polls + 1, f"Review {result.status}.")
-            return {"status": result.status, "message": dump(result.message)}
+            return finished(result.status, dump(result.message))
         polls += 1
         note = f"elapsed: {int(time.monotonic() - started)}s" + (
             f", expires: {expires_at}" if expires_at else ""
         )
         await ctx.report_progress(polls, max(total, polls), f"Waiting for review… ({note})")
     return {"status": "timeout", "messageId": message_id, "hint": TIMEOUT_HINT}
+
+
+def finished(status: str, message: dict[str, Any]) -> dict[str, Any]:
+    """A review's end as the wait tools answer it: ``editedArgs`` next to the message when the
+    human approved an editable action with changed arguments (absent otherwise, as in Placet)."""
+    out: dict[str, Any] = {"status": status, "message": message}
+    response = (message.get("review") or {}).get("response")
+    if isinstance(response, dict) and isinstance(response.get("editedArgs"), dict):
+        out["editedArgs"] = response["editedArgs"]
+    return out
+
+
+def with_edit(
+    review_type: str, payload: dict[str, Any], args: dict[str, Any] | None, schema: dict[str, Any] | None
+) -> dict[str, Any]:
+    """``reviewPayload`` with ``edit`` from the editArgs/editSchema parameters (when given)."""
+    if args is None and schema is None:
+        return payload
+    if review_type != "approval":
+        raise ToolError("editArgs is for approval reviews only")
+    if args is None:
+        raise ToolError("editSchema needs editArgs (the arguments to offer for editing)")
+    edit: dict[str, Any] = {"args": args}
+    if schema is not None:
+        edit["schema"] = schema
+    return {**payload, "edit": edit}
 
 
 async def acknowledge(client: sayso.AsyncClient, message_id: str, channel: str) -> None:
@@ -285,13 +313,24 @@ def build_server(settings: Settings, clients: Clients) -> MCPServer:
             bool, Field(description="Wait for the answer in this call instead of returning at once.")
         ] = False,
         iterationOf: Annotated[str | None, Field(description="ID of the message this one revises.")] = None,
+        editArgs: Annotated[
+            dict[str, Any] | None,
+            Field(
+                description="Approval only: the action's arguments, which the human may edit before approving."
+            ),
+        ] = None,
+        editSchema: Annotated[
+            dict[str, Any] | None,
+            Field(description="JSON Schema (draft 2020-12) the edited arguments must satisfy."),
+        ] = None,
         ctx: Context,
     ) -> str:
         client, channel = await clients.get(ctx), channel_of(channelId)
+        payload = with_edit(reviewType, reviewPayload, editArgs, editSchema)
         message = await api(
             client.request_review(
                 channel,
-                calls.raw_review(reviewType, reviewPayload),
+                calls.raw_review(reviewType, payload),
                 text,
                 expires_in=expiresInSeconds or None,
                 webhook_url=webhookUrl or None,
@@ -327,7 +366,7 @@ def build_server(settings: Settings, clients: Clients) -> MCPServer:
         client, channel = await clients.get(ctx), channel_of(channelId)
         current = await api(client.get_review(messageId, channel))
         if current.review is not None and current.review.status in ("completed", "expired"):
-            return as_text({"status": current.review.status, "message": dump(current)})
+            return as_text(finished(current.review.status, dump(current)))
         expires_at = dump(current).get("review", {}).get("expiresAt")
         limit = connectionTimeoutMs or settings.connection_timeout_ms
         return as_text(await wait_loop(client, messageId, channel, limit, ctx, expires_at))
