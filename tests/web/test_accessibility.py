@@ -24,6 +24,8 @@ from tests.support.stack import Owner, RunningStack, eventually
 from tests.web import axe
 from tests.web.conftest import TIMEOUT_MS, sign_in
 from tests.web.test_placet_reviews import FORM as PLACET_FORM
+from tests.web.test_edit_before_approve import FLAT as EDITABLE
+from tests.web.test_edit_before_approve import NESTED as EDITABLE_JSON
 from tests.web.test_reviews import APPROVAL, FORM, FREEFORM, SELECTION, TEXT
 
 pytestmark = pytest.mark.slow
@@ -98,6 +100,9 @@ async def fill(owner: Owner, receiver: Receiver) -> Filled:
             {"type": "selection", "payload": {"options": SELECTION_OPTIONS, "dismissLabel": "Not now"}},
         ),
         "answered-form": ("Budget owner?", FORM),
+        "editable": ("Pay alice?", EDITABLE),
+        "editable-json": ("Drop the users table?", EDITABLE_JSON),
+        "answered-edit": ("Pay bob?", EDITABLE),
     }
     for key, (text, review) in reviews.items():
         filled.ids[key] = (await owner.post_message(rid, text=text, review=review))["id"]
@@ -111,6 +116,10 @@ async def fill(owner: Owner, receiver: Receiver) -> Filled:
         "answered": {"selectedOption": "ship", "comment": "after the freeze"},
         "dismissed": {"_dismissed": True},
         "answered-form": {"owner": "ops@example.com", "region": "eu", "budget": 10},
+        "answered-edit": {
+            "selectedOption": "approve",
+            "editedArgs": {"to": "bob", "amount": 60, "currency": "USD", "express": True},
+        },
     }
     for key, response in answers.items():
         resp = await owner.respond(filled.ids[key], response)
@@ -175,6 +184,12 @@ async def channel_opened(page: Page, filled: Filled) -> None:
     form = page.locator(f"#msg-{filled.ids['form']}")
     await form.get_by_role("button", name="Submit").click()
     await expect(form.locator(".field-error").first).to_be_visible()
+    # An editable action with a change listed and the API's refusal at the edited field.
+    editable = page.locator(f"#msg-{filled.ids['editable']}")
+    await editable.get_by_label("amount").fill("900")
+    await editable.get_by_role("button", name="Approve").click()
+    await expect(editable.locator(".field-error:not([hidden])")).to_be_visible()
+    await expect(editable.locator(".edit-diff li")).to_have_count(1)
 
 
 async def settings_ready(page: Page, filled: Filled) -> None:
