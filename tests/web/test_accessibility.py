@@ -23,9 +23,9 @@ from tests.support.receiver import Receiver
 from tests.support.stack import Owner, RunningStack, eventually
 from tests.web import axe
 from tests.web.conftest import TIMEOUT_MS, sign_in
-from tests.web.test_placet_reviews import FORM as PLACET_FORM
 from tests.web.test_edit_before_approve import FLAT as EDITABLE
 from tests.web.test_edit_before_approve import NESTED as EDITABLE_JSON
+from tests.web.test_placet_reviews import FORM as PLACET_FORM
 from tests.web.test_reviews import APPROVAL, FORM, FREEFORM, SELECTION, TEXT
 
 pytestmark = pytest.mark.slow
