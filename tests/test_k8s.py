@@ -24,7 +24,7 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
-import jsonschema  # type: ignore[import-untyped]
+import jsonschema
 import pytest
 import yaml
 from kubernetes_validate import utils as kv  # type: ignore[import-untyped]
