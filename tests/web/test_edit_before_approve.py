@@ -91,6 +91,7 @@ async def test_edit_a_field_see_the_diff_and_approve(tab: Tab, user: Owner) -> N
     await expect(card.locator(".review")).to_have_attribute("data-review-status", "completed")
     await expect(card.locator(".answer")).to_contain_text("with edited arguments")
     await expect(card.locator(".answer .edit-diff li")).to_have_count(2)
+    await expect(page.locator("#announcer p").last).to_have_text("Approved with edited arguments")
 
     answered = await asyncio.wait_for(agent_waits, 60)
     assert answered["review"]["response"] == {

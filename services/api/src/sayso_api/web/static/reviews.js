@@ -205,6 +205,7 @@ export function answerAnnouncement(review, response, feedback = "") {
     const label = opt ? opt.label : response.selectedOption;
     said = { approve: "Approved", reject: "Rejected" }[response.selectedOption] || `Answered ${label}`;
     if (review.quorum && review.status === "pending") said = `Voted ${label}, waiting for the other reviewers`;
+    else if (isObject(response.editedArgs)) said += " with edited arguments";
     if (typeof response.comment === "string" && response.comment) why = response.comment;
   }
   const words = firstWords(why, 12);
