@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any, cast
 
-import jsonschema  # type: ignore[import-untyped]
+import jsonschema
 import pytest
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
