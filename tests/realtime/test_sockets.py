@@ -90,7 +90,7 @@ async def test_every_event_type_arrives_with_the_api_payloads(stack: RunningStac
         got = await inbox.wait_for(_is("delivery:status", eventId=delivery.id), what="delivery:status")
         assert got.payload == {
             "deliveryId": "dlv_test",
-            "eventId": delivery.id,
+            "deliveredEventId": "evt_origin",
             "eventType": "review.responded",
             "messageId": created["id"],
             "url": "https://agent.example/hook",
@@ -100,6 +100,7 @@ async def test_every_event_type_arrives_with_the_api_payloads(stack: RunningStac
             "lastError": None,
             "nextAttemptAt": None,
             "channelId": channel,
+            "eventId": delivery.id,
         }
     ids = inbox.event_ids()
     assert len(ids) == len(set(ids)), "no event twice"
