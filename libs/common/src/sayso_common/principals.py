@@ -34,6 +34,12 @@ class Principal:
     # Whether it may answer reviews (a scoped token only when granted ``answer``).
     may_answer: bool = True
 
+    @property
+    def reader_id(self) -> str:
+        """Whom messages are shaped for (``sayso_common.views.seen_by``): the owner, except for a
+        scoped token, which reads as a channel member does (no owner's webhook settings)."""
+        return f"scoped:{self.key_id}" if self.kind == "scoped" else self.owner_id
+
 
 class BadCredentialsError(Exception):
     """Missing, malformed, unknown, revoked or expired; the message is safe to show."""

@@ -160,7 +160,7 @@ class Sockets:
             sock = self._sockets.get(sid)
             if sock is None:
                 continue  # being forgotten: whom it reads for is no longer known
-            reader = sock.principal.owner_id
+            reader = sock.principal.reader_id
             owner = reader == event.owner_id
             if owner not in packets:
                 packets[owner] = self._packet(event, reader)
@@ -420,5 +420,5 @@ class Sockets:
         sock = self._sockets.get(sid)
         if sock is None:
             return  # gone: nothing to send it
-        data = payload(event, sock.principal.owner_id)
+        data = payload(event, sock.principal.reader_id)
         await self.server.emit(event_name(event), data, to=sid, namespace=NAMESPACE)
