@@ -138,6 +138,8 @@ async def test_a_shared_channel_ticket_sees_only_it_and_loses_it_with_membership
         shared = (await owner.create_agent(name="ticket-shared"))["id"]
         unshared = (await owner.create_agent(name="ticket-not-shared"))["id"]
         own = (await member.create_agent(name="member-own"))["id"]
+        # The member's own channel that the ticket does not name.
+        left_out = (await member.create_agent(name="member-left-out"))["id"]
         added = await owner.human.post(f"/api/v1/agents/{shared}/members", json={"email": member.email})
         assert added.status_code == 201, added.text
         # Not shared with the member: no ticket names it.
@@ -146,6 +148,7 @@ async def test_a_shared_channel_ticket_sees_only_it_and_loses_it_with_membership
         ticket = await _ticket(member.human, [shared, own])
         async with sse_stream(stack.url, {}, {"ticket": ticket}) as inbox:
             await owner.post_message(unshared, text="owner's other channel")
+            await member.post_message(left_out, text="member's channel not in the ticket")
             seen = await owner.post_message(shared, text="shared while a member")
             await inbox.wait_for(_created(seen["id"]), what="the shared channel's event")
             removed = await owner.human.delete(f"/api/v1/agents/{shared}/members/{member.user_id}")
@@ -164,6 +167,7 @@ async def test_a_shared_channel_ticket_sees_only_it_and_loses_it_with_membership
             await inbox.wait_for(_created(last["id"]), what="the last marker")
             assert not any(i.payload.get("id") == late["id"] for i in inbox.items)
             assert "owner's other channel" not in _texts(inbox)
+            assert "member's channel not in the ticket" not in _texts(inbox)
     finally:
         await member.aclose()
 
