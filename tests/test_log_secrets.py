@@ -30,11 +30,14 @@ def _log_files(*dirs: Path) -> list[Path]:
     return sorted(p for d in dirs for p in d.rglob("*") if p.is_file())
 
 
-async def _drop_a_stream(stack: RunningStack, owner: Owner, channel: str, **headers: str) -> None:
+async def _drop_a_stream(
+    stack: RunningStack, owner: Owner, channel: str, ticket: str | None = None, **headers: str
+) -> None:
     """Open the SSE stream, read one event, and leave while the server still streams."""
+    params = {"channel": channel, **({"ticket": ticket} if ticket else {})}
     async with (
         stack.client(**headers) as client,
-        client.stream("GET", "/api/v1/events", params={"channel": channel}) as stream,
+        client.stream("GET", "/api/v1/events", params=params) as stream,
     ):
         assert stream.status_code == 200
         await owner.post_message(channel, text="wakes the stream")
@@ -81,6 +84,9 @@ async def test_no_credential_reaches_a_log(
     )
     assert (await owner.human.get(f"/a/{answer_token}")).status_code < 500
     query_secret = "qs_" + secrets.token_urlsafe(24)
+    minted = await owner.agent.post("/api/v1/events/tickets", json={"channelIds": [agent]})
+    assert minted.status_code == 201, minted.text
+    ticket = minted.json()["ticket"]
 
     path_tokens = {
         "upload URL": upload_token,
@@ -92,6 +98,7 @@ async def test_no_credential_reaches_a_log(
         "API key": owner.api_key,
         "JWT": owner.token,
         "query token": query_secret,
+        "stream ticket": ticket,
         **path_tokens,
     }
 
@@ -100,11 +107,13 @@ async def test_no_credential_reaches_a_log(
     aborted_before = edge_log.read_text().count(ABORTED)
     await _drop_a_stream(stack, owner, agent, **{"x-api-key": owner.api_key})
     await _drop_a_stream(stack, owner, agent, Authorization=f"Bearer {owner.token}")
+    # A browser's EventSource: the ticket in the query string.
+    await _drop_a_stream(stack, owner, agent, ticket)
 
     async def both_aborts_logged() -> bool:
-        return edge_log.read_text().count(ABORTED) >= aborted_before + 2
+        return edge_log.read_text().count(ABORTED) >= aborted_before + 3
 
-    await eventually(both_aborts_logged, what="the edge to log both dropped streams")
+    await eventually(both_aborts_logged, what="the edge to log the three dropped streams")
 
     # An edge whose API is down: every request is an upstream error, logged with URI and headers.
     down_logs = tmp_path / "down-edge"

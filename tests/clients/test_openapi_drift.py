@@ -39,8 +39,9 @@ PAIRS: list[tuple[type[BaseModel], str, str]] = [
     (files.FileInfo, "FileOut", "FileOut"),
     (files.UploadTicket, "UploadOut", "UploadOut"),
     (files.DownloadLink, "DownloadLinkOut", "DownloadLinkOut"),
+    (sayso.ScopedToken, "ScopedTokenCreated", "ScopedTokenOut"),
 ]
-REALTIME_PATHS = {"/api/v1/reviews/{id}/wait", "/api/v1/events"}
+REALTIME_PATHS = {"/api/v1/reviews/{id}/wait", "/api/v1/events", "/api/v1/events/tickets"}
 
 
 @pytest.fixture(scope="module")
@@ -195,6 +196,10 @@ def sdk_calls() -> list[calls.Call[Any]]:
         calls.get_review("m", "c"),
         calls.pending_reviews("c"),
         calls.wait_once("m", "c", 1000),
+        calls.create_ticket(["c"]),
+        calls.create_token(["c"], 60, False, None),
+        calls.list_tokens(),
+        calls.revoke_token("t"),
         files.ticket_call("c", "n", "text/plain"),
         files.put_call(ticket, b"", "text/plain"),
         files.store_text_call("c", "x", "n", "text/plain"),

@@ -41,7 +41,9 @@ class Stream:
 
 
 @contextlib.asynccontextmanager
-async def open_stream(base_url: str, headers: dict[str, str]) -> AsyncIterator[Stream]:
+async def open_stream(
+    base_url: str, headers: dict[str, str], params: dict[str, str] | None = None
+) -> AsyncIterator[Stream]:
     stream = Stream()
     opened: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
@@ -49,7 +51,7 @@ async def open_stream(base_url: str, headers: dict[str, str]) -> AsyncIterator[S
         try:
             async with (
                 httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(30, read=120)) as client,
-                aconnect_sse(client, "GET", "/api/v1/events", headers=headers) as source,
+                aconnect_sse(client, "GET", "/api/v1/events", headers=headers, params=params) as source,
             ):
                 opened.set_result(source.response.status_code)
                 async for sse in source.aiter_sse():

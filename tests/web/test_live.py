@@ -4,6 +4,7 @@ other, and a tab that lost its connection catches up on what it missed."""
 from __future__ import annotations
 
 import re
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from playwright.async_api import BrowserContext, expect
@@ -61,8 +62,10 @@ async def test_resumes_after_a_disconnect_without_losing_events(
     # The page may have shown it from its first load: wait until the stream itself delivered an
     # event, so there is an id to resume from.
     await expect(page.locator("#connection")).to_have_attribute("data-last-event-id", re.compile(r"^evt_"))
-    streams: list[dict[str, str]] = []
-    page.on("request", lambda r: streams.append(r.headers) if "/api/v1/events" in r.url else None)
+    streams: list[str] = []
+    page.on(
+        "request", lambda r: streams.append(r.url) if r.url.split("?")[0].endswith("/api/v1/events") else None
+    )
 
     await context.set_offline(True)
     await expect(page.locator("#connection")).not_to_have_attribute("data-state", "live")
@@ -74,9 +77,12 @@ async def test_resumes_after_a_disconnect_without_losing_events(
     # In order, newest last, and nothing twice.
     order = await page.locator(".messages article").evaluate_all("els => els.map(e => e.dataset.messageId)")
     assert order == [seen["id"], *(m["id"] for m in missed)]
-    # They came from the stream's replay: the reconnect asked to resume after the last event.
+    # They came from the stream's replay: the reconnect (a new EventSource with a new ticket: a
+    # ticket opens one connection) asked to resume after the last event.
     assert streams, "the page did not reconnect"
-    assert streams[-1].get("last-event-id", "").startswith("evt_"), streams[-1]
+    query = parse_qs(urlsplit(streams[-1]).query)
+    assert query["lastEventId"][0].startswith("evt_"), streams[-1]
+    assert query["ticket"][0].startswith("tk_"), streams[-1]
 
 
 async def test_a_deleted_channels_review_leaves_the_open_inbox(tab: Tab, user: Owner) -> None:

@@ -38,7 +38,9 @@ from sayso.models import (
     Message,
     MessagePage,
     Review,
+    ScopedToken,
     StatusEvent,
+    StreamTicket,
     WaitResult,
 )
 from sayso.retry import RetryPolicy
@@ -107,10 +109,12 @@ __all__ = [
     "Review",
     "ReviewRequest",
     "SaysoError",
+    "ScopedToken",
     "Selection",
     "SelectionAnswer",
     "StatusEvent",
     "Stream",
+    "StreamTicket",
     "TextInput",
     "TextInputAnswer",
     "Throttled",

@@ -25,6 +25,8 @@ from sayso.models import (
     Message,
     MessagePage,
     MessageStatus,
+    ScopedToken,
+    StreamTicket,
     WaitResult,
 )
 from sayso.retry import RetryPolicy, next_delay
@@ -114,6 +116,30 @@ class AsyncClient:
 
     async def ping(self, agent_id: str, status: AgentStatus, message: str | None = None) -> Agent:
         return await self.run(calls.ping(agent_id, status, message))
+
+    async def create_ticket(self, channel_ids: list[str] | None = None) -> StreamTicket:
+        """A single-use ticket for one event stream or socket (within 60 s), for your channels or
+        some of them: what a browser page opens native ``EventSource`` with
+        (``/api/v1/events?ticket=…``). Works with an API key, a session or a scoped token."""
+        return await self.run(calls.create_ticket(channel_ids))
+
+    async def create_token(
+        self,
+        channel_ids: list[str],
+        expires_in_seconds: int,
+        *,
+        answer: bool = False,
+        name: str | None = None,
+    ) -> ScopedToken:
+        """A scoped read-only token for embedding (needs a user session). ``token`` is set only
+        in this answer."""
+        return await self.run(calls.create_token(channel_ids, expires_in_seconds, answer, name))
+
+    async def list_tokens(self) -> list[ScopedToken]:
+        return await self.run(calls.list_tokens())
+
+    async def revoke_token(self, token_id: str) -> bool:
+        return await self.run(calls.revoke_token(token_id))
 
     async def list_plugins(self) -> list[dict[str, Any]]:
         return await self.run(calls.list_plugins())

@@ -22,7 +22,9 @@ from sayso.models import (
     Message,
     MessagePage,
     MessageStatus,
+    ScopedToken,
     StatusEvent,
+    StreamTicket,
     WaitResult,
 )
 from sayso.reviews import RawReview, ReviewRequest
@@ -34,6 +36,7 @@ POLL_CAP_MS = 30_000
 
 _MESSAGES = TypeAdapter(list[Message])
 _AGENTS = TypeAdapter(list[Agent])
+_TOKENS = TypeAdapter(list[ScopedToken])
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,37 @@ def ping(agent_id: str, status: str, message: str | None) -> Call[Agent]:
 
 def list_plugins() -> Call[list[dict[str, Any]]]:
     return Call("GET", "/api/v1/plugins", _json, idempotent=True)
+
+
+# ── stream tickets and scoped tokens ─────────────────────────────────────────────────────────
+
+
+def create_ticket(channel_ids: list[str] | None) -> Call[StreamTicket]:
+    # Not idempotent: each call mints a new ticket (a lost answer's ticket just expires).
+    body = {"channelIds": channel_ids} if channel_ids else None
+    return Call("POST", "/api/v1/events/tickets", lambda r: StreamTicket.model_validate(r.json()), json=body)
+
+
+def create_token(
+    channel_ids: list[str], expires_in_seconds: int, answer: bool, name: str | None
+) -> Call[ScopedToken]:
+    body = _drop_none(
+        {"channelIds": channel_ids, "expiresInSeconds": expires_in_seconds, "answer": answer, "name": name}
+    )
+    return Call("POST", "/api/v1/tokens", lambda r: ScopedToken.model_validate(r.json()), json=body)
+
+
+def list_tokens() -> Call[list[ScopedToken]]:
+    return Call(
+        "GET",
+        "/api/v1/tokens",
+        lambda r: _TOKENS.validate_python(r.json()["data"]),
+        idempotent=True,
+    )
+
+
+def revoke_token(token_id: str) -> Call[bool]:
+    return Call("DELETE", f"/api/v1/tokens/{seg(token_id)}", lambda r: True, idempotent=True)
 
 
 # ── messages ─────────────────────────────────────────────────────────────────────────────────

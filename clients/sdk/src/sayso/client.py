@@ -24,6 +24,8 @@ from sayso.models import (
     Message,
     MessagePage,
     MessageStatus,
+    ScopedToken,
+    StreamTicket,
     WaitResult,
 )
 from sayso.retry import RetryPolicy, next_delay
@@ -140,6 +142,30 @@ class Client:
     def ping(self, agent_id: str, status: AgentStatus, message: str | None = None) -> Agent:
         """Report the agent's state (``active``, ``busy``, ``error``, ``offline``)."""
         return self.run(calls.ping(agent_id, status, message))
+
+    def create_ticket(self, channel_ids: list[str] | None = None) -> StreamTicket:
+        """A single-use ticket for one event stream or socket (within 60 s), for your channels or
+        some of them: what a browser page opens native ``EventSource`` with
+        (``/api/v1/events?ticket=…``). Works with an API key, a session or a scoped token."""
+        return self.run(calls.create_ticket(channel_ids))
+
+    def create_token(
+        self,
+        channel_ids: list[str],
+        expires_in_seconds: int,
+        *,
+        answer: bool = False,
+        name: str | None = None,
+    ) -> ScopedToken:
+        """A scoped read-only token for embedding (needs a user session). ``token`` is set only
+        in this answer."""
+        return self.run(calls.create_token(channel_ids, expires_in_seconds, answer, name))
+
+    def list_tokens(self) -> list[ScopedToken]:
+        return self.run(calls.list_tokens())
+
+    def revoke_token(self, token_id: str) -> bool:
+        return self.run(calls.revoke_token(token_id))
 
     def list_plugins(self) -> list[dict[str, Any]]:
         return self.run(calls.list_plugins())

@@ -277,3 +277,26 @@ class Event(BaseModel):
     id: str | None
     type: str
     data: Any
+
+
+class StreamTicket(ApiModel):
+    """A single-use ticket that opens one event stream (``GET /api/v1/events?ticket=…``, what a
+    browser's ``EventSource`` can send) or socket within 60 s. A reconnect needs a new one."""
+
+    ticket: str
+    expires_at: datetime
+
+
+class ScopedToken(ApiModel):
+    """A read-only token for embedding: reads some channels' messages and reviews and opens their
+    streams, answers their reviews only with ``answer``. ``token`` is set only in the answer to
+    its creation (it is shown once)."""
+
+    id: str
+    prefix: str
+    name: str | None = None
+    channel_ids: list[str]
+    answer: bool
+    created_at: datetime
+    expires_at: datetime
+    token: str | None = None

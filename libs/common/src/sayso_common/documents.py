@@ -87,6 +87,41 @@ class ApiKeyDoc(TypedDict, total=False):
     revoked_at: datetime | None
 
 
+class ScopedTokenDoc(TypedDict, total=False):
+    """A read-only token for embedding (``sct_…``): some of its owner's channels, until
+    ``expires_at`` (see :mod:`sayso_common.scoped_tokens`)."""
+
+    _id: Required[str]
+    owner_id: Required[str]
+    token_hash: Required[str]  # SHA-256 of the token; the token itself is shown once
+    prefix: str
+    name: str | None
+    channel_ids: Required[list[str]]
+    # Whether it may also answer the reviews of those channels.
+    answer: bool
+    created_at: Required[datetime]
+    expires_at: Required[datetime]
+    revoked_at: datetime | None
+
+
+class StreamTicketDoc(TypedDict):
+    """A stream ticket waiting to be used (``tk_…``; see :mod:`sayso_realtime.tickets`): what
+    the credential that minted it may read, kept until it is used once or ``expire_at`` passes.
+    ``_id`` is the SHA-256 of the ticket."""
+
+    _id: str
+    owner_id: str
+    kind: Literal["api_key", "user", "scoped"]
+    # The minting credential's id as the credential watch knows it (a key's or token's hash).
+    credential_id: str
+    key_id: str | None
+    # The minting session's own expiry (epoch seconds), which the stream keeps.
+    credential_expires_at: float | None
+    channel_ids: list[str] | None
+    answer: bool
+    expire_at: datetime
+
+
 class MemberDoc(TypedDict):
     """A reviewer the channel's owner shared the channel with (see
     :mod:`sayso_common.membership`): reads and answers its reviews, manages nothing."""

@@ -24,25 +24,36 @@ MAX_MEMBERS = 100
 
 @dataclass(frozen=True)
 class Reach:
-    """Every channel of ``owner_id`` and the channels shared with that user."""
+    """Every channel of ``owner_id`` and the channels shared with that user; with ``only``, just
+    those of them (a scoped token's or a stream ticket's channels)."""
 
     owner_id: str
     shared: frozenset[str] = field(default_factory=frozenset)
+    only: frozenset[str] | None = None
 
     def scope(self) -> Doc:
         """The filter on documents that carry ``owner_id`` and ``channel_id`` (messages, events).
         Combine it with ``$and`` where the query has an ``$or`` of its own."""
-        if not self.shared:
-            return {"owner_id": self.owner_id}
-        return {"$or": [{"owner_id": self.owner_id}, {"channel_id": {"$in": sorted(self.shared)}}]}
+        return self._filter("channel_id")
 
     def channels(self) -> Doc:
         """The same scope on the agents collection (a channel's id is the agent's ``_id``)."""
-        if not self.shared:
-            return {"owner_id": self.owner_id}
-        return {"$or": [{"owner_id": self.owner_id}, {"_id": {"$in": sorted(self.shared)}}]}
+        return self._filter("_id")
+
+    def _filter(self, channel_key: str) -> Doc:
+        # Every key is an operator or ``owner_id``: callers merge the filter with their own
+        # ``_id`` / ``channel_id`` conditions, which must not replace a part of it.
+        shared = self.shared if self.only is None else self.shared & self.only
+        base: Doc = {"owner_id": self.owner_id}
+        if shared:
+            base = {"$or": [base, {channel_key: {"$in": sorted(shared)}}]}
+        if self.only is None:
+            return base
+        return {"$and": [{channel_key: {"$in": sorted(self.only)}}, base]}
 
     def covers(self, owner_id: str, channel_id: str) -> bool:
+        if self.only is not None and channel_id not in self.only:
+            return False
         return owner_id == self.owner_id or channel_id in self.shared
 
 
@@ -70,16 +81,18 @@ async def reach_of(db: Database, principal: Principal) -> Reach:
     """What ``principal`` may read: its owner's channels, and for a user also the channels shared
     with them (one indexed query; an API key needs none)."""
     if principal.kind != "user":
-        return Reach(principal.owner_id)
+        return Reach(principal.owner_id, only=principal.channels)
     shared = await shared_with(db, [principal.owner_id])
-    return Reach(principal.owner_id, shared.get(principal.owner_id, frozenset()))
+    return Reach(principal.owner_id, shared.get(principal.owner_id, frozenset()), principal.channels)
 
 
 async def reach_over(db: Database, principal: Principal, owner_id: str, channel_id: str) -> Reach | None:
     """The reach ``principal`` has over one channel of ``owner_id``: as its owner, or as a member
     (read fresh); None for neither. The owner, the common case, costs no read at all."""
+    if principal.channels is not None and channel_id not in principal.channels:
+        return None
     if owner_id == principal.owner_id:
-        return Reach(principal.owner_id)
+        return Reach(principal.owner_id, only=principal.channels)
     if principal.kind != "user":
         return None
     member = await collection(db, AGENTS).find_one(

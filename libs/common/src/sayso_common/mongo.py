@@ -29,6 +29,8 @@ from sayso_common.documents import (
     PolicyDoc,
     PolicyVersionDoc,
     RateLimitDoc,
+    ScopedTokenDoc,
+    StreamTicketDoc,
     TriggerDoc,
     UserDoc,
 )
@@ -69,6 +71,10 @@ def untyped(db: Database, name: str) -> Collection:
 
 USERS: Final = CollectionName[UserDoc]("users")
 API_KEYS: Final = CollectionName[ApiKeyDoc]("api_keys")
+# Read-only tokens for embedding, scoped to some channels (sayso_common.scoped_tokens).
+SCOPED_TOKENS: Final = CollectionName[ScopedTokenDoc]("scoped_tokens")
+# Single-use tickets that open one SSE stream or socket (sayso_realtime.tickets).
+STREAM_TICKETS: Final = CollectionName[StreamTicketDoc]("stream_tickets")
 AGENTS: Final = CollectionName[AgentDoc]("agents")
 MESSAGES: Final = CollectionName[MessageDoc]("messages")
 DELIVERIES: Final = CollectionName[DeliveryDoc]("deliveries")
@@ -107,6 +113,12 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
         IndexModel([("key_hash", ASCENDING)], unique=True),
         IndexModel([("owner_id", ASCENDING), ("created_at", DESCENDING)]),
     ],
+    SCOPED_TOKENS: [
+        IndexModel([("token_hash", ASCENDING)], unique=True),
+        IndexModel([("owner_id", ASCENDING), ("created_at", DESCENDING)]),
+    ],
+    # A ticket is looked up by its _id (its hash); one nobody used goes away on its own.
+    STREAM_TICKETS: [IndexModel([("expire_at", ASCENDING)], expireAfterSeconds=0)],
     AGENTS: [
         IndexModel([("owner_id", ASCENDING), ("created_at", DESCENDING)]),
         # The channels shared with a user (sayso_common.membership).

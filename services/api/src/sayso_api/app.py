@@ -36,6 +36,7 @@ from sayso_api.routes import (
     policies,
     reviews,
     stats,
+    tokens,
     triggers,
     webhooks,
 )
@@ -51,6 +52,7 @@ from sayso_common.mongo import AGENTS, LEFT_EVENTS, MESSAGES
 from sayso_common.outbox import OutboxRelay
 from sayso_common.principals import Authenticator
 from sayso_common.runtime import Runtime
+from sayso_common.scoped_tokens import ScopedTokenResolver
 from sayso_common.secretbox import SecretBox
 
 log = logging.getLogger(__name__)
@@ -162,13 +164,15 @@ def create_app(settings: ApiSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await Runtime.open(settings)
         keys = ApiKeyResolver(runtime.db, ttl=settings.auth_cache_seconds)
+        scoped = ScopedTokenResolver(runtime.db, ttl=settings.auth_cache_seconds)
         jwt_keys = settings.jwt_signing_keys()
         ctx = ApiContext(
             settings=settings,
             runtime=runtime,
             keys=keys,
-            auth=Authenticator(keys, jwt_keys),
+            auth=Authenticator(keys, jwt_keys, scoped),
             jwt_keys=jwt_keys,
+            tokens=scoped,
             channels=ChannelCache(runtime.db, ttl=settings.auth_cache_seconds),
             box=SecretBox(settings.box_keys()),
         )
@@ -228,6 +232,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         triggers.router,
         auth_routes.router,
         keys.router,
+        tokens.router,
         stats.router,
         files.router,
         plugins.router,

@@ -15,6 +15,7 @@ from sayso_common.mongo import AGENTS, Database, collection
 from sayso_common.outbox import OutboxRelay
 from sayso_common.principals import Authenticator, Principal
 from sayso_common.runtime import Runtime
+from sayso_common.scoped_tokens import ScopedTokenResolver
 from sayso_common.secretbox import SecretBox
 
 
@@ -52,6 +53,7 @@ class ApiContext:
     box: SecretBox
     auth: Authenticator
     jwt_keys: JwtKeys
+    tokens: ScopedTokenResolver
     # This process's outbox relay (set once the lifespan has built it).
     relay: OutboxRelay | None = None
 
@@ -72,6 +74,8 @@ class ApiContext:
     async def readable_channel(self, who: Principal, channel_id: str) -> str:
         """The owner of ``channel_id`` if ``who`` may read it (its owner, or a user it was shared
         with); 404 otherwise. Membership is read fresh: a removed member loses it at once."""
+        if who.channels is not None and channel_id not in who.channels:
+            raise not_found("channel")
         owner = await self.channels.owner_of(channel_id)
         if owner is not None and (owner == who.owner_id or channel_id in (await self.reach(who)).shared):
             return owner

@@ -430,7 +430,12 @@ async def list_messages(
 
 
 async def list_reviews(
-    db: Database, reach: Reach, channel_id: str | None, limit: int, cursor: str | None
+    db: Database,
+    reach: Reach,
+    channel_id: str | None,
+    limit: int,
+    cursor: str | None,
+    reader_id: str | None = None,
 ) -> tuple[list[MessageView], str | None]:
     """Pending reviews, newest first, in the channels ``reach`` covers that still exist: a review
     left in a deleted channel (stored before deletes closed them, or posted while one ran) is
@@ -441,7 +446,7 @@ async def list_reviews(
     query: Doc = {**reach.scope(), "review.status": "pending", "channel_id": {"$in": live}}
     if cursor:
         query["_id"] = {"$lt": cursor}
-    return await _newest_first(db, query, limit, reach.owner_id)
+    return await _newest_first(db, query, limit, reader_id or reach.owner_id)
 
 
 async def _answerable(db: Database, access: Reach | Principal, message_id: str) -> tuple[MessageDoc, Reach]:

@@ -12,6 +12,7 @@ from pydantic.alias_generators import to_camel
 from sayso_common.action_digest import PATTERN as ACTION_DIGEST_PATTERN
 from sayso_common.documents import DEFAULT_AGENT_STATUS, DEFAULT_WEBHOOK_EVENTS, AgentStatus, WebhookEvent
 from sayso_common.membership import MAX_MEMBERS
+from sayso_common.scoped_tokens import MAX_TOKEN_CHANNELS, MAX_TOKEN_SECONDS
 from sayso_common.views import MessageStatus, MessageView, ReviewType, StreamState, WebhookFormat
 from sayso_common.webhook_signature import RESERVED_HEADERS
 
@@ -418,6 +419,29 @@ class ApiKeyOut(Out):
 
 class ApiKeyCreated(ApiKeyOut):
     key: str = Field(description="The API key; shown only in this response")
+
+
+class ScopedTokenIn(_StrictIn):
+    channel_ids: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        min_length=1, max_length=MAX_TOKEN_CHANNELS
+    )
+    expires_in_seconds: int = Field(ge=60, le=MAX_TOKEN_SECONDS)
+    answer: bool = False
+    name: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class ScopedTokenOut(Out):
+    id: str
+    prefix: str
+    name: str | None = None
+    channel_ids: list[str]
+    answer: bool
+    created_at: datetime
+    expires_at: datetime
+
+
+class ScopedTokenCreated(ScopedTokenOut):
+    token: str = Field(description="The scoped token; shown only in this response")
 
 
 class InboundWebhookOut(Out):

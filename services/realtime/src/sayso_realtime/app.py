@@ -22,6 +22,7 @@ from sayso_common.credentials import ApiKeyResolver
 from sayso_common.fetch_gate import run_gate
 from sayso_common.principals import Authenticator
 from sayso_common.runtime import Runtime
+from sayso_common.scoped_tokens import ScopedTokenResolver
 from sayso_realtime.fanout import Fanout
 from sayso_realtime.feed import EventFeed
 from sayso_realtime.gateway import Gateway
@@ -51,8 +52,9 @@ def create_app(settings: RealtimeSettings) -> ASGIApp:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await Runtime.open(settings)
         keys = ApiKeyResolver(runtime.db)
-        auth = Authenticator(keys, settings.jwt_signing_keys())
-        watch = CredentialWatch(runtime.db, keys, settings.realtime_revalidate_seconds)
+        tokens = ScopedTokenResolver(runtime.db)
+        auth = Authenticator(keys, settings.jwt_signing_keys(), tokens)
+        watch = CredentialWatch(runtime.db, keys, settings.realtime_revalidate_seconds, tokens=tokens)
         # Membership is re-read on the same period as credentials: both end what a connection
         # may still receive.
         shared = SharedChannels(runtime.db, settings.realtime_revalidate_seconds)

@@ -23,3 +23,13 @@ async def owned(db: Database, reach: Reach, wanted: list[str]) -> frozenset[str]
     if found != len(unique):
         raise UnknownChannelError("channel not found")
     return unique
+
+
+async def missing(db: Database, reach: Reach, wanted: list[str]) -> int | None:
+    """The position in ``wanted`` of the first channel outside ``reach`` (or that does not exist);
+    None when all are within it."""
+    coll = collection(db, AGENTS)
+    found = set(
+        await coll.distinct("_id", {"$and": [{"_id": {"$in": sorted(set(wanted))}}, reach.channels()]})
+    )
+    return next((i for i, channel in enumerate(wanted) if channel not in found), None)

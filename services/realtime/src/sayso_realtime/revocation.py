@@ -9,7 +9,8 @@ and every ``realtime_revalidate_seconds`` one round re-checks every *distinct* c
 * a user token past its ``exp`` fails (no query);
 * API keys: one ``$in`` query on the key hashes (per 1000 keys) for those not revoked
   (:meth:`ApiKeyResolver.active`, which also refreshes the resolver's cache, so the revoked key
-  is refused at once when the client tries to reconnect here);
+  is refused at once when the client tries to reconnect here); scoped tokens likewise
+  (:meth:`ScopedTokenResolver.active`; their expiry is the principal's ``exp``);
 * owners: one ``$in`` query on ``users``; a user who no longer exists loses every connection, its
   tokens' and its keys'.
 
@@ -33,14 +34,16 @@ from pymongo.errors import PyMongoError
 from sayso_common.credentials import ApiKeyResolver
 from sayso_common.mongo import USERS, Database, collection
 from sayso_common.principals import Principal
+from sayso_common.scoped_tokens import ScopedTokenResolver
 from sayso_realtime.metrics import REVALIDATIONS, REVOKED_CONNECTIONS, WATCHED_CREDENTIALS
 
 log = logging.getLogger(__name__)
 
-Reason = Literal["api_key_revoked", "token_expired", "user_removed"]
+Reason = Literal["api_key_revoked", "scoped_token_revoked", "token_expired", "user_removed"]
 # What the client is told (the code is always ``credentials_revoked``).
 MESSAGES: dict[Reason, str] = {
     "api_key_revoked": "the API key was revoked",
+    "scoped_token_revoked": "the scoped token was revoked",
     "token_expired": "the token expired",
     "user_removed": "the user no longer exists",
 }
@@ -78,9 +81,17 @@ class Watched:
 
 
 class CredentialWatch:
-    def __init__(self, db: Database, keys: ApiKeyResolver, period: float, batch: int = 1000) -> None:
+    def __init__(
+        self,
+        db: Database,
+        keys: ApiKeyResolver,
+        period: float,
+        batch: int = 1000,
+        tokens: ScopedTokenResolver | None = None,
+    ) -> None:
         self._users = collection(db, USERS)
         self._keys = keys
+        self._tokens = tokens
         self._period = period
         self._batch = batch
         self._credentials: dict[str, _Credential] = {}
@@ -117,33 +128,52 @@ class CredentialWatch:
         if not self._credentials:
             return 0
         credentials = list(self._credentials.values())
-        now = time.time()
-        failed: dict[str, Reason] = {
-            c.credential_id: "token_expired"
-            for c in credentials
-            if c.expires_at is not None and c.expires_at <= now
-        }
-        live = [c for c in credentials if c.credential_id not in failed]
         try:
-            keys = [c.credential_id for c in live if c.kind == "api_key"]
-            active = await self._keys.active(keys, self._batch) if keys else {}
-            owners = await self._existing_users({c.owner_id for c in live})
+            failed = await self._failures(credentials)
         except PyMongoError:
             REVALIDATIONS.labels("storage_unavailable").inc()
             log.warning("credential revalidation could not read MongoDB; connections kept until next period")
+            # Token expiry holds regardless.
+            failed = self._expired(credentials)
         else:
             REVALIDATIONS.labels("ok").inc()
-            for c in live:
-                if c.kind == "api_key" and c.credential_id not in active:
-                    failed[c.credential_id] = "api_key_revoked"
-                elif c.owner_id not in owners:
-                    failed[c.credential_id] = "user_removed"
         closed = 0
         for c in credentials:
             reason = failed.get(c.credential_id)
             if reason is not None:
                 closed += self._revoke(c, reason)
         return closed
+
+    async def holds(self, principal: Principal) -> bool:
+        """Whether ``principal``'s credential holds now, read from MongoDB (a stream ticket's
+        minting credential, checked when the ticket is used)."""
+        return not await self._failures([_Credential(principal)])
+
+    @staticmethod
+    def _expired(credentials: list[_Credential]) -> dict[str, Reason]:
+        now = time.time()
+        return {
+            c.credential_id: "token_expired"
+            for c in credentials
+            if c.expires_at is not None and c.expires_at <= now
+        }
+
+    async def _failures(self, credentials: list[_Credential]) -> dict[str, Reason]:
+        failed = self._expired(credentials)
+        live = [c for c in credentials if c.credential_id not in failed]
+        keys = [c.credential_id for c in live if c.kind == "api_key"]
+        active_keys = await self._keys.active(keys, self._batch) if keys else {}
+        tokens = [c.credential_id for c in live if c.kind == "scoped"]
+        active_tokens = await self._tokens.active(tokens, self._batch) if tokens and self._tokens else set()
+        owners = await self._existing_users({c.owner_id for c in live})
+        for c in live:
+            if c.kind == "api_key" and c.credential_id not in active_keys:
+                failed[c.credential_id] = "api_key_revoked"
+            elif c.kind == "scoped" and c.credential_id not in active_tokens:
+                failed[c.credential_id] = "scoped_token_revoked"
+            elif c.owner_id not in owners:
+                failed[c.credential_id] = "user_removed"
+        return failed
 
     async def _existing_users(self, owner_ids: Iterable[str]) -> set[str]:
         ids = list(owner_ids)

@@ -1,7 +1,10 @@
 """Socket.IO on namespace ``/ws``: authenticated at connect, one room per owner or channel.
 
-A client authenticates in the handshake ``auth``: ``{"token": <user JWT or API key>}`` or
-``{"apiKey": <key>}`` (an ``Authorization`` / ``x-api-key`` header works too). Optional
+A client authenticates in the handshake ``auth``: ``{"token": <user JWT, API key or scoped
+token>}``, ``{"apiKey": <key>}`` or ``{"ticket": <stream ticket>}`` (a ticket also works as the
+``ticket`` query parameter, an ``Authorization`` / ``x-api-key`` header as well). A ticket is
+used up by the connect and narrows the socket to its channels (see :mod:`sayso_realtime.tickets`).
+Optional
 ``channels`` narrows it to some of its channels (default: all of them, including channels
 created later, through the owner's room). A user's socket also joins the room of each channel
 shared with them, and joins or leaves those rooms as members are added and removed (see
@@ -26,6 +29,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qsl
 
 import engineio
 import socketio
@@ -36,6 +40,7 @@ from sayso_common.events import Event
 from sayso_common.membership import Reach, reach_of
 from sayso_common.mongo import Database
 from sayso_common.principals import Authenticator, BadCredentialsError, Principal, credential_from_headers
+from sayso_realtime import tickets
 from sayso_realtime.channels import UnknownChannelError, owned
 from sayso_realtime.fanout import Fanout, Subscription
 from sayso_realtime.history import events_since, valid_event_id
@@ -67,6 +72,10 @@ def owner_room(owner_id: str) -> str:
 
 def channel_room(channel_id: str) -> str:
     return f"channel:{channel_id}"
+
+
+def _query_ticket(query: str) -> str | None:
+    return next((v for k, v in parse_qsl(query) if k == "ticket"), None)
 
 
 def _refused(code: str, message: str) -> socketio.exceptions.ConnectionRefusedError:
@@ -151,7 +160,7 @@ class Sockets:
             sock = self._sockets.get(sid)
             if sock is None:
                 continue  # being forgotten: whom it reads for is no longer known
-            reader = sock.principal.owner_id
+            reader = sock.principal.reader_id
             owner = reader == event.owner_id
             if owner not in packets:
                 packets[owner] = self._packet(event, reader)
@@ -216,20 +225,15 @@ class Sockets:
             raise _refused("unavailable", "starting up; try again")
         auth = auth if isinstance(auth, dict) else {}
         try:
-            credential = auth.get("token") or auth.get("apiKey")
-            if not isinstance(credential, str) or not credential:
-                credential = credential_from_headers(
-                    environ.get("HTTP_AUTHORIZATION"), environ.get("HTTP_X_API_KEY")
-                )
-            principal = await self._auth.principal(credential)
+            principal = await self._principal(auth, environ)
             reach = await reach_of(self._db, principal)
             wanted = auth.get("channels")
-            channels = None
+            channels = principal.channels
             if wanted is not None:
                 if not isinstance(wanted, list) or not wanted:
                     raise UnknownChannelError("channels must be a non-empty list of channel ids")
                 channels = await owned(self._db, reach, wanted)
-        except BadCredentialsError as exc:
+        except (BadCredentialsError, tickets.BadTicketError) as exc:
             raise _refused("unauthorized", str(exc)) from None
         except UnknownChannelError as exc:
             raise _refused("not_found", str(exc)) from None
@@ -250,6 +254,23 @@ class Sockets:
         sock.joiner = asyncio.create_task(
             self._join(sid, sock, sub, last if valid_event_id(last) else None), name=f"ws-join-{sid}"
         )
+
+    async def _principal(self, auth: dict[str, Any], environ: dict[str, Any]) -> Principal:
+        assert self._auth is not None
+        assert self._db is not None
+        assert self._watch is not None
+        ticket = auth.get("ticket") or _query_ticket(environ.get("QUERY_STRING", ""))
+        if isinstance(ticket, str) and ticket:
+            principal = await tickets.redeem(self._db, ticket)
+            if not await self._watch.holds(principal):
+                raise BadCredentialsError("the credential that minted this ticket no longer holds")
+            return principal
+        credential = auth.get("token") or auth.get("apiKey")
+        if not isinstance(credential, str) or not credential:
+            credential = credential_from_headers(
+                environ.get("HTTP_AUTHORIZATION"), environ.get("HTTP_X_API_KEY")
+            )
+        return await self._auth.principal(credential)
 
     async def _disconnect(self, sid: str, reason: Any = None) -> None:
         sock = self._forget(sid)
@@ -276,7 +297,7 @@ class Sockets:
             return
         taken = sock.reach.shared - shared
         before = set(sock.rooms())
-        sock.reach = Reach(sock.reach.owner_id, shared)
+        sock.reach = Reach(sock.reach.owner_id, shared, sock.reach.only)
         if sock.channels is not None:
             # A socket narrowed to some channels loses the taken ones and gains nothing.
             sock.channels = sock.channels - taken
@@ -399,5 +420,5 @@ class Sockets:
         sock = self._sockets.get(sid)
         if sock is None:
             return  # gone: nothing to send it
-        data = payload(event, sock.principal.owner_id)
+        data = payload(event, sock.principal.reader_id)
         await self.server.emit(event_name(event), data, to=sid, namespace=NAMESPACE)

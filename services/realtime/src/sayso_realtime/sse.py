@@ -109,7 +109,7 @@ async def stream(
                 if revoked:
                     break
                 sent.add(event.id)
-                yield frame(event, principal.owner_id)
+                yield frame(event, principal.reader_id)
             REPLAYED.labels("sse").inc(len(replay.events))
             if not replay.complete and not revoked:
                 # More was missed than one replay sends: end here; the client reconnects with the
@@ -132,7 +132,7 @@ async def stream(
                 yield ": heartbeat\n\n"
                 continue
             if item is not None and item.id not in sent:
-                yield frame(item, principal.owner_id)
+                yield frame(item, principal.reader_id)
     finally:
         watched.release()
         tracked.release()

@@ -23,6 +23,7 @@ from sayso_common.http_errors import ApiError, error_body, not_found, unauthoriz
 from sayso_common.membership import reach_of
 from sayso_common.mongo import Database
 from sayso_common.principals import Authenticator, BadCredentialsError, credential_from_headers
+from sayso_common.scoped_tokens import not_for_scoped_tokens
 from sayso_realtime.longpoll import encode, parse_timeout_ms, ready_by, wait_for_review, within
 from sayso_realtime.quotas import ConnectionQuota, TooManyConnectionsError, too_many_connections
 from sayso_realtime.settings import RealtimeSettings
@@ -126,6 +127,8 @@ class WaitEndpoint:
             who = await within(limit, self._auth.principal(credential))
         except BadCredentialsError as exc:
             raise unauthorized(str(exc)) from None
+        if who.kind == "scoped":
+            raise not_for_scoped_tokens()
         if bad_query is not None:
             raise bad_query  # after auth, in the order FastAPI checked them
         try:

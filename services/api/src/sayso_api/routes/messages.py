@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 
 from sayso_api import messages, streams
-from sayso_api.deps import Ctx, CurrentPrincipal, CurrentUser
+from sayso_api.deps import Ctx, CurrentPrincipal, CurrentReader, CurrentUser
 from sayso_api.schemas import (
     AckOut,
     DeletedOut,
@@ -104,7 +104,7 @@ async def create_user_message(body: UserMessageIn, user: CurrentUser, ctx: Ctx) 
 @router.get("", response_model=MessagePage)
 async def list_messages(
     channel: Channel,
-    who: CurrentPrincipal,
+    who: CurrentReader,
     ctx: Ctx,
     limit: Annotated[int, Query(ge=1, description="Page size, default 50; above 100 is capped")] = 50,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
@@ -123,7 +123,7 @@ async def list_messages(
         cursor,
         search,
         correlation_id,
-        reader_id=who.owner_id,
+        reader_id=who.reader_id,
         with_attachments=has_attachments == "true",
     )
     return MessagePage(data=data, next_cursor=next_cursor)
@@ -158,10 +158,10 @@ async def get_iterations(
 
 @router.get("/{message_id}", response_model=MessageView)
 async def get_message(
-    message_id: str, who: CurrentPrincipal, ctx: Ctx, channel: OptChannel = None
+    message_id: str, who: CurrentReader, ctx: Ctx, channel: OptChannel = None
 ) -> MessageView:
     doc = await messages.get_message(ctx.db, await ctx.reach(who), message_id, channel)
-    return message_view_for(doc, who.owner_id)
+    return message_view_for(doc, who.reader_id)
 
 
 @router.delete("/{message_id}", response_model=DeletedOut)

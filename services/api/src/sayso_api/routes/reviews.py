@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from sayso_api import messages
-from sayso_api.deps import Ctx, CurrentPrincipal, CurrentUser
+from sayso_api.deps import Ctx, CurrentAnswerer, CurrentReader, CurrentUser
 from sayso_api.schemas import MessagePage, RespondIn
 from sayso_common.http_errors import not_found
 from sayso_common.views import MessageView, message_view_for
@@ -18,7 +18,7 @@ Cursor = Annotated[str | None, Query(max_length=100)]
 
 @router.get("/pending", response_model=list[MessageView])
 async def pending(
-    who: CurrentPrincipal,
+    who: CurrentReader,
     ctx: Ctx,
     channel: Annotated[str | None, Query(max_length=100)] = None,
 ) -> list[MessageView]:
@@ -27,7 +27,7 @@ async def pending(
     pages)."""
     if channel is not None:
         await ctx.readable_channel(who, channel)
-    data, _ = await messages.list_reviews(ctx.db, await ctx.reach(who), channel, 1000, None)
+    data, _ = await messages.list_reviews(ctx.db, await ctx.reach(who), channel, 1000, None, who.reader_id)
     return data
 
 
@@ -41,7 +41,7 @@ async def inbox(user: CurrentUser, ctx: Ctx, limit: Limit = 50, cursor: Cursor =
 @router.get("/{message_id}", response_model=MessageView)
 async def get_review(
     message_id: str,
-    who: CurrentPrincipal,
+    who: CurrentReader,
     ctx: Ctx,
     channel: Annotated[str | None, Query(max_length=100)] = None,
 ) -> MessageView:
@@ -49,11 +49,11 @@ async def get_review(
     doc = await messages.get_message(ctx.db, await ctx.reach(who), message_id, channel)
     if not doc.get("review"):
         raise not_found("review")
-    return message_view_for(doc, who.owner_id)
+    return message_view_for(doc, who.reader_id)
 
 
 @router.post("/{message_id}/respond", response_model=MessageView, responses={409: {}, 422: {}})
-async def respond(message_id: str, body: RespondIn, user: CurrentUser, ctx: Ctx) -> MessageView:
+async def respond(message_id: str, body: RespondIn, user: CurrentAnswerer, ctx: Ctx) -> MessageView:
     """Answer a review. The first response wins; later ones (or after expiry) get 409. On a
     quorum review each reviewer's response is a vote (a second vote by the same reviewer: 409)."""
     view = await messages.respond(

@@ -1,12 +1,18 @@
-// Live updates from the realtime gateway's SSE stream (GET /api/v1/events).
+// Live updates from the realtime gateway's SSE stream, read with the browser's own EventSource.
 //
-// EventSource cannot send an Authorization header and the gateway reads credentials only from
-// headers, so the stream is read with fetch() and parsed here. Resume works as with
-// EventSource: every frame has an id, and a reconnect sends the last one as Last-Event-ID, so
-// events published while the connection was down are replayed (24 h window) before live ones.
+// EventSource cannot send an Authorization header, so every connection opens with a stream
+// ticket: a single-use credential minted with the session (POST /api/v1/events/tickets) and
+// passed as ?ticket=. A ticket opens one connection, so EventSource's own reconnect (same URL,
+// used ticket) cannot work: on any error this closes it, mints a new ticket and opens a new
+// EventSource that resumes with ?lastEventId= (the last id received), so events published while
+// the connection was down are replayed (24 h window) before live ones.
 
-const STALL_MS = 40_000; // the gateway sends a heartbeat comment every 15 s
 const MAX_BACKOFF_MS = 15_000;
+// The events the gateway sends (an EventSource only hands over the names it listens for).
+const EVENTS = [
+  "message:created", "message:updated", "review:responded", "review:expired", "review:voted",
+  "agent:status", "delivery:status",
+];
 
 export class LiveStream {
   /**
@@ -16,8 +22,12 @@ export class LiveStream {
    *   (first connect, or no event id to resume from), so views should reload their data.
    * onUnauthorized(): the token was refused.
    */
-  constructor({ url = "/api/v1/events", token, onEvent, onState, onReady, onUnauthorized }) {
+  constructor({
+    url = "/api/v1/events", ticketUrl = "/api/v1/events/tickets", token, onEvent, onState, onReady,
+    onUnauthorized,
+  }) {
     this.url = url;
+    this.ticketUrl = ticketUrl;
     this.token = token;
     this.onEvent = onEvent;
     this.onState = onState || (() => {});
@@ -26,14 +36,14 @@ export class LiveStream {
     this.lastEventId = null;
     this.state = "connecting";
     this.stopped = false;
-    this.controller = null;
+    this.hangUp = null;
     this.failures = 0;
     this.wake = null;
     this.onOnline = () => this.reconnectNow();
     // The browser knows the network is gone before a half-open TCP stream would notice: drop
     // it now and show it; the "online" event reconnects and resumes.
     this.onOffline = () => {
-      if (this.controller) this.controller.abort();
+      if (this.hangUp) this.hangUp();
       this.setState("offline");
     };
   }
@@ -49,13 +59,13 @@ export class LiveStream {
     this.stopped = true;
     window.removeEventListener("online", this.onOnline);
     window.removeEventListener("offline", this.onOffline);
-    if (this.controller) this.controller.abort();
+    if (this.hangUp) this.hangUp();
     if (this.wake) this.wake();
   }
 
   /** Drop the current connection (if any) and connect again at once. */
   reconnectNow() {
-    if (this.controller) this.controller.abort();
+    if (this.hangUp) this.hangUp();
     if (this.wake) this.wake();
   }
 
@@ -72,7 +82,7 @@ export class LiveStream {
       first = false;
       try {
         await this.connect();
-        // The server ended the stream (e.g. this client fell too far behind): resume now.
+        // The stream ended (the server closed it, e.g. this client fell too far behind): resume.
         this.failures = 0;
       } catch (err) {
         if (err && err.unauthorized) {
@@ -93,70 +103,56 @@ export class LiveStream {
     }
   }
 
-  async connect() {
-    const controller = new AbortController();
-    this.controller = controller;
-    const headers = { Accept: "text/event-stream", Authorization: `Bearer ${this.token}` };
-    const resuming = this.lastEventId !== null;
-    if (resuming) headers["Last-Event-ID"] = this.lastEventId;
-    const resp = await fetch(this.url, { headers, signal: controller.signal, cache: "no-store" });
+  /** A new single-use ticket for one connection. */
+  async ticket() {
+    const resp = await fetch(this.ticketUrl, {
+      method: "POST", headers: { Authorization: `Bearer ${this.token}` }, cache: "no-store",
+    });
     if (resp.status === 401) throw Object.assign(new Error("unauthorized"), { unauthorized: true });
-    if (!resp.ok || !resp.body) throw new Error(`stream answered ${resp.status}`);
-    const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
-    let stall = setTimeout(() => controller.abort(), STALL_MS);
-    let buffer = "";
-    let announced = false;
-    try {
-      while (true) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        clearTimeout(stall);
-        stall = setTimeout(() => controller.abort(), STALL_MS);
-        buffer += value.replace(/\r\n?/g, "\n");
-        let cut;
-        while ((cut = buffer.indexOf("\n\n")) >= 0) {
-          const frame = buffer.slice(0, cut);
-          buffer = buffer.slice(cut + 2);
-          if (!announced) {
-            // The first frame is the server's hello: the subscription exists from here on.
-            announced = true;
-            this.failures = 0;
-            this.setState("live");
-            this.onReady({ resumed: resuming });
-          }
-          this.dispatch(frame);
-        }
-      }
-    } finally {
-      clearTimeout(stall);
-      controller.abort();
-    }
+    if (!resp.ok) throw new Error(`ticket answered ${resp.status}`);
+    return (await resp.json()).ticket;
   }
 
-  dispatch(frame) {
-    let id = null;
-    let name = "message";
-    const data = [];
-    for (const line of frame.split("\n")) {
-      if (!line || line.startsWith(":")) continue;
-      const colon = line.indexOf(":");
-      const field = colon < 0 ? line : line.slice(0, colon);
-      let value = colon < 0 ? "" : line.slice(colon + 1);
-      if (value.startsWith(" ")) value = value.slice(1);
-      if (field === "id") id = value;
-      else if (field === "event") name = value;
-      else if (field === "data") data.push(value);
-    }
-    if (id !== null) this.lastEventId = id;
-    if (!data.length) return;
+  /** One connection: resolves when it ends after having opened, rejects if it never opened. */
+  async connect() {
+    const ticket = await this.ticket();
+    if (this.stopped) return;
+    const query = new URLSearchParams({ ticket });
+    const resuming = this.lastEventId !== null;
+    if (resuming) query.set("lastEventId", this.lastEventId);
+    const source = new EventSource(`${this.url}?${query}`);
+    await new Promise((resolve, reject) => {
+      let opened = false;
+      const end = (err) => {
+        source.close();
+        this.hangUp = null;
+        if (opened || !err) resolve();
+        else reject(err);
+      };
+      this.hangUp = () => end(null);
+      source.onopen = () => {
+        opened = true;
+        this.failures = 0;
+        this.setState("live");
+        this.onReady({ resumed: resuming });
+      };
+      for (const name of EVENTS) source.addEventListener(name, (e) => this.dispatch(name, e));
+      // Both a lost connection and the gateway's own "event: error" frame (the credential was
+      // revoked): either way this ticket is spent. The next one tells a revoked session (401).
+      source.addEventListener("error", () => end(new Error("stream failed")));
+    });
+  }
+
+  dispatch(name, e) {
+    if (e.lastEventId) this.lastEventId = e.lastEventId;
     let parsed;
     try {
-      parsed = JSON.parse(data.join("\n"));
+      parsed = JSON.parse(e.data);
     } catch {
       return;
     }
     try {
-      this.onEvent(name, parsed, id);
+      this.onEvent(name, parsed, e.lastEventId || null);
     } catch (err) {
       // A view's bug must not kill the stream.
       console.error("live event handler failed", err);
