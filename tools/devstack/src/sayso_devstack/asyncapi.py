@@ -315,7 +315,9 @@ def document() -> dict[str, Any]:
         "address": "/ws",
         "title": "Socket.IO namespace /ws",
         "description": "Socket.IO (path /socket.io/, namespace /ws). Authenticate in the handshake's "
-        "`auth` with `token` (a JWT or an API key) or `apiKey`; `channels` narrows it to some channels; "
+        "`auth` with `token` (a JWT or an API key), `apiKey` or `ticket` (a stream ticket from "
+        "POST /api/v1/events/tickets: single use, opened within 60 s, narrows the socket to its channels; "
+        "also as the `ticket` query parameter); `channels` narrows it to some channels; "
         "pass `lastEventId` to receive what was missed. "
         "The event name is the event type with a colon (`review:responded`).",
         "servers": [{"$ref": "#/servers/realtime"}],
@@ -324,7 +326,10 @@ def document() -> dict[str, Any]:
     channels["sse"] = {
         "address": "/api/v1/events",
         "title": "Server-sent events",
-        "description": "GET with an API key or session (`Accept: text/event-stream`). Each frame has "
+        "description": "GET with an API key, a session or a scoped token in a header, or `?ticket=` (a stream "
+        "ticket from POST /api/v1/events/tickets, what a browser's EventSource can send: single use, "
+        "opened within 60 s; resume with `?lastEventId=` and a fresh ticket) "
+        "(`Accept: text/event-stream`). Each frame has "
         "`id:` (the event id: send it back as Last-Event-ID), `event:` (the name below; `error` for "
         "revoked credentials) and `data:` (the JSON payload).",
         "servers": [{"$ref": "#/servers/realtime"}],
