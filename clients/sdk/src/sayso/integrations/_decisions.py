@@ -30,7 +30,8 @@ class Decision:
     ``onExpire`` default when ``expired``); ``option`` its id; ``comment`` the reviewer's text;
     ``edited_args`` the arguments the reviewer changed before approving (edit before approve),
     else None; ``dismissed`` — the reviewer pressed the dismiss button; ``expired`` — nobody
-    answered in time; ``decided_by`` — the policy rule that answered, None for a person.
+    answered in time; ``decided_by`` — the policy rule that answered, None for a person, who is
+    ``responded_by`` (a user id).
     """
 
     message_id: str
@@ -41,6 +42,7 @@ class Decision:
     dismissed: bool = False
     expired: bool = False
     decided_by: DecidedBy | None = None
+    responded_by: str | None = None
     response: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -134,6 +136,7 @@ def decision_of(message: Message, approve: Collection[str] = APPROVING) -> Decis
         dismissed=dismissed,
         expired=expired,
         decided_by=review.decided_by,
+        responded_by=review.responded_by,
         response=response,
     )
 
