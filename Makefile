@@ -40,7 +40,7 @@ lint: bootstrap-test
 	$(UV) run --frozen ruff format --check .
 
 typecheck: bootstrap-test
-	$(UV) run --frozen mypy libs/common/src libs/service/src services/api/src services/dispatcher/src services/expirer/src services/realtime/src services/notifier/src tools/devstack/src tools/bootstrap_uv.py clients/sdk/src clients/mcp/src clients/cli/src tests bench
+	$(UV) run --frozen mypy libs/common/src libs/service/src services/api/src services/dispatcher/src services/expirer/src services/realtime/src services/notifier/src tools/devstack/src tools/bootstrap_uv.py clients/sdk/src clients/mcp/src clients/cli/src tests bench examples
 
 # The browser tests (tests/web) drive Debian's Chromium, never a downloaded one; installed here
 # when missing (needs root, as in CI containers).
