@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -60,3 +61,42 @@ def test_wheel_builds(tmp_path: Path, package: str, module: str, script: str | N
         if script:
             entry_points = archive.read(info.replace("METADATA", "entry_points.txt")).decode()
             assert f"{script} = {module}.__main__:main" in entry_points
+
+
+def test_sdk_wheel_offers_the_framework_extras(tmp_path: Path) -> None:
+    built = subprocess.run(
+        [*uv(), "build", "--package", "sayso", "--wheel", "--out-dir", str(tmp_path), "--quiet"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr
+    [wheel] = tmp_path.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        metadata = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    for module in ("langgraph", "openai_agents", "pydantic_ai"):
+        assert f"sayso/integrations/{module}.py" in names
+    for extra, requirement in [
+        ("langgraph", "langgraph"),
+        ("openai-agents", "openai-agents"),
+        ("pydantic-ai", "pydantic-ai-slim"),
+    ]:
+        assert f"Provides-Extra: {extra}\n" in metadata
+        assert f"Requires-Dist: {requirement}" in metadata
+        assert f"extra == '{extra}'" in metadata
+
+
+def test_importing_the_sdk_imports_no_framework() -> None:
+    # The extras are optional: `import sayso` must work (and stay light) without them.
+    code = (
+        "import sys, sayso, sayso.integrations\n"
+        "loaded = [m for m in ('langgraph', 'agents', 'pydantic_ai', 'openai') if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert ran.returncode == 0, ran.stderr
