@@ -178,3 +178,16 @@ async def test_a_policy_answers_at_once_and_says_so(
     assert answer["decidedBy"]["rule"] == 0
     assert answer["decidedBy"]["policy"].startswith("pol_")
     assert run.decisions[0].by_policy
+
+
+async def test_an_expired_review_ignores_an_agent_inbox_interrupt(
+    stack: RunningStack, owner: Owner, channel: str, tmp_path: Path
+) -> None:
+    async with (
+        sayso.AsyncClient(stack.url, owner.api_key) as client,
+        graph_at(tmp_path / "g.db", ask_inbox) as graph,
+    ):
+        inbox = LangGraphInbox(client, channel, expires_in_seconds=1)
+        run = await asyncio.wait_for(inbox.run(graph, {"task": "late"}, thread("expired")), 60)
+    assert run.output["answers"] == [{"type": "ignore", "args": None}]
+    assert run.decisions[0].expired
