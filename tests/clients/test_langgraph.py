@@ -191,3 +191,21 @@ async def test_an_expired_review_ignores_an_agent_inbox_interrupt(
         run = await asyncio.wait_for(inbox.run(graph, {"task": "late"}, thread("expired")), 60)
     assert run.output["answers"] == [{"type": "ignore", "args": None}]
     assert run.decisions[0].expired
+
+
+async def test_agent_inbox_edit_resumes_with_the_edited_arguments(
+    stack: RunningStack, owner: Owner, channel: str, tmp_path: Path
+) -> None:
+    async with (
+        sayso.AsyncClient(stack.url, owner.api_key) as client,
+        graph_at(tmp_path / "g.db", ask_inbox) as graph,
+    ):
+        running = asyncio.create_task(
+            LangGraphInbox(client, channel).run(graph, {"task": "v7"}, thread("edit"))
+        )
+        edited = {"version": "v7.1", "replicas": 2}
+        answered = await answer_next(owner, channel, {"selectedOption": "accept", "editedArgs": edited})
+        run = await asyncio.wait_for(running, 30)
+    assert answered["review"]["payload"]["edit"] == {"args": {"version": "v7", "replicas": 3}}
+    assert run.output["answers"] == [{"type": "edit", "args": {"action": "deploy", "args": edited}}]
+    assert run.decisions[0].edited_args == edited

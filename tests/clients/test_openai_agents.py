@@ -160,3 +160,25 @@ async def test_a_pending_review_leaves_the_state_undecided(
     assert result.final_output == "tool said: deployed 5 x1"
     assert approvals.decisions[-1].decided_by is not None
     assert approvals.decisions[-1].decided_by.rule == 0
+
+
+async def test_edited_arguments_go_back_to_the_model(
+    owner: Owner, channel: str, client: sayso.AsyncClient
+) -> None:
+    deployed.clear()
+    approvals = AgentApprovals(client, channel, offer_edit=True)
+    running = asyncio.create_task(
+        approvals.run(make_agent(ScriptedModel({"version": "7", "replicas": 9})), "go")
+    )
+    answered = await answer_next(
+        owner, channel, {"selectedOption": "approve", "editedArgs": {"version": "7", "replicas": 2}}
+    )
+    result = await asyncio.wait_for(running, 30)
+    assert answered["review"]["payload"]["edit"] == {"args": {"version": "7", "replicas": 9}}
+    # The Agents SDK runs a call only as the model made it: the edit is handed to the model instead.
+    assert deployed == []
+    assert result.final_output == (
+        "tool said: The reviewer approved `deploy` only with these arguments; call it again with "
+        'exactly them: {"replicas": 2, "version": "7"}'
+    )
+    assert approvals.decisions[0].edited_args == {"version": "7", "replicas": 2}

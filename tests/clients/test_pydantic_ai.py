@@ -131,3 +131,15 @@ async def test_a_policy_decides_and_is_named(owner: Owner, channel: str, client:
     call_id = first.output.approvals[0].tool_call_id
     assert results.answered_by[call_id].startswith("policy:pol_")
     assert results.metadata[call_id]["sayso"]["decidedBy"]["rule"] == 0
+
+
+async def test_edited_arguments_run_the_tool(owner: Owner, channel: str, client: sayso.AsyncClient) -> None:
+    approvals = PydanticAIApprovals(client, channel, offer_edit=True)
+    agent = make_agent(scripted({"version": "7", "replicas": 9}), approvals)
+    running = asyncio.create_task(agent.run("deploy"))
+    answered = await answer_next(
+        owner, channel, {"selectedOption": "approve", "editedArgs": {"version": "7", "replicas": 2}}
+    )
+    result = await asyncio.wait_for(running, 30)
+    assert answered["review"]["payload"]["edit"] == {"args": {"version": "7", "replicas": 9}}
+    assert result.output == f"tool said: deployed 7 x2 (review {answered['id']})"
