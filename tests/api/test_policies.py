@@ -229,6 +229,15 @@ async def test_a_rule_that_cannot_apply_leaves_the_review_to_a_person(
     assert "unknown option id 'zz'" in notes["selection"]["reason"]
     assert (notes["text-input"]["rule"], notes["text-input"]["policy"]) == (1, saved["id"])
     assert "must carry a response" in notes["text-input"]["reason"]
+    # The owner reads it on the review (the inbox shows it); a member of the channel does not.
+    seen = (await owner.agent.get(f"/api/v1/reviews/{waiting[0]}")).json()["review"]["policyFallback"]
+    assert seen == {**notes["selection"], "policy": saved["id"]}
+    member = team[1]
+    added = await owner.human.post(f"/api/v1/agents/{agent['id']}/members", json={"email": member.email})
+    assert added.status_code == 201, added.text
+    shared = await member.human.get(f"/api/v1/reviews/{waiting[0]}", params={"channel": agent["id"]})
+    assert shared.status_code == 200, shared.text
+    assert shared.json()["review"]["policyFallback"] is None
     selection_ok = await owner.agent.put(
         f"/api/v1/agents/{agent['id']}/policy",
         json={

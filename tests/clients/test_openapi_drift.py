@@ -30,6 +30,7 @@ PAIRS: list[tuple[type[BaseModel], str, str]] = [
     (sayso.Message, "MessageView", "MessageView"),
     (sayso.Review, "ReviewView", "ReviewView"),
     (models.Callback, "CallbackView", "CallbackView"),
+    (models.PolicyFallback, "PolicyFallbackView", "PolicyFallbackView"),
     (sayso.Attachment, "AttachmentView", "AttachmentView"),
     (sayso.StatusEvent, "StatusEventView", "StatusEventView"),
     (sayso.Agent, "AgentCreated", "AgentOut"),

@@ -80,6 +80,15 @@ class DecidedByView(_View):
     version: int = Field(description="The policy's version when it decided")
 
 
+class PolicyFallbackView(_View):
+    """A policy rule that matched the review as it arrived but could not answer it."""
+
+    policy: str = Field(description="The policy's id")
+    rule: int | None = Field(description="The rule's index in the policy, from 0")
+    version: int = Field(description="The policy's version then")
+    reason: str = Field(description="Why it could not answer (the review waits for a person)")
+
+
 class ReviewView(_View):
     type: ReviewType
     payload: dict[str, Any] = Field(default_factory=dict)
@@ -125,6 +134,12 @@ class ReviewView(_View):
         description="sha256 of the review payload and metadata.tool/metadata.args as the agent sent them "
         "(or the agent's own review.actionDigest), fixed when the message is created: what an approval "
         "is bound to",
+    )
+    policy_fallback: PolicyFallbackView | None = Field(
+        default=None,
+        description="Set when a policy rule matched the review but could not answer it (its response did "
+        "not fit the review): which rule and why; the review waits for a person. Shown to the channel's "
+        "owner only",
     )
 
     @field_serializer("response", "default_response")
@@ -259,6 +274,9 @@ def message_view(doc: MessageDoc) -> MessageView:
             content_digest=review.get("content_digest"),
             decided_by=DecidedByView(**review["decided_by"]) if "decided_by" in review else None,
             action_digest=review.get("action_digest"),
+            policy_fallback=(
+                PolicyFallbackView(**review["policy_fallback"]) if "policy_fallback" in review else None
+            ),
         )
     created = _dt(doc.get("created_at"))
     assert created is not None, "stored messages always have created_at"
@@ -303,8 +321,9 @@ def seen_by(view: MessageView, owner_id: str, reader_id: str) -> MessageView:
     if reader_id == owner_id:
         return view
     review = view.review
-    if review is not None and review.callback is not None:
-        review = review.model_copy(update={"callback": None})
+    if review is not None and (review.callback is not None or review.policy_fallback is not None):
+        # The owner's policy is theirs alone (members get 404 for it).
+        review = review.model_copy(update={"callback": None, "policy_fallback": None})
     return view.model_copy(update={"webhook_url": None, "review": review})
 
 
