@@ -284,7 +284,7 @@ class Shell {
       if (on) link.setAttribute("aria-current", "page");
       else link.removeAttribute("aria-current");
     }
-    const ctx = { channels: this.channels, channelId: route.channelId };
+    const ctx = { channels: this.channels, channelId: route.channelId, shortcuts: this.shortcuts };
     if (route.name === "channel") this.view = channelView(this.main, ctx);
     else if (route.name === "settings") this.view = settingsView(this.main, ctx);
     else if (route.name === "ops") this.view = opsView(this.main, ctx);

@@ -43,8 +43,18 @@ export function hasWebhookTarget(message, agent) {
 
 /** Ordered, de-duplicated messages of one list; updates replace the element in place. */
 export class MessageList {
-  constructor(container, { channelName, manages = () => true, agent = () => undefined, showChannel = false, onChange = () => {} }) {
+  /** ``compare(a, b)``: the order of two messages (default oldest first); ``shows(message)``:
+   * whether a card is shown (a filter: the others stay in the list, hidden); ``selection``: the
+   * inbox's bulk answer, {can(message), has(id), toggle(id, on, {range})} (a checkbox per card
+   * it can answer). */
+  constructor(container, {
+    channelName, manages = () => true, agent = () => undefined, showChannel = false, onChange = () => {},
+    compare = order, shows = () => true, selection = null,
+  }) {
     this.container = container;
+    this.compare = compare;
+    this.shows = shows;
+    this.selection = selection;
     this.channelName = channelName;
     // The message's channel as /api/v1/agents lists it (its webhook settings), if known.
     this.agent = agent;
@@ -61,6 +71,45 @@ export class MessageList {
 
   get size() {
     return this.items.size;
+  }
+
+  get(id) {
+    const item = this.items.get(id);
+    return item ? item.message : undefined;
+  }
+
+  /** How many cards the filter shows. */
+  get shown() {
+    let n = 0;
+    for (const item of this.items.values()) if (!item.el.hidden) n += 1;
+    return n;
+  }
+
+  /** The messages in the list's order, shown ones only unless ``all``. */
+  messages({ all = false } = {}) {
+    return [...this.container.children].map((el) => this.items.get(el.dataset.messageId))
+      .filter((item) => item && (all || !item.el.hidden)).map((item) => item.message);
+  }
+
+  /** Apply a new order and filter to every card. */
+  arrange({ compare = this.compare, shows = this.shows } = {}) {
+    this.compare = compare;
+    this.shows = shows;
+    const items = [...this.items.values()].sort((a, b) => this.compare(a.message, b.message));
+    for (const item of items) {
+      item.el.hidden = !this.shows(item.message);
+      this.container.append(item.el);
+    }
+    this.onChange();
+  }
+
+  /** Show a selection change on the card (its checkbox and its mark). */
+  selected(id, on) {
+    const item = this.items.get(id);
+    if (!item) return;
+    item.el.classList.toggle("is-selected", on);
+    const box = item.el.querySelector(":scope > .msg-head .select-box input");
+    if (box) box.checked = on;
   }
 
   clear() {
@@ -113,10 +162,10 @@ export class MessageList {
     }
     const item = { message, el, panel: null };
     this.items.set(message.id, item);
-    // Find the first message created after this one; append if none.
+    // Find the first message that comes after this one; append if none.
     let before = null;
     for (const other of this.items.values()) {
-      if (other !== item && order(other.message, message) > 0 && (!before || order(other.message, before.message) < 0)) {
+      if (other !== item && this.compare(other.message, message) > 0 && (!before || this.compare(other.message, before.message) < 0)) {
         before = other;
       }
     }
@@ -171,12 +220,15 @@ export class MessageList {
       dataset: message.streamState ? { messageId: message.id, streamState: message.streamState } : { messageId: message.id },
       "aria-label": `Message from ${senderLabel(message, this.channelName)}`,
       "aria-busy": streaming ? "true" : null,
+      hidden: !this.shows(message),
     });
+    if (this.selection && this.selection.can(message) && this.selection.has(message.id)) el.classList.add("is-selected");
     const sender = senderLabel(message, this.channelName);
     const channel = this.channelName(message.channelId);
     const href = `#/c/${encodeURIComponent(message.channelId)}`;
     const iteration = Number.isInteger(message.iteration) && message.iteration >= 2 ? message.iteration : null;
     const head = h("header", { class: "msg-head" },
+      this.selectBox(message),
       // In the inbox the channel matters: the sender links to it, or the channel is named.
       this.showChannel && sender === channel
         ? h("a", { class: "sender", href }, sender)
@@ -240,6 +292,19 @@ export class MessageList {
         toggle, h("span", { id: aboutId, hidden: true }, about)));
     }
     return el;
+  }
+
+  /** The bulk-answer checkbox of a card the selection can answer; shift-click selects the range
+   * from the last card ticked. */
+  selectBox(message) {
+    const sel = this.selection;
+    if (!sel || !sel.can(message)) return null;
+    const on = sel.has(message.id);
+    const box = h("input", {
+      type: "checkbox", checked: on, "aria-label": `Select: ${reviewAbout(message, this.channelName)}`,
+    });
+    box.addEventListener("click", (event) => sel.toggle(message.id, box.checked, { range: event.shiftKey }));
+    return h("label", { class: "check select-box" }, box, h("span", { "aria-hidden": "true" }, "Select"));
   }
 
   togglePanel(item, open) {
@@ -377,7 +442,8 @@ function formatSize(bytes) {
   return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 }
 
-function order(a, b) {
+/** Oldest first (the inbox's queue order, and a channel's). */
+export function order(a, b) {
   if (a.createdAt !== b.createdAt) return a.createdAt < b.createdAt ? -1 : 1;
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }

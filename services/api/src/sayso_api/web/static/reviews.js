@@ -59,12 +59,17 @@ export function reviewCard(message, { onAnswered, about = "" }) {
   card.append(h("header", { class: "review-head" },
     h("h2", { class: "visually-hidden" }, `${typeLabel(review.type)} review${words ? `: ${words}` : ""}`),
     h("span", { class: "review-type", "aria-hidden": "true" }, typeLabel(review.type)),
+    riskBadge(riskOf(message)),
     statusBadge(review),
   ));
   if (review.quorum) card.append(quorumBox(review));
   if (review.status !== "pending") {
     card.append(outcome(review));
     return card;
+  }
+  if (review.policyFallback && review.policyFallback.reason) {
+    // A rule matched but could not answer it (its response did not fit): the owner sees why.
+    card.append(h("p", { class: "policy-note" }, "A policy rule matched but could not answer: ", review.policyFallback.reason));
   }
   if (review.onExpire) {
     card.append(h("div", { class: "default-hint" },
@@ -184,6 +189,22 @@ export function reviewCard(message, { onAnswered, about = "" }) {
     submit(response);
   });
   return card;
+}
+
+export const RISKS = ["low", "medium", "high", "critical"];
+
+/** A review's risk: the API's review.risk (a rule's label, else the agent's), else the agent's
+ * metadata.risk; null when neither is one of the four labels. */
+export function riskOf(message) {
+  const review = message.review || {};
+  const meta = message.metadata && typeof message.metadata === "object" ? message.metadata : {};
+  for (const risk of [review.risk, meta.risk]) if (RISKS.includes(risk)) return risk;
+  return null;
+}
+
+function riskBadge(risk) {
+  if (!risk) return null;
+  return h("span", { class: `badge risk risk-${risk}`, dataset: { risk } }, `${risk[0].toUpperCase()}${risk.slice(1)} risk`);
 }
 
 /** What a review asks, in a few words and whose it is: "Ship v2.4 to production? — release-bot". */

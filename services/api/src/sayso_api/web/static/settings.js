@@ -1,4 +1,5 @@
-// Per-agent settings: default webhook (URL, headers, events, retries), signing-secret rotation,
+// Per-agent settings: default webhook (URL, headers, events, retries), the channel's policy
+// (policy.js: rules, versions, dry run), signing-secret rotation,
 // a test send, recovery of failed deliveries, the channel's members (other users who read it and
 // answer its reviews), inbound token webhooks and signed triggers. Only the owner has them.
 // Secrets and tokens come back from the API once; they are shown once, with a copy button.
@@ -6,6 +7,7 @@
 import { api } from "./api.js";
 import { clear, copyButton, h, newId, secretBox, timeEl } from "./dom.js";
 import { channelSlackSection, preferencesSection } from "./notifications.js";
+import { policySection } from "./policy.js";
 
 const EVENTS = [
   ["review:responded", "Review answered"],
@@ -53,6 +55,7 @@ export function settingsView(root, { channelId, channels }) {
       }
       clear(body).append(
         webhookSection(agent, (updated) => channels.update(updated)),
+        policySection(agent),
         membersSection(agent),
         secretSection(agent),
         inboundSection(agent),

@@ -5,7 +5,8 @@
 // A shortcut never fires while the user types in a field, with Ctrl, Cmd or Alt held (the
 // browser's and the screen reader's own keys), or on a key held down (holding "a" must not
 // approve a whole queue). The "current card" is the message whose article holds the focus:
-// j/k move the focus, and after an answer the list moves it to the next card waiting.
+// j/k move the focus, and after an answer the list moves it to the next card waiting. In the
+// inbox, x selects cards and Shift+A / Shift+R answer the selection (the inbox sets `bulk`).
 
 import { announce } from "./announcer.js";
 import { h } from "./dom.js";
@@ -28,6 +29,10 @@ export const SHORTCUTS = [
   { group: "Cards", keys: ["Ctrl", "Enter"], join: "+", does: "In a field of a card with one Submit button: send the answer (⌘+Enter on a Mac)" },
   { group: "Cards", keys: ["Enter"], does: "In a one-line answer field: send, once you have edited the field (a prefilled answer is never sent by Enter alone)" },
   { group: "Cards", keys: ["Esc"], does: "Close the feedback box, the deliveries panel or an open preview; in any other field of a card, back to the card" },
+  { group: "Inbox", keys: ["x"], does: "Select or unselect the current card, to answer several together" },
+  { group: "Inbox", keys: ["Shift", "X"], join: "+", does: "Select every card from the last one you selected to the current one" },
+  { group: "Inbox", keys: ["Shift", "A"], join: "+", does: "Approve the selected cards (each its own answer)" },
+  { group: "Inbox", keys: ["Shift", "R"], join: "+", does: "Reject the selected cards (each its own answer)" },
   { group: "Pages", keys: ["g", "i"], join: " then ", does: "Go to the inbox" },
   { group: "Pages", keys: ["g", "c"], join: " then ", does: "Go to the channel list" },
   { group: "Pages", keys: ["g", "n"], join: " then ", does: "Go to notifications" },
@@ -44,6 +49,8 @@ export class Shortcuts {
   /** `root`: the element holding the view (#main). */
   constructor(root) {
     this.root = root;
+    // The inbox's bulk answer while the inbox is open: {toggle(card), range(card), answer(option)}.
+    this.bulk = null;
     this.go = null;
     this.goTimer = null;
     this.opener = null;
@@ -142,7 +149,10 @@ export class Shortcuts {
       this.openHelp();
       return;
     }
-    if (event.shiftKey) return;
+    if (event.shiftKey) {
+      this.shifted(event);
+      return;
+    }
     const key = event.key;
     if (key === "g") {
       this.go = true;
@@ -156,7 +166,7 @@ export class Shortcuts {
     }
     const card = this.current();
     if (!card) {
-      if ("arfeo123456789".includes(key) && key.length === 1) announce("No card chosen: press j to go to the first one.");
+      if ("arfeox123456789".includes(key) && key.length === 1) announce("No card chosen: press j to go to the first one.");
       return;
     }
     if (event.repeat && /^[ar1-9]$/.test(key)) return;
@@ -175,7 +185,23 @@ export class Shortcuts {
     } else if (key === "o") {
       event.preventDefault();
       this.open(card);
+    } else if (key === "x" && this.bulk) {
+      event.preventDefault();
+      this.bulk.toggle(card);
     }
+  }
+
+  /** Shift+X, Shift+A, Shift+R: the inbox's selection (nothing elsewhere). */
+  shifted(event) {
+    const key = event.key.toLowerCase();
+    if (!this.bulk || !["x", "a", "r"].includes(key)) return;
+    event.preventDefault();
+    if (event.repeat) return;
+    if (key === "x") {
+      const card = this.current();
+      if (card) this.bulk.range(card);
+      else announce("No card chosen: press j to go to the first one.");
+    } else this.bulk.answer(key === "a" ? "approve" : "reject");
   }
 
   cards() {
