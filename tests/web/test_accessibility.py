@@ -4,8 +4,10 @@ screen; then what axe does not check: the contrast of the focus ring and of fiel
 (WCAG 1.4.11), and reflow at 320 px (WCAG 1.4.10).
 
 One owner's inbox is filled once for the module (two channels, every review kind pending, some
-answered, dismissed and expired, a feedback box and a deliveries panel open, a form showing the
-API's errors), and each scheme and screen visits the pages in turn."""
+answered, dismissed and expired, every risk badge, two cards ticked for a bulk answer, a feedback
+box and a deliveries panel open, a form showing the API's errors, a channel policy with an error
+under a rule's field and a dry run's outcome), and each scheme and screen visits the pages in
+turn."""
 
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ SELECTION_OPTIONS = [{"id": "eu", "label": "Europe"}, {"id": "us", "label": "Uni
 # Enough cards that a rule broken once per card shows up many times over, few enough that the
 # inbox's first page (50) holds them all and axe stays quick.
 BULK = 24
+RISKS = ["low", "medium", "high", "critical", None]
 
 
 @dataclass
@@ -136,9 +139,22 @@ async def fill(owner: Owner, receiver: Receiver) -> Filled:
     # Expired before any page opens: the inbox counts only what is still waiting.
     await eventually(has_expired, 30, "the one-second review expired")
     for i in range(BULK):
+        # Every risk badge on screen (and cards without one).
+        risk = {"metadata": {"risk": RISKS[i % 5]}} if RISKS[i % 5] else {}
         await owner.post_message(
-            bulk["id"], text=f"Approve batch job {i + 1} of {BULK}?", review={"type": "approval"}
+            bulk["id"], text=f"Approve batch job {i + 1} of {BULK}?", review={"type": "approval"}, **risk
         )
+    # A policy on the release channel that none of its messages matches: the settings page shows
+    # its rule, its versions and (prepared) an error and a dry run.
+    saved = await owner.agent.put(
+        f"/api/v1/agents/{rid}/policy",
+        json={
+            "rules": [
+                {"name": "never", "match": {"metadata.tool": "none"}, "action": "approve", "risk": "low"}
+            ]
+        },
+    )
+    assert saved.status_code == 200, saved.text
     filled.channel_count = len(reviews) + 3 + 1
     filled.inbox_count = len(reviews) - len(answers) + BULK
     return filled
@@ -192,8 +208,31 @@ async def channel_opened(page: Page, filled: Filled) -> None:
     await expect(editable.locator(".edit-diff li")).to_have_count(1)
 
 
+async def inbox_selected(page: Page, filled: Filled) -> None:
+    """Two cards ticked for a bulk answer: the bar's buttons in their enabled state."""
+    boxes = page.get_by_role("checkbox", name=re.compile("^Select: Approve batch job"))
+    await boxes.nth(0).click()
+    await boxes.nth(1).click()
+    await expect(page.locator(".bulk-count")).to_have_text("2 selected")
+
+
 async def settings_ready(page: Page, filled: Filled) -> None:
     await expect(page.locator("#tr-title")).to_be_visible()
+    await expect(page.locator(".policy-version")).to_have_attribute("data-version", "1")
+
+
+async def settings_opened(page: Page, filled: Filled) -> None:
+    """The policy editor showing the API's error under a rule's field, its versions open, and a
+    dry run's outcome."""
+    policy = page.locator('[data-section="policy"]')
+    rule = policy.locator("fieldset.rule").first
+    await rule.get_by_label("Match (JSON filter)").fill('{"metadata.amount": {"$gtx": 1}}')
+    await policy.get_by_role("button", name="Save policy").click()
+    await expect(rule.locator(".field-error:not([hidden])")).to_be_visible()
+    await policy.locator("summary", has_text="Earlier versions").click()
+    await expect(policy.get_by_role("button", name="Load version 1 into the editor")).to_be_visible()
+    await policy.get_by_role("button", name="Test").click()
+    await expect(policy.locator(".dry-outcome")).to_be_visible()
 
 
 async def ops_ready(page: Page, filled: Filled) -> None:
@@ -211,9 +250,9 @@ async def channels_ready(page: Page, filled: Filled) -> None:
 def visits(filled: Filled) -> list[Visit]:
     rid = filled.release["id"]
     return [
-        Visit("inbox", "#/inbox", inbox_ready),
+        Visit("inbox", "#/inbox", inbox_ready, inbox_selected),
         Visit("channel", f"#/c/{rid}", channel_ready, channel_opened),
-        Visit("settings", f"#/c/{rid}/settings", settings_ready),
+        Visit("settings", f"#/c/{rid}/settings", settings_ready, settings_opened),
         Visit("operator", "#/ops", ops_ready),
         Visit("notifications", "#/notifications", notifications_ready),
         Visit("channels", "#/channels", channels_ready),

@@ -142,7 +142,7 @@ export function inboxView(root, { channels, shortcuts }) {
   const reject = h("button", { type: "button", class: "btn btn-small btn-danger", "aria-describedby": count.id, "aria-keyshortcuts": "Shift+R" }, "Reject selected");
   const none = h("button", { type: "button", class: "btn btn-small btn-quiet" }, "Clear selection");
   const result = h("p", { class: "bulk-result" });
-  const bar = h("div", { class: "bulk-bar", role: "group", "aria-label": "Answer several" },
+  const bar = h("div", { class: "bulk-bar", role: "group", "aria-label": "Answer several", dataset: { count: "0" } },
     selectAll, count, approve, reject, none, result);
 
   const list = new MessageList(listEl, {
@@ -156,12 +156,17 @@ export function inboxView(root, { channels, shortcuts }) {
     onChange: () => changed(),
   });
   let cursor = null;
-  const tools = h("form", { class: "inbox-tools", "aria-label": "Filter and sort" },
+  const tools = h("form", { class: "inbox-filters", "aria-label": "Filter and sort" },
     Object.values(filters).map((f) => f.element));
   tools.addEventListener("submit", (event) => event.preventDefault());
+  // Folded on a phone (the cards keep the height), open on a wider screen; the summary says how
+  // many filters apply while it is folded.
+  const active = h("span", { class: "filters-active" });
+  const toolsBox = h("details", { class: "inbox-tools", open: window.matchMedia("(min-width: 761px)").matches },
+    h("summary", {}, "Filter and sort", active), tools);
   root.append(h("div", { class: "inbox" },
     h("header", { class: "view-head" }, h("h1", { id: "view-title", tabindex: "-1" }, "Inbox")),
-    tools, bar, error, h("div", { class: "scroller" }, empty, hiddenNote, listEl, more)));
+    toolsBox, bar, error, h("div", { class: "scroller" }, empty, hiddenNote, listEl, more)));
 
   function changed() {
     // A card answered, expired or hidden by a filter leaves the selection.
@@ -180,6 +185,7 @@ export function inboxView(root, { channels, shortcuts }) {
   function updateBar() {
     const n = selected.size;
     count.textContent = `${n} selected`;
+    bar.dataset.count = String(n);
     for (const b of [approve, reject, none]) {
       if (n && !busy) b.removeAttribute("aria-disabled");
       else b.setAttribute("aria-disabled", "true");
@@ -214,12 +220,15 @@ export function inboxView(root, { channels, shortcuts }) {
   };
 
   function refilter() {
+    const f = state();
+    const n = [f.channelId, f.type, f.risk, f.olderThan].filter(Boolean).length;
+    active.textContent = n ? ` · ${n} filter${n === 1 ? "" : "s"} on` : "";
     list.arrange({ compare: COMPARE[filters.sort.input.value] || COMPARE[""], shows });
     // The API's pages under the new filter (cards already here stay, filtered here).
     cursor = null;
     load().then(() => {
-      const n = list.shown;
-      announce(`${n} review${n === 1 ? "" : "s"} shown`);
+      const shown = list.shown;
+      announce(`${shown} review${shown === 1 ? "" : "s"} shown`);
     });
   }
   for (const f of Object.values(filters)) f.input.addEventListener("change", refilter);
