@@ -9,6 +9,7 @@ They go to a temporary directory on every run (so the views are rendered and che
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -81,6 +82,7 @@ async def populate(owner: Owner, receiver: Receiver, failing: Receiver) -> dict[
         d,
         text="Deploy **v2.4.1** to production?\n\nChangelog: [release notes](https://example.com/releases/2.4.1)",
         status="warning",
+        metadata={"risk": "high", "tool": "deploy", "args": {"env": "production"}},
         review={
             "type": "approval",
             "payload": {
@@ -144,6 +146,11 @@ async def populate(owner: Owner, receiver: Receiver, failing: Receiver) -> dict[
             r, text=f"Section {i + 1} approved?", review={"type": "approval", "payload": {}}
         )
         await owner.respond(m["id"], {"selectedOption": "approve"})
+    # Two routine approvals waiting, with their risk: the inbox's bulk answer and its badges.
+    for i, risk in enumerate(("low", "medium")):
+        await owner.post_message(
+            r, text=f"Publish section {i + 5}?", review={"type": "approval"}, metadata={"risk": risk}
+        )
     await failing.wait_for("/hook", count=3)
     await receiver.wait_for("/reports", count=4)
     return {"deploy": d, "reports": r, "sync": sync["id"]}
@@ -185,7 +192,11 @@ async def test_screenshots(
         await page.set_viewport_size({"width": 1280, "height": 860})
 
         await page.goto("/#/inbox")
-        await expect(page.locator("article.msg")).to_have_count(4)
+        await expect(page.locator("article.msg")).to_have_count(6)
+        await page.get_by_label("Sort", exact=True).select_option(label="Risk, highest first")
+        for box in await page.get_by_role("checkbox", name=re.compile("^Select: Publish section")).all():
+            await box.check()
+        await expect(page.locator(".bulk-count")).to_have_text("2 selected")
         await shot(page, out, "web-inbox")
 
         await page.goto(f"/#/c/{ids['sync']}")
@@ -203,6 +214,37 @@ async def test_screenshots(
         await expect(page.locator(".test-result")).to_contain_text("Delivered")
         await page.locator(".secret-box").scroll_into_view_if_needed()
         await shot(page, out, "web-settings")
+
+        # A policy for the deploy channel, shown in its editor with a dry run.
+        rules = [
+            {
+                "name": "never drop tables",
+                "match": {"text": {"$regex": "drop\\s+table", "$options": "i"}},
+                "action": "reject",
+                "risk": "critical",
+            },
+            {
+                "name": "staging deploys",
+                "match": {"metadata.tool": "deploy", "metadata.args.env": "staging"},
+                "action": "approve",
+                "risk": "low",
+            },
+        ]
+        saved = await user.agent.put(f"/api/v1/agents/{ids['deploy']}/policy", json={"rules": rules})
+        assert saved.status_code == 200, saved.text
+        await page.reload()  # the settings page is open: read the policy again
+        policy = page.locator('[data-section="policy"]')
+        await expect(policy.locator("fieldset.rule")).to_have_count(2)
+        await policy.get_by_role("button", name="Test").click()
+        await expect(policy.locator(".dry-outcome")).to_have_attribute("data-action", "approve")
+        await page.set_viewport_size({"width": 1280, "height": 1500})
+        # The page's own scroller, not the document (which would push the top bar away).
+        await policy.evaluate(
+            "el => { const sc = el.closest('.scroller');"
+            " sc.scrollTop += el.getBoundingClientRect().top - sc.getBoundingClientRect().top - 12; }"
+        )
+        await shot(page, out, "web-policy")
+        await page.set_viewport_size({"width": 1280, "height": 860})
 
         await page.goto("/#/ops")
         await expect(page.locator('[data-stat="failed-deliveries"] .tile-value')).to_have_text("3")

@@ -28,26 +28,37 @@ export function ruleField(field) {
   return { index: Number(m[1]), key: m[2] || null, rest: m[3] || "" };
 }
 
+const MATCH_HINT = "policy-match-hint";
+const RESPONSE_HINT = "policy-response-hint";
+
 function pretty(value) {
   return JSON.stringify(value, null, 2);
 }
 
-/** A labelled control with a hint and its own error line (shown only while it has one). */
-function control(label, input, hint = "") {
+/** JSON on one line when it is short (a rule's match mostly is), else indented. */
+function compact(value) {
+  const line = JSON.stringify(value, null, 1).replace(/\n\s*/g, " ");
+  return line.length <= 80 ? line : pretty(value);
+}
+
+/** A labelled control with a hint (its own, or `sharedHint`, the id of one said once for all
+ * rules) and its own error line (shown only while it has one). */
+function control(label, input, hint = "", sharedHint = "") {
   const id = input.id || newId("pol");
   input.id = id;
   const hintEl = hint ? h("span", { class: "hint", id: `${id}-hint` }, hint) : null;
+  const hintId = hintEl ? hintEl.id : sharedHint;
   const error = h("p", { class: "field-error", id: `${id}-error`, hidden: true });
-  if (hintEl) input.setAttribute("aria-describedby", hintEl.id);
+  if (hintId) input.setAttribute("aria-describedby", hintId);
   const show = (text) => {
     error.textContent = text;
     error.hidden = !text;
     if (text) {
       input.setAttribute("aria-invalid", "true");
-      input.setAttribute("aria-describedby", [error.id, hintEl && hintEl.id].filter(Boolean).join(" "));
+      input.setAttribute("aria-describedby", [error.id, hintId].filter(Boolean).join(" "));
     } else {
       input.removeAttribute("aria-invalid");
-      if (hintEl) input.setAttribute("aria-describedby", hintEl.id);
+      if (hintId) input.setAttribute("aria-describedby", hintId);
       else input.removeAttribute("aria-describedby");
     }
   };
@@ -60,16 +71,15 @@ class RuleEditor {
     this.extra = Object.fromEntries(Object.entries(rule).filter(([k]) => !EDITED.includes(k)));
     this.onChange = onChange;
     this.legend = h("legend", {});
+    // The long hints are said once above the rules and tied to every rule's field.
     this.fields = {
-      name: control("Name", h("input", { type: "text", maxlength: 100, value: rule.name || "", autocomplete: "off" }), "Optional: shown in the dry run and the audit log."),
+      name: control("Name (optional)", h("input", { type: "text", maxlength: 100, value: rule.name || "", autocomplete: "off" })),
       match: control("Match (JSON filter)",
-        h("textarea", { class: "code", rows: 4, spellcheck: "false" }, pretty(rule.match || {})),
-        'Over the message as the agent sent it: review.type, text, metadata.<path>; operators $eq $ne $in $nin $gt $gte $lt $lte $exists $regex $and $or $not. {} matches every message.'),
+        h("textarea", { class: "code", rows: 2, spellcheck: "false" }, compact(rule.match || {})), "", MATCH_HINT),
       action: control("Action", h("select", {}, ACTIONS.map(([v, t]) => h("option", { value: v }, t)))),
       response: control("Response (JSON)",
-        h("textarea", { class: "code", rows: 2, spellcheck: "false" }, rule.response ? pretty(rule.response) : ""),
-        'What approve or reject records, as a reviewer would answer, e.g. {"selectedOption": "approve"}. Empty: the review\'s own approve or reject option.'),
-      risk: control("Risk", h("select", {}, h("option", { value: "" }, "No label"), RISKS.map((r) => h("option", { value: r }, r)))),
+        h("textarea", { class: "code", rows: 1, spellcheck: "false" }, rule.response ? compact(rule.response) : ""), "", RESPONSE_HINT),
+      risk: control("Risk", h("select", {}, h("option", { value: "" }, "No label"), RISKS.map((r) => h("option", { value: r }, r[0].toUpperCase() + r.slice(1))))),
     };
     this.fields.action.input.value = rule.action || "ask";
     this.fields.risk.input.value = rule.risk || "";
@@ -291,6 +301,8 @@ export function policySection(agent) {
   return h("section", { class: "card policy", "aria-labelledby": "pol-title", dataset: { section: "policy" } },
     h("h2", { id: "pol-title" }, "Policy"),
     h("p", { class: "hint" }, "Rules answer this channel's reviews as they arrive, before a person sees them. The first rule whose match fits decides; when none does, a person is asked (after the account's own rules). Every save is a new version."),
+    h("p", { class: "hint", id: MATCH_HINT }, "Match: a filter over the message as the agent sent it (review.type, text, metadata.<path>) with $eq $ne $in $nin $gt $gte $lt $lte $exists $regex $and $or $not; {} matches every message."),
+    h("p", { class: "hint", id: RESPONSE_HINT }, 'Response: what approve or reject records, as a reviewer would answer, e.g. {"selectedOption": "approve"}; empty for the review\'s own approve or reject option.'),
     state, form, versionsBox, dry);
 }
 
@@ -300,7 +312,7 @@ function dryRunPane(agent, unsaved) {
   const text = control("Message text", h("input", { type: "text", value: "Deploy to staging?", autocomplete: "off" }));
   const type = control("Review type", h("select", {}, REVIEW_TYPES.map((t) => h("option", { value: t }, t))));
   const metadata = control("Metadata (JSON)",
-    h("textarea", { class: "code", rows: 3, spellcheck: "false" }, '{\n  "tool": "deploy",\n  "args": {"env": "staging"}\n}'),
+    h("textarea", { class: "code", rows: 2, spellcheck: "false" }, '{"tool": "deploy", "args": {"env": "staging"}}'),
     "As the agent would send it: metadata.tool, metadata.args, metadata.risk…");
   const payload = control("Review payload (JSON)", h("textarea", { class: "code", rows: 2, spellcheck: "false" }, ""),
     "Optional: the review's options, fields or items.");
