@@ -460,9 +460,12 @@ class OutboxRelay:
             raise BrokerStateLostError(f"acknowledged partitions missing from the cluster: {missing}")
 
     async def _remember(self, events: list[Event]) -> None:
-        # The audit entries of the decisions among them, before the events leave the outbox: a
-        # crash in between repeats both stores, which keep what they stored once (by event id).
-        await audit.record(self._db, events)
+        # With the audit entries of the decisions among them, side by side (one round trip, not
+        # two), before the events leave the outbox: a crash in between repeats both stores, which
+        # keep what they stored once (by event id).
+        await asyncio.gather(audit.record(self._db, events), self._store(events))
+
+    async def _store(self, events: list[Event]) -> None:
         try:
             await collection(self._db, EVENTS).insert_many(
                 [events_document(e, self._retention) for e in events], ordered=False
