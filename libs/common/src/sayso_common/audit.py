@@ -8,7 +8,9 @@ relay derives the audit entries from those same events (:func:`entries_for`) and
 before it pulls the events from the outbox, keyed by event id: a crash in between only repeats
 an insert that then stores nothing, so each decision is recorded exactly once and none is lost.
 Policy changes are not events; the entry is written in the transaction that saves the version
-(:func:`policy_changed`).
+(:func:`policy_changed`). An escalation step is a notification the notifier sends; it stores the
+entry (:func:`escalated`, keyed by the notification) before it records the notification sent, so
+a notifier that dies in between sends it again and stores nothing new.
 
 Entries expire after the API's ``SAYSO_AUDIT_RETENTION_DAYS`` through a TTL index on ``at``
 (:func:`ensure_retention`).
@@ -25,9 +27,10 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.errors import OperationFailure
 
 from sayso_common.clock import as_utc
-from sayso_common.documents import AuditActorDoc, AuditDoc, AuditKind
+from sayso_common.documents import AuditActorDoc, AuditDoc, AuditKind, NotificationDoc
 from sayso_common.events import Event, ReviewExpired, ReviewResponded, ReviewVoted
 from sayso_common.mongo import AUDIT, Database, collection, insert_new
+from sayso_common.notifications import ESCALATION
 from sayso_common.views import REDACTED, MessageView, password_fields
 
 log = logging.getLogger(__name__)
@@ -220,6 +223,29 @@ def policy_changed(
             "policyId": policy_id,
             "scope": "account" if channel_id is None else "channel",
             "ruleCount": rule_count,
+        },
+    }
+
+
+def escalated(notification: NotificationDoc, at: datetime) -> AuditDoc:
+    """The entry of an escalation step sent: which step, to whom, by which means."""
+    step = notification["purpose"].removeprefix(ESCALATION)
+    return {
+        "_id": f"escalation:{notification['_id']}",
+        "at": as_utc(at),
+        "owner_id": notification["owner_id"],
+        "channel_id": notification["channel_id"],
+        "message_id": notification["message_id"],
+        "kind": "escalated",
+        "actor": {"type": "system", "id": None},
+        "decision": None,
+        "rule": None,
+        "policy_version": None,
+        "detail": {
+            "step": int(step) if step.isdigit() else step,
+            "via": notification["kind"],
+            "recipientKind": notification["recipient_kind"],
+            "recipient": notification["recipient_id"],
         },
     }
 

@@ -562,6 +562,7 @@ AuditKind = Literal[
     "expired",
     "expired_default",
     "withdrawn",
+    "escalated",
     "policy_changed",
     "approval_remembered",
     "approval_revoked",
@@ -580,7 +581,7 @@ class AuditActorDoc(TypedDict):
 class AuditDoc(TypedDict, total=False):
     """One append-only audit entry (sayso_common.audit). ``_id`` is the event's id for entries
     derived from events (so storing one twice stores it once), ``policy:<id>:<version>`` for a
-    policy change."""
+    policy change, ``escalation:<notification id>`` for an escalation step sent."""
 
     _id: Required[str]
     at: Required[datetime]  # also the retention TTL's field
