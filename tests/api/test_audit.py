@@ -285,6 +285,37 @@ async def test_members_see_shared_channels_and_nobody_else_does(
     ).status_code == 401
 
 
+async def test_a_rule_that_cannot_answer_says_why(team: list[Owner]) -> None:
+    owner = team[0]
+    agent = await owner.create_agent()
+    rules = [
+        {"match": {"review.type": "text-input"}, "action": "approve"},
+        {"match": {}, "action": "approve"},
+    ]
+    saved = await owner.agent.put(f"/api/v1/agents/{agent['id']}/policy", json={"rules": rules})
+    assert saved.status_code == 200, saved.text
+    msg = await owner.post_message(agent["id"], review={"type": "text-input"})
+    fallback = msg["review"]["policyFallback"]
+    assert (msg["review"]["status"], fallback["rule"], fallback["version"]) == ("pending", 0, 1)
+    assert "must carry a response" in fallback["reason"]
+
+    async def audited() -> list[dict[str, Any]] | None:
+        found = await everything(owner.human, channelId=agent["id"], kind="policy_fallback")
+        return found or None
+
+    [entry] = await eventually(audited, what="the fallback in the audit log")
+    assert (entry["messageId"], entry["actor"], entry["rule"], entry["policyVersion"]) == (
+        msg["id"],
+        {"type": "policy", "id": saved.json()["id"], "name": None},
+        0,
+        1,
+    )
+    assert entry["detail"]["reason"] == fallback["reason"]
+    # A review no rule tried to answer has none.
+    plain = await team[0].post_message((await owner.create_agent())["id"], review={"type": "text-input"})
+    assert plain["review"]["policyFallback"] is None
+
+
 async def test_retention_is_a_ttl_index_with_the_setting(stack: RunningStack) -> None:
     mongo = stack.mongo()
     try:

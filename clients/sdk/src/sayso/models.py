@@ -70,6 +70,15 @@ class DecidedBy(ApiModel):
     version: int
 
 
+class PolicyFallback(ApiModel):
+    """A policy rule that matched the review but could not answer it: a person decides."""
+
+    policy: str
+    rule: int | None = None
+    version: int
+    reason: str
+
+
 class Review(ApiModel):
     """The review a message carries. Its id is the message's id."""
 
@@ -105,6 +114,9 @@ class Review(ApiModel):
     action_digest: str | None = Field(
         default=None,
         description="sha256 of the review payload and metadata.tool/args (sayso.approval.action_digest)",
+    )
+    policy_fallback: PolicyFallback | None = Field(
+        default=None, description="A matching policy rule that could not answer the review (a person decides)"
     )
 
     @property

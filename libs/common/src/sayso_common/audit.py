@@ -28,7 +28,7 @@ from pymongo.errors import OperationFailure
 
 from sayso_common.clock import as_utc
 from sayso_common.documents import AuditActorDoc, AuditDoc, AuditKind, NotificationDoc
-from sayso_common.events import Event, ReviewExpired, ReviewResponded, ReviewVoted
+from sayso_common.events import Event, MessageCreated, ReviewExpired, ReviewResponded, ReviewVoted
 from sayso_common.mongo import AUDIT, Database, collection, insert_new
 from sayso_common.notifications import ESCALATION
 from sayso_common.views import REDACTED, MessageView, password_fields
@@ -147,6 +147,18 @@ def _expiry(event: ReviewExpired) -> AuditDoc | None:
     return _entry(event, message, "expired", system, None, detail)
 
 
+def _fallback(event: MessageCreated) -> AuditDoc | None:
+    """A matching rule that could not answer a new review: the audit says which and why."""
+    message = event.data.message
+    review = message.review
+    if review is None or review.policy_fallback is None:
+        return None
+    why = review.policy_fallback
+    actor: AuditActorDoc = {"type": "policy", "id": why.policy}
+    detail = {"reviewType": review.type, "policyId": why.policy, "reason": why.reason}
+    return _entry(event, message, "policy_fallback", actor, None, detail, why.rule, why.version)
+
+
 def _remembered(event: Event, kind: AuditKind) -> AuditDoc:
     data: dict[str, Any] = event.data.model_dump(mode="python", by_alias=True)
     who = data.pop("actor", None)
@@ -178,6 +190,8 @@ def entry_for(event: Event) -> AuditDoc | None:
         return _vote(event)
     if isinstance(event, ReviewExpired):
         return _expiry(event)
+    if isinstance(event, MessageCreated):
+        return _fallback(event)
     kind = _REMEMBERED.get(str(event.type))
     return _remembered(event, kind) if kind is not None else None
 

@@ -563,6 +563,7 @@ AuditKind = Literal[
     "expired_default",
     "withdrawn",
     "escalated",
+    "policy_fallback",
     "policy_changed",
     "approval_remembered",
     "approval_revoked",

@@ -80,6 +80,16 @@ class DecidedByView(_View):
     version: int = Field(description="The policy's version when it decided")
 
 
+class PolicyFallbackView(_View):
+    """A policy rule that matched the review as it was created but could not answer it (its
+    response did not fit the review): a person decides instead."""
+
+    policy: str = Field(description="The policy's id")
+    rule: int | None = Field(description="The rule's index in the policy")
+    version: int = Field(description="The policy's version then")
+    reason: str = Field(description="Why the rule could not answer it")
+
+
 class ReviewView(_View):
     type: ReviewType
     payload: dict[str, Any] = Field(default_factory=dict)
@@ -119,6 +129,11 @@ class ReviewView(_View):
         default=None,
         description="Set when a policy rule answered the review as it was created (respondedBy is then "
         "null); null when a person answered",
+    )
+    policy_fallback: PolicyFallbackView | None = Field(
+        default=None,
+        description="Set when a matching policy rule could not answer the review (a person decides); "
+        "null otherwise",
     )
     action_digest: str | None = Field(
         default=None,
@@ -259,6 +274,9 @@ def message_view(doc: MessageDoc) -> MessageView:
             content_digest=review.get("content_digest"),
             decided_by=DecidedByView(**review["decided_by"]) if "decided_by" in review else None,
             action_digest=review.get("action_digest"),
+            policy_fallback=(
+                PolicyFallbackView(**review["policy_fallback"]) if "policy_fallback" in review else None
+            ),
         )
     created = _dt(doc.get("created_at"))
     assert created is not None, "stored messages always have created_at"
