@@ -42,6 +42,8 @@ PLACET_TOOLS = {
     "get_iteration_chain",
     "list_plugins",
 }
+# Sayso's own tools beside Placet's: policies and the audit log.
+POLICY_TOOLS = {"get_policy", "set_policy", "test_policy", "query_audit"}
 SERVER = str(Path(sys.executable).parent / "sayso-mcp")
 APPROVAL = {
     "options": [
@@ -235,7 +237,7 @@ async def test_placet_configuration_and_default_channel(stack: RunningStack, own
         sent = await call(mcp, "send_message", {"text": "to the default channel"})
         assert sent["channelId"] == channel
         # Plugin renderers become send_<plugin>_message tools, as on Placet's server.
-        plugin_tools = sorted(n for n in tools if n not in PLACET_TOOLS)
+        plugin_tools = sorted(n for n in tools if n not in PLACET_TOOLS | POLICY_TOOLS)
         assert plugin_tools
         assert all(n.startswith("send_") and n.endswith("_message") for n in plugin_tools)
         pending = await call(mcp, plugin_tools[0], {"pluginData": {"data": {"x": 1}}})

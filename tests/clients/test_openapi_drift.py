@@ -41,6 +41,11 @@ PAIRS: list[tuple[type[BaseModel], str, str]] = [
     (files.UploadTicket, "UploadOut", "UploadOut"),
     (files.DownloadLink, "DownloadLinkOut", "DownloadLinkOut"),
     (sayso.ScopedToken, "ScopedTokenCreated", "ScopedTokenOut"),
+    (sayso.Policy, "PolicyOut", "PolicyOut"),
+    (sayso.PolicyTest, "PolicyTestOut", "PolicyTestOut"),
+    (sayso.AuditPage, "AuditPage", "AuditPage"),
+    (sayso.AuditEntry, "AuditEntryOut", "AuditEntryOut"),
+    (sayso.AuditActor, "AuditActorOut", "AuditActorOut"),
 ]
 REALTIME_PATHS = {"/api/v1/reviews/{id}/wait", "/api/v1/events", "/api/v1/events/tickets"}
 
@@ -208,6 +213,12 @@ def sdk_calls() -> list[calls.Call[Any]]:
         files.list_call("c", None),
         files.download_call("f"),
         files.link_call("f"),
+        calls.get_policy("c"),
+        calls.get_policy(None),
+        calls.set_policy("c", []),
+        calls.set_policy(None, []),
+        calls.test_policy("c", {}),
+        calls.audit_page({}, None, None),
     ]
 
 

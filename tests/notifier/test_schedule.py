@@ -117,6 +117,20 @@ async def test_a_reminder_and_an_escalation_fire_and_the_escalated_member_answer
         assert done.status_code == 200, done.text
         review = (await person.agent.get(f"/api/v1/reviews/{msg['id']}")).json()["review"]
         assert review["respondedBy"] == escalated.user_id
+
+        # The audit log has the escalation step (once, whoever sent it) and the answer it led to.
+        async def audited() -> list[dict[str, Any]] | None:
+            got = await person.human.get("/api/v1/audit", params={"channelId": agent["id"]})
+            entries: list[dict[str, Any]] = got.json()["data"]
+            return entries if any(e["kind"] == "answered" for e in entries) else None
+
+        entries = await eventually(audited, what="the escalation and the answer in the audit log")
+        assert [(e["kind"], e["messageId"], e["actor"]["id"], e["detail"].get("step")) for e in entries] == [
+            ("answered", msg["id"], escalated.user_id, None),
+            ("escalated", msg["id"], None, 0),
+        ]
+        assert entries[1]["detail"]["via"] == "email"
+        assert entries[1]["detail"]["recipient"] == escalated.user_id
     finally:
         await escalated.aclose()
 

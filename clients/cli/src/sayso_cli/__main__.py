@@ -16,9 +16,12 @@ Every other command exits 0 on success and 4 on an error.
 from __future__ import annotations
 
 import argparse
+import codecs
+import itertools
 import json
 import sys
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, NoReturn, TextIO
 
 import sayso
@@ -173,7 +176,66 @@ def build_parser() -> Parser:
     create.add_argument("--description")
     create.add_argument("--webhook-url", metavar="URL", help="where answers are delivered (signed webhooks)")
     actions.add_parser("list", help="List your agents", description="List your agents", parents=[common])
+
+    policy = command("policy", "Read, change and dry-run the rules that answer reviews before a person")
+    policy_actions = policy.add_subparsers(dest="policy_command", required=True, parser_class=Parser)
+
+    def policy_action(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = policy_actions.add_parser(name, help=help_text, description=help_text, parents=[common])
+        sub.add_argument("--channel", help=channel_help)
+        return sub
+
+    for name, help_text in (
+        ("list", "Show the rules, numbered in the order they are tried"),
+        ("get", 'Print the policy as JSON ({"rules": [...]}: edit it and `policy set` it)'),
+    ):
+        policy_action(name, help_text).add_argument(
+            "--account", action="store_true", help="the account's policy (tried after each channel's)"
+        )
+    put = policy_action("set", "Replace the rules with those in a JSON file (a new version)")
+    put.add_argument("file", help='{"rules": [...]} or [...] ("-" reads stdin)')
+    put.add_argument("--account", action="store_true", help="the account's policy")
+    add = policy_action("add", "Append a rule (tried after the existing ones; a new version)")
+    add.add_argument("--account", action="store_true", help="the account's policy")
+    add.add_argument(
+        "--match", type=json_object, default={}, help='filter, JSON (e.g. \'{"metadata.env": "staging"}\')'
+    )
+    add.add_argument("--action", choices=("approve", "reject", "ask"), required=True)
+    add.add_argument("--response", type=json_object, help="what approve or reject records, JSON")
+    add.add_argument("--name")
+    add.add_argument("--risk", choices=("low", "medium", "high", "critical"))
+    dry = policy_action(
+        "test", "Say which rule a message would match and what would happen (nothing is stored)"
+    )
+    dry.add_argument("--text", help="the message text")
+    dry.add_argument("--type", default="approval", help="review type (default approval)")
+    dry.add_argument("--payload", type=json_object, default={}, help="review payload, JSON")
+    dry.add_argument("--metadata", type=json_object, help="message metadata, JSON")
+
+    log = command("audit", "Print the audit log: every decision and policy change, newest first")
+    log.add_argument("--channel", help="only this channel")
+    log.add_argument("--since", type=timestamp, help="from this time (ISO 8601)")
+    log.add_argument("--until", type=timestamp, help="before this time (ISO 8601)")
+    log.add_argument("--actor", help="a user, policy or API key id, or policy | system | agent")
+    log.add_argument("--decision", help="the recorded option or outcome (approve, reject …)")
+    log.add_argument(
+        "--kind", help="answered, auto_decided, voted, quorum_decided, expired, policy_changed …"
+    )
+    log.add_argument("--limit", type=int, help="at most this many entries (text output)")
+    log.add_argument(
+        "--format",
+        choices=("text", "jsonl", "csv"),
+        default="text",
+        help="jsonl and csv stream the whole export",
+    )
     return parser
+
+
+def timestamp(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an ISO 8601 time, got {text!r}") from None
 
 
 class Cli:
@@ -349,6 +411,99 @@ class Cli:
             self.err.write("no agents yet: sayso agents create NAME\n")
         return 0
 
+    def _policy_channel(self) -> str | None:
+        """None for the account's policy (--account), else the channel."""
+        return None if getattr(self.args, "account", False) else self.channel()
+
+    def policy(self) -> int:
+        action = self.args.policy_command
+        with self.client() as client:
+            if action == "test":
+                channel = self.channel()
+                assert channel is not None
+                review: dict[str, Any] = {"type": self.args.type, "payload": self.args.payload}
+                message = {"text": self.args.text, "review": review, "metadata": self.args.metadata}
+                result = client.test_policy(channel, {k: v for k, v in message.items() if v is not None})
+                self.emit(result.model_dump(mode="json"), render.policy_test_line(result))
+                return 0
+            channel = self._policy_channel()
+            if action == "set":
+                raw = _rules_file(self.args.file)
+                saved = client.set_policy(raw, channel)
+            elif action == "add":
+                rule = {"match": self.args.match, "action": self.args.action}
+                rule |= {
+                    k: v
+                    for k, v in (
+                        ("response", self.args.response),
+                        ("name", self.args.name),
+                        ("risk", self.args.risk),
+                    )
+                    if v is not None
+                }
+                # Read, append, replace: the API replaces a policy as a whole.
+                saved = client.set_policy([*client.get_policy(channel).rules, rule], channel)
+            else:
+                saved = client.get_policy(channel)
+        if action == "get":
+            self.emit(
+                {"rules": saved.rules}, json.dumps({"rules": saved.rules}, indent=2, ensure_ascii=False)
+            )
+            return 0
+        human = "\n".join(
+            [render.policy_head(saved), *(render.rule_line(i, r) for i, r in enumerate(saved.rules))]
+        )
+        self.emit(saved.model_dump(mode="json"), human)
+        return 0
+
+    def audit(self) -> int:
+        args = self.args
+        filters = {
+            "since": args.since,
+            "until": args.until,
+            "channel": args.channel,
+            "actor": args.actor,
+            "decision": args.decision,
+            "kind": args.kind,
+        }
+        with self.client() as client:
+            if args.format != "text":
+                # Written as it arrives: an export can be larger than memory.
+                decoder = codecs.getincrementaldecoder("utf-8")()
+                for chunk in client.audit_export(args.format, **filters):
+                    self.out.write(decoder.decode(chunk))
+                self.out.write(decoder.decode(b"", final=True))
+                self.out.flush()
+                return 0
+            entries = itertools.islice(client.audit(**filters), args.limit)
+            shown = 0
+            for entry in entries:
+                self.emit(entry.model_dump(mode="json"), render.audit_line(entry))
+                shown += 1
+        if not shown and not self.json:
+            self.err.write("no audit entries match\n")
+        return 0
+
+
+def _rules_file(path: str) -> list[Any]:
+    """The rules in ``path`` ("-": stdin): ``{"rules": [...]}`` (what ``policy get`` prints) or a
+    bare list."""
+    try:
+        if path == "-":
+            text = sys.stdin.read()
+        else:
+            with open(path, encoding="utf-8") as file:
+                text = file.read()
+        raw = json.loads(text)
+    except OSError as exc:
+        raise sayso.ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise sayso.ConfigurationError(f"{path} is not JSON: {exc}") from None
+    rules = raw.get("rules") if isinstance(raw, dict) else raw
+    if not isinstance(rules, list):
+        raise sayso.ConfigurationError(f'{path} must hold {{"rules": [...]}} or a list of rules')
+    return rules
+
 
 def run(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
     parser = build_parser()
@@ -363,6 +518,8 @@ def run(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextI
         "pending": cli.pending,
         "tail": cli.tail,
         "agents": cli.agents,
+        "policy": cli.policy,
+        "audit": cli.audit,
     }
     try:
         return handlers[args.command]()
@@ -373,7 +530,8 @@ def run(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextI
         if isinstance(exc, sayso.TransportError):
             cli.err.write(render.unreachable(cli.url, exc))
         else:
-            cli.err.write(f"sayso: error: {exc}\n")
+            field = f" (field {exc.field})" if isinstance(exc, sayso.ApiError) and exc.field else ""
+            cli.err.write(f"sayso: error: {exc}{field}\n")
         if cli.json:
             detail: dict[str, Any] = {"status": "error", "error": str(exc)}
             if isinstance(exc, sayso.ApiError):

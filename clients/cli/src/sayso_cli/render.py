@@ -119,3 +119,44 @@ def unreachable(url: str | None, exc: Exception) -> str:
         "Is the server running (`make run` in a checkout)? "
         "Check SAYSO_URL (or --url) and that the address and port answer.\n"
     )
+
+
+def rule_line(index: int, rule: dict[str, Any]) -> str:
+    """``0  approve  staging  {"metadata.env": "staging"}``: a policy rule on one line."""
+    name = rule.get("name") or "-"
+    extra = f"  risk {rule['risk']}" if rule.get("risk") else ""
+    match = json.dumps(rule.get("match", {}), ensure_ascii=False, separators=(",", ":"))
+    return f"{index:>3}  {rule.get('action', '?'):<7}  {_clip(name, 24):<24}  {_clip(match, 80)}{extra}"
+
+
+def policy_head(policy: sayso.Policy) -> str:
+    where = f"channel {policy.channel_id}" if policy.channel_id else "account"
+    if policy.id is None:
+        return f"{where}: no policy (every review waits for a person)"
+    return f"{where}: policy {policy.id} version {policy.version}, {len(policy.rules)} rule(s)"
+
+
+def policy_test_line(result: sayso.PolicyTest) -> str:
+    if result.rule is None:
+        why = f" ({result.reason})" if result.reason else ""
+        return f"ask: no rule matches, a person decides{why}"
+    rule = f"rule {result.rule}" + (f" ({result.rule_name})" if result.rule_name else "")
+    where = f"{result.scope} policy {result.policy} version {result.version}"
+    line = f"{result.action}: {rule} of the {where}"
+    if result.response is not None:
+        line += f", records {json.dumps(result.response, ensure_ascii=False)}"
+    if result.reason:
+        line += f" ({result.reason})"
+    return line
+
+
+def audit_line(entry: sayso.AuditEntry) -> str:
+    actor = entry.actor.name or entry.actor.id or entry.actor.type
+    if entry.actor.type == "policy" and entry.rule is not None:
+        actor = f"policy {entry.actor.id} rule {entry.rule} v{entry.policy_version}"
+    elif entry.kind == "policy_changed":
+        actor = f"{actor} -> version {entry.policy_version}"
+    return (
+        f"{_when(entry.at)}  {entry.kind:<17}  {entry.channel_id or 'account':<30}  "
+        f"{entry.message_id or '-':<30}  {entry.decision or '-':<10}  {actor}"
+    )

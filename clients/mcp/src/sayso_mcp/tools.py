@@ -191,6 +191,10 @@ async def acknowledge(client: sayso.AsyncClient, message_id: str, channel: str) 
 # registration (channel_param): required, unless a default channel is configured.
 ChannelId = Annotated[str | None, Field(description="Channel (agent) ID.")]
 MessageId = Annotated[str, Field(description="Message ID.")]
+# The policy tools' channel: optional whatever the default channel (none: the account's policy).
+OptChannel = Annotated[
+    str | None, Field(description="Channel (agent) ID; omit it for your account's policy.")
+]
 
 
 def channel_param(default: str | None) -> Any:
@@ -410,6 +414,95 @@ def build_server(settings: Settings, clients: Clients) -> MCPServer:
     async def list_plugins(ctx: Context) -> str:
         client = await clients.get(ctx)
         return as_text(await api(client.list_plugins()))
+
+    # Policies and the audit log: a channel's or the account's, so channelId stays optional
+    # whatever the default channel (registered without channel_param).
+    def own_tool(name: str, description: str) -> Callable[[Callable[..., Awaitable[str]]], None]:
+        def register(fn: Callable[..., Awaitable[str]]) -> None:
+            server.add_tool(fn, name=name, description=description, structured_output=False)
+
+        return register
+
+    @own_tool(
+        "get_policy",
+        "Read a channel's policy (or, without channelId, your account's): ordered rules that answer "
+        "reviews before a person, first match wins, the channel's before the account's. Owners only.",
+    )
+    async def get_policy(*, channelId: OptChannel = None, ctx: Context) -> str:
+        client = await clients.get(ctx)
+        return as_text(await api(client.get_policy(channelId or None)))
+
+    @own_tool(
+        "set_policy",
+        "Replace a channel's (or, without channelId, your account's) policy rules as a whole; a new "
+        "version. Each rule: {name?, match: a filter over {channel, text, review: {type, payload}, "
+        "metadata} with $eq $ne $in $nin $gt $gte $lt $lte $exists $regex $and $or $not (e.g. "
+        '{"metadata.env": "staging"}), action: approve | reject | ask, response? (what approve or '
+        "reject records), risk? (low | medium | high | critical)}. A bad rule is refused naming it.",
+    )
+    async def set_policy(
+        *,
+        rules: Annotated[list[dict[str, Any]], Field(description="The whole ordered list of rules.")],
+        channelId: OptChannel = None,
+        ctx: Context,
+    ) -> str:
+        client = await clients.get(ctx)
+        return as_text(await api(client.set_policy(rules, channelId or None)))
+
+    @own_tool(
+        "test_policy",
+        "Dry run: which rule a message would match in a channel and what would happen (approve, "
+        "reject, or ask a person). Nothing is stored or sent.",
+    )
+    async def test_policy(
+        *,
+        channelId: Annotated[str, Field(description="Channel (agent) ID.")],
+        reviewType: Annotated[ReviewType, Field(description="The kind of review.")] = "approval",
+        reviewPayload: Annotated[dict[str, Any] | None, Field(description="The review's payload.")] = None,
+        text: Annotated[str | None, Field(description="Message text.")] = None,
+        metadata: Annotated[dict[str, Any] | None, Field(description="Message metadata.")] = None,
+        ctx: Context,
+    ) -> str:
+        client = await clients.get(ctx)
+        message: dict[str, Any] = {"review": {"type": reviewType, "payload": reviewPayload or {}}}
+        message |= {k: v for k, v in (("text", text), ("metadata", metadata)) if v is not None}
+        return as_text(await api(client.test_policy(channelId, message)))
+
+    @own_tool(
+        "query_audit",
+        "Read the audit log, newest first: every decision (answered by a person, auto_decided by a "
+        "policy rule, each quorum vote, expired or expired_default) and every policy_changed, with "
+        "who decided (actor), the rule and the policy version. Returns {data, nextCursor}: pass "
+        "nextCursor as cursor for the next page.",
+    )
+    async def query_audit(
+        *,
+        channelId: Annotated[str | None, Field(description="Only this channel.")] = None,
+        since: Annotated[str | None, Field(description="ISO 8601: entries at or after.")] = None,
+        until: Annotated[str | None, Field(description="ISO 8601: entries before.")] = None,
+        actor: Annotated[
+            str | None, Field(description="A user, policy or API key id, or policy | system | agent.")
+        ] = None,
+        decision: Annotated[str | None, Field(description="The recorded option or outcome.")] = None,
+        kind: Annotated[str | None, Field(description="answered, auto_decided, voted, expired …")] = None,
+        limit: Annotated[int | None, Field(ge=1, le=500, description="Page size (default 50).")] = None,
+        cursor: Annotated[str | None, Field(description="nextCursor of the previous page.")] = None,
+        ctx: Context,
+    ) -> str:
+        client = await clients.get(ctx)
+        filters = {
+            k: v
+            for k, v in (
+                ("from", since),
+                ("to", until),
+                ("channelId", channelId),
+                ("actor", actor),
+                ("decision", decision),
+                ("kind", kind),
+            )
+            if v
+        }
+        return as_text(await api(client.run(calls.audit_page(filters, cursor, limit))))
 
     return server
 

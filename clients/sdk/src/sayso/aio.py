@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
 
@@ -20,11 +20,14 @@ from sayso.models import (
     Agent,
     AgentStatus,
     Answer,
+    AuditEntry,
     Event,
     IterationChain,
     Message,
     MessagePage,
     MessageStatus,
+    Policy,
+    PolicyTest,
     ScopedToken,
     StreamTicket,
     WaitResult,
@@ -337,3 +340,66 @@ class AsyncClient:
 
     async def download_link(self, file_id: str) -> files.DownloadLink:
         return await self.run(files.link_call(file_id))
+
+    # ── policies and the audit log ───────────────────────────────────────────────────────────
+
+    async def get_policy(self, channel: str | None = None) -> Policy:
+        """The channel's policy, or the account's (``channel`` None). Owners only."""
+        return await self.run(calls.get_policy(channel))
+
+    async def set_policy(self, rules: Sequence[Mapping[str, Any]], channel: str | None = None) -> Policy:
+        """Replace the channel's (or the account's) rules as a whole: a new version."""
+        return await self.run(calls.set_policy(channel, list(rules)))
+
+    async def test_policy(self, channel: str, message: Mapping[str, Any]) -> PolicyTest:
+        """Dry run: which rule ``message`` (as an agent would POST it: ``text``, ``review``,
+        ``metadata``) would match in ``channel``, and what would happen. Nothing is stored."""
+        return await self.run(calls.test_policy(channel, message))
+
+    async def audit(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        channel: str | None = None,
+        actor: str | None = None,
+        decision: str | None = None,
+        kind: str | None = None,
+        page_size: int = 100,
+    ) -> AsyncIterator[AuditEntry]:
+        """Every audit entry you may read that matches, newest first, fetched a page at a time.
+        ``actor`` is a user, policy or API key id, or ``policy`` / ``system`` / ``agent``."""
+        filters = calls.audit_filters(
+            since=since, until=until, channel=channel, actor=actor, decision=decision, kind=kind
+        )
+        cursor: str | None = None
+        while True:
+            page = await self.run(calls.audit_page(filters, cursor, page_size))
+            for entry in page.data:
+                yield entry
+            if page.next_cursor is None or not page.data:
+                return
+            cursor = page.next_cursor
+
+    async def audit_export(
+        self,
+        format: Literal["jsonl", "csv"] = "jsonl",
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        channel: str | None = None,
+        actor: str | None = None,
+        decision: str | None = None,
+        kind: str | None = None,
+    ) -> AsyncIterator[bytes]:
+        """Every matching audit entry as JSON Lines or CSV, streamed (see Client.audit_export)."""
+        filters = calls.audit_filters(
+            since=since, until=until, channel=channel, actor=actor, decision=decision, kind=kind
+        )
+        params = {**filters, "format": format}
+        async with self._http.stream("GET", "/api/v1/audit/export", params=params) as resp:
+            if not resp.is_success:
+                await resp.aread()
+                raise error_from_response(resp)
+            async for chunk in resp.aiter_bytes():
+                yield chunk

@@ -37,6 +37,7 @@ import functools
 import hashlib
 import inspect
 import json
+import logging
 import typing
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, Literal, ParamSpec, TypeVar, cast
@@ -48,6 +49,8 @@ from sayso.errors import ConfigurationError, Expired, SaysoError
 from sayso.models import Answer
 from sayso.reviews import Approval, ApprovalAnswer, Edit, Option
 
+log = logging.getLogger(__name__)
+
 P = ParamSpec("P")
 R = TypeVar("R")
 OnExpire = Literal["deny", "allow"]
@@ -58,7 +61,8 @@ MAX_ARG_CHARS = 2000
 
 class Denied(SaysoError):
     """The call was not approved. ``comment`` is the reviewer's comment (if any), ``answer`` the
-    whole answer (None when the review expired), ``expired`` whether nobody answered in time."""
+    whole answer (None when the review expired), ``expired`` whether nobody answered in time,
+    ``decided_by`` the policy rule that rejected it (None when a person did)."""
 
     def __init__(
         self,
@@ -69,7 +73,10 @@ class Denied(SaysoError):
         comment: str | None = None,
         expired: bool = False,
     ) -> None:
-        why = "the review expired" if expired else "rejected" + (f": {comment}" if comment else "")
+        self.decided_by = answer.decided_by if answer is not None else None
+        by = self.decided_by
+        rule = f" by policy {by.policy} rule {by.rule} (version {by.version})" if by else ""
+        why = "the review expired" if expired else f"rejected{rule}" + (f": {comment}" if comment else "")
         super().__init__(f"{function} was not approved ({why})")
         self.function = function
         self.message_id = message_id
@@ -153,6 +160,7 @@ class _Gate:
         on_expire: OnExpire,
         editable: bool = False,
         schema: Mapping[str, Any] | None = None,
+        on_answer: Callable[[Answer], None] | None = None,
     ) -> None:
         if on_expire not in ("deny", "allow"):
             raise ValueError('on_expire must be "deny" or "allow"')
@@ -173,6 +181,7 @@ class _Gate:
         self.approve = set(approve)
         self.expires_in = expires_in
         self.on_expire = on_expire
+        self.on_answer = on_answer
 
     def target(self) -> str:
         channel = self.channel or config.env("SAYSO_DEFAULT_CHANNEL")
@@ -206,8 +215,17 @@ class _Gate:
             raise DigestMismatch(
                 display_name(self.fn), answer.message_id, digest, answer.review.action_digest
             )
+        if self.on_answer is not None:
+            self.on_answer(answer)
         value = answer.value
         if isinstance(value, ApprovalAnswer) and value.selected_option in self.approve:
+            by = answer.decided_by
+            log.info(
+                "%s approved %s",
+                display_name(self.fn),
+                f"by policy {by.policy} rule {by.rule} (version {by.version})" if by else "by a person",
+                extra={"message_id": answer.message_id, "decided_by": by.model_dump() if by else None},
+            )
             return value.edited_args if self.editable else None
         comment = value.comment if isinstance(value, ApprovalAnswer) else None
         raise Denied(
@@ -320,6 +338,7 @@ def require_approval(
     on_expire: OnExpire = "deny",
     editable: bool = False,
     schema: Mapping[str, Any] | None = None,
+    on_answer: Callable[[Answer], None] | None = None,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Gate a function (sync or async) behind a human's approval of each call.
 
@@ -335,11 +354,26 @@ def require_approval(
     against ``schema`` (a JSON Schema; default: drawn from the signature, see
     :func:`signature_schema`); an approval with edited arguments runs the function with them,
     after the digest of the call as proposed was checked.
+
+    Who decided is reported: ``on_answer`` is called with each answer before the function runs
+    or :class:`Denied` is raised (``answer.decided_by`` is the policy rule that answered, None
+    for a person), :class:`Denied` carries ``decided_by`` too, and each approval is logged on
+    the ``sayso.approval`` logger with ``decided_by``.
     """
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
         gate = _Gate(
-            fn, channel, text, options, approve, allow_comment, expires_in, on_expire, editable, schema
+            fn,
+            channel,
+            text,
+            options,
+            approve,
+            allow_comment,
+            expires_in,
+            on_expire,
+            editable,
+            schema,
+            on_answer,
         )
         if inspect.iscoroutinefunction(fn):
             if client is not None and not isinstance(client, AsyncClient):

@@ -18,10 +18,13 @@ from pydantic import TypeAdapter
 
 from sayso.models import (
     Agent,
+    AuditPage,
     IterationChain,
     Message,
     MessagePage,
     MessageStatus,
+    Policy,
+    PolicyTest,
     ScopedToken,
     StatusEvent,
     StreamTicket,
@@ -328,3 +331,65 @@ def wait_once(message_id: str, channel: str, timeout_ms: int) -> Call[WaitResult
 
 def raw_review(review_type: str, payload: Mapping[str, Any]) -> RawReview:
     return RawReview(type=review_type, data=dict(payload))
+
+
+# ── policies and the audit log ──────────────────────────────────────────────────────────────
+
+
+def _policy_path(channel: str | None) -> str:
+    return f"/api/v1/agents/{seg(channel)}/policy" if channel else "/api/v1/policy"
+
+
+def _policy(resp: httpx.Response) -> Policy:
+    return Policy.model_validate(resp.json())
+
+
+def get_policy(channel: str | None) -> Call[Policy]:
+    return Call("GET", _policy_path(channel), _policy, idempotent=True)
+
+
+def set_policy(channel: str | None, rules: list[Mapping[str, Any]]) -> Call[Policy]:
+    # Not idempotent: each save is a new version (a repeat after a lost answer adds one more).
+    return Call("PUT", _policy_path(channel), _policy, json={"rules": [dict(r) for r in rules]})
+
+
+def test_policy(channel: str, message: Mapping[str, Any]) -> Call[PolicyTest]:
+    return Call(
+        "POST",
+        "/api/v1/policies/test",
+        lambda r: PolicyTest.model_validate(r.json()),
+        json={"channelId": channel, "message": dict(message)},
+        idempotent=True,
+    )
+
+
+def audit_filters(
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    channel: str | None = None,
+    actor: str | None = None,
+    decision: str | None = None,
+    kind: str | None = None,
+) -> dict[str, str]:
+    """The audit log's query filters (``from``, ``to``, ``channelId`` …), unset ones left out."""
+    params = {
+        "from": since.isoformat() if since else None,
+        "to": until.isoformat() if until else None,
+        "channelId": channel,
+        "actor": actor,
+        "decision": decision,
+        "kind": kind,
+    }
+    return {k: v for k, v in params.items() if v}
+
+
+def audit_page(filters: Mapping[str, str], cursor: str | None, limit: int | None) -> Call[AuditPage]:
+    params = dict(filters)
+    if cursor:
+        params["cursor"] = cursor
+    if limit:
+        params["limit"] = str(limit)
+    return Call(
+        "GET", "/api/v1/audit", lambda r: AuditPage.model_validate(r.json()), params=params, idempotent=True
+    )

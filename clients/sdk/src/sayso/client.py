@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
 from pydantic.alias_generators import to_camel
@@ -19,11 +19,14 @@ from sayso.models import (
     Agent,
     AgentStatus,
     Answer,
+    AuditEntry,
     Event,
     IterationChain,
     Message,
     MessagePage,
     MessageStatus,
+    Policy,
+    PolicyTest,
     ScopedToken,
     StreamTicket,
     WaitResult,
@@ -384,3 +387,65 @@ class Client:
     def download_link(self, file_id: str) -> files.DownloadLink:
         """A short-lived URL that downloads the file without credentials."""
         return self.run(files.link_call(file_id))
+
+    # ── policies and the audit log ───────────────────────────────────────────────────────────
+
+    def get_policy(self, channel: str | None = None) -> Policy:
+        """The channel's policy, or the account's (``channel`` None). Owners only."""
+        return self.run(calls.get_policy(channel))
+
+    def set_policy(self, rules: Sequence[Mapping[str, Any]], channel: str | None = None) -> Policy:
+        """Replace the channel's (or the account's) rules as a whole: a new version."""
+        return self.run(calls.set_policy(channel, list(rules)))
+
+    def test_policy(self, channel: str, message: Mapping[str, Any]) -> PolicyTest:
+        """Dry run: which rule ``message`` (as an agent would POST it: ``text``, ``review``,
+        ``metadata``) would match in ``channel``, and what would happen. Nothing is stored."""
+        return self.run(calls.test_policy(channel, message))
+
+    def audit(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        channel: str | None = None,
+        actor: str | None = None,
+        decision: str | None = None,
+        kind: str | None = None,
+        page_size: int = 100,
+    ) -> Iterator[AuditEntry]:
+        """Every audit entry you may read that matches, newest first, fetched a page at a time.
+        ``actor`` is a user, policy or API key id, or ``policy`` / ``system`` / ``agent``."""
+        filters = calls.audit_filters(
+            since=since, until=until, channel=channel, actor=actor, decision=decision, kind=kind
+        )
+        cursor: str | None = None
+        while True:
+            page = self.run(calls.audit_page(filters, cursor, page_size))
+            yield from page.data
+            if page.next_cursor is None or not page.data:
+                return
+            cursor = page.next_cursor
+
+    def audit_export(
+        self,
+        format: Literal["jsonl", "csv"] = "jsonl",
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        channel: str | None = None,
+        actor: str | None = None,
+        decision: str | None = None,
+        kind: str | None = None,
+    ) -> Iterator[bytes]:
+        """Every matching audit entry as JSON Lines or CSV (a header row first), streamed: the
+        bytes as they arrive, newest entry first."""
+        filters = calls.audit_filters(
+            since=since, until=until, channel=channel, actor=actor, decision=decision, kind=kind
+        )
+        params = {**filters, "format": format}
+        with self._http.stream("GET", "/api/v1/audit/export", params=params) as resp:
+            if not resp.is_success:
+                resp.read()
+                raise error_from_response(resp)
+            yield from resp.iter_bytes()

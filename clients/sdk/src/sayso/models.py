@@ -222,6 +222,62 @@ class MessagePage(ApiModel):
     next_cursor: str | None = None
 
 
+class Policy(ApiModel):
+    """A channel's or the account's policy: ordered rules, first match wins (see the README's
+    *Policies*). ``id`` is None and ``version`` 0 until it is first saved."""
+
+    id: str | None = None
+    scope: Literal["channel", "account"]
+    channel_id: str | None = None
+    rules: list[dict[str, Any]]
+    version: int
+    updated_at: datetime | None = None
+
+
+class PolicyTest(ApiModel):
+    """What a dry run says would happen to a message: ``action`` approve, reject or ask (a
+    person), and the rule that matched (None when none did)."""
+
+    action: Literal["approve", "reject", "ask"]
+    policy: str | None = None
+    scope: Literal["channel", "account"] | None = None
+    rule: int | None = None
+    rule_name: str | None = None
+    version: int | None = None
+    response: dict[str, Any] | None = None
+    risk: str | None = None
+    reason: str | None = None
+
+
+class AuditActor(ApiModel):
+    """Who decided: a ``user`` (``name`` is their e-mail), a ``policy``, the ``system`` (an
+    expiry) or an ``agent`` (an API key)."""
+
+    type: Literal["user", "policy", "system", "agent"]
+    id: str | None = None
+    name: str | None = None
+
+
+class AuditEntry(ApiModel):
+    """One audit log entry: a decision or a policy change."""
+
+    id: str
+    at: datetime
+    channel_id: str | None = None
+    message_id: str | None = None
+    kind: str
+    actor: AuditActor
+    decision: str | None = None
+    rule: int | None = None
+    policy_version: int | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class AuditPage(ApiModel):
+    data: list[AuditEntry]
+    next_cursor: str | None = None
+
+
 class IterationChain(ApiModel):
     group_id: str
     iterations: list[Message]
@@ -277,6 +333,11 @@ class Answer(BaseModel):
     @property
     def feedback(self) -> str | None:
         return self.review.feedback
+
+    @property
+    def decided_by(self) -> DecidedBy | None:
+        """The policy rule that answered instead of a person (None: a person answered)."""
+        return self.review.decided_by
 
 
 class Event(BaseModel):

@@ -552,3 +552,46 @@ class PolicyVersionDoc(TypedDict, total=False):
     rules: list[dict[str, Any]]
     created_at: datetime
     created_by: str
+
+
+AuditKind = Literal[
+    "answered",
+    "auto_decided",
+    "voted",
+    "quorum_decided",
+    "expired",
+    "expired_default",
+    "withdrawn",
+    "escalated",
+    "policy_fallback",
+    "policy_changed",
+    "approval_remembered",
+    "approval_revoked",
+]
+ActorType = Literal["user", "policy", "system", "agent"]
+
+
+class AuditActorDoc(TypedDict):
+    """Who decided: a user (their id), a policy (its id), the system (the expirer, a channel's
+    deletion) or an agent acting through an API key (the key's id)."""
+
+    type: ActorType
+    id: str | None
+
+
+class AuditDoc(TypedDict, total=False):
+    """One append-only audit entry (sayso_common.audit). ``_id`` is the event's id for entries
+    derived from events (so storing one twice stores it once), ``policy:<id>:<version>`` for a
+    policy change, ``escalation:<notification id>`` for an escalation step sent."""
+
+    _id: Required[str]
+    at: Required[datetime]  # also the retention TTL's field
+    owner_id: Required[str]
+    channel_id: str | None
+    message_id: str | None
+    kind: Required[AuditKind]
+    actor: Required[AuditActorDoc]
+    decision: str | None
+    rule: int | None
+    policy_version: int | None
+    detail: dict[str, Any]

@@ -15,6 +15,7 @@ from pymongo.errors import BulkWriteError, OperationFailure
 from sayso_common.documents import (
     AgentDoc,
     ApiKeyDoc,
+    AuditDoc,
     DeadLetterDoc,
     DeletedAgentDoc,
     DeliveryDoc,
@@ -99,6 +100,8 @@ DEAD_LETTERS: Final = CollectionName[DeadLetterDoc]("outbox_dead_letters")
 # Channel and account policies (sayso_common.policies) and every saved version of them.
 POLICIES: Final = CollectionName[PolicyDoc]("policies")
 POLICY_VERSIONS: Final = CollectionName[PolicyVersionDoc]("policy_versions")
+# Every decision and policy change, append-only (sayso_common.audit).
+AUDIT: Final = CollectionName[AuditDoc]("audit")
 
 # Documents with events still to publish; partial, so it only ever holds the few pending ones.
 OUTBOX_INDEX = IndexModel(
@@ -224,6 +227,15 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
     # with one query on this index.
     POLICIES: [IndexModel([("owner_id", ASCENDING), ("channel_id", ASCENDING)], unique=True)],
     POLICY_VERSIONS: [IndexModel([("policy_id", ASCENDING), ("version", DESCENDING)])],
+    # Newest first within an owner's entries and within a shared channel's (a member's reach is
+    # "owner is me, or channel in these"). The retention TTL on ``at`` is the API's (its
+    # expireAfterSeconds is a setting: sayso_common.audit.ensure_retention).
+    AUDIT: [
+        IndexModel([("owner_id", ASCENDING), ("at", DESCENDING), ("_id", DESCENDING)], name="audit_by_owner"),
+        IndexModel(
+            [("channel_id", ASCENDING), ("at", DESCENDING), ("_id", DESCENDING)], name="audit_by_channel"
+        ),
+    ],
     # The GridFS spec's own indexes, created here so no request pays for creating them.
     f"{FILE_BUCKET}.files": [IndexModel([("filename", ASCENDING), ("uploadDate", ASCENDING)])],
     f"{FILE_BUCKET}.chunks": [IndexModel([("files_id", ASCENDING), ("n", ASCENDING)], unique=True)],

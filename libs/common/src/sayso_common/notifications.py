@@ -35,8 +35,11 @@ def reminder(index: int) -> str:
     return f"reminder:{index}"
 
 
+ESCALATION = "escalation:"
+
+
 def escalation(index: int) -> str:
-    return f"escalation:{index}"
+    return f"{ESCALATION}{index}"
 
 
 def notification_key(message_id: str, recipient_id: str, kind: NotificationKind, purpose: str) -> str:

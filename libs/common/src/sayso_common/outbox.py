@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from pymongo import UpdateMany, UpdateOne
 from pymongo.errors import BulkWriteError
 
-from sayso_common import loops, otel
+from sayso_common import audit, loops, otel
 from sayso_common.clock import as_utc, utcnow
 from sayso_common.documents import DeadLetterDoc, EventDoc
 from sayso_common.events import MAX_EVENT_BYTES, Event, event_to_document, event_to_json, parse_event
@@ -460,6 +460,12 @@ class OutboxRelay:
             raise BrokerStateLostError(f"acknowledged partitions missing from the cluster: {missing}")
 
     async def _remember(self, events: list[Event]) -> None:
+        # With the audit entries of the decisions among them, side by side (one round trip, not
+        # two), before the events leave the outbox: a crash in between repeats both stores, which
+        # keep what they stored once (by event id).
+        await asyncio.gather(audit.record(self._db, events), self._store(events))
+
+    async def _store(self, events: list[Event]) -> None:
         try:
             await collection(self._db, EVENTS).insert_many(
                 [events_document(e, self._retention) for e in events], ordered=False

@@ -25,6 +25,7 @@ from sayso_api.limits import BodyLimit
 from sayso_api.routes import (
     agents,
     answers,
+    audit_log,
     files,
     inbound,
     integrations,
@@ -43,7 +44,7 @@ from sayso_api.routes import (
 from sayso_api.routes import auth as auth_routes
 from sayso_api.settings import ApiSettings
 from sayso_api.telemetry import RequestMetrics
-from sayso_common import outbox
+from sayso_common import audit, outbox
 from sayso_common.clock import utcnow
 from sayso_common.credentials import ApiKeyResolver
 from sayso_common.kafka import check_producer, create_producer, ensure_topics
@@ -75,6 +76,7 @@ OPENAPI_TAGS = [
         "name": "policies",
         "description": "Rules that answer reviews before a person: per channel, per account.",
     },
+    {"name": "audit", "description": "Every decision and policy change: query, export."},
 ]
 
 
@@ -184,6 +186,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             )
         # Idempotent, and a no-op once done: number chains stored before iterations were.
         await messages_store.backfill_iterations(runtime.db)
+        await audit.ensure_retention(runtime.db, settings.audit_retention_days)
         relay = OutboxRelay(
             runtime.db,
             lambda: create_producer(settings),
@@ -238,6 +241,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         plugins.router,
         notifications.router,
         policies.router,
+        audit_log.router,
         integrations.router,
         answers.router,
         web.router,

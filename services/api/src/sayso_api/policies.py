@@ -27,12 +27,12 @@ from pymongo.errors import PyMongoError
 
 from sayso_api.reviews import ReviewError, normalise_payload, validate_response
 from sayso_api.schemas import Out, QuorumIn, _In, _StrictIn
-from sayso_common import loops, policies
+from sayso_common import audit, loops, policies
 from sayso_common.clock import utcnow
 from sayso_common.documents import PolicyDoc
 from sayso_common.http_errors import ApiError, not_found
 from sayso_common.ids import new_id
-from sayso_common.mongo import AGENTS, POLICIES, POLICY_VERSIONS, Database, collection
+from sayso_common.mongo import AGENTS, AUDIT, POLICIES, POLICY_VERSIONS, Database, collection
 from sayso_common.policies import ASK, Decision, Policy, PolicyError
 from sayso_common.principals import Principal
 from sayso_common.views import ReviewType
@@ -130,8 +130,9 @@ async def get_policy(db: Database, owner_id: str, channel_id: str | None) -> Pol
 
 
 async def put_policy(db: Database, who: Principal, channel_id: str | None, body: PolicyIn) -> PolicyOut:
-    """Replace the policy as a whole: a new version, also kept in ``policy_versions``. The two
-    writes are one transaction, so the history never lacks a version that decided a review."""
+    """Replace the policy as a whole: a new version, also kept in ``policy_versions`` and told in
+    the audit log. The three writes are one transaction, so the history never lacks a version
+    that decided a review, nor the audit a change."""
     try:
         rules = policies.parse_rules(body.rules)
     except PolicyError as exc:
@@ -170,6 +171,17 @@ async def put_policy(db: Database, who: Principal, channel_id: str | None, body:
             },
             session=session,
         )
+        # The audit entry commits with the version or not at all.
+        entry = audit.policy_changed(
+            policy_id=doc["_id"],
+            version=doc["version"],
+            owner_id=who.owner_id,
+            channel_id=channel_id,
+            actor=actor,
+            at=now,
+            rule_count=len(stored),
+        )
+        await collection(db, AUDIT).insert_one(entry, session=session)
         return doc
 
     async with db.client.start_session() as session:

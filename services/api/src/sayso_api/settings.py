@@ -42,6 +42,9 @@ class ApiSettings(CircuitSettings):
     # own retry schedule spans more), so the webhooks that tell its agent its pending reviews were
     # closed are still delivered, retried and signed (sayso_common.deleted_channels).
     deleted_channel_retention_seconds: int = Field(default=3 * 24 * 3600, ge=3600)
+    # Audit entries (GET /api/v1/audit) are removed this many days after they were made, by a TTL
+    # index; 0 keeps them for ever. A year covers the usual yearly compliance review window.
+    audit_retention_days: int = Field(default=365, ge=0, le=36500)
     # Outbox relay lease: a crashed relay is replaced by another replica after this long.
     relay_lease_seconds: float = Field(default=10.0, gt=0)
     # Files (GridFS): the largest upload, streamed to MongoDB chunk by chunk (413 beyond), and how

@@ -17,11 +17,21 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from sayso_common import answer_links, attempts, loops, membership, notifications, otel
+from sayso_common import answer_links, attempts, audit, loops, membership, notifications, otel
 from sayso_common.clock import as_utc, utcnow
 from sayso_common.documents import AgentDoc, MessageDoc, NotificationDoc, UserDoc
 from sayso_common.events import Event, MessageCreated, ReviewExpired, ReviewResponded
-from sayso_common.mongo import AGENTS, MESSAGES, NOTIFICATIONS, USERS, Database, collection, untyped
+from sayso_common.mongo import (
+    AGENTS,
+    AUDIT,
+    MESSAGES,
+    NOTIFICATIONS,
+    USERS,
+    Database,
+    collection,
+    insert_new,
+    untyped,
+)
 from sayso_common.notifications import NotificationAttempt
 from sayso_common.secretbox import SecretBox
 from sayso_notifier import content, metrics, planner
@@ -329,6 +339,10 @@ class Worker:
         )
         metrics.ATTEMPTS.labels(doc["kind"], sent.verdict).inc()
         metrics.ATTEMPT_SECONDS.labels(doc["kind"]).observe(sent.duration_ms / 1000)
+        if state == "sent" and doc["purpose"].startswith(notifications.ESCALATION):
+            # Before the notification counts as sent: dying in between sends it again, and the
+            # entry (keyed by the notification) is then stored once.
+            await insert_new(collection(self._db, AUDIT), [audit.escalated(doc, now)])
         if not await self.store.record(doc, update):
             metrics.LEASES_LOST.inc()
             log.warning("claim lost before the outcome was recorded", extra={"notification": doc["_id"]})
