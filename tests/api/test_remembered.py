@@ -19,6 +19,7 @@ import pytest
 import sayso
 import sayso.calls
 from tests.conftest import Infra
+from tests.realtime.clients import sse_stream
 from tests.support.private import beside
 from tests.support.stack import Owner, RunningStack, eventually
 
@@ -366,3 +367,28 @@ async def test_the_sdk_remembers_lists_and_revokes(stack: RunningStack, team: li
         await person.respond(other.id, APPROVE, remember=3600)
         [channel_wide] = await agent_client.list_remembered(agent.id)
         assert (channel_wide.scope, channel_wide.run_id) == ("channel", None)
+
+
+async def test_live_clients_see_a_remember_and_a_revoke(stack: RunningStack, team: list[Owner]) -> None:
+    owner, member, _ = team
+    agent = await shared_agent(team)
+    async with sse_stream(stack.url, {"Authorization": f"Bearer {member.token}"}) as live:
+        first = await call(owner, agent["id"])
+        assert (await answer(owner, first["id"], HOUR)).status_code == 200
+        made = await live.wait_for(
+            lambda i: i.name == "approval:remembered" and i.payload["channelId"] == agent["id"]
+        )
+        entry_id = made.payload["rememberedId"]
+        assert {k: made.payload[k] for k in ("tool", "argsDigest", "scope", "runId", "actor")} == {
+            "tool": "deploy",
+            "argsDigest": digest(ARGS),
+            "scope": "channel",
+            "runId": None,
+            "actor": owner.user_id,
+        }
+        path = f"/api/v1/agents/{agent['id']}/remembered/{entry_id}"
+        assert (await owner.human.delete(path)).status_code == 200
+        gone = await live.wait_for(
+            lambda i: i.name == "approval:revoked" and i.payload["rememberedId"] == entry_id
+        )
+        assert gone.payload["actor"] == owner.user_id
