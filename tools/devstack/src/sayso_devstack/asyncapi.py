@@ -129,7 +129,8 @@ def _schemas() -> dict[str, Any]:
             **data,
             "title": f"Realtime{name.removesuffix('Data')}",
             "properties": {**properties, "channelId": channel_id, "eventId": event_id},
-            "required": [*required, "channelId", "eventId"],
+            # dict.fromkeys: a remembered approval's data has its own channelId.
+            "required": list(dict.fromkeys([*required, "channelId", "eventId"])),
         }
     schemas["CredentialsRevoked"] = {
         "type": "object",
