@@ -392,3 +392,21 @@ async def test_live_clients_see_a_remember_and_a_revoke(stack: RunningStack, tea
             lambda i: i.name == "approval:revoked" and i.payload["rememberedId"] == entry_id
         )
         assert gone.payload["actor"] == owner.user_id
+
+
+async def test_an_embedded_page_answers_but_never_remembers(stack: RunningStack, team: list[Owner]) -> None:
+    owner = team[0]
+    agent = await owner.create_agent()
+    made = await owner.human.post(
+        "/api/v1/tokens", json={"channelIds": [agent["id"]], "answer": True, "expiresInSeconds": 600}
+    )
+    assert made.status_code == 201, made.text
+    message = await call(owner, agent["id"])
+    async with stack.client(Authorization=f"Bearer {made.json()['token']}") as page:
+        body = {"response": APPROVE, "remember": HOUR}
+        refused = await page.post(f"/api/v1/reviews/{message['id']}/respond", json=body)
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"]["field"] == "remember"
+        assert await remembered(owner.agent, agent["id"]) == []
+        plain = await page.post(f"/api/v1/reviews/{message['id']}/respond", json={"response": APPROVE})
+        assert plain.status_code == 200, plain.text
