@@ -293,7 +293,56 @@ def test_rules_read_back_as_saved() -> None:
         ([{"match": [], "action": "approve"}], "rules[0].match", "must be an object"),
         ([{"match": {}}], "rules[0].action", "must be one of approve, reject, ask"),
         ([{"match": {}, "action": "allow"}], "rules[0].action", "must be one of"),
-        ([{"match": {}, "action": "ask", "quorum": 2}], "rules[0].quorum", "is not a field of a rule"),
+        ([{"match": {}, "action": "ask", "priority": 2}], "rules[0].priority", "is not a field of a rule"),
+        # An ask rule's overrides.
+        ([{"match": {}, "action": "ask", "quorum": 2}], "rules[0].quorum", '{"approvals": N}'),
+        (
+            [{"match": {}, "action": "ask", "quorum": {"approvals": 0}}],
+            "rules[0].quorum.approvals",
+            "1 to 101",
+        ),
+        (
+            [{"match": {}, "action": "ask", "quorum": {"approvals": True}}],
+            "rules[0].quorum.approvals",
+            "1 to",
+        ),
+        (
+            [{"match": {"review.type": "form"}, "action": "ask", "quorum": {"approvals": 2}}],
+            "rules[0].quorum",
+            "only approval reviews",
+        ),
+        (
+            [{"match": {}, "action": "approve", "quorum": {"approvals": 2}}],
+            "rules[0].quorum",
+            "only an ask rule",
+        ),
+        ([{"match": {}, "action": "reject", "notify": "owner"}], "rules[0].notify", "only an ask rule"),
+        ([{"match": {}, "action": "ask", "expiresInSeconds": 0}], "rules[0].expiresInSeconds", "1 to 604800"),
+        ([{"match": {}, "action": "ask", "expiresInSeconds": 1.5}], "rules[0].expiresInSeconds", "whole"),
+        (
+            [{"match": {}, "action": "ask", "onExpire": {"selectedOption": "x"}}],
+            "rules[0].onExpire",
+            "response",
+        ),
+        (
+            [{"match": {}, "action": "ask", "onExpire": {"response": "no"}}],
+            "rules[0].onExpire.response",
+            "object",
+        ),
+        (
+            [
+                {
+                    "match": {"review.type": "approval"},
+                    "action": "ask",
+                    "onExpire": {"response": {"text": "x"}},
+                }
+            ],
+            "rules[0].onExpire.response.text",
+            "not part of a response",
+        ),
+        ([{"match": {}, "action": "ask", "notify": "everyone"}], "rules[0].notify", '"owner" or a list'),
+        ([{"match": {}, "action": "ask", "notify": []}], "rules[0].notify", "1 to 20"),
+        ([{"match": {}, "action": "ask", "notify": ["usr_a", 3]}], "rules[0].notify[1]", "user id"),
         ([{"match": {}, "action": "ask", "name": ""}], "rules[0].name", "non-empty string"),
         ([{"match": {}, "action": "ask", "name": "x" * 101}], "rules[0].name", "at most 100"),
         ([{"match": {}, "action": "ask", "risk": "extreme"}], "rules[0].risk", "low, medium, high, critical"),
@@ -391,3 +440,130 @@ def test_a_rule_never_approves_a_quorum_review_but_may_reject_it() -> None:
         None, doc, stored, validate_response,
     )  # fmt: skip
     assert (alone.action, alone.rule) == ("ask", None)
+
+
+def test_overrides_read_back_as_saved() -> None:
+    saved = [
+        {
+            "match": {"metadata.env": "production"},
+            "action": "ask",
+            "risk": "high",
+            "quorum": {"approvals": 2},
+            "expiresInSeconds": 600,
+            "onExpire": {"response": {"selectedOption": "reject"}},
+            "notify": ["usr_a", "usr_b"],
+        },
+        {"match": {}, "action": "ask", "notify": "owner"},
+    ]
+    assert [rule.source() for rule in parse_rules(saved)] == saved
+
+
+@pytest.mark.parametrize(
+    ("label", "rule_risk", "expected"),
+    [
+        (None, None, None),
+        ("low", None, "low"),
+        (None, "high", "high"),
+        ("low", "high", "high"),  # an agent cannot talk the owner's label down
+        ("critical", "low", "critical"),  # a broad rule cannot bury the agent's own flag
+        ("urgent", "medium", "medium"),  # not a label: ignored
+        (5, None, None),
+        ("LOW", None, None),
+    ],
+)
+def test_a_review_carries_the_higher_risk(label: Any, rule_risk: str | None, expected: str | None) -> None:
+    rules = [{"match": {}, "action": "ask", **({"risk": rule_risk} if rule_risk else {})}]
+    metadata = {"risk": label} if label is not None else None
+    decision = decided(rules, None, metadata=metadata)
+    assert policies.review_risk(metadata, decision) == expected
+
+
+DEFAULT = {
+    "options": [
+        {"id": "approve", "label": "Approve", "style": "primary"},
+        {"id": "reject", "label": "Reject"},
+    ]
+}
+
+
+def overrides(**raw: Any) -> policies.AskOverrides:
+    rule = parse_rules([{"match": {}, "action": "ask", **raw}])[0]
+    assert rule.overrides is not None
+    return rule.overrides
+
+
+@pytest.mark.parametrize(
+    ("raw", "review_type", "asked", "expected"),
+    [
+        # A quorum raises, never lowers; 1 adds nothing.
+        ({"quorum": {"approvals": 3}}, "approval", (None, 600, None), (3, 600, None, ())),
+        ({"quorum": {"approvals": 2}}, "approval", (4, 600, None), (4, 600, None, ())),
+        ({"quorum": {"approvals": 1}}, "approval", (None, 600, None), (None, 600, None, ())),
+        ({"quorum": {"approvals": 2}}, "text-input", (None, 600, None), (None, 600, None, ("quorum",))),
+        # A deadline shortens, never lengthens, and is capped like any deadline.
+        ({"expiresInSeconds": 60}, "approval", (None, 600, None), (None, 60, None, ())),
+        ({"expiresInSeconds": 6000}, "approval", (None, 600, None), (None, 600, None, ())),
+        ({"expiresInSeconds": 500_000}, "approval", (None, 90_000, None), (None, 86_400, None, ())),
+        # A default on timeout: set, or replacing the agent's, unless it would approve instead.
+        (
+            {"onExpire": {"response": {"selectedOption": "reject"}}},
+            "approval",
+            (None, 600, None),
+            (None, 600, {"selectedOption": "reject"}, ()),
+        ),
+        (
+            {"onExpire": {"response": {"selectedOption": "reject"}}},
+            "approval",
+            (None, 600, {"selectedOption": "approve"}),
+            (None, 600, {"selectedOption": "reject"}, ()),
+        ),
+        (
+            {"onExpire": {"response": {"selectedOption": "approve"}}},
+            "approval",
+            (None, 600, {"selectedOption": "reject"}),
+            (None, 600, {"selectedOption": "reject"}, ("onExpire",)),
+        ),
+        (
+            {"onExpire": {"response": {"selectedOption": "maybe"}}},
+            "approval",
+            (None, 600, None),
+            (None, 600, None, ("onExpire",)),
+        ),
+    ],
+)
+def test_ask_overrides_never_loosen(
+    raw: dict[str, Any], review_type: str, asked: tuple[Any, ...], expected: tuple[Any, ...]
+) -> None:
+    payload = normalise_payload(review_type, DEFAULT if review_type == "approval" else {})
+    done = policies.apply_overrides(
+        overrides(**raw), review_type, payload, policies.Asked(*asked),
+        owner_id="usr_owner", longest=86_400, check=validate_response,
+    )  # fmt: skip
+    approvals, lifetime, on_expire, skipped = expected
+    assert (done.approvals, done.lifetime, done.on_expire) == (approvals, lifetime, on_expire)
+    assert tuple(why.split(" ", 1)[0] for why in done.skipped) == skipped
+
+
+def test_notify_owner_names_the_owner() -> None:
+    asked = policies.Asked(None, 600, None)
+    done = policies.apply_overrides(
+        overrides(notify="owner"),
+        "approval",
+        DEFAULT,
+        asked,
+        owner_id="usr_o",
+        longest=900,
+        check=validate_response,
+    )
+    assert done.notify == ("usr_o",)
+    listed = overrides(notify=["usr_b", "usr_a", "usr_b"])
+    assert listed.notify == ("usr_b", "usr_a")
+
+
+def test_an_ask_rule_carries_its_overrides_and_a_fallen_back_rule_its_action() -> None:
+    asked = decided([{"match": {}, "action": "ask", "quorum": {"approvals": 2}}], None)
+    assert asked.overrides == policies.AskOverrides(quorum=2)
+    assert asked.rule_action == "ask"
+    fell_back = decided([{"match": {}, "action": "reject"}], None, payload=ONLY_OK)
+    assert (fell_back.action, fell_back.rule_action) == ("ask", "reject")
+    assert decided(None, None).rule_action is None

@@ -330,6 +330,7 @@ async def test_the_dry_run_says_what_would_happen_and_stores_nothing(
     assert await dry({"text": "DROP TABLE x", "review": {"type": "approval"}}) == {
         "action": "reject", "policy": channel["id"], "scope": "channel", "rule": 0, "ruleName": "no drops",
         "version": 1, "response": {"selectedOption": "reject"}, "risk": "critical", "reason": None,
+        "reviewRisk": "critical", "asked": None,
     }  # fmt: skip
     staged = await dry({**DEPLOY, "metadata": {"env": "staging"}})
     assert (staged["action"], staged["policy"], staged["rule"], staged["scope"]) == (

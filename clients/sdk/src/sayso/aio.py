@@ -28,6 +28,7 @@ from sayso.models import (
     MessageStatus,
     Policy,
     PolicyTest,
+    Remembered,
     ScopedToken,
     StreamTicket,
     WaitResult,
@@ -246,6 +247,30 @@ class AsyncClient:
 
     async def get_review(self, message_id: str, channel: str | None = None) -> Message:
         return await self.run(calls.get_review(message_id, channel))
+
+    async def respond(
+        self,
+        message_id: str,
+        response: Mapping[str, Any],
+        *,
+        feedback: str | None = None,
+        remember: Mapping[str, Any] | float | None = None,
+    ) -> Message:
+        """Answer a review as a person (the client's credential is a user's JWT). ``remember``
+        approves the same action again for that many seconds in the whole channel (or pass
+        ``calls.remember_body(seconds, "run", run_id)``, or the API's own mapping); only an
+        approving answer to a review whose message has ``metadata.tool`` can be remembered."""
+        if isinstance(remember, int | float):
+            remember = calls.remember_body(remember)
+        return await self.run(calls.respond(message_id, response, feedback, remember))
+
+    async def list_remembered(self, channel: str) -> list[Remembered]:
+        """The channel's remembered approvals still in force, newest first."""
+        return await self.run(calls.list_remembered(channel))
+
+    async def revoke_remembered(self, channel: str, remembered_id: str) -> Remembered:
+        """Revoke a remembered approval at once (owner: any; a member: their own)."""
+        return await self.run(calls.revoke_remembered(channel, remembered_id))
 
     async def pending_reviews(self, channel: str | None = None) -> list[Message]:
         return await self.run(calls.pending_reviews(channel))

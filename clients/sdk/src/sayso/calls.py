@@ -25,6 +25,7 @@ from sayso.models import (
     MessageStatus,
     Policy,
     PolicyTest,
+    Remembered,
     ScopedToken,
     StatusEvent,
     StreamTicket,
@@ -40,6 +41,7 @@ POLL_CAP_MS = 30_000
 _MESSAGES = TypeAdapter(list[Message])
 _AGENTS = TypeAdapter(list[Agent])
 _TOKENS = TypeAdapter(list[ScopedToken])
+_REMEMBERED = TypeAdapter(list[Remembered])
 
 
 @dataclass(frozen=True)
@@ -313,6 +315,40 @@ def pending_reviews(channel: str | None) -> Call[list[Message]]:
         lambda r: _MESSAGES.validate_python(r.json()),
         params=_channel(channel),
         idempotent=True,
+    )
+
+
+def remember_body(for_seconds: float, scope: str = "channel", run_id: str | None = None) -> dict[str, Any]:
+    """A ``remember`` for :func:`respond`: approve the same action for ``for_seconds`` (60 s to
+    7 days), in the whole channel or (``scope="run"``) only in one run."""
+    return _drop_none({"forSeconds": round(for_seconds), "scope": scope, "runId": run_id})
+
+
+def respond(
+    message_id: str,
+    response: Mapping[str, Any],
+    feedback: str | None = None,
+    remember: Mapping[str, Any] | None = None,
+) -> Call[Message]:
+    # Not idempotent: a second answer is a 409 (the first one won).
+    body = _drop_none({"response": dict(response), "feedback": feedback, "remember": remember})
+    return Call("POST", f"/api/v1/reviews/{seg(message_id)}/respond", _message, json=body)
+
+
+def list_remembered(channel: str) -> Call[list[Remembered]]:
+    return Call(
+        "GET",
+        f"/api/v1/agents/{seg(channel)}/remembered",
+        lambda r: _REMEMBERED.validate_python(r.json()["data"]),
+        idempotent=True,
+    )
+
+
+def revoke_remembered(channel: str, remembered_id: str) -> Call[Remembered]:
+    return Call(
+        "DELETE",
+        f"/api/v1/agents/{seg(channel)}/remembered/{seg(remembered_id)}",
+        lambda r: Remembered.model_validate(r.json()),
     )
 
 

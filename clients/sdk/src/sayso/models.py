@@ -63,11 +63,15 @@ class Vote(ApiModel):
 
 
 class DecidedBy(ApiModel):
-    """The policy rule that answered a review instead of a person."""
+    """What answered a review instead of a person: a policy rule (``policy``, ``rule``,
+    ``version``) or a remembered approval (``remembered``, ``granted_by``, ``review``)."""
 
-    policy: str
-    rule: int
-    version: int
+    policy: str | None = None
+    rule: int | None = None
+    version: int | None = None
+    remembered: str | None = Field(default=None, description="The remembered approval's id (rem_…)")
+    granted_by: str | None = Field(default=None, description="The user whose approving answer it remembers")
+    review: str | None = Field(default=None, description="The review that answer was given to")
 
 
 class PolicyFallback(ApiModel):
@@ -118,6 +122,12 @@ class Review(ApiModel):
     policy_fallback: PolicyFallback | None = Field(
         default=None, description="A policy rule matched but could not answer; the review waits for a person"
     )
+    # A string, not the API's enum, as expired_reason.
+    risk: str | None = Field(
+        default=None,
+        description="low, medium, high or critical: metadata.risk or a policy rule's, the higher",
+    )
+    notify: list[str] | None = Field(default=None, description="A policy's ask rule: the only reviewers told")
 
     @property
     def answer(self) -> AnswerValue | None:
@@ -373,3 +383,22 @@ class ScopedToken(ApiModel):
     created_at: datetime
     expires_at: datetime
     token: str | None = None
+
+
+class Remembered(ApiModel):
+    """A remembered approval: a person's approving answer standing for the same action (channel,
+    ``metadata.tool``, arguments digest, and for scope ``run`` the run) until ``expires_at``."""
+
+    id: str
+    channel_id: str
+    tool: str
+    args_digest: str
+    scope: Literal["channel", "run"]
+    run_id: str | None = None
+    response: dict[str, Any]
+    review_id: str
+    created_by: str
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None = None
+    revoked_by: str | None = None

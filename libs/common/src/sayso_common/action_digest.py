@@ -14,6 +14,9 @@ Unlike ``contentDigest`` (everything the reviewer is shown: text, metadata, atta
 this binds only the action. An agent may supply its own ``review.actionDigest`` instead; it is
 then stored as given. The SDK carries a twin of :func:`action_digest` (``sayso.approval``);
 tests/clients/test_action_digest.py checks that the two agree.
+
+:func:`args_digest` is the same canonical JSON over ``metadata.args`` alone: what a remembered
+approval (sayso_api.remembered) is bound to besides the channel and ``metadata.tool``.
 """
 
 from __future__ import annotations
@@ -26,9 +29,21 @@ from typing import Any
 PATTERN = r"^[0-9a-f]{64}$"
 
 
+def canonical_json(value: Any) -> str:
+    """Keys sorted at every level, no whitespace, non-ASCII characters as themselves."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _sha256(value: Any) -> str:
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
+
+
 def action_digest(payload: Mapping[str, Any] | None, metadata: Mapping[str, Any] | None) -> str:
     """The digest of a review's ``payload`` and ``metadata.tool``/``metadata.args``."""
     meta = metadata or {}
-    action = {"payload": dict(payload or {}), "tool": meta.get("tool"), "args": meta.get("args")}
-    canonical = json.dumps(action, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return _sha256({"payload": dict(payload or {}), "tool": meta.get("tool"), "args": meta.get("args")})
+
+
+def args_digest(metadata: Mapping[str, Any] | None) -> str:
+    """The digest of ``metadata.args`` (``null`` when absent): sha256 of its canonical JSON."""
+    return _sha256((metadata or {}).get("args"))

@@ -229,6 +229,15 @@ class DecidedByDoc(TypedDict):
     version: int
 
 
+class RememberedDecisionDoc(TypedDict):
+    """The remembered approval that answered a review instead of a human (see
+    sayso_api.remembered): its id, the user whose answer created it, and that answer's review."""
+
+    remembered: str
+    granted_by: str
+    review: str
+
+
 class PolicyFallbackDoc(TypedDict):
     """A policy rule that matched a new review but could not answer it (its response did not fit
     the review): the review waits for a person, and this says which rule and why."""
@@ -265,9 +274,13 @@ class ReviewDoc(TypedDict, total=False):
     quorum: QuorumDoc
     votes: list[VoteDoc]  # [] from creation on quorum reviews (votes are counted by $size)
     content_digest: str  # what the reviewer is shown (review_state.content_digest), fixed at creation
-    decided_by: DecidedByDoc  # set (and responded_by absent) when a policy answered it
+    # set (and responded_by absent) when a policy rule or a remembered approval answered it
+    decided_by: DecidedByDoc | RememberedDecisionDoc
     action_digest: str  # the agent's review.actionDigest, else sayso_common.action_digest; at creation
     policy_fallback: PolicyFallbackDoc  # a matching rule that could not answer it
+    risk: Literal["low", "medium", "high", "critical"]  # metadata.risk or the rule's, the higher
+    risk_rank: int  # 0 (none) to 4 (critical): what the inbox sorts on; set on every new review
+    notify: list[str]  # an ask rule's notify: the only reviewers the notifier tells (user ids)
 
 
 class AttachmentDoc(TypedDict, total=False):
@@ -539,6 +552,34 @@ class PolicyDoc(TypedDict, total=False):
     version: Required[int]
     updated_at: datetime
     updated_by: str  # the user id, or "key:<api key id>"
+
+
+RememberScope = Literal["channel", "run"]
+
+
+class RememberedDoc(TypedDict, total=False):
+    """A remembered approval (sayso_api.remembered): a person's approving answer standing for the
+    same action in the same channel until ``expires_at`` — same ``metadata.tool``, same
+    ``args_digest`` (sayso_common.action_digest.args_digest) and, for scope ``run``, the same
+    ``metadata.runId``. Removed by the TTL index a day after ``expires_at``; a revoked one keeps
+    ``revoked_at`` until then. Its events wait in ``outbox``."""
+
+    _id: Required[str]
+    owner_id: Required[str]
+    channel_id: Required[str]
+    tool: Required[str]
+    args_digest: Required[str]
+    scope: Required[RememberScope]
+    run_id: str | None
+    response: dict[str, Any]  # the approving answer it records on the reviews it answers
+    review_id: Required[str]  # the review whose answer created it
+    created_by: Required[str]  # the user who answered
+    created_at: Required[datetime]
+    expires_at: Required[datetime]
+    revoked_at: datetime | None
+    revoked_by: str | None
+    outbox: list[OutboxEntry]
+    outbox_dead: list[OutboxEntry]
 
 
 class PolicyVersionDoc(TypedDict, total=False):

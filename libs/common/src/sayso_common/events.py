@@ -71,6 +71,20 @@ class AgentStatusData(_Frozen):
     last_activity_at: datetime
 
 
+class RememberedData(_Frozen):
+    """A remembered approval made or revoked (``approval.remembered`` / ``approval.revoked``):
+    which, for what action, until when, and who did it (a user id, or ``key:<API key id>``)."""
+
+    channel_id: str
+    remembered_id: str
+    tool: str
+    args_digest: str
+    scope: Literal["channel", "run"]
+    run_id: str | None = None
+    expires_at: datetime
+    actor: str
+
+
 class _Event(_Frozen):
     id: str = Field(default_factory=lambda: new_id("evt"))
     occurred_at: datetime = Field(default_factory=utcnow)
@@ -120,6 +134,21 @@ class AgentStatusChanged(_Event):
     data: AgentStatusData
 
 
+class ApprovalRemembered(_Event):
+    """A person's approving answer now stands for the same action until ``expires_at`` (realtime
+    and the audit; no webhook, no notice)."""
+
+    type: Literal["approval.remembered"] = "approval.remembered"
+    data: RememberedData
+
+
+class ApprovalRevoked(_Event):
+    """A remembered approval was revoked before it expired (realtime and the audit)."""
+
+    type: Literal["approval.revoked"] = "approval.revoked"
+    data: RememberedData
+
+
 Event = Annotated[
     MessageCreated
     | MessageUpdated
@@ -127,7 +156,9 @@ Event = Annotated[
     | ReviewExpired
     | ReviewVoted
     | DeliveryStatusChanged
-    | AgentStatusChanged,
+    | AgentStatusChanged
+    | ApprovalRemembered
+    | ApprovalRevoked,
     Field(discriminator="type"),
 ]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)

@@ -30,6 +30,7 @@ from sayso_common.documents import (
     PolicyDoc,
     PolicyVersionDoc,
     RateLimitDoc,
+    RememberedDoc,
     ScopedTokenDoc,
     StreamTicketDoc,
     TriggerDoc,
@@ -102,6 +103,8 @@ POLICIES: Final = CollectionName[PolicyDoc]("policies")
 POLICY_VERSIONS: Final = CollectionName[PolicyVersionDoc]("policy_versions")
 # Every decision and policy change, append-only (sayso_common.audit).
 AUDIT: Final = CollectionName[AuditDoc]("audit")
+# Remembered approvals (sayso_api.remembered): removed a day after they expire.
+REMEMBERED: Final = CollectionName[RememberedDoc]("remembered_approvals")
 
 # Documents with events still to publish; partial, so it only ever holds the few pending ones.
 OUTBOX_INDEX = IndexModel(
@@ -149,6 +152,18 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
         IndexModel(
             [("owner_id", ASCENDING), ("review.status", ASCENDING), ("_id", DESCENDING)],
             name="reviews_by_owner",
+        ),
+        # The inbox sorted by risk (most severe first) and by deadline (soonest first), paged on
+        # (key, _id); pending reviews only, so they stay small.
+        IndexModel(
+            [("owner_id", ASCENDING), ("review.risk_rank", DESCENDING), ("_id", DESCENDING)],
+            partialFilterExpression={"review.status": "pending"},
+            name="pending_by_risk",
+        ),
+        IndexModel(
+            [("owner_id", ASCENDING), ("review.expires_at", ASCENDING), ("_id", ASCENDING)],
+            partialFilterExpression={"review.status": "pending"},
+            name="pending_by_owner_deadline",
         ),
         IndexModel([("group_id", ASCENDING), ("_id", ASCENDING)], sparse=True),
         # One number per place in an iteration chain (two racing follow-ups cannot share one).
@@ -235,6 +250,13 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
         IndexModel(
             [("channel_id", ASCENDING), ("at", DESCENDING), ("_id", DESCENDING)], name="audit_by_channel"
         ),
+    ],
+    REMEMBERED: [
+        # A channel's live entries (each new review of a tool call, and the list), newest first.
+        IndexModel([("channel_id", ASCENDING), ("_id", DESCENDING)]),
+        # Gone a day after expiring: the list and the audit's events cover the rest.
+        IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=86_400, name="remembered_ttl"),
+        OUTBOX_INDEX,
     ],
     # The GridFS spec's own indexes, created here so no request pays for creating them.
     f"{FILE_BUCKET}.files": [IndexModel([("filename", ASCENDING), ("uploadDate", ASCENDING)])],

@@ -9,6 +9,13 @@ an ordered list of rules, read and replaced as a whole: ``{"rules": [rule, …]}
      "response": {"selectedOption": "approve"},        # optional: what approve/reject records
      "risk": "low"}                                    # optional: low | medium | high | critical
 
+An ``ask`` rule may also change the review it leaves to people (:class:`AskOverrides`, applied
+by :func:`apply_overrides`): ``quorum`` (``{"approvals": N}``), ``expiresInSeconds``,
+``onExpire`` (``{"response": …}``) and ``notify`` (``"owner"`` or a list of reviewers' user
+ids). A policy is the owner's word, so these win over what the agent asked for, but they never
+loosen it: a quorum only raises the number of approvals, a deadline only shortens the review's,
+and an ``onExpire`` that approves never replaces an agent's own default that does not.
+
 ``match`` is a filter (:mod:`sayso_common.filters`) over **the message as the agent sent it**::
 
     {"channel": "<channelId>", "text": "…", "review": {"type": "…", "payload": {…}},
@@ -61,7 +68,14 @@ RISKS: Final = get_args(Risk)
 MAX_RULES: Final = 200
 MAX_NAME: Final = 100
 MAX_RESPONSE_BYTES: Final = 16_384
-RULE_FIELDS: Final = ("name", "match", "action", "response", "risk")
+OVERRIDE_FIELDS: Final = ("quorum", "expiresInSeconds", "onExpire", "notify")
+RULE_FIELDS: Final = ("name", "match", "action", "response", "risk", *OVERRIDE_FIELDS)
+# The longest deadline a rule may set (the API's SAYSO_REVIEW_MAX_TTL_SECONDS still caps it).
+MAX_RULE_EXPIRES: Final = 7 * 86_400
+MAX_QUORUM: Final = 101  # as review.quorum: the owner and at most 100 members
+MAX_NOTIFY: Final = 20
+# Severity order of risk labels: the inbox sorts on it (stored as review.risk_rank, 0 = none).
+RISK_RANK: Final[dict[str, int]] = {"low": 1, "medium": 2, "high": 3, "critical": 4}
 
 # What a response to each review type may hold, for the check when a rule is saved (the full
 # check, against the review's options and fields, runs when a message arrives).
@@ -88,6 +102,29 @@ class PolicyError(ValueError):
 
 
 @dataclass(frozen=True)
+class AskOverrides:
+    """What an ``ask`` rule changes on the review it leaves to people (None: unchanged).
+    ``notify`` is ``("owner",)`` or reviewers' user ids."""
+
+    quorum: int | None = None
+    expires_in_seconds: int | None = None
+    on_expire: dict[str, Any] | None = None  # the default response
+    notify: tuple[str, ...] | None = None
+
+    def source(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.quorum is not None:
+            out["quorum"] = {"approvals": self.quorum}
+        if self.expires_in_seconds is not None:
+            out["expiresInSeconds"] = self.expires_in_seconds
+        if self.on_expire is not None:
+            out["onExpire"] = {"response": self.on_expire}
+        if self.notify is not None:
+            out["notify"] = "owner" if self.notify == ("owner",) else list(self.notify)
+        return out
+
+
+@dataclass(frozen=True)
 class Rule:
     index: int
     match: Filter
@@ -95,6 +132,7 @@ class Rule:
     name: str | None = None
     response: dict[str, Any] | None = None
     risk: Risk | None = None
+    overrides: AskOverrides | None = None
 
     def source(self) -> dict[str, Any]:
         """The rule as it is stored and read back (absent fields left out)."""
@@ -107,6 +145,8 @@ class Rule:
             out["response"] = self.response
         if self.risk is not None:
             out["risk"] = self.risk
+        if self.overrides is not None:
+            out |= self.overrides.source()
         return out
 
 
@@ -139,6 +179,10 @@ class Decision:
     response: dict[str, Any] | None = None
     risk: Risk | None = None
     reason: str | None = None
+    # The matching ask rule's changes to the review (None when it has none, or none matched).
+    overrides: AskOverrides | None = None
+    # The matching rule's own action, also when it could not be applied (``action`` is then ask).
+    rule_action: Action | None = None
 
     @property
     def decides(self) -> bool:
@@ -187,7 +231,52 @@ def parse_rule(index: int, raw: Any) -> Rule:
     response = raw.get("response")
     if response is not None:
         _check_saved_response(response, action, match, f"{where}.response")
-    return Rule(index, match, action, name, response, risk)
+    return Rule(index, match, action, name, response, risk, _parse_overrides(raw, action, match, where))
+
+
+def _parse_overrides(raw: Mapping[str, Any], action: str, match: Filter, where: str) -> AskOverrides | None:
+    given = [f for f in OVERRIDE_FIELDS if raw.get(f) is not None]
+    if not given:
+        return None
+    if action != "ask":
+        raise PolicyError(f"{where}.{given[0]}", "only an ask rule changes the review it leaves to people")
+    pinned = pinned_review_type(match.source)
+    quorum_n = None
+    if raw.get("quorum") is not None:
+        value = raw["quorum"]
+        if not isinstance(value, Mapping) or set(value) != {"approvals"}:
+            raise PolicyError(f"{where}.quorum", 'must be {"approvals": N}, as review.quorum')
+        quorum_n = value["approvals"]
+        if isinstance(quorum_n, bool) or not isinstance(quorum_n, int) or not 1 <= quorum_n <= MAX_QUORUM:
+            raise PolicyError(f"{where}.quorum.approvals", f"must be a whole number from 1 to {MAX_QUORUM}")
+        if pinned is not None and pinned != "approval":
+            raise PolicyError(f"{where}.quorum", "only approval reviews take a quorum")
+    expires = raw.get("expiresInSeconds")
+    if expires is not None and (
+        isinstance(expires, bool) or not isinstance(expires, int) or not 1 <= expires <= MAX_RULE_EXPIRES
+    ):
+        raise PolicyError(f"{where}.expiresInSeconds", f"must be a whole number from 1 to {MAX_RULE_EXPIRES}")
+    on_expire = None
+    if raw.get("onExpire") is not None:
+        value = raw["onExpire"]
+        if not isinstance(value, Mapping) or set(value) != {"response"}:
+            raise PolicyError(f"{where}.onExpire", 'must be {"response": …}, as review.onExpire')
+        _check_saved_response(value["response"], "reject", match, f"{where}.onExpire.response")
+        on_expire = dict(value["response"])
+    return AskOverrides(quorum_n, expires, on_expire, _parse_notify(raw.get("notify"), f"{where}.notify"))
+
+
+def _parse_notify(value: Any, where: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if value == "owner":
+        return ("owner",)
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_NOTIFY:
+        raise PolicyError(where, f'must be "owner" or a list of 1 to {MAX_NOTIFY} reviewers\' user ids')
+    for i, user_id in enumerate(value):
+        if not isinstance(user_id, str) or not user_id.startswith("usr_") or len(user_id) > 100:
+            raise PolicyError(f"{where}[{i}]", "must be a user id (usr_…) of the channel's owner or a member")
+    return tuple(dict.fromkeys(value))
 
 
 def _check_saved_response(response: Any, action: str, match: Filter, where: str) -> None:
@@ -280,8 +369,9 @@ def _apply(
     policy: Policy, rule: Rule, message: Mapping[str, Any], payload: dict[str, Any], check: ResponseCheck
 ) -> Decision:
     found = Decision(
-        rule.action, policy.id, policy.scope, rule.index, rule.name, policy.version, None, rule.risk
-    )
+        rule.action, policy.id, policy.scope, rule.index, rule.name, policy.version, None, rule.risk,
+        overrides=rule.overrides, rule_action=rule.action,
+    )  # fmt: skip
     if rule.action == "ask":
         return found
     review = message.get("review")
@@ -304,11 +394,12 @@ def _apply(
     if response is None:
         return Decision(
             "ask", policy.id, policy.scope, rule.index, rule.name, policy.version, None, rule.risk,
-            f"rule {rule.index} ({rule.action}) was not applied: {problem}",
+            f"rule {rule.index} ({rule.action}) was not applied: {problem}", rule_action=rule.action,
         )  # fmt: skip
     return Decision(
-        rule.action, policy.id, policy.scope, rule.index, rule.name, policy.version, response, rule.risk
-    )
+        rule.action, policy.id, policy.scope, rule.index, rule.name, policy.version, response, rule.risk,
+        rule_action=rule.action,
+    )  # fmt: skip
 
 
 def _response(rule: Rule, review_type: str, payload: Mapping[str, Any]) -> tuple[Any, str]:
@@ -337,6 +428,85 @@ def _default_option(payload: Mapping[str, Any], *, approving: bool) -> str | Non
     return None
 
 
+def review_risk(metadata: Mapping[str, Any] | None, decision: Decision) -> Risk | None:
+    """The risk a new review carries: the higher of the agent's ``metadata.risk`` (when it is one
+    of the labels; anything else is ignored) and the matching rule's ``risk``. Neither side can
+    lower the other: an agent cannot talk a review the owner labelled ``high`` down to ``low``,
+    and a broad owner's rule cannot bury an agent's own ``critical`` flag."""
+    found: list[Risk] = [] if decision.risk is None else [decision.risk]
+    claimed = (metadata or {}).get("risk")
+    if isinstance(claimed, str) and claimed in RISK_RANK:
+        found.append(cast(Risk, claimed))
+    if not found:
+        return None
+    highest: Risk = max(found, key=_rank)
+    return highest
+
+
+def _rank(label: Risk) -> int:
+    return RISK_RANK[label]
+
+
+@dataclass(frozen=True)
+class Asked:
+    """A review left to people, after an ask rule's overrides (:func:`apply_overrides`):
+    ``approvals`` None for no quorum, ``lifetime`` in seconds, ``on_expire`` the default
+    response (None: none), ``notify`` the user ids told (None: every reviewer), and why any
+    override was not applied."""
+
+    approvals: int | None
+    lifetime: float
+    on_expire: Any
+    notify: tuple[str, ...] | None = None
+    skipped: tuple[str, ...] = ()
+
+
+def apply_overrides(
+    overrides: AskOverrides,
+    review_type: str,
+    payload: Mapping[str, Any],
+    asked: Asked,
+    *,
+    owner_id: str,
+    longest: float,
+    check: ResponseCheck,
+) -> Asked:
+    """``asked`` (what the agent asked for) with ``overrides`` applied, never loosening it (see
+    the module's docstring). ``longest`` caps a rule's deadline as any deadline is capped;
+    ``check`` validates a rule's ``onExpire`` against this review as a human's answer is."""
+    approvals, lifetime, on_expire, skipped = asked.approvals, asked.lifetime, asked.on_expire, []
+    if overrides.quorum is not None and overrides.quorum > (approvals or 1):
+        if review_type != "approval" or not quorum.can_decide(payload):
+            skipped.append(
+                "quorum not applied: only approval reviews with an approving option and one that "
+                "does not approve take a quorum"
+            )
+        else:
+            approvals = overrides.quorum
+    if overrides.expires_in_seconds is not None:
+        lifetime = min(lifetime, float(min(overrides.expires_in_seconds, longest)))
+    if overrides.on_expire is not None:
+        try:
+            default = check(review_type, dict(payload), overrides.on_expire)
+        except ValueError as exc:
+            skipped.append(f"onExpire not applied: it does not fit this review: {exc}")
+        else:
+            loosens = (
+                review_type == "approval"
+                and on_expire is not None
+                and quorum.approves(payload, default)
+                and not quorum.approves(payload, on_expire)
+            )
+            if loosens:
+                skipped.append("onExpire not applied: it approves, and the agent's own default does not")
+            else:
+                on_expire = default
+    notify = asked.notify
+    if overrides.notify is not None:
+        notify = (owner_id,) if overrides.notify == ("owner",) else overrides.notify
+    return Asked(approvals, lifetime, on_expire, notify, tuple(skipped))
+
+
 def fallback(decision: Decision) -> PolicyFallbackDoc | None:
     """What a review records when a matching rule could not decide it (None when none matched,
     or one decided)."""
@@ -363,7 +533,10 @@ __all__ = [
     "ASK",
     "MAX_RULES",
     "RISKS",
+    "RISK_RANK",
     "Action",
+    "AskOverrides",
+    "Asked",
     "Decision",
     "Policy",
     "PolicyError",
@@ -371,10 +544,12 @@ __all__ = [
     "Risk",
     "Rule",
     "Scope",
+    "apply_overrides",
     "decide",
     "decided_by",
     "fallback",
     "parse_rules",
     "pinned_review_type",
+    "review_risk",
     "subject",
 ]

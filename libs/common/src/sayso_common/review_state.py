@@ -17,7 +17,14 @@ from typing import Any
 from pymongo import UpdateOne
 
 from sayso_common import quorum
-from sayso_common.documents import DecidedByDoc, ExpiryReason, MessageDoc, ReviewDoc, VoteDoc
+from sayso_common.documents import (
+    DecidedByDoc,
+    ExpiryReason,
+    MessageDoc,
+    RememberedDecisionDoc,
+    ReviewDoc,
+    VoteDoc,
+)
 from sayso_common.events import (
     Event,
     MessageCreated,
@@ -51,13 +58,13 @@ def content_digest(doc: MessageDoc) -> str:
 @dataclass(frozen=True)
 class Answer:
     """What a response records on the review: a human's (``responded_by``, their user id) or a
-    policy rule's (``decided_by``, and no ``responded_by``)."""
+    policy rule's or a remembered approval's (``decided_by``, and no ``responded_by``)."""
 
     response: Any
     responded_by: str | None
     feedback: str | None = None
     modified_file_ids: dict[str, str] | None = None
-    decided_by: DecidedByDoc | None = None
+    decided_by: DecidedByDoc | RememberedDecisionDoc | None = None
 
 
 @dataclass(frozen=True)

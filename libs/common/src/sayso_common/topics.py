@@ -11,6 +11,8 @@ REVIEW_EXPIRED: Final = "review.expired"
 REVIEW_VOTED: Final = "review.voted"
 DELIVERY_STATUS: Final = "delivery.status"
 AGENT_STATUS: Final = "agent.status"
+APPROVAL_REMEMBERED: Final = "approval.remembered"
+APPROVAL_REVOKED: Final = "approval.revoked"
 
 ALL_EVENT_TYPES: Final[tuple[str, ...]] = (
     MESSAGE_CREATED,
@@ -20,6 +22,8 @@ ALL_EVENT_TYPES: Final[tuple[str, ...]] = (
     REVIEW_VOTED,
     DELIVERY_STATUS,
     AGENT_STATUS,
+    APPROVAL_REMEMBERED,
+    APPROVAL_REVOKED,
 )
 
 

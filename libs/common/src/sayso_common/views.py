@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # documents.py imports the literals below
     from sayso_common.documents import MessageDoc, VoteDoc
 
 ReviewType = Literal["approval", "selection", "form", "text-input", "freeform"]
+RiskLabel = Literal["low", "medium", "high", "critical"]
 ReviewStatus = Literal["pending", "completed", "expired"]
 MessageStatus = Literal["info", "success", "warning", "error"]
 SenderType = Literal["agent", "user", "webhook", "system"]
@@ -72,12 +73,33 @@ class VoteView(_View):
     voted_at: datetime
 
 
-class DecidedByView(_View):
-    """The policy rule that answered a review instead of a human."""
+def _absent(value: Any) -> bool:
+    return value is None
 
-    policy: str = Field(description="The policy's id (a channel's or the account's)")
-    rule: int = Field(description="The rule's index in the policy, from 0")
-    version: int = Field(description="The policy's version when it decided")
+
+class DecidedByView(_View):
+    """What answered a review instead of a human: a policy rule (``policy``, ``rule``,
+    ``version``) or a remembered approval (``remembered``, ``grantedBy``, ``review``). Only the
+    keys of the one that decided are written."""
+
+    policy: str | None = Field(
+        default=None, exclude_if=_absent, description="The policy's id (a channel's or the account's)"
+    )
+    rule: int | None = Field(
+        default=None, exclude_if=_absent, description="The rule's index in the policy, from 0"
+    )
+    version: int | None = Field(
+        default=None, exclude_if=_absent, description="The policy's version when it decided"
+    )
+    remembered: str | None = Field(
+        default=None, exclude_if=_absent, description="The remembered approval's id (rem_…)"
+    )
+    granted_by: str | None = Field(
+        default=None, exclude_if=_absent, description="The user whose approving answer it remembers"
+    )
+    review: str | None = Field(
+        default=None, exclude_if=_absent, description="The review that answer was given to"
+    )
 
 
 class PolicyFallbackView(_View):
@@ -140,6 +162,15 @@ class ReviewView(_View):
         description="Set when a policy rule matched the review but could not answer it (its response did "
         "not fit the review): which rule and why; the review waits for a person. Shown to the channel's "
         "owner only",
+    )
+    risk: RiskLabel | None = Field(
+        default=None,
+        description="low, medium, high or critical: the higher of metadata.risk and the matching "
+        "policy rule's risk, fixed when the message is created; null: neither labelled it",
+    )
+    notify: list[str] | None = Field(
+        default=None,
+        description="Set by a policy's ask rule: the only reviewers (user ids) the notifier tells",
     )
 
     @field_serializer("response", "default_response")
@@ -277,6 +308,8 @@ def message_view(doc: MessageDoc) -> MessageView:
             policy_fallback=(
                 PolicyFallbackView(**review["policy_fallback"]) if "policy_fallback" in review else None
             ),
+            risk=review.get("risk"),
+            notify=review.get("notify"),
         )
     created = _dt(doc.get("created_at"))
     assert created is not None, "stored messages always have created_at"

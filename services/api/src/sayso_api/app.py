@@ -14,7 +14,7 @@ from sayso_service.cors import Cors
 from sayso_service.errors import install_error_handlers
 from sayso_service.probes import Check, probe_routes
 
-from sayso_api import apidocs, auth, web
+from sayso_api import apidocs, auth, remembered, web
 from sayso_api import files as files_store
 from sayso_api import messages as messages_store
 from sayso_api import policies as policy_store
@@ -49,7 +49,7 @@ from sayso_common.clock import utcnow
 from sayso_common.credentials import ApiKeyResolver
 from sayso_common.kafka import check_producer, create_producer, ensure_topics
 from sayso_common.lease import Lease
-from sayso_common.mongo import AGENTS, LEFT_EVENTS, MESSAGES
+from sayso_common.mongo import AGENTS, LEFT_EVENTS, MESSAGES, REMEMBERED
 from sayso_common.outbox import OutboxRelay
 from sayso_common.principals import Authenticator
 from sayso_common.runtime import Runtime
@@ -187,11 +187,14 @@ def create_app(settings: ApiSettings) -> FastAPI:
         # Idempotent, and a no-op once done: number chains stored before iterations were.
         await messages_store.backfill_iterations(runtime.db)
         await audit.ensure_retention(runtime.db, settings.audit_retention_days)
+        # Likewise: pending reviews stored before reviews carried a risk rank (the inbox sorts on it).
+        await messages_store.backfill_risk_rank(runtime.db)
         relay = OutboxRelay(
             runtime.db,
             lambda: create_producer(settings),
             # A deleted channel's messages hand their unpublished events to LEFT_EVENTS.
-            [MESSAGES, AGENTS, LEFT_EVENTS],
+            # Remembered approvals carry their approval.remembered / approval.revoked events.
+            [MESSAGES, AGENTS, LEFT_EVENTS, REMEMBERED],
             topic_prefix=settings.topic_prefix,
             lease=Lease(runtime.db, "outbox-relay:api", runtime.instance_id, settings.relay_lease_seconds),
             # Topics are created by the relay, not at start-up, so the API starts and answers
@@ -205,10 +208,13 @@ def create_app(settings: ApiSettings) -> FastAPI:
         policy_changes = asyncio.create_task(
             policy_store.book(runtime.db).follow_changes(), name="policy-changes"
         )
+        remembered_changes = asyncio.create_task(
+            remembered.book(runtime.db).follow_changes(), name="remembered-changes"
+        )
         try:
             yield
         finally:
-            for task in (policy_changes, sweeper, relay_task):
+            for task in (remembered_changes, policy_changes, sweeper, relay_task):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

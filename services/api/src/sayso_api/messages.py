@@ -8,20 +8,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import weakref
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
-from typing import Any, cast
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Literal, cast
 
 from pymongo import ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
-from sayso_api import files
+from sayso_api import files, remembered
 from sayso_api import policies as policy_store
 from sayso_api.auth import normalise_email
 from sayso_api.reviews import ReviewError, normalise_payload, validate_response
-from sayso_api.schemas import CONTENT_FIELDS, MessageIn, ReviewIn
+from sayso_api.schemas import CONTENT_FIELDS, MessageIn, RememberIn, ReviewIn
 from sayso_api.settings import ApiSettings
 from sayso_common import deleted_channels, membership, policies, quorum, review_state
 from sayso_common.action_digest import action_digest
@@ -30,12 +33,14 @@ from sayso_common.clock import as_utc, utcnow
 from sayso_common.documents import AttachmentDoc, CallbackDoc, MessageDoc, ReviewDoc
 from sayso_common.events import MessageCreated, MessageData, outbox_entry
 from sayso_common.http_errors import ApiError, not_found
-from sayso_common.ids import new_id
+from sayso_common.ids import min_id, new_id
 from sayso_common.membership import Reach
 from sayso_common.mongo import AGENTS, LEFT_EVENTS, MESSAGES, USERS, Database, Doc, collection, insert_new
 from sayso_common.principals import Principal
 from sayso_common.secretbox import SecretBox
 from sayso_common.views import MESSAGE_PROJECTION, MessageView, message_view, message_view_for, seen_by
+
+log = logging.getLogger(__name__)
 
 _INSERTS: weakref.WeakKeyDictionary[Database, GroupedInserts[MessageDoc]] = weakref.WeakKeyDictionary()
 
@@ -312,6 +317,7 @@ async def create_message(
     if body.client_id:
         doc["request_hash"] = request_hash(body)
     decision = policies.ASK
+    answer: review_state.Answer | None = None
     if review is not None and body.review is not None:
         doc["delivery_status"] = "sent"
         doc["review"]["content_digest"] = review_state.content_digest(doc)
@@ -322,9 +328,16 @@ async def create_message(
             db, owner_id, body.channel_id, body.text, review["type"], body.review.payload,
             review["payload"], body.metadata, dict(review["quorum"]) if "quorum" in review else None,
         )  # fmt: skip
-    if decision.decides:
-        # A policy answers it in the same insert: the POST already returns it completed.
-        answer = review_state.Answer(decision.response, None, decided_by=policies.decided_by(decision))
+        risk = policies.review_risk(body.metadata, decision)
+        review["risk_rank"] = policies.RISK_RANK[risk] if risk else 0
+        if risk is not None:
+            review["risk"] = risk
+        if decision.action == "ask" and decision.overrides is not None:
+            _apply_overrides(settings, review, decision.overrides, owner_id, now)
+        answer = await _answer_on_arrival(db, owner_id, body.channel_id, body.metadata, review, decision)
+    if answer is not None:
+        # A policy or a remembered approval answers it in the same insert: the POST already
+        # returns it completed.
         doc = review_state.completed_on_arrival(doc, answer, now)
         view = message_view(doc)
     else:
@@ -355,6 +368,64 @@ async def create_message(
     if attachments:
         await files.link(db, message_id, attachments)
     return view, False
+
+
+async def _answer_on_arrival(
+    db: Database,
+    owner_id: str,
+    channel_id: str,
+    metadata: dict[str, Any] | None,
+    review: ReviewDoc,
+    decision: policies.Decision,
+) -> review_state.Answer | None:
+    """Who answers a new review before a person sees it, if anyone. A live remembered approval
+    of the same action comes first (a person approved exactly this), except on a quorum review
+    (the agent's or an ask rule's: one person is not N) and where a rule rejects, or meant to
+    (a policy is the owner's word: a rule saved after the approval was remembered still holds);
+    then the rule that decides, if one does."""
+    rejects = decision.rule_action == "reject"
+    if review["type"] == "approval" and "quorum" not in review and not rejects:
+        found = await remembered.approval_for(db, owner_id, channel_id, metadata, review.get("payload") or {})
+        if found is not None:
+            return review_state.Answer(found[0], None, decided_by=found[1])
+    if decision.decides:
+        return review_state.Answer(decision.response, None, decided_by=policies.decided_by(decision))
+    return None
+
+
+def _apply_overrides(
+    settings: ApiSettings, review: ReviewDoc, overrides: policies.AskOverrides, owner_id: str, now: datetime
+) -> None:
+    """An ask rule's changes to the review it leaves to people (sayso_common.policies
+    .apply_overrides), written into ``review``. Notices that could no longer happen before a
+    shortened deadline are dropped, never refused: a policy never stops a message."""
+    expires_at = review["expires_at"]
+    on_expire = review.get("on_expire")
+    asked = policies.Asked(
+        approvals=review["quorum"]["approvals"] if "quorum" in review else None,
+        lifetime=(expires_at - now).total_seconds(),
+        on_expire=on_expire["response"] if on_expire else None,
+    )
+    payload = review.get("payload") or {}
+    done = policies.apply_overrides(
+        overrides, review["type"], payload, asked, owner_id=owner_id,
+        longest=settings.review_max_ttl_seconds, check=validate_response,
+    )  # fmt: skip
+    if done.approvals is not None and done.approvals != asked.approvals:
+        review["quorum"] = {"approvals": done.approvals}
+        review.setdefault("votes", [])
+    if done.lifetime < asked.lifetime:
+        review["expires_at"] = now + timedelta(seconds=done.lifetime)
+        if "reminders" in review:
+            review["reminders"] = [r for r in review["reminders"] if r < done.lifetime]
+        if "escalation" in review:
+            review["escalation"] = [e for e in review["escalation"] if e["after_seconds"] < done.lifetime]
+    if done.on_expire is not None:
+        review["on_expire"] = {"response": done.on_expire}
+    if done.notify is not None:
+        review["notify"] = list(done.notify)
+    for why in done.skipped:
+        log.info("policy override not applied: %s", why)
 
 
 async def _existing_stream(db: Database, owner_id: str, body: MessageIn) -> MessageView:
@@ -429,6 +500,76 @@ async def list_messages(
     return await _newest_first(db, query, limit, reader_id)
 
 
+ReviewSort = Literal["newest", "risk", "deadline"]
+RISK_FILTERS: Final = (*policies.RISKS, "none")
+
+
+@dataclass(frozen=True)
+class ReviewQuery:
+    """Which pending reviews a list shows, and in which order: ``risks`` (labels, or ``none``
+    for unlabelled), review ``types``, one channel, created at least ``older_than`` seconds ago;
+    ``newest`` first, most severe ``risk`` first (newest first within a label), or soonest
+    ``deadline`` first."""
+
+    channel_id: str | None = None
+    risks: tuple[str, ...] = ()
+    types: tuple[str, ...] = ()
+    older_than: int | None = None
+    sort: ReviewSort = "newest"
+
+
+# A page's cursor under each sort: newest is the last id (as it always was); the others carry
+# the sort key with it, so the next page starts exactly after the last review shown.
+_CURSOR = {
+    "risk": re.compile(r"^r([0-4])\.(msg_[0-9a-z]{26})$"),
+    "deadline": re.compile(r"^d(\d{1,15})\.(msg_[0-9a-z]{26})$"),
+}
+
+
+def _bad_cursor(sort: str) -> ApiError:
+    return ApiError(422, "invalid_cursor", f"not a cursor of this list sorted by {sort}", "cursor")
+
+
+def _after(query: ReviewQuery, cursor: str) -> Doc:
+    """The condition for the reviews after ``cursor`` in ``query``'s order."""
+    if query.sort == "newest":
+        if not cursor.startswith("msg_"):
+            raise _bad_cursor(query.sort)
+        return {"_id": {"$lt": cursor}}
+    found = _CURSOR[query.sort].match(cursor)
+    if found is None:
+        raise _bad_cursor(query.sort)
+    last_id = found.group(2)
+    if query.sort == "risk":
+        rank = int(found.group(1))
+        return {
+            "$or": [{"review.risk_rank": {"$lt": rank}}, {"review.risk_rank": rank, "_id": {"$lt": last_id}}]
+        }
+    deadline = datetime.fromtimestamp(int(found.group(1)) / 1000, tz=UTC)
+    return {
+        "$or": [
+            {"review.expires_at": {"$gt": deadline}},
+            {"review.expires_at": deadline, "_id": {"$gt": last_id}},
+        ]
+    }
+
+
+def _cursor_of(query: ReviewQuery, doc: MessageDoc) -> str:
+    if query.sort == "risk":
+        return f"r{doc['review'].get('risk_rank', 0)}.{doc['_id']}"
+    if query.sort == "deadline":
+        millis = int(as_utc(doc["review"]["expires_at"]).timestamp() * 1000)
+        return f"d{millis}.{doc['_id']}"
+    return doc["_id"]
+
+
+_SORTS: Final[dict[str, list[tuple[str, int]]]] = {
+    "newest": [("_id", -1)],
+    "risk": [("review.risk_rank", -1), ("_id", -1)],
+    "deadline": [("review.expires_at", 1), ("_id", 1)],
+}
+
+
 async def list_reviews(
     db: Database,
     reach: Reach,
@@ -436,17 +577,46 @@ async def list_reviews(
     limit: int,
     cursor: str | None,
     reader_id: str | None = None,
+    query: ReviewQuery = ReviewQuery(),
 ) -> tuple[list[MessageView], str | None]:
-    """Pending reviews, newest first, in the channels ``reach`` covers that still exist: a review
-    left in a deleted channel (stored before deletes closed them, or posted while one ran) is
-    nobody's to answer and is never listed."""
+    """Pending reviews in the channels ``reach`` covers that still exist, filtered and sorted by
+    ``query``: a review left in a deleted channel (stored before deletes closed them, or posted
+    while one ran) is nobody's to answer and is never listed."""
     live = await membership.channel_ids(db, reach)
-    if channel_id:
-        live = [channel_id] if channel_id in live else []
-    query: Doc = {**reach.scope(), "review.status": "pending", "channel_id": {"$in": live}}
+    for wanted in (channel_id, query.channel_id):
+        if wanted:
+            live = [wanted] if wanted in live else []
+    conditions: list[Doc] = [reach.scope(), {"review.status": "pending", "channel_id": {"$in": live}}]
+    if query.risks:
+        ranks = sorted({policies.RISK_RANK.get(r, 0) for r in query.risks})
+        conditions.append({"review.risk_rank": {"$in": ranks}})
+    if query.types:
+        conditions.append({"review.type": {"$in": list(query.types)}})
+    if query.older_than is not None:
+        before = int(utcnow().timestamp() * 1000) - query.older_than * 1000
+        conditions.append({"_id": {"$lt": min_id("msg", before)}})
     if cursor:
-        query["_id"] = {"$lt": cursor}
-    return await _newest_first(db, query, limit, reader_id or reach.owner_id)
+        conditions.append(_after(query, cursor))
+    docs = (
+        await collection(db, MESSAGES)
+        .find({"$and": conditions}, MESSAGE_PROJECTION)
+        .sort(_SORTS[query.sort])
+        .limit(limit)
+        .to_list()
+    )
+    # As Placet: a full page always carries a cursor (the next page may then be empty).
+    next_cursor = _cursor_of(query, docs[limit - 1]) if len(docs) >= limit else None
+    return [message_view_for(d, reader_id or reach.owner_id) for d in docs[:limit]], next_cursor
+
+
+async def backfill_risk_rank(db: Database) -> int:
+    """Give pending reviews stored before reviews carried ``risk_rank`` the rank of no label, so
+    the inbox sorted by risk pages over them too. Idempotent; cheap when there is nothing to do."""
+    result = await collection(db, MESSAGES).update_many(
+        {"review.status": "pending", "review.risk_rank": {"$exists": False}},
+        {"$set": {"review.risk_rank": 0}},
+    )
+    return result.modified_count
 
 
 async def _answerable(db: Database, access: Reach | Principal, message_id: str) -> tuple[MessageDoc, Reach]:
@@ -469,10 +639,14 @@ async def respond(
     response: Any,
     feedback: str | None = None,
     modified_file_ids: dict[str, str] | None = None,
+    *,
+    remember: RememberIn | None = None,
 ) -> MessageView:
     """Record the first response to a pending review; 409 for any later one. On a quorum review
     the response is the responder's vote. ``access`` is who answers (their channels and those
-    shared with them) or, for a credential that names the review itself, a ready reach."""
+    shared with them) or, for a credential that names the review itself, a ready reach. With
+    ``remember``, the answer and the remembered approval it makes (sayso_api.remembered) are
+    one transaction."""
     doc, reach = await _answerable(db, access, message_id)
     review = doc.get("review")
     if not review:
@@ -484,15 +658,39 @@ async def respond(
     except ReviewError as exc:
         raise _review_error(exc) from None
     if "quorum" in review:
+        if remember is not None:
+            raise ApiError(
+                422,
+                "invalid_remember",
+                "a quorum vote cannot be remembered: one person is not N approvals",
+                "remember",
+            )
         if feedback is not None or modified_file_ids is not None:
             field = "feedback" if feedback is not None else "modifiedFileIds"
             raise ApiError(422, "invalid_response", "a quorum vote is its response alone", field)
         return seen_by(await _vote(db, reach, doc, responder_id, clean), doc["owner_id"], responder_id)
+    entry = remembered.entry_for(doc, clean, remember, responder_id, now) if remember is not None else None
     answer = review_state.Answer(clean, responder_id, feedback, modified_file_ids)
     completion = review_state.completed(doc, answer, now)
-    updated = await collection(db, MESSAGES).find_one_and_update(
-        completion.filter, completion.update, projection={"_id": 1}, return_document=ReturnDocument.AFTER
-    )
+    updated: Any
+    if entry is None:
+        updated = await collection(db, MESSAGES).find_one_and_update(
+            completion.filter, completion.update, projection={"_id": 1}, return_document=ReturnDocument.AFTER
+        )
+    else:
+
+        async def answer_and_remember(session: AsyncClientSession) -> Any:
+            found = await collection(db, MESSAGES).find_one_and_update(
+                completion.filter, completion.update, projection={"_id": 1}, session=session
+            )
+            if found is not None:
+                await remembered.store(db, entry, session)
+            return found
+
+        async with db.client.start_session() as session:
+            updated = await session.with_transaction(answer_and_remember)
+        if updated is not None:
+            remembered.stored(db)
     if updated is None:
         current = await get_message(db, reach, message_id, None)
         _ensure_open(current["review"], now)

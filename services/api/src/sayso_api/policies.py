@@ -23,16 +23,17 @@ from typing import Any, Literal, NoReturn
 from pydantic import Field
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.errors import PyMongoError
 
+from sayso_api.followed import Followed
 from sayso_api.reviews import ReviewError, normalise_payload, validate_response
-from sayso_api.schemas import Out, QuorumIn, _In, _StrictIn
-from sayso_common import audit, loops, policies
+from sayso_api.schemas import OnExpireIn, Out, QuorumIn, _In, _StrictIn
+from sayso_api.settings import ApiSettings
+from sayso_common import audit, membership, policies
 from sayso_common.clock import utcnow
 from sayso_common.documents import PolicyDoc
 from sayso_common.http_errors import ApiError, not_found
 from sayso_common.ids import new_id
-from sayso_common.mongo import AGENTS, AUDIT, POLICIES, POLICY_VERSIONS, Database, collection
+from sayso_common.mongo import AGENTS, AUDIT, POLICIES, POLICY_VERSIONS, Database, collection, untyped
 from sayso_common.policies import ASK, Decision, Policy, PolicyError
 from sayso_common.principals import Principal
 from sayso_common.views import ReviewType
@@ -71,6 +72,8 @@ class SampleReviewIn(_In):
     type: ReviewType
     payload: dict[str, Any] = Field(default_factory=dict)
     quorum: QuorumIn | None = None
+    expires_in_seconds: int | None = Field(default=None, ge=1)
+    on_expire: OnExpireIn | None = None
 
 
 class SampleMessageIn(_StrictIn):
@@ -84,6 +87,16 @@ class PolicyTestIn(_StrictIn):
     message: SampleMessageIn = Field(description="The message as an agent would POST it (nothing is stored)")
 
 
+class AskedOut(Out):
+    """The review a matching ask rule would leave to people, its overrides applied to the sample."""
+
+    quorum: dict[str, int] | None = Field(default=None, description="{approvals}: null, no quorum")
+    expires_in_seconds: int = Field(description="The review's lifetime, after the rule's deadline")
+    on_expire: dict[str, Any] | None = Field(default=None, description="{response}: the default on timeout")
+    notify: list[str] | None = Field(default=None, description="The only reviewers told; null: all")
+    not_applied: list[str] = Field(default_factory=list, description="Overrides not applied, and why")
+
+
 class PolicyTestOut(Out):
     action: policies.Action = Field(description="What would happen: approve, reject, or ask (a person)")
     policy: str | None = Field(default=None, description="The matching rule's policy id; null: none matched")
@@ -94,6 +107,13 @@ class PolicyTestOut(Out):
     response: dict[str, Any] | None = Field(default=None, description="What approve or reject would record")
     risk: policies.Risk | None = None
     reason: str | None = Field(default=None, description="Why a matching approve/reject rule would not apply")
+    review_risk: policies.Risk | None = Field(
+        default=None,
+        description="The risk the review would carry: the higher of metadata.risk and the rule's",
+    )
+    asked: AskedOut | None = Field(
+        default=None, description="A matching ask rule with overrides: the review people would get"
+    )
 
 
 def _actor(who: Principal) -> str:
@@ -121,6 +141,32 @@ def _view(doc: PolicyDoc | None, channel_id: str | None) -> PolicyOut:
     )
 
 
+async def _check_notify(
+    db: Database, owner_id: str, channel_id: str | None, rules: tuple[policies.Rule, ...]
+) -> None:
+    """An ask rule's ``notify`` names the channel's reviewers (its owner and members) only; an
+    account rule's, the owner and the members of any of the owner's channels. (The notifier
+    tells those still reviewers when a review arrives, everyone if none is.)"""
+    named = [r for r in rules if r.overrides is not None and r.overrides.notify not in (None, ("owner",))]
+    if not named:
+        return
+    scope: dict[str, Any] = (
+        {"owner_id": owner_id} if channel_id is None else {"_id": channel_id, "owner_id": owner_id}
+    )
+    people = {owner_id}
+    async for agent in collection(db, AGENTS).find(scope, {"owner_id": 1, "members.user_id": 1}):
+        people |= membership.reviewers(agent)
+    for rule in named:
+        assert rule.overrides is not None
+        assert rule.overrides.notify is not None
+        for j, user_id in enumerate(rule.overrides.notify):
+            if user_id not in people:
+                raise ApiError(
+                    422, "invalid_policy", "is not the owner or a member of this channel",
+                    f"rules[{rule.index}].notify[{j}]",
+                )  # fmt: skip
+
+
 async def get_policy(db: Database, owner_id: str, channel_id: str | None) -> PolicyOut:
     """``owner_id``'s policy for ``channel_id`` (None: the account's); 404 for a channel that is
     not theirs."""
@@ -138,6 +184,7 @@ async def put_policy(db: Database, who: Principal, channel_id: str | None, body:
     except PolicyError as exc:
         raise ApiError(422, "invalid_policy", exc.problem, exc.field) from None
     await _own_channel(db, who.owner_id, channel_id)
+    await _check_notify(db, who.owner_id, channel_id, rules)
     stored = [rule.source() for rule in rules]
     now = utcnow()
     actor = _actor(who)
@@ -227,64 +274,37 @@ _MAX_HEADS = 100_000
 
 class PolicyBook:
     """The policies of this process: heads by (owner, channel) while the change stream vouches
-    for them, compiled rules by (policy id, version)."""
+    for them (:class:`~sayso_api.followed.Followed`), compiled rules by (policy id, version)."""
 
     def __init__(self, db: Database) -> None:
         self._policies = collection(db, POLICIES)
         self._compiled: dict[tuple[str, int], Policy] = {}
-        self._heads: dict[tuple[str, str], list[PolicyDoc]] = {}
-        # True only while a change stream on POLICIES is open; every change, open and close
-        # bumps the generation, so a read that started before one is never kept.
-        self._watching = False
-        self._generation = 0
+        self._heads: Followed[tuple[str, str], list[PolicyDoc]] = Followed(
+            untyped(db, POLICIES), "policies", limit=_MAX_HEADS
+        )
 
     @property
     def watching(self) -> bool:
-        return self._watching
+        return self._heads.watching
 
     def kept(self) -> int:
         """How many (owner, channel) heads are kept."""
-        return len(self._heads)
+        return self._heads.kept()
 
     def forget(self) -> None:
         """Drop every head kept (a policy changed, or may have)."""
-        self._heads.clear()
-        self._generation += 1
-
-    def _watched(self, watching: bool) -> None:
-        self._watching = watching
-        self.forget()
+        self._heads.forget()
 
     async def follow_changes(self) -> NoReturn:
         """Keep heads while a change stream on ``policies`` is open; run for the process's life."""
-
-        async def follow() -> None:
-            try:
-                async with await self._policies.watch(
-                    [{"$project": {"_id": 1}}], max_await_time_ms=loops.IDLE_AWAIT_MS
-                ) as stream:
-                    self._watched(True)
-                    async for _ in stream:
-                        self.forget()
-            finally:
-                self._watched(False)
-
-        await loops.forever("policies change stream", follow, errors=(PyMongoError,))
+        await self._heads.follow_changes()
 
     async def _read_heads(self, owner_id: str, channel_id: str) -> list[PolicyDoc]:
-        key = (owner_id, channel_id)
-        kept = self._heads.get(key) if self._watching else None
-        if kept is not None:
-            return kept
-        generation = self._generation
-        heads = await self._policies.find(
-            {"owner_id": owner_id, "channel_id": {"$in": [channel_id, None]}}, {"channel_id": 1, "version": 1}
-        ).to_list()
-        if self._watching and generation == self._generation:
-            if len(self._heads) >= _MAX_HEADS:
-                self._heads.clear()
-            self._heads[key] = heads
-        return heads
+        async def load() -> list[PolicyDoc]:
+            query = {"owner_id": owner_id, "channel_id": {"$in": [channel_id, None]}}
+            return await self._policies.find(query, {"channel_id": 1, "version": 1}).to_list()
+
+        return await self._heads.get((owner_id, channel_id), load)
 
     async def applying(self, owner_id: str, channel_id: str) -> tuple[Policy | None, Policy | None]:
         """(the channel's policy, the account's), either None when there is none."""
@@ -353,7 +373,7 @@ async def decision_for(
     return decision
 
 
-async def dry_run(db: Database, owner_id: str, body: PolicyTestIn) -> PolicyTestOut:
+async def dry_run(db: Database, settings: ApiSettings, owner_id: str, body: PolicyTestIn) -> PolicyTestOut:
     """What would happen to ``body.message`` in ``body.channel_id``, storing nothing."""
     await _own_channel(db, owner_id, body.channel_id)
     sample = body.message
@@ -369,6 +389,9 @@ async def dry_run(db: Database, owner_id: str, body: PolicyTestIn) -> PolicyTest
         body.channel_id, sample.text, sample.review.type, sample.review.payload, sample.metadata, quorum
     )
     decision = policies.decide(channel, account, message, payload, validate_response)
+    asked = None
+    if decision.action == "ask" and decision.overrides is not None:
+        asked = _asked(settings, owner_id, sample, payload, decision.overrides)
     return PolicyTestOut(
         action=decision.action,
         policy=decision.policy,
@@ -379,4 +402,31 @@ async def dry_run(db: Database, owner_id: str, body: PolicyTestIn) -> PolicyTest
         response=decision.response,
         risk=decision.risk,
         reason=decision.reason,
+        review_risk=policies.review_risk(sample.metadata, decision),
+        asked=asked,
+    )
+
+
+def _asked(
+    settings: ApiSettings,
+    owner_id: str,
+    sample: SampleMessageIn,
+    payload: dict[str, Any],
+    overrides: policies.AskOverrides,
+) -> AskedOut:
+    review = sample.review
+    longest = settings.review_max_ttl_seconds
+    lifetime = min(review.expires_in_seconds or settings.review_default_ttl_seconds, longest)
+    default = review.on_expire.response if review.on_expire is not None else None
+    approvals = review.quorum.approvals if review.quorum is not None else None
+    done = policies.apply_overrides(
+        overrides, review.type, payload, policies.Asked(approvals, float(lifetime), default),
+        owner_id=owner_id, longest=longest, check=validate_response,
+    )  # fmt: skip
+    return AskedOut(
+        quorum={"approvals": done.approvals} if done.approvals is not None else None,
+        expires_in_seconds=round(done.lifetime),
+        on_expire={"response": done.on_expire} if done.on_expire is not None else None,
+        notify=list(done.notify) if done.notify is not None else None,
+        not_applied=list(done.skipped),
     )

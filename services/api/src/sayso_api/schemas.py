@@ -222,6 +222,28 @@ class IterationsOut(Out):
     iterations: list[MessageView]
 
 
+# A remembered approval stands for 60 s to 7 days (sayso_api.remembered).
+REMEMBER_MIN_SECONDS = 60
+REMEMBER_MAX_SECONDS = 7 * 86_400
+
+
+class RememberIn(_StrictIn):
+    for_seconds: int = Field(
+        ge=REMEMBER_MIN_SECONDS,
+        le=REMEMBER_MAX_SECONDS,
+        description="How long the approval stands: 60 s to 7 days",
+    )
+    scope: Literal["channel", "run"] = Field(
+        description="channel: any run of this channel; run: only messages with the same metadata.runId"
+    )
+    run_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="scope run: the run (default: the message's metadata.runId, which it must equal)",
+    )
+
+
 class RespondIn(_In):
     response: dict[str, Any] = Field(
         description="Answer shaped by the review type (see the review types table)"
@@ -229,6 +251,11 @@ class RespondIn(_In):
     feedback: str | None = Field(default=None, max_length=4000, description="What the human wants changed")
     modified_file_ids: dict[str, str] | None = Field(
         default=None, max_length=20, description="Original attachment id -> id of the human's edited file"
+    )
+    remember: RememberIn | None = Field(
+        default=None,
+        description="Approve the same action (channel, metadata.tool, metadata.args) for a while: "
+        "an approving answer to a review whose message has metadata.tool",
     )
 
 

@@ -3,7 +3,9 @@ notification documents (table tests in tests/notifier/test_units.py).
 
 Recipients are the channel's owner and its members (a shared channel's reviewers); each by
 the kinds their preferences allow (e-mail unless turned off, Slack if they set a webhook), plus
-the channel's own Slack webhook. The same people are reminded at each ``review.reminders``
+the channel's own Slack webhook. A review a policy's ask rule gave ``notify`` tells only those of
+its reviewers (everyone, if none of them is a reviewer any more: a review is never announced to
+nobody); the channel's own Slack webhook is not a person and still gets it. The same people are reminded at each ``review.reminders``
 offset; each ``review.escalation`` step tells the channel's reviewers it names (the API refuses
 any other address; one whose reviewer was removed since is recorded as skipped, never looked up
 as an account). Everything is planned at once, with its due time, so a notifier that restarts
@@ -30,10 +32,13 @@ EMAIL_NOT_CONFIGURED = (
 NOT_A_REVIEWER = "not the owner or a member of this channel: escalations only go to its reviewers"
 
 
-def recipients(agent: AgentDoc) -> list[str]:
-    """The people who answer the channel's reviews (``membership.reviewers``), owner first."""
+def recipients(agent: AgentDoc, notify: list[str] | None = None) -> list[str]:
+    """The people who answer the channel's reviews (``membership.reviewers``), owner first; with
+    ``notify`` (an ask rule's), those of them it names, unless it names none of them."""
     others = membership.reviewers(agent) - {agent["owner_id"]}
-    return [agent["owner_id"], *sorted(others)]
+    people = [agent["owner_id"], *sorted(others)]
+    chosen = [user_id for user_id in people if user_id in (notify or ())]
+    return chosen or people
 
 
 def _for_user(
@@ -90,8 +95,9 @@ def plan(
         if now < expires - timedelta(seconds=s)
     ]
     docs: list[NotificationDoc] = []
+    people = recipients(agent, review.get("notify"))
     for purpose, due in rounds:
-        for user_id in recipients(agent):
+        for user_id in people:
             user = users.get(user_id)
             if user is not None:
                 docs += _for_user(message, user, purpose, due, now, email_ready)

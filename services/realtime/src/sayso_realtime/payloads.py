@@ -4,7 +4,8 @@ Message and review events carry the message exactly as the API returns it (``Mes
 a dashboard renders live updates with the code that renders API responses. The event id is added
 as ``eventId`` (the message's own ``id`` stays the message id): it is what a client hands back as
 ``lastEventId`` / ``Last-Event-ID`` to resume. Status events carry their data in the same
-camelCase, plus ``channelId`` (a delivery status names the event it delivered ``deliveredEventId``). A member of the channel (a user it was shared with) gets the
+camelCase, plus ``channelId`` (a delivery status names the event it delivered ``deliveredEventId``;
+``approval:remembered`` and ``approval:revoked`` carry the remembered approval). A member of the channel (a user it was shared with) gets the
 message without the owner's webhook settings, as the API shows it to them
 (``sayso_common.views.seen_by``).
 """
@@ -15,7 +16,15 @@ from typing import Any
 
 from pydantic.alias_generators import to_camel
 
-from sayso_common.events import AgentStatusChanged, DeliveryStatusChanged, Event, ReviewVoted, wire_name
+from sayso_common.events import (
+    AgentStatusChanged,
+    ApprovalRemembered,
+    ApprovalRevoked,
+    DeliveryStatusChanged,
+    Event,
+    ReviewVoted,
+    wire_name,
+)
 from sayso_common.views import seen_by
 
 # A delivery status's ``event_id`` (the event delivered) as the gateway sends it.
@@ -29,7 +38,7 @@ def event_name(event: Event) -> str:
 
 def payload(event: Event, reader_id: str) -> dict[str, Any]:
     """What ``reader_id`` (the channel's owner, or a member of it) receives for ``event``."""
-    if isinstance(event, AgentStatusChanged | DeliveryStatusChanged):
+    if isinstance(event, AgentStatusChanged | DeliveryStatusChanged | ApprovalRemembered | ApprovalRevoked):
         data = {to_camel(k): v for k, v in event.data.model_dump(mode="json").items()}
         if isinstance(event, DeliveryStatusChanged):
             # The delivered event's id, under its own name: ``eventId`` is this status event's own

@@ -61,6 +61,8 @@ PRODUCERS: dict[str, str] = {
     topics.REVIEW_VOTED: "api (outbox relay): a reviewer voted on a quorum review",
     topics.DELIVERY_STATUS: "dispatcher (outbox relay): a webhook attempt's outcome; api: a manual re-send",
     topics.AGENT_STATUS: "api (outbox relay): an agent reported its status",
+    topics.APPROVAL_REMEMBERED: "api (outbox relay): a person's approving answer was remembered for the same action",
+    topics.APPROVAL_REVOKED: "api (outbox relay): a remembered approval was revoked",
 }
 
 # What the realtime gateway calls a delivery status's event_id (sayso_realtime.payloads).
@@ -116,7 +118,7 @@ def _schemas() -> dict[str, Any]:
             },
         ],
     }
-    for name in ("DeliveryStatusData", "AgentStatusData"):
+    for name in ("DeliveryStatusData", "AgentStatusData", "RememberedData"):
         data = _camel_object(schemas[name])
         properties, required = data["properties"], data["required"]
         if name == "DeliveryStatusData":
@@ -127,7 +129,8 @@ def _schemas() -> dict[str, Any]:
             **data,
             "title": f"Realtime{name.removesuffix('Data')}",
             "properties": {**properties, "channelId": channel_id, "eventId": event_id},
-            "required": [*required, "channelId", "eventId"],
+            # dict.fromkeys: a remembered approval's data has its own channelId.
+            "required": list(dict.fromkeys([*required, "channelId", "eventId"])),
         }
     schemas["CredentialsRevoked"] = {
         "type": "object",
@@ -148,6 +151,8 @@ def _realtime_schema(model: type[events._Event]) -> str:
         return "RealtimeDeliveryStatus"
     if model is events.AgentStatusChanged:
         return "RealtimeAgentStatus"
+    if model is events.ApprovalRemembered or model is events.ApprovalRevoked:
+        return "RealtimeRemembered"
     return "RealtimeMessage"
 
 

@@ -1,6 +1,8 @@
 """Policies: rules that answer a review before a person sees it (sayso_common.policies). Owner
 only: a channel's policy is its owner's (members and others get 404, as for every channel
-setting), the account's policy the caller's own."""
+setting), the account's policy the caller's own. Also remembered approvals
+(sayso_api.remembered): listed to the channel's owner and members, revoked by the owner (a member
+revokes only those their own answers made)."""
 
 from __future__ import annotations
 
@@ -8,9 +10,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from sayso_api import policies
+from sayso_api import policies, remembered
 from sayso_api.deps import Ctx, CurrentPrincipal
 from sayso_api.policies import PolicyIn, PolicyOut, PolicyTestIn, PolicyTestOut, PolicyVersionOut
+from sayso_api.remembered import RememberedOut
 from sayso_api.schemas import DataList
 
 router = APIRouter(prefix="/api/v1", tags=["policies"])
@@ -60,4 +63,23 @@ async def account_policy_versions(
 async def test_policy(body: PolicyTestIn, who: CurrentPrincipal, ctx: Ctx) -> PolicyTestOut:
     """Dry run: which rule a message would match in the channel and what would happen, with the
     saved policies; nothing is stored or sent."""
-    return await policies.dry_run(ctx.db, who.owner_id, body)
+    return await policies.dry_run(ctx.db, ctx.settings, who.owner_id, body)
+
+
+@router.get("/agents/{agent_id}/remembered", response_model=DataList[RememberedOut])
+async def remembered_approvals(agent_id: str, who: CurrentPrincipal, ctx: Ctx) -> DataList[RememberedOut]:
+    """The channel's remembered approvals still in force, newest first (its owner and members)."""
+    owner = await ctx.readable_channel(who, agent_id)
+    return DataList(data=await remembered.list_live(ctx.db, owner, agent_id))
+
+
+@router.delete("/agents/{agent_id}/remembered/{remembered_id}", response_model=RememberedOut)
+async def revoke_remembered(
+    agent_id: str, remembered_id: str, who: CurrentPrincipal, ctx: Ctx
+) -> RememberedOut:
+    """Revoke a remembered approval at once (an ``approval.revoked`` event): the owner any, a
+    member their own; 404 when it is not live or not theirs to revoke."""
+    owner = await ctx.readable_channel(who, agent_id)
+    revoked = await remembered.revoke(ctx.db, who, owner, agent_id, remembered_id)
+    ctx.outbox_written()
+    return revoked
