@@ -21,6 +21,7 @@ from bench.verdict import results_dir
 SCENARIOS: dict[str, Callable[[BenchStack], Awaitable[Result]]] = {
     "ingest": ingest.run,
     "ingest-policies": policies.run,
+    "auto-webhook": policies.auto_webhook,
     "delivery": delivery.throughput,
     "latency": delivery.latency,
     "isolation": delivery.isolation,

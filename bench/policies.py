@@ -5,10 +5,16 @@ read the policy heads (one indexed query); the second also evaluates the 50 comp
 
 from __future__ import annotations
 
+import asyncio
+import statistics
+import time
+
 import httpx
 
+from bench.delivery import Sink, _respond_timings
 from bench.harness import Account, BenchStack, Result
 from bench.loadgen import LoadResult, load
+from bench.realtime import pct
 from bench.resources import Usage
 from bench.verdict import unreliable_baseline
 
@@ -98,4 +104,82 @@ async def run(stack: BenchStack) -> Result:
         series={"with rules rps": [r.rps for r in with_rules], "without rps": [r.rps for r in without]},
         resources=(usage_with + usage_without).as_dict(),
         unreliable=unreliable_baseline(ratio, [r.rps for r in without]),
+    )
+
+
+AUTO_ROUNDS = 60
+
+
+async def auto_webhook(stack: BenchStack) -> Result:
+    """Issue #29: a review a policy approves on arrival reaches the agent's webhook p99 <= 100 ms
+    after the POST returns, at light load — sequential POSTs into a channel whose rule approves
+    them, each timed from the POST's send and its return to the receiver's first request. Beside
+    it, in the same run, the same path for a review a person answers (respond's return to the
+    webhook), the figure the auto-answer's path is made of after its insert."""
+    api = stack.service("api", instance="api-bench")
+    stack.service("dispatcher", instance="dispatcher-bench")
+    sink = await Sink().start()
+    try:
+        base = f"http://127.0.0.1:{api.port}"
+        account = Account.create(base)
+        channel = account.agent(base, webhookUrl=sink.url("auto"))
+        rule = {"name": "staging deploys", "match": {"metadata.tool": "deploy", "metadata.env": "staging"},
+                "action": "approve"}  # fmt: skip
+        async with httpx.AsyncClient(
+            base_url=base, headers={"x-api-key": account.api_key}, timeout=30
+        ) as client:
+            (await client.put(f"/api/v1/agents/{channel}/policy", json={"rules": [rule]})).raise_for_status()
+            await asyncio.sleep(2)
+            timings: list[tuple[float, float]] = []
+            for n in range(AUTO_ROUNDS + 5):
+                before = sink.count
+                sent = time.perf_counter()
+                posted = await client.post(
+                    "/api/v1/messages",
+                    json={
+                        "channelId": channel,
+                        "text": f"deploy #{n}",
+                        "review": {"type": "approval"},
+                        "metadata": {"tool": "deploy", "env": "staging", "args": {"build": n}},
+                    },
+                )
+                returned = time.perf_counter()
+                posted.raise_for_status()
+                if posted.json()["review"]["status"] != "completed":
+                    raise RuntimeError("the policy did not answer the review on arrival")
+                deadline = time.monotonic() + 30
+                while sink.count <= before and time.monotonic() < deadline:
+                    await asyncio.sleep(0.001)
+                arrived = time.perf_counter()
+                if n >= 5:  # the first few warm the dispatcher's connection and caches
+                    timings.append(((arrived - sent) * 1000, (arrived - returned) * 1000))
+        person_channel = account.agent(base, webhookUrl=sink.url("person"))
+        await asyncio.sleep(1)
+        person = [r for _, r in await _respond_timings(base, account, person_channel, sink, 30)]
+    finally:
+        await sink.stop()
+    from_send = [s for s, _ in timings]
+    from_return = [r for _, r in timings]
+    p99 = pct(from_return, 0.99)
+    return Result(
+        name="Auto-approved review to webhook",
+        measure={
+            "p50_ms_after_return": round(statistics.median(from_return), 1),
+            "p99_ms_after_return": round(p99, 1),
+            "p50_ms_from_send": round(statistics.median(from_send), 1),
+            "p99_ms_from_send": round(pct(from_send, 0.99), 1),
+        },
+        baseline={
+            "person_answer_p50_ms_after_return": round(statistics.median(person), 1),
+            "person_answer_p99_ms_after_return": round(pct(person, 0.99), 1),
+        },
+        ratio=None,
+        target="p99 <= 100 ms after the POST returns",
+        met=p99 <= 100,
+        notes=[
+            f"{AUTO_ROUNDS} sequential POSTs (after 5 warm-up) answered by a channel rule on arrival; "
+            "timed to the receiver's first request. Baseline: 30 person answers, respond's return to the "
+            "webhook, same run"
+        ],
+        series={"after return ms": from_return, "from send ms": from_send},
     )
