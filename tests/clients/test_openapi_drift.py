@@ -43,6 +43,7 @@ PAIRS: list[tuple[type[BaseModel], str, str]] = [
     (sayso.ScopedToken, "ScopedTokenCreated", "ScopedTokenOut"),
     (sayso.Policy, "PolicyOut", "PolicyOut"),
     (sayso.PolicyTest, "PolicyTestOut", "PolicyTestOut"),
+    (models.PolicyAsked, "AskedOut", "AskedOut"),
     (sayso.AuditPage, "AuditPage", "AuditPage"),
     (sayso.AuditEntry, "AuditEntryOut", "AuditEntryOut"),
     (sayso.AuditActor, "AuditActorOut", "AuditActorOut"),

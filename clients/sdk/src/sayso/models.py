@@ -244,9 +244,20 @@ class Policy(ApiModel):
     updated_at: datetime | None = None
 
 
+class PolicyAsked(ApiModel):
+    """The review a matching ``ask`` rule would leave to people, its overrides applied."""
+
+    quorum: dict[str, int] | None = None
+    expires_in_seconds: int
+    on_expire: dict[str, Any] | None = None
+    notify: list[str] | None = None
+    not_applied: list[str] = Field(default_factory=list)
+
+
 class PolicyTest(ApiModel):
     """What a dry run says would happen to a message: ``action`` approve, reject or ask (a
-    person), and the rule that matched (None when none did)."""
+    person), the rule that matched (None when none did), the risk the review would carry and,
+    for an ``ask`` rule with overrides, the review people would get."""
 
     action: Literal["approve", "reject", "ask"]
     policy: str | None = None
@@ -257,6 +268,8 @@ class PolicyTest(ApiModel):
     response: dict[str, Any] | None = None
     risk: str | None = None
     reason: str | None = None
+    review_risk: str | None = None
+    asked: PolicyAsked | None = None
 
 
 class AuditActor(ApiModel):
