@@ -70,6 +70,14 @@ class Sink:
         if self._runner:
             await self._runner.cleanup()
 
+    async def next_arrival(self, before: int, timeout: float = 30.0) -> float:
+        """When the receiver got its request number ``before + 1`` (perf_counter), checked every
+        millisecond (latency figures), or the time the wait gave up."""
+        deadline = time.monotonic() + timeout
+        while self.count <= before and time.monotonic() < deadline:
+            await asyncio.sleep(0.001)
+        return time.perf_counter()
+
     async def wait_count(self, n: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while self.count < n and time.monotonic() < deadline:
@@ -232,10 +240,7 @@ async def _respond_timings(
             sent = time.perf_counter()
             await respond(human, stack_api, message_id)
             answered = time.perf_counter()
-            deadline = time.monotonic() + 30
-            while sink.count <= before and time.monotonic() < deadline:
-                await asyncio.sleep(0.001)
-            arrived = time.perf_counter()
+            arrived = await sink.next_arrival(before)
             out.append(((arrived - sent) * 1000, (arrived - answered) * 1000))
     return out
 
