@@ -155,6 +155,17 @@ async def test_answer_only_when_granted_and_only_in_its_channels(stack: RunningS
         answered = await bearer.post(f"/api/v1/reviews/{scene.in_a['id']}/respond", json=body)
         assert answered.status_code == 200, answered.text
         assert answered.json()["review"]["status"] == "completed"
+        # The answer comes back as the token reads: never with the owner's webhook settings.
+        assert answered.json()["webhookUrl"] is None
+        # A quorum vote is a person's: a token casts none (the owner can still vote).
+        quorum = await scene.owner.post_message(
+            scene.a, text="two people", review={"type": "approval", "quorum": {"approvals": 2}}
+        )
+        approve = {"response": {"selectedOption": "approve"}}
+        vote = await bearer.post(f"/api/v1/reviews/{quorum['id']}/respond", json=approve)
+        assert vote.status_code == 403, vote.text
+        assert vote.json()["error"]["code"] == "vote_not_allowed"
+    assert (await scene.owner.respond(quorum["id"], {"selectedOption": "approve"})).status_code == 200
 
 
 async def test_an_expired_or_revoked_token_is_refused(stack: RunningStack, scene: Scene) -> None:

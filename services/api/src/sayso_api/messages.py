@@ -641,9 +641,12 @@ async def respond(
     modified_file_ids: dict[str, str] | None = None,
     *,
     remember: RememberIn | None = None,
+    viewer_id: str | None = None,
+    may_vote: bool = True,
 ) -> MessageView:
     """Record the first response to a pending review; 409 for any later one. On a quorum review
-    the response is the responder's vote. ``access`` is who answers (their channels and those
+    the response is the responder's vote (refused unless ``may_vote``: a credential that is not
+    a person's). The answer is shown as ``viewer_id`` (default: the responder) may see it. ``access`` is who answers (their channels and those
     shared with them) or, for a credential that names the review itself, a ready reach. With
     ``remember``, the answer and the remembered approval it makes (sayso_api.remembered) are
     one transaction."""
@@ -657,7 +660,10 @@ async def respond(
         clean = validate_response(review["type"], review.get("payload") or {}, response)
     except ReviewError as exc:
         raise _review_error(exc) from None
+    viewer = viewer_id or responder_id
     if "quorum" in review:
+        if not may_vote:
+            raise ApiError(403, "vote_not_allowed", "each vote on a quorum review is a person's", "response")
         if remember is not None:
             raise ApiError(
                 422,
@@ -668,7 +674,7 @@ async def respond(
         if feedback is not None or modified_file_ids is not None:
             field = "feedback" if feedback is not None else "modifiedFileIds"
             raise ApiError(422, "invalid_response", "a quorum vote is its response alone", field)
-        return seen_by(await _vote(db, reach, doc, responder_id, clean), doc["owner_id"], responder_id)
+        return seen_by(await _vote(db, reach, doc, responder_id, clean), doc["owner_id"], viewer)
     entry = remembered.entry_for(doc, clean, remember, responder_id, now) if remember is not None else None
     answer = review_state.Answer(clean, responder_id, feedback, modified_file_ids)
     completion = review_state.completed(doc, answer, now)
@@ -695,7 +701,7 @@ async def respond(
         current = await get_message(db, reach, message_id, None)
         _ensure_open(current["review"], now)
         raise ApiError(409, "review_closed", "the review is no longer pending")
-    return seen_by(completion.view, doc["owner_id"], responder_id)
+    return seen_by(completion.view, doc["owner_id"], viewer)
 
 
 async def _vote(db: Database, reach: Reach, doc: MessageDoc, voter_id: str, response: Any) -> MessageView:

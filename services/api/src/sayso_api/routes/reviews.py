@@ -133,6 +133,10 @@ async def respond(message_id: str, body: RespondIn, user: CurrentAnswerer, ctx: 
         body.feedback,
         body.modified_file_ids,
         remember=body.remember,
+        # A scoped token answers for its owner, but sees what a member sees (never the owner's
+        # webhook settings) and casts no quorum vote (a vote is a person's).
+        viewer_id=user.reader_id,
+        may_vote=user.kind != "scoped",
     )
     ctx.outbox_written()
     return view
