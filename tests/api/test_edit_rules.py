@@ -90,6 +90,24 @@ def test_bad_edit_is_refused_naming_the_field(edit: Any, field: str) -> None:
     assert caught.value.field == field, caught.value
 
 
+def _nested(levels: int) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "array"}
+    for _ in range(levels):
+        schema = {"type": "array", "items": schema}
+    return schema
+
+
+@pytest.mark.parametrize("levels", [40, 150, 2000])
+def test_a_deeply_nested_schema_is_refused_not_a_crash(levels: int) -> None:
+    """150 levels of nested items (1.7 KB) overflowed jsonschema's recursion: a 500 at post time."""
+    with pytest.raises(ReviewError) as caught:
+        normalise_payload(
+            "approval", {"edit": {"args": {}, "schema": {"properties": {"a": _nested(levels)}}}}
+        )
+    assert caught.value.field == "review.payload.edit.schema"
+    assert "nested" in caught.value.message
+
+
 @pytest.mark.parametrize(
     "edit",
     [

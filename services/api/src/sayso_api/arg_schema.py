@@ -139,14 +139,33 @@ def _uses(schema: Any, keyword: str) -> bool:
     return False
 
 
+# Deeper schemas are refused before jsonschema walks them (it recurses, and ~150 levels of
+# nested ``items`` overflowed Python's stack inside check_schema: a 500).
+MAX_SCHEMA_DEPTH = 32
+
+
+def _depth(value: Any) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
 def checker(schema: Any) -> Callable[[Any], None]:
     """Check ``schema`` and return a function that checks arguments against it (raising
     :class:`BadArgsError`). Raises :class:`BadSchemaError` for a schema that is not a valid draft
     2020-12 schema or that these rules cannot use."""
     if not isinstance(schema, dict | bool):
         raise BadSchemaError("must be a JSON Schema (an object)")
+    if _depth(schema) > MAX_SCHEMA_DEPTH:
+        raise BadSchemaError(f"is nested more than {MAX_SCHEMA_DEPTH} levels deep")
     try:
         _Validator.check_schema(schema)
+    except RecursionError:
+        raise BadSchemaError("is nested too deeply") from None
     except SchemaError as exc:
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in exc.path)
         raise BadSchemaError(
