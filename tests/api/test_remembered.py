@@ -196,6 +196,15 @@ async def test_scope_run_answers_only_the_same_run(team: list[Owner]) -> None:
         (HOUR, {"selectedOption": "reject"}, {}, "remember"),
         (HOUR, APPROVE, {"metadata": {"tool": None}}, "remember"),
         (HOUR, APPROVE, {"review": {"quorum": {"approvals": 1}}}, "remember"),
+        # An edited answer approved other arguments than those an entry would bind.
+        (
+            HOUR,
+            {**APPROVE, "editedArgs": {**ARGS, "replicas": 1}},
+            {"review": {"payload": {"edit": {"args": ARGS}}}},
+            "remember",
+        ),
+        # Arguments offered for editing but not sent as metadata.args: nothing to bind to.
+        (HOUR, APPROVE, {"review": {"payload": {"edit": {"args": {"service": "db"}}}}}, "remember"),
     ],
 )
 async def test_a_bad_remember_is_refused_and_answers_nothing(
@@ -410,3 +419,21 @@ async def test_an_embedded_page_answers_but_never_remembers(stack: RunningStack,
         assert await remembered(owner.agent, agent["id"]) == []
         plain = await page.post(f"/api/v1/reviews/{message['id']}/respond", json={"response": APPROVE})
         assert plain.status_code == 200, plain.text
+
+
+async def test_removing_a_member_revokes_what_they_remembered(team: list[Owner]) -> None:
+    """Found in the review read: a removed member's "allow for 7 days" kept answering the owner's
+    channel. Removal revokes their entries (the owner's stay), each with its event."""
+    owner, member, _ = team
+    agent = await shared_agent(team)
+    channel = agent["id"]
+    theirs = await call(owner, channel)
+    assert (await answer(member, theirs["id"], HOUR)).status_code == 200
+    mine = await call(owner, channel, {"other": True})
+    assert (await answer(owner, mine["id"], HOUR)).status_code == 200
+    assert (await call(owner, channel))["review"]["status"] == "completed"
+    removed = await owner.human.delete(f"/api/v1/agents/{channel}/members/{member.user_id}")
+    assert removed.status_code in (200, 204), removed.text
+    assert [e["createdBy"] for e in await remembered(owner.agent, channel)] == [owner.user_id]
+    assert (await call(owner, channel))["review"]["status"] == "pending"
+    assert (await call(owner, channel, {"other": True}))["review"]["status"] == "completed"

@@ -4,6 +4,7 @@ channel's owner, signed in as a user, manages its members."""
 
 from __future__ import annotations
 
+from sayso_api import remembered
 from sayso_api.auth import normalise_email
 from sayso_common import notifications
 from sayso_common.clock import utcnow
@@ -67,3 +68,5 @@ async def remove_member(db: Database, owner_id: str, agent_id: str, user_id: str
     sent = collection(db, NOTIFICATIONS)
     await sent.update_many(*notifications.cancel_for_removed_reviewer(agent_id, user_id, now))
     await sent.update_many(*notifications.links_revoked(agent_id, user_id, now))
+    # And the approvals they remembered in the channel answer nothing more.
+    await remembered.revoke_granted_by(db, owner_id, agent_id, user_id)

@@ -89,6 +89,16 @@ def entry_for(
     tool = metadata.get("tool")
     if not isinstance(tool, str) or not tool:
         raise _refuse("the message has no metadata.tool: only a tool call's approval can be remembered")
+    # An entry binds the tool and metadata.args. An answer that changed the arguments approved
+    # other ones than those, and arguments offered only for editing are not what it would bind:
+    # remembering either would approve later calls the person never saw.
+    if "editedArgs" in clean:
+        raise _refuse("an answer with edited arguments cannot be remembered: it approves other arguments")
+    edit = payload.get("edit")
+    if isinstance(edit, dict) and edit.get("args") != metadata.get("args"):
+        raise _refuse(
+            "the review offers arguments for editing that are not its metadata.args: nothing to bind to"
+        )
     run_id = None
     if remember.scope == "run":
         sent = metadata.get("runId")
@@ -290,19 +300,46 @@ async def revoke(
     }
     if who.owner_id != owner_id:
         query["created_by"] = who.owner_id
-    coll = collection(db, REMEMBERED)
-    entry = await coll.find_one(query, {"outbox": 0, "outbox_dead": 0})
-    if entry is None:
+    entry = await collection(db, REMEMBERED).find_one(query, {"outbox": 0, "outbox_dead": 0})
+    revoked = None if entry is None else await _revoke(db, query, entry, actor(who), now)
+    if revoked is None:  # none, or revoked or expired between the two reads
         raise not_found("remembered approval")
-    by = actor(who)
-    event = ApprovalRevoked(channel_id=channel_id, owner_id=owner_id, occurred_at=now, data=_data(entry, by))
-    revoked = await coll.find_one_and_update(
+    stored(db)
+    return _view(revoked)
+
+
+async def _revoke(
+    db: Database, query: Doc, entry: RememberedDoc, by: str, now: datetime
+) -> RememberedDoc | None:
+    """Mark ``entry`` (still matching ``query``) revoked by ``by``, with its approval.revoked
+    event in the same write; None when it no longer matches."""
+    event = ApprovalRevoked(
+        channel_id=entry["channel_id"], owner_id=entry["owner_id"], occurred_at=now, data=_data(entry, by)
+    )
+    return await collection(db, REMEMBERED).find_one_and_update(
         query,
         {"$set": {"revoked_at": now, "revoked_by": by}, "$push": {"outbox": event_to_document(event)}},
         projection={"outbox": 0, "outbox_dead": 0},
         return_document=ReturnDocument.AFTER,
     )
-    if revoked is None:  # revoked or expired between the two reads
-        raise not_found("remembered approval")
-    stored(db)
-    return _view(revoked)
+
+
+async def revoke_granted_by(db: Database, owner_id: str, channel_id: str, user_id: str) -> int:
+    """Revoke every live entry ``user_id`` made in the channel (they were removed from it: what
+    they may no longer answer, their remembered approvals no longer answer either); each revoke
+    is recorded as the owner's, with its own event. Returns how many."""
+    now = utcnow()
+    live: Doc = {
+        "channel_id": channel_id,
+        "owner_id": owner_id,
+        "created_by": user_id,
+        "revoked_at": None,
+        "expires_at": {"$gt": now},
+    }
+    count = 0
+    async for entry in collection(db, REMEMBERED).find(live, {"outbox": 0, "outbox_dead": 0}):
+        if await _revoke(db, {**live, "_id": entry["_id"]}, entry, owner_id, now) is not None:
+            count += 1
+    if count:
+        stored(db)
+    return count
