@@ -544,6 +544,18 @@ def test_ask_overrides_never_loosen(
     assert tuple(why.split(" ", 1)[0] for why in done.skipped) == skipped
 
 
+def test_an_ask_rule_puts_no_quorum_on_an_editable_action() -> None:
+    """Found in the review read: a rule's quorum landed on a review offering its arguments for
+    editing, which the API refuses an agent (each reviewer would approve other arguments)."""
+    payload = normalise_payload("approval", {**DEFAULT, "edit": {"args": {"n": 1}}})
+    done = policies.apply_overrides(
+        overrides(quorum={"approvals": 2}), "approval", payload, policies.Asked(None, 600, None),
+        owner_id="usr_owner", longest=86_400, check=validate_response,
+    )  # fmt: skip
+    assert done.approvals is None
+    assert [why.split(":")[0] for why in done.skipped] == ["quorum not applied"]
+
+
 def test_notify_owner_names_the_owner() -> None:
     asked = policies.Asked(None, 600, None)
     done = policies.apply_overrides(

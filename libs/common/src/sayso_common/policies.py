@@ -481,6 +481,12 @@ def apply_overrides(
                 "quorum not applied: only approval reviews with an approving option and one that "
                 "does not approve take a quorum"
             )
+        elif payload.get("edit") is not None:
+            # As the API refuses an agent's quorum on such a review (sayso_api.reviews).
+            skipped.append(
+                "quorum not applied: the review offers its action for editing, and each reviewer "
+                "would approve different arguments"
+            )
         else:
             approvals = overrides.quorum
     if overrides.expires_in_seconds is not None:
