@@ -18,6 +18,9 @@ from sayso.reviews import Option
 APPROVE = Option(id="approve", label="Approve", style="primary")
 REJECT = Option(id="reject", label="Reject", style="danger")
 APPROVING = frozenset({"approve", "approved", "accept", "accepted", "yes", "ok"})
+# With the default ids, an option styled so also approves: the server's one rule
+# (sayso_common.quorum.option_approves), which policies, quorums and remembered approvals follow.
+APPROVING_STYLES = frozenset({"primary", "success"})
 # metadata.args is shown to the reviewer; a longer value is cut (the API bounds metadata at 16 KiB).
 MAX_ARG_CHARS = 2000
 
@@ -127,9 +130,17 @@ def decision_of(message: Message, approve: Collection[str] = APPROVING) -> Decis
     comment = response.get("comment")
     edited = response.get("editedArgs")
     dismissed = response.get("_dismissed") is True
+    styles = {
+        o.get("id"): o.get("style")
+        for o in (review.payload or {}).get("options") or []
+        if isinstance(o, dict)
+    }
+    approving = option is not None and (
+        option in approve or (approve is APPROVING and styles.get(option) in APPROVING_STYLES)
+    )
     return Decision(
         message_id=message.id,
-        approved=option is not None and option in approve and not dismissed,
+        approved=approving and not dismissed,
         option=option,
         comment=comment if isinstance(comment, str) else (review.feedback or None),
         edited_args=dict(edited) if isinstance(edited, dict) else None,
