@@ -29,6 +29,7 @@ from sayso_common.events import (
     EventTooLargeError,
     MessageCreated,
     MessageData,
+    ReviewResponded,
     event_to_document,
     outbox_entry,
 )
@@ -36,7 +37,7 @@ from sayso_common.ids import min_id
 from sayso_common.lease import Lease
 from sayso_common.mongo import DEAD_LETTERS, MESSAGES, Doc, ensure_indexes
 from sayso_common.outbox import OutboxRelay
-from sayso_common.views import AttachmentView, MessageView
+from sayso_common.views import AttachmentView, MessageView, ReviewView
 from sayso_expirer import backlog
 from tests.conftest import Infra
 from tests.realtime.clients import Inbox, sse_stream
@@ -183,6 +184,45 @@ async def test_a_record_the_producer_refuses_is_moved_aside(infra: Infra) -> Non
         assert (await db[MESSAGES].find_one({"_id": "doc"}) or {}).get("outbox") == []
         stored = await db["events"].distinct("_id")
         assert sorted(stored) == sorted([events[0].id, events[2].id])
+    finally:
+        await relay.close()
+        await client.drop_database(db.name)
+        await client.close()
+
+
+async def test_a_decision_whose_event_is_moved_aside_is_audited_all_the_same(infra: Infra) -> None:
+    """The review's state changed even though its event never reached the broker: the audit log
+    still records the decision (found in the review read: dead-lettered decisions had none)."""
+    client: AsyncMongoClient[Doc] = AsyncMongoClient(infra.mongo_url, tz_aware=True)
+    db = client[f"relay_{secrets.token_hex(4)}"]
+    await ensure_indexes(db)
+    view = MessageView(
+        id="msg_big",
+        channel_id="ch_x",
+        text="z" * 40_000,
+        created_at=utcnow(),
+        review=ReviewView(
+            type="approval", status="completed", response={"selectedOption": "approve"}, responded_by="usr_1"
+        ),
+    )
+    answered = ReviewResponded(channel_id="ch_x", owner_id="o", data=MessageData(message=view))
+    await db[MESSAGES].insert_one({"_id": "msg_big", "outbox": [event_to_document(answered)]})
+    relay = OutboxRelay(
+        db,
+        lambda: AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, max_request_size=20_000),
+        [MESSAGES],
+        topic_prefix=f"t{secrets.token_hex(3)}.",
+        lease=Lease(db, "relay", "me", 30),
+    )
+    try:
+        await relay.producer.start()
+        relay.producer_started = True
+        assert await relay.drain() == 0
+        assert await db[DEAD_LETTERS].find_one({"_id": answered.id}) is not None
+        entries = await db["audit"].find({"message_id": "msg_big"}).to_list()
+        assert [(e["_id"], e["kind"], e["decision"]) for e in entries] == [
+            (answered.id, "answered", "approve")
+        ]
     finally:
         await relay.close()
         await client.drop_database(db.name)

@@ -300,6 +300,8 @@ class OutboxRelay:
     async def _publish(self, collection: str, docs: list[Doc]) -> int:
         ready: list[_Ready] = []
         dead: list[DeadLetterDoc] = []
+        # The readable events among them: the change each records happened all the same.
+        dead_events: list[Event] = []
         # Entries without a readable id are pulled by value, the rest by id in one statement.
         pulls: list[UpdateOne | UpdateMany] = []
         oldest: float | None = None
@@ -315,6 +317,7 @@ class OutboxRelay:
                 if len(value) > MAX_EVENT_BYTES:
                     detail = f"{len(value)} bytes, more than the {MAX_EVENT_BYTES} an event may have"
                     dead.append(_dead_letter(collection, doc["_id"], raw, "too_large", detail, event, value))
+                    dead_events.append(event)
                     continue
                 ready.append(_Ready(doc["_id"], event, value))
                 stamp = event.occurred_at.timestamp()
@@ -347,7 +350,11 @@ class OutboxRelay:
                 )
                 for item, why in refused
             ]
-        # Moved aside before they leave the outbox: a crash in between only repeats the move.
+            dead_events += [item.event for item, _ in refused]
+        # Moved aside before they leave the outbox: a crash in between only repeats the move. A
+        # decision among them is audited all the same (it happened; only its event is not sent).
+        if dead_events:
+            await audit.record(self._db, dead_events)
         if dead:
             await self._bury(dead)
         # Unparseable entries were pulled by value above; the rest leave by id.
