@@ -78,6 +78,9 @@ class AuditPage(Out):
     next_cursor: str | None = None
 
 
+OWNER_ONLY_KINDS = ("policy_changed", "policy_fallback")
+
+
 @dataclass(frozen=True)
 class AuditFilter:
     start: datetime | None = None  # inclusive
@@ -90,7 +93,13 @@ class AuditFilter:
     def query(self, reach: Reach) -> Doc:
         if self.start and self.end and as_utc(self.start) >= as_utc(self.end):
             raise ApiError(422, "validation_error", "from must be earlier than to", "from")
-        clauses: list[Doc] = [reach.scope()]
+        # A member reads the shared channels' decisions, not the owner's policies: their changes
+        # and a rule's reasons for not answering are the owner's (members get 404 for the policy
+        # itself, and a review's policyFallback reads null to them).
+        clauses: list[Doc] = [
+            reach.scope(),
+            {"$or": [{"owner_id": reach.owner_id}, {"kind": {"$nin": list(OWNER_ONLY_KINDS)}}]},
+        ]
         at: Doc = {}
         if self.start:
             at["$gte"] = as_utc(self.start)
