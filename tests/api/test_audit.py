@@ -361,3 +361,67 @@ async def test_an_event_stored_twice_makes_one_entry(stack: RunningStack) -> Non
         await mongo.drop_database("audit_twice_test")
     finally:
         await mongo.close()
+
+
+async def test_a_remembered_approval_is_audited_when_made_used_and_revoked(team: list[Owner]) -> None:
+    """A member's answer remembers an approval, it answers the same call, the owner revokes it by
+    API key: one entry each, the auto-answer naming the remembered approval and who granted it,
+    the revocation the key (an agent, not a user called ``key:…``)."""
+    owner, member, _ = team
+    agent = await owner.create_agent()
+    channel = agent["id"]
+    added = await owner.human.post(f"/api/v1/agents/{channel}/members", json={"email": member.email})
+    assert added.status_code == 201, added.text
+    metadata = {"tool": "deploy", "args": {"service": "web"}}
+    first = await owner.post_message(channel, review={"type": "approval"}, metadata=metadata)
+    remember = {"forSeconds": 3600, "scope": "channel"}
+    answered = await member.human.post(
+        f"/api/v1/reviews/{first['id']}/respond", json={"response": APPROVE, "remember": remember}
+    )
+    assert answered.status_code == 200, answered.text
+    again = await owner.post_message(channel, review={"type": "approval"}, metadata=metadata)
+    rem_id = again["review"]["decidedBy"]["remembered"]
+    revoked = await owner.agent.delete(f"/api/v1/agents/{channel}/remembered/{rem_id}")
+    assert revoked.status_code == 200, revoked.text
+    key_id = revoked.json()["revokedBy"].removeprefix("key:")
+
+    async def audited() -> list[dict[str, Any]] | None:
+        found = await everything(owner.human, channelId=channel)
+        kinds = {e["kind"] for e in found}
+        return (
+            found
+            if {"answered", "auto_decided", "approval_remembered", "approval_revoked"} <= kinds
+            else None
+        )
+
+    entries = await eventually(audited, what="the remembered approval's entries")
+    assert Counter(e["kind"] for e in entries) == {
+        "answered": 1,
+        "auto_decided": 1,
+        "approval_remembered": 1,
+        "approval_revoked": 1,
+    }
+    by_kind = {e["kind"]: e for e in entries}
+    made, used, gone = by_kind["approval_remembered"], by_kind["auto_decided"], by_kind["approval_revoked"]
+    assert made["actor"] == {"type": "user", "id": member.user_id, "name": member.email}
+    assert {k: made["detail"][k] for k in ("rememberedId", "tool", "scope")} == {
+        "rememberedId": rem_id,
+        "tool": "deploy",
+        "scope": "channel",
+    }
+    assert "actor" not in made["detail"]
+    # The auto-answer: decided by the remembered approval the member granted, not by a policy.
+    assert (used["messageId"], used["decision"], used["rule"]) == (again["id"], "approve", None)
+    assert used["actor"] == {"type": "user", "id": member.user_id, "name": member.email}
+    assert {k: used["detail"].get(k) for k in ("rememberedId", "grantedBy", "grantedOnReview")} == {
+        "rememberedId": rem_id,
+        "grantedBy": member.user_id,
+        "grantedOnReview": first["id"],
+    }
+    assert "policyId" not in used["detail"]
+    assert gone["actor"] == {"type": "agent", "id": key_id, "name": None}
+    assert gone["detail"]["rememberedId"] == rem_id
+    # The actor filter finds the revocation by the key's id.
+    assert [e["kind"] for e in await everything(owner.human, channelId=channel, actor=key_id)] == [
+        "approval_revoked"
+    ]

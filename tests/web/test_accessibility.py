@@ -140,7 +140,9 @@ async def fill(owner: Owner, receiver: Receiver) -> Filled:
     await eventually(has_expired, 30, "the one-second review expired")
     for i in range(BULK):
         # Every risk badge on screen (and cards without one).
-        risk = {"metadata": {"risk": RISKS[i % 5]}} if RISKS[i % 5] else {}
+        risk: dict[str, Any] = {"metadata": {"risk": RISKS[i % 5]}} if RISKS[i % 5] else {}
+        if i == 0:  # a tool call: its card offers "Approve, and allow the same for 1 h"
+            risk = {"metadata": {"risk": "low", "tool": "deploy", "args": {"env": "staging"}}}
         await owner.post_message(
             bulk["id"], text=f"Approve batch job {i + 1} of {BULK}?", review={"type": "approval"}, **risk
         )
@@ -243,6 +245,19 @@ async def notifications_ready(page: Page, filled: Filled) -> None:
     await expect(page.locator('[data-section="preferences"]').get_by_label("E-mail me")).to_be_checked()
 
 
+async def audit_ready(page: Page, filled: Filled) -> None:
+    """The answers and the policy's save are in the log (the relay stores decisions as it
+    publishes them, so they may come a moment after the answers)."""
+    rows = page.locator(".audit-table tbody tr")
+    for _ in range(20):
+        if await rows.count() >= 4:
+            break
+        await page.get_by_role("button", name="Show").click()
+        await page.wait_for_timeout(500)
+    await expect(rows.first).to_be_visible()
+    assert await rows.count() >= 4
+
+
 async def channels_ready(page: Page, filled: Filled) -> None:
     await expect(page.locator(".channel-link")).to_have_count(2)
 
@@ -255,6 +270,7 @@ def visits(filled: Filled) -> list[Visit]:
         Visit("settings", f"#/c/{rid}/settings", settings_ready, settings_opened),
         Visit("operator", "#/ops", ops_ready),
         Visit("notifications", "#/notifications", notifications_ready),
+        Visit("audit", "#/audit", audit_ready),
         Visit("channels", "#/channels", channels_ready),
     ]
 

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Final
 
+from pydantic.alias_generators import to_camel
 from pymongo import ASCENDING, IndexModel
 from pymongo.errors import OperationFailure
 
@@ -37,7 +38,8 @@ log = logging.getLogger(__name__)
 
 RETENTION_INDEX: Final = "audit_retention"
 # Event types another part of the code emits for remembered approvals (issue #29 item 4):
-# ``data`` is {channelId, rememberedId, tool, argsDigest, scope, runId, expiresAt, actor}.
+# ``data`` is {channelId, rememberedId, tool, argsDigest, scope, runId, expiresAt, actor}, the
+# actor a user id or ``key:<API key id>`` (:func:`actor_of`).
 _REMEMBERED: Final[dict[str, AuditKind]] = {
     "approval.remembered": "approval_remembered",
     "approval.revoked": "approval_revoked",
@@ -106,6 +108,12 @@ def _answer(event: ReviewResponded) -> AuditDoc | None:
     if review.feedback is not None:
         detail["feedback"] = review.feedback
     decision = decision_of(review.type, review.response)
+    if review.decided_by is not None and review.decided_by.remembered is not None:
+        # A remembered approval answered: the person whose answer it remembers granted it.
+        by = review.decided_by
+        detail.update(rememberedId=by.remembered, grantedBy=by.granted_by, grantedOnReview=by.review)
+        granter = actor_of(by.granted_by)
+        return _entry(event, message, "auto_decided", granter, decision, detail)
     if review.decided_by is not None:
         by = review.decided_by
         detail["policyId"] = by.policy
@@ -159,14 +167,23 @@ def _fallback(event: MessageCreated) -> AuditDoc | None:
     return _entry(event, message, "policy_fallback", actor, None, detail, why.rule, why.version)
 
 
+def actor_of(who: str | None) -> AuditActorDoc:
+    """The actor of an id as the API records who acted: a user id, ``key:<API key id>`` for an
+    API key (an agent), nothing for the system."""
+    if not who:
+        return {"type": "system", "id": None}
+    if who.startswith("key:"):
+        return {"type": "agent", "id": who.removeprefix("key:")}
+    return {"type": "user", "id": who}
+
+
 def _remembered(event: Event, kind: AuditKind) -> AuditDoc:
-    data: dict[str, Any] = event.data.model_dump(mode="python", by_alias=True)
-    who = data.pop("actor", None)
-    if isinstance(who, Mapping):  # {type, id} rather than a user id
-        who = who.get("id")
-    actor: AuditActorDoc = (
-        {"type": "user", "id": who} if isinstance(who, str) and who else {"type": "system", "id": None}
-    )
+    # The event's data is snake_case (as on the broker); the audit's detail is camelCase like
+    # every other entry's.
+    raw: dict[str, Any] = event.data.model_dump(mode="python")
+    who = raw.pop("actor", None)
+    actor = actor_of(who if isinstance(who, str) else None)
+    data = {to_camel(key): value for key, value in raw.items()}
     return {
         "_id": event.id,
         "at": as_utc(event.occurred_at),
@@ -219,11 +236,7 @@ def policy_changed(
     rule_count: int,
 ) -> AuditDoc:
     """The entry of a saved policy version; ``actor`` is a user id or ``key:<API key id>``."""
-    who: AuditActorDoc = (
-        {"type": "agent", "id": actor.removeprefix("key:")}
-        if actor.startswith("key:")
-        else {"type": "user", "id": actor}
-    )
+    who = actor_of(actor)
     return {
         "_id": f"policy:{policy_id}:{version}",
         "at": as_utc(at),

@@ -1,10 +1,11 @@
-// Sayso web app: login, channel list, inbox, channel view, agent settings, operator page.
-// Hash routes (#/inbox, #/c/<id>, #/c/<id>/settings, #/ops, #/channels) keep the server to one
+// Sayso web app: login, channel list, inbox, channel view, agent settings, operator page, audit
+// log. Hash routes (#/inbox, #/c/<id>, #/c/<id>/settings, #/ops, #/audit[/<id>], #/channels) keep the server to one
 // page; the JWT lives in localStorage so every open tab shares the session, and each tab keeps
 // its own live stream.
 
 import { ReviewAnnouncer, mountAnnouncer } from "./announcer.js";
 import { api, session, setUnauthorizedHandler } from "./api.js";
+import { auditView } from "./audit.js";
 import { channelView } from "./channel.js";
 import { clear, h } from "./dom.js";
 import { inboxView } from "./inbox.js";
@@ -147,6 +148,7 @@ class Shell {
       channels: h("a", { href: "#/channels", class: "nav-link only-narrow" }, "Channels"),
       ops: h("a", { href: "#/ops", class: "nav-link" }, "Operator"),
       notifications: h("a", { href: "#/notifications", class: "nav-link" }, "Notifications"),
+      audit: h("a", { href: "#/audit", class: "nav-link" }, "Audit"),
     };
     this.channelList = h("ul", { class: "channel-list" });
     this.sidebar = h("nav", { class: "sidebar", "aria-label": "Channels" },
@@ -243,7 +245,7 @@ class Shell {
     const focused = this.channelList.contains(document.activeElement) ? document.activeElement.dataset.channelId : null;
     this.channelList.replaceChildren(...(items.length ? items.map((a) => {
       const n = this.channels.pending[a.id] || 0;
-      const current = this.route && this.route.channelId === a.id;
+      const current = this.route && this.route.name !== "audit" && this.route.channelId === a.id;
       return h("li", {}, h("a", {
         href: `#/c/${encodeURIComponent(a.id)}`, class: `channel-link${current ? " current" : ""}`,
         "aria-current": current ? "page" : null, dataset: { channelId: a.id },
@@ -272,6 +274,7 @@ class Shell {
     if (parts[0] === "c" && parts[1]) route = { name: parts[2] === "settings" ? "settings" : "channel", channelId: parts[1] };
     else if (parts[0] === "ops") route = { name: "ops" };
     else if (parts[0] === "notifications") route = { name: "notifications" };
+    else if (parts[0] === "audit") route = { name: "audit", channelId: parts[1] || null };
     else if (parts[0] === "channels") route = { name: "channels" };
     else route = { name: "inbox" };
     if (this.view) this.view.destroy();
@@ -289,6 +292,7 @@ class Shell {
     else if (route.name === "settings") this.view = settingsView(this.main, ctx);
     else if (route.name === "ops") this.view = opsView(this.main, ctx);
     else if (route.name === "notifications") this.view = notificationsView(this.main);
+    else if (route.name === "audit") this.view = auditView(this.main, ctx);
     else if (route.name === "channels") this.view = channelsOnly(this.main);
     else this.view = inboxView(this.main, ctx);
     this.renderChannels();

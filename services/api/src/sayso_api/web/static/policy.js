@@ -303,6 +303,8 @@ export function policySection(agent) {
     h("p", { class: "hint" }, "Rules answer this channel's reviews as they arrive, before a person sees them. The first rule whose match fits decides; when none does, a person is asked (after the account's own rules). Every save is a new version."),
     h("p", { class: "hint", id: MATCH_HINT }, "Match: a filter over the message as the agent sent it (review.type, text, metadata.<path>) with $eq $ne $in $nin $gt $gte $lt $lte $exists $regex $and $or $not; {} matches every message."),
     h("p", { class: "hint", id: RESPONSE_HINT }, 'Response: what approve or reject records, as a reviewer would answer, e.g. {"selectedOption": "approve"}; empty for the review\'s own approve or reject option.'),
+    h("p", { class: "hint" }, h("a", { href: `#/audit/${encodeURIComponent(agent.id)}` }, "This channel's audit log"),
+      ": every decision and every change to this policy."),
     state, form, versionsBox, dry);
 }
 
@@ -376,4 +378,53 @@ function dryResult(r, unsaved) {
     r.risk ? h("p", {}, "Risk: ", h("span", { class: `badge risk risk-${r.risk}` }, r.risk)) : null,
     r.response ? h("pre", { class: "json", "aria-label": "Response recorded" }, pretty(r.response)) : null,
     unsaved ? h("p", { class: "hint" }, "The editor has unsaved changes: this used the saved rules.") : null);
+}
+
+/** The channel's remembered approvals still in force ("Approve, and allow the same for 1 h"):
+ * what each allows, until when, who made it; the owner revokes one (a member reads the list). */
+export function rememberedSection(agent) {
+  const base = `/api/v1/agents/${encodeURIComponent(agent.id)}/remembered`;
+  const list = h("div", { class: "table-wrap" });
+  const out = h("p", { role: "status", class: "result", hidden: true });
+  const refresh = h("button", { type: "button", class: "btn btn-small" }, "Refresh");
+
+  async function load() {
+    try {
+      const items = (await api(base)).data || [];
+      list.replaceChildren(items.length ? h("table", { class: "grid remembered" },
+        h("caption", { class: "visually-hidden" }, "Remembered approvals"),
+        h("thead", {}, h("tr", {}, ["Tool", "Scope", "Until", "Answer", ""].map((t) => h("th", { scope: "col" }, t)))),
+        h("tbody", {}, items.map((r) => {
+          const revoke = h("button", { type: "button", class: "btn btn-small btn-danger", "aria-label": `Revoke the approval of ${r.tool}` }, "Revoke");
+          revoke.addEventListener("click", async () => {
+            revoke.disabled = true;
+            try {
+              await api(`${base}/${encodeURIComponent(r.id)}`, { method: "DELETE" });
+              out.className = "result result-ok";
+              out.textContent = `Revoked: ${r.tool} is asked again.`;
+            } catch (err) {
+              out.className = "result result-error";
+              out.textContent = err.message;
+            }
+            out.hidden = false;
+            await load();
+            refresh.focus();
+          });
+          return h("tr", { dataset: { rememberedId: r.id } },
+            h("td", {}, h("code", {}, r.tool), h("span", { class: "hint" }, `arguments ${r.argsDigest.slice(0, 12)}…`)),
+            h("td", {}, r.scope === "run" ? `run ${r.runId}` : "channel"),
+            h("td", {}, timeEl(r.expiresAt, { withDate: true })),
+            h("td", {}, r.response && r.response.selectedOption ? r.response.selectedOption : "—"),
+            h("td", { class: "row-actions" }, revoke));
+        }))) : h("p", { class: "muted" }, "None: every tool call is asked (or left to the rules above)."));
+    } catch (err) {
+      list.replaceChildren(h("p", { class: "form-error" }, err.message));
+    }
+  }
+  refresh.addEventListener("click", load);
+  load();
+  return h("section", { class: "card", "aria-labelledby": "rem-title", dataset: { section: "remembered" } },
+    h("h2", { id: "rem-title" }, "Remembered approvals"),
+    h("p", { class: "hint" }, "An answer \"Approve, and allow the same for 1 h\" approves the same tool with the same arguments in this channel until it ends, without asking. Revoke one to be asked again."),
+    list, h("div", { class: "actions" }, refresh), out);
 }

@@ -87,6 +87,11 @@ export function reviewCard(message, { onAnswered, about = "" }) {
   const fields = new Map(); // API field name -> error element
   const build = BUILDERS[review.type] || BUILDERS.freeform;
   const controls = build(payload, fields);
+  const rememberButton = remembers(message) ? h("button", {
+    type: "submit", class: "btn btn-outline btn-remember", name: "selectedOption", value: "approve",
+    dataset: { remember: String(REMEMBER_SECONDS) },
+  }, "Approve, and allow the same for 1 h") : null;
+  if (rememberButton) controls.actions.push(rememberButton);
   // A quorum vote is its response alone (the API refuses feedback with it).
   const feedback = review.quorum ? { element: null, toggle: null, value: () => "" } : feedbackBox();
   const dismissLabel = typeof payload.dismissLabel === "string" && payload.dismissLabel.trim() ? payload.dismissLabel : null;
@@ -139,9 +144,10 @@ export function reviewCard(message, { onAnswered, about = "" }) {
     }
   };
 
-  const submit = async (response) => {
+  const submit = async (response, remember = null) => {
     clearErrors();
     const body = { response };
+    if (remember) body.remember = remember;
     const note = feedback.value();
     if (note) body.feedback = note;
     setBusy(true);
@@ -150,7 +156,7 @@ export function reviewCard(message, { onAnswered, about = "" }) {
         method: "POST",
         body,
       });
-      announce(answerAnnouncement(updated.review || review, response, note));
+      announce(answerAnnouncement(updated.review || review, response, note) + (remember ? ", and allowed for 1 hour" : ""));
       onAnswered(updated);
     } catch (err) {
       setBusy(false);
@@ -186,12 +192,28 @@ export function reviewCard(message, { onAnswered, about = "" }) {
       showError(err.field || null, err.message);
       return;
     }
-    submit(response);
+    // "Approve, and allow the same for 1 h": the same tool with the same arguments in this
+    // channel is approved without asking for the next hour (GET …/remembered lists it).
+    const remember = submitter && submitter.dataset.remember
+      ? { forSeconds: Number(submitter.dataset.remember), scope: "channel" } : null;
+    submit(response, remember);
   });
   return card;
 }
 
 export const RISKS = ["low", "medium", "high", "critical"];
+const REMEMBER_SECONDS = 3600;
+
+/** Whether a review's approval can be remembered: a plain approval (not a quorum vote) with an
+ * "approve" option, of a message that names its tool (metadata.tool). */
+function remembers(message) {
+  const review = message.review;
+  const meta = message.metadata;
+  if (!review || review.type !== "approval" || review.quorum) return false;
+  if (!meta || typeof meta !== "object" || typeof meta.tool !== "string" || !meta.tool) return false;
+  const options = Array.isArray((review.payload || {}).options) && review.payload.options.length ? review.payload.options : DEFAULT_APPROVAL;
+  return options.some((o) => o && o.id === "approve");
+}
 
 /** A review's risk: the API's review.risk (a rule's label, else the agent's), else the agent's
  * metadata.risk; null when neither is one of the four labels. */

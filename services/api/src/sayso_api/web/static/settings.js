@@ -7,7 +7,7 @@
 import { api } from "./api.js";
 import { clear, copyButton, h, newId, secretBox, timeEl } from "./dom.js";
 import { channelSlackSection, preferencesSection } from "./notifications.js";
-import { policySection } from "./policy.js";
+import { policySection, rememberedSection } from "./policy.js";
 
 const EVENTS = [
   ["review:responded", "Review answered"],
@@ -56,6 +56,7 @@ export function settingsView(root, { channelId, channels }) {
       clear(body).append(
         webhookSection(agent, (updated) => channels.update(updated)),
         policySection(agent),
+        rememberedSection(agent),
         membersSection(agent),
         secretSection(agent),
         inboundSection(agent),

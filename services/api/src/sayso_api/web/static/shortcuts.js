@@ -14,7 +14,7 @@ import { h } from "./dom.js";
 const CARD = "article.msg";
 const FIELDS = "input, textarea, select, [contenteditable]:not([contenteditable='false'])";
 const GO_MS = 1500; // how long "g" waits for its second key
-const GO = { i: "#/inbox", c: "#/channels", n: "#/notifications", o: "#/ops" };
+const GO = { i: "#/inbox", c: "#/channels", n: "#/notifications", o: "#/ops", a: "#/audit" };
 
 /** Every shortcut, as the help dialog lists it. */
 export const SHORTCUTS = [
@@ -37,6 +37,7 @@ export const SHORTCUTS = [
   { group: "Pages", keys: ["g", "c"], join: " then ", does: "Go to the channel list" },
   { group: "Pages", keys: ["g", "n"], join: " then ", does: "Go to notifications" },
   { group: "Pages", keys: ["g", "o"], join: " then ", does: "Go to the operator page" },
+  { group: "Pages", keys: ["g", "a"], join: " then ", does: "Go to the audit log" },
   { group: "Pages", keys: ["?"], does: "Show these shortcuts" },
 ];
 
