@@ -164,13 +164,17 @@ class _Departure:
         self.answering = False  # from here on the poll ends by itself; a disconnect changes nothing
 
     async def follow(self, receive: Receive) -> None:
-        while True:
+        # The request's body first (a GET has an empty one); after it, ``receive`` waits until
+        # the client disconnects. Never a loop on what ``receive`` answers at once: a server (or
+        # a test double) that keeps answering ``http.request`` would spin the event loop.
+        message = await receive()
+        while message["type"] == "http.request" and message.get("more_body", False):
             message = await receive()
-            if message["type"] == "http.disconnect":
-                if not self.answering:
-                    self.left = True
-                    self._poll.cancel()
-                return
+        if message["type"] != "http.disconnect":
+            message = await receive()
+        if message["type"] == "http.disconnect" and not self.answering:
+            self.left = True
+            self._poll.cancel()
 
 
 async def _respond(send: Send, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
