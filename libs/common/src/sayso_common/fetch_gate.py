@@ -4,13 +4,12 @@ The local broker (Tansu) answers a fetch only when the fetch's whole wait has ru
 not, so consumers keep that wait short (``kafka_fetch_max_wait_ms``, 10 ms) for latency; idle,
 each consumer then fetched about 100 times a second and the stack burned half a core doing it.
 
-A gate pauses a consumer's partitions once the application has been handed every record below
-their end offsets, asked of the broker after the last wake-up, and resumes them when the outbox
-relay records a newly published event in the ``events`` collection (it does that only after the
-broker acknowledged the record, so end offsets asked on that signal count it), and at the latest
-every ``recheck`` seconds, in case a signal was missed. Pausing never loses a record: an unpaused
-partition is fetched from the consumer's position, which only moves when records reach the
-application.
+A gate pauses a consumer's partitions once everything published before the last wake-up has been
+handed to the application, and resumes them when the outbox relay records a newly published event
+in the ``events`` collection (it does that only after the broker acknowledged the record, so a
+fetch sent on that signal finds it), and at the latest every ``recheck`` seconds, in case a signal
+was missed. Pausing never loses a record: an unpaused partition is fetched from the consumer's
+position, which only moves when records reach the application.
 
 A broker that answers fetches as soon as data arrives (Apache Kafka) needs none of this: give it a
 long wait (500 ms) and turn the gate off (``SAYSO_KAFKA_PAUSE_WHEN_IDLE=false``).
@@ -24,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from prometheus_client import Gauge
 
 from sayso_common import loops
@@ -38,44 +37,32 @@ PAUSED = Gauge(
 
 # How often a resumed gate checks whether its consumers have read everything.
 CHECK_SECONDS = 0.005
+# A fetch answered this long after the wake-up was sent after it (loopback round trips are well
+# under this; the event was published several milliseconds before the wake-up, see above).
+MARGIN_MS = 2
 # The wait of the fetches right after a wake-up: Tansu answers each only when its wait is over,
 # so the record that woke the gate reaches the application a wait after it (10 ms at the
 # configured wait, 1 ms at this one). Once the consumers stay busy this long, fetches go back to
 # the configured wait: fewer, fuller fetches under load.
 FAST_WAIT_MS = 1
 BUSY_MS = 100
-# How long to wait for the broker's answer to a partition's end offset or position.
-ASK_SECONDS = 1.0
-
-# Where each consumer must read up to before it may pause: its partitions' end offsets.
-Targets = list[tuple[AIOKafkaConsumer, dict[TopicPartition, int]]]
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-async def end_offsets(consumer: AIOKafkaConsumer) -> dict[TopicPartition, int] | None:
-    """The end offset of each partition ``consumer`` holds, asked of the broker now; None when it
-    cannot say (stopping, rebalancing, the broker away)."""
-    try:
-        partitions = list(consumer.assignment())
-        if not partitions:
-            return {}
-        offsets = await asyncio.wait_for(consumer.end_offsets(partitions), ASK_SECONDS)
-        return {tp: int(offset) for tp, offset in offsets.items()}
-    except Exception:
-        return None
-
-
-async def reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
-    """Whether ``consumer`` handed the application every record below ``ends`` and holds no
-    partition ``ends`` does not name (assigned since they were asked)."""
+async def caught_up(consumer: AIOKafkaConsumer, answered_after_ms: int) -> bool:
+    """Whether every partition ``consumer`` holds was fetched by a fetch answered after
+    ``answered_after_ms`` and every record that fetch saw has been handed to the application
+    (position at the high watermark)."""
     try:
         for tp in consumer.assignment():
-            if tp not in ends:
+            polled = consumer.last_poll_timestamp(tp)
+            high = consumer.highwater(tp)
+            if polled is None or high is None or polled < answered_after_ms:
                 return False
-            if await asyncio.wait_for(consumer.position(tp), ASK_SECONDS) < ends[tp]:
+            if await asyncio.wait_for(consumer.position(tp), 1.0) < high:
                 return False
     except Exception:  # stopping, rebalancing, resetting: not known to be caught up
         return False
@@ -114,6 +101,8 @@ class FetchGate:
         self._recheck = recheck_seconds
         self._woken = asyncio.Event()
         self._wait_ms = fetch_wait_ms  # of the fetches being sent now
+        # Until then a fetch with a longer wait than the current one may still be answered.
+        self._settled_ms = 0
         self.paused = False
 
     def wake(self) -> None:
@@ -122,21 +111,17 @@ class FetchGate:
     async def run(self) -> NoReturn:
         while True:
             self._woken.clear()
-            resumed_ms = _now_ms()
+            resumed_ms = woken_ms = _now_ms()
             self._set(paused=False)
-            targets: Targets | None = None
             while True:
-                if targets is None or self._woken.is_set():
-                    # Asked after the wake-up, so the answer counts what woke the gate (the relay
-                    # signals only records the broker acknowledged). Read from the broker, not
-                    # from the last fetch: a fetch answered before the publish may be handled
-                    # after the wake-up on a busy process, and its high watermark is then old.
-                    self._woken.clear()
-                    targets = await self._targets()
-                elif await self._reached(targets):
+                # A fetch answered this late was sent after the wake-up: a broker holds one for
+                # at most its wait.
+                answered_after = max(woken_ms + self._wait_ms, self._settled_ms) + MARGIN_MS
+                if self._woken.is_set():
+                    self._woken.clear()  # published meanwhile: read that too before pausing
+                    woken_ms = _now_ms()
+                elif await self._caught_up(answered_after):
                     break
-                else:
-                    targets = targets if self._same_consumers(targets) else None
                 busy = _now_ms() - resumed_ms > BUSY_MS
                 if busy and self._wait_ms < self._fetch_wait_ms:
                     self._set_wait(self._fetch_wait_ms)
@@ -149,30 +134,11 @@ class FetchGate:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._woken.wait(), self._recheck)
 
-    async def _targets(self) -> Targets | None:
-        targets: Targets = []
+    async def _caught_up(self, answered_after_ms: int) -> bool:
         for consumer in list(self._consumers()):
-            ends = await end_offsets(consumer)
-            if ends is None:
-                return None
-            targets.append((consumer, ends))
-        return targets
-
-    async def _reached(self, targets: Targets) -> bool:
-        if not self._same_consumers(targets):
-            return False
-        for consumer, ends in targets:
-            if not await reached(consumer, ends):
+            if not await caught_up(consumer, answered_after_ms):
                 return False
         return True
-
-    def _same_consumers(self, targets: Targets) -> bool:
-        """Whether ``targets`` were asked for the consumers there are now (a service restarted its
-        consumer or a group rebalanced: ask again)."""
-        now = list(self._consumers())
-        return len(now) == len(targets) and all(
-            c is t and set(c.assignment()) <= set(ends) for c, (t, ends) in zip(now, targets, strict=True)
-        )
 
     def open(self) -> None:
         """Resume every consumer for good, at the configured wait (the gate is stopping)."""
@@ -180,6 +146,8 @@ class FetchGate:
         self._set(paused=False)
 
     def _set_wait(self, wait_ms: int) -> None:
+        if wait_ms < self._wait_ms:
+            self._settled_ms = max(self._settled_ms, _now_ms() + self._wait_ms)
         self._wait_ms = wait_ms
         for consumer in self._consumers():
             set_fetch_wait(consumer, wait_ms)
