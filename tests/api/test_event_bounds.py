@@ -35,7 +35,7 @@ from sayso_common.events import (
 )
 from sayso_common.ids import min_id
 from sayso_common.lease import Lease
-from sayso_common.mongo import DEAD_LETTERS, MESSAGES, Doc, ensure_indexes
+from sayso_common.mongo import DEAD_LETTERS, MESSAGES, Database, Doc, ensure_indexes
 from sayso_common.outbox import OutboxRelay
 from sayso_common.views import AttachmentView, MessageView, ReviewView
 from sayso_expirer import backlog
@@ -149,6 +149,20 @@ async def test_an_unpublishable_entry_is_moved_aside_and_the_rest_flow(
     assert 'sayso_outbox_dead_letters_total{reason="too_large"}' in metrics
 
 
+async def _small_request_relay(infra: Infra, db: Database) -> OutboxRelay:
+    """The relay against the real broker, its producer refusing requests over 20 KB, started."""
+    relay = OutboxRelay(
+        db,
+        lambda: AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, max_request_size=20_000),
+        [MESSAGES],
+        topic_prefix=f"t{secrets.token_hex(3)}.",
+        lease=Lease(db, "relay", "me", 30),
+    )
+    await relay.producer.start()
+    relay.producer_started = True
+    return relay
+
+
 async def test_a_record_the_producer_refuses_is_moved_aside(infra: Infra) -> None:
     """The producer's own refusal (a broker with a smaller limit than ours) also never holds the
     events behind it: the relay against the real broker, with a 20 KB request limit."""
@@ -166,16 +180,8 @@ async def test_a_record_the_producer_refuses_is_moved_aside(infra: Infra) -> Non
         for i, text in enumerate(["before", "z" * 40_000, "after"])
     ]
     await db[MESSAGES].insert_one({"_id": "doc", "outbox": [event_to_document(e) for e in events]})
-    relay = OutboxRelay(
-        db,
-        lambda: AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, max_request_size=20_000),
-        [MESSAGES],
-        topic_prefix=f"t{secrets.token_hex(3)}.",
-        lease=Lease(db, "relay", "me", 30),
-    )
+    relay = await _small_request_relay(infra, db)
     try:
-        await relay.producer.start()
-        relay.producer_started = True
         assert await relay.drain() == 2
         dead = await db[DEAD_LETTERS].find_one({"_id": events[1].id})
         assert dead is not None
@@ -207,16 +213,8 @@ async def test_a_decision_whose_event_is_moved_aside_is_audited_all_the_same(inf
     )
     answered = ReviewResponded(channel_id="ch_x", owner_id="o", data=MessageData(message=view))
     await db[MESSAGES].insert_one({"_id": "msg_big", "outbox": [event_to_document(answered)]})
-    relay = OutboxRelay(
-        db,
-        lambda: AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, max_request_size=20_000),
-        [MESSAGES],
-        topic_prefix=f"t{secrets.token_hex(3)}.",
-        lease=Lease(db, "relay", "me", 30),
-    )
+    relay = await _small_request_relay(infra, db)
     try:
-        await relay.producer.start()
-        relay.producer_started = True
         assert await relay.drain() == 0
         assert await db[DEAD_LETTERS].find_one({"_id": answered.id}) is not None
         entries = await db["audit"].find({"message_id": "msg_big"}).to_list()
