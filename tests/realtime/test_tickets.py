@@ -146,7 +146,20 @@ async def test_a_shared_channel_ticket_sees_only_it_and_loses_it_with_membership
         refused = await member.human.post(TICKETS, json={"channelIds": [shared, unshared]})
         assert refused.status_code == 404, refused.text
         ticket = await _ticket(member.human, [shared, own])
-        async with sse_stream(stack.url, {}, {"ticket": ticket}) as inbox:
+        # The owner's own stream tells when an event of the shared channel has been fanned out:
+        # the one realtime process hands each event to every stream's queue in one pass, and a
+        # marker posted after that lands behind it in the member's queue. Without it, a marker on
+        # another partition can overtake the probe and its absence proves nothing.
+        owner_headers = {"x-api-key": owner.api_key}
+        async with sse_stream(stack.url, {}, {"ticket": ticket}) as inbox, sse_stream(
+            stack.url, owner_headers
+        ) as owners:
+
+            async def fanned_out_then_marked(message_id: str, text: str) -> None:
+                await owners.wait_for(_created(message_id), what="the owner's copy of the event")
+                marker = await member.post_message(own, text=text)
+                await inbox.wait_for(_created(marker["id"]), what="the member's own channel")
+
             await owner.post_message(unshared, text="owner's other channel")
             await member.post_message(left_out, text="member's channel not in the ticket")
             seen = await owner.post_message(shared, text="shared while a member")
@@ -156,15 +169,13 @@ async def test_a_shared_channel_ticket_sees_only_it_and_loses_it_with_membership
             # Posted until one is left out: membership is re-read every revalidation period.
             for attempt in range(200):
                 probe = await owner.post_message(shared, text=f"after removal {attempt}")
-                marker = await member.post_message(own, text=f"marker {attempt}")
-                await inbox.wait_for(_created(marker["id"]), what="the member's own channel")
+                await fanned_out_then_marked(probe["id"], f"marker {attempt}")
                 if not any(i.payload.get("id") == probe["id"] for i in inbox.items):
                     break
             else:
                 raise AssertionError("the removed member's ticket stream kept the shared channel")
             late = await owner.post_message(shared, text="long after removal")
-            last = await member.post_message(own, text="last marker")
-            await inbox.wait_for(_created(last["id"]), what="the last marker")
+            await fanned_out_then_marked(late["id"], "last marker")
             assert not any(i.payload.get("id") == late["id"] for i in inbox.items)
             assert "owner's other channel" not in _texts(inbox)
             assert "member's channel not in the ticket" not in _texts(inbox)
