@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import json
 import secrets
 from collections.abc import AsyncIterator
 from typing import Any
@@ -21,7 +22,7 @@ from sayso_service.consumers import hold_polls
 from sayso_common.fetch_gate import FetchGate, set_fetch_wait, wake_on_published
 from sayso_common.mongo import Doc
 from tests.conftest import Infra
-from tests.support.stack import RunningStack
+from tests.support.stack import Owner, RunningStack, eventually
 
 WAIT_MS = 10
 
@@ -54,8 +55,10 @@ class Reader:
     def polled(self) -> list[int | None]:
         return [self.consumer.last_poll_timestamp(tp) for tp in sorted(self.consumer.assignment())]
 
-    async def publish(self, value: bytes) -> None:
-        await self.producer.send_and_wait(self.topic, value)
+    async def publish(self, value: bytes) -> tuple[str, int, int]:
+        """Where the broker stored it, as the relay's stored event names it."""
+        meta = await self.producer.send_and_wait(self.topic, value)
+        return meta.topic, meta.partition, meta.offset
 
 
 @contextlib.asynccontextmanager
@@ -127,20 +130,55 @@ async def test_the_recheck_reads_what_no_wake_up_announced(infra: Infra) -> None
         await _until(lambda: r.got == [b"unannounced"], "the recheck reads the record")
 
 
-async def test_a_stored_event_wakes_the_gate(infra: Infra) -> None:
-    """The relay stores each event in ``events`` once the broker took it: that insert wakes."""
+async def test_a_fetch_answered_before_the_publish_but_handled_after_the_wake_up_does_not_pause(
+    infra: Infra,
+) -> None:
+    """On a busy process a fetch the broker answered (empty) before a publish may be handled after
+    the wake-up for it; by its time it looks fresh, and its high watermark is old. Here every fetch
+    answer is handled 50 ms late, and each record, published and announced with its position as
+    the relay's stored event does, must arrive long before the (hour-long) recheck. Judged by the
+    last fetch's time and high watermark alone, the gate paused with the record unread."""
+    async with reader(infra) as (r, gate):
+        client: Any = getattr(r.consumer, "_client")  # noqa: B009
+        send = client.send
+
+        async def handled_late(node_id: int, request: Any, **kwargs: Any) -> Any:
+            answer = await send(node_id, request, **kwargs)
+            if type(request).__name__.startswith("FetchRequest"):
+                await asyncio.sleep(0.05)
+            return answer
+
+        client.send = handled_late
+
+        async def busy() -> None:  # other events keep the gate awake and the fetches flowing
+            while True:
+                gate.wake()
+                await asyncio.sleep(0.01)
+
+        for n in range(5):
+            waker = asyncio.create_task(busy())
+            await asyncio.sleep(0.2)
+            waker.cancel()
+            at = await r.publish(f"late-{n}".encode())
+            gate.wake([at])
+            await _until(lambda n=n: len(r.got) == n + 1, f"record {n} is read", seconds=5)
+
+
+async def test_a_stored_event_wakes_the_gate_with_its_position(infra: Infra) -> None:
+    """The relay stores each event in ``events`` once the broker took it, with where the broker
+    put it: that insert wakes, naming the position (an older document without one, plainly)."""
     client: AsyncMongoClient[Doc] = AsyncMongoClient(infra.mongo_url)
     db = client[f"gate_{secrets.token_hex(4)}"]
-    wakes: list[int] = []
-    task = asyncio.create_task(wake_on_published(db, lambda: wakes.append(1)))
+    wakes: list[list[tuple[str, int, int]]] = []
+    task = asyncio.create_task(wake_on_published(db, lambda at: wakes.append(list(at))))
     try:
         await _until(lambda: len(wakes) == 1, "the change stream opens (and wakes once)")
-        await db.events.insert_one({"_id": "e1"})
+        await db.events.insert_one({"_id": "e1", "published": {"topic": "t", "partition": 1, "offset": 41}})
         await _until(lambda: len(wakes) == 2, "the stored event wakes")
         await db.events.update_one({"_id": "e1"}, {"$set": {"x": 1}})
-        await db.events.insert_many([{"_id": "e2"}, {"_id": "e3"}])
+        await db.events.insert_many([{"_id": "e2"}, {"_id": "e3", "published": {"topic": "t"}}])
         await _until(lambda: len(wakes) == 4, "each stored event wakes")
-        assert len(wakes) == 4, "an update woke the gate"
+        assert wakes == [[], [("t", 1, 41)], [], []], "an update woke the gate, or a position was misread"
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -187,3 +225,30 @@ async def test_the_stack_s_consumers_pause_when_idle(stack: RunningStack, servic
         return "sayso_kafka_fetch_paused 1.0" in text
 
     await _until(paused, f"{service}'s consumers are paused", seconds=60)
+
+
+async def test_the_relay_stores_where_the_broker_put_each_event(stack: RunningStack, owner: Owner) -> None:
+    """The position a stored event names (what a woken consumer reads past) is the record's own:
+    a plain consumer reading the broker there finds that event."""
+    agent = await owner.create_agent()
+    msg = await owner.post_message(agent["id"], text="where is it")
+    async with stack.mongo() as mongo:
+
+        async def stored() -> dict[str, Any] | None:
+            found: dict[str, Any] | None = await mongo[stack.mongo_db].events.find_one(
+                {"type": "message.created", "data.message.id": msg["id"]}
+            )
+            return found
+
+        document = await eventually(stored, what="the message's event in the events collection")
+    at = document["published"]
+    probe = AIOKafkaConsumer(bootstrap_servers=stack.kafka_bootstrap, enable_auto_commit=False)
+    await probe.start()
+    try:
+        tp = TopicPartition(at["topic"], at["partition"])
+        probe.assign([tp])
+        probe.seek(tp, at["offset"])
+        record = await asyncio.wait_for(probe.getone(), 30)
+        assert json.loads(record.value or b"{}")["id"] == document["_id"]
+    finally:
+        await probe.stop()

@@ -463,6 +463,12 @@ class TriggerDoc(TypedDict, total=False):
     last_used_at: datetime | None
 
 
+class PublishedAt(TypedDict):
+    topic: str
+    partition: int
+    offset: int
+
+
 class EventDoc(TypedDict, total=False):
     """A published event kept for resume and long-poll history (TTL ``expire_at``): the event's
     own fields (see ``sayso_common.events``), its id as ``_id``."""
@@ -475,6 +481,9 @@ class EventDoc(TypedDict, total=False):
     traceparent: str | None
     data: Required[dict[str, Any]]
     expire_at: datetime
+    # Where the broker stored it (the relay's acknowledgement): what an idle consumer woken by
+    # this document must read up to (sayso_common.fetch_gate). Absent on older documents.
+    published: PublishedAt
 
 
 class DeadLetterDoc(TypedDict, total=False):

@@ -11,6 +11,16 @@ fetch sent on that signal finds it), and at the latest every ``recheck`` seconds
 was missed. Pausing never loses a record: an unpaused partition is fetched from the consumer's
 position, which only moves when records reach the application.
 
+"Everything was read" is judged two ways, and both must hold. The stored event names where the
+broker put the record (topic, partition, offset): a consumer holding that partition reads past
+it before it may pause. That is exact, and it is what a busy process needs: a fetch the broker
+answered (empty) before the publish but that the process handled after the wake-up looks fresh
+by its time, and paused the consumer with the record unread until the recheck (seen as a live
+event arriving ~10 s late under load). For what no stored event names (a wake-up without a
+position, records another writer published), the last fetch must have been answered after the
+wake-up with nothing left below its high watermark. A position not reached within ``recheck``
+seconds (the broker restarted empty and offsets began again) is dropped, so the gate can pause.
+
 A broker that answers fetches as soon as data arrives (Apache Kafka) needs none of this: give it a
 long wait (500 ms) and turn the gate off (``SAYSO_KAFKA_PAUSE_WHEN_IDLE=false``).
 """
@@ -23,7 +33,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import Gauge
 
 from sayso_common import loops
@@ -48,6 +58,10 @@ FAST_WAIT_MS = 1
 BUSY_MS = 100
 
 
+# Where records were published: (topic, partition, offset) each.
+Published = Iterable[tuple[str, int, int]]
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -64,6 +78,23 @@ async def caught_up(consumer: AIOKafkaConsumer, answered_after_ms: int) -> bool:
                 return False
             if await asyncio.wait_for(consumer.position(tp), 1.0) < high:
                 return False
+    except Exception:  # stopping, rebalancing, resetting: not known to be caught up
+        return False
+    return True
+
+
+async def reached(consumer: AIOKafkaConsumer, targets: dict[TopicPartition, tuple[int, float]]) -> bool:
+    """Whether ``consumer`` handed the application every record below the announced offset of each
+    partition it holds; the targets it reached are forgotten (positions only move forward)."""
+    try:
+        for tp in consumer.assignment():
+            target = targets.get(tp)
+            if target is None:
+                continue
+            if await asyncio.wait_for(consumer.position(tp), 1.0) < target[0]:
+                return False
+            if targets.get(tp) == target:  # not raised meanwhile
+                del targets[tp]
     except Exception:  # stopping, rebalancing, resetting: not known to be caught up
         return False
     return True
@@ -100,12 +131,22 @@ class FetchGate:
         self._fetch_wait_ms = fetch_wait_ms
         self._recheck = recheck_seconds
         self._woken = asyncio.Event()
+        # Partition -> (the offset to read up to, when to give up on it, monotonic).
+        self._targets: dict[TopicPartition, tuple[int, float]] = {}
         self._wait_ms = fetch_wait_ms  # of the fetches being sent now
         # Until then a fetch with a longer wait than the current one may still be answered.
         self._settled_ms = 0
         self.paused = False
 
-    def wake(self) -> None:
+    def wake(self, published: Published = ()) -> None:
+        """Records were published: resume fetching. ``published`` names where (topic, partition,
+        offset), when known; a consumer holding such a partition reads past it before pausing."""
+        give_up = time.monotonic() + self._recheck
+        for topic, partition, offset in published:
+            tp = TopicPartition(topic, partition)
+            held = self._targets.get(tp)
+            if held is None or held[0] <= offset:
+                self._targets[tp] = (offset + 1, give_up)
         self._woken.set()
 
     async def run(self) -> NoReturn:
@@ -135,7 +176,12 @@ class FetchGate:
                 await asyncio.wait_for(self._woken.wait(), self._recheck)
 
     async def _caught_up(self, answered_after_ms: int) -> bool:
+        now = time.monotonic()
+        for tp in [tp for tp, (_, give_up) in self._targets.items() if give_up < now]:
+            del self._targets[tp]
         for consumer in list(self._consumers()):
+            if not await reached(consumer, self._targets):
+                return False
             if not await caught_up(consumer, answered_after_ms):
                 return False
         return True
@@ -164,17 +210,31 @@ class FetchGate:
         PAUSED.set(1 if paused else 0)
 
 
-async def wake_on_published(db: Database, wake: Callable[[], None]) -> NoReturn:
-    """Call ``wake`` whenever the outbox relay stores a published event, and whenever the change
-    stream opens (what was published while none was open is unknown)."""
-    pipeline: list[dict[str, Any]] = [{"$match": {"operationType": "insert"}}, {"$project": {"_id": 1}}]
+async def wake_on_published(db: Database, wake: Callable[[Published], None]) -> NoReturn:
+    """Call ``wake`` whenever the outbox relay stores a published event (with where the broker
+    put it), and whenever the change stream opens (what was published while none was open is
+    unknown)."""
+    pipeline: list[dict[str, Any]] = [
+        {"$match": {"operationType": "insert"}},
+        {"$project": {"_id": 1, "fullDocument.published": 1}},
+    ]
     await loops.watch(
         collection(db, EVENTS),
         pipeline,
-        lambda _: wake(),
+        lambda change: wake(_published(change)),
         what="published-events change stream",
-        on_open=wake,
+        on_open=lambda: wake(()),
     )
+
+
+def _published(change: Any) -> list[tuple[str, int, int]]:
+    at = (change.get("fullDocument") or {}).get("published")
+    if not isinstance(at, dict):  # an older document: a plain wake-up
+        return []
+    try:
+        return [(str(at["topic"]), int(at["partition"]), int(at["offset"]))]
+    except (KeyError, TypeError, ValueError):
+        return []
 
 
 async def run_gate(

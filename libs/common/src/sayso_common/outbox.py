@@ -118,18 +118,26 @@ class BrokerStateLostError(Exception):
     """The broker acknowledged records it cannot have kept; the batch must be published again."""
 
 
-def events_document(event: Event, retention: timedelta) -> EventDoc:
+def events_document(event: Event, retention: timedelta, published: RecordMetadata | None = None) -> EventDoc:
     fields = event_to_document(event)
     fields["_id"] = fields.pop("id")
     fields["occurred_at"] = as_utc(event.occurred_at)
     fields["expire_at"] = utcnow() + retention
-    return cast(EventDoc, fields)
+    doc = cast(EventDoc, fields)
+    if published is not None:
+        doc["published"] = {
+            "topic": published.topic,
+            "partition": published.partition,
+            "offset": published.offset,
+        }
+    return doc
 
 
 def event_from_events_document(doc: EventDoc) -> Event:
     data: dict[str, Any] = dict(doc)
     data["id"] = data.pop("_id")
     data.pop("expire_at", None)
+    data.pop("published", None)
     return parse_event(data)
 
 
@@ -337,7 +345,7 @@ class OutboxRelay:
                 # the consumers would wait for their idle recheck.
                 await asyncio.wait_for(self._confirm([meta for _, meta in written]), self._publish_timeout)
                 sent = [item for item, _ in written]
-                await self._remember([item.event for item in sent])
+                await self._remember([(item.event, meta) for item, meta in written])
             dead += [
                 _dead_letter(
                     collection,
@@ -466,16 +474,16 @@ class OutboxRelay:
         if missing:
             raise BrokerStateLostError(f"acknowledged partitions missing from the cluster: {missing}")
 
-    async def _remember(self, events: list[Event]) -> None:
+    async def _remember(self, written: list[tuple[Event, RecordMetadata]]) -> None:
         # With the audit entries of the decisions among them, side by side (one round trip, not
         # two), before the events leave the outbox: a crash in between repeats both stores, which
         # keep what they stored once (by event id).
-        await asyncio.gather(audit.record(self._db, events), self._store(events))
+        await asyncio.gather(audit.record(self._db, [e for e, _ in written]), self._store(written))
 
-    async def _store(self, events: list[Event]) -> None:
+    async def _store(self, written: list[tuple[Event, RecordMetadata]]) -> None:
         try:
             await collection(self._db, EVENTS).insert_many(
-                [events_document(e, self._retention) for e in events], ordered=False
+                [events_document(e, self._retention, meta) for e, meta in written], ordered=False
             )
         except BulkWriteError as exc:
             # Duplicate ids mean an earlier pass already stored them (published twice after a crash).
