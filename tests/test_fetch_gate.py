@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import json
 import secrets
 from collections.abc import AsyncIterator
@@ -17,9 +16,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pymongo import AsyncMongoClient
-from sayso_service.consumers import hold_polls
+from sayso_service.faststream_internals import hold_polls
 
-from sayso_common.fetch_gate import FetchGate, set_fetch_wait, wake_on_published
+from sayso_common.fetch_gate import FetchGate, wake_on_published
 from sayso_common.mongo import Doc
 from tests.conftest import Infra
 from tests.support.stack import Owner, RunningStack, eventually
@@ -184,16 +183,6 @@ async def test_a_stored_event_wakes_the_gate_with_its_position(infra: Infra) -> 
         await asyncio.gather(task, return_exceptions=True)
         await client.drop_database(db.name)
         await client.close()
-
-
-async def test_fetch_wait_set_on_a_running_consumer_is_the_one_its_fetches_ask_for(infra: Infra) -> None:
-    """set_fetch_wait reaches into aiokafka's fetcher: this fails if the pinned version moves it."""
-    async with reader(infra) as (r, _):
-        set_fetch_wait(r.consumer, 7)
-        fetcher: Any = getattr(r.consumer, "_fetcher")  # noqa: B009
-        assert fetcher._fetch_max_wait_ms == 7
-        # Every fetch request is built from that attribute (aiokafka's Fetcher).
-        assert "self._fetch_max_wait_ms," in inspect.getsource(type(fetcher)._get_actions_per_node)
 
 
 async def test_a_held_poll_waits_for_records_instead_of_answering_empty(infra: Infra) -> None:

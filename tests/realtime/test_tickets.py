@@ -151,9 +151,10 @@ async def test_a_shared_channel_ticket_sees_only_it_and_loses_it_with_membership
         # marker posted after that lands behind it in the member's queue. Without it, a marker on
         # another partition can overtake the probe and its absence proves nothing.
         owner_headers = {"x-api-key": owner.api_key}
-        async with sse_stream(stack.url, {}, {"ticket": ticket}) as inbox, sse_stream(
-            stack.url, owner_headers
-        ) as owners:
+        async with (
+            sse_stream(stack.url, {}, {"ticket": ticket}) as inbox,
+            sse_stream(stack.url, owner_headers) as owners,
+        ):
 
             async def fanned_out_then_marked(message_id: str, text: str) -> None:
                 await owners.wait_for(_created(message_id), what="the owner's copy of the event")

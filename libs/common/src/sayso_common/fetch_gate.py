@@ -37,6 +37,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import Gauge
 
 from sayso_common import loops
+from sayso_common.aiokafka_internals import set_fetch_wait
 from sayso_common.mongo import EVENTS, Database, collection
 from sayso_common.settings import ServiceSettings
 
@@ -98,14 +99,6 @@ async def reached(consumer: AIOKafkaConsumer, targets: dict[TopicPartition, tupl
     except Exception:  # stopping, rebalancing, resetting: not known to be caught up
         return False
     return True
-
-
-def set_fetch_wait(consumer: AIOKafkaConsumer, wait_ms: int) -> None:
-    """The wait of ``consumer``'s next fetches. aiokafka reads it from its fetcher for every fetch
-    request and has no public way to change it (tests/test_fetch_gate.py pins this)."""
-    fetcher = getattr(consumer, "_fetcher", None)
-    if fetcher is not None:
-        fetcher._fetch_max_wait_ms = wait_ms
 
 
 def _set_paused(consumer: AIOKafkaConsumer, paused: bool) -> None:

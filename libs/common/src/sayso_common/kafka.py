@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from sayso_common.aiokafka_internals import refresh_metadata
 from sayso_common.settings import ServiceSettings
 from sayso_common.topics import all_topics
 
@@ -57,19 +58,15 @@ async def ensure_topics(settings: ServiceSettings) -> None:
 
 async def check_producer(producer: AIOKafkaProducer, timeout: float = 2.0) -> None:
     """Readiness: the producer can reach the cluster and read metadata."""
-    await asyncio.wait_for(producer.client.fetch_all_metadata(), timeout)
+    await asyncio.wait_for(refresh_metadata(producer), timeout)
 
 
-async def consumer_lag(subscribers: Iterable[object]) -> dict[str, int]:
+async def consumer_lag(consumers: Iterable[AIOKafkaConsumer]) -> dict[str, int]:
     """Records between each assigned partition's position and its high watermark, by topic, over
-    the aiokafka consumers of a FastStream broker's ``subscribers`` (the dispatcher's and the
-    notifier's consumer groups), as far as aiokafka knows them (every fetch refreshes the high
-    watermark)."""
+    ``consumers`` (the dispatcher's and the notifier's consumer groups), as far as aiokafka knows
+    them (every fetch refreshes the high watermark)."""
     lag: dict[str, int] = {}
-    for sub in subscribers:
-        consumer = getattr(sub, "consumer", None)
-        if not isinstance(consumer, AIOKafkaConsumer):
-            continue
+    for consumer in consumers:
         # Every subscribed topic gets a value, 0 when a rebalance left this replica none of its
         # partitions: the gauge would otherwise keep the last lag it saw there for good.
         for topic in consumer.subscription():

@@ -29,18 +29,18 @@ from typing import Any, cast
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError
-from aiokafka.structs import RecordMetadata, TopicPartition
+from aiokafka.structs import RecordMetadata
 from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 from pymongo import UpdateMany, UpdateOne
 from pymongo.errors import BulkWriteError
 
 from sayso_common import audit, loops, otel
+from sayso_common.aiokafka_internals import cluster_view, partition_leader
 from sayso_common.clock import as_utc, utcnow
 from sayso_common.documents import DeadLetterDoc, EventDoc
 from sayso_common.events import MAX_EVENT_BYTES, Event, event_to_document, event_to_json, parse_event
 from sayso_common.ids import id_time_ms, new_id
-from sayso_common.kafka_metadata import cluster_view
 from sayso_common.lease import Lease
 from sayso_common.mongo import DEAD_LETTERS, EVENTS, INDEXES, OUTBOX_INDEX, Database, Doc, collection
 from sayso_common.topics import topic_for
@@ -464,9 +464,7 @@ class OutboxRelay:
         # Ask a broker that took one of the writes: in a multi-broker cluster another may not
         # know a just-created topic yet, and a false alarm would only cost a republish.
         first = written[0]
-        leader = self.producer.client.cluster.leader_for_partition(
-            TopicPartition(first.topic, first.partition)
-        )
+        leader = partition_leader(self.producer, first.topic, first.partition)
         view = await cluster_view(self.producer.client, sorted({topic for topic, _ in partitions}), leader)
         if self._cluster_id is not None and view.cluster_id != self._cluster_id:
             raise BrokerStateLostError(f"cluster id changed from {self._cluster_id} to {view.cluster_id}")

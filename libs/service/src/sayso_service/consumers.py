@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mappi
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.message import StreamMessage
@@ -30,6 +30,7 @@ from sayso_common.events import Event, parse_batch
 from sayso_common.kafka import consumer_lag, ensure_topics
 from sayso_common.settings import ServiceSettings
 from sayso_common.topics import topic_for
+from sayso_service.faststream_internals import hold_polls, subscriber_consumers
 
 log = logging.getLogger(__name__)
 
@@ -41,26 +42,6 @@ GRACEFUL_SECONDS = 10.0
 
 # How long a poll waits for records before it answers with none (see hold_polls).
 HOLD_POLL_MS = 1000
-
-
-def hold_polls(consumer: AIOKafkaConsumer, at_least_ms: int) -> None:
-    """Make every ``getmany`` on ``consumer`` wait up to ``at_least_ms`` for records.
-
-    FastStream's batch subscriber polls with ``batch_timeout_ms`` (50 ms) and, when the poll comes
-    back empty, sleeps as long again before the next one: a record arriving during that sleep
-    waited up to 50 ms more (half the time, idle; issue #36). A poll that waits longer answers as
-    soon as records arrive all the same, and leaves the sleep to an idle second."""
-    poll = consumer.getmany
-
-    async def getmany(
-        *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
-    ) -> dict[TopicPartition, list[ConsumerRecord[Any, Any]]]:
-        batches: dict[TopicPartition, list[ConsumerRecord[Any, Any]]] = await poll(
-            *partitions, timeout_ms=max(timeout_ms, at_least_ms), max_records=max_records
-        )
-        return batches
-
-    consumer.getmany = getmany
 
 
 class KafkaUnavailableError(RuntimeError):
@@ -162,11 +143,10 @@ class GroupConsumer:
     def consumers(self) -> list[AIOKafkaConsumer]:
         """The group's aiokafka consumers as they are now (none before it joined): what the
         service's fetch gate pauses while they have nothing to read (sayso_common.fetch_gate)."""
-        found = (getattr(sub, "consumer", None) for sub in self.broker.subscribers)
-        return [c for c in found if isinstance(c, AIOKafkaConsumer)]
+        return subscriber_consumers(self.broker)
 
     async def report_lag(self) -> None:
-        for topic, value in (await consumer_lag(self.broker.subscribers)).items():
+        for topic, value in (await consumer_lag(self.consumers())).items():
             self.lag_gauge.labels(topic).set(value)
 
     @contextlib.asynccontextmanager

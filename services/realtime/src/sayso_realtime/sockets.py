@@ -42,6 +42,17 @@ from sayso_common.mongo import Database
 from sayso_common.principals import Authenticator, BadCredentialsError, Principal, credential_from_headers
 from sayso_realtime import tickets
 from sayso_realtime.channels import UnknownChannelError, owned
+from sayso_realtime.engineio_internals import (
+    abort,
+    discard_queued,
+    drained,
+    engine_socket,
+    engine_sockets,
+    enqueue,
+    event_packet,
+    hang_up_after_queued,
+    queued,
+)
 from sayso_realtime.fanout import Fanout, Subscription
 from sayso_realtime.history import events_since, valid_event_id
 from sayso_realtime.metrics import DROPPED_SOCKETS, REPLAYED, SOCKETS
@@ -148,13 +159,13 @@ class Sockets:
         # Encoded once per kind of reader: the channel's owner, and its members (see payloads.py).
         packets: dict[bool, engineio.packet.Packet] = {}
         rooms = [owner_room(event.owner_id), channel_room(event.channel_id)]
-        engine_sockets = self.server.eio.sockets
+        open_sockets = engine_sockets(self.server)
         limit = self._settings.socket_queue_size
         for sid, eio_sid in self.server.manager.get_participants(NAMESPACE, rooms):
-            socket = engine_sockets.get(eio_sid)
+            socket = open_sockets.get(eio_sid)
             if sid in skip or socket is None or socket.closed or sid in self._cut:
                 continue
-            if socket.queue.qsize() >= limit:
+            if queued(socket) >= limit:
                 self._drop(sid)
                 continue
             sock = self._sockets.get(sid)
@@ -163,13 +174,10 @@ class Sockets:
             reader = sock.principal.reader_id
             owner = reader == event.owner_id
             if owner not in packets:
-                packets[owner] = self._packet(event, reader)
-            socket.queue.put_nowait(packets[owner])
-
-    def _packet(self, event: Event, reader_id: str) -> engineio.packet.Packet:
-        data = [event_name(event), payload(event, reader_id)]
-        encoded = self.server.packet_class(socketio.packet.EVENT, namespace=NAMESPACE, data=data).encode()
-        return engineio.packet.Packet(engineio.packet.MESSAGE, encoded)
+                packets[owner] = event_packet(
+                    self.server, NAMESPACE, [event_name(event), payload(event, reader)]
+                )
+            enqueue(socket, packets[owner])
 
     def _drop(self, sid: str, *, flush: bool = False) -> None:
         """Cuts a socket off without a goodbye. Socket.IO clients (the JS and the Python one) take
@@ -178,25 +186,21 @@ class Sockets:
         what was queued for it (it reads that again from history, and its memory is freed now);
         with ``flush``, what is queued goes out first (a replay just sent: the client must get
         it, or it would resume from the same place again)."""
-        eio_sid = self.server.manager.eio_sid_from_sid(sid, NAMESPACE)
-        socket = self.server.eio.sockets.get(eio_sid) if eio_sid is not None else None
-        if socket is None or socket.closed or sid in self._cut:
+        socket = engine_socket(self.server, self.server.manager.eio_sid_from_sid(sid, NAMESPACE))
+        if socket is None or sid in self._cut:
             return
         self._cut.add(sid)  # nothing more is queued for it (see emit) until it is gone
         if not flush:
             DROPPED_SOCKETS.inc()
-            log.info("socket fell behind; dropped", extra={"sid": sid, "queued": socket.queue.qsize()})
-            while not socket.queue.empty():
-                socket.queue.get_nowait()
-                socket.queue.task_done()
-        socket.queue.put_nowait(None)  # a WebSocket's writer sends what is before it, then hangs up
+            log.info("socket fell behind; dropped", extra={"sid": sid, "queued": queued(socket)})
+            discard_queued(socket)
+        hang_up_after_queued(socket)
 
         async def close() -> None:
             # A polling client fetches the queue itself: wait until it has (bounded), then mark
             # the session closed so its next request is refused. No CLOSE packet: it is final.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(socket.queue.join(), CLOSE_TIMEOUT_SECONDS)
-            await socket.close(wait=False, abort=True)
+            await drained(socket, CLOSE_TIMEOUT_SECONDS)
+            await abort(socket)
 
         self._closing_task(close(), f"ws-drop-{sid}")
 
@@ -345,7 +349,7 @@ class Sockets:
         # Closing the transport at once would race the client's own hang-up (a polling client's
         # goodbye then meets a closed session); a client that stays is cut off after a while.
         await asyncio.sleep(HANG_UP_GRACE_SECONDS)
-        if eio_sid in self.server.eio.sockets:
+        if eio_sid in engine_sockets(self.server):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.server.eio.disconnect(eio_sid), CLOSE_TIMEOUT_SECONDS)
 
