@@ -235,7 +235,7 @@ def _anchor(name: str) -> str:
 
 
 def _operation_anchor(method: str, path: str) -> str:
-    return f"{method}-" + "".join(c if c.isalnum() else "-" for c in path.lower()).strip("-")
+    return f"{method.lower()}-" + "".join(c if c.isalnum() else "-" for c in path.lower()).strip("-")
 
 
 def rest_api_page() -> str:
