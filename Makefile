@@ -6,7 +6,7 @@ SHELL := /bin/bash
 # (~/.local/bin) or installs it there, then runs it.
 UV := $(shell command -v uv 2>/dev/null || echo python3 tools/bootstrap_uv.py --)
 
-.PHONY: uv bootstrap bootstrap-test bootstrap-bench browser promtool run test lint typecheck pytest bench soak clean
+.PHONY: uv bootstrap bootstrap-test bootstrap-bench bootstrap-docs browser promtool run test lint typecheck pytest docs bench soak clean
 
 uv:
 	@command -v uv >/dev/null 2>&1 || python3 tools/bootstrap_uv.py >/dev/null
@@ -17,7 +17,7 @@ define sync
 	@$(UV) sync --frozen --inexact $(1) --check --quiet >/dev/null 2>&1 || { echo "$(2)"; $(UV) sync --frozen --inexact $(1); }
 endef
 
-# `make run`: the servers, the clients and what the README's examples import (about 320 MB).
+# `make run`: the servers, the clients and what the docs' examples import (about 320 MB).
 RUN_DEPS := Installing the servers and clients into .venv (about 320 MB; make test and make bench add their tools):
 bootstrap: uv
 	$(call sync,,$(RUN_DEPS))
@@ -32,6 +32,15 @@ BENCH_DEPS := Installing the servers and the benchmarks' plotting library (matpl
 bootstrap-bench: uv
 	$(call sync,--group bench,$(BENCH_DEPS))
 
+# `make docs`: the documentation site (mkdocs.yml, docs/) into site/. --strict: a broken link or
+# anchor, or a page missing from the nav, fails; `make test` builds it too (tests/test_docs.py).
+DOCS_DEPS := Installing the servers and MkDocs Material into .venv:
+bootstrap-docs: uv
+	$(call sync,--group docs,$(DOCS_DEPS))
+
+docs: bootstrap-docs
+	NO_MKDOCS_2_WARNING=1 $(UV) run --frozen mkdocs build --strict
+
 run: bootstrap
 	@$(UV) run --frozen sayso-devstack run
 
@@ -40,7 +49,7 @@ lint: bootstrap-test
 	$(UV) run --frozen ruff format --check .
 
 typecheck: bootstrap-test
-	$(UV) run --frozen mypy libs/common/src libs/service/src services/api/src services/dispatcher/src services/expirer/src services/realtime/src services/notifier/src tools/devstack/src tools/bootstrap_uv.py clients/sdk/src clients/mcp/src clients/cli/src tests bench examples
+	$(UV) run --frozen mypy libs/common/src libs/service/src services/api/src services/dispatcher/src services/expirer/src services/realtime/src services/notifier/src tools/devstack/src tools/bootstrap_uv.py tools/docsgen clients/sdk/src clients/mcp/src clients/cli/src tests bench examples
 
 # The browser tests (tests/web) drive Debian's Chromium, never a downloaded one; installed here
 # when missing (needs root, as in CI containers).
@@ -56,7 +65,7 @@ promtool:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
 # Two workers, each with its own stack (tests/conftest.py): serially the suite keeps only one of
-# the two cores busy on average (README, Tests). A test file stays on one worker, as its module
+# the two cores busy on average (docs/explanation/testing.md). A test file stays on one worker, as its module
 # fixtures expect; files are handed out in collection order, not fewest-tests-last (xdist's
 # default), which would leave the long single-test files for the end.
 pytest: bootstrap-test browser promtool
@@ -65,7 +74,7 @@ pytest: bootstrap-test browser promtool
 test: lint typecheck pytest
 
 clean:
-	rm -rf .sayso .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .sayso .pytest_cache .mypy_cache .ruff_cache site
 
 # Benchmarks (not part of `make test`): starts its own stack on free ports, ~3-5 minutes.
 bench: bootstrap-bench

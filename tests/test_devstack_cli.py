@@ -1,7 +1,7 @@
 """``sayso-devstack run`` (what ``make run`` calls) as a newcomer meets it: a second start while
 one runs, a taken port, a restart on another port, a stop at any point of the start-up, and the
 banner's commands, each against the real command started as a subprocess with its own SAYSO_HOME
-and SAYSO_PORT (the README's snippets run in tests/test_readme.py)."""
+and SAYSO_PORT (the README's and the docs' snippets run in tests/test_readme.py)."""
 
 from __future__ import annotations
 

@@ -1,18 +1,20 @@
-"""Every ```bash and ```python snippet of the README runs, as written and in order, against a real
-stack: a newcomer pastes them into one shell, so they run in one shell here, with the variables
-each one sets kept for the next.
+"""Every ```bash and ```python snippet of the README and of every page under docs/ runs, as written
+and in order, against a real stack: a newcomer pastes a page's snippets into one shell, so each
+page runs in one shell here, with the variables each snippet sets kept for the next.
 
 The shell starts as a newcomer's second terminal does: at a checkout (its ``.venv`` linked in,
 not on PATH), with ``SAYSO_HOME`` naming the folder whose ``.sayso/local.env`` holds what
 ``make run`` writes there (so a snippet that reads ``.sayso/local.env`` from the checkout fails).
-A person answers every pending approval in the inbox, as the snippets expect. The harness adds
-two things to what a person types: ``set -euo pipefail`` (an unset variable or a failed command
-stops the run, naming the snippet's heading and line) and ``curl --fail-with-body --max-time 60``
-(a 4xx or 5xx is a failure, not a silently printed error).
+Every page but the README and the quick start continues from the quick start's first review (its
+first snippet, which the README repeats), as the pages say: that snippet runs first in their
+shell. A person answers every pending approval in the inbox, as the snippets expect. The harness
+adds two things to what a person types: ``set -euo pipefail`` (an unset variable or a failed
+command stops the run, naming the page, the snippet's heading and line) and ``curl
+--fail-with-body --max-time 60`` (a 4xx or 5xx is a failure, not a silently printed error).
 
-A block the test cannot run (it starts a stack, needs Docker, runs forever) is marked in the README
-with ``<!-- not run: why -->`` on the line before it; ``<!-- save as: NAME -->`` saves a block as
-a file a later snippet runs. Every other block must run."""
+A block the test cannot run (it starts a stack, needs Docker, runs forever) is marked with
+``<!-- not run: why -->`` on the line before it; ``<!-- save as: NAME -->`` saves a block as a
+file a later snippet runs. Every other block must run."""
 
 from __future__ import annotations
 
@@ -38,6 +40,9 @@ from tests.support.private import ADMIN, PrivateStack, private_stack
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+# The first review, which every other page continues from (the README repeats it).
+QUICK_START = DOCS / "tutorials" / "quick-start.md"
 MARKER = re.compile(r"<!--\s*(not run|save as):\s*(.+?)\s*-->")
 BLOCK_TIMEOUT = 60.0
 
@@ -46,17 +51,22 @@ BLOCK_TIMEOUT = 60.0
 class Block:
     lang: str
     heading: str
-    line: int  # of the opening fence in README.md
+    line: int  # of the opening fence in its page
     code: str
     marker: tuple[str, str] | None
+    page: str = "README.md"
 
     @property
     def where(self) -> str:
-        return f"README.md:{self.line} (under {self.heading!r})"
+        return f"{self.page}:{self.line} (under {self.heading!r})"
+
+    @property
+    def runs(self) -> bool:
+        return not (self.marker and self.marker[0] == "not run")
 
 
-def readme_blocks(text: str) -> list[Block]:
-    """The README's top-level ```bash and ```python blocks, in order, with the heading above each
+def readme_blocks(text: str, page: str = "README.md") -> list[Block]:
+    """A page's top-level ```bash and ```python blocks, in order, with the heading above each
     and the marker on the line before it."""
     blocks: list[Block] = []
     lines = text.splitlines()
@@ -75,7 +85,8 @@ def readme_blocks(text: str) -> list[Block]:
             if fence.group(1) in ("bash", "python"):
                 found = MARKER.fullmatch(lines[start - 1].strip()) if start else None
                 marker = (found.group(1), found.group(2)) if found else None
-                blocks.append(Block(fence.group(1), heading, start + 1, "\n".join(body) + "\n", marker))
+                code = "\n".join(body) + "\n"
+                blocks.append(Block(fence.group(1), heading, start + 1, code, marker, page))
         i += 1
     return blocks
 
@@ -228,59 +239,106 @@ def newcomer_env(home: Path) -> dict[str, str]:
     return env
 
 
-def test_every_readme_snippet_runs(readme_stack: ReadmeStack, tmp_path: Path) -> None:
+def pages() -> list[Path]:
+    """The README and every page of the docs, the README first."""
+    return [README, *sorted(DOCS.rglob("*.md"))]
+
+
+def page_name(path: Path) -> str:
+    return str(path.relative_to(ROOT if path == README else DOCS))
+
+
+# What a page's snippets must have printed once they ran (waited for, up to 30 s: a webhook or
+# an e-mail arrives a moment later), and what none may print.
+EXPECTED: dict[str, list[str]] = {
+    # The receiver started by the page checked the signatures of what it was sent.
+    "how-to/verify-webhooks.md": ["verified webhook:test", "verified review:responded"],
+    # Answered from the e-mail's link (a newcomer's e-mail path).
+    "how-to/notifications.md": ["Confirm: Friday", "Answer recorded"],
+    # The rule answered its review on arrival (no person involved).
+    "how-to/policies.md": [
+        "approve 2 small staging deploys",
+        "completed {'selectedOption': 'approve'} {'policy': 'pol_",
+    ],
+}
+FORBIDDEN: dict[str, list[str]] = {"how-to/verify-webhooks.md": ["refused"]}
+
+
+def runnable_pages() -> list[str]:
+    return [page_name(p) for p in pages() if any(b.runs for b in readme_blocks(p.read_text()))]
+
+
+def first_review() -> Block:
+    return next(b for b in readme_blocks(QUICK_START.read_text(), page_name(QUICK_START)) if b.runs)
+
+
+def test_the_readme_and_the_quick_start_share_the_first_review() -> None:
+    """The README's first snippet is the quick start's, which the other pages continue from."""
+    readme_first = next(b for b in readme_blocks(README.read_text()) if b.runs)
+    assert readme_first.code == first_review().code
+    assert set(EXPECTED) | set(FORBIDDEN) <= set(runnable_pages())
+
+
+@dataclass
+class Newcomer:
+    url: str
+    home: Path  # SAYSO_HOME, with make run's .sayso/local.env
+
+
+@pytest.fixture(scope="module")
+def newcomer(readme_stack: ReadmeStack) -> Iterator[Newcomer]:
+    """make run's admin, an agent key in .sayso/local.env, and a person answering approvals."""
     url, home = readme_stack.url, readme_stack.home
     person = Person(url)
     key = httpx.post(f"{url}/api/v1/api-keys", json={"label": "readme"}, headers=person.headers)
     assert key.status_code == 201, key.text
-    checkout = tmp_path / "checkout"
-    checkout.mkdir()
-    (checkout / ".venv").symlink_to(ROOT / ".venv")
     (home / ".sayso" / "local.env").write_text(
         f"SAYSO_URL={url}\nSAYSO_API_KEY={key.json()['key']}\n"
         f"SAYSO_ADMIN_EMAIL={ADMIN[0]}\nSAYSO_ADMIN_PASSWORD={ADMIN[1]}\n"
     )
-
-    blocks = readme_blocks(README.read_text())
-    shell = Shell(checkout, newcomer_env(home))
     person.thread.start()
+    try:
+        yield Newcomer(url, home)
+    finally:
+        person.stop.set()
+
+
+@pytest.mark.parametrize("page", runnable_pages())
+def test_every_snippet_runs(page: str, newcomer: Newcomer, tmp_path: Path) -> None:
+    path = README if page == "README.md" else DOCS / page
+    blocks = readme_blocks(path.read_text(), page)
+    if path not in (README, QUICK_START):
+        blocks = [first_review(), *blocks]
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    (checkout / ".venv").symlink_to(ROOT / ".venv")
+    shell = Shell(checkout, newcomer_env(newcomer.home))
     ran: list[Block] = []
     try:
         prelude = 'curl() { command curl --fail-with-body --max-time 60 "$@"; }\nset -euo pipefail'
         assert shell.run(prelude, "__ready__", 10)[0] == "done"
         for n, block in enumerate(blocks):
-            if block.marker and block.marker[0] == "not run":
+            if not block.runs:
                 continue
             if block.marker:  # save as
                 (checkout / block.marker[1]).write_text(block.code)
                 ran.append(block)
                 continue
-            path = tmp_path / f"block{n}.{'sh' if block.lang == 'bash' else 'py'}"
-            path.write_text(block.code)
-            command = f". {path}" if block.lang == "bash" else f"python {path}"
+            script = tmp_path / f"block{n}.{'sh' if block.lang == 'bash' else 'py'}"
+            script.write_text(block.code)
+            command = f". {script}" if block.lang == "bash" else f"python {script}"
             status, output = shell.run(command, f"__done_{n}__", BLOCK_TIMEOUT)
             assert status == "done", (
-                f"the snippet at {block.where} {status} ({path.name} holds it; a line number below is "
-                f"counted from the block's first line):\n{''.join(output)}"
+                f"the snippet at {block.where} {status} ({script.name} holds it; a line number below "
+                f"is counted from the block's first line):\n{''.join(output)}"
             )
             ran.append(block)
-        assert {b.line for b in ran} == {
-            b.line for b in blocks if not (b.marker and b.marker[0] == "not run")
-        }
-        # The receiver the Webhooks section starts checked the signatures of what it was sent.
-        printed = "".join(shell.output)
-        assert "verified webhook:test" in printed, printed
+        assert [(b.page, b.line) for b in ran] == [(b.page, b.line) for b in blocks if b.runs]
         deadline = time.monotonic() + 30
-        while "verified review:responded" not in "".join(shell.output) and time.monotonic() < deadline:
+        while not all(e in "".join(shell.output) for e in EXPECTED.get(page, [])):
+            assert time.monotonic() < deadline, (EXPECTED[page], "".join(shell.output))
             shell.run("sleep 0.5", "__tick__", 10)
-        assert "verified review:responded" in "".join(shell.output), "".join(shell.output)
-        assert "refused" not in "".join(shell.output)
-        # The Notifications section answered from the e-mail's link (a newcomer's e-mail path).
-        assert "Confirm: Friday" in printed, printed
-        assert "Answer recorded" in printed, printed
-        # The Policies section's rule answered its review on arrival (no person involved).
-        assert "approve 2 small staging deploys" in printed, printed
-        assert "completed {'selectedOption': 'approve'} {'policy': 'pol_" in printed, printed
+        for forbidden in FORBIDDEN.get(page, []):
+            assert forbidden not in "".join(shell.output), "".join(shell.output)
     finally:
-        person.stop.set()
         shell.stop()

@@ -18,7 +18,7 @@ MAPPING = Mapping.model_validate(
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        (  # the README's example body: no level, so no status
+        (  # the example body of docs/how-to/inbound-webhooks.md: no level, so no status
             {"summary": "Export finished", "export_id": "exp_1"},
             {
                 "text": "Export finished",

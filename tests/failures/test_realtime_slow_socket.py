@@ -174,7 +174,7 @@ async def test_a_client_that_missed_more_than_one_resume_sends_reads_on_by_itsel
         await client.connect(url, namespaces=["/ws"], transports=["websocket"], auth=auth)
         await _until(lambda: set(texts) <= set(seen), "every missed event")
         # In order (the events stored just before a resume's last one come again: clients drop
-        # repeats by event id, as the README says).
+        # repeats by event id, as docs/how-to/wait-for-answers.md says).
         assert list(dict.fromkeys(seen)) == ["before", *texts]
         assert len(connects) >= 4, connects  # three resumes, the last two after being cut off
     finally:

@@ -1,0 +1,1 @@
+"""Generators of the documentation site's reference pages (``python -m tools.docsgen``)."""
