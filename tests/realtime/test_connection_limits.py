@@ -21,7 +21,7 @@ from tests.realtime.clients import socket_client, sse_stream
 from tests.support.private import beside
 from tests.support.stack import Owner, RunningStack, eventually
 
-STREAMS, POLLS, SOCKETS = 2, 3, 2
+STREAMS, POLLS, SOCKETS, TICKETS = 2, 3, 2, 3
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +34,7 @@ def limited(infra: Infra, stack: RunningStack) -> Iterator[Proc]:
         SAYSO_REALTIME_MAX_STREAMS_PER_OWNER=str(STREAMS),
         SAYSO_REALTIME_MAX_POLLS_PER_OWNER=str(POLLS),
         SAYSO_REALTIME_MAX_SOCKETS_PER_OWNER=str(SOCKETS),
+        SAYSO_REALTIME_TICKETS_PER_MINUTE=str(TICKETS),
     ) as proc:
         yield proc
 
@@ -201,3 +202,33 @@ async def test_sockets_past_the_owners_limit_are_refused_at_connect(
             return await _refusal(url, {"apiKey": owner.api_key}) == ""
 
         assert await eventually(connects, what="a place freed by the disconnected socket")
+
+
+async def test_minting_stream_tickets_is_limited_per_credential(
+    limited: Proc, owner: Owner, other: Owner
+) -> None:
+    """A stolen or looping session cannot mint tickets without end: past the per-minute limit a
+    credential gets 429 naming the setting, with Retry-After; another credential mints on. The
+    count is a fixed window, so a minute's turn may let up to twice the limit through in a row."""
+    async with httpx.AsyncClient(base_url=_url(limited), timeout=10) as client:
+        mine = {"x-api-key": owner.api_key}
+        answers = []
+        for _ in range(2 * TICKETS + 1):
+            resp = await client.post("/api/v1/events/tickets", headers=mine)
+            answers.append(resp.status_code)
+            if resp.status_code == 429:
+                break
+        assert answers[-1] == 429, answers
+        assert answers[:-1] == [201] * (len(answers) - 1)
+        assert len(answers) > TICKETS
+        error = resp.json()["error"]
+        assert error["code"] == "rate_limited"
+        assert "SAYSO_REALTIME_TICKETS_PER_MINUTE" in error["message"]
+        assert int(resp.headers["Retry-After"]) >= 1
+        theirs = await client.post("/api/v1/events/tickets", headers={"x-api-key": other.api_key})
+        assert theirs.status_code == 201, theirs.text
+        # The owner's session is another credential with a budget of its own.
+        session = await client.post(
+            "/api/v1/events/tickets", headers={"Authorization": f"Bearer {owner.token}"}
+        )
+        assert session.status_code == 201, session.text

@@ -11,10 +11,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from sayso_api import ratelimit
 from sayso_api.context import ApiContext
 from sayso_api.messages import create_message
 from sayso_api.schemas import InboundWebhookOut, MessageIn, check_url
+from sayso_common import ratelimit
 from sayso_common.clock import utcnow
 from sayso_common.credentials import hash_secret
 from sayso_common.documents import InboundWebhookDoc
@@ -104,6 +104,7 @@ async def execute(ctx: ApiContext, token: str, body: ExecuteIn) -> None:
         f"whk:{hook['_id']}",
         ctx.settings.inbound_rate_per_minute,
         setting="SAYSO_INBOUND_RATE_PER_MINUTE",
+        what="this webhook",
     )
     await create_message(
         ctx.db,

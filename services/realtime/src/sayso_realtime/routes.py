@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from sayso_common import ratelimit
 from sayso_common.http_errors import ApiError, not_found, unauthorized
 from sayso_common.membership import reach_of
 from sayso_common.principals import BadCredentialsError, Principal, credential_from_headers
@@ -88,6 +89,13 @@ async def create_ticket(
 ) -> TicketOut:
     """A single-use ticket that opens one stream (``GET /api/v1/events?ticket=…``) or socket
     within 60 s, for the caller's channels (those shared with a user included) or some of them."""
+    await ratelimit.hit(
+        gw.runtime.db,
+        f"tickets:{who.credential_id or who.owner_id}",
+        gw.settings.realtime_tickets_per_minute,
+        setting="SAYSO_REALTIME_TICKETS_PER_MINUTE",
+        what="minting stream tickets with this credential",
+    )
     wanted = body.channel_ids if body is not None else None
     channels = None
     if wanted is not None:

@@ -37,3 +37,5 @@ class RealtimeSettings(ServiceSettings):
     realtime_max_streams_per_owner: int = Field(default=100, ge=1)
     realtime_max_polls_per_owner: int = Field(default=1_000, ge=1)
     realtime_max_sockets_per_owner: int = Field(default=100, ge=1)
+    # Stream tickets one credential (a session, an API key) may mint a minute, across replicas.
+    realtime_tickets_per_minute: int = Field(default=600, ge=1)

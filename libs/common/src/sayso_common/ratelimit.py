@@ -1,4 +1,5 @@
-"""Fixed-window rate limits counted in MongoDB, so every API replica shares one budget."""
+"""Fixed-window rate limits counted in MongoDB, so every replica shares one budget (the API's
+inbound webhooks, the realtime gateway's stream tickets)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from sayso_common.http_errors import ApiError
 from sayso_common.mongo import RATE_LIMITS, Database, collection
 
 
-async def hit(db: Database, key: str, limit: int, window_seconds: int = 60, *, setting: str) -> None:
+async def hit(
+    db: Database, key: str, limit: int, window_seconds: int = 60, *, setting: str, what: str
+) -> None:
     """Count one request against ``key``; 429 with ``Retry-After`` once ``limit`` is passed, naming
-    ``setting``, the server setting that sets it."""
+    ``what`` is limited and ``setting``, the server setting that sets it."""
     now = time.time()
     window = int(now // window_seconds)
     doc = await collection(db, RATE_LIMITS).find_one_and_update(
@@ -29,6 +32,6 @@ async def hit(db: Database, key: str, limit: int, window_seconds: int = 60, *, s
         raise ApiError(
             429,
             "rate_limited",
-            f"at most {limit} requests per {window_seconds} s for this webhook ({setting})",
+            f"at most {limit} requests per {window_seconds} s for {what} ({setting})",
             headers={"Retry-After": str(retry)},
         )
