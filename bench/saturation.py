@@ -74,6 +74,15 @@ SAMPLE_SECONDS = 1.0
 # Processes whose ceiling is every core (multi-threaded); every other one has one core.
 MULTI_THREADED = ("mongod", "tansu")
 GENERATOR = "bench"  # bench.resources.Meter's name for the benchmark process
+# The service that drains each queue: the queue that grows names the stage that fell behind.
+DRAINED_BY = {
+    "outbox": "api",  # the outbox relay runs in the API process
+    "lag dispatcher": "dispatcher",
+    "lag notifier": "notifier",
+    "lag realtime": "realtime",
+    "pending deliveries": "dispatcher",
+    "webhooks owed": "dispatcher",
+}
 # Past this fraction of every core busy (whoever uses them), the machine itself is what gave out.
 MACHINE_BUSY = 0.9
 
@@ -220,17 +229,42 @@ def saturated_first(cores: Mapping[str, float], cpus: int) -> tuple[str, float] 
     return name, loads[name]
 
 
+def gave_out(step: Step) -> tuple[str, str] | None:
+    """The service that fell behind in ``step`` and how: the one draining the queue that grew the
+    most, else the API when the posts fell behind; None for a sustained step."""
+    limit = allowance(step.rate, step.seconds)
+    rises = {
+        name: thirds(levels)[1] - thirds(levels)[0]
+        for name, levels in step.queues.items()
+        if grows(levels, limit)
+    }
+    if rises:
+        queue = max(rises, key=rises.__getitem__)
+        return DRAINED_BY.get(queue, queue), f"{queue} grew the most"
+    if step.why_not:
+        return "api", "the posts fell behind"
+    return None
+
+
 def bottleneck(step: Step, cpus: int) -> str | None:
-    """What gave out in ``step``: the machine's CPU when nearly every core was busy (other
-    processes included), else the process nearest its ceiling."""
+    """What gave out in ``step``: the service whose queue grew (with its CPU), and the machine's
+    CPU when nearly every core was busy, other processes included."""
     top = saturated_first(step.cores, cpus)
-    busiest = f"{top[0]} ({top[1]:.0%} of its ceiling)" if top else None
+    busiest = f"{top[0]} ({top[1]:.0%} of its ceiling)" if top else "none"
+    stage = gave_out(step)
+    if stage is None:
+        said = f"nothing fell behind; busiest process {busiest}"
+    else:
+        service, how = stage
+        used = next((v for k, v in step.cores.items() if k.split("-")[0] == service), None)
+        cpu = f"; it used {used:.2f} cores" if used is not None else ""
+        said = f"{service} ({how}{cpu}); busiest process {busiest}"
     if step.machine_cores >= MACHINE_BUSY * cpus:
-        return (
-            f"the machine's CPU ({step.machine_cores:.2f} of {cpus} cores busy, {step.other_cores:.2f} "
-            f"of them other processes); busiest process {busiest}"
+        said += (
+            f"; the machine's CPU was full ({step.machine_cores:.2f} of {cpus} cores busy, "
+            f"{step.other_cores:.2f} of them other processes)"
         )
-    return busiest
+    return said
 
 
 def busy_ticks() -> tuple[int, int]:
@@ -403,7 +437,7 @@ def per_review_ms(step: Step) -> dict[str, float]:
     )
 
 
-TABLE_HEADER = ("offered /s", "posts /s", "webhooks /s", "sustained", "busiest (of its ceiling)",
+TABLE_HEADER = ("offered /s", "posts /s", "webhooks /s", "sustained", "stack cores", "busiest (of its ceiling)",
                 "machine busy (others)", "why not")  # fmt: skip
 
 
@@ -413,7 +447,8 @@ def _table(steps: list[Step], cpus: int) -> list[list[str]]:
         top = saturated_first(s.cores, cpus)
         rows.append([
             f"{s.rate:.0f}", f"{s.posted / s.seconds:.0f}", f"{s.webhooks / s.seconds:.0f}",
-            "yes" if s.sustained else "no", f"{top[0]} {top[1]:.0%}" if top else "—",
+            "yes" if s.sustained else "no", f"{sum(v for k, v in s.cores.items() if k != GENERATOR):.2f}",
+            f"{top[0]} {top[1]:.0%}" if top else "—",
             f"{s.machine_cores:.2f} ({s.other_cores:.2f}) cores", "; ".join(s.why_not) or "—",
         ])  # fmt: skip
     return rows
@@ -428,7 +463,7 @@ def result(rates: RateSearch, steps: list[Step], usages: dict[float, Usage], pla
     first_fail = next((s for s in steps if not s.sustained), None)
     # The first unsustained step shows what gave out; with none, the last one.
     telling = first_fail or (steps[-1] if steps else None)
-    gave_out = bottleneck(telling, cpus) if telling else None
+    what_gave_out = bottleneck(telling, cpus) if telling else None
     per_review = per_review_ms(at) if at else {}
     stack_ms = round(sum(v for k, v in per_review.items() if k != GENERATOR), 3)
     measure: dict[str, Any] = {
@@ -436,7 +471,7 @@ def result(rates: RateSearch, steps: list[Step], usages: dict[float, Usage], pla
         "first_unsustained_per_s": ceiling,
         "cpu_ms_per_review": stack_ms if at else None,
         "generator_cpu_ms_per_review": per_review.get(GENERATOR),
-        "saturates_first": gave_out,
+        "saturates_first": what_gave_out,
         "steps": len(steps),
     }
     notes = [
@@ -460,7 +495,7 @@ def result(rates: RateSearch, steps: list[Step], usages: dict[float, Usage], pla
         notes.append(f"every step was sustained: {best:.0f}/s is a lower bound (raise _STEPS or _STEP).")
     if telling:
         notes.append(
-            f"saturates first ({'first unsustained' if first_fail else 'last'} step): {gave_out}; a "
+            f"saturates first ({'first unsustained' if first_fail else 'last'} step): {what_gave_out}; a "
             f"process's ceiling is one core for a Python service, {cpus} for mongod and the broker."
         )
     return Result(

@@ -12,6 +12,7 @@ import pytest
 from bench import report
 from bench.__main__ import parse, scenario_order, sustained_rate
 from bench.harness import Result
+from bench.resources import Usage
 from bench.saturation import (
     GENERATOR,
     Plan,
@@ -19,8 +20,10 @@ from bench.saturation import (
     Step,
     allowance,
     bottleneck,
+    gave_out,
     grows,
     judge,
+    result,
     saturated_first,
 )
 
@@ -53,23 +56,28 @@ def test_the_allowance_has_a_floor_and_scales_with_the_offered_reviews() -> None
     assert allowance(600, 20) > allowance(300, 20)
 
 
-def _step(rate: float = 100, posted: int = 1000, errors: int = 0, **queues: list[float]) -> Step:
-    return Step(rate, 10.0, posted, 0, errors, posted // 5, posted // 5, dict(queues))
+def _step(
+    rate: float = 100, posted: int = 1000, errors: int = 0, queues: dict[str, list[float]] | None = None
+) -> Step:
+    return Step(rate, 10.0, posted, 0, errors, posted // 5, posted // 5, queues or {})
 
 
 @pytest.mark.parametrize(
     ("step", "why"),
     [
-        (_step(outbox=FLAT, lag=FLAT), []),
+        (_step(queues={"outbox": FLAT, "lag": FLAT}), []),
         (_step(posted=970), []),  # 97 % of the offered posts made: kept up
         (_step(posted=969), ["posts fell behind (969 of 1000 offered, 0 skipped)"]),
         (_step(rate=10, posted=95), []),  # 5 missing at 10/s: still in flight as the window closed
         (_step(rate=10, posted=94), ["posts fell behind (94 of 100 offered, 0 skipped)"]),
         (_step(errors=3), ["3 posts failed"]),
-        (_step(outbox=FLAT, lag=[30.0 * i for i in range(12)]), ["lag grew (median 45 -> 285)"]),
-        (_step(rate=1000, posted=10_000, lag=[15.0 * i for i in range(12)]), []),  # 2 % of 10,000
         (
-            _step(posted=500, errors=1, a=[0.0, 50, 100], b=[0.0, 0, 100]),
+            _step(queues={"outbox": FLAT, "lag": [30.0 * i for i in range(12)]}),
+            ["lag grew (median 45 -> 285)"],
+        ),
+        (_step(rate=1000, posted=10_000, queues={"lag": [15.0 * i for i in range(12)]}), []),  # 2 % of 10,000
+        (
+            _step(posted=500, errors=1, queues={"a": [0.0, 50, 100], "b": [0.0, 0, 100]}),
             [
                 "posts fell behind (500 of 1000 offered, 0 skipped)",
                 "1 posts failed",
@@ -140,16 +148,68 @@ def test_which_process_saturates_first(cores: dict[str, float], top: tuple[str, 
     assert saturated_first(cores, cpus=2) == top
 
 
-def test_a_machine_with_every_core_busy_is_what_gave_out() -> None:
-    step = _step()
-    step.cores = {"mongod": 0.6, "api-bench": 0.5}
-    step.machine_cores, step.other_cores = 1.0, 0.0
-    assert bottleneck(step, cpus=2) == "api-bench (50% of its ceiling)"
-    step.machine_cores, step.other_cores = 1.9, 0.8
+@pytest.mark.parametrize(
+    ("step", "stage"),
+    [
+        (_step(queues={"outbox": FLAT, "lag notifier": FLAT}), None),
+        (_step(posted=500), ("api", "the posts fell behind")),
+        # The queue that grew the most names the service that drains it.
+        (
+            _step(queues={"outbox": [0.0, 50, 100], "lag notifier": [0.0, 100, 300]}),
+            ("notifier", "lag notifier grew the most"),
+        ),
+        (
+            _step(posted=500, queues={"outbox": [0.0, 50, 100]}),
+            ("api", "outbox grew the most"),
+        ),  # the relay is in the API
+        (
+            _step(queues={"pending deliveries": [0.0, 50, 100]}),
+            ("dispatcher", "pending deliveries grew the most"),
+        ),
+    ],
+)
+def test_which_service_fell_behind(step: Step, stage: tuple[str, str] | None) -> None:
+    step.why_not = judge(step)
+    assert gave_out(step) == stage
+
+
+def test_what_gave_out_names_the_service_its_cpu_and_a_full_machine() -> None:
+    step = _step(queues={"lag notifier": [0.0, 100, 300]})
+    step.why_not = judge(step)
+    step.cores = {"mongod": 0.6, "api-bench": 0.5, "notifier-bench": 0.25, GENERATOR: 0.1}
+    step.machine_cores, step.other_cores = 1.5, 0.0
+    said = "notifier (lag notifier grew the most; it used 0.25 cores); busiest process api-bench (50% of its ceiling)"
+    assert bottleneck(step, cpus=2) == said
+    step.machine_cores, step.other_cores = 1.9, 0.45
     assert bottleneck(step, cpus=2) == (
-        "the machine's CPU (1.90 of 2 cores busy, 0.80 of them other processes); "
-        "busiest process api-bench (50% of its ceiling)"
+        f"{said}; the machine's CPU was full (1.90 of 2 cores busy, 0.45 of them other processes)"
     )
+    calm = _step()
+    calm.cores = {"mongod": 0.3}
+    assert bottleneck(calm, cpus=2) == "nothing fell behind; busiest process mongod (15% of its ceiling)"
+
+
+def test_the_result_reports_the_sustained_rate_and_its_cpu_per_review() -> None:
+    steps = [_step(rate=r, posted=r * 10) for r in (50, 100, 150, 125)]
+    for s in steps:
+        s.cpu_s = {"mongod": s.posted * 0.004, "api-bench": s.posted * 0.002, GENERATOR: s.posted * 0.001}
+        s.cores = {name: cpu / s.seconds for name, cpu in s.cpu_s.items()}
+    steps[2].queues = {"lag notifier": [0.0, 100, 300]}
+    for s in steps:
+        s.why_not = judge(s)
+    search = RateSearch(50, 50, 6, 1)
+    for s in steps:
+        search.record(s.rate, s.sustained)
+    usages = {s.rate: Usage(s.seconds, cpu_s=s.cpu_s) for s in steps}
+    out = result(search, steps, usages, Plan(start=50, step=50, refine=1))
+    assert out.measure["sustained_per_s"] == 125
+    assert out.measure["first_unsustained_per_s"] == 150
+    assert out.measure["cpu_ms_per_review"] == pytest.approx(6.0)  # the generator's 1 ms apart
+    assert out.measure["generator_cpu_ms_per_review"] == pytest.approx(1.0)
+    assert out.measure["saturates_first"].startswith("notifier (lag notifier grew the most")
+    assert out.resources["window_s"] == 10.0
+    assert [row[0] for row in out.detail["table"][1:]] == ["50", "100", "150", "125"]
+    assert out.met is None  # a rate was sustained: a figure to report, not a target
 
 
 def test_the_plan_is_read_from_the_environment() -> None:
