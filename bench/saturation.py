@@ -186,6 +186,7 @@ class RateSearch:
         self.sustained: list[float] = []
         self.unsustained: list[float] = []
         self.refining = False  # the ramp has met a rate it could not sustain
+        self.stopped: str | None = None  # why the search ended early, if it did
         self._refined = 0
 
     @property
@@ -421,13 +422,13 @@ async def search(
     usages: dict[float, Usage] = {}
     while (rate := rates.next_rate()) is not None:
         if rates.refining and not await ramp.drain():
-            say(f"[saturation] the queues did not drain in {plan.drain:.0f} s; search stopped")
+            rates.stopped = f"the queues did not drain in {plan.drain:.0f} s: the search stopped there"
+            say(f"[saturation] {rates.stopped}")
             break
         step, usages[rate] = await ramp.hold(rate)
         rates.record(rate, step.sustained)
         steps.append(step)
         say(f"[saturation] {rate:.0f}/s: " + ("sustained" if step.sustained else "; ".join(step.why_not)))
-    await ramp.drain()
     return rates, steps, usages
 
 
@@ -491,6 +492,8 @@ def result(rates: RateSearch, steps: list[Step], usages: dict[float, Usage], pla
         )
     else:
         notes.append("no offered rate was sustained: start lower (SAYSO_BENCH_SATURATION_START).")
+    if rates.stopped:
+        notes.append(rates.stopped + ".")
     if ceiling is None and steps:
         notes.append(f"every step was sustained: {best:.0f}/s is a lower bound (raise _STEPS or _STEP).")
     if telling:
