@@ -36,6 +36,9 @@ class Result:
     # Why the comparison with the baseline cannot be trusted (bench.verdict), if it cannot: the
     # report then says "unreliable" whatever ``met`` says.
     unreliable: str | None = None
+    # What a scenario keeps beyond the table's cells (bench.saturation: its steps and queue
+    # readings): written to the run's JSON; a ``table`` (header row, then rows) is also rendered.
+    detail: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -78,6 +81,15 @@ class BenchStack:
         proc = wait_healthy(spawn_service(name, self.logs, self.env(**extra), name=instance))
         self.procs.append(proc)
         return proc
+
+    def services(self, *names: str) -> list[Proc]:
+        """Start several services side by side (``<name>-bench``) and wait until each is healthy:
+        quicker than one after the other, their imports overlapping."""
+        procs = [spawn_service(name, self.logs, self.env(), name=f"{name}-bench") for name in names]
+        self.procs.extend(procs)  # stopped with the stack even if one never comes up
+        for proc in procs:
+            wait_healthy(proc)
+        return procs
 
     def process(self, name: str, module: str, port: int, **extra: str) -> Proc:
         from sayso_devstack.processes import _spawn, healthy, wait_until

@@ -59,6 +59,10 @@ def markdown(results: list[Result], stamp: str) -> str:
             lines += ["", f"**{r.name}** is unreliable: {r.unreliable}."]
         if r.notes:
             lines += ["", f"**{r.name}**: " + " ".join(r.notes)]
+        if table := r.detail.get("table"):
+            header, *rows = table
+            lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
