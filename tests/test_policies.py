@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from sayso_api.reviews import normalise_payload, validate_response
 from sayso_common import policies
 from sayso_common.policies import MAX_RULES, Decision, Policy, PolicyError, decide, parse_rules, subject
+from sayso_common.reviews import normalise_payload, validate_response
 
 SELECTION = {"mode": "single", "items": [{"id": "a", "label": "A"}, {"id": "b", "label": "B"}]}
 FORM = {"fields": [{"name": "title", "label": "Title", "type": "text", "required": True}]}

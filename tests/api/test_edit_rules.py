@@ -1,5 +1,5 @@
 """Table tests for edit-before-approve (issue #32): ``review.payload.edit = {args, schema?}`` and
-``response.editedArgs`` (pure rules of sayso_api.reviews, no server)."""
+``response.editedArgs`` (pure rules of sayso_common.reviews, no server)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from sayso_api.reviews import MAX_EDIT_BYTES, ReviewError, normalise_payload, validate_response
+from sayso_common.reviews import MAX_EDIT_BYTES, ReviewError, normalise_payload, validate_response
 
 SCHEMA: dict[str, Any] = {
     "type": "object",

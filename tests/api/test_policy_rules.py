@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from sayso_api.reviews import normalise_payload
 from sayso_common import quorum, review_state
 from sayso_common.clock import utcnow
 from sayso_common.documents import MessageDoc, VoteDoc
 from sayso_common.events import ReviewExpired, ReviewResponded, parse_event
+from sayso_common.reviews import normalise_payload
 from sayso_common.views import message_view
 from sayso_common.webhook_bodies import body_for
 from sayso_realtime.longpoll import answer

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from sayso_api.reviews import DEFAULT_APPROVAL_OPTIONS, ReviewError, normalise_payload, validate_response
+from sayso_common.reviews import DEFAULT_APPROVAL_OPTIONS, ReviewError, normalise_payload, validate_response
 
 APPROVAL = normalise_payload("approval", {})
 SELECT_ONE = normalise_payload(

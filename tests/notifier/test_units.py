@@ -10,7 +10,7 @@ from typing import Any, Unpack
 import pytest
 
 from sayso_api import slack
-from sayso_common import answer_links, membership
+from sayso_common import answer_links, membership, reviews
 from sayso_common.answer_links import AnswerLink, LinkError
 from sayso_common.documents import AgentDoc, MessageDoc, NotificationPrefsDoc, QuietHoursDoc, UserDoc
 from sayso_common.http_errors import ApiError
@@ -261,24 +261,24 @@ def test_quiet_hours_hold_escalations_unless_let_through(
 
 def test_choices_and_escaping() -> None:
     assert (
-        content.choices(
+        reviews.of(
             {
                 "type": "selection",
                 "status": "pending",
                 "payload": {"mode": "multi", "items": [{"id": "a", "label": "A"}]},
             }
-        )
+        ).choices()
         == []
     )
-    assert content.choices(
+    assert reviews.of(
         {"type": "selection", "status": "pending", "payload": {"options": [{"id": "a", "label": "A"}]}}
-    ) == [content.Choice("a", "A")]
-    assert content.choices({"type": "form", "status": "pending", "payload": {}}) == []
+    ).choices() == [reviews.Choice("a", "A")]
+    assert reviews.of({"type": "form", "status": "pending", "payload": {}}).choices() == []
     assert content.mrkdwn("<!here> & <@U1>") == "&lt;!here&gt; &amp; &lt;@U1&gt;"
     notice = content.Notice(
         "reminder:0", "ops <team>", "<script>x</script>\n# Title", "approval", NOW_PLAN, "http://x/#/c/a"
     )
-    subject, text, page = content.email(notice, [(content.Choice("ok", "O<k>"), 'http://x/a/t?"q')])
+    subject, text, page = content.email(notice, [(reviews.Choice("ok", "O<k>"), 'http://x/a/t?"q')])
     assert subject == "[Sayso] Reminder: review waiting: <script>x</script>"
     assert "<script>" not in page
     assert "O&lt;k&gt;" in page
@@ -360,13 +360,13 @@ def test_an_editable_review_says_editing_needs_the_inbox() -> None:
         "status": "pending",
         "payload": {**OPTIONS, "edit": {"args": {"amount": 120}}},
     }
-    assert content.editable(review)
+    assert reviews.of(review).editable
     plain: Any = {**review, "payload": OPTIONS}
     freeform: Any = {**review, "type": "freeform"}
-    assert not content.editable(plain)
-    assert not content.editable(freeform)
+    assert not reviews.of(plain).editable
+    assert not reviews.of(freeform).editable
     inbox = "http://x/#/c/agt_1"
-    links = [(content.Choice("ok", "Ship it"), "http://x/a/1")]
+    links = [(reviews.Choice("ok", "Ship it"), "http://x/a/1")]
     for editable in (True, False):
         notice = content.Notice("review", "ops", "Pay alice?", "approval", NOW_PLAN, inbox, editable=editable)
         _, text, page = content.email(notice, links)

@@ -12,16 +12,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pymongo.errors import PyMongoError
 
 from sayso_api import messages
-from sayso_api.reviews import selection_items
-from sayso_common import answer_links, membership, notifications
+from sayso_common import answer_links, membership, notifications, reviews
 from sayso_common.answer_links import AnswerLink, LinkError
-from sayso_common.clock import as_utc, utcnow
-from sayso_common.documents import MessageDoc, NotificationDoc, ReviewDoc
+from sayso_common.clock import utcnow
+from sayso_common.documents import MessageDoc, NotificationDoc
 from sayso_common.http_errors import ApiError
 from sayso_common.membership import Reach
 from sayso_common.mongo import AGENTS, MESSAGES, NOTIFICATIONS, Database, collection
@@ -47,24 +46,7 @@ class Found:
     def label(self) -> str:
         if self.link is None or self.message is None or "review" not in self.message:
             return ""
-        return option_label(self.message["review"], self.link.option)
-
-
-def option_label(review: ReviewDoc, option: str) -> str:
-    payload = review.get("payload") or {}
-    if review["type"] == "approval":
-        found = [o["label"] for o in payload.get("options", []) if o.get("id") == option]
-    else:
-        items, _ = selection_items(payload)
-        found = [i["label"] for i in items if i.get("id") == option]
-    return found[0] if found else option
-
-
-def response_for(review_type: str, option: str) -> dict[str, Any]:
-    """The response one click records, shaped as the inbox sends it."""
-    if review_type == "approval":
-        return {"selectedOption": option}
-    return {"selectedIds": [option]}
+        return reviews.of(self.message["review"]).label(self.link.option)
 
 
 async def look_up(db: Database, key: bytes, token: str, now: datetime) -> Found:
@@ -94,8 +76,9 @@ async def look_up(db: Database, key: bytes, token: str, now: datetime) -> Found:
         return Found("revoked", REVOKED, link, notification, message)
     if notification.get("link_used_at"):
         return Found("used", "this link was already used", link, notification, message)
-    if review["status"] != "pending" or as_utc(review["expires_at"]) <= now:
-        why = "it has already been answered" if review["status"] == "completed" else "its deadline has passed"
+    closed = reviews.closure(review, now)
+    if closed is not None:
+        why = "it has already been answered" if closed == "answered" else "its deadline has passed"
         return Found("closed", f"this review is closed: {why}", link, notification, message)
     return Found("ready", "", link, notification, message)
 
@@ -110,6 +93,10 @@ async def answer(db: Database, key: bytes, token: str) -> Found:
     link, message = found.link, found.message
     assert link is not None
     assert message is not None
+    try:
+        response = reviews.of(message["review"]).one_click(link.option)
+    except reviews.ReviewError as exc:
+        return Found("invalid", exc.message, link, found.notification, message)
     used = await collection(db, NOTIFICATIONS).update_one(*notifications.link_used(link.notification_id, now))
     if not used.matched_count:
         return Found("used", "this link was already used", link, found.notification, message)
@@ -121,7 +108,7 @@ async def answer(db: Database, key: bytes, token: str) -> Found:
             Reach(message["owner_id"]),
             message["_id"],
             link.responder_id,
-            response_for(message["review"]["type"], link.option),
+            response,
         )
     except ApiError as exc:
         if exc.status == 409:

@@ -23,10 +23,9 @@ from pymongo.errors import DuplicateKeyError
 from sayso_api import files, remembered
 from sayso_api import policies as policy_store
 from sayso_api.auth import normalise_email
-from sayso_api.reviews import ReviewError, normalise_payload, validate_response
 from sayso_api.schemas import CONTENT_FIELDS, MessageIn, RememberIn, ReviewIn
 from sayso_api.settings import ApiSettings
-from sayso_common import deleted_channels, membership, policies, quorum, review_state
+from sayso_common import deleted_channels, membership, policies, quorum, review_state, reviews
 from sayso_common.action_digest import action_digest
 from sayso_common.batching import GroupedInserts
 from sayso_common.clock import as_utc, utcnow
@@ -37,6 +36,7 @@ from sayso_common.ids import min_id, new_id
 from sayso_common.membership import Reach
 from sayso_common.mongo import AGENTS, LEFT_EVENTS, MESSAGES, USERS, Database, Doc, collection, insert_new
 from sayso_common.principals import Principal
+from sayso_common.reviews import ReviewError, normalise_payload, validate_response
 from sayso_common.secretbox import SecretBox
 from sayso_common.views import MESSAGE_PROJECTION, MessageView, message_view, message_view_for, seen_by
 
@@ -727,9 +727,10 @@ async def _vote(db: Database, reach: Reach, doc: MessageDoc, voter_id: str, resp
 
 
 def _ensure_open(review: ReviewDoc, now: datetime) -> None:
-    if review["status"] == "completed":
+    closed = reviews.closure(review, now)
+    if closed == "answered":
         raise ApiError(409, "already_responded", "this review already has a response")
-    if review["status"] == "expired" or as_utc(review["expires_at"]) <= now:
+    if closed == "expired":
         raise ApiError(409, "review_expired", "this review expired before it was answered")
 
 

@@ -25,7 +25,6 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from sayso_api.followed import Followed
-from sayso_api.reviews import ReviewError, normalise_payload, validate_response
 from sayso_api.schemas import OnExpireIn, Out, QuorumIn, _In, _StrictIn
 from sayso_api.settings import ApiSettings
 from sayso_common import audit, membership, policies
@@ -36,6 +35,7 @@ from sayso_common.ids import new_id
 from sayso_common.mongo import AGENTS, AUDIT, POLICIES, POLICY_VERSIONS, Database, collection, untyped
 from sayso_common.policies import ASK, Decision, Policy, PolicyError
 from sayso_common.principals import Principal
+from sayso_common.reviews import ReviewError, normalise_payload, validate_response
 from sayso_common.views import ReviewType
 
 log = logging.getLogger(__name__)

@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sayso_common import reviews
 from sayso_common.clock import as_utc
 from sayso_common.documents import ReviewDoc
+from sayso_common.reviews import Choice
 
 # Slack's limits: a section's text, a button's label, the buttons of one actions block.
 SLACK_TEXT = 2900
@@ -23,15 +25,6 @@ HEADLINES = {
     "reminder": "Reminder: review waiting",
     "escalation": "Escalated review",
 }
-
-
-@dataclass(frozen=True)
-class Choice:
-    """One answer a link or button gives: an approval option, or one item of a single selection."""
-
-    option: str
-    label: str
-    style: str | None = None
 
 
 @dataclass(frozen=True)
@@ -48,34 +41,6 @@ class Notice:
 
 
 EDIT_NOTE = "To change the arguments before approving, open it in Sayso"
-
-
-def editable(review: ReviewDoc) -> bool:
-    edit = (review.get("payload") or {}).get("edit")
-    return review["type"] == "approval" and isinstance(edit, dict) and isinstance(edit.get("args"), dict)
-
-
-def choices(review: ReviewDoc) -> list[Choice]:
-    """The answers one click can give: approval options, single-selection items. Other review
-    types need the inbox (a form, text, JSON, or several items)."""
-    payload = review.get("payload") or {}
-    if review["type"] == "approval":
-        return [Choice(o["id"], o["label"], o.get("style")) for o in payload.get("options", [])]
-    if review["type"] == "selection":
-        if "items" in payload:
-            items, multi = payload["items"], payload.get("mode") == "multi"
-        else:
-            items, multi = payload.get("options") or [], bool(payload.get("multiple"))
-        if not multi:
-            return [Choice(i["id"], i["label"]) for i in items]
-    return []
-
-
-def response_for(review_type: str, option: str) -> dict[str, Any]:
-    """The response a one-click answer records, shaped as the inbox would send it."""
-    if review_type == "approval":
-        return {"selectedOption": option}
-    return {"selectedIds": [option]}
 
 
 def headline(purpose: str) -> str:
@@ -221,7 +186,7 @@ def _answer(review: ReviewDoc, response: Any) -> str:
     """A response in words: the chosen options' labels where there are any."""
     if not isinstance(response, dict):
         return "answered"
-    labels = {c.option: c.label for c in choices(review)}
+    labels = {c.option: c.label for c in reviews.of(review).choices()}
     if response.get("_dismissed"):
         return "dismissed"
     if "selectedOption" in response:

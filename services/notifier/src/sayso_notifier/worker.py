@@ -15,11 +15,18 @@ import logging
 import random
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
-from sayso_common import answer_links, attempts, audit, loops, membership, notifications, otel
+from sayso_common import answer_links, attempts, audit, loops, membership, notifications, otel, reviews
 from sayso_common.clock import as_utc, utcnow
-from sayso_common.documents import AgentDoc, MessageDoc, NotificationDoc, UserDoc
+from sayso_common.documents import (
+    AgentDoc,
+    MessageDoc,
+    NotificationDoc,
+    NotificationPrefsDoc,
+    ReviewDoc,
+    UserDoc,
+)
 from sayso_common.events import Event, MessageCreated, ReviewExpired, ReviewResponded
 from sayso_common.mongo import (
     AGENTS,
@@ -33,6 +40,7 @@ from sayso_common.mongo import (
     untyped,
 )
 from sayso_common.notifications import NotificationAttempt
+from sayso_common.reviews import Choice
 from sayso_common.secretbox import SecretBox
 from sayso_notifier import content, metrics, planner
 from sayso_notifier.quiet import held_until
@@ -219,7 +227,7 @@ class Worker:
             return
         review = message["review"]
         outcome = doc["purpose"] == notifications.OUTCOME
-        if not outcome and (review["status"] != "pending" or as_utc(review["expires_at"]) <= now):
+        if not outcome and not reviews.is_open(review, now):
             await self._close(doc, "cancelled", "the review was closed first")
             return
         agent = await collection(self._db, AGENTS).find_one({"_id": doc["channel_id"]})
@@ -237,7 +245,7 @@ class Worker:
                 # not claimed; this catches what was).
                 await self._close(doc, "cancelled", notifications.NO_LONGER_A_REVIEWER)
                 return
-        prefs = (user.get("notifications") if user else None) or {}
+        prefs: NotificationPrefsDoc = (user.get("notifications") if user else None) or {}
         if doc["kind"] == "email" and not prefs.get("email", True):
             await self._close(doc, "skipped", "the recipient turned e-mail off")
             return
@@ -256,7 +264,7 @@ class Worker:
             review_type=review["type"],
             expires_at=review["expires_at"],
             inbox_url=f"{self._public}/#/c/{doc['channel_id']}",
-            editable=content.editable(review),
+            editable=reviews.of(review).editable,
         )
         at = utcnow()
         if doc["kind"] == "email":
@@ -276,7 +284,7 @@ class Worker:
             sent = await self._slack.post(url, body)
         await self._record(doc, sent, at, message)
 
-    def _tokens(self, doc: NotificationDoc, review: Any) -> list[tuple[content.Choice, str]]:
+    def _tokens(self, doc: NotificationDoc, review: ReviewDoc) -> list[tuple[Choice, str]]:
         """A signed token per one-click answer, expiring with the review."""
         responder = doc.get("responder_id")
         if responder is None:
@@ -290,10 +298,10 @@ class Worker:
                     answer_links.AnswerLink(doc["_id"], doc["message_id"], responder, choice.option, expires),
                 ),
             )
-            for choice in content.choices(review)
+            for choice in reviews.of(review).choices()
         ]
 
-    async def _email(self, doc: NotificationDoc, notice: content.Notice, review: Any) -> Sent:
+    async def _email(self, doc: NotificationDoc, notice: content.Notice, review: ReviewDoc) -> Sent:
         links = [(choice, f"{self._public}/a/{token}") for choice, token in self._tokens(doc, review)]
         subject, text, page = content.email(notice, links)
         address = doc.get("address")
@@ -301,7 +309,7 @@ class Worker:
             return unsent(attempts.ErrorKind.NO_ADDRESS, "the notification names no address")
         return await self._mailer.send(self._mailer.message(address, subject, text, page, doc["_id"]))
 
-    def _slack_url(self, doc: NotificationDoc, agent: AgentDoc, prefs: Any) -> str | None:
+    def _slack_url(self, doc: NotificationDoc, agent: AgentDoc, prefs: NotificationPrefsDoc) -> str | None:
         """Opened from where it is kept, at send time: the secret exists once, sealed."""
         sealed = doc.get("response_url_enc") or (
             agent.get("slack_webhook_enc")
