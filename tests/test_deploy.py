@@ -52,6 +52,17 @@ def test_compose_runs_every_service_from_its_entry_point() -> None:
     assert services["notifier"]["environment"]["SAYSO_SMTP_URL"] == "${SAYSO_SMTP_URL:-}"
 
 
+def test_compose_migrates_once_before_the_api_starts() -> None:
+    services = _compose()["services"]
+    migrate = services["migrate"]
+    assert migrate["command"] == ["sayso-api", "migrate"]
+    assert migrate["restart"] == "no"  # one-shot
+    assert migrate["image"] == services["api"]["image"]
+    assert migrate["depends_on"]["mongo-init"]["condition"] == "service_completed_successfully"
+    assert services["api"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert migrate["environment"]["SAYSO_MONGO_URL"] == services["api"]["environment"]["SAYSO_MONGO_URL"]
+
+
 def test_compose_infrastructure() -> None:
     services = _compose()["services"]
     assert "--replSet" in services["mongo"]["command"]

@@ -460,6 +460,27 @@ def test_containers_run_the_services_entry_points_ports_and_probes(target: str) 
     assert not image.endswith(":latest")
 
 
+@pytest.mark.parametrize("target", TARGETS)
+def test_a_job_runs_the_data_migrations_with_what_the_api_reads(target: str) -> None:
+    """The API does not migrate at start: the Job runs ``sayso-api migrate`` once, as the api's
+    image and user, with the settings the API reads (MongoDB's among them)."""
+    job = objects(target, "Job")["migrate"]
+    pod = job["spec"]["template"]
+    c = container(job)
+    assert c["command"] == ["sayso-api", "migrate"]
+    assert c["image"] == container(deployment(target, "api"))["image"]
+    assert pod["spec"]["restartPolicy"] in ("OnFailure", "Never")
+    assert pod["spec"]["securityContext"]["runAsUser"] == 10001
+    assert pod["metadata"]["labels"]["app.kubernetes.io/part-of"] == "sayso"  # default deny, to data
+    values, secrets = container_env(target, job)
+    given = set(values) | set(secrets)
+    assert given <= env_names(ApiSettings)
+    assert {"SAYSO_MONGO_URL", "SAYSO_MONGO_DB"} <= given
+    assert required_env(ApiSettings) <= {n for n, ref in secrets.items() if not ref.get("optional")} | set(
+        values
+    )
+
+
 def _settings_from_manifest(target: str, service: str, monkeypatch: pytest.MonkeyPatch) -> BaseSettings:
     values, secrets = container_env(target, deployment(target, service))
     for name in [n for n in os.environ if n.upper().startswith("SAYSO_")]:

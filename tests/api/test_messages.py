@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from sayso_api import messages as messages_store
 from tests.support.stack import Owner, RunningStack
 
 APPROVAL = {"type": "approval", "payload": {}}
@@ -308,23 +307,6 @@ async def test_iterations_chain(owner: Owner) -> None:
             "Cannot delete a message that is part of an iteration chain with other messages"
         )
     assert (await owner.agent.get(f"/api/v1/messages/{v1['id']}")).status_code == 200
-
-
-async def test_iteration_numbers_are_backfilled(stack: RunningStack, owner: Owner) -> None:
-    """Chains stored before messages carried numbers are numbered when the API starts."""
-    agent = await owner.create_agent()
-    root = await owner.post_message(agent["id"], text="old root", review=APPROVAL)
-    await owner.respond(root["id"], {"selectedOption": "reject"})
-    follow = await owner.post_message(agent["id"], text="old v2", review=APPROVAL, iterationOf=root["id"])
-    async with stack.mongo() as client:
-        messages = client.sayso.messages
-        # As a pre-iteration release stored them: no numbers, no group on the root.
-        await messages.update_one({"_id": root["id"]}, {"$unset": {"iteration": "", "group_id": ""}})
-        await messages.update_one({"_id": follow["id"]}, {"$unset": {"iteration": ""}})
-        assert (await messages_store.backfill_iterations(client.sayso)) == 2
-        assert (await messages_store.backfill_iterations(client.sayso)) == 0
-    chain = (await owner.agent.get(f"/api/v1/messages/iterations/{follow['id']}")).json()
-    assert [m["iteration"] for m in chain["iterations"]] == [1, 2]
 
 
 async def test_ack_sets_agent_received(owner: Owner) -> None:

@@ -5,11 +5,15 @@ from sayso_service.serve import serve
 from sayso_api.app import create_app
 from sayso_api.settings import ApiSettings
 
-USAGE = "usage: sayso-api [rotate-secrets]"
+USAGE = "usage: sayso-api [migrate | rotate-secrets]"
 
 
 def main() -> None:
     args = sys.argv[1:]
+    if args == ["migrate"]:
+        from sayso_api.migrations import main as migrate
+
+        sys.exit(migrate())
     if args == ["rotate-secrets"]:
         from sayso_api.rotation import main as rotate
 

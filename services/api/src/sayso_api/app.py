@@ -16,7 +16,6 @@ from sayso_service.probes import Check, probe_routes
 
 from sayso_api import apidocs, auth, remembered, web
 from sayso_api import files as files_store
-from sayso_api import messages as messages_store
 from sayso_api import policies as policy_store
 from sayso_api.apidocs import asyncapi as asyncapi_docs
 from sayso_api.context import ApiContext, ChannelCache
@@ -184,11 +183,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
                 settings.bootstrap_admin_email,
                 settings.bootstrap_admin_password.get_secret_value(),
             )
-        # Idempotent, and a no-op once done: number chains stored before iterations were.
-        await messages_store.backfill_iterations(runtime.db)
+        # Data migrations are not run here: `sayso-api migrate` runs them once per deploy.
         await audit.ensure_retention(runtime.db, settings.audit_retention_days)
-        # Likewise: pending reviews stored before reviews carried a risk rank (the inbox sorts on it).
-        await messages_store.backfill_risk_rank(runtime.db)
         relay = OutboxRelay(
             runtime.db,
             lambda: create_producer(settings),

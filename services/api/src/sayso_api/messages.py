@@ -609,16 +609,6 @@ async def list_reviews(
     return [message_view_for(d, reader_id or reach.owner_id) for d in docs[:limit]], next_cursor
 
 
-async def backfill_risk_rank(db: Database) -> int:
-    """Give pending reviews stored before reviews carried ``risk_rank`` the rank of no label, so
-    the inbox sorted by risk pages over them too. Idempotent; cheap when there is nothing to do."""
-    result = await collection(db, MESSAGES).update_many(
-        {"review.status": "pending", "review.risk_rank": {"$exists": False}},
-        {"$set": {"review.risk_rank": 0}},
-    )
-    return result.modified_count
-
-
 async def _answerable(db: Database, access: Reach | Principal, message_id: str) -> tuple[MessageDoc, Reach]:
     """The message and the reach it was found under (404 when ``access`` does not cover it)."""
     if isinstance(access, Reach):
@@ -838,27 +828,3 @@ async def keep_events(
     left = deleted_channels.left_events(holders, channel_id, owner_id, until)
     if left:
         await insert_new(collection(db, LEFT_EVENTS), left)
-
-
-async def backfill_iterations(db: Database) -> int:
-    """Number the follow-ups stored before messages carried ``iteration`` (root = 1, then each
-    message one more than the one it follows). Idempotent; cheap when there is nothing to do."""
-    messages = collection(db, MESSAGES)
-    groups = await messages.distinct(
-        "group_id", {"group_id": {"$type": "string"}, "iteration": {"$exists": False}}
-    )
-    done = 0
-    for group_id in groups:
-        chain = (
-            await messages.find({"$or": [{"_id": group_id}, {"group_id": group_id}]}, {"iteration": 1})
-            .sort("_id", 1)
-            .to_list()
-        )
-        # Numbered in creation order, as new follow-ups are; the root (1) joins its own group.
-        for number, doc in enumerate(chain, start=1):
-            if "iteration" not in doc:
-                await messages.update_one(
-                    {"_id": doc["_id"]}, {"$set": {"iteration": number, "group_id": group_id}}
-                )
-                done += 1
-    return done

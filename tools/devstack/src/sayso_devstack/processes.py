@@ -322,6 +322,27 @@ def spawn_service(
     return _spawn(name, [sys.executable, "-m", f"sayso_{service}"], log_dir, port, full_env)
 
 
+def run_migrations(log_dir: Path, env: Mapping[str, str], timeout: float = 600) -> str:
+    """Run ``sayso-api migrate`` to the end (before the API starts, as a deploy does); its
+    progress goes to ``migrate.log``. Returns its last line (the summary)."""
+    log_path = _owner_only_dir(log_dir) / "migrate.log"
+    done = subprocess.run(
+        [sys.executable, "-m", "sayso_api", "migrate"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO_ROOT,
+    )
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a") as log:
+        log.write(done.stdout + done.stderr)
+    if done.returncode != 0:
+        raise StackError(f"sayso-api migrate failed (exit {done.returncode}); see {log_path}")
+    lines = done.stdout.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
 def wait_healthy(proc: Proc, timeout: float = 60, cancel: threading.Event | None = None) -> Proc:
     wait_until(lambda: healthy(proc.port), timeout, f"waiting for {proc.name} /healthz", proc, cancel)
     return proc

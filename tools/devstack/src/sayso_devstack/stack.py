@@ -28,6 +28,7 @@ from sayso_devstack.processes import (
     free_port,
     mongo_url,
     port_open,
+    run_migrations,
     spawn_service,
     start_caddy,
     start_mongod,
@@ -155,6 +156,10 @@ class Stack:
             **self._mail_env(),
             **self.extra_env,
         }
+        # Data migrations run once, before any API starts (as compose's and Kubernetes' do).
+        log.info(
+            "migrations: %s (progress in %s)", run_migrations(logs, self.service_env), logs / "migrate.log"
+        )
         password = secrets.token_urlsafe(12)
         api_env = dict(self.service_env)
         if first_start:
