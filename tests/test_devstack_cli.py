@@ -262,6 +262,10 @@ def test_restart_on_another_port_rewrites_sayso_url(launcher: Launcher) -> None:
     before_text = local_env.read_text()
     before = load_env_file(local_env)
     assert before["SAYSO_URL"] == first.url
+    # Every start runs the data migrations before the services (sayso-api migrate).
+    migrate_log = first.home / ".sayso" / "logs" / "migrate.log"
+    migrated = migrate_log.read_text().count("done: 0 documents changed by 2 migrations")
+    assert migrated >= 1
     launcher.stop_current()  # a clean stop: exit 0, children gone, pid file removed
     assert _leftovers(first.home) == []
     assert not pid_file.exists()
@@ -284,6 +288,7 @@ def test_restart_on_another_port_rewrites_sayso_url(launcher: Launcher) -> None:
         f"SAYSO_URL={first.url}\n", f"SAYSO_URL={second.url}\n"
     )
     assert f"{local_env} is current for this run (SAYSO_URL={second.url})" in second.stdout
+    assert migrate_log.read_text().count("done: 0 documents changed by 2 migrations") == migrated + 1
     assert pid_file.read_text().split() == [str(second.popen.pid), second.url]
     # The kept key works on the new port.
     listed = httpx.get(
