@@ -32,6 +32,13 @@ def review(type_: str, payload: dict[str, Any], **rest: Any) -> ReviewDoc:
             reviews.Approval,
             [Choice("approve", "Approve", "primary"), Choice("reject", "Reject", "danger")],
         ),
+        # Stored without options (before they were filled in): the defaults, as the inbox shows.
+        (
+            "approval",
+            {},
+            reviews.Approval,
+            [Choice("approve", "Approve", "primary"), Choice("reject", "Reject", "danger")],
+        ),
         (
             "selection",
             {"mode": "single", "items": ITEMS},

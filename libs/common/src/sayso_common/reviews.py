@@ -162,7 +162,9 @@ class Approval(_Kind):
 
     @staticmethod
     def read(payload: Mapping[str, Any]) -> Approval:
-        return Approval(payload, options=tuple(payload.get("options") or ()))
+        # As Placet's card: no options (a payload stored before they were filled in) means the
+        # two defaults, as the inbox shows them.
+        return Approval(payload, options=tuple(payload.get("options") or DEFAULT_APPROVAL_OPTIONS))
 
     @staticmethod
     def parse(payload: dict[str, Any], quorum: bool) -> dict[str, Any]:

@@ -25,17 +25,11 @@ import { announce, firstWords } from "./announcer.js";
 import { api, session } from "./api.js";
 import { append, h, newId, timeEl } from "./dom.js";
 import { renderMarkdown } from "./markdown.js";
+import { approvalOptions, approves, checkResponse, selectionItems } from "./review_rules.js";
 
 const STYLES = new Set(["primary", "secondary", "success", "danger", "warning", "default", "ghost"]);
 const DISMISSED = "_dismissed";
 const MASK = "••••••••";
-const DEFAULT_APPROVAL = [
-  { id: "approve", label: "Approve", style: "primary" },
-  { id: "reject", label: "Reject", style: "danger" },
-];
-// Which options approve: the API's one rule (sayso_common.quorum.option_approves).
-const APPROVING_IDS = new Set(["approve", "approved", "accept", "accepted", "yes", "ok"]);
-const APPROVING_STYLES = new Set(["primary", "success"]);
 
 /**
  * The card for `message.review`. `onAnswered(message)` gets the updated message after a
@@ -192,6 +186,14 @@ export function reviewCard(message, { onAnswered, about = "" }) {
       showError(err.field || null, err.message);
       return;
     }
+    // What the API would refuse is shown at once, at its field, with the API's message (the
+    // same rules: review_rules.js); what only the API can tell goes to it.
+    const refused = checkResponse(review.type, payload, response);
+    if (refused) {
+      clearErrors();
+      showError(refused.field, refused.message);
+      return;
+    }
     // "Approve, and allow the same for 1 h": the same tool with the same arguments in this
     // channel is approved without asking for the next hour (GET …/remembered lists it).
     const remember = submitter && submitter.dataset.remember
@@ -211,7 +213,7 @@ function remembers(message) {
   const meta = message.metadata;
   if (!review || review.type !== "approval" || review.quorum) return false;
   if (!meta || typeof meta !== "object" || typeof meta.tool !== "string" || !meta.tool) return false;
-  const options = Array.isArray((review.payload || {}).options) && review.payload.options.length ? review.payload.options : DEFAULT_APPROVAL;
+  const options = approvalOptions(review.payload);
   return options.some((o) => o && o.id === "approve");
 }
 
@@ -243,7 +245,7 @@ export function answerAnnouncement(review, response, feedback = "") {
   let said = "Answered";
   let why = feedback;
   if (review.type === "approval" && response && response.selectedOption) {
-    const options = Array.isArray((review.payload || {}).options) && review.payload.options.length ? review.payload.options : DEFAULT_APPROVAL;
+    const options = approvalOptions(review.payload);
     const opt = options.find((o) => o.id === response.selectedOption);
     const label = opt ? opt.label : response.selectedOption;
     said = { approve: "Approved", reject: "Rejected" }[response.selectedOption] || `Answered ${label}`;
@@ -278,12 +280,6 @@ function sendOnlyWhenMeant(form, submitters) {
 
 export function typeLabel(type) {
   return { approval: "Approval", selection: "Selection", form: "Form", "text-input": "Text", freeform: "JSON" }[type] || type;
-}
-
-/** Placet's selection (`items`, `mode`) or the older alias (`options`, `multiple`). */
-export function selectionItems(payload) {
-  if (Array.isArray(payload.items)) return { items: payload.items, multi: payload.mode === "multi" };
-  return { items: Array.isArray(payload.options) ? payload.options : [], multi: Boolean(payload.multiple) };
 }
 
 function isDismissed(response) {
@@ -327,7 +323,7 @@ function quorumBox(review) {
 function answerChip(review, response) {
   if (isDismissed(response)) return h("span", { class: "chip" }, "Dismissed");
   const payload = review.payload || {};
-  const options = Array.isArray(payload.options) && payload.options.length ? payload.options : DEFAULT_APPROVAL;
+  const options = approvalOptions(payload);
   const chosen = response ? response.selectedOption : null;
   const opt = options.find((o) => o.id === chosen);
   return h("span", { class: `chip chip-${styleOf(opt)}` }, opt ? opt.label : String(chosen ?? "—"));
@@ -367,7 +363,7 @@ function responseSummary(review) {
   const r = review.response;
   const payload = review.payload || {};
   if (review.type === "approval" && r && r.selectedOption) {
-    const options = Array.isArray(payload.options) && payload.options.length ? payload.options : DEFAULT_APPROVAL;
+    const options = approvalOptions(payload);
     const opt = options.find((o) => o.id === r.selectedOption);
     const edit = editOf(payload);
     const edited = edit && isObject(r.editedArgs) ? r.editedArgs : null;
@@ -513,7 +509,7 @@ const INPUT_TYPES = {
 
 const BUILDERS = {
   approval(payload, fields) {
-    const options = Array.isArray(payload.options) && payload.options.length ? payload.options : DEFAULT_APPROVAL;
+    const options = approvalOptions(payload);
     const commentId = newId("comment");
     const comment = payload.allowComment === true
       ? h("textarea", { id: commentId, name: "comment", rows: 2, maxlength: 4000 })
@@ -750,10 +746,6 @@ const BUILDERS = {
 
 function isObject(v) {
   return v !== null && typeof v === "object" && !Array.isArray(v);
-}
-
-function approves(option) {
-  return APPROVING_IDS.has(option.id) || APPROVING_STYLES.has(option.style);
 }
 
 /** `payload.edit` when the review offers its action for editing, else null. */
