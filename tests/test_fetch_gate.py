@@ -8,8 +8,8 @@ import asyncio
 import contextlib
 import json
 import secrets
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -24,6 +24,7 @@ from tests.conftest import Infra
 from tests.support.stack import Owner, RunningStack, eventually
 
 WAIT_MS = 10
+T = TypeVar("T")
 
 
 async def _until(predicate: object, what: str, seconds: float = 30.0) -> None:
@@ -33,6 +34,14 @@ async def _until(predicate: object, what: str, seconds: float = 30.0) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"timed out waiting until {what}")
+
+
+async def _bounded(step: Awaitable[T], what: str, seconds: float = 30.0) -> T:
+    """Every broker call here ends: a hang fails naming the step instead of at pytest's timeout."""
+    try:
+        return await asyncio.wait_for(step, seconds)
+    except TimeoutError:
+        raise AssertionError(f"{what} took over {seconds} s") from None
 
 
 class Reader:
@@ -56,7 +65,7 @@ class Reader:
 
     async def publish(self, value: bytes) -> tuple[str, int, int]:
         """Where the broker stored it, as the relay's stored event names it."""
-        meta = await self.producer.send_and_wait(self.topic, value)
+        meta = await _bounded(self.producer.send_and_wait(self.topic, value), "a publish")
         return meta.topic, meta.partition, meta.offset
 
 
@@ -64,14 +73,14 @@ class Reader:
 async def reader(infra: Infra, recheck: float = 3600.0) -> AsyncIterator[tuple[Reader, FetchGate]]:
     topic = f"gate-{secrets.token_hex(4)}"
     admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
-    await admin.start()
+    await _bounded(admin.start(), "the admin client starting")
     try:
-        await admin.create_topics([NewTopic(topic, 2, 1)])
+        await _bounded(admin.create_topics([NewTopic(topic, 2, 1)]), "creating the topic")
     finally:
-        await admin.close()
+        await _bounded(admin.close(), "the admin client closing")
     r = Reader(infra, topic)
-    await r.producer.start()
-    await r.consumer.start()
+    await _bounded(r.producer.start(), "the producer starting")
+    await _bounded(r.consumer.start(), "the consumer starting")
     # The new topic may take a moment to be listed. topics() asks the broker afresh each time, but
     # does not update the client's own metadata (partitions_for_topic read that: when the consumer
     # started before the topic was listed, it learned of it only at its next refresh, 5 minutes
@@ -84,7 +93,10 @@ async def reader(infra: Infra, recheck: float = 3600.0) -> AsyncIterator[tuple[R
         raise AssertionError(f"the broker never listed topic {topic}")
     partitions = [TopicPartition(topic, p) for p in range(2)]
     r.consumer.assign(partitions)
-    await r.consumer.seek_to_end(*partitions)
+    # The topic is new, so its end is offset 0: no offset lookup, which needs the partitions'
+    # leaders in the consumer's own metadata (a clean-clone CI run hung 300 s in a test here).
+    for tp in partitions:
+        r.consumer.seek(tp, 0)
     gate = FetchGate(lambda: [r.consumer], fetch_wait_ms=WAIT_MS, recheck_seconds=recheck)
     tasks = [asyncio.create_task(r.read()), asyncio.create_task(gate.run())]
     try:
@@ -92,9 +104,9 @@ async def reader(infra: Infra, recheck: float = 3600.0) -> AsyncIterator[tuple[R
     finally:
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await r.consumer.stop()
-        await r.producer.stop()
+        await _bounded(asyncio.gather(*tasks, return_exceptions=True), "the reader's tasks ending")
+        await _bounded(r.consumer.stop(), "the consumer stopping")
+        await _bounded(r.producer.stop(), "the producer stopping")
 
 
 async def test_an_idle_consumer_stops_fetching_and_a_wake_up_reads_what_was_published(infra: Infra) -> None:

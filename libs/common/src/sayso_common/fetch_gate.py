@@ -38,6 +38,7 @@ from prometheus_client import Gauge
 
 from sayso_common import loops
 from sayso_common.aiokafka_internals import set_fetch_wait
+from sayso_common.kafka import position
 from sayso_common.mongo import EVENTS, Database, collection
 from sayso_common.settings import ServiceSettings
 
@@ -77,7 +78,7 @@ async def caught_up(consumer: AIOKafkaConsumer, answered_after_ms: int) -> bool:
             high = consumer.highwater(tp)
             if polled is None or high is None or polled < answered_after_ms:
                 return False
-            if await asyncio.wait_for(consumer.position(tp), 1.0) < high:
+            if await position(consumer, tp) < high:
                 return False
     except Exception:  # stopping, rebalancing, resetting: not known to be caught up
         return False
@@ -92,7 +93,7 @@ async def reached(consumer: AIOKafkaConsumer, targets: dict[TopicPartition, tupl
             target = targets.get(tp)
             if target is None:
                 continue
-            if await asyncio.wait_for(consumer.position(tp), 1.0) < target[0]:
+            if await position(consumer, tp) < target[0]:
                 return False
             if targets.get(tp) == target:  # not raised meanwhile
                 del targets[tp]
@@ -165,8 +166,7 @@ class FetchGate:
                 continue
             # No await between this check and the pause: a wake-up cannot fall in between.
             self._set(paused=True)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._woken.wait(), self._recheck)
+            await loops.wait_set(self._woken, self._recheck)
 
     async def _caught_up(self, answered_after_ms: int) -> bool:
         now = time.monotonic()

@@ -4,7 +4,6 @@ reopen when interrupted. One home, so every loop logs, waits and recovers the sa
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, NoReturn
@@ -21,6 +20,20 @@ Change = Mapping[str, Any]
 # change is returned as soon as it is written either way; a longer hold only spares an idle
 # stream's empty round trips (a dozen streams across the stack, issue #36).
 IDLE_AWAIT_MS = 10_000
+
+
+async def wait_set(event: asyncio.Event, seconds: float) -> bool:
+    """Whether ``event`` is set within ``seconds``.
+
+    ``asyncio.timeout`` rather than ``asyncio.wait_for``: on Python 3.11 a ``wait_for`` whose
+    inner wait ends just as the caller is cancelled drops the cancellation, and a loop that waits
+    here between rounds would then run on after it was told to stop."""
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
 
 
 async def forever(
@@ -116,5 +129,4 @@ async def sweep(what: str, step: Callable[[], Awaitable[float]], wake: asyncio.E
             log.warning("%s failed; retrying", what, exc_info=True)
             delay = 1.0
         if delay > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), delay)
+            await wait_set(wake, delay)

@@ -237,8 +237,7 @@ class OutboxRelay:
                         watcher = asyncio.create_task(self._watch(), name="outbox-watch")
                     self._wake.clear()
                     await self.drain()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), timeout=min(self._sweep, 3.0))
+                    await loops.wait_set(self._wake, min(self._sweep, 3.0))
                 except BrokerStateLostError as exc:
                     log.warning("broker lost published records; recreating topics and republishing: %s", exc)
                     self._prepared = False

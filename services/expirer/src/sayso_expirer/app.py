@@ -10,6 +10,7 @@ from sayso_service.probes import Check, probe_routes
 from starlette.applications import Starlette
 from starlette.requests import Request
 
+from sayso_common import loops
 from sayso_common.clock import utcnow
 from sayso_common.runtime import Runtime
 from sayso_expirer import backlog
@@ -49,8 +50,7 @@ async def expiry_loop(runtime: Runtime, settings: ExpirerSettings, stopping: asy
             delay = settings.expirer_interval
         if delay <= 0:
             continue
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), delay)
+        await loops.wait_set(stopping, delay)
 
 
 def create_app(settings: ExpirerSettings) -> Starlette:

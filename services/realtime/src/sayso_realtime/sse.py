@@ -125,7 +125,10 @@ async def stream(
                 DROPPED_STREAMS.inc()
                 return
             try:
-                item = await asyncio.wait_for(sub.queue.get(), settings.sse_heartbeat_seconds)
+                # Not wait_for: on Python 3.11 it can drop a cancellation (and an item) that
+                # meets the get's completion; a stream would then run on after its client left.
+                async with asyncio.timeout(settings.sse_heartbeat_seconds):
+                    item = await sub.queue.get()
             except TimeoutError:
                 if await disconnected():
                     return
