@@ -25,6 +25,7 @@ from sayso_api.routes import (
     agents,
     answers,
     audit_log,
+    expunge,
     files,
     inbound,
     integrations,
@@ -231,6 +232,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     install_error_handlers(app)
     for router in (
         messages.router,
+        expunge.router,
         reviews.router,
         agents.router,
         members.router,
