@@ -8,7 +8,6 @@ delivery re-queued) go, or stay, as the rules say."""
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +21,7 @@ from sayso_common.deliveries import Attempt, new_delivery, record_attempt, reque
 from sayso_common.mongo import DELIVERIES, NOTIFICATIONS, Database
 from sayso_devstack.processes import mongo_url, start_mongod
 from tests.conftest import Infra
+from tests.support.receiver import Receiver
 from tests.support.stack import Owner, RunningStack, eventually
 
 DAYS_30 = 30 * 24 * 3600
@@ -48,20 +48,31 @@ async def test_the_stack_has_the_retention_indexes(stack: RunningStack) -> None:
         await mongo.close()
 
 
-async def test_events_are_stored_for_the_retention(stack: RunningStack, owner: Owner) -> None:
-    channel = (await owner.create_agent())["id"]
-    msg = await owner.post_message(channel)
+async def test_events_are_stored_for_the_retention(
+    stack: RunningStack, owner: Owner, receiver: Receiver
+) -> None:
+    """Both relays store for the retention: the API's (message.created) and the dispatcher's
+    (delivery.status)."""
+    channel = (await owner.create_agent(webhookUrl=receiver.url("/hook")))["id"]
+    msg = await owner.post_message(channel, review={"type": "approval"})
+    assert (await owner.respond(msg["id"], {"selectedOption": "approve"})).status_code == 200
     mongo = stack.mongo()
     try:
         events = mongo[stack.mongo_db].events
 
-        async def stored() -> dict[str, Any] | None:
-            return await events.find_one({"data.message.id": msg["id"]})
+        async def stored(query: dict[str, Any]) -> dict[str, Any] | None:
+            return await events.find_one(query)
 
-        event = await eventually(stored, what="the message.created event stored")
-        # Stored with 30 days to live (the old constant was 24 hours): more than 29 from now.
-        assert event["expire_at"] - datetime.now(UTC) > timedelta(days=29)
-        assert event["expire_at"] - datetime.now(UTC) <= timedelta(days=30)
+        created = await eventually(
+            lambda: stored({"data.message.id": msg["id"]}), what="message.created stored"
+        )
+        status = await eventually(
+            lambda: stored({"type": "delivery.status", "data.message_id": msg["id"]}),
+            what="delivery.status stored",
+        )
+        for event in (created, status):
+            # Stored with 30 days to live (the old constant was 24 hours): more than 29 from now.
+            assert timedelta(days=29) < event["expire_at"] - datetime.now(UTC) <= timedelta(days=30)
     finally:
         await mongo.close()
 
@@ -70,19 +81,18 @@ async def test_events_are_stored_for_the_retention(stack: RunningStack, owner: O
 
 
 @pytest.fixture
-async def own_db(infra: Infra) -> AsyncIterator[Database]:
-    with tempfile.TemporaryDirectory() as data:
-        # Its own mongod, so its TTL monitor may run every second (60 s by default); set from
-        # start-up: set later, it takes effect only after the monitor's first 60 s sleep.
-        mongo = start_mongod(
-            Path(data) / "db", infra.log_dir, name="mongod-ttl", parameters=["ttlMonitorSleepSecs=1"]
-        )
-        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url(mongo.port), tz_aware=True)
-        try:
-            yield client["retention"]
-        finally:
-            await client.close()
-            mongo.stop()
+async def own_db(infra: Infra, tmp_path: Path) -> AsyncIterator[Database]:
+    # Its own mongod, so its TTL monitor may run every second (60 s by default); set from
+    # start-up: set later, it takes effect only after the monitor's first 60 s sleep.
+    mongo = start_mongod(
+        tmp_path / "db", infra.log_dir, name="mongod-ttl", parameters=["ttlMonitorSleepSecs=1"]
+    )
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url(mongo.port), tz_aware=True)
+    try:
+        yield client["retention"]
+    finally:
+        await client.close()
+        mongo.stop()
 
 
 def delivery(now: datetime, name: str) -> dict[str, Any]:
