@@ -260,6 +260,8 @@ EXPECTED: dict[str, list[str]] = {
         "approve 2 small staging deploys",
         "completed {'selectedOption': 'approve'} {'policy': 'pol_",
     ],
+    # The expunged message kept its id and lost its text and metadata; the audit recorded it.
+    "how-to/retention.md": ["None None True", "[('expunged', 'msg_", "True None True True"],
 }
 FORBIDDEN: dict[str, list[str]] = {"how-to/verify-webhooks.md": ["refused"]}
 

@@ -196,6 +196,7 @@ def sdk_calls() -> list[calls.Call[Any]]:
         calls.get_message("m", "c"),
         calls.list_messages("c", None, None, None, False),
         calls.delete_message("m", "c"),
+        calls.expunge_message("m", "c"),
         calls.ack("m", "c"),
         calls.iterations("m", "c"),
         calls.patch_stream("s", "c", "t"),

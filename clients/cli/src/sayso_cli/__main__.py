@@ -156,6 +156,12 @@ def build_parser() -> Parser:
     send.add_argument("--channel", help=channel_help)
     send.add_argument("--status", choices=("info", "success", "warning", "error"))
 
+    expunge = command(
+        "expunge", "Remove a message's content and attachments, keeping its record and audit entries"
+    )
+    expunge.add_argument("message_id")
+    expunge.add_argument("--channel", help="the message's channel (optional)")
+
     pending = command("pending", "List the reviews still waiting for an answer")
     pending.add_argument("--channel", help="only this channel (default: all of yours)")
 
@@ -376,6 +382,12 @@ class Cli:
         self.emit(wire(message), message.id)
         return 0
 
+    def expunge(self) -> int:
+        with self.client() as client:
+            message = client.expunge_message(self.args.message_id, getattr(self.args, "channel", None))
+        self.emit(wire(message), message.id)
+        return 0
+
     def pending(self) -> int:
         with self.client() as client:
             reviews = client.pending_reviews(self.channel(required=False))
@@ -515,6 +527,7 @@ def run(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextI
         "ask": cli.ask,
         "wait": cli.wait,
         "send": cli.send,
+        "expunge": cli.expunge,
         "pending": cli.pending,
         "tail": cli.tail,
         "agents": cli.agents,

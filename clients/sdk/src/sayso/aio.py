@@ -196,6 +196,9 @@ class AsyncClient:
     async def delete_message(self, message_id: str, channel: str | None = None) -> bool:
         return await self.run(calls.delete_message(message_id, channel))
 
+    async def expunge_message(self, message_id: str, channel: str | None = None) -> Message:
+        return await self.run(calls.expunge_message(message_id, channel))
+
     async def ack(self, message_id: str, channel: str | None = None) -> bool:
         return await self.run(calls.ack(message_id, channel))
 

@@ -253,6 +253,17 @@ def delete_message(message_id: str, channel: str | None) -> Call[bool]:
     )
 
 
+def expunge_message(message_id: str, channel: str | None) -> Call[Message]:
+    return Call(
+        "POST",
+        f"/api/v1/messages/{seg(message_id)}/expunge",
+        _message,
+        params=_channel(channel),
+        json={},
+        idempotent=True,
+    )
+
+
 def ack(message_id: str, channel: str | None) -> Call[bool]:
     return Call(
         "POST",

@@ -225,6 +225,11 @@ class Client:
     def delete_message(self, message_id: str, channel: str | None = None) -> bool:
         return self.run(calls.delete_message(message_id, channel))
 
+    def expunge_message(self, message_id: str, channel: str | None = None) -> Message:
+        """Remove the message's content, attachments included, keeping its record (marked
+        ``expunged``) and its audit entries. Owners only; safe to repeat."""
+        return self.run(calls.expunge_message(message_id, channel))
+
     def ack(self, message_id: str, channel: str | None = None) -> bool:
         """Confirm the agent received the answer (delivery status ``agent_received``)."""
         return self.run(calls.ack(message_id, channel))

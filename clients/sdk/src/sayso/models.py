@@ -188,6 +188,8 @@ class Message(ApiModel):
     review: Review | None = None
     created_at: datetime
     updated_at: datetime | None = None
+    expunged: bool | None = None
+    expunged_at: datetime | None = None
 
 
 class Command(ApiModel):

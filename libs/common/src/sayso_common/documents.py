@@ -333,6 +333,10 @@ class MessageDoc(TypedDict, total=False):
     status_events: list[StatusEventDoc]
     delivery_status: DeliveryStatus
     acknowledged_at: datetime
+    # Its content was removed on the owner's request (sayso_api.expunge); id, channel, times and
+    # statuses stay.
+    expunged: bool
+    expunged_at: datetime
     created_at: Required[datetime]
     updated_at: datetime
     outbox: list[OutboxEntry]
@@ -617,6 +621,7 @@ AuditKind = Literal[
     "policy_changed",
     "approval_remembered",
     "approval_revoked",
+    "expunged",
 ]
 ActorType = Literal["user", "policy", "system", "agent"]
 

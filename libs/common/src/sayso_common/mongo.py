@@ -188,6 +188,8 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
         ),
         OUTBOX_INDEX,
     ],
+    # The retention TTL (finished deliveries, on updated_at) is the API's: its expireAfterSeconds
+    # is a setting (sayso_common.retention.ensure). Likewise for NOTIFICATIONS.
     DELIVERIES: [
         IndexModel([("event_id", ASCENDING), ("url", ASCENDING)], unique=True),
         IndexModel([("message_id", ASCENDING), ("created_at", ASCENDING)]),

@@ -26,6 +26,9 @@ class ServiceSettings(BaseSettings):
     # Opening a connection and each heartbeat: kept longer, so a slow moment on a busy host does not
     # mark a healthy server unreachable.
     mongo_connect_timeout_ms: int = Field(default=3000, ge=100)
+    # Finished deliveries and notifications, and stored events, are removed this many days after
+    # they finished (or were stored) by TTL indexes; pending work is never (sayso_common.retention).
+    retention_days: int = Field(default=30, ge=1, le=36500)
     kafka_bootstrap: str = "127.0.0.1:9092"
     topic_prefix: str = ""
     topic_partitions: int = Field(default=6, ge=1)

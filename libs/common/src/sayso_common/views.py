@@ -244,6 +244,10 @@ class MessageView(_View):
     review: ReviewView | None = None
     created_at: datetime
     updated_at: datetime | None = None
+    expunged: bool | None = Field(
+        default=None, description="true once the owner expunged its content (null otherwise)"
+    )
+    expunged_at: datetime | None = None
 
 
 # Projection for reading a message to show it: internal fields never leave the database.
@@ -342,6 +346,8 @@ def message_view(doc: MessageDoc) -> MessageView:
         review=review_view,
         created_at=created,
         updated_at=_dt(doc.get("updated_at")),
+        expunged=doc.get("expunged"),
+        expunged_at=_dt(doc.get("expunged_at")),
     )
 
 

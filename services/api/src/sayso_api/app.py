@@ -25,6 +25,7 @@ from sayso_api.routes import (
     agents,
     answers,
     audit_log,
+    expunge,
     files,
     inbound,
     integrations,
@@ -43,7 +44,7 @@ from sayso_api.routes import (
 from sayso_api.routes import auth as auth_routes
 from sayso_api.settings import ApiSettings
 from sayso_api.telemetry import RequestMetrics
-from sayso_common import audit, outbox
+from sayso_common import audit, outbox, retention
 from sayso_common.clock import utcnow
 from sayso_common.credentials import ApiKeyResolver
 from sayso_common.kafka import check_producer, create_producer, ensure_topics
@@ -185,6 +186,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             )
         # Data migrations are not run here: `sayso-api migrate` runs them once per deploy.
         await audit.ensure_retention(runtime.db, settings.audit_retention_days)
+        await retention.ensure(runtime.db, settings.retention_days, settings.review_max_ttl_seconds)
         relay = OutboxRelay(
             runtime.db,
             lambda: create_producer(settings),
@@ -196,6 +198,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             # Topics are created by the relay, not at start-up, so the API starts and answers
             # even while Kafka is down.
             prepare=lambda: ensure_topics(settings),
+            retention=retention.retention(settings.retention_days),
         )
         ctx.relay = relay
         app.state.ctx = ctx
@@ -229,6 +232,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     install_error_handlers(app)
     for router in (
         messages.router,
+        expunge.router,
         reviews.router,
         agents.router,
         members.router,

@@ -12,7 +12,7 @@ from sayso_service.probes import Check, probe_routes
 from starlette.applications import Starlette
 from starlette.requests import Request
 
-from sayso_common import loops
+from sayso_common import loops, retention
 from sayso_common.fetch_gate import run_gate
 from sayso_common.kafka import create_producer, ensure_topics
 from sayso_common.lease import Lease
@@ -52,6 +52,7 @@ def create_app(settings: DispatcherSettings) -> Starlette:
                 settings.dispatcher_relay_lease_seconds,
             ),
             prepare=lambda: ensure_topics(settings),
+            retention=retention.retention(settings.retention_days),
         )
         reconciler = Reconciler(
             runtime.db,

@@ -173,7 +173,10 @@ def start_mongod(
     port: int | None = None,
     name: str = "mongod",
     cancel: threading.Event | None = None,
+    parameters: Sequence[str] = (),
 ) -> Proc:
+    """``parameters``: more ``--setParameter name=value`` (some, such as ``ttlMonitorSleepSecs``,
+    only take full effect from start-up)."""
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [
@@ -185,6 +188,7 @@ def start_mongod(
         "--quiet",
         "--wiredTigerCacheSizeGB", "0.5",
         "--setParameter", "diagnosticDataCollectionEnabled=false",
+        *(arg for parameter in parameters for arg in ("--setParameter", parameter)),
     ]  # fmt: skip
     with stopped_on_failure(_spawn(name, argv, log_dir, port)) as proc:
         wait_until(lambda: port_open(port), 30, "waiting for mongod to listen", proc, cancel)

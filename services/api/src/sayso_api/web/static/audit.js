@@ -20,6 +20,7 @@ const KINDS = [
   ["approval_remembered", "Approval remembered"],
   ["approval_revoked", "Remembered approval revoked"],
   ["escalated", "Escalated"],
+  ["expunged", "Content expunged"],
 ];
 const KIND_TEXT = Object.fromEntries(KINDS);
 const PAGE = 50;
