@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import pytest
+from aiohttp import web
 
 import sayso
 from sayso_api import expunge
@@ -20,6 +21,7 @@ from sayso_common.views import MessageView, ReviewView, VoteView
 from tests.api.test_audit import everything
 from tests.api.test_files import blob_state, upload
 from tests.clients.test_cli import cli_env, run
+from tests.support.receiver import Receiver
 from tests.support.stack import Owner, RunningStack, eventually
 
 SECRET = "the-launch-code-is-4417"
@@ -113,6 +115,55 @@ async def test_expunge_removes_the_content_everywhere_and_keeps_the_record(
     assert len([e for e in await everything(owner.human, channelId=channel) if e["kind"] == "expunged"]) == 1
 
 
+async def test_expunge_reaches_webhook_deliveries_and_dead_letters(
+    stack: RunningStack, people: tuple[Owner, Owner, Owner], receiver: Receiver
+) -> None:
+    """The answer also sits in the webhook deliveries (the body sent, the receivers' replies) and
+    in any entry the relay could not publish: an expunge clears those too, and is refused while a
+    delivery is still being retried (it would send the content afterwards)."""
+
+    async def failing(request: web.Request, got: Any) -> web.Response:
+        return web.Response(status=503, text=f"busy {SECRET}")
+
+    async def echo(request: web.Request, got: Any) -> web.Response:
+        return web.Response(text=f"got {SECRET}")
+
+    receiver.routes["/down"] = failing
+    receiver.routes["/echo"] = echo
+    owner = people[0]
+    channel = (await owner.create_agent(webhookUrl=receiver.url("/echo")))["id"]
+    msg, _ = await answered_message(stack, owner, channel)
+    async with stack.mongo() as mongo:
+        db = mongo[stack.mongo_db]
+
+        async def delivered() -> list[dict[str, Any]] | None:
+            found = await db.deliveries.find({"message_id": msg["id"]}).to_list()
+            done = found and all(d["state"] == "delivered" for d in found)
+            return found if done and SECRET in json.dumps(found, default=str) else None
+
+        await eventually(delivered, what="the answer's webhook delivered")
+        await db.outbox_dead_letters.insert_one(
+            {"_id": f"evt_dead_{msg['id']}", "reason": "too_large", "detail": "test", "collection": "messages",
+             "document_id": msg["id"], "entry": {"id": "evt_x", "data": {"text": SECRET}}, "at": NOW}
+        )  # fmt: skip
+        resp = await owner.agent.post(f"/api/v1/messages/{msg['id']}/expunge")
+        assert resp.status_code == 200, resp.text
+        deliveries = await db.deliveries.find({"message_id": msg["id"]}).to_list()
+        assert deliveries
+        assert SECRET not in json.dumps(deliveries, default=str)
+        assert all(d["state"] == "delivered" and d["attempts"] for d in deliveries)  # the record stays
+        dead = await db.outbox_dead_letters.find({"document_id": msg["id"]}).to_list()
+        assert dead
+        assert SECRET not in json.dumps(dead, default=str)
+
+    retrying = (await owner.create_agent(webhookUrl=receiver.url("/down")))["id"]
+    pending, _ = await answered_message(stack, owner, retrying)
+    await receiver.wait_for("/down")
+    refused = await owner.agent.post(f"/api/v1/messages/{pending['id']}/expunge")
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["code"] == "deliveries_pending"
+
+
 async def test_only_the_owner_may_expunge(stack: RunningStack, people: tuple[Owner, Owner, Owner]) -> None:
     owner, member, outsider = people
     channel = (await owner.create_agent())["id"]
@@ -177,11 +228,11 @@ def stored(**fields: Any) -> MessageDoc:
 @pytest.mark.parametrize(
     ("doc", "unset", "votes"),
     [
-        (stored(text="x"), {"text", "metadata", "status_events", "attachments"}, None),
+        (stored(text="x"), {"text", "metadata", "status_events", "attachments", "outbox_dead"}, None),
         (
             stored(text="x", review={"type": "approval", "status": "completed", "response": 1}),
             {
-                "text", "metadata", "status_events", "attachments", "review.payload", "review.response",
+                "text", "metadata", "status_events", "attachments", "outbox_dead", "review.payload", "review.response",
                 "review.feedback", "review.default_response", "review.on_expire", "review.modified_file_ids",
             },
             None,

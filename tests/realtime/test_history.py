@@ -35,9 +35,16 @@ def _event(n: int, at_ms: int, owner: str = "usr_1") -> Event:
     return ReviewResponded(id=event_id, channel_id="agt_1", owner_id=owner, data=MessageData(message=view))
 
 
-async def _store(db: AsyncDatabase[Any], event: Event, stored_ms_after_l: int, l_stamp: Any) -> None:
-    doc = events_document(event, RETENTION)
-    doc["expire_at"] = l_stamp + timedelta(milliseconds=stored_ms_after_l)
+async def _store(
+    db: AsyncDatabase[Any],
+    event: Event,
+    stored_ms_after_l: int,
+    l_stamp: Any,
+    retention: timedelta = RETENTION,
+) -> None:
+    doc = events_document(event, retention)
+    doc["stored_at"] = l_stamp + timedelta(milliseconds=stored_ms_after_l)
+    doc["expire_at"] = doc["stored_at"] + retention
     await db[EVENTS].insert_one(doc)
 
 
@@ -57,7 +64,7 @@ async def test_events_stored_with_or_just_before_the_last_seen_one_are_replayed(
     last = _event(50, NOW_MS)
     doc = events_document(last, RETENTION)
     await scratch[EVENTS].insert_one(doc)
-    stamp = doc["expire_at"].replace(microsecond=doc["expire_at"].microsecond // 1000 * 1000)
+    stamp = doc["stored_at"].replace(microsecond=doc["stored_at"].microsecond // 1000 * 1000)
     # Published in one relay batch with L and stored in the same millisecond, a smaller id: a
     # gateway reading L's partition first hands L on first, and the client may die in between.
     same_batch = _event(10, NOW_MS)
@@ -80,6 +87,29 @@ async def test_events_stored_with_or_just_before_the_last_seen_one_are_replayed(
     # The broker-loss catch-up reads with the same rule, for every owner.
     caught_up = [e.id for e in await stored_after(scratch, last.id, 100)]
     assert caught_up == sorted([same_batch.id, previous_pass.id, newer.id, stranger.id])
+
+
+async def test_events_stored_after_the_last_seen_one_are_replayed_whatever_each_relay_keeps_them_for(
+    scratch: AsyncDatabase[Any],
+) -> None:
+    """Relays may keep events for different times (SAYSO_RETENTION_DAYS changed on one service
+    first); an event stored after the last seen one with a shorter retention, or by a relay of the
+    release before the stamp (expire_at = stored + 1 day, no stored_at), is still replayed. Read
+    off expire_at alone, the first was skipped."""
+    last = _event(50, NOW_MS)
+    doc = events_document(last, timedelta(days=30))
+    await scratch[EVENTS].insert_one(doc)
+    stamp = doc["stored_at"].replace(microsecond=doc["stored_at"].microsecond // 1000 * 1000)
+    shorter = _event(10, NOW_MS - 20)
+    await _store(scratch, shorter, 15, stamp, retention=timedelta(days=2))
+    unstamped = _event(11, NOW_MS - 30)
+    old_style = events_document(unstamped, RETENTION)
+    del old_style["stored_at"]
+    old_style["expire_at"] = stamp + timedelta(milliseconds=25) + timedelta(days=1)
+    await scratch[EVENTS].insert_one(old_style)
+    long_before = _event(12, NOW_MS - 40_000)
+    await _store(scratch, long_before, -40_000, stamp, retention=timedelta(days=2))
+    assert await _since(scratch, last) == sorted([shorter.id, unstamped.id])
 
 
 async def test_a_last_id_that_is_not_stored_resumes_by_id_alone(scratch: AsyncDatabase[Any]) -> None:

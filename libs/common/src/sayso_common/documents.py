@@ -485,6 +485,9 @@ class EventDoc(TypedDict, total=False):
     traceparent: str | None
     data: Required[dict[str, Any]]
     expire_at: datetime
+    # When the relay stored it (realtime resume orders by it; absent on older documents, whose
+    # expire_at was that time plus a fixed day).
+    stored_at: datetime
     # Where the broker stored it (the relay's acknowledgement): what an idle consumer woken by
     # this document must read up to (sayso_common.fetch_gate). Absent on older documents.
     published: PublishedAt

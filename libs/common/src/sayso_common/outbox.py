@@ -122,7 +122,9 @@ def events_document(event: Event, retention: timedelta, published: RecordMetadat
     fields = event_to_document(event)
     fields["_id"] = fields.pop("id")
     fields["occurred_at"] = as_utc(event.occurred_at)
-    fields["expire_at"] = utcnow() + retention
+    stored_at = utcnow()
+    fields["stored_at"] = stored_at
+    fields["expire_at"] = stored_at + retention
     doc = cast(EventDoc, fields)
     if published is not None:
         doc["published"] = {
@@ -138,6 +140,7 @@ def event_from_events_document(doc: EventDoc) -> Event:
     data["id"] = data.pop("_id")
     data.pop("expire_at", None)
     data.pop("published", None)
+    data.pop("stored_at", None)
     return parse_event(data)
 
 

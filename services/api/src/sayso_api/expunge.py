@@ -32,7 +32,17 @@ from sayso_common.documents import AuditDoc, MessageDoc
 from sayso_common.events import Event, event_to_document
 from sayso_common.http_errors import ApiError, not_found
 from sayso_common.ids import min_id
-from sayso_common.mongo import AUDIT, EVENTS, MESSAGES, Database, Doc, collection, insert_new
+from sayso_common.mongo import (
+    AUDIT,
+    DEAD_LETTERS,
+    DELIVERIES,
+    EVENTS,
+    MESSAGES,
+    Database,
+    Doc,
+    collection,
+    insert_new,
+)
 from sayso_common.outbox import event_from_events_document
 from sayso_common.principals import Principal
 from sayso_common.views import MESSAGE_PROJECTION, MessageView, VoteView
@@ -45,7 +55,8 @@ OUTBOX_POLL: Final = 0.05
 EVENT_SLACK_MS: Final = 60_000
 
 # Top-level fields that hold content, and the review's.
-_CONTENT: Final = ("text", "metadata", "status_events", "attachments")
+# outbox_dead: entries the relay could not publish (they carry the content; see _expunge_dead).
+_CONTENT: Final = ("text", "metadata", "status_events", "attachments", "outbox_dead")
 _REVIEW_CONTENT: Final = (
     "payload",
     "response",
@@ -61,6 +72,7 @@ class Expunged:
     message: MessageDoc
     files: int  # attachment files removed by this call
     events: int  # stored events rewritten by this call
+    deliveries: int  # finished webhook deliveries whose body and answers were removed
 
 
 def message_update(doc: MessageDoc, now: datetime) -> Doc:
@@ -155,11 +167,31 @@ async def expunge_message(db: Database, who: Principal, message_id: str, channel
         },
     )
     rewritten = await _expunge_events(db, before, at)
+    cleared = await _expunge_deliveries(db, message_id)
+    await _expunge_dead_letters(db, message_id)
     await insert_new(collection(db, AUDIT), [audit_entry(before, who, at)])
     after = await collection(db, MESSAGES).find_one({"_id": message_id}, MESSAGE_PROJECTION)
     if after is None:  # deleted in the meantime
         raise not_found("message")
-    return Expunged(after, removed, rewritten)
+    return Expunged(after, removed, rewritten, cleared)
+
+
+async def _expunge_deliveries(db: Database, message_id: str) -> int:
+    """Finished webhook deliveries of the message keep their record (url, attempts' statuses and
+    times) but not the body they sent nor the receivers' answers."""
+    done = await collection(db, DELIVERIES).update_many(
+        {"message_id": message_id, "state": {"$in": ["delivered", "failed"]}, "body": {"$ne": ""}},
+        {"$set": {"body": "", "attempts.$[].body": None}},
+    )
+    return done.modified_count
+
+
+async def _expunge_dead_letters(db: Database, message_id: str) -> None:
+    """Entries of the message the relay could not publish, moved aside with their content."""
+    await collection(db, DEAD_LETTERS).update_many(
+        {"collection": str(MESSAGES), "document_id": message_id},
+        {"$set": {"entry": {"expunged": True}}},
+    )
 
 
 async def _mark(db: Database, query: Doc) -> tuple[MessageDoc, datetime]:
@@ -183,6 +215,17 @@ async def _mark(db: Database, query: Doc) -> tuple[MessageDoc, datetime]:
             )
         if doc.get("stream_state") == "streaming":
             raise ApiError(409, "stream_open", "the message is still streaming: complete or abort it first")
+        sending = await collection(db, DELIVERIES).count_documents(
+            {"message_id": doc["_id"], "state": "pending"}, limit=1
+        )
+        if sending:
+            # A delivery still retrying would send the content after the expunge.
+            raise ApiError(
+                409,
+                "deliveries_pending",
+                "a webhook delivery of the message is still being sent (or retried): "
+                "try again once it is delivered or failed",
+            )
         if not doc.get("outbox"):
             now = utcnow()
             done = await messages.update_one(

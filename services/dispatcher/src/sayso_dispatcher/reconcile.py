@@ -25,6 +25,7 @@ from sayso_common.events import (
     ReviewResponded,
     parse_event,
 )
+from sayso_common.ids import min_id
 from sayso_common.mongo import DELIVERIES, EVENTS, MESSAGES, Database, collection
 from sayso_common.outbox import event_from_events_document
 from sayso_common.views import message_view
@@ -32,6 +33,9 @@ from sayso_dispatcher import metrics
 from sayso_dispatcher.worker import Worker
 
 log = logging.getLogger(__name__)
+
+# Clock skew between the API replica that minted an event id and the one that stamped the message.
+EVENT_SLACK_MS = 60_000
 
 CLOSED = {"completed": "review.responded", "expired": "review.expired"}
 
@@ -43,8 +47,16 @@ async def _original_event(db: Database, doc: MessageDoc, event_type: str) -> Eve
                 return parse_event(raw)
             except ValidationError:
                 return None
+    # A review's closing event comes after its message: ids sort by time, so the (channel_id, _id)
+    # index scan starts there, not at the channel's oldest stored event (kept for days).
+    created_ms = int(as_utc(doc["created_at"]).timestamp() * 1000)
     stored = await collection(db, EVENTS).find_one(
-        {"channel_id": doc["channel_id"], "type": event_type, "data.message.id": doc["_id"]}
+        {
+            "channel_id": doc["channel_id"],
+            "_id": {"$gte": min_id("evt", created_ms - EVENT_SLACK_MS)},
+            "type": event_type,
+            "data.message.id": doc["_id"],
+        }
     )
     return event_from_events_document(stored) if stored else None
 

@@ -9,11 +9,11 @@ same millisecond) the one stored later can reach the client first, and a client 
 died between the two has seen the later one only.
 
 The rule here: an event may have been missed if its id is greater than the last one seen, or if
-it was stored after ``STORED_OVERLAP`` before it (the relay stamps each stored event; the events
-collection's ``expire_at`` is that stamp plus a constant retention). A gateway hands an event on
-well within that overlap of the events stored around it, so a client whose last event was L has
-nothing missing outside that set; the events of the overlap it already had come again, and clients
-drop repeats by event id (the README says so). Stored-after is only looked for among ids of the
+it was stored after ``STORED_OVERLAP`` before it (the relay stamps each stored event with
+``stored_at``; older documents carry only ``expire_at``, that stamp plus a day then). A gateway
+hands an event on well within that overlap of the events stored around it, so a client whose
+last event was L has nothing missing outside that set; the events of the overlap it already had
+come again, and clients drop repeats by event id (the docs say so). Stored-after is only looked for among ids of the
 preceding minute, which is far more than any publication delay and keeps the query on the
 (owner_id, _id) index (and the (channel_id, _id) one for channels shared with a user).
 
@@ -47,6 +47,8 @@ REORDER_WINDOW_MS = 60_000
 # (milliseconds; seconds under a backlog); this is far more, and costs a resuming client repeats of
 # what it saw in the last seconds before its last event.
 STORED_OVERLAP = timedelta(seconds=10)
+# What the relays before ``stored_at`` added to the storage time to make ``expire_at``.
+UNSTAMPED_RETENTION = timedelta(days=1)
 
 
 def valid_event_id(value: object) -> bool:
@@ -79,9 +81,20 @@ def _stored_just_before(last_id: str, anchor: EventDoc) -> Doc:
     """Events with a smaller id than ``last_id`` stored no earlier than ``STORED_OVERLAP`` before
     it (``anchor``: its stored document): what a client whose last event was it may not have
     seen. Only ids of the preceding ``REORDER_WINDOW_MS`` are looked at (the index range)."""
+    ids = {"$gt": min_id("evt", id_time_ms(last_id) - REORDER_WINDOW_MS), "$lt": last_id}
+    stored_at = anchor.get("stored_at")
+    if stored_at is None:  # stored before stamps: every relay added the same fixed retention
+        return {"_id": ids, "expire_at": {"$gt": anchor["expire_at"] - STORED_OVERLAP}}
+    # The stamp, not expire_at: relays may keep events for different times (a rolling change of
+    # SAYSO_RETENTION_DAYS, or the setting given to one service only). A relay of the release
+    # before stamps (a rolling upgrade) stored with expire_at one fixed day on.
+    since = stored_at - STORED_OVERLAP
     return {
-        "_id": {"$gt": min_id("evt", id_time_ms(last_id) - REORDER_WINDOW_MS), "$lt": last_id},
-        "expire_at": {"$gt": anchor["expire_at"] - STORED_OVERLAP},
+        "_id": ids,
+        "$or": [
+            {"stored_at": {"$gt": since}},
+            {"stored_at": {"$exists": False}, "expire_at": {"$gt": since + UNSTAMPED_RETENTION}},
+        ],
     }
 
 
@@ -90,7 +103,7 @@ async def stored_after(db: Database, last_id: str, limit: int) -> list[Event]:
     rule of :func:`events_since`), in id order, at most ``limit``: what a broker that lost its
     data may have dropped before this process read it."""
     query: Doc = {"_id": {"$gt": last_id}}
-    anchor = await collection(db, EVENTS).find_one({"_id": last_id}, {"expire_at": 1})
+    anchor = await collection(db, EVENTS).find_one({"_id": last_id}, {"expire_at": 1, "stored_at": 1})
     if anchor is not None:
         query = {"$or": [query, _stored_just_before(last_id, anchor)]}
     docs = await collection(db, EVENTS).find(query).sort("_id", 1).limit(limit).to_list()
@@ -126,7 +139,7 @@ async def events_since(
         base["channel_id"] = {"$in": sorted(channels)}
     stored = collection(db, EVENTS)
     anchor, newer_docs = await asyncio.gather(
-        stored.find_one({"_id": last_id, **scope}, {"expire_at": 1}),
+        stored.find_one({"_id": last_id, **scope}, {"expire_at": 1, "stored_at": 1}),
         stored.find({**base, "_id": {"$gt": last_id}}).sort("_id", 1).limit(limit).to_list(),
     )
     around: list[EventDoc] = []

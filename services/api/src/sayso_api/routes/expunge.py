@@ -20,9 +20,11 @@ async def expunge_message(
     message_id: str, who: CurrentPrincipal, ctx: Ctx, channel: OptChannel = None
 ) -> MessageView:
     """Remove the message's content — text, metadata, the review's payload and answers, its
-    attachments' bytes — and the same content in its stored events; its id, channel, times and
-    statuses stay, marked ``expunged``, and the audit log records the expunge. Owners only;
-    idempotent. A pending review (answer it or let it expire) or an open stream answers 409.
-    Events already published are not recalled."""
+    attachments' bytes — and the same content in its stored events, its finished webhook
+    deliveries (body sent, receivers' replies) and any entry the relay could not publish; its id,
+    channel, times and statuses stay, marked ``expunged``, and the audit log records the expunge.
+    Owners only; idempotent. A pending review (answer it or let it expire), an open stream or a
+    webhook delivery still being retried answers 409. Events already published are not
+    recalled."""
     done = await expunge.expunge_message(ctx.db, who, message_id, channel)
     return message_view_for(done.message, who.reader_id)
