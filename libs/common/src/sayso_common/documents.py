@@ -34,7 +34,7 @@ AgentStatus = Literal["active", "busy", "error", "offline"]
 # An agent that never pinged reads as offline (Placet's default).
 DEFAULT_AGENT_STATUS: AgentStatus = "offline"
 DeliveryState = Literal["pending", "delivered", "failed"]
-DeliverySource = Literal["message", "agent", "callback", "test"]
+DeliverySource = Literal["message", "agent", "callback", "test", "endpoint"]
 FileState = Literal["pending", "uploading", "ready"]
 # Why a review expired when it was not its deadline (absent: the deadline passed).
 ExpiryReason = Literal["channel_deleted"]
@@ -169,6 +169,30 @@ class AgentDoc(TypedDict, total=False):
     updated_at: datetime
     outbox: list[OutboxEntry]
     outbox_dead: list[OutboxEntry]
+
+
+class EndpointDoc(TypedDict, total=False):
+    """A webhook endpoint beside the agent's own URL (:mod:`sayso_common.endpoints`): a channel's
+    (``channel_id``) or a whole account's (``channel_id`` None)."""
+
+    _id: Required[str]
+    owner_id: Required[str]
+    channel_id: Required[str | None]
+    url: Required[str]
+    description: str | None
+    event_types: list[WebhookEvent]
+    filter: dict[str, Any] | None  # sayso_common.filters, over sayso_common.endpoints.filter_document
+    format: str  # placet | processa | standard
+    headers_enc: str | None  # sealed JSON object of extra headers
+    header_names: list[str]
+    auth_enc: str | None  # sealed {"username", "password"}
+    auth_username: str | None
+    rate_limit: int | None  # deliveries per second, across every dispatcher
+    disabled: bool
+    disabled_reason: str | None
+    signing_secrets: list[SecretDoc]
+    created_at: Required[datetime]
+    updated_at: datetime
 
 
 class DeletedAgentDoc(AgentDoc, total=False):
@@ -363,6 +387,7 @@ class DeliveryDoc(TypedDict, total=False):
     owner_id: Required[str]
     message_id: str | None
     url: Required[str]
+    endpoint_id: str | None  # the explicit endpoint it goes to; None: the agent's implicit one
     host: str  # host:port, what lanes and circuits are keyed on
     method: str
     source: DeliverySource
