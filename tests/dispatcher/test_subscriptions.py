@@ -180,6 +180,16 @@ async def test_bad_endpoints_get_a_4xx_naming_the_field(
     assert resp.json()["error"]["field"] == field, resp.text
 
 
+async def test_any_filter_that_compiles_is_stored_as_given(owner: Owner, receiver: Receiver) -> None:
+    agent = await owner.create_agent()
+    # Keys a BSON field name cannot always hold (dots, a leading $) round-trip unchanged.
+    spec = {"message.metadata.a.b": 1, "$or": [{"message.text": {"$regex": "^x", "$options": "i"}}]}
+    created = await add_endpoint(owner, agent["id"], url=receiver.url("/f"), filter=spec)
+    assert created["filter"] == spec
+    shown = await owner.agent.get(f"/api/v1/agents/{agent['id']}/endpoints/{created['id']}")
+    assert shown.json()["filter"] == spec
+
+
 async def test_endpoints_per_channel_are_bounded(owner: Owner, receiver: Receiver) -> None:
     agent = await owner.create_agent()
     base = f"/api/v1/agents/{agent['id']}/endpoints"

@@ -181,7 +181,9 @@ class EndpointDoc(TypedDict, total=False):
     url: Required[str]
     description: str | None
     event_types: list[WebhookEvent]
-    filter: dict[str, Any] | None  # sayso_common.filters, over sayso_common.endpoints.filter_document
+    # The filter as JSON text (sayso_common.filters, over sayso_common.endpoints.filter_document):
+    # a filter's keys are free text (dots, $, NUL) that a BSON field name cannot always hold.
+    filter_json: str | None
     format: str  # placet | processa | standard
     headers_enc: str | None  # sealed JSON object of extra headers
     header_names: list[str]

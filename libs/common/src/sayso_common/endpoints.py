@@ -16,6 +16,7 @@ message as the REST API shows it (camelCase keys, password answers redacted).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal, get_args
 
@@ -43,6 +44,20 @@ def filter_document(event: Event) -> dict[str, Any] | None:
         "channelId": event.channel_id,
         "message": event.data.message.model_dump(mode="json"),
     }
+
+
+def stored_filter(endpoint: EndpointDoc) -> dict[str, Any] | None:
+    """The endpoint's filter as it was saved (None: it has none)."""
+    text = endpoint.get("filter_json")
+    if not text:
+        return None
+    value = json.loads(text)
+    return value if isinstance(value, dict) else None
+
+
+def filter_json(spec: Mapping[str, Any] | None) -> str | None:
+    """How a filter is stored (see ``EndpointDoc.filter_json``)."""
+    return None if spec is None else json.dumps(spec, separators=(",", ":"), ensure_ascii=False)
 
 
 def compile_endpoint_filter(spec: Mapping[str, Any] | None) -> Filter | None:
@@ -82,5 +97,7 @@ __all__ = [
     "FilterError",
     "compile_endpoint_filter",
     "filter_document",
+    "filter_json",
+    "stored_filter",
     "wanted",
 ]

@@ -34,6 +34,8 @@ from sayso_common.endpoints import (
     EndpointFormat,
     FilterError,
     compile_endpoint_filter,
+    filter_json,
+    stored_filter,
 )
 from sayso_common.http_errors import ApiError, not_found
 from sayso_common.ids import new_id
@@ -129,7 +131,7 @@ def endpoint_out(doc: EndpointDoc) -> EndpointOut:
         url=doc["url"],
         description=doc.get("description"),
         event_types=list(doc.get("event_types", DEFAULT_ENDPOINT_EVENTS)),
-        filter=doc.get("filter"),
+        filter=stored_filter(doc),
         format=doc.get("format", "placet"),
         headers={name: "***" for name in doc.get("header_names", [])},
         auth={"username": user, "password": "***"} if user else None,
@@ -226,7 +228,7 @@ async def create_endpoint(
         "url": body.url,
         "description": body.description,
         "event_types": list(body.event_types),
-        "filter": body.filter,
+        "filter_json": filter_json(body.filter),
         "format": body.format,
         "rate_limit": body.rate_limit,
         "disabled": body.disabled,
@@ -275,7 +277,7 @@ async def patch_endpoint(
         update["url"] = body.url
     if "filter" in given:
         check_filter(body.filter)
-        update["filter"] = body.filter
+        update["filter_json"] = filter_json(body.filter)
     for name in ("description", "format", "rate_limit"):
         if name in given:
             update[name] = getattr(body, name)

@@ -17,7 +17,12 @@ from typing import Any
 
 from sayso_common import loops, signing_secrets
 from sayso_common.documents import EndpointDoc
-from sayso_common.endpoints import FilterError, compile_endpoint_filter, filter_document, wanted
+from sayso_common.endpoints import (
+    compile_endpoint_filter,
+    filter_document,
+    stored_filter,
+    wanted,
+)
 from sayso_common.events import Event, wire_name
 from sayso_common.filters import Filter
 from sayso_common.mongo import ENDPOINTS, Database, collection, untyped
@@ -84,7 +89,7 @@ class EndpointDirectory:
         for endpoint in endpoints:
             try:
                 compiled = self._filter(endpoint)
-            except FilterError as exc:
+            except ValueError as exc:  # a FilterError, or text that is no longer JSON
                 # Saved through the API it compiled; a later, stricter version may refuse it.
                 log.warning(
                     "endpoint filter no longer compiles: %s", exc, extra={"endpoint": endpoint["_id"]}
@@ -99,7 +104,7 @@ class EndpointDirectory:
         if key not in self._filters:
             if len(self._filters) > _MAX_CACHED:
                 self._filters.clear()
-            self._filters[key] = compile_endpoint_filter(endpoint.get("filter"))
+            self._filters[key] = compile_endpoint_filter(stored_filter(endpoint))
         return self._filters[key]
 
     async def get(self, endpoint_id: str) -> EndpointDoc | None:
