@@ -1,6 +1,7 @@
 """Table tests for the endpoint rules: which endpoints an event goes to, the Standard Webhooks
 body, how a rate limit spreads held-back deliveries, per-endpoint lanes, and the SSRF check a
-save makes."""
+save makes; and, on a scratch database of the real MongoDB, the delivery index that replaced
+(event, URL) and the shared per-second counter."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from sayso_api.endpoints import vet_url
 from sayso_common.documents import DeliveryDoc, EndpointDoc
@@ -21,9 +24,10 @@ from sayso_common.endpoints import (
 )
 from sayso_common.events import AgentStatusChanged, AgentStatusData, MessageData, ReviewResponded
 from sayso_common.http_errors import ApiError
+from sayso_common.mongo import DELIVERY_TARGET_INDEX, ensure_indexes
 from sayso_common.views import MessageView, ReviewView
 from sayso_common.webhook_bodies import body_for
-from sayso_dispatcher.ratelimit import spread
+from sayso_dispatcher.ratelimit import EndpointRates, spread
 from sayso_dispatcher.worker import lane_key
 
 NOW = datetime(2026, 4, 1, 14, 32, tzinfo=UTC)
@@ -175,3 +179,44 @@ async def test_a_saved_url_passes_the_ssrf_rules(
     with pytest.raises(ApiError) as caught:
         await vet_url(url, list(allowed))
     assert (caught.value.status, caught.value.code, caught.value.field) == (422, "url_refused", "url")
+
+
+async def test_the_old_delivery_index_is_replaced_by_one_per_target(scratch: AsyncDatabase[Any]) -> None:
+    coll = scratch["deliveries"]
+    await coll.create_index([("event_id", 1), ("url", 1)], unique=True)  # what older versions made
+    await ensure_indexes(scratch)
+    await ensure_indexes(scratch)  # idempotent, the old one already gone
+    names = set(await coll.index_information())
+    assert "event_id_1_url_1" not in names
+    assert DELIVERY_TARGET_INDEX in names
+    # The agent's URL and two endpoints sharing it: one delivery each, never two to one target.
+    for _id, endpoint in (("d1", None), ("d2", "ep_1"), ("d3", "ep_2")):
+        await coll.insert_one(
+            {"_id": _id, "event_id": "evt_1", "url": "https://same/", "endpoint_id": endpoint}
+        )
+    for _id, endpoint in (("d4", None), ("d5", "ep_1")):
+        with pytest.raises(DuplicateKeyError):
+            await coll.insert_one(
+                {"_id": _id, "event_id": "evt_1", "url": "https://same/", "endpoint_id": endpoint}
+            )
+
+
+async def test_the_rate_counter_admits_the_limit_per_second_across_counters(
+    scratch: AsyncDatabase[Any],
+) -> None:
+    now = [100.2]
+    # Two counters on one database stand for two dispatcher replicas sharing the budget.
+    first, second = (EndpointRates(cast(Any, scratch), clock=lambda: now[0]) for _ in range(2))
+    verdicts = [await first.admit("ep_1", 3), await second.admit("ep_1", 3), await first.admit("ep_1", 3)]
+    assert verdicts == [None, None, None]
+    assert await second.admit("ep_1", 3) == 101.0
+    assert await first.admit("ep_1", 3) == 101.0
+    assert await first.admit("ep_2", 3) is None  # another endpoint has its own budget
+    now[0] = 101.01
+    assert await first.admit("ep_1", 3) is None  # a new second, a new budget
+    stored = await scratch["rate_limits"].find_one({"_id": "endpoint:ep_1:100"})
+    assert stored is not None
+    # Each replica counted until it learnt the second was full; then it stops asking.
+    assert stored["n"] == 5
+    assert "expire_at" in stored  # removed by the TTL index on rate_limits
+    assert await second.admit("ep_1", 3) is None
