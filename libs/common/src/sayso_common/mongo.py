@@ -230,6 +230,13 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
         IndexModel([("expire_at", ASCENDING)], expireAfterSeconds=0),
         IndexModel([("owner_id", ASCENDING), ("_id", ASCENDING)]),
         IndexModel([("channel_id", ASCENDING), ("_id", ASCENDING)]),
+        # The pull feed (GET /api/v1/feed): an account's or a channel's events in the order stored.
+        IndexModel(
+            [("owner_id", ASCENDING), ("expire_at", ASCENDING), ("_id", ASCENDING)], name="feed_by_owner"
+        ),
+        IndexModel(
+            [("channel_id", ASCENDING), ("expire_at", ASCENDING), ("_id", ASCENDING)], name="feed_by_channel"
+        ),
     ],
     LOGIN_ATTEMPTS: [IndexModel([("expire_at", ASCENDING)], expireAfterSeconds=0)],
     DEAD_LETTERS: [IndexModel([("at", DESCENDING)])],

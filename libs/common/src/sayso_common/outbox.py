@@ -118,6 +118,11 @@ class BrokerStateLostError(Exception):
     """The broker acknowledged records it cannot have kept; the batch must be published again."""
 
 
+# How long a published event stays in ``events`` (its ``expire_at`` is when it was stored plus
+# this): the pull feed reads the store time back from it.
+EVENT_RETENTION = timedelta(hours=24)
+
+
 def events_document(event: Event, retention: timedelta, published: RecordMetadata | None = None) -> EventDoc:
     fields = event_to_document(event)
     fields["_id"] = fields.pop("id")
@@ -189,7 +194,7 @@ class OutboxRelay:
         lease: Lease,
         batch_size: int = 500,
         sweep_interval: float = 30.0,
-        retention: timedelta = timedelta(hours=24),
+        retention: timedelta = EVENT_RETENTION,
         publish_timeout: float = 15.0,
         prepare: Callable[[], Awaitable[None]] | None = None,
     ) -> None:

@@ -1,0 +1,108 @@
+"""The pull feed (``GET /api/v1/feed``): an account's or a channel's events for clients that
+cannot receive webhooks (behind a firewall). The client keeps the cursor; each page answers the
+events stored after it, oldest first.
+
+Events are read in the order they were *stored* in ``events`` (by the outbox relay, just after
+publishing), not by id: ids sort by creation time, but an event created a moment earlier can be
+stored a moment later (sayso_realtime.history says why), and a cursor on ids would step over it
+for good. The store time is ``expire_at`` minus the constant retention. An event is served only
+once it was stored ``SETTLE`` ago, so an insert stamped earlier but still in flight when a page
+was read cannot land behind a cursor a client already holds: at least once, no gaps, and one
+channel's events in the order they were published.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+from sayso_api.schemas import Out
+from sayso_common.clock import as_utc, iso, utcnow
+from sayso_common.documents import EventDoc
+from sayso_common.events import AgentStatusChanged, Event, MessageData, VoteData, wire_name
+from sayso_common.http_errors import ApiError
+from sayso_common.mongo import EVENTS, Database, Doc, collection
+from sayso_common.outbox import EVENT_RETENTION, event_from_events_document
+from sayso_common.views import seen_by
+
+log = logging.getLogger(__name__)
+
+# How long after it was stored an event is served: longer than an insert stamped by the relay
+# takes to become visible, so none lands behind a cursor already handed out.
+SETTLE = timedelta(seconds=2)
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+_CURSOR = re.compile(r"^(\d{1,15})\.([a-z]{1,10}_[0-9a-z]{26})$")
+
+
+class FeedPage(Out):
+    data: list[dict[str, Any]] = Field(
+        description="Events, oldest first: {id, type (review:responded …), channelId, occurredAt, cursor, data}"
+    )
+    next_cursor: str | None = Field(
+        description="Pass as ?after= for the next page (the one given, when this page is empty)"
+    )
+
+
+def cursor_of(doc: EventDoc) -> str:
+    stamp = as_utc(doc["expire_at"])
+    return f"{int(stamp.timestamp() * 1000)}.{doc['_id']}"
+
+
+def parse_cursor(value: str) -> tuple[datetime, str]:
+    found = _CURSOR.match(value)
+    if found is None:
+        raise ApiError(422, "validation_error", "not a cursor this feed handed out", "after")
+    return datetime.fromtimestamp(int(found.group(1)) / 1000, UTC), found.group(2)
+
+
+def item(event: Event, cursor: str, reader_id: str) -> dict[str, Any]:
+    """One event as the feed shows it: the message as the API shows it to ``reader_id``."""
+    data: dict[str, Any]
+    if isinstance(event.data, MessageData | VoteData):
+        message = seen_by(event.data.message, event.owner_id, reader_id).model_dump(mode="json")
+        data = {"message": message}
+        if isinstance(event.data, VoteData):
+            data["vote"] = event.data.vote.model_dump(mode="json")
+    else:
+        data = {to_camel(k): v for k, v in event.data.model_dump(mode="json").items()}
+        if isinstance(event, AgentStatusChanged):
+            data["channelId"] = event.channel_id
+    return {
+        "id": event.id,
+        "type": wire_name(event.type),
+        "channelId": event.channel_id,
+        "occurredAt": iso(event.occurred_at),
+        "cursor": cursor,
+        "data": data,
+    }
+
+
+async def page(
+    db: Database, scope: Doc, reader_id: str, after: str | None, limit: int = DEFAULT_LIMIT
+) -> FeedPage:
+    """The events of ``scope`` (``{"owner_id": …}`` or ``{"channel_id": …}``) after the cursor."""
+    horizon = utcnow() - SETTLE + EVENT_RETENTION
+    query: Doc = {**scope, "expire_at": {"$lte": horizon}}
+    if after is not None:
+        stamp, last_id = parse_cursor(after)
+        query["$or"] = [{"expire_at": {"$gt": stamp}}, {"expire_at": stamp, "_id": {"$gt": last_id}}]
+    docs = (
+        await collection(db, EVENTS).find(query).sort([("expire_at", 1), ("_id", 1)]).limit(limit).to_list()
+    )
+    data: list[dict[str, Any]] = []
+    for doc in docs:
+        try:
+            event = event_from_events_document(doc)
+        except ValidationError:
+            # A type this version does not know (stored by a newer one): passed over, not a 500.
+            log.warning("feed skipped an unreadable stored event", extra={"event_id": doc["_id"]})
+            continue
+        data.append(item(event, cursor_of(doc), reader_id))
+    return FeedPage(data=data, next_cursor=cursor_of(docs[-1]) if docs else after)
