@@ -190,6 +190,28 @@ async def test_any_filter_that_compiles_is_stored_as_given(owner: Owner, receive
     assert shown.json()["filter"] == spec
 
 
+async def test_deleting_a_channel_deletes_its_endpoints_not_the_accounts(
+    stack: RunningStack, owner: Owner, receiver: Receiver
+) -> None:
+    agent = await owner.create_agent()
+    mine = await add_endpoint(owner, agent["id"], url=receiver.url("/mine"))
+    account = await add_endpoint(owner, None, url=receiver.url("/everything"), eventTypes=["message:created"])
+    try:
+        assert (await owner.agent.delete(f"/api/v1/agents/{agent['id']}")).status_code == 200
+        client: AsyncMongoClient[dict[str, Any]] = stack.mongo()
+        try:
+            left = (
+                await client[stack.mongo_db]["endpoints"]
+                .find({"_id": {"$in": [mine["id"], account["id"]]}})
+                .to_list()
+            )
+        finally:
+            await client.close()
+        assert [d["_id"] for d in left] == [account["id"]]
+    finally:
+        await owner.agent.delete(f"/api/v1/endpoints/{account['id']}")
+
+
 async def test_endpoints_per_channel_are_bounded(owner: Owner, receiver: Receiver) -> None:
     agent = await owner.create_agent()
     base = f"/api/v1/agents/{agent['id']}/endpoints"
