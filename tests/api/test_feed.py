@@ -3,6 +3,7 @@ the account once, in order per channel, and nothing of other accounts."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -116,6 +117,22 @@ async def test_a_channel_feed_is_for_its_owner_and_members(team: list[Owner]) ->
         assert resp.status_code == 404, resp.text
 
 
+async def test_an_empty_page_waits_for_the_next_event(owner: Owner) -> None:
+    agent = await owner.create_agent()
+    _, cursor = await read_all(owner.agent, channel=agent["id"])
+    params = {"channel": agent["id"], "wait": "20000", **({"after": cursor} if cursor else {})}
+    # Held open while nothing happens; the message posted meanwhile is what it answers with.
+    waiting = asyncio.create_task(owner.agent.get("/api/v1/feed", params=params, timeout=40))
+    await asyncio.sleep(0.5)
+    assert not waiting.done()
+    msg = await owner.post_message(agent["id"], text="anyone there?")
+    resp = await waiting
+    assert resp.status_code == 200, resp.text
+    page = resp.json()
+    assert [e["data"]["message"]["id"] for e in page["data"]] == [msg["id"]]
+    assert page["nextCursor"] == page["data"][-1]["cursor"]
+
+
 @pytest.mark.parametrize(
     ("params", "field"),
     [
@@ -123,6 +140,8 @@ async def test_a_channel_feed_is_for_its_owner_and_members(team: list[Owner]) ->
         ({"after": "12.evt_short"}, "after"),
         ({"limit": "0"}, "limit"),
         ({"limit": "1001"}, "limit"),
+        ({"wait": "30001"}, "wait"),
+        ({"wait": "-1"}, "wait"),
     ],
 )
 async def test_bad_feed_parameters_are_named(owner: Owner, params: dict[str, str], field: str) -> None:
@@ -151,12 +170,14 @@ async def test_an_event_stored_late_is_not_stepped_over(scratch: AsyncDatabase[A
     await ensure_indexes(db)
     events = scratch["events"]
     now = datetime.now(UTC)
-    earlier_id, later_id = new_id("evt"), new_id("evt")
+    # Ids as the clock made them: the earlier one sorts first (26 characters after the prefix).
+    earlier_id, later_id = "evt_" + "1" * 26, "evt_" + "2" * 26
     await events.insert_one(_stored("agt_a", now - timedelta(seconds=30), later_id))
     first = await feed.page(db, {"owner_id": "usr_feed"}, "usr_feed", None)
     assert [e["id"] for e in first.data] == [later_id]
     await events.insert_one(_stored("agt_a", now - timedelta(seconds=20), earlier_id))
-    await events.insert_one(_stored("agt_a", now, new_id("evt")))  # stored just now: not yet
+    # Stored "just now" (stamped a little ahead, so a slow run cannot let it settle): not yet.
+    await events.insert_one(_stored("agt_a", datetime.now(UTC) + timedelta(seconds=10), new_id("evt")))
     second = await feed.page(db, {"owner_id": "usr_feed"}, "usr_feed", first.next_cursor)
     assert [e["id"] for e in second.data] == [earlier_id]
     assert earlier_id < later_id

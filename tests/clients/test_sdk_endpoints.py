@@ -75,9 +75,14 @@ async def test_sdk_iterates_the_pull_feed(stack: RunningStack, owner: Owner) -> 
         assert [e["data"]["message"]["id"] for e in events if e["type"] == "review:responded"] == [msg["id"]]
         # From the last cursor on there is nothing new; the sync client reads the same pages.
         assert [e async for e in aio.iter_feed(agent["id"], after=events[-1]["cursor"])] == []
+        # A page asked to wait is answered by the next event.
+        waiting = asyncio.create_task(aio.feed(agent["id"], after=events[-1]["cursor"], wait_ms=20_000))
+        posted = await owner.post_message(agent["id"], text="next")
+        page = await waiting
+        assert [e["data"]["message"]["id"] for e in page.data] == [posted["id"]]
     with sayso.Client(stack.url, owner.api_key) as client:
         again = await asyncio.to_thread(lambda: list(client.iter_feed(agent["id"])))
-    assert [e["id"] for e in again] == [e["id"] for e in events]
+    assert [e["id"] for e in again][: len(events)] == [e["id"] for e in events]
 
 
 async def test_cli_endpoints_add_list_rotate_rm(

@@ -398,10 +398,15 @@ class AsyncClient:
         return await self.run(calls.rotate_endpoint_secret(channel, endpoint_id))
 
     async def feed(
-        self, channel: str | None = None, after: str | None = None, limit: int | None = None
+        self,
+        channel: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+        wait_ms: int | None = None,
     ) -> FeedPage:
-        """One page of the pull feed after the cursor ``after`` (None: from the oldest kept)."""
-        return await self.run(calls.feed_page(channel, after, limit))
+        """One page of the pull feed after the cursor ``after`` (None: from the oldest kept). With
+        ``wait_ms`` (up to 30000), an empty page waits that long for the next event."""
+        return await self.run(calls.feed_page(channel, after, limit, wait_ms))
 
     async def iter_feed(
         self, channel: str | None = None, after: str | None = None, limit: int | None = None

@@ -491,10 +491,19 @@ def rotate_endpoint_secret(channel: str | None, endpoint_id: str) -> Call[Endpoi
     )
 
 
-def feed_page(channel: str | None, after: str | None, limit: int | None) -> Call[FeedPage]:
+def feed_page(
+    channel: str | None, after: str | None, limit: int | None, wait_ms: int | None = None
+) -> Call[FeedPage]:
     params = {**_channel(channel), **({"after": after} if after else {})}
     if limit is not None:
         params["limit"] = str(limit)
+    if wait_ms:
+        params["wait"] = str(wait_ms)
     return Call(
-        "GET", "/api/v1/feed", lambda r: FeedPage.model_validate(r.json()), params=params, idempotent=True
+        "GET",
+        "/api/v1/feed",
+        lambda r: FeedPage.model_validate(r.json()),
+        params=params,
+        idempotent=True,
+        timeout=wait_ms / 1000 + 15 if wait_ms else None,
     )

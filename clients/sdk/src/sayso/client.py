@@ -447,10 +447,15 @@ class Client:
         return self.run(calls.rotate_endpoint_secret(channel, endpoint_id))
 
     def feed(
-        self, channel: str | None = None, after: str | None = None, limit: int | None = None
+        self,
+        channel: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+        wait_ms: int | None = None,
     ) -> FeedPage:
-        """One page of the pull feed after the cursor ``after`` (None: from the oldest kept)."""
-        return self.run(calls.feed_page(channel, after, limit))
+        """One page of the pull feed after the cursor ``after`` (None: from the oldest kept). With
+        ``wait_ms`` (up to 30000), an empty page waits that long for the next event."""
+        return self.run(calls.feed_page(channel, after, limit, wait_ms))
 
     def iter_feed(
         self, channel: str | None = None, after: str | None = None, limit: int | None = None

@@ -9,12 +9,20 @@ for good. The store time is ``expire_at`` minus the constant retention. An event
 once it was stored ``SETTLE`` ago, so an insert stamped earlier but still in flight when a page
 was read cannot land behind a cursor a client already holds: at least once, no gaps, and one
 channel's events in the order they were published.
+
+An empty page can wait (``wait`` ms, at most 30 s) for the next event: each API process follows
+one change stream of stored events and wakes the waiting requests of that account or channel,
+which then read again once the new event has settled. Nothing polls the database.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,11 +30,12 @@ from pydantic import Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from sayso_api.schemas import Out
+from sayso_common import loops
 from sayso_common.clock import as_utc, iso, utcnow
 from sayso_common.documents import EventDoc
 from sayso_common.events import AgentStatusChanged, Event, MessageData, VoteData, wire_name
 from sayso_common.http_errors import ApiError
-from sayso_common.mongo import EVENTS, Database, Doc, collection
+from sayso_common.mongo import EVENTS, Database, Doc, collection, untyped
 from sayso_common.outbox import EVENT_RETENTION, event_from_events_document
 from sayso_common.views import seen_by
 
@@ -37,6 +46,7 @@ log = logging.getLogger(__name__)
 SETTLE = timedelta(seconds=2)
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+MAX_WAIT_MS = 30_000
 
 _CURSOR = re.compile(r"^(\d{1,15})\.([a-z]{1,10}_[0-9a-z]{26})$")
 
@@ -84,15 +94,19 @@ def item(event: Event, cursor: str, reader_id: str) -> dict[str, Any]:
     }
 
 
+def _after(after: str | None) -> Doc:
+    if after is None:
+        return {}
+    stamp, last_id = parse_cursor(after)
+    return {"$or": [{"expire_at": {"$gt": stamp}}, {"expire_at": stamp, "_id": {"$gt": last_id}}]}
+
+
 async def page(
     db: Database, scope: Doc, reader_id: str, after: str | None, limit: int = DEFAULT_LIMIT
 ) -> FeedPage:
     """The events of ``scope`` (``{"owner_id": …}`` or ``{"channel_id": …}``) after the cursor."""
     horizon = utcnow() - SETTLE + EVENT_RETENTION
-    query: Doc = {**scope, "expire_at": {"$lte": horizon}}
-    if after is not None:
-        stamp, last_id = parse_cursor(after)
-        query["$or"] = [{"expire_at": {"$gt": stamp}}, {"expire_at": stamp, "_id": {"$gt": last_id}}]
+    query: Doc = {**scope, "expire_at": {"$lte": horizon}, **_after(after)}
     docs = (
         await collection(db, EVENTS).find(query).sort([("expire_at", 1), ("_id", 1)]).limit(limit).to_list()
     )
@@ -106,3 +120,95 @@ async def page(
             continue
         data.append(item(event, cursor_of(doc), reader_id))
     return FeedPage(data=data, next_cursor=cursor_of(docs[-1]) if docs else after)
+
+
+async def _settles_in(db: Database, scope: Doc, after: str | None) -> float | None:
+    """Seconds until the first event after the cursor that is stored but not served yet may be
+    served; None when there is none."""
+    first = await collection(db, EVENTS).find_one(
+        {**scope, **_after(after)}, {"expire_at": 1}, sort=[("expire_at", 1), ("_id", 1)]
+    )
+    if first is None:
+        return None
+    ready = as_utc(first["expire_at"]) - EVENT_RETENTION + SETTLE
+    return max(0.0, (ready - utcnow()).total_seconds())
+
+
+class FeedWaiters:
+    """The feed's long-polls of one API process, woken by one change stream of stored events."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._waiting: dict[str, set[asyncio.Event]] = {}
+
+    @contextlib.contextmanager
+    def listen(self, key: str) -> Iterator[asyncio.Event]:
+        """An event set whenever an event of ``key`` (``owner:<id>`` or ``channel:<id>``) is stored."""
+        woken = asyncio.Event()
+        self._waiting.setdefault(key, set()).add(woken)
+        try:
+            yield woken
+        finally:
+            waiting = self._waiting.get(key)
+            if waiting is not None:
+                waiting.discard(woken)
+                if not waiting:
+                    del self._waiting[key]
+
+    def _wake(self, key: str) -> None:
+        for woken in self._waiting.get(key, ()):
+            woken.set()
+
+    def _wake_all(self) -> None:
+        # A stream that was not open may have missed inserts: every waiter reads again.
+        for waiting in self._waiting.values():
+            for woken in waiting:
+                woken.set()
+
+    def _stored(self, change: Any) -> None:
+        doc = change.get("fullDocument") or {}
+        self._wake(f"owner:{doc.get('owner_id')}")
+        self._wake(f"channel:{doc.get('channel_id')}")
+
+    async def follow(self) -> None:
+        """Runs until cancelled."""
+        pipeline: list[dict[str, Any]] = [
+            {"$match": {"operationType": "insert"}},
+            {"$project": {"fullDocument.owner_id": 1, "fullDocument.channel_id": 1}},
+        ]
+        await loops.watch(
+            untyped(self._db, EVENTS),
+            pipeline,
+            self._stored,
+            what="feed change stream",
+            on_open=self._wake_all,
+        )
+
+
+async def wait_page(
+    db: Database,
+    waiters: FeedWaiters,
+    scope: Doc,
+    reader_id: str,
+    after: str | None,
+    limit: int,
+    wait_ms: int,
+) -> FeedPage:
+    """:func:`page`, but an empty one waits up to ``wait_ms`` for an event to serve."""
+    deadline = time.monotonic() + wait_ms / 1000
+    key = f"owner:{scope['owner_id']}" if "owner_id" in scope else f"channel:{scope['channel_id']}"
+    with waiters.listen(key) as woken:
+        while True:
+            woken.clear()  # before reading: an event stored from here on sets it again
+            result = await page(db, scope, reader_id, after, limit)
+            left = deadline - time.monotonic()
+            if result.data or left <= 0:
+                return result
+            settling = await _settles_in(db, scope, after)
+            if settling is not None:
+                await asyncio.sleep(min(left, settling + 0.01))
+                continue
+            try:
+                await asyncio.wait_for(woken.wait(), left)
+            except TimeoutError:
+                return result
