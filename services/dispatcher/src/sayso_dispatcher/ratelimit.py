@@ -1,7 +1,8 @@
 """Per-endpoint rate limits (deliveries per second), held across every dispatcher replica: one
-counter document per endpoint and second in ``rate_limits`` (removed by its TTL index), bumped
-atomically before each request. A delivery over the limit is not attempted: it goes back to
-MongoDB, due in a later second, and keeps its place in the retry schedule.
+counter document per endpoint and second in ``rate_limits`` (``sayso_common.ratelimit.count``,
+the fixed windows the API and the gateway limit with too), bumped atomically before each
+request. A delivery over the limit is not attempted: it goes back to MongoDB, due in a later
+second, and keeps its place in the retry schedule.
 
 Fixed one-second windows: within any window at most ``limit`` requests start, whichever replica
 sends them (a burst across a window boundary can reach twice that within one second). Each
@@ -13,13 +14,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 
-from pymongo import ReturnDocument
-
-from sayso_common.mongo import RATE_LIMITS, Database, collection
-
-_KEEP = timedelta(seconds=120)
+from sayso_common import ratelimit
+from sayso_common.mongo import Database
 
 
 def spread(count: int, limit: int, start: float) -> list[float]:
@@ -31,7 +28,7 @@ def spread(count: int, limit: int, start: float) -> list[float]:
 
 class EndpointRates:
     def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
-        self._coll = collection(db, RATE_LIMITS)
+        self._db = db
         self._clock = clock
         self._full: dict[str, int] = {}  # endpoint id -> the second it is known to be full in
 
@@ -42,13 +39,8 @@ class EndpointRates:
         second = int(now)
         if self._full.get(endpoint_id) == second:
             return second + 1.0
-        doc = await self._coll.find_one_and_update(
-            {"_id": f"endpoint:{endpoint_id}:{second}"},
-            {"$inc": {"n": 1}, "$setOnInsert": {"expire_at": datetime.fromtimestamp(now, UTC) + _KEEP}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
-        if doc is not None and doc.get("n", 0) <= limit:
+        hits, _ = await ratelimit.count(self._db, f"endpoint:{endpoint_id}", 1, now)
+        if hits <= limit:
             return None
         if len(self._full) > 10_000:
             self._full = {k: v for k, v in self._full.items() if v >= second}
