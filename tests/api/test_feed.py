@@ -16,7 +16,7 @@ from sayso_api import feed
 from sayso_common.events import AgentStatusChanged, AgentStatusData
 from sayso_common.ids import new_id
 from sayso_common.mongo import ensure_indexes
-from sayso_common.outbox import EVENT_RETENTION, events_document
+from sayso_common.outbox import events_document
 from tests.dispatcher.flows import answered
 from tests.support.stack import Owner, RunningStack, eventually
 
@@ -103,7 +103,8 @@ async def test_a_channel_feed_is_for_its_owner_and_members(team: list[Owner]) ->
 
     mine = await eventually(lambda: seen(owner.agent), 20.0, "the owner's channel feed")
     theirs = await eventually(lambda: seen(member.human), 20.0, "the member's channel feed")
-    assert [e["id"] for e in theirs] == [e["id"] for e in mine]
+    # Read later, the member's walk may hold more (delivery statuses keep coming): the same start.
+    assert [e["id"] for e in theirs][: len(mine)] == [e["id"] for e in mine]
     # A member reads the message without the owner's webhook settings, as the API shows it to them.
     owners_view = next(e for e in mine if e["type"] == "review:responded")["data"]["message"]
     members_view = next(e for e in theirs if e["type"] == "review:responded")["data"]["message"]
@@ -157,8 +158,8 @@ def _stored(agent: str, stored_at: datetime, event_id: str) -> dict[str, Any]:
         owner_id="usr_feed",
         data=AgentStatusData(agent_id=agent, status="busy", last_activity_at=stored_at),
     )
-    doc = dict(events_document(event, EVENT_RETENTION))
-    doc["expire_at"] = stored_at + EVENT_RETENTION
+    doc = dict(events_document(event, timedelta(days=30)))
+    doc["stored_at"] = stored_at
     return doc
 
 

@@ -512,6 +512,7 @@ class EventDoc(TypedDict, total=False):
     traceparent: str | None
     data: Required[dict[str, Any]]
     expire_at: datetime
+    stored_at: datetime  # when the relay stored it (the pull feed's order)
     # Where the broker stored it (the relay's acknowledgement): what an idle consumer woken by
     # this document must read up to (sayso_common.fetch_gate). Absent on older documents.
     published: PublishedAt

@@ -232,10 +232,14 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
         IndexModel([("channel_id", ASCENDING), ("_id", ASCENDING)]),
         # The pull feed (GET /api/v1/feed): an account's or a channel's events in the order stored.
         IndexModel(
-            [("owner_id", ASCENDING), ("expire_at", ASCENDING), ("_id", ASCENDING)], name="feed_by_owner"
+            [("owner_id", ASCENDING), ("stored_at", ASCENDING), ("_id", ASCENDING)],
+            name="feed_owner_stored",
+            partialFilterExpression={"stored_at": {"$exists": True}},
         ),
         IndexModel(
-            [("channel_id", ASCENDING), ("expire_at", ASCENDING), ("_id", ASCENDING)], name="feed_by_channel"
+            [("channel_id", ASCENDING), ("stored_at", ASCENDING), ("_id", ASCENDING)],
+            name="feed_channel_stored",
+            partialFilterExpression={"stored_at": {"$exists": True}},
         ),
     ],
     LOGIN_ATTEMPTS: [IndexModel([("expire_at", ASCENDING)], expireAfterSeconds=0)],

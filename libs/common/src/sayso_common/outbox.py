@@ -118,16 +118,14 @@ class BrokerStateLostError(Exception):
     """The broker acknowledged records it cannot have kept; the batch must be published again."""
 
 
-# How long a published event stays in ``events`` (its ``expire_at`` is when it was stored plus
-# this): the pull feed reads the store time back from it.
-EVENT_RETENTION = timedelta(hours=24)
-
-
 def events_document(event: Event, retention: timedelta, published: RecordMetadata | None = None) -> EventDoc:
     fields = event_to_document(event)
     fields["_id"] = fields.pop("id")
     fields["occurred_at"] = as_utc(event.occurred_at)
-    fields["expire_at"] = utcnow() + retention
+    now = utcnow()
+    fields["expire_at"] = now + retention
+    # When it was stored: the pull feed's order (sayso_api.feed), whatever the retention was then.
+    fields["stored_at"] = now
     doc = cast(EventDoc, fields)
     if published is not None:
         doc["published"] = {
@@ -142,6 +140,7 @@ def event_from_events_document(doc: EventDoc) -> Event:
     data: dict[str, Any] = dict(doc)
     data["id"] = data.pop("_id")
     data.pop("expire_at", None)
+    data.pop("stored_at", None)
     data.pop("published", None)
     return parse_event(data)
 
@@ -194,7 +193,7 @@ class OutboxRelay:
         lease: Lease,
         batch_size: int = 500,
         sweep_interval: float = 30.0,
-        retention: timedelta = EVENT_RETENTION,
+        retention: timedelta = timedelta(hours=24),
         publish_timeout: float = 15.0,
         prepare: Callable[[], Awaitable[None]] | None = None,
     ) -> None:

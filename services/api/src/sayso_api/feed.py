@@ -5,7 +5,8 @@ events stored after it, oldest first.
 Events are read in the order they were *stored* in ``events`` (by the outbox relay, just after
 publishing), not by id: ids sort by creation time, but an event created a moment earlier can be
 stored a moment later (sayso_realtime.history says why), and a cursor on ids would step over it
-for good. The store time is ``expire_at`` minus the constant retention. An event is served only
+for good. The relay stamps each stored event with ``stored_at`` (events stored before that field
+existed are not in the feed; they expire with the retention). An event is served only
 once it was stored ``SETTLE`` ago, so an insert stamped earlier but still in flight when a page
 was read cannot land behind a cursor a client already holds: at least once, no gaps, and one
 channel's events in the order they were published.
@@ -36,7 +37,7 @@ from sayso_common.documents import EventDoc
 from sayso_common.events import AgentStatusChanged, Event, MessageData, VoteData, wire_name
 from sayso_common.http_errors import ApiError
 from sayso_common.mongo import EVENTS, Database, Doc, collection, untyped
-from sayso_common.outbox import EVENT_RETENTION, event_from_events_document
+from sayso_common.outbox import event_from_events_document
 from sayso_common.views import seen_by
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ class FeedPage(Out):
 
 
 def cursor_of(doc: EventDoc) -> str:
-    stamp = as_utc(doc["expire_at"])
+    stamp = as_utc(doc["stored_at"])
     return f"{int(stamp.timestamp() * 1000)}.{doc['_id']}"
 
 
@@ -98,17 +99,16 @@ def _after(after: str | None) -> Doc:
     if after is None:
         return {}
     stamp, last_id = parse_cursor(after)
-    return {"$or": [{"expire_at": {"$gt": stamp}}, {"expire_at": stamp, "_id": {"$gt": last_id}}]}
+    return {"$or": [{"stored_at": {"$gt": stamp}}, {"stored_at": stamp, "_id": {"$gt": last_id}}]}
 
 
 async def page(
     db: Database, scope: Doc, reader_id: str, after: str | None, limit: int = DEFAULT_LIMIT
 ) -> FeedPage:
     """The events of ``scope`` (``{"owner_id": …}`` or ``{"channel_id": …}``) after the cursor."""
-    horizon = utcnow() - SETTLE + EVENT_RETENTION
-    query: Doc = {**scope, "expire_at": {"$lte": horizon}, **_after(after)}
+    query: Doc = {**scope, "stored_at": {"$lte": utcnow() - SETTLE}, **_after(after)}
     docs = (
-        await collection(db, EVENTS).find(query).sort([("expire_at", 1), ("_id", 1)]).limit(limit).to_list()
+        await collection(db, EVENTS).find(query).sort([("stored_at", 1), ("_id", 1)]).limit(limit).to_list()
     )
     data: list[dict[str, Any]] = []
     for doc in docs:
@@ -126,11 +126,13 @@ async def _settles_in(db: Database, scope: Doc, after: str | None) -> float | No
     """Seconds until the first event after the cursor that is stored but not served yet may be
     served; None when there is none."""
     first = await collection(db, EVENTS).find_one(
-        {**scope, **_after(after)}, {"expire_at": 1}, sort=[("expire_at", 1), ("_id", 1)]
+        {**scope, "stored_at": {"$exists": True}, **_after(after)},
+        {"stored_at": 1},
+        sort=[("stored_at", 1), ("_id", 1)],
     )
     if first is None:
         return None
-    ready = as_utc(first["expire_at"]) - EVENT_RETENTION + SETTLE
+    ready = as_utc(first["stored_at"]) + SETTLE
     return max(0.0, (ready - utcnow()).total_seconds())
 
 

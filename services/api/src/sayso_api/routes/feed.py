@@ -30,7 +30,7 @@ async def read_feed(
 ) -> FeedPage:
     """Events stored after the cursor, oldest first (each channel's in the order published). Keep
     ``nextCursor`` and pass it back as ``after``: at least once, so drop repeats by event ``id``.
-    Events are kept 24 hours. With ``wait``, an empty page is held until an event can be served
+    Events are kept for the retention (SAYSO_RETENTION_DAYS). With ``wait``, an empty page is held until an event can be served
     (or the wait runs out)."""
     if channel is not None:
         await ctx.readable_channel(who, channel)  # 404 unless its owner or a member
