@@ -335,9 +335,13 @@ async def test_a_failing_endpoint_retries_alone_with_the_same_webhook_id(
     attempts = receiver.at("/flaky")
     assert {r.headers["webhook-id"] for r in attempts} == {mine["eventId"]}
     assert len({r.body for r in attempts}) == 1
+
     # The message's deliveryStatus is its agent's webhook's, as before endpoints existed.
-    shown = (await owner.agent.get(f"/api/v1/messages/{msg['id']}")).json()
-    assert shown.get("deliveryStatus") == "webhook_delivered"
+    async def mirrored() -> bool:
+        shown: dict[str, Any] = (await owner.agent.get(f"/api/v1/messages/{msg['id']}")).json()
+        return bool(shown.get("deliveryStatus") == "webhook_delivered")
+
+    await eventually(mirrored, 10.0, "the agent webhook's status on the message")
 
 
 async def test_410_disables_the_endpoint_and_nothing_more_goes_there(
@@ -358,9 +362,13 @@ async def test_410_disables_the_endpoint_and_nothing_more_goes_there(
 
     shown = await eventually(disabled, 10.0, "endpoint disabled after 410")
     assert "410" in shown["disabledReason"]
-    found = {d["endpointId"]: d for d in await deliveries(owner, first["id"])}
-    assert found[gone["id"]]["state"] == "failed"
-    assert found[gone["id"]]["attemptCount"] == 1
+
+    # The endpoint is disabled before the outcome is recorded: wait for the outcome too.
+    async def failed() -> dict[str, Any] | None:
+        found = {d["endpointId"]: d for d in await deliveries(owner, first["id"])}
+        return found[gone["id"]] if found[gone["id"]]["state"] == "failed" else None
+
+    assert (await eventually(failed, 10.0, "the 410 delivery failed"))["attemptCount"] == 1
     second = await answered(owner, agent["id"])
     await receiver.wait_for("/kept", 2)
     assert [d["endpointId"] for d in await deliveries(owner, second["id"])] == [keep["id"]]
