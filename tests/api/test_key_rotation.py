@@ -88,6 +88,16 @@ async def test_rotate_secrets_command(infra: Infra) -> None:
                 json={"name": "t", "mapping": {"text": "/x"}},
             )
             assert trig.status_code == 201, trig.text
+            endpoint = await client.post(
+                f"/api/v1/agents/{made.json()['id']}/endpoints",
+                headers=agent_headers,
+                json={
+                    "url": "http://127.0.0.1:9/hook",
+                    "headers": {"X-Token": "endpoint-header"},
+                    "auth": {"username": "ep", "password": "endpoint-auth"},
+                },
+            )
+            assert endpoint.status_code == 201, endpoint.text
     finally:
         api.stop()
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongo_url, tz_aware=True)
@@ -114,6 +124,7 @@ async def test_rotate_secrets_command(infra: Infra) -> None:
         assert "agents: 1 documents re-sealed" in done.stdout
         assert "triggers: 1 documents re-sealed" in done.stdout
         assert "deleted_agents: 1 documents re-sealed" in done.stdout
+        assert "endpoints: 1 documents re-sealed" in done.stdout
         only_new = SecretBox(NEW)
         gone = await db.deleted_agents.find_one({"_id": "agt_deleted"})
         assert gone is not None
@@ -124,6 +135,13 @@ async def test_rotate_secrets_command(infra: Infra) -> None:
         assert only_new.open(agent["webhook_headers_enc"]) == '{"X-Token": "v"}'
         assert "auth-secret" in only_new.open(agent["webhook_auth_enc"])
         assert all(only_new.open(s["secret_enc"]).startswith("whsec_") for s in agent["signing_secrets"])
+        stored = await db.endpoints.find_one({"_id": endpoint.json()["id"]})
+        assert stored is not None
+        assert only_new.open(stored["headers_enc"]) == '{"X-Token": "endpoint-header"}'
+        assert "endpoint-auth" in only_new.open(stored["auth_enc"])
+        assert [only_new.open(s["secret_enc"]) for s in stored["signing_secrets"]] == [
+            endpoint.json()["secret"]
+        ]
         trigger = await db.triggers.find_one({"channel_id": made.json()["id"]})
         assert trigger is not None
         assert all(only_new.open(s["secret_enc"]) for s in trigger["secrets"])

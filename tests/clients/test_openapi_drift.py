@@ -47,6 +47,9 @@ PAIRS: list[tuple[type[BaseModel], str, str]] = [
     (sayso.AuditPage, "AuditPage", "AuditPage"),
     (sayso.AuditEntry, "AuditEntryOut", "AuditEntryOut"),
     (sayso.AuditActor, "AuditActorOut", "AuditActorOut"),
+    (sayso.Endpoint, "EndpointCreated", "EndpointOut"),
+    (sayso.EndpointSecret, "EndpointSecretRotated", "EndpointSecretRotated"),
+    (sayso.FeedPage, "FeedPage", "FeedPage"),
 ]
 REALTIME_PATHS = {"/api/v1/reviews/{id}/wait", "/api/v1/events", "/api/v1/events/tickets"}
 
@@ -221,6 +224,19 @@ def sdk_calls() -> list[calls.Call[Any]]:
         calls.set_policy(None, []),
         calls.test_policy("c", {}),
         calls.audit_page({}, None, None),
+        calls.create_endpoint("c", {}),
+        calls.create_endpoint(None, {}),
+        calls.list_endpoints("c"),
+        calls.list_endpoints(None),
+        calls.get_endpoint("c", "e"),
+        calls.get_endpoint(None, "e"),
+        calls.update_endpoint("c", "e", {}),
+        calls.update_endpoint(None, "e", {}),
+        calls.delete_endpoint("c", "e"),
+        calls.delete_endpoint(None, "e"),
+        calls.rotate_endpoint_secret("c", "e"),
+        calls.rotate_endpoint_secret(None, "e"),
+        calls.feed_page("c", "x", 1),
     ]
 
 

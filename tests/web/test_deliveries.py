@@ -53,6 +53,34 @@ async def test_retry_a_failed_delivery(tab: Tab, user: Owner, receiver: Receiver
     await expect(bubble.locator("[data-delivery]")).to_have_attribute("data-delivery", "webhook_delivered")
 
 
+async def test_the_panel_names_the_endpoint_each_delivery_went_to(
+    tab: Tab, user: Owner, receiver: Receiver
+) -> None:
+    agent = await user.create_agent(name="fan-out-bot", webhookUrl=receiver.url("/own"))
+    made = await user.agent.post(
+        f"/api/v1/agents/{agent['id']}/endpoints", json={"url": receiver.url("/audit")}
+    )
+    assert made.status_code == 201, made.text
+    endpoint_id = made.json()["id"]
+    msg = await user.post_message(
+        agent["id"], text="Refund 40 EUR?", review={"type": "approval", "payload": {}}
+    )
+    page = tab.page
+    await sign_in(page, user, f"#/c/{agent['id']}")
+    bubble = page.locator(f"#msg-{msg['id']}")
+    await bubble.get_by_role("button", name="Approve").click()
+    await receiver.wait_for("/audit")
+    await bubble.get_by_role("button", name="Deliveries").click()
+    panel = bubble.get_by_role("region", name="Webhook deliveries")
+    await expect(panel.locator(".delivery")).to_have_count(2)
+    to_endpoint = panel.locator(f'.delivery[data-endpoint-id="{endpoint_id}"]')
+    await expect(to_endpoint.locator(".target")).to_have_text(f"endpoint {endpoint_id}")
+    await expect(to_endpoint.locator(".url")).to_have_text(receiver.url("/audit"))
+    own = panel.locator('.delivery[data-endpoint-id=""]')
+    await expect(own.locator(".target")).to_have_text("agent URL")
+    await expect(own.locator(".url")).to_have_text(receiver.url("/own"))
+
+
 async def test_an_answer_with_no_webhook_says_so(tab: Tab, user: Owner) -> None:
     """An agent without a webhook URL: the answered review says "No webhook configured", not
     "Webhook queued" for a webhook that will never go out, and so does its Deliveries panel."""

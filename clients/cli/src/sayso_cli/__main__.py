@@ -218,6 +218,39 @@ def build_parser() -> Parser:
     dry.add_argument("--payload", type=json_object, default={}, help="review payload, JSON")
     dry.add_argument("--metadata", type=json_object, help="message metadata, JSON")
 
+    hooks = command(
+        "endpoints", "Add, list, rotate and remove webhook endpoints (beside the agent's own URL)"
+    )
+    hook_actions = hooks.add_subparsers(dest="endpoints_command", required=True, parser_class=Parser)
+
+    def hook_action(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = hook_actions.add_parser(name, help=help_text, description=help_text, parents=[common])
+        sub.add_argument("--channel", help=channel_help)
+        sub.add_argument("--account", action="store_true", help="the account-wide endpoints (every channel)")
+        return sub
+
+    hook_add = hook_action(
+        "add", "Add an endpoint; prints its id (its signing secret, shown once, goes to stderr)"
+    )
+    # Not "url": that is the server's (--url).
+    hook_add.add_argument("endpoint_url", metavar="URL", help="where deliveries are POSTed")
+    hook_add.add_argument("--description")
+    hook_add.add_argument(
+        "--event",
+        action="append",
+        dest="events",
+        choices=("review:responded", "review:expired", "message:created"),
+        help="an event type to send (repeatable; default review:responded and review:expired)",
+    )
+    hook_add.add_argument(
+        "--filter", type=json_object, help='content filter, JSON (e.g. \'{"message.metadata.env": "prod"}\')'
+    )
+    hook_add.add_argument("--format", choices=("placet", "processa", "standard"))
+    hook_add.add_argument("--rate-limit", type=int, metavar="N", help="at most N deliveries a second")
+    hook_action("list", "List the endpoints")
+    hook_action("rotate", "Issue a new signing secret (printed once)").add_argument("endpoint_id")
+    hook_action("rm", "Remove an endpoint").add_argument("endpoint_id")
+
     log = command("audit", "Print the audit log: every decision and policy change, newest first")
     log.add_argument("--channel", help="only this channel")
     log.add_argument("--since", type=timestamp, help="from this time (ISO 8601)")
@@ -468,6 +501,42 @@ class Cli:
         self.emit(saved.model_dump(mode="json"), human)
         return 0
 
+    def endpoints(self) -> int:
+        args = self.args
+        channel = None if args.account else self.channel()
+        with self.client() as client:
+            if args.endpoints_command == "add":
+                fields = {
+                    "description": args.description,
+                    "event_types": args.events,
+                    "filter": args.filter,
+                    "format": args.format,
+                    "rate_limit": args.rate_limit,
+                }
+                made = client.create_endpoint(
+                    args.endpoint_url, channel, **{k: v for k, v in fields.items() if v is not None}
+                )
+                self.emit(render.endpoint_wire(made), made.id)
+                if not self.json:
+                    self.err.write(f"signing secret (shown only this once, keep it): {made.secret}\n")
+                return 0
+            if args.endpoints_command == "rotate":
+                rotated = client.rotate_endpoint_secret(args.endpoint_id, channel)
+                self.emit(rotated.model_dump(mode="json", by_alias=True), rotated.secret)
+                return 0
+            if args.endpoints_command == "rm":
+                client.delete_endpoint(args.endpoint_id, channel)
+                self.emit({"deleted": True}, f"removed {args.endpoint_id}")
+                return 0
+            found = client.list_endpoints(channel)
+        if self.json:
+            self.emit([render.endpoint_wire(e) for e in found], "")
+        elif found:
+            self.out.write("".join(render.endpoint_line(e) + "\n" for e in found))
+        else:
+            self.err.write("no endpoints yet: sayso endpoints add URL\n")
+        return 0
+
     def audit(self) -> int:
         args = self.args
         filters = {
@@ -533,6 +602,7 @@ def run(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextI
         "agents": cli.agents,
         "policy": cli.policy,
         "audit": cli.audit,
+        "endpoints": cli.endpoints,
     }
     try:
         return handlers[args.command]()

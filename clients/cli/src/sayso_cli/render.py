@@ -111,6 +111,21 @@ def created_note(agent: sayso.Agent) -> str:
     return "\n".join(lines) + "\n"
 
 
+def endpoint_wire(endpoint: sayso.Endpoint) -> dict[str, Any]:
+    """The endpoint as the API sent it (camelCase; ``secret`` only in a create's answer)."""
+    return endpoint.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def endpoint_line(endpoint: sayso.Endpoint) -> str:
+    state = " (disabled)" if endpoint.disabled else ""
+    extras = [",".join(endpoint.event_types)]
+    if endpoint.filter:
+        extras.append("filtered")
+    if endpoint.rate_limit:
+        extras.append(f"{endpoint.rate_limit}/s")
+    return f"{endpoint.id}  {endpoint.url}{state}  {'  '.join(extras)}"
+
+
 def unreachable(url: str | None, exc: Exception) -> str:
     """A transport failure in words a person can act on: which URL, and what to check."""
     where = url or "the server"

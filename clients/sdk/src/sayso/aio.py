@@ -21,7 +21,10 @@ from sayso.models import (
     AgentStatus,
     Answer,
     AuditEntry,
+    Endpoint,
+    EndpointSecret,
     Event,
+    FeedPage,
     IterationChain,
     Message,
     MessagePage,
@@ -368,6 +371,57 @@ class AsyncClient:
 
     async def download_link(self, file_id: str) -> files.DownloadLink:
         return await self.run(files.link_call(file_id))
+
+    # ── webhook endpoints and the pull feed ─────────────────────────────────────────────────
+
+    async def create_endpoint(self, url: str, channel: str | None = None, **fields: Any) -> Endpoint:
+        """Add a webhook endpoint to ``channel`` (None: every channel of the account). Fields:
+        description, event_types, filter, format, headers, auth, rate_limit, disabled. The answer
+        carries its signing secret (``secret``) this once."""
+        return await self.run(calls.create_endpoint(channel, {"url": url, **camel(fields)}))
+
+    async def list_endpoints(self, channel: str | None = None) -> list[Endpoint]:
+        return await self.run(calls.list_endpoints(channel))
+
+    async def get_endpoint(self, endpoint_id: str, channel: str | None = None) -> Endpoint:
+        return await self.run(calls.get_endpoint(channel, endpoint_id))
+
+    async def update_endpoint(self, endpoint_id: str, channel: str | None = None, **fields: Any) -> Endpoint:
+        """Change the given fields (None clears description, filter, headers, auth, rate_limit)."""
+        return await self.run(calls.update_endpoint(channel, endpoint_id, camel(fields)))
+
+    async def delete_endpoint(self, endpoint_id: str, channel: str | None = None) -> bool:
+        return await self.run(calls.delete_endpoint(channel, endpoint_id))
+
+    async def rotate_endpoint_secret(self, endpoint_id: str, channel: str | None = None) -> EndpointSecret:
+        """A new signing secret (shown once); the old one keeps signing for the grace period."""
+        return await self.run(calls.rotate_endpoint_secret(channel, endpoint_id))
+
+    async def feed(
+        self,
+        channel: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+        wait_ms: int | None = None,
+    ) -> FeedPage:
+        """One page of the pull feed after the cursor ``after`` (None: from the oldest kept). With
+        ``wait_ms`` (up to 30000), an empty page waits that long for the next event."""
+        return await self.run(calls.feed_page(channel, after, limit, wait_ms))
+
+    async def iter_feed(
+        self, channel: str | None = None, after: str | None = None, limit: int | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every event after ``after``, page by page, until a page comes back empty. Each event
+        carries its ``cursor``: keep the last one handled and pass it back as ``after`` (events
+        come at least once: drop repeats by ``id``)."""
+        cursor = after
+        while True:
+            page = await self.feed(channel, cursor, limit)
+            if not page.data:
+                return
+            for event in page.data:
+                yield event
+            cursor = page.next_cursor
 
     # ── policies and the audit log ───────────────────────────────────────────────────────────
 

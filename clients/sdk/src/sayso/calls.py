@@ -19,6 +19,9 @@ from pydantic import TypeAdapter
 from sayso.models import (
     Agent,
     AuditPage,
+    Endpoint,
+    EndpointSecret,
+    FeedPage,
     IterationChain,
     Message,
     MessagePage,
@@ -42,6 +45,7 @@ _MESSAGES = TypeAdapter(list[Message])
 _AGENTS = TypeAdapter(list[Agent])
 _TOKENS = TypeAdapter(list[ScopedToken])
 _REMEMBERED = TypeAdapter(list[Remembered])
+_ENDPOINTS = TypeAdapter(list[Endpoint])
 
 
 @dataclass(frozen=True)
@@ -439,4 +443,67 @@ def audit_page(filters: Mapping[str, str], cursor: str | None, limit: int | None
         params["limit"] = str(limit)
     return Call(
         "GET", "/api/v1/audit", lambda r: AuditPage.model_validate(r.json()), params=params, idempotent=True
+    )
+
+
+# ── webhook endpoints and the pull feed ─────────────────────────────────────────────────────
+
+
+def _endpoints_path(channel: str | None, endpoint_id: str | None = None) -> str:
+    base = f"/api/v1/agents/{seg(channel)}/endpoints" if channel else "/api/v1/endpoints"
+    return f"{base}/{seg(endpoint_id)}" if endpoint_id else base
+
+
+def _endpoint(resp: httpx.Response) -> Endpoint:
+    return Endpoint.model_validate(resp.json())
+
+
+def create_endpoint(channel: str | None, body: Mapping[str, Any]) -> Call[Endpoint]:
+    return Call("POST", _endpoints_path(channel), _endpoint, json=dict(body))
+
+
+def list_endpoints(channel: str | None) -> Call[list[Endpoint]]:
+    return Call(
+        "GET",
+        _endpoints_path(channel),
+        lambda r: _ENDPOINTS.validate_python(r.json()["data"]),
+        idempotent=True,
+    )
+
+
+def get_endpoint(channel: str | None, endpoint_id: str) -> Call[Endpoint]:
+    return Call("GET", _endpoints_path(channel, endpoint_id), _endpoint, idempotent=True)
+
+
+def update_endpoint(channel: str | None, endpoint_id: str, body: Mapping[str, Any]) -> Call[Endpoint]:
+    return Call("PATCH", _endpoints_path(channel, endpoint_id), _endpoint, json=dict(body), idempotent=True)
+
+
+def delete_endpoint(channel: str | None, endpoint_id: str) -> Call[bool]:
+    return Call("DELETE", _endpoints_path(channel, endpoint_id), _flag("deleted"), idempotent=True)
+
+
+def rotate_endpoint_secret(channel: str | None, endpoint_id: str) -> Call[EndpointSecret]:
+    return Call(
+        "POST",
+        f"{_endpoints_path(channel, endpoint_id)}/secret/rotate",
+        lambda r: EndpointSecret.model_validate(r.json()),
+    )
+
+
+def feed_page(
+    channel: str | None, after: str | None, limit: int | None, wait_ms: int | None = None
+) -> Call[FeedPage]:
+    params = {**_channel(channel), **({"after": after} if after else {})}
+    if limit is not None:
+        params["limit"] = str(limit)
+    if wait_ms:
+        params["wait"] = str(wait_ms)
+    return Call(
+        "GET",
+        "/api/v1/feed",
+        lambda r: FeedPage.model_validate(r.json()),
+        params=params,
+        idempotent=True,
+        timeout=wait_ms / 1000 + 15 if wait_ms else None,
     )

@@ -20,7 +20,10 @@ from sayso.models import (
     AgentStatus,
     Answer,
     AuditEntry,
+    Endpoint,
+    EndpointSecret,
     Event,
+    FeedPage,
     IterationChain,
     Message,
     MessagePage,
@@ -417,6 +420,56 @@ class Client:
     def download_link(self, file_id: str) -> files.DownloadLink:
         """A short-lived URL that downloads the file without credentials."""
         return self.run(files.link_call(file_id))
+
+    # ── webhook endpoints and the pull feed ─────────────────────────────────────────────────
+
+    def create_endpoint(self, url: str, channel: str | None = None, **fields: Any) -> Endpoint:
+        """Add a webhook endpoint to ``channel`` (None: every channel of the account). Fields:
+        description, event_types, filter, format, headers, auth, rate_limit, disabled. The answer
+        carries its signing secret (``secret``) this once."""
+        return self.run(calls.create_endpoint(channel, {"url": url, **camel(fields)}))
+
+    def list_endpoints(self, channel: str | None = None) -> list[Endpoint]:
+        return self.run(calls.list_endpoints(channel))
+
+    def get_endpoint(self, endpoint_id: str, channel: str | None = None) -> Endpoint:
+        return self.run(calls.get_endpoint(channel, endpoint_id))
+
+    def update_endpoint(self, endpoint_id: str, channel: str | None = None, **fields: Any) -> Endpoint:
+        """Change the given fields (None clears description, filter, headers, auth, rate_limit)."""
+        return self.run(calls.update_endpoint(channel, endpoint_id, camel(fields)))
+
+    def delete_endpoint(self, endpoint_id: str, channel: str | None = None) -> bool:
+        return self.run(calls.delete_endpoint(channel, endpoint_id))
+
+    def rotate_endpoint_secret(self, endpoint_id: str, channel: str | None = None) -> EndpointSecret:
+        """A new signing secret (shown once); the old one keeps signing for the grace period."""
+        return self.run(calls.rotate_endpoint_secret(channel, endpoint_id))
+
+    def feed(
+        self,
+        channel: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+        wait_ms: int | None = None,
+    ) -> FeedPage:
+        """One page of the pull feed after the cursor ``after`` (None: from the oldest kept). With
+        ``wait_ms`` (up to 30000), an empty page waits that long for the next event."""
+        return self.run(calls.feed_page(channel, after, limit, wait_ms))
+
+    def iter_feed(
+        self, channel: str | None = None, after: str | None = None, limit: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every event after ``after``, page by page, until a page comes back empty. Each event
+        carries its ``cursor``: keep the last one handled and pass it back as ``after`` (events
+        come at least once: drop repeats by ``id``)."""
+        cursor = after
+        while True:
+            page = self.feed(channel, cursor, limit)
+            if not page.data:
+                return
+            yield from page.data
+            cursor = page.next_cursor
 
     # ── policies and the audit log ───────────────────────────────────────────────────────────
 

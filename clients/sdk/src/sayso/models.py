@@ -417,3 +417,41 @@ class Remembered(ApiModel):
     expires_at: datetime
     revoked_at: datetime | None = None
     revoked_by: str | None = None
+
+
+EndpointFormat = Literal["placet", "processa", "standard"]
+
+
+class Endpoint(ApiModel):
+    """A webhook endpoint beside the agent's own URL: a channel's, or the account's
+    (``channel_id`` None). ``secret`` (whsec_…) is set only in the answer that created it."""
+
+    id: str
+    channel_id: str | None = None
+    url: str
+    description: str | None = None
+    event_types: list[str]
+    filter: dict[str, Any] | None = None
+    format: str
+    headers: dict[str, str] = Field(default_factory=dict)
+    auth: dict[str, str] | None = None
+    rate_limit: int | None = None
+    disabled: bool
+    disabled_reason: str | None = None
+    created_at: datetime
+    updated_at: datetime | None = None
+    secret: str | None = None
+
+
+class EndpointSecret(ApiModel):
+    """A rotated endpoint signing secret (shown once); the old one signs too until then."""
+
+    secret: str
+    previous_expires_at: datetime | None = None
+
+
+class FeedPage(ApiModel):
+    """One page of the pull feed: events oldest first; pass ``next_cursor`` as ``after``."""
+
+    data: list[dict[str, Any]]
+    next_cursor: str | None = None

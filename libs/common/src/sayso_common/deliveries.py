@@ -1,7 +1,7 @@
-"""Delivery documents (:class:`DeliveryDoc`): one per event x URL, the unit of work, retry and
-audit. The one home of every change to them, used by the dispatcher (creating, recording
-attempts) and the API (test sends, manual re-queues), and of the delivery status a review's
-message mirrors.
+"""Delivery documents (:class:`DeliveryDoc`): one per event x target (the agent's URL, or an
+endpoint), the unit of work, retry and audit. The one home of every change to them, used by the
+dispatcher (creating, recording attempts) and the API (test sends, manual re-queues), and of the
+delivery status a review's message mirrors.
 
 A pending delivery is due when ``next_attempt_at`` has passed. Claiming it pushes
 ``next_attempt_at`` to the end of the lease and stamps a ``claim`` token, so one index answers
@@ -79,6 +79,7 @@ def new_delivery(
     headers_enc: str | None = None,
     event_at: datetime | None = None,
     traceparent: str | None = None,
+    endpoint_id: str | None = None,
 ) -> DeliveryDoc:
     """A delivery created pending: due at ``due_at``, held by ``claim`` if one is given."""
     doc: DeliveryDoc = {
@@ -107,6 +108,8 @@ def new_delivery(
         "created_at": now,
         "updated_at": now,
     }
+    if endpoint_id is not None:
+        doc["endpoint_id"] = endpoint_id
     if event_at is not None:
         doc["event_at"] = event_at
     if traceparent:

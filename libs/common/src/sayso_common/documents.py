@@ -34,7 +34,7 @@ AgentStatus = Literal["active", "busy", "error", "offline"]
 # An agent that never pinged reads as offline (Placet's default).
 DEFAULT_AGENT_STATUS: AgentStatus = "offline"
 DeliveryState = Literal["pending", "delivered", "failed"]
-DeliverySource = Literal["message", "agent", "callback", "test"]
+DeliverySource = Literal["message", "agent", "callback", "test", "endpoint"]
 FileState = Literal["pending", "uploading", "ready"]
 # Why a review expired when it was not its deadline (absent: the deadline passed).
 ExpiryReason = Literal["channel_deleted"]
@@ -169,6 +169,32 @@ class AgentDoc(TypedDict, total=False):
     updated_at: datetime
     outbox: list[OutboxEntry]
     outbox_dead: list[OutboxEntry]
+
+
+class EndpointDoc(TypedDict, total=False):
+    """A webhook endpoint beside the agent's own URL (:mod:`sayso_common.endpoints`): a channel's
+    (``channel_id``) or a whole account's (``channel_id`` None)."""
+
+    _id: Required[str]
+    owner_id: Required[str]
+    channel_id: Required[str | None]
+    url: Required[str]
+    description: str | None
+    event_types: list[WebhookEvent]
+    # The filter as JSON text (sayso_common.filters, over sayso_common.endpoints.filter_document):
+    # a filter's keys are free text (dots, $, NUL) that a BSON field name cannot always hold.
+    filter_json: str | None
+    format: str  # placet | processa | standard
+    headers_enc: str | None  # sealed JSON object of extra headers
+    header_names: list[str]
+    auth_enc: str | None  # sealed {"username", "password"}
+    auth_username: str | None
+    rate_limit: int | None  # deliveries per second, across every dispatcher
+    disabled: bool
+    disabled_reason: str | None
+    signing_secrets: list[SecretDoc]
+    created_at: Required[datetime]
+    updated_at: datetime
 
 
 class DeletedAgentDoc(AgentDoc, total=False):
@@ -363,6 +389,7 @@ class DeliveryDoc(TypedDict, total=False):
     owner_id: Required[str]
     message_id: str | None
     url: Required[str]
+    endpoint_id: str | None  # the explicit endpoint it goes to; None: the agent's implicit one
     host: str  # host:port, what lanes and circuits are keyed on
     method: str
     source: DeliverySource
@@ -485,7 +512,7 @@ class EventDoc(TypedDict, total=False):
     traceparent: str | None
     data: Required[dict[str, Any]]
     expire_at: datetime
-    # When the relay stored it (realtime resume orders by it; absent on older documents, whose
+    # When the relay stored it (realtime resume and the pull feed order by it; absent on older documents, whose
     # expire_at was that time plus a fixed day).
     stored_at: datetime
     # Where the broker stored it (the relay's acknowledgement): what an idle consumer woken by

@@ -19,6 +19,7 @@ from sayso_common.documents import (
     DeadLetterDoc,
     DeletedAgentDoc,
     DeliveryDoc,
+    EndpointDoc,
     EventDoc,
     FileDoc,
     InboundWebhookDoc,
@@ -80,6 +81,8 @@ STREAM_TICKETS: Final = CollectionName[StreamTicketDoc]("stream_tickets")
 AGENTS: Final = CollectionName[AgentDoc]("agents")
 MESSAGES: Final = CollectionName[MessageDoc]("messages")
 DELIVERIES: Final = CollectionName[DeliveryDoc]("deliveries")
+# Webhook endpoints beside an agent's own URL (sayso_common.endpoints).
+ENDPOINTS: Final = CollectionName[EndpointDoc]("endpoints")
 INBOUND_WEBHOOKS: Final = CollectionName[InboundWebhookDoc]("inbound_webhooks")
 TRIGGERS: Final = CollectionName[TriggerDoc]("triggers")
 EVENTS: Final = CollectionName[EventDoc]("events")
@@ -112,6 +115,11 @@ OUTBOX_INDEX = IndexModel(
     name="outbox_pending",
     partialFilterExpression={"outbox.0": {"$exists": True}},
 )
+
+DELIVERY_TARGET_INDEX: Final = "delivery_per_target"
+# Indexes an earlier version made and this one replaced: dropped at start-up. (event_id, url)
+# would refuse a second delivery of one event to an endpoint sharing the agent's URL.
+OBSOLETE_INDEXES: Final[dict[str, tuple[str, ...]]] = {"deliveries": ("event_id_1_url_1",)}
 
 INDEXES: Final[dict[str, list[IndexModel]]] = {
     USERS: [IndexModel([("email", ASCENDING)], unique=True)],
@@ -191,8 +199,17 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
     # The retention TTL (finished deliveries, on updated_at) is the API's: its expireAfterSeconds
     # is a setting (sayso_common.retention.ensure). Likewise for NOTIFICATIONS.
     DELIVERIES: [
-        IndexModel([("event_id", ASCENDING), ("url", ASCENDING)], unique=True),
+        # One delivery per event x target: the implicit URL (endpoint_id null) or an endpoint.
+        IndexModel(
+            [("event_id", ASCENDING), ("endpoint_id", ASCENDING), ("url", ASCENDING)],
+            unique=True,
+            name=DELIVERY_TARGET_INDEX,
+        ),
         IndexModel([("message_id", ASCENDING), ("created_at", ASCENDING)]),
+        # An endpoint's deliveries, newest first.
+        IndexModel(
+            [("endpoint_id", ASCENDING), ("_id", DESCENDING)], sparse=True, name="deliveries_by_endpoint"
+        ),
         IndexModel(
             [("next_attempt_at", ASCENDING)],
             partialFilterExpression={"state": "pending"},
@@ -207,10 +224,23 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
         IndexModel([("channel_id", ASCENDING)]),
     ],
     TRIGGERS: [IndexModel([("channel_id", ASCENDING)])],
+    # A channel's endpoints with its account's (owner, channel in [id, null]).
+    ENDPOINTS: [IndexModel([("owner_id", ASCENDING), ("channel_id", ASCENDING), ("created_at", ASCENDING)])],
     EVENTS: [
         IndexModel([("expire_at", ASCENDING)], expireAfterSeconds=0),
         IndexModel([("owner_id", ASCENDING), ("_id", ASCENDING)]),
         IndexModel([("channel_id", ASCENDING), ("_id", ASCENDING)]),
+        # The pull feed (GET /api/v1/feed): an account's or a channel's events in the order stored.
+        IndexModel(
+            [("owner_id", ASCENDING), ("stored_at", ASCENDING), ("_id", ASCENDING)],
+            name="feed_owner_stored",
+            partialFilterExpression={"stored_at": {"$exists": True}},
+        ),
+        IndexModel(
+            [("channel_id", ASCENDING), ("stored_at", ASCENDING), ("_id", ASCENDING)],
+            name="feed_channel_stored",
+            partialFilterExpression={"stored_at": {"$exists": True}},
+        ),
     ],
     LOGIN_ATTEMPTS: [IndexModel([("expire_at", ASCENDING)], expireAfterSeconds=0)],
     DEAD_LETTERS: [IndexModel([("at", DESCENDING)])],
@@ -298,7 +328,15 @@ async def insert_new(coll: AsyncCollection[D], docs: list[D]) -> list[D]:
 
 
 async def ensure_indexes(db: Database) -> None:
-    """Create every index (idempotent; concurrent callers at start-up are harmless)."""
+    """Create every index (idempotent; concurrent callers at start-up are harmless), after
+    dropping the ones a new index replaced."""
+    for name, obsolete in OBSOLETE_INDEXES.items():
+        for index in obsolete:
+            try:
+                await db[name].drop_index(index)
+            except OperationFailure as exc:  # already gone (27: IndexNotFound, 26: no collection)
+                if exc.code not in (26, 27):
+                    raise
     for name, models in INDEXES.items():
         try:
             await db[name].create_indexes(models)

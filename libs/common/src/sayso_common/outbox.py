@@ -122,6 +122,7 @@ def events_document(event: Event, retention: timedelta, published: RecordMetadat
     fields = event_to_document(event)
     fields["_id"] = fields.pop("id")
     fields["occurred_at"] = as_utc(event.occurred_at)
+    # When it was stored: realtime resume's and the pull feed's order, whatever the retention.
     stored_at = utcnow()
     fields["stored_at"] = stored_at
     fields["expire_at"] = stored_at + retention

@@ -1,5 +1,5 @@
 """Fixed-window rate limits counted in MongoDB, so every replica shares one budget (the API's
-inbound webhooks, the realtime gateway's stream tickets)."""
+inbound webhooks, the realtime gateway's stream tickets, the dispatcher's per-endpoint limits)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,10 @@ from sayso_common.http_errors import ApiError
 from sayso_common.mongo import RATE_LIMITS, Database, collection
 
 
-async def hit(
-    db: Database, key: str, limit: int, window_seconds: int = 60, *, setting: str, what: str
-) -> None:
-    """Count one request against ``key``; 429 with ``Retry-After`` once ``limit`` is passed, naming
-    ``what`` is limited and ``setting``, the server setting that sets it."""
-    now = time.time()
+async def count(db: Database, key: str, window_seconds: int, now: float) -> tuple[int, float]:
+    """Count one hit against ``key`` in the window of ``window_seconds`` that holds ``now`` (epoch
+    seconds); returns the hits in that window so far, this one included, and when it ends. One
+    document per key and window, removed by its TTL index."""
     window = int(now // window_seconds)
     doc = await collection(db, RATE_LIMITS).find_one_and_update(
         {"_id": f"{key}:{window}"},
@@ -27,8 +25,18 @@ async def hit(
         return_document=ReturnDocument.AFTER,
     )
     assert doc is not None  # upsert with ReturnDocument.AFTER always returns the document
-    if doc["n"] > limit:
-        retry = max(1, int((window + 1) * window_seconds - now) + 1)
+    return doc["n"], float((window + 1) * window_seconds)
+
+
+async def hit(
+    db: Database, key: str, limit: int, window_seconds: int = 60, *, setting: str, what: str
+) -> None:
+    """Count one request against ``key``; 429 with ``Retry-After`` once ``limit`` is passed, naming
+    ``what`` is limited and ``setting``, the server setting that sets it."""
+    now = time.time()
+    hits, ends = await count(db, key, window_seconds, now)
+    if hits > limit:
+        retry = max(1, int(ends - now) + 1)
         raise ApiError(
             429,
             "rate_limited",

@@ -1,4 +1,5 @@
-"""What a webhook POSTs, in the two formats an agent (or one message) can choose.
+"""What a webhook POSTs, in the two formats an agent (or one message) can choose, and a third
+an endpoint can (``standard``: the Standard Webhooks envelope around Placet's body).
 
 ``placet`` (the default) is Placet's body, byte for byte; ``processa`` is Processa's
 ``draft.approved`` / ``draft.rejected`` body (seed 004), so a receiver written from Processa's
@@ -143,8 +144,19 @@ def processa_body(event: Event) -> dict[str, Any] | None:
     return body
 
 
+def standard_body(event: Event) -> dict[str, Any] | None:
+    """The Standard Webhooks envelope (``{type, timestamp, data}``) around Placet's body: an
+    endpoint's ``format: standard``."""
+    data = placet_body(event)
+    if data is None:
+        return None
+    return {"type": event.type, "timestamp": iso(event.occurred_at), "data": data}
+
+
 def body_for(event: Event, fmt: str | None = "placet") -> dict[str, Any] | None:
     """The JSON object POSTed for ``event`` in format ``fmt``; None for events agents are not sent."""
+    if fmt == "standard":
+        return standard_body(event)
     if fmt == "processa":
         body = processa_body(event)
         if body is not None:

@@ -23,7 +23,7 @@ from sayso_common.events import AgentStatusChanged, AgentStatusData, event_to_do
 from sayso_common.http_errors import ApiError, not_found
 from sayso_common.ids import new_id
 from sayso_common.membership import Reach
-from sayso_common.mongo import AGENTS, DELETED_AGENTS, Database, Doc, collection
+from sayso_common.mongo import AGENTS, DELETED_AGENTS, ENDPOINTS, Database, Doc, collection
 from sayso_common.secretbox import SecretBox
 from sayso_common.webhook_signature import new_secret as new_signing_secret
 
@@ -245,6 +245,9 @@ async def delete_agent(db: Database, owner_id: str, agent_id: str, retention: ti
     await messages.delete_channel_messages(db, owner_id, agent_id, grave["expire_at"])
     # Its own unpublished events (agent.status) are not lost with it either.
     await messages.keep_events(db, [agent], agent_id, owner_id, grave["expire_at"])
+    # Its own webhook endpoints go with it (the account-wide ones stay): a deletion's events
+    # still reach the agent's URL and the account's endpoints, not a channel endpoint.
+    await collection(db, ENDPOINTS).delete_many({"owner_id": owner_id, "channel_id": agent_id})
     result = await agents.delete_one({"_id": agent_id, "owner_id": owner_id})
     if result.deleted_count == 0:
         raise not_found("agent")

@@ -15,6 +15,7 @@ from sayso_service.errors import install_error_handlers
 from sayso_service.probes import Check, probe_routes
 
 from sayso_api import apidocs, auth, remembered, web
+from sayso_api import feed as feed_store
 from sayso_api import files as files_store
 from sayso_api import policies as policy_store
 from sayso_api.apidocs import asyncapi as asyncapi_docs
@@ -25,7 +26,9 @@ from sayso_api.routes import (
     agents,
     answers,
     audit_log,
+    endpoints,
     expunge,
+    feed,
     files,
     inbound,
     integrations,
@@ -210,10 +213,12 @@ def create_app(settings: ApiSettings) -> FastAPI:
         remembered_changes = asyncio.create_task(
             remembered.book(runtime.db).follow_changes(), name="remembered-changes"
         )
+        ctx.feed_waiters = feed_store.FeedWaiters(runtime.db)
+        feed_changes = asyncio.create_task(ctx.feed_waiters.follow(), name="feed-changes")
         try:
             yield
         finally:
-            for task in (remembered_changes, policy_changes, sweeper, relay_task):
+            for task in (feed_changes, remembered_changes, policy_changes, sweeper, relay_task):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -237,6 +242,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
         agents.router,
         members.router,
         webhooks.router,
+        endpoints.router,
+        feed.router,
         inbound.router,
         triggers.router,
         auth_routes.router,

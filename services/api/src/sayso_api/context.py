@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from sayso_api.feed import FeedWaiters
 from sayso_api.settings import ApiSettings
 from sayso_common import membership
 from sayso_common.credentials import ApiKeyResolver
@@ -56,6 +57,8 @@ class ApiContext:
     tokens: ScopedTokenResolver
     # This process's outbox relay (set once the lifespan has built it).
     relay: OutboxRelay | None = None
+    # The pull feed's long-polls (sayso_api.feed), set by the lifespan.
+    feed_waiters: FeedWaiters | None = None
 
     @property
     def db(self) -> Database:

@@ -21,6 +21,7 @@ from sayso_common.mongo import (
     AGENTS,
     DELETED_AGENTS,
     DELIVERIES,
+    ENDPOINTS,
     MESSAGES,
     NOTIFICATIONS,
     TRIGGERS,
@@ -42,6 +43,7 @@ SEALED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     TRIGGERS: ((), ("secrets",)),
     MESSAGES: (("review.callback.headers_enc",), ()),
     DELIVERIES: (("headers_enc",), ()),
+    ENDPOINTS: (("headers_enc", "auth_enc"), ("signing_secrets",)),
 }
 
 

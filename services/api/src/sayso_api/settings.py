@@ -1,8 +1,21 @@
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+import ipaddress
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
 
 from sayso_common.settings import CircuitSettings
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _split(value: object) -> object:
+    # Comma-separated in the environment ("10.0.0.0/8, 127.0.0.0/8"); lists pass through.
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
 
 
 class ApiSettings(CircuitSettings):
@@ -64,3 +77,8 @@ class ApiSettings(CircuitSettings):
     # app's signing secret and a timestamp window; unset, that endpoint answers 404.
     slack_signing_secret: SecretStr | None = None
     slack_tolerance_seconds: int = Field(default=300, ge=1)
+    # The dispatcher's SSRF allow-list (SAYSO_DISPATCHER_ALLOWED_NETWORKS), read here too so a
+    # webhook endpoint the dispatcher would refuse is refused when it is saved.
+    dispatcher_allowed_networks: Annotated[list[Network], NoDecode] = Field(default_factory=list)
+
+    _networks = field_validator("dispatcher_allowed_networks", mode="before")(_split)

@@ -61,7 +61,12 @@ class DeliveryOut(Out):
     event_type: str
     message_id: str | None = None
     url: str
-    source: str = Field(description="message, agent, callback or test: where the URL came from")
+    source: str = Field(
+        description="message, agent, callback or test: where the URL came from; endpoint: an explicit endpoint"
+    )
+    endpoint_id: str | None = Field(
+        default=None, description="The endpoint it went to; null: the agent's own URL"
+    )
     method: str = "POST"
     state: str = Field(description="pending, delivered or failed")
     status: DeliveryStatus
@@ -109,6 +114,7 @@ def delivery_out(doc: DeliveryDoc) -> DeliveryOut:
         message_id=doc.get("message_id"),
         url=doc["url"],
         source=doc.get("source", "agent"),
+        endpoint_id=doc.get("endpoint_id"),
         method=doc.get("method", "POST"),
         state=doc["state"],
         status=doc["status"],

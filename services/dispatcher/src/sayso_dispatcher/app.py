@@ -77,6 +77,7 @@ def create_app(settings: DispatcherSettings) -> Starlette:
             "renew": worker.renew_loop(),
             "requeues": worker.watch_requeues(),
             "agents": agents.watch(),
+            "endpoints": worker.endpoints.watch(),
             "gauges": worker.gauge_loop(),
             "reconcile": loops.every("reconciliation", interval, reconcile, wait_first=True),
             "fetch-gate": run_gate(runtime.db, group.consumers, settings),

@@ -35,3 +35,7 @@ LEASES_LOST = Counter(
 RECONCILED = Counter(
     "sayso_webhook_reconciled_total", "Deliveries created by reconciliation (their event never arrived)"
 )
+RATE_LIMITED = Counter(
+    "sayso_webhook_rate_limited_total",
+    "Deliveries put back for a later second by their endpoint's rate limit (not attempts)",
+)

@@ -1,4 +1,4 @@
-"""MongoDB operations on deliveries: insert (deduplicated on event x URL), claim, renew,
+"""MongoDB operations on deliveries: insert (deduplicated on event x target), claim, renew,
 record, release. Every write after a claim is conditional on the claim token, so a replica whose
 lease lapsed can never overwrite the work of the one that took over."""
 
@@ -109,6 +109,18 @@ class DeliveryStore(LeasedQueue[DeliveryDoc]):
                 {"$set": {"claim": None, "next_attempt_at": at}},
             )
             for d in docs
+        ]
+        if ops:
+            await self.coll.bulk_write(ops, ordered=False)
+
+    async def release_each(self, docs: list[tuple[DeliveryDoc, datetime]]) -> None:
+        """Give claimed deliveries back, each due at its own time (a rate limit's spread)."""
+        ops = [
+            UpdateOne(
+                {"_id": d["_id"], "claim": d["claim"], "state": "pending"},
+                {"$set": {"claim": None, "next_attempt_at": at}},
+            )
+            for d, at in docs
         ]
         if ops:
             await self.coll.bulk_write(ops, ordered=False)

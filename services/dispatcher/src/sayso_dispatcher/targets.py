@@ -17,7 +17,7 @@ from sayso_common.views import MessageView
 
 HUMAN_SENDERS = ("user", "webhook")
 
-Source = Literal["message", "agent", "callback", "test"]
+Source = Literal["message", "agent", "callback", "test", "endpoint"]
 
 
 @dataclass(frozen=True)
@@ -25,8 +25,9 @@ class Target:
     url: str
     source: Source
     method: str = "POST"
-    # Sealed JSON object of extra headers (the agent's webhookHeaders or the callback's).
+    # Sealed JSON object of extra headers (the agent's webhookHeaders, the callback's, an endpoint's).
     headers_enc: str | None = None
+    endpoint_id: str | None = None  # an explicit endpoint (sayso_common.endpoints)
 
 
 def message_of(event: Event) -> MessageView | None:

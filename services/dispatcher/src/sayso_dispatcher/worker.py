@@ -15,7 +15,7 @@ import logging
 import random
 import time
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo.errors import PyMongoError
@@ -27,18 +27,20 @@ from sayso_common.clock import as_utc, utcnow
 from sayso_common.deliveries import REVIEW_EVENTS, Attempt, Result, new_delivery, record_attempt
 from sayso_common.documents import AgentDoc, DeliveryDoc
 from sayso_common.events import Event
-from sayso_common.mongo import AGENTS, DELIVERIES, MESSAGES, Database, collection, untyped
+from sayso_common.mongo import AGENTS, DELIVERIES, ENDPOINTS, MESSAGES, Database, collection, untyped
 from sayso_common.webhook_signature import RESERVED_HEADERS
 from sayso_dispatcher import metrics
 from sayso_dispatcher.agents import AgentDirectory
 from sayso_dispatcher.circuit import Breakers, State
+from sayso_dispatcher.endpoints import EndpointDirectory
 from sayso_dispatcher.lanes import Lanes
 from sayso_dispatcher.payload import body_for, format_of, render
+from sayso_dispatcher.ratelimit import EndpointRates, spread
 from sayso_dispatcher.sender import Sender
 from sayso_dispatcher.settings import DispatcherSettings
 from sayso_dispatcher.signing import signed_headers
 from sayso_dispatcher.store import DeliveryStore
-from sayso_dispatcher.targets import message_of, needs_callback_headers, target_for
+from sayso_dispatcher.targets import Target, message_of, needs_callback_headers, target_for
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +68,17 @@ class UnreadableSecretError(RuntimeError):
 
 def lane_key(doc: DeliveryDoc) -> str:
     """Concurrency and circuit breakers are per tenant and host: one tenant's failing or slow
-    endpoint can neither open another tenant's circuit nor take its request slots."""
+    endpoint can neither open another tenant's circuit nor take its request slots. An explicit
+    endpoint has a lane (and circuit) of its own: its failures, slowness or rate limit never
+    hold back another endpoint, even one on the same host."""
+    endpoint_id = doc.get("endpoint_id")
+    if endpoint_id:
+        return f"{doc['owner_id']}|{doc['host']}|{endpoint_id}"
     return f"{doc['owner_id']}|{doc['host']}"
+
+
+class EndpointGoneError(RuntimeError):
+    """The delivery's endpoint was deleted or disabled after the delivery was made."""
 
 
 _OUTCOME_LABEL = {"webhook_delivered": "delivered", "webhook_failed": "failed"}
@@ -96,10 +107,13 @@ class Worker:
         agents: AgentDirectory,
         sender: Sender,
         instance: str,
+        endpoints: EndpointDirectory | None = None,
     ) -> None:
         self._settings = settings
         self._db = db
         self._agents = agents
+        self.endpoints = endpoints or EndpointDirectory(db, agents.open)
+        self._rates = EndpointRates(db)
         self._sender = sender
         self.instance = instance
         self.store = DeliveryStore(db, instance, settings.dispatcher_lease_seconds)
@@ -131,6 +145,7 @@ class Worker:
         if not wanted:
             return 0
         agents = await self._agents.get_many({e.channel_id for e in wanted})
+        endpoints = await self.endpoints.for_channels({e.channel_id: e.owner_id for e in wanted})
         callback_headers = await self._callback_headers(
             [e for e in wanted if needs_callback_headers(e, agents.get(e.channel_id))]
         )
@@ -144,29 +159,47 @@ class Worker:
             message_id = message.id if message else None
             target = target_for(event, agent, callback_headers.get(message_id or ""))
             body = body_for(event, format_of(message, agent))
-            if target is None or body is None:
-                continue
-            # Claimed at insert while there is room in memory; beyond that it waits in MongoDB.
-            mine = len(docs) < room
-            doc = new_delivery(
-                event_id=event.id,
-                event_type=event.type,
-                channel_id=event.channel_id,
-                owner_id=event.owner_id,
-                message_id=message_id,
-                url=target.url,
-                source=target.source,
-                method=target.method,
-                headers_enc=target.headers_enc,
-                body=render(body),
-                schedule=self._schedule(agent),
-                now=now,
-                due_at=self.store.lease_end(now) if mine else now,
-                claim=claim if mine else None,
-                event_at=event.occurred_at,
-                traceparent=received(event),
-            )
-            docs.append(doc)
+            common: dict[str, Any] = {
+                "event_id": event.id,
+                "event_type": event.type,
+                "channel_id": event.channel_id,
+                "owner_id": event.owner_id,
+                "message_id": message_id,
+                "schedule": self._schedule(agent),
+                "now": now,
+                "event_at": event.occurred_at,
+                "traceparent": received(event),
+            }
+            # The implicit endpoint first (the message's, the agent's or the callback's URL, as
+            # ever), then one delivery per explicit endpoint that wants the event.
+            chosen: list[tuple[Target, dict[str, Any]]] = []
+            if target is not None and body is not None:
+                chosen.append((target, body))
+            for endpoint in self.endpoints.matching(endpoints.get(event.channel_id, ()), event):
+                own = body_for(event, endpoint.get("format") or "placet")
+                if own is not None:
+                    to = Target(
+                        endpoint["url"],
+                        "endpoint",
+                        headers_enc=endpoint.get("headers_enc"),
+                        endpoint_id=endpoint["_id"],
+                    )
+                    chosen.append((to, own))
+            for to, content in chosen:
+                # Claimed at insert while there is room in memory; beyond that it waits in MongoDB.
+                mine = len(docs) < room
+                doc = new_delivery(
+                    **common,
+                    url=to.url,
+                    source=to.source,
+                    method=to.method,
+                    headers_enc=to.headers_enc,
+                    endpoint_id=to.endpoint_id,
+                    body=render(content),
+                    due_at=self.store.lease_end(now) if mine else now,
+                    claim=claim if mine else None,
+                )
+                docs.append(doc)
         inserted = await self.store.insert_new(docs)
         for doc in inserted:
             if doc["claim"]:
@@ -225,6 +258,8 @@ class Worker:
 
     async def _request(self, doc: DeliveryDoc) -> bool:
         key = lane_key(doc)
+        if doc.get("endpoint_id") and await self._rate_limited(doc, key):
+            return False
         circuit = self._breakers[key]
         if not circuit.allow():
             # The endpoint keeps failing: give its queued work back, due when a probe may go.
@@ -268,7 +303,29 @@ class Worker:
         task.add_done_callback(self._recording.discard)
         return True
 
+    async def _rate_limited(self, doc: DeliveryDoc, key: str) -> bool:
+        """Whether the endpoint's rate limit held ``doc`` back; if so, it and the lane's queued
+        deliveries went back to MongoDB, spread over the coming seconds at the limit."""
+        endpoint = await self.endpoints.get(doc.get("endpoint_id") or "")
+        limit = endpoint.get("rate_limit") if endpoint else None
+        if not endpoint or not limit:
+            return False
+        later = await self._rates.admit(endpoint["_id"], limit)
+        if later is None:
+            return False
+        parked = [doc, *self._lanes.take_queued(key)]
+        times = [datetime.fromtimestamp(t, UTC) for t in spread(len(parked), limit, later)]
+        await self.store.release_each(list(zip(parked, times, strict=True)))
+        for d in parked:
+            self._held.pop(d["_id"], None)
+        metrics.RATE_LIMITED.inc(len(parked))
+        self.wake_at(times[0])
+        return True
+
     async def _send(self, doc: DeliveryDoc) -> Attempt:
+        endpoint_id = doc.get("endpoint_id")
+        if endpoint_id:
+            return await self._send_to_endpoint(doc, endpoint_id)
         agent = await self._agents.get(doc["channel_id"])
         now = utcnow()
         # As Placet: the agent's Basic auth goes to its own URLs (its default, a message's
@@ -282,6 +339,33 @@ class Worker:
                 # retried internal error that names the cause. ``from None``: whatever the
                 # decoder said about the plaintext stays out of the logs and the attempt.
                 raise UnreadableSecretError("the agent's stored webhookAuth cannot be opened") from None
+        return await self._send_with(doc, auth, self._agents.secrets(agent, now))
+
+    async def _send_to_endpoint(self, doc: DeliveryDoc, endpoint_id: str) -> Attempt:
+        """An explicit endpoint's delivery: its own secrets and Basic auth, read at send time (a
+        rotation or a changed auth applies to retries still pending)."""
+        endpoint = await self.endpoints.get(endpoint_id)
+        if endpoint is None or endpoint.get("disabled"):
+            why = (
+                "deleted"
+                if endpoint is None
+                else f"disabled ({endpoint.get('disabled_reason') or 'by owner'})"
+            )
+            return self._refused(f"the endpoint was {why}")
+        try:
+            auth = self.endpoints.basic_auth(endpoint)
+        except (ValueError, TypeError):
+            raise UnreadableSecretError("the endpoint's stored auth cannot be opened") from None
+        return await self._send_with(doc, auth, self.endpoints.secrets(endpoint, utcnow()))
+
+    def _refused(self, why: str) -> Attempt:
+        # Not attempted, and not worth retrying: an invalid request fails at once.
+        return Attempt(
+            at=utcnow(), duration_ms=0.0, status_code=None, error_kind=ErrorKind.INVALID_REQUEST,
+            error=why, body=None, by=self._sender.instance_name,
+        )  # fmt: skip
+
+    async def _send_with(self, doc: DeliveryDoc, auth: dict[str, str], secrets: list[str]) -> Attempt:
         try:
             stored = self._agents.headers(doc.get("headers_enc"))
         except (ValueError, TypeError):
@@ -300,22 +384,18 @@ class Worker:
             with otel.current(method, tracing.CURRENT.get(), otel.Kind.CLIENT, attributes) as span:
                 if (own := otel.traceparent_of(span)) is not None:
                     extra["traceparent"] = own  # the receiver's parent is this request
-                attempt = await self._post(doc, agent, now, extra)
+                attempt = await self._post(doc, secrets, extra)
                 if attempt.status_code is not None:
                     span.set_attribute("http.response.status_code", attempt.status_code)
                 return attempt
         if doc.get("traceparent"):
             # The receiver's span is a child of the request that caused the event.
             extra["traceparent"] = tracing.child(doc["traceparent"])
-        return await self._post(doc, agent, now, extra)
+        return await self._post(doc, secrets, extra)
 
-    async def _post(
-        self, doc: DeliveryDoc, agent: AgentDoc | None, now: datetime, extra: dict[str, str]
-    ) -> Attempt:
+    async def _post(self, doc: DeliveryDoc, secrets: list[str], extra: dict[str, str]) -> Attempt:
         body = doc["body"].encode()
-        headers = signed_headers(
-            doc["event_id"], int(time.time()), body, self._agents.secrets(agent, now), extra
-        )
+        headers = signed_headers(doc["event_id"], int(time.time()), body, secrets, extra)
         return await self._sender.post(doc["url"], doc.get("method", "POST"), body, headers)
 
     async def _record(
@@ -340,6 +420,8 @@ class Worker:
         if decision is Verdict.GONE and doc.get("source") == "agent":
             # Before the outcome is visible: whoever sees the delivery failed sees the URL disabled.
             await self._disable_default_url(doc, finished)
+        elif decision is Verdict.GONE and doc.get("endpoint_id"):
+            await self._disable_endpoint(doc, finished)
         if not await self.store.record(doc, outcome.update, attempt.at, attempt.by):
             metrics.LEASES_LOST.inc()
             log.warning("claim lost before the outcome was recorded", extra={"delivery": doc["_id"]})
@@ -348,7 +430,8 @@ class Worker:
             label = "gone" if decision is Verdict.GONE else _OUTCOME_LABEL[outcome.status]
             metrics.DELIVERIES.labels("refused" if attempt.error_kind == ErrorKind.SSRF else label).inc()
             message_id = doc.get("message_id")
-            if doc["event_type"] in REVIEW_EVENTS and message_id:
+            # The message's delivery status is its agent's webhook's (Placet's field), not an endpoint's.
+            if doc["event_type"] in REVIEW_EVENTS and message_id and not doc.get("endpoint_id"):
                 await self.store.mirror_status(message_id, outcome.status, finished)
         if outcome.next_attempt_at is not None:
             self.wake_at(outcome.next_attempt_at)
@@ -375,6 +458,19 @@ class Worker:
         )
         self._agents.forget(doc["channel_id"])
         log.info("default webhook URL disabled after 410", extra={"agent": doc["channel_id"]})
+
+    async def _disable_endpoint(self, doc: DeliveryDoc, now: datetime) -> None:
+        # Only if the URL is still the one that answered 410: an owner may have changed it since.
+        update: dict[str, Any] = {
+            "disabled": True,
+            "disabled_reason": f"the receiver answered 410 Gone at {now.isoformat()}",
+            "updated_at": now,
+        }
+        await collection(self._db, ENDPOINTS).update_one(
+            {"_id": doc.get("endpoint_id"), "url": doc["url"]}, {"$set": update}
+        )
+        self.endpoints.clear()
+        log.info("endpoint disabled after 410", extra={"endpoint": doc.get("endpoint_id")})
 
     # --- the sweep: due retries, overflow, orphaned leases ------------------------------------
 

@@ -512,9 +512,12 @@ class DeliveryPanel {
     }
     for (const d of deliveries) {
       const attempts = d.attempts || [];
-      this.list.append(h("div", { class: "delivery", dataset: { state: d.state, deliveryId: d.id } },
+      // Which target: an explicit endpoint (by id), or the agent's own URL (the implicit endpoint).
+      const target = d.endpointId ? `endpoint ${d.endpointId}` : d.source === "test" ? "test" : "agent URL";
+      this.list.append(h("div", { class: "delivery", dataset: { state: d.state, deliveryId: d.id, endpointId: d.endpointId || "" } },
         h("div", { class: "delivery-head" },
           h("span", { class: `badge state-${d.state}` }, d.state),
+          h("span", { class: "target muted" }, target),
           h("code", { class: "url" }, d.url),
           h("span", { class: "muted" }, `${d.eventType} · ${d.attemptCount} attempt${d.attemptCount === 1 ? "" : "s"}`),
           d.nextAttemptAt ? h("span", { class: "muted" }, "next try ", timeEl(d.nextAttemptAt)) : null),

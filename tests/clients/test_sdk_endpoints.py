@@ -1,0 +1,119 @@
+"""Webhook endpoints and the pull feed from the SDK (sync and async) and the ``sayso endpoints``
+command, against the real stack."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+import sayso
+from tests.clients.test_cli import cli_env, run
+from tests.dispatcher.flows import answered
+from tests.support.receiver import Receiver
+from tests.support.stack import Owner, RunningStack, eventually
+
+
+async def test_sdk_manages_endpoints_and_the_dispatcher_uses_them(
+    stack: RunningStack, owner: Owner, receiver: Receiver
+) -> None:
+    agent = await owner.create_agent()
+    with sayso.Client(stack.url, owner.api_key) as client:
+        made = await asyncio.to_thread(
+            client.create_endpoint,
+            receiver.url("/sdk"),
+            agent["id"],
+            filter={"message.metadata.env": "prod"},
+            format="standard",
+            rate_limit=10,
+        )
+        assert made.secret is not None
+        assert made.secret.startswith("whsec_")
+        assert (made.channel_id, made.format, made.rate_limit) == (agent["id"], "standard", 10)
+        assert made.filter == {"message.metadata.env": "prod"}
+        listed = await asyncio.to_thread(client.list_endpoints, agent["id"])
+        assert [e.id for e in listed] == [made.id]
+        assert listed[0].secret is None
+        changed = await asyncio.to_thread(client.update_endpoint, made.id, agent["id"], rate_limit=None)
+        assert changed.rate_limit is None
+        rotated = await asyncio.to_thread(client.rotate_endpoint_secret, made.id, agent["id"])
+        assert rotated.secret.startswith("whsec_")
+        assert rotated.secret != made.secret
+
+    await answered(owner, agent["id"], metadata={"env": "prod"})
+    [got] = await receiver.wait_for("/sdk", 1)
+    # Signed with both secrets during the rotation's grace period: either verifies.
+    for secret in (made.secret, rotated.secret):
+        assert sayso.verify_webhook(got.body, got.headers, secret)["type"] == "review.responded"
+
+    async with sayso.AsyncClient(stack.url, owner.api_key) as aio:
+        account = await aio.create_endpoint(receiver.url("/account"), event_types=["review:expired"])
+        assert account.channel_id is None
+        assert [e.id for e in await aio.list_endpoints()] == [account.id]
+        assert (await aio.get_endpoint(account.id)).event_types == ["review:expired"]
+        assert await aio.delete_endpoint(account.id) is True
+        with pytest.raises(sayso.NotFound):
+            await aio.get_endpoint(account.id)
+        with pytest.raises(sayso.ValidationError) as caught:
+            await aio.create_endpoint(receiver.url("/bad"), agent["id"], filter={"$nope": 1})
+        assert caught.value.field == "filter.$nope"
+
+
+async def test_sdk_iterates_the_pull_feed(stack: RunningStack, owner: Owner) -> None:
+    agent = await owner.create_agent()
+    msg = await answered(owner, agent["id"])
+
+    async with sayso.AsyncClient(stack.url, owner.api_key) as aio:
+
+        async def drained() -> list[dict[str, Any]] | None:
+            events = [e async for e in aio.iter_feed(agent["id"], limit=2)]
+            return events if any(e["type"] == "review:responded" for e in events) else None
+
+        events = await eventually(drained, 20.0, "the answer in the feed")
+        assert [e["data"]["message"]["id"] for e in events if e["type"] == "review:responded"] == [msg["id"]]
+        # From the last cursor on there is nothing new; the sync client reads the same pages.
+        assert [e async for e in aio.iter_feed(agent["id"], after=events[-1]["cursor"])] == []
+        # A page asked to wait is answered by the next event.
+        waiting = asyncio.create_task(aio.feed(agent["id"], after=events[-1]["cursor"], wait_ms=20_000))
+        posted = await owner.post_message(agent["id"], text="next")
+        page = await waiting
+        assert [e["data"]["message"]["id"] for e in page.data] == [posted["id"]]
+    with sayso.Client(stack.url, owner.api_key) as client:
+        again = await asyncio.to_thread(lambda: list(client.iter_feed(agent["id"])))
+    assert [e["id"] for e in again][: len(events)] == [e["id"] for e in events]
+
+
+async def test_cli_endpoints_add_list_rotate_rm(
+    stack: RunningStack, owner: Owner, receiver: Receiver
+) -> None:
+    agent = await owner.create_agent()
+    env = cli_env(stack, owner, SAYSO_DEFAULT_CHANNEL=agent["id"])
+    code, out, err = await run(
+        env, "endpoints", "add", receiver.url("/cli"), "--event", "review:responded", "--filter",
+        '{"message.metadata.env": "prod"}', "--rate-limit", "3",
+    )  # fmt: skip
+    assert code == 0, err
+    endpoint_id = out.strip()
+    assert endpoint_id.startswith("ep_")
+    assert "whsec_" in err
+    code, out, _ = await run(env, "endpoints", "list")
+    assert code == 0
+    assert out.startswith(endpoint_id)
+    assert "filtered" in out
+    assert "3/s" in out
+    code, out, _ = await run(env, "--json", "endpoints", "list")
+    [listed] = json.loads(out)
+    assert (listed["id"], listed["rateLimit"], listed["eventTypes"]) == (endpoint_id, 3, ["review:responded"])
+    code, out, _ = await run(env, "endpoints", "rotate", endpoint_id)
+    assert code == 0
+    assert out.strip().startswith("whsec_")
+    code, out, _ = await run(env, "endpoints", "rm", endpoint_id)
+    assert code == 0
+    code, out, err = await run(env, "endpoints", "list")
+    assert (code, out) == (0, "")
+    assert "no endpoints yet" in err
+    code, _, err = await run(env, "endpoints", "add", "http://10.0.0.1/x")
+    assert code == 4
+    assert "field url" in err
