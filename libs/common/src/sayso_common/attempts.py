@@ -26,10 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import aiohttp
-
 from sayso_common import numerals
-from sayso_common.ssrf import AddressRefusedError
 
 
 class ErrorKind(enum.StrEnum):
@@ -153,6 +150,12 @@ def retry_after(status: int, header: str | None, now: datetime) -> float | None:
 
 def error_kind(exc: BaseException) -> ErrorKind:
     """The kind of an exception raised by one aiohttp request (or while preparing it)."""
+    # Imported here: only a process that sends requests needs aiohttp, and it has it loaded by
+    # now. The API and the expirer read this module's kinds and schedules, and never send.
+    import aiohttp
+
+    from sayso_common.ssrf import AddressRefusedError
+
     if isinstance(exc, TimeoutError):
         return ErrorKind.TIMEOUT
     if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, AddressRefusedError):

@@ -4,13 +4,15 @@ lifespan, so a bad value fails start-up with a clear message instead of at first
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sayso_common import legacy, otel
-from sayso_common.jwt_keys import JwtKeys, derived_jwt_key
+
+if TYPE_CHECKING:  # PyJWT loads most of cryptography; only the services that check tokens need it
+    from sayso_common.jwt_keys import JwtKeys
 
 
 class ServiceSettings(BaseSettings):
@@ -82,6 +84,8 @@ class ServiceSettings(BaseSettings):
     jwt_keys: SecretStr | None = None
 
     def jwt_signing_keys(self) -> JwtKeys:
+        from sayso_common.jwt_keys import JwtKeys, derived_jwt_key
+
         if self.jwt_keys is not None:
             listed = [k.strip() for k in self.jwt_keys.get_secret_value().split(",") if k.strip()]
             if listed:
