@@ -1,9 +1,14 @@
 import sys
 
-from sayso_service.serve import serve
+from sayso_service.imports import leave_out
 
-from sayso_api.app import create_app
-from sayso_api.settings import ApiSettings
+# What the libraries would load and this service never uses (sayso_service.imports).
+leave_out()
+
+from sayso_service.serve import serve  # noqa: E402
+
+from sayso_api.app import create_app  # noqa: E402
+from sayso_api.settings import ApiSettings  # noqa: E402
 
 USAGE = "usage: sayso-api [migrate | rotate-secrets]"
 

@@ -1,9 +1,14 @@
 import gc
 
-from sayso_service.serve import serve
+from sayso_service.imports import leave_out
 
-from sayso_dispatcher.app import create_app
-from sayso_dispatcher.settings import DispatcherSettings
+# aiodns (every request resolves through the SSRF guard's own resolver) and form parsing.
+leave_out("aiodns", "python_multipart", "multipart")
+
+from sayso_service.serve import serve  # noqa: E402
+
+from sayso_dispatcher.app import create_app  # noqa: E402
+from sayso_dispatcher.settings import DispatcherSettings  # noqa: E402
 
 
 def tune_gc(gen0_threshold: int) -> None:

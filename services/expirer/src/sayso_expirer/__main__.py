@@ -1,7 +1,12 @@
-from sayso_service.serve import serve
+from sayso_service.imports import leave_out
 
-from sayso_expirer.app import create_app
-from sayso_expirer.settings import ExpirerSettings
+# Form parsing: this service answers its probes only.
+leave_out("python_multipart", "multipart")
+
+from sayso_service.serve import serve  # noqa: E402
+
+from sayso_expirer.app import create_app  # noqa: E402
+from sayso_expirer.settings import ExpirerSettings  # noqa: E402
 
 
 def main() -> None:

@@ -1,7 +1,12 @@
-from sayso_service.serve import serve
+from sayso_service.imports import leave_out
 
-from sayso_notifier.app import create_app
-from sayso_notifier.settings import NotifierSettings
+# aiodns (every request resolves through the SSRF guard's own resolver) and form parsing.
+leave_out("aiodns", "python_multipart", "multipart")
+
+from sayso_service.serve import serve  # noqa: E402
+
+from sayso_notifier.app import create_app  # noqa: E402
+from sayso_notifier.settings import NotifierSettings  # noqa: E402
 
 
 def main() -> None:
