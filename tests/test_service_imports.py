@@ -20,8 +20,8 @@ EVERY = ("watchfiles", "pymongo.pyopenssl_context", "opentelemetry.sdk", "reques
 # Form parsing: only the API takes forms (file uploads).
 FORMS = ("python_multipart", "multipart")
 NOT_LOADED = {
-    # Never sends a request: aiohttp is the dispatcher's and the notifier's.
-    "api": (*EVERY, "aiohttp", "faststream"),
+    # Sends nothing (aiohttp is there for the SSRF guard's resolver, which vets endpoint URLs).
+    "api": (*EVERY, "aiodns", "faststream"),
     # Serves socket.io and checks HS256 tokens: no socket.io client side, no cryptography.
     "realtime": (*EVERY, *FORMS, "aiohttp", "cryptography", "faststream"),
     # Resolves every address through the SSRF guard's own resolver.
