@@ -8,6 +8,7 @@ the ones only another service needs."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -32,10 +33,15 @@ NOT_LOADED = {
 }
 
 
-def loaded_at_start(service: str) -> set[str]:
+def loaded_at_start(service: str, **env: str) -> set[str]:
     probe = f"import json, sys\nimport sayso_{service}.__main__\nprint(json.dumps([n for n, m in sys.modules.items() if m is not None]))\n"
     out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        env={**os.environ, **env},
     )
     return set(json.loads(out.stdout))
 
@@ -46,3 +52,20 @@ def test_a_service_loads_no_module_it_does_not_use(service: str) -> None:
     assert sorted(loaded & set(NOT_LOADED[service])) == []
     # What it does use is there (the probe imported the whole app).
     assert f"sayso_{service}.app" in loaded
+
+
+def test_realtime_keeps_what_the_otlp_exporter_sends_with_when_export_is_on() -> None:
+    """The OTLP exporter sends with requests: with SAYSO_OTEL on, realtime must be able to import
+    it (left out, the gateway exited at start in tests/test_otel.py)."""
+    probe = "import sayso_realtime.__main__, importlib\nimportlib.import_module('requests')\n"
+    for value in ("true", "1", "on"):
+        subprocess.run(
+            [sys.executable, "-c", probe], check=True, timeout=120, env={**os.environ, "SAYSO_OTEL": value}
+        )
+    refused = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        timeout=120,
+        env={**os.environ, "SAYSO_OTEL": "false"},
+    )
+    assert refused.returncode != 0

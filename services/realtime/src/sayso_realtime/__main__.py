@@ -1,8 +1,28 @@
+import os
+
+from pydantic import TypeAdapter, ValidationError
 from sayso_service.imports import leave_out
+
+
+def _otel_export_asked() -> bool:
+    """Whether SAYSO_OTEL (or the old SIGNOFF_OTEL) turns export on: the OTLP exporter sends with
+    requests, so it must stay importable then (read as the settings will read it)."""
+    raw = os.environ.get("SAYSO_OTEL", os.environ.get("SIGNOFF_OTEL"))
+    try:
+        return raw is not None and TypeAdapter(bool).validate_python(raw.strip())
+    except ValidationError:
+        return False  # the settings refuse it at start, naming it
+
 
 # The socket.io client side (requests, aiohttp), cryptography (PyJWT's RSA/EC algorithms; tokens
 # are HS256) and form parsing: this service only serves JSON and checks tokens.
-leave_out("requests", "aiohttp", "cryptography", "python_multipart", "multipart")
+leave_out(
+    "aiohttp",
+    "cryptography",
+    "python_multipart",
+    "multipart",
+    *(() if _otel_export_asked() else ("requests",)),
+)
 
 from sayso_service.serve import serve  # noqa: E402
 
