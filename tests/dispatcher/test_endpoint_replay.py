@@ -136,6 +136,32 @@ async def test_replay_gives_a_new_endpoint_the_matching_stored_events_once(
     assert len(receiver.at("/replayed")) == 2
 
 
+async def test_replay_resends_a_failed_delivery_of_the_range_not_a_second_one(
+    stack: RunningStack, pair: list[Owner], receiver: Receiver
+) -> None:
+    owner = pair[0]
+    start = datetime.now(UTC) - timedelta(seconds=5)
+    receiver.routes["/was-down"] = answer(500)
+    agent = await owner.create_agent(webhookRetrySchedule=[])
+    endpoint = await add_endpoint(owner, agent["id"], url=receiver.url("/was-down"))
+    msg = await answered(owner, agent["id"])
+    await stored(stack, agent["id"], "review.responded", 1)
+
+    async def failed() -> bool:
+        found = await deliveries(owner, msg["id"])
+        return len(found) == 1 and found[0]["state"] == "failed"
+
+    await eventually(failed, 20.0, "the endpoint's delivery failed")
+    receiver.routes["/was-down"] = answer(200)
+    path = f"/api/v1/agents/{agent['id']}/endpoints/{endpoint['id']}/replay"
+    window = {"from": iso(start), "to": iso(datetime.now(UTC) + timedelta(seconds=5))}
+    done = (await owner.agent.post(path, json=window)).json()
+    assert (done["queued"], done["requeued"], done["skipped"]) == (0, 1, 0)
+    [first, again] = await receiver.wait_for("/was-down", 2)
+    assert again.headers["webhook-id"] == first.headers["webhook-id"]
+    assert len(await deliveries(owner, msg["id"])) == 1
+
+
 async def test_replay_is_bounded_and_continues_from_its_cursor(
     stack: RunningStack, owner: Owner, receiver: Receiver
 ) -> None:
