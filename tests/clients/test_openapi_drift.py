@@ -49,6 +49,8 @@ PAIRS: list[tuple[type[BaseModel], str, str]] = [
     (sayso.AuditActor, "AuditActorOut", "AuditActorOut"),
     (sayso.Endpoint, "EndpointCreated", "EndpointOut"),
     (sayso.EndpointSecret, "EndpointSecretRotated", "EndpointSecretRotated"),
+    (sayso.EndpointRecovered, "RecoverOut", "RecoverOut"),
+    (sayso.EndpointReplayed, "ReplayOut", "ReplayOut"),
     (sayso.FeedPage, "FeedPage", "FeedPage"),
 ]
 REALTIME_PATHS = {"/api/v1/reviews/{id}/wait", "/api/v1/events", "/api/v1/events/tickets"}

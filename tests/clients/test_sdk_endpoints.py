@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -59,6 +60,36 @@ async def test_sdk_manages_endpoints_and_the_dispatcher_uses_them(
         with pytest.raises(sayso.ValidationError) as caught:
             await aio.create_endpoint(receiver.url("/bad"), agent["id"], filter={"$nope": 1})
         assert caught.value.field == "filter.$nope"
+
+
+async def test_sdk_replays_and_recovers_an_endpoint(
+    stack: RunningStack, owner: Owner, receiver: Receiver
+) -> None:
+    start = datetime.now(UTC) - timedelta(seconds=5)
+    agent = await owner.create_agent()
+    msg = await answered(owner, agent["id"])
+
+    async def stored() -> bool:
+        page = (await owner.agent.get("/api/v1/feed", params={"channel": agent["id"]})).json()
+        return any(e["type"] == "review:responded" for e in page["data"])
+
+    await eventually(stored, 20.0, "the review's event stored")
+    async with sayso.AsyncClient(stack.url, owner.api_key) as client:
+        made = await client.create_endpoint(
+            receiver.url("/sdk-replay"), agent["id"], event_types=["review:responded"]
+        )
+        end = datetime.now(UTC) + timedelta(seconds=5)
+        replayed = await client.replay_endpoint(made.id, start, end, agent["id"])
+        assert (replayed.queued, replayed.skipped, replayed.more) == (1, 0, False)
+        [got] = await receiver.wait_for("/sdk-replay", 1)
+        assert got.json()["message_id"] == msg["id"]
+        again = await client.replay_endpoint(made.id, start, end, agent["id"])
+        assert (again.queued, again.skipped) == (0, 1)
+        recovered = await client.recover_endpoint(made.id, agent["id"], since=start)
+        assert (recovered.requeued, recovered.more) == (0, False)
+    with sayso.Client(stack.url, owner.api_key) as sync:
+        again = await asyncio.to_thread(sync.replay_endpoint, made.id, start, end, agent["id"])
+        assert (again.queued, again.skipped) == (0, 1)
 
 
 async def test_sdk_iterates_the_pull_feed(stack: RunningStack, owner: Owner) -> None:

@@ -22,6 +22,8 @@ from sayso.models import (
     Answer,
     AuditEntry,
     Endpoint,
+    EndpointRecovered,
+    EndpointReplayed,
     EndpointSecret,
     Event,
     FeedPage,
@@ -396,6 +398,27 @@ class AsyncClient:
     async def rotate_endpoint_secret(self, endpoint_id: str, channel: str | None = None) -> EndpointSecret:
         """A new signing secret (shown once); the old one keeps signing for the grace period."""
         return await self.run(calls.rotate_endpoint_secret(channel, endpoint_id))
+
+    async def recover_endpoint(
+        self, endpoint_id: str, channel: str | None = None, since: datetime | None = None
+    ) -> EndpointRecovered:
+        """Re-send the endpoint's deliveries that failed since ``since`` (default 24 h ago), each
+        with its own webhook-id; while ``more``, call again."""
+        return await self.run(calls.recover_endpoint(channel, endpoint_id, since))
+
+    async def replay_endpoint(
+        self, endpoint_id: str, start: datetime, end: datetime, channel: str | None = None
+    ) -> EndpointReplayed:
+        """Deliver the stored events of ``[start, end)`` the endpoint matches, once each, following
+        the cursor to the end of the range; the counts are summed over the calls."""
+        total = EndpointReplayed(queued=0, requeued=0, skipped=0, scanned=0, more=False)
+        after: str | None = None
+        while True:
+            page = await self.run(calls.replay_endpoint(channel, endpoint_id, start, end, after))
+            total = calls.add_replayed(total, page)
+            if not page.more:
+                return total
+            after = page.next_cursor
 
     async def feed(
         self,

@@ -20,6 +20,8 @@ from sayso.models import (
     Agent,
     AuditPage,
     Endpoint,
+    EndpointRecovered,
+    EndpointReplayed,
     EndpointSecret,
     FeedPage,
     IterationChain,
@@ -488,6 +490,44 @@ def rotate_endpoint_secret(channel: str | None, endpoint_id: str) -> Call[Endpoi
         "POST",
         f"{_endpoints_path(channel, endpoint_id)}/secret/rotate",
         lambda r: EndpointSecret.model_validate(r.json()),
+    )
+
+
+def recover_endpoint(
+    channel: str | None, endpoint_id: str, since: datetime | None
+) -> Call[EndpointRecovered]:
+    body = {"since": since.isoformat()} if since else {}
+    return Call(
+        "POST",
+        f"{_endpoints_path(channel, endpoint_id)}/recover",
+        lambda r: EndpointRecovered.model_validate(r.json()),
+        json=body,
+        idempotent=True,
+    )
+
+
+def replay_endpoint(
+    channel: str | None, endpoint_id: str, start: datetime, end: datetime, after: str | None
+) -> Call[EndpointReplayed]:
+    body = {"from": start.isoformat(), "to": end.isoformat(), **({"after": after} if after else {})}
+    return Call(
+        "POST",
+        f"{_endpoints_path(channel, endpoint_id)}/replay",
+        lambda r: EndpointReplayed.model_validate(r.json()),
+        json=body,
+        idempotent=True,  # once per (event, endpoint): a repeat sends nothing new
+    )
+
+
+def add_replayed(total: EndpointReplayed, page: EndpointReplayed) -> EndpointReplayed:
+    """Counts summed over the calls of one replay."""
+    return EndpointReplayed(
+        queued=total.queued + page.queued,
+        requeued=total.requeued + page.requeued,
+        skipped=total.skipped + page.skipped,
+        scanned=total.scanned + page.scanned,
+        more=page.more,
+        next_cursor=page.next_cursor,
     )
 
 

@@ -21,6 +21,8 @@ from sayso.models import (
     Answer,
     AuditEntry,
     Endpoint,
+    EndpointRecovered,
+    EndpointReplayed,
     EndpointSecret,
     Event,
     FeedPage,
@@ -445,6 +447,27 @@ class Client:
     def rotate_endpoint_secret(self, endpoint_id: str, channel: str | None = None) -> EndpointSecret:
         """A new signing secret (shown once); the old one keeps signing for the grace period."""
         return self.run(calls.rotate_endpoint_secret(channel, endpoint_id))
+
+    def recover_endpoint(
+        self, endpoint_id: str, channel: str | None = None, since: datetime | None = None
+    ) -> EndpointRecovered:
+        """Re-send the endpoint's deliveries that failed since ``since`` (default 24 h ago), each
+        with its own webhook-id; while ``more``, call again."""
+        return self.run(calls.recover_endpoint(channel, endpoint_id, since))
+
+    def replay_endpoint(
+        self, endpoint_id: str, start: datetime, end: datetime, channel: str | None = None
+    ) -> EndpointReplayed:
+        """Deliver the stored events of ``[start, end)`` the endpoint matches, once each, following
+        the cursor to the end of the range; the counts are summed over the calls."""
+        total = EndpointReplayed(queued=0, requeued=0, skipped=0, scanned=0, more=False)
+        after: str | None = None
+        while True:
+            page = self.run(calls.replay_endpoint(channel, endpoint_id, start, end, after))
+            total = calls.add_replayed(total, page)
+            if not page.more:
+                return total
+            after = page.next_cursor
 
     def feed(
         self,

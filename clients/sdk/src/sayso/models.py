@@ -450,6 +450,25 @@ class EndpointSecret(ApiModel):
     previous_expires_at: datetime | None = None
 
 
+class EndpointRecovered(ApiModel):
+    """What a recover re-queued: failed deliveries sent again with their own webhook-id."""
+
+    requeued: int
+    since: datetime
+    more: bool
+
+
+class EndpointReplayed(ApiModel):
+    """What one replay call did; while ``more``, call again with ``after=next_cursor``."""
+
+    queued: int
+    requeued: int
+    skipped: int
+    scanned: int
+    more: bool
+    next_cursor: str | None = None
+
+
 class FeedPage(ApiModel):
     """One page of the pull feed: events oldest first; pass ``next_cursor`` as ``after``."""
 

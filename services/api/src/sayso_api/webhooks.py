@@ -144,8 +144,15 @@ async def list_deliveries(
     )
 
 
-async def _requeue(db: Database, docs: list[DeliveryDoc], now: datetime) -> None:
+async def requeue_deliveries(db: Database, docs: list[DeliveryDoc], now: datetime) -> None:
     """Re-queue ``docs`` and mark their reviews' messages as being sent again."""
+    for first in range(0, len(docs), 500):
+        await _requeue(db, docs[first : first + 500], now)
+
+
+async def _requeue(db: Database, docs: list[DeliveryDoc], now: datetime) -> None:
+    if not docs:
+        return
     await collection(db, DELIVERIES).bulk_write([requeue(d, now) for d in docs], ordered=False)
     message_ids = [
         message_id
@@ -185,12 +192,19 @@ async def retry_message(
 async def recover(db: Database, owner_id: str, agent_id: str, since: datetime | None) -> RecoverOut:
     """Re-queue an agent's deliveries that failed since ``since`` (default: the last 24 h)."""
     await get_agent(db, owner_id, agent_id)
+    return await recover_failed(db, {"channel_id": agent_id, "owner_id": owner_id}, since)
+
+
+async def recover_failed(db: Database, scope: dict[str, Any], since: datetime | None) -> RecoverOut:
+    """Re-queue the deliveries of ``scope`` (an agent's, or an endpoint's: ``{"endpoint_id"}``)
+    that failed since ``since`` (default: the last 24 h), at most ``RECOVER_LIMIT`` per call. The
+    same documents go again: same body, same ``webhook-id``. The caller checked ownership."""
     now = utcnow()
     start = as_utc(since) if since else now - timedelta(hours=24)
     docs = await (
         collection(db, DELIVERIES)
         .find(
-            {"channel_id": agent_id, "owner_id": owner_id, "state": "failed", "updated_at": {"$gte": start}},
+            {**scope, "state": "failed", "updated_at": {"$gte": start}},
             {"outbox": 0, "attempts": 0, "body": 0},
         )
         .sort("updated_at", ASCENDING)
@@ -198,8 +212,7 @@ async def recover(db: Database, owner_id: str, agent_id: str, since: datetime | 
         .to_list()
     )
     batch = docs[:RECOVER_LIMIT]
-    for first in range(0, len(batch), 500):
-        await _requeue(db, batch[first : first + 500], now)
+    await requeue_deliveries(db, batch, now)
     return RecoverOut(requeued=len(batch), since=start, more=len(docs) > RECOVER_LIMIT)
 
 

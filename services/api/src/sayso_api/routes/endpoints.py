@@ -7,13 +7,18 @@ from datetime import timedelta
 
 from fastapi import APIRouter
 
-from sayso_api import endpoints
+from sayso_api import endpoints, replay
 from sayso_api.deps import Ctx, CurrentPrincipal
 from sayso_api.endpoints import EndpointCreated, EndpointIn, EndpointOut, EndpointPatch, EndpointSecretRotated
+from sayso_api.replay import RecoverIn, ReplayIn, ReplayOut
 from sayso_api.schemas import DataList, DeletedOut
-from sayso_api.webhooks import DeliveryOut
+from sayso_api.webhooks import DeliveryOut, RecoverOut
 
 router = APIRouter(prefix="/api/v1", tags=["webhooks"])
+
+
+def _retention(ctx: Ctx) -> timedelta:
+    return timedelta(days=ctx.settings.retention_days)
 
 
 def _grace(ctx: Ctx) -> timedelta:
@@ -79,6 +84,36 @@ async def channel_endpoint_deliveries(
     return DataList(data=await endpoints.list_deliveries(ctx.db, who.owner_id, agent_id, endpoint_id))
 
 
+@router.post(
+    "/agents/{agent_id}/endpoints/{endpoint_id}/recover",
+    status_code=202,
+    response_model=RecoverOut,
+    responses={422: {}},
+)
+async def recover_channel_endpoint(
+    agent_id: str, endpoint_id: str, body: RecoverIn, who: CurrentPrincipal, ctx: Ctx
+) -> RecoverOut:
+    """Re-send the endpoint's deliveries that failed since ``since`` (default 24 h ago), the same
+    documents with the same ``webhook-id``; at most 10,000 per call (``more``: call again)."""
+    return await replay.recover(ctx.db, who.owner_id, agent_id, endpoint_id, body.since)
+
+
+@router.post(
+    "/agents/{agent_id}/endpoints/{endpoint_id}/replay",
+    status_code=202,
+    response_model=ReplayOut,
+    responses={409: {}, 422: {}},
+)
+async def replay_channel_endpoint(
+    agent_id: str, endpoint_id: str, body: ReplayIn, who: CurrentPrincipal, ctx: Ctx
+) -> ReplayOut:
+    """Deliver the channel's stored events of ``[from, to)`` that the endpoint's types and filter
+    match, as the dispatcher would have; once per (event, endpoint): a failed delivery is sent
+    again, any other left alone. At most 1,000 events read per call (``more``, ``nextCursor``)."""
+    retention = _retention(ctx)
+    return await replay.replay(ctx.db, who.owner_id, agent_id, endpoint_id, body, retention)
+
+
 # --- the account's endpoints (every channel of the caller's) ----------------------------------
 
 
@@ -125,3 +160,23 @@ async def account_endpoint_deliveries(
     endpoint_id: str, who: CurrentPrincipal, ctx: Ctx
 ) -> DataList[DeliveryOut]:
     return DataList(data=await endpoints.list_deliveries(ctx.db, who.owner_id, None, endpoint_id))
+
+
+@router.post(
+    "/endpoints/{endpoint_id}/recover", status_code=202, response_model=RecoverOut, responses={422: {}}
+)
+async def recover_account_endpoint(
+    endpoint_id: str, body: RecoverIn, who: CurrentPrincipal, ctx: Ctx
+) -> RecoverOut:
+    """Re-send the endpoint's deliveries that failed since ``since`` (same ``webhook-id``)."""
+    return await replay.recover(ctx.db, who.owner_id, None, endpoint_id, body.since)
+
+
+@router.post(
+    "/endpoints/{endpoint_id}/replay", status_code=202, response_model=ReplayOut, responses={409: {}, 422: {}}
+)
+async def replay_account_endpoint(
+    endpoint_id: str, body: ReplayIn, who: CurrentPrincipal, ctx: Ctx
+) -> ReplayOut:
+    """Deliver the account's stored events of ``[from, to)`` the endpoint matches, once each."""
+    return await replay.replay(ctx.db, who.owner_id, None, endpoint_id, body, _retention(ctx))
