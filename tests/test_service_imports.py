@@ -22,14 +22,14 @@ EVERY = ("watchfiles", "pymongo.pyopenssl_context", "opentelemetry.sdk", "reques
 FORMS = ("python_multipart", "multipart")
 NOT_LOADED = {
     # Sends nothing (aiohttp is there for the SSRF guard's resolver, which vets endpoint URLs).
-    "api": (*EVERY, "aiodns", "faststream"),
+    "api": (*EVERY, "faststream"),
     # Serves socket.io and checks HS256 tokens: no socket.io client side, no cryptography.
     "realtime": (*EVERY, *FORMS, "aiohttp", "cryptography", "faststream"),
     # Resolves every address through the SSRF guard's own resolver.
-    "dispatcher": (*EVERY, *FORMS, "aiodns", "jwt"),
+    "dispatcher": (*EVERY, *FORMS, "jwt"),
     # Seals nothing, checks no token, sends nothing.
     "expirer": (*EVERY, *FORMS, "cryptography", "jwt", "aiohttp", "faststream", "jsonschema"),
-    "notifier": (*EVERY, *FORMS, "aiodns"),
+    "notifier": (*EVERY, *FORMS),
 }
 
 

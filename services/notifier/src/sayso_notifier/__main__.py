@@ -1,7 +1,8 @@
 from sayso_service.imports import leave_out
 
-# aiodns (every request resolves through the SSRF guard's own resolver) and form parsing.
-leave_out("aiodns", "python_multipart", "multipart")
+# Form parsing. Not aiodns: SAYSO_DISPATCHER_DNS_SERVERS builds aiohttp's AsyncResolver on it
+# (left out, a dispatcher given DNS servers exited at start), and it is aiohttp's default resolver.
+leave_out("python_multipart", "multipart")
 
 from sayso_service.serve import serve  # noqa: E402
 

@@ -3,11 +3,13 @@ import os
 from pydantic import TypeAdapter, ValidationError
 from sayso_service.imports import leave_out
 
+from sayso_common.legacy import OLD_PREFIX
+
 
 def _otel_export_asked() -> bool:
-    """Whether SAYSO_OTEL (or the old SIGNOFF_OTEL) turns export on: the OTLP exporter sends with
-    requests, so it must stay importable then (read as the settings will read it)."""
-    raw = os.environ.get("SAYSO_OTEL", os.environ.get("SIGNOFF_OTEL"))
+    """Whether SAYSO_OTEL (or its name before the rename, which the settings adopt) turns export
+    on: the OTLP exporter sends with requests, so it must stay importable then."""
+    raw = os.environ.get("SAYSO_OTEL", os.environ.get(f"{OLD_PREFIX}OTEL"))
     try:
         return raw is not None and TypeAdapter(bool).validate_python(raw.strip())
     except ValidationError:
