@@ -16,7 +16,7 @@ from typing import Any
 
 from pymongo import UpdateOne
 
-from sayso_common import quorum
+from sayso_common import quorum, reviews
 from sayso_common.documents import (
     DecidedByDoc,
     ExpiryReason,
@@ -113,14 +113,7 @@ def _responded(answered: MessageDoc, now: datetime) -> ReviewResponded:
 
 
 def _still_open(doc: MessageDoc, now: datetime) -> dict[str, Any]:
-    # The deadline is part of the condition: an overdue review the expirer has not reached yet is
-    # already closed.
-    return {
-        "_id": doc["_id"],
-        "owner_id": doc["owner_id"],
-        "review.status": "pending",
-        "review.expires_at": {"$gt": now},
-    }
+    return {"_id": doc["_id"], "owner_id": doc["owner_id"], **reviews.open_query(now)}
 
 
 def completed(doc: MessageDoc, answer: Answer, now: datetime) -> Completion:

@@ -474,6 +474,13 @@ def is_open(review: ReviewDoc, now: datetime) -> bool:
     return closure(review, now) is None
 
 
+def open_query(now: datetime) -> dict[str, Any]:
+    """:func:`is_open` as a MongoDB condition on a message document: the guard of every
+    conditional update that answers or votes on a review, so a review the expirer has not reached
+    yet cannot be answered after its deadline."""
+    return {"review.status": "pending", "review.expires_at": {"$gt": now}}
+
+
 # ---------------------------------------------------------------------------------------------
 # A new review's payload, and a human's response.
 
