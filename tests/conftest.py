@@ -75,6 +75,8 @@ class Infra:
             # Tests deliver webhooks to receivers on loopback: allowed explicitly, guard stays on.
             "SAYSO_DISPATCHER_ALLOWED_NETWORKS": "127.0.0.0/8",
             "SAYSO_NOTIFIER_ALLOWED_NETWORKS": "127.0.0.0/8",
+            # Kafka endpoints on a second local broker (tests/dispatcher/test_kafka_destinations.py).
+            "SAYSO_DISPATCHER_KAFKA_ALLOWED_HOSTS": "127.0.0.1",
             # Tansu holds each fetch for this wait; at the default 10 ms an idle stack's three
             # consumers kept it at 19 % of a core and the whole stack at 30 % (14 % at 50 ms),
             # with a stack per xdist worker on two cores. Events wait ~25 ms longer per hop.

@@ -83,7 +83,7 @@ UP, DOWN, UNCOUNTED = True, False, None
         (None, "invalid_url", F, UNCOUNTED),
         (None, "invalid_request", F, UNCOUNTED),
         (None, "internal_error", R, UNCOUNTED),  # ours to fix; retried after the fix
-        (None, None, F, UNCOUNTED),  # nothing recorded at all: not a delivery, nothing known
+        (None, None, D, UP),  # no status and no error: a Kafka topic acknowledged the record
         (None, "something_new", F, UNCOUNTED),
     ],
 )

@@ -105,11 +105,15 @@ RETRYABLE_KINDS = UNANSWERED_KINDS | {ErrorKind.INTERNAL, ErrorKind.SMTP_AUTH}
 
 
 def verdict(status: int | None, kind: str | None) -> Verdict:
-    """2xx delivered; 408, 429, 5xx, timeouts, connection and TLS failures retried; 410 gone;
+    """2xx (or, without a status, no error: a Kafka topic acknowledged) delivered; 408, 429, 5xx, timeouts, connection and TLS failures retried; 410 gone;
     every other answer (a 4xx, a redirect) and an attempt that could not be made (refused by
     the SSRF guard, an invalid URL or request) fails at once."""
     # Plain comparisons (StatusClass.of's ranges): this runs for every attempt on the hot path.
     if status is None:
+        if kind is None:
+            # Neither an answer nor an error: a destination without statuses took it (a Kafka
+            # topic acknowledged the record), as an e-mail without an error (mail_verdict).
+            return Verdict.DELIVERED
         return Verdict.RETRY if kind in RETRYABLE_KINDS else Verdict.FAIL
     if 200 <= status < 300:
         return Verdict.DELIVERED
@@ -126,6 +130,8 @@ def circuit_result(status: int | None, kind: str | None) -> bool | None:
     None (it was never reached, or we cannot tell: not counted). The module's docstring says
     why a refusal such as 400 counts as up."""
     if status is None:
+        if kind is None:
+            return True  # a Kafka destination acknowledged the record: it is up
         return False if kind in UNANSWERED_KINDS else None
     return verdict(status, kind) is not Verdict.RETRY
 

@@ -21,6 +21,7 @@ from pymongo import UpdateOne
 from sayso_common.documents import AttemptDoc, DeliveryDoc, DeliverySource, DeliveryState
 from sayso_common.events import delivery_status_event, event_to_document
 from sayso_common.ids import new_id
+from sayso_common.kafka_destinations import is_kafka_url, lane_host
 from sayso_common.views import DeliveryStatus
 
 BODY_EXCERPT = 1024
@@ -32,7 +33,10 @@ Result = Literal["delivered", "retry", "failed"]
 
 
 def host_key(url: str) -> str:
-    """What per-host limits and circuits are keyed on: host and port, lower case."""
+    """What per-host limits and circuits are keyed on: host and port, lower case (a Kafka
+    destination's: its cluster)."""
+    if is_kafka_url(url):
+        return lane_host(url)
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     return f"{(parts.hostname or '').lower()}:{port}"

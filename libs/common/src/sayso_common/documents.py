@@ -171,6 +171,20 @@ class AgentDoc(TypedDict, total=False):
     outbox_dead: list[OutboxEntry]
 
 
+class KafkaDestinationDoc(TypedDict, total=False):
+    """An endpoint's Kafka topic (:mod:`sayso_common.kafka_destinations`)."""
+
+    topic: Required[str]
+    bootstrap: list[str] | None  # host:port servers; None: the stack's own cluster
+    security_protocol: str  # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
+    sasl_mechanism: str | None
+    username: str | None
+    # Sealed {"password"?, "caCert"?}: never shown, never logged.
+    secrets_enc: str | None
+    has_password: bool
+    has_ca_cert: bool
+
+
 class EndpointDoc(TypedDict, total=False):
     """A webhook endpoint beside the agent's own URL (:mod:`sayso_common.endpoints`): a channel's
     (``channel_id``) or a whole account's (``channel_id`` None)."""
@@ -178,7 +192,9 @@ class EndpointDoc(TypedDict, total=False):
     _id: Required[str]
     owner_id: Required[str]
     channel_id: Required[str | None]
+    # An HTTP endpoint's URL; a Kafka destination's kafka://… name (see ``kafka``).
     url: Required[str]
+    kafka: KafkaDestinationDoc | None  # set: deliveries are produced to this topic, not POSTed
     description: str | None
     event_types: list[WebhookEvent]
     # The filter as JSON text (sayso_common.filters, over sayso_common.endpoints.filter_document):

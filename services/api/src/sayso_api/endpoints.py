@@ -6,6 +6,13 @@ Each endpoint has its own signing secret, shown once (on create and on rotation)
 sealed like the agents' (:mod:`sayso_common.signing_secrets`); headers and Basic auth are sealed
 too and shown masked. The URL passes the SSRF rules when saved (the dispatcher checks it again
 at every send: DNS answers change), the filter compiles or the save gets 422 naming where.
+
+An endpoint is an HTTP URL (``url``) or a Kafka topic (``destination``, and then no ``url``:
+:mod:`sayso_common.kafka_destinations`). A new ``destination`` body field rather than a
+``kafka://`` URL: a topic on another cluster carries SASL/TLS settings that have no place in a
+URL (a password in a URL ends up in logs and shell histories), each part gets its own 422 naming
+it, and ``url`` keeps meaning "where to POST" for every client written before. Such an endpoint
+still answers with a ``url`` (``kafka:///topic``, read-only) so those clients can list it.
 """
 
 from __future__ import annotations
@@ -13,10 +20,12 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import ssl
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 from pymongo import DESCENDING, ReturnDocument
 from yarl import URL
 
@@ -25,7 +34,7 @@ from sayso_api.schemas import Headers, Out, WebhookAuthIn, _StrictIn, check_head
 from sayso_api.webhooks import LIST_LIMIT, MAX_OLD_SECRETS, DeliveryOut, delivery_out
 from sayso_common import signing_secrets
 from sayso_common.clock import as_utc, utcnow
-from sayso_common.documents import EndpointDoc, WebhookEvent
+from sayso_common.documents import EndpointDoc, KafkaDestinationDoc, WebhookEvent
 from sayso_common.endpoints import (
     DEFAULT_ENDPOINT_EVENTS,
     MAX_DESCRIPTION_CHARS,
@@ -39,6 +48,16 @@ from sayso_common.endpoints import (
 )
 from sayso_common.http_errors import ApiError, not_found
 from sayso_common.ids import new_id
+from sayso_common.kafka_destinations import (
+    MAX_BOOTSTRAP_SERVERS,
+    SaslMechanism,
+    SecurityProtocol,
+    display_url,
+    refused_bootstrap,
+    server_list,
+    split_server,
+    topic_problem,
+)
 from sayso_common.mongo import DELIVERIES, ENDPOINTS, Database, Doc, collection
 from sayso_common.secretbox import SecretBox
 from sayso_common.ssrf import AddressRefusedError, GuardedResolver, Network, ip_literal
@@ -56,8 +75,55 @@ FILTER_DOC = (
 )
 
 
+def _topic(value: str) -> str:
+    problem = topic_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _server(value: str) -> str:
+    split_server(value)  # its ValueError names what is wrong
+    return value
+
+
+class KafkaSecurityIn(_StrictIn):
+    """How to reach another cluster: SASL credentials and TLS (sealed; never shown back)."""
+
+    protocol: SecurityProtocol = Field(
+        default="PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
+    )
+    sasl_mechanism: SaslMechanism | None = Field(
+        default=None, description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; required with SASL_*"
+    )
+    username: str | None = Field(default=None, min_length=1, max_length=255)
+    password: str | None = Field(default=None, min_length=1, max_length=1024)
+    ca_cert: str | None = Field(
+        default=None,
+        max_length=65536,
+        description="PEM CA certificates the brokers are checked against (SSL, SASL_SSL); default: the system's",
+    )
+
+
+class KafkaDestinationIn(_StrictIn):
+    type: Literal["kafka"] = Field(description="kafka: deliveries are records on a Kafka topic")
+    topic: Annotated[str, AfterValidator(_topic)] = Field(description="The topic (Kafka's naming rules)")
+    bootstrap_servers: list[Annotated[str, AfterValidator(_server)]] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_BOOTSTRAP_SERVERS,
+        description="host:port of another cluster's brokers (in the allow-list); null: this cluster",
+    )
+    security: KafkaSecurityIn | None = Field(default=None, description="Only with bootstrapServers")
+
+
 class EndpointIn(_StrictIn):
-    url: str = Field(description="Where deliveries are POSTed (http or https)")
+    url: str | None = Field(
+        default=None, description="Where deliveries are POSTed (http or https); or give destination"
+    )
+    destination: KafkaDestinationIn | None = Field(
+        default=None, description="A Kafka topic to deliver to instead of a URL (then leave url out)"
+    )
     description: str | None = Field(default=None, max_length=MAX_DESCRIPTION_CHARS)
     event_types: list[WebhookEvent] = Field(
         default_factory=lambda: list(DEFAULT_ENDPOINT_EVENTS), min_length=1, max_length=10
@@ -79,9 +145,10 @@ class EndpointIn(_StrictIn):
 
 class EndpointPatch(_StrictIn):
     """The fields to change; the others stay (null clears description, filter, headers, auth,
-    rateLimit)."""
+    rateLimit). A url makes it an HTTP endpoint, a destination a Kafka one (given whole)."""
 
     url: str | None = None
+    destination: KafkaDestinationIn | None = None
     description: str | None = Field(default=None, max_length=MAX_DESCRIPTION_CHARS)
     event_types: list[WebhookEvent] | None = Field(default=None, min_length=1, max_length=10)
     filter: dict[str, Any] | None = Field(default=None, description=FILTER_DOC)
@@ -95,10 +162,28 @@ class EndpointPatch(_StrictIn):
     _headers = field_validator("headers")(check_headers)
 
 
+class KafkaSecurityOut(Out):
+    protocol: str
+    sasl_mechanism: str | None = None
+    username: str | None = None
+    password: str | None = Field(default=None, description="*** when one is set; never shown")
+    ca_cert: str | None = Field(default=None, description="*** when one is set")
+
+
+class KafkaDestinationOut(Out):
+    type: Literal["kafka"] = "kafka"
+    topic: str
+    bootstrap_servers: list[str] | None = Field(default=None, description="null: this cluster")
+    security: KafkaSecurityOut | None = None
+
+
 class EndpointOut(Out):
     id: str
     channel_id: str | None = Field(description="The channel; null for an account-wide endpoint")
-    url: str
+    url: str = Field(description="Where deliveries go: the HTTP URL, or kafka://[servers]/topic")
+    destination: KafkaDestinationOut | None = Field(
+        default=None, description="The Kafka topic deliveries go to; null for an HTTP endpoint"
+    )
     description: str | None = None
     event_types: list[str]
     filter: dict[str, Any] | None = None
@@ -129,6 +214,7 @@ def endpoint_out(doc: EndpointDoc) -> EndpointOut:
         id=doc["_id"],
         channel_id=doc["channel_id"],
         url=doc["url"],
+        destination=_destination_out(doc.get("kafka")),
         description=doc.get("description"),
         event_types=list(doc.get("event_types", DEFAULT_ENDPOINT_EVENTS)),
         filter=stored_filter(doc),
@@ -143,7 +229,95 @@ def endpoint_out(doc: EndpointDoc) -> EndpointOut:
     )
 
 
+def _destination_out(kafka: KafkaDestinationDoc | None) -> KafkaDestinationOut | None:
+    if not kafka:
+        return None
+    security = None
+    if kafka.get("bootstrap") and kafka.get("security_protocol"):
+        security = KafkaSecurityOut(
+            protocol=kafka.get("security_protocol", "PLAINTEXT"),
+            sasl_mechanism=kafka.get("sasl_mechanism"),
+            username=kafka.get("username"),
+            password="***" if kafka.get("has_password") else None,
+            ca_cert="***" if kafka.get("has_ca_cert") else None,
+        )
+    return KafkaDestinationOut(
+        topic=kafka["topic"], bootstrap_servers=kafka.get("bootstrap"), security=security
+    )
+
+
 # --- checks -----------------------------------------------------------------------------------
+
+
+def _invalid(field: str, message: str) -> ApiError:
+    return ApiError(422, "validation_error", f"{field}: {message}", field)
+
+
+def check_destination(dest: KafkaDestinationIn, own_bootstrap: str, allowed_hosts: list[str]) -> None:
+    """422 naming the field for what the body's shape cannot say: security settings that do not
+    fit together, a CA that does not load, a cluster not in the allow-list."""
+    servers = dest.bootstrap_servers
+    security = dest.security
+    if servers is None:
+        if security is not None:
+            raise _invalid(
+                "destination.security", "only with bootstrapServers (this cluster uses its own settings)"
+            )
+        return
+    if security is not None:
+        sasl = security.protocol.startswith("SASL_")
+        for name, value in (
+            ("saslMechanism", security.sasl_mechanism),
+            ("username", security.username),
+            ("password", security.password),
+        ):
+            if sasl and value is None:
+                raise _invalid(f"destination.security.{name}", f"required with protocol {security.protocol}")
+            if not sasl and value is not None:
+                raise _invalid(
+                    f"destination.security.{name}", "only with protocol SASL_PLAINTEXT or SASL_SSL"
+                )
+        if security.ca_cert is not None:
+            if not security.protocol.endswith("SSL"):
+                raise _invalid("destination.security.caCert", "only with protocol SSL or SASL_SSL")
+            try:
+                ssl.create_default_context(cadata=security.ca_cert)
+            except (ssl.SSLError, ValueError):
+                raise _invalid("destination.security.caCert", "is not a PEM certificate") from None
+    refused = refused_bootstrap(servers, server_list(own_bootstrap), allowed_hosts)
+    if refused:
+        raise ApiError(422, "destination_refused", f"refused: {refused}", "destination.bootstrapServers")
+
+
+def kafka_doc(box: SecretBox, dest: KafkaDestinationIn) -> KafkaDestinationDoc:
+    """How a destination is stored: the password and CA sealed, the rest in the clear."""
+    security = dest.security
+    doc: KafkaDestinationDoc = {"topic": dest.topic, "bootstrap": dest.bootstrap_servers}
+    if dest.bootstrap_servers is None:
+        return doc
+    if security is None:
+        security = KafkaSecurityIn()
+    secrets: dict[str, str] = {}
+    if security.password is not None:
+        secrets["password"] = security.password
+    if security.ca_cert is not None:
+        secrets["caCert"] = security.ca_cert
+    doc |= {
+        "security_protocol": security.protocol,
+        "sasl_mechanism": security.sasl_mechanism,
+        "username": security.username,
+        "secrets_enc": box.seal(json.dumps(secrets)) if secrets else None,
+        "has_password": security.password is not None,
+        "has_ca_cert": security.ca_cert is not None,
+    }
+    return doc
+
+
+def _where(url: str | None, destination: KafkaDestinationIn | None) -> None:
+    if url is not None and destination is not None:
+        raise _invalid("destination", "give url (an HTTP endpoint) or destination (a Kafka topic), not both")
+    if url is None and destination is None:
+        raise _invalid("url", "required (or destination, for a Kafka topic)")
 
 
 def check_filter(spec: dict[str, Any] | None) -> None:
@@ -202,17 +376,39 @@ async def _own_scope(db: Database, owner_id: str, channel_id: str | None) -> Non
 # --- operations -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Reach:
+    """Where endpoints may send: the SSRF allow-list (HTTP), this cluster's bootstrap and the
+    other clusters' allowed hosts (Kafka)."""
+
+    networks: list[Network]
+    own_bootstrap: str = ""
+    kafka_hosts: list[str] = field(default_factory=list)
+
+
+async def _vet(
+    reach: Reach, url: str | None, destination: KafkaDestinationIn | None, auth: WebhookAuthIn | None
+) -> None:
+    if destination is not None:
+        check_destination(destination, reach.own_bootstrap, reach.kafka_hosts)
+        if auth is not None:
+            raise _invalid("auth", "HTTP Basic credentials do not apply to a Kafka destination")
+    elif url is not None:
+        await vet_url(url, reach.networks)
+
+
 async def create_endpoint(
     db: Database,
     box: SecretBox,
-    allowed: list[Network],
+    reach: Reach,
     owner_id: str,
     channel_id: str | None,
     body: EndpointIn,
 ) -> EndpointCreated:
     await _own_scope(db, owner_id, channel_id)
+    _where(body.url, body.destination)
     check_filter(body.filter)
-    await vet_url(body.url, allowed)
+    await _vet(reach, body.url, body.destination, body.auth)
     coll = collection(db, ENDPOINTS)
     if await coll.count_documents(_scope(owner_id, channel_id), limit=MAX_ENDPOINTS) >= MAX_ENDPOINTS:
         where = "this channel" if channel_id else "this account (account-wide)"
@@ -225,7 +421,8 @@ async def create_endpoint(
         "_id": new_id("ep"),
         "owner_id": owner_id,
         "channel_id": channel_id,
-        "url": body.url,
+        "url": body.url or "",
+        "kafka": None,
         "description": body.description,
         "event_types": list(body.event_types),
         "filter_json": filter_json(body.filter),
@@ -239,6 +436,9 @@ async def create_endpoint(
     }
     doc["headers_enc"], doc["header_names"] = _sealed_headers(box, body.headers)
     doc["auth_enc"], doc["auth_username"] = _sealed_auth(box, body.auth)
+    if body.destination is not None:
+        doc["kafka"] = kafka_doc(box, body.destination)
+        doc["url"] = display_url(body.destination.topic, body.destination.bootstrap_servers)
     await coll.insert_one(doc)
     return EndpointCreated(secret=secret, **endpoint_out(doc).model_dump())
 
@@ -260,21 +460,36 @@ async def get_endpoint(db: Database, owner_id: str, channel_id: str | None, endp
 async def patch_endpoint(
     db: Database,
     box: SecretBox,
-    allowed: list[Network],
+    reach: Reach,
     owner_id: str,
     channel_id: str | None,
     endpoint_id: str,
     body: EndpointPatch,
 ) -> EndpointOut:
-    await _own_scope(db, owner_id, channel_id)
     given = body.model_fields_set
     update: Doc = {"updated_at": utcnow()}
-    for name in ("url", "event_types", "format", "disabled"):
+    for name in ("url", "destination", "event_types", "format", "disabled"):
         if name in given and getattr(body, name) is None:
             raise ApiError(422, "validation_error", f"{_camel(name)} cannot be null", _camel(name))
-    if "url" in given and body.url is not None:
-        await vet_url(body.url, allowed)
+    if body.url is not None and body.destination is not None:
+        _where(body.url, body.destination)
+    current = await get_endpoint(db, owner_id, channel_id, endpoint_id)
+    # What it will be after the change: a Kafka one takes no Basic auth.
+    kafka_after = body.destination is not None or (body.url is None and bool(current.get("kafka")))
+    auth_after = body.auth if "auth" in given else None
+    if kafka_after and auth_after is None and "auth" not in given and current.get("auth_enc"):
+        raise _invalid("auth", "HTTP Basic credentials do not apply to a Kafka destination: set auth to null")
+    if kafka_after and body.destination is None:
+        if auth_after is not None:
+            raise _invalid("auth", "HTTP Basic credentials do not apply to a Kafka destination")
+    else:
+        await _vet(reach, body.url, body.destination, auth_after)
+    if body.url is not None:
         update["url"] = body.url
+        update["kafka"] = None
+    if body.destination is not None:
+        update["kafka"] = kafka_doc(box, body.destination)
+        update["url"] = display_url(body.destination.topic, body.destination.bootstrap_servers)
     if "filter" in given:
         check_filter(body.filter)
         update["filter_json"] = filter_json(body.filter)
@@ -292,7 +507,7 @@ async def patch_endpoint(
             "disabled": body.disabled,
             "disabled_reason": "disabled by owner" if body.disabled else None,
         }
-    elif "url" in given:
+    elif "url" in given or "destination" in given:
         # A new URL lifts a disable caused by a 410 answer, as for an agent's default URL.
         update |= {"disabled": False, "disabled_reason": None}
     doc = await collection(db, ENDPOINTS).find_one_and_update(

@@ -6,6 +6,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
+from sayso_common.kafka_destinations import check_allowed_hosts
 from sayso_common.settings import CircuitSettings
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -81,4 +82,10 @@ class ApiSettings(CircuitSettings):
     # webhook endpoint the dispatcher would refuse is refused when it is saved.
     dispatcher_allowed_networks: Annotated[list[Network], NoDecode] = Field(default_factory=list)
 
+    # The bootstrap hosts a Kafka endpoint on another cluster may name (SAYSO_DISPATCHER_KAFKA_ALLOWED_HOSTS),
+    # read here too so a destination the dispatcher would refuse is refused when it is saved.
+    dispatcher_kafka_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
     _networks = field_validator("dispatcher_allowed_networks", mode="before")(_split)
+    _kafka_hosts = field_validator("dispatcher_kafka_allowed_hosts", mode="before")(_split)
+    _kafka_hosts_shape = field_validator("dispatcher_kafka_allowed_hosts")(check_allowed_hosts)

@@ -79,6 +79,7 @@ def create_app(settings: DispatcherSettings) -> Starlette:
             "agents": agents.watch(),
             "endpoints": worker.endpoints.watch(),
             "gauges": worker.gauge_loop(),
+            "kafka-producers": loops.every("idle Kafka producers", 30.0, worker.kafka.close_idle),
             "reconcile": loops.every("reconciliation", interval, reconcile, wait_first=True),
             "fetch-gate": run_gate(runtime.db, group.consumers, settings),
         }
@@ -87,6 +88,7 @@ def create_app(settings: DispatcherSettings) -> Starlette:
             async with group.running(background, drain=lambda: worker.close(grace=5.0)):
                 yield
         finally:
+            await worker.kafka.close()
             await sender.close()
             await runtime.close()
 

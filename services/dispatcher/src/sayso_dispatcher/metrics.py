@@ -11,8 +11,10 @@ DELIVERIES = Counter(
 )
 ATTEMPTS = Counter(
     "sayso_webhook_attempts_total",
-    "HTTP attempts, by result",
-    ["result"],  # an answer's status class (1xx..5xx), else its sayso_common.attempts.ErrorKind
+    "Webhook attempts (HTTP requests and Kafka sends), by result",
+    # An answer's status class (1xx..5xx), else its sayso_common.attempts.ErrorKind, or
+    # "acknowledged" for a record a Kafka destination took.
+    ["result"],
 )
 ATTEMPT_SECONDS = Histogram(
     "sayso_webhook_attempt_seconds",

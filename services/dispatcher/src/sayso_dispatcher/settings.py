@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from sayso_common.attempts import RETRY_AFTER_MAX, WEBHOOK_SCHEDULE
+from sayso_common.kafka_destinations import check_allowed_hosts
 from sayso_common.settings import CircuitSettings
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -57,6 +58,12 @@ class DispatcherSettings(CircuitSettings):
     # DNS servers the guard resolves with ("10.0.0.2, 10.0.0.3:5353"); empty = the system resolver.
     # Pin them when the system resolver is not one you trust to answer every lookup.
     dispatcher_dns_servers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Kafka endpoints on another cluster: the bootstrap hosts they may name ("kafka.example.com,
+    # 10.0.0.5:9093": a host, any port, or host:port). Empty: only this cluster's own topics.
+    dispatcher_kafka_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # A producer for another cluster unused this long is closed (they are cached per bootstrap
+    # servers and security settings).
+    dispatcher_kafka_idle_seconds: float = Field(default=300.0, gt=0)
     # Circuit breaker per host: SAYSO_DISPATCHER_CIRCUIT_* (see CircuitSettings).
     # Longest the due-delivery sweep sleeps when nothing tells it of earlier work.
     dispatcher_sweep_interval_seconds: float = Field(default=5.0, gt=0)
@@ -77,6 +84,8 @@ class DispatcherSettings(CircuitSettings):
     _schedule = field_validator("dispatcher_retry_schedule", mode="before")(_split)
     _networks = field_validator("dispatcher_allowed_networks", mode="before")(_split)
     _dns = field_validator("dispatcher_dns_servers", mode="before")(_split)
+    _kafka_hosts = field_validator("dispatcher_kafka_allowed_hosts", mode="before")(_split)
+    _kafka_hosts_shape = field_validator("dispatcher_kafka_allowed_hosts")(check_allowed_hosts)
 
     @field_validator("dispatcher_retry_schedule")
     @classmethod

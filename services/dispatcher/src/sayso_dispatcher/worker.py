@@ -25,8 +25,9 @@ from sayso_common import attempts, loops, otel, tracing
 from sayso_common.attempts import ErrorKind, RetryPolicy, Verdict
 from sayso_common.clock import as_utc, utcnow
 from sayso_common.deliveries import REVIEW_EVENTS, Attempt, Result, new_delivery, record_attempt
-from sayso_common.documents import AgentDoc, DeliveryDoc
+from sayso_common.documents import AgentDoc, DeliveryDoc, KafkaDestinationDoc
 from sayso_common.events import Event
+from sayso_common.kafka_destinations import is_kafka_url
 from sayso_common.mongo import AGENTS, DELIVERIES, ENDPOINTS, MESSAGES, Database, collection, untyped
 from sayso_common.webhook_signature import RESERVED_HEADERS
 from sayso_dispatcher import metrics
@@ -35,6 +36,7 @@ from sayso_dispatcher.circuit import Breakers, State
 from sayso_dispatcher.endpoints import EndpointDirectory
 from sayso_dispatcher.lanes import Lanes
 from sayso_dispatcher.payload import body_for, format_of, render
+from sayso_dispatcher.producers import KafkaDestinations
 from sayso_dispatcher.ratelimit import EndpointRates, spread
 from sayso_dispatcher.sender import Sender
 from sayso_dispatcher.settings import DispatcherSettings
@@ -77,6 +79,28 @@ def lane_key(doc: DeliveryDoc) -> str:
     return f"{doc['owner_id']}|{doc['host']}"
 
 
+def _span_of(
+    doc: DeliveryDoc, method: str, kafka: KafkaDestinationDoc | None
+) -> tuple[str, otel.Kind, dict[str, str]]:
+    """The name, kind and attributes of an attempt's span: an HTTP request, or a Kafka send."""
+    if kafka is not None:
+        topic = kafka["topic"]
+        return (
+            f"send {topic}",
+            otel.Kind.PRODUCER,
+            {
+                "messaging.system": "kafka",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": topic,
+            },
+        )
+    return (
+        method,
+        otel.Kind.CLIENT,
+        {"http.request.method": method, "server.address": URL(doc["url"]).host or ""},
+    )
+
+
 class EndpointGoneError(RuntimeError):
     """The delivery's endpoint was deleted or disabled after the delivery was made."""
 
@@ -108,11 +132,14 @@ class Worker:
         sender: Sender,
         instance: str,
         endpoints: EndpointDirectory | None = None,
+        kafka: KafkaDestinations | None = None,
     ) -> None:
         self._settings = settings
         self._db = db
         self._agents = agents
         self.endpoints = endpoints or EndpointDirectory(db, agents.open)
+        # Endpoints whose destination is a Kafka topic; producers are made on first use.
+        self.kafka = kafka or KafkaDestinations(settings, agents.open, instance)
         self._rates = EndpointRates(db)
         self._sender = sender
         self.instance = instance
@@ -352,11 +379,17 @@ class Worker:
                 else f"disabled ({endpoint.get('disabled_reason') or 'by owner'})"
             )
             return self._refused(f"the endpoint was {why}")
+        secrets = self.endpoints.secrets(endpoint, utcnow())
+        if is_kafka_url(doc["url"]):
+            kafka = endpoint.get("kafka")
+            if not kafka:
+                return self._refused("the endpoint is no longer a Kafka destination")
+            return await self._send_with(doc, {}, secrets, kafka)
         try:
             auth = self.endpoints.basic_auth(endpoint)
         except (ValueError, TypeError):
             raise UnreadableSecretError("the endpoint's stored auth cannot be opened") from None
-        return await self._send_with(doc, auth, self.endpoints.secrets(endpoint, utcnow()))
+        return await self._send_with(doc, auth, secrets)
 
     def _refused(self, why: str) -> Attempt:
         # Not attempted, and not worth retrying: an invalid request fails at once.
@@ -365,7 +398,13 @@ class Worker:
             error=why, body=None, by=self._sender.instance_name,
         )  # fmt: skip
 
-    async def _send_with(self, doc: DeliveryDoc, auth: dict[str, str], secrets: list[str]) -> Attempt:
+    async def _send_with(
+        self,
+        doc: DeliveryDoc,
+        auth: dict[str, str],
+        secrets: list[str],
+        kafka: KafkaDestinationDoc | None = None,
+    ) -> Attempt:
         try:
             stored = self._agents.headers(doc.get("headers_enc"))
         except (ValueError, TypeError):
@@ -380,22 +419,27 @@ class Worker:
         extra = {**auth, **custom}
         method = doc.get("method", "POST")
         if otel.active():
-            attributes = {"http.request.method": method, "server.address": URL(doc["url"]).host or ""}
-            with otel.current(method, tracing.CURRENT.get(), otel.Kind.CLIENT, attributes) as span:
+            name, kind, attributes = _span_of(doc, method, kafka)
+            with otel.current(name, tracing.CURRENT.get(), kind, attributes) as span:
                 if (own := otel.traceparent_of(span)) is not None:
                     extra["traceparent"] = own  # the receiver's parent is this request
-                attempt = await self._post(doc, secrets, extra)
+                attempt = await self._post(doc, secrets, extra, kafka)
                 if attempt.status_code is not None:
                     span.set_attribute("http.response.status_code", attempt.status_code)
                 return attempt
         if doc.get("traceparent"):
             # The receiver's span is a child of the request that caused the event.
             extra["traceparent"] = tracing.child(doc["traceparent"])
-        return await self._post(doc, secrets, extra)
+        return await self._post(doc, secrets, extra, kafka)
 
-    async def _post(self, doc: DeliveryDoc, secrets: list[str], extra: dict[str, str]) -> Attempt:
+    async def _post(
+        self, doc: DeliveryDoc, secrets: list[str], extra: dict[str, str], kafka: KafkaDestinationDoc | None
+    ) -> Attempt:
         body = doc["body"].encode()
         headers = signed_headers(doc["event_id"], int(time.time()), body, secrets, extra)
+        if kafka is not None:
+            # Keyed by channel: one channel's events land on one partition, in order.
+            return await self.kafka.produce(kafka, doc["channel_id"].encode(), body, headers)
         return await self._sender.post(doc["url"], doc.get("method", "POST"), body, headers)
 
     async def _record(
@@ -439,7 +483,7 @@ class Worker:
     def _observe(
         self, doc: DeliveryDoc, status: int | None, kind: str | None, duration_ms: float, at: datetime
     ) -> None:
-        metrics.ATTEMPTS.labels(attempts.StatusClass.of(status) if status else (kind or "error")).inc()
+        metrics.ATTEMPTS.labels(attempts.StatusClass.of(status) if status else (kind or "acknowledged")).inc()
         metrics.ATTEMPT_SECONDS.observe(duration_ms / 1000)
         if doc.get("attempt_count", 0) == 0 and isinstance(doc.get("event_at"), datetime):
             metrics.EVENT_TO_WEBHOOK_SECONDS.observe(max(0.0, (at - as_utc(doc["event_at"])).total_seconds()))

@@ -21,6 +21,15 @@ def _retention(ctx: Ctx) -> timedelta:
     return timedelta(days=ctx.settings.retention_days)
 
 
+def _reach(ctx: Ctx) -> endpoints.Reach:
+    settings = ctx.settings
+    return endpoints.Reach(
+        settings.dispatcher_allowed_networks,
+        settings.kafka_bootstrap,
+        settings.dispatcher_kafka_allowed_hosts,
+    )
+
+
 def _grace(ctx: Ctx) -> timedelta:
     return timedelta(seconds=ctx.settings.webhook_rotation_grace_seconds)
 
@@ -36,8 +45,7 @@ async def create_channel_endpoint(
 ) -> EndpointCreated:
     """Add an endpoint: the channel's events of its types that pass its filter are delivered to it
     too, besides the agent's own webhook URL. The response carries its signing secret once."""
-    allowed = ctx.settings.dispatcher_allowed_networks
-    return await endpoints.create_endpoint(ctx.db, ctx.box, allowed, who.owner_id, agent_id, body)
+    return await endpoints.create_endpoint(ctx.db, ctx.box, _reach(ctx), who.owner_id, agent_id, body)
 
 
 @router.get("/agents/{agent_id}/endpoints", response_model=DataList[EndpointOut])
@@ -56,8 +64,9 @@ async def get_channel_endpoint(
 async def patch_channel_endpoint(
     agent_id: str, endpoint_id: str, body: EndpointPatch, who: CurrentPrincipal, ctx: Ctx
 ) -> EndpointOut:
-    allowed = ctx.settings.dispatcher_allowed_networks
-    return await endpoints.patch_endpoint(ctx.db, ctx.box, allowed, who.owner_id, agent_id, endpoint_id, body)
+    return await endpoints.patch_endpoint(
+        ctx.db, ctx.box, _reach(ctx), who.owner_id, agent_id, endpoint_id, body
+    )
 
 
 @router.delete("/agents/{agent_id}/endpoints/{endpoint_id}", response_model=DeletedOut)
@@ -120,8 +129,7 @@ async def replay_channel_endpoint(
 @router.post("/endpoints", status_code=201, response_model=EndpointCreated, responses={422: {}})
 async def create_account_endpoint(body: EndpointIn, who: CurrentPrincipal, ctx: Ctx) -> EndpointCreated:
     """Add an account-wide endpoint: it receives the events of every channel you own."""
-    allowed = ctx.settings.dispatcher_allowed_networks
-    return await endpoints.create_endpoint(ctx.db, ctx.box, allowed, who.owner_id, None, body)
+    return await endpoints.create_endpoint(ctx.db, ctx.box, _reach(ctx), who.owner_id, None, body)
 
 
 @router.get("/endpoints", response_model=DataList[EndpointOut])
@@ -138,8 +146,7 @@ async def get_account_endpoint(endpoint_id: str, who: CurrentPrincipal, ctx: Ctx
 async def patch_account_endpoint(
     endpoint_id: str, body: EndpointPatch, who: CurrentPrincipal, ctx: Ctx
 ) -> EndpointOut:
-    allowed = ctx.settings.dispatcher_allowed_networks
-    return await endpoints.patch_endpoint(ctx.db, ctx.box, allowed, who.owner_id, None, endpoint_id, body)
+    return await endpoints.patch_endpoint(ctx.db, ctx.box, _reach(ctx), who.owner_id, None, endpoint_id, body)
 
 
 @router.delete("/endpoints/{endpoint_id}", response_model=DeletedOut)
