@@ -71,17 +71,19 @@ def describe(kind: ErrorKind, exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:500] if text else type(exc).__name__
 
 
-def producer_key(destination: KafkaDestinationDoc) -> ProducerKey:
-    """Endpoints that name the same cluster with the same settings share a producer. The sealed
-    secrets are hashed (their text differs per seal, and the key is kept in memory)."""
+def producer_key(destination: KafkaDestinationDoc, opener: Callable[[str], str]) -> ProducerKey:
+    """Endpoints that name the same cluster with the same settings share a producer. The opened
+    secrets go into a hash (the key stays in memory; the same secrets sealed twice read
+    differently)."""
     servers = tuple(destination.get("bootstrap") or ())
     if not servers:
         return ((), "")
+    sealed = destination.get("secrets_enc")
     settings = [
         destination.get("security_protocol") or "PLAINTEXT",
         destination.get("sasl_mechanism"),
         destination.get("username"),
-        destination.get("secrets_enc"),
+        opener(sealed) if sealed else None,
     ]
     return servers, hashlib.sha256(json.dumps(settings).encode()).hexdigest()
 
@@ -144,7 +146,8 @@ class KafkaDestinations:
             refused = refused_bootstrap(servers, self._own, self._allowed)
             if refused:
                 return done(ErrorKind.SSRF, f"refused: {refused}")
-        record_headers = [(name, value.encode()) for name, value in headers.items()]
+        # Lower-case names: record headers are matched exactly, and HTTP's are any case.
+        record_headers = [(name.lower(), value.encode()) for name, value in headers.items()]
         try:
             async with asyncio.timeout(self._timeout):
                 producer = await self._producer(destination)
@@ -157,7 +160,7 @@ class KafkaDestinations:
         return done()
 
     async def _producer(self, destination: KafkaDestinationDoc) -> AIOKafkaProducer:
-        key = producer_key(destination)
+        key = producer_key(destination, self._open)
         cached = self._producers.get(key)
         if cached is None:
             # One start per cluster at a time: deliveries that arrive together share it.
