@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 import sayso
 from tests.clients.test_cli import cli_env, run
 from tests.dispatcher.flows import answered
+from tests.dispatcher.test_kafka_destinations import create_topic, reading, records
 from tests.support.receiver import Receiver
 from tests.support.stack import Owner, RunningStack, eventually
 
@@ -148,3 +150,72 @@ async def test_cli_endpoints_add_list_rotate_rm(
     code, _, err = await run(env, "endpoints", "add", "http://10.0.0.1/x")
     assert code == 4
     assert "field url" in err
+
+
+async def test_sdk_creates_a_kafka_endpoint_and_verifies_its_records(
+    stack: RunningStack, owner: Owner
+) -> None:
+    topic = f"sdk-{secrets.token_hex(4)}"
+    await create_topic(stack.kafka_bootstrap, topic)
+    agent = await owner.create_agent()
+    with sayso.Client(stack.url, owner.api_key) as client:
+        made = await asyncio.to_thread(
+            client.create_endpoint, channel=agent["id"], destination=sayso.kafka_destination(topic)
+        )
+        with pytest.raises(sayso.ValidationError) as caught:
+            await asyncio.to_thread(
+                client.create_endpoint,
+                channel=agent["id"],
+                destination=sayso.kafka_destination(topic, ["kafka.example.com:9092"]),
+            )
+    assert caught.value.field == "destination.bootstrapServers"
+    assert made.url == f"kafka:///{topic}"
+    assert made.destination == {"type": "kafka", "topic": topic, "bootstrapServers": None, "security": None}
+    assert made.secret is not None
+    msg = await answered(owner, agent["id"])
+    async with reading(stack.kafka_bootstrap, topic) as consumer:
+        [record] = await records(consumer, 1)
+    # A Kafka record's headers (name, bytes pairs) as they come.
+    body = sayso.verify_webhook(record.value, record.headers, made.secret)
+    assert body["message_id"] == msg["id"]
+    with pytest.raises(sayso.WebhookVerificationError):
+        sayso.verify_webhook(record.value + b" ", record.headers, made.secret)
+
+
+async def test_cli_adds_a_kafka_endpoint_with_sealed_credentials(stack: RunningStack, owner: Owner) -> None:
+    agent = await owner.create_agent()
+    env = cli_env(stack, owner, SAYSO_DEFAULT_CHANNEL=agent["id"], KAFKA_PASSWORD="cli-secret-pw")
+    sasl = (
+        "--kafka-bootstrap", "127.0.0.1:19092", "--kafka-protocol", "SASL_PLAINTEXT",
+        "--kafka-sasl-mechanism", "SCRAM-SHA-256", "--kafka-username", "svc",
+    )  # fmt: skip
+    code, out, err = await run(
+        env,
+        "endpoints",
+        "add",
+        "--kafka-topic",
+        "team.reviews",
+        *sasl,
+        "--kafka-password-env",
+        "KAFKA_PASSWORD",
+    )
+    assert code == 0, err
+    endpoint_id = out.strip()
+    assert endpoint_id.startswith("ep_")
+    code, out, _ = await run(env, "endpoints", "list")
+    assert out.startswith(f"{endpoint_id}  kafka://127.0.0.1:19092/team.reviews")
+    code, out, _ = await run(env, "--json", "endpoints", "list")
+    [listed] = json.loads(out)
+    assert listed["destination"]["security"] == {
+        "protocol": "SASL_PLAINTEXT", "saslMechanism": "SCRAM-SHA-256", "username": "svc", "password": "***",
+        "caCert": None,
+    }  # fmt: skip
+    assert "cli-secret-pw" not in out
+    code, _, err = await run(
+        env, "endpoints", "add", "--kafka-topic", "t", *sasl, "--kafka-password-env", "UNSET_VAR"
+    )
+    assert code == 4
+    assert "UNSET_VAR is not set" in err
+    code, _, err = await run(env, "endpoints", "add", "--kafka-topic", "bad topic")
+    assert code == 4
+    assert "field destination.topic" in err

@@ -22,6 +22,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 import sayso
@@ -233,7 +234,32 @@ def build_parser() -> Parser:
         "add", "Add an endpoint; prints its id (its signing secret, shown once, goes to stderr)"
     )
     # Not "url": that is the server's (--url).
-    hook_add.add_argument("endpoint_url", metavar="URL", help="where deliveries are POSTed")
+    hook_add.add_argument(
+        "endpoint_url", metavar="URL", nargs="?", help="where deliveries are POSTed (or give --kafka-topic)"
+    )
+    hook_add.add_argument(
+        "--kafka-topic", metavar="TOPIC", help="deliver to this Kafka topic instead of a URL"
+    )
+    hook_add.add_argument(
+        "--kafka-bootstrap",
+        metavar="HOST:PORT",
+        action="append",
+        help="another cluster's broker (repeatable; default: the server's own cluster)",
+    )
+    hook_add.add_argument(
+        "--kafka-protocol",
+        choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
+        help="its security protocol",
+    )
+    hook_add.add_argument("--kafka-sasl-mechanism", choices=("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"))
+    hook_add.add_argument("--kafka-username")
+    # A password on the command line would show in ps and shell histories: it comes from the environment.
+    hook_add.add_argument(
+        "--kafka-password-env", metavar="VAR", help="the environment variable holding the SASL password"
+    )
+    hook_add.add_argument(
+        "--kafka-ca-file", metavar="PEM", type=Path, help="CA certificates to check the brokers with"
+    )
     hook_add.add_argument("--description")
     hook_add.add_argument(
         "--event",
@@ -513,6 +539,8 @@ class Cli:
                     "format": args.format,
                     "rate_limit": args.rate_limit,
                 }
+                if args.kafka_topic is not None:
+                    fields["destination"] = self._kafka_destination()
                 made = client.create_endpoint(
                     args.endpoint_url, channel, **{k: v for k, v in fields.items() if v is not None}
                 )
@@ -534,8 +562,31 @@ class Cli:
         elif found:
             self.out.write("".join(render.endpoint_line(e) + "\n" for e in found))
         else:
-            self.err.write("no endpoints yet: sayso endpoints add URL\n")
+            self.err.write("no endpoints yet: sayso endpoints add URL (or --kafka-topic TOPIC)\n")
         return 0
+
+    def _kafka_destination(self) -> dict[str, Any]:
+        args = self.args
+        password = None
+        if args.kafka_password_env:
+            password = config.env(args.kafka_password_env)
+            if not password:
+                raise sayso.ConfigurationError(f"--kafka-password-env: {args.kafka_password_env} is not set")
+        ca_cert = None
+        if args.kafka_ca_file is not None:
+            try:
+                ca_cert = args.kafka_ca_file.read_text()
+            except OSError as exc:
+                raise sayso.ConfigurationError(f"--kafka-ca-file: {exc.strerror or exc}") from None
+        return sayso.kafka_destination(
+            args.kafka_topic,
+            args.kafka_bootstrap,
+            protocol=args.kafka_protocol,
+            sasl_mechanism=args.kafka_sasl_mechanism,
+            username=args.kafka_username,
+            password=password,
+            ca_cert=ca_cert,
+        )
 
     def audit(self) -> int:
         args = self.args

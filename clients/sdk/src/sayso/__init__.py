@@ -10,6 +10,7 @@
 from sayso.aio import AsyncClient
 from sayso.approval import Denied, DigestMismatch, action_digest, require_approval
 from sayso.client import Client
+from sayso.destinations import kafka_destination
 from sayso.errors import (
     ApiError,
     BadRequest,
@@ -149,6 +150,7 @@ __all__ = [
     "WebhookVerificationError",
     "__version__",
     "action_digest",
+    "kafka_destination",
     "require_approval",
     "verify_webhook",
 ]

@@ -376,11 +376,15 @@ class AsyncClient:
 
     # ── webhook endpoints and the pull feed ─────────────────────────────────────────────────
 
-    async def create_endpoint(self, url: str, channel: str | None = None, **fields: Any) -> Endpoint:
-        """Add a webhook endpoint to ``channel`` (None: every channel of the account). Fields:
+    async def create_endpoint(
+        self, url: str | None = None, channel: str | None = None, **fields: Any
+    ) -> Endpoint:
+        """Add a webhook endpoint to ``channel`` (None: every channel of the account): ``url``
+        (HTTP), or ``destination=kafka_destination(…)`` for a Kafka topic instead. Fields:
         description, event_types, filter, format, headers, auth, rate_limit, disabled. The answer
         carries its signing secret (``secret``) this once."""
-        return await self.run(calls.create_endpoint(channel, {"url": url, **camel(fields)}))
+        body = camel(fields) if url is None else {"url": url, **camel(fields)}
+        return await self.run(calls.create_endpoint(channel, body))
 
     async def list_endpoints(self, channel: str | None = None) -> list[Endpoint]:
         return await self.run(calls.list_endpoints(channel))

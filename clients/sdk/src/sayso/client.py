@@ -425,11 +425,13 @@ class Client:
 
     # ── webhook endpoints and the pull feed ─────────────────────────────────────────────────
 
-    def create_endpoint(self, url: str, channel: str | None = None, **fields: Any) -> Endpoint:
-        """Add a webhook endpoint to ``channel`` (None: every channel of the account). Fields:
+    def create_endpoint(self, url: str | None = None, channel: str | None = None, **fields: Any) -> Endpoint:
+        """Add a webhook endpoint to ``channel`` (None: every channel of the account): ``url``
+        (HTTP), or ``destination=kafka_destination(…)`` for a Kafka topic instead. Fields:
         description, event_types, filter, format, headers, auth, rate_limit, disabled. The answer
         carries its signing secret (``secret``) this once."""
-        return self.run(calls.create_endpoint(channel, {"url": url, **camel(fields)}))
+        body = camel(fields) if url is None else {"url": url, **camel(fields)}
+        return self.run(calls.create_endpoint(channel, body))
 
     def list_endpoints(self, channel: str | None = None) -> list[Endpoint]:
         return self.run(calls.list_endpoints(channel))

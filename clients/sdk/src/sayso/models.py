@@ -428,7 +428,8 @@ class Endpoint(ApiModel):
 
     id: str
     channel_id: str | None = None
-    url: str
+    url: str  # a Kafka destination's reads kafka://[servers]/topic
+    destination: dict[str, Any] | None = None  # a Kafka topic (see kafka_destination); None: HTTP
     description: str | None = None
     event_types: list[str]
     filter: dict[str, Any] | None = None

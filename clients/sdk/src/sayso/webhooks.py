@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sayso.errors import WebhookVerificationError
@@ -40,9 +40,22 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(mac.digest()).decode()
 
 
+Headers = Mapping[str, str] | Iterable[tuple[str, str | bytes]]
+
+
+def _lowered(headers: Headers) -> dict[str, str]:
+    """Header names in lower case: from a mapping (HTTP), or from (name, value) pairs with
+    ``bytes`` values, as a Kafka record's ``headers`` are."""
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    return {
+        name.lower(): value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+        for name, value in pairs
+    }
+
+
 def verify_webhook(
     body: bytes | str,
-    headers: Mapping[str, str],
+    headers: Headers,
     secret: str | Sequence[str],
     *,
     tolerance: float = TOLERANCE_SECONDS,
@@ -52,10 +65,13 @@ def verify_webhook(
     (with ``.reason``) if it was forged, altered, replayed late or is missing its headers.
 
     ``body`` must be the raw bytes received (re-serialised JSON would not match). ``headers``
-    may be any mapping (names are matched without regard to case). ``secret`` is the agent's
-    ``whsec_…`` secret, or a list of them during a rotation.
+    may be any mapping (names are matched without regard to case), or a Kafka record's
+    ``headers`` (pairs of name and bytes) for an endpoint whose destination is a topic.
+    ``secret`` is the agent's (or the endpoint's) ``whsec_…`` secret, or a list of them during a
+    rotation. A consumer that reads a topic's backlog passes a ``tolerance`` as long as the
+    backlog may be old (records keep the timestamp of their send).
     """
-    lowered = {k.lower(): v for k, v in headers.items()}
+    lowered = _lowered(headers)
     msg_id = lowered.get("webhook-id")
     stamp = lowered.get("webhook-timestamp")
     offered = lowered.get("webhook-signature")
