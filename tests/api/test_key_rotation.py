@@ -98,6 +98,25 @@ async def test_rotate_secrets_command(infra: Infra) -> None:
                 },
             )
             assert endpoint.status_code == 201, endpoint.text
+            sasl = {
+                "protocol": "SASL_PLAINTEXT",
+                "saslMechanism": "PLAIN",
+                "username": "u",
+                "password": "kafka-pw",
+            }
+            topic = await client.post(
+                f"/api/v1/agents/{made.json()['id']}/endpoints",
+                headers=agent_headers,
+                json={
+                    "destination": {
+                        "type": "kafka",
+                        "topic": "t",
+                        "bootstrapServers": ["127.0.0.1:9"],
+                        "security": sasl,
+                    }
+                },
+            )
+            assert topic.status_code == 201, topic.text
     finally:
         api.stop()
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongo_url, tz_aware=True)
@@ -124,7 +143,7 @@ async def test_rotate_secrets_command(infra: Infra) -> None:
         assert "agents: 1 documents re-sealed" in done.stdout
         assert "triggers: 1 documents re-sealed" in done.stdout
         assert "deleted_agents: 1 documents re-sealed" in done.stdout
-        assert "endpoints: 1 documents re-sealed" in done.stdout
+        assert "endpoints: 2 documents re-sealed" in done.stdout
         only_new = SecretBox(NEW)
         gone = await db.deleted_agents.find_one({"_id": "agt_deleted"})
         assert gone is not None
@@ -142,6 +161,9 @@ async def test_rotate_secrets_command(infra: Infra) -> None:
         assert [only_new.open(s["secret_enc"]) for s in stored["signing_secrets"]] == [
             endpoint.json()["secret"]
         ]
+        kafka = await db.endpoints.find_one({"_id": topic.json()["id"]})
+        assert kafka is not None
+        assert only_new.open(kafka["kafka"]["secrets_enc"]) == '{"password": "kafka-pw"}'
         trigger = await db.triggers.find_one({"channel_id": made.json()["id"]})
         assert trigger is not None
         assert all(only_new.open(s["secret_enc"]) for s in trigger["secrets"])

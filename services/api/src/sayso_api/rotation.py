@@ -43,7 +43,7 @@ SEALED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     TRIGGERS: ((), ("secrets",)),
     MESSAGES: (("review.callback.headers_enc",), ()),
     DELIVERIES: (("headers_enc",), ()),
-    ENDPOINTS: (("headers_enc", "auth_enc"), ("signing_secrets",)),
+    ENDPOINTS: (("headers_enc", "auth_enc", "kafka.secrets_enc"), ("signing_secrets",)),
 }
 
 
