@@ -20,6 +20,7 @@ from aiokafka.errors import (
 )
 from pydantic import ValidationError
 
+from sayso_common import otel
 from sayso_common.attempts import ErrorKind
 from sayso_common.deliveries import host_key
 from sayso_common.documents import KafkaDestinationDoc
@@ -33,6 +34,7 @@ from sayso_common.kafka_destinations import (
 from sayso_common.secretbox import SecretBox
 from sayso_dispatcher.producers import KafkaDestinations, kafka_error_kind, producer_key, security_options
 from sayso_dispatcher.settings import DispatcherSettings
+from sayso_dispatcher.worker import attempt_span
 from tests.conftest import Infra
 
 KEY = "k" * 40
@@ -225,3 +227,23 @@ async def test_producers_are_cached_per_cluster_and_closed_when_idle(infra: Infr
     finally:
         await kafka.close()
     assert kafka.open_producers == 0
+
+
+def test_an_attempt_span_names_its_transport() -> None:
+    doc: Any = {"url": "https://hooks.example.com/x"}
+    assert attempt_span(doc, "POST", None) == (
+        "POST",
+        otel.Kind.CLIENT,
+        {"http.request.method": "POST", "server.address": "hooks.example.com"},
+    )
+    # A Kafka delivery's URL names servers a URL parser refuses ("a:1,b:2"): never parsed.
+    kafka: Any = {"url": "kafka://a:1,b:2/reviews"}
+    assert attempt_span(kafka, "POST", {"topic": "reviews", "bootstrap": ["a:1", "b:2"]}) == (
+        "send reviews",
+        otel.Kind.PRODUCER,
+        {
+            "messaging.system": "kafka",
+            "messaging.operation.type": "send",
+            "messaging.destination.name": "reviews",
+        },
+    )

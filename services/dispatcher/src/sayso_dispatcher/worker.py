@@ -79,7 +79,7 @@ def lane_key(doc: DeliveryDoc) -> str:
     return f"{doc['owner_id']}|{doc['host']}"
 
 
-def _span_of(
+def attempt_span(
     doc: DeliveryDoc, method: str, kafka: KafkaDestinationDoc | None
 ) -> tuple[str, otel.Kind, dict[str, str]]:
     """The name, kind and attributes of an attempt's span: an HTTP request, or a Kafka send."""
@@ -419,7 +419,7 @@ class Worker:
         extra = {**auth, **custom}
         method = doc.get("method", "POST")
         if otel.active():
-            name, kind, attributes = _span_of(doc, method, kafka)
+            name, kind, attributes = attempt_span(doc, method, kafka)
             with otel.current(name, tracing.CURRENT.get(), kind, attributes) as span:
                 if (own := otel.traceparent_of(span)) is not None:
                     extra["traceparent"] = own  # the receiver's parent is this request
