@@ -205,3 +205,25 @@ async def test_a_cluster_off_the_allow_list_is_refused_at_send(stack: RunningSta
     assert attempt["errorKind"] == "ssrf_refused"
     assert "SAYSO_DISPATCHER_KAFKA_ALLOWED_HOSTS" in attempt["error"]
     assert "kafka.example.com" in attempt["error"]
+
+
+async def test_sasl_credentials_reach_neither_logs_nor_attempts(
+    infra: Infra, owner: Owner, second_port: int
+) -> None:
+    password = f"kafka-pw-{secrets.token_hex(8)}"
+    agent = await owner.create_agent(webhookRetrySchedule=[])
+    security = {
+        "protocol": "SASL_PLAINTEXT",
+        "saslMechanism": "PLAIN",
+        "username": "svc",
+        "password": password,
+    }
+    destination = {"type": "kafka", "topic": "t", "bootstrapServers": [f"127.0.0.1:{second_port}"]}
+    await add_endpoint(owner, agent["id"], destination={**destination, "security": security})
+    msg = await answered(owner, agent["id"])
+    failed = await endpoint_delivery(owner, msg["id"], "failed")
+    assert failed["attempts"][0]["errorKind"] == "connect_error"
+    shown = await owner.agent.get(f"/api/v1/messages/{msg['id']}/deliveries")
+    assert password not in shown.text
+    for path in sorted(p for p in infra.log_dir.rglob("*") if p.is_file()):
+        assert password.encode() not in path.read_bytes(), path
