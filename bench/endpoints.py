@@ -194,7 +194,9 @@ async def rate_limit(
         endpoint = _create_endpoint(base, account, None, url=sink.url("limited"), rateLimit=limit)
         owner = await _owner_of(stack, ids[0])
         await asyncio.sleep(settle)  # the replicas' consumer group settles on its partitions
-        batch = [e for i, c in enumerate(ids) for e in _responded(c, owner, backlog // channels + 1, f"r{i}")]
+        batch = [
+            e for i, c in enumerate(ids) for e in _responded(c, owner, backlog // channels + 1, f"r{i}x")
+        ]
         await _seed_messages(stack, batch)
         window_usage = stack.meter.snapshot()
         await _produce(f"127.0.0.1:{stack.kafka.port}", batch)
@@ -370,6 +372,9 @@ async def isolation(
         theirs = victim.agent(base)
         _create_endpoint(base, victim, theirs, url=other.url("ok"))
         await asyncio.sleep(2)
+        # Warm-up (connections, caches), not timed: the first calls of a fresh stack are slower.
+        await _respond_latencies(base, noisy, channel, own, 3)
+        await _respond_latencies(base, victim, theirs, other, 3)
         alone_own = await _respond_latencies(base, noisy, channel, own, rounds)
         alone_other = await _respond_latencies(base, victim, theirs, other, rounds)
         _create_endpoint(base, noisy, channel, url=slow.url("slow"))
@@ -380,7 +385,7 @@ async def isolation(
                 aiohttp.ClientSession(headers={"Authorization": f"Bearer {noisy.token}"}) as human:  # fmt: skip
             for message_id in await _post_reviews(agent, base, channel, backlog):
                 await respond(human, base, message_id)
-        await own.wait_count(rounds + backlog, 60)  # the healthy endpoint's share of the backlog
+        await own.wait_count(3 + rounds + backlog, 60)  # the healthy endpoint's share of the backlog
         await asyncio.sleep(1)  # the slow receiver holds its connections, the others queue
         held = (slow.started - slow.count, failing.started, len(limited.walls))
         beside_own = await _respond_latencies(base, noisy, channel, own, rounds)
