@@ -33,9 +33,11 @@ def test_held_rate_counts_whole_seconds_after_the_backlog_arrived() -> None:
 
 async def test_fanout_measures_the_dispatcher_of_one_and_of_five_endpoints() -> None:
     result = await _run("fanout", events=4, rounds=2, warmup=2)
-    assert result.ratio is not None and result.ratio > 0
+    assert result.ratio is not None
+    assert result.ratio > 0
     assert result.measure["dispatcher_cpu_us_per_event_5_endpoints"] > 0
-    assert result.baseline and result.baseline["dispatcher_cpu_us_per_event_1_endpoint"] > 0
+    assert result.baseline
+    assert result.baseline["dispatcher_cpu_us_per_event_1_endpoint"] > 0
     assert all(len(v) == 2 for v in result.series.values())
     assert "dispatcher-1" in result.resources["cpu_s"]
 
@@ -51,7 +53,8 @@ async def test_rate_limit_has_every_replica_send_to_the_limited_endpoint() -> No
 async def test_feed_reads_the_whole_backlog_through_the_api_and_by_find() -> None:
     result = await _run("feed", events=250, rounds=1, page=100)
     assert result.measure["feed_events_per_s"] > 0
-    assert result.baseline and result.baseline["bare_find_events_per_s"] > 0
+    assert result.baseline
+    assert result.baseline["bare_find_events_per_s"] > 0
     assert [len(v) for v in result.series.values()] == [1, 1]
 
 
