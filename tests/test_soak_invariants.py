@@ -354,15 +354,20 @@ def test_endpoints_want_each_matching_outcome_and_nothing_their_filter_leaves_ou
 @pytest.mark.parametrize(
     ("stamps", "limit", "over"),
     [
-        ([0, 0, 1, 1, 2, 2], 2, []),
-        ([0, 0, 0], 2, []),  # one request signed just past the second it was admitted in
-        ([0, 0, 0, 0], 2, ["4 requests signed in second 0 (limit 2/s)"]),
-        ([s for s in range(10) for _ in range(2)] + [3], 2, []),  # 21 in 10 s: within 10 %
+        ([s for s in range(20) for _ in range(2)], 2, []),  # 2 a second for 20 s
+        ([0, 0, 0, 0, 0, 0, 1, 2], 2, []),  # windows signed late pile into one second: allowed
+        ([s for s in range(20) for _ in range(2)] + [5, 9, 13, 17], 2, []),  # 44 in 20 s: within 10 %
         (
-            [s for s in range(10) for _ in range(3)],  # 3 a second: each within the slack, not the sum
+            [s for s in range(20) for _ in range(2)] + [5, 9, 13, 17, 19],
             2,
-            ["30 requests in the 10 s from second 0 (at most 22)"],
+            ["45 requests signed in the 20 s from second 0 (at most 44)"],
         ),
+        (
+            [s for s in range(30) for _ in range(3)],  # 3 a second, held for long: over
+            2,
+            ["60 requests signed in the 20 s from second 0 (at most 44)"],
+        ),
+        ([0, 0, 0, 0, 0, 0, 0, 30, 60], 2, ["7 requests signed in second 0 (limit 2/s)"]),  # a burst
         ([], 5, []),
     ],
 )
