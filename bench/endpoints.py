@@ -228,7 +228,8 @@ async def rate_limit(
         notes=[
             f"a backlog of {len(batch)} review.responded events on {channels} channels (spread over the "
             f"topic's partitions) for one account-wide endpoint with rateLimit {limit}; {replicas} "
-            f"dispatchers ({', '.join(f'{n} sent {senders.get(n, 0)}' for n in names)}); the rate is what "
+            f"dispatchers ({', '.join(names)}; requests per sender: "
+            f"{', '.join(f'{n} {c}' for n, c in sorted(senders.items()))}); the rate is what "
             f"the receiver counted over {window:.0f} s from the second whole second after the first "
             "arrival"
         ],
@@ -354,7 +355,9 @@ async def isolation(
 ) -> Result:
     """A healthy endpoint of a channel and another tenant's healthy endpoint, timed alone; then the
     same channel gets a slow (hangs), a failing (500, retried) and a rate-limited (1/s) endpoint and
-    a backlog for them, and both healthy endpoints are timed again beside it."""
+    a backlog for them, and both healthy endpoints are timed again beside it; then alone once more,
+    those three deleted and the slow receiver's requests over (the baseline is both alone rounds,
+    and a baseline that moved between them says the machine's load did)."""
     api = stack.service("api", instance="api-bench")
     _dispatchers(stack, 1)
     own, other = await Sink().start(), await Sink().start()
@@ -377,9 +380,11 @@ async def isolation(
         await _respond_latencies(base, victim, theirs, other, 3)
         alone_own = await _respond_latencies(base, noisy, channel, own, rounds)
         alone_other = await _respond_latencies(base, victim, theirs, other, rounds)
-        _create_endpoint(base, noisy, channel, url=slow.url("slow"))
-        _create_endpoint(base, noisy, channel, url=failing.url("fail"))
-        _create_endpoint(base, noisy, channel, url=limited.url("limited"), rateLimit=1)
+        bad = [
+            _create_endpoint(base, noisy, channel, url=slow.url("slow")),
+            _create_endpoint(base, noisy, channel, url=failing.url("fail")),
+            _create_endpoint(base, noisy, channel, url=limited.url("limited"), rateLimit=1),
+        ]
         await asyncio.sleep(1)  # the endpoint change reaches the dispatcher's cache
         async with aiohttp.ClientSession(headers={"x-api-key": noisy.api_key}) as agent, \
                 aiohttp.ClientSession(headers={"Authorization": f"Bearer {noisy.token}"}) as human:  # fmt: skip
@@ -390,14 +395,26 @@ async def isolation(
         held = (slow.started - slow.count, failing.started, len(limited.walls))
         beside_own = await _respond_latencies(base, noisy, channel, own, rounds)
         beside_other = await _respond_latencies(base, victim, theirs, other, rounds)
+        async with httpx.AsyncClient(
+            base_url=base, timeout=30, headers={"x-api-key": noisy.api_key}
+        ) as client:
+            for endpoint_id in bad:
+                (await client.delete(f"/api/v1/agents/{channel}/endpoints/{endpoint_id}")).raise_for_status()
+        await asyncio.sleep(hang_seconds + 2)  # the slow receiver's held requests end
+        after_own = await _respond_latencies(base, noisy, channel, own, rounds)
+        after_other = await _respond_latencies(base, victim, theirs, other, rounds)
     finally:
         for sink in (own, other, slow, failing, limited):
             await sink.stop()
-    ratios = {
-        "same_channel": statistics.median(beside_own) / statistics.median(alone_own),
-        "other_tenant": statistics.median(beside_other) / statistics.median(alone_other),
-    }
+    alone = {"same_channel": alone_own + after_own, "other_tenant": alone_other + after_other}
+    beside = {"same_channel": beside_own, "other_tenant": beside_other}
+    ratios = {k: statistics.median(beside[k]) / statistics.median(alone[k]) for k in alone}
     ratio = max(ratios.values())
+    # Latencies, lower is better: the spread check reads their inverse, as for rates.
+    moved = [
+        unreliable_baseline(None, [1 / statistics.median(before), 1 / statistics.median(after)])
+        for before, after in ((alone_own, after_own), (alone_other, after_other))
+    ]
     return Result(
         name="Endpoint isolation",
         measure={
@@ -410,23 +427,27 @@ async def isolation(
             "limited_delivered": held[2],
         },
         baseline={
-            "same_channel_alone_p50_ms": round(statistics.median(alone_own), 1),
-            "other_tenant_alone_p50_ms": round(statistics.median(alone_other), 1),
+            "same_channel_alone_p50_ms": round(statistics.median(alone["same_channel"]), 1),
+            "before_after_ms": f"{statistics.median(alone_own):.1f}/{statistics.median(after_own):.1f}",
+            "other_tenant_alone_p50_ms": round(statistics.median(alone["other_tenant"]), 1),
+            "other_before_after_ms": f"{statistics.median(alone_other):.1f}/{statistics.median(after_other):.1f}",
         },
         ratio=round(ratio, 2),
         target="<= 1.5x alone, for the same channel's healthy endpoint and another tenant's",
         met=ratio <= 1.5,
+        unreliable=next((why for why in moved if why), None),
         notes=[
             f"{backlog} answered reviews on a channel whose endpoints are a healthy one, one hanging "
             f"{hang_seconds:.0f} s, one answering 500 (retried every 1-5 s) and one with rateLimit 1; then "
             f"{rounds} sequential responses timed to the healthy endpoint of that channel and {rounds} to "
-            "another tenant's endpoint (respond call returned -> receiver has it), one dispatcher; "
+            "another tenant's endpoint (respond call returned -> receiver has it), one dispatcher; alone: "
+            f"{rounds} of each before the noisy endpoints were created and {rounds} after they were deleted; "
             f"ratios: same channel {ratios['same_channel']:.2f}x, other tenant {ratios['other_tenant']:.2f}x"
         ],
         series={
-            "same channel alone ms": alone_own,
+            "same channel alone ms": alone["same_channel"],
             "same channel beside ms": beside_own,
-            "other tenant alone ms": alone_other,
+            "other tenant alone ms": alone["other_tenant"],
             "other tenant beside ms": beside_other,
         },
     )

@@ -63,4 +63,5 @@ async def test_isolation_times_both_healthy_endpoints_beside_busy_noisy_ones() -
     assert result.measure["slow_in_flight"] > 0
     assert result.measure["failing_attempts"] > 0
     assert result.measure["limited_delivered"] > 0
-    assert [len(v) for v in result.series.values()] == [3, 3, 3, 3]
+    # Alone: before the noisy endpoints and after them; beside: with them.
+    assert [len(v) for v in result.series.values()] == [6, 3, 6, 3]
