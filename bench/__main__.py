@@ -2,6 +2,7 @@
 
 uv run python -m bench                 # every scenario, into bench/results/local/ (git ignores it)
 uv run python -m bench ingest expiry   # some of them
+uv run python -m bench feed endpoints-fanout endpoints-ratelimit isolation-endpoints   # issue #31
 uv run python -m bench idle            # the whole make-run stack at rest: CPU and memory per process
 uv run python -m bench saturation      # the sustained end-to-end rate (bench.saturation: its settings)
 uv run python -m bench loaded          # runs saturation first: loaded offers half its sustained rate
@@ -18,7 +19,19 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from bench import delivery, expiry, idle, ingest, loaded, policies, realtime, report, saturation, storm
+from bench import (
+    delivery,
+    endpoints,
+    expiry,
+    idle,
+    ingest,
+    loaded,
+    policies,
+    realtime,
+    report,
+    saturation,
+    storm,
+)
 from bench.harness import BenchStack, Result
 from bench.verdict import results_dir
 
@@ -30,6 +43,10 @@ SCENARIOS: dict[str, Callable[[BenchStack], Awaitable[Result]]] = {
     "latency": delivery.latency,
     "isolation": delivery.isolation,
     "isolation-tenants": delivery.tenant_isolation,
+    "isolation-endpoints": endpoints.isolation,
+    "endpoints-fanout": endpoints.fanout,
+    "endpoints-ratelimit": endpoints.rate_limit,
+    "feed": endpoints.feed,
     "expiry": expiry.run,
     "storm": storm.run,
     "saturation": saturation.run,

@@ -41,6 +41,8 @@ class Sink:
         self.started = 0  # requests received, answered or not
         self.hang: set[str] = set()
         self.hang_seconds = hang_seconds
+        self.fail: set[str] = set()  # paths answered 500 (counted in ``started`` only)
+        self.walls: list[float] = []  # when each answered request arrived, epoch seconds
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -61,7 +63,10 @@ class Sink:
         await request.read()
         if request.match_info["path"] in self.hang:
             await asyncio.sleep(self.hang_seconds)
+        if request.match_info["path"] in self.fail:
+            return web.Response(status=500, text="failing on purpose")
         self.count += 1
+        self.walls.append(time.time())
         self.arrived_last = time.perf_counter()
         self.arrived.setdefault(request.headers.get("webhook-id", str(self.count)), time.perf_counter())
         return web.Response(text="ok")

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bench.soak import invariants
-from bench.soak.actors import Channel, response_for, review_payload
+from bench.soak.actors import Channel, Endpoint, response_for, review_payload
 from bench.soak.evidence import Evidence, StoredDelivery, StoredEvent, StoredReview
 from bench.soak.journal import Answer, Call, Journal, LiveLog, Poll, Receipt, Review, Window
 from sayso_common.webhook_signature import new_secret, signature
@@ -267,3 +268,123 @@ def test_every_tab_answers_differently(kind: str) -> None:
     payload = review_payload(kind, 1)
     answers = [response_for(kind, payload, tab) for tab in range(3)]
     assert len({json.dumps(a, sort_keys=True) for a in answers}) == 3
+
+
+def _endpoint_receipt(
+    endpoint: Endpoint, event_id: str, message_id: str, answered: int | None, at: int = 1_700_000_000
+) -> Receipt:
+    raw = json.dumps({"event": "review:responded", "message_id": message_id}).encode()
+    sig = signature(endpoint.secret, event_id, at, raw)
+    return Receipt(1.0, endpoint.key, event_id, str(at), sig, raw, answered)
+
+
+def test_endpoints_want_each_matching_outcome_and_nothing_their_filter_leaves_out() -> None:
+    # o0's account-wide endpoint takes approvals (responded or expired) of every channel of o0; a
+    # channel endpoint takes that channel's answered selections only.
+    everything = Endpoint(
+        "ep_all",
+        "o0-ep-all",
+        0,
+        None,
+        ("review:responded", "review:expired"),
+        frozenset({"approval"}),
+        2,
+        new_secret(),
+    )
+    one = Endpoint(
+        "ep_c0", "o0-ep-c0", 0, "agt_a", ("review:responded",), frozenset({"selection"}), None, new_secret()
+    )
+    owners = {"agt_a": 0, "agt_b": 0, "agt_other": 1}
+    reviews = {
+        "approved": StoredReview("agt_a", "approval", "completed", {}, 0),  # -> ep_all
+        "elsewhere": StoredReview("agt_b", "approval", "expired", None, 0),  # -> ep_all
+        "picked": StoredReview("agt_a", "selection", "completed", {}, 0),  # -> ep_c0
+        "lapsed": StoredReview("agt_a", "selection", "expired", None, 0),  # neither: not responded
+        "other": StoredReview("agt_other", "approval", "completed", {}, 0),  # another owner's
+    }
+    kinds = {"completed": "review.responded", "expired": "review.expired"}
+    evidence = Evidence(
+        reviews=reviews,
+        events=[_event(f"evt_{m}", kinds[r.status], r.channel, m) for m, r in reviews.items()],
+        deliveries=[
+            StoredDelivery("evt_approved", "approved", "agt_a", "delivered", 1, "ep_all"),
+            StoredDelivery("evt_elsewhere", "elsewhere", "agt_b", "delivered", 1, "ep_all"),
+            StoredDelivery("evt_picked", "picked", "agt_a", "delivered", 2, "ep_c0"),
+        ],
+    )
+    journal = Journal(
+        endpoint_receipts=[
+            _endpoint_receipt(everything, "evt_approved", "approved", 200),
+            _endpoint_receipt(everything, "evt_elsewhere", "elsewhere", 200, at=1_700_000_001),
+            _endpoint_receipt(one, "evt_picked", "picked", 500),
+            _endpoint_receipt(one, "evt_picked", "picked", 200),  # the retry: the same webhook-id
+        ]
+    )
+    check = invariants.endpoints(journal, evidence, [everything, one], owners)
+    assert check.ok, check.problems
+    assert "3 outcomes matched their filters: 3 acknowledged and delivered (1 after a retry" in check.summary
+
+    def problems(*extra: Receipt, drop: int | None = None) -> tuple[str, ...]:
+        receipts = [r for i, r in enumerate(journal.endpoint_receipts) if i != drop]
+        return invariants.endpoints(
+            Journal(endpoint_receipts=[*receipts, *extra]), evidence, [everything, one], owners
+        ).problems
+
+    # A filtered-out event (a selection at the approvals' endpoint), one of the wrong event type
+    # (an expiry at a responded-only endpoint), another owner's: each refused.
+    assert problems(_endpoint_receipt(everything, "evt_picked", "picked", 200)) == (
+        "o0-ep-all got picked (selection, review.responded), which its filter or event types leave out",
+    )
+    assert problems(_endpoint_receipt(one, "evt_lapsed", "lapsed", 200))[0].startswith("o0-ep-c0 got lapsed")
+    assert problems(_endpoint_receipt(everything, "evt_other", "other", 200))[0].startswith(
+        "o0-ep-all got other"
+    )
+    # A matching outcome that never arrived; a retry under another webhook-id; a forged signature.
+    assert problems(drop=0) == ("o0-ep-all: approved (approval, review.responded) never arrived",)
+    assert problems(_endpoint_receipt(one, "evt_x", "picked", 500)) == (
+        "o0-ep-c0 picked: webhook-id ['evt_picked', 'evt_x'], event evt_picked",
+    )
+    forged = replace(_endpoint_receipt(one, "evt_picked", "picked", 200), signature="v1,AAAA")
+    assert any("bad signature" in p for p in problems(forged))
+    # Acknowledged, yet the store does not say delivered.
+    evidence.deliveries[2] = StoredDelivery("evt_picked", "picked", "agt_a", "failed", 9, "ep_c0")
+    assert problems() == ("o0-ep-c0 picked: acknowledged, yet delivery state ['failed']",)
+
+
+@pytest.mark.parametrize(
+    ("stamps", "limit", "over"),
+    [
+        ([s for s in range(20) for _ in range(2)], 2, []),  # 2 a second for 20 s
+        ([0, 0, 0, 0, 0, 0, 1, 2], 2, []),  # windows signed late pile into one second: allowed
+        ([s for s in range(20) for _ in range(2)] + [5, 9, 13, 17], 2, []),  # 44 in 20 s: within 10 %
+        (
+            [s for s in range(20) for _ in range(2)] + [5, 9, 13, 17, 19],
+            2,
+            ["45 requests signed in the 20 s from second 0 (at most 44)"],
+        ),
+        (
+            [s for s in range(30) for _ in range(3)],  # 3 a second, held for long: over
+            2,
+            ["60 requests signed in the 20 s from second 0 (at most 44)"],
+        ),
+        ([0, 0, 0, 0, 0, 0, 0, 30, 60], 2, ["7 requests signed in second 0 (limit 2/s)"]),  # a burst
+        ([], 5, []),
+    ],
+)
+def test_a_rate_limit_is_held_within_its_tolerance(stamps: list[int], limit: int, over: list[str]) -> None:
+    assert invariants.rate_excess(stamps, limit) == over
+
+
+def test_the_channel_webhook_check_leaves_endpoint_deliveries_to_the_endpoint_check() -> None:
+    ok = Channel("agt_ok", "o0c0", 0, "ok", new_secret())
+    evidence = Evidence(
+        reviews={"m1": StoredReview(ok.id, "approval", "completed", {}, 0)},
+        events=[_event("evt_m1", "review.responded", ok.id, "m1")],
+        deliveries=[
+            StoredDelivery("evt_m1", "m1", ok.id, "delivered", 1),
+            StoredDelivery("evt_m1", "m1", ok.id, "pending", 3, "ep_slow"),  # an endpoint's, retrying
+        ],
+    )
+    body = {"event": "review:responded", "message_id": "m1", "response": {}}
+    journal = Journal(receipts=[_receipt(ok, "evt_m1", body, 200)])
+    assert invariants.webhooks(journal, evidence, {ok.key: ok}).ok

@@ -105,6 +105,29 @@ class Channel:
     secret: str  # its webhook signing secret
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """An explicit endpoint of an owner: a channel's, or every channel's (``channel`` None). Its
+    filter lets through the outcomes of ``review_types`` only."""
+
+    id: str
+    key: str  # the receiver path that identifies it
+    owner: int
+    channel: str | None
+    event_types: tuple[str, ...]  # wire names: "review:responded", "review:expired"
+    review_types: frozenset[str]
+    rate_limit: int | None
+    secret: str  # its own signing secret
+
+    def body(self) -> dict[str, Any]:
+        """What the owner sends to create it (the URL aside)."""
+        return {
+            "eventTypes": list(self.event_types),
+            "filter": {"message.review.type": {"$in": sorted(self.review_types)}},
+            **({"rateLimit": self.rate_limit} if self.rate_limit else {}),
+        }
+
+
 @dataclass
 class Owner:
     index: int
@@ -114,6 +137,7 @@ class Owner:
     agent: httpx.AsyncClient  # the agents' key
     tabs: list[httpx.AsyncClient]  # one human, several browser tabs (separate connections)
     channels: list[Channel] = field(default_factory=list)
+    endpoints: list[Endpoint] = field(default_factory=list)
 
     async def close(self) -> None:
         for client in (self.agent, *self.tabs):

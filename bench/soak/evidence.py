@@ -50,6 +50,7 @@ class StoredDelivery:
     channel_id: str
     state: str
     attempts: int
+    endpoint_id: str | None = None  # None: the channel's own webhook URL (the implicit endpoint)
 
 
 @dataclass
@@ -130,6 +131,7 @@ async def gather(mongo: AsyncMongoClient[dict[str, Any]], owners: list[str], cha
                 doc["channel_id"],
                 doc["state"],
                 doc.get("attempt_count", 0),
+                doc.get("endpoint_id"),
             )
         )
     async for doc in db[AGENTS].find({"_id": {"$in": channels}, "webhook_enabled": False}, {"_id": 1}):

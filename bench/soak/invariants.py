@@ -4,17 +4,18 @@ name the first offending reviews, clients or requests."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bench.soak.actors import Channel
+from bench.soak.actors import Channel, Endpoint
 from bench.soak.evidence import Evidence, StoredEvent
-from bench.soak.journal import Call, Journal, LiveLog, Poll, Window
+from bench.soak.journal import Call, Journal, LiveLog, Poll, Receipt, Window
 from sayso_common.webhook_signature import matches
 
 # Grace around the declared windows. A fault is recorded just before it is injected, and a client
@@ -156,7 +157,8 @@ def webhooks(journal: Journal, evidence: Evidence, channels: Mapping[str, Channe
         got.setdefault(str(body.get("message_id")), []).append((receipt, body))
     deliveries: dict[str, list[str]] = {}
     for delivery in evidence.deliveries:
-        deliveries.setdefault(delivery.event_id, []).append(delivery.state)
+        if delivery.endpoint_id is None:  # explicit endpoints: :func:`endpoints`
+            deliveries.setdefault(delivery.event_id, []).append(delivery.state)
     by_channel = {c.id: c for c in channels.values()}
     outcomes = gone = acked = duplicates = 0
     for review_id, events in evidence.review_events().items():
@@ -201,6 +203,119 @@ def webhooks(journal: Journal, evidence: Evidence, channels: Mapping[str, Channe
         f"({', '.join(f'{_label(k)} {v}' for k, v in sorted(answers.items(), key=lambda kv: _label(kv[0])))})"
     )
     return _check("webhooks", summary, problems)
+
+
+# How far a rate-limited endpoint may go past its limit, judged on the seconds its requests were
+# signed in (``webhook-timestamp``: the dispatchers' clocks). The limiter admits at most the limit
+# in each whole second, but a request is signed a moment after it was admitted, and on a loaded
+# host (event loops running a second late) that moment can fall one or two seconds later: one
+# second of signatures may hold several windows' worth. Over RATE_SPAN seconds that lag adds at
+# most a couple of windows, which RATE_TOLERANCE covers; one second may hold RATE_BURST windows.
+RATE_TOLERANCE = 0.10
+RATE_SPAN = 20
+RATE_BURST = 3
+
+
+def rate_excess(stamps: Iterable[int], limit: int) -> list[str]:
+    """Where requests signed at ``stamps`` (epoch seconds) went past ``limit`` a second beyond the
+    tolerance: one second holding more than RATE_BURST windows' worth, or RATE_SPAN consecutive
+    seconds more than the limit's worth plus RATE_TOLERANCE (the first such span only)."""
+    per_second = Counter(stamps)
+    problems = [
+        f"{n} requests signed in second {s} (limit {limit}/s)"
+        for s, n in sorted(per_second.items())
+        if n > RATE_BURST * limit
+    ]
+    allowed = math.floor(RATE_SPAN * limit * (1 + RATE_TOLERANCE) + 1e-9)
+    for start in sorted(per_second):
+        n = sum(per_second.get(start + k, 0) for k in range(RATE_SPAN))
+        if n > allowed:
+            return [
+                *problems,
+                f"{n} requests signed in the {RATE_SPAN} s from second {start} (at most {allowed})",
+            ]
+    return problems
+
+
+def _matches(endpoint: Endpoint, owner: int | None, channel: str, review_type: str, wire: str) -> bool:
+    mine = endpoint.owner == owner if endpoint.channel is None else endpoint.channel == channel
+    return mine and wire in endpoint.event_types and review_type in endpoint.review_types
+
+
+def endpoints(
+    journal: Journal, evidence: Evidence, endpoints: Sequence[Endpoint], owners: Mapping[str, int]
+) -> Check:
+    """Each explicit endpoint got every outcome its event types and filter match at least once,
+    always with the outcome's event id as ``webhook-id`` (the same across retries) and signed
+    with the endpoint's own secret, and acknowledged and marked delivered; an outcome its types
+    or filter leave out never reached it; a rate-limited endpoint never started more requests
+    than its limit allows (:func:`rate_excess`). ``owners``: channel id -> owner index."""
+    problems: list[str] = []
+    by_key = {e.key: e for e in endpoints}
+    got: dict[tuple[str, str], list[Receipt]] = {}
+    stamps: dict[str, list[int]] = {}
+    for receipt in journal.endpoint_receipts:
+        endpoint = by_key.get(receipt.channel)
+        if endpoint is None:
+            problems.append(f"a request for unknown endpoint path {receipt.channel!r}")
+            continue
+        if not _verified(receipt, endpoint.secret):
+            problems.append(f"{endpoint.key} {receipt.webhook_id}: bad signature at {receipt.at:.1f}s")
+        with contextlib.suppress(ValueError):
+            stamps.setdefault(endpoint.key, []).append(int(receipt.timestamp))
+        message_id = str(json.loads(receipt.body).get("message_id"))
+        got.setdefault((endpoint.key, message_id), []).append(receipt)
+    states: dict[tuple[str, str], set[str]] = {}
+    for delivery in evidence.deliveries:
+        if delivery.endpoint_id is not None:
+            states.setdefault((delivery.endpoint_id, delivery.event_id), set()).add(delivery.state)
+    expected = acked = retried = 0
+    for review_id, events in sorted(evidence.review_events().items()):
+        stored = evidence.reviews.get(review_id)
+        if stored is None or len(events) != 1 or stored.status not in WIRE_NAME:
+            continue  # one_outcome names it
+        event = events[0]
+        for endpoint in endpoints:
+            mine = got.pop((endpoint.key, review_id), [])
+            if not _matches(
+                endpoint, owners.get(stored.channel), stored.channel, stored.type, WIRE_NAME[stored.status]
+            ):
+                if mine:
+                    problems.append(
+                        f"{endpoint.key} got {review_id} ({stored.type}, {event.type}), which its filter or "
+                        "event types leave out"
+                    )
+                continue
+            expected += 1
+            if not mine:
+                problems.append(f"{endpoint.key}: {review_id} ({stored.type}, {event.type}) never arrived")
+                continue
+            if (ids := {r.webhook_id for r in mine}) != {event.id}:
+                problems.append(f"{endpoint.key} {review_id}: webhook-id {sorted(ids)}, event {event.id}")
+            retried += len(mine) > 1
+            if not any(r.answered is not None and 200 <= r.answered < 300 for r in mine):
+                problems.append(f"{endpoint.key} {review_id}: reached it {len(mine)}x, never acknowledged")
+            elif states.get((endpoint.id, event.id)) != {"delivered"}:
+                problems.append(
+                    f"{endpoint.key} {review_id}: acknowledged, yet delivery state "
+                    f"{sorted(states.get((endpoint.id, event.id), set()))}"
+                )
+            else:
+                acked += 1
+    problems += [f"{key} got {m}, which is no stored outcome" for key, m in sorted(got)]
+    busiest: list[str] = []
+    for endpoint in endpoints:
+        if endpoint.rate_limit:
+            signed = stamps.get(endpoint.key, [])
+            problems += [f"{endpoint.key}: {p}" for p in rate_excess(signed, endpoint.rate_limit)]
+            peak = max(Counter(signed).values(), default=0)
+            busiest.append(f"{endpoint.key} at most {peak}/s (limit {endpoint.rate_limit}/s)")
+    summary = (
+        f"{len(endpoints)} endpoints, {expected} outcomes matched their filters: {acked} acknowledged "
+        f"and delivered ({retried} after a retry, same webhook-id); {len(journal.endpoint_receipts)} "
+        f"requests; {'; '.join(busiest) or 'no rate limit'}"
+    )
+    return _check("endpoints", summary, problems)
 
 
 def _label(answered: int | None) -> str:

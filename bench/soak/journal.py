@@ -134,6 +134,8 @@ class Journal:
     answers: list[Answer] = field(default_factory=list)
     reviews: dict[str, Review] = field(default_factory=dict)
     receipts: list[Receipt] = field(default_factory=list)
+    # What the endpoints' receivers got (``Receipt.channel`` is the endpoint's key).
+    endpoint_receipts: list[Receipt] = field(default_factory=list)
     live: list[LiveLog] = field(default_factory=list)
     # Replicas restarted by the devstack supervisor, and the ones the chaos loop killed.
     restarts: list[str] = field(default_factory=list)

@@ -30,6 +30,8 @@ class Receiver:
     # ``gone``: answers 200 until this soak time, then 410 Gone to everything.
     gone_after: float = 0.0
     seed: int = 0
+    # Behind explicit endpoints (their key is the path) rather than channels' webhook URLs.
+    endpoint: bool = False
     port: int = 0
     _runner: web.AppRunner | None = None
     _rng: random.Random = field(default_factory=random.Random)
@@ -67,7 +69,7 @@ class Receiver:
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         status = self._decide()
-        self.journal.receipts.append(
+        (self.journal.endpoint_receipts if self.endpoint else self.journal.receipts).append(
             Receipt(
                 at=self.journal.clock.now(),
                 channel=request.match_info["channel"],

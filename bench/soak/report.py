@@ -57,6 +57,7 @@ def counts(journal: Journal) -> dict[str, int]:
         "failed requests": sum(1 for c in journal.calls if c.failed),
         "long-polls": len(journal.polls),
         "webhook requests": len(journal.receipts),
+        "endpoint requests": len(journal.endpoint_receipts),
         "live events received": sum(len(log.received) for log in journal.live),
         "live reconnections": sum(max(0, len(log.connects) - 1) for log in journal.live),
         "live connects refused": sum(log.failed_connects for log in journal.live),

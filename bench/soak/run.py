@@ -10,7 +10,7 @@ import logging
 import random
 import secrets
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ import httpx
 from pymongo import AsyncMongoClient
 
 from bench.soak import evidence, invariants
-from bench.soak.actors import RETRY_SCHEDULE, TABS, Channel, Owner, Traffic
+from bench.soak.actors import RETRY_SCHEDULE, TABS, Channel, Endpoint, Owner, Traffic
 from bench.soak.chaos import Chaos, ChaosPlan
 from bench.soak.journal import Clock, Journal, LiveLog
 from bench.soak.live import SocketClient, SseClient
@@ -44,6 +44,22 @@ SOAK_ENV = {
 # Per owner, the receivers behind its three channels: every behaviour, and a healthy one each.
 CHANNEL_BEHAVIOURS: tuple[tuple[Behaviour, ...], ...] = (("ok", "fail", "stall"), ("throttle", "gone", "ok"))
 GONE_AT = 0.5  # the 410 receiver turns Gone halfway through the traffic
+# Per owner, explicit endpoints beside the channels' own URLs (issue #31), each with a filter on
+# the review type: an account-wide one for approvals and forms with a rate limit, on a healthy
+# receiver; one of the first channel for answered approvals, selections and text inputs, on a
+# receiver that fails a third of its requests (retries). Their receivers are hosts of their own.
+ENDPOINT_RATE_LIMIT = 2
+ENDPOINTS: tuple[tuple[str, int | None, tuple[str, ...], frozenset[str], int | None, Behaviour], ...] = (
+    (
+        "all",
+        None,
+        ("review:responded", "review:expired"),
+        frozenset({"approval", "form"}),
+        ENDPOINT_RATE_LIMIT,
+        "ok",
+    ),
+    ("c0", 0, ("review:responded",), frozenset({"approval", "selection", "text-input"}), None, "fail"),
+)
 
 
 @dataclass(frozen=True)
@@ -85,7 +101,9 @@ async def soak(settings: Settings, state_dir: Path) -> Outcome:
         return await _run(settings, stack, creds, supervisor, journal)
     finally:
         # Everything observed, beside the stack's logs, for whoever investigates a failed check.
-        record = {k: v for k, v in asdict(journal).items() if k not in ("clock", "receipts")}
+        record = {
+            k: v for k, v in asdict(journal).items() if k not in ("clock", "receipts", "endpoint_receipts")
+        }
         (state_dir / "journal.json").write_text(json.dumps(record, default=str))
         stop.set()
         supervisor.join()
@@ -97,7 +115,11 @@ async def _run(
 ) -> Outcome:
     rng = random.Random(settings.seed)
     receivers = {b: Receiver(b, journal, seed=rng.randrange(1 << 30)) for b in BEHAVIOURS}
-    for receiver in receivers.values():
+    endpoint_receivers = {
+        b: Receiver(b, journal, seed=rng.randrange(1 << 30), endpoint=True)
+        for b in dict.fromkeys(e[5] for e in ENDPOINTS)
+    }
+    for receiver in (*receivers.values(), *endpoint_receivers.values()):
         await receiver.start()
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         stack.service_env["SAYSO_MONGO_URL"], tz_aware=True, serverSelectionTimeoutMS=5000
@@ -109,7 +131,9 @@ async def _run(
     sse_http: list[httpx.AsyncClient] = []
     try:
         admin = {"email": creds["SAYSO_ADMIN_EMAIL"], "password": creds["SAYSO_ADMIN_PASSWORD"]}
-        owners = [await _owner(i, stack.url, admin, receivers) for i in range(settings.owners)]
+        owners = [
+            await _owner(i, stack.url, admin, receivers, endpoint_receivers) for i in range(settings.owners)
+        ]
         owner_ids = [o.user_id for o in owners]
         channel_ids = [c.id for o in owners for c in o.channels]
         clients = _live_clients(journal, stack.url, owners, sse_http)
@@ -147,6 +171,12 @@ async def _run(
             invariants.one_outcome(journal, found),
             invariants.first_answer_wins(journal, found),
             invariants.webhooks(journal, found, {c.key: c for o in owners for c in o.channels}),
+            invariants.endpoints(
+                journal,
+                found,
+                [e for o in owners for e in o.endpoints],
+                {c.id: o.index for o in owners for c in o.channels},
+            ),
             invariants.long_polls(journal, settings.poll_slack),
             invariants.live_clients(journal, found, baseline, owner_ids),
             invariants.server_errors(journal),
@@ -171,14 +201,20 @@ async def _run(
             await client.aclose()
         for owner in owners:
             await owner.close()
-        for receiver in receivers.values():
+        for receiver in (*receivers.values(), *endpoint_receivers.values()):
             await receiver.stop()
         await mongo.close()
 
 
-async def _owner(index: int, url: str, admin: dict[str, str], receivers: dict[Behaviour, Receiver]) -> Owner:
+async def _owner(
+    index: int,
+    url: str,
+    admin: dict[str, str],
+    receivers: dict[Behaviour, Receiver],
+    endpoint_receivers: dict[Behaviour, Receiver],
+) -> Owner:
     """A user created by the admin, logged in as the inbox does, with an API key for its agents
-    and three channels, each delivering to one receiver."""
+    and three channels, each delivering to one receiver, and the explicit ``ENDPOINTS``."""
     email, password = f"soak-{index}-{secrets.token_hex(4)}@soak.local", secrets.token_urlsafe(16)
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
         admin_token = (await http.post("/api/v1/auth/login", json=admin)).raise_for_status().json()["token"]
@@ -217,6 +253,16 @@ async def _owner(index: int, url: str, admin: dict[str, str], receivers: dict[Be
         )
         body = agent.raise_for_status().json()
         owner.channels.append(Channel(body["id"], channel_key, index, behaviour, body["webhookSecret"]))
+    for suffix, on, event_types, review_types, rate_limit, behaviour in ENDPOINTS:
+        ep_key = f"o{index}-ep-{suffix}"
+        channel_id = None if on is None else owner.channels[on].id
+        endpoint = Endpoint("", ep_key, index, channel_id, event_types, review_types, rate_limit, "")
+        path = f"/api/v1/agents/{channel_id}/endpoints" if channel_id else "/api/v1/endpoints"
+        made = await owner.agent.post(
+            path, json={"url": endpoint_receivers[behaviour].url(ep_key), **endpoint.body()}
+        )
+        body = made.raise_for_status().json()
+        owner.endpoints.append(replace(endpoint, id=body["id"], secret=body["secret"]))
     return owner
 
 
