@@ -99,14 +99,29 @@ def test_the_filter_document_is_built_only_when_a_filter_needs_it() -> None:
     assert built == [1]
 
 
-def test_events_endpoints_are_not_sent_have_no_filter_document() -> None:
+def test_a_status_event_is_filtered_over_its_agent_object() -> None:
     status = AgentStatusChanged(
         channel_id="agt_1",
         owner_id="usr_1",
         data=AgentStatusData(agent_id="agt_1", status="busy", last_activity_at=NOW),
     )
-    assert filter_document(status) is None
-    assert not wanted(_endpoint(), "review:responded", compile_endpoint_filter({}), lambda: None)
+    assert filter_document(status) == {
+        "event": "agent:status",
+        "channelId": "agt_1",
+        "agent": {
+            "id": "agt_1",
+            "status": "busy",
+            "statusMessage": None,
+            "lastActiveAt": "2026-04-01T14:32:00.000Z",
+        },
+    }
+    assert wanted(
+        _endpoint(event_types=["agent:*"]),
+        "agent:status",
+        compile_endpoint_filter({"agent.status": "busy"}),
+        lambda: filter_document(status),
+    )
+    assert not wanted(_endpoint(), "agent:status", None, lambda: filter_document(status))
 
 
 @pytest.mark.parametrize(

@@ -196,7 +196,7 @@ class EndpointDoc(TypedDict, total=False):
     url: Required[str]
     kafka: KafkaDestinationDoc | None  # set: deliveries are produced to this topic, not POSTed
     description: str | None
-    event_types: list[WebhookEvent]
+    event_types: list[str]  # names and groups (review:*) of sayso_common.endpoints.ENDPOINT_EVENTS
     # The filter as JSON text (sayso_common.filters, over sayso_common.endpoints.filter_document):
     # a filter's keys are free text (dots, $, NUL) that a BSON field name cannot always hold.
     filter_json: str | None
@@ -411,7 +411,9 @@ class DeliveryDoc(TypedDict, total=False):
     source: DeliverySource
     headers_enc: str | None
     body: str  # the exact JSON text sent
-    schedule: list[int]  # retry delays, fixed at creation
+    # Retry delays, fixed at creation; None (a delivery the API made): the sending dispatcher's
+    # SAYSO_DISPATCHER_RETRY_SCHEDULE.
+    schedule: list[int] | None
     state: Required[DeliveryState]
     status: Required[DeliveryStatus]
     attempt_count: int

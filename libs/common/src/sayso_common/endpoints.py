@@ -10,24 +10,60 @@ Which endpoints an event goes to (:func:`wanted`) is decided here, once, for the
 API checks what it saves with the same constants and :func:`compile_endpoint_filter`.
 
 The content filter is the filter language of :mod:`sayso_common.filters`, evaluated over
-:func:`filter_document`: ``{"event": "review:responded", "channelId": …, "message": {…}}``, the
-message as the REST API shows it (camelCase keys, password answers redacted).
+:func:`filter_document`: ``{"event": "review:responded", "channelId": …, "message": {…}}`` for
+message and review events, the message as the REST API shows it (camelCase keys, password answers
+redacted); ``review:voted`` adds ``vote``; ``delivery:status`` has ``delivery``, ``agent:status``
+``agent``, ``approval:*`` ``approval`` instead of ``message`` (the objects of the webhook body,
+:mod:`sayso_common.webhook_bodies`).
+
+Event types are chosen by name or by group (``review:*``; :func:`check_pattern`). Endpoints get
+more types than an agent's own URL, whose ``webhookEvents`` keep Placet's meaning
+(``documents.WebhookEvent``). One rule stops a feedback loop: a ``delivery:status`` event about
+a delivery *of* a ``delivery:status`` event goes to no endpoint (:func:`deliverable`), or every
+status delivery would announce a status that would be delivered in turn, forever.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, Literal, get_args
 
 from sayso_common.documents import DEFAULT_WEBHOOK_EVENTS, EndpointDoc, WebhookEvent
-from sayso_common.events import Event, MessageCreated, ReviewExpired, ReviewResponded, wire_name
+from sayso_common.events import (
+    AgentStatusChanged,
+    ApprovalRemembered,
+    ApprovalRevoked,
+    DeliveryStatusChanged,
+    Event,
+    MessageCreated,
+    MessageUpdated,
+    ReviewExpired,
+    ReviewResponded,
+    ReviewVoted,
+    wire_name,
+)
 from sayso_common.filters import Filter, FilterError, compile_filter
+from sayso_common.topics import DELIVERY_STATUS
+from sayso_common.webhook_bodies import agent_object, approval_object, delivery_object
 
 EndpointFormat = Literal["placet", "processa", "standard"]
 ENDPOINT_FORMATS: Final[tuple[str, ...]] = get_args(EndpointFormat)
-ENDPOINT_EVENTS: Final[tuple[str, ...]] = get_args(WebhookEvent)
+# Every event type an endpoint may ask for; an agent's own URL takes only WebhookEvent's.
+EndpointEvent = Literal[
+    "review:responded",
+    "review:expired",
+    "review:voted",
+    "message:created",
+    "message:updated",
+    "delivery:status",
+    "agent:status",
+    "approval:remembered",
+    "approval:revoked",
+]
+ENDPOINT_EVENTS: Final[tuple[str, ...]] = get_args(EndpointEvent)
 DEFAULT_ENDPOINT_EVENTS: Final[tuple[WebhookEvent, ...]] = DEFAULT_WEBHOOK_EVENTS
+WILDCARD: Final = "*"
 # Per channel, and per account (its account-wide endpoints).
 MAX_ENDPOINTS: Final = 20
 MAX_DESCRIPTION_CHARS: Final = 500
@@ -35,15 +71,66 @@ MAX_DESCRIPTION_CHARS: Final = 500
 MAX_RATE_LIMIT: Final = 1000
 
 
+class EventTypeError(ValueError):
+    """An event type, or a pattern, that names nothing."""
+
+
+def groups(known: tuple[str, ...]) -> list[str]:
+    """The wildcard patterns over ``known`` names: ``review:*`` …, in first-seen order."""
+    return list(dict.fromkeys(f"{name.split(':', 1)[0]}:{WILDCARD}" for name in known))
+
+
+def check_pattern(pattern: str, known: tuple[str, ...] = ENDPOINT_EVENTS) -> str:
+    """``pattern`` if it is one of ``known`` or a group of them (``delivery:*``); raises
+    :class:`EventTypeError` saying what is accepted."""
+    if pattern in known or pattern in groups(known):
+        return pattern
+    raise EventTypeError(
+        f"unknown event type {pattern!r}: one of {', '.join(known)}, or a group ({', '.join(groups(known))})"
+    )
+
+
+def type_matches(patterns: Iterable[str], name: str) -> bool:
+    """Whether ``name`` (``delivery:status``) is one of ``patterns`` or in one of their groups."""
+    group = f"{name.split(':', 1)[0]}:{WILDCARD}"
+    return any(p in (name, group) for p in patterns)
+
+
+def expand(patterns: Iterable[str], known: tuple[str, ...]) -> list[str]:
+    """The ``known`` names ``patterns`` cover, in ``known``'s order."""
+    chosen = list(patterns)
+    return [name for name in known if type_matches(chosen, name)]
+
+
+def deliverable(event: Event) -> bool:
+    """Whether an endpoint may be sent ``event`` at all: not a ``delivery:status`` about a
+    delivery of a ``delivery:status`` (that delivery's own status would be sent in turn, and so
+    on without end). Statuses of every other delivery, an endpoint's included, are sent."""
+    return not (isinstance(event, DeliveryStatusChanged) and event.data.event_type == DELIVERY_STATUS)
+
+
+def message_id_of(event: Event) -> str | None:
+    """The message a delivery of ``event`` is listed under (the inbox's delivery view)."""
+    if isinstance(event, MessageCreated | MessageUpdated | ReviewResponded | ReviewExpired | ReviewVoted):
+        return event.data.message.id
+    return None
+
+
 def filter_document(event: Event) -> dict[str, Any] | None:
     """What an endpoint's filter is evaluated over; None for events endpoints are not sent."""
-    if not isinstance(event, MessageCreated | ReviewResponded | ReviewExpired):
-        return None
-    return {
-        "event": wire_name(event.type),
-        "channelId": event.channel_id,
-        "message": event.data.message.model_dump(mode="json"),
-    }
+    head: dict[str, Any] = {"event": wire_name(event.type), "channelId": event.channel_id}
+    if isinstance(event, MessageCreated | MessageUpdated | ReviewResponded | ReviewExpired):
+        return {**head, "message": event.data.message.model_dump(mode="json")}
+    if isinstance(event, ReviewVoted):
+        message = event.data.message.model_dump(mode="json")
+        return {**head, "message": message, "vote": event.data.vote.model_dump(mode="json")}
+    if isinstance(event, DeliveryStatusChanged):
+        return {**head, "delivery": delivery_object(event)}
+    if isinstance(event, AgentStatusChanged):
+        return {**head, "agent": agent_object(event)}
+    if isinstance(event, ApprovalRemembered | ApprovalRevoked):
+        return {**head, "approval": approval_object(event)}
+    return None
 
 
 def stored_filter(endpoint: EndpointDoc) -> dict[str, Any] | None:
@@ -78,7 +165,7 @@ def wanted(
     nothing."""
     if endpoint.get("disabled"):
         return False
-    if event_name not in endpoint.get("event_types", DEFAULT_ENDPOINT_EVENTS):
+    if not type_matches(endpoint.get("event_types", DEFAULT_ENDPOINT_EVENTS), event_name):
         return False
     if compiled is None:
         return True
@@ -93,11 +180,20 @@ __all__ = [
     "MAX_DESCRIPTION_CHARS",
     "MAX_ENDPOINTS",
     "MAX_RATE_LIMIT",
+    "WILDCARD",
+    "EndpointEvent",
     "EndpointFormat",
+    "EventTypeError",
     "FilterError",
+    "check_pattern",
     "compile_endpoint_filter",
+    "deliverable",
+    "expand",
     "filter_document",
     "filter_json",
+    "groups",
+    "message_id_of",
     "stored_filter",
+    "type_matches",
     "wanted",
 ]

@@ -62,6 +62,8 @@ class DeliveryStatusData(_Frozen):
     last_status_code: int | None = None
     last_error: str | None = None
     next_attempt_at: datetime | None = None
+    # The endpoint of the delivery (sayso_common.endpoints); absent for the agent's own URL.
+    endpoint_id: str | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class AgentStatusData(_Frozen):
@@ -185,6 +187,7 @@ def delivery_status_event(
             last_status_code=merged.get("last_status_code"),
             last_error=merged.get("last_error"),
             next_attempt_at=merged.get("next_attempt_at") if status == "sent" else None,
+            endpoint_id=delivery.get("endpoint_id"),
         ),
     )
 

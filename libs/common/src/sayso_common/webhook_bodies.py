@@ -31,6 +31,15 @@ keep Placet's body whatever the format):
   Processa's as the top-level ``editedArgs`` of ``draft.approved`` (after Processa's keys).
 * Both formats end with the review's ``actionDigest`` (:mod:`sayso_common.action_digest`), after
   the keys Placet and Processa send.
+
+Events only endpoints are sent (Placet has no such webhooks) take Placet's shape - ``event``,
+``channelId``, then what happened, then when - in every format (``standard`` wraps it):
+``message:updated`` ``{message_id, message, updated_at}``; ``review:voted`` ``{message_id,
+review_type, vote, votes, voted_at}``; ``delivery:status`` ``{delivery, changed_at}``;
+``agent:status`` ``{agent, changed_at}``; ``approval:remembered`` / ``approval:revoked``
+``{approval, remembered_at | revoked_at}``. The objects (:func:`delivery_object`,
+:func:`agent_object`, :func:`approval_object`) are camelCase, as the REST API writes them, and
+are what an endpoint's filter reads under the same keys.
 """
 
 from __future__ import annotations
@@ -41,7 +50,19 @@ from typing import Any, Literal
 
 from sayso_common import quorum
 from sayso_common.clock import iso
-from sayso_common.events import Event, MessageCreated, ReviewExpired, ReviewResponded, wire_name
+from sayso_common.events import (
+    AgentStatusChanged,
+    ApprovalRemembered,
+    ApprovalRevoked,
+    DeliveryStatusChanged,
+    Event,
+    MessageCreated,
+    MessageUpdated,
+    ReviewExpired,
+    ReviewResponded,
+    ReviewVoted,
+    wire_name,
+)
 from sayso_common.views import FULL, MessageView
 
 WebhookFormat = Literal["placet", "processa"]
@@ -49,6 +70,85 @@ WebhookFormat = Literal["placet", "processa"]
 
 def _when(value: datetime | None) -> str | None:
     return iso(value) if value is not None else None
+
+
+def delivery_object(event: DeliveryStatusChanged) -> dict[str, Any]:
+    """The delivery a ``delivery:status`` event is about; ``eventId`` / ``eventType`` name the
+    event it delivers (``review:responded``), ``endpointId`` its endpoint (null: the agent's URL)."""
+    data = event.data
+    return {
+        "id": data.delivery_id,
+        "eventId": data.event_id,
+        "eventType": wire_name(data.event_type),
+        "messageId": data.message_id,
+        "endpointId": data.endpoint_id,
+        "url": data.url,
+        "status": data.status,
+        "attempts": data.attempts,
+        "lastStatusCode": data.last_status_code,
+        "lastError": data.last_error,
+        "nextAttemptAt": _when(data.next_attempt_at),
+    }
+
+
+def agent_object(event: AgentStatusChanged) -> dict[str, Any]:
+    """The agent an ``agent:status`` event is about, with Placet's names for its status fields."""
+    data = event.data
+    return {
+        "id": data.agent_id,
+        "status": data.status,
+        "statusMessage": data.message,
+        "lastActiveAt": iso(data.last_activity_at),
+    }
+
+
+def approval_object(event: ApprovalRemembered | ApprovalRevoked) -> dict[str, Any]:
+    """The remembered approval an ``approval:remembered`` / ``approval:revoked`` event is about."""
+    data = event.data
+    return {
+        "id": data.remembered_id,
+        "tool": data.tool,
+        "argsDigest": data.args_digest,
+        "scope": data.scope,
+        "runId": data.run_id,
+        "expiresAt": iso(data.expires_at),
+        "actor": data.actor,
+    }
+
+
+def _endpoint_only_body(event: Event) -> dict[str, Any] | None:
+    """Placet-shaped bodies of the events only endpoints are sent; None for the others."""
+    head: dict[str, Any] = {"event": wire_name(event.type), "channelId": event.channel_id}
+    if isinstance(event, MessageUpdated):
+        message = event.data.message
+        return {
+            **head,
+            "message_id": message.id,
+            "message": message.model_dump(mode="json", context=FULL),
+            "updated_at": iso(event.occurred_at),
+        }
+    if isinstance(event, ReviewVoted):
+        message, vote = event.data.message, event.data.vote
+        review = message.review
+        return {
+            **head,
+            "message_id": message.id,
+            "review_type": review.type if review else None,
+            "vote": vote.model_dump(mode="json", context=FULL),
+            "votes": [v.model_dump(mode="json", context=FULL) for v in (review.votes or [])]
+            if review
+            else [],
+            "voted_at": iso(vote.voted_at),
+        }
+    if isinstance(event, DeliveryStatusChanged):
+        return {**head, "delivery": delivery_object(event), "changed_at": iso(event.occurred_at)}
+    if isinstance(event, AgentStatusChanged):
+        return {**head, "agent": agent_object(event), "changed_at": iso(event.occurred_at)}
+    if isinstance(event, ApprovalRemembered):
+        return {**head, "approval": approval_object(event), "remembered_at": iso(event.occurred_at)}
+    if isinstance(event, ApprovalRevoked):
+        return {**head, "approval": approval_object(event), "revoked_at": iso(event.occurred_at)}
+    return None
 
 
 def placet_body(event: Event) -> dict[str, Any] | None:
@@ -97,7 +197,7 @@ def placet_body(event: Event) -> dict[str, Any] | None:
             "message": message.model_dump(mode="json", context=FULL),
             "created_at": iso(message.created_at),
         }
-    return None
+    return _endpoint_only_body(event)
 
 
 def _title(message: MessageView) -> str:

@@ -68,6 +68,20 @@ async def raw_values(msg: StreamMessage[Any]) -> list[bytes]:
     return [record.value for record in msg.raw_message]
 
 
+def kept_values(
+    keep: Callable[[str], bool], topic_types: Mapping[str, str]
+) -> Callable[[StreamMessage[Any]], Awaitable[list[bytes]]]:
+    """:func:`raw_values`, without the records whose event type (their topic's) ``keep`` refuses:
+    those are never parsed. Their offsets are committed with the batch's all the same."""
+
+    async def decode(msg: StreamMessage[Any]) -> list[bytes]:
+        return [
+            record.value for record in msg.raw_message if keep(topic_types.get(record.topic, record.topic))
+        ]
+
+    return decode
+
+
 @dataclass
 class GroupConsumer:
     settings: ServiceSettings
@@ -85,8 +99,13 @@ class GroupConsumer:
         handle: Callable[[list[Event]], Awaitable[None]],
         consumed: Counter,
         lag_gauge: Gauge,
+        keep: Callable[[str], bool] | None = None,
     ) -> GroupConsumer:
-        """``handle`` gets every batch, parsed; ``consumed`` counts events by type."""
+        """``handle`` gets every batch, parsed; ``consumed`` counts events by type. With ``keep``
+        (an event type -> whether this service wants it now), the records it refuses are dropped
+        before they are parsed."""
+        topic_types = {topic_for(t, settings.topic_prefix): t for t in group.topics}
+        decoder = raw_values if keep is None else kept_values(keep, topic_types)
         broker = KafkaBroker(
             settings.kafka_bootstrap,
             client_id=f"{settings.instance or group.name}-{instance}",
@@ -96,11 +115,11 @@ class GroupConsumer:
         )
 
         @broker.subscriber(
-            *[topic_for(t, settings.topic_prefix) for t in group.topics],
+            *topic_types,
             batch=True,
             max_records=group.max_records,
             batch_timeout_ms=50,
-            decoder=raw_values,
+            decoder=decoder,
             # Latency over idle fetches: Tansu answers a fetch only when this wait runs out, not as
             # soon as a record arrives, so the default 500 ms would add ~250 ms to every event.
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,

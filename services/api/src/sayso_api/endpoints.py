@@ -34,16 +34,19 @@ from sayso_api.schemas import Headers, Out, WebhookAuthIn, _StrictIn, check_head
 from sayso_api.webhooks import LIST_LIMIT, MAX_OLD_SECRETS, DeliveryOut, delivery_out
 from sayso_common import signing_secrets
 from sayso_common.clock import as_utc, utcnow
-from sayso_common.documents import EndpointDoc, KafkaDestinationDoc, WebhookEvent
+from sayso_common.documents import EndpointDoc, KafkaDestinationDoc
 from sayso_common.endpoints import (
     DEFAULT_ENDPOINT_EVENTS,
+    ENDPOINT_EVENTS,
     MAX_DESCRIPTION_CHARS,
     MAX_ENDPOINTS,
     MAX_RATE_LIMIT,
     EndpointFormat,
     FilterError,
+    check_pattern,
     compile_endpoint_filter,
     filter_json,
+    groups,
     stored_filter,
 )
 from sayso_common.http_errors import ApiError, not_found
@@ -73,6 +76,14 @@ FILTER_DOC = (
     '{"event", "channelId", "message"}, the message as the API shows it; null: every event of '
     "the chosen types"
 )
+EVENT_TYPES_DOC = (
+    f"Event types to send: {', '.join(ENDPOINT_EVENTS)}, or a group ({', '.join(groups(ENDPOINT_EVENTS))}); "
+    "default review:responded and review:expired"
+)
+# An event type or a group of them (sayso_common.endpoints.check_pattern): 422 names its index.
+EventPattern = Annotated[str, AfterValidator(check_pattern)]
+# Every name and every group once; a longer list repeats itself.
+MAX_EVENT_TYPES = len(ENDPOINT_EVENTS) + len(groups(ENDPOINT_EVENTS))
 
 
 def _topic(value: str) -> str:
@@ -125,8 +136,11 @@ class EndpointIn(_StrictIn):
         default=None, description="A Kafka topic to deliver to instead of a URL (then leave url out)"
     )
     description: str | None = Field(default=None, max_length=MAX_DESCRIPTION_CHARS)
-    event_types: list[WebhookEvent] = Field(
-        default_factory=lambda: list(DEFAULT_ENDPOINT_EVENTS), min_length=1, max_length=10
+    event_types: list[EventPattern] = Field(
+        default_factory=lambda: [str(t) for t in DEFAULT_ENDPOINT_EVENTS],
+        min_length=1,
+        max_length=MAX_EVENT_TYPES,
+        description=EVENT_TYPES_DOC,
     )
     filter: dict[str, Any] | None = Field(default=None, description=FILTER_DOC)
     format: EndpointFormat = Field(
@@ -150,7 +164,9 @@ class EndpointPatch(_StrictIn):
     url: str | None = None
     destination: KafkaDestinationIn | None = None
     description: str | None = Field(default=None, max_length=MAX_DESCRIPTION_CHARS)
-    event_types: list[WebhookEvent] | None = Field(default=None, min_length=1, max_length=10)
+    event_types: list[EventPattern] | None = Field(
+        default=None, min_length=1, max_length=MAX_EVENT_TYPES, description=EVENT_TYPES_DOC
+    )
     filter: dict[str, Any] | None = Field(default=None, description=FILTER_DOC)
     format: EndpointFormat | None = None
     headers: Headers | None = None
@@ -424,7 +440,7 @@ async def create_endpoint(
         "url": body.url or "",
         "kafka": None,
         "description": body.description,
-        "event_types": list(body.event_types),
+        "event_types": list(dict.fromkeys(body.event_types)),
         "filter_json": filter_json(body.filter),
         "format": body.format,
         "rate_limit": body.rate_limit,
@@ -497,7 +513,7 @@ async def patch_endpoint(
         if name in given:
             update[name] = getattr(body, name)
     if body.event_types is not None:
-        update["event_types"] = list(body.event_types)
+        update["event_types"] = list(dict.fromkeys(body.event_types))
     if "headers" in given:
         update["headers_enc"], update["header_names"] = _sealed_headers(box, body.headers)
     if "auth" in given:

@@ -23,12 +23,18 @@ from sayso_api.endpoints import get_endpoint
 from sayso_api.feed import cursor_of, parse_cursor
 from sayso_api.schemas import Out, _StrictIn
 from sayso_api.webhooks import RecoverOut, recover_failed, requeue_deliveries
-from sayso_common.attempts import WEBHOOK_SCHEDULE, schedule_for
 from sayso_common.clock import as_utc, utcnow
 from sayso_common.deliveries import new_delivery
 from sayso_common.documents import DeliveryDoc, EndpointDoc
-from sayso_common.endpoints import compile_endpoint_filter, filter_document, stored_filter, wanted
-from sayso_common.events import Event, MessageCreated, ReviewExpired, ReviewResponded, wire_name
+from sayso_common.endpoints import (
+    compile_endpoint_filter,
+    deliverable,
+    filter_document,
+    message_id_of,
+    stored_filter,
+    wanted,
+)
+from sayso_common.events import Event, wire_name
 from sayso_common.http_errors import ApiError
 from sayso_common.mongo import AGENTS, DELIVERIES, EVENTS, Database, Doc, collection, insert_new
 from sayso_common.outbox import event_from_events_document
@@ -79,12 +85,6 @@ def _check_range(body: ReplayIn, retention: timedelta, now: datetime) -> tuple[d
             "from",
         )
     return start, end
-
-
-def _message_id(event: Event) -> str | None:
-    if isinstance(event, MessageCreated | ReviewResponded | ReviewExpired):
-        return event.data.message.id
-    return None
 
 
 async def replay(
@@ -139,6 +139,8 @@ def _readable(doc: Any) -> Event | None:
 
 def _matches(endpoint: EndpointDoc, event: Event) -> bool:
     """The dispatcher's rule: the endpoint's types and filter want it, and its format has a body."""
+    if not deliverable(event):
+        return False
     compiled = compile_endpoint_filter(stored_filter(endpoint))
     if not wanted(endpoint, wire_name(event.type), compiled, lambda: filter_document(event)):
         return False
@@ -171,13 +173,13 @@ async def _deliver(
             event_type=event.type,
             channel_id=event.channel_id,
             owner_id=event.owner_id,
-            message_id=_message_id(event),
+            message_id=message_id_of(event),
             url=endpoint["url"],
             source="endpoint",
             headers_enc=endpoint.get("headers_enc"),
             endpoint_id=endpoint["_id"],
             body=render(content),
-            schedule=schedules.get(event.channel_id, list(WEBHOOK_SCHEDULE)),
+            schedule=schedules.get(event.channel_id),
             now=now,
             due_at=now,
             claim=None,
@@ -191,12 +193,14 @@ async def _deliver(
 
 
 async def _schedules(db: Database, channel_ids: set[str]) -> dict[str, list[int]]:
-    """Each channel's retry schedule: its agent's own, else the service's default."""
+    """The channels whose agent has a retry schedule of its own, and that schedule. The others'
+    deliveries carry none: the dispatcher that sends them uses its SAYSO_DISPATCHER_RETRY_SCHEDULE,
+    as it does for the deliveries it makes itself (the API does not know that setting)."""
     if not channel_ids:
         return {}
     agents = (
         await collection(db, AGENTS)
-        .find({"_id": {"$in": sorted(channel_ids)}}, {"retry_schedule": 1})
+        .find({"_id": {"$in": sorted(channel_ids)}, "retry_schedule": {"$ne": None}}, {"retry_schedule": 1})
         .to_list()
     )
-    return {a["_id"]: schedule_for(a.get("retry_schedule"), WEBHOOK_SCHEDULE) for a in agents}
+    return {a["_id"]: list(own) for a in agents if (own := a.get("retry_schedule")) is not None}

@@ -78,6 +78,7 @@ def create_app(settings: DispatcherSettings) -> Starlette:
             "requeues": worker.watch_requeues(),
             "agents": agents.watch(),
             "endpoints": worker.endpoints.watch(),
+            "endpoint-types": worker.endpoints.follow_types(),
             "gauges": worker.gauge_loop(),
             "kafka-producers": loops.every("idle Kafka producers", 30.0, worker.kafka.close_idle),
             "reconcile": loops.every("reconciliation", interval, reconcile, wait_first=True),

@@ -4,10 +4,18 @@ delete reaches the next event within milliseconds; a lost stream falls back to t
 
 Endpoint changes are rare next to events, so any change clears the whole cache: simpler than
 working out which channels an account-wide endpoint touched, and just as correct.
+
+The directory also knows which event types any enabled endpoint asks for (:meth:`wants`): the
+consumer drops the records of endpoint-only types (``delivery.status`` …) nobody wants before
+parsing them, so consuming those topics costs little while no endpoint takes them. The set is
+read again on every endpoint change (and every ``ttl``); until the first read, everything is
+wanted.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -15,12 +23,16 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
+from pymongo.errors import PyMongoError
+
 from sayso_common import loops, signing_secrets
 from sayso_common.documents import EndpointDoc
 from sayso_common.endpoints import (
     compile_endpoint_filter,
+    deliverable,
     filter_document,
     stored_filter,
+    type_matches,
     wanted,
 )
 from sayso_common.events import Event, wire_name
@@ -44,6 +56,32 @@ class EndpointDirectory:
         self._by_id: dict[str, tuple[float, EndpointDoc | None]] = {}
         # (endpoint id, updated_at) -> compiled filter; None when it has none
         self._filters: dict[tuple[str, Any], Filter | None] = {}
+        # The event types (and groups) some enabled endpoint asks for; None: not read yet.
+        self._patterns: frozenset[str] | None = None
+        self._changed = asyncio.Event()
+
+    def wants(self, event_name: str) -> bool:
+        """Whether some enabled endpoint (of any owner) may want events named ``event_name``
+        (``delivery:status``), as far as this process knows."""
+        return self._patterns is None or type_matches(self._patterns, event_name)
+
+    async def read_types(self) -> None:
+        """Read which event types enabled endpoints ask for (their defaults are the agents'
+        types, which the dispatcher takes anyway)."""
+        found = await self._coll.distinct("event_types", {"disabled": {"$ne": True}})
+        self._patterns = frozenset(p for p in found if isinstance(p, str))
+
+    async def follow_types(self) -> None:
+        """Keep :meth:`wants` current: read again after every endpoint change, and every ``ttl``
+        in case a change went unseen. Runs until cancelled."""
+        while True:
+            self._changed.clear()
+            try:
+                await self.read_types()
+            except PyMongoError:
+                log.warning("reading the endpoints' event types failed", exc_info=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), self._ttl)
 
     async def for_channels(self, channels: dict[str, str]) -> dict[str, list[EndpointDoc]]:
         """The enabled endpoints of each channel (``channel id -> owner id``): its own and its
@@ -77,6 +115,8 @@ class EndpointDirectory:
 
     def matching(self, endpoints: Iterable[EndpointDoc], event: Event) -> list[EndpointDoc]:
         """The endpoints ``event`` goes to, in creation order."""
+        if not deliverable(event):
+            return []
         name = wire_name(event.type)
         built: list[dict[str, Any] | None] = []
 
@@ -132,6 +172,7 @@ class EndpointDirectory:
     def clear(self) -> None:
         self._by_channel.clear()
         self._by_id.clear()
+        self._changed.set()
 
     async def watch(self) -> None:
         """Forget every cached endpoint whenever one changes. Runs until cancelled."""

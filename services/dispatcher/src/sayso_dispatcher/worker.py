@@ -26,6 +26,7 @@ from sayso_common.attempts import ErrorKind, RetryPolicy, Verdict
 from sayso_common.clock import as_utc, utcnow
 from sayso_common.deliveries import REVIEW_EVENTS, Attempt, Result, new_delivery, record_attempt
 from sayso_common.documents import AgentDoc, DeliveryDoc, KafkaDestinationDoc
+from sayso_common.endpoints import message_id_of
 from sayso_common.events import Event
 from sayso_common.kafka_destinations import is_kafka_url
 from sayso_common.mongo import AGENTS, DELIVERIES, ENDPOINTS, MESSAGES, Database, collection, untyped
@@ -183,7 +184,7 @@ class Worker:
         for event in wanted:
             agent = agents.get(event.channel_id)
             message = message_of(event)
-            message_id = message.id if message else None
+            message_id = message_id_of(event)
             target = target_for(event, agent, callback_headers.get(message_id or ""))
             body = body_for(event, format_of(message, agent))
             common: dict[str, Any] = {
@@ -234,6 +235,12 @@ class Worker:
             else:
                 self.wake()
         return len(inserted)
+
+    def schedule_of(self, doc: DeliveryDoc) -> list[int]:
+        """The delivery's retry delays. The API makes deliveries too (a replay) without knowing
+        this setting: those carry None, this dispatcher's schedule."""
+        schedule = doc.get("schedule", [])
+        return self._settings.dispatcher_retry_schedule if schedule is None else schedule
 
     def _schedule(self, agent: AgentDoc | None) -> list[int]:
         own = agent.get("retry_schedule") if agent else None
@@ -319,7 +326,7 @@ class Worker:
         delay = None
         if decision is Verdict.RETRY:
             delay = attempts.next_delay(
-                doc.get("schedule", []),
+                self.schedule_of(doc),
                 doc.get("round_attempts", 0) + 1,
                 attempt.retry_after,
                 self._policy,
