@@ -66,6 +66,9 @@ async def test_secrets_are_not_stored_in_clear(stack: RunningStack, owner: Owner
         ({"name": "x", "webhookHeaders": {"X": "a\r\nInjected: 1"}}, "webhookHeaders"),
         ({"name": "x", "webhookRetrySchedule": [0]}, "webhookRetrySchedule"),
         ({"name": "x", "webhookEvents": ["everything"]}, "webhookEvents[0]"),
+        # Endpoint-only types and groups are not for the agent's own URL (Placet's meaning).
+        ({"name": "x", "webhookEvents": ["review:responded", "delivery:status"]}, "webhookEvents[1]"),
+        ({"name": "x", "webhookEvents": ["review:*"]}, "webhookEvents[0]"),
         ({"name": "x", "tag": "t" * 65}, "tag"),
         ({"name": "x", "avatarUrl": "not a url"}, "avatarUrl"),
         ({"name": "x", "webhookFormat": "slack"}, "webhookFormat"),

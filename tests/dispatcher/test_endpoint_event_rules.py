@@ -1,13 +1,17 @@
 """Table tests for the event types endpoints may ask for (issue #31): names and groups
-(``delivery:*``), what each type's filter reads and each format's body holds, and the rule that
-keeps ``delivery:status`` from feeding itself."""
+(``delivery:*``), what each type's filter reads and each format's body holds, the rule that
+keeps ``delivery:status`` from feeding itself, and (on a scratch database of the real MongoDB)
+which consumed records the dispatcher parses."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+from sayso_service.consumers import kept_values
 
 from sayso_common.documents import DeliveryDoc, EndpointDoc
 from sayso_common.endpoints import (
@@ -37,6 +41,8 @@ from sayso_common.events import (
 from sayso_common.topics import ALL_EVENT_TYPES
 from sayso_common.views import MessageView, ReviewView, VoteView
 from sayso_common.webhook_bodies import body_for
+from sayso_dispatcher.consumer import AGENT_TOPICS, TOPICS, keeper
+from sayso_dispatcher.endpoints import EndpointDirectory
 
 NOW = datetime(2026, 4, 1, 14, 32, tzinfo=UTC)
 STAMP = "2026-04-01T14:32:00.000Z"
@@ -256,3 +262,51 @@ def test_the_delivery_of_a_vote_or_an_update_is_listed_under_its_message() -> No
     assert message_id_of(UPDATED) == message_id_of(VOTED_EVENT) == "msg_1"
     assert message_id_of(STATUS) is None  # a status delivery is not the message's own
     assert message_id_of(REMEMBER) is None
+
+
+# --- what the dispatcher parses ----------------------------------------------------------------
+
+
+@dataclass
+class _Record:
+    topic: str
+    value: bytes
+
+
+@dataclass
+class _Batch:
+    raw_message: tuple[_Record, ...]
+
+
+async def test_records_of_types_no_endpoint_wants_are_dropped_unparsed(scratch: AsyncDatabase[Any]) -> None:
+    endpoints = EndpointDirectory(cast(Any, scratch), str)
+    keep = keeper(endpoints)
+    assert keep("delivery.status")  # not read yet: everything is parsed
+    await endpoints.read_types()
+    assert [t for t in TOPICS if keep(t)] == list(AGENT_TOPICS)
+    await scratch["endpoints"].insert_many(
+        [
+            {
+                "_id": "ep_1",
+                "owner_id": "u",
+                "channel_id": None,
+                "event_types": ["delivery:*", "review:voted"],
+            },
+            {
+                "_id": "ep_2",
+                "owner_id": "u",
+                "channel_id": None,
+                "event_types": ["agent:status"],
+                "disabled": True,
+            },
+            {"_id": "ep_3", "owner_id": "u", "channel_id": None},  # the default types
+        ]
+    )
+    await endpoints.read_types()
+    assert [t for t in TOPICS if keep(t)] == [*AGENT_TOPICS, "review.voted", "delivery.status"]
+
+    decode = kept_values(keep, {f"p.{t}": t for t in TOPICS})
+    batch = _Batch(tuple(_Record(f"p.{t}", t.encode()) for t in TOPICS))
+    assert await decode(cast(Any, batch)) == [
+        t.encode() for t in (*AGENT_TOPICS, "review.voted", "delivery.status")
+    ]

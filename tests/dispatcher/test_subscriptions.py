@@ -152,6 +152,10 @@ async def test_only_the_owner_sees_or_changes_endpoints(team: list[Owner], recei
         ),
         ({"url": "http://x/", "filter": {"$where": "1"}}, 422, "filter.$where"),
         ({"url": "http://x/", "eventTypes": ["review:nope"]}, 422, "eventTypes[0]"),
+        ({"url": "http://x/", "eventTypes": ["review:*", "nope:*"]}, 422, "eventTypes[1]"),
+        ({"url": "http://x/", "eventTypes": ["*"]}, 422, "eventTypes[0]"),
+        ({"url": "http://x/", "eventTypes": ["delivery.status"]}, 422, "eventTypes[0]"),
+        ({"url": "http://x/", "eventTypes": ["delivery:*", "agent:status", "review:voted"]}, 201, None),
         ({"url": "http://x/", "eventTypes": []}, 422, "eventTypes"),
         ({"url": "http://x/", "format": "xml"}, 422, "format"),
         ({"url": "http://x/", "rateLimit": 0}, 422, "rateLimit"),
@@ -175,6 +179,7 @@ async def test_bad_endpoints_get_a_4xx_naming_the_field(
     if field is None:
         # A name that does not resolve is left to the dispatcher's guard at send time.
         assert resp.status_code == 201, resp.text
+        assert resp.json()["eventTypes"] == body.get("eventTypes", ["review:responded", "review:expired"])
         return
     assert resp.status_code == status, resp.text
     assert resp.json()["error"]["field"] == field, resp.text
