@@ -143,12 +143,56 @@ async def test_an_empty_page_waits_for_the_next_event(owner: Owner) -> None:
         ({"limit": "1001"}, "limit"),
         ({"wait": "30001"}, "wait"),
         ({"wait": "-1"}, "wait"),
+        ({"types": "nope"}, "types"),
+        ({"types": "review:nope"}, "types"),
+        ({"types": "review:*,"}, "types"),
+        ({"types": "*"}, "types"),
+        ({"types": "review.responded"}, "types"),
+        ({"types": ""}, "types"),
+        ({"types": "a" * 501}, "types"),
     ],
 )
 async def test_bad_feed_parameters_are_named(owner: Owner, params: dict[str, str], field: str) -> None:
     resp = await owner.agent.get("/api/v1/feed", params=params)
     assert resp.status_code == 422, resp.text
     assert resp.json()["error"]["field"] == field
+
+
+async def test_the_feed_keeps_the_types_asked_for_and_waits_for_them(owner: Owner) -> None:
+    agent = await owner.create_agent()
+    msg = await answered(owner, agent["id"])
+
+    async def everything() -> list[dict[str, Any]] | None:
+        events, _ = await read_all(owner.agent, channel=agent["id"], limit=50)
+        return events if any(e["type"] == "review:responded" for e in events) else None
+
+    every = await eventually(everything, 20.0, "the answer in the feed")
+    answers, _ = await read_all(owner.agent, channel=agent["id"], types="review:*")
+    assert [(e["type"], e["data"]["message"]["id"]) for e in answers] == [("review:responded", msg["id"])]
+    both, _ = await read_all(owner.agent, channel=agent["id"], types="message:created, review:responded")
+    assert [e["type"] for e in both] == ["message:created", "review:responded"]
+    # Nothing of the type: an empty page whose cursor is past every event read, not the one given.
+    resp = await owner.agent.get("/api/v1/feed", params={"channel": agent["id"], "types": "agent:status"})
+    assert resp.json() == {"data": [], "nextCursor": every[-1]["cursor"]}
+
+    # A filtered long-poll sleeps through the events of other types and answers with its own.
+    params = {"channel": agent["id"], "types": "review:*", "wait": "25000", "after": every[-1]["cursor"]}
+    waiting = asyncio.create_task(owner.agent.get("/api/v1/feed", params=params, timeout=40))
+    other = await owner.post_message(agent["id"], text="not an answer")
+
+    async def other_served() -> bool:
+        events, _ = await read_all(owner.agent, after=every[-1]["cursor"], channel=agent["id"])
+        return any(e["data"].get("message", {}).get("id") == other["id"] for e in events)
+
+    await eventually(other_served, 20.0, "the other message served to an unfiltered read")
+    assert not waiting.done()
+    later = await answered(owner, agent["id"])
+    resp = await waiting
+    assert resp.status_code == 200, resp.text
+    page = resp.json()
+    assert [(e["type"], e["data"]["message"]["id"]) for e in page["data"]] == [
+        ("review:responded", later["id"])
+    ]
 
 
 def _stored(agent: str, stored_at: datetime, event_id: str) -> dict[str, Any]:
@@ -184,3 +228,28 @@ async def test_an_event_stored_late_is_not_stepped_over(scratch: AsyncDatabase[A
     assert earlier_id < later_id
     third = await feed.page(db, {"owner_id": "usr_feed"}, "usr_feed", second.next_cursor)
     assert (third.data, third.next_cursor) == ([], second.next_cursor)
+
+
+async def test_a_filtered_page_moves_past_settled_events_only(scratch: AsyncDatabase[Any]) -> None:
+    db = cast(Any, scratch)
+    await ensure_indexes(db)
+    now = datetime.now(UTC)
+    first, second = "evt_" + "1" * 26, "evt_" + "2" * 26
+    await scratch["events"].insert_many(
+        [
+            _stored("agt_a", now - timedelta(seconds=30), first),
+            _stored("agt_a", now - timedelta(seconds=20), second),
+            _stored("agt_a", datetime.now(UTC) + timedelta(seconds=10), new_id("evt")),  # not settled
+        ]
+    )
+    scope = {"owner_id": "usr_feed"}
+    everything = await feed.page(db, scope, "usr_feed", None)
+    assert [e["id"] for e in everything.data] == [first, second]
+    none = await feed.page(db, scope, "usr_feed", None, types=["message.created"])
+    # Past both settled statuses, never past the one that may still have company behind it.
+    assert (none.data, none.next_cursor) == ([], everything.next_cursor)
+    # A full page of matches keeps its last match's cursor.
+    one = await feed.page(db, scope, "usr_feed", None, limit=1, types=["agent.status"])
+    assert [e["id"] for e in one.data] == [first]
+    assert one.next_cursor == one.data[0]["cursor"]
+    assert feed.parse_types("agent:*, review:voted") == ["review.voted", "agent.status"]

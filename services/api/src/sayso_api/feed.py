@@ -14,6 +14,11 @@ channel's events in the order they were published.
 An empty page can wait (``wait`` ms, at most 30 s) for the next event: each API process follows
 one change stream of stored events and wakes the waiting requests of that account or channel,
 which then read again once the new event has settled. Nothing polls the database.
+
+``types`` keeps the events of some types only (names and groups as endpoints take them:
+``review:*``). A page with fewer events than its limit has read every settled event there is, so
+its cursor moves past the last one read, matching or not: a client that waits for a rare type
+does not read the same other events again on every call.
 """
 
 from __future__ import annotations
@@ -34,10 +39,12 @@ from sayso_api.schemas import Out
 from sayso_common import loops
 from sayso_common.clock import as_utc, iso, utcnow
 from sayso_common.documents import EventDoc
+from sayso_common.endpoints import EventTypeError, check_pattern, expand
 from sayso_common.events import AgentStatusChanged, Event, MessageData, VoteData, wire_name
 from sayso_common.http_errors import ApiError
 from sayso_common.mongo import EVENTS, Database, Doc, collection, untyped
 from sayso_common.outbox import event_from_events_document
+from sayso_common.topics import ALL_EVENT_TYPES
 from sayso_common.views import seen_by
 
 log = logging.getLogger(__name__)
@@ -50,6 +57,9 @@ MAX_LIMIT = 1000
 MAX_WAIT_MS = 30_000
 
 _CURSOR = re.compile(r"^(\d{1,15})\.([a-z]{1,10}_[0-9a-z]{26})$")
+# Every type the feed serves, as the feed names them (review:responded …).
+FEED_TYPES = tuple(wire_name(t) for t in ALL_EVENT_TYPES)
+MAX_TYPES_CHARS = 500
 
 
 class FeedPage(Out):
@@ -71,6 +81,20 @@ def parse_cursor(value: str) -> tuple[datetime, str]:
     if found is None:
         raise ApiError(422, "validation_error", "not a cursor this feed handed out", "after")
     return datetime.fromtimestamp(int(found.group(1)) / 1000, UTC), found.group(2)
+
+
+def parse_types(value: str | None) -> list[str] | None:
+    """``types=review:*,agent:status`` as the stored types it covers (``review.responded`` …);
+    None: every type. 422 naming ``types`` for a name or group the feed does not know."""
+    if value is None:
+        return None
+    patterns = [part.strip() for part in value.split(",")]
+    try:
+        for pattern in patterns:
+            check_pattern(pattern, FEED_TYPES)
+    except EventTypeError as exc:
+        raise ApiError(422, "validation_error", str(exc), "types") from None
+    return [name.replace(":", ".") for name in expand(patterns, FEED_TYPES)]
 
 
 def item(event: Event, cursor: str, reader_id: str) -> dict[str, Any]:
@@ -103,13 +127,29 @@ def _after(after: str | None) -> Doc:
 
 
 async def page(
-    db: Database, scope: Doc, reader_id: str, after: str | None, limit: int = DEFAULT_LIMIT
+    db: Database,
+    scope: Doc,
+    reader_id: str,
+    after: str | None,
+    limit: int = DEFAULT_LIMIT,
+    types: list[str] | None = None,
 ) -> FeedPage:
-    """The events of ``scope`` (``{"owner_id": …}`` or ``{"channel_id": …}``) after the cursor."""
-    query: Doc = {**scope, "stored_at": {"$lte": utcnow() - SETTLE}, **_after(after)}
+    """The events of ``scope`` (``{"owner_id": …}`` or ``{"channel_id": …}``) after the cursor,
+    of ``types`` only if given (stored names: ``review.responded``)."""
+    # One bound for both reads below: every event stored up to it is visible to both.
+    settled: Doc = {**scope, "stored_at": {"$lte": utcnow() - SETTLE}, **_after(after)}
+    query = settled if types is None else {**settled, "type": {"$in": types}}
     docs = (
         await collection(db, EVENTS).find(query).sort([("stored_at", 1), ("_id", 1)]).limit(limit).to_list()
     )
+    cursor = cursor_of(docs[-1]) if docs else after
+    if types is not None and len(docs) < limit:
+        # Every settled event after the cursor was looked at: move past the last of them.
+        last = await collection(db, EVENTS).find_one(
+            settled, {"stored_at": 1}, sort=[("stored_at", -1), ("_id", -1)]
+        )
+        if last is not None:
+            cursor = cursor_of(last)
     data: list[dict[str, Any]] = []
     for doc in docs:
         try:
@@ -119,14 +159,15 @@ async def page(
             log.warning("feed skipped an unreadable stored event", extra={"event_id": doc["_id"]})
             continue
         data.append(item(event, cursor_of(doc), reader_id))
-    return FeedPage(data=data, next_cursor=cursor_of(docs[-1]) if docs else after)
+    return FeedPage(data=data, next_cursor=cursor)
 
 
-async def _settles_in(db: Database, scope: Doc, after: str | None) -> float | None:
-    """Seconds until the first event after the cursor that is stored but not served yet may be
-    served; None when there is none."""
+async def _settles_in(db: Database, scope: Doc, after: str | None, types: list[str] | None) -> float | None:
+    """Seconds until the first event (of ``types``) after the cursor that is stored but not served
+    yet may be served; None when there is none."""
+    kinds: Doc = {} if types is None else {"type": {"$in": types}}
     first = await collection(db, EVENTS).find_one(
-        {**scope, "stored_at": {"$exists": True}, **_after(after)},
+        {**scope, "stored_at": {"$exists": True}, **kinds, **_after(after)},
         {"stored_at": 1},
         sort=[("stored_at", 1), ("_id", 1)],
     )
@@ -195,6 +236,7 @@ async def wait_page(
     after: str | None,
     limit: int,
     wait_ms: int,
+    types: list[str] | None = None,
 ) -> FeedPage:
     """:func:`page`, but an empty one waits up to ``wait_ms`` for an event to serve."""
     deadline = time.monotonic() + wait_ms / 1000
@@ -202,11 +244,12 @@ async def wait_page(
     with waiters.listen(key) as woken:
         while True:
             woken.clear()  # before reading: an event stored from here on sets it again
-            result = await page(db, scope, reader_id, after, limit)
+            result = await page(db, scope, reader_id, after, limit, types)
             left = deadline - time.monotonic()
             if result.data or left <= 0:
                 return result
-            settling = await _settles_in(db, scope, after)
+            after = result.next_cursor  # past the events of other types read so far
+            settling = await _settles_in(db, scope, after, types)
             if settling is not None:
                 await asyncio.sleep(min(left, settling + 0.01))
                 continue
