@@ -1,5 +1,5 @@
 """Webhook endpoints and the pull feed from the SDK (sync and async) and the ``sayso endpoints``
-command, against the real stack."""
+and ``sayso feed`` commands, against the real stack."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 import sayso
 from tests.clients.test_cli import cli_env, run
-from tests.dispatcher.flows import answered
+from tests.dispatcher.flows import answer, answered, deliveries
 from tests.dispatcher.test_kafka_destinations import create_topic, reading, records
 from tests.support.receiver import Receiver
 from tests.support.stack import Owner, RunningStack, eventually
@@ -219,3 +219,80 @@ async def test_cli_adds_a_kafka_endpoint_with_sealed_credentials(stack: RunningS
     code, _, err = await run(env, "endpoints", "add", "--kafka-topic", "bad topic")
     assert code == 4
     assert "field destination.topic" in err
+
+
+async def test_cli_endpoints_recover_and_replay(
+    stack: RunningStack, owner: Owner, receiver: Receiver
+) -> None:
+    receiver.routes["/cli-down"] = answer(500)
+    agent = await owner.create_agent(webhookRetrySchedule=[])  # each delivery fails at once
+    env = cli_env(stack, owner, SAYSO_DEFAULT_CHANNEL=agent["id"])
+    code, out, err = await run(
+        env, "endpoints", "add", receiver.url("/cli-down"), "--event", "review:responded"
+    )
+    assert code == 0, err
+    down = out.strip()
+    msg = await answered(owner, agent["id"])
+    [first] = await receiver.wait_for("/cli-down", 1)
+
+    async def failed() -> bool:
+        return any(d["state"] == "failed" for d in await deliveries(owner, msg["id"]))
+
+    await eventually(failed, 20.0, "the endpoint's delivery failed")
+    receiver.routes["/cli-down"] = answer(200)
+    code, out, err = await run(env, "endpoints", "recover", down, "--since", "10m")
+    assert code == 0, err
+    assert out.startswith("requeued 1 failed deliveries since "), out
+    [_, again] = await receiver.wait_for("/cli-down", 2)
+    assert again.headers["webhook-id"] == first.headers["webhook-id"]
+    code, out, err = await run(env, "--json", "endpoints", "recover", down, "--since", "10m")
+    assert (code, json.loads(out)["requeued"]) == (0, 0), err
+
+    # An endpoint made after the fact gets the range's events it matches, once.
+    code, out, err = await run(env, "endpoints", "add", receiver.url("/cli-replay"), "--event", "review:*")
+    assert code == 0, err
+    later = out.strip()
+    code, out, err = await run(env, "endpoints", "replay", later, "--from", "10m")
+    assert code == 0, err
+    assert out.startswith("queued 1, re-sent 0 failed, skipped 0 already sent"), out
+    [replayed] = await receiver.wait_for("/cli-replay", 1)
+    assert replayed.json()["message_id"] == msg["id"]
+    code, out, err = await run(
+        env, "--json", "endpoints", "replay", later, "--from", "10m", "--to", datetime.now(UTC).isoformat()
+    )
+    assert code == 0, err
+    assert {k: v for k, v in json.loads(out).items() if k != "scanned"} == {
+        "queued": 0,
+        "requeued": 0,
+        "skipped": 1,
+    }
+    code, _, err = await run(env, "endpoints", "replay", later, "--from", "not a time")
+    assert code == 64
+    assert "--from" in err
+    code, _, err = await run(env, "endpoints", "add", receiver.url("/x"), "--event", "nope:*")
+    assert code == 4
+    assert "field eventTypes[0]" in err
+
+
+async def test_the_feed_by_type_from_the_sdk_and_the_cli(stack: RunningStack, owner: Owner) -> None:
+    agent = await owner.create_agent()
+    msg = await answered(owner, agent["id"])
+    async with sayso.AsyncClient(stack.url, owner.api_key) as aio:
+
+        async def answers() -> list[dict[str, Any]] | None:
+            events = [e async for e in aio.iter_feed(agent["id"], types=["review:*"])]
+            return events or None
+
+        events = await eventually(answers, 20.0, "the answer in the feed")
+    assert [(e["type"], e["data"]["message"]["id"]) for e in events] == [("review:responded", msg["id"])]
+    with sayso.Client(stack.url, owner.api_key) as client:
+        page = await asyncio.to_thread(client.feed, agent["id"], types=["message:created"])
+        assert [e["type"] for e in page.data] == ["message:created"]
+        with pytest.raises(sayso.ValidationError) as caught:
+            await asyncio.to_thread(client.feed, agent["id"], types=["review:nope"])
+        assert caught.value.field == "types"
+    env = cli_env(stack, owner)
+    code, out, err = await run(env, "feed", "--channel", agent["id"], "--types", "review:*,agent:status")
+    assert code == 0, err
+    assert [json.loads(line)["id"] for line in out.splitlines()] == [e["id"] for e in events]
+    assert f"sayso feed --after {events[-1]['cursor']}" in err

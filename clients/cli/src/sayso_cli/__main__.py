@@ -21,7 +21,7 @@ import itertools
 import json
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
@@ -38,6 +38,11 @@ EXIT_TIMEOUT = 3
 EXIT_ERROR = 4
 EXIT_USAGE = 64
 EXIT_INTERRUPTED = 130
+
+# Recover calls at most this many times in one command (each re-queues up to the server's batch).
+MAX_RECOVER_ROUNDS = 100
+# How long `feed --follow` holds each empty page open (the server's most).
+FOLLOW_WAIT_MS = 30_000
 
 STYLES = ("primary", "danger", "secondary", "ghost", "success", "warning", "default")
 
@@ -265,8 +270,11 @@ def build_parser() -> Parser:
         "--event",
         action="append",
         dest="events",
-        choices=("review:responded", "review:expired", "message:created"),
-        help="an event type to send (repeatable; default review:responded and review:expired)",
+        metavar="TYPE",
+        help="an event type or group to send, repeatable: review:responded, review:expired, "
+        "review:voted, message:created, message:updated, delivery:status, agent:status, "
+        "approval:remembered, approval:revoked, or review:*, delivery:* … "
+        "(default review:responded and review:expired)",
     )
     hook_add.add_argument(
         "--filter", type=json_object, help='content filter, JSON (e.g. \'{"message.metadata.env": "prod"}\')'
@@ -276,6 +284,29 @@ def build_parser() -> Parser:
     hook_action("list", "List the endpoints")
     hook_action("rotate", "Issue a new signing secret (printed once)").add_argument("endpoint_id")
     hook_action("rm", "Remove an endpoint").add_argument("endpoint_id")
+    recover = hook_action(
+        "recover", "Send again the endpoint's deliveries that failed since a time (same webhook-id)"
+    )
+    recover.add_argument("endpoint_id")
+    recover.add_argument(
+        "--since", type=moment, help="ISO 8601 time, or how long ago (2h, 1d); default 24 h ago"
+    )
+    replay = hook_action(
+        "replay", "Deliver to the endpoint the stored events of a time range it matches, once each"
+    )
+    replay.add_argument("endpoint_id")
+    replay.add_argument(
+        "--from", dest="start", type=moment, required=True, help="ISO 8601 time, or how long ago (2h)"
+    )
+    replay.add_argument("--to", dest="end", type=moment, help="ISO 8601 time, or how long ago; default now")
+
+    pull = command("feed", "Print the pull feed's events, one JSON object a line, oldest first")
+    pull.add_argument("--channel", help="only this channel (default: all of yours)")
+    pull.add_argument(
+        "--types", help="comma-separated event types or groups (review:*,agent:status); default all"
+    )
+    pull.add_argument("--after", metavar="CURSOR", help="the cursor printed last time: only what came after")
+    pull.add_argument("--follow", action="store_true", help="keep waiting for new events (Ctrl-C to stop)")
 
     log = command("audit", "Print the audit log: every decision and policy change, newest first")
     log.add_argument("--channel", help="only this channel")
@@ -301,6 +332,16 @@ def timestamp(text: str) -> datetime:
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an ISO 8601 time, got {text!r}") from None
+
+
+def moment(text: str) -> datetime:
+    """An ISO 8601 time (without a zone: UTC), or a duration meaning that long ago (``2h``)."""
+    try:
+        ago = parse_duration(text)
+    except ValueError:
+        at = timestamp(text)
+        return at if at.tzinfo else at.replace(tzinfo=UTC)
+    return datetime.now(UTC) - timedelta(seconds=ago)
 
 
 class Cli:
@@ -556,6 +597,10 @@ class Cli:
                 client.delete_endpoint(args.endpoint_id, channel)
                 self.emit({"deleted": True}, f"removed {args.endpoint_id}")
                 return 0
+            if args.endpoints_command == "recover":
+                return self._recover(client, args.endpoint_id, channel)
+            if args.endpoints_command == "replay":
+                return self._replay(client, args.endpoint_id, channel)
             found = client.list_endpoints(channel)
         if self.json:
             self.emit([render.endpoint_wire(e) for e in found], "")
@@ -587,6 +632,61 @@ class Cli:
             password=password,
             ca_cert=ca_cert,
         )
+
+    def _recover(self, client: sayso.Client, endpoint_id: str, channel: str | None) -> int:
+        """Each call re-queues a bounded batch; call again while the server says there is more.
+        The rounds are bounded too: a receiver still down fails the re-sent ones again."""
+        since, total, rounds = self.args.since, 0, 0
+        while True:
+            done = client.recover_endpoint(endpoint_id, channel, since=since)
+            since = since or done.since  # every round from the first one's start
+            total += done.requeued
+            rounds += 1
+            if done.more and not self.json:
+                self.err.write(f"requeued {total} so far\n")
+                self.err.flush()
+            if not done.more or done.requeued == 0 or rounds >= MAX_RECOVER_ROUNDS:
+                break
+        result = {"requeued": total, "since": since.isoformat(), "more": done.more}
+        self.emit(result, f"requeued {total} failed deliveries since {since.isoformat()} (same webhook-ids)")
+        if done.more and not self.json:
+            self.err.write("more remain: run it again\n")
+        return 0
+
+    def _replay(self, client: sayso.Client, endpoint_id: str, channel: str | None) -> int:
+        start, end = self.args.start, self.args.end or datetime.now(UTC)
+
+        def progress(total: sayso.EndpointReplayed) -> None:
+            if total.more and not self.json:
+                self.err.write(f"scanned {total.scanned} events, queued {total.queued} so far\n")
+                self.err.flush()
+
+        done = client.replay_endpoint(endpoint_id, start, end, channel, progress=progress)
+        human = (
+            f"queued {done.queued}, re-sent {done.requeued} failed, skipped {done.skipped} already sent "
+            f"({done.scanned} events scanned)"
+        )
+        self.emit(done.model_dump(mode="json", by_alias=True, exclude={"more", "next_cursor"}), human)
+        return 0
+
+    def feed(self) -> int:
+        args = self.args
+        types = [t.strip() for t in args.types.split(",")] if args.types else None
+        cursor = args.after
+        with self.client() as client:
+            while True:
+                page = client.feed(
+                    args.channel, cursor, wait_ms=FOLLOW_WAIT_MS if args.follow else None, types=types
+                )
+                for event in page.data:
+                    self.out.write(json.dumps(event, ensure_ascii=False) + "\n")
+                self.out.flush()
+                cursor = page.next_cursor
+                if not page.data and not args.follow:
+                    break
+        if cursor and not self.json:
+            self.err.write(f"next: sayso feed --after {cursor}\n")
+        return 0
 
     def audit(self) -> int:
         args = self.args
@@ -654,12 +754,13 @@ def run(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextI
         "policy": cli.policy,
         "audit": cli.audit,
         "endpoints": cli.endpoints,
+        "feed": cli.feed,
     }
     try:
         return handlers[args.command]()
     except KeyboardInterrupt:
-        # Ctrl-C is how `tail` ends; for the others it means the wait was abandoned.
-        return 0 if args.command == "tail" else EXIT_INTERRUPTED
+        # Ctrl-C is how `tail` and `feed --follow` end; for the others the wait was abandoned.
+        return 0 if args.command in ("tail", "feed") else EXIT_INTERRUPTED
     except sayso.SaysoError as exc:
         if isinstance(exc, sayso.TransportError):
             cli.err.write(render.unreachable(cli.url, exc))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Literal, TypeVar
@@ -411,15 +411,23 @@ class AsyncClient:
         return await self.run(calls.recover_endpoint(channel, endpoint_id, since))
 
     async def replay_endpoint(
-        self, endpoint_id: str, start: datetime, end: datetime, channel: str | None = None
+        self,
+        endpoint_id: str,
+        start: datetime,
+        end: datetime,
+        channel: str | None = None,
+        progress: Callable[[EndpointReplayed], None] | None = None,
     ) -> EndpointReplayed:
         """Deliver the stored events of ``[start, end)`` the endpoint matches, once each, following
-        the cursor to the end of the range; the counts are summed over the calls."""
+        the cursor to the end of the range; the counts are summed over the calls. ``progress`` is
+        called with the running totals after each call."""
         total = EndpointReplayed(queued=0, requeued=0, skipped=0, scanned=0, more=False)
         after: str | None = None
         while True:
             page = await self.run(calls.replay_endpoint(channel, endpoint_id, start, end, after))
             total = calls.add_replayed(total, page)
+            if progress is not None:
+                progress(total)
             if not page.more:
                 return total
             after = page.next_cursor
@@ -430,20 +438,26 @@ class AsyncClient:
         after: str | None = None,
         limit: int | None = None,
         wait_ms: int | None = None,
+        types: Sequence[str] | None = None,
     ) -> FeedPage:
         """One page of the pull feed after the cursor ``after`` (None: from the oldest kept). With
-        ``wait_ms`` (up to 30000), an empty page waits that long for the next event."""
-        return await self.run(calls.feed_page(channel, after, limit, wait_ms))
+        ``wait_ms`` (up to 30000), an empty page waits that long for the next event. ``types``:
+        only events of these types or groups (``["review:*", "agent:status"]``)."""
+        return await self.run(calls.feed_page(channel, after, limit, wait_ms, types))
 
     async def iter_feed(
-        self, channel: str | None = None, after: str | None = None, limit: int | None = None
+        self,
+        channel: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+        types: Sequence[str] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Every event after ``after``, page by page, until a page comes back empty. Each event
         carries its ``cursor``: keep the last one handled and pass it back as ``after`` (events
-        come at least once: drop repeats by ``id``)."""
+        come at least once: drop repeats by ``id``). ``types`` as for :meth:`feed`."""
         cursor = after
         while True:
-            page = await self.feed(channel, cursor, limit)
+            page = await self.feed(channel, cursor, limit, types=types)
             if not page.data:
                 return
             for event in page.data:

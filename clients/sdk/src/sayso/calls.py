@@ -7,7 +7,7 @@ with blocking I/O and one with asyncio, so the two can never disagree on what go
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -532,11 +532,17 @@ def add_replayed(total: EndpointReplayed, page: EndpointReplayed) -> EndpointRep
 
 
 def feed_page(
-    channel: str | None, after: str | None, limit: int | None, wait_ms: int | None = None
+    channel: str | None,
+    after: str | None,
+    limit: int | None,
+    wait_ms: int | None = None,
+    types: Sequence[str] | None = None,
 ) -> Call[FeedPage]:
     params = {**_channel(channel), **({"after": after} if after else {})}
     if limit is not None:
         params["limit"] = str(limit)
+    if types:
+        params["types"] = ",".join(types)
     if wait_ms:
         params["wait"] = str(wait_ms)
     return Call(
