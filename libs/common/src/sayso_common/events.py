@@ -102,7 +102,8 @@ class MessageCreated(_Event):
 
 
 class MessageUpdated(_Event):
-    """A streamed message's text or status steps changed (realtime only; no webhook)."""
+    """A streamed message's text or status steps changed (realtime, and endpoints that ask for
+    ``message:updated``; never the agent's own webhook)."""
 
     type: Literal["message.updated"] = "message.updated"
     data: MessageData
@@ -119,8 +120,9 @@ class ReviewExpired(_Event):
 
 
 class ReviewVoted(_Event):
-    """A reviewer voted on a quorum review (realtime only; no webhook). The vote that decides the
-    review is followed, in the same write, by the review's one ``review.responded``."""
+    """A reviewer voted on a quorum review (realtime, and endpoints that ask for ``review:voted``;
+    never the agent's own webhook). The vote that decides the review is followed, in the same
+    write, by the review's one ``review.responded``."""
 
     type: Literal["review.voted"] = "review.voted"
     data: VoteData
@@ -137,15 +139,16 @@ class AgentStatusChanged(_Event):
 
 
 class ApprovalRemembered(_Event):
-    """A person's approving answer now stands for the same action until ``expires_at`` (realtime
-    and the audit; no webhook, no notice)."""
+    """A person's approving answer now stands for the same action until ``expires_at`` (realtime,
+    the audit, and endpoints that ask for ``approval:remembered``; no agent webhook, no notice)."""
 
     type: Literal["approval.remembered"] = "approval.remembered"
     data: RememberedData
 
 
 class ApprovalRevoked(_Event):
-    """A remembered approval was revoked before it expired (realtime and the audit)."""
+    """A remembered approval was revoked before it expired (realtime, the audit, and endpoints
+    that ask for ``approval:revoked``)."""
 
     type: Literal["approval.revoked"] = "approval.revoked"
     data: RememberedData
