@@ -335,7 +335,7 @@ def _dispatcher_subscriber(target: str, monkeypatch: pytest.MonkeyPatch) -> tupl
     """The dispatcher's real Kafka subscriber, built from the settings the overlay gives it."""
     settings = _settings_from_manifest(target, "dispatcher", monkeypatch)
     assert isinstance(settings, DispatcherSettings)
-    group = consumer(settings, SimpleNamespace(instance="k8s-test"))  # type: ignore[arg-type]
+    group = consumer(settings, SimpleNamespace(instance="k8s-test", endpoints=None))  # type: ignore[arg-type]
     (subscriber,) = group.broker.subscribers
     return subscriber, settings
 
