@@ -65,6 +65,7 @@ class NotificationPrefsDoc(TypedDict, total=False):
     slack_webhook_host: str | None  # what screens show instead of the URL
     quiet_hours: QuietHoursDoc | None
     escalations_during_quiet_hours: bool  # absent = off: quiet hours hold escalations back too
+    operator_emails: bool  # absent = on: e-mail about webhook incidents (sayso_common.incidents)
 
 
 class UserDoc(TypedDict, total=False):
@@ -151,6 +152,7 @@ class AgentDoc(TypedDict, total=False):
     webhook_format: str | None
     webhook_enabled: bool
     webhook_disabled_reason: str | None
+    webhook_disabled_at: datetime | None  # when a 410 disabled it (names that incident)
     webhook_events: list[WebhookEvent]
     webhook_headers_enc: str | None  # sealed JSON object of extra headers
     webhook_header_names: list[str]
@@ -208,6 +210,9 @@ class EndpointDoc(TypedDict, total=False):
     rate_limit: int | None  # deliveries per second, across every dispatcher
     disabled: bool
     disabled_reason: str | None
+    # When the dispatcher disabled it (a 410, or too many failed deliveries); None when it was
+    # not the dispatcher. Names the incident, so one disabling is told once.
+    auto_disabled_at: datetime | None
     signing_secrets: list[SecretDoc]
     created_at: Required[datetime]
     updated_at: datetime
@@ -435,6 +440,43 @@ class DeliveryDoc(TypedDict, total=False):
     outbox_dead: list[OutboxEntry]
 
 
+IncidentKind = Literal["endpoint_disabled", "retries_exhausted", "circuit_open"]
+
+
+class IncidentDoc(TypedDict, total=False):
+    """The incidents of one kind x webhook target (:mod:`sayso_common.incidents`): whether one is
+    open, and the operator event that told of its start, in the outbox of the very write that
+    opened it. ``_id`` is ``kind|subject``, so dispatcher replicas racing to open it open it once."""
+
+    _id: Required[str]
+    kind: Required[IncidentKind]
+    subject: Required[str]  # the endpoint id, or ``channel id|url`` for a channel's own URL
+    owner_id: Required[str]
+    channel_id: str
+    endpoint_id: str | None
+    url: str
+    state: Required[Literal["open", "resolved"]]
+    incident_id: str  # the current (or last) one's id
+    since: datetime  # when it began (endpoint_disabled: when the target was disabled)
+    opened_at: datetime
+    resolved_at: datetime | None
+    resolution: str | None  # why it ended
+    failures: int  # retries_exhausted: deliveries failed for good since it began
+    updated_at: datetime
+    outbox: list[OutboxEntry]
+    outbox_dead: list[OutboxEntry]
+
+
+class IncidentNoticeDoc(TypedDict):
+    """What an operator e-mail says (copied from its event when the notifier plans it)."""
+
+    type: str  # operator.endpoint_disabled …
+    endpoint_id: str | None
+    url: str
+    reason: str
+    since: datetime
+
+
 NotificationKind = Literal["email", "slack"]
 # pending: due at next_attempt_at (new, deferred by quiet hours, retrying, or scheduled: reminders
 # and escalations); the rest are final.
@@ -481,6 +523,9 @@ class NotificationDoc(TypedDict, total=False):
     link_used_at: datetime  # an answer link or Slack button of it was used (single use)
     link_revoked_at: datetime  # its recipient was removed from the channel: its links answer nothing
     response_url_enc: str | None  # sealed Slack response_url an outcome replaces the message through
+    # An operator notice (purpose ``operator:<kind>``): what it tells; its message_id is the
+    # incident's id, not a message's.
+    incident: IncidentNoticeDoc
     created_at: Required[datetime]
     updated_at: Required[datetime]
 

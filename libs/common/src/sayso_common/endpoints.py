@@ -31,6 +31,7 @@ from typing import Any, Final, Literal, get_args
 
 from sayso_common.documents import DEFAULT_WEBHOOK_EVENTS, EndpointDoc, WebhookEvent
 from sayso_common.events import (
+    OPERATOR_EVENTS,
     AgentStatusChanged,
     ApprovalRemembered,
     ApprovalRevoked,
@@ -60,6 +61,10 @@ EndpointEvent = Literal[
     "agent:status",
     "approval:remembered",
     "approval:revoked",
+    # Operator events (sayso_common.incidents): an ops endpoint subscribes to these.
+    "operator:endpoint_disabled",
+    "operator:retries_exhausted",
+    "operator:circuit_open",
 ]
 ENDPOINT_EVENTS: Final[tuple[str, ...]] = get_args(EndpointEvent)
 DEFAULT_ENDPOINT_EVENTS: Final[tuple[WebhookEvent, ...]] = DEFAULT_WEBHOOK_EVENTS
@@ -130,6 +135,9 @@ def filter_document(event: Event) -> dict[str, Any] | None:
         return {**head, "agent": agent_object(event)}
     if isinstance(event, ApprovalRemembered | ApprovalRevoked):
         return {**head, "approval": approval_object(event)}
+    if isinstance(event, OPERATOR_EVENTS):
+        # The incident as its body shows it (endpointId, url, reason …).
+        return {**head, "incident": event.data.wire()}
     return None
 
 

@@ -11,9 +11,10 @@ import json
 import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
 
 from sayso_common import tracing
 from sayso_common.clock import utcnow
@@ -87,6 +88,24 @@ class RememberedData(_Frozen):
     actor: str
 
 
+class IncidentData(_Frozen):
+    """One incident of one webhook target: an explicit endpoint (``endpoint_id``), or the channel's
+    own webhook URL (``endpoint_id`` None). Raised once by the dispatcher when it begins (see
+    :mod:`sayso_common.incidents`); the next one of the same kind and target is a new incident."""
+
+    incident_id: str  # the same on the event, the e-mail and the incident record
+    endpoint_id: str | None = None
+    url: str
+    reason: str  # what happened, in words (a 410, the failures counted, how long the circuit is open)
+    since: datetime  # when the incident began
+    delivery_id: str | None = None  # the delivery that raised it
+    delivery_event_type: str | None = None  # the event that delivery carried (review.responded …)
+
+    def wire(self) -> dict[str, Any]:
+        """In camelCase, as webhook bodies, endpoint filters and sockets show it."""
+        return {to_camel(k): v for k, v in self.model_dump(mode="json").items()}
+
+
 class _Event(_Frozen):
     id: str = Field(default_factory=lambda: new_id("evt"))
     occurred_at: datetime = Field(default_factory=utcnow)
@@ -154,6 +173,40 @@ class ApprovalRevoked(_Event):
     data: RememberedData
 
 
+class EndpointDisabled(_Event):
+    """A webhook target was disabled by the dispatcher: it answered 410 Gone, or (an endpoint) its
+    deliveries kept failing for good (``SAYSO_DISPATCHER_DISABLE_AFTER_FAILURES``)."""
+
+    type: Literal["operator.endpoint_disabled"] = "operator.endpoint_disabled"
+    data: IncidentData
+
+
+class RetriesExhausted(_Event):
+    """A delivery to a webhook target failed for good (its retries ran out, or the receiver's
+    answer allows none); told once until a delivery to that target succeeds again."""
+
+    type: Literal["operator.retries_exhausted"] = "operator.retries_exhausted"
+    data: IncidentData
+
+
+class CircuitOpen(_Event):
+    """A webhook target's circuit breaker stayed open longer than
+    ``SAYSO_DISPATCHER_CIRCUIT_ALERT_SECONDS``; told once until it closes."""
+
+    type: Literal["operator.circuit_open"] = "operator.circuit_open"
+    data: IncidentData
+
+
+OperatorEvent = EndpointDisabled | RetriesExhausted | CircuitOpen
+OPERATOR_EVENTS: Final = (EndpointDisabled, RetriesExhausted, CircuitOpen)
+
+
+def is_operator(event_type: str) -> bool:
+    """Whether ``event_type`` (``operator.circuit_open``) is an operator event: nothing about a
+    delivery of one raises another (no loops)."""
+    return event_type.startswith("operator.")
+
+
 Event = Annotated[
     MessageCreated
     | MessageUpdated
@@ -163,7 +216,10 @@ Event = Annotated[
     | DeliveryStatusChanged
     | AgentStatusChanged
     | ApprovalRemembered
-    | ApprovalRevoked,
+    | ApprovalRevoked
+    | EndpointDisabled
+    | RetriesExhausted
+    | CircuitOpen,
     Field(discriminator="type"),
 ]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)

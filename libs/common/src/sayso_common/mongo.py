@@ -23,6 +23,7 @@ from sayso_common.documents import (
     EventDoc,
     FileDoc,
     InboundWebhookDoc,
+    IncidentDoc,
     LeaseDoc,
     LeftEventDoc,
     LoginAttemptsDoc,
@@ -94,6 +95,9 @@ RATE_LIMITS: Final = CollectionName[RateLimitDoc]("rate_limits")
 FILES: Final = CollectionName[FileDoc]("files")
 # The notifier's work and audit log: one document per review x recipient x kind x purpose.
 NOTIFICATIONS: Final = CollectionName[NotificationDoc]("notifications")
+# Webhook incidents (sayso_common.incidents): one document per kind x target, the carrier of the
+# operator events, relayed by the dispatcher.
+INCIDENTS: Final = CollectionName[IncidentDoc]("incidents")
 FILE_BUCKET: Final = "blobs"
 # A deleted channel's webhook settings and secrets (for the webhooks still owed to its agent) and
 # the events its deleted messages still had to publish (sayso_common.deleted_channels).
@@ -269,6 +273,13 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
         IndexModel(
             [("channel_id", ASCENDING), ("responder_id", ASCENDING)], name="notifications_by_responder"
         ),
+    ],
+    # The open ones, which every dispatcher keeps in memory to close on a success.
+    INCIDENTS: [
+        IndexModel(
+            [("subject", ASCENDING)], partialFilterExpression={"state": "open"}, name="open_incidents"
+        ),
+        OUTBOX_INDEX,
     ],
     # One policy per channel and one per account (channel_id null); a new review reads both
     # with one query on this index.

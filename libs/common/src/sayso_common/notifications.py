@@ -42,6 +42,14 @@ def escalation(index: int) -> str:
     return f"{ESCALATION}{index}"
 
 
+OPERATOR = "operator:"
+
+
+def operator(event_type: str) -> str:
+    """The purpose of an operator notice: ``operator.endpoint_disabled`` -> ``operator:endpoint_disabled``."""
+    return OPERATOR + event_type.removeprefix("operator.")
+
+
 def notification_key(message_id: str, recipient_id: str, kind: NotificationKind, purpose: str) -> str:
     """What the unique index holds: an event seen twice plans the same keys and adds nothing."""
     return f"{message_id}|{recipient_id}|{kind}|{purpose}"

@@ -13,6 +13,12 @@ DELIVERY_STATUS: Final = "delivery.status"
 AGENT_STATUS: Final = "agent.status"
 APPROVAL_REMEMBERED: Final = "approval.remembered"
 APPROVAL_REVOKED: Final = "approval.revoked"
+# Operator events (sayso_common.incidents): written by the dispatcher, read by the dispatcher
+# (ops endpoints), the notifier (the owner's e-mail) and realtime.
+ENDPOINT_DISABLED: Final = "operator.endpoint_disabled"
+RETRIES_EXHAUSTED: Final = "operator.retries_exhausted"
+CIRCUIT_OPEN: Final = "operator.circuit_open"
+OPERATOR_TOPICS: Final[tuple[str, ...]] = (ENDPOINT_DISABLED, RETRIES_EXHAUSTED, CIRCUIT_OPEN)
 
 ALL_EVENT_TYPES: Final[tuple[str, ...]] = (
     MESSAGE_CREATED,
@@ -24,6 +30,7 @@ ALL_EVENT_TYPES: Final[tuple[str, ...]] = (
     AGENT_STATUS,
     APPROVAL_REMEMBERED,
     APPROVAL_REVOKED,
+    *OPERATOR_TOPICS,
 )
 
 

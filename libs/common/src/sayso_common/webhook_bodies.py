@@ -51,6 +51,7 @@ from typing import Any, Literal
 from sayso_common import quorum
 from sayso_common.clock import iso
 from sayso_common.events import (
+    OPERATOR_EVENTS,
     AgentStatusChanged,
     ApprovalRemembered,
     ApprovalRevoked,
@@ -119,6 +120,9 @@ def approval_object(event: ApprovalRemembered | ApprovalRevoked) -> dict[str, An
 def _endpoint_only_body(event: Event) -> dict[str, Any] | None:
     """Placet-shaped bodies of the events only endpoints are sent; None for the others."""
     head: dict[str, Any] = {"event": wire_name(event.type), "channelId": event.channel_id}
+    if isinstance(event, OPERATOR_EVENTS):
+        # An operator event (sayso_common.incidents), to an ops endpoint that subscribed to it.
+        return {**head, **event.data.wire(), "occurred_at": iso(event.occurred_at)}
     if isinstance(event, MessageUpdated):
         message = event.data.message
         return {

@@ -16,14 +16,14 @@ from sayso_api.schemas import (
     SetWebhookIn,
     WebhookAuthIn,
 )
-from sayso_common import deleted_channels, signing_secrets
+from sayso_common import deleted_channels, incidents, signing_secrets
 from sayso_common.clock import utcnow
 from sayso_common.documents import DEFAULT_AGENT_STATUS, DEFAULT_WEBHOOK_EVENTS, AgentDoc
 from sayso_common.events import AgentStatusChanged, AgentStatusData, event_to_document
 from sayso_common.http_errors import ApiError, not_found
 from sayso_common.ids import new_id
 from sayso_common.membership import Reach
-from sayso_common.mongo import AGENTS, DELETED_AGENTS, ENDPOINTS, Database, Doc, collection
+from sayso_common.mongo import AGENTS, DELETED_AGENTS, ENDPOINTS, INCIDENTS, Database, Doc, collection
 from sayso_common.secretbox import SecretBox
 from sayso_common.webhook_signature import new_secret as new_signing_secret
 
@@ -180,12 +180,17 @@ async def patch_agent(
         update |= _headers_fields(box, body.webhook_headers)
     if "webhook_auth" in given:
         update |= _auth_fields(box, body.webhook_auth)
-    if "webhook_url" in given or body.webhook_enabled:
+    reenabled = "webhook_url" in given or bool(body.webhook_enabled)
+    if reenabled:
         # A new URL, or an explicit re-enable, lifts a disable caused by a 410 answer.
         update |= {"webhook_enabled": True, "webhook_disabled_reason": None}
     elif body.webhook_enabled is False:
         update |= {"webhook_enabled": False, "webhook_disabled_reason": "disabled by owner"}
-    return await _update(db, owner_id, agent_id, update)
+    doc = await _update(db, owner_id, agent_id, update)
+    if reenabled:
+        # Its incidents are over: the next failure is told again (sayso_common.incidents).
+        await collection(db, INCIDENTS).update_many(*incidents.re_enabled(utcnow(), channel_id=agent_id))
+    return doc
 
 
 async def _update(db: Database, owner_id: str, agent_id: str, update: Doc) -> AgentDoc:

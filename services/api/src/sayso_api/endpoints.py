@@ -32,7 +32,7 @@ from yarl import URL
 from sayso_api.agents import get_agent
 from sayso_api.schemas import Headers, Out, WebhookAuthIn, _StrictIn, check_headers, check_url
 from sayso_api.webhooks import LIST_LIMIT, MAX_OLD_SECRETS, DeliveryOut, delivery_out
-from sayso_common import signing_secrets
+from sayso_common import incidents, signing_secrets
 from sayso_common.clock import as_utc, utcnow
 from sayso_common.documents import EndpointDoc, KafkaDestinationDoc
 from sayso_common.endpoints import (
@@ -61,7 +61,7 @@ from sayso_common.kafka_destinations import (
     split_server,
     topic_problem,
 )
-from sayso_common.mongo import DELIVERIES, ENDPOINTS, Database, Doc, collection
+from sayso_common.mongo import DELIVERIES, ENDPOINTS, INCIDENTS, Database, Doc, collection
 from sayso_common.secretbox import SecretBox
 from sayso_common.ssrf import AddressRefusedError, GuardedResolver, Network, ip_literal
 from sayso_common.ssrf import check_url as ssrf_refusal
@@ -522,10 +522,11 @@ async def patch_endpoint(
         update |= {
             "disabled": body.disabled,
             "disabled_reason": "disabled by owner" if body.disabled else None,
+            "auto_disabled_at": None,
         }
     elif "url" in given or "destination" in given:
         # A new URL lifts a disable caused by a 410 answer, as for an agent's default URL.
-        update |= {"disabled": False, "disabled_reason": None}
+        update |= {"disabled": False, "disabled_reason": None, "auto_disabled_at": None}
     doc = await collection(db, ENDPOINTS).find_one_and_update(
         {"_id": endpoint_id, **_scope(owner_id, channel_id)},
         {"$set": update},
@@ -533,6 +534,9 @@ async def patch_endpoint(
     )
     if doc is None:
         raise not_found("endpoint")
+    if update.get("disabled") is False:
+        # Its incidents are over: the next failure is told again (sayso_common.incidents).
+        await collection(db, INCIDENTS).update_many(*incidents.re_enabled(utcnow(), endpoint_id=endpoint_id))
     return endpoint_out(doc)
 
 

@@ -58,6 +58,11 @@ class PreferencesIn(_StrictIn):
         default=None,
         description="Let a review's escalation through during your quiet hours (default off: held back too)",
     )
+    operator_emails: bool | None = Field(
+        default=None,
+        description="E-mail about your webhooks' incidents: an endpoint disabled, deliveries failing "
+        "for good, a circuit open too long; one per incident (default on)",
+    )
 
     _slack = field_validator("slack_webhook_url")(_slack_url)
 
@@ -69,6 +74,7 @@ class PreferencesOut(Out):
     slack_webhook_host: str | None = None
     quiet_hours: QuietHoursOut | None = None
     escalations_during_quiet_hours: bool
+    operator_emails: bool
 
 
 class ChannelSlackIn(_StrictIn):
@@ -120,6 +126,7 @@ def preferences_view(user: UserDoc) -> PreferencesOut:
         slack_webhook_host=prefs.get("slack_webhook_host"),
         quiet_hours=QuietHoursOut(**quiet) if quiet else None,
         escalations_during_quiet_hours=prefs.get("escalations_during_quiet_hours", False),
+        operator_emails=prefs.get("operator_emails", True),
     )
 
 
@@ -143,6 +150,8 @@ async def set_preferences(db: Database, box: SecretBox, user_id: str, body: Pref
         changes["notifications.quiet_hours"] = body.quiet_hours.model_dump() if body.quiet_hours else None
     if "escalations_during_quiet_hours" in given:
         changes["notifications.escalations_during_quiet_hours"] = body.escalations_during_quiet_hours is True
+    if "operator_emails" in given:
+        changes["notifications.operator_emails"] = body.operator_emails is not False
     if changes:
         await collection(db, USERS).update_one({"_id": user_id}, {"$set": changes})
     return await get_preferences(db, user_id)

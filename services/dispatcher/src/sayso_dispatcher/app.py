@@ -1,6 +1,6 @@
 """The dispatcher process: a Starlette app (probes and metrics) whose lifespan owns everything
 else - MongoDB, the aiohttp session, the delivery worker and its loops, the outbox relay for
-``delivery.status``, and the FastStream consumer group."""
+``delivery.status`` and the operator events, and the FastStream consumer group."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from sayso_common import loops, retention
 from sayso_common.fetch_gate import run_gate
 from sayso_common.kafka import create_producer, ensure_topics
 from sayso_common.lease import Lease
-from sayso_common.mongo import DELIVERIES
+from sayso_common.mongo import DELIVERIES, INCIDENTS
 from sayso_common.outbox import OutboxRelay
 from sayso_common.runtime import Runtime
 from sayso_common.secretbox import SecretBox
@@ -43,7 +43,8 @@ def create_app(settings: DispatcherSettings) -> Starlette:
         relay = OutboxRelay(
             runtime.db,
             lambda: create_producer(settings),
-            [DELIVERIES],
+            # Incidents carry the operator events (sayso_common.incidents).
+            [DELIVERIES, INCIDENTS],
             topic_prefix=settings.topic_prefix,
             lease=Lease(
                 runtime.db,
@@ -79,6 +80,7 @@ def create_app(settings: DispatcherSettings) -> Starlette:
             "agents": agents.watch(),
             "endpoints": worker.endpoints.watch(),
             "endpoint-types": worker.endpoints.follow_types(),
+            "incidents": worker.incidents.watch(),
             "gauges": worker.gauge_loop(),
             "kafka-producers": loops.every("idle Kafka producers", 30.0, worker.kafka.close_idle),
             "reconcile": loops.every("reconciliation", interval, reconcile, wait_first=True),

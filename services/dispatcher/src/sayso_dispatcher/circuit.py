@@ -33,6 +33,9 @@ class Circuit:
     opened_at: float = 0.0
     probing: bool = False
     results: deque[bool] = field(default_factory=deque)
+    # When it first opened since it was last closed (failed probes keep it): how long the host
+    # has been refused, for the operator's circuit_open incident.
+    troubled_since: float | None = None
 
     def allow(self) -> bool:
         """May a request go now? In half-open, only one probe at a time."""
@@ -62,6 +65,7 @@ class Circuit:
                 return  # the next request is the probe
             if ok:
                 self.state = State.CLOSED
+                self.troubled_since = None
                 self.results.clear()
             else:
                 self._open()
@@ -74,9 +78,15 @@ class Circuit:
         if self.policy.trips(list(self.results)):
             self._open()
 
+    def open_for(self) -> float:
+        """Seconds since it first opened, if it has not closed since; 0 while closed."""
+        return 0.0 if self.troubled_since is None else self.clock() - self.troubled_since
+
     def _open(self) -> None:
         self.state = State.OPEN
         self.opened_at = self.clock()
+        if self.troubled_since is None:
+            self.troubled_since = self.opened_at
         self.results.clear()
 
 

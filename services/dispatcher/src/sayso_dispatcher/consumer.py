@@ -26,6 +26,7 @@ from sayso_common.topics import (
     DELIVERY_STATUS,
     MESSAGE_CREATED,
     MESSAGE_UPDATED,
+    OPERATOR_TOPICS,
     REVIEW_EXPIRED,
     REVIEW_RESPONDED,
     REVIEW_VOTED,
@@ -45,6 +46,8 @@ ENDPOINT_TOPICS = (
     AGENT_STATUS,
     APPROVAL_REMEMBERED,
     APPROVAL_REVOKED,
+    # Operator events go to the ops endpoints that subscribed to them (sayso_common.incidents).
+    *OPERATOR_TOPICS,
 )
 TOPICS = (*AGENT_TOPICS, *ENDPOINT_TOPICS)
 

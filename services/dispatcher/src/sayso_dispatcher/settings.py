@@ -65,6 +65,11 @@ class DispatcherSettings(CircuitSettings):
     # servers and security settings).
     dispatcher_kafka_idle_seconds: float = Field(default=300.0, gt=0)
     # Circuit breaker per host: SAYSO_DISPATCHER_CIRCUIT_* (see CircuitSettings).
+    # Operator events (sayso_common.incidents). An explicit endpoint is disabled once this many of
+    # its deliveries in a row failed for good (0: never; a 410 disables it at once either way).
+    dispatcher_disable_after_failures: int = Field(default=20, ge=0)
+    # A circuit open (or probing) this long since it last closed is an incident (0: never told).
+    dispatcher_circuit_alert_seconds: float = Field(default=900.0, ge=0)
     # Longest the due-delivery sweep sleeps when nothing tells it of earlier work.
     dispatcher_sweep_interval_seconds: float = Field(default=5.0, gt=0)
     dispatcher_claim_batch: int = Field(default=200, ge=1)

@@ -21,11 +21,11 @@ from typing import Any
 from pymongo.errors import PyMongoError
 from yarl import URL
 
-from sayso_common import attempts, loops, otel, tracing
+from sayso_common import attempts, incidents, loops, otel, tracing
 from sayso_common.attempts import ErrorKind, RetryPolicy, Verdict
 from sayso_common.clock import as_utc, utcnow
 from sayso_common.deliveries import REVIEW_EVENTS, Attempt, Result, new_delivery, record_attempt
-from sayso_common.documents import AgentDoc, DeliveryDoc, KafkaDestinationDoc
+from sayso_common.documents import AgentDoc, DeliveryDoc, EndpointDoc, KafkaDestinationDoc
 from sayso_common.endpoints import message_id_of
 from sayso_common.events import Event
 from sayso_common.kafka_destinations import is_kafka_url
@@ -35,6 +35,7 @@ from sayso_dispatcher import metrics
 from sayso_dispatcher.agents import AgentDirectory
 from sayso_dispatcher.circuit import Breakers, State
 from sayso_dispatcher.endpoints import EndpointDirectory
+from sayso_dispatcher.incidents import Incidents
 from sayso_dispatcher.lanes import Lanes
 from sayso_dispatcher.payload import body_for, format_of, render
 from sayso_dispatcher.producers import KafkaDestinations
@@ -162,6 +163,12 @@ class Worker:
         self._wake = asyncio.Event()
         self._wake_at: datetime | None = None
         self._rng = random.Random()  # noqa: S311 - jitter, not secrecy
+        self.incidents = Incidents(db)
+        # Deliveries refused because their endpoint was disabled or deleted (not the receiver's
+        # failure: no retries_exhausted), with the endpoint as it was read.
+        self._refused: dict[str, EndpointDoc | None] = {}
+        # Lanes whose long-open circuit this process already told (until the circuit closes).
+        self._circuits_told: set[str] = set()
         metrics.HELD.set_function(lambda: len(self._held))
         metrics.OPEN_CIRCUITS.set_function(self._breakers.open_count)
 
@@ -303,6 +310,7 @@ class Worker:
             for d in parked:
                 self._held.pop(d["_id"], None)
             self.wake_at(later)
+            await self._circuit_alert(doc, key, circuit.open_for())
             return False
         # From here on the circuit may have granted its one probe: every path records an outcome.
         try:
@@ -323,6 +331,7 @@ class Worker:
             log.warning("circuit opened", extra={"lane": key})
         elif before is State.HALF_OPEN and circuit.state is State.CLOSED:
             log.info("circuit closed", extra={"lane": key})
+            self._circuits_told.discard(key)
         delay = None
         if decision is Verdict.RETRY:
             delay = attempts.next_delay(
@@ -385,12 +394,13 @@ class Worker:
                 if endpoint is None
                 else f"disabled ({endpoint.get('disabled_reason') or 'by owner'})"
             )
-            return self._refused(f"the endpoint was {why}")
+            self._refused[doc["_id"]] = endpoint
+            return self._refused_attempt(f"the endpoint was {why}")
         secrets = self.endpoints.secrets(endpoint, utcnow())
         if is_kafka_url(doc["url"]):
             kafka = endpoint.get("kafka")
             if not kafka:
-                return self._refused("the endpoint is no longer a Kafka destination")
+                return self._refused_attempt("the endpoint is no longer a Kafka destination")
             return await self._send_with(doc, {}, secrets, kafka)
         try:
             auth = self.endpoints.basic_auth(endpoint)
@@ -398,7 +408,7 @@ class Worker:
             raise UnreadableSecretError("the endpoint's stored auth cannot be opened") from None
         return await self._send_with(doc, auth, secrets)
 
-    def _refused(self, why: str) -> Attempt:
+    def _refused_attempt(self, why: str) -> Attempt:
         # Not attempted, and not worth retrying: an invalid request fails at once.
         return Attempt(
             at=utcnow(), duration_ms=0.0, status_code=None, error_kind=ErrorKind.INVALID_REQUEST,
@@ -468,11 +478,20 @@ class Worker:
             doc, attempt, RESULTS[decision], delay, finished, self._settings.dispatcher_attempts_kept
         )
         self._observe(doc, attempt.status_code, attempt.error_kind, attempt.duration_ms, finished)
+        refused = doc["_id"] in self._refused
+        endpoint = self._refused.pop(doc["_id"], None)
+        # Before the outcome is visible: whoever sees the delivery failed sees the URL disabled,
+        # and a crash in between repeats the attempt, which tells the incident (once) again.
         if decision is Verdict.GONE and doc.get("source") == "agent":
-            # Before the outcome is visible: whoever sees the delivery failed sees the URL disabled.
             await self._disable_default_url(doc, finished)
         elif decision is Verdict.GONE and doc.get("endpoint_id"):
-            await self._disable_endpoint(doc, finished)
+            await self._disable_endpoint(doc, finished, incidents.gone_reason(finished))
+        elif refused:
+            await self._still_disabled(doc, endpoint, finished)
+        elif outcome.state == "failed":
+            await self._failed_for_good(doc, attempt, finished)
+        elif self.incidents.any_open(self._subjects(doc)):
+            await self._recovered(doc, attempt, outcome.state == "delivered", finished)
         if not await self.store.record(doc, outcome.update, attempt.at, attempt.by):
             metrics.LEASES_LOST.inc()
             log.warning("claim lost before the outcome was recorded", extra={"delivery": doc["_id"]})
@@ -497,31 +516,108 @@ class Worker:
 
     async def _disable_default_url(self, doc: DeliveryDoc, now: datetime) -> None:
         # Only if the URL is still the one that answered 410: an owner may have changed it since.
-        await collection(self._db, AGENTS).update_one(
-            {"_id": doc["channel_id"], "webhook_url": doc["url"]},
+        # Only once: the first disabling's time names the incident every later 410 finds.
+        agents = collection(self._db, AGENTS)
+        await agents.update_one(
+            {"_id": doc["channel_id"], "webhook_url": doc["url"], "webhook_enabled": {"$ne": False}},
             {
                 "$set": {
                     "webhook_enabled": False,
-                    "webhook_disabled_reason": f"the receiver answered 410 Gone at {now.isoformat()}",
+                    "webhook_disabled_reason": incidents.gone_reason(now),
+                    "webhook_disabled_at": now,
                     "updated_at": now,
                 }
             },
         )
         self._agents.forget(doc["channel_id"])
         log.info("default webhook URL disabled after 410", extra={"agent": doc["channel_id"]})
+        agent = await agents.find_one(
+            {"_id": doc["channel_id"], "webhook_url": doc["url"], "webhook_enabled": False},
+            {"webhook_disabled_at": 1, "webhook_disabled_reason": 1},
+        )
+        since = agent.get("webhook_disabled_at") if agent else None
+        if since is not None and incidents.raises_incidents(doc):
+            reason = agent.get("webhook_disabled_reason") if agent else None
+            await self.incidents.disabled(
+                incidents.Target.of(doc), since, reason or incidents.gone_reason(since), now, doc
+            )
 
-    async def _disable_endpoint(self, doc: DeliveryDoc, now: datetime) -> None:
-        # Only if the URL is still the one that answered 410: an owner may have changed it since.
+    async def _disable_endpoint(self, doc: DeliveryDoc, now: datetime, reason: str) -> None:
+        # Only if the URL is still the one that failed: an owner may have changed it since. Only
+        # once: the first disabling's time names the incident every later refusal finds.
         update: dict[str, Any] = {
             "disabled": True,
-            "disabled_reason": f"the receiver answered 410 Gone at {now.isoformat()}",
+            "disabled_reason": reason,
+            "auto_disabled_at": now,
             "updated_at": now,
         }
-        await collection(self._db, ENDPOINTS).update_one(
-            {"_id": doc.get("endpoint_id"), "url": doc["url"]}, {"$set": update}
+        endpoints = collection(self._db, ENDPOINTS)
+        await endpoints.update_one(
+            {"_id": doc.get("endpoint_id"), "url": doc["url"], "disabled": {"$ne": True}}, {"$set": update}
         )
         self.endpoints.clear()
-        log.info("endpoint disabled after 410", extra={"endpoint": doc.get("endpoint_id")})
+        log.info("endpoint disabled: %s", reason, extra={"endpoint": doc.get("endpoint_id")})
+        await self._still_disabled(doc, await endpoints.find_one({"_id": doc.get("endpoint_id")}), now)
+
+    async def _still_disabled(self, doc: DeliveryDoc, endpoint: EndpointDoc | None, now: datetime) -> None:
+        """A delivery found its endpoint disabled: if the dispatcher did that, make sure that
+        disabling was told (a replica that died between disabling and telling left it to us)."""
+        since = endpoint.get("auto_disabled_at") if endpoint else None
+        if endpoint is None or since is None or not endpoint.get("disabled") or endpoint["url"] != doc["url"]:
+            return
+        if incidents.raises_incidents(doc):
+            reason = endpoint.get("disabled_reason") or "disabled by the dispatcher"
+            await self.incidents.disabled(incidents.Target.of(doc), since, reason, now, doc)
+
+    async def _recovered(self, doc: DeliveryDoc, attempt: Attempt, delivered: bool, now: datetime) -> None:
+        """End what an attempt shows is over: a delivery that succeeded ends the target's
+        incidents; an answer from the host through a closed circuit ends its circuit's."""
+        if delivered:
+            await self.incidents.end(
+                self._subjects(doc), incidents.ENDED_BY_SUCCESS, "a delivery succeeded", now
+            )
+            return
+        key = lane_key(doc)
+        up = attempts.circuit_result(attempt.status_code, attempt.error_kind)
+        if up and self._breakers[key].state is State.CLOSED:
+            await self.incidents.end([key], (incidents.CIRCUIT_OPEN,), "the circuit closed", now)
+
+    def _subjects(self, doc: DeliveryDoc) -> list[str]:
+        """What incidents about ``doc``'s target are keyed on: the target, and its lane's circuit."""
+        return [incidents.Target.of(doc).subject, lane_key(doc)]
+
+    async def _failed_for_good(self, doc: DeliveryDoc, attempt: Attempt, now: datetime) -> None:
+        """Tell the target's retries_exhausted incident; disable an endpoint whose deliveries keep
+        failing (``dispatcher_disable_after_failures`` in a row)."""
+        if not incidents.raises_incidents(doc):
+            return
+        target = incidents.Target.of(doc)
+        tries = doc.get("attempt_count", 0) + 1
+        why = attempt.error or (f"HTTP {attempt.status_code}" if attempt.status_code else "no answer")
+        reason = f"delivery {doc['_id']} failed for good after {tries} attempt(s): {why}"
+        failures = await self.incidents.failed_for_good(target, doc, reason, now)
+        limit = self._settings.dispatcher_disable_after_failures
+        if doc.get("endpoint_id") and limit and failures >= limit:
+            await self._disable_endpoint(doc, now, incidents.threshold_reason(failures))
+            await self.incidents.restart_count(target.subject, now)
+
+    async def _circuit_alert(self, doc: DeliveryDoc, key: str, open_for: float) -> None:
+        """Tell a circuit that has been open longer than ``dispatcher_circuit_alert_seconds`` (once
+        per incident: other replicas' circuits and this one's later refusals find it open)."""
+        alert = self._settings.dispatcher_circuit_alert_seconds
+        if not alert or open_for < alert or key in self._circuits_told or not incidents.raises_incidents(doc):
+            return
+        self._circuits_told.add(key)
+        now = utcnow()
+        since = now - timedelta(seconds=open_for)
+        reason = f"the circuit breaker has refused requests to {doc['host']} for {round(open_for)} s"
+        try:
+            await self.incidents.open(
+                incidents.CIRCUIT_OPEN, incidents.Target.of(doc), reason, since, now, doc, subject=key
+            )
+        except PyMongoError:
+            self._circuits_told.discard(key)  # told at the next refusal
+            log.warning("recording a circuit incident failed", exc_info=True)
 
     # --- the sweep: due retries, overflow, orphaned leases ------------------------------------
 

@@ -14,12 +14,13 @@ from sayso_service.consumers import Group, GroupConsumer
 
 from sayso_common import loops
 from sayso_common.events import Event
-from sayso_common.topics import MESSAGE_CREATED, REVIEW_EXPIRED, REVIEW_RESPONDED
+from sayso_common.topics import MESSAGE_CREATED, OPERATOR_TOPICS, REVIEW_EXPIRED, REVIEW_RESPONDED
 from sayso_notifier import metrics
 from sayso_notifier.settings import NotifierSettings
 from sayso_notifier.worker import Worker
 
-TOPICS = (MESSAGE_CREATED, REVIEW_RESPONDED, REVIEW_EXPIRED)
+# Operator events become one e-mail to the owner each (sayso_common.incidents).
+TOPICS = (MESSAGE_CREATED, REVIEW_RESPONDED, REVIEW_EXPIRED, *OPERATOR_TOPICS)
 
 
 def group(settings: NotifierSettings) -> Group:

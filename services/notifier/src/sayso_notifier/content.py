@@ -225,3 +225,59 @@ def slack_outcome(notice: Notice, line: str, replace: bool) -> dict[str, Any]:
     if replace:
         message["replace_original"] = True
     return message
+
+
+OPERATOR_HEADLINES = {
+    "operator.endpoint_disabled": "Webhook endpoint disabled",
+    "operator.retries_exhausted": "Webhook deliveries failing",
+    "operator.circuit_open": "Webhook receiver unreachable",
+}
+
+
+@dataclass(frozen=True)
+class IncidentNotice:
+    """An operator notice (sayso_common.incidents): one webhook target's incident."""
+
+    type: str  # operator.endpoint_disabled …
+    channel_name: str
+    endpoint_id: str | None  # None: the channel's own webhook URL
+    url: str
+    reason: str
+    since: datetime
+    inbox_url: str  # the channel in the web inbox
+
+
+def operator_email(notice: IncidentNotice) -> tuple[str, str, str]:
+    """(subject, plain text, HTML) of an operator notice; sent once per incident."""
+    title = OPERATOR_HEADLINES.get(notice.type, "Webhook incident")
+    target = f"endpoint {notice.endpoint_id}" if notice.endpoint_id else "the channel's webhook URL"
+    subject = f"[Sayso] {title}: {_cut(notice.url, SUBJECT_TEXT)}"
+    facts = [
+        ("Channel", notice.channel_name),
+        ("Target", f"{target}, {notice.url}"),
+        ("What happened", notice.reason),
+        ("Since", _deadline(notice.since)),
+    ]
+    footer = (
+        "You get one e-mail per incident; the next comes once this one is over (the target "
+        "recovered or was re-enabled) and a new one begins. Turn these e-mails off with "
+        "operatorEmails: false in your notification preferences."
+    )
+    lines = [f"{title} in {notice.channel_name}", ""]
+    lines += [f"{name}: {value}" for name, value in facts]
+    lines += ["", f"Open in Sayso: {notice.inbox_url}", "", footer]
+    text = "\n".join(lines) + "\n"
+    rows = "".join(
+        f'<tr><th style="text-align:left;padding:4px 12px 4px 0">{html.escape(name)}</th>'
+        f"<td>{html.escape(value)}</td></tr>\n"
+        for name, value in facts
+    )
+    page = (
+        '<!doctype html>\n<html><body style="font-family:system-ui,sans-serif;color:#101828;max-width:640px">\n'
+        f'<h2 style="margin:0 0 12px">{html.escape(title)}</h2>\n'
+        f"<table>\n{rows}</table>\n"
+        f'<p><a href="{html.escape(notice.inbox_url, quote=True)}">Open in Sayso</a></p>\n'
+        f'<p style="color:#667085;font-size:13px">{html.escape(footer)}</p>\n'
+        "</body></html>\n"
+    )
+    return subject, text, page

@@ -21,6 +21,7 @@ from typing import Any
 from sayso_common import membership, notifications
 from sayso_common.clock import as_utc
 from sayso_common.documents import AgentDoc, MessageDoc, NotificationDoc, UserDoc
+from sayso_common.events import OperatorEvent
 
 # Said where the owner reads it (the Notifications page, the notification log): a notice skipped
 # for this stays skipped once e-mail is set up, because a late e-mail about an old review would
@@ -145,3 +146,33 @@ def plan(
                     )
                 )
     return docs
+
+
+def operator_notices(event: OperatorEvent, owner: UserDoc | None, now: datetime) -> list[NotificationDoc]:
+    """The e-mail an operator event calls for: one to the owner, keyed by the incident (a
+    redelivered event adds nothing), unless they turned operator e-mails off. Sent whether or
+    not e-mail is configured is decided at send time, like any e-mail."""
+    if owner is None or (owner.get("notifications") or {}).get("operator_emails") is False:
+        return []
+    incident = event.data
+    doc = notifications.new_notification(
+        message_id=incident.incident_id,
+        channel_id=event.channel_id,
+        owner_id=event.owner_id,
+        kind="email",
+        purpose=notifications.operator(event.type),
+        recipient_kind="user",
+        recipient_id=owner["_id"],
+        responder_id=None,
+        address=owner["email"],
+        now=now,
+        due_at=now,
+    )
+    doc["incident"] = {
+        "type": event.type,
+        "endpoint_id": incident.endpoint_id,
+        "url": incident.url,
+        "reason": incident.reason,
+        "since": incident.since,
+    }
+    return [doc]

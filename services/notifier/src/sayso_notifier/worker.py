@@ -27,7 +27,7 @@ from sayso_common.documents import (
     ReviewDoc,
     UserDoc,
 )
-from sayso_common.events import Event, MessageCreated, ReviewExpired, ReviewResponded
+from sayso_common.events import OPERATOR_EVENTS, Event, MessageCreated, ReviewExpired, ReviewResponded
 from sayso_common.mongo import (
     AGENTS,
     AUDIT,
@@ -92,6 +92,9 @@ class Worker:
         for event in events:
             if isinstance(event, MessageCreated | ReviewResponded | ReviewExpired):
                 by_review.setdefault(event.data.message.id, []).append(event)
+            elif isinstance(event, OPERATOR_EVENTS):
+                # One incident each: nothing to order them against.
+                by_review.setdefault(event.id, []).append(event)
         slots = asyncio.Semaphore(PLANNING_CONCURRENCY)
 
         async def handle(group: list[Event]) -> None:
@@ -113,6 +116,9 @@ class Worker:
                 await self.plan(event.data.message.id)
         elif isinstance(event, ReviewResponded | ReviewExpired):
             await self.closed(event.data.message.id)
+        elif isinstance(event, OPERATOR_EVENTS):
+            owner = await collection(self._db, USERS).find_one({"_id": event.owner_id})
+            await self.store.insert_new(planner.operator_notices(event, owner, utcnow()))
 
     async def plan(self, message_id: str) -> int:
         """Create every notification a new review calls for; returns how many were new."""
@@ -220,6 +226,9 @@ class Worker:
             metrics.NOTIFICATIONS.labels(doc["kind"], state).inc()
 
     async def _attempt_once(self, doc: NotificationDoc) -> None:
+        if doc["purpose"].startswith(notifications.OPERATOR):
+            await self._operator_attempt(doc)
+            return
         now = utcnow()
         message = await collection(self._db, MESSAGES).find_one({"_id": doc["message_id"]}, MESSAGE_FIELDS)
         if message is None or "review" not in message:
@@ -284,6 +293,37 @@ class Worker:
             sent = await self._slack.post(url, body)
         await self._record(doc, sent, at, message)
 
+    async def _operator_attempt(self, doc: NotificationDoc) -> None:
+        """An operator notice (an e-mail to the channel's owner about a webhook incident): read
+        the owner's preference again at send time, as every notice does."""
+        owner = await collection(self._db, USERS).find_one({"_id": doc["recipient_id"]})
+        if owner is None:
+            await self._close(doc, "skipped", "the user no longer exists")
+            return
+        if (owner.get("notifications") or {}).get("operator_emails") is False:
+            await self._close(doc, "skipped", "the recipient turned operator e-mails off")
+            return
+        if not self._mailer.ready:
+            await self._close(
+                doc, "skipped", "e-mail is not configured on this installation (SAYSO_SMTP_URL)"
+            )
+            return
+        agent = await collection(self._db, AGENTS).find_one({"_id": doc["channel_id"]}, {"name": 1})
+        incident = doc["incident"]
+        notice = content.IncidentNotice(
+            type=incident["type"],
+            channel_name=agent["name"] if agent else doc["channel_id"],
+            endpoint_id=incident["endpoint_id"],
+            url=incident["url"],
+            reason=incident["reason"],
+            since=incident["since"],
+            inbox_url=f"{self._public}/#/c/{doc['channel_id']}",
+        )
+        subject, text, page = content.operator_email(notice)
+        at = utcnow()
+        sent = await self._mailer.send(self._mailer.message(owner["email"], subject, text, page, doc["_id"]))
+        await self._record(doc, sent, at, None)
+
     def _tokens(self, doc: NotificationDoc, review: ReviewDoc) -> list[tuple[Choice, str]]:
         """A signed token per one-click answer, expiring with the review."""
         responder = doc.get("responder_id")
@@ -330,7 +370,9 @@ class Worker:
         user = await collection(self._db, USERS).find_one({"_id": user_id}, {"email": 1})
         return user["email"] if user else None
 
-    async def _record(self, doc: NotificationDoc, sent: Sent, at: datetime, message: MessageDoc) -> None:
+    async def _record(
+        self, doc: NotificationDoc, sent: Sent, at: datetime, message: MessageDoc | None
+    ) -> None:
         now = utcnow()
         delay = None
         if sent.verdict == "retry":
@@ -359,7 +401,12 @@ class Worker:
             metrics.NOTIFICATIONS.labels(doc["kind"], state).inc()
         if next_at is not None:
             self._wake_for(next_at)
-        if state == "sent" and doc["kind"] == "slack" and doc["purpose"] != notifications.OUTCOME:
+        if (
+            message is not None
+            and state == "sent"
+            and doc["kind"] == "slack"
+            and doc["purpose"] != notifications.OUTCOME
+        ):
             # The review may have closed while its buttons were on their way: update that message
             # too (closed() ran before it counted as sent).
             current = await collection(self._db, MESSAGES).find_one(

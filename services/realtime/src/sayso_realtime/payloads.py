@@ -5,7 +5,8 @@ a dashboard renders live updates with the code that renders API responses. The e
 as ``eventId`` (the message's own ``id`` stays the message id): it is what a client hands back as
 ``lastEventId`` / ``Last-Event-ID`` to resume. Status events carry their data in the same
 camelCase, plus ``channelId`` (a delivery status names the event it delivered ``deliveredEventId``;
-``approval:remembered`` and ``approval:revoked`` carry the remembered approval). A member of the channel (a user it was shared with) gets the
+``approval:remembered`` and ``approval:revoked`` carry the remembered approval; ``operator:*``
+events the incident). A member of the channel (a user it was shared with) gets the
 message without the owner's webhook settings, as the API shows it to them
 (``sayso_common.views.seen_by``).
 """
@@ -17,6 +18,7 @@ from typing import Any
 from pydantic.alias_generators import to_camel
 
 from sayso_common.events import (
+    OPERATOR_EVENTS,
     AgentStatusChanged,
     ApprovalRemembered,
     ApprovalRevoked,
@@ -38,6 +40,9 @@ def event_name(event: Event) -> str:
 
 def payload(event: Event, reader_id: str) -> dict[str, Any]:
     """What ``reader_id`` (the channel's owner, or a member of it) receives for ``event``."""
+    if isinstance(event, OPERATOR_EVENTS):
+        # A webhook incident (sayso_common.incidents) of the channel: the incident in camelCase.
+        return {**event.data.wire(), "channelId": event.channel_id, "eventId": event.id}
     if isinstance(event, AgentStatusChanged | DeliveryStatusChanged | ApprovalRemembered | ApprovalRevoked):
         data = {to_camel(k): v for k, v in event.data.model_dump(mode="json").items()}
         if isinstance(event, DeliveryStatusChanged):

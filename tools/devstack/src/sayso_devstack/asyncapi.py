@@ -63,6 +63,9 @@ PRODUCERS: dict[str, str] = {
     topics.AGENT_STATUS: "api (outbox relay): an agent reported its status",
     topics.APPROVAL_REMEMBERED: "api (outbox relay): a person's approving answer was remembered for the same action",
     topics.APPROVAL_REVOKED: "api (outbox relay): a remembered approval was revoked",
+    topics.ENDPOINT_DISABLED: "dispatcher (outbox relay): a webhook target was disabled (410, or failures)",
+    topics.RETRIES_EXHAUSTED: "dispatcher (outbox relay): deliveries to a webhook target fail for good",
+    topics.CIRCUIT_OPEN: "dispatcher (outbox relay): a webhook target's circuit stayed open too long",
 }
 
 # What the realtime gateway calls a delivery status's event_id (sayso_realtime.payloads).
@@ -118,7 +121,7 @@ def _schemas() -> dict[str, Any]:
             },
         ],
     }
-    for name in ("DeliveryStatusData", "AgentStatusData", "RememberedData"):
+    for name in ("DeliveryStatusData", "AgentStatusData", "RememberedData", "IncidentData"):
         data = _camel_object(schemas[name])
         properties, required = data["properties"], data["required"]
         if name == "DeliveryStatusData":
@@ -153,6 +156,8 @@ def _realtime_schema(model: type[events._Event]) -> str:
         return "RealtimeAgentStatus"
     if model is events.ApprovalRemembered or model is events.ApprovalRevoked:
         return "RealtimeRemembered"
+    if model in events.OPERATOR_EVENTS:
+        return "RealtimeIncident"
     return "RealtimeMessage"
 
 
