@@ -117,7 +117,7 @@ async def settled(db: Any, owner: Owner, count: int, witness: str, timeout: floa
     async def done() -> bool:
         made = await db["deliveries"].count_documents({**review, "source": witness})
         pending = await db["deliveries"].count_documents({**review, "state": "pending"})
-        return made >= count and pending == 0
+        return bool(made >= count and pending == 0)
 
     await eventually(done, timeout, f"{count} events' deliveries settled")
 
