@@ -296,3 +296,17 @@ async def test_the_feed_by_type_from_the_sdk_and_the_cli(stack: RunningStack, ow
     assert code == 0, err
     assert [json.loads(line)["id"] for line in out.splitlines()] == [e["id"] for e in events]
     assert f"sayso feed --after {events[-1]['cursor']}" in err
+
+
+async def test_cli_adds_an_account_ops_endpoint_for_operator_events(
+    stack: RunningStack, owner: Owner, receiver: Receiver
+) -> None:
+    env = cli_env(stack, owner)
+    code, out, err = await run(
+        env, "--json", "endpoints", "add", receiver.url("/cli-ops"), "--account",
+        "--event", "operator:endpoint_disabled", "--event", "operator:retries_exhausted",
+    )  # fmt: skip
+    assert code == 0, err
+    added = json.loads(out)
+    assert added.get("channelId") is None  # account-wide
+    assert added["eventTypes"] == ["operator:endpoint_disabled", "operator:retries_exhausted"]

@@ -273,7 +273,8 @@ def build_parser() -> Parser:
         metavar="TYPE",
         help="an event type or group to send, repeatable: review:responded, review:expired, "
         "review:voted, message:created, message:updated, delivery:status, agent:status, "
-        "approval:remembered, approval:revoked, or review:*, delivery:* … "
+        "approval:remembered, approval:revoked, operator:endpoint_disabled, operator:retries_exhausted, "
+        "operator:circuit_open (an ops endpoint), or review:*, delivery:*, operator:* … "
         "(default review:responded and review:expired)",
     )
     hook_add.add_argument(
