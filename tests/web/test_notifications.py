@@ -24,8 +24,11 @@ async def test_preferences_channel_slack_and_the_notification_log(
     await expect(prefs.get_by_text(f"({user.email})")).to_be_visible()
     await expect(prefs.get_by_label("E-mail me")).to_be_checked()
     await expect(prefs.get_by_text("No Slack webhook set.")).to_be_visible()
+    incidents = prefs.get_by_label("Webhook incidents by e-mail")
+    await expect(incidents).to_be_checked()
 
     await prefs.get_by_label("E-mail me").uncheck()
+    await incidents.uncheck()
     await prefs.get_by_label("Slack incoming-webhook URL").fill(
         "https://hooks.slack.test/services/T0/B0/secretpart"
     )
@@ -40,6 +43,7 @@ async def test_preferences_channel_slack_and_the_notification_log(
     assert "secretpart" not in await page.content()
     saved = (await user.human.get("/api/v1/users/me/notifications")).json()
     assert saved["email"] is False
+    assert saved["operatorEmails"] is False
     assert saved["slackWebhookHost"] == "hooks.slack.test"
     assert saved["quietHours"] == {"start": "21:30", "end": "06:45", "timeZone": "Europe/Berlin"}
 

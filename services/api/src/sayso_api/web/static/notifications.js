@@ -42,6 +42,7 @@ export function preferencesSection() {
   const removeSlack = h("input", { type: "checkbox", name: "removeSlack" });
   const quiet = h("input", { type: "checkbox", name: "quiet" });
   const urgent = h("input", { type: "checkbox", name: "escalationsDuringQuietHours" });
+  const incidents = h("input", { type: "checkbox", name: "operatorEmails" });
   const start = h("input", { type: "time", name: "quietStart", value: "22:00" });
   const end = h("input", { type: "time", name: "quietEnd", value: "07:00" });
   const zone = h("input", { type: "text", name: "timeZone", value: localZone(), autocomplete: "off", spellcheck: "false" });
@@ -51,6 +52,7 @@ export function preferencesSection() {
     h("h2", { id: "np-title" }, "Your notifications"),
     h("p", { class: "hint" }, "How you hear about reviews in your channels and the ones shared with you. Reminders and escalations follow the same choices."),
     h("div", { class: "check" }, email, h("label", { for: email.id }, "E-mail me ", address)),
+    check("Webhook incidents by e-mail (an endpoint disabled, deliveries failing, a receiver unreachable; one per incident)", incidents),
     h("fieldset", {}, h("legend", {}, "Slack"), slackNow,
       field("Slack incoming-webhook URL", slack, "Messages arrive with answer buttons. Stored encrypted; only its host is shown."),
       check("Remove my Slack webhook", removeSlack)),
@@ -69,6 +71,7 @@ export function preferencesSection() {
     removeSlack.checked = false;
     quiet.checked = Boolean(p.quietHours);
     urgent.checked = Boolean(p.escalationsDuringQuietHours);
+    incidents.checked = p.operatorEmails !== false;
     if (p.quietHours) {
       start.value = p.quietHours.start;
       end.value = p.quietHours.end;
@@ -83,6 +86,7 @@ export function preferencesSection() {
       email: email.checked,
       quietHours: quiet.checked ? { start: start.value, end: end.value, timeZone: zone.value.trim() } : null,
       escalationsDuringQuietHours: urgent.checked,
+      operatorEmails: incidents.checked,
     };
     if (removeSlack.checked) body.slackWebhookUrl = null;
     else if (slack.value.trim()) body.slackWebhookUrl = slack.value.trim();
