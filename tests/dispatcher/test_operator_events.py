@@ -355,9 +355,13 @@ async def test_an_ops_endpoint_that_fails_raises_nothing_about_itself_and_opting
         return doc is not None and doc["disabled"] is True
 
     await eventually(ops_disabled, 20.0, "the ops endpoint disabled by its 410")
-    operator_deliveries = await db["deliveries"].find({"endpoint_id": hooks["id"]}).to_list()
-    assert operator_deliveries
-    assert all(d["state"] == "failed" for d in operator_deliveries)
+
+    async def operator_delivery_failed() -> bool:
+        found = await db["deliveries"].find({"endpoint_id": hooks["id"]}).to_list()
+        return bool(found) and all(d["state"] == "failed" for d in found)
+
+    # Disabled before its outcome is recorded (sayso_dispatcher.worker): wait for both.
+    await eventually(operator_delivery_failed, 20.0, "the operator event's delivery failed")
     assert await db["incidents"].find({"subject": {"$regex": hooks["id"]}}).to_list() == []
     assert (
         await db["events"].count_documents({"owner_id": powner.user_id, "type": {"$regex": "^operator[.]"}})
