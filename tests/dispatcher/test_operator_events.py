@@ -289,11 +289,14 @@ async def test_an_endpoint_whose_deliveries_keep_failing_is_disabled_and_told_on
     [disabled] = await exactly(
         db, ops.mailbox, receiver, "/ops-failing", powner, "operator.endpoint_disabled", 1
     )
-    assert disabled["data"]["reason"] == "3 deliveries in a row failed for good"
+    # At least the threshold (3): failures recorded side by side may all cross it at once.
+    count, rest = disabled["data"]["reason"].split(" ", 1)
+    assert int(count) >= 3
+    assert rest == "deliveries in a row failed for good"
     await exactly(db, ops.mailbox, receiver, "/ops-failing", powner, "operator.retries_exhausted", 1)
     stored = (await powner.agent.get(f"/api/v1/agents/{agent['id']}/endpoints/{endpoint['id']}")).json()
     assert stored["disabled"] is True
-    assert stored["disabledReason"] == "3 deliveries in a row failed for good"
+    assert stored["disabledReason"] == disabled["data"]["reason"]
 
 
 async def test_a_circuit_open_too_long_is_told_once_until_it_closes(
