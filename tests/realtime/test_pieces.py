@@ -14,6 +14,8 @@ from sayso_common.events import (
     AgentStatusData,
     DeliveryStatusChanged,
     DeliveryStatusData,
+    EndpointDisabled,
+    IncidentData,
     MessageData,
     ReviewResponded,
 )
@@ -130,6 +132,25 @@ def test_payloads_carry_the_api_view_and_the_event_id() -> None:
         "lastActivityAt": "2025-01-02T03:04:05.678000Z",
         "channelId": "agt_1",
         "eventId": status.id,
+    }
+
+
+def test_an_operator_event_carries_its_incident_in_camel_case() -> None:
+    incident = IncidentData(
+        incident_id="inc_1", endpoint_id="ep_1", url="https://hooks.example.test/x", reason="410", since=NOW
+    )
+    event = EndpointDisabled(channel_id="agt_1", owner_id="usr_1", data=incident)
+    assert event_name(event) == "operator:endpoint_disabled"
+    assert payload(event, "usr_1") == {
+        "incidentId": "inc_1",
+        "endpointId": "ep_1",
+        "url": "https://hooks.example.test/x",
+        "reason": "410",
+        "since": "2025-01-02T03:04:05.678000Z",
+        "deliveryId": None,
+        "deliveryEventType": None,
+        "channelId": "agt_1",
+        "eventId": event.id,
     }
 
 
