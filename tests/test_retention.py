@@ -18,7 +18,7 @@ from pymongo import AsyncMongoClient
 
 from sayso_common import retention
 from sayso_common.deliveries import Attempt, new_delivery, record_attempt, requeue
-from sayso_common.mongo import DELIVERIES, NOTIFICATIONS, Database
+from sayso_common.mongo import DELIVERIES, INCIDENTS, NOTIFICATIONS, Database
 from sayso_devstack.processes import mongo_url, start_mongod
 from tests.conftest import Infra
 from tests.support.receiver import Receiver
@@ -44,6 +44,9 @@ async def test_the_stack_has_the_retention_indexes(stack: RunningStack) -> None:
         assert notices["partialFilterExpression"] == {
             "state": {"$in": ["sent", "failed", "cancelled", "skipped"]}
         }
+        incidents = (await indexes(db, INCIDENTS))[retention.INCIDENTS_INDEX]
+        assert incidents["expireAfterSeconds"] == DAYS_30
+        assert incidents["partialFilterExpression"] == {"state": "resolved"}
     finally:
         await mongo.close()
 

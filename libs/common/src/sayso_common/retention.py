@@ -18,6 +18,9 @@ monitor removes it.
   same setting: realtime's resume reads ``expire_at`` as "when stored" plus one constant
   (:mod:`sayso_realtime.history`).
 
+- **Incidents** (:mod:`sayso_common.incidents`, the operator events' once-per-incident record) are
+  removed that long after they were resolved; an open one is kept.
+
 The audit log keeps its own ``SAYSO_AUDIT_RETENTION_DAYS`` (:func:`sayso_common.audit.ensure_retention`).
 """
 
@@ -31,7 +34,7 @@ from typing import Any, Final
 from pymongo import ASCENDING, IndexModel
 from pymongo.errors import OperationFailure
 
-from sayso_common.mongo import DELIVERIES, NOTIFICATIONS, Database, untyped
+from sayso_common.mongo import DELIVERIES, INCIDENTS, NOTIFICATIONS, Database, untyped
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,7 @@ FINAL_NOTIFICATION_STATES: Final = ("sent", "failed", "cancelled", "skipped")
 
 DELIVERIES_INDEX: Final = "deliveries_retention"
 NOTIFICATIONS_INDEX: Final = "notifications_retention"
+INCIDENTS_INDEX: Final = "incidents_retention"
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,9 @@ def ttls(days: int, review_max_ttl_seconds: int = 0) -> list[Ttl]:
             {"state": {"$in": list(FINAL_NOTIFICATION_STATES)}},
             max(seconds, review_max_ttl_seconds),
         ),
+        # A resolved incident only keeps the history of its target; an open one is never in the
+        # index (its operator event may still be in its outbox, and it must not be told again).
+        Ttl(INCIDENTS, INCIDENTS_INDEX, "updated_at", {"state": "resolved"}, seconds),
     ]
 
 
