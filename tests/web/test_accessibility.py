@@ -6,7 +6,8 @@ screen; then what axe does not check: the contrast of the focus ring and of fiel
 One owner's inbox is filled once for the module (two channels, every review kind pending, some
 answered, dismissed and expired, every risk badge, two cards ticked for a bulk answer, a feedback
 box and a deliveries panel open, a form showing the API's errors, a channel policy with an error
-under a rule's field and a dry run's outcome), and each scheme and screen visits the pages in
+under a rule's field and a dry run's outcome, webhook endpoints with one's editor showing the
+API's refusal of its filter), and each scheme and screen visits the pages in
 turn."""
 
 from __future__ import annotations
@@ -60,6 +61,15 @@ async def fill(owner: Owner, receiver: Receiver) -> Filled:
     bulk = await owner.create_agent(name="bulk-bot", description="Many approvals at once")
     filled = Filled(owner, release, bulk)
     rid = release["id"]
+    # Webhook endpoints: the channel's (one disabled, with its reason) and an account-wide one, so
+    # the settings list, the deliveries panel and the operator page's endpoint rows are on screen.
+    for path, body in [
+        (f"/api/v1/agents/{rid}/endpoints", {"url": receiver.url("/audit"), "description": "Audit log"}),
+        (f"/api/v1/agents/{rid}/endpoints", {"url": receiver.url("/paused"), "disabled": True}),
+        ("/api/v1/endpoints", {"url": receiver.url("/lake"), "description": "Data lake"}),
+    ]:
+        made = await owner.human.post(path, json=body)
+        assert made.status_code == 201, made.text
     reviews: dict[str, tuple[str, dict[str, Any]]] = {
         "approval": ("Ship **v2.4** to production?", APPROVAL),
         "plain": ("Rotate the staging keys?", {"type": "approval"}),
@@ -230,6 +240,7 @@ async def inbox_selected(page: Page, filled: Filled) -> None:
 
 async def settings_ready(page: Page, filled: Filled) -> None:
     await expect(page.locator("#tr-title")).to_be_visible()
+    await expect(page.locator('[data-section="endpoints"] .endpoint')).to_have_count(3)
     await expect(page.locator(".policy-version")).to_have_attribute("data-version", "1")
 
 
@@ -245,10 +256,22 @@ async def settings_opened(page: Page, filled: Filled) -> None:
     await expect(policy.get_by_role("button", name="Load version 1 into the editor")).to_be_visible()
     await policy.get_by_role("button", name="Test").click()
     await expect(policy.locator(".dry-outcome")).to_be_visible()
+    # An endpoint's editor with the API's refusal of its filter at the field, a new endpoint's
+    # form, and the recover and replay controls open.
+    endpoints = page.locator('[data-section="endpoints"]')
+    await endpoints.get_by_role("button", name="Edit Audit log").click()
+    edit = endpoints.get_by_role("form", name="Edit Audit log")
+    await edit.get_by_label("Filter (JSON)").fill('{"message.text": {"$gtx": 1}}')
+    await edit.get_by_role("button", name="Save endpoint").click()
+    await expect(edit.locator(".field-error:not([hidden])")).to_be_visible()
+    await endpoints.locator(".endpoint").nth(1).locator("summary", has_text="Recover and replay").click()
+    await endpoints.get_by_role("button", name="Add endpoint").click()
+    await expect(endpoints.get_by_role("form", name="New endpoint")).to_be_visible()
 
 
 async def ops_ready(page: Page, filled: Filled) -> None:
     await expect(page.locator('[data-stat="oldest"] .tile-value')).not_to_have_text("")
+    await expect(page.locator('[data-section="endpoints"] tbody tr')).to_have_count(3)
 
 
 async def notifications_ready(page: Page, filled: Filled) -> None:

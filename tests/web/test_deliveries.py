@@ -58,10 +58,15 @@ async def test_the_panel_names_the_endpoint_each_delivery_went_to(
 ) -> None:
     agent = await user.create_agent(name="fan-out-bot", webhookUrl=receiver.url("/own"))
     made = await user.agent.post(
-        f"/api/v1/agents/{agent['id']}/endpoints", json={"url": receiver.url("/audit")}
+        f"/api/v1/agents/{agent['id']}/endpoints",
+        json={"url": receiver.url("/audit"), "description": "Audit log"},
     )
     assert made.status_code == 201, made.text
     endpoint_id = made.json()["id"]
+    lake = await user.human.post(
+        "/api/v1/endpoints", json={"url": receiver.url("/lake"), "description": "Data lake"}
+    )
+    assert lake.status_code == 201, lake.text
     msg = await user.post_message(
         agent["id"], text="Refund 40 EUR?", review={"type": "approval", "payload": {}}
     )
@@ -70,11 +75,15 @@ async def test_the_panel_names_the_endpoint_each_delivery_went_to(
     bubble = page.locator(f"#msg-{msg['id']}")
     await bubble.get_by_role("button", name="Approve").click()
     await receiver.wait_for("/audit")
+    await receiver.wait_for("/lake")
     await bubble.get_by_role("button", name="Deliveries").click()
     panel = bubble.get_by_role("region", name="Webhook deliveries")
-    await expect(panel.locator(".delivery")).to_have_count(2)
+    await expect(panel.locator(".delivery")).to_have_count(3)
+    to_lake = panel.locator(f'.delivery[data-endpoint-id="{lake.json()["id"]}"]')
+    await expect(to_lake.locator(".target")).to_have_text("endpoint Data lake (account-wide)")
     to_endpoint = panel.locator(f'.delivery[data-endpoint-id="{endpoint_id}"]')
-    await expect(to_endpoint.locator(".target")).to_have_text(f"endpoint {endpoint_id}")
+    # Named by its description, not its id.
+    await expect(to_endpoint.locator(".target")).to_have_text("endpoint Audit log")
     await expect(to_endpoint.locator(".url")).to_have_text(receiver.url("/audit"))
     own = panel.locator('.delivery[data-endpoint-id=""]')
     await expect(own.locator(".target")).to_have_text("agent URL")

@@ -56,6 +56,13 @@ async def populate(owner: Owner, receiver: Receiver, failing: Receiver) -> dict[
         )
 
     d = deploy["id"]
+    for path, body in (
+        (f"/api/v1/agents/{d}/endpoints", {"url": receiver.url("/audit"), "description": "Audit service",
+                                           "eventTypes": ["review:responded"], "format": "standard",
+                                           "filter": {"message.metadata.env": "production"}, "rateLimit": 20}),
+    ):  # fmt: skip
+        made = await owner.human.post(path, json=body)
+        assert made.status_code == 201, made.text
     await owner.post_message(
         d, text="Build **#1482** finished: 214 tests passed, image `api:2.4.1` pushed.", status="success"
     )
@@ -214,6 +221,23 @@ async def test_screenshots(
         await expect(page.locator(".test-result")).to_contain_text("Delivered")
         await page.locator(".secret-box").scroll_into_view_if_needed()
         await shot(page, out, "web-settings")
+
+        # A new endpoint: its signing secret shown once, above the channel's list.
+        endpoints = page.locator('[data-section="endpoints"]')
+        await endpoints.get_by_role("button", name="Add endpoint").click()
+        form = endpoints.get_by_role("form", name="New endpoint")
+        await form.get_by_label("URL").fill("https://hooks.example.com/compliance")
+        await form.get_by_label("Description").fill("Compliance archive")
+        await form.get_by_role("button", name="Create endpoint").click()
+        await expect(endpoints.locator(".secret-box")).to_be_visible()
+        await expect(endpoints.locator(".endpoint")).to_have_count(2)
+        await page.set_viewport_size({"width": 1280, "height": 1300})
+        await endpoints.evaluate(
+            "el => { const sc = el.closest('.scroller');"
+            " sc.scrollTop += el.getBoundingClientRect().top - sc.getBoundingClientRect().top - 12; }"
+        )
+        await shot(page, out, "web-endpoints")
+        await page.set_viewport_size({"width": 1280, "height": 860})
 
         # A policy for the deploy channel, shown in its editor with a dry run.
         rules = [

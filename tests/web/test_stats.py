@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from aiohttp import web
@@ -13,16 +13,19 @@ from aiohttp import web
 from sayso_api.settings import ApiSettings
 from sayso_api.stats import (
     AttemptRow,
+    Backlog,
     Bucket,
     Tried,
     age_seconds,
     bucket_seconds,
+    endpoint_health,
     host_health,
     overview,
     rate,
     series,
 )
 from sayso_common.clock import utcnow
+from sayso_common.documents import EndpointDoc
 from sayso_common.settings import CircuitPolicy
 from sayso_dispatcher.settings import DispatcherSettings
 from tests.support.receiver import Received, Receiver
@@ -172,6 +175,86 @@ async def test_overview_reads_recorded_attempts_with_the_shared_rule(scratch: An
     }
     assert data.open_circuits == 2
     assert (data.attempts, data.delivered, data.failed_attempts) == (50, 3, 47)
+
+
+def _endpoint(endpoint_id: str, **fields: Any) -> EndpointDoc:
+    # Only the fields the operator page reads.
+    return cast(
+        EndpointDoc,
+        {"_id": endpoint_id, "channel_id": "agt_s", "url": f"https://{endpoint_id}.example/h", **fields},
+    )
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "backlog", "expected"),
+    [
+        # (pending, failed, attempts, circuit failures, open)
+        ([], Backlog(), (0, 0, 0, 0, False)),
+        ([BAD] * 10, Backlog(pending=10), (10, 0, 10, 10, True)),
+        ([OK] + [BAD] * 15, Backlog(pending=3), (3, 0, 16, 15, False)),  # the latest succeeded
+        ([REFUSED] * 20, Backlog(failed=20), (0, 20, 20, 0, False)),  # up and refusing: closed
+        ([SSRF] * 30, Backlog(failed=30), (0, 30, 0, 0, False)),  # never reached: not counted
+        ([BAD] * 30, Backlog(pending=1, failed=2), (1, 2, 20, 20, True)),  # the breaker's window
+    ],
+)
+def test_endpoint_health_uses_the_breaker_rule(
+    outcomes: list[Tried], backlog: Backlog, expected: tuple[int, int, int, int, bool]
+) -> None:
+    [row] = endpoint_health([_endpoint("ep_a")], {"ep_a": backlog}, {"ep_a": outcomes}, CircuitPolicy())
+    assert (row.pending, row.failed, row.attempts, row.circuit_failures, row.open) == expected
+
+
+def test_endpoint_health_lists_open_then_disabled_then_most_failed() -> None:
+    endpoints = [
+        _endpoint("ep_fine", description="Fine"),
+        _endpoint("ep_off", disabled=True, disabled_reason="410 Gone from the receiver"),
+        _endpoint("ep_failing", channel_id=None),
+        _endpoint("ep_down"),
+    ]
+    backlog = {"ep_failing": Backlog(failed=4), "ep_down": Backlog(pending=7)}
+    rows = endpoint_health(endpoints, backlog, {"ep_down": [TIMEOUT] * 10}, CircuitPolicy())
+    assert [r.id for r in rows] == ["ep_down", "ep_off", "ep_failing", "ep_fine"]
+    by_id = {r.id: r for r in rows}
+    assert by_id["ep_off"].disabled_reason == "410 Gone from the receiver"
+    assert by_id["ep_failing"].channel_id is None
+    assert by_id["ep_fine"].description == "Fine"
+
+
+async def test_overview_counts_each_endpoints_deliveries(scratch: Any) -> None:
+    """Pending deliveries count however old they are; given-up ones only inside the window; the
+    breaker reads the endpoint's own attempts, not its host's."""
+    now = utcnow()
+    await scratch["agents"].insert_one({"_id": "agt_s", "owner_id": "usr_s"})
+    await scratch["endpoints"].insert_many(
+        [
+            {"_id": "ep_down", "owner_id": "usr_s", "channel_id": "agt_s", "url": "https://h.example/a",
+             "created_at": now},
+            {"_id": "ep_same_host", "owner_id": "usr_s", "channel_id": None, "url": "https://h.example/b",
+             "created_at": now, "disabled": True, "disabled_reason": "disabled by owner"},
+            {"_id": "ep_other_owner", "owner_id": "usr_t", "channel_id": None, "url": "https://h.example/c",
+             "created_at": now},
+        ]
+    )  # fmt: skip
+    old = now - timedelta(hours=2)
+
+    def delivery(i: int, endpoint_id: str, state: str, updated: datetime, tried: list[Any]) -> dict[str, Any]:
+        return {"_id": f"dlv_{endpoint_id}_{i}", "channel_id": "agt_s", "owner_id": "usr_s",
+                "endpoint_id": endpoint_id, "host": "h.example:443", "state": state,
+                "attempt_count": len(tried), "attempts": tried, "updated_at": updated}  # fmt: skip
+
+    await scratch["deliveries"].insert_many(
+        [delivery(i, "ep_down", "pending", now, _attempts(1, 503, "http_status")) for i in range(10)]
+        + [delivery(10 + i, "ep_down", "pending", old, []) for i in range(2)]  # waiting long
+        + [delivery(20 + i, "ep_down", "failed", old, []) for i in range(3)]  # gave up before
+        + [delivery(30, "ep_same_host", "failed", now, _attempts(1, 200, None))]
+        + [delivery(40, "ep_other_owner", "failed", now, [])]
+    )
+    data = await overview(scratch, "usr_s", CircuitPolicy())
+    rows = {e.id: (e.pending, e.failed, e.attempts, e.open, e.disabled) for e in data.endpoints}
+    assert rows == {
+        "ep_down": (12, 0, 10, True, False),
+        "ep_same_host": (0, 1, 1, False, True),
+    }
 
 
 @pytest.mark.parametrize(

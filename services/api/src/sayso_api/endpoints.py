@@ -38,6 +38,7 @@ from sayso_common.documents import EndpointDoc, KafkaDestinationDoc
 from sayso_common.endpoints import (
     DEFAULT_ENDPOINT_EVENTS,
     ENDPOINT_EVENTS,
+    ENDPOINT_FORMATS,
     MAX_DESCRIPTION_CHARS,
     MAX_ENDPOINTS,
     MAX_RATE_LIMIT,
@@ -221,6 +222,31 @@ class EndpointSecretRotated(Out):
     secret: str = Field(description="The new signing secret (whsec_…); shown only here")
     previous_expires_at: datetime | None = Field(
         description="Until then, requests carry signatures by both the old and the new secret"
+    )
+
+
+class EndpointChoices(Out):
+    """What an endpoint may be set to, so forms (the inbox's settings) offer exactly the
+    server's choices instead of a copy that falls behind."""
+
+    event_types: list[str] = Field(description="Every event type an endpoint can subscribe to")
+    groups: list[str] = Field(
+        description="The groups of those types (review:* …), which take later types too"
+    )
+    default_event_types: list[str] = Field(description="The types a new endpoint gets when none are given")
+    formats: list[str] = Field(description="Body formats")
+    max_rate_limit: int = Field(description="The highest rateLimit (deliveries per second)")
+    max_endpoints: int = Field(description="Endpoints per channel, and account-wide endpoints per account")
+
+
+def endpoint_choices() -> EndpointChoices:
+    return EndpointChoices(
+        event_types=list(ENDPOINT_EVENTS),
+        groups=groups(ENDPOINT_EVENTS),
+        default_event_types=list(DEFAULT_ENDPOINT_EVENTS),
+        formats=list(ENDPOINT_FORMATS),
+        max_rate_limit=MAX_RATE_LIMIT,
+        max_endpoints=MAX_ENDPOINTS,
     )
 
 

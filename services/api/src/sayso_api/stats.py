@@ -11,6 +11,10 @@ here from the recorded attempts with the dispatchers' policy (the same SAYSO_DIS
 settings) and the dispatchers' rule of what counts (``sayso_common.attempts.circuit_result``: a
 400 is a receiver that is up): a host whose last counted attempts trip it, the latest one a
 failure, is reported as open. Whether an attempt delivered is ``attempts.verdict`` too.
+
+An explicit endpoint has a breaker of its own in the dispatcher (its lane is the endpoint, not
+the host): the page shows one row per endpoint with the same estimate over that endpoint's
+attempts, its pending and given-up deliveries, and whether it is disabled.
 """
 
 from __future__ import annotations
@@ -26,13 +30,16 @@ from pydantic import Field
 from sayso_api.schemas import Out
 from sayso_common import attempts
 from sayso_common.clock import as_utc, utcnow
+from sayso_common.documents import EndpointDoc
 from sayso_common.membership import Reach, channel_ids
-from sayso_common.mongo import AGENTS, DELIVERIES, MESSAGES, Database, collection, untyped
+from sayso_common.mongo import AGENTS, DELIVERIES, ENDPOINTS, MESSAGES, Database, collection, untyped
 from sayso_common.settings import CircuitPolicy
 
 # deliveriesPerSecond is the rate over this trailing span (the chart shows the whole window).
 RATE_SECONDS = 60
 MAX_HOSTS = 20
+# Endpoint rows on the page: the most troubled first (each owner has at most 20 per channel).
+MAX_ENDPOINT_ROWS = 100
 WINDOW_DEFAULT = 300
 WINDOW_MAX = 3600
 BUCKETS = 30
@@ -62,6 +69,20 @@ class HostHealth(Out):
     open: bool = Field(description="Estimated: the dispatcher's breaker would hold this host open")
 
 
+class EndpointHealth(Out):
+    id: str
+    channel_id: str | None = Field(description="The endpoint's channel; null: account-wide")
+    description: str | None = None
+    url: str
+    disabled: bool
+    disabled_reason: str | None = None
+    pending: int = Field(description="Deliveries waiting to be sent or retried")
+    failed: int = Field(description="Deliveries that gave up (no retry left) in the window")
+    attempts: int = Field(description="Recent attempts the endpoint's breaker counts (at most its window)")
+    circuit_failures: int = Field(description="Of those, failures the breaker counts")
+    open: bool = Field(description="Estimated: the dispatcher's breaker would hold this endpoint open")
+
+
 class PendingReviews(Out):
     total: int
     oldest_at: datetime | None = None
@@ -83,6 +104,9 @@ class Overview(Out):
     retrying: int = Field(description="Deliveries waiting for their next retry")
     open_circuits: int
     hosts: list[HostHealth]
+    endpoints: list[EndpointHealth] = Field(
+        description="Every endpoint of the owner's (channel and account-wide): open circuits first"
+    )
     series: list[Bucket]
     pending_reviews: PendingReviews
 
@@ -143,21 +167,180 @@ def host_health(recent: Mapping[str, list[Tried]], policy: CircuitPolicy) -> lis
     the latest ``policy.window`` of those it counts. Open hosts first, then the most failing."""
     out = []
     for host, tried in recent.items():
-        window = [t for t in tried if attempts.circuit_result(t.status, t.kind) is not None]
-        window = window[: policy.window]
-        results = [attempts.circuit_result(t.status, t.kind) is True for t in window]
-        is_open = policy.trips(results) and not results[0]
+        breaker = Breaker.of(tried, policy)
         out.append(
             HostHealth(
                 host=host,
-                attempts=len(window),
-                failures=sum(not t.delivered for t in window),
-                circuit_failures=results.count(False),
-                open=is_open,
+                attempts=breaker.attempts,
+                failures=breaker.failures,
+                circuit_failures=breaker.circuit_failures,
+                open=breaker.open,
             )
         )
     out.sort(key=lambda h: (not h.open, -h.failures, h.host))
     return out[:MAX_HOSTS]
+
+
+@dataclass(frozen=True)
+class Breaker:
+    """The estimate of one breaker (a host's or an endpoint's) from its latest attempts."""
+
+    attempts: int
+    failures: int
+    circuit_failures: int
+    open: bool
+
+    @classmethod
+    def of(cls, tried: list[Tried], policy: CircuitPolicy) -> Breaker:
+        """``tried`` newest first. The breaker's window is the latest ``policy.window`` of those
+        it counts; it is open if they trip it and the latest one failed."""
+        window = [t for t in tried if attempts.circuit_result(t.status, t.kind) is not None]
+        window = window[: policy.window]
+        results = [attempts.circuit_result(t.status, t.kind) is True for t in window]
+        return cls(
+            attempts=len(window),
+            failures=sum(not t.delivered for t in window),
+            circuit_failures=results.count(False),
+            open=policy.trips(results) and not results[0],
+        )
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """An endpoint's deliveries by state, as counted from MongoDB."""
+
+    pending: int = 0
+    failed: int = 0
+
+
+def endpoint_health(
+    endpoints: Iterable[EndpointDoc],
+    backlog: Mapping[str, Backlog],
+    recent: Mapping[str, list[Tried]],
+    policy: CircuitPolicy,
+) -> list[EndpointHealth]:
+    """One row per endpoint: open circuits first, then disabled ones, then the most given up
+    and waiting; ties in the order given (oldest endpoint first)."""
+    out = []
+    for doc in endpoints:
+        breaker = Breaker.of(recent.get(doc["_id"], []), policy)
+        counts = backlog.get(doc["_id"], Backlog())
+        out.append(
+            EndpointHealth(
+                id=doc["_id"],
+                channel_id=doc.get("channel_id"),
+                description=doc.get("description"),
+                url=doc["url"],
+                disabled=bool(doc.get("disabled")),
+                disabled_reason=doc.get("disabled_reason"),
+                pending=counts.pending,
+                failed=counts.failed,
+                attempts=breaker.attempts,
+                circuit_failures=breaker.circuit_failures,
+                open=breaker.open,
+            )
+        )
+    out.sort(key=lambda e: (not e.open, not e.disabled, -e.failed, -e.pending))
+    return out[:MAX_ENDPOINT_ROWS]
+
+
+async def endpoints_overview(
+    db: Database, owner_id: str, channels: list[str], policy: CircuitPolicy, start: datetime
+) -> list[EndpointHealth]:
+    """The owner's endpoints with their deliveries in ``channels`` (the owner's): pending ones
+    (however old), those that gave up since ``start``, and the breaker's estimate over the
+    attempts since ``start``."""
+    docs = await collection(db, ENDPOINTS).find({"owner_id": owner_id}).sort("created_at", 1).to_list()
+    if not docs:
+        return []
+    ids = [d["_id"] for d in docs]
+    facets = await (
+        await untyped(db, DELIVERIES).aggregate(
+            [
+                # Each branch of the $or is a tight range of the (channel_id, state, updated_at)
+                # index: the pending deliveries (few: they deliver or give up on their schedule)
+                # and the recently finished ones, never an endpoint's whole history.
+                {
+                    "$match": {
+                        "channel_id": {"$in": channels},
+                        "owner_id": owner_id,
+                        "endpoint_id": {"$in": ids},
+                        "$or": [
+                            {"state": "pending"},
+                            {"state": {"$in": ["delivered", "failed"]}, "updated_at": {"$gte": start}},
+                        ],
+                    }
+                },
+                {
+                    "$project": {
+                        "endpoint_id": 1,
+                        "state": 1,
+                        "updated_at": 1,
+                        "attempts.at": 1,
+                        "attempts.status_code": 1,
+                        "attempts.error_kind": 1,
+                    }
+                },
+                {
+                    "$facet": {
+                        "states": [
+                            {
+                                "$group": {
+                                    "_id": "$endpoint_id",
+                                    "pending": {"$sum": {"$cond": [{"$eq": ["$state", "pending"]}, 1, 0]}},
+                                    "failed": {
+                                        "$sum": {
+                                            "$cond": [
+                                                {
+                                                    "$and": [
+                                                        {"$eq": ["$state", "failed"]},
+                                                        {"$gte": ["$updated_at", start]},
+                                                    ]
+                                                },
+                                                1,
+                                                0,
+                                            ]
+                                        }
+                                    },
+                                }
+                            }
+                        ],
+                        "recent": [
+                            {"$unwind": "$attempts"},
+                            {
+                                "$match": {
+                                    "attempts.at": {"$gte": start},
+                                    "$or": [
+                                        {"attempts.status_code": {"$ne": None}},
+                                        {"attempts.error_kind": {"$in": sorted(attempts.UNANSWERED_KINDS)}},
+                                    ],
+                                }
+                            },
+                            {"$sort": {"attempts.at": -1}},
+                            {
+                                "$group": {
+                                    "_id": "$endpoint_id",
+                                    "recent": {
+                                        "$firstN": {
+                                            "input": {
+                                                "status": "$attempts.status_code",
+                                                "kind": "$attempts.error_kind",
+                                            },
+                                            "n": policy.window,
+                                        }
+                                    },
+                                }
+                            },
+                        ],
+                    }
+                },
+            ]
+        )
+    ).to_list()
+    facet = facets[0] if facets else {"states": [], "recent": []}
+    backlog = {r["_id"]: Backlog(pending=r["pending"], failed=r["failed"]) for r in facet["states"]}
+    recent = {r["_id"]: [_tried(x) for x in r["recent"]] for r in facet["recent"]}
+    return endpoint_health(docs, backlog, recent, policy)
 
 
 def age_seconds(oldest: datetime | None, now: datetime) -> float | None:
@@ -320,6 +503,7 @@ async def overview(
         retrying=states["retrying"],
         open_circuits=sum(1 for h in hosts if h.open),
         hosts=hosts,
+        endpoints=await endpoints_overview(db, owner_id, channels, policy, start),
         series=buckets,
         pending_reviews=await pending_reviews(db, Reach(owner_id), now),
     )

@@ -9,7 +9,14 @@ from fastapi import APIRouter
 
 from sayso_api import endpoints, replay
 from sayso_api.deps import Ctx, CurrentPrincipal
-from sayso_api.endpoints import EndpointCreated, EndpointIn, EndpointOut, EndpointPatch, EndpointSecretRotated
+from sayso_api.endpoints import (
+    EndpointChoices,
+    EndpointCreated,
+    EndpointIn,
+    EndpointOut,
+    EndpointPatch,
+    EndpointSecretRotated,
+)
 from sayso_api.replay import RecoverIn, ReplayIn, ReplayOut
 from sayso_api.schemas import DataList, DeletedOut
 from sayso_api.webhooks import DeliveryOut, RecoverOut
@@ -130,6 +137,13 @@ async def replay_channel_endpoint(
 async def create_account_endpoint(body: EndpointIn, who: CurrentPrincipal, ctx: Ctx) -> EndpointCreated:
     """Add an account-wide endpoint: it receives the events of every channel you own."""
     return await endpoints.create_endpoint(ctx.db, ctx.box, _reach(ctx), who.owner_id, None, body)
+
+
+# Declared before /endpoints/{endpoint_id}, which would otherwise take "choices" for an id.
+@router.get("/endpoints/choices", response_model=EndpointChoices)
+async def endpoint_choices(who: CurrentPrincipal) -> EndpointChoices:
+    """The event types, formats and limits an endpoint may be given (for forms)."""
+    return endpoints.endpoint_choices()
 
 
 @router.get("/endpoints", response_model=DataList[EndpointOut])

@@ -5,6 +5,7 @@
 import { firstWords } from "./announcer.js";
 import { api, apiBlob } from "./api.js";
 import { clear, h, timeEl } from "./dom.js";
+import { endpointLabels } from "./endpoints.js";
 import { renderMarkdown } from "./markdown.js";
 import { pluginView } from "./plugins.js";
 import { reviewAbout, reviewCard } from "./reviews.js";
@@ -491,7 +492,11 @@ class DeliveryPanel {
       const data = await api(`/api/v1/messages/${encodeURIComponent(this.message.id)}/deliveries`, {
         query: { channel: this.message.channelId },
       });
-      this.show((data && data.data) || []);
+      const deliveries = (data && data.data) || [];
+      // The endpoints' descriptions, for the deliveries that went to one (a member sees ids).
+      const labels = deliveries.some((d) => d.endpointId) ? await endpointLabels(this.message.channelId) : new Map();
+      if (this.destroyed) return;
+      this.show(deliveries, labels);
       if (!this.shown) {
         this.shown = true;
         this.el.scrollIntoView({ block: "nearest" });
@@ -501,7 +506,7 @@ class DeliveryPanel {
     }
   }
 
-  show(deliveries) {
+  show(deliveries, labels = new Map()) {
     clear(this.list);
     this.retry.hidden = deliveries.filter((d) => d.source !== "test").length === 0;
     if (!deliveries.length) {
@@ -512,8 +517,12 @@ class DeliveryPanel {
     }
     for (const d of deliveries) {
       const attempts = d.attempts || [];
-      // Which target: an explicit endpoint (by id), or the agent's own URL (the implicit endpoint).
-      const target = d.endpointId ? `endpoint ${d.endpointId}` : d.source === "test" ? "test" : "agent URL";
+      // Which target: an explicit endpoint (its description, else its id), or the agent's own URL
+      // (the implicit endpoint).
+      const endpoint = d.endpointId ? labels.get(d.endpointId) : null;
+      const target = d.endpointId
+        ? `endpoint ${endpoint ? (endpoint.description || endpoint.url) : d.endpointId}${endpoint && !endpoint.channelId ? " (account-wide)" : ""}`
+        : d.source === "test" ? "test" : "agent URL";
       this.list.append(h("div", { class: "delivery", dataset: { state: d.state, deliveryId: d.id, endpointId: d.endpointId || "" } },
         h("div", { class: "delivery-head" },
           h("span", { class: `badge state-${d.state}` }, d.state),

@@ -1,6 +1,7 @@
-// The operator page: webhook throughput and failures, estimated open circuits, and the review
-// backlog. Numbers come from GET /api/v1/stats/overview; the page refetches when delivery or
-// review events arrive (at most once a second) and every few seconds as time moves on.
+// The operator page: webhook throughput and failures, estimated open circuits (per host and per
+// endpoint, with each endpoint's pending and failed deliveries), and the review backlog. Numbers
+// come from GET /api/v1/stats/overview; the page refetches when delivery or review events arrive
+// (at most once a second) and every few seconds as time moves on.
 
 import { api } from "./api.js";
 import { clear, formatAge, h, timeEl } from "./dom.js";
@@ -33,6 +34,7 @@ export function opsView(root, { channels }) {
   const tiles = h("div", { class: "tiles" });
   const chart = h("figure", { class: "chart" });
   const hosts = h("div", { class: "table-wrap" });
+  const endpoints = h("div", { class: "table-wrap" });
   const backlog = h("div", { class: "table-wrap" });
   // Not a status region: it changes every 5 s, and a screen reader said "Updated hh:mm:ss" each time.
   const updated = h("p", { class: "muted", id: "ops-updated" });
@@ -47,6 +49,8 @@ export function opsView(root, { channels }) {
       h("div", { class: "two-col" },
         h("section", { class: "card", "aria-labelledby": "hosts-title" }, h("h2", { id: "hosts-title" }, "Receivers"), hosts),
         h("section", { class: "card", "aria-labelledby": "backlog-title" }, h("h2", { id: "backlog-title" }, "Pending reviews by channel"), backlog)),
+      h("section", { class: "card", "aria-labelledby": "endpoints-title", dataset: { section: "endpoints" } },
+        h("h2", { id: "endpoints-title" }, "Webhook endpoints"), endpoints),
       h("section", { class: "card", "aria-labelledby": "notices-title" }, h("h2", { id: "notices-title" }, "Notifications"), notices.el))));
 
   let data = null;
@@ -83,6 +87,22 @@ export function opsView(root, { channels }) {
         h("td", {}, h("code", {}, x.host)), h("td", {}, x.attempts), h("td", {}, x.failures),
         h("td", {}, h("span", { class: `badge ${x.open ? "state-failed" : "state-delivered"}` }, x.open ? "open" : "closed"))))))
       : h("p", { class: "muted" }, "No webhook attempts in the last 5 minutes."));
+    endpoints.replaceChildren((data.endpoints || []).length ? h("table", { class: "grid endpoint-health" },
+      h("caption", { class: "visually-hidden" }, "Webhook endpoints, open circuits first"),
+      h("thead", {}, h("tr", {}, ["Endpoint", "Channel", "Pending", "Failed", "Circuit", "State"].map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, data.endpoints.map((e) => h("tr", { dataset: { endpointId: e.id } },
+        h("td", {}, e.description ? [e.description, h("br", {})] : null, h("code", { class: "url" }, e.url)),
+        h("td", {}, e.channelId
+          ? h("a", { href: `#/c/${encodeURIComponent(e.channelId)}/settings` }, channels.name(e.channelId))
+          : h("span", { class: "badge badge-shared" }, "account-wide")),
+        h("td", { dataset: { stat: "pending" } }, e.pending),
+        h("td", { dataset: { stat: "failed" } }, e.failed),
+        h("td", { dataset: { stat: "circuit" } },
+          h("span", { class: `badge ${e.open ? "state-failed" : "state-delivered"}`, title: `${e.circuitFailures} of the last ${e.attempts} attempts failed` }, e.open ? "open" : "closed")),
+        h("td", { dataset: { stat: "state" } }, e.disabled
+          ? [h("span", { class: "badge state-failed" }, "disabled"), " ", h("span", { class: "muted" }, e.disabledReason || "")]
+          : h("span", { class: "badge state-delivered" }, "enabled"))))))
+      : h("p", { class: "muted" }, "No webhook endpoints. Add them in a channel's settings."));
     const rows = Object.entries(p.byChannel).sort((a, b) => b[1] - a[1]);
     backlog.replaceChildren(rows.length ? h("table", { class: "grid" },
       h("caption", { class: "visually-hidden" }, "Pending reviews by channel"),

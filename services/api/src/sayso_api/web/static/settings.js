@@ -1,4 +1,5 @@
-// Per-agent settings: default webhook (URL, headers, events, retries), the channel's policy
+// Per-agent settings: default webhook (URL, headers, events, retries), more webhook endpoints
+// (endpoints.js), the channel's policy
 // (policy.js: rules, versions, dry run), signing-secret rotation,
 // a test send, recovery of failed deliveries, the channel's members (other users who read it and
 // answer its reviews), inbound token webhooks and signed triggers. Only the owner has them.
@@ -6,6 +7,7 @@
 
 import { api } from "./api.js";
 import { clear, copyButton, h, newId, secretBox, timeEl } from "./dom.js";
+import { endpointsSection } from "./endpoints.js";
 import { channelSlackSection, preferencesSection } from "./notifications.js";
 import { policySection, rememberedSection } from "./policy.js";
 
@@ -55,6 +57,7 @@ export function settingsView(root, { channelId, channels }) {
       }
       clear(body).append(
         webhookSection(agent, (updated) => channels.update(updated)),
+        endpointsSection(agent),
         policySection(agent),
         rememberedSection(agent),
         membersSection(agent),
