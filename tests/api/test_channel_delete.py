@@ -20,6 +20,7 @@ from sayso_api import agents, messages
 from sayso_common import review_state
 from sayso_common.clock import utcnow
 from sayso_common.documents import MessageDoc
+from sayso_common.errors import DomainError
 from sayso_common.events import (
     AgentStatusChanged,
     AgentStatusData,
@@ -29,7 +30,6 @@ from sayso_common.events import (
     event_to_document,
     parse_event,
 )
-from sayso_common.http_errors import ApiError
 from sayso_common.ids import new_id
 from sayso_common.mongo import Database
 from sayso_common.views import ReviewStatus, message_view
@@ -364,6 +364,6 @@ async def test_a_delete_cut_short_is_finished_by_asking_again(scratch: AsyncData
     assert grave["webhook_url"] == "https://agent.example/hook"
     assert grave["signing_secrets"][0]["secret_enc"] == "sealed"
     assert "members" not in grave
-    with pytest.raises(ApiError) as again:
+    with pytest.raises(DomainError) as again:
         await agents.delete_agent(db, "usr_x", "agt_x", timedelta(days=3))
-    assert again.value.status == 404
+    assert again.value.code.status == 404

@@ -243,7 +243,7 @@ def test_a_write_whose_event_would_be_too_large_is_refused_naming_the_largest_pa
     event = MessageCreated(channel_id="ch", owner_id="o", data=MessageData(message=view))
     with pytest.raises(EventTooLargeError) as refused:
         outbox_entry(event)
-    assert refused.value.status == 413
+    assert refused.value.code.status == 413
     assert refused.value.field == "metadata"
     # Attachment texts never ride in events, whatever their size.
     with_text = view.model_copy(

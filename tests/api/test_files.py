@@ -22,7 +22,7 @@ from sayso_api import files
 from sayso_api.routes.files import content_disposition
 from sayso_api.settings import ApiSettings
 from sayso_common.clock import utcnow
-from sayso_common.http_errors import ApiError
+from sayso_common.errors import DomainError
 from sayso_common.mongo import FILE_BUCKET
 from tests.conftest import STACK_SETTINGS, Infra
 from tests.support.inprocess import InProcessApi, running_api
@@ -825,19 +825,19 @@ KEY = b"k" * 32
     ],
 )
 def test_verify_token_refuses(token: str, code: str) -> None:
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(DomainError) as caught:
         files.verify_token(KEY, "download", token, utcnow())
-    assert (caught.value.status, caught.value.code) == (403, code)
+    assert (caught.value.code.status, caught.value.code) == (403, code)
 
 
 def test_token_round_trip_and_bounds() -> None:
     now = utcnow()
     token = files.sign_token(KEY, "download", "file_abc", now + timedelta(seconds=30))
     assert files.verify_token(KEY, "download", token, now) == "file_abc"
-    with pytest.raises(ApiError, match="expired"):
+    with pytest.raises(DomainError, match="expired"):
         files.verify_token(KEY, "download", token, now + timedelta(seconds=31))
     for other_key, purpose in ((b"j" * 32, "download"), (KEY, "upload")):
-        with pytest.raises(ApiError, match="signature"):
+        with pytest.raises(DomainError, match="signature"):
             files.verify_token(other_key, purpose, token, now)  # type: ignore[arg-type]
 
 
@@ -891,8 +891,8 @@ def test_content_disposition(filename: str, mime: str, expected: str) -> None:
 )
 def test_check_mime_type(value: str, normalised: str | None) -> None:
     if normalised == "":
-        with pytest.raises(ApiError) as caught:
+        with pytest.raises(DomainError) as caught:
             files.check_mime_type(value, "mimeType")
-        assert (caught.value.status, caught.value.field) == (422, "mimeType")
+        assert (caught.value.code.status, caught.value.field) == (422, "mimeType")
     else:
         assert files.check_mime_type(value, "mimeType") == (normalised or value)

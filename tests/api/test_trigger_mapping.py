@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from sayso_api.triggers import Mapping, map_body
-from sayso_common.http_errors import ApiError
+from sayso_common.errors import DomainError
 
 MAPPING = Mapping.model_validate(
     {"text": "/summary", "status": "/level", "reviewType": "approval", "metadata": {"export": "/export_id"}}
@@ -54,6 +54,6 @@ def test_mapped_fields(body: dict[str, Any], expected: dict[str, Any]) -> None:
     ],
 )
 def test_mapping_refusals(body: dict[str, Any], required: list[str], code: str, field: str) -> None:
-    with pytest.raises(ApiError) as raised:
+    with pytest.raises(DomainError) as raised:
         map_body(body, MAPPING, required)
-    assert (raised.value.status, raised.value.code, raised.value.field) == (422, code, field)
+    assert (raised.value.code.status, raised.value.code, raised.value.field) == (422, code, field)

@@ -22,8 +22,8 @@ from sayso_common.endpoints import (
     stored_filter,
     wanted,
 )
+from sayso_common.errors import DomainError
 from sayso_common.events import AgentStatusChanged, AgentStatusData, MessageData, ReviewResponded
-from sayso_common.http_errors import ApiError
 from sayso_common.mongo import DELIVERY_TARGET_INDEX, ensure_indexes
 from sayso_common.views import MessageView, ReviewView
 from sayso_common.webhook_bodies import body_for
@@ -191,9 +191,9 @@ async def test_a_saved_url_passes_the_ssrf_rules(
     if not refused:
         await vet_url(url, list(allowed))
         return
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(DomainError) as caught:
         await vet_url(url, list(allowed))
-    assert (caught.value.status, caught.value.code, caught.value.field) == (422, "url_refused", "url")
+    assert (caught.value.code.status, caught.value.code, caught.value.field) == (422, "url_refused", "url")
 
 
 async def test_the_old_delivery_index_is_replaced_by_one_per_target(scratch: AsyncDatabase[Any]) -> None:

@@ -13,7 +13,7 @@ from sayso_api import slack
 from sayso_common import answer_links, membership, reviews
 from sayso_common.answer_links import AnswerLink, LinkError
 from sayso_common.documents import AgentDoc, MessageDoc, NotificationPrefsDoc, QuietHoursDoc, UserDoc
-from sayso_common.http_errors import ApiError
+from sayso_common.errors import DomainError
 from sayso_notifier import content, planner
 from sayso_notifier.quiet import held_until, quiet_until
 from sayso_notifier.settings import NotifierSettings
@@ -129,9 +129,9 @@ def test_slack_signature(timestamp: str | None, signature: str, body: bytes, cod
     if code is None:
         slack.verify(SECRET, timestamp, signature, body, NOW, 300)
         return
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(DomainError) as caught:
         slack.verify(SECRET, timestamp, signature, body, NOW, 300)
-    assert caught.value.status == 401
+    assert caught.value.code.status == 401
     assert caught.value.code == code
 
 

@@ -19,7 +19,10 @@ from pydantic.alias_generators import to_camel
 from sayso_common import tracing
 from sayso_common.clock import utcnow
 from sayso_common.documents import AgentStatus, DeliveryDoc
-from sayso_common.http_errors import ApiError
+from sayso_common.errors import (
+    ErrorCode,
+    TooLargeError,
+)
 from sayso_common.ids import new_id
 from sayso_common.views import FULL, DeliveryStatus, MessageView, VoteView
 
@@ -284,15 +287,14 @@ def event_to_json(event: Event) -> bytes:
 MAX_EVENT_BYTES = 960 * 1024
 
 
-class EventTooLargeError(ApiError):
+class EventTooLargeError(TooLargeError):
     """A change whose event would exceed :data:`MAX_EVENT_BYTES`; refused before anything is
     written, naming the part of the message that makes it large."""
 
     def __init__(self, size: int, part: str | None) -> None:
         largest = f"; the largest part is {part}" if part else ""
         super().__init__(
-            413,
-            "event_too_large",
+            ErrorCode.EVENT_TOO_LARGE,
             f"this change would make an event of {size} bytes; events are limited to "
             f"{MAX_EVENT_BYTES} bytes{largest}",
             part,

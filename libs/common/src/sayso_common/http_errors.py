@@ -1,19 +1,24 @@
 """The one error shape every HTTP service answers with: ``{"error": {"code", "message", "field"?}}``.
 
 A public contract shared by the API and the realtime gateway (which install the same handlers,
-``sayso_service.errors``) and by the domain code that raises :class:`ApiError`."""
+``sayso_service.errors``). Domain code raises ``sayso_common.errors.DomainError``; :class:`ApiError`
+is for the routes alone (a status the edge decides, with headers)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+from sayso_common.errors import (
+    ErrorCode,
+)
+
 
 class ApiError(Exception):
     def __init__(
         self,
         status: int,
-        code: str,
+        code: ErrorCode,
         message: str,
         field: str | None = None,
         headers: dict[str, str] | None = None,
@@ -26,17 +31,8 @@ class ApiError(Exception):
         self.headers = headers
 
 
-def unauthorized(message: str) -> ApiError:
-    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
-
-
-def not_found(what: str) -> ApiError:
-    # Same answer for "does not exist" and "not yours": ids of other owners are never confirmed.
-    return ApiError(404, "not_found", f"{what} not found")
-
-
-def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"code": code, "message": message}
+def error_body(code: ErrorCode, message: str, field: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": code.value, "message": message}
     if field:
         body["field"] = field
     return {"error": body}

@@ -9,7 +9,10 @@ from datetime import timedelta
 from pymongo import ReturnDocument
 
 from sayso_common.clock import utcnow
-from sayso_common.http_errors import ApiError
+from sayso_common.errors import (
+    ErrorCode,
+    RateLimitedError,
+)
 from sayso_common.mongo import RATE_LIMITS, Database, collection
 
 
@@ -31,15 +34,14 @@ async def count(db: Database, key: str, window_seconds: int, now: float) -> tupl
 async def hit(
     db: Database, key: str, limit: int, window_seconds: int = 60, *, setting: str, what: str
 ) -> None:
-    """Count one request against ``key``; 429 with ``Retry-After`` once ``limit`` is passed, naming
+    """Count one request against ``key``; :class:`RateLimitedError` once ``limit`` is passed, naming
     ``what`` is limited and ``setting``, the server setting that sets it."""
     now = time.time()
     hits, ends = await count(db, key, window_seconds, now)
     if hits > limit:
         retry = max(1, int(ends - now) + 1)
-        raise ApiError(
-            429,
-            "rate_limited",
+        raise RateLimitedError(
+            ErrorCode.RATE_LIMITED,
             f"at most {limit} requests per {window_seconds} s for {what} ({setting})",
-            headers={"Retry-After": str(retry)},
+            retry_after=retry,
         )

@@ -18,7 +18,10 @@ from dataclasses import dataclass
 
 from sayso_common.clock import utcnow
 from sayso_common.credentials import hash_secret
-from sayso_common.http_errors import ApiError
+from sayso_common.errors import (
+    ErrorCode,
+    ForbiddenError,
+)
 from sayso_common.mongo import SCOPED_TOKENS, Database, collection
 
 TOKEN_PREFIX = "sct_"  # noqa: S105 (a prefix, not a secret)
@@ -103,10 +106,9 @@ class ScopedTokenResolver:
         return found
 
 
-def not_for_scoped_tokens() -> ApiError:
+def not_for_scoped_tokens() -> ForbiddenError:
     """What every route that does not accept a scoped token answers one with."""
-    return ApiError(
-        403,
-        "scoped_token_not_allowed",
+    return ForbiddenError(
+        ErrorCode.SCOPED_TOKEN_NOT_ALLOWED,
         "a scoped token may only read its channels' messages and reviews and open their streams",
     )

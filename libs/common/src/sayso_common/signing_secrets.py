@@ -18,7 +18,11 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from sayso_common.clock import as_utc, utcnow
 from sayso_common.documents import SecretDoc
-from sayso_common.http_errors import ApiError, not_found
+from sayso_common.errors import (
+    ConflictError,
+    ErrorCode,
+    NotFoundError,
+)
 from sayso_common.secretbox import SecretBox
 
 
@@ -48,11 +52,11 @@ async def rotate(
     max_old: int,
 ) -> tuple[str, list[SecretDoc]]:
     """Rotate ``doc[field]`` of the document matching ``query``; returns (the new secret in clear,
-    the list as written). 404 if nothing matches; 409 if it keeps changing under us."""
+    the list as written). NotFoundError if nothing matches; ConflictError if it keeps changing under us."""
     for _ in range(5):
         doc = await coll.find_one(query, {field: 1})
         if doc is None:
-            raise not_found("resource")
+            raise NotFoundError("resource")
         now = utcnow()
         old: list[SecretDoc] = doc.get(field) or []
         retiring: list[SecretDoc] = [
@@ -64,4 +68,4 @@ async def rotate(
         result = await coll.update_one({**query, field: old}, {"$set": {field: updated, "updated_at": now}})
         if result.modified_count == 1:
             return secret, updated
-    raise ApiError(409, "conflict", "the secrets changed concurrently; try again")
+    raise ConflictError(ErrorCode.CONFLICT, "the secrets changed concurrently; try again")

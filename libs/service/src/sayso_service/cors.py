@@ -16,6 +16,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sayso_common.errors import ErrorCode
 from sayso_common.http_errors import error_body
 
 # What clients send: credentials, JSON bodies, retry keys, the SSE resume cursor, trace context.
@@ -90,13 +91,17 @@ class Cors:
         vary = {"Vary": "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"}
         if not allowed:
             message = f"origin {origin[:200]!r} is not allowed; list it in SAYSO_CORS_ORIGINS"
-            return JSONResponse(error_body("origin_not_allowed", message), status_code=403, headers=vary)
+            return JSONResponse(
+                error_body(ErrorCode.ORIGIN_NOT_ALLOWED, message), status_code=403, headers=vary
+            )
         method = headers["access-control-request-method"].upper()
         if method not in ALLOWED_METHODS:
             message = (
                 f"method {method[:20]!r} is not allowed cross-origin; allowed: {', '.join(ALLOWED_METHODS)}"
             )
-            return JSONResponse(error_body("method_not_allowed", message), status_code=403, headers=vary)
+            return JSONResponse(
+                error_body(ErrorCode.METHOD_NOT_ALLOWED, message), status_code=403, headers=vary
+            )
         return Response(
             status_code=204,
             headers={

@@ -19,8 +19,12 @@ from sayso_api.schemas import (
 from sayso_common import deleted_channels, incidents, signing_secrets
 from sayso_common.clock import utcnow
 from sayso_common.documents import DEFAULT_AGENT_STATUS, DEFAULT_WEBHOOK_EVENTS, AgentDoc
+from sayso_common.errors import (
+    ErrorCode,
+    InvalidError,
+    NotFoundError,
+)
 from sayso_common.events import AgentStatusChanged, AgentStatusData, event_to_document
-from sayso_common.http_errors import ApiError, not_found
 from sayso_common.ids import new_id
 from sayso_common.membership import Reach
 from sayso_common.mongo import AGENTS, DELETED_AGENTS, ENDPOINTS, INCIDENTS, Database, Doc, collection
@@ -135,7 +139,7 @@ async def create_agent(db: Database, box: SecretBox, owner_id: str, body: AgentI
 async def get_agent(db: Database, owner_id: str, agent_id: str) -> AgentDoc:
     doc = await collection(db, AGENTS).find_one({"_id": agent_id, "owner_id": owner_id}, HIDDEN)
     if doc is None:
-        raise not_found("agent")
+        raise NotFoundError("agent")
     return doc
 
 
@@ -143,7 +147,7 @@ async def visible_agent(db: Database, reach: Reach, agent_id: str) -> AgentOut:
     """An agent its owner or a member reads (each sees their own view of it)."""
     doc = await collection(db, AGENTS).find_one({"_id": agent_id, **reach.channels()}, HIDDEN)
     if doc is None:
-        raise not_found("agent")
+        raise NotFoundError("agent")
     return visible_out(doc, reach)
 
 
@@ -168,11 +172,11 @@ async def patch_agent(
         if name in given:
             if name in ("name", "webhook_format") and getattr(body, name) is None:
                 field = "webhookFormat" if name == "webhook_format" else name
-                raise ApiError(422, "validation_error", f"{field} cannot be null", field)
+                raise InvalidError(ErrorCode.VALIDATION_ERROR, f"{field} cannot be null", field)
             update[name] = getattr(body, name)
     if "webhook_events" in given:
         if body.webhook_events is None:
-            raise ApiError(422, "validation_error", "webhookEvents cannot be null", "webhookEvents")
+            raise InvalidError(ErrorCode.VALIDATION_ERROR, "webhookEvents cannot be null", "webhookEvents")
         update["webhook_events"] = list(body.webhook_events)
     if "webhook_retry_schedule" in given:
         update["retry_schedule"] = body.webhook_retry_schedule
@@ -198,7 +202,7 @@ async def _update(db: Database, owner_id: str, agent_id: str, update: Doc) -> Ag
         {"_id": agent_id, "owner_id": owner_id}, {"$set": update}, projection=HIDDEN, return_document=True
     )
     if doc is None:
-        raise not_found("agent")
+        raise NotFoundError("agent")
     return doc
 
 
@@ -230,7 +234,7 @@ async def set_commands(db: Database, owner_id: str, agent_id: str, body: Command
     names = [c.command for c in body.commands]
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
-        raise ApiError(422, "validation_error", f"command {dup!r} is listed twice", "commands")
+        raise InvalidError(ErrorCode.VALIDATION_ERROR, f"command {dup!r} is listed twice", "commands")
     commands = [c.model_dump(exclude_none=True, by_alias=True) for c in body.commands]
     return await _update(db, owner_id, agent_id, {"commands": commands, "updated_at": utcnow()})
 
@@ -243,7 +247,7 @@ async def delete_agent(db: Database, owner_id: str, agent_id: str, retention: ti
     agents = collection(db, AGENTS)
     agent = await agents.find_one({"_id": agent_id, "owner_id": owner_id}, {"outbox_dead": 0})
     if agent is None:
-        raise not_found("agent")
+        raise NotFoundError("agent")
     grave = deleted_channels.tombstone(agent, utcnow(), retention)
     # Before any event of the deletion exists: the dispatcher finds the agent here once it is gone.
     await collection(db, DELETED_AGENTS).replace_one({"_id": agent_id}, grave, upsert=True)
@@ -255,7 +259,7 @@ async def delete_agent(db: Database, owner_id: str, agent_id: str, retention: ti
     await collection(db, ENDPOINTS).delete_many({"owner_id": owner_id, "channel_id": agent_id})
     result = await agents.delete_one({"_id": agent_id, "owner_id": owner_id})
     if result.deleted_count == 0:
-        raise not_found("agent")
+        raise NotFoundError("agent")
 
 
 async def ping(db: Database, owner_id: str, body: PingIn) -> AgentDoc:
@@ -295,5 +299,5 @@ async def ping(db: Database, owner_id: str, body: PingIn) -> AgentDoc:
         return_document=True,
     )
     if doc is None:
-        raise not_found("agent")
+        raise NotFoundError("agent")
     return doc

@@ -21,7 +21,9 @@ from sayso_common import answer_links, membership, notifications, reviews
 from sayso_common.answer_links import AnswerLink, LinkError
 from sayso_common.clock import utcnow
 from sayso_common.documents import MessageDoc, NotificationDoc
-from sayso_common.http_errors import ApiError
+from sayso_common.errors import (
+    ConflictError,
+)
 from sayso_common.membership import Reach
 from sayso_common.mongo import AGENTS, MESSAGES, NOTIFICATIONS, Database, collection
 from sayso_common.views import MessageView
@@ -110,10 +112,8 @@ async def answer(db: Database, key: bytes, token: str) -> Found:
             link.responder_id,
             response,
         )
-    except ApiError as exc:
-        if exc.status == 409:
-            return Found("closed", f"this review is closed: {exc.message}", link, found.notification, message)
-        raise
+    except ConflictError as exc:
+        return Found("closed", f"this review is closed: {exc.message}", link, found.notification, message)
     except PyMongoError:
         await collection(db, NOTIFICATIONS).update_one(
             *notifications.link_released(link.notification_id, now)

@@ -24,7 +24,10 @@ from pydantic import Field
 from sayso_api.schemas import Out
 from sayso_common.clock import as_utc
 from sayso_common.documents import ActorType, AuditDoc, AuditKind
-from sayso_common.http_errors import ApiError
+from sayso_common.errors import (
+    ErrorCode,
+    InvalidError,
+)
 from sayso_common.membership import Reach
 from sayso_common.mongo import AUDIT, USERS, Database, Doc, collection
 
@@ -92,7 +95,7 @@ class AuditFilter:
 
     def query(self, reach: Reach) -> Doc:
         if self.start and self.end and as_utc(self.start) >= as_utc(self.end):
-            raise ApiError(422, "validation_error", "from must be earlier than to", "from")
+            raise InvalidError(ErrorCode.VALIDATION_ERROR, "from must be earlier than to", "from")
         # A member reads the shared channels' decisions, not the owner's policies: their changes
         # and a rule's reasons for not answering are the owner's (members get 404 for the policy
         # itself, and a review's policyFallback reads null to them).
@@ -131,8 +134,8 @@ def _after(cursor: str) -> Doc:
         millis, entry_id = raw.split("|", 1)
         at = datetime.fromtimestamp(int(millis) / 1000, UTC)
     except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError, OSError):
-        raise ApiError(
-            422, "validation_error", "cursor is not a cursor this API returned", "cursor"
+        raise InvalidError(
+            ErrorCode.VALIDATION_ERROR, "cursor is not a cursor this API returned", "cursor"
         ) from None
     return {"$or": [{"at": {"$lt": at}}, {"at": at, "_id": {"$lt": entry_id}}]}
 

@@ -19,7 +19,12 @@ from pymongo.errors import DuplicateKeyError
 from sayso_api.schemas import UserOut
 from sayso_common.clock import as_utc, utcnow
 from sayso_common.documents import LoginAttemptsDoc, UserDoc
-from sayso_common.http_errors import ApiError
+from sayso_common.errors import (
+    ConflictError,
+    DomainError,
+    ErrorCode,
+    RateLimitedError,
+)
 from sayso_common.ids import new_id
 from sayso_common.mongo import LOGIN_ATTEMPTS, USERS, Database, Doc, collection
 
@@ -57,14 +62,16 @@ async def create_user(db: Database, email: str, password: str, is_admin: bool = 
     try:
         await collection(db, USERS).insert_one(doc)
     except DuplicateKeyError:
-        raise ApiError(409, "email_taken", "a user with this e-mail already exists", "email") from None
+        raise ConflictError(
+            ErrorCode.EMAIL_TAKEN, "a user with this e-mail already exists", "email"
+        ) from None
     return doc
 
 
 async def ensure_admin(db: Database, email: str, password: str) -> None:
     if await collection(db, USERS).find_one({"email": normalise_email(email)}, {"_id": 1}):
         return
-    with contextlib.suppress(ApiError):  # another replica created it first
+    with contextlib.suppress(DomainError):  # another replica created it first
         await create_user(db, email, password, is_admin=True)
 
 
@@ -105,12 +112,11 @@ async def reserve_attempt(db: Database, limits: dict[str, int], window_seconds: 
             doc = await _count(db, key, now, window_seconds)
         if doc is not None and doc["failures"] > limit:
             retry = max(1, int((as_utc(doc["expire_at"]) - now).total_seconds()))
-            raise ApiError(
-                429,
-                "too_many_attempts",
+            raise RateLimitedError(
+                ErrorCode.TOO_MANY_ATTEMPTS,
                 "too many failed logins; try again later (SAYSO_LOGIN_MAX_FAILURES per account, "
                 "SAYSO_LOGIN_MAX_FAILURES_PER_ADDRESS per address, within SAYSO_LOGIN_WINDOW_SECONDS)",
-                headers={"Retry-After": str(retry)},
+                retry_after=retry,
             )
 
 

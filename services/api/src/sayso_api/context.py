@@ -9,7 +9,9 @@ from sayso_api.feed import FeedWaiters
 from sayso_api.settings import ApiSettings
 from sayso_common import membership
 from sayso_common.credentials import ApiKeyResolver
-from sayso_common.http_errors import not_found
+from sayso_common.errors import (
+    NotFoundError,
+)
 from sayso_common.jwt_keys import JwtKeys
 from sayso_common.membership import Reach
 from sayso_common.mongo import AGENTS, Database, collection
@@ -68,7 +70,7 @@ class ApiContext:
         """404 unless ``channel_id`` is one of ``owner_id``'s channels (another owner's is the
         same 404 as a missing one)."""
         if await self.channels.owner_of(channel_id) != owner_id:
-            raise not_found("channel")
+            raise NotFoundError("channel")
 
     async def reach(self, who: Principal) -> Reach:
         """The channels ``who`` may read and answer in (see sayso_common.membership)."""
@@ -78,11 +80,11 @@ class ApiContext:
         """The owner of ``channel_id`` if ``who`` may read it (its owner, or a user it was shared
         with); 404 otherwise. Membership is read fresh: a removed member loses it at once."""
         if who.channels is not None and channel_id not in who.channels:
-            raise not_found("channel")
+            raise NotFoundError("channel")
         owner = await self.channels.owner_of(channel_id)
         if owner is not None and (owner == who.owner_id or channel_id in (await self.reach(who)).shared):
             return owner
-        raise not_found("channel")
+        raise NotFoundError("channel")
 
     def outbox_written(self) -> None:
         """Nudge this process's relay after a write that queued an event. The change stream

@@ -7,7 +7,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from sayso_api.context import ApiContext
-from sayso_common.http_errors import ApiError, unauthorized
+from sayso_common.errors import (
+    ErrorCode,
+    ForbiddenError,
+    UnauthorizedError,
+)
 from sayso_common.principals import BadCredentialsError, Principal, credential_from_headers
 from sayso_common.scoped_tokens import not_for_scoped_tokens
 
@@ -31,7 +35,7 @@ async def _caller(request: Request) -> Principal:
         )
         return await ctx.auth.principal(credential)
     except BadCredentialsError as exc:
-        raise unauthorized(str(exc)) from None
+        raise UnauthorizedError(str(exc), challenge=True) from None
 
 
 async def _principal(request: Request) -> Principal:
@@ -51,7 +55,9 @@ CurrentReader = Annotated[Principal, Depends(_caller)]
 
 async def _user(principal: CurrentPrincipal) -> Principal:
     if principal.kind != "user":
-        raise ApiError(403, "user_required", "this endpoint needs a user session (JWT), not an API key")
+        raise ForbiddenError(
+            ErrorCode.USER_REQUIRED, "this endpoint needs a user session (JWT), not an API key"
+        )
     return principal
 
 
@@ -61,9 +67,11 @@ CurrentUser = Annotated[Principal, Depends(_user)]
 async def _answerer(request: Request) -> Principal:
     who = await _caller(request)
     if who.kind == "scoped" and not who.may_answer:
-        raise ApiError(403, "answer_not_granted", "this scoped token was not granted answer: true")
+        raise ForbiddenError(ErrorCode.ANSWER_NOT_GRANTED, "this scoped token was not granted answer: true")
     if who.kind == "api_key":
-        raise ApiError(403, "user_required", "this endpoint needs a user session (JWT), not an API key")
+        raise ForbiddenError(
+            ErrorCode.USER_REQUIRED, "this endpoint needs a user session (JWT), not an API key"
+        )
     return who
 
 
@@ -73,7 +81,7 @@ CurrentAnswerer = Annotated[Principal, Depends(_answerer)]
 
 async def _admin(user: CurrentUser) -> Principal:
     if not user.is_admin:
-        raise ApiError(403, "admin_required", "only an admin can do this")
+        raise ForbiddenError(ErrorCode.ADMIN_REQUIRED, "only an admin can do this")
     return user
 
 

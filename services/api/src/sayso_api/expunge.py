@@ -29,8 +29,12 @@ from sayso_api import files
 from sayso_common.audit import actor_of
 from sayso_common.clock import as_utc, utcnow
 from sayso_common.documents import AuditDoc, MessageDoc
+from sayso_common.errors import (
+    ConflictError,
+    ErrorCode,
+    NotFoundError,
+)
 from sayso_common.events import Event, event_to_document
-from sayso_common.http_errors import ApiError, not_found
 from sayso_common.ids import min_id
 from sayso_common.mongo import (
     AUDIT,
@@ -172,7 +176,7 @@ async def expunge_message(db: Database, who: Principal, message_id: str, channel
     await insert_new(collection(db, AUDIT), [audit_entry(before, who, at)])
     after = await collection(db, MESSAGES).find_one({"_id": message_id}, MESSAGE_PROJECTION)
     if after is None:  # deleted in the meantime
-        raise not_found("message")
+        raise NotFoundError("message")
     return Expunged(after, removed, rewritten, cleared)
 
 
@@ -203,26 +207,26 @@ async def _mark(db: Database, query: Doc) -> tuple[MessageDoc, datetime]:
     while True:
         doc = await messages.find_one(query, {"outbox_dead": 0})
         if doc is None:
-            raise not_found("message")
+            raise NotFoundError("message")
         if doc.get("expunged"):
             return doc, as_utc(doc.get("expunged_at") or utcnow())
         review = doc.get("review")
         if review is not None and review["status"] == "pending":
-            raise ApiError(
-                409,
-                "review_pending",
+            raise ConflictError(
+                ErrorCode.REVIEW_PENDING,
                 "the message's review is still pending: answer it or let it expire first",
             )
         if doc.get("stream_state") == "streaming":
-            raise ApiError(409, "stream_open", "the message is still streaming: complete or abort it first")
+            raise ConflictError(
+                ErrorCode.STREAM_OPEN, "the message is still streaming: complete or abort it first"
+            )
         sending = await collection(db, DELIVERIES).count_documents(
             {"message_id": doc["_id"], "state": "pending"}, limit=1
         )
         if sending:
             # A delivery still retrying would send the content after the expunge.
-            raise ApiError(
-                409,
-                "deliveries_pending",
+            raise ConflictError(
+                ErrorCode.DELIVERIES_PENDING,
                 "a webhook delivery of the message is still being sent (or retried): "
                 "try again once it is delivered or failed",
             )
@@ -235,9 +239,8 @@ async def _mark(db: Database, query: Doc) -> tuple[MessageDoc, datetime]:
                 return doc, now
             continue  # an event was added meanwhile, or another call expunged it: read again
         if loop.time() >= deadline:
-            raise ApiError(
-                409,
-                "events_pending",
+            raise ConflictError(
+                ErrorCode.EVENTS_PENDING,
                 "the message's latest events are still being published; try again in a moment",
             )
         await asyncio.sleep(OUTBOX_POLL)

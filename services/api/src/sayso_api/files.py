@@ -38,7 +38,16 @@ from sayso_api.settings import ApiSettings
 from sayso_common import numerals
 from sayso_common.clock import utcnow
 from sayso_common.documents import AttachmentDoc, FileDoc, FileState
-from sayso_common.http_errors import ApiError, not_found
+from sayso_common.errors import (
+    ConflictError,
+    DomainError,
+    ErrorCode,
+    ForbiddenError,
+    InvalidError,
+    NotFoundError,
+    RateLimitedError,
+    TooLargeError,
+)
 from sayso_common.ids import new_id
 from sayso_common.legacy import KEY_LABEL
 from sayso_common.membership import Reach
@@ -73,17 +82,19 @@ Purpose = Literal["upload", "download"]
 
 def check_filename(value: str, field: str) -> str:
     if not 1 <= len(value) <= 255:
-        raise ApiError(422, "validation_error", f"{field}: must be 1 to 255 characters", field)
+        raise InvalidError(ErrorCode.VALIDATION_ERROR, f"{field}: must be 1 to 255 characters", field)
     if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise ApiError(422, "validation_error", f"{field}: must not contain control characters", field)
+        raise InvalidError(ErrorCode.VALIDATION_ERROR, f"{field}: must not contain control characters", field)
     return value
 
 
 def check_mime_type(value: str, field: str) -> str:
     """A media type (``type/subtype``, optional parameters): it is sent back as Content-Type."""
     if len(value) > 255 or not _MIME.fullmatch(value):
-        raise ApiError(
-            422, "validation_error", f"{field}: must be a media type such as text/plain or image/png", field
+        raise InvalidError(
+            ErrorCode.VALIDATION_ERROR,
+            f"{field}: must be a media type such as text/plain or image/png",
+            field,
         )
     kind, _, params = value.partition(";")
     return kind.strip().lower() + (f";{params}" if params else "")
@@ -126,11 +137,11 @@ def verify_token(key: bytes, purpose: Purpose, token: str, now: datetime) -> str
     expires_text, _, mac = rest.partition(".")
     expires = numerals.parse_uint(expires_text, EXPIRY_DIGITS)
     if not (file_id and expires is not None and mac):
-        raise ApiError(403, "invalid_link", "this link is malformed")
+        raise ForbiddenError(ErrorCode.INVALID_LINK, "this link is malformed")
     if not hmac.compare_digest(mac, _mac(key, purpose, file_id, expires)):
-        raise ApiError(403, "invalid_link", "this link's signature does not match")
+        raise ForbiddenError(ErrorCode.INVALID_LINK, "this link's signature does not match")
     if expires <= now.timestamp():
-        raise ApiError(403, "link_expired", "this link has expired; ask for a new one")
+        raise ForbiddenError(ErrorCode.LINK_EXPIRED, "this link has expired; ask for a new one")
     return file_id
 
 
@@ -199,23 +210,21 @@ async def create_upload(
 # --- quotas ----------------------------------------------------------------------------------
 
 
-def too_many_unattached(settings: ApiSettings) -> ApiError:
+def too_many_unattached(settings: ApiSettings) -> RateLimitedError:
     # 429: the condition passes by itself (unsent uploads and unattached files expire), or as soon
     # as the owner attaches or deletes some; the same request may then succeed.
-    return ApiError(
-        429,
-        "too_many_unattached_files",
+    return RateLimitedError(
+        ErrorCode.TOO_MANY_UNATTACHED_FILES,
         f"this account has {settings.file_quota_unattached} files registered or uploaded but attached "
         "to no message (SAYSO_FILE_QUOTA_UNATTACHED); attach or delete some, or let them expire",
     )
 
 
-def storage_full(settings: ApiSettings, field: str = "file") -> ApiError:
+def storage_full(settings: ApiSettings, field: str = "file") -> TooLargeError:
     # 413, as for the upload limit: this body is too large for what the account may still store,
     # and sending it again changes nothing until files are deleted.
-    return ApiError(
-        413,
-        "storage_quota_exceeded",
+    return TooLargeError(
+        ErrorCode.STORAGE_QUOTA_EXCEEDED,
         f"{field}: this account's files may hold {settings.file_quota_bytes} bytes in all "
         "(SAYSO_FILE_QUOTA_BYTES) and this one does not fit; delete files or messages to make room",
         field,
@@ -244,7 +253,7 @@ async def _admit(db: Database, settings: ApiSettings, record: FileDoc, field: st
     Counted after the write, so of two requests racing for the last place each sees the other:
     neither goes past the limit (at worst both are refused)."""
     owner_id = record["owner_id"]
-    error: ApiError | None = None
+    error: DomainError | None = None
     cap = settings.file_quota_unattached
     if await unattached_files(db, owner_id, cap + 1) > cap:
         error = too_many_unattached(settings)
@@ -255,10 +264,9 @@ async def _admit(db: Database, settings: ApiSettings, record: FileDoc, field: st
         raise error
 
 
-def too_large(settings: ApiSettings) -> ApiError:
-    return ApiError(
-        413,
-        "payload_too_large",
+def too_large(settings: ApiSettings) -> TooLargeError:
+    return TooLargeError(
+        ErrorCode.PAYLOAD_TOO_LARGE,
         f"files are limited to {settings.max_upload_bytes} bytes (SAYSO_MAX_UPLOAD_BYTES)",
         "file",
     )
@@ -379,12 +387,12 @@ async def receive_upload(
     if record is None:
         existing = await files.find_one({"_id": file_id}, {"state": 1})
         if existing is None:
-            raise not_found("file")
+            raise NotFoundError("file")
         if existing["state"] == "ready":
-            raise ApiError(
-                409, "already_uploaded", "this file was already uploaded; ask for a new upload URL"
+            raise ConflictError(
+                ErrorCode.ALREADY_UPLOADED, "this file was already uploaded; ask for a new upload URL"
             )
-        raise ApiError(409, "upload_in_progress", "an upload to this URL is in progress")
+        raise ConflictError(ErrorCode.UPLOAD_IN_PROGRESS, "an upload to this URL is in progress")
     # Left over by an upload whose process died: start from nothing.
     await discard_blob(db, file_id)
     # What the owner may still store (this file's size is unset until it is counted below).
@@ -428,7 +436,7 @@ async def receive_upload(
     )
     if done is None:  # the record was removed while the bytes streamed in
         await discard_blob(db, file_id)
-        raise not_found("file")
+        raise NotFoundError("file")
     return done
 
 
@@ -440,13 +448,13 @@ async def get_file(db: Database, reach: Reach, file_id: str) -> FileDoc:
     one and for anyone else's."""
     record = await collection(db, FILES).find_one({"_id": file_id, **reach.scope()})
     if record is None:
-        raise not_found("file")
+        raise NotFoundError("file")
     return record
 
 
 def require_uploaded(record: FileDoc) -> None:
     if record.get("state") != "ready":
-        raise ApiError(409, "not_uploaded", "this file's bytes have not been uploaded yet")
+        raise ConflictError(ErrorCode.NOT_UPLOADED, "this file's bytes have not been uploaded yet")
 
 
 async def list_files(db: Database, owner_id: str, channel_id: str, limit: int) -> list[FileDoc]:
@@ -468,7 +476,7 @@ async def open_blob(db: Database, record: FileDoc) -> AsyncIterator[bytes]:
     try:
         grid_out = await bucket.open_download_stream(record["_id"])
     except NoFile:
-        raise not_found("file") from None
+        raise NotFoundError("file") from None
 
     async def chunks() -> AsyncIterator[bytes]:
         try:
@@ -503,17 +511,16 @@ async def record_for_link(db: Database, settings: ApiSettings, token: str) -> Fi
     file_id = verify_token(url_signing_key(settings), "download", token, utcnow())
     record = await collection(db, FILES).find_one({"_id": file_id})
     if record is None:
-        raise not_found("file")
+        raise NotFoundError("file")
     return record
 
 
 # --- attachments -----------------------------------------------------------------------------
 
 
-def text_too_large(field: str) -> ApiError:
-    return ApiError(
-        413,
-        "payload_too_large",
+def text_too_large(field: str) -> TooLargeError:
+    return TooLargeError(
+        ErrorCode.PAYLOAD_TOO_LARGE,
         f"{field}: text attachments are limited to {TEXT_CONTENT_MAX_BYTES} bytes",
         field,
     )
@@ -575,7 +582,7 @@ async def resolve_attachments(
     db: Database, owner_id: str, channel_id: str, attachment_ids: Sequence[str]
 ) -> list[AttachmentDoc]:
     """The attachment documents for uploaded files ``attachment_ids`` (in that order). Raises
-    ApiError 422 naming ``attachmentIds[i]`` for an id that is unknown, not the owner's, of another
+    InvalidError naming ``attachmentIds[i]`` for an id that is unknown, not the owner's, of another
     channel, not yet uploaded, or already attached to another message."""
     ids = list(attachment_ids)
     found = {
@@ -585,8 +592,8 @@ async def resolve_attachments(
     for i, file_id in enumerate(ids):
         field = f"attachmentIds[{i}]"
 
-        def invalid(reason: str, field: str = field) -> ApiError:
-            return ApiError(422, "invalid_attachment", f"{field}: {reason}", field)
+        def invalid(reason: str, field: str = field) -> InvalidError:
+            return InvalidError(ErrorCode.INVALID_ATTACHMENT, f"{field}: {reason}", field)
 
         record = found.get(file_id)
         if record is None:
@@ -689,19 +696,20 @@ async def delete_file(db: Database, owner_id: str, file_id: str) -> None:
     for _ in range(3):
         record = await collection(db, FILES).find_one(mine, {"message_id": 1})
         if record is None:
-            raise not_found("file")
+            raise NotFoundError("file")
         message_id = record.get("message_id")
         # Attached to a message deleted before messages took their files along: free to go.
         if message_id and await collection(db, MESSAGES).find_one({"_id": message_id}, {"_id": 1}):
-            raise ApiError(
-                409,
-                "file_attached",
+            raise ConflictError(
+                ErrorCode.FILE_ATTACHED,
                 f"this file is attached to message {message_id}; deleting the message deletes it",
                 "id",
             )
         if await remove_files(db, {**mine, "message_id": message_id}):
             return
-    raise ApiError(409, "file_changed", "this file changed while it was being deleted; try again", "id")
+    raise ConflictError(
+        ErrorCode.FILE_CHANGED, "this file changed while it was being deleted; try again", "id"
+    )
 
 
 async def sweep_unattached(db: Database, settings: ApiSettings) -> int:

@@ -18,7 +18,9 @@ from sayso_common import ratelimit
 from sayso_common.clock import utcnow
 from sayso_common.credentials import hash_secret
 from sayso_common.documents import InboundWebhookDoc
-from sayso_common.http_errors import ApiError, not_found
+from sayso_common.errors import (
+    NotFoundError,
+)
 from sayso_common.ids import new_id
 from sayso_common.mongo import INBOUND_WEBHOOKS, Database, collection
 
@@ -86,14 +88,14 @@ async def update(db: Database, owner_id: str, webhook_id: str, changes: dict[str
             {"_id": webhook_id, "owner_id": owner_id}, {"$set": changes}, return_document=True
         )
     if doc is None:
-        raise not_found("webhook")
+        raise NotFoundError("webhook")
     return doc
 
 
 async def delete(db: Database, owner_id: str, webhook_id: str) -> None:
     result = await collection(db, INBOUND_WEBHOOKS).delete_one({"_id": webhook_id, "owner_id": owner_id})
     if result.deleted_count == 0:
-        raise not_found("webhook")
+        raise NotFoundError("webhook")
 
 
 async def execute(ctx: ApiContext, token: str, body: ExecuteIn) -> None:
@@ -127,5 +129,5 @@ async def resolve(db: Database, token: str) -> InboundWebhookDoc:
     if 20 <= len(token) <= 200:
         doc = await collection(db, INBOUND_WEBHOOKS).find_one({"token_hash": hash_secret(token)})
     if doc is None or not doc.get("active"):
-        raise ApiError(404, "not_found", "unknown or disabled webhook")
+        raise NotFoundError("webhook", message="unknown or disabled webhook")
     return doc

@@ -19,6 +19,10 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sayso_api.limits import send_error
+from sayso_common.errors import (
+    ErrorCode,
+    InvalidError,
+)
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_DEPTH = 64
@@ -157,7 +161,7 @@ class JsonGuard:
             return
         field = problem.field or None
         text = f"{field}: {problem.message}" if field else problem.message
-        await send_error(send, 422, "validation_error", text, field)
+        await send_error(send, InvalidError(ErrorCode.VALIDATION_ERROR, text, field))
 
 
 def _replay(first: list[Message], receive: Receive) -> Receive:

@@ -6,10 +6,15 @@ import contextlib
 import json
 from collections.abc import Callable
 
+from sayso_service.errors import answer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sayso_common import numerals
-from sayso_common.http_errors import error_body
+from sayso_common.errors import (
+    DomainError,
+    ErrorCode,
+    TooLargeError,
+)
 
 
 class BodyLimit:
@@ -59,16 +64,19 @@ class BodyLimit:
     async def _reject(self, send: Send) -> None:
         await send_error(
             send,
-            413,
-            "payload_too_large",
-            f"request body exceeds {self.max_bytes} bytes (SAYSO_MAX_BODY_BYTES)",
+            TooLargeError(
+                ErrorCode.PAYLOAD_TOO_LARGE,
+                f"request body exceeds {self.max_bytes} bytes (SAYSO_MAX_BODY_BYTES)",
+            ),
         )
 
 
-async def send_error(send: Send, status: int, code: str, message: str, field: str | None = None) -> None:
+async def send_error(send: Send, error: DomainError) -> None:
     """Answer with the one error shape straight from ASGI middleware (before any route runs)."""
-    body = json.dumps(error_body(code, message, field)).encode()
+    status, shape, extra = answer(error)
+    body = json.dumps(shape).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in (extra or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

@@ -9,7 +9,12 @@ from sayso_api.auth import normalise_email
 from sayso_common import notifications
 from sayso_common.clock import utcnow
 from sayso_common.documents import MemberDoc
-from sayso_common.http_errors import ApiError, not_found
+from sayso_common.errors import (
+    ConflictError,
+    ErrorCode,
+    InvalidError,
+    NotFoundError,
+)
 from sayso_common.membership import MAX_MEMBERS
 from sayso_common.mongo import AGENTS, NOTIFICATIONS, USERS, Database, collection
 
@@ -17,7 +22,7 @@ from sayso_common.mongo import AGENTS, NOTIFICATIONS, USERS, Database, collectio
 async def list_members(db: Database, owner_id: str, agent_id: str) -> list[MemberDoc]:
     agent = await collection(db, AGENTS).find_one({"_id": agent_id, "owner_id": owner_id}, {"members": 1})
     if agent is None:
-        raise not_found("agent")
+        raise NotFoundError("agent")
     return agent.get("members", [])
 
 
@@ -25,12 +30,12 @@ async def add_member(db: Database, owner_id: str, agent_id: str, email: str) -> 
     agents = collection(db, AGENTS)
     # The channel first: whom an e-mail names is nobody's business but the channel's owner's.
     if await agents.find_one({"_id": agent_id, "owner_id": owner_id}, {"_id": 1}) is None:
-        raise not_found("agent")
+        raise NotFoundError("agent")
     user = await collection(db, USERS).find_one({"email": normalise_email(email)}, {"email": 1})
     if user is None:
-        raise ApiError(404, "not_found", "no user has this e-mail", "email")
+        raise NotFoundError("user", "email", message="no user has this e-mail")
     if user["_id"] == owner_id:
-        raise ApiError(422, "validation_error", "you own this channel already", "email")
+        raise InvalidError(ErrorCode.VALIDATION_ERROR, "you own this channel already", "email")
     member: MemberDoc = {"user_id": user["_id"], "email": user["email"], "added_at": utcnow()}
     # One conditional write: two owners' tabs adding the same person, or the hundred-and-first
     # member, cannot slip past each other.
@@ -47,10 +52,10 @@ async def add_member(db: Database, owner_id: str, agent_id: str, email: str) -> 
         return member
     agent = await agents.find_one({"_id": agent_id, "owner_id": owner_id}, {"members.user_id": 1})
     if agent is None:
-        raise not_found("agent")
+        raise NotFoundError("agent")
     if any(m["user_id"] == member["user_id"] for m in agent.get("members", [])):
-        raise ApiError(409, "already_member", "this user is already a member of the channel", "email")
-    raise ApiError(409, "too_many_members", f"a channel has at most {MAX_MEMBERS} members", "email")
+        raise ConflictError(ErrorCode.ALREADY_MEMBER, "this user is already a member of the channel", "email")
+    raise ConflictError(ErrorCode.TOO_MANY_MEMBERS, f"a channel has at most {MAX_MEMBERS} members", "email")
 
 
 async def remove_member(db: Database, owner_id: str, agent_id: str, user_id: str) -> None:
@@ -61,7 +66,7 @@ async def remove_member(db: Database, owner_id: str, agent_id: str, user_id: str
     )
     if removed.matched_count == 0:
         owned = await agents.find_one({"_id": agent_id, "owner_id": owner_id}, {"_id": 1})
-        raise not_found("member" if owned else "agent")
+        raise NotFoundError("member" if owned else "agent")
     # Removal revokes: nothing more is sent to them about this channel, and the links they were
     # sent answer nothing (answers through links also check membership when they are used).
     now = utcnow()

@@ -30,8 +30,15 @@ from sayso_common.action_digest import action_digest
 from sayso_common.batching import GroupedInserts
 from sayso_common.clock import as_utc, utcnow
 from sayso_common.documents import AttachmentDoc, CallbackDoc, MessageDoc, ReviewDoc
+from sayso_common.errors import (
+    ConflictError,
+    ErrorCode,
+    ForbiddenError,
+    InvalidError,
+    NotFoundError,
+    TooLargeError,
+)
 from sayso_common.events import MessageCreated, MessageData, outbox_entry
-from sayso_common.http_errors import ApiError, not_found
 from sayso_common.ids import min_id, new_id
 from sayso_common.membership import Reach
 from sayso_common.mongo import AGENTS, LEFT_EVENTS, MESSAGES, USERS, Database, Doc, collection, insert_new
@@ -59,10 +66,9 @@ def _json_size(value: Any) -> int:
     return len(json.dumps(value, separators=(",", ":"), default=str))
 
 
-def _review_error(exc: ReviewError) -> ApiError:
-    return ApiError(
-        422,
-        "invalid_review" if exc.field.startswith("review") else "invalid_response",
+def _review_error(exc: ReviewError) -> InvalidError:
+    return InvalidError(
+        ErrorCode.INVALID_REVIEW if exc.field.startswith("review") else ErrorCode.INVALID_RESPONSE,
         exc.message,
         exc.field,
     )
@@ -76,27 +82,24 @@ def request_hash(body: MessageIn) -> str:
 def check_limits(settings: ApiSettings, body: MessageIn) -> None:
     if not body.has_content():
         # Checked here rather than in the model so the error can name a field.
-        raise ApiError(
-            422, "validation_error", f"a message must contain at least one of: {CONTENT_FIELDS}", "text"
+        raise InvalidError(
+            ErrorCode.VALIDATION_ERROR, f"a message must contain at least one of: {CONTENT_FIELDS}", "text"
         )
     if body.text is not None and len(body.text) > settings.max_text_chars:
-        raise ApiError(
-            413,
-            "text_too_large",
+        raise TooLargeError(
+            ErrorCode.TEXT_TOO_LARGE,
             f"text is limited to {settings.max_text_chars} characters (SAYSO_MAX_TEXT_CHARS)",
             "text",
         )
     if body.metadata is not None and _json_size(body.metadata) > settings.max_metadata_bytes:
-        raise ApiError(
-            413,
-            "metadata_too_large",
+        raise TooLargeError(
+            ErrorCode.METADATA_TOO_LARGE,
             f"metadata is limited to {settings.max_metadata_bytes} bytes (SAYSO_MAX_METADATA_BYTES)",
             "metadata",
         )
     if body.review and _json_size(body.review.payload) > settings.max_payload_bytes:
-        raise ApiError(
-            413,
-            "payload_too_large",
+        raise TooLargeError(
+            ErrorCode.PAYLOAD_TOO_LARGE,
             f"review.payload is limited to {settings.max_payload_bytes} bytes (SAYSO_MAX_PAYLOAD_BYTES)",
             "review.payload",
         )
@@ -118,7 +121,9 @@ def build_review(settings: ApiSettings, body: MessageIn, box: SecretBox, now: da
     elif review.expires_at is not None:
         expires_at = as_utc(review.expires_at)
         if expires_at <= now:
-            raise ApiError(422, "invalid_review", "expiresAt must be in the future", "review.expiresAt")
+            raise InvalidError(
+                ErrorCode.INVALID_REVIEW, "expiresAt must be in the future", "review.expiresAt"
+            )
         expires_at = min(expires_at, now + timedelta(seconds=longest))
     else:
         expires_at = now + timedelta(seconds=min(settings.review_default_ttl_seconds, longest))
@@ -143,14 +148,14 @@ def _notification_policy(review: ReviewIn, doc: ReviewDoc, lifetime: float) -> N
     could never happen before the deadline."""
     for i, seconds in enumerate(review.reminders or []):
         if seconds >= lifetime:
-            raise ApiError(
-                422, "invalid_review", f"must be less than the review's lifetime ({lifetime:.0f} s)",
+            raise InvalidError(
+                ErrorCode.INVALID_REVIEW, f"must be less than the review's lifetime ({lifetime:.0f} s)",
                 f"review.reminders[{i}]",
             )  # fmt: skip
     for i, step in enumerate(review.escalation or []):
         if step.after_seconds >= lifetime:
-            raise ApiError(
-                422, "invalid_review", f"must be less than the review's lifetime ({lifetime:.0f} s)",
+            raise InvalidError(
+                ErrorCode.INVALID_REVIEW, f"must be less than the review's lifetime ({lifetime:.0f} s)",
                 f"review.escalation[{i}].afterSeconds",
             )  # fmt: skip
     if review.reminders:
@@ -169,15 +174,15 @@ async def _check_escalation(db: Database, channel_id: str, review: ReviewIn) -> 
     an account elsewhere and one with none get the same answer."""
     agent = await collection(db, AGENTS).find_one({"_id": channel_id}, {"owner_id": 1, "members.user_id": 1})
     if agent is None:
-        raise not_found("channel")
+        raise NotFoundError("channel")
     ids = sorted(membership.reviewers(agent))
     found = await collection(db, USERS).find({"_id": {"$in": ids}}, {"email": 1}).to_list()
     reviewers = membership.reviewers_by_email(agent, {u["_id"]: u for u in found})
     for i, step in enumerate(review.escalation or []):
         for j, address in enumerate(step.notify):
             if normalise_email(address) not in reviewers:
-                raise ApiError(
-                    422, "invalid_review",
+                raise InvalidError(
+                    ErrorCode.INVALID_REVIEW,
                     "is not the owner or a member of this channel: escalations only go to its reviewers",
                     f"review.escalation[{i}].notify[{j}]",
                 )  # fmt: skip
@@ -188,16 +193,15 @@ def _default_response(review_type: str, payload: dict[str, Any], response: Any) 
     try:
         return validate_response(review_type, payload, response)
     except ReviewError as exc:
-        raise ApiError(422, "invalid_review", exc.message, f"review.onExpire.{exc.field}") from None
+        raise InvalidError(ErrorCode.INVALID_REVIEW, exc.message, f"review.onExpire.{exc.field}") from None
 
 
 def _check_quorum(review_type: str, payload: dict[str, Any]) -> None:
     if review_type != "approval":
-        raise ApiError(422, "invalid_review", "only approval reviews take a quorum", "review.quorum")
+        raise InvalidError(ErrorCode.INVALID_REVIEW, "only approval reviews take a quorum", "review.quorum")
     if not quorum.can_decide(payload):
-        raise ApiError(
-            422,
-            "invalid_review",
+        raise InvalidError(
+            ErrorCode.INVALID_REVIEW,
             "a quorum needs an approving option (id approve, approved, accept, accepted, yes or ok, "
             "or style primary or success) and one that does not approve",
             "review.payload.options",
@@ -215,15 +219,14 @@ async def _iteration(db: Database, body: MessageIn) -> tuple[str, int] | None:
         {"_id": body.iteration_of, "channel_id": body.channel_id}, {"group_id": 1, "review.status": 1}
     )
     if prev is None:
-        raise ApiError(
-            422, "invalid_iteration", "iterationOf names no message in this channel", "iterationOf"
+        raise InvalidError(
+            ErrorCode.INVALID_ITERATION, "iterationOf names no message in this channel", "iterationOf"
         )
     status = prev["review"]["status"] if "review" in prev else None
     if status not in ("completed", "expired"):
         # 400 and Placet's words: Placet's MCP server hands its error bodies to agents as they are.
-        raise ApiError(
-            400,
-            "iteration_not_allowed",
+        raise InvalidError(
+            ErrorCode.ITERATION_NOT_ALLOWED,
             "iterationOf target must have a completed or expired review",
             "iterationOf",
         )
@@ -433,7 +436,7 @@ async def _existing_stream(db: Database, owner_id: str, body: MessageIn) -> Mess
         {"owner_id": owner_id, "stream_id": body.stream_id}, MESSAGE_PROJECTION
     )
     if existing is None or existing["channel_id"] != body.channel_id:
-        raise ApiError(409, "stream_exists", "this streamId is in use in another channel", "streamId")
+        raise ConflictError(ErrorCode.STREAM_EXISTS, "this streamId is in use in another channel", "streamId")
     return message_view(existing)
 
 
@@ -442,10 +445,14 @@ async def _replay(db: Database, body: MessageIn) -> MessageView:
         {"channel_id": body.channel_id, "client_id": body.client_id}, {"outbox": 0}
     )
     if existing is None:  # deleted between the insert and this read
-        raise ApiError(409, "idempotency_conflict", "clientId was used by a deleted message", "clientId")
+        raise ConflictError(
+            ErrorCode.IDEMPOTENCY_CONFLICT, "clientId was used by a deleted message", "clientId"
+        )
     if existing.get("request_hash") != request_hash(body):
-        raise ApiError(
-            409, "idempotency_conflict", "clientId was already used with a different request body", "clientId"
+        raise ConflictError(
+            ErrorCode.IDEMPOTENCY_CONFLICT,
+            "clientId was already used with a different request body",
+            "clientId",
         )
     return message_view(existing)
 
@@ -457,7 +464,7 @@ async def get_message(db: Database, reach: Reach, message_id: str, channel_id: s
         query["channel_id"] = channel_id
     doc = await collection(db, MESSAGES).find_one(query, MESSAGE_PROJECTION)
     if doc is None:
-        raise not_found("message")
+        raise NotFoundError("message")
     return doc
 
 
@@ -526,8 +533,8 @@ _CURSOR = {
 }
 
 
-def _bad_cursor(sort: str) -> ApiError:
-    return ApiError(422, "invalid_cursor", f"not a cursor of this list sorted by {sort}", "cursor")
+def _bad_cursor(sort: str) -> InvalidError:
+    return InvalidError(ErrorCode.INVALID_CURSOR, f"not a cursor of this list sorted by {sort}", "cursor")
 
 
 def _after(query: ReviewQuery, cursor: str) -> Doc:
@@ -617,7 +624,7 @@ async def _answerable(db: Database, access: Reach | Principal, message_id: str) 
     doc = await collection(db, MESSAGES).find_one({"_id": message_id}, MESSAGE_PROJECTION)
     reach = doc and await membership.reach_over(db, access, doc["owner_id"], doc["channel_id"])
     if doc is None or not reach:
-        raise not_found("message")
+        raise NotFoundError("message")
     return doc, reach
 
 
@@ -643,7 +650,7 @@ async def respond(
     doc, reach = await _answerable(db, access, message_id)
     review = doc.get("review")
     if not review:
-        raise not_found("review")
+        raise NotFoundError("review")
     now = utcnow()
     _ensure_open(review, now)
     try:
@@ -653,17 +660,18 @@ async def respond(
     viewer = viewer_id or responder_id
     if "quorum" in review:
         if not may_vote:
-            raise ApiError(403, "vote_not_allowed", "each vote on a quorum review is a person's", "response")
+            raise ForbiddenError(
+                ErrorCode.VOTE_NOT_ALLOWED, "each vote on a quorum review is a person's", "response"
+            )
         if remember is not None:
-            raise ApiError(
-                422,
-                "invalid_remember",
+            raise InvalidError(
+                ErrorCode.INVALID_REMEMBER,
                 "a quorum vote cannot be remembered: one person is not N approvals",
                 "remember",
             )
         if feedback is not None or modified_file_ids is not None:
             field = "feedback" if feedback is not None else "modifiedFileIds"
-            raise ApiError(422, "invalid_response", "a quorum vote is its response alone", field)
+            raise InvalidError(ErrorCode.INVALID_RESPONSE, "a quorum vote is its response alone", field)
         return seen_by(await _vote(db, reach, doc, responder_id, clean), doc["owner_id"], viewer)
     entry = remembered.entry_for(doc, clean, remember, responder_id, now) if remember is not None else None
     answer = review_state.Answer(clean, responder_id, feedback, modified_file_ids)
@@ -690,7 +698,7 @@ async def respond(
     if updated is None:
         current = await get_message(db, reach, message_id, None)
         _ensure_open(current["review"], now)
-        raise ApiError(409, "review_closed", "the review is no longer pending")
+        raise ConflictError(ErrorCode.REVIEW_CLOSED, "the review is no longer pending")
     return seen_by(completion.view, doc["owner_id"], viewer)
 
 
@@ -701,27 +709,27 @@ async def _vote(db: Database, reach: Reach, doc: MessageDoc, voter_id: str, resp
     agent = await collection(db, AGENTS).find_one({"_id": doc["channel_id"]}, {"owner_id": 1, "members": 1})
     voter = await collection(db, USERS).find_one({"_id": voter_id}, {"email": 1})
     if agent is None or voter is None:
-        raise not_found("review")
+        raise NotFoundError("review")
     reviewers = membership.reviewers(agent)
     for _ in range(2 * len(reviewers) + 2):
         now = utcnow()
         _ensure_open(doc["review"], now)
         if any(v["user_id"] == voter_id for v in doc["review"].get("votes", [])):
-            raise ApiError(409, "already_voted", "you already voted on this review")
+            raise ConflictError(ErrorCode.ALREADY_VOTED, "you already voted on this review")
         vote = review_state.Vote(voter_id, voter["email"], response)
         ballot = review_state.voted(doc, vote, reviewers, now)
         if await collection(db, MESSAGES).find_one_and_update(ballot.filter, ballot.update, {"_id": 1}):
             return ballot.view
         doc = await get_message(db, reach, doc["_id"], None)
-    raise ApiError(409, "vote_contention", "too many votes landed at once; send it again", "response")
+    raise ConflictError(ErrorCode.VOTE_CONTENTION, "too many votes landed at once; send it again", "response")
 
 
 def _ensure_open(review: ReviewDoc, now: datetime) -> None:
     closed = reviews.closure(review, now)
     if closed == "answered":
-        raise ApiError(409, "already_responded", "this review already has a response")
+        raise ConflictError(ErrorCode.ALREADY_RESPONDED, "this review already has a response")
     if closed == "expired":
-        raise ApiError(409, "review_expired", "this review expired before it was answered")
+        raise ConflictError(ErrorCode.REVIEW_EXPIRED, "this review expired before it was answered")
 
 
 async def acknowledge(db: Database, owner_id: str, message_id: str, channel_id: str | None) -> None:
@@ -733,7 +741,7 @@ async def acknowledge(db: Database, owner_id: str, message_id: str, channel_id: 
         query, {"$set": {"delivery_status": "agent_received", "acknowledged_at": now, "updated_at": now}}
     )
     if result.matched_count == 0:
-        raise not_found("message")
+        raise NotFoundError("message")
 
 
 async def iterations(
@@ -758,13 +766,12 @@ async def delete_message(db: Database, owner_id: str, message_id: str, channel_i
     messages = collection(db, MESSAGES)
     doc = await messages.find_one(query, {"group_id": 1})
     if doc is None:
-        raise not_found("message")
+        raise NotFoundError("message")
     # As Placet: a member of an iteration chain with other messages stays (agents walk chains).
     group_id = doc.get("group_id")
     if group_id and await messages.find_one({"group_id": group_id, "_id": {"$ne": message_id}}, {"_id": 1}):
-        raise ApiError(
-            400,
-            "iteration_chain",
+        raise InvalidError(
+            ErrorCode.ITERATION_CHAIN,
             "Cannot delete a message that is part of an iteration chain with other messages",
             "id",
         )
@@ -773,7 +780,7 @@ async def delete_message(db: Database, owner_id: str, message_id: str, channel_i
     await files.remove_files(db, {"owner_id": owner_id, "message_id": message_id})
     result = await messages.delete_one(query)
     if result.deleted_count == 0:
-        raise not_found("message")
+        raise NotFoundError("message")
 
 
 async def delete_channel_messages(db: Database, owner_id: str, channel_id: str, keep_until: datetime) -> None:

@@ -30,7 +30,11 @@ from sayso_api.settings import ApiSettings
 from sayso_common import audit, membership, policies
 from sayso_common.clock import utcnow
 from sayso_common.documents import PolicyDoc
-from sayso_common.http_errors import ApiError, not_found
+from sayso_common.errors import (
+    ErrorCode,
+    InvalidError,
+    NotFoundError,
+)
 from sayso_common.ids import new_id
 from sayso_common.mongo import AGENTS, AUDIT, POLICIES, POLICY_VERSIONS, Database, collection, untyped
 from sayso_common.policies import ASK, Decision, Policy, PolicyError
@@ -124,7 +128,7 @@ async def _own_channel(db: Database, owner_id: str, channel_id: str | None) -> N
     if channel_id is not None and not await collection(db, AGENTS).find_one(
         {"_id": channel_id, "owner_id": owner_id}, {"_id": 1}
     ):
-        raise not_found("channel")
+        raise NotFoundError("channel")
 
 
 def _view(doc: PolicyDoc | None, channel_id: str | None) -> PolicyOut:
@@ -161,8 +165,8 @@ async def _check_notify(
         assert rule.overrides.notify is not None
         for j, user_id in enumerate(rule.overrides.notify):
             if user_id not in people:
-                raise ApiError(
-                    422, "invalid_policy", "is not the owner or a member of this channel",
+                raise InvalidError(
+                    ErrorCode.INVALID_POLICY, "is not the owner or a member of this channel",
                     f"rules[{rule.index}].notify[{j}]",
                 )  # fmt: skip
 
@@ -182,7 +186,7 @@ async def put_policy(db: Database, who: Principal, channel_id: str | None, body:
     try:
         rules = policies.parse_rules(body.rules)
     except PolicyError as exc:
-        raise ApiError(422, "invalid_policy", exc.problem, exc.field) from None
+        raise InvalidError(ErrorCode.INVALID_POLICY, exc.problem, exc.field) from None
     await _own_channel(db, who.owner_id, channel_id)
     await _check_notify(db, who.owner_id, channel_id, rules)
     stored = [rule.source() for rule in rules]
@@ -382,7 +386,7 @@ async def dry_run(db: Database, settings: ApiSettings, owner_id: str, body: Poli
             sample.review.type, sample.review.payload, quorum=sample.review.quorum is not None
         )
     except ReviewError as exc:
-        raise ApiError(422, "invalid_review", exc.message, f"message.{exc.field}") from None
+        raise InvalidError(ErrorCode.INVALID_REVIEW, exc.message, f"message.{exc.field}") from None
     channel, account = await book(db).applying(owner_id, body.channel_id)
     quorum = sample.review.quorum.model_dump() if sample.review.quorum is not None else None
     message = policies.subject(

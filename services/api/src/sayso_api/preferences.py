@@ -14,7 +14,9 @@ from pydantic import Field, field_validator
 from sayso_api.schemas import Out, _StrictIn, check_url
 from sayso_common.clock import utcnow
 from sayso_common.documents import NotificationDoc, UserDoc
-from sayso_common.http_errors import not_found
+from sayso_common.errors import (
+    NotFoundError,
+)
 from sayso_common.mongo import AGENTS, NOTIFICATIONS, USERS, Database, Doc, collection
 from sayso_common.secretbox import SecretBox
 
@@ -133,7 +135,7 @@ def preferences_view(user: UserDoc) -> PreferencesOut:
 async def get_preferences(db: Database, user_id: str) -> PreferencesOut:
     user = await collection(db, USERS).find_one({"_id": user_id})
     if user is None:
-        raise not_found("user")
+        raise NotFoundError("user")
     return preferences_view(user)
 
 
@@ -169,7 +171,7 @@ async def get_channel_slack(db: Database, owner_id: str, channel_id: str) -> Cha
         {"_id": channel_id, "owner_id": owner_id}, {"slack_webhook_enc": 1, "slack_webhook_host": 1}
     )
     if agent is None:
-        raise not_found("channel")
+        raise NotFoundError("channel")
     return _channel_view(agent)
 
 
@@ -188,7 +190,7 @@ async def set_channel_slack(
         },
     )
     if result.matched_count == 0:
-        raise not_found("channel")
+        raise NotFoundError("channel")
     return await get_channel_slack(db, owner_id, channel_id)
 
 

@@ -36,13 +36,17 @@ from sayso_common import quorum
 from sayso_common.action_digest import args_digest
 from sayso_common.clock import as_utc, utcnow
 from sayso_common.documents import MessageDoc, RememberedDecisionDoc, RememberedDoc
+from sayso_common.errors import (
+    ErrorCode,
+    InvalidError,
+    NotFoundError,
+)
 from sayso_common.events import (
     ApprovalRemembered,
     ApprovalRevoked,
     RememberedData,
     event_to_document,
 )
-from sayso_common.http_errors import ApiError, not_found
 from sayso_common.ids import new_id
 from sayso_common.mongo import REMEMBERED, Database, Doc, collection, untyped
 from sayso_common.principals import Principal
@@ -67,8 +71,8 @@ class RememberedOut(Out):
     revoked_by: str | None = None
 
 
-def _refuse(problem: str, field: str = "remember") -> ApiError:
-    return ApiError(422, "invalid_remember", problem, field)
+def _refuse(problem: str, field: str = "remember") -> InvalidError:
+    return InvalidError(ErrorCode.INVALID_REMEMBER, problem, field)
 
 
 def entry_for(
@@ -303,7 +307,7 @@ async def revoke(
     entry = await collection(db, REMEMBERED).find_one(query, {"outbox": 0, "outbox_dead": 0})
     revoked = None if entry is None else await _revoke(db, query, entry, actor(who), now)
     if revoked is None:  # none, or revoked or expired between the two reads
-        raise not_found("remembered approval")
+        raise NotFoundError("remembered approval")
     stored(db)
     return _view(revoked)
 

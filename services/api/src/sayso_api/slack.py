@@ -20,7 +20,11 @@ from pymongo.errors import DuplicateKeyError
 from sayso_api import answers
 from sayso_common import notifications, numerals
 from sayso_common.clock import utcnow
-from sayso_common.http_errors import ApiError
+from sayso_common.errors import (
+    ErrorCode,
+    InvalidError,
+    UnauthorizedError,
+)
 from sayso_common.mongo import NOTIFICATIONS, Database, collection
 from sayso_common.secretbox import SecretBox
 
@@ -35,16 +39,20 @@ def signature(secret: bytes, timestamp: str, body: bytes) -> str:
 def verify(
     secret: bytes, timestamp: str | None, given: str | None, body: bytes, now: float, tolerance: int
 ) -> None:
-    """Raise a 401 naming the reason unless Slack signed ``body`` within ``tolerance`` seconds."""
+    """Raise UnauthorizedError naming the reason unless Slack signed ``body`` within ``tolerance`` seconds."""
     if not timestamp or not given:
-        raise ApiError(401, "missing_headers", "X-Slack-Request-Timestamp and X-Slack-Signature are required")
+        raise UnauthorizedError(
+            "X-Slack-Request-Timestamp and X-Slack-Signature are required", ErrorCode.MISSING_HEADERS
+        )
     stamp = numerals.parse_uint(timestamp, MAX_TIMESTAMP_DIGITS)
     if stamp is None:
-        raise ApiError(401, "invalid_timestamp", "X-Slack-Request-Timestamp is not a Unix time")
+        raise UnauthorizedError("X-Slack-Request-Timestamp is not a Unix time", ErrorCode.INVALID_TIMESTAMP)
     if abs(now - stamp) > tolerance:
-        raise ApiError(401, "timestamp_out_of_range", f"the request is more than {tolerance} s old or ahead")
+        raise UnauthorizedError(
+            f"the request is more than {tolerance} s old or ahead", ErrorCode.TIMESTAMP_OUT_OF_RANGE
+        )
     if not hmac.compare_digest(given.encode(), signature(secret, timestamp, body).encode()):
-        raise ApiError(401, "invalid_signature", "the Slack signature does not match")
+        raise UnauthorizedError("the Slack signature does not match", ErrorCode.INVALID_SIGNATURE)
 
 
 def interaction(body: bytes) -> dict[str, Any]:
@@ -53,9 +61,11 @@ def interaction(body: bytes) -> dict[str, Any]:
         raw = parse_qs(body.decode(), strict_parsing=False).get("payload", [""])[0]
         payload = json.loads(raw)
     except (UnicodeDecodeError, ValueError):
-        raise ApiError(422, "invalid_payload", "the body carries no JSON payload field", "payload") from None
+        raise InvalidError(
+            ErrorCode.INVALID_PAYLOAD, "the body carries no JSON payload field", "payload"
+        ) from None
     if not isinstance(payload, dict):
-        raise ApiError(422, "invalid_payload", "payload must be a JSON object", "payload")
+        raise InvalidError(ErrorCode.INVALID_PAYLOAD, "payload must be a JSON object", "payload")
     return payload
 
 

@@ -16,8 +16,13 @@ from sayso_api.schemas import StatusEventIn, StreamPatchIn
 from sayso_api.settings import ApiSettings
 from sayso_common.clock import utcnow
 from sayso_common.documents import MessageDoc
+from sayso_common.errors import (
+    ConflictError,
+    ErrorCode,
+    NotFoundError,
+    TooLargeError,
+)
 from sayso_common.events import MessageData, MessageUpdated, outbox_entry
-from sayso_common.http_errors import ApiError, not_found
 from sayso_common.ids import new_id
 from sayso_common.mongo import MESSAGES, Database, Doc, collection
 from sayso_common.views import MESSAGE_PROJECTION, MessageView, StatusEventView, message_view
@@ -40,10 +45,10 @@ async def _change(db: Database, owner_id: str, channel_id: str, stream_id: str, 
     for _ in range(5):
         draft = await messages.find_one(key, MESSAGE_PROJECTION)
         if draft is None:
-            raise not_found("stream")
+            raise NotFoundError("stream")
         if draft.get("stream_state") != "streaming":
-            raise ApiError(
-                409, "stream_closed", f"this stream is {draft.get('stream_state')}; it cannot change"
+            raise ConflictError(
+                ErrorCode.STREAM_CLOSED, f"this stream is {draft.get('stream_state')}; it cannot change"
             )
         now = utcnow()
         changes: Doc = {**build(draft, now), "updated_at": now}
@@ -60,16 +65,15 @@ async def _change(db: Database, owner_id: str, channel_id: str, stream_id: str, 
         )
         if done is not None:
             return view
-    raise ApiError(409, "stream_busy", "the stream changed concurrently; retry")
+    raise ConflictError(ErrorCode.STREAM_BUSY, "the stream changed concurrently; retry")
 
 
 async def patch_stream(
     db: Database, settings: ApiSettings, owner_id: str, stream_id: str, body: StreamPatchIn
 ) -> MessageView:
     if len(body.text) > settings.max_text_chars:
-        raise ApiError(
-            413,
-            "text_too_large",
+        raise TooLargeError(
+            ErrorCode.TEXT_TOO_LARGE,
             f"text is limited to {settings.max_text_chars} characters (SAYSO_MAX_TEXT_CHARS)",
             "text",
         )
@@ -78,9 +82,8 @@ async def patch_stream(
         if "review" in draft and body.text != (draft.get("text") or ""):
             # The review is on screen from the moment the message exists; an answer must stay
             # an answer to what the human read (a later "approved" must not cover new text).
-            raise ApiError(
-                409,
-                "review_text_fixed",
+            raise ConflictError(
+                ErrorCode.REVIEW_TEXT_FIXED,
                 "this message asks for a review, so its text cannot change; send the same text to "
                 "complete or abort the stream, or post a new message",
                 "text",
@@ -97,12 +100,13 @@ async def append_status(db: Database, owner_id: str, stream_id: str, body: Statu
     def build(draft: MessageDoc, now: datetime) -> Doc:
         events = list(draft.get("status_events") or [])
         if len(events) >= MAX_STATUS_EVENTS:
-            raise ApiError(413, "too_many_status_events", f"at most {MAX_STATUS_EVENTS} status steps", "text")
+            raise TooLargeError(
+                ErrorCode.TOO_MANY_STATUS_EVENTS, f"at most {MAX_STATUS_EVENTS} status steps", "text"
+            )
         used = sum(len(e.get("text", "").encode()) for e in events)
         if used + len(body.text.encode()) > MAX_STATUS_BYTES:
-            raise ApiError(
-                413,
-                "status_events_too_large",
+            raise TooLargeError(
+                ErrorCode.STATUS_EVENTS_TOO_LARGE,
                 f"a stream's status steps may hold {MAX_STATUS_BYTES} bytes of text in all "
                 f"({used} used); finish this stream and start another",
                 "text",

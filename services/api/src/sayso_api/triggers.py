@@ -13,7 +13,7 @@ import json
 import re
 import time
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
@@ -24,7 +24,15 @@ from sayso_api.schemas import MessageIn, TriggerFired, TriggerOut
 from sayso_common import numerals, signing_secrets
 from sayso_common.clock import utcnow
 from sayso_common.documents import TriggerDoc
-from sayso_common.http_errors import ApiError, field_path, not_found
+from sayso_common.errors import (
+    ErrorCode,
+    ForbiddenError,
+    InvalidError,
+    NotFoundError,
+    TooLargeError,
+    UnauthorizedError,
+)
+from sayso_common.http_errors import field_path
 from sayso_common.ids import new_id
 from sayso_common.mongo import TRIGGERS, Database, collection
 from sayso_common.secretbox import SecretBox
@@ -118,15 +126,17 @@ def map_body(body: Any, mapping: Mapping, required: list[str]) -> dict[str, Any]
     if text is _MISSING and mapping.text not in missing:
         missing.append(mapping.text)
     if missing:
-        raise ApiError(422, "missing_keys", f"required keys missing: {', '.join(missing)}", field=missing[0])
+        raise InvalidError(
+            ErrorCode.MISSING_KEYS, f"required keys missing: {', '.join(missing)}", field=missing[0]
+        )
     out: dict[str, Any] = {"text": text if isinstance(text, str) else json.dumps(text)}
     # An optional mapped field the body leaves out (or sends as null) is left out of the message,
     # as if it were not mapped; only a value that is there and wrong is refused.
     status = resolve_pointer(body, mapping.status) if mapping.status is not None else _MISSING
     if status not in (_MISSING, None):
         if status not in ("info", "success", "warning", "error"):
-            raise ApiError(
-                422, "invalid_mapping", "status must be info, success, warning or error", mapping.status
+            raise InvalidError(
+                ErrorCode.INVALID_MAPPING, "status must be info, success, warning or error", mapping.status
             )
         out["status"] = status
     if mapping.review_type:
@@ -188,7 +198,7 @@ async def list_for_channel(db: Database, owner_id: str, channel_id: str) -> list
 async def delete(db: Database, owner_id: str, trigger_id: str) -> None:
     result = await collection(db, TRIGGERS).delete_one({"_id": trigger_id, "owner_id": owner_id})
     if result.deleted_count == 0:
-        raise not_found("trigger")
+        raise NotFoundError("trigger")
 
 
 async def fire(
@@ -199,13 +209,12 @@ async def fire(
     s = ctx.settings
     doc = await collection(ctx.db, TRIGGERS).find_one({"_id": trigger_id})
     if doc is None or not doc.get("active"):
-        raise ApiError(404, "not_found", "unknown or disabled trigger")
+        raise NotFoundError("trigger", message="unknown or disabled trigger")
     if not address_allowed(doc["allow_ips"], client_host):
-        raise ApiError(403, "address_not_allowed", "this address may not call the trigger")
+        raise ForbiddenError(ErrorCode.ADDRESS_NOT_ALLOWED, "this address may not call the trigger")
     if len(raw) > s.trigger_max_body_bytes:
-        raise ApiError(
-            413,
-            "payload_too_large",
+        raise TooLargeError(
+            ErrorCode.PAYLOAD_TOO_LARGE,
             f"trigger bodies are limited to {s.trigger_max_body_bytes} bytes (SAYSO_TRIGGER_MAX_BODY_BYTES)",
         )
     webhook_id = verify(
@@ -214,7 +223,7 @@ async def fire(
     try:
         payload = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        raise ApiError(422, "invalid_json", "request body is not valid JSON") from None
+        raise InvalidError(ErrorCode.INVALID_JSON, "request body is not valid JSON") from None
     fields = map_body(payload, Mapping.model_validate(doc["mapping"]), doc["required"])
     try:
         message = MessageIn.model_validate(
@@ -223,7 +232,7 @@ async def fire(
     except ValidationError as exc:
         first = exc.errors()[0]
         where = field_path(first["loc"])
-        raise ApiError(422, "invalid_mapping", f"mapped {where}: {first['msg']}", where) from None
+        raise InvalidError(ErrorCode.INVALID_MAPPING, f"mapped {where}: {first['msg']}", where) from None
     view_, replayed = await create_message(
         ctx.db, s, ctx.box, doc["owner_id"], message, sender_type="webhook", sender_name=doc["name"],
         correlation_id=new_id("cor"),
@@ -257,7 +266,7 @@ async def create(
 async def get(db: Database, owner_id: str, trigger_id: str) -> TriggerDoc:
     doc = await collection(db, TRIGGERS).find_one({"_id": trigger_id, "owner_id": owner_id})
     if doc is None:
-        raise not_found("trigger")
+        raise NotFoundError("trigger")
     return doc
 
 
@@ -266,7 +275,7 @@ async def patch(db: Database, owner_id: str, trigger_id: str, body: TriggerPatch
     for name in body.model_fields_set:
         value = getattr(body, name)
         if value is None:
-            raise ApiError(422, "validation_error", f"{to_camel(name)} cannot be null", to_camel(name))
+            raise InvalidError(ErrorCode.VALIDATION_ERROR, f"{to_camel(name)} cannot be null", to_camel(name))
         changes[name] = (
             value.model_dump(by_alias=True, exclude_none=True) if isinstance(value, Mapping) else value
         )
@@ -276,7 +285,7 @@ async def patch(db: Database, owner_id: str, trigger_id: str, body: TriggerPatch
         {"_id": trigger_id, "owner_id": owner_id}, {"$set": changes}, return_document=True
     )
     if doc is None:
-        raise not_found("trigger")
+        raise NotFoundError("trigger")
     return doc
 
 
@@ -295,42 +304,35 @@ async def rotate(
             timedelta(seconds=grace_seconds),
             max_old=1,
         )
-    except ApiError as exc:
-        if exc.status == 404:
-            raise not_found("trigger") from None
-        raise
+    except NotFoundError:
+        raise NotFoundError("trigger") from None
     return await get(db, owner_id, trigger_id), secret
-
-
-VerifyFailure = Literal["missing_headers", "invalid_timestamp", "timestamp_out_of_range", "invalid_signature"]
 
 
 def verify(
     headers: dict[str, str], body: bytes, secrets_: list[str], tolerance: int, now: float | None = None
 ) -> str:
-    """Check Standard Webhooks headers; returns the webhook-id or raises 401 with a reason code."""
+    """Check Standard Webhooks headers; returns the webhook-id or raises UnauthorizedError with a reason code."""
     msg_id = headers.get("webhook-id", "")
     stamp = headers.get("webhook-timestamp", "")
     sig = headers.get("webhook-signature", "")
     if not msg_id or not stamp or not sig or len(msg_id) > 200:
-        raise _unauthorized(
-            "missing_headers", "webhook-id, webhook-timestamp and webhook-signature are required"
+        raise UnauthorizedError(
+            "webhook-id, webhook-timestamp and webhook-signature are required", ErrorCode.MISSING_HEADERS
         )
     timestamp = numerals.parse_uint(stamp, TIMESTAMP_DIGITS)
     if timestamp is None:
-        raise _unauthorized("invalid_timestamp", "webhook-timestamp must be Unix seconds")
+        raise UnauthorizedError("webhook-timestamp must be Unix seconds", ErrorCode.INVALID_TIMESTAMP)
     current = time.time() if now is None else now
     if abs(current - timestamp) > tolerance:
-        raise _unauthorized(
-            "timestamp_out_of_range", f"webhook-timestamp must be within {tolerance} s of now"
+        raise UnauthorizedError(
+            f"webhook-timestamp must be within {tolerance} s of now", ErrorCode.TIMESTAMP_OUT_OF_RANGE
         )
     if not matches(secrets_, msg_id, timestamp, body, sig):
-        raise _unauthorized("invalid_signature", "no signature matches a current secret of this trigger")
+        raise UnauthorizedError(
+            "no signature matches a current secret of this trigger", ErrorCode.INVALID_SIGNATURE
+        )
     return msg_id
-
-
-def _unauthorized(code: VerifyFailure, message: str) -> ApiError:
-    return ApiError(401, code, message)
 
 
 def address_allowed(allow: list[str], client: str | None) -> bool:

@@ -24,7 +24,12 @@ from sayso_common.attempts import WEBHOOK_KINDS
 from sayso_common.clock import as_utc, utcnow
 from sayso_common.deliveries import REVIEW_EVENTS, message_status, new_delivery, requeue, requeued_fields
 from sayso_common.documents import DeliveryDoc
-from sayso_common.http_errors import ApiError, not_found
+from sayso_common.errors import (
+    ConflictError,
+    ErrorCode,
+    NotFoundError,
+    UnavailableError,
+)
 from sayso_common.ids import new_id
 from sayso_common.membership import Reach
 from sayso_common.mongo import AGENTS, DELIVERIES, MESSAGES, Database, collection, untyped
@@ -176,7 +181,7 @@ async def retry_message(
         .to_list()
     )
     if not docs:
-        raise ApiError(409, "no_delivery", "this message has no webhook delivery to retry")
+        raise ConflictError(ErrorCode.NO_DELIVERY, "this message has no webhook delivery to retry")
     chosen = [d for d in docs if d["state"] == "failed"] or docs[:1]
     now = utcnow()
     await _requeue(db, chosen, now)
@@ -222,7 +227,7 @@ async def send_test(db: Database, owner_id: str, agent_id: str, wait: float = TE
     agent = await get_agent(db, owner_id, agent_id)
     url = agent.get("webhook_url")
     if not url:
-        raise ApiError(409, "no_webhook_url", "the agent has no default webhook URL", "webhookUrl")
+        raise ConflictError(ErrorCode.NO_WEBHOOK_URL, "the agent has no default webhook URL", "webhookUrl")
     now = utcnow()
     # One attempt, no retries; requeued_at wakes the dispatchers' change streams at once.
     doc = new_delivery(
@@ -260,11 +265,10 @@ async def send_test(db: Database, owner_id: str, agent_id: str, wait: float = TE
             pass
     # Nobody took it: withdraw it so a dispatcher coming back later does not send a stale test.
     await collection(db, DELIVERIES).delete_one({"_id": delivery_id, "attempt_count": 0, "claim": None})
-    raise ApiError(
-        503,
-        "dispatcher_unavailable",
+    raise UnavailableError(
+        ErrorCode.DISPATCHER_UNAVAILABLE,
         f"no dispatcher attempted the test delivery within {wait:.0f} s",
-        headers={"Retry-After": "5"},
+        retry_after=5,
     )
 
 
@@ -277,9 +281,7 @@ async def rotate_secret(
         secret, written = await signing_secrets.rotate(
             collection(db, AGENTS), query, "signing_secrets", box, new_signing_secret, grace, MAX_OLD_SECRETS
         )
-    except ApiError as exc:
-        if exc.status == 404:
-            raise not_found("agent") from None
-        raise
+    except NotFoundError:
+        raise NotFoundError("agent") from None
     previous = max((as_utc(end) for s in written[1:] if (end := s["expires_at"]) is not None), default=None)
     return SecretRotated(webhook_secret=secret, previous_expires_at=previous)

@@ -10,7 +10,10 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from sayso_common.http_errors import ApiError
+from sayso_common.errors import (
+    ErrorCode,
+    RateLimitedError,
+)
 from sayso_realtime.settings import RealtimeSettings
 
 # A long-poll frees its place within its timeout and a stream whenever its client closes one:
@@ -64,9 +67,9 @@ class ConnectionQuota:
             del self.open[owner_id]
 
 
-def too_many_connections(exc: TooManyConnectionsError) -> ApiError:
-    """The HTTP answer (SSE and long-poll): 429, the limit named, and when to try again."""
-    return ApiError(429, "too_many_connections", str(exc), headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+def too_many_connections(exc: TooManyConnectionsError) -> RateLimitedError:
+    """The refusal of an SSE stream or a long-poll: the limit named, and when to try again."""
+    return RateLimitedError(ErrorCode.TOO_MANY_CONNECTIONS, str(exc), retry_after=RETRY_AFTER_SECONDS)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,10 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from sayso_common import ratelimit
-from sayso_common.http_errors import ApiError, not_found, unauthorized
+from sayso_common.errors import (
+    NotFoundError,
+    UnauthorizedError,
+)
 from sayso_common.membership import reach_of
 from sayso_common.principals import BadCredentialsError, Principal, credential_from_headers
 from sayso_realtime import sse, tickets
@@ -39,7 +42,7 @@ async def _principal(
     try:
         return await gw.auth.principal(credential_from_headers(authorization, x_api_key))
     except BadCredentialsError as exc:
-        raise unauthorized(str(exc)) from None
+        raise UnauthorizedError(str(exc), challenge=True) from None
 
 
 async def _reader(
@@ -55,11 +58,11 @@ async def _reader(
     try:
         who = await tickets.redeem(gw.runtime.db, ticket)
     except tickets.BadTicketError as exc:
-        raise unauthorized(str(exc)) from None
+        raise UnauthorizedError(str(exc), challenge=True) from None
     # Its minting credential may have been revoked since: the watch would end the stream within a
     # period, but the ticket should not open one at all.
     if not await gw.watch.holds(who):
-        raise unauthorized("the credential that minted this ticket no longer holds")
+        raise UnauthorizedError("the credential that minted this ticket no longer holds", challenge=True)
     return who
 
 
@@ -102,7 +105,7 @@ async def create_ticket(
         reach = await reach_of(gw.runtime.db, who)
         absent = await missing(gw.runtime.db, reach, wanted)
         if absent is not None:
-            raise ApiError(404, "not_found", f"channel {wanted[absent]} not found", f"channelIds[{absent}]")
+            raise NotFoundError(f"channel {wanted[absent]}", f"channelIds[{absent}]")
         channels = frozenset(wanted)
     minted = await tickets.mint(gw.runtime.db, who, channels)
     return TicketOut(ticket=minted.ticket, expiresAt=minted.expires_at)
@@ -126,7 +129,7 @@ async def events(
         try:
             channels = await owned(gw.runtime.db, reach, [channel])
         except UnknownChannelError:
-            raise not_found("channel") from None
+            raise NotFoundError("channel") from None
     try:
         place = gw.streams.take(who.owner_id)
     except TooManyConnectionsError as exc:

@@ -36,6 +36,9 @@ import socketio
 from pymongo.errors import PyMongoError
 from sayso_service.cors import origin_checker
 
+from sayso_common.errors import (
+    ErrorCode,
+)
 from sayso_common.events import Event
 from sayso_common.membership import Reach, reach_of
 from sayso_common.mongo import Database
@@ -89,8 +92,8 @@ def _query_ticket(query: str) -> str | None:
     return next((v for k, v in parse_qsl(query) if k == "ticket"), None)
 
 
-def _refused(code: str, message: str) -> socketio.exceptions.ConnectionRefusedError:
-    return socketio.exceptions.ConnectionRefusedError(message, {"code": code})
+def _refused(code: ErrorCode, message: str) -> socketio.exceptions.ConnectionRefusedError:
+    return socketio.exceptions.ConnectionRefusedError(message, {"code": code.value})
 
 
 @dataclass
@@ -226,7 +229,7 @@ class Sockets:
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
         if self._db is None or self._auth is None or self._watch is None or self._shared is None:
-            raise _refused("unavailable", "starting up; try again")
+            raise _refused(ErrorCode.UNAVAILABLE, "starting up; try again")
         auth = auth if isinstance(auth, dict) else {}
         try:
             principal = await self._principal(auth, environ)
@@ -238,15 +241,15 @@ class Sockets:
                     raise UnknownChannelError("channels must be a non-empty list of channel ids")
                 channels = await owned(self._db, reach, wanted)
         except (BadCredentialsError, tickets.BadTicketError) as exc:
-            raise _refused("unauthorized", str(exc)) from None
+            raise _refused(ErrorCode.UNAUTHORIZED, str(exc)) from None
         except UnknownChannelError as exc:
-            raise _refused("not_found", str(exc)) from None
+            raise _refused(ErrorCode.NOT_FOUND, str(exc)) from None
         except PyMongoError:
-            raise _refused("unavailable", "storage unavailable; try again") from None
+            raise _refused(ErrorCode.UNAVAILABLE, "storage unavailable; try again") from None
         try:
             place = self._quota.take(principal.owner_id)
         except TooManyConnectionsError as exc:
-            raise _refused("too_many_connections", str(exc)) from None
+            raise _refused(ErrorCode.TOO_MANY_CONNECTIONS, str(exc)) from None
         last = auth.get("lastEventId")
         sub = self._fanout.subscribe(
             principal.owner_id, channels, self._settings.sse_queue_size, reach.shared

@@ -17,9 +17,18 @@ import re
 from urllib.parse import parse_qsl
 
 from pymongo.errors import ConnectionFailure
+from sayso_service.errors import DATABASE_DOWN, answer
 from starlette.types import Receive, Scope, Send
 
-from sayso_common.http_errors import ApiError, error_body, not_found, unauthorized
+from sayso_common.errors import (
+    DomainError,
+    ErrorCode,
+    InvalidError,
+    NotFoundError,
+    UnauthorizedError,
+    UnavailableError,
+)
+from sayso_common.http_errors import ApiError, error_body
 from sayso_common.membership import reach_of
 from sayso_common.mongo import Database
 from sayso_common.principals import Authenticator, BadCredentialsError, credential_from_headers
@@ -48,7 +57,7 @@ def _query(raw: bytes) -> dict[str, str]:
         value = params.get(name)
         if value is not None and len(value) > limit:
             message = f"{name}: String should have at most {limit} characters"
-            raise ApiError(422, "validation_error", message, name)
+            raise InvalidError(ErrorCode.VALIDATION_ERROR, message, name)
     return params
 
 
@@ -86,10 +95,13 @@ class WaitEndpoint:
                     encode(error_body(exc.code, exc.message, exc.field)),
                     exc.headers,
                 )
+            except DomainError as exc:
+                status, error, headers = answer(exc)
+                body = encode(error)
             except ConnectionFailure as exc:  # includes ServerSelectionTimeoutError
                 log.warning("MongoDB unavailable: %s", type(exc).__name__)
-                body = encode(error_body("unavailable", "the database is unavailable; retry shortly"))
-                status, headers = 503, {"Retry-After": "2"}
+                status, error, headers = answer(DATABASE_DOWN)
+                body = encode(error)
             else:
                 status, headers = 200, None
             watch.answering = True
@@ -105,13 +117,13 @@ class WaitEndpoint:
 
     async def _answer(self, scope: Scope, review_id: str) -> bytes:
         if scope["method"] != "GET":
-            raise ApiError(405, "method_not_allowed", "Method Not Allowed", headers={"Allow": "GET"})
+            raise ApiError(405, ErrorCode.METHOD_NOT_ALLOWED, "Method Not Allowed", headers={"Allow": "GET"})
         if self._db is None or self._auth is None:
-            raise ApiError(503, "unavailable", "starting up; try again", headers={"Retry-After": "1"})
+            raise UnavailableError(ErrorCode.UNAVAILABLE, "starting up; try again", retry_after=1)
         arrived = asyncio.get_running_loop().time()
         try:
             params, bad_query = _query(scope["query_string"]), None
-        except ApiError as exc:
+        except InvalidError as exc:
             params, bad_query = {}, exc
         settings = self._settings
         seconds = (
@@ -126,7 +138,7 @@ class WaitEndpoint:
             )
             who = await within(limit, self._auth.principal(credential))
         except BadCredentialsError as exc:
-            raise unauthorized(str(exc)) from None
+            raise UnauthorizedError(str(exc), challenge=True) from None
         if who.kind == "scoped":
             raise not_for_scoped_tokens()
         if bad_query is not None:
@@ -150,7 +162,7 @@ class WaitEndpoint:
         finally:
             place.release()
         if body is None:
-            raise not_found("review")
+            raise NotFoundError("review")
         return body
 
 

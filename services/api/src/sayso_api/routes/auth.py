@@ -6,7 +6,10 @@ from sayso_api import auth
 from sayso_api.deps import Ctx, CurrentAdmin, CurrentUser
 from sayso_api.schemas import DataList, LoginIn, LoginOut, UserIn, UserOut
 from sayso_common.credentials import hash_secret, issue_user_token
-from sayso_common.http_errors import ApiError
+from sayso_common.errors import (
+    ErrorCode,
+    UnauthorizedError,
+)
 from sayso_common.mongo import USERS, collection
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
@@ -26,7 +29,7 @@ async def login(body: LoginIn, request: Request, ctx: Ctx) -> LoginOut:
     await auth.reserve_attempt(ctx.db, limits, s.login_window_seconds)
     user = await collection(ctx.db, USERS).find_one({"email": email})
     if not await auth.verify_bounded(user["password_hash"] if user else None, body.password) or not user:
-        raise ApiError(401, "invalid_credentials", "wrong e-mail or password")
+        raise UnauthorizedError("wrong e-mail or password", ErrorCode.INVALID_CREDENTIALS)
     await auth.release_attempt(ctx.db, keys, s.login_window_seconds)
     token = issue_user_token(user["_id"], ctx.jwt_keys, s.jwt_ttl_seconds, bool(user.get("is_admin")))
     return LoginOut(token=token, expires_in=s.jwt_ttl_seconds, user=auth.user_view(user))
@@ -36,7 +39,7 @@ async def login(body: LoginIn, request: Request, ctx: Ctx) -> LoginOut:
 async def me(user: CurrentUser, ctx: Ctx) -> UserOut:
     doc = await collection(ctx.db, USERS).find_one({"_id": user.owner_id})
     if doc is None:
-        raise ApiError(401, "unauthorized", "the user of this token no longer exists")
+        raise UnauthorizedError("the user of this token no longer exists")
     return auth.user_view(doc)
 
 

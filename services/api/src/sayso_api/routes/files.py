@@ -19,7 +19,11 @@ from sayso_api.deps import Ctx, CurrentPrincipal
 from sayso_api.schemas import DeletedOut, Out, _In
 from sayso_common import numerals
 from sayso_common.documents import FileDoc
-from sayso_common.http_errors import ApiError
+from sayso_common.errors import (
+    ErrorCode,
+    InvalidError,
+    UnsupportedError,
+)
 
 router = APIRouter(prefix="/api/v1/files", tags=["files"])
 
@@ -161,9 +165,8 @@ async def create_upload(request: Request, who: CurrentPrincipal, ctx: Ctx) -> Up
     The URL needs no credentials and is valid for 15 minutes (``SAYSO_FILE_UPLOAD_URL_TTL_SECONDS``)."""
     content_type = request.headers.get("content-type", "")
     if content_type.lower().startswith("multipart/"):
-        raise ApiError(
-            415,
-            "unsupported_media_type",
+        raise UnsupportedError(
+            ErrorCode.UNSUPPORTED_MEDIA_TYPE,
             "multipart uploads are not supported: POST {filename, mimeType, channelId?} as JSON, "
             "then PUT the bytes to the uploadUrl of the answer",
         )
@@ -208,8 +211,8 @@ async def _body(request: Request) -> AsyncIterator[bytes]:
         async for piece in request.stream():
             yield piece
     except ClientDisconnect:
-        # Answered to nobody; raised as an ApiError so it is not logged as a server error.
-        raise ApiError(400, "client_disconnected", "the upload was interrupted") from None
+        # Answered to nobody; raised as a domain error so it is not logged as a server error.
+        raise InvalidError(ErrorCode.CLIENT_DISCONNECTED, "the upload was interrupted") from None
 
 
 @router.post("/store-text", status_code=201, response_model=FileOut)

@@ -8,7 +8,10 @@ from pydantic import Field, field_validator
 from sayso_api import agents, inbound
 from sayso_api.deps import Ctx, CurrentPrincipal
 from sayso_api.schemas import DataList, InboundWebhookCreated, InboundWebhookOut, _StrictIn, check_url
-from sayso_common.http_errors import ApiError
+from sayso_common.errors import (
+    ErrorCode,
+    InvalidError,
+)
 
 router = APIRouter(tags=["inbound webhooks"])
 
@@ -60,7 +63,7 @@ async def patch_webhook(
     changes = {name: getattr(body, name) for name in body.model_fields_set}
     for name in ("name", "active"):
         if name in changes and changes[name] is None:
-            raise ApiError(422, "validation_error", f"{name} cannot be null", name)
+            raise InvalidError(ErrorCode.VALIDATION_ERROR, f"{name} cannot be null", name)
     return inbound.view(await inbound.update(ctx.db, who.owner_id, webhook_id, changes))
 
 

@@ -9,7 +9,9 @@ from fastapi import APIRouter, Request, Response
 from sayso_api import slack
 from sayso_api.deps import Ctx
 from sayso_common.answer_links import link_key
-from sayso_common.http_errors import not_found
+from sayso_common.errors import (
+    NotFoundError,
+)
 
 router = APIRouter(prefix="/api/integrations", tags=["notifications"])
 
@@ -21,7 +23,7 @@ async def slack_actions(request: Request, ctx: Ctx) -> Response:
     the review as the user the message was sent for; the message is then updated."""
     secret = ctx.settings.slack_signing_secret
     if secret is None:
-        raise not_found("Slack integration")
+        raise NotFoundError("Slack integration")
     body = await request.body()
     slack.verify(
         secret.get_secret_value().encode(),

@@ -7,7 +7,9 @@ from sayso_api.schemas import ApiKeyCreated, ApiKeyIn, ApiKeyOut, DataList
 from sayso_common.clock import utcnow
 from sayso_common.credentials import display_prefix, generate_api_key, hash_secret
 from sayso_common.documents import ApiKeyDoc
-from sayso_common.http_errors import not_found
+from sayso_common.errors import (
+    NotFoundError,
+)
 from sayso_common.ids import new_id
 from sayso_common.mongo import API_KEYS, collection
 
@@ -62,6 +64,6 @@ async def revoke_key(key_id: str, user: CurrentUser, ctx: Ctx) -> Response:
         {"$set": {"revoked_at": utcnow()}},
     )
     if doc is None:
-        raise not_found("API key")
+        raise NotFoundError("API key")
     ctx.keys.forget(doc["key_hash"])
     return Response(status_code=204)

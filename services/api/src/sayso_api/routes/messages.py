@@ -16,7 +16,10 @@ from sayso_api.schemas import (
     StreamPatchIn,
     UserMessageIn,
 )
-from sayso_common.http_errors import ApiError
+from sayso_common.errors import (
+    ErrorCode,
+    InvalidError,
+)
 from sayso_common.views import MessageView, StatusEventView, message_view_for
 
 router = APIRouter(prefix="/api/v1/messages", tags=["messages"])
@@ -52,14 +55,13 @@ async def create_message(body: MessageIn, who: CurrentPrincipal, ctx: Ctx, reque
     header) makes retries safe: the same key returns the original message."""
     idempotency_key = request.headers.get("idempotency-key")
     if idempotency_key is not None and len(idempotency_key) > IDEMPOTENCY_KEY_MAX:
-        raise ApiError(
-            422,
-            "validation_error",
+        raise InvalidError(
+            ErrorCode.VALIDATION_ERROR,
             f"idempotency-key: String should have at most {IDEMPOTENCY_KEY_MAX} characters",
             "idempotency-key",
         )
     if idempotency_key and body.client_id and idempotency_key != body.client_id:
-        raise ApiError(422, "validation_error", "Idempotency-Key and clientId differ", "clientId")
+        raise InvalidError(ErrorCode.VALIDATION_ERROR, "Idempotency-Key and clientId differ", "clientId")
     if idempotency_key and not body.client_id:
         body = body.model_copy(update={"client_id": idempotency_key})
     await ctx.own_channel(who.owner_id, body.channel_id)
@@ -80,8 +82,8 @@ async def create_user_message(body: UserMessageIn, user: CurrentUser, ctx: Ctx) 
     webhook can receive)."""
     await ctx.own_channel(user.owner_id, body.channel_id)
     if not (body.text or body.attachment_ids):
-        raise ApiError(
-            422, "validation_error", "a message must contain at least text or attachmentIds", "text"
+        raise InvalidError(
+            ErrorCode.VALIDATION_ERROR, "a message must contain at least text or attachmentIds", "text"
         )
     view, _ = await messages.create_message(
         ctx.db,

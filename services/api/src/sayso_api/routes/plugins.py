@@ -7,7 +7,9 @@ from fastapi import APIRouter
 from sayso_api import plugins
 from sayso_api.deps import CurrentPrincipal
 from sayso_api.plugins import PluginManifest
-from sayso_common.http_errors import not_found
+from sayso_common.errors import (
+    NotFoundError,
+)
 
 router = APIRouter(prefix="/api/v1/plugins", tags=["plugins"])
 
@@ -22,5 +24,5 @@ async def list_plugins(_: CurrentPrincipal) -> list[PluginManifest]:
 async def get_plugin(name: str, _: CurrentPrincipal) -> PluginManifest:
     plugin = plugins.find(name)
     if plugin is None:
-        raise not_found(f'plugin "{name[:100]}"')
+        raise NotFoundError(f'plugin "{name[:100]}"')
     return plugin

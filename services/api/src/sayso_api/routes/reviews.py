@@ -7,7 +7,12 @@ from fastapi import APIRouter, Query
 from sayso_api import messages
 from sayso_api.deps import Ctx, CurrentAnswerer, CurrentReader, CurrentUser
 from sayso_api.schemas import MessagePage, RespondIn
-from sayso_common.http_errors import ApiError, not_found
+from sayso_common.errors import (
+    ErrorCode,
+    ForbiddenError,
+    InvalidError,
+    NotFoundError,
+)
 from sayso_common.views import MessageView, ReviewType, message_view_for
 
 REVIEW_TYPES: tuple[str, ...] = get_args(ReviewType)
@@ -42,7 +47,9 @@ def _listed(values: list[str] | None, allowed: tuple[str, ...], field: str) -> t
     found = tuple(dict.fromkeys(v.strip() for value in values or () for v in value.split(",") if v.strip()))
     for value in found:
         if value not in allowed:
-            raise ApiError(422, "validation_error", f"{value!r} is not one of {', '.join(allowed)}", field)
+            raise InvalidError(
+                ErrorCode.VALIDATION_ERROR, f"{value!r} is not one of {', '.join(allowed)}", field
+            )
     return found
 
 
@@ -113,7 +120,7 @@ async def get_review(
     """The message carrying the review (the review id is the message id, as in Placet)."""
     doc = await messages.get_message(ctx.db, await ctx.reach(who), message_id, channel)
     if not doc.get("review"):
-        raise not_found("review")
+        raise NotFoundError("review")
     return message_view_for(doc, who.reader_id)
 
 
@@ -123,7 +130,9 @@ async def respond(message_id: str, body: RespondIn, user: CurrentAnswerer, ctx: 
     quorum review each reviewer's response is a vote (a second vote by the same reviewer: 409)."""
     if body.remember is not None and user.kind != "user":
         # A standing approval is a person's to give, not an embedded page's.
-        raise ApiError(403, "user_required", "only a user's session can remember an approval", "remember")
+        raise ForbiddenError(
+            ErrorCode.USER_REQUIRED, "only a user's session can remember an approval", "remember"
+        )
     view = await messages.respond(
         ctx.db,
         user,

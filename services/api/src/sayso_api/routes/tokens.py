@@ -12,7 +12,9 @@ from sayso_api.schemas import DataList, ScopedTokenCreated, ScopedTokenIn, Scope
 from sayso_common.clock import utcnow
 from sayso_common.credentials import display_prefix, hash_secret
 from sayso_common.documents import ScopedTokenDoc
-from sayso_common.http_errors import ApiError, not_found
+from sayso_common.errors import (
+    NotFoundError,
+)
 from sayso_common.ids import new_id
 from sayso_common.mongo import AGENTS, SCOPED_TOKENS, collection
 from sayso_common.scoped_tokens import generate_scoped_token
@@ -43,7 +45,7 @@ async def create_token(body: ScopedTokenIn, user: CurrentUser, ctx: Ctx) -> Scop
     )
     for i, channel in enumerate(body.channel_ids):
         if channel not in owned:
-            raise ApiError(404, "not_found", f"channel {channel} not found", f"channelIds[{i}]")
+            raise NotFoundError(f"channel {channel}", f"channelIds[{i}]")
     token = generate_scoped_token()
     now = utcnow()
     doc: ScopedTokenDoc = {
@@ -84,6 +86,6 @@ async def revoke_token(token_id: str, user: CurrentUser, ctx: Ctx) -> Response:
         {"$set": {"revoked_at": utcnow()}},
     )
     if doc is None:
-        raise not_found("token")
+        raise NotFoundError("token")
     ctx.tokens.forget(doc["token_hash"])
     return Response(status_code=204)
