@@ -123,6 +123,11 @@ class ErrorCode(StrEnum):
     # 422
     VALIDATION_ERROR = "validation_error", 422, "A field has the wrong shape or value; `field` names it."
     INVALID_JSON = "invalid_json", 422, "The body is not valid (UTF-8) JSON."
+    DESTINATION_REFUSED = (
+        "destination_refused",
+        422,
+        "A Kafka destination's bootstrap servers are not on the allow-list.",
+    )
     INVALID_ATTACHMENT = "invalid_attachment", 422, "An attachment id names no usable file."
     INVALID_CURSOR = "invalid_cursor", 422, "A paging cursor is malformed or from another listing."
     INVALID_FILTER = "invalid_filter", 422, "A filter is malformed."

@@ -50,7 +50,7 @@ from sayso_common.endpoints import (
     groups,
     stored_filter,
 )
-from sayso_common.http_errors import ApiError, not_found
+from sayso_common.errors import ConflictError, ErrorCode, InvalidError, NotFoundError
 from sayso_common.ids import new_id
 from sayso_common.kafka_destinations import (
     MAX_BOOTSTRAP_SERVERS,
@@ -291,8 +291,8 @@ def _destination_out(kafka: KafkaDestinationDoc | None) -> KafkaDestinationOut |
 # --- checks -----------------------------------------------------------------------------------
 
 
-def _invalid(field: str, message: str) -> ApiError:
-    return ApiError(422, "validation_error", f"{field}: {message}", field)
+def _invalid(field: str, message: str) -> InvalidError:
+    return InvalidError(ErrorCode.VALIDATION_ERROR, f"{field}: {message}", field)
 
 
 def check_destination(dest: KafkaDestinationIn, own_bootstrap: str, allowed_hosts: list[str]) -> None:
@@ -328,7 +328,9 @@ def check_destination(dest: KafkaDestinationIn, own_bootstrap: str, allowed_host
                 raise _invalid("destination.security.caCert", "is not a PEM certificate") from None
     refused = refused_bootstrap(servers, server_list(own_bootstrap), allowed_hosts)
     if refused:
-        raise ApiError(422, "destination_refused", f"refused: {refused}", "destination.bootstrapServers")
+        raise InvalidError(
+            ErrorCode.DESTINATION_REFUSED, f"refused: {refused}", "destination.bootstrapServers"
+        )
 
 
 def kafka_doc(box: SecretBox, dest: KafkaDestinationIn) -> KafkaDestinationDoc:
@@ -367,7 +369,7 @@ def check_filter(spec: dict[str, Any] | None) -> None:
         compile_endpoint_filter(spec)
     except FilterError as exc:
         field = f"filter.{exc.where}" if exc.where else "filter"
-        raise ApiError(422, "invalid_filter", exc.problem, field) from None
+        raise InvalidError(ErrorCode.INVALID_FILTER, exc.problem, field) from None
 
 
 async def vet_url(url: str, allowed: list[Network]) -> None:
@@ -376,7 +378,7 @@ async def vet_url(url: str, allowed: list[Network]) -> None:
     dispatcher's guard decides at every send."""
     refused = ssrf_refusal(url, allowed, ALLOW_LIST_SETTING)
     if refused:
-        raise ApiError(422, "url_refused", f"refused by the SSRF guard: {refused}", "url")
+        raise InvalidError(ErrorCode.URL_REFUSED, f"refused by the SSRF guard: {refused}", "url")
     name = URL(url).raw_host or ""
     if ip_literal(name) is not None:
         return  # an address, checked above
@@ -385,7 +387,7 @@ async def vet_url(url: str, allowed: list[Network]) -> None:
         async with asyncio.timeout(RESOLVE_SECONDS):
             await resolver.resolve(name, 0, socket.AF_UNSPEC)
     except AddressRefusedError as exc:
-        raise ApiError(422, "url_refused", f"refused by the SSRF guard: {exc.reason}", "url") from None
+        raise InvalidError(ErrorCode.URL_REFUSED, f"refused by the SSRF guard: {exc.reason}", "url") from None
     except (OSError, TimeoutError):
         pass
     finally:
@@ -454,8 +456,8 @@ async def create_endpoint(
     coll = collection(db, ENDPOINTS)
     if await coll.count_documents(_scope(owner_id, channel_id), limit=MAX_ENDPOINTS) >= MAX_ENDPOINTS:
         where = "this channel" if channel_id else "this account (account-wide)"
-        raise ApiError(
-            409, "too_many_endpoints", f"{where} already has {MAX_ENDPOINTS} endpoints, the most allowed"
+        raise ConflictError(
+            ErrorCode.TOO_MANY_ENDPOINTS, f"{where} already has {MAX_ENDPOINTS} endpoints, the most allowed"
         )
     now = utcnow()
     secret = new_signing_secret()
@@ -495,7 +497,7 @@ async def get_endpoint(db: Database, owner_id: str, channel_id: str | None, endp
     await _own_scope(db, owner_id, channel_id)
     doc = await collection(db, ENDPOINTS).find_one({"_id": endpoint_id, **_scope(owner_id, channel_id)})
     if doc is None:
-        raise not_found("endpoint")
+        raise NotFoundError("endpoint")
     return doc
 
 
@@ -512,7 +514,7 @@ async def patch_endpoint(
     update: Doc = {"updated_at": utcnow()}
     for name in ("url", "destination", "event_types", "format", "disabled"):
         if name in given and getattr(body, name) is None:
-            raise ApiError(422, "validation_error", f"{_camel(name)} cannot be null", _camel(name))
+            raise InvalidError(ErrorCode.VALIDATION_ERROR, f"{_camel(name)} cannot be null", _camel(name))
     if body.url is not None and body.destination is not None:
         _where(body.url, body.destination)
     current = await get_endpoint(db, owner_id, channel_id, endpoint_id)
@@ -559,7 +561,7 @@ async def patch_endpoint(
         return_document=ReturnDocument.AFTER,
     )
     if doc is None:
-        raise not_found("endpoint")
+        raise NotFoundError("endpoint")
     if update.get("disabled") is False:
         # Its incidents are over: the next failure is told again (sayso_common.incidents).
         await collection(db, INCIDENTS).update_many(*incidents.re_enabled(utcnow(), endpoint_id=endpoint_id))
@@ -576,7 +578,7 @@ async def delete_endpoint(db: Database, owner_id: str, channel_id: str | None, e
     await _own_scope(db, owner_id, channel_id)
     result = await collection(db, ENDPOINTS).delete_one({"_id": endpoint_id, **_scope(owner_id, channel_id)})
     if result.deleted_count == 0:
-        raise not_found("endpoint")
+        raise NotFoundError("endpoint")
 
 
 async def rotate_secret(
@@ -600,10 +602,8 @@ async def rotate_secret(
             grace,
             MAX_OLD_SECRETS,
         )
-    except ApiError as exc:
-        if exc.status == 404:
-            raise not_found("endpoint") from None
-        raise
+    except NotFoundError:
+        raise NotFoundError("endpoint") from None
     previous = max((as_utc(end) for s in written[1:] if (end := s["expires_at"]) is not None), default=None)
     return EndpointSecretRotated(secret=secret, previous_expires_at=previous)
 

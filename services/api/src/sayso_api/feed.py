@@ -40,8 +40,8 @@ from sayso_common import loops
 from sayso_common.clock import as_utc, iso, utcnow
 from sayso_common.documents import EventDoc
 from sayso_common.endpoints import EventTypeError, check_pattern, expand
+from sayso_common.errors import ErrorCode, InvalidError
 from sayso_common.events import AgentStatusChanged, Event, MessageData, VoteData, wire_name
-from sayso_common.http_errors import ApiError
 from sayso_common.mongo import EVENTS, Database, Doc, collection, untyped
 from sayso_common.outbox import event_from_events_document
 from sayso_common.topics import ALL_EVENT_TYPES
@@ -79,7 +79,7 @@ def cursor_of(doc: EventDoc) -> str:
 def parse_cursor(value: str) -> tuple[datetime, str]:
     found = _CURSOR.match(value)
     if found is None:
-        raise ApiError(422, "validation_error", "not a cursor this feed handed out", "after")
+        raise InvalidError(ErrorCode.VALIDATION_ERROR, "not a cursor this feed handed out", "after")
     return datetime.fromtimestamp(int(found.group(1)) / 1000, UTC), found.group(2)
 
 
@@ -93,7 +93,7 @@ def parse_types(value: str | None) -> list[str] | None:
         for pattern in patterns:
             check_pattern(pattern, FEED_TYPES)
     except EventTypeError as exc:
-        raise ApiError(422, "validation_error", str(exc), "types") from None
+        raise InvalidError(ErrorCode.VALIDATION_ERROR, str(exc), "types") from None
     return [name.replace(":", ".") for name in expand(patterns, FEED_TYPES)]
 
 

@@ -34,8 +34,8 @@ from sayso_common.endpoints import (
     stored_filter,
     wanted,
 )
+from sayso_common.errors import ConflictError, ErrorCode, InvalidError
 from sayso_common.events import Event, wire_name
-from sayso_common.http_errors import ApiError
 from sayso_common.mongo import AGENTS, DELIVERIES, EVENTS, Database, Doc, collection, insert_new
 from sayso_common.outbox import event_from_events_document
 from sayso_common.webhook_bodies import body_for, render
@@ -75,12 +75,11 @@ async def recover(
 def _check_range(body: ReplayIn, retention: timedelta, now: datetime) -> tuple[datetime, datetime]:
     start, end = as_utc(body.start), as_utc(body.end)
     if end <= start:
-        raise ApiError(422, "validation_error", "to must be later than from", "to")
+        raise InvalidError(ErrorCode.VALIDATION_ERROR, "to must be later than from", "to")
     oldest = now - retention
     if start < oldest:
-        raise ApiError(
-            422,
-            "validation_error",
+        raise InvalidError(
+            ErrorCode.VALIDATION_ERROR,
             f"from is before the retention ({retention.days} days): events that old are gone",
             "from",
         )
@@ -100,7 +99,9 @@ async def replay(
     now = utcnow()
     start, end = _check_range(body, retention, now)
     if endpoint.get("disabled"):
-        raise ApiError(409, "endpoint_disabled", "the endpoint is disabled: enable it to replay to it")
+        raise ConflictError(
+            ErrorCode.ENDPOINT_DISABLED, "the endpoint is disabled: enable it to replay to it"
+        )
     query: Doc = {"owner_id": owner_id, "stored_at": {"$gte": start, "$lt": end}}
     if channel_id is not None:
         query["channel_id"] = channel_id
