@@ -1,7 +1,7 @@
 """Every error code an HTTP service answers with, and the domain errors that carry them.
 
-Domain code raises a :class:`DomainError` (``NotFoundError("message")``, ``ConflictError(ErrorCode.REVIEW_CLOSED,
-…)``) and never speaks HTTP; one module, ``sayso_service.errors``, turns it into the one error shape
+Domain code raises a :class:`DomainError` (``NotFoundError("message")``,
+``ConflictError(ErrorCode.REVIEW_CLOSED, …)``) and never speaks HTTP; one module, ``sayso_service.errors``, turns it into the one error shape
 ``{"error": {"code", "message", "field"?}}`` with the code's status. Callers that must tell one
 refusal from another catch a class or compare :attr:`DomainError.code`, never a status.
 
@@ -154,7 +154,7 @@ class ErrorCode(StrEnum):
         "Too many files are not attached to a message.",
     )
     # 500, 503
-    ERROR = "error", 500, "An HTTP-level error with no more specific code."
+    ERROR = "error", 500, "An HTTP-level error with no more specific code (answered with its own status)."
     UNAVAILABLE = "unavailable", 503, "A store the service needs is unavailable; see `Retry-After`."
     DISPATCHER_UNAVAILABLE = (
         "dispatcher_unavailable",
