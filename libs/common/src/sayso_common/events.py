@@ -19,10 +19,7 @@ from pydantic.alias_generators import to_camel
 from sayso_common import tracing
 from sayso_common.clock import utcnow
 from sayso_common.documents import AgentStatus, DeliveryDoc
-from sayso_common.errors import (
-    ErrorCode,
-    TooLargeError,
-)
+from sayso_common.errors import ErrorCode, TooLargeError
 from sayso_common.ids import new_id
 from sayso_common.views import FULL, DeliveryStatus, MessageView, VoteView
 

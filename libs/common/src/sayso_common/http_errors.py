@@ -9,9 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sayso_common.errors import (
-    ErrorCode,
-)
+from sayso_common.errors import ErrorCode
 
 
 class ApiError(Exception):

@@ -9,10 +9,7 @@ from datetime import timedelta
 from pymongo import ReturnDocument
 
 from sayso_common.clock import utcnow
-from sayso_common.errors import (
-    ErrorCode,
-    RateLimitedError,
-)
+from sayso_common.errors import ErrorCode, RateLimitedError
 from sayso_common.mongo import RATE_LIMITS, Database, collection
 
 

@@ -18,10 +18,7 @@ from dataclasses import dataclass
 
 from sayso_common.clock import utcnow
 from sayso_common.credentials import hash_secret
-from sayso_common.errors import (
-    ErrorCode,
-    ForbiddenError,
-)
+from sayso_common.errors import ErrorCode, ForbiddenError
 from sayso_common.mongo import SCOPED_TOKENS, Database, collection
 
 TOKEN_PREFIX = "sct_"  # noqa: S105 (a prefix, not a secret)

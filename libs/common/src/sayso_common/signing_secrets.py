@@ -18,11 +18,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from sayso_common.clock import as_utc, utcnow
 from sayso_common.documents import SecretDoc
-from sayso_common.errors import (
-    ConflictError,
-    ErrorCode,
-    NotFoundError,
-)
+from sayso_common.errors import ConflictError, ErrorCode, NotFoundError
 from sayso_common.secretbox import SecretBox
 
 

@@ -19,11 +19,7 @@ from sayso_api.schemas import (
 from sayso_common import deleted_channels, incidents, signing_secrets
 from sayso_common.clock import utcnow
 from sayso_common.documents import DEFAULT_AGENT_STATUS, DEFAULT_WEBHOOK_EVENTS, AgentDoc
-from sayso_common.errors import (
-    ErrorCode,
-    InvalidError,
-    NotFoundError,
-)
+from sayso_common.errors import ErrorCode, InvalidError, NotFoundError
 from sayso_common.events import AgentStatusChanged, AgentStatusData, event_to_document
 from sayso_common.ids import new_id
 from sayso_common.membership import Reach

@@ -21,9 +21,7 @@ from sayso_common import answer_links, membership, notifications, reviews
 from sayso_common.answer_links import AnswerLink, LinkError
 from sayso_common.clock import utcnow
 from sayso_common.documents import MessageDoc, NotificationDoc
-from sayso_common.errors import (
-    ConflictError,
-)
+from sayso_common.errors import ConflictError
 from sayso_common.membership import Reach
 from sayso_common.mongo import AGENTS, MESSAGES, NOTIFICATIONS, Database, collection
 from sayso_common.views import MessageView

@@ -24,10 +24,7 @@ from pydantic import Field
 from sayso_api.schemas import Out
 from sayso_common.clock import as_utc
 from sayso_common.documents import ActorType, AuditDoc, AuditKind
-from sayso_common.errors import (
-    ErrorCode,
-    InvalidError,
-)
+from sayso_common.errors import ErrorCode, InvalidError
 from sayso_common.membership import Reach
 from sayso_common.mongo import AUDIT, USERS, Database, Doc, collection
 

@@ -19,12 +19,7 @@ from pymongo.errors import DuplicateKeyError
 from sayso_api.schemas import UserOut
 from sayso_common.clock import as_utc, utcnow
 from sayso_common.documents import LoginAttemptsDoc, UserDoc
-from sayso_common.errors import (
-    ConflictError,
-    DomainError,
-    ErrorCode,
-    RateLimitedError,
-)
+from sayso_common.errors import ConflictError, DomainError, ErrorCode, RateLimitedError
 from sayso_common.ids import new_id
 from sayso_common.mongo import LOGIN_ATTEMPTS, USERS, Database, Doc, collection
 

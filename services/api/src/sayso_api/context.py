@@ -9,9 +9,7 @@ from sayso_api.feed import FeedWaiters
 from sayso_api.settings import ApiSettings
 from sayso_common import membership
 from sayso_common.credentials import ApiKeyResolver
-from sayso_common.errors import (
-    NotFoundError,
-)
+from sayso_common.errors import NotFoundError
 from sayso_common.jwt_keys import JwtKeys
 from sayso_common.membership import Reach
 from sayso_common.mongo import AGENTS, Database, collection

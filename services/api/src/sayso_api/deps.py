@@ -7,11 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from sayso_api.context import ApiContext
-from sayso_common.errors import (
-    ErrorCode,
-    ForbiddenError,
-    UnauthorizedError,
-)
+from sayso_common.errors import ErrorCode, ForbiddenError, UnauthorizedError
 from sayso_common.principals import BadCredentialsError, Principal, credential_from_headers
 from sayso_common.scoped_tokens import not_for_scoped_tokens
 

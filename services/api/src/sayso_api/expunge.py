@@ -29,11 +29,7 @@ from sayso_api import files
 from sayso_common.audit import actor_of
 from sayso_common.clock import as_utc, utcnow
 from sayso_common.documents import AuditDoc, MessageDoc
-from sayso_common.errors import (
-    ConflictError,
-    ErrorCode,
-    NotFoundError,
-)
+from sayso_common.errors import ConflictError, ErrorCode, NotFoundError
 from sayso_common.events import Event, event_to_document
 from sayso_common.ids import min_id
 from sayso_common.mongo import (

@@ -18,9 +18,7 @@ from sayso_common import ratelimit
 from sayso_common.clock import utcnow
 from sayso_common.credentials import hash_secret
 from sayso_common.documents import InboundWebhookDoc
-from sayso_common.errors import (
-    NotFoundError,
-)
+from sayso_common.errors import NotFoundError
 from sayso_common.ids import new_id
 from sayso_common.mongo import INBOUND_WEBHOOKS, Database, collection
 

@@ -19,10 +19,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sayso_api.limits import send_error
-from sayso_common.errors import (
-    ErrorCode,
-    InvalidError,
-)
+from sayso_common.errors import ErrorCode, InvalidError
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_DEPTH = 64

@@ -10,11 +10,7 @@ from sayso_service.errors import answer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sayso_common import numerals
-from sayso_common.errors import (
-    DomainError,
-    ErrorCode,
-    TooLargeError,
-)
+from sayso_common.errors import DomainError, ErrorCode, TooLargeError
 
 
 class BodyLimit:

@@ -9,12 +9,7 @@ from sayso_api.auth import normalise_email
 from sayso_common import notifications
 from sayso_common.clock import utcnow
 from sayso_common.documents import MemberDoc
-from sayso_common.errors import (
-    ConflictError,
-    ErrorCode,
-    InvalidError,
-    NotFoundError,
-)
+from sayso_common.errors import ConflictError, ErrorCode, InvalidError, NotFoundError
 from sayso_common.membership import MAX_MEMBERS
 from sayso_common.mongo import AGENTS, NOTIFICATIONS, USERS, Database, collection
 

@@ -30,11 +30,7 @@ from sayso_api.settings import ApiSettings
 from sayso_common import audit, membership, policies
 from sayso_common.clock import utcnow
 from sayso_common.documents import PolicyDoc
-from sayso_common.errors import (
-    ErrorCode,
-    InvalidError,
-    NotFoundError,
-)
+from sayso_common.errors import ErrorCode, InvalidError, NotFoundError
 from sayso_common.ids import new_id
 from sayso_common.mongo import AGENTS, AUDIT, POLICIES, POLICY_VERSIONS, Database, collection, untyped
 from sayso_common.policies import ASK, Decision, Policy, PolicyError

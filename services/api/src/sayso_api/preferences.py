@@ -14,9 +14,7 @@ from pydantic import Field, field_validator
 from sayso_api.schemas import Out, _StrictIn, check_url
 from sayso_common.clock import utcnow
 from sayso_common.documents import NotificationDoc, UserDoc
-from sayso_common.errors import (
-    NotFoundError,
-)
+from sayso_common.errors import NotFoundError
 from sayso_common.mongo import AGENTS, NOTIFICATIONS, USERS, Database, Doc, collection
 from sayso_common.secretbox import SecretBox
 

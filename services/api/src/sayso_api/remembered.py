@@ -36,11 +36,7 @@ from sayso_common import quorum
 from sayso_common.action_digest import args_digest
 from sayso_common.clock import as_utc, utcnow
 from sayso_common.documents import MessageDoc, RememberedDecisionDoc, RememberedDoc
-from sayso_common.errors import (
-    ErrorCode,
-    InvalidError,
-    NotFoundError,
-)
+from sayso_common.errors import ErrorCode, InvalidError, NotFoundError
 from sayso_common.events import (
     ApprovalRemembered,
     ApprovalRevoked,

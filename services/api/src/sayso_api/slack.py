@@ -20,11 +20,7 @@ from pymongo.errors import DuplicateKeyError
 from sayso_api import answers
 from sayso_common import notifications, numerals
 from sayso_common.clock import utcnow
-from sayso_common.errors import (
-    ErrorCode,
-    InvalidError,
-    UnauthorizedError,
-)
+from sayso_common.errors import ErrorCode, InvalidError, UnauthorizedError
 from sayso_common.mongo import NOTIFICATIONS, Database, collection
 from sayso_common.secretbox import SecretBox
 

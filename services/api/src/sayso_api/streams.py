@@ -16,12 +16,7 @@ from sayso_api.schemas import StatusEventIn, StreamPatchIn
 from sayso_api.settings import ApiSettings
 from sayso_common.clock import utcnow
 from sayso_common.documents import MessageDoc
-from sayso_common.errors import (
-    ConflictError,
-    ErrorCode,
-    NotFoundError,
-    TooLargeError,
-)
+from sayso_common.errors import ConflictError, ErrorCode, NotFoundError, TooLargeError
 from sayso_common.events import MessageData, MessageUpdated, outbox_entry
 from sayso_common.ids import new_id
 from sayso_common.mongo import MESSAGES, Database, Doc, collection

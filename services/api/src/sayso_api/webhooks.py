@@ -24,12 +24,7 @@ from sayso_common.attempts import WEBHOOK_KINDS
 from sayso_common.clock import as_utc, utcnow
 from sayso_common.deliveries import REVIEW_EVENTS, message_status, new_delivery, requeue, requeued_fields
 from sayso_common.documents import DeliveryDoc
-from sayso_common.errors import (
-    ConflictError,
-    ErrorCode,
-    NotFoundError,
-    UnavailableError,
-)
+from sayso_common.errors import ConflictError, ErrorCode, NotFoundError, UnavailableError
 from sayso_common.ids import new_id
 from sayso_common.membership import Reach
 from sayso_common.mongo import AGENTS, DELIVERIES, MESSAGES, Database, collection, untyped

@@ -10,10 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from sayso_common.errors import (
-    ErrorCode,
-    RateLimitedError,
-)
+from sayso_common.errors import ErrorCode, RateLimitedError
 from sayso_realtime.settings import RealtimeSettings
 
 # A long-poll frees its place within its timeout and a stream whenever its client closes one:

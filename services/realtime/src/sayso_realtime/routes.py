@@ -11,10 +11,7 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from sayso_common import ratelimit
-from sayso_common.errors import (
-    NotFoundError,
-    UnauthorizedError,
-)
+from sayso_common.errors import NotFoundError, UnauthorizedError
 from sayso_common.membership import reach_of
 from sayso_common.principals import BadCredentialsError, Principal, credential_from_headers
 from sayso_realtime import sse, tickets

@@ -36,9 +36,7 @@ import socketio
 from pymongo.errors import PyMongoError
 from sayso_service.cors import origin_checker
 
-from sayso_common.errors import (
-    ErrorCode,
-)
+from sayso_common.errors import ErrorCode
 from sayso_common.events import Event
 from sayso_common.membership import Reach, reach_of
 from sayso_common.mongo import Database

@@ -6,10 +6,7 @@ from sayso_api import auth
 from sayso_api.deps import Ctx, CurrentAdmin, CurrentUser
 from sayso_api.schemas import DataList, LoginIn, LoginOut, UserIn, UserOut
 from sayso_common.credentials import hash_secret, issue_user_token
-from sayso_common.errors import (
-    ErrorCode,
-    UnauthorizedError,
-)
+from sayso_common.errors import ErrorCode, UnauthorizedError
 from sayso_common.mongo import USERS, collection
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])

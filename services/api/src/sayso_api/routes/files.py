@@ -19,11 +19,7 @@ from sayso_api.deps import Ctx, CurrentPrincipal
 from sayso_api.schemas import DeletedOut, Out, _In
 from sayso_common import numerals
 from sayso_common.documents import FileDoc
-from sayso_common.errors import (
-    ErrorCode,
-    InvalidError,
-    UnsupportedError,
-)
+from sayso_common.errors import ErrorCode, InvalidError, UnsupportedError
 
 router = APIRouter(prefix="/api/v1/files", tags=["files"])
 

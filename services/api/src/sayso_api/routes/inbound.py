@@ -8,10 +8,7 @@ from pydantic import Field, field_validator
 from sayso_api import agents, inbound
 from sayso_api.deps import Ctx, CurrentPrincipal
 from sayso_api.schemas import DataList, InboundWebhookCreated, InboundWebhookOut, _StrictIn, check_url
-from sayso_common.errors import (
-    ErrorCode,
-    InvalidError,
-)
+from sayso_common.errors import ErrorCode, InvalidError
 
 router = APIRouter(tags=["inbound webhooks"])
 

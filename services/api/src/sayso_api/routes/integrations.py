@@ -9,9 +9,7 @@ from fastapi import APIRouter, Request, Response
 from sayso_api import slack
 from sayso_api.deps import Ctx
 from sayso_common.answer_links import link_key
-from sayso_common.errors import (
-    NotFoundError,
-)
+from sayso_common.errors import NotFoundError
 
 router = APIRouter(prefix="/api/integrations", tags=["notifications"])
 

@@ -7,9 +7,7 @@ from sayso_api.schemas import ApiKeyCreated, ApiKeyIn, ApiKeyOut, DataList
 from sayso_common.clock import utcnow
 from sayso_common.credentials import display_prefix, generate_api_key, hash_secret
 from sayso_common.documents import ApiKeyDoc
-from sayso_common.errors import (
-    NotFoundError,
-)
+from sayso_common.errors import NotFoundError
 from sayso_common.ids import new_id
 from sayso_common.mongo import API_KEYS, collection
 

@@ -16,10 +16,7 @@ from sayso_api.schemas import (
     StreamPatchIn,
     UserMessageIn,
 )
-from sayso_common.errors import (
-    ErrorCode,
-    InvalidError,
-)
+from sayso_common.errors import ErrorCode, InvalidError
 from sayso_common.views import MessageView, StatusEventView, message_view_for
 
 router = APIRouter(prefix="/api/v1/messages", tags=["messages"])

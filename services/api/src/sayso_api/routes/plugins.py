@@ -7,9 +7,7 @@ from fastapi import APIRouter
 from sayso_api import plugins
 from sayso_api.deps import CurrentPrincipal
 from sayso_api.plugins import PluginManifest
-from sayso_common.errors import (
-    NotFoundError,
-)
+from sayso_common.errors import NotFoundError
 
 router = APIRouter(prefix="/api/v1/plugins", tags=["plugins"])
 

@@ -7,12 +7,7 @@ from fastapi import APIRouter, Query
 from sayso_api import messages
 from sayso_api.deps import Ctx, CurrentAnswerer, CurrentReader, CurrentUser
 from sayso_api.schemas import MessagePage, RespondIn
-from sayso_common.errors import (
-    ErrorCode,
-    ForbiddenError,
-    InvalidError,
-    NotFoundError,
-)
+from sayso_common.errors import ErrorCode, ForbiddenError, InvalidError, NotFoundError
 from sayso_common.views import MessageView, ReviewType, message_view_for
 
 REVIEW_TYPES: tuple[str, ...] = get_args(ReviewType)

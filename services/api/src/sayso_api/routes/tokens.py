@@ -12,9 +12,7 @@ from sayso_api.schemas import DataList, ScopedTokenCreated, ScopedTokenIn, Scope
 from sayso_common.clock import utcnow
 from sayso_common.credentials import display_prefix, hash_secret
 from sayso_common.documents import ScopedTokenDoc
-from sayso_common.errors import (
-    NotFoundError,
-)
+from sayso_common.errors import NotFoundError
 from sayso_common.ids import new_id
 from sayso_common.mongo import AGENTS, SCOPED_TOKENS, collection
 from sayso_common.scoped_tokens import generate_scoped_token
