@@ -37,7 +37,7 @@ EDGE = (
 NOT_YET: dict[str, str] = {}
 HTTP_ERRORS = {"ApiError", "HTTPException"}
 # Calls whose argument in this position is an error code.
-CODE_ARGUMENT = {"ApiError": 1, "error_body": 0, "_refused": 0, **{c.__name__: 0 for c in errors.STATUSES}}
+CODE_ARGUMENT = {"ApiError": 1, "error_body": 0, **{c.__name__: 0 for c in errors.STATUSES}}
 CODE_ARGUMENT["UnauthorizedError"] = 1
 CODE_ARGUMENT["NotFoundError"] = -1  # its code is implied
 
