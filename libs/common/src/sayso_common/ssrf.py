@@ -1,8 +1,8 @@
 """SSRF guard: which addresses an outbound request (a webhook, a Slack message) may reach.
 
 Checked at connect time, not when the URL is saved: DNS can change between the two. The
-resolver (``sayso_common.resolver.GuardedResolver``) resolves every A/AAAA record, refuses the whole host if any
-record is internal, and hands aiohttp the vetted addresses, so the connection goes to exactly
+resolver (``sayso_common.resolver.GuardedResolver``) resolves every A/AAAA record, refuses the
+whole host if any record is internal, and hands aiohttp the vetted addresses, so the connection goes to exactly
 what was checked (no second lookup to rebind). aiohttp skips the resolver for IP literals, so
 those are checked on the URL before the request (``check_url``), including the odd IPv4
 spellings ``inet_aton`` accepts (``2130706433``, ``0x7f.1``, ``0177.0.0.1``).
