@@ -32,6 +32,11 @@ COPY tools tools
 COPY clients clients
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-default-groups $SKIP
+# UV_COMPILE_BYTECODE covers site-packages, not the workspace's own sources (installed editable),
+# and the runtime user cannot write /app: compiled here, or every start compiles them again and
+# keeps the compiler's scratch memory in its heap (issue #36). checked-hash: valid whatever
+# mtimes the copy into the runtime stage leaves.
+RUN /app/.venv/bin/python -m compileall -q --invalidation-mode checked-hash libs/common/src libs/service/src services/*/src
 
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 sayso

@@ -8,14 +8,15 @@ import socket
 
 import pytest
 
+from sayso_common.resolver import GuardedResolver
 from sayso_common.ssrf import (
     AddressRefusedError,
-    GuardedResolver,
     check_url,
     embedded_ipv4,
     ip_literal,
     parse_ipv4_spelling,
     refusal,
+    vet_host,
 )
 
 LOOPBACK = [ipaddress.ip_network("127.0.0.0/8")]
@@ -279,3 +280,38 @@ async def test_resolver_refusal_names_the_setting() -> None:
             await resolver.resolve("2130706433", 80)
     finally:
         await resolver.close()
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed", "refused"),
+    [
+        ("localhost", [], "localhost resolves to a loopback"),
+        ("localhost", LOOPBACK, None),
+        ("2130706433", [], "2130706433 is a loopback"),  # a numeric spelling, never sent to DNS
+        ("127.0.0.1", LOOPBACK, None),
+        ("93.184.215.14", [], None),
+    ],
+)
+async def test_vet_host_gives_the_guarded_resolvers_verdict_without_aiohttp(
+    host: str, allowed: list[ipaddress.IPv4Network], refused: str | None
+) -> None:
+    """The API's check when an endpoint is saved (it does not load aiohttp): the same verdict
+    as the resolver the senders connect through, over the same system lookup."""
+    resolver = GuardedResolver(list(allowed))
+    try:
+        if refused is None:
+            await vet_host(host, list(allowed))
+            await resolver.resolve(host, 0, socket.AF_UNSPEC)
+            return
+        with pytest.raises(AddressRefusedError, match=refused):
+            await vet_host(host, list(allowed))
+        with pytest.raises(AddressRefusedError, match=refused):
+            await resolver.resolve(host, 0, socket.AF_UNSPEC)
+    finally:
+        await resolver.close()
+
+
+async def test_vet_host_lets_a_name_that_does_not_resolve_fail_as_a_lookup() -> None:
+    with pytest.raises(socket.gaierror) as caught:
+        await vet_host("nothing.invalid")
+    assert not isinstance(caught.value, AddressRefusedError)

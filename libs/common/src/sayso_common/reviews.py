@@ -23,13 +23,18 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict
 
-from sayso_common import arg_schema
 from sayso_common.clock import as_utc
 from sayso_common.documents import ReviewDoc
 from sayso_common.quorum import option_approves
 from sayso_common.views import ReviewType
+
+if TYPE_CHECKING:
+    # Loaded where a schema is checked, not with this module: it brings jsonschema and re2
+    # (3-4 MB resident), and the services that only read reviews (the notifier) never check
+    # one. The API loads it at start (sayso_api.__main__), so no request pays the import.
+    from sayso_common import arg_schema
 
 MAX_OPTIONS = 100
 MAX_FIELDS = 100
@@ -236,6 +241,8 @@ class Approval(_Kind):
         args = _args(edited, field)
         if edit.get("schema") is None:
             return args
+        from sayso_common import arg_schema
+
         check = _schema_checker(edit["schema"], field)
         try:
             check(args)
@@ -698,6 +705,8 @@ def _check_edit(edit: Any) -> None:
     args = _args(edit.get("args"), f"{field}.args")
     if edit.get("schema") is None:
         return
+    from sayso_common import arg_schema
+
     check = _schema_checker(edit["schema"], f"{field}.schema")
     try:
         check(args)
@@ -710,6 +719,8 @@ def _check_edit(edit: Any) -> None:
 
 
 def _schema_checker(schema: Any, field: str) -> Any:
+    from sayso_common import arg_schema
+
     try:
         return arg_schema.checker(schema)
     except arg_schema.BadSchemaError as exc:

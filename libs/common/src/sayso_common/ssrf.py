@@ -1,11 +1,14 @@
 """SSRF guard: which addresses an outbound request (a webhook, a Slack message) may reach.
 
 Checked at connect time, not when the URL is saved: DNS can change between the two. The
-resolver (``GuardedResolver``) resolves every A/AAAA record, refuses the whole host if any
-record is internal, and hands aiohttp the vetted addresses, so the connection goes to exactly
+resolver (``sayso_common.resolver.GuardedResolver``) resolves every A/AAAA record, refuses the
+whole host if any record is internal, and hands aiohttp the vetted addresses, so the connection goes to exactly
 what was checked (no second lookup to rebind). aiohttp skips the resolver for IP literals, so
 those are checked on the URL before the request (``check_url``), including the odd IPv4
 spellings ``inet_aton`` accepts (``2130706433``, ``0x7f.1``, ``0177.0.0.1``).
+
+This module needs no aiohttp (8 MB resident at import): the API, which only vets a URL when an
+endpoint is saved (``vet_host``) and sends nothing, does not load it (issue #36).
 
 The allow-list (``SAYSO_DISPATCHER_ALLOWED_NETWORKS``, ``SAYSO_NOTIFIER_ALLOWED_NETWORKS``) is
 the only way past the guard; it is empty in production and holds loopback in tests and
@@ -15,13 +18,12 @@ typed (the dispatcher, the notifier) must refuse the same addresses.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Final
 
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
 from sayso_common import numerals
@@ -209,38 +211,39 @@ def check_url(url: str, allowed: Sequence[Network] = (), setting: str = "") -> s
     return lifted_by(why, literal, setting) if why else None
 
 
-class GuardedResolver(AbstractResolver):
-    """Resolves (system resolver, or the pinned DNS servers), then refuses the host if any address is internal.
-    Returning the checked records makes aiohttp connect to them and nothing else."""
+def vet_literal(host: str, allowed: Sequence[Network] = (), setting: str = "") -> IPAddress | None:
+    """The address ``host`` spells, once the guard lets it through; None for a name that needs
+    DNS. Raises AddressRefusedError for an internal address or a malformed numeric spelling."""
+    try:
+        literal = ip_literal(host)
+    except ValueError as exc:
+        raise AddressRefusedError(str(exc)) from None
+    if literal is not None:
+        why = refusal(literal, allowed)
+        if why:
+            raise AddressRefusedError(lifted_by(f"{host} is a {why}", literal, setting))
+    return literal
 
-    def __init__(
-        self, allowed: Sequence[Network] = (), inner: AbstractResolver | None = None, setting: str = ""
-    ) -> None:
-        self._allowed = tuple(allowed)
-        self._inner = inner or ThreadedResolver()
-        self._setting = setting
 
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        try:
-            literal = ip_literal(host)
-        except ValueError as exc:
-            raise AddressRefusedError(str(exc)) from None
-        if literal is not None:
-            # A numeric spelling aiohttp did not recognise as a literal; never hand it to DNS.
-            why = refusal(literal, self._allowed)
-            if why:
-                raise AddressRefusedError(lifted_by(f"{host} is a {why}", literal, self._setting))
-            fam = socket.AF_INET if literal.version == 4 else socket.AF_INET6
-            return [ResolveResult(hostname=host, host=str(literal), port=port, family=fam, proto=0, flags=0)]
-        records = await self._inner.resolve(host, port, family)
-        for record in records:
-            ip = ipaddress.ip_address(record["host"].split("%", 1)[0])
-            why = refusal(ip, self._allowed)
-            if why:
-                raise AddressRefusedError(lifted_by(f"{host} resolves to a {why}", ip, self._setting))
-        return records
+def vet_addresses(
+    host: str, addresses: Iterable[str], allowed: Sequence[Network] = (), setting: str = ""
+) -> None:
+    """Refuse ``host`` (AddressRefusedError) if any address it resolved to is internal: one
+    internal record is enough, since a connection may go to any of them."""
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        why = refusal(ip, allowed)
+        if why:
+            raise AddressRefusedError(lifted_by(f"{host} resolves to a {why}", ip, setting))
 
-    async def close(self) -> None:
-        await self._inner.close()
+
+async def vet_host(host: str, allowed: Sequence[Network] = (), setting: str = "") -> None:
+    """The guard's verdict on ``host`` now, through the system resolver (the lookup aiohttp's
+    ThreadedResolver makes, the guarded resolver's default): AddressRefusedError if refused,
+    OSError if the name does not resolve."""
+    if vet_literal(host, allowed, setting) is not None:
+        return
+    infos = await asyncio.get_running_loop().getaddrinfo(
+        host, 0, family=socket.AF_UNSPEC, type=socket.SOCK_STREAM, flags=socket.AI_ADDRCONFIG
+    )
+    vet_addresses(host, (str(info[4][0]) for info in infos), allowed, setting)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import ssl
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -64,7 +63,7 @@ from sayso_common.kafka_destinations import (
 )
 from sayso_common.mongo import DELIVERIES, ENDPOINTS, INCIDENTS, Database, Doc, collection
 from sayso_common.secretbox import SecretBox
-from sayso_common.ssrf import AddressRefusedError, GuardedResolver, Network, ip_literal
+from sayso_common.ssrf import AddressRefusedError, Network, ip_literal, vet_host
 from sayso_common.ssrf import check_url as ssrf_refusal
 from sayso_common.webhook_signature import new_secret as new_signing_secret
 
@@ -382,16 +381,13 @@ async def vet_url(url: str, allowed: list[Network]) -> None:
     name = URL(url).raw_host or ""
     if ip_literal(name) is not None:
         return  # an address, checked above
-    resolver = GuardedResolver(allowed, setting=ALLOW_LIST_SETTING)
     try:
         async with asyncio.timeout(RESOLVE_SECONDS):
-            await resolver.resolve(name, 0, socket.AF_UNSPEC)
+            await vet_host(name, allowed, ALLOW_LIST_SETTING)
     except AddressRefusedError as exc:
         raise InvalidError(ErrorCode.URL_REFUSED, f"refused by the SSRF guard: {exc.reason}", "url") from None
     except (OSError, TimeoutError):
         pass
-    finally:
-        await resolver.close()
 
 
 def _sealed_headers(box: SecretBox, headers: dict[str, str] | None) -> tuple[str | None, list[str]]:

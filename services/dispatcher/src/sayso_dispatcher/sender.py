@@ -14,7 +14,8 @@ from sayso_common import attempts
 from sayso_common.attempts import ErrorKind
 from sayso_common.clock import utcnow
 from sayso_common.deliveries import BODY_EXCERPT, Attempt
-from sayso_common.ssrf import AddressRefusedError, GuardedResolver, check_url
+from sayso_common.resolver import GuardedResolver
+from sayso_common.ssrf import AddressRefusedError, check_url
 from sayso_dispatcher.settings import DispatcherSettings
 
 # Response bytes read past the recorded excerpt to keep the connection reusable.

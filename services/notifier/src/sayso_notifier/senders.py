@@ -19,7 +19,8 @@ from sayso_common import attempts
 from sayso_common.attempts import ErrorKind
 from sayso_common.clock import utcnow
 from sayso_common.deliveries import host_key
-from sayso_common.ssrf import AddressRefusedError, GuardedResolver, check_url
+from sayso_common.resolver import GuardedResolver
+from sayso_common.ssrf import AddressRefusedError, check_url
 from sayso_notifier.settings import NotifierSettings, SmtpServer
 
 Result = Literal["sent", "retry", "failed"]
