@@ -203,6 +203,17 @@ def test_embedded_forms_name_themselves() -> None:
         ("http://ok.example:%38%30/", "malformed"),  # percent-encoded port
         ("http://ok.example\\@127.0.0.1/", "malformed"),  # backslash in the authority
         ("http://b\u00fccher.example/", None),  # a real IDN name: resolved (and checked) as punycode
+        # Once sent one by one through the whole stack (tests/dispatcher/test_delivery.py keeps
+        # two), with the metadata URL above.
+        ("http://10.0.0.7:8080/hook", "private"),
+        ("http://192.168.1.20/hook", "private"),
+        ("http://100.64.1.1/hook", "CGNAT"),
+        ("http://167772161/hook", "private"),  # 10.0.0.1 spelt in decimal
+        ("http://0xa9fea9fe/hook", "link-local"),  # 169.254.169.254 in hex
+        ("http://[::ffff:a00:1]/hook", "IPv4-mapped"),
+        ("http://[64:ff9b::a9fe:a9fe]/hook", "NAT64"),
+        ("http://[::1]:9/hook", "loopback"),
+        ("http://[fd00::1]/hook", "unique-local"),
     ],
 )
 def test_check_url(url: str, reason: str | None) -> None:
@@ -214,12 +225,26 @@ def test_check_url(url: str, reason: str | None) -> None:
         assert reason in got
 
 
-def test_check_url_allow_list() -> None:
-    assert check_url("http://127.0.0.1:9/x", LOOPBACK) is None
-    assert check_url("http://2130706433:9/x", LOOPBACK) is None
-    refused = check_url("http://10.0.0.1/x", LOOPBACK)
-    assert refused is not None
-    assert "private" in refused
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://127.0.0.1:9/x", None),
+        ("http://2130706433:9/x", None),
+        ("http://10.0.0.1/x", "private"),
+        # The test stacks allow 127.0.0.0/8: the IPv6 loopback and every other table above stay out.
+        ("http://[::1]:9/hook", "loopback"),
+        ("http://[::ffff:a00:1]/hook", "IPv4-mapped"),
+        ("http://169.254.169.254/latest/meta-data/", "link-local"),
+        ("http://[fd00::1]/hook", "unique-local"),
+    ],
+)
+def test_check_url_allow_list(url: str, reason: str | None) -> None:
+    refused = check_url(url, LOOPBACK)
+    if reason is None:
+        assert refused is None
+    else:
+        assert refused is not None
+        assert reason in refused
 
 
 async def test_resolver_refuses_a_name_that_resolves_inside() -> None:
