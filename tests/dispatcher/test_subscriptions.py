@@ -24,6 +24,14 @@ async def team(stack: RunningStack) -> AsyncIterator[list[Owner]]:
         yield people
 
 
+@pytest.fixture(scope="module")
+async def refused(stack: RunningStack) -> AsyncIterator[Owner]:
+    """The owner the table of refusals asks with: one for the module, not one (two Argon2
+    hashes) per case; each case adds an agent of its own."""
+    async with stack.new_owners(1) as [one]:
+        yield one
+
+
 async def add_endpoint(owner: Owner, channel: str | None, **body: Any) -> dict[str, Any]:
     path = f"/api/v1/agents/{channel}/endpoints" if channel else "/api/v1/endpoints"
     resp = await owner.agent.post(path, json=body)
@@ -172,10 +180,10 @@ async def test_only_the_owner_sees_or_changes_endpoints(team: list[Owner], recei
     ],
 )
 async def test_bad_endpoints_get_a_4xx_naming_the_field(
-    owner: Owner, body: dict[str, Any], status: int, field: str | None
+    refused: Owner, body: dict[str, Any], status: int, field: str | None
 ) -> None:
-    agent = await owner.create_agent()
-    resp = await owner.agent.post(f"/api/v1/agents/{agent['id']}/endpoints", json=body)
+    agent = await refused.create_agent()
+    resp = await refused.agent.post(f"/api/v1/agents/{agent['id']}/endpoints", json=body)
     if field is None:
         # A name that does not resolve is left to the dispatcher's guard at send time.
         assert resp.status_code == 201, resp.text
