@@ -5,11 +5,12 @@ work unchanged."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from tests.support.stack import Owner
+from tests.support.stack import Owner, RunningStack
 
 DEPLOY_OPTIONS = [
     {"id": "approve", "label": "Approve", "style": "primary"},
@@ -253,6 +254,13 @@ EXAMPLES: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = [
         {"selectedOption": "reject"},
     ),
 ]
+
+
+@pytest.fixture(scope="module")
+async def owner(stack: RunningStack) -> AsyncIterator[Owner]:
+    """One owner for every example (two Argon2 hashes each, once); each example has its own agent."""
+    async with stack.new_owners(1) as [one]:
+        yield one
 
 
 @pytest.mark.parametrize(("body", "response"), [e[1:] for e in EXAMPLES], ids=[e[0] for e in EXAMPLES])
