@@ -37,6 +37,9 @@ SLOW_FIRST = (
     "tests/test_relay_handover.py",
     "tests/api/test_key_rotation.py",
     "tests/test_lifecycle.py",
+    "tests/clients/test_framework_examples.py",
+    "tests/test_bench_endpoints.py",
+    "tests/clients/test_cli.py",
 )
 
 
