@@ -32,7 +32,7 @@ from sayso_common import attempts
 from sayso_common.clock import as_utc, utcnow
 from sayso_common.documents import EndpointDoc
 from sayso_common.membership import Reach, channel_ids
-from sayso_common.mongo import AGENTS, DELIVERIES, ENDPOINTS, MESSAGES, Database, collection, untyped
+from sayso_common.mongo import AGENTS, DELIVERIES, ENDPOINTS, MESSAGES, Database, Doc, collection, untyped
 from sayso_common.settings import CircuitPolicy
 
 # deliveriesPerSecond is the rate over this trailing span (the chart shows the whole window).
@@ -305,33 +305,7 @@ async def endpoints_overview(
                                 }
                             }
                         ],
-                        "recent": [
-                            {"$unwind": "$attempts"},
-                            {
-                                "$match": {
-                                    "attempts.at": {"$gte": start},
-                                    "$or": [
-                                        {"attempts.status_code": {"$ne": None}},
-                                        {"attempts.error_kind": {"$in": sorted(attempts.UNANSWERED_KINDS)}},
-                                    ],
-                                }
-                            },
-                            {"$sort": {"attempts.at": -1}},
-                            {
-                                "$group": {
-                                    "_id": "$endpoint_id",
-                                    "recent": {
-                                        "$firstN": {
-                                            "input": {
-                                                "status": "$attempts.status_code",
-                                                "kind": "$attempts.error_kind",
-                                            },
-                                            "n": policy.window,
-                                        }
-                                    },
-                                }
-                            },
-                        ],
+                        "recent": _recent_attempts("$endpoint_id", start, policy.window),
                     }
                 },
             ]
@@ -369,6 +343,36 @@ async def pending_reviews(db: Database, reach: Reach, now: datetime | None = Non
         oldest_age_seconds=age_seconds(oldest, now),
         by_channel={r["_id"]: r["n"] for r in rows},
     )
+
+
+def _recent_attempts(key: str, start: datetime, window: int) -> list[Doc]:
+    """An aggregation facet: per ``key`` (``$host``, ``$endpoint_id``), the newest ``window``
+    attempts since ``start`` that the breaker counts: answers, and the target not answering (not
+    what never reached it, such as an SSRF refusal)."""
+    return [
+        {"$unwind": "$attempts"},
+        {
+            "$match": {
+                "attempts.at": {"$gte": start},
+                "$or": [
+                    {"attempts.status_code": {"$ne": None}},
+                    {"attempts.error_kind": {"$in": sorted(attempts.UNANSWERED_KINDS)}},
+                ],
+            }
+        },
+        {"$sort": {"attempts.at": -1}},
+        {
+            "$group": {
+                "_id": key,
+                "recent": {
+                    "$firstN": {
+                        "input": {"status": "$attempts.status_code", "kind": "$attempts.error_kind"},
+                        "n": window,
+                    }
+                },
+            }
+        },
+    ]
 
 
 def _tried(row: Mapping[str, Any]) -> Tried:
@@ -426,35 +430,7 @@ async def overview(
                                 }
                             },
                         ],
-                        "hosts": [
-                            {"$unwind": "$attempts"},
-                            {
-                                "$match": {
-                                    "attempts.at": {"$gte": start},
-                                    # What the breaker counts: answers, and the host not answering
-                                    # (not what never reached it, such as an SSRF refusal).
-                                    "$or": [
-                                        {"attempts.status_code": {"$ne": None}},
-                                        {"attempts.error_kind": {"$in": sorted(attempts.UNANSWERED_KINDS)}},
-                                    ],
-                                }
-                            },
-                            {"$sort": {"attempts.at": -1}},
-                            {
-                                "$group": {
-                                    "_id": "$host",
-                                    "recent": {
-                                        "$firstN": {
-                                            "input": {
-                                                "status": "$attempts.status_code",
-                                                "kind": "$attempts.error_kind",
-                                            },
-                                            "n": policy.window,
-                                        }
-                                    },
-                                }
-                            },
-                        ],
+                        "hosts": _recent_attempts("$host", start, policy.window),
                         "states": [
                             {
                                 "$group": {
