@@ -42,7 +42,7 @@ def ca_pem() -> str:
 
 
 def kafka(**fields: Any) -> dict[str, Any]:
-    return {"type": "kafka", "topic": "sayso.events", **fields}
+    return {"type": "kafka", "topic": "endpoints.events", **fields}
 
 
 SASL = {"protocol": "SASL_PLAINTEXT", "saslMechanism": "SCRAM-SHA-256", "username": "u", "password": "p"}
@@ -135,6 +135,30 @@ async def test_a_cluster_not_in_the_allow_list_is_named_with_the_setting(api_own
     assert "kafka.example.com" in error["message"]
 
 
+@pytest.mark.parametrize(
+    "topic",
+    # The stack's own event topics, Kafka's internal ones, and anything without the prefix
+    # (SAYSO_DISPATCHER_KAFKA_TOPIC_PREFIX, default "endpoints.").
+    ["review.responded", "message.created", "operator.endpoint_disabled", "__consumer_offsets", "orders"],
+)
+async def test_a_topic_of_this_cluster_must_be_a_tenants(
+    api: InProcessApi, api_owner: Owner, topic: str
+) -> None:
+    for destination in (
+        kafka(topic=topic),
+        kafka(topic=topic, bootstrapServers=[api.settings.kafka_bootstrap]),
+    ):
+        resp = await api_owner.agent.post("/api/v1/endpoints", json={"destination": destination})
+        assert resp.status_code == 422, resp.text
+        error = resp.json()["error"]
+        assert (error["code"], error["field"]) == ("destination_refused", "destination.topic"), error
+    # Another cluster's topics are its operator's to vouch for (the allow-list).
+    elsewhere = await api_owner.agent.post(
+        "/api/v1/endpoints", json={"destination": kafka(topic=topic, bootstrapServers=[ALLOWED])}
+    )
+    assert elsewhere.status_code == 201, elsewhere.text
+
+
 async def test_credentials_are_sealed_and_never_shown(api: InProcessApi, api_owner: Owner) -> None:
     agent = await api_owner.create_agent()
     password, ca = "s3cr3t-Kafka-Pass", ca_pem()
@@ -183,13 +207,15 @@ async def test_credentials_are_sealed_and_never_shown(api: InProcessApi, api_own
 
 
 async def test_this_cluster_needs_no_servers(api_owner: Owner) -> None:
-    resp = await api_owner.agent.post("/api/v1/endpoints", json={"destination": kafka(topic="all-reviews")})
+    resp = await api_owner.agent.post(
+        "/api/v1/endpoints", json={"destination": kafka(topic="endpoints.all-reviews")}
+    )
     assert resp.status_code == 201, resp.text
     made = resp.json()
-    assert made["url"] == "kafka:///all-reviews"
+    assert made["url"] == "kafka:///endpoints.all-reviews"
     assert made["destination"] == {
         "type": "kafka",
-        "topic": "all-reviews",
+        "topic": "endpoints.all-reviews",
         "bootstrapServers": None,
         "security": None,
     }
@@ -209,7 +235,7 @@ async def test_an_endpoint_switches_between_url_and_topic(api_owner: Owner) -> N
     assert refused.json()["error"]["field"] == "auth"
     topic = await api_owner.agent.patch(path, json={"destination": kafka(), "auth": None})
     assert topic.status_code == 200, topic.text
-    assert topic.json()["url"] == "kafka:///sayso.events"
+    assert topic.json()["url"] == "kafka:///endpoints.events"
     assert topic.json()["auth"] is None
     assert (await api_owner.agent.patch(path, json={"auth": {"username": "u", "password": "p"}})).json()[
         "error"

@@ -155,7 +155,7 @@ async def test_cli_endpoints_add_list_rotate_rm(
 async def test_sdk_creates_a_kafka_endpoint_and_verifies_its_records(
     stack: RunningStack, owner: Owner
 ) -> None:
-    topic = f"sdk-{secrets.token_hex(4)}"
+    topic = f"endpoints.sdk-{secrets.token_hex(4)}"
     await create_topic(stack.kafka_bootstrap, topic)
     agent = await owner.create_agent()
     with sayso.Client(stack.url, owner.api_key) as client:

@@ -200,7 +200,9 @@ async def test_producers_are_cached_per_cluster_and_closed_when_idle(infra: Infr
     admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic("producer-cache-a", 1, 1), NewTopic("producer-cache-b", 1, 1)])
+        await admin.create_topics(
+            [NewTopic("endpoints.producer-cache-a", 1, 1), NewTopic("endpoints.producer-cache-b", 1, 1)]
+        )
     finally:
         await admin.close()
     settings = DispatcherSettings(
@@ -210,12 +212,12 @@ async def test_producers_are_cached_per_cluster_and_closed_when_idle(infra: Infr
     )
     box = SecretBox([KEY])
     kafka = KafkaDestinations(settings, box.open, "test")
-    named: KafkaDestinationDoc = {"topic": "producer-cache-a", "bootstrap": [infra.kafka_bootstrap]}
+    named: KafkaDestinationDoc = {"topic": "endpoints.producer-cache-a", "bootstrap": [infra.kafka_bootstrap]}
     try:
-        for topic in ("producer-cache-a", "producer-cache-b"):
+        for topic in ("endpoints.producer-cache-a", "endpoints.producer-cache-b"):
             attempt = await kafka.produce({**named, "topic": topic}, b"k", b"{}", {"webhook-id": "x"})
             assert attempt.error_kind is None, attempt.error
-        own = await kafka.produce({"topic": "producer-cache-a"}, b"k", b"{}", {})
+        own = await kafka.produce({"topic": "endpoints.producer-cache-a"}, b"k", b"{}", {})
         assert own.error_kind is None, own.error
         assert kafka.open_producers == 2  # this cluster's, and the one for its servers by name
         await asyncio.sleep(0.1)

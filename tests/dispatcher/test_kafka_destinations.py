@@ -31,7 +31,7 @@ async def owner(stack: RunningStack) -> AsyncIterator[Owner]:
 
 
 def new_topic() -> str:
-    return f"endpoint-{secrets.token_hex(4)}"
+    return f"endpoints.{secrets.token_hex(4)}"
 
 
 async def create_topic(bootstrap: str, topic: str) -> None:
@@ -179,10 +179,22 @@ async def test_a_cluster_that_stays_down_fails_after_the_schedule(owner: Owner, 
     assert failed["status"] == "webhook_failed"
 
 
-async def test_a_cluster_off_the_allow_list_is_refused_at_send(stack: RunningStack, owner: Owner) -> None:
+@pytest.mark.parametrize(
+    ("topic", "servers", "named"),
+    [
+        # A cluster the allow-list no longer names.
+        ("t", ["kafka.example.com:9092"], ["SAYSO_DISPATCHER_KAFKA_ALLOWED_HOSTS", "kafka.example.com"]),
+        # One of this cluster's own event topics: no tenant writes into the stack's events.
+        ("review.responded", None, ["own topics"]),
+        # Without the prefix (SAYSO_DISPATCHER_KAFKA_TOPIC_PREFIX, "endpoints." here).
+        ("orders", None, ["SAYSO_DISPATCHER_KAFKA_TOPIC_PREFIX"]),
+    ],
+)
+async def test_a_destination_the_settings_refuse_is_refused_at_send(
+    stack: RunningStack, owner: Owner, topic: str, servers: list[str] | None, named: list[str]
+) -> None:
     agent = await owner.create_agent()
-    # Stored as if the allow-list had shrunk since it was saved (the API would refuse it now).
-    far = "kafka.example.com:9092"
+    # Stored as if the settings had narrowed since it was saved (the API would refuse it now).
     client = stack.mongo()
     try:
         await client[stack.mongo_db][ENDPOINTS].insert_one(
@@ -190,8 +202,8 @@ async def test_a_cluster_off_the_allow_list_is_refused_at_send(stack: RunningSta
                 "_id": f"ep_{secrets.token_hex(8)}",
                 "owner_id": owner.user_id,
                 "channel_id": agent["id"],
-                "url": f"kafka://{far}/t",
-                "kafka": {"topic": "t", "bootstrap": [far], "security_protocol": "PLAINTEXT"},
+                "url": f"kafka://{','.join(servers or [])}/{topic}",
+                "kafka": {"topic": topic, "bootstrap": servers, "security_protocol": "PLAINTEXT"},
                 "disabled": False,
                 "signing_secrets": [],
                 "created_at": datetime.now(UTC),
@@ -203,8 +215,8 @@ async def test_a_cluster_off_the_allow_list_is_refused_at_send(stack: RunningSta
     failed = await endpoint_delivery(owner, msg["id"], "failed")
     [attempt] = failed["attempts"]
     assert attempt["errorKind"] == "ssrf_refused"
-    assert "SAYSO_DISPATCHER_KAFKA_ALLOWED_HOSTS" in attempt["error"]
-    assert "kafka.example.com" in attempt["error"]
+    for words in named:
+        assert words in attempt["error"], attempt["error"]
 
 
 async def test_sasl_credentials_reach_neither_logs_nor_attempts(

@@ -318,14 +318,17 @@ async def test_a_kafka_endpoint_shows_its_topic(tab: Tab, user: Owner) -> None:
     agent = await user.create_agent(name="topic-bot")
     made = await user.human.post(
         f"/api/v1/agents/{agent['id']}/endpoints",
-        json={"destination": {"type": "kafka", "topic": "sayso.inbox-test"}, "description": "Review topic"},
+        json={
+            "destination": {"type": "kafka", "topic": "endpoints.inbox-test"},
+            "description": "Review topic",
+        },
     )
     assert made.status_code == 201, made.text
     page = tab.page
     await sign_in(page, user, f"#/c/{agent['id']}/settings")
     row = page.locator(f'[data-endpoint-id="{made.json()["id"]}"]')
     await expect(row.locator(".endpoint-facts")).to_contain_text(
-        "Kafka topic sayso.inbox-test on this cluster"
+        "Kafka topic endpoints.inbox-test on this cluster"
     )
     await row.get_by_role("button", name="Edit Review topic").click()
     edit = row.get_by_role("form", name="Edit Review topic")
@@ -335,7 +338,7 @@ async def test_a_kafka_endpoint_shows_its_topic(tab: Tab, user: Owner) -> None:
     await edit.get_by_role("button", name="Save endpoint").click()
     await expect(row.locator(".endpoint-name")).to_have_text("Reviews to Kafka")
     [saved] = await _endpoints(user, agent["id"])
-    assert saved["destination"]["topic"] == "sayso.inbox-test"
+    assert saved["destination"]["topic"] == "endpoints.inbox-test"
     assert saved["description"] == "Reviews to Kafka"
     assert saved["eventTypes"] == ["review:responded", "review:expired", "review:*"]
     # Opened again, the group is ticked: saving without a change keeps it.

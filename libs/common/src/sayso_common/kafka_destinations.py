@@ -21,6 +21,11 @@ from typing import Final, Literal, get_args
 SCHEME: Final = "kafka"
 # Named in a refusal: the one setting that lifts it (the API and the dispatcher both read it).
 ALLOW_LIST_SETTING: Final = "SAYSO_DISPATCHER_KAFKA_ALLOWED_HOSTS"
+# On this cluster an endpoint's topic must start with this (the API and the dispatcher both read
+# it): the stack's own event topics, Kafka's internal ones and other applications' are not a
+# tenant's to write into.
+TOPIC_PREFIX_SETTING: Final = "SAYSO_DISPATCHER_KAFKA_TOPIC_PREFIX"
+DEFAULT_TOPIC_PREFIX: Final = "endpoints."
 MAX_BOOTSTRAP_SERVERS: Final = 10
 # Kafka's own limit on a topic name (it keeps 249 characters; metric names use the rest).
 MAX_TOPIC_CHARS: Final = 249
@@ -79,6 +84,13 @@ def allowed_entry_problem(entry: str) -> str | None:
     return None
 
 
+def check_topic_prefix(prefix: str) -> str:
+    """A settings validator: the prefix holds only what a topic name may (it may be empty)."""
+    if prefix and not _TOPIC.fullmatch(prefix):
+        raise ValueError("may hold only ASCII letters, digits, '.', '_' and '-'")
+    return prefix
+
+
 def check_allowed_hosts(entries: list[str]) -> list[str]:
     """The allow-list setting's validator: every entry ``host`` or ``host:port``."""
     for entry in entries:
@@ -108,6 +120,23 @@ def refused_bootstrap(servers: Sequence[str], own: Iterable[str], allowed: Itera
     return None
 
 
+def refused_topic(
+    topic: str, servers: Sequence[str] | None, own: Iterable[str], prefix: str, reserved: Iterable[str]
+) -> str | None:
+    """Why ``topic`` may not be written to, or None. Only a topic on this cluster (no ``servers``,
+    or one of them among ``own``) is ruled: it must start with ``prefix`` and be none of the
+    stack's own topics (``reserved``) nor Kafka's internal ones (``__…``). A cluster of the
+    allow-list is the operator's to vouch for."""
+    own_pairs = {_pair(s) for s in own}
+    if servers and not any(_pair(s) in own_pairs for s in servers):
+        return None
+    if topic.startswith("__") or topic in set(reserved):
+        return f"{topic} is one of this cluster's own topics"
+    if not topic.startswith(prefix):
+        return f"a topic on this cluster must start with {prefix!r} ({TOPIC_PREFIX_SETTING})"
+    return None
+
+
 def _pair(server: str) -> tuple[str, int]:
     try:
         return split_server(server)
@@ -133,19 +162,23 @@ def lane_host(url: str) -> str:
 
 __all__ = [
     "ALLOW_LIST_SETTING",
+    "DEFAULT_TOPIC_PREFIX",
     "MAX_BOOTSTRAP_SERVERS",
     "MAX_TOPIC_CHARS",
     "SASL_MECHANISMS",
     "SCHEME",
     "SECURITY_PROTOCOLS",
+    "TOPIC_PREFIX_SETTING",
     "SaslMechanism",
     "SecurityProtocol",
     "allowed_entry_problem",
     "check_allowed_hosts",
+    "check_topic_prefix",
     "display_url",
     "is_kafka_url",
     "lane_host",
     "refused_bootstrap",
+    "refused_topic",
     "server_list",
     "split_server",
     "topic_problem",

@@ -52,11 +52,13 @@ from sayso_common.endpoints import (
 from sayso_common.errors import ConflictError, ErrorCode, InvalidError, NotFoundError
 from sayso_common.ids import new_id
 from sayso_common.kafka_destinations import (
+    DEFAULT_TOPIC_PREFIX,
     MAX_BOOTSTRAP_SERVERS,
     SaslMechanism,
     SecurityProtocol,
     display_url,
     refused_bootstrap,
+    refused_topic,
     server_list,
     split_server,
     topic_problem,
@@ -294,11 +296,16 @@ def _invalid(field: str, message: str) -> InvalidError:
     return InvalidError(ErrorCode.VALIDATION_ERROR, f"{field}: {message}", field)
 
 
-def check_destination(dest: KafkaDestinationIn, own_bootstrap: str, allowed_hosts: list[str]) -> None:
-    """422 naming the field for what the body's shape cannot say: security settings that do not
-    fit together, a CA that does not load, a cluster not in the allow-list."""
+def check_destination(dest: KafkaDestinationIn, reach: Reach) -> None:
+    """422 naming the field for what the body's shape cannot say: a topic of this cluster's that
+    is not a tenant's, security settings that do not fit together, a CA that does not load, a
+    cluster not in the allow-list."""
     servers = dest.bootstrap_servers
     security = dest.security
+    own = server_list(reach.own_bootstrap)
+    refused = refused_topic(dest.topic, servers, own, reach.kafka_topic_prefix, reach.own_topics)
+    if refused:
+        raise InvalidError(ErrorCode.DESTINATION_REFUSED, f"refused: {refused}", "destination.topic")
     if servers is None:
         if security is not None:
             raise _invalid(
@@ -325,7 +332,7 @@ def check_destination(dest: KafkaDestinationIn, own_bootstrap: str, allowed_host
                 ssl.create_default_context(cadata=security.ca_cert)
             except (ssl.SSLError, ValueError):
                 raise _invalid("destination.security.caCert", "is not a PEM certificate") from None
-    refused = refused_bootstrap(servers, server_list(own_bootstrap), allowed_hosts)
+    refused = refused_bootstrap(servers, own, reach.kafka_hosts)
     if refused:
         raise InvalidError(
             ErrorCode.DESTINATION_REFUSED, f"refused: {refused}", "destination.bootstrapServers"
@@ -424,13 +431,16 @@ class Reach:
     networks: list[Network]
     own_bootstrap: str = ""
     kafka_hosts: list[str] = field(default_factory=list)
+    # On this cluster: the prefix a topic must start with, and the stack's own topics.
+    kafka_topic_prefix: str = DEFAULT_TOPIC_PREFIX
+    own_topics: list[str] = field(default_factory=list)
 
 
 async def _vet(
     reach: Reach, url: str | None, destination: KafkaDestinationIn | None, auth: WebhookAuthIn | None
 ) -> None:
     if destination is not None:
-        check_destination(destination, reach.own_bootstrap, reach.kafka_hosts)
+        check_destination(destination, reach)
         if auth is not None:
             raise _invalid("auth", "HTTP Basic credentials do not apply to a Kafka destination")
     elif url is not None:

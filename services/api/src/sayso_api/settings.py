@@ -6,7 +6,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
-from sayso_common.kafka_destinations import check_allowed_hosts
+from sayso_common.kafka_destinations import DEFAULT_TOPIC_PREFIX, check_allowed_hosts, check_topic_prefix
 from sayso_common.settings import CircuitSettings
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -85,7 +85,10 @@ class ApiSettings(CircuitSettings):
     # The bootstrap hosts a Kafka endpoint on another cluster may name (SAYSO_DISPATCHER_KAFKA_ALLOWED_HOSTS),
     # read here too so a destination the dispatcher would refuse is refused when it is saved.
     dispatcher_kafka_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # The prefix a Kafka endpoint's topic on this cluster must start with (SAYSO_DISPATCHER_KAFKA_TOPIC_PREFIX).
+    dispatcher_kafka_topic_prefix: str = DEFAULT_TOPIC_PREFIX
 
     _networks = field_validator("dispatcher_allowed_networks", mode="before")(_split)
     _kafka_hosts = field_validator("dispatcher_kafka_allowed_hosts", mode="before")(_split)
     _kafka_hosts_shape = field_validator("dispatcher_kafka_allowed_hosts")(check_allowed_hosts)
+    _kafka_topic_prefix = field_validator("dispatcher_kafka_topic_prefix")(check_topic_prefix)

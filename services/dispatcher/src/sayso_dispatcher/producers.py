@@ -33,7 +33,8 @@ from sayso_common.clock import utcnow
 from sayso_common.deliveries import Attempt
 from sayso_common.documents import KafkaDestinationDoc
 from sayso_common.kafka import create_producer
-from sayso_common.kafka_destinations import refused_bootstrap, server_list
+from sayso_common.kafka_destinations import refused_bootstrap, refused_topic, server_list
+from sayso_common.topics import all_topics
 from sayso_dispatcher.settings import DispatcherSettings
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,8 @@ class KafkaDestinations:
         self._settings = settings
         self._own = server_list(settings.kafka_bootstrap)
         self._allowed = list(settings.dispatcher_kafka_allowed_hosts)
+        self._topic_prefix = settings.dispatcher_kafka_topic_prefix
+        self._own_topics = all_topics(settings.topic_prefix)
         self._open = opener
         self._instance = instance
         self._timeout = settings.dispatcher_timeout_seconds
@@ -141,11 +144,14 @@ class KafkaDestinations:
             )  # fmt: skip
 
         servers = destination.get("bootstrap")
-        if servers:
-            # Checked at every send too: the allow-list may have shrunk since the endpoint was saved.
+        # Checked at every send too: the settings may have narrowed since the endpoint was saved.
+        refused = refused_topic(
+            destination["topic"], servers, self._own, self._topic_prefix, self._own_topics
+        )
+        if not refused and servers:
             refused = refused_bootstrap(servers, self._own, self._allowed)
-            if refused:
-                return done(ErrorKind.SSRF, f"refused: {refused}")
+        if refused:
+            return done(ErrorKind.SSRF, f"refused: {refused}")
         # Lower-case names: record headers are matched exactly, and HTTP's are any case.
         record_headers = [(name.lower(), value.encode()) for name, value in headers.items()]
         try:

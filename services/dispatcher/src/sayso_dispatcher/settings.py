@@ -10,7 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from sayso_common.attempts import RETRY_AFTER_MAX, WEBHOOK_SCHEDULE
-from sayso_common.kafka_destinations import check_allowed_hosts
+from sayso_common.kafka_destinations import DEFAULT_TOPIC_PREFIX, check_allowed_hosts, check_topic_prefix
 from sayso_common.settings import CircuitSettings
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -61,6 +61,9 @@ class DispatcherSettings(CircuitSettings):
     # Kafka endpoints on another cluster: the bootstrap hosts they may name ("kafka.example.com,
     # 10.0.0.5:9093": a host, any port, or host:port). Empty: only this cluster's own topics.
     dispatcher_kafka_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # On this cluster a Kafka endpoint's topic must start with this prefix (never one of the
+    # stack's own topics, nor Kafka's internal __ ones).
+    dispatcher_kafka_topic_prefix: str = DEFAULT_TOPIC_PREFIX
     # A producer for another cluster unused this long is closed (they are cached per bootstrap
     # servers and security settings).
     dispatcher_kafka_idle_seconds: float = Field(default=300.0, gt=0)
@@ -91,6 +94,7 @@ class DispatcherSettings(CircuitSettings):
     _dns = field_validator("dispatcher_dns_servers", mode="before")(_split)
     _kafka_hosts = field_validator("dispatcher_kafka_allowed_hosts", mode="before")(_split)
     _kafka_hosts_shape = field_validator("dispatcher_kafka_allowed_hosts")(check_allowed_hosts)
+    _kafka_topic_prefix = field_validator("dispatcher_kafka_topic_prefix")(check_topic_prefix)
 
     @field_validator("dispatcher_retry_schedule")
     @classmethod

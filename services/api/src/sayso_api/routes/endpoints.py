@@ -20,6 +20,7 @@ from sayso_api.endpoints import (
 from sayso_api.replay import RecoverIn, ReplayIn, ReplayOut
 from sayso_api.schemas import DataList, DeletedOut
 from sayso_api.webhooks import DeliveryOut, RecoverOut
+from sayso_common.topics import all_topics
 
 router = APIRouter(prefix="/api/v1", tags=["webhooks"])
 
@@ -34,6 +35,8 @@ def _reach(ctx: Ctx) -> endpoints.Reach:
         settings.dispatcher_allowed_networks,
         settings.kafka_bootstrap,
         settings.dispatcher_kafka_allowed_hosts,
+        settings.dispatcher_kafka_topic_prefix,
+        all_topics(settings.topic_prefix),
     )
 
 
