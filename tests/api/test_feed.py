@@ -13,7 +13,7 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from sayso_api import feed
-from sayso_common.events import AgentStatusChanged, AgentStatusData
+from sayso_common.events import AgentStatusChanged, AgentStatusData, EndpointDisabled, IncidentData
 from sayso_common.ids import new_id
 from sayso_common.mongo import ensure_indexes
 from sayso_common.outbox import events_document
@@ -260,3 +260,28 @@ async def test_a_filtered_page_moves_past_settled_events_only(scratch: AsyncData
     assert [e["id"] for e in one.data] == [first]
     assert one.next_cursor == one.data[0]["cursor"]
     assert feed.parse_types("agent:*, review:voted") == ["review.voted", "agent.status"]
+
+
+async def test_an_operator_event_is_the_owners_alone(scratch: AsyncDatabase[Any]) -> None:
+    """A webhook incident names the owner's URL and its failures: a member the channel is shared
+    with reads the channel's feed without it (and realtime sends it to the owner alone: the same
+    ``shown_to``, tests/realtime/test_pieces.py)."""
+    db = cast(Any, scratch)
+    await ensure_indexes(db)
+    settled = datetime.now(UTC) - timedelta(seconds=30)
+    incident = EndpointDisabled(
+        channel_id="agt_shared",
+        owner_id="usr_feed",
+        data=IncidentData(
+            incident_id=new_id("inc"), url="https://hooks.example/x?token=secret", reason="410", since=settled
+        ),
+    )
+    doc = dict(events_document(incident, timedelta(days=30)))
+    doc["stored_at"] = settled
+    await scratch["events"].insert_many([doc, _stored("agt_shared", settled, new_id("evt"))])
+    scope = {"channel_id": "agt_shared"}
+    owners = await feed.page(db, scope, "usr_feed", None)
+    members = await feed.page(db, scope, "usr_member", None)
+    assert sorted(e["type"] for e in owners.data) == ["agent:status", "operator:endpoint_disabled"]
+    assert [e["type"] for e in members.data] == ["agent:status"]
+    assert members.next_cursor == owners.next_cursor  # the member's cursor still moves past it

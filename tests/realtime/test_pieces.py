@@ -18,6 +18,7 @@ from sayso_common.events import (
     IncidentData,
     MessageData,
     ReviewResponded,
+    shown_to,
 )
 from sayso_common.membership import Reach
 from sayso_common.views import MessageView, ReviewView
@@ -25,6 +26,7 @@ from sayso_realtime.fanout import SeenIds, Subscription
 from sayso_realtime.history import RecentEvents, valid_event_id
 from sayso_realtime.longpoll import answer, parse_timeout_ms
 from sayso_realtime.payloads import event_name, payload
+from sayso_realtime.sse import frame
 from sayso_realtime.wait_endpoint import review_id_of
 from sayso_realtime.waiters import Waiters
 
@@ -152,6 +154,24 @@ def test_an_operator_event_carries_its_incident_in_camel_case() -> None:
         "channelId": "agt_1",
         "eventId": event.id,
     }
+
+
+def test_an_operator_event_goes_to_the_owner_alone() -> None:
+    """Members of a shared channel never see the owner's webhook settings: an incident's frame is
+    empty for them (and the socket fan-out skips them by the same ``shown_to``)."""
+    incident = IncidentData(incident_id="inc_1", url="https://hooks.example.test/x", reason="410", since=NOW)
+    event = EndpointDisabled(channel_id="agt_1", owner_id="usr_1", data=incident)
+    assert shown_to(event, "usr_1")
+    assert not shown_to(event, "usr_member")
+    assert "hooks.example.test" in frame(event, "usr_1")
+    assert frame(event, "usr_member") == ""
+    status = AgentStatusChanged(
+        channel_id="agt_1",
+        owner_id="usr_1",
+        data=AgentStatusData(agent_id="agt_1", status="busy", last_activity_at=NOW),
+    )
+    assert shown_to(status, "usr_member")
+    assert frame(status, "usr_member")
 
 
 def test_a_delivery_status_names_the_delivered_event_apart_from_its_own_id() -> None:

@@ -201,6 +201,13 @@ OperatorEvent = EndpointDisabled | RetriesExhausted | CircuitOpen
 OPERATOR_EVENTS: Final = (EndpointDisabled, RetriesExhausted, CircuitOpen)
 
 
+def shown_to(event: _Event, reader_id: str) -> bool:
+    """Whether ``reader_id`` (the channel's owner, or a member it is shared with) is shown
+    ``event``: an operator event tells of the owner's webhook settings (a URL, its failures),
+    which members never see, so realtime and the pull feed give it to the owner alone."""
+    return reader_id == event.owner_id or not isinstance(event, OPERATOR_EVENTS)
+
+
 def is_operator(event_type: str) -> bool:
     """Whether ``event_type`` (``operator.circuit_open``) is an operator event: nothing about a
     delivery of one raises another (no loops)."""

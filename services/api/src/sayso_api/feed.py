@@ -41,7 +41,7 @@ from sayso_common.clock import as_utc, iso, utcnow
 from sayso_common.documents import EventDoc
 from sayso_common.endpoints import EventTypeError, check_pattern, expand
 from sayso_common.errors import ErrorCode, InvalidError
-from sayso_common.events import AgentStatusChanged, Event, MessageData, VoteData, wire_name
+from sayso_common.events import AgentStatusChanged, Event, MessageData, VoteData, shown_to, wire_name
 from sayso_common.mongo import EVENTS, Database, Doc, collection, untyped
 from sayso_common.outbox import event_from_events_document
 from sayso_common.topics import ALL_EVENT_TYPES
@@ -158,7 +158,8 @@ async def page(
             # A type this version does not know (stored by a newer one): passed over, not a 500.
             log.warning("feed skipped an unreadable stored event", extra={"event_id": doc["_id"]})
             continue
-        data.append(item(event, cursor_of(doc), reader_id))
+        if shown_to(event, reader_id):
+            data.append(item(event, cursor_of(doc), reader_id))
     return FeedPage(data=data, next_cursor=cursor)
 
 

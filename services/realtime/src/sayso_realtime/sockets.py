@@ -37,7 +37,7 @@ from pymongo.errors import PyMongoError
 from sayso_service.cors import origin_checker
 
 from sayso_common.errors import ErrorCode
-from sayso_common.events import Event
+from sayso_common.events import Event, shown_to
 from sayso_common.membership import Reach, reach_of
 from sayso_common.mongo import Database
 from sayso_common.principals import Authenticator, BadCredentialsError, Principal, credential_from_headers
@@ -173,6 +173,8 @@ class Sockets:
             if sock is None:
                 continue  # being forgotten: whom it reads for is no longer known
             reader = sock.principal.reader_id
+            if not shown_to(event, reader):
+                continue
             owner = reader == event.owner_id
             if owner not in packets:
                 packets[owner] = event_packet(
@@ -423,7 +425,7 @@ class Sockets:
 
     async def _send(self, sid: str, event: Event) -> None:
         sock = self._sockets.get(sid)
-        if sock is None:
-            return  # gone: nothing to send it
+        if sock is None or not shown_to(event, sock.principal.reader_id):
+            return  # gone (nothing to send it), or not its to see
         data = payload(event, sock.principal.reader_id)
         await self.server.emit(event_name(event), data, to=sid, namespace=NAMESPACE)

@@ -23,7 +23,7 @@ from datetime import timedelta
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from sayso_common.events import Event
+from sayso_common.events import Event, shown_to
 from sayso_common.membership import Reach
 from sayso_common.mongo import Database
 from sayso_common.principals import Principal
@@ -60,6 +60,9 @@ RETRY_MS = 2000
 
 
 def frame(event: Event, reader_id: str) -> str:
+    """The event as an SSE frame for ``reader_id``; empty when it is not theirs to see."""
+    if not shown_to(event, reader_id):
+        return ""
     data = json.dumps(payload(event, reader_id), separators=(",", ":"))
     return f"id: {event.id}\nevent: {event_name(event)}\ndata: {data}\n\n"
 
@@ -109,7 +112,8 @@ async def stream(
                 if revoked:
                     break
                 sent.add(event.id)
-                yield frame(event, principal.reader_id)
+                if text := frame(event, principal.reader_id):
+                    yield text
             REPLAYED.labels("sse").inc(len(replay.events))
             if not replay.complete and not revoked:
                 # More was missed than one replay sends: end here; the client reconnects with the
@@ -134,8 +138,8 @@ async def stream(
                     return
                 yield ": heartbeat\n\n"
                 continue
-            if item is not None and item.id not in sent:
-                yield frame(item, principal.reader_id)
+            if item is not None and item.id not in sent and (text := frame(item, principal.reader_id)):
+                yield text
     finally:
         watched.release()
         tracked.release()
