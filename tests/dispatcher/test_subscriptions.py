@@ -176,6 +176,9 @@ async def test_only_the_owner_sees_or_changes_endpoints(team: list[Owner], recei
         ({"url": "http://10.1.2.3/hook"}, 422, "url"),
         ({"url": "http://169.254.169.254/latest/meta-data"}, 422, "url"),
         ({"url": "http://[::1]:8080/hook"}, 422, "url"),
+        # A host the IDNA codec refuses before any lookup (a label over 63 characters, an empty one).
+        ({"url": f"https://{'a' * 64}.com/hook"}, 422, "url"),
+        ({"url": "https://a..b.com/hook"}, 422, "url"),
         ({"url": "http://nothing.invalid/hook"}, 201, None),
     ],
 )

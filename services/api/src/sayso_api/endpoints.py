@@ -393,6 +393,9 @@ async def vet_url(url: str, allowed: list[Network]) -> None:
             await vet_host(name, allowed, ALLOW_LIST_SETTING)
     except AddressRefusedError as exc:
         raise InvalidError(ErrorCode.URL_REFUSED, f"refused by the SSRF guard: {exc.reason}", "url") from None
+    except UnicodeError:
+        # The IDNA codec refuses it before any lookup: an empty label, or one over 63 characters.
+        raise _invalid("url", "the host is not a valid DNS name") from None
     except (OSError, TimeoutError):
         pass
 
