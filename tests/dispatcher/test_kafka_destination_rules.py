@@ -21,7 +21,7 @@ from aiokafka.errors import (
 from pydantic import ValidationError
 
 from sayso_common import otel
-from sayso_common.attempts import ErrorKind
+from sayso_common.attempts import RETRYABLE_KINDS, ErrorKind
 from sayso_common.deliveries import host_key
 from sayso_common.documents import KafkaDestinationDoc
 from sayso_common.kafka_destinations import (
@@ -249,3 +249,32 @@ def test_an_attempt_span_names_its_transport() -> None:
             "messaging.destination.name": "reviews",
         },
     )
+
+
+async def test_credentials_no_key_opens_are_a_retried_internal_error() -> None:
+    """SAYSO_SECRET_KEYS lost the key that sealed them: retried (as the HTTP path's unreadable
+    auth is), not an invalid request that fails the delivery at once and counts toward disabling
+    the endpoint; and nothing of the decoder's reply in the attempt."""
+    settings = DispatcherSettings(
+        secret_key=KEY, kafka_bootstrap="127.0.0.1:1", dispatcher_kafka_allowed_hosts=["127.0.0.1"]
+    )
+    sealed_elsewhere = SecretBox(["x" * 40]).seal(json.dumps({"password": "pw"}))
+    kafka = KafkaDestinations(settings, SecretBox([KEY]).open, "test")
+    destination: KafkaDestinationDoc = {
+        "topic": "t",
+        "bootstrap": ["127.0.0.1:9"],
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "PLAIN",
+        "username": "u",
+        "secrets_enc": sealed_elsewhere,
+    }
+    try:
+        attempt = await kafka.produce(destination, b"k", b"{}", {})
+    finally:
+        await kafka.close()
+    assert attempt.error_kind is ErrorKind.INTERNAL
+    assert (
+        attempt.error
+        == "UnreadableCredentialsError: the endpoint's stored Kafka credentials cannot be opened"
+    )
+    assert ErrorKind.INTERNAL in RETRYABLE_KINDS

@@ -107,6 +107,12 @@ def security_options(destination: KafkaDestinationDoc, opener: Callable[[str], s
     return options
 
 
+class UnreadableCredentialsError(RuntimeError):
+    """A destination's sealed credentials no configured key opens (``SAYSO_SECRET_KEYS`` lost the
+    old key): an internal error, retried as the HTTP path's is, never an invalid request that
+    fails the delivery (and counts toward disabling the endpoint) at once."""
+
+
 @dataclass
 class _Cached:
     producer: AIOKafkaProducer
@@ -120,12 +126,21 @@ class KafkaDestinations:
         self._allowed = list(settings.dispatcher_kafka_allowed_hosts)
         self._topic_prefix = settings.dispatcher_kafka_topic_prefix
         self._own_topics = all_topics(settings.topic_prefix)
-        self._open = opener
+        self._opener = opener
         self._instance = instance
         self._timeout = settings.dispatcher_timeout_seconds
         self._idle = settings.dispatcher_kafka_idle_seconds
         self._producers: dict[ProducerKey, _Cached] = {}
         self._starting: dict[ProducerKey, asyncio.Lock] = {}
+
+    def _open(self, sealed: str) -> str:
+        try:
+            return self._opener(sealed)
+        except (ValueError, TypeError):
+            # ``from None``: whatever the decoder said stays out of the logs and the attempt.
+            raise UnreadableCredentialsError(
+                "the endpoint's stored Kafka credentials cannot be opened"
+            ) from None
 
     @property
     def open_producers(self) -> int:
