@@ -107,6 +107,13 @@ def security_options(destination: KafkaDestinationDoc, opener: Callable[[str], s
     return options
 
 
+async def _stop(producer: AIOKafkaProducer) -> None:
+    try:
+        await producer.stop()
+    except Exception:
+        log.warning("closing a Kafka endpoint producer failed", exc_info=True)
+
+
 class UnreadableCredentialsError(RuntimeError):
     """A destination's sealed credentials no configured key opens (``SAYSO_SECRET_KEYS`` lost the
     old key): an internal error, retried as the HTTP path's is, never an invalid request that
@@ -188,9 +195,13 @@ class KafkaDestinations:
             async with self._starting.setdefault(key, asyncio.Lock()):
                 cached = self._producers.get(key)
                 if cached is None:
-                    cached = _Cached(await self._start(destination), time.monotonic())
+                    started = _Cached(await self._start(destination), time.monotonic())
                     await self._make_room()
-                    self._producers[key] = cached
+                    cached = self._producers.setdefault(key, started)
+                    if cached is not started:
+                        # A close dropped this key's lock while we started, and a second start
+                        # stored first: keep one producer, stop ours (none left running unowned).
+                        await _stop(started.producer)
         cached.used = time.monotonic()
         return cached.producer
 
@@ -228,10 +239,7 @@ class KafkaDestinations:
         cached = self._producers.pop(key, None)
         self._starting.pop(key, None)
         if cached is not None:
-            try:
-                await cached.producer.stop()
-            except Exception:
-                log.warning("closing a Kafka endpoint producer failed", exc_info=True)
+            await _stop(cached.producer)
 
     async def close_idle(self) -> None:
         """Close the producers unused for the idle time."""
