@@ -9,7 +9,7 @@ import asyncio
 import re
 
 import pytest
-from playwright.async_api import expect
+from playwright.async_api import Route, expect
 
 from tests.support.stack import Owner
 from tests.web.conftest import Tab, sign_in
@@ -148,6 +148,38 @@ async def test_a_burst_of_reviews_is_announced_once_each_at_most(tab: Tab, user:
         lines = await said.all_text_contents()
     assert counted(lines) == 5
     assert len(lines) <= 5
+
+
+async def test_a_message_sent_while_the_stream_connects_is_said_once(tab: Tab, user: Owner) -> None:
+    """A message sent after the channel loaded but before the live stream opened comes with the
+    resync the stream's opening starts, not as an event: it is news all the same (it was once
+    added silently, as part of the page)."""
+    agent = await user.create_agent(name="early-bot")
+    page = tab.page
+    release = asyncio.Event()
+
+    async def hold(route: Route) -> None:
+        await release.wait()
+        await route.continue_()
+
+    await page.route(lambda url: "/api/v1/events?" in url, hold)
+    await page.goto(f"/#/c/{agent['id']}")
+    await page.get_by_label("E-mail").fill(user.email)
+    await page.get_by_label("Password").fill(user.password)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_text("No messages yet.")).to_be_visible()
+    await expect(page.locator("#connection")).not_to_have_attribute("data-state", "live")
+    sent = await user.post_message(agent["id"], text="Sent while the stream was connecting.")
+    release.set()
+    await expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    await expect(page.locator(f"#msg-{sent['id']}")).to_be_visible()
+    said = page.locator("#announcer p")
+    await expect(said).to_have_text(["early-bot: Sent while the stream was connecting."])
+    # Once: the next message's line follows it, with nothing said twice in between.
+    await user.post_message(agent["id"], text="And one sent live.")
+    await expect(said).to_have_text(
+        ["early-bot: Sent while the stream was connecting.", "early-bot: And one sent live."]
+    )
 
 
 async def test_an_open_channel_says_the_agents_new_messages(tab: Tab, user: Owner) -> None:

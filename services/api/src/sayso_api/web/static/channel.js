@@ -84,11 +84,22 @@ export function channelView(root, { channelId, channels }) {
   };
   showStatus();
 
+  // The first load is the page as it opened: none of it is news. A later one (the resync when the
+  // live stream opens or comes back) brings what was sent meanwhile, and what it adds is news: it
+  // can also win the race against the same message's live event, which then adds nothing.
+  let opened = false;
   async function load() {
     try {
       const page = await api("/api/v1/messages", { query: { channel: channelId, limit: PAGE } });
+      const news = opened;
+      opened = true;
       const stick = list.size === 0 || nearEnd();
-      for (const m of page.data.slice().reverse()) list.upsert(m);
+      for (const m of page.data.slice().reverse()) {
+        const before = list.items.get(m.id);
+        const wasStreaming = Boolean(before && before.message.streamState === "streaming");
+        const added = list.upsert(m);
+        if (news) sayMessage(m, added, wasStreaming);
+      }
       if (list.size === page.data.length) {
         cursor = page.nextCursor;
         older.hidden = !cursor;
@@ -130,10 +141,13 @@ export function channelView(root, { channelId, channels }) {
   // The list is not a live region: a message the agent sends while the channel is open is said
   // in a line, once it is whole (a streamed one when it completes). Reviews are said by the app
   // (New review from …), the user's own messages not at all.
+  // Each message is said at most once, whichever of its live event and a resync brings it.
+  const said = new Set();
   function sayMessage(message, added, wasStreaming) {
-    if (message.review || message.senderType === "user") return;
+    if (message.review || message.senderType === "user" || said.has(message.id)) return;
     const whole = message.streamState !== "streaming" && message.streamState !== "aborted";
     if (!(added && whole) && !(wasStreaming && message.streamState !== "streaming")) return;
+    said.add(message.id);
     const sender = senderLabel(message, (id) => channels.name(id));
     if (message.streamState === "aborted") announce(`${sender} stopped writing`);
     else announce(`${sender}: ${firstWords(message.text) || "sent a message"}`);
