@@ -11,7 +11,7 @@ membership.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from sayso_common.documents import AgentDoc, UserDoc
@@ -86,19 +86,27 @@ async def reach_of(db: Database, principal: Principal) -> Reach:
     return Reach(principal.owner_id, shared.get(principal.owner_id, frozenset()), principal.channels)
 
 
-async def reach_over(db: Database, principal: Principal, owner_id: str, channel_id: str) -> Reach | None:
+async def reach_over(
+    principal: Principal, owner_id: str, channel_id: str, is_member: Callable[[], Awaitable[bool]]
+) -> Reach | None:
     """The reach ``principal`` has over one channel of ``owner_id``: as its owner, or as a member
-    (read fresh); None for neither. The owner, the common case, costs no read at all."""
+    (``is_member`` reads that fresh); None for neither. The owner, the common case, costs no read
+    at all."""
     if principal.channels is not None and channel_id not in principal.channels:
         return None
     if owner_id == principal.owner_id:
         return Reach(principal.owner_id, only=principal.channels)
     if principal.kind != "user":
         return None
+    return Reach(principal.owner_id, frozenset({channel_id})) if await is_member() else None
+
+
+async def is_member(db: Database, owner_id: str, channel_id: str, user_id: str) -> bool:
+    """Whether ``user_id`` is a member of ``owner_id``'s channel ``channel_id`` now."""
     member = await collection(db, AGENTS).find_one(
-        {"_id": channel_id, "owner_id": owner_id, "members.user_id": principal.owner_id}, {"_id": 1}
+        {"_id": channel_id, "owner_id": owner_id, "members.user_id": user_id}, {"_id": 1}
     )
-    return Reach(principal.owner_id, frozenset({channel_id})) if member else None
+    return member is not None
 
 
 def reviewers(agent: AgentDoc) -> frozenset[str]:

@@ -68,12 +68,56 @@ class Answer:
 
 
 @dataclass(frozen=True)
+class Guard:
+    """What a conditional update that answers or votes on a review requires: the message of
+    ``owner_id``, its review still open at ``at`` (pending and before its deadline); for a vote
+    also that ``voter_id`` has not voted and exactly ``votes`` votes are in (none landed since
+    the read). :attr:`query` says it to MongoDB, :meth:`holds` to a document in memory; the
+    review store contract test runs both over the same cases."""
+
+    message_id: str
+    owner_id: str
+    at: datetime
+    voter_id: str | None = None
+    votes: int | None = None
+
+    @property
+    def query(self) -> dict[str, Any]:
+        found: dict[str, Any] = {
+            "_id": self.message_id,
+            "owner_id": self.owner_id,
+            **reviews.open_query(self.at),
+        }
+        if self.voter_id is not None:
+            found["review.votes.user_id"] = {"$ne": self.voter_id}
+        if self.votes is not None:
+            found["review.votes"] = {"$size": self.votes}
+        return found
+
+    def holds(self, doc: MessageDoc) -> bool:
+        review = doc.get("review")
+        if doc["_id"] != self.message_id or doc["owner_id"] != self.owner_id or review is None:
+            return False
+        if not reviews.is_open(review, self.at):
+            return False
+        votes = review.get("votes")
+        if self.voter_id is not None and any(v["user_id"] == self.voter_id for v in votes or ()):
+            return False
+        # ``$size`` matches only an array: a review without ``votes`` takes no vote.
+        return self.votes is None or (isinstance(votes, list) and len(votes) == self.votes)
+
+
+@dataclass(frozen=True)
 class Completion:
     """The conditional update that answers a review, and the message as it then reads."""
 
-    filter: dict[str, Any]
+    guard: Guard
     update: dict[str, Any]
     view: MessageView
+
+    @property
+    def filter(self) -> dict[str, Any]:
+        return self.guard.query
 
 
 def _answered(
@@ -112,15 +156,15 @@ def _responded(answered: MessageDoc, now: datetime) -> ReviewResponded:
     )
 
 
-def _still_open(doc: MessageDoc, now: datetime) -> dict[str, Any]:
-    return {"_id": doc["_id"], "owner_id": doc["owner_id"], **reviews.open_query(now)}
+def _still_open(doc: MessageDoc, now: datetime) -> Guard:
+    return Guard(doc["_id"], doc["owner_id"], now)
 
 
 def completed(doc: MessageDoc, answer: Answer, now: datetime) -> Completion:
     """Answer the pending review of ``doc``."""
     fields, event, _ = _answered(doc, answer, now)
     return Completion(
-        filter=_still_open(doc, now),
+        guard=_still_open(doc, now),
         update={"$set": fields, "$push": {"outbox": outbox_entry(event)}},
         view=event.data.message,
     )
@@ -161,10 +205,14 @@ class Ballot:
     """The conditional update that records a vote (and, if it decides the quorum, completes the
     review), the message as it then reads, and the outcome the vote decided (None: still open)."""
 
-    filter: dict[str, Any]
+    guard: Guard
     update: dict[str, Any]
     view: MessageView
     outcome: quorum.Outcome | None
+
+    @property
+    def filter(self) -> dict[str, Any]:
+        return self.guard.query
 
 
 def voted(doc: MessageDoc, vote: Vote, reviewers: frozenset[str], now: datetime) -> Ballot:
@@ -200,11 +248,7 @@ def voted(doc: MessageDoc, vote: Vote, reviewers: frozenset[str], now: datetime)
         data=VoteData(message=view, vote=vote_view(cast)),
     )
     return Ballot(
-        filter={
-            **_still_open(doc, now),
-            "review.votes.user_id": {"$ne": vote.user_id},
-            "review.votes": {"$size": len(before)},
-        },
+        guard=Guard(doc["_id"], doc["owner_id"], now, voter_id=vote.user_id, votes=len(before)),
         update={
             "$set": fields,
             "$push": {

@@ -3,7 +3,7 @@
 Both carry a signed answer token (``sayso_common.answer_links``) naming the notification it
 was sent in, the review, the user it answers as and the option. Using one is two writes: the
 notification's links are marked used (a conditional update, so a token works once, and a
-replayed Slack click finds it used), then the answer goes through ``messages.respond``, the same
+replayed Slack click finds it used), then the answer goes through ``Reviewing.respond``, the same
 first-response-wins path (or quorum vote) as the inbox. If that second write fails for a reason
 that is not the review's (the database), the link is given back.
 """
@@ -16,7 +16,7 @@ from typing import Literal
 
 from pymongo.errors import PyMongoError
 
-from sayso_api import messages
+from sayso_api.reviewing import Reviewing
 from sayso_common import answer_links, membership, notifications, reviews
 from sayso_common.answer_links import AnswerLink, LinkError
 from sayso_common.clock import utcnow
@@ -83,7 +83,7 @@ async def look_up(db: Database, key: bytes, token: str, now: datetime) -> Found:
     return Found("ready", "", link, notification, message)
 
 
-async def answer(db: Database, key: bytes, token: str) -> Found:
+async def answer(db: Database, reviewing: Reviewing, key: bytes, token: str) -> Found:
     """Use a token: mark it used, then answer as its recipient. Returns what happened; raises
     only for database trouble (the link is then given back)."""
     now = utcnow()
@@ -101,8 +101,7 @@ async def answer(db: Database, key: bytes, token: str) -> Found:
     if not used.matched_count:
         return Found("used", "this link was already used", link, found.notification, message)
     try:
-        view = await messages.respond(
-            db,
+        view = await reviewing.respond(
             # The token is the credential, for a recipient look_up found still among the
             # channel's reviewers (owner or member).
             Reach(message["owner_id"]),

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import cached_property
 
 from sayso_api.feed import FeedWaiters
+from sayso_api.reviewing import MongoReviewStore, Reviewing
 from sayso_api.settings import ApiSettings
 from sayso_common import membership
 from sayso_common.credentials import ApiKeyResolver
@@ -63,6 +65,11 @@ class ApiContext:
     @property
     def db(self) -> Database:
         return self.runtime.db
+
+    @cached_property
+    def reviewing(self) -> Reviewing:
+        """The review answer path (sayso_api.reviewing) over this process's MongoDB."""
+        return Reviewing(MongoReviewStore(self.db))
 
     async def own_channel(self, owner_id: str, channel_id: str) -> None:
         """404 unless ``channel_id`` is one of ``owner_id``'s channels (another owner's is the

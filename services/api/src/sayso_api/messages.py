@@ -16,16 +16,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal, cast
 
-from pymongo import ReturnDocument
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
 from sayso_api import files, remembered
 from sayso_api import policies as policy_store
 from sayso_api.auth import normalise_email
-from sayso_api.schemas import CONTENT_FIELDS, MessageIn, RememberIn, ReviewIn
+from sayso_api.reviewing import MongoReviewStore, Reviewing
+from sayso_api.reviewing.service import review_error
+from sayso_api.schemas import CONTENT_FIELDS, MessageIn, ReviewIn
 from sayso_api.settings import ApiSettings
-from sayso_common import deleted_channels, membership, policies, quorum, review_state, reviews
+from sayso_common import deleted_channels, membership, policies, quorum, review_state
 from sayso_common.action_digest import action_digest
 from sayso_common.batching import GroupedInserts
 from sayso_common.clock import as_utc, utcnow
@@ -33,7 +33,6 @@ from sayso_common.documents import AttachmentDoc, CallbackDoc, MessageDoc, Revie
 from sayso_common.errors import (
     ConflictError,
     ErrorCode,
-    ForbiddenError,
     InvalidError,
     NotFoundError,
     TooLargeError,
@@ -42,10 +41,9 @@ from sayso_common.events import MessageCreated, MessageData, outbox_entry
 from sayso_common.ids import min_id, new_id
 from sayso_common.membership import Reach
 from sayso_common.mongo import AGENTS, LEFT_EVENTS, MESSAGES, USERS, Database, Doc, collection, insert_new
-from sayso_common.principals import Principal
 from sayso_common.reviews import ReviewError, normalise_payload, validate_response
 from sayso_common.secretbox import SecretBox
-from sayso_common.views import MESSAGE_PROJECTION, MessageView, message_view, message_view_for, seen_by
+from sayso_common.views import MESSAGE_PROJECTION, MessageView, message_view, message_view_for
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +62,6 @@ def _inserts(db: Database) -> GroupedInserts[MessageDoc]:
 
 def _json_size(value: Any) -> int:
     return len(json.dumps(value, separators=(",", ":"), default=str))
-
-
-def _review_error(exc: ReviewError) -> InvalidError:
-    return InvalidError(
-        ErrorCode.INVALID_REVIEW if exc.field.startswith("review") else ErrorCode.INVALID_RESPONSE,
-        exc.message,
-        exc.field,
-    )
 
 
 def request_hash(body: MessageIn) -> str:
@@ -112,7 +102,7 @@ def build_review(settings: ApiSettings, body: MessageIn, box: SecretBox, now: da
     try:
         payload = normalise_payload(review.type, review.payload, quorum=review.quorum is not None)
     except ReviewError as exc:
-        raise _review_error(exc) from None
+        raise review_error(exc) from None
     # As Placet: expiresInSeconds wins over expiresAt, and a deadline past the maximum is capped
     # (not refused), so an agent asking for "a week" still gets a review.
     longest = settings.review_max_ttl_seconds
@@ -208,37 +198,6 @@ def _check_quorum(review_type: str, payload: dict[str, Any]) -> None:
         )
 
 
-async def _iteration(db: Database, body: MessageIn) -> tuple[str, int] | None:
-    """(group id, iteration number) of a follow-up. As Placet: only a review that is closed
-    (completed or expired) can be iterated on; the chain's root becomes iteration 1 and each
-    follow-up takes the next number in the group (branches included)."""
-    if not body.iteration_of:
-        return None
-    messages = collection(db, MESSAGES)
-    prev = await messages.find_one(
-        {"_id": body.iteration_of, "channel_id": body.channel_id}, {"group_id": 1, "review.status": 1}
-    )
-    if prev is None:
-        raise InvalidError(
-            ErrorCode.INVALID_ITERATION, "iterationOf names no message in this channel", "iterationOf"
-        )
-    status = prev["review"]["status"] if "review" in prev else None
-    if status not in ("completed", "expired"):
-        # 400 and Placet's words: Placet's MCP server hands its error bodies to agents as they are.
-        raise InvalidError(
-            ErrorCode.ITERATION_NOT_ALLOWED,
-            "iterationOf target must have a completed or expired review",
-            "iterationOf",
-        )
-    group_id: str = prev.get("group_id") or prev["_id"]
-    # The root joins its own group the first time it is iterated on.
-    await messages.update_one(
-        {"_id": group_id, "iteration": {"$exists": False}}, {"$set": {"group_id": group_id, "iteration": 1}}
-    )
-    last = await messages.find_one({"group_id": group_id}, {"iteration": 1}, sort=[("iteration", -1)])
-    return group_id, ((last.get("iteration") if last else None) or 1) + 1
-
-
 async def _attachments(
     db: Database, settings: ApiSettings, owner_id: str, body: MessageIn
 ) -> list[AttachmentDoc]:
@@ -272,7 +231,7 @@ async def create_message(
     review = build_review(settings, body, box, now)
     if body.review is not None and body.review.escalation:
         await _check_escalation(db, body.channel_id, body.review)
-    chain = await _iteration(db, body)
+    chain = await Reviewing(MongoReviewStore(db)).iteration(body.iteration_of, body.channel_id)
     metadata = body.metadata
     if review is not None and review["type"] == "freeform" and review["payload"].get("plugin") is not None:
         # Placet copies the renderer's name to metadata.plugin, where the inbox looks for it.
@@ -616,122 +575,6 @@ async def list_reviews(
     return [message_view_for(d, reader_id or reach.owner_id) for d in docs[:limit]], next_cursor
 
 
-async def _answerable(db: Database, access: Reach | Principal, message_id: str) -> tuple[MessageDoc, Reach]:
-    """The message and the reach it was found under (404 when ``access`` does not cover it)."""
-    if isinstance(access, Reach):
-        return await get_message(db, access, message_id, None), access
-    # Read first, then check: the owner (most answers) needs no membership read at all.
-    doc = await collection(db, MESSAGES).find_one({"_id": message_id}, MESSAGE_PROJECTION)
-    reach = doc and await membership.reach_over(db, access, doc["owner_id"], doc["channel_id"])
-    if doc is None or not reach:
-        raise NotFoundError("message")
-    return doc, reach
-
-
-async def respond(
-    db: Database,
-    access: Reach | Principal,
-    message_id: str,
-    responder_id: str,
-    response: Any,
-    feedback: str | None = None,
-    modified_file_ids: dict[str, str] | None = None,
-    *,
-    remember: RememberIn | None = None,
-    viewer_id: str | None = None,
-    may_vote: bool = True,
-) -> MessageView:
-    """Record the first response to a pending review; 409 for any later one. On a quorum review
-    the response is the responder's vote (refused unless ``may_vote``: a credential that is not
-    a person's). The answer is shown as ``viewer_id`` (default: the responder) may see it. ``access`` is who answers (their channels and those
-    shared with them) or, for a credential that names the review itself, a ready reach. With
-    ``remember``, the answer and the remembered approval it makes (sayso_api.remembered) are
-    one transaction."""
-    doc, reach = await _answerable(db, access, message_id)
-    review = doc.get("review")
-    if not review:
-        raise NotFoundError("review")
-    now = utcnow()
-    _ensure_open(review, now)
-    try:
-        clean = validate_response(review["type"], review.get("payload") or {}, response)
-    except ReviewError as exc:
-        raise _review_error(exc) from None
-    viewer = viewer_id or responder_id
-    if "quorum" in review:
-        if not may_vote:
-            raise ForbiddenError(
-                ErrorCode.VOTE_NOT_ALLOWED, "each vote on a quorum review is a person's", "response"
-            )
-        if remember is not None:
-            raise InvalidError(
-                ErrorCode.INVALID_REMEMBER,
-                "a quorum vote cannot be remembered: one person is not N approvals",
-                "remember",
-            )
-        if feedback is not None or modified_file_ids is not None:
-            field = "feedback" if feedback is not None else "modifiedFileIds"
-            raise InvalidError(ErrorCode.INVALID_RESPONSE, "a quorum vote is its response alone", field)
-        return seen_by(await _vote(db, reach, doc, responder_id, clean), doc["owner_id"], viewer)
-    entry = remembered.entry_for(doc, clean, remember, responder_id, now) if remember is not None else None
-    answer = review_state.Answer(clean, responder_id, feedback, modified_file_ids)
-    completion = review_state.completed(doc, answer, now)
-    updated: Any
-    if entry is None:
-        updated = await collection(db, MESSAGES).find_one_and_update(
-            completion.filter, completion.update, projection={"_id": 1}, return_document=ReturnDocument.AFTER
-        )
-    else:
-
-        async def answer_and_remember(session: AsyncClientSession) -> Any:
-            found = await collection(db, MESSAGES).find_one_and_update(
-                completion.filter, completion.update, projection={"_id": 1}, session=session
-            )
-            if found is not None:
-                await remembered.store(db, entry, session)
-            return found
-
-        async with db.client.start_session() as session:
-            updated = await session.with_transaction(answer_and_remember)
-        if updated is not None:
-            remembered.stored(db)
-    if updated is None:
-        current = await get_message(db, reach, message_id, None)
-        _ensure_open(current["review"], now)
-        raise ConflictError(ErrorCode.REVIEW_CLOSED, "the review is no longer pending")
-    return seen_by(completion.view, doc["owner_id"], viewer)
-
-
-async def _vote(db: Database, reach: Reach, doc: MessageDoc, voter_id: str, response: Any) -> MessageView:
-    """Record ``voter_id``'s vote (see ``review_state.voted``). A concurrent vote makes the
-    conditional update miss; the vote is then rebuilt from a fresh read. Each miss means another
-    vote landed, and a review has at most one vote per reviewer, so this ends."""
-    agent = await collection(db, AGENTS).find_one({"_id": doc["channel_id"]}, {"owner_id": 1, "members": 1})
-    voter = await collection(db, USERS).find_one({"_id": voter_id}, {"email": 1})
-    if agent is None or voter is None:
-        raise NotFoundError("review")
-    reviewers = membership.reviewers(agent)
-    for _ in range(2 * len(reviewers) + 2):
-        now = utcnow()
-        _ensure_open(doc["review"], now)
-        if any(v["user_id"] == voter_id for v in doc["review"].get("votes", [])):
-            raise ConflictError(ErrorCode.ALREADY_VOTED, "you already voted on this review")
-        vote = review_state.Vote(voter_id, voter["email"], response)
-        ballot = review_state.voted(doc, vote, reviewers, now)
-        if await collection(db, MESSAGES).find_one_and_update(ballot.filter, ballot.update, {"_id": 1}):
-            return ballot.view
-        doc = await get_message(db, reach, doc["_id"], None)
-    raise ConflictError(ErrorCode.VOTE_CONTENTION, "too many votes landed at once; send it again", "response")
-
-
-def _ensure_open(review: ReviewDoc, now: datetime) -> None:
-    closed = reviews.closure(review, now)
-    if closed == "answered":
-        raise ConflictError(ErrorCode.ALREADY_RESPONDED, "this review already has a response")
-    if closed == "expired":
-        raise ConflictError(ErrorCode.REVIEW_EXPIRED, "this review expired before it was answered")
-
-
 async def acknowledge(db: Database, owner_id: str, message_id: str, channel_id: str | None) -> None:
     query: Doc = {"_id": message_id, "owner_id": owner_id}
     if channel_id:
@@ -742,21 +585,6 @@ async def acknowledge(db: Database, owner_id: str, message_id: str, channel_id: 
     )
     if result.matched_count == 0:
         raise NotFoundError("message")
-
-
-async def iterations(
-    db: Database, owner_id: str, message_id: str, channel_id: str | None
-) -> tuple[str, list[MessageView]]:
-    doc = await get_message(db, Reach(owner_id), message_id, channel_id)
-    group_id = doc.get("group_id") or doc["_id"]
-    docs = await (
-        collection(db, MESSAGES)
-        .find({"owner_id": owner_id, "$or": [{"_id": group_id}, {"group_id": group_id}]}, MESSAGE_PROJECTION)
-        .sort([("iteration", 1), ("_id", 1)])
-        .limit(1000)
-        .to_list()
-    )
-    return group_id, [message_view(d) for d in docs]
 
 
 async def delete_message(db: Database, owner_id: str, message_id: str, channel_id: str | None) -> None:

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs
 from pymongo.errors import DuplicateKeyError
 
 from sayso_api import answers
+from sayso_api.reviewing import Reviewing
 from sayso_common import notifications, numerals
 from sayso_common.clock import utcnow
 from sayso_common.errors import ErrorCode, InvalidError, UnauthorizedError
@@ -65,7 +66,9 @@ def interaction(body: bytes) -> dict[str, Any]:
     return payload
 
 
-async def act(db: Database, box: SecretBox, key: bytes, payload: dict[str, Any]) -> list[answers.Found]:
+async def act(
+    db: Database, reviewing: Reviewing, box: SecretBox, key: bytes, payload: dict[str, Any]
+) -> list[answers.Found]:
     """Answer with every answer button the interaction carries (Slack sends the one clicked),
     then have the notifier replace the message with the outcome through ``response_url``. Other
     buttons (Open in Sayso) carry no token and do nothing here."""
@@ -75,7 +78,7 @@ async def act(db: Database, box: SecretBox, key: bytes, payload: dict[str, Any])
         token = action.get("value") if isinstance(action, dict) else None
         if not isinstance(token, str) or not token:
             continue
-        found = await answers.answer(db, key, token)
+        found = await answers.answer(db, reviewing, key, token)
         results.append(found)
         # A removed reviewer's click answers nothing and is told nothing of the review's outcome.
         shown = found.notification is not None and found.status != "revoked"

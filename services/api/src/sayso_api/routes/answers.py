@@ -35,7 +35,7 @@ async def confirm(token: Token, ctx: Ctx) -> HTMLResponse:
 
 @router.post("/a/{token}", response_class=HTMLResponse)
 async def answer(token: Token, ctx: Ctx) -> HTMLResponse:
-    found = await answers.answer(ctx.db, _key(ctx), token)
+    found = await answers.answer(ctx.db, ctx.reviewing, _key(ctx), token)
     if found.status == "answered":
         ctx.outbox_written()
     return HTMLResponse(answer_pages.result(found), status_code=_status(found), headers=HEADERS)

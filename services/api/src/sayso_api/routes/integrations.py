@@ -32,7 +32,11 @@ async def slack_actions(request: Request, ctx: Ctx) -> Response:
         ctx.settings.slack_tolerance_seconds,
     )
     results = await slack.act(
-        ctx.db, ctx.box, link_key(ctx.settings.secret_key.get_secret_value()), slack.interaction(body)
+        ctx.db,
+        ctx.reviewing,
+        ctx.box,
+        link_key(ctx.settings.secret_key.get_secret_value()),
+        slack.interaction(body),
     )
     if any(found.status == "answered" for found in results):
         ctx.outbox_written()

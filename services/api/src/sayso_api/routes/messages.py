@@ -151,7 +151,7 @@ async def stream_status(
 async def get_iterations(
     message_id: str, who: CurrentPrincipal, ctx: Ctx, channel: OptChannel = None
 ) -> IterationsOut:
-    group_id, items = await messages.iterations(ctx.db, who.owner_id, message_id, channel)
+    group_id, items = await ctx.reviewing.chain(who.owner_id, message_id, channel)
     return IterationsOut(group_id=group_id, iterations=items)
 
 

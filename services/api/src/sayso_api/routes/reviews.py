@@ -128,8 +128,7 @@ async def respond(message_id: str, body: RespondIn, user: CurrentAnswerer, ctx: 
         raise ForbiddenError(
             ErrorCode.USER_REQUIRED, "only a user's session can remember an approval", "remember"
         )
-    view = await messages.respond(
-        ctx.db,
+    view = await ctx.reviewing.respond(
         user,
         message_id,
         user.owner_id,
