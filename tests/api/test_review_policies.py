@@ -129,7 +129,7 @@ async def test_an_expired_review_carries_its_default_everywhere(
     assert waited.json()["status"] == "expired"
     assert waited.json()["defaultResponse"] == DENY
     late = await owner.respond(processa["id"], APPROVE)
-    assert late.status_code == 409
+    assert (late.status_code, late.json()["error"]["code"]) == (409, "review_expired")
 
 
 async def shared_agent(team: list[Owner], members: int, **body: Any) -> dict[str, Any]:
@@ -224,28 +224,6 @@ async def test_three_users_racing_on_a_quorum_of_two(
     assert await deliveries_per_message(stack, [m["id"] for m in msgs]) == {m["id"]: 1 for m in msgs}
 
 
-async def test_three_users_racing_approve_approve_reject_on_a_quorum_of_three(
-    stack: RunningStack, team: list[Owner]
-) -> None:
-    agent = await shared_agent(team, 2)
-    msgs = [
-        await team[0].post_message(agent["id"], review={"type": "approval", "quorum": {"approvals": 3}})
-        for _ in range(4)
-    ]
-    picks = [APPROVE, APPROVE, REJECT]
-    answers = await asyncio.gather(
-        *(p.respond(m["id"], pick) for m in msgs for p, pick in zip(team, picks, strict=True))
-    )
-    for i, msg in enumerate(msgs):
-        state = await settled(stack, msg["id"])
-        review = state["doc"]["review"]
-        # Whatever the order, one rejection among three reviewers makes three approvals impossible.
-        assert (review["status"], review["response"]) == ("completed", REJECT)
-        landed = [r for r in answers[3 * i : 3 * i + 3] if r.status_code == 200]
-        assert len(landed) == len(review["votes"])
-        assert state["types"].count("review.responded") == 1
-
-
 async def test_a_quorum_is_rejected_as_soon_as_it_cannot_be_reached(
     stack: RunningStack, team: list[Owner], receiver: Receiver
 ) -> None:
@@ -275,27 +253,6 @@ async def test_a_quorum_is_rejected_as_soon_as_it_cannot_be_reached(
     assert hook.json()["response"] == REJECT
     assert [v["userId"] for v in hook.json()["votes"]] == [owner.user_id, first.user_id]
     assert (await settled(stack, msg["id"]))["types"].count("review.responded") == 1
-
-
-async def test_a_quorum_larger_than_the_channel_is_rejected_by_its_first_vote(team: list[Owner]) -> None:
-    owner = team[0]
-    agent = await shared_agent(team, 1)
-    msg = await owner.post_message(agent["id"], review={"type": "approval", "quorum": {"approvals": 3}})
-    vote = await owner.respond(msg["id"], {"selectedOption": "approve", "comment": "yes"})
-    review = vote.json()["review"]
-    # Two reviewers can never make three approvals: rejected, with the first rejecting option.
-    assert (review["status"], review["response"]) == ("completed", REJECT)
-    assert review["votes"][0]["response"] == {"selectedOption": "approve", "comment": "yes"}
-
-
-async def test_a_vote_takes_no_feedback(team: list[Owner]) -> None:
-    owner = team[0]
-    agent = await owner.create_agent()
-    msg = await owner.post_message(agent["id"], review={"type": "approval", "quorum": {"approvals": 1}})
-    resp = await owner.human.post(
-        f"/api/v1/reviews/{msg['id']}/respond", json={"response": APPROVE, "feedback": "put it in a comment"}
-    )
-    assert (resp.status_code, resp.json()["error"]["field"]) == (422, "feedback")
 
 
 async def test_every_vote_is_a_review_voted_event_over_sse(stack: RunningStack, team: list[Owner]) -> None:

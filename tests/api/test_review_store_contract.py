@@ -24,6 +24,7 @@ from tests.support.review_stores import (
     START,
     Clock,
     MemoryWorld,
+    MongoWorld,
     World,
     message,
     mongo_world,
@@ -36,14 +37,28 @@ APPROVE = {"selectedOption": "approve"}
 REJECT = {"selectedOption": "reject"}
 
 
-@pytest.fixture(params=["memory", "mongo"])
-async def world(request: pytest.FixtureRequest) -> AsyncIterator[World]:
-    if request.param == "memory":
-        yield MemoryWorld()
-        return
-    infra: Infra = request.getfixturevalue("infra")
+@pytest.fixture(scope="module")
+async def mongo(infra: Infra) -> AsyncIterator[MongoWorld]:
     async with mongo_world(infra.mongo_url) as found:
         yield found
+
+
+@pytest.fixture
+def backing(request: pytest.FixtureRequest) -> MongoWorld | None:
+    """The module's MongoDB for a ``mongo`` case (started only when one runs), else None."""
+    if request.node.callspec.params.get("world") != "mongo":
+        return None
+    found: MongoWorld = request.getfixturevalue("mongo")
+    return found
+
+
+@pytest.fixture(params=["memory", "mongo"])
+async def world(backing: MongoWorld | None) -> AsyncIterator[World]:
+    if backing is None:
+        yield MemoryWorld()
+        return
+    yield backing
+    await backing.clear()
 
 
 def user(user_id: str) -> Principal:
