@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mappi
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.message import StreamMessage
@@ -44,8 +44,43 @@ GRACEFUL_SECONDS = 10.0
 HOLD_POLL_MS = 1000
 
 
+def heartbeat_interval_ms(session_timeout_ms: int) -> int:
+    """How often a member heartbeats: a quarter of its session, so a loop running late (the
+    heartbeat is a task on it) can miss three in a row before the broker drops the member."""
+    return max(250, session_timeout_ms // 4)
+
+
 class KafkaUnavailableError(RuntimeError):
     pass
+
+
+# Labelled by the group's name ("dispatcher", "notifier"): each process runs one group member.
+PARTITIONS_HELD = Gauge(
+    "sayso_consumer_partitions_assigned",
+    "Partitions this process's consumer group member holds now (0 during a rebalance)",
+    ["group"],
+)
+ASSIGNMENTS = Counter(
+    "sayso_consumer_assignments_total",
+    "Partition assignments this process's group member received: one per rebalance it took part "
+    "in, so a rise while no replica started or stopped is a member dropped for a missed heartbeat",
+    ["group"],
+)
+
+
+class AssignmentWatch(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Counts rebalances and keeps the number of partitions held, for the metrics above."""
+
+    def __init__(self, group: str) -> None:
+        self._held = PARTITIONS_HELD.labels(group)
+        self._assignments = ASSIGNMENTS.labels(group)
+
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self._held.set(0)  # eager rebalancing: every partition is given back until the new split
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._held.set(len(assigned))
+        self._assignments.inc()
 
 
 @dataclass(frozen=True)
@@ -127,7 +162,8 @@ class GroupConsumer:
             ack_policy=AckPolicy.ACK,
             auto_offset_reset="earliest",
             session_timeout_ms=group.session_timeout_ms,
-            heartbeat_interval_ms=max(500, group.session_timeout_ms // 4),
+            heartbeat_interval_ms=heartbeat_interval_ms(group.session_timeout_ms),
+            listener=AssignmentWatch(group.name),
         )
         async def on_events(batch: list[Any]) -> None:
             events = parse_batch(batch)
