@@ -23,10 +23,15 @@ class Lease:
         self._holder = holder
         self._ttl = ttl
         self._renewed_at = 0.0
+        self._held = False
 
     @property
     def holder(self) -> str:
         return self._holder
+
+    @property
+    def ttl(self) -> float:
+        return self._ttl
 
     async def hold(self) -> bool:
         """Take or renew the lease; False if someone else holds a live one."""
@@ -39,12 +44,24 @@ class Lease:
                 return_document=ReturnDocument.AFTER,
             )
         except DuplicateKeyError:  # the upsert raced a live lease held by another replica
+            self._held = False
             return False
         self._renewed_at = time.monotonic()
+        self._held = True
         return True
+
+    async def keep(self) -> bool:
+        """Whether this holder has the lease, renewing it only when :meth:`due_for_renewal`. A
+        lease renewed less than a third of its TTL ago has two thirds left: no other holder can
+        take it before the next renewal. A pass that renewed every time put a MongoDB write (a
+        journal flush) in front of every event the relay publishes (issue #36)."""
+        if self._held and not self.due_for_renewal():
+            return True
+        return await self.hold()
 
     def due_for_renewal(self) -> bool:
         return time.monotonic() - self._renewed_at > self._ttl / 3
 
     async def release(self) -> None:
+        self._held = False
         await self._coll.delete_one({"_id": self._name, "holder": self._holder})

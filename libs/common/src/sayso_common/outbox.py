@@ -42,7 +42,16 @@ from sayso_common.documents import DeadLetterDoc, EventDoc
 from sayso_common.events import MAX_EVENT_BYTES, Event, event_to_document, event_to_json, parse_event
 from sayso_common.ids import id_time_ms, new_id
 from sayso_common.lease import Lease
-from sayso_common.mongo import DEAD_LETTERS, EVENTS, INDEXES, OUTBOX_INDEX, Database, Doc, collection
+from sayso_common.mongo import (
+    CARRIES_OUTBOX,
+    DEAD_LETTERS,
+    EVENTS,
+    OUTBOX_COLLECTIONS,
+    OUTBOX_INDEX,
+    Database,
+    Doc,
+    collection,
+)
 from sayso_common.topics import topic_for
 
 log = logging.getLogger(__name__)
@@ -55,28 +64,7 @@ DEAD_LETTERS_TOTAL = Counter(
 )
 OLDEST = Gauge("sayso_outbox_oldest_age_seconds", "Age of the oldest unpublished event seen")
 
-# Wake only for writes that carry outbox entries. Claims, lease renewals and the relay's own pulls
-# (which leave ``outbox: []``) woke a drain each and found nothing: about three wasted wakes per
-# webhook delivery. A write missed here would still be found by the periodic sweep.
-_OUTBOX_KEYS = {
-    "$filter": {
-        "input": {"$objectToArray": {"$ifNull": ["$updateDescription.updatedFields", {}]}},
-        "cond": {
-            "$and": [
-                {"$regexMatch": {"input": "$$this.k", "regex": "^outbox(\\.|$)"}},
-                {"$ne": ["$$this.v", []]},
-            ]
-        },
-    }
-}
-_CARRIES_OUTBOX: list[dict[str, Any]] = [
-    {"operationType": {"$in": ["insert", "replace"]}, "fullDocument.outbox.0": {"$exists": True}},
-    {"operationType": "update", "$expr": {"$gt": [{"$size": _OUTBOX_KEYS}, 0]}},
-]
-
-
-# Every collection whose documents carry an outbox has its partial index.
-OUTBOX_COLLECTIONS = tuple(name for name, models in INDEXES.items() if OUTBOX_INDEX in models)
+# A document with events still to publish (what the partial OUTBOX_INDEX holds).
 _HAS_OUTBOX: dict[str, Any] = {"outbox.0": {"$exists": True}}
 
 
@@ -231,7 +219,7 @@ class OutboxRelay:
                         await self.producer.start()
                         self.producer_started = True
                         self._cluster_id = (await cluster_view(self.producer.client, [])).cluster_id
-                    if not await self._lease.hold():
+                    if not await self._lease.keep():
                         if watcher:
                             watcher.cancel()
                             watcher = None
@@ -241,7 +229,9 @@ class OutboxRelay:
                         watcher = asyncio.create_task(self._watch(), name="outbox-watch")
                     self._wake.clear()
                     await self.drain()
-                    await loops.wait_set(self._wake, min(self._sweep, 3.0))
+                    # At most a third of the lease between passes: a lease kept (not renewed) at
+                    # one pass is still renewed with a third of its TTL to spare.
+                    await loops.wait_set(self._wake, min(self._sweep, 3.0, self._lease.ttl / 3))
                 except BrokerStateLostError as exc:
                     log.warning("broker lost published records; recreating topics and republishing: %s", exc)
                     self._prepared = False
@@ -275,7 +265,7 @@ class OutboxRelay:
 
     async def _watch(self) -> None:
         pipeline: list[dict[str, Any]] = [
-            {"$match": {"ns.coll": {"$in": self._collections}, "$or": _CARRIES_OUTBOX}},
+            {"$match": {"ns.coll": {"$in": self._collections}, "$or": CARRIES_OUTBOX}},
             {"$project": {"operationType": 1}},
         ]
         # On open, a drain picks up anything written while no stream was open.
