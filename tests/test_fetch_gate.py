@@ -18,6 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pymongo import AsyncMongoClient
 from sayso_service.faststream_internals import hold_polls
 
+from sayso_common import fetch_gate
 from sayso_common.fetch_gate import FetchGate, wake_on_published
 from sayso_common.mongo import Doc
 from tests.conftest import Infra
@@ -190,6 +191,58 @@ async def test_a_stored_event_wakes_the_gate_with_its_position(infra: Infra) -> 
         await db.events.insert_many([{"_id": "e2"}, {"_id": "e3", "published": {"topic": "t"}}])
         await _until(lambda: len(wakes) == 4, "each stored event wakes")
         assert wakes == [[], [("t", 1, 41)], [], []], "an update woke the gate, or a position was misread"
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await client.drop_database(db.name)
+        await client.close()
+
+
+async def test_an_event_queued_in_an_outbox_keeps_the_consumer_fetching_until_it_is_published(
+    infra: Infra, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that queues an event resumes the consumers before the relay publishes it, and the
+    gate does not pause in between: the record is read without the store's wake-up (the recheck
+    is an hour), then the gate pauses once the expectation lapses."""
+    async with reader(infra) as (r, gate):
+        await _until(lambda: gate.paused, "the gate pauses the idle consumer")
+        gate.expect()
+        await _until(lambda: not gate.paused, "an expected event resumes the consumer")
+        await asyncio.sleep(0.3)  # many times what a caught-up gate takes to pause
+        assert not gate.paused, "the gate paused before the expected event was published"
+        await r.publish(b"expected")
+        await _until(lambda: r.got == [b"expected"], "the record is read without a wake-up", seconds=5)
+        await _until(lambda: gate.paused, "the gate pauses once the expectation lapsed")
+        # The relay's store ends the expectation: with one that would last an hour, the gate
+        # pauses once the stored event is read.
+        monkeypatch.setattr(fetch_gate, "EXPECT_SECONDS", 3600.0)
+        gate.expect()
+        await _until(lambda: not gate.paused, "resumed")
+        gate.wake([await r.publish(b"stored")])
+        await _until(lambda: r.got == [b"expected", b"stored"], "the stored event is read", seconds=5)
+        await _until(lambda: gate.paused, "paused after the store's wake-up")
+
+
+async def test_an_outbox_write_expects_and_a_stored_event_wakes(infra: Infra) -> None:
+    """One change stream: writes that queue an event in an outbox (the relay's own filter) call
+    ``expect``, the relay's store calls ``wake``; a pull that empties an outbox calls neither."""
+    client: AsyncMongoClient[Doc] = AsyncMongoClient(infra.mongo_url)
+    db = client[f"gate_{secrets.token_hex(4)}"]
+    seen: list[str] = []
+    task = asyncio.create_task(
+        wake_on_published(db, lambda at: seen.append(f"wake{list(at)}"), lambda: seen.append("expect"))
+    )
+    try:
+        await _until(lambda: seen == ["wake[]"], "the change stream opens (and wakes once)")
+        await db.messages.insert_one({"_id": "m", "outbox": [{"id": "e1"}]})
+        await _until(lambda: len(seen) == 2, "the queued event is expected")
+        await db.messages.update_one({"_id": "m"}, {"$pull": {"outbox": {"id": "e1"}}})
+        await db.messages.update_one({"_id": "m"}, {"$set": {"text": "edited"}})
+        await db.events.insert_one({"_id": "e1", "published": {"topic": "t", "partition": 0, "offset": 7}})
+        await _until(lambda: len(seen) == 3, "the stored event wakes")
+        await db.deliveries.update_one({"_id": "d"}, {"$push": {"outbox": {"id": "e2"}}}, upsert=True)
+        await _until(lambda: len(seen) == 4, "an event queued on a delivery is expected")
+        assert seen == ["wake[]", "expect", "wake[('t', 0, 7)]", "expect"]
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -12,8 +12,7 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from sayso_common.mongo import Doc
-from sayso_common.outbox import _CARRIES_OUTBOX
+from sayso_common.mongo import CARRIES_OUTBOX, Doc
 from tests.conftest import Infra
 
 
@@ -23,7 +22,7 @@ async def test_change_stream_filter_matches_outbox_writes_only(infra: Infra) -> 
     x = db.x
     seen: list[str] = []
     pipeline: list[dict[str, Any]] = [
-        {"$match": {"ns.coll": {"$in": ["x"]}, "$or": _CARRIES_OUTBOX}},
+        {"$match": {"ns.coll": {"$in": ["x"]}, "$or": CARRIES_OUTBOX}},
         {"$project": {"operationType": 1}},
     ]
     opened = asyncio.Event()

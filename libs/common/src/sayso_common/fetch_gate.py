@@ -21,6 +21,14 @@ position, records another writer published), the last fetch must have been answe
 wake-up with nothing left below its high watermark. A position not reached within ``recheck``
 seconds (the broker restarted empty and offsets began again) is dropped, so the gate can pause.
 
+The gate also resumes a little earlier, when a write queues an event in an outbox (the same
+writes that wake the relay): the relay then publishes it within milliseconds, and a consumer
+already fetching at the short wait reads it a fetch after the broker took it, instead of after
+the relay's store of it, the change stream's notice and a first fetch (issue #36: about a third
+of the way from an answer to its webhook). Until the relay stores a published event, or
+``EXPECT_SECONDS`` pass, such a wake-up does not let the gate pause; nothing depends on it: the
+store still wakes the gate with the event's position, as before.
+
 A broker that answers fetches as soon as data arrives (Apache Kafka) needs none of this: give it a
 long wait (500 ms) and turn the gate off (``SAYSO_KAFKA_PAUSE_WHEN_IDLE=false``).
 """
@@ -39,7 +47,7 @@ from prometheus_client import Gauge
 from sayso_common import loops
 from sayso_common.aiokafka_internals import set_fetch_wait
 from sayso_common.kafka import position
-from sayso_common.mongo import EVENTS, Database, collection
+from sayso_common.mongo import CARRIES_OUTBOX, EVENTS, OUTBOX_COLLECTIONS, Database
 from sayso_common.settings import ServiceSettings
 
 PAUSED = Gauge(
@@ -58,6 +66,10 @@ MARGIN_MS = 2
 # the configured wait: fewer, fuller fetches under load.
 FAST_WAIT_MS = 1
 BUSY_MS = 100
+# How long a write that queued an event keeps the gate from pausing, unless the relay's store of
+# a published event comes first (a relay publishes within milliseconds; one that is down or
+# without its lease leaves the event for the next holder, whose store wakes the gate again).
+EXPECT_SECONDS = 1.0
 
 
 # Where records were published: (topic, partition, offset) each.
@@ -130,17 +142,27 @@ class FetchGate:
         self._wait_ms = fetch_wait_ms  # of the fetches being sent now
         # Until then a fetch with a longer wait than the current one may still be answered.
         self._settled_ms = 0
+        # Until then (monotonic) an event queued in an outbox is expected to be published.
+        self._expect_until = 0.0
         self.paused = False
 
     def wake(self, published: Published = ()) -> None:
         """Records were published: resume fetching. ``published`` names where (topic, partition,
         offset), when known; a consumer holding such a partition reads past it before pausing."""
         give_up = time.monotonic() + self._recheck
+        # What was expected was published; its position (if known) is what to read up to now.
+        self._expect_until = 0.0
         for topic, partition, offset in published:
             tp = TopicPartition(topic, partition)
             held = self._targets.get(tp)
             if held is None or held[0] <= offset:
                 self._targets[tp] = (offset + 1, give_up)
+        self._woken.set()
+
+    def expect(self) -> None:
+        """A write queued an event in an outbox: resume fetching now, and do not pause until the
+        relay stores a published event (:meth:`wake`) or ``EXPECT_SECONDS`` pass."""
+        self._expect_until = time.monotonic() + EXPECT_SECONDS
         self._woken.set()
 
     async def run(self) -> NoReturn:
@@ -155,7 +177,7 @@ class FetchGate:
                 if self._woken.is_set():
                     self._woken.clear()  # published meanwhile: read that too before pausing
                     woken_ms = _now_ms()
-                elif await self._caught_up(answered_after):
+                elif time.monotonic() >= self._expect_until and await self._caught_up(answered_after):
                     break
                 busy = _now_ms() - resumed_ms > BUSY_MS
                 if busy and self._wait_ms < self._fetch_wait_ms:
@@ -203,20 +225,28 @@ class FetchGate:
         PAUSED.set(1 if paused else 0)
 
 
-async def wake_on_published(db: Database, wake: Callable[[Published], None]) -> NoReturn:
+async def wake_on_published(
+    db: Database, wake: Callable[[Published], None], expect: Callable[[], None] | None = None
+) -> NoReturn:
     """Call ``wake`` whenever the outbox relay stores a published event (with where the broker
     put it), and whenever the change stream opens (what was published while none was open is
-    unknown)."""
+    unknown); call ``expect`` whenever a write queues an event in an outbox (one change stream
+    over the database, in the order MongoDB applied the writes)."""
+    stored = {"ns.coll": str(EVENTS), "operationType": "insert"}
+    queued = {"ns.coll": {"$in": list(OUTBOX_COLLECTIONS)}, "$or": CARRIES_OUTBOX}
     pipeline: list[dict[str, Any]] = [
-        {"$match": {"operationType": "insert"}},
-        {"$project": {"_id": 1, "fullDocument.published": 1}},
+        {"$match": {"$or": [stored, queued] if expect is not None else [stored]}},
+        {"$project": {"_id": 1, "ns.coll": 1, "fullDocument.published": 1}},
     ]
+
+    def on_change(change: Any) -> None:
+        if change["ns"]["coll"] == EVENTS:
+            wake(_published(change))
+        elif expect is not None:
+            expect()
+
     await loops.watch(
-        collection(db, EVENTS),
-        pipeline,
-        lambda change: wake(_published(change)),
-        what="published-events change stream",
-        on_open=lambda: wake(()),
+        db, pipeline, on_change, what="published-events change stream", on_open=lambda: wake(())
     )
 
 
@@ -245,7 +275,9 @@ async def run_gate(
         recheck_seconds=settings.kafka_idle_recheck_seconds,
     )
     try:
-        await asyncio.gather(loops.forever("fetch gate", gate.run), wake_on_published(db, gate.wake))
+        await asyncio.gather(
+            loops.forever("fetch gate", gate.run), wake_on_published(db, gate.wake, gate.expect)
+        )
     finally:
         # Fail open: consumers left paused by a gate that stopped would read nothing ever again.
         gate.open()

@@ -306,6 +306,29 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
     f"{FILE_BUCKET}.chunks": [IndexModel([("files_id", ASCENDING), ("n", ASCENDING)], unique=True)],
 }
 
+# Wake only for writes that carry outbox entries (a change stream's $match over the collections
+# below). Claims, lease renewals and the relay's own pulls (which leave ``outbox: []``) woke a
+# drain each and found nothing: about three wasted wakes per webhook delivery. A write missed
+# here would still be found by the relay's periodic sweep. The consumers' fetch gate follows the
+# same writes (sayso_common.fetch_gate): each is an event about to be published.
+_OUTBOX_KEYS = {
+    "$filter": {
+        "input": {"$objectToArray": {"$ifNull": ["$updateDescription.updatedFields", {}]}},
+        "cond": {
+            "$and": [
+                {"$regexMatch": {"input": "$$this.k", "regex": "^outbox(\\.|$)"}},
+                {"$ne": ["$$this.v", []]},
+            ]
+        },
+    }
+}
+CARRIES_OUTBOX: Final[list[dict[str, Any]]] = [
+    {"operationType": {"$in": ["insert", "replace"]}, "fullDocument.outbox.0": {"$exists": True}},
+    {"operationType": "update", "$expr": {"$gt": [{"$size": _OUTBOX_KEYS}, 0]}},
+]
+# Every collection whose documents carry an outbox has its partial index.
+OUTBOX_COLLECTIONS: Final = tuple(name for name, models in INDEXES.items() if OUTBOX_INDEX in models)
+
 
 def create_client(settings: ServiceSettings) -> AsyncMongoClient[Doc]:
     """Create the process's one client. Call inside a lifespan, never at import time."""
@@ -321,14 +344,14 @@ def create_client(settings: ServiceSettings) -> AsyncMongoClient[Doc]:
 DUPLICATE_KEY: Final = 11000
 
 
-async def insert_new(coll: AsyncCollection[D], docs: list[D]) -> list[D]:
+async def insert_new(coll: AsyncCollection[D], docs: list[D], **options: Any) -> list[D]:
     """Insert what is not there yet; returns the documents actually inserted. A document a unique
     index already holds (a redelivered Kafka record planning the same key) is skipped; any other
-    write error is raised."""
+    write error is raised. ``options`` go to ``insert_many`` (a session)."""
     if not docs:
         return []
     try:
-        await coll.insert_many(docs, ordered=False)
+        await coll.insert_many(docs, ordered=False, **options)
     except BulkWriteError as exc:
         errors = exc.details.get("writeErrors", [])
         if any(err.get("code") != DUPLICATE_KEY for err in errors):
