@@ -235,13 +235,14 @@ class Worker:
                     claim=claim if mine else None,
                 )
                 docs.append(doc)
-        inserted = await self.store.insert_new(docs)
+        return len(await self.store.insert_durable(docs, self._start))
+
+    def _start(self, inserted: list[DeliveryDoc]) -> None:
         for doc in inserted:
             if doc["claim"]:
                 self._submit(doc)
             else:
                 self.wake()
-        return len(inserted)
 
     def schedule_of(self, doc: DeliveryDoc) -> list[int]:
         """The delivery's retry delays. The API makes deliveries too (a replay) without knowing
