@@ -261,3 +261,84 @@ async def test_a_packet_put_on_a_socket_s_queue_reaches_its_client_and_a_none_ha
             assert received == [{"n": 1}, {"n": 2}], "a dropped packet was sent, or the last one was not"
         finally:
             await client.disconnect()
+
+
+# uvicorn (sayso_service.uvicorn_internals): served without the package's __init__ (no click).
+_UVICORN_APP = """
+import json, sys
+from sayso_service import uvicorn_internals
+
+FAIL = sys.argv[2] == "fail"
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                kind = "failed" if FAIL else "complete"
+                await send({"type": f"lifespan.startup.{kind}", "message": "refused on purpose"})
+            elif message["type"] == "lifespan.shutdown":
+                print("shutdown ran", flush=True)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    body = json.dumps({"click": "click" in sys.modules, "main": "uvicorn.main" in sys.modules}).encode()
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body})
+
+uvicorn_internals.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_config=None, lifespan="on")
+"""
+
+
+def _serve(port: int, mode: str) -> Any:
+    import subprocess
+    import sys
+
+    return subprocess.Popen(
+        [sys.executable, "-c", _UVICORN_APP, str(port), mode], stdout=subprocess.PIPE, text=True
+    )
+
+
+async def test_uvicorn_serves_without_its_command_line_and_stops_on_a_signal() -> None:
+    import signal
+
+    import httpx
+
+    port = free_port()
+    proc = _serve(port, "ok")
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            for _ in range(300):
+                with contextlib.suppress(httpx.TransportError):
+                    answer = await client.get("/")
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("the server never answered")
+        assert answer.json() == {"click": False, "main": False}
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+        # uvicorn re-raises the signal once it has shut down, as uvicorn.run does.
+        assert proc.returncode in (0, -signal.SIGTERM)
+        assert "shutdown ran" in out, "the lifespan's shutdown did not run on SIGTERM"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_uvicorn_exits_with_its_start_up_failure_code_when_the_lifespan_fails() -> None:
+    from uvicorn.config import STARTUP_FAILURE
+
+    proc = _serve(free_port(), "fail")
+    proc.communicate(timeout=60)
+    assert proc.returncode == STARTUP_FAILURE
+
+
+def test_uvicorn_s_package_init_holds_only_what_the_adapter_replaces() -> None:
+    """What ``uvicorn/__init__.py`` exports, and that the lifespan modules need only ``Config``
+    from it: a new name there may be something the server expects to find."""
+    import importlib
+    import inspect
+
+    assert sorted(uvicorn.__all__) == ["Config", "Server", "main", "run"]
+    for name in ("uvicorn.lifespan.on", "uvicorn.lifespan.off"):
+        assert "from uvicorn import Config\n" in inspect.getsource(importlib.import_module(name))

@@ -16,8 +16,9 @@ import pytest
 
 # Everywhere: uvicorn's reloader, pymongo's pyOpenSSL attempt (pyOpenSSL is not installed; it
 # loads cryptography.x509 before it gives up), the OpenTelemetry SDK (only with SAYSO_OTEL on),
-# requests (a blocking HTTP client; the services send with aiohttp).
-EVERY = ("watchfiles", "pymongo.pyopenssl_context", "opentelemetry.sdk", "requests")
+# requests (a blocking HTTP client; the services send with aiohttp), uvicorn's command line and
+# click (sayso_service.uvicorn_internals).
+EVERY = ("watchfiles", "pymongo.pyopenssl_context", "opentelemetry.sdk", "requests", "uvicorn.main", "click")
 # Form parsing: only the API takes forms (file uploads).
 FORMS = ("python_multipart", "multipart")
 NOT_LOADED = {

@@ -12,6 +12,9 @@ uses what it enables, and each such package costs megabytes of resident memory p
   is not installed, so the outcome is the one pymongo reaches anyway.
 - uvicorn loads watchfiles for its reloader (``--reload``), which a service never runs; without
   it uvicorn would pick its polling reloader.
+- ``import uvicorn`` loads its command line, and with it click; FastStream imports uvicorn to
+  see whether it is there. The package is put in place first without its command line
+  (:mod:`sayso_service.uvicorn_internals`), so whoever imports it later gets that one.
 
 A name set to None in ``sys.modules`` makes ``import name`` raise ImportError, which these
 libraries take as "not installed". Called by a service's entry point (``__main__``) before it
@@ -24,6 +27,8 @@ from __future__ import annotations
 import importlib.util
 import sys
 
+from sayso_service import uvicorn_internals
+
 PYMONGO_PYOPENSSL = "pymongo.pyopenssl_context"
 ALWAYS = ("watchfiles",)
 
@@ -35,3 +40,4 @@ def leave_out(*names: str) -> None:
     for name in (*names, *ALWAYS, *pyopenssl):
         if name not in sys.modules:
             sys.modules[name] = None  # type: ignore[assignment]
+    uvicorn_internals.package()

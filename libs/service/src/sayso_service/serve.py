@@ -7,12 +7,12 @@ background loops finish their current item.
 
 from __future__ import annotations
 
-import uvicorn
 from starlette.types import ASGIApp
 
 from sayso_common import otel
 from sayso_common.observability import configure_logging
 from sayso_common.settings import ServiceSettings
+from sayso_service import uvicorn_internals
 
 
 def serve(app: ASGIApp, settings: ServiceSettings, service: str) -> None:
@@ -26,7 +26,8 @@ def serve(app: ASGIApp, settings: ServiceSettings, service: str) -> None:
 
 
 def _run(app: ASGIApp, settings: ServiceSettings) -> None:
-    uvicorn.run(
+    # Without uvicorn's command line (and click): sayso_service.uvicorn_internals.
+    uvicorn_internals.run(
         app,
         host=settings.host,
         port=settings.http_port,
