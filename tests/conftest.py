@@ -84,6 +84,13 @@ class Infra:
             # consumers kept it at 19 % of a core and the whole stack at 30 % (14 % at 50 ms),
             # with a stack per xdist worker on two cores. Events wait ~25 ms longer per hop.
             "SAYSO_KAFKA_FETCH_MAX_WAIT_MS": "50",
+            # Passwords hashed at the settings' floors (OWASP's minimum for Argon2id) instead of the
+            # default 64 MiB and 3 passes: every owner a test makes costs a hash and a login's
+            # verification, 0.23 s of CPU each at the default on the loaded machine, 0.033 s here.
+            # The default is what `make run` and tests/test_devstack_cli.py use.
+            "SAYSO_PASSWORD_HASH_MEMORY_KIB": "19456",
+            "SAYSO_PASSWORD_HASH_TIME_COST": "2",
+            "SAYSO_PASSWORD_HASH_PARALLELISM": "1",
             **extra,
         }
 

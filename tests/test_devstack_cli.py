@@ -9,13 +9,14 @@ import contextlib
 import os
 import signal
 import smtplib
-import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -225,13 +226,41 @@ def test_second_start_in_the_same_home_says_it_is_already_running(launcher: Laun
     assert (first.home / ".sayso" / PID_FILE).read_text().split() == [str(first.popen.pid), first.url]
 
 
+class _OtherServer(ThreadingHTTPServer):
+    """Some other program's web server: every path is a 404 page."""
+
+    asked = False
+
+
+class _NotSayso(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        assert isinstance(self.server, _OtherServer)
+        self.server.asked = True
+        body = b"<html><body>Not Found</body></html>"
+        self.send_response(404)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
 def test_port_taken_by_another_program_is_named(launcher: Launcher, tmp_path: Path) -> None:
     home = tmp_path / "home"
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        port = listener.getsockname()[1]
-        run = launcher.refused(home, port)
+    # Another web server that answers (a listener that never answers costs the start-up's whole
+    # 15 s wait for a busy Sayso API to describe itself, and would end the same way).
+    with _OtherServer(("127.0.0.1", 0), _NotSayso) as other:
+        serving = threading.Thread(target=other.serve_forever, daemon=True)
+        serving.start()
+        try:
+            port = other.server_address[1]
+            run = launcher.refused(home, port)
+            assert other.asked, "the start-up did not ask the program on the port what it is"
+        finally:
+            other.shutdown()
+            serving.join(10)
     err = run.stderr
     assert run.popen.returncode != 0
     assert f"Port {port} on 127.0.0.1 is already in use by another program" in err, err
@@ -253,6 +282,77 @@ def test_port_taken_by_a_sayso_from_another_home_is_named(launcher: Launcher, tm
     _assert_no_child_output(err)
     assert not (home / ".sayso" / "mongo").exists()
     assert first.popen.poll() is None
+
+
+# --- the banner (issue #27 items 1 and 3) ------------------------------------------------------
+
+
+def test_banner_commands_work_from_a_shell_as_printed(launcher: Launcher) -> None:
+    run = launcher.running()
+    out = run.stdout
+    # Only the banner on stdout: no JSON line, no log line (those go to stderr).
+    assert out.startswith(f"\nSayso is running at {run.url}\n"), out
+    assert not [line for line in out.splitlines() if line.startswith(("{", "[sayso]"))], out
+    local_env = run.home / ".sayso" / "local.env"
+    source = f"set -a; . {local_env}; set +a"  # the real path: SAYSO_HOME is set here
+    assert f"  {source}\n" in out, out
+    assert f'uv run sayso send "hello" --channel <agent id>       # in {REPO_ROOT}\n' in out, out
+    [cli_line] = [line.strip() for line in out.splitlines() if '/sayso send "hello"' in line]
+    assert cli_line.startswith(str(DEVSTACK.parent / "sayso"))
+    # What is on and off in this run, and the setting for each.
+    mail_dir = run.home / ".sayso" / "mail"
+    assert f"E-mail:     caught here, not sent: each e-mail is kept in {mail_dir}" in out, out
+    assert "buttons off: SAYSO_SLACK_SIGNING_SECRET is not set" in out, out
+    assert "SAYSO_DISPATCHER_ALLOWED_NETWORKS=127.0.0.0/8 make run" in out, out
+    assert "SAYSO_NOTIFIER_ALLOWED_NETWORKS=127.0.0.0/8 make run" in out, out
+    assert "Replicas:   one of each service" in out, out
+
+    key = load_env_file(local_env)["SAYSO_API_KEY"]
+    with httpx.Client(base_url=run.url, headers={"x-api-key": key}, timeout=10) as client:
+        agent = client.post("/api/v1/agents", json={"name": "banner-bot"})
+        assert agent.status_code == 201, agent.text
+        channel = agent.json()["id"]
+        # Pasted into a shell elsewhere, with no SAYSO_* set and no .venv on PATH.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SAYSO_")}
+        env["PATH"] = "/usr/bin:/bin"
+        script = f"{source}\n{cli_line.replace('<agent id>', channel)}"
+        done = subprocess.run(
+            ["bash", "-c", script], cwd=run.home, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        sent = client.get("/api/v1/messages", params={"channel": channel})
+        assert sent.status_code == 200, sent.text
+        assert [m["text"] for m in sent.json()["data"]] == ["hello"]
+
+        # E-mail with no mail server: the review's e-mail is kept in the folder the banner names,
+        # readable only by its owner, and its answer link answers (issue #27's done-when).
+        asked = client.post(
+            "/api/v1/messages",
+            json={"channelId": channel, "text": "Ship 2.0 tonight?", "review": {"type": "approval"}},
+        )
+        assert asked.status_code == 201, asked.text
+        link = _answer_link(mail_dir, "Ship 2.0 tonight?", "Approve")
+        assert oct(mail_dir.stat().st_mode & 0o777) == "0o700"
+        assert {oct(f.stat().st_mode & 0o777) for f in mail_dir.iterdir()} == {"0o600"}
+        assert link.startswith(f"{run.url}/a/"), link
+        assert "Confirm: Approve" in httpx.get(link, timeout=10).text
+        assert "Answer recorded" in httpx.post(link, timeout=10).text
+        review = client.get(f"/api/v1/messages/{asked.json()['id']}").json()["review"]
+        assert review["status"] == "completed", review
+        assert review["response"]["selectedOption"] == "approve", review
+
+
+def _answer_link(folder: Path, text: str, label: str, timeout: float = 30) -> str:
+    """The ``label`` answer link of the kept e-mail about ``text``, once it is there."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for path in sorted(folder.glob("*.txt")) if folder.is_dir() else []:
+            body = path.read_text()
+            if text in body:
+                [line] = [line for line in body.splitlines() if line.startswith(f"{label}: ")]
+                return line.removeprefix(f"{label}: ").strip()
+        time.sleep(0.2)
+    pytest.fail(f"no e-mail about {text!r} in {folder} after {timeout:.0f}s")
 
 
 def test_restart_on_another_port_rewrites_sayso_url(launcher: Launcher) -> None:
@@ -382,77 +482,6 @@ def test_a_stop_during_start_up_leaves_no_child_behind(
     _until("mongod up again", again, lambda: "mongod ready on" in again.stderr)
     assert again.stop() == 0, again.stderr[-3000:]
     assert _leftovers(home) == []
-
-
-# --- the banner (issue #27 items 1 and 3) ------------------------------------------------------
-
-
-def test_banner_commands_work_from_a_shell_as_printed(launcher: Launcher) -> None:
-    run = launcher.running()
-    out = run.stdout
-    # Only the banner on stdout: no JSON line, no log line (those go to stderr).
-    assert out.startswith(f"\nSayso is running at {run.url}\n"), out
-    assert not [line for line in out.splitlines() if line.startswith(("{", "[sayso]"))], out
-    local_env = run.home / ".sayso" / "local.env"
-    source = f"set -a; . {local_env}; set +a"  # the real path: SAYSO_HOME is set here
-    assert f"  {source}\n" in out, out
-    assert f'uv run sayso send "hello" --channel <agent id>       # in {REPO_ROOT}\n' in out, out
-    [cli_line] = [line.strip() for line in out.splitlines() if '/sayso send "hello"' in line]
-    assert cli_line.startswith(str(DEVSTACK.parent / "sayso"))
-    # What is on and off in this run, and the setting for each.
-    mail_dir = run.home / ".sayso" / "mail"
-    assert f"E-mail:     caught here, not sent: each e-mail is kept in {mail_dir}" in out, out
-    assert "buttons off: SAYSO_SLACK_SIGNING_SECRET is not set" in out, out
-    assert "SAYSO_DISPATCHER_ALLOWED_NETWORKS=127.0.0.0/8 make run" in out, out
-    assert "SAYSO_NOTIFIER_ALLOWED_NETWORKS=127.0.0.0/8 make run" in out, out
-    assert "Replicas:   one of each service" in out, out
-
-    key = load_env_file(local_env)["SAYSO_API_KEY"]
-    with httpx.Client(base_url=run.url, headers={"x-api-key": key}, timeout=10) as client:
-        agent = client.post("/api/v1/agents", json={"name": "banner-bot"})
-        assert agent.status_code == 201, agent.text
-        channel = agent.json()["id"]
-        # Pasted into a shell elsewhere, with no SAYSO_* set and no .venv on PATH.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SAYSO_")}
-        env["PATH"] = "/usr/bin:/bin"
-        script = f"{source}\n{cli_line.replace('<agent id>', channel)}"
-        done = subprocess.run(
-            ["bash", "-c", script], cwd=run.home, env=env, capture_output=True, text=True, timeout=60
-        )
-        assert done.returncode == 0, done.stderr
-        sent = client.get("/api/v1/messages", params={"channel": channel})
-        assert sent.status_code == 200, sent.text
-        assert [m["text"] for m in sent.json()["data"]] == ["hello"]
-
-        # E-mail with no mail server: the review's e-mail is kept in the folder the banner names,
-        # readable only by its owner, and its answer link answers (issue #27's done-when).
-        asked = client.post(
-            "/api/v1/messages",
-            json={"channelId": channel, "text": "Ship 2.0 tonight?", "review": {"type": "approval"}},
-        )
-        assert asked.status_code == 201, asked.text
-        link = _answer_link(mail_dir, "Ship 2.0 tonight?", "Approve")
-        assert oct(mail_dir.stat().st_mode & 0o777) == "0o700"
-        assert {oct(f.stat().st_mode & 0o777) for f in mail_dir.iterdir()} == {"0o600"}
-        assert link.startswith(f"{run.url}/a/"), link
-        assert "Confirm: Approve" in httpx.get(link, timeout=10).text
-        assert "Answer recorded" in httpx.post(link, timeout=10).text
-        review = client.get(f"/api/v1/messages/{asked.json()['id']}").json()["review"]
-        assert review["status"] == "completed", review
-        assert review["response"]["selectedOption"] == "approve", review
-
-
-def _answer_link(folder: Path, text: str, label: str, timeout: float = 30) -> str:
-    """The ``label`` answer link of the kept e-mail about ``text``, once it is there."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for path in sorted(folder.glob("*.txt")) if folder.is_dir() else []:
-            body = path.read_text()
-            if text in body:
-                [line] = [line for line in body.splitlines() if line.startswith(f"{label}: ")]
-                return line.removeprefix(f"{label}: ").strip()
-        time.sleep(0.2)
-    pytest.fail(f"no e-mail about {text!r} in {folder} after {timeout:.0f}s")
 
 
 @pytest.mark.parametrize(

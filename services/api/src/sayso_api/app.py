@@ -178,12 +178,14 @@ def create_app(settings: ApiSettings) -> FastAPI:
             auth=Authenticator(keys, jwt_keys, scoped),
             jwt_keys=jwt_keys,
             tokens=scoped,
+            passwords=auth.Passwords(settings),
             channels=ChannelCache(runtime.db, ttl=settings.auth_cache_seconds),
             box=SecretBox(settings.box_keys()),
         )
         if settings.bootstrap_admin_email and settings.bootstrap_admin_password:
             await auth.ensure_admin(
                 runtime.db,
+                ctx.passwords,
                 settings.bootstrap_admin_email,
                 settings.bootstrap_admin_password.get_secret_value(),
             )

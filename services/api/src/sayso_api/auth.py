@@ -1,6 +1,6 @@
 """Users, passwords and login throttling.
 
-Passwords use Argon2id (argon2-cffi defaults, RFC 9106 low-memory profile); hashing runs in a
+Passwords use Argon2id (by default argon2-cffi's, RFC 9106 low-memory profile); hashing runs in a
 thread so a login never stalls the event loop. Failed logins are counted in MongoDB per e-mail and
 per client address, so throttling holds across API replicas.
 """
@@ -17,40 +17,52 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from sayso_api.schemas import UserOut
+from sayso_api.settings import ApiSettings
 from sayso_common.clock import as_utc, utcnow
 from sayso_common.documents import LoginAttemptsDoc, UserDoc
 from sayso_common.errors import ConflictError, DomainError, ErrorCode, RateLimitedError
 from sayso_common.ids import new_id
 from sayso_common.mongo import LOGIN_ATTEMPTS, USERS, Database, Doc, collection
 
-_hasher = PasswordHasher()
-# Verified against when the e-mail is unknown, so both paths cost one Argon2 verification.
-_DUMMY_HASH = _hasher.hash("sayso-timing-equaliser")
 
+class Passwords:
+    """Argon2id hashing at this deployment's cost (``SAYSO_PASSWORD_HASH_*``). A stored hash
+    carries its own parameters, so hashes made at another cost still verify."""
 
-async def hash_password(password: str) -> str:
-    return await asyncio.to_thread(_hasher.hash, password)
+    def __init__(self, settings: ApiSettings) -> None:
+        self._hasher = PasswordHasher(
+            time_cost=settings.password_hash_time_cost,
+            memory_cost=settings.password_hash_memory_kib,
+            parallelism=settings.password_hash_parallelism,
+        )
+        # Verified against when the e-mail is unknown, so both paths cost one Argon2 verification
+        # at the same cost.
+        self._dummy = self._hasher.hash("sayso-timing-equaliser")
 
+    async def hash(self, password: str) -> str:
+        return await asyncio.to_thread(self._hasher.hash, password)
 
-async def verify_password(stored: str | None, password: str) -> bool:
-    def check() -> bool:
-        try:
-            return _hasher.verify(stored or _DUMMY_HASH, password) and stored is not None
-        except (VerificationError, InvalidHashError):
-            return False
+    async def verify(self, stored: str | None, password: str) -> bool:
+        def check() -> bool:
+            try:
+                return self._hasher.verify(stored or self._dummy, password) and stored is not None
+            except (VerificationError, InvalidHashError):
+                return False
 
-    return await asyncio.to_thread(check)
+        return await asyncio.to_thread(check)
 
 
 def normalise_email(email: str) -> str:
     return email.strip().lower()
 
 
-async def create_user(db: Database, email: str, password: str, is_admin: bool = False) -> UserDoc:
+async def create_user(
+    db: Database, passwords: Passwords, email: str, password: str, is_admin: bool = False
+) -> UserDoc:
     doc: UserDoc = {
         "_id": new_id("usr"),
         "email": normalise_email(email),
-        "password_hash": await hash_password(password),
+        "password_hash": await passwords.hash(password),
         "is_admin": is_admin,
         "created_at": utcnow(),
     }
@@ -63,11 +75,11 @@ async def create_user(db: Database, email: str, password: str, is_admin: bool = 
     return doc
 
 
-async def ensure_admin(db: Database, email: str, password: str) -> None:
+async def ensure_admin(db: Database, passwords: Passwords, email: str, password: str) -> None:
     if await collection(db, USERS).find_one({"email": normalise_email(email)}, {"_id": 1}):
         return
     with contextlib.suppress(DomainError):  # another replica created it first
-        await create_user(db, email, password, is_admin=True)
+        await create_user(db, passwords, email, password, is_admin=True)
 
 
 # Argon2 verifications running at once in this process: a burst of logins queues here instead of
@@ -121,9 +133,9 @@ async def release_attempt(db: Database, keys: list[str], window_seconds: int) ->
         await collection(db, LOGIN_ATTEMPTS).update_one({"_id": key}, _counted(now, window_seconds, -1))
 
 
-async def verify_bounded(stored: str | None, password: str) -> bool:
+async def verify_bounded(passwords: Passwords, stored: str | None, password: str) -> bool:
     async with _VERIFYING:
-        return await verify_password(stored, password)
+        return await passwords.verify(stored, password)
 
 
 def user_view(doc: UserDoc) -> UserOut:

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 from functools import cached_property
 
+from sayso_api.auth import Passwords
 from sayso_api.feed import FeedWaiters
 from sayso_api.reviewing import MongoReviewStore, Reviewing
 from sayso_api.settings import ApiSettings
@@ -57,6 +58,7 @@ class ApiContext:
     auth: Authenticator
     jwt_keys: JwtKeys
     tokens: ScopedTokenResolver
+    passwords: Passwords
     # This process's outbox relay (set once the lifespan has built it).
     relay: OutboxRelay | None = None
     # The pull feed's long-polls (sayso_api.feed), set by the lifespan.

@@ -43,6 +43,13 @@ class ApiSettings(CircuitSettings):
     login_max_failures: int = Field(default=10, ge=1)
     login_max_failures_per_address: int = Field(default=100, ge=1)
     login_window_seconds: int = Field(default=900, ge=1)
+    # Argon2id cost of password hashes made from now on. The defaults are RFC 9106's second
+    # recommended option (64 MiB, 3 passes, 4 lanes); the floors are OWASP's minimum for Argon2id
+    # (19 MiB, 2 passes, 1 lane), so no setting makes a weak hash. The test stacks run at the
+    # floors (tests/conftest.py): a hash there costs a seventh of the default's CPU.
+    password_hash_memory_kib: int = Field(default=65536, ge=19456)
+    password_hash_time_cost: int = Field(default=3, ge=2)
+    password_hash_parallelism: int = Field(default=4, ge=1)
     # How long an API-key or channel lookup is cached; also the upper bound for revocation lag.
     auth_cache_seconds: float = Field(default=5.0, ge=0)
     # Inbound token webhooks: executions allowed per webhook per minute (429 beyond).

@@ -25,7 +25,10 @@ async def login(body: LoginIn, request: Request, ctx: Ctx) -> LoginOut:
     keys = list(limits)
     await auth.reserve_attempt(ctx.db, limits, s.login_window_seconds)
     user = await collection(ctx.db, USERS).find_one({"email": email})
-    if not await auth.verify_bounded(user["password_hash"] if user else None, body.password) or not user:
+    if (
+        not await auth.verify_bounded(ctx.passwords, user["password_hash"] if user else None, body.password)
+        or not user
+    ):
         raise UnauthorizedError("wrong e-mail or password", ErrorCode.INVALID_CREDENTIALS)
     await auth.release_attempt(ctx.db, keys, s.login_window_seconds)
     token = issue_user_token(user["_id"], ctx.jwt_keys, s.jwt_ttl_seconds, bool(user.get("is_admin")))
@@ -43,7 +46,7 @@ async def me(user: CurrentUser, ctx: Ctx) -> UserOut:
 @router.post("/users", status_code=201, response_model=UserOut)
 async def create_user(body: UserIn, _: CurrentAdmin, ctx: Ctx) -> UserOut:
     """Admins create users; each user owns their own agents, messages and keys."""
-    doc = await auth.create_user(ctx.db, body.email, body.password, body.is_admin)
+    doc = await auth.create_user(ctx.db, ctx.passwords, body.email, body.password, body.is_admin)
     return auth.user_view(doc)
 
 
