@@ -349,7 +349,7 @@ def test_keda_reads_the_group_and_topics_the_dispatcher_consumes(monkeypatch: py
     ]
     assert sorted(t["topic"] for t in triggers) == sorted(subscriber.topic_names)
     for meta in triggers:
-        assert meta["consumerGroup"] == subscriber.group_id == settings.dispatcher_group_id
+        assert meta["consumerGroup"] == subscriber.group_id == settings.group_id
         assert meta["bootstrapServers"] == settings.kafka_bootstrap
         assert meta["offsetResetPolicy"] == subscriber._connection_args["auto_offset_reset"]
     # KEDA never asks for more consumers than a topic has partitions (allowIdleConsumers unset).

@@ -83,8 +83,8 @@ async def test_two_replicas_share_one_endpoint_budget(
     senders: list[Sender] = []
     for name in ("replica-a", "replica-b"):
         sender = Sender(settings, name)
-        worker = Worker(settings, db, AgentDirectory(db, box), sender, name)
-        worker._rates = EndpointRates(db, clock=lambda: second[0] + 0.5)
+        rates = EndpointRates(db, clock=lambda: second[0] + 0.5)
+        worker = Worker.create(settings, db, AgentDirectory(db, box), sender, name, rates=rates)
         workers.append(worker)
         senders.append(sender)
 

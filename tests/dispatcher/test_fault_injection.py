@@ -1,7 +1,8 @@
 """Fault injection: an exception raised at any step of an attempt — reading the agent, signing,
 sending, after the receiver answered, recording the outcome — leaves no lease, circuit probe or
 delivery stuck; the delivery is retried and ends delivered. A real Worker on real MongoDB and a
-real receiver; only the collaborators are subclassed to raise once at their step."""
+real receiver; only the collaborators are subclassed to raise once at their step, and passed in
+(the worker's breakers too, which the test opens first and reads at the end)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from sayso_common.mongo import AGENTS, DELIVERIES, Database, Doc, collection, en
 from sayso_common.secretbox import SecretBox
 from sayso_common.webhook_signature import new_secret
 from sayso_dispatcher.agents import AgentDirectory
-from sayso_dispatcher.circuit import State
+from sayso_dispatcher.circuit import Breakers, State
 from sayso_dispatcher.sender import Sender
 from sayso_dispatcher.settings import DispatcherSettings
 from sayso_dispatcher.store import DeliveryStore
@@ -97,10 +98,10 @@ async def test_a_fault_at_any_step_leaves_nothing_stuck(infra: Infra, receiver: 
     agents = FaultyAgents(db, box, fault)
     sender = FaultySender(settings, "faulty")
     sender.fault = fault
-    worker = Worker(settings, db, agents, sender, "faulty")
-    store = FaultyStore(db, "faulty", settings.dispatcher_lease_seconds)
+    store = FaultyStore(db, "faulty", settings.lease_seconds)
     store.fault = fault
-    worker.store = store
+    breakers = Breakers(settings.circuit_policy())
+    worker = Worker.create(settings, db, agents, sender, "faulty", store=store, breakers=breakers)
     now = utcnow()
     await db[AGENTS].insert_one(
         {"_id": "agt_f", "owner_id": "usr_f", "webhook_url": receiver.url(f"/{step}"),
@@ -115,7 +116,7 @@ async def test_a_fault_at_any_step_leaves_nothing_stuck(infra: Infra, receiver: 
     # The circuit starts open, so the first attempt that goes is its half-open probe. A fault
     # before the answer is our own error, which the breaker does not count (sayso_common.attempts):
     # the probe must still be given back.
-    worker._breakers[lane_key(doc)].record(False)
+    breakers[lane_key(doc)].record(False)
     try:
         deadline = time.monotonic() + 30
         final: dict[str, Any] | None = None
@@ -131,7 +132,7 @@ async def test_a_fault_at_any_step_leaves_nothing_stuck(infra: Infra, receiver: 
         if step != "record":  # an unrecorded outcome is found again when its lease lapses
             assert final["attempt_count"] == 2, final["attempts"]
             assert final["attempts"][0]["error_kind"] == "internal_error"
-        circuit = worker._breakers[lane_key(doc)]
+        circuit = breakers[lane_key(doc)]
         assert circuit.state is State.CLOSED
         assert not circuit.probing
         assert receiver.at(f"/{step}")

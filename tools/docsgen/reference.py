@@ -72,8 +72,12 @@ class Setting:
     defaults: dict[str, str] = field(default_factory=dict)  # service -> rendered default
 
 
-def _env_name(field_name: str, alias: object) -> str:
-    return alias if isinstance(alias, str) else f"SAYSO_{field_name.upper()}"
+def _env_name(field_name: str, alias: object, prefixed_alias: bool = False) -> str:
+    # An alias is the variable's whole name, unless the class prefixes aliases too (the shared
+    # worker settings, read under each service's name: sayso_service.leased_worker).
+    if not isinstance(alias, str):
+        return f"SAYSO_{field_name.upper()}"
+    return f"SAYSO_{alias.upper()}" if prefixed_alias else alias
 
 
 def _render_default(info: Any) -> str:
@@ -97,8 +101,9 @@ def settings_fields() -> dict[str, Setting]:
     """Every ``SAYSO_*`` variable a service reads, with its default per service."""
     found: dict[str, Setting] = {}
     for service, cls in settings_classes().items():
+        prefixed_alias = cls.model_config.get("env_prefix_target") in ("alias", "all")
         for name, info in cls.model_fields.items():
-            env = _env_name(name, info.validation_alias)
+            env = _env_name(name, info.validation_alias, prefixed_alias)
             found.setdefault(env, Setting(env)).defaults[service] = _render_default(info)
     return found
 

@@ -15,7 +15,6 @@ from typing import Any, Generic, TypeVar
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
-from sayso_common.clock import as_utc, utcnow
 from sayso_common.mongo import insert_new
 
 D = TypeVar("D", bound=Any)
@@ -74,15 +73,6 @@ class LeasedQueue(Generic[D]):
         )
         value: Any = first.get("next_attempt_at") if first else None
         return value if isinstance(value, datetime) else None
-
-    async def next_sweep_in(self, interval: float, also: datetime | None = None) -> float:
-        """Seconds until the next sweep: when the earliest pending document (or ``also``, a time
-        the caller knows of) falls due, at least 20 ms and at most ``interval``."""
-        hints = [await self.next_due(), also]
-        soonest = min((as_utc(h) for h in hints if h is not None), default=None)
-        if soonest is None:
-            return interval
-        return min(interval, max(0.02, (soonest - utcnow()).total_seconds()))
 
     async def count_due(self, now: datetime) -> int:
         return await self.coll.count_documents(_due(now), limit=100_000)

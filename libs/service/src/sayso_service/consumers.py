@@ -31,6 +31,7 @@ from sayso_common.kafka import consumer_lag, ensure_topics
 from sayso_common.settings import ServiceSettings
 from sayso_common.topics import topic_for
 from sayso_service.faststream_internals import hold_polls, subscriber_consumers
+from sayso_service.leased_worker import LeasedWorkerSettings
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,19 @@ class Group:
     max_records: int
     session_timeout_ms: int
     start_timeout_seconds: float
+
+    @classmethod
+    def of(cls, name: str, settings: LeasedWorkerSettings, topics: Sequence[str]) -> Group:
+        """A leased worker's group, from the settings it shares with the other (its group id, poll
+        size, session and start-up timeouts: ``SAYSO_<SERVICE>_GROUP_ID`` …)."""
+        return cls(
+            name=name,
+            group_id=settings.group_id,
+            topics=topics,
+            max_records=settings.max_poll_records,
+            session_timeout_ms=settings.session_timeout_ms,
+            start_timeout_seconds=settings.start_timeout_seconds,
+        )
 
 
 async def raw_values(msg: StreamMessage[Any]) -> list[bytes]:

@@ -37,7 +37,7 @@ def create_app(settings: DispatcherSettings) -> Starlette:
         instance = f"{settings.instance or 'dispatcher'}-{runtime.instance_id}"
         agents = AgentDirectory(runtime.db, SecretBox(settings.box_keys()))
         sender = Sender(settings, instance)
-        worker = Worker(settings, runtime.db, agents, sender, instance)
+        worker = Worker.create(settings, runtime.db, agents, sender, instance)
         group = consumer(settings, worker)
         app.state.runtime, app.state.group = runtime, group
         relay = OutboxRelay(

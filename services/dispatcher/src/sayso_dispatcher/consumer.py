@@ -62,14 +62,7 @@ def keeper(endpoints: EndpointDirectory) -> Callable[[str], bool]:
 
 
 def group(settings: DispatcherSettings) -> Group:
-    return Group(
-        name="dispatcher",
-        group_id=settings.dispatcher_group_id,
-        topics=TOPICS,
-        max_records=settings.dispatcher_max_poll_records,
-        session_timeout_ms=settings.dispatcher_session_timeout_ms,
-        start_timeout_seconds=settings.dispatcher_start_timeout_seconds,
-    )
+    return Group.of("dispatcher", settings, TOPICS)
 
 
 def consumer(settings: DispatcherSettings, worker: Worker) -> GroupConsumer:

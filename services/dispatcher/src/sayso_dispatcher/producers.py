@@ -135,7 +135,7 @@ class KafkaDestinations:
         self._own_topics = all_topics(settings.topic_prefix)
         self._opener = opener
         self._instance = instance
-        self._timeout = settings.dispatcher_timeout_seconds
+        self._timeout = settings.timeout_seconds
         self._idle = settings.dispatcher_kafka_idle_seconds
         self._producers: dict[ProducerKey, _Cached] = {}
         self._starting: dict[ProducerKey, asyncio.Lock] = {}

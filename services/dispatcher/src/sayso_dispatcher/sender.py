@@ -28,7 +28,7 @@ ALLOW_LIST_SETTING = "SAYSO_DISPATCHER_ALLOWED_NETWORKS"
 
 class Sender:
     def __init__(self, settings: DispatcherSettings, instance: str) -> None:
-        self._allowed = tuple(settings.dispatcher_allowed_networks)
+        self._allowed = tuple(settings.allowed_networks)
         self._instance = instance
         # url -> (refusal reason, parsed URL): check_url is pure, and parsing the same URL with
         # yarl twice per request (the guard, then aiohttp) showed up in profiles.
@@ -41,14 +41,14 @@ class Sender:
                 else None,
                 setting=ALLOW_LIST_SETTING,
             ),
-            limit=settings.dispatcher_concurrency,
+            limit=settings.concurrency,
             limit_per_host=settings.dispatcher_per_host_concurrency,
             # Vetted answers may be reused briefly; they were checked when resolved.
             ttl_dns_cache=30,
         )
         self.session = aiohttp.ClientSession(
             connector=connector,
-            timeout=aiohttp.ClientTimeout(total=settings.dispatcher_timeout_seconds),
+            timeout=aiohttp.ClientTimeout(total=settings.timeout_seconds),
             cookie_jar=aiohttp.DummyCookieJar(),
             skip_auto_headers=("User-Agent",),
         )

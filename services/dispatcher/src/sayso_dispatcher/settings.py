@@ -1,65 +1,61 @@
 """Dispatcher settings. Every dispatcher-only setting carries the ``dispatcher_`` prefix, so the
-environment names read ``SAYSO_DISPATCHER_…``."""
+environment names read ``SAYSO_DISPATCHER_…``; the settings it shares with the notifier
+(:class:`sayso_service.leased_worker.LeasedWorkerSettings`: ``lease_seconds``, ``concurrency`` …)
+are read under the same prefix (``SAYSO_DISPATCHER_LEASE_SECONDS``)."""
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
+from sayso_service.leased_worker import (
+    AtLeastOne,
+    LeasedWorkerSettings,
+    PositiveSeconds,
+    RetrySchedule,
+    SessionTimeoutMs,
+    split_list,
+    worker_settings,
+)
 
 from sayso_common.attempts import RETRY_AFTER_MAX, WEBHOOK_SCHEDULE
 from sayso_common.kafka_destinations import DEFAULT_TOPIC_PREFIX, check_allowed_hosts, check_topic_prefix
 from sayso_common.settings import CircuitSettings
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
 DEFAULT_SCHEDULE = WEBHOOK_SCHEDULE
 
 
-def _split(value: object) -> object:
-    # Comma-separated in the environment ("10.0.0.0/8, 127.0.0.0/8"); lists pass through.
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return value
+class DispatcherSettings(LeasedWorkerSettings, CircuitSettings):
+    """The shared worker settings (:class:`LeasedWorkerSettings`) read as ``SAYSO_DISPATCHER_…``,
+    with the dispatcher's own defaults, and the dispatcher's alone."""
 
+    model_config = worker_settings("dispatcher")
 
-class DispatcherSettings(CircuitSettings):
     http_port: int = 8103
-    # Kafka consumer group: every dispatcher replica in one group splits the partitions.
-    dispatcher_group_id: str = "sayso-dispatcher"
+    group_id: str = "sayso-dispatcher"
     # A replica that stops heartbeating (SIGKILL, a lost host) holds its partitions this long, then
     # the rebalance (~2 s on Tansu) hands them over (bench.failover: 3 s -> taken over in ~5.5 s,
     # 10 s -> ~17 s). The heartbeat is a quarter of it, on the event loop: 3 s still rode out a
     # loop blocked 1.2 s every 3 s with no false rebalance. Tansu keeps the session of the member
     # that created the group (until the group is gone); Kafka takes each member's own.
-    dispatcher_session_timeout_ms: int = Field(default=3_000, ge=1000)
-    # How long start-up waits for the consumer to join before serving probes anyway.
-    dispatcher_start_timeout_seconds: float = Field(default=30.0, gt=0)
-    dispatcher_max_poll_records: int = Field(default=500, ge=1)
-    # HTTP: whole-request timeout, and how many requests run at once (per process, per host).
-    dispatcher_timeout_seconds: float = Field(default=10.0, gt=0)
-    dispatcher_concurrency: int = Field(default=256, ge=1)
+    session_timeout_ms: SessionTimeoutMs = 3_000
+    max_poll_records: AtLeastOne = 500
+    # Requests in flight per process (the shared setting), and per host.
+    concurrency: AtLeastOne = 256
     dispatcher_per_host_concurrency: int = Field(default=16, ge=1)
     # The share of dispatcher_concurrency one tenant (owner account) may hold at once, however many
     # hosts it sends to: a tenant whose receivers are all slow keeps the rest for the others.
     dispatcher_tenant_share: float = Field(default=0.25, gt=0, le=1)
     # Deliveries held in memory (queued or in flight); beyond it new work waits in MongoDB.
     dispatcher_max_held: int = Field(default=5_000, ge=1)
-    # A claimed delivery belongs to this process for this long (renewed while held); after a
-    # crash another replica takes it over once it lapses. Must exceed the request timeout.
-    dispatcher_lease_seconds: float = Field(default=30.0, gt=0)
-    # Retries: seconds before each retry, in order. An agent's own schedule replaces it.
-    dispatcher_retry_schedule: Annotated[list[int], NoDecode] = Field(
-        default_factory=lambda: list(DEFAULT_SCHEDULE)
-    )
-    dispatcher_retry_jitter: float = Field(default=0.2, ge=0, lt=1)
+    # Renewed while held.
+    lease_seconds: PositiveSeconds = 30.0
+    # An agent's own schedule replaces it.
+    retry_schedule: RetrySchedule = Field(default_factory=lambda: list(DEFAULT_SCHEDULE))
     # Retry-After is honoured up to this many seconds; a longer ask waits this long (the notifier
     # keeps the same default, sayso_common.attempts.RETRY_AFTER_MAX).
     dispatcher_retry_after_max_seconds: float = Field(default=RETRY_AFTER_MAX, ge=0)
-    # SSRF guard allow-list (CIDRs). Empty in production; tests and benchmarks add loopback.
-    dispatcher_allowed_networks: Annotated[list[Network], NoDecode] = Field(default_factory=list)
     # DNS servers the guard resolves with ("10.0.0.2, 10.0.0.3:5353"); empty = the system resolver.
     # Pin them when the system resolver is not one you trust to answer every lookup.
     dispatcher_dns_servers: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -78,11 +74,10 @@ class DispatcherSettings(CircuitSettings):
     dispatcher_disable_after_failures: int = Field(default=20, ge=0)
     # A circuit open (or probing) this long since it last closed is an incident (0: never told).
     dispatcher_circuit_alert_seconds: float = Field(default=900.0, ge=0)
-    # Longest the due-delivery sweep sleeps when nothing tells it of earlier work.
-    dispatcher_sweep_interval_seconds: float = Field(default=5.0, gt=0)
+    # Due deliveries one sweep claims at most.
     dispatcher_claim_batch: int = Field(default=200, ge=1)
-    # Attempts kept on a delivery document (the oldest are dropped; the count is kept).
-    dispatcher_attempts_kept: int = Field(default=25, ge=1)
+    # The count is kept.
+    attempts_kept: AtLeastOne = 25
     # Reconciliation: answered or expired reviews whose event never became a delivery (the broker
     # lost it). Only reviews closed more than ``grace`` ago and less than ``window`` ago.
     dispatcher_reconcile_interval_seconds: float = Field(default=60.0, gt=0)
@@ -94,26 +89,11 @@ class DispatcherSettings(CircuitSettings):
     # about a tenth of the dispatcher's CPU in the collector under load; 0 keeps that default.
     dispatcher_gc_gen0_threshold: int = Field(default=50_000, ge=0)
 
-    _schedule = field_validator("dispatcher_retry_schedule", mode="before")(_split)
-    _networks = field_validator("dispatcher_allowed_networks", mode="before")(_split)
-    _dns = field_validator("dispatcher_dns_servers", mode="before")(_split)
-    _kafka_hosts = field_validator("dispatcher_kafka_allowed_hosts", mode="before")(_split)
+    _dns = field_validator("dispatcher_dns_servers", mode="before")(split_list)
+    _kafka_hosts = field_validator("dispatcher_kafka_allowed_hosts", mode="before")(split_list)
     _kafka_hosts_shape = field_validator("dispatcher_kafka_allowed_hosts")(check_allowed_hosts)
     _kafka_topic_prefix = field_validator("dispatcher_kafka_topic_prefix")(check_topic_prefix)
 
-    @field_validator("dispatcher_retry_schedule")
-    @classmethod
-    def _positive(cls, value: list[int]) -> list[int]:
-        if any(v < 0 for v in value):
-            raise ValueError("retry delays must be zero or more seconds")
-        return value
-
     def tenant_concurrency(self) -> int:
         """Requests one tenant may have in flight at once in this process."""
-        return max(1, int(self.dispatcher_concurrency * self.dispatcher_tenant_share))
-
-    @model_validator(mode="after")
-    def _lease_outlives_request(self) -> DispatcherSettings:
-        if self.dispatcher_lease_seconds <= self.dispatcher_timeout_seconds:
-            raise ValueError("dispatcher_lease_seconds must exceed dispatcher_timeout_seconds")
-        return self
+        return max(1, int(self.concurrency * self.dispatcher_tenant_share))

@@ -4,7 +4,8 @@ Events become delivery documents (``accept``, called by the Kafka handler). Docu
 process just created are claimed in the same insert and go straight to the per-host lanes, so a
 response reaches its agent without waiting for a poll. Everything else - retries that fall due,
 work beyond what fits in memory, leases a crashed replica left behind, manual re-queues - is
-claimed by the sweep, which sleeps until the earliest due time it knows of.
+claimed by the sweep, which sleeps until the earliest due time it knows of (the sweep, and the
+settings it shares with the notifier's, are :mod:`sayso_service.leased_worker`'s).
 """
 
 from __future__ import annotations
@@ -12,16 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo.errors import PyMongoError
+from sayso_service.leased_worker import Clock, LeasedWorker
 from yarl import URL
 
-from sayso_common import attempts, incidents, loops, otel, tracing
+from sayso_common import attempts, incidents, otel, tracing
 from sayso_common.attempts import ErrorKind, RetryPolicy, Verdict
 from sayso_common.clock import as_utc, utcnow
 from sayso_common.deliveries import REVIEW_EVENTS, Attempt, Result, new_delivery, record_attempt
@@ -125,45 +126,58 @@ def leases_to_renew(held: dict[str, tuple[str, datetime]], now: datetime, period
     return {_id: claim for _id, (claim, until) in held.items() if until <= horizon}
 
 
-class Worker:
+class Worker(LeasedWorker[DeliveryDoc]):
+    """Takes every collaborator it uses; :meth:`create` builds the real ones, and a test passes
+    in those it means to change (a store that fails, breakers it trips, a rate clock)."""
+
+    noun = "delivery"
+
     def __init__(
         self,
         settings: DispatcherSettings,
         db: Database,
-        agents: AgentDirectory,
-        sender: Sender,
         instance: str,
-        endpoints: EndpointDirectory | None = None,
-        kafka: KafkaDestinations | None = None,
+        *,
+        store: DeliveryStore,
+        agents: AgentDirectory,
+        endpoints: EndpointDirectory,
+        sender: Sender,
+        kafka: KafkaDestinations,
+        breakers: Breakers,
+        rates: EndpointRates,
+        incidents: Incidents,
+        clock: Clock = utcnow,
     ) -> None:
+        super().__init__(
+            settings,
+            store,
+            instance,
+            clock=clock,
+            retry=RetryPolicy(
+                jitter=settings.retry_jitter, retry_after_max=settings.dispatcher_retry_after_max_seconds
+            ),
+            due_gauge=metrics.DUE,
+            leases_lost=metrics.LEASES_LOST,
+        )
         self._settings = settings
         self._db = db
+        self.store: DeliveryStore = store
         self._agents = agents
-        self.endpoints = endpoints or EndpointDirectory(db, agents.open)
+        self.endpoints = endpoints
         # Endpoints whose destination is a Kafka topic; producers are made on first use.
-        self.kafka = kafka or KafkaDestinations(settings, agents.open, instance)
-        self._rates = EndpointRates(db)
+        self.kafka = kafka
+        self._rates = rates
         self._sender = sender
-        self.instance = instance
-        self.store = DeliveryStore(db, instance, settings.dispatcher_lease_seconds)
-        self._breakers = Breakers(settings.circuit_policy())
-        self._policy = RetryPolicy(
-            jitter=settings.dispatcher_retry_jitter,
-            retry_after_max=settings.dispatcher_retry_after_max_seconds,
-        )
+        self._breakers = breakers
         self._lanes: Lanes[DeliveryDoc] = Lanes(
             self._attempt,
             settings.dispatcher_per_host_concurrency,
-            settings.dispatcher_concurrency,
+            settings.concurrency,
             settings.tenant_concurrency(),
         )
         # delivery id -> (claim token, lease end), for everything this process holds.
         self._held: dict[str, tuple[str, datetime]] = {}
-        self._recording: set[asyncio.Task[None]] = set()
-        self._wake = asyncio.Event()
-        self._wake_at: datetime | None = None
-        self._rng = random.Random()  # noqa: S311 - jitter, not secrecy
-        self.incidents = Incidents(db)
+        self.incidents = incidents
         # Deliveries refused because their endpoint was disabled or deleted (not the receiver's
         # failure: no retries_exhausted), with the endpoint as it was read.
         self._refused: dict[str, EndpointDoc | None] = {}
@@ -171,6 +185,39 @@ class Worker:
         self._circuits_told: set[str] = set()
         metrics.HELD.set_function(lambda: len(self._held))
         metrics.OPEN_CIRCUITS.set_function(self._breakers.open_count)
+
+    @classmethod
+    def create(
+        cls,
+        settings: DispatcherSettings,
+        db: Database,
+        agents: AgentDirectory,
+        sender: Sender,
+        instance: str,
+        *,
+        store: DeliveryStore | None = None,
+        endpoints: EndpointDirectory | None = None,
+        kafka: KafkaDestinations | None = None,
+        breakers: Breakers | None = None,
+        rates: EndpointRates | None = None,
+        incidents: Incidents | None = None,
+        clock: Clock = utcnow,
+    ) -> Worker:
+        """The worker with the real collaborators, but for those given."""
+        return cls(
+            settings,
+            db,
+            instance,
+            store=store or DeliveryStore(db, instance, settings.lease_seconds),
+            agents=agents,
+            endpoints=endpoints or EndpointDirectory(db, agents.open),
+            sender=sender,
+            kafka=kafka or KafkaDestinations(settings, agents.open, instance),
+            breakers=breakers or Breakers(settings.circuit_policy()),
+            rates=rates or EndpointRates(db),
+            incidents=incidents or Incidents(db),
+            clock=clock,
+        )
 
     # --- events -> deliveries ---------------------------------------------------------------
 
@@ -184,7 +231,7 @@ class Worker:
         callback_headers = await self._callback_headers(
             [e for e in wanted if needs_callback_headers(e, agents.get(e.channel_id))]
         )
-        now = utcnow()
+        now = self.clock()
         room = self._settings.dispatcher_max_held - len(self._held)
         claim = self.store.new_claim()
         docs: list[DeliveryDoc] = []
@@ -248,11 +295,11 @@ class Worker:
         """The delivery's retry delays. The API makes deliveries too (a replay) without knowing
         this setting: those carry None, this dispatcher's schedule."""
         schedule = doc.get("schedule", [])
-        return self._settings.dispatcher_retry_schedule if schedule is None else schedule
+        return self._settings.retry_schedule if schedule is None else schedule
 
     def _schedule(self, agent: AgentDoc | None) -> list[int]:
         own = agent.get("retry_schedule") if agent else None
-        return attempts.schedule_for(own, self._settings.dispatcher_retry_schedule)
+        return attempts.schedule_for(own, self._settings.retry_schedule)
 
     async def _callback_headers(self, events: list[Event]) -> dict[str, str]:
         ids = [m.id for m in map(message_of, events) if m is not None]
@@ -272,6 +319,18 @@ class Worker:
         return out
 
     # --- attempts ---------------------------------------------------------------------------
+
+    def room(self) -> int:
+        """What a sweep may claim: a batch, as far as the deliveries held in memory allow."""
+        room = self._settings.dispatcher_max_held - len(self._held)
+        return min(room, self._settings.dispatcher_claim_batch)
+
+    def start(self, doc: DeliveryDoc) -> None:
+        self._submit(doc)
+
+    def full_wait(self, interval: float) -> float:
+        # A finished attempt does not wake the sweep: look again soon.
+        return min(interval, 0.2)
 
     def _submit(self, doc: DeliveryDoc) -> None:
         claim = doc.get("claim")
@@ -305,7 +364,7 @@ class Worker:
         circuit = self._breakers[key]
         if not circuit.allow():
             # The endpoint keeps failing: give its queued work back, due when a probe may go.
-            later = utcnow() + timedelta(seconds=max(1.0, circuit.retry_in()))
+            later = self.clock() + timedelta(seconds=max(1.0, circuit.retry_in()))
             parked = [doc, *self._lanes.take_queued(key)]
             await self.store.release(parked, later)
             for d in parked:
@@ -319,7 +378,7 @@ class Worker:
         except Exception as exc:
             log.exception("preparing an attempt failed", extra={"delivery": doc["_id"]})
             attempt = Attempt(
-                at=utcnow(), duration_ms=0.0, status_code=None, error_kind=ErrorKind.INTERNAL,
+                at=self.clock(), duration_ms=0.0, status_code=None, error_kind=ErrorKind.INTERNAL,
                 error=f"{type(exc).__name__}: {exc}"[:500], body=None, by=self._sender.instance_name,
             )  # fmt: skip
         decision = attempts.verdict(attempt.status_code, attempt.error_kind)
@@ -335,16 +394,10 @@ class Worker:
             self._circuits_told.discard(key)
         delay = None
         if decision is Verdict.RETRY:
-            delay = attempts.next_delay(
-                self.schedule_of(doc),
-                doc.get("round_attempts", 0) + 1,
-                attempt.retry_after,
-                self._policy,
-                self._rng,
+            delay = self.retry_delay(
+                self.schedule_of(doc), doc.get("round_attempts", 0) + 1, attempt.retry_after
             )
-        task = asyncio.create_task(self._record(doc, attempt, decision, delay))
-        self._recording.add(task)
-        task.add_done_callback(self._recording.discard)
+        self.spawn(self._record(doc, attempt, decision, delay))
         return True
 
     async def _rate_limited(self, doc: DeliveryDoc, key: str) -> bool:
@@ -371,7 +424,7 @@ class Worker:
         if endpoint_id:
             return await self._send_to_endpoint(doc, endpoint_id)
         agent = await self._agents.get(doc["channel_id"])
-        now = utcnow()
+        now = self.clock()
         # As Placet: the agent's Basic auth goes to its own URLs (its default, a message's
         # override, the test), never to a legacy callback; custom headers may override it.
         auth: dict[str, str] = {}
@@ -397,7 +450,7 @@ class Worker:
             )
             self._refused[doc["_id"]] = endpoint
             return self._refused_attempt(f"the endpoint was {why}")
-        secrets = self.endpoints.secrets(endpoint, utcnow())
+        secrets = self.endpoints.secrets(endpoint, self.clock())
         if is_kafka_url(doc["url"]):
             kafka = endpoint.get("kafka")
             if not kafka:
@@ -412,7 +465,7 @@ class Worker:
     def _refused_attempt(self, why: str) -> Attempt:
         # Not attempted, and not worth retrying: an invalid request fails at once.
         return Attempt(
-            at=utcnow(), duration_ms=0.0, status_code=None, error_kind=ErrorKind.INVALID_REQUEST,
+            at=self.clock(), duration_ms=0.0, status_code=None, error_kind=ErrorKind.INVALID_REQUEST,
             error=why, body=None, by=self._sender.instance_name,
         )  # fmt: skip
 
@@ -474,9 +527,9 @@ class Worker:
     async def _record_once(
         self, doc: DeliveryDoc, attempt: Attempt, decision: Verdict, delay: float | None
     ) -> None:
-        finished = utcnow()
+        finished = self.clock()
         outcome = record_attempt(
-            doc, attempt, RESULTS[decision], delay, finished, self._settings.dispatcher_attempts_kept
+            doc, attempt, RESULTS[decision], delay, finished, self._settings.attempts_kept
         )
         self._observe(doc, attempt.status_code, attempt.error_kind, attempt.duration_ms, finished)
         refused = doc["_id"] in self._refused
@@ -494,8 +547,7 @@ class Worker:
         elif self.incidents.any_open(self._subjects(doc)):
             await self._recovered(doc, attempt, outcome.state == "delivered", finished)
         if not await self.store.record(doc, outcome.update, attempt.at, attempt.by):
-            metrics.LEASES_LOST.inc()
-            log.warning("claim lost before the outcome was recorded", extra={"delivery": doc["_id"]})
+            self.claim_lost(doc["_id"])
             return
         if outcome.state != "pending":
             label = "gone" if decision is Verdict.GONE else _OUTCOME_LABEL[outcome.status]
@@ -609,7 +661,7 @@ class Worker:
         if not alert or open_for < alert or key in self._circuits_told or not incidents.raises_incidents(doc):
             return
         self._circuits_told.add(key)
-        now = utcnow()
+        now = self.clock()
         since = now - timedelta(seconds=open_for)
         reason = f"the circuit breaker has refused requests to {doc['host']} for {round(open_for)} s"
         try:
@@ -620,44 +672,16 @@ class Worker:
             self._circuits_told.discard(key)  # told at the next refusal
             log.warning("recording a circuit incident failed", exc_info=True)
 
-    # --- the sweep: due retries, overflow, orphaned leases ------------------------------------
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def wake_at(self, when: datetime) -> None:
-        if self._wake_at is None or when < self._wake_at:
-            self._wake_at = when
-            self._wake.set()
-
-    async def sweep_once(self) -> float:
-        """Claim what is due and fits; return how long the sweep may sleep."""
-        now = utcnow()
-        room = self._settings.dispatcher_max_held - len(self._held)
-        batch = min(room, self._settings.dispatcher_claim_batch)
-        if self._wake_at is not None and self._wake_at <= now:
-            self._wake_at = None
-        claimed = await self.store.claim_due(now, batch)
-        for doc in claimed:
-            self._submit(doc)
-        if claimed and len(claimed) == batch:
-            return 0.0
-        interval = self._settings.dispatcher_sweep_interval_seconds
-        if room <= 0:
-            return min(interval, 0.2)
-        return await self.store.next_sweep_in(interval, self._wake_at)
-
-    async def sweep_loop(self) -> None:
-        await loops.sweep("delivery sweep", self.sweep_once, self._wake)
+    # --- leases, re-queues, shutdown (the sweep is LeasedWorker's) -----------------------------
 
     async def renew_loop(self) -> None:
         """Keep the leases of held deliveries alive; a process that stops renewing (crashed,
         frozen) loses them to the next sweep of any replica."""
-        period = self._settings.dispatcher_lease_seconds / 3
+        period = self._settings.lease_seconds / 3
         while True:
             await asyncio.sleep(period)
             try:
-                await self.renew_once(utcnow(), period)
+                await self.renew_once(self.clock(), period)
             except PyMongoError:
                 log.warning("lease renewal failed", exc_info=True)
 
@@ -676,12 +700,6 @@ class Worker:
                 self._held[_id] = (claim, until)
         return len(due)
 
-    async def gauge_loop(self, period: float = 5.0) -> None:
-        async def count() -> None:
-            metrics.DUE.set(await self.store.count_due(utcnow()))
-
-        await loops.every("due-delivery gauge", period, count)
-
     async def watch_requeues(self) -> None:
         """Wake the sweep when the API re-queues work (manual retry, recover, test sends)."""
         pipeline: list[dict[str, Any]] = [
@@ -695,18 +713,11 @@ class Worker:
             },
             {"$project": {"_id": 1}},
         ]
-        await loops.watch(
-            untyped(self._db, DELIVERIES),
-            pipeline,
-            lambda _: self.wake(),
-            what="delivery change stream",
-            on_open=self.wake,
-        )
+        await self.wake_on_changes(untyped(self._db, DELIVERIES), pipeline)
 
     async def close(self, grace: float = 5.0) -> None:
         unstarted = await self._lanes.close(grace)
-        if self._recording:
-            await asyncio.wait(set(self._recording), timeout=grace)
+        await super().close(grace)  # outcomes being recorded
         with contextlib.suppress(PyMongoError):
             # Hand back what never started so another replica takes it now, not after the lease.
-            await self.store.release(unstarted, utcnow())
+            await self.store.release(unstarted, self.clock())

@@ -29,7 +29,7 @@ def create_app(settings: NotifierSettings) -> Starlette:
         runtime = await Runtime.open(settings)
         instance = f"{settings.instance or 'notifier'}-{runtime.instance_id}"
         slack = Slack(settings)
-        worker = Worker(
+        worker = Worker.create(
             settings, runtime.db, SecretBox(settings.box_keys()), Mailer(settings), slack, instance
         )
         group = consumer(settings, worker)

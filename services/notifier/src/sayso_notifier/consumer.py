@@ -24,14 +24,7 @@ TOPICS = (MESSAGE_CREATED, REVIEW_RESPONDED, REVIEW_EXPIRED, *OPERATOR_TOPICS)
 
 
 def group(settings: NotifierSettings) -> Group:
-    return Group(
-        name="notifier",
-        group_id=settings.notifier_group_id,
-        topics=TOPICS,
-        max_records=settings.notifier_max_poll_records,
-        session_timeout_ms=settings.notifier_session_timeout_ms,
-        start_timeout_seconds=settings.notifier_start_timeout_seconds,
-    )
+    return Group.of("notifier", settings, TOPICS)
 
 
 def consumer(settings: NotifierSettings, worker: Worker) -> GroupConsumer:

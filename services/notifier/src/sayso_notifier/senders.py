@@ -134,12 +134,12 @@ class Slack:
     the SSRF guard: checked before the request and at connect time, redirects never followed."""
 
     def __init__(self, settings: NotifierSettings) -> None:
-        self._allowed = tuple(settings.notifier_allowed_networks)
+        self._allowed = tuple(settings.allowed_networks)
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(
                 resolver=GuardedResolver(self._allowed, setting=ALLOW_LIST_SETTING), limit=64
             ),
-            timeout=aiohttp.ClientTimeout(total=settings.notifier_timeout_seconds),
+            timeout=aiohttp.ClientTimeout(total=settings.timeout_seconds),
             cookie_jar=aiohttp.DummyCookieJar(),
         )
 

@@ -5,19 +5,21 @@ planned whole (its notices, reminders and escalation steps, each with its due ti
 review cancels what is still waiting and asks for its Slack messages to be updated. A sweep
 claims what is due, with a lease, as many as there are free sending slots, and sends each; a
 notifier killed mid-send leaves its leases to lapse, and any replica sends that work again (at
-least once: a recipient may get a retried mail twice, with the same Message-ID).
+least once: a recipient may get a retried mail twice, with the same Message-ID). The sweep is the
+one the dispatcher runs too (:mod:`sayso_service.leased_worker`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
-from sayso_common import answer_links, attempts, audit, loops, membership, notifications, otel, reviews
+from sayso_service.leased_worker import Clock, LeasedWorker
+
+from sayso_common import answer_links, attempts, audit, membership, notifications, otel, reviews
 from sayso_common.clock import as_utc, utcnow
 from sayso_common.documents import (
     AgentDoc,
@@ -55,33 +57,62 @@ MESSAGE_FIELDS = {"channel_id": 1, "owner_id": 1, "text": 1, "review": 1, "creat
 PLANNING_CONCURRENCY = 16
 
 
-class Worker:
+class Worker(LeasedWorker[NotificationDoc]):
+    """Takes every collaborator it uses; :meth:`create` builds the real ones."""
+
+    noun = "notification"
+
     def __init__(
         self,
+        settings: NotifierSettings,
+        db: Database,
+        instance: str,
+        *,
+        store: NotificationStore,
+        box: SecretBox,
+        mailer: Mailer,
+        slack: Slack,
+        clock: Clock = utcnow,
+    ) -> None:
+        super().__init__(
+            settings, store, instance, clock=clock, due_gauge=metrics.DUE, leases_lost=metrics.LEASES_LOST
+        )
+        self._settings = settings
+        self._db = db
+        self.store: NotificationStore = store
+        self._box = box
+        self._mailer = mailer
+        self._slack = slack
+        self._key = answer_links.link_key(settings.secret_key.get_secret_value())
+        self._public = settings.public_url.rstrip("/")
+        metrics.IN_FLIGHT.set_function(lambda: self.in_flight)
+        if not mailer.ready:
+            log.warning("SAYSO_SMTP_URL is not set: e-mail notifications are recorded as not configured")
+
+    @classmethod
+    def create(
+        cls,
         settings: NotifierSettings,
         db: Database,
         box: SecretBox,
         mailer: Mailer,
         slack: Slack,
         instance: str,
-    ) -> None:
-        self._settings = settings
-        self._db = db
-        self._box = box
-        self._mailer = mailer
-        self._slack = slack
-        self.instance = instance
-        self.store = NotificationStore(db, instance, settings.notifier_lease_seconds)
-        self._key = answer_links.link_key(settings.secret_key.get_secret_value())
-        self._public = settings.public_url.rstrip("/")
-        self._sending: set[asyncio.Task[None]] = set()
-        self._wake = asyncio.Event()
-        self._wake_at: datetime | None = None
-        self._rng = random.Random()  # noqa: S311 - jitter, not secrecy
-        self._retry = attempts.RetryPolicy(jitter=settings.notifier_retry_jitter)
-        metrics.IN_FLIGHT.set_function(lambda: len(self._sending))
-        if not mailer.ready:
-            log.warning("SAYSO_SMTP_URL is not set: e-mail notifications are recorded as not configured")
+        *,
+        store: NotificationStore | None = None,
+        clock: Clock = utcnow,
+    ) -> Worker:
+        """The worker with the real collaborators, but for those given."""
+        return cls(
+            settings,
+            db,
+            instance,
+            store=store or NotificationStore(db, instance, settings.lease_seconds),
+            box=box,
+            mailer=mailer,
+            slack=slack,
+            clock=clock,
+        )
 
     # --- events -> notifications ------------------------------------------------------------
 
@@ -118,7 +149,7 @@ class Worker:
             await self.closed(event.data.message.id)
         elif isinstance(event, OPERATOR_EVENTS):
             owner = await collection(self._db, USERS).find_one({"_id": event.owner_id})
-            await self.store.insert_new(planner.operator_notices(event, owner, utcnow()))
+            await self.store.insert_new(planner.operator_notices(event, owner, self.clock()))
 
     async def plan(self, message_id: str) -> int:
         """Create every notification a new review calls for; returns how many were new."""
@@ -132,7 +163,7 @@ class Worker:
         people = {
             u["_id"]: u for u in await users.find({"_id": {"$in": planner.recipients(agent)}}).to_list()
         }
-        docs = planner.plan(message, agent, people, utcnow(), self._mailer.ready)
+        docs = planner.plan(message, agent, people, self.clock(), self._mailer.ready)
         inserted = await self.store.insert_new(docs)
         for doc in inserted:
             if doc["state"] == "skipped":
@@ -145,7 +176,7 @@ class Worker:
     async def closed(self, message_id: str) -> None:
         """A review was answered or expired: nothing more to remind of, and every Slack message
         that showed its buttons gets the outcome."""
-        now = utcnow()
+        now = self.clock()
         for kind, cancelled in (await self.store.cancel_for_review(message_id, now)).items():
             metrics.NOTIFICATIONS.labels(kind, "cancelled").inc(cancelled)
         await self._slack_outcomes(await self.store.sent_slack(message_id), now)
@@ -156,61 +187,22 @@ class Worker:
         by_recipient = {doc["recipient_id"]: doc for doc in sent}
         await self.store.insert_new([notifications.outcome_of(d, now, None) for d in by_recipient.values()])
 
-    # --- the sweep ----------------------------------------------------------------------------
+    # --- the sweep (LeasedWorker's) -----------------------------------------------------------
 
-    def wake(self) -> None:
-        self._wake.set()
+    def room(self) -> int:
+        """Only as many as can start now: a claimed notification never waits in memory while its
+        lease runs out."""
+        return self._settings.concurrency - self.in_flight
 
-    def _wake_for(self, when: datetime) -> None:
-        if self._wake_at is None or when < self._wake_at:
-            self._wake_at = when
-            self._wake.set()
-
-    async def sweep_once(self) -> float:
-        """Claim what is due and fits in the free slots; return how long the sweep may sleep."""
-        now = utcnow()
-        if self._wake_at is not None and self._wake_at <= now:
-            self._wake_at = None
-        free = self._settings.notifier_concurrency - len(self._sending)
-        # Only as many as can start now: a claimed notification never waits in memory while its
-        # lease runs out.
-        claimed = await self.store.claim_due(now, free)
-        for doc in claimed:
-            task = asyncio.create_task(self._attempt(doc))
-            self._sending.add(task)
-            task.add_done_callback(self._done)
-        interval = self._settings.notifier_sweep_interval_seconds
-        if free <= 0 or (claimed and len(claimed) == free):
-            return interval if free <= 0 else 0.0  # a finished send wakes the sweep
-        return await self.store.next_sweep_in(interval, self._wake_at)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._sending.discard(task)
-        self.wake()
-
-    async def sweep_loop(self) -> None:
-        await loops.sweep("notification sweep", self.sweep_once, self._wake)
+    def start(self, doc: NotificationDoc) -> None:
+        self.spawn(self._attempt(doc), then_wake=True)  # a finished send frees a slot
 
     async def watch_inserts(self) -> None:
         """Wake the sweep when the API adds work (a Slack message to update after a click)."""
-        await loops.watch(
+        await self.wake_on_changes(
             untyped(self._db, NOTIFICATIONS),
             [{"$match": {"operationType": "insert"}}, {"$project": {"_id": 1}}],
-            lambda _: self.wake(),
-            what="notification change stream",
-            on_open=self.wake,
         )
-
-    async def gauge_loop(self) -> None:
-        async def count() -> None:
-            metrics.DUE.set(await self.store.count_due(utcnow()))
-
-        await loops.every("due-notification gauge", 5.0, count)
-
-    async def close(self, grace: float) -> None:
-        """Let sends in flight finish; what is cut off is sent again once its lease lapses."""
-        if self._sending:
-            await asyncio.wait(set(self._sending), timeout=grace)
 
     # --- one notification ---------------------------------------------------------------------
 
@@ -222,14 +214,14 @@ class Worker:
             log.exception("notification attempt failed", extra={"notification": doc["_id"]})
 
     async def _close(self, doc: NotificationDoc, state: Literal["cancelled", "skipped"], reason: str) -> None:
-        if await self.store.apply(*notifications.closed(doc, state, reason, utcnow())):
+        if await self.store.apply(*notifications.closed(doc, state, reason, self.clock())):
             metrics.NOTIFICATIONS.labels(doc["kind"], state).inc()
 
     async def _attempt_once(self, doc: NotificationDoc) -> None:
         if doc["purpose"].startswith(notifications.OPERATOR):
             await self._operator_attempt(doc)
             return
-        now = utcnow()
+        now = self.clock()
         message = await collection(self._db, MESSAGES).find_one({"_id": doc["message_id"]}, MESSAGE_FIELDS)
         if message is None or "review" not in message:
             await self._close(doc, "cancelled", "the message was deleted")
@@ -264,7 +256,7 @@ class Worker:
                 # No notice inside quiet hours; it goes out when they end.
                 if await self.store.apply(*notifications.deferred(doc, until, now)):
                     metrics.DEFERRED.inc()
-                    self._wake_for(until)
+                    self.wake_at(until)
                 return
         notice = content.Notice(
             purpose=doc["purpose"],
@@ -275,7 +267,7 @@ class Worker:
             inbox_url=f"{self._public}/#/c/{doc['channel_id']}",
             editable=reviews.of(review).editable,
         )
-        at = utcnow()
+        at = self.clock()
         if doc["kind"] == "email":
             sent = await self._email(doc, notice, review)
         else:
@@ -320,7 +312,7 @@ class Worker:
             inbox_url=f"{self._public}/#/c/{doc['channel_id']}",
         )
         subject, text, page = content.operator_email(notice)
-        at = utcnow()
+        at = self.clock()
         sent = await self._mailer.send(self._mailer.message(owner["email"], subject, text, page, doc["_id"]))
         await self._record(doc, sent, at, None)
 
@@ -373,19 +365,15 @@ class Worker:
     async def _record(
         self, doc: NotificationDoc, sent: Sent, at: datetime, message: MessageDoc | None
     ) -> None:
-        now = utcnow()
+        now = self.clock()
         delay = None
         if sent.verdict == "retry":
-            delay = attempts.next_delay(
-                self._settings.notifier_retry_schedule,
-                doc.get("attempt_count", 0) + 1,
-                sent.retry_after,
-                self._retry,
-                self._rng,
+            delay = self.retry_delay(
+                self._settings.retry_schedule, doc.get("attempt_count", 0) + 1, sent.retry_after
             )
         attempt = NotificationAttempt(at, sent.duration_ms, sent.error_kind, sent.error, self.instance)
         update, state, next_at = notifications.recorded(
-            doc, attempt, sent.verdict, delay, now, self._settings.notifier_attempts_kept
+            doc, attempt, sent.verdict, delay, now, self._settings.attempts_kept
         )
         metrics.ATTEMPTS.labels(doc["kind"], sent.verdict).inc()
         metrics.ATTEMPT_SECONDS.labels(doc["kind"]).observe(sent.duration_ms / 1000)
@@ -394,13 +382,12 @@ class Worker:
             # entry (keyed by the notification) is then stored once.
             await insert_new(collection(self._db, AUDIT), [audit.escalated(doc, now)])
         if not await self.store.record(doc, update):
-            metrics.LEASES_LOST.inc()
-            log.warning("claim lost before the outcome was recorded", extra={"notification": doc["_id"]})
+            self.claim_lost(doc["_id"])
             return
         if state != "pending":
             metrics.NOTIFICATIONS.labels(doc["kind"], state).inc()
         if next_at is not None:
-            self._wake_for(next_at)
+            self.wake_at(next_at)
         if (
             message is not None
             and state == "sent"
