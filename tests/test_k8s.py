@@ -33,6 +33,7 @@ from sayso_service import consumers
 from sayso_service import probes as observability
 
 from sayso_api.settings import ApiSettings
+from sayso_common.settings import env_names as settings_env_names
 from sayso_devstack.processes import CADDYFILE, REPO_ROOT
 from sayso_dispatcher import metrics as dispatcher_metrics
 from sayso_dispatcher.consumer import consumer
@@ -127,22 +128,12 @@ def container_env(target: str, dep: Doc) -> tuple[dict[str, str], dict[str, Doc]
 
 def env_names(settings: type[BaseSettings]) -> set[str]:
     """The environment variables a settings class reads."""
-    prefix = str(settings.model_config.get("env_prefix", ""))
-    names = set()
-    for field, info in settings.model_fields.items():
-        alias = info.validation_alias
-        if alias is None:
-            names.add((prefix + field).upper())
-        elif isinstance(alias, str):
-            names.add(alias.upper())
-        else:
-            names |= {str(choice).upper() for choice in getattr(alias, "choices", [])}
-    return names
+    return set(settings_env_names(settings).values())
 
 
 def required_env(settings: type[BaseSettings]) -> set[str]:
-    prefix = str(settings.model_config.get("env_prefix", ""))
-    return {(prefix + f).upper() for f, info in settings.model_fields.items() if info.is_required()}
+    names = settings_env_names(settings)
+    return {names[f] for f, info in settings.model_fields.items() if info.is_required()}
 
 
 def literal_keyword(path: Path, call: str, keyword: str) -> float:

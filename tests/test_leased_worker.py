@@ -21,6 +21,7 @@ from sayso_service.leased_worker import (
     sweep_delay,
 )
 
+from sayso_common.settings import env_names
 from sayso_dispatcher.settings import DispatcherSettings
 from sayso_notifier.settings import NotifierSettings
 
@@ -334,3 +335,17 @@ def test_bad_shared_settings_name_the_service_setting(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         cls(secret_key=KEY, **values)
+
+
+def test_env_names_name_each_service_variable() -> None:
+    """What docsgen documents and the Kubernetes tests check manifests against."""
+    from sayso_expirer.settings import ExpirerSettings
+
+    dispatcher, notifier = env_names(DispatcherSettings), env_names(NotifierSettings)
+    for name in WORKER_SETTINGS:
+        assert dispatcher[name] == f"SAYSO_DISPATCHER_{name.upper()}"
+        assert notifier[name] == f"SAYSO_NOTIFIER_{name.upper()}"
+    assert dispatcher["dispatcher_claim_batch"] == "SAYSO_DISPATCHER_CLAIM_BATCH"
+    assert dispatcher["mongo_url"] == notifier["mongo_url"] == "SAYSO_MONGO_URL"
+    # A class without prefixed aliases: its alias is the whole name.
+    assert env_names(ExpirerSettings)["expirer_batch"] == "SAYSO_EXPIRER_BATCH"

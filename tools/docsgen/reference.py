@@ -33,6 +33,8 @@ from typing import Any
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
+from sayso_common.settings import env_names
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 DESCRIPTIONS = Path(__file__).with_name("settings.toml")
@@ -72,14 +74,6 @@ class Setting:
     defaults: dict[str, str] = field(default_factory=dict)  # service -> rendered default
 
 
-def _env_name(field_name: str, alias: object, prefixed_alias: bool = False) -> str:
-    # An alias is the variable's whole name, unless the class prefixes aliases too (the shared
-    # worker settings, read under each service's name: sayso_service.leased_worker).
-    if not isinstance(alias, str):
-        return f"SAYSO_{field_name.upper()}"
-    return f"SAYSO_{alias.upper()}" if prefixed_alias else alias
-
-
 def _render_default(info: Any) -> str:
     if info.is_required():
         return "— (required)"
@@ -101,9 +95,9 @@ def settings_fields() -> dict[str, Setting]:
     """Every ``SAYSO_*`` variable a service reads, with its default per service."""
     found: dict[str, Setting] = {}
     for service, cls in settings_classes().items():
-        prefixed_alias = cls.model_config.get("env_prefix_target") in ("alias", "all")
+        names = env_names(cls)
         for name, info in cls.model_fields.items():
-            env = _env_name(name, info.validation_alias, prefixed_alias)
+            env = names[name]
             found.setdefault(env, Setting(env)).defaults[service] = _render_default(info)
     return found
 

@@ -127,6 +127,23 @@ class ServiceSettings(BaseSettings):
         return {"tracing": on, "metrics": on, "logs": False, "auto_configure": False}
 
 
+def env_names(settings: type[BaseSettings]) -> dict[str, str]:
+    """The environment variable each field of a settings class is read from, by field name. A
+    string alias is the variable's whole name, unless the class prefixes aliases too (the shared
+    worker settings, read under each service's name: ``sayso_service.leased_worker``)."""
+    config = settings.model_config
+    prefix = str(config.get("env_prefix", ""))
+    aliases_prefixed = config.get("env_prefix_target") in ("alias", "all")
+    names: dict[str, str] = {}
+    for field, info in settings.model_fields.items():
+        alias = info.validation_alias
+        if isinstance(alias, str):
+            names[field] = ((prefix if aliases_prefixed else "") + alias).upper()
+        else:
+            names[field] = (prefix + field).upper()
+    return names
+
+
 @dataclass(frozen=True)
 class CircuitPolicy:
     """When a host's circuit breaker opens: among its last ``window`` attempt results (at least
