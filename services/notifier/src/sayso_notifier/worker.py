@@ -107,7 +107,7 @@ class Worker(LeasedWorker[NotificationDoc]):
             settings,
             db,
             instance,
-            store=store or NotificationStore(db, instance, settings.lease_seconds),
+            store=store if store is not None else NotificationStore(db, instance, settings.lease_seconds),
             box=box,
             mailer=mailer,
             slack=slack,
