@@ -282,9 +282,11 @@ class Worker(LeasedWorker[DeliveryDoc]):
                     claim=claim if mine else None,
                 )
                 docs.append(doc)
-        return len(await self.store.insert_durable(docs, self._start))
+        return len(await self.store.insert_durable(docs, self._take_inserted))
 
-    def _start(self, inserted: list[DeliveryDoc]) -> None:
+    def _take_inserted(self, inserted: list[DeliveryDoc]) -> None:
+        """New deliveries as soon as their insert is applied: those claimed at insert go to the
+        lanes; the others wait in MongoDB for a sweep (LeasedWorker.start takes what it claims)."""
         for doc in inserted:
             if doc["claim"]:
                 self._submit(doc)
