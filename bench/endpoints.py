@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 
 from bench.delivery import (
@@ -38,7 +39,7 @@ from bench.verdict import unreliable_baseline
 from sayso_common.clock import utcnow
 from sayso_common.mongo import DELIVERIES, EVENTS
 from sayso_common.outbox import events_document
-from sayso_devstack.processes import mongo_url, spawn_service, wait_healthy
+from sayso_devstack.processes import Proc, mongo_url, spawn_service, wait_healthy
 
 FANOUT = 5  # endpoints of the fanned-out channel
 RATE_LIMIT = 20  # deliveries per second
@@ -55,15 +56,56 @@ def _create_endpoint(api_base: str, account: Account, channel: str | None, **bod
         return endpoint_id
 
 
-def _dispatchers(stack: BenchStack, count: int) -> list[str]:
-    """Start ``count`` dispatcher replicas side by side (one consumer group), wait until each is
-    healthy; their instance names."""
+def _api_and_dispatchers(
+    stack: BenchStack, count: int, idle_recheck: float | None = None
+) -> tuple[Proc, list[str]]:
+    """Start the API and ``count`` dispatcher replicas (one consumer group) side by side, their
+    imports overlapping, and wait until each is healthy; the API and the replicas' instance names.
+    ``idle_recheck``: the replicas' fetch gate recheck (seconds), None for the setting's default."""
     names = [f"dispatcher-{i + 1}" for i in range(count)]
-    procs = [spawn_service("dispatcher", stack.logs, stack.env(), name=n) for n in names]
+    # The scenarios produce straight to Kafka, not through an outbox relay, so nothing wakes the
+    # dispatchers' fetch gate: paused consumers find each batch at the gate's next recheck.
+    env = stack.env(
+        **({} if idle_recheck is None else {"SAYSO_KAFKA_IDLE_RECHECK_SECONDS": str(idle_recheck)})
+    )
+    procs = [
+        spawn_service("api", stack.logs, stack.env(), name="api-bench"),
+        *(spawn_service("dispatcher", stack.logs, env, name=n) for n in names),
+    ]
     stack.procs.extend(procs)  # stopped with the stack even if one never comes up
     for proc in procs:
         wait_healthy(proc)
-    return names
+    return procs[0], names
+
+
+async def _assignment(http: httpx.AsyncClient, port: int) -> tuple[float, float]:
+    """(partitions held now, assignments received so far) of one dispatcher, from its /metrics."""
+    text = (await http.get(f"http://127.0.0.1:{port}/metrics")).raise_for_status().text
+    seen = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.labels.get("group") == "dispatcher"
+    }
+    return (
+        seen.get("sayso_consumer_partitions_assigned", 0.0),
+        seen.get("sayso_consumer_assignments_total", 0.0),
+    )
+
+
+async def _group_settled(stack: BenchStack, names: list[str], timeout: float) -> None:
+    """Wait until every replica named holds partitions and none was given a new assignment over
+    the last second (the group settled on its split), at most ``timeout`` seconds."""
+    ports = [p.port for p in stack.procs if p.name in names]
+    deadline = time.monotonic() + timeout
+    last: list[tuple[float, float]] | None = None
+    async with httpx.AsyncClient(timeout=5) as http:
+        while True:
+            now = [await _assignment(http, port) for port in ports]
+            if (now == last and all(held > 0 for held, _ in now)) or time.monotonic() + 1.0 > deadline:
+                return
+            last = now
+            await asyncio.sleep(1.0)
 
 
 # --- fan-out ---------------------------------------------------------------------------------
@@ -85,11 +127,19 @@ async def _fanout_round(
     return stack.meter.since(window)
 
 
-async def fanout(stack: BenchStack, *, events: int = 600, rounds: int = 2, warmup: int = 30) -> Result:
+async def fanout(
+    stack: BenchStack,
+    *,
+    events: int = 600,
+    rounds: int = 2,
+    warmup: int = 30,
+    idle_recheck: float | None = None,
+) -> Result:
     """One channel with one HTTP endpoint, one with ``FANOUT``; the same number of events to each,
-    in interleaved rounds; the dispatcher process's CPU (``/proc``) per event and per delivery."""
-    api = stack.service("api", instance="api-bench")
-    (dispatcher,) = _dispatchers(stack, 1)
+    in interleaved rounds; the dispatcher process's CPU (``/proc``) per event and per delivery.
+    ``idle_recheck``: see :func:`_api_and_dispatchers` (each round waits up to one recheck for
+    the dispatcher to fetch its batch)."""
+    api, (dispatcher,) = _api_and_dispatchers(stack, 1, idle_recheck)
     sink = await Sink().start()
     try:
         base = f"http://127.0.0.1:{api.port}"
@@ -178,12 +228,13 @@ async def rate_limit(
     replicas: int = 3,
     channels: int = 12,
     settle: float = 12.0,
+    idle_recheck: float | None = None,
 ) -> Result:
     """An account-wide endpoint with ``rateLimit`` ``limit`` on ``channels`` channels (their events
     spread over the topic's partitions, so every replica takes part), a backlog of events far
-    beyond the limit, ``replicas`` dispatchers; the rate its receiver sees over ``window``."""
-    api = stack.service("api", instance="api-bench")
-    names = _dispatchers(stack, replicas)
+    beyond the limit, ``replicas`` dispatchers; the rate its receiver sees over ``window``.
+    ``idle_recheck``: see :func:`_api_and_dispatchers`."""
+    api, names = _api_and_dispatchers(stack, replicas, idle_recheck)
     sink = await Sink().start()
     backlog = int(limit * (window + 6))
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url(stack.mongo.port))
@@ -193,7 +244,8 @@ async def rate_limit(
         ids = [account.agent(base) for _ in range(channels)]
         endpoint = _create_endpoint(base, account, None, url=sink.url("limited"), rateLimit=limit)
         owner = await _owner_of(stack, ids[0])
-        await asyncio.sleep(settle)  # the replicas' consumer group settles on its partitions
+        # The replicas' consumer group settles on its partitions (at most ``settle`` seconds).
+        await _group_settled(stack, names, settle)
         batch = [
             e for i, c in enumerate(ids) for e in _responded(c, owner, backlog // channels + 1, f"r{i}x")
         ]
@@ -358,8 +410,7 @@ async def isolation(
     a backlog for them, and both healthy endpoints are timed again beside it; then alone once more,
     those three deleted and the slow receiver's requests over (the baseline is both alone rounds,
     and a baseline that moved between them says the machine's load did)."""
-    api = stack.service("api", instance="api-bench")
-    _dispatchers(stack, 1)
+    api, _ = _api_and_dispatchers(stack, 1)
     own, other = await Sink().start(), await Sink().start()
     slow, failing, limited = Sink(hang_seconds), Sink(), Sink()
     for sink in (slow, failing, limited):

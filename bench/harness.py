@@ -15,7 +15,15 @@ from typing import Any
 import httpx
 
 from bench.resources import Meter
-from sayso_devstack.processes import Proc, mongo_url, spawn_service, start_mongod, start_tansu, wait_healthy
+from sayso_devstack.processes import (
+    Proc,
+    mongo_url,
+    spawn_service,
+    start_mongod,
+    start_tansu,
+    stop_all,
+    wait_healthy,
+)
 
 ADMIN = {"email": "bench@sayso.local", "password": "bench-password-1234"}
 
@@ -104,8 +112,8 @@ class BenchStack:
         """Stop every process and delete the scenario's database and logs (hundreds of MB each;
         ``SAYSO_BENCH_KEEP=1`` keeps them to read the services' logs)."""
         self.meter.close()
-        for proc in reversed(self.procs):
-            proc.stop()
+        # Side by side: each service's graceful shutdown (consumer group leave, drain) overlaps.
+        stop_all(reversed(self.procs))
         self.kafka.stop()
         self.mongo.stop()
         if os.environ.get("SAYSO_BENCH_KEEP") != "1":
