@@ -428,6 +428,9 @@ def _edge_answers(run: Run) -> bool:
 # printed: the window the script hit).
 POINTS: dict[str, Callable[[Run], bool]] = {
     "mongod": lambda run: (run.home / ".sayso" / "logs" / "mongod.log").exists(),
+    # The local mail catcher up: the migrations (a separate process, 5-6 s here) run next, and
+    # Ctrl-C reaches them.
+    "migrate": lambda run: "e-mail is caught on" in run.stderr,
     "api": lambda run: (run.home / ".sayso" / "logs" / "api.log").exists(),
     "edge": _edge_answers,
 }
@@ -438,6 +441,7 @@ POINTS: dict[str, Callable[[Run], bool]] = {
     [
         ("mongod", [signal.SIGTERM], False),
         ("mongod", [signal.SIGINT, signal.SIGINT], False),
+        ("migrate", [signal.SIGINT], False),  # a terminal's Ctrl-C, during the migrations
         ("api", [signal.SIGTERM, signal.SIGTERM], False),  # the group's, then the wrapper's
         ("api", [signal.SIGHUP], False),  # the terminal closed
         ("edge", [signal.SIGTERM, signal.SIGTERM], False),
@@ -446,6 +450,7 @@ POINTS: dict[str, Callable[[Run], bool]] = {
     ids=[
         "mongod-term",
         "mongod-int-twice",
+        "migrate-int",
         "api-term-twice",
         "api-hup",
         "edge-term-twice",

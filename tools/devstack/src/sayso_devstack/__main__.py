@@ -23,6 +23,9 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="[sayso] %(message)s", stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # aiosmtpd (the local mail catcher) logs every connection at INFO ("Peer: …", "EOF received")
+    # among the start-up's progress lines; what it catches is in the mail folder and the banner.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     legacy.adopt_old_environment()  # the home, port and replicas under their former names too
     state_dir: Path = args.state_dir or env_state_dir()
     take_over_old_state(state_dir.resolve())

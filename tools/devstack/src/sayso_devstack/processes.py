@@ -326,9 +326,13 @@ def spawn_service(
     return _spawn(name, [sys.executable, "-m", f"sayso_{service}"], log_dir, port, full_env)
 
 
-def run_migrations(log_dir: Path, env: Mapping[str, str], timeout: float = 600) -> str:
+def run_migrations(
+    log_dir: Path, env: Mapping[str, str], timeout: float = 600, cancel: threading.Event | None = None
+) -> str:
     """Run ``sayso-api migrate`` to the end (before the API starts, as a deploy does); its
-    progress goes to ``migrate.log``. Returns its last line (the summary)."""
+    progress goes to ``migrate.log``. Returns its last line (the summary). A stop asked for
+    meanwhile (Ctrl-C reaches the whole process group, so the migration ends with it) is an
+    interrupted start, not a failed one; the next start runs the migrations again."""
     log_path = _owner_only_dir(log_dir) / "migrate.log"
     done = subprocess.run(
         [sys.executable, "-m", "sayso_api", "migrate"],
@@ -341,6 +345,8 @@ def run_migrations(log_dir: Path, env: Mapping[str, str], timeout: float = 600) 
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     with os.fdopen(fd, "a") as log:
         log.write(done.stdout + done.stderr)
+    if done.returncode != 0 and (done.returncode < 0 or (cancel is not None and cancel.is_set())):
+        raise StartInterruptedError("stopped while running the migrations")
     if done.returncode != 0:
         raise StackError(f"sayso-api migrate failed (exit {done.returncode}); see {log_path}")
     lines = done.stdout.strip().splitlines()

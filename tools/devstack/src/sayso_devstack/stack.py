@@ -158,7 +158,9 @@ class Stack:
         }
         # Data migrations run once, before any API starts (as compose's and Kubernetes' do).
         log.info(
-            "migrations: %s (progress in %s)", run_migrations(logs, self.service_env), logs / "migrate.log"
+            "migrations: %s (progress in %s)",
+            run_migrations(logs, self.service_env, cancel=self.cancel),
+            logs / "migrate.log",
         )
         password = secrets.token_urlsafe(12)
         api_env = dict(self.service_env)
