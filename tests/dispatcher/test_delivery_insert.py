@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from sayso_common.clock import utcnow
 from sayso_common.deliveries import new_delivery
 from sayso_common.documents import DeliveryDoc
 from sayso_common.mongo import DELIVERIES, INDEXES
-from sayso_dispatcher.store import DeliveryStore
+from sayso_dispatcher.store import DeliveriesLostError, DeliveryStore
 from tests.support.scratch import CommandLog
 
 
@@ -63,3 +64,24 @@ async def test_the_request_starts_once_the_insert_is_applied_and_the_handler_ret
     assert handed == [([], ["insert"])]
     assert command_log.names() == ["insert", "update"]
     assert await scratch[DELIVERIES].count_documents({}) == 1
+
+
+async def test_an_insert_gone_by_the_commit_barrier_raises(
+    scratch: AsyncDatabase[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failover that rolled the w:1 insert back, the barrier then run on the new primary: its
+    majority write succeeds there, but the deliveries are not there, so the handler must not
+    return (its records are handled again and the deliveries re-planned). One node cannot roll
+    back, so the rollback is a delete of one delivery just before the barrier's write."""
+    await scratch[DELIVERIES].create_indexes(INDEXES[DELIVERIES])
+    store = DeliveryStore(scratch, "dispatcher-test", 30)
+    kept, lost = _planned(store, "evt_kept"), _planned(store, "evt_lost")
+    barrier = store._committed.update_many  # the rollback goes just before it
+
+    async def after_rollback(*args: Any, **kwargs: Any) -> Any:
+        await scratch[DELIVERIES].delete_one({"_id": lost["_id"]})
+        return await barrier(*args, **kwargs)
+
+    monkeypatch.setattr(store._committed, "update_many", after_rollback)
+    with pytest.raises(DeliveriesLostError, match="1 of 2 new deliveries"):
+        await store.insert_durable([kept, lost], lambda docs: None)

@@ -70,8 +70,9 @@ class StatusMirror:
         return [None] * len(batch)
 
 
-# An id no delivery has (new ids are "dlv_..."): the commit barrier's write matches nothing.
-_NOTHING = "durability-barrier"
+class DeliveriesLostError(Exception):
+    """Deliveries whose insert was applied are gone by the time it should be committed (a
+    failover rolled it back): the records that planned them must be handled again."""
 
 
 class DeliveryStore(LeasedQueue[DeliveryDoc]):
@@ -90,19 +91,28 @@ class DeliveryStore(LeasedQueue[DeliveryDoc]):
         on one node, journaled). The requests start while the commit is awaited (one journal
         flush off the way from an answer to its webhook, issue #36); the caller's Kafka offsets
         still wait for it. Work planned twice hits the unique index before anything is sent.
-        A commit that never comes (the node crashed, a failover rolled the insert back) raises:
-        the records are handled again, re-planning any delivery that was lost, which sends it
+        A commit that never comes (the node crashed, a failover rolled the insert back) raises,
+        also when the commit barrier ran on a new primary that never had the insert
+        (:class:`DeliveriesLostError`): the records are handled again, re-planning any delivery that was lost, which sends it
         again with the same ``webhook-id`` (at least once), while the lost one's outcome finds
         no document to record on (one outcome)."""
         if not docs:
             return []
         inserted = await insert_new(self._applied, docs)
         applied(inserted)
-        # A write that matches nothing still waits for its write concern, on everything the node
+        # A write that changes nothing still waits for its write concern, on everything the node
         # applied before it (the insert, and any earlier handling's insert of a duplicate), and
         # mongod flushes the journal for it at once. A majority read after the insert would wait
-        # for the journal's next periodic flush instead (up to 100 ms, measured).
-        await self._committed.update_one({"_id": _NOTHING}, {"$set": {"_": 1}})
+        # for the journal's next periodic flush instead (up to 100 ms, measured). It matches the
+        # deliveries just inserted ($setOnInsert without upsert changes none), so a barrier that
+        # ran on a new primary after a failover, without the insert, says they are missing
+        # (pymongo retries it there on its own after a step-down).
+        ids = [doc["_id"] for doc in inserted]
+        found = await self._committed.update_many({"_id": {"$in": ids}}, {"$setOnInsert": {"_": 1}})
+        if found.matched_count != len(ids):
+            raise DeliveriesLostError(
+                f"{len(ids) - found.matched_count} of {len(ids)} new deliveries were rolled back"
+            )
         return inserted
 
     async def claim_due(
