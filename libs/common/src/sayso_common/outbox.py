@@ -291,9 +291,11 @@ class OutboxRelay:
                 )
                 if not docs:
                     break
-                total += await self._publish(name, docs)
-                if self._lease.due_for_renewal() and not await self._lease.hold():
+                # Each batch goes out with at least two thirds of the lease's TTL left (renewed
+                # when due, a write only then), not with what was left when the pass began.
+                if not await self._lease.keep():
                     return total
+                total += await self._publish(name, docs)
                 if len(docs) < self._batch:
                     break
         return total

@@ -345,7 +345,7 @@ def run_migrations(
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     with os.fdopen(fd, "a") as log:
         log.write(done.stdout + done.stderr)
-    if done.returncode != 0 and (done.returncode < 0 or (cancel is not None and cancel.is_set())):
+    if done.returncode != 0 and cancel is not None and cancel.is_set():
         raise StartInterruptedError("stopped while running the migrations")
     if done.returncode != 0:
         raise StackError(f"sayso-api migrate failed (exit {done.returncode}); see {log_path}")
