@@ -94,12 +94,7 @@ export function channelView(root, { channelId, channels }) {
       const news = opened;
       opened = true;
       const stick = list.size === 0 || nearEnd();
-      for (const m of page.data.slice().reverse()) {
-        const before = list.items.get(m.id);
-        const wasStreaming = Boolean(before && before.message.streamState === "streaming");
-        const added = list.upsert(m);
-        if (news) sayMessage(m, added, wasStreaming);
-      }
+      for (const m of page.data.slice().reverse()) take(m, news);
       if (list.size === page.data.length) {
         cursor = page.nextCursor;
         older.hidden = !cursor;
@@ -143,6 +138,13 @@ export function channelView(root, { channelId, channels }) {
   // (New review from …), the user's own messages not at all.
   // Each message is said at most once, whichever of its live event and a resync brings it.
   const said = new Set();
+  /** Adds or updates a message in the list; news is said once it is whole (see sayMessage). */
+  function take(message, news) {
+    const before = list.items.get(message.id);
+    const wasStreaming = Boolean(before && before.message.streamState === "streaming");
+    const added = list.upsert(message);
+    if (news) sayMessage(message, added, wasStreaming);
+  }
   function sayMessage(message, added, wasStreaming) {
     if (message.review || message.senderType === "user" || said.has(message.id)) return;
     const whole = message.streamState !== "streaming" && message.streamState !== "aborted";
@@ -160,11 +162,8 @@ export function channelView(root, { channelId, channels }) {
       if (data.channelId !== channelId) return;
       if (name === "message:created" || name === "message:updated" || name === "review:responded" || name === "review:expired" || name === "review:voted") {
         const stick = nearEnd();
-        const before = list.items.get(data.id);
-        const wasStreaming = Boolean(before && before.message.streamState === "streaming");
-        const added = list.upsert(data);
+        take(data, true);
         if (stick) scrollToEnd(true);
-        sayMessage(data, added, wasStreaming);
       } else if (name === "delivery:status") list.deliveryChanged(data);
       else if (name === "agent:status") showStatus();
     },
